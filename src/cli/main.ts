@@ -1,0 +1,59 @@
+import { errorMessage, UserFacingError } from '../util/errors.ts';
+
+/** A subcommand: gets its own argv (after the command word), returns the exit code. */
+type CommandRunner = (argv: string[]) => Promise<number>;
+
+interface CommandEntry {
+  summary: string;
+  load: () => Promise<CommandRunner>;
+}
+
+// Loaded lazily so `edgeban status` does not pay for the simulator or the filter engine.
+const COMMANDS: Record<string, CommandEntry> = {
+  reconcile: {
+    summary: 'one reconcile pass of every OPNsense target against the ledger [--dry-run]',
+    load: async () => (await import('./reconcile-command.ts')).runReconcileCommand,
+  },
+  simulate: {
+    summary: 'run the OPNsense API simulator on loopback (--port P --key K --secret S --alias NAME[:external|host])',
+    load: async () => (await import('./simulate-command.ts')).runSimulateCommand,
+  },
+  'test-filter': {
+    summary: 'run a filter over a log file, like fail2ban-regex (FILTER LOG [--config-dir DIR] [--now EPOCH] [--json])',
+    load: async () => (await import('./test-filter-command.ts')).runTestFilterCommand,
+  },
+};
+
+function usage(): string {
+  const lines = ['usage: edgeban <command> [options]', '', 'commands:'];
+  for (const [name, entry] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(13)} ${entry.summary}`);
+  return lines.join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(`${usage()}\n`);
+    return name === undefined ? 2 : 0;
+  }
+  const entry = COMMANDS[name];
+  if (!entry) {
+    process.stderr.write(`edgeban: unknown command ${JSON.stringify(name)}\n${usage()}\n`);
+    return 2;
+  }
+  try {
+    const run = await entry.load();
+    return await run(rest);
+  } catch (error) {
+    if (error instanceof UserFacingError) {
+      process.stderr.write(`edgeban ${name}: ${error.message}\n`);
+      return error.exitCode;
+    }
+    process.stderr.write(`edgeban ${name}: ${errorMessage(error)}\n`);
+    return 1;
+  }
+}
+
+// Long-running commands (simulate, later run) resolve only when they are told to stop; exiting
+// here keeps a keep-alive socket or a stray timer from holding a finished command open.
+process.exit(await main(process.argv.slice(2)));

@@ -1,0 +1,211 @@
+import { readFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import dotenv from 'dotenv';
+import { z } from 'zod';
+import ipaddr from 'ipaddr.js';
+import { UserFacingError } from '../util/errors.ts';
+
+/** How the reconciler treats alias entries edgeban never banned (an admin's manual entries). */
+export const FOREIGN_POLICIES = ['keep', 'adopt', 'exclusive'] as const;
+export type ForeignPolicy = (typeof FOREIGN_POLICIES)[number];
+
+/** One firewall to enforce on (an HA pair is two of these: pf tables are not synced between CARP nodes). */
+export interface FirewallEndpoint {
+  /** Base URL without trailing slash and without credentials. */
+  url: string;
+  key: string;
+  secret: string;
+  /** PEM of the CA that signed the firewall's certificate, when it is not a public one. */
+  ca: string | null;
+  tlsInsecure: boolean;
+  timeoutMs: number;
+}
+
+export interface EdgebanEnv {
+  firewalls: FirewallEndpoint[];
+  alias: string;
+  dataDir: string;
+  configDir: string;
+  reconcileIntervalMs: number;
+  killStates: boolean;
+  foreignPolicy: ForeignPolicy;
+  /** Bantime (seconds) given to foreign entries taken over under `adopt`. */
+  adoptBantimeSec: number;
+  apiConcurrency: number;
+  listPageSize: number;
+  logLevel: string;
+  /** Every secret value, for scrubbing logs. */
+  secrets: string[];
+}
+
+/** OPNsense alias names: letter or one `_` first, then letters, digits, `_`; at most 31 (AliasNameField.php). */
+export const ALIAS_NAME = /^(?:[A-Za-z]|_(?!_))[A-Za-z0-9_]{0,30}$/;
+
+export function isValidAliasName(name: string): boolean {
+  return ALIAS_NAME.test(name);
+}
+
+const flag = (fallback: boolean) => z.string().trim().optional().transform((value, ctx) => {
+  if (value === undefined || value === '') return fallback;
+  if (/^(1|true|yes|on)$/i.test(value)) return true;
+  if (/^(0|false|no|off)$/i.test(value)) return false;
+  ctx.addIssue({ code: 'custom', message: `expected 1 or 0 (or true/false), got ${JSON.stringify(value)}` });
+  return z.NEVER;
+});
+
+const positiveInt = (fallback: number, max: number) => z.string().trim().optional().transform((value, ctx) => {
+  if (value === undefined || value === '') return fallback;
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > max) {
+    ctx.addIssue({ code: 'custom', message: `expected a whole number from 1 to ${max}, got ${JSON.stringify(value)}` });
+    return z.NEVER;
+  }
+  return Number(value);
+});
+
+const RawEnvSchema = z.object({
+  OPNSENSE_URL: z.string().trim().optional(),
+  OPNSENSE_KEY: z.string().optional(),
+  OPNSENSE_KEY_FILE: z.string().optional(),
+  OPNSENSE_SECRET: z.string().optional(),
+  OPNSENSE_SECRET_FILE: z.string().optional(),
+  OPNSENSE_ALIAS: z.string().trim().optional().transform((value, ctx) => {
+    const alias = value === undefined || value === '' ? 'fail2ban_blocklist' : value;
+    if (!isValidAliasName(alias)) {
+      ctx.addIssue({ code: 'custom', message: `${JSON.stringify(alias)} is not a valid OPNsense alias name (a letter or _ first, then letters, digits or _, at most 31)` });
+      return z.NEVER;
+    }
+    return alias;
+  }),
+  OPNSENSE_CA_FILE: z.string().optional(),
+  OPNSENSE_TLS_INSECURE: flag(false),
+  OPNSENSE_TIMEOUT: positiveInt(30, 600),
+  EDGEBAN_DATA_DIR: z.string().optional(),
+  EDGEBAN_CONFIG_DIR: z.string().optional(),
+  EDGEBAN_RECONCILE_INTERVAL: positiveInt(60, 86_400),
+  EDGEBAN_KILL_STATES: flag(true),
+  EDGEBAN_FOREIGN_ENTRIES: z.string().trim().optional().transform((value, ctx) => {
+    if (value === undefined || value === '') return 'keep' as ForeignPolicy;
+    if ((FOREIGN_POLICIES as readonly string[]).includes(value)) return value as ForeignPolicy;
+    ctx.addIssue({ code: 'custom', message: `expected one of ${FOREIGN_POLICIES.join(', ')}, got ${JSON.stringify(value)}` });
+    return z.NEVER;
+  }),
+  EDGEBAN_ADOPT_BANTIME: positiveInt(600, 10 * 365 * 86_400),
+  EDGEBAN_API_CONCURRENCY: positiveInt(16, 256),
+  EDGEBAN_LIST_PAGE_SIZE: positiveInt(9999, 1_000_000),
+  EDGEBAN_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
+});
+
+export interface LoadEnvOptions {
+  /** The process environment; wins over the .env file, as dotenv does. */
+  env?: NodeJS.ProcessEnv;
+  /** Path of the .env file; default `.env` in the working directory (a missing file is fine). */
+  envFile?: string;
+  /** Whether OPNSENSE_URL and credentials are required (commands that only read the ledger do not need them). */
+  requireFirewall?: boolean;
+}
+
+/** Reads `.env` and the environment, validates, and returns the configuration or throws a UserFacingError naming each bad variable. */
+export function loadEnv(options: LoadEnvOptions = {}): EdgebanEnv {
+  const merged: Record<string, string | undefined> = { ...(options.env ?? process.env) };
+  const envFile = options.envFile ?? merged.EDGEBAN_ENV_FILE ?? path.resolve('.env');
+  if (existsSync(envFile)) {
+    const result = dotenv.config({ path: envFile, quiet: true, processEnv: merged });
+    if (result.error) throw new UserFacingError(`cannot read ${envFile}: ${result.error.message}`);
+  }
+  const parsed = RawEnvSchema.safeParse(merged);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    throw new UserFacingError(`invalid environment:\n  ${lines.join('\n  ')}`);
+  }
+  const raw = parsed.data;
+  const problems: string[] = [];
+  const key = readSecret('OPNSENSE_KEY', raw.OPNSENSE_KEY, raw.OPNSENSE_KEY_FILE, problems);
+  const secret = readSecret('OPNSENSE_SECRET', raw.OPNSENSE_SECRET, raw.OPNSENSE_SECRET_FILE, problems);
+  let ca: string | null = null;
+  if (raw.OPNSENSE_CA_FILE) {
+    try {
+      ca = readFileSync(raw.OPNSENSE_CA_FILE, 'utf8');
+      if (!ca.includes('-----BEGIN CERTIFICATE-----')) problems.push(`OPNSENSE_CA_FILE: ${raw.OPNSENSE_CA_FILE} holds no PEM certificate`);
+    } catch (error) {
+      problems.push(`OPNSENSE_CA_FILE: cannot read ${raw.OPNSENSE_CA_FILE} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  }
+  const urls = (raw.OPNSENSE_URL ?? '').split(',').map((u) => u.trim()).filter((u) => u !== '');
+  const requireFirewall = options.requireFirewall ?? true;
+  if (requireFirewall && urls.length === 0) problems.push('OPNSENSE_URL: not set (the firewall API, e.g. https://192.0.2.1 or several separated by commas)');
+  const firewalls: FirewallEndpoint[] = [];
+  for (const candidate of urls) {
+    const checked = checkFirewallUrl(candidate);
+    if (typeof checked !== 'string') {
+      problems.push(`OPNSENSE_URL: ${checked.problem}`);
+      continue;
+    }
+    if (firewalls.some((f) => f.url === checked)) continue;
+    firewalls.push({ url: checked, key: key ?? '', secret: secret ?? '', ca, tlsInsecure: raw.OPNSENSE_TLS_INSECURE, timeoutMs: raw.OPNSENSE_TIMEOUT * 1000 });
+  }
+  if (urls.length > 0 || requireFirewall) {
+    if (!key && !problems.some((p) => p.startsWith('OPNSENSE_KEY'))) problems.push('OPNSENSE_KEY: not set (or OPNSENSE_KEY_FILE)');
+    if (!secret && !problems.some((p) => p.startsWith('OPNSENSE_SECRET'))) problems.push('OPNSENSE_SECRET: not set (or OPNSENSE_SECRET_FILE)');
+  }
+  if (problems.length > 0) throw new UserFacingError(`invalid environment:\n  ${problems.join('\n  ')}`);
+  const dataDir = path.resolve(raw.EDGEBAN_DATA_DIR ?? '/data');
+  return {
+    firewalls,
+    alias: raw.OPNSENSE_ALIAS,
+    dataDir,
+    // The fail2ban images keep jail.d/filter.d/action.d in the data volume, so that is the default.
+    configDir: path.resolve(raw.EDGEBAN_CONFIG_DIR ?? dataDir),
+    reconcileIntervalMs: raw.EDGEBAN_RECONCILE_INTERVAL * 1000,
+    killStates: raw.EDGEBAN_KILL_STATES,
+    foreignPolicy: raw.EDGEBAN_FOREIGN_ENTRIES,
+    adoptBantimeSec: raw.EDGEBAN_ADOPT_BANTIME,
+    apiConcurrency: raw.EDGEBAN_API_CONCURRENCY,
+    listPageSize: raw.EDGEBAN_LIST_PAGE_SIZE,
+    logLevel: raw.EDGEBAN_LOG_LEVEL ?? 'info',
+    secrets: [key, secret].filter((s): s is string => typeof s === 'string' && s !== ''),
+  };
+}
+
+function readSecret(name: string, inline: string | undefined, file: string | undefined, problems: string[]): string | null {
+  if (inline && file) {
+    problems.push(`${name}: set both ${name} and ${name}_FILE; keep one`);
+    return null;
+  }
+  if (file) {
+    try {
+      const value = readFileSync(file, 'utf8').trim();
+      if (value === '') problems.push(`${name}_FILE: ${file} is empty`);
+      return value || null;
+    } catch (error) {
+      problems.push(`${name}_FILE: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+      return null;
+    }
+  }
+  const value = inline?.trim();
+  return value ? value : null;
+}
+
+/** Accepts https URLs, and http only towards loopback (the simulator): credentials must not cross a network in clear. */
+export function checkFirewallUrl(candidate: string): string | { problem: string } {
+  let url: URL;
+  try {
+    url = new URL(candidate);
+  } catch {
+    return { problem: `${JSON.stringify(candidate)} is not a URL` };
+  }
+  if (url.username || url.password) return { problem: `${url.protocol}//${url.host}: put credentials in OPNSENSE_KEY/OPNSENSE_SECRET, not in the URL` };
+  if (url.search || url.hash) return { problem: `${url.origin}: no query string or fragment expected` };
+  if (url.protocol === 'http:') {
+    if (!isLoopbackHost(url.hostname)) return { problem: `${url.origin}: plain http is accepted only for loopback addresses; use https` };
+  } else if (url.protocol !== 'https:') {
+    return { problem: `${url.origin}: expected https://` };
+  }
+  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+}
+
+function isLoopbackHost(hostname: string): boolean {
+  if (hostname === 'localhost') return true;
+  const bare = hostname.replace(/^\[|\]$/g, '');
+  if (!ipaddr.isValid(bare)) return false;
+  return ipaddr.process(bare).range() === 'loopback';
+}

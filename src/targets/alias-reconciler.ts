@@ -1,0 +1,479 @@
+import pRetry from 'p-retry';
+import type { ForeignPolicy } from '../config/env.ts';
+import type { Ledger, LedgerChange } from '../ledger/ledger.ts';
+import type { Logger } from '../logging/logger.ts';
+import { parsePfAddress } from '../net/address.ts';
+import type { Clock, TimerHandle } from '../util/clock.ts';
+import { OpnsenseApiError, type ApiErrorKind } from './opnsense/api-error.ts';
+import type { OpnsenseClient } from './opnsense/client.ts';
+
+/** The part of the OPNsense client a reconciler uses. */
+export type AliasApi = Pick<OpnsenseClient, 'addToAlias' | 'deleteFromAlias' | 'listAlias' | 'getAlias' | 'getTableSize' | 'killStates'>;
+
+export interface RetryPolicy {
+  retries: number;
+  minTimeoutMs: number;
+  maxTimeoutMs: number;
+}
+
+export interface AliasReconcilerOptions {
+  /** Human id for logs and status, e.g. `https://fw1 fail2ban_blocklist`. */
+  id: string;
+  /** The ledger target whose bans this alias carries. */
+  ledgerTarget: string;
+  alias: string;
+  api: AliasApi;
+  ledger: Ledger;
+  clock: Clock;
+  logger: Logger;
+  intervalMs: number;
+  /** add/delete calls in flight at once. */
+  concurrency: number;
+  foreignPolicy: ForeignPolicy;
+  adoptBantimeMs: number;
+  killStates: boolean;
+  listPageSize: number;
+  retry?: RetryPolicy;
+}
+
+export type TargetState = 'starting' | 'syncing' | 'in-sync' | 'unreachable' | 'degraded' | 'stopped';
+
+export interface PassPlan {
+  add: string[];
+  remove: string[];
+  foreign: string[];
+  inAlias: number;
+  desired: number;
+}
+
+export interface PassResult extends PassPlan {
+  ok: boolean;
+  at: number;
+  /** Added with `done` but absent on the verifying list (pf dropped them: table-entries limit?). */
+  unconfirmed: string[];
+  error: string | null;
+}
+
+export interface TargetStatus {
+  id: string;
+  alias: string;
+  ledgerTarget: string;
+  state: TargetState;
+  aliasType: string | null;
+  inAlias: number | null;
+  pending: number;
+  rejected: string[];
+  killStates: boolean;
+  lastError: { kind: ApiErrorKind | 'internal'; message: string; at: number } | null;
+  lastPass: PassResult | null;
+}
+
+const DEFAULT_RETRY: RetryPolicy = { retries: 4, minTimeoutMs: 200, maxTimeoutMs: 5_000 };
+const MAX_REJECTED_SHOWN = 100;
+
+/**
+ * Converges one OPNsense alias toward the ledger, level-triggered: every decision compares what
+ * the ledger wants now with what the alias holds, so retries, outages, an OPNsense reboot and an
+ * edgeban restart all take the same path. A full pass (list every page, diff, fix) runs on start,
+ * every interval and after errors; between passes each ledger change sends only its own add or
+ * delete, through a bounded pool with retries. It never flushes.
+ */
+export class AliasReconciler {
+  private readonly options: AliasReconcilerOptions;
+  private readonly retry: RetryPolicy;
+  private readonly log: Logger;
+  private state: TargetState = 'starting';
+  /** What the alias holds, as far as edgeban knows; null until the first list. */
+  private remote: Set<string> | null = null;
+  /** Addresses whose alias entry may not match the ledger, in arrival order. */
+  private readonly dirty = new Set<string>();
+  /** Addresses dirtied by a new ban (not a restore): their pf states are killed after the add. */
+  private readonly freshBans = new Set<string>();
+  private readonly inFlight = new Set<string>();
+  private readonly rejected = new Set<string>();
+  /** Results of adds/deletes that completed while a list was being read (the list may predate them). */
+  private touchedDuringList: Map<string, boolean> | null = null;
+  private blocked = false;
+  private killStatesEnabled: boolean;
+  private aliasType: string | null = null;
+  private aliasChecked = false;
+  private lastError: TargetStatus['lastError'] = null;
+  private lastPass: PassResult | null = null;
+  private passRunning: Promise<PassResult> | null = null;
+  private passTimer: TimerHandle | null = null;
+  private consecutiveFailures = 0;
+  private unsubscribe: () => void = () => {};
+  private stopped = false;
+  private waiters: Array<() => void> = [];
+  private watched: { addresses: Set<string>; resolve: () => void } | null = null;
+
+  constructor(options: AliasReconcilerOptions) {
+    this.options = options;
+    this.retry = options.retry ?? DEFAULT_RETRY;
+    this.killStatesEnabled = options.killStates;
+    this.log = options.logger.child({ target: options.id });
+  }
+
+  /** Subscribes to the ledger and runs the first full pass (which restores everything missing). */
+  start(): Promise<PassResult> {
+    this.unsubscribe = this.options.ledger.onChange((changes) => this.onLedgerChange(changes));
+    return this.runFullPass();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.state = 'stopped';
+    this.unsubscribe();
+    this.passTimer?.cancel();
+    this.passTimer = null;
+    this.watched?.resolve();
+    this.notifyIdle();
+  }
+
+  status(): TargetStatus {
+    return {
+      id: this.options.id,
+      alias: this.options.alias,
+      ledgerTarget: this.options.ledgerTarget,
+      state: this.state,
+      aliasType: this.aliasType,
+      inAlias: this.remote?.size ?? null,
+      pending: this.dirty.size + this.inFlight.size,
+      rejected: [...this.rejected].slice(0, MAX_REJECTED_SHOWN),
+      killStates: this.killStatesEnabled,
+      lastError: this.lastError,
+      lastPass: this.lastPass,
+    };
+  }
+
+  /** Resolves once no add/delete is queued or in flight and no pass runs (or the target is blocked). */
+  idle(): Promise<void> {
+    if (this.isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** What a full pass would do, without changing anything. */
+  async plan(): Promise<PassPlan> {
+    await this.checkAlias();
+    const listed = new Set(await this.options.api.listAlias(this.options.alias, this.options.listPageSize));
+    return this.diff(listed);
+  }
+
+  /** Runs a full pass now (or joins the one running). */
+  runFullPass(): Promise<PassResult> {
+    if (this.passRunning) return this.passRunning;
+    this.passTimer?.cancel();
+    this.passTimer = null;
+    this.passRunning = this.fullPass().finally(() => {
+      this.passRunning = null;
+      this.scheduleNextPass();
+      this.notifyIdle();
+    });
+    return this.passRunning;
+  }
+
+  private async fullPass(): Promise<PassResult> {
+    const at = this.options.clock.now();
+    if (this.state !== 'degraded' && this.state !== 'unreachable') this.state = 'syncing';
+    let plan: PassPlan;
+    try {
+      await this.checkAlias();
+      this.touchedDuringList = new Map();
+      const listed = new Set(await this.withRetry(() => this.options.api.listAlias(this.options.alias, this.options.listPageSize)));
+      for (const [address, present] of this.touchedDuringList) {
+        if (present) listed.add(address);
+        else listed.delete(address);
+      }
+      this.remote = listed;
+      plan = this.diff(listed);
+    } catch (error) {
+      return this.failPass(at, error);
+    } finally {
+      this.touchedDuringList = null;
+    }
+    this.recover();
+    if (plan.foreign.length > 0) await this.handleForeign(plan.foreign);
+    const work = [...plan.add, ...plan.remove, ...(this.options.foreignPolicy === 'exclusive' ? plan.foreign : [])];
+    for (const address of work) this.dirty.add(address);
+    await this.drainAddresses(work);
+    if (this.blocked) return this.failPass(at, this.lastError?.message ?? 'target became unreachable during the pass', plan);
+    let unconfirmed: string[] = [];
+    if (plan.add.length > 0) {
+      // `done` does not mean pf stored it (table-entries limit, pfctl errors): verify with a list.
+      try {
+        const listed = new Set(await this.withRetry(() => this.options.api.listAlias(this.options.alias, this.options.listPageSize)));
+        this.remote = listed;
+        unconfirmed = plan.add.filter((a) => !listed.has(a) && this.options.ledger.isActive(this.options.ledgerTarget, a));
+        if (unconfirmed.length > 0) await this.reportUnconfirmed(unconfirmed);
+      } catch (error) {
+        return this.failPass(at, error, plan);
+      }
+    }
+    this.consecutiveFailures = 0;
+    this.lastPass = { ...plan, ok: unconfirmed.length === 0, at, unconfirmed, error: null };
+    if (this.dirty.size === 0 && this.inFlight.size === 0 && unconfirmed.length === 0) this.state = 'in-sync';
+    this.log.info({ added: plan.add.length, removed: plan.remove.length, foreign: plan.foreign.length, inAlias: this.remote?.size, unconfirmed: unconfirmed.length }, 'full reconcile pass done');
+    return this.lastPass;
+  }
+
+  private diff(listed: ReadonlySet<string>): PassPlan {
+    const { ledger, ledgerTarget } = this.options;
+    const desired = ledger.activeAddresses(ledgerTarget);
+    const add: string[] = [];
+    for (const address of desired) if (!listed.has(address)) add.push(address);
+    const remove: string[] = [];
+    const foreign: string[] = [];
+    for (const address of listed) {
+      if (desired.has(address)) continue;
+      if (ledger.isKnown(ledgerTarget, address)) remove.push(address);
+      else foreign.push(address);
+    }
+    return { add, remove, foreign, inAlias: listed.size, desired: desired.size };
+  }
+
+  private async handleForeign(foreign: string[]): Promise<void> {
+    if (this.options.foreignPolicy !== 'adopt') return;
+    const requests = foreign.filter(isAddress).map((address) => ({
+      target: this.options.ledgerTarget, address, jail: 'adopted', origin: 'adopted' as const, durationMs: this.options.adoptBantimeMs,
+    }));
+    await this.options.ledger.banMany(requests);
+    this.log.info({ adopted: requests.length }, 'took over alias entries edgeban did not ban (EDGEBAN_FOREIGN_ENTRIES=adopt)');
+  }
+
+  private async reportUnconfirmed(unconfirmed: string[]): Promise<void> {
+    let table: { size: number; used: number } | null = null;
+    try {
+      table = await this.options.api.getTableSize();
+    } catch {
+      table = null;
+    }
+    this.log.warn({ count: unconfirmed.length, sample: unconfirmed.slice(0, 5), tableEntries: table },
+      'OPNsense answered done but these addresses are not in the alias: pf dropped them (table-entries limit reached? raise Firewall ▸ Settings ▸ Advanced ▸ Firewall Maximum Table Entries)');
+  }
+
+  private onLedgerChange(changes: readonly LedgerChange[]): void {
+    if (this.stopped) return;
+    for (const change of changes) {
+      if (change.target !== this.options.ledgerTarget) continue;
+      this.dirty.add(change.address);
+      this.rejected.delete(change.address);
+      if (this.options.ledger.isActive(change.target, change.address)) this.freshBans.add(change.address);
+      else this.freshBans.delete(change.address);
+    }
+    this.pump();
+  }
+
+  /** Starts workers for dirty addresses, up to the concurrency limit. */
+  private pump(): void {
+    // Until the first list, the alias contents are unknown: the running full pass covers everything.
+    if (this.stopped || this.blocked || this.remote === null) return;
+    while (this.inFlight.size < this.options.concurrency && this.dirty.size > 0) {
+      const address = this.dirty.values().next().value as string;
+      this.dirty.delete(address);
+      this.inFlight.add(address);
+      void this.converge(address).finally(() => {
+        this.inFlight.delete(address);
+        this.settleWatched(address);
+        this.pump();
+        this.notifyIdle();
+      });
+    }
+  }
+
+  /** Brings one alias entry in line with the ledger, re-judging the ledger before every attempt. */
+  private async converge(address: string): Promise<void> {
+    const { api, alias, ledger, ledgerTarget } = this.options;
+    let outcome: 'added' | 'removed' | 'none' | 'deferred';
+    try {
+      outcome = await this.withRetry(async () => {
+        const remote = this.remote;
+        if (remote === null || this.blocked) return 'deferred';
+        const wanted = ledger.isActive(ledgerTarget, address);
+        const present = remote.has(address);
+        if (wanted && !present) {
+          await api.addToAlias(alias, address);
+          this.markRemote(address, true);
+          return 'added';
+        }
+        if (!wanted && present && (ledger.isKnown(ledgerTarget, address) || this.options.foreignPolicy === 'exclusive')) {
+          await api.deleteFromAlias(alias, address);
+          this.markRemote(address, false);
+          return 'removed';
+        }
+        return 'none';
+      });
+    } catch (error) {
+      this.handleOpFailure(address, error);
+      return;
+    }
+    if (outcome === 'deferred') {
+      // Blocked meanwhile: stays pending for the recovery pass.
+      this.dirty.add(address);
+      return;
+    }
+    const fresh = this.freshBans.delete(address);
+    if (outcome === 'added' && fresh) await this.killStates(address);
+  }
+
+  private markRemote(address: string, present: boolean): void {
+    if (present) this.remote?.add(address);
+    else this.remote?.delete(address);
+    this.touchedDuringList?.set(address, present);
+  }
+
+  private async killStates(address: string): Promise<void> {
+    if (!this.killStatesEnabled) return;
+    const parsed = parsePfAddress(address);
+    if (parsed.family !== 4 || parsed.prefix !== 32) return; // the API strips ':' and '/'
+    try {
+      await this.options.api.killStates(address);
+    } catch (error) {
+      if (error instanceof OpnsenseApiError && error.kind === 'forbidden') {
+        this.killStatesEnabled = false;
+        this.log.warn('kill_states is forbidden for this API key (privilege "Diagnostics: Show States"); established connections of banned addresses are no longer cut. Grant it, or set EDGEBAN_KILL_STATES=0');
+        return;
+      }
+      this.log.debug({ address, err: describe(error) }, 'kill_states failed; the ban itself is in place');
+    }
+  }
+
+  private handleOpFailure(address: string, error: unknown): void {
+    if (error instanceof OpnsenseApiError && error.kind === 'rejected') {
+      this.rejected.add(address);
+      this.log.error({ address, err: error.message }, 'OPNsense rejected this entry; not retried until the ban changes');
+      return;
+    }
+    // Everything else is retried by the next full pass: keep the address pending.
+    this.dirty.add(address);
+    this.block(error);
+  }
+
+  private failPass(at: number, error: unknown, plan?: PassPlan): PassResult {
+    this.block(error);
+    const message = describe(error);
+    this.lastPass = {
+      add: plan?.add ?? [], remove: plan?.remove ?? [], foreign: plan?.foreign ?? [],
+      inAlias: plan?.inAlias ?? this.remote?.size ?? 0, desired: plan?.desired ?? 0,
+      ok: false, at, unconfirmed: [], error: message,
+    };
+    return this.lastPass;
+  }
+
+  /** Stops sending until a full pass succeeds; logs once per change of state, not once per call. */
+  private block(error: unknown): void {
+    const kind: ApiErrorKind | 'internal' = error instanceof OpnsenseApiError ? error.kind : 'internal';
+    const message = describe(error);
+    const next: TargetState = error instanceof OpnsenseApiError && !error.needsOperator ? 'unreachable' : 'degraded';
+    const changed = !this.blocked || this.state !== next || this.lastError?.kind !== kind;
+    this.blocked = true;
+    this.state = next;
+    this.lastError = { kind, message, at: this.options.clock.now() };
+    if (changed) {
+      this.consecutiveFailures = 0;
+      if (next === 'degraded') this.log.error({ err: message }, 'enforcement degraded: fix this on the firewall; retrying every reconcile interval');
+      else this.log.warn({ err: message }, 'firewall unreachable; bans are kept in the ledger and applied when it answers again');
+    }
+    this.consecutiveFailures++;
+    this.watched?.resolve();
+  }
+
+  private recover(): void {
+    if (this.blocked) this.log.info({ pending: this.dirty.size }, 'firewall answers again; applying pending changes');
+    this.blocked = false;
+    if (this.state !== 'stopped') this.state = 'syncing';
+    this.pump();
+  }
+
+  private scheduleNextPass(): void {
+    if (this.stopped) return;
+    this.passTimer?.cancel();
+    let delay = this.options.intervalMs;
+    if (this.blocked && this.state === 'unreachable') {
+      // Outages are retried sooner than the interval, backing off: 1 s, 2 s, 4 s … up to the interval.
+      const backoff = Math.min(this.options.intervalMs, 1000 * 2 ** Math.min(this.consecutiveFailures - 1, 16));
+      delay = backoff * (0.75 + Math.random() * 0.5);
+    }
+    this.passTimer = this.options.clock.setTimer(delay, () => {
+      this.passTimer = null;
+      void this.runFullPass();
+    });
+  }
+
+  private async checkAlias(): Promise<void> {
+    if (this.aliasChecked) return;
+    const { api, alias } = this.options;
+    let info;
+    try {
+      info = await this.withRetry(() => api.getAlias(alias));
+    } catch (error) {
+      if (error instanceof OpnsenseApiError && error.kind === 'forbidden') {
+        this.aliasChecked = true;
+        this.log.warn('cannot read the alias definition (privilege "Firewall: Aliases" missing): its type is not verified');
+        return;
+      }
+      throw error;
+    }
+    if (info === null) {
+      throw new OpnsenseApiError('alias-missing', `GET /api/firewall/alias/get_alias_u_u_i_d/${alias}`,
+        `no alias named ${alias} on this firewall: create it as type External (advanced) and block it in a WAN rule (edgeban setup-opnsense does both)`);
+    }
+    this.aliasChecked = true;
+    this.aliasType = info.type;
+    if (info.type !== 'external') {
+      this.log.warn({ type: info.type },
+        `alias ${alias} is of type ${info.type}, not External: every ban rewrites config.xml and adds a backup revision (slow, and it evicts real backups). Recreate it as External (advanced)`);
+    }
+  }
+
+  private withRetry<T>(operation: () => Promise<T>): Promise<T> {
+    return pRetry(operation, {
+      retries: this.retry.retries,
+      minTimeout: this.retry.minTimeoutMs,
+      maxTimeout: this.retry.maxTimeoutMs,
+      factor: 2,
+      randomize: true,
+      shouldRetry: ({ error }) => !this.stopped && !this.blocked && error instanceof OpnsenseApiError && error.retryable,
+    });
+  }
+
+  /** Resolves when none of `addresses` is pending any more, or the target got blocked. */
+  private drainAddresses(addresses: readonly string[]): Promise<void> {
+    const remaining = new Set(addresses.filter((a) => this.dirty.has(a) || this.inFlight.has(a)));
+    if (remaining.size === 0 || this.blocked) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.watched = { addresses: remaining, resolve: () => { this.watched = null; resolve(); } };
+      this.pump();
+    });
+  }
+
+  private settleWatched(address: string): void {
+    const watched = this.watched;
+    if (!watched) return;
+    if (!this.dirty.has(address)) watched.addresses.delete(address);
+    if (watched.addresses.size === 0) watched.resolve();
+  }
+
+  private isIdle(): boolean {
+    return this.passRunning === null && this.inFlight.size === 0 && (this.dirty.size === 0 || this.blocked || this.stopped);
+  }
+
+  private notifyIdle(): void {
+    if (!this.isIdle()) return;
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const resolve of waiters) resolve();
+  }
+}
+
+function isAddress(text: string): boolean {
+  try {
+    parsePfAddress(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,69 @@
+import path from 'node:path';
+import type { EdgebanEnv } from '../config/env.ts';
+import { FileLedgerStore } from '../ledger/file-ledger-store.ts';
+import { Ledger } from '../ledger/ledger.ts';
+import type { Logger } from '../logging/logger.ts';
+import type { Clock } from '../util/clock.ts';
+import { AliasReconciler, type RetryPolicy } from './alias-reconciler.ts';
+import { OpnsenseClient } from './opnsense/client.ts';
+
+export interface Enforcement {
+  clients: OpnsenseClient[];
+  reconcilers: AliasReconciler[];
+  close(): Promise<void>;
+}
+
+/** One reconciler per firewall for the default alias: every firewall of an HA pair gets every ban. */
+export function buildEnforcement(env: EdgebanEnv, ledger: Ledger, clock: Clock, logger: Logger, retry?: RetryPolicy): Enforcement {
+  const clients: OpnsenseClient[] = [];
+  const reconcilers: AliasReconciler[] = [];
+  for (const endpoint of env.firewalls) {
+    const client = new OpnsenseClient({ endpoint, logger, connections: env.apiConcurrency + 4 });
+    clients.push(client);
+    reconcilers.push(new AliasReconciler({
+      id: `${endpoint.url} ${env.alias}`,
+      ledgerTarget: env.alias,
+      alias: env.alias,
+      api: client,
+      ledger,
+      clock,
+      logger,
+      intervalMs: env.reconcileIntervalMs,
+      concurrency: env.apiConcurrency,
+      foreignPolicy: env.foreignPolicy,
+      adoptBantimeMs: env.adoptBantimeSec * 1000,
+      killStates: env.killStates,
+      listPageSize: env.listPageSize,
+      ...(retry ? { retry } : {}),
+    }));
+  }
+  return {
+    clients,
+    reconcilers,
+    async close() {
+      await Promise.all(reconcilers.map((r) => r.stop()));
+      await Promise.all(clients.map((c) => c.close()));
+    },
+  };
+}
+
+export function ledgerDir(env: Pick<EdgebanEnv, 'dataDir'>): string {
+  return path.join(env.dataDir, 'ledger');
+}
+
+/**
+ * Opens the ledger for a command. A command that finds the ledger locked by the running daemon
+ * opens it read-only instead of failing: it can still read what must be banned.
+ */
+export async function openLedgerForCommand(env: EdgebanEnv, clock: Clock, logger: Logger): Promise<{ ledger: Ledger; readOnly: boolean }> {
+  let store: FileLedgerStore;
+  let readOnly = false;
+  try {
+    store = await FileLedgerStore.open({ dir: ledgerDir(env), logger });
+  } catch (error) {
+    if (!(error instanceof Error) || !/in use by process/.test(error.message)) throw error;
+    store = await FileLedgerStore.open({ dir: ledgerDir(env), logger, readOnly: true });
+    readOnly = true;
+  }
+  return { ledger: await Ledger.open({ store, clock, logger }), readOnly };
+}

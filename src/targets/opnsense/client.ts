@@ -1,0 +1,281 @@
+import { Agent, request, type Dispatcher } from 'undici';
+import type { z } from 'zod';
+import type { FirewallEndpoint } from '../../config/env.ts';
+import type { Logger } from '../../logging/logger.ts';
+import { parsePfAddress } from '../../net/address.ts';
+import { isValidAliasName } from '../../config/env.ts';
+import { OpnsenseApiError, type ApiErrorKind } from './api-error.ts';
+import {
+  AliasItemReplySchema, AliasNamesReplySchema, AliasUuidReplySchema, ErrorReplySchema,
+  KillStatesReplySchema, ListReplySchema, StatusReplySchema, TableSizeReplySchema,
+} from './replies.ts';
+
+export type AliasType = string; // 'external', 'host', 'network', … as OPNsense names them
+
+export interface AliasInfo {
+  name: string;
+  uuid: string;
+  type: AliasType;
+  enabled: boolean;
+}
+
+export interface TableSize {
+  size: number;
+  used: number;
+}
+
+export interface OpnsenseClientOptions {
+  endpoint: FirewallEndpoint;
+  logger: Logger;
+  /** HTTP connection pool; one is made from the endpoint's TLS settings when not given. */
+  dispatcher?: Dispatcher;
+  /** Keep-alive connections the default pool may open. */
+  connections?: number;
+}
+
+/** Default page for alias_util/list: OPNsense's own default since 25.7. */
+export const DEFAULT_LIST_PAGE_SIZE = 9999;
+
+const TLS_ERROR_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'UNABLE_TO_GET_ISSUER_CERT', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_SIGNATURE_FAILURE', 'CERT_UNTRUSTED', 'ERR_SSL_WRONG_VERSION_NUMBER',
+]);
+const NETWORK_ERROR_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT',
+  'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_CONNECT_TIMEOUT',
+]);
+
+/**
+ * The OPNsense API calls edgeban makes, each judged by its JSON reply and not only by HTTP 200
+ * (../shared/opnsense-api.md, "Traps"). Addresses are sent in pf's spelling, paths in snake_case
+ * (camelCase routes but fails the ACL), and a JSON content type always comes with a non-empty body.
+ */
+export class OpnsenseClient {
+  readonly baseUrl: string;
+  private readonly authorization: string;
+  private readonly dispatcher: Dispatcher;
+  private readonly ownsDispatcher: boolean;
+  private readonly timeoutMs: number;
+  private readonly logger: Logger;
+
+  constructor(options: OpnsenseClientOptions) {
+    const { endpoint } = options;
+    this.baseUrl = endpoint.url;
+    this.authorization = `Basic ${Buffer.from(`${endpoint.key}:${endpoint.secret}`).toString('base64')}`;
+    this.timeoutMs = endpoint.timeoutMs;
+    this.logger = options.logger;
+    this.ownsDispatcher = options.dispatcher === undefined;
+    this.dispatcher = options.dispatcher ?? new Agent({
+      connections: options.connections ?? 32,
+      keepAliveTimeout: 30_000,
+      connect: {
+        rejectUnauthorized: !endpoint.tlsInsecure,
+        ...(endpoint.ca ? { ca: endpoint.ca } : {}),
+      },
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.ownsDispatcher) await this.dispatcher.close();
+  }
+
+  /** Adds one address or network to a configured alias. Resolves only on `{"status":"done"}`. */
+  async addToAlias(alias: string, address: string): Promise<void> {
+    const spelled = this.checkedAddress(address);
+    const reply = await this.call('POST', `firewall/alias_util/add/${this.checkedAlias(alias)}`, StatusReplySchema, { address: spelled });
+    this.expectDone(reply, `POST /api/firewall/alias_util/add/${alias}`, spelled);
+  }
+
+  /** Deletes one entry; pf matches the exact spelling, which is why it is normalized first. */
+  async deleteFromAlias(alias: string, address: string): Promise<void> {
+    const spelled = this.checkedAddress(address);
+    const reply = await this.call('POST', `firewall/alias_util/delete/${this.checkedAlias(alias)}`, StatusReplySchema, { address: spelled });
+    this.expectDone(reply, `POST /api/firewall/alias_util/delete/${alias}`, spelled);
+  }
+
+  /** Empties a table. edgeban itself never calls this on its alias (bans must survive restarts); it exists for operators' tools. */
+  async flushAlias(alias: string): Promise<void> {
+    const reply = await this.call('POST', `firewall/alias_util/flush/${this.checkedAlias(alias)}`, StatusReplySchema, {});
+    this.expectDone(reply, `POST /api/firewall/alias_util/flush/${alias}`, null);
+  }
+
+  /**
+   * Every entry of a pf table, page by page (a page holds at most `pageSize`; paging fields go in
+   * the POST body because the query string is ignored). Entries come back as pf prints them.
+   */
+  async listAlias(alias: string, pageSize = DEFAULT_LIST_PAGE_SIZE): Promise<string[]> {
+    const path = `firewall/alias_util/list/${this.checkedAlias(alias)}`;
+    const entries = new Set<string>();
+    let total = Infinity;
+    // Bounded: the table may change between pages, so stop on a short page or past the last page.
+    for (let page = 1; page <= 100_000; page++) {
+      const reply = await this.call('POST', path, ListReplySchema, { current: page, rowCount: pageSize });
+      total = reply.total;
+      for (const row of reply.rows) entries.add(row.ip.trim());
+      if (reply.rows.length < pageSize || page * pageSize >= total) break;
+    }
+    return [...entries];
+  }
+
+  /** pf table names (not configured aliases). */
+  async listTables(): Promise<string[]> {
+    return this.call('GET', 'firewall/alias_util/aliases', AliasNamesReplySchema);
+  }
+
+  /** The configured alias with its type, or null when no alias has that name. */
+  async getAlias(name: string): Promise<AliasInfo | null> {
+    const alias = this.checkedAlias(name);
+    const found = await this.call('GET', `firewall/alias/get_alias_u_u_i_d/${alias}`, AliasUuidReplySchema);
+    if (Array.isArray(found)) return null;
+    const item = await this.call('GET', `firewall/alias/get_item/${encodeURIComponent(found.uuid)}`, AliasItemReplySchema);
+    if (Array.isArray(item)) return null;
+    const selected = Object.entries(item.alias.type).find(([, option]) => Number(option.selected) === 1 || option.selected === true);
+    return {
+      name: item.alias.name,
+      uuid: found.uuid,
+      type: selected?.[0] ?? 'unknown',
+      enabled: item.alias.enabled === undefined || String(item.alias.enabled) === '1',
+    };
+  }
+
+  /** The global pf table-entries limit and how much of it all tables use. */
+  async getTableSize(): Promise<TableSize> {
+    const reply = await this.call('GET', 'firewall/alias/get_table_size', TableSizeReplySchema);
+    return { size: reply.size, used: reply.used };
+  }
+
+  /**
+   * Drops the pf states of an IPv4 host, so established sessions (IMAP IDLE, SMTP) end with the ban.
+   * IPv4 only: OPNsense strips `:` and `/` from the filter, which would mangle IPv6 and CIDRs.
+   */
+  async killStates(address: string): Promise<number> {
+    const parsed = parsePfAddress(address);
+    if (parsed.family !== 4 || parsed.prefix !== 32) {
+      throw new OpnsenseApiError('rejected', 'POST /api/diagnostics/firewall/kill_states', `kill_states takes a single IPv4 address, not ${parsed.text}`);
+    }
+    const reply = await this.call('POST', 'diagnostics/firewall/kill_states', KillStatesReplySchema, { filter: parsed.text });
+    if (reply.result !== 'ok') {
+      throw new OpnsenseApiError('rejected', 'POST /api/diagnostics/firewall/kill_states', `replied result ${JSON.stringify(reply.result)}`);
+    }
+    return reply.dropped_states ?? 0;
+  }
+
+  private checkedAddress(address: string): string {
+    try {
+      return parsePfAddress(address).text;
+    } catch (error) {
+      throw new OpnsenseApiError('rejected', 'address check', (error as Error).message);
+    }
+  }
+
+  private checkedAlias(alias: string): string {
+    if (!isValidAliasName(alias)) throw new OpnsenseApiError('rejected', 'alias check', `${JSON.stringify(alias)} is not a valid alias name`);
+    return alias;
+  }
+
+  private expectDone(reply: z.infer<typeof StatusReplySchema>, call: string, address: string | null): void {
+    if (reply.status === 'done') return;
+    const what = address === null ? '' : ` for ${address}`;
+    if (reply.status === 'failed' && reply.status_msg?.startsWith('nonexistent alias')) {
+      throw new OpnsenseApiError('alias-missing', call, `${reply.status_msg}: create it as type External (advanced) in Firewall ▸ Aliases`);
+    }
+    if (reply.status === 'not_an_address') throw new OpnsenseApiError('rejected', call, `OPNsense says not_an_address${what}`);
+    throw new OpnsenseApiError('rejected', call, `OPNsense replied status ${JSON.stringify(reply.status)}${reply.status_msg ? ` (${reply.status_msg})` : ''}${what}`);
+  }
+
+  private async call<T>(method: 'GET' | 'POST', path: string, schema: z.ZodType<T>, body?: Record<string, unknown>): Promise<T> {
+    const call = `${method} /api/${path}`;
+    const headers: Record<string, string> = { authorization: this.authorization, accept: 'application/json' };
+    let payload: string | undefined;
+    if (body !== undefined) {
+      // Never an empty body with a JSON content type: OPNsense answers 400 "Invalid JSON syntax".
+      payload = JSON.stringify(body);
+      headers['content-type'] = 'application/json';
+    }
+    const started = performance.now();
+    let statusCode: number;
+    let text: string;
+    try {
+      const response = await request(`${this.baseUrl}/api/${path}`, {
+        method,
+        headers,
+        body: payload,
+        dispatcher: this.dispatcher,
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+      statusCode = response.statusCode;
+      text = await response.body.text();
+    } catch (error) {
+      throw classifyTransportError(error, call, this.timeoutMs);
+    }
+    this.logger.debug({ call, status: statusCode, ms: Math.round(performance.now() - started) }, 'opnsense call');
+    if (statusCode !== 200) throw httpError(statusCode, text, call);
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      throw new OpnsenseApiError('server', call, `HTTP 200 but the body is not JSON (${describeBody(text)}); is OPNSENSE_URL the API of an OPNsense firewall?`, 200);
+    }
+    const parsed = schema.safeParse(json);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new OpnsenseApiError('server', call, `unexpected reply ${describeBody(text)}: ${issue ? `${issue.path.join('.') || '(root)'} ${issue.message}` : 'schema mismatch'}`, 200);
+    }
+    return parsed.data;
+  }
+}
+
+function httpError(statusCode: number, text: string, call: string): OpnsenseApiError {
+  let detail = '';
+  try {
+    const parsed = ErrorReplySchema.safeParse(JSON.parse(text));
+    if (parsed.success) detail = parsed.data.errorMessage ?? parsed.data.message ?? '';
+  } catch {
+    detail = '';
+  }
+  const suffix = detail ? ` (${detail})` : '';
+  let kind: ApiErrorKind;
+  let advice: string;
+  if (statusCode === 401) {
+    kind = 'auth';
+    advice = 'authentication failed: check OPNSENSE_KEY and OPNSENSE_SECRET (System ▸ Access ▸ Users ▸ API keys)';
+  } else if (statusCode === 403) {
+    kind = 'forbidden';
+    advice = `forbidden: the API user lacks the privilege for ${call.replace(/^\w+ /, '')} (see deploy/opnsense.md for the privileges edgeban needs)`;
+  } else if (statusCode === 404) {
+    kind = 'not-found';
+    advice = 'endpoint not found: is this OPNsense 24.1 or later, and OPNSENSE_URL its base URL?';
+  } else if (statusCode === 408 || statusCode === 429) {
+    kind = 'throttled';
+    advice = `HTTP ${statusCode}`;
+  } else if (statusCode === 500 && /denied for write access/i.test(detail)) {
+    kind = 'read-only';
+    advice = 'the API user is read-only ("System: Deny config write"): remove that privilege';
+  } else if (statusCode >= 500) {
+    kind = 'server';
+    advice = `HTTP ${statusCode}`;
+  } else {
+    kind = 'rejected';
+    advice = `HTTP ${statusCode}`;
+  }
+  return new OpnsenseApiError(kind, call, `${advice}${suffix}`, statusCode);
+}
+
+function classifyTransportError(error: unknown, call: string, timeoutMs: number): OpnsenseApiError {
+  const err = error as { name?: string; code?: string; message?: string; cause?: { code?: string; message?: string } };
+  const code = err.code ?? err.cause?.code ?? '';
+  if (err.name === 'TimeoutError' || err.name === 'AbortError' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+    return new OpnsenseApiError('timeout', call, `no answer within ${timeoutMs} ms`);
+  }
+  if (TLS_ERROR_CODES.has(code) || /certificate|self[- ]signed|SSL/i.test(err.message ?? '')) {
+    return new OpnsenseApiError('tls', call, `TLS verification failed (${code || err.message}): set OPNSENSE_CA_FILE to the firewall's CA, or OPNSENSE_TLS_INSECURE=1 to accept any certificate (not recommended)`);
+  }
+  if (NETWORK_ERROR_CODES.has(code)) return new OpnsenseApiError('network', call, `cannot reach the firewall (${code})`);
+  return new OpnsenseApiError('network', call, `request failed (${code || err.name || 'error'}: ${err.message ?? 'unknown'})`);
+}
+
+function describeBody(text: string): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat.length > 120 ? `${JSON.stringify(flat.slice(0, 120))}…` : JSON.stringify(flat);
+}

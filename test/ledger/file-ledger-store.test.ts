@@ -1,0 +1,149 @@
+import assert from 'node:assert/strict';
+import { appendFile, readFile, readdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { test } from 'node:test';
+import { FileLedgerStore, JOURNAL_FILE, LedgerCorruptError, SNAPSHOT_FILE, resetLedgerDir } from '../../src/ledger/file-ledger-store.ts';
+import { Ledger } from '../../src/ledger/ledger.ts';
+import { createLogger, silentLogger } from '../../src/logging/logger.ts';
+import { ManualClock } from '../../src/util/clock.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+
+const T = 'fail2ban_blocklist';
+
+async function openLedger(dir: string, clock: ManualClock, options: { compactAfterRecords?: number } = {}) {
+  const store = await FileLedgerStore.open({ dir, logger: silentLogger(), ...options });
+  return Ledger.open({ store, clock, logger: silentLogger() });
+}
+
+test('bans survive a restart with their original expiry (no fresh bantime on restart)', async (t) => {
+  const dir = await tempDir(t);
+  const clock = new ManualClock();
+  const first = await openLedger(dir, clock);
+  const claim = await first.ban({ target: T, address: '192.0.2.10', jail: 'dovecot', origin: 'jail', durationMs: 3_600_000 });
+  await first.ban({ target: T, address: '2001:DB8::1', jail: 'postfix', origin: 'jail', durationMs: null });
+  await first.close();
+
+  await clock.advance(600_000);
+  const second = await openLedger(dir, clock);
+  const restored = second.claimsOf(T, '192.0.2.10')[0];
+  assert.equal(restored?.expiresAt, claim.expiresAt);
+  assert.equal(restored?.bannedAt, claim.bannedAt);
+  assert.deepEqual([...second.activeAddresses(T)].sort(), ['192.0.2.10', '2001:db8::1']);
+  await second.close();
+});
+
+test('a torn last record is skipped with a warning, and the ledger still opens', async (t) => {
+  const dir = await tempDir(t);
+  const clock = new ManualClock();
+  const ledger = await openLedger(dir, clock);
+  await ledger.ban({ target: T, address: '192.0.2.1', jail: 'sshd', origin: 'jail', durationMs: 60_000 });
+  await ledger.ban({ target: T, address: '192.0.2.2', jail: 'sshd', origin: 'jail', durationMs: 60_000 });
+  await ledger.close();
+  // A crash in the middle of a write: half a record, no newline, then unwritten blocks as NULs.
+  const journal = path.join(dir, JOURNAL_FILE);
+  const whole = await readFile(journal, 'utf8');
+  const lastLine = whole.trimEnd().split('\n').at(-1)!;
+  await appendFile(journal, `${lastLine.slice(0, 30)}\0\0\0\0`);
+
+  const lines: string[] = [];
+  const logger = createLogger({ destination: { write: (line: string) => { lines.push(line); } } });
+  const store = await FileLedgerStore.open({ dir, logger });
+  const reopened = await Ledger.open({ store, clock, logger });
+  assert.deepEqual([...reopened.activeAddresses(T)].sort(), ['192.0.2.1', '192.0.2.2']);
+  assert.ok(lines.some((l) => JSON.parse(l).level === 40 && /torn/.test(l)), 'a warning names the torn record');
+  // The torn bytes were cut away, so new records append cleanly after the last good one.
+  await reopened.ban({ target: T, address: '192.0.2.3', jail: 'sshd', origin: 'jail', durationMs: 60_000 });
+  await reopened.close();
+  const third = await openLedger(dir, clock);
+  assert.equal(third.activeAddresses(T).size, 3);
+  await third.close();
+});
+
+test('a corrupt record followed by good ones stops start-up and names the file and line', async (t) => {
+  const dir = await tempDir(t);
+  const clock = new ManualClock();
+  const ledger = await openLedger(dir, clock);
+  for (let i = 1; i <= 3; i++) await ledger.ban({ target: T, address: `192.0.2.${i}`, jail: 'sshd', origin: 'jail', durationMs: 60_000 });
+  await ledger.close();
+  const journal = path.join(dir, JOURNAL_FILE);
+  const lines = (await readFile(journal, 'utf8')).split('\n');
+  lines[1] = lines[1]!.replace('192.0.2.2', '192.0.2.9'); // checksum no longer matches
+  await writeFile(journal, lines.join('\n'));
+
+  const store = await FileLedgerStore.open({ dir, logger: silentLogger() });
+  await assert.rejects(Ledger.open({ store, clock, logger: silentLogger() }), (error: unknown) => {
+    assert.ok(error instanceof LedgerCorruptError);
+    assert.equal(error.file, journal);
+    assert.match(error.message, new RegExp(`${journal.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} is corrupt at line 2: checksum mismatch`));
+    assert.equal(error.exitCode, 2);
+    return true;
+  });
+  await store.close();
+});
+
+test('a damaged snapshot is corruption, never a silent empty start', async (t) => {
+  const dir = await tempDir(t);
+  const clock = new ManualClock();
+  const ledger = await openLedger(dir, clock, { compactAfterRecords: 0 });
+  for (let i = 1; i <= 4; i++) await ledger.ban({ target: T, address: `198.51.100.${i}`, jail: 'sshd', origin: 'jail', durationMs: 60_000 });
+  await ledger.close();
+  const snapshot = path.join(dir, SNAPSHOT_FILE);
+  const text = await readFile(snapshot, 'utf8');
+  await writeFile(snapshot, text.slice(0, text.length - 20));
+  const store = await FileLedgerStore.open({ dir, logger: silentLogger() });
+  await assert.rejects(Ledger.open({ store, clock, logger: silentLogger() }), (error: unknown) =>
+    error instanceof LedgerCorruptError && error.file === snapshot);
+  await store.close();
+});
+
+test('compaction keeps every active ban and the journal stays small', async (t) => {
+  const dir = await tempDir(t);
+  const clock = new ManualClock();
+  const ledger = await openLedger(dir, clock, { compactAfterRecords: 100 });
+  for (let i = 0; i < 500; i++) {
+    await ledger.ban({ target: T, address: `203.0.113.${i % 250}`, jail: i < 250 ? 'a' : 'b', origin: 'jail', durationMs: 3_600_000 });
+  }
+  await ledger.unban({ address: '203.0.113.7' });
+  await ledger.close();
+  const files = await readdir(dir);
+  assert.ok(files.includes(SNAPSHOT_FILE), 'a snapshot was written');
+  assert.ok(!files.some((f) => f.endsWith('.tmp')), 'no temporary file left behind');
+  const journalLines = (await readFile(path.join(dir, JOURNAL_FILE), 'utf8')).split('\n').filter(Boolean).length;
+  assert.ok(journalLines < 500, `journal compacted (${journalLines} records)`);
+  const reopened = await openLedger(dir, clock);
+  assert.equal(reopened.activeAddresses(T).size, 249);
+  assert.equal(reopened.isActive(T, '203.0.113.7'), false);
+  assert.equal(reopened.isKnown(T, '203.0.113.7'), true, 'ended bans stay known, so the reconciler still removes them');
+  await reopened.close();
+});
+
+test('a second writer on the same data dir is refused; a read-only opener is not', async (t) => {
+  const dir = await tempDir(t);
+  const clock = new ManualClock();
+  const ledger = await openLedger(dir, clock);
+  await ledger.ban({ target: T, address: '192.0.2.50', jail: 'sshd', origin: 'jail', durationMs: 60_000 });
+  // The lock names this very process, which counts as stale (in a container edgeban is always
+  // PID 1); make it name another live process, as a second edgeban would see it.
+  await writeFile(path.join(dir, 'lock'), String(process.ppid));
+  await assert.rejects(FileLedgerStore.open({ dir, logger: silentLogger() }), new RegExp(`in use by process ${process.ppid}`));
+  const reader = await FileLedgerStore.open({ dir, logger: silentLogger(), readOnly: true });
+  const claims = await reader.load();
+  assert.equal(claims.length, 1);
+  await reader.close();
+  await ledger.close();
+});
+
+test('--reset-state moves the ledger aside instead of deleting it', async (t) => {
+  const root = await tempDir(t);
+  const dir = path.join(root, 'ledger');
+  const clock = new ManualClock();
+  const ledger = await openLedger(dir, clock);
+  await ledger.ban({ target: T, address: '192.0.2.77', jail: 'sshd', origin: 'jail', durationMs: 60_000 });
+  await ledger.close();
+  const aside = await resetLedgerDir(dir, clock.now());
+  assert.ok(aside);
+  assert.ok((await readdir(aside)).includes(JOURNAL_FILE));
+  const fresh = await openLedger(dir, clock);
+  assert.equal(fresh.activeAddresses(T).size, 0);
+  await fresh.close();
+});

@@ -113,24 +113,21 @@ export function loadEnv(options: LoadEnvOptions = {}): EdgebanEnv {
     if (result.error) throw new UserFacingError(`cannot read ${envFile}: ${result.error.message}`);
   }
   const parsed = RawEnvSchema.safeParse(merged);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
-    throw new UserFacingError(`invalid environment:\n  ${lines.join('\n  ')}`);
-  }
-  const raw = parsed.data;
-  const problems: string[] = [];
-  const key = readSecret('OPNSENSE_KEY', raw.OPNSENSE_KEY, raw.OPNSENSE_KEY_FILE, problems);
-  const secret = readSecret('OPNSENSE_SECRET', raw.OPNSENSE_SECRET, raw.OPNSENSE_SECRET_FILE, problems);
+  // Every problem is reported at once, so a user fixes the file in one go.
+  const problems: string[] = parsed.success ? [] : parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+  const key = readSecret('OPNSENSE_KEY', merged.OPNSENSE_KEY, merged.OPNSENSE_KEY_FILE, problems);
+  const secret = readSecret('OPNSENSE_SECRET', merged.OPNSENSE_SECRET, merged.OPNSENSE_SECRET_FILE, problems);
+  const raw = parsed.success ? parsed.data : RawEnvSchema.parse({});
   let ca: string | null = null;
-  if (raw.OPNSENSE_CA_FILE) {
+  if (merged.OPNSENSE_CA_FILE) {
     try {
-      ca = readFileSync(raw.OPNSENSE_CA_FILE, 'utf8');
-      if (!ca.includes('-----BEGIN CERTIFICATE-----')) problems.push(`OPNSENSE_CA_FILE: ${raw.OPNSENSE_CA_FILE} holds no PEM certificate`);
+      ca = readFileSync(merged.OPNSENSE_CA_FILE, 'utf8');
+      if (!ca.includes('-----BEGIN CERTIFICATE-----')) problems.push(`OPNSENSE_CA_FILE: ${merged.OPNSENSE_CA_FILE} holds no PEM certificate`);
     } catch (error) {
-      problems.push(`OPNSENSE_CA_FILE: cannot read ${raw.OPNSENSE_CA_FILE} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+      problems.push(`OPNSENSE_CA_FILE: cannot read ${merged.OPNSENSE_CA_FILE} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
     }
   }
-  const urls = (raw.OPNSENSE_URL ?? '').split(',').map((u) => u.trim()).filter((u) => u !== '');
+  const urls = (merged.OPNSENSE_URL ?? '').split(',').map((u) => u.trim()).filter((u) => u !== '');
   const requireFirewall = options.requireFirewall ?? true;
   if (requireFirewall && urls.length === 0) problems.push('OPNSENSE_URL: not set (the firewall API, e.g. https://192.0.2.1 or several separated by commas)');
   const firewalls: FirewallEndpoint[] = [];

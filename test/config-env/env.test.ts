@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { test } from 'node:test';
+import { checkFirewallUrl, loadEnv } from '../../src/config/env.ts';
+import { UserFacingError } from '../../src/util/errors.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+
+const base = { OPNSENSE_URL: 'https://192.0.2.1', OPNSENSE_KEY: 'k'.repeat(20), OPNSENSE_SECRET: 's'.repeat(20) };
+
+function rejectsNaming(env: Record<string, string>, variable: string, pattern?: RegExp): void {
+  assert.throws(() => loadEnv({ env, envFile: '/nonexistent/.env' }), (error: unknown) => {
+    assert.ok(error instanceof UserFacingError);
+    assert.match(error.message, new RegExp(`${variable}:`));
+    if (pattern) assert.match(error.message, pattern);
+    return true;
+  });
+}
+
+test('defaults', () => {
+  const env = loadEnv({ env: base, envFile: '/nonexistent/.env' });
+  assert.equal(env.alias, 'fail2ban_blocklist');
+  assert.equal(env.reconcileIntervalMs, 60_000);
+  assert.equal(env.killStates, true);
+  assert.equal(env.foreignPolicy, 'keep');
+  assert.equal(env.apiConcurrency, 16);
+  assert.equal(env.firewalls[0]?.tlsInsecure, false, 'TLS verified by default');
+  assert.equal(env.configDir, env.dataDir, 'config dir defaults to the data volume, as in the fail2ban images');
+});
+
+test('several firewalls (an HA pair) from a comma-separated OPNSENSE_URL', () => {
+  const env = loadEnv({ env: { ...base, OPNSENSE_URL: 'https://192.0.2.1, https://192.0.2.2/' }, envFile: '/nonexistent/.env' });
+  assert.deepEqual(env.firewalls.map((f) => f.url), ['https://192.0.2.1', 'https://192.0.2.2']);
+});
+
+test('plain http only towards loopback', () => {
+  assert.equal(checkFirewallUrl('http://127.0.0.1:8443'), 'http://127.0.0.1:8443');
+  assert.equal(checkFirewallUrl('http://[::1]:8443'), 'http://[::1]:8443');
+  assert.equal(checkFirewallUrl('http://localhost:1'), 'http://localhost:1');
+  rejectsNaming({ ...base, OPNSENSE_URL: 'http://192.0.2.1' }, 'OPNSENSE_URL', /only for loopback/);
+  rejectsNaming({ ...base, OPNSENSE_URL: 'https://user:pw@192.0.2.1' }, 'OPNSENSE_URL', /not in the URL/);
+  rejectsNaming({ ...base, OPNSENSE_URL: 'ftp://192.0.2.1' }, 'OPNSENSE_URL');
+});
+
+test('each bad variable is named', () => {
+  rejectsNaming({ ...base, OPNSENSE_ALIAS: 'bad-name' }, 'OPNSENSE_ALIAS', /not a valid OPNsense alias name/);
+  rejectsNaming({ ...base, OPNSENSE_ALIAS: 'a'.repeat(32) }, 'OPNSENSE_ALIAS');
+  rejectsNaming({ ...base, EDGEBAN_RECONCILE_INTERVAL: '10s' }, 'EDGEBAN_RECONCILE_INTERVAL');
+  rejectsNaming({ ...base, EDGEBAN_KILL_STATES: 'maybe' }, 'EDGEBAN_KILL_STATES');
+  rejectsNaming({ ...base, EDGEBAN_FOREIGN_ENTRIES: 'steal' }, 'EDGEBAN_FOREIGN_ENTRIES');
+  rejectsNaming({ ...base, OPNSENSE_TLS_INSECURE: 'sure' }, 'OPNSENSE_TLS_INSECURE');
+  rejectsNaming({ OPNSENSE_URL: 'https://192.0.2.1' }, 'OPNSENSE_KEY');
+  rejectsNaming({ OPNSENSE_KEY: 'x', OPNSENSE_SECRET: 'y' }, 'OPNSENSE_URL');
+  rejectsNaming({ ...base, OPNSENSE_CA_FILE: '/nonexistent/ca.pem' }, 'OPNSENSE_CA_FILE');
+});
+
+test('secrets from files (Docker secrets), never both ways at once, and never echoed in errors', async (t) => {
+  const dir = await tempDir(t);
+  const keyFile = path.join(dir, 'key');
+  const secretFile = path.join(dir, 'secret');
+  await writeFile(keyFile, 'KEYFROMFILE0123\n');
+  await writeFile(secretFile, 'SECRETFROMFILE0123\n');
+  const env = loadEnv({ env: { OPNSENSE_URL: base.OPNSENSE_URL, OPNSENSE_KEY_FILE: keyFile, OPNSENSE_SECRET_FILE: secretFile }, envFile: '/nonexistent/.env' });
+  assert.equal(env.firewalls[0]?.key, 'KEYFROMFILE0123');
+  assert.equal(env.firewalls[0]?.secret, 'SECRETFROMFILE0123');
+  assert.deepEqual(env.secrets, ['KEYFROMFILE0123', 'SECRETFROMFILE0123']);
+  assert.throws(() => loadEnv({ env: { ...base, OPNSENSE_SECRET_FILE: secretFile, OPNSENSE_ALIAS: 'bad-' }, envFile: '/nonexistent/.env' }), (error: unknown) => {
+    assert.match((error as Error).message, /OPNSENSE_SECRET: set both/);
+    assert.ok(!(error as Error).message.includes(base.OPNSENSE_SECRET), 'the secret is not echoed');
+    return true;
+  });
+});
+
+test('.env is read, and the real environment wins over it', async (t) => {
+  const dir = await tempDir(t);
+  const envFile = path.join(dir, '.env');
+  await writeFile(envFile, 'OPNSENSE_URL=https://198.51.100.1\nOPNSENSE_KEY=fromfile\nOPNSENSE_SECRET=fromfile\nOPNSENSE_ALIAS=from_file\n');
+  const env = loadEnv({ env: { OPNSENSE_ALIAS: 'from_env' }, envFile });
+  assert.equal(env.firewalls[0]?.url, 'https://198.51.100.1');
+  assert.equal(env.alias, 'from_env');
+});

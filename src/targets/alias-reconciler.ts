@@ -329,6 +329,8 @@ export class AliasReconciler {
       await this.options.api.killStates(address);
     } catch (error) {
       if (error instanceof OpnsenseApiError && error.kind === 'forbidden') {
+        // Concurrent adds may each get the 403; warn once.
+        if (!this.killStatesEnabled) return;
         this.killStatesEnabled = false;
         this.log.warn('kill_states is forbidden for this API key (privilege "Diagnostics: Show States"); established connections of banned addresses are no longer cut. Grant it, or set EDGEBAN_KILL_STATES=0');
         return;

@@ -75,15 +75,19 @@ test('a 2-minute outage loses no ban: bans decided meanwhile are applied when OP
 test('flapping (half the calls fail) and slow hanging calls still converge', async (t) => {
   const h = await startHarness(t, { endpoint: { timeoutMs: 150 } });
   h.sim.setFaults({ errorRate: 0.5, hangRate: 0.05 });
-  await h.ledger.banMany(attackers(200).map((a) => ban(a)));
+  await h.ledger.banMany(attackers(200).map((a) => ban(a, 'dovecot', null)));
   await h.reconciler.start();
-  for (let i = 0; i < 30 && h.sim.tableEntries(ALIAS).length < 200; i++) {
+  for (let i = 0; i < 20; i++) {
     await h.clock.advance(MINUTE);
     await h.reconciler.idle();
   }
+  assert.ok(h.sim.tableEntries(ALIAS).length > 0, 'progress while flapping');
   h.sim.setFaults({ errorRate: 0, hangRate: 0 });
-  await h.clock.advance(MINUTE);
-  await h.reconciler.idle();
+  // Bounded: each interval pass converges unless the loaded machine made a call time out.
+  for (let i = 0; i < 20 && h.sim.tableEntries(ALIAS).length < 200; i++) {
+    await h.clock.advance(MINUTE);
+    await h.reconciler.idle();
+  }
   assert.deepEqual(new Set(h.sim.tableEntries(ALIAS)), new Set(attackers(200)));
 });
 
@@ -146,8 +150,8 @@ test('foreign entries: kept by default, adopted or removed when configured', asy
 test('a ban followed by its unban before either was sent sends nothing', async (t) => {
   const h = await startHarness(t, { reconciler: { concurrency: 1 } });
   await h.reconciler.start();
-  h.sim.setFaults({ latencyMs: 150 });
-  await h.ledger.ban(ban('198.51.100.1')); // occupies the only slot for 150 ms
+  h.sim.setFaults({ latencyMs: 1500 });
+  await h.ledger.ban(ban('198.51.100.1')); // occupies the only slot for 1.5 s
   await h.ledger.ban(ban('198.51.100.2'));
   await h.ledger.unban({ address: '198.51.100.2' });
   await h.reconciler.idle();

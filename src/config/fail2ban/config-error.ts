@@ -1,0 +1,27 @@
+import { UserFacingError } from '../../util/errors.ts';
+
+/**
+ * A configuration mistake, located: 'FILE:LINE: [section] key: what is wrong'. Exit code 2, so the
+ * daemon stops before anything touches the network. Callers must never put secret values
+ * (API keys, tokens) into `what`: name the key, not its value.
+ */
+export class ConfigError extends UserFacingError {
+  readonly file: string;
+  readonly line: number | null;
+  readonly key: string | null;
+  readonly section: string | null;
+
+  constructor(what: string, where: { file: string; line?: number | null; section?: string | null; key?: string | null }) {
+    const line = where.line ?? null;
+    const section = where.section ?? null;
+    const key = where.key ?? null;
+    const location = line === null ? where.file : `${where.file}:${line}`;
+    const subject = [section === null ? null : `[${section}]`, key].filter((part) => part !== null).join(' ');
+    super(subject === '' ? `${location}: ${what}` : `${location}: ${subject}: ${what}`, 2);
+    this.name = 'ConfigError';
+    this.file = where.file;
+    this.line = line;
+    this.key = key;
+    this.section = section;
+  }
+}

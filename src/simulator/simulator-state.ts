@@ -1,0 +1,95 @@
+import { AliasConfig } from './alias-config.ts';
+import { FifoLock } from './fifo-lock.ts';
+import { PfStates } from './pf-states.ts';
+import { PfTableStore, BUILTIN_TABLES } from './pf-table-store.ts';
+import type { Rng } from './rng.ts';
+import { FilterRules } from './filter-rules.ts';
+
+export interface StateOptions {
+  tableEntriesLimit: number;
+  rng: Rng;
+  now: () => number;
+  sleep: (ms: number) => Promise<void>;
+  /** Current lock hold time (a fault setting that may change while running). */
+  lockMs: () => number;
+}
+
+/** Everything the firewall knows: config.xml parts, pf tables and states, and the config lock. */
+export class SimulatorState {
+  readonly pf: PfTableStore;
+  readonly aliases: AliasConfig;
+  readonly states: PfStates;
+  readonly rules: FilterRules;
+  readonly rng: Rng;
+  readonly now: () => number;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly lockMs: () => number;
+  private readonly configLock = new FifoLock();
+  private lastCronMinute: number;
+
+  constructor(options: StateOptions) {
+    this.rng = options.rng;
+    this.now = options.now;
+    this.sleep = options.sleep;
+    this.lockMs = options.lockMs;
+    this.pf = new PfTableStore(options.tableEntriesLimit, options.now);
+    this.aliases = new AliasConfig(options.rng);
+    this.states = new PfStates(options.rng);
+    this.rules = new FilterRules(options.rng);
+    for (const name of BUILTIN_TABLES) this.pf.declare(name);
+    this.lastCronMinute = Math.floor(options.now() / 60_000);
+  }
+
+  /**
+   * The per-minute `update_tables.py --quick` cron, run lazily when the clock has crossed a minute:
+   * host/network tables that drifted from config.xml (a flush, a stray pfctl add) are reloaded.
+   */
+  runCron(): void {
+    const minute = Math.floor(this.now() / 60_000);
+    if (minute <= this.lastCronMinute) return;
+    this.lastCronMinute = minute;
+    for (const alias of this.aliases.all()) {
+      if (!alias.enabled || (alias.type !== 'host' && alias.type !== 'network')) continue;
+      const table = this.pf.get(alias.name);
+      const current = new Set(table?.inPfOrder() ?? []);
+      const wanted = new Set(this.pf.spellAll(alias.content));
+      const same = current.size === wanted.size && [...wanted].every((e) => current.has(e));
+      if (!same) this.pf.replace(alias.name, alias.content);
+    }
+  }
+
+  /**
+   * Runs `fn` holding the exclusive config.xml lock for lockMs: concurrent alias_util writes
+   * queue FIFO behind it, as they do on OPNsense. The change lands at the end of the hold.
+   */
+  withConfigLock<T>(fn: () => T | Promise<T>): Promise<T> {
+    return this.configLock.run(async () => {
+      const hold = this.lockMs();
+      if (hold > 0) await this.sleep(hold);
+      return await fn();
+    });
+  }
+
+  /** Aliases whose table the ruleset declares (`table <x> persist` for every non-port alias). */
+  declaredAliasNames(): string[] {
+    return this.aliases.all().filter((a) => a.enabled && a.type !== 'port').map((a) => a.name);
+  }
+
+  /**
+   * Reboot: kernel memory is gone. Declared tables come back empty; host/network tables are
+   * reloaded from config.xml; tables only pfctl had created vanish; states are cleared.
+   */
+  reboot(): void {
+    const declared = new Set(this.declaredAliasNames());
+    for (const name of this.pf.names()) {
+      if (!declared.has(name)) this.pf.destroy(name);
+      else this.pf.flush(name);
+    }
+    for (const alias of this.aliases.all()) {
+      if (!declared.has(alias.name)) continue;
+      this.pf.declare(alias.name);
+      if (alias.type === 'host' || alias.type === 'network') this.pf.replace(alias.name, alias.content);
+    }
+    this.states.clear();
+  }
+}

@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { test } from 'node:test';
+import { FileLedgerStore } from '../../src/ledger/file-ledger-store.ts';
+import { Ledger } from '../../src/ledger/ledger.ts';
+import { silentLogger } from '../../src/logging/logger.ts';
+import { systemClock } from '../../src/util/clock.ts';
+import { runCli, startCliSimulator } from '../helpers/cli.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+
+const KEY = 'cliTestKey0123456789abcdef';
+const SECRET = 'cliTestSecret0123456789abcdef+/=';
+const ALIAS = 'fail2ban_blocklist';
+
+interface SimState { tables: Record<string, string[]>; calls: number }
+
+async function seedLedger(dataDir: string): Promise<void> {
+  const store = await FileLedgerStore.open({ dir: path.join(dataDir, 'ledger'), logger: silentLogger() });
+  const ledger = await Ledger.open({ store, clock: systemClock, logger: silentLogger() });
+  for (const address of ['192.0.2.1', '198.51.100.2', '2001:db8::3']) {
+    await ledger.ban({ target: ALIAS, address, jail: 'dovecot', origin: 'jail', durationMs: 3_600_000 });
+  }
+  await ledger.ban({ target: ALIAS, address: '203.0.113.4', jail: 'dovecot', origin: 'jail', durationMs: 3_600_000 });
+  await ledger.unban({ address: '203.0.113.4' });
+  await ledger.close();
+}
+
+test('edgeban reconcile --dry-run, then edgeban reconcile, against edgeban simulate', async (t) => {
+  const sim = await startCliSimulator(t, ['--key', KEY, '--secret', SECRET, '--auth-fail-delay', '0']);
+  const dataDir = await tempDir(t);
+  await seedLedger(dataDir);
+  await sim.admin('seed', { table: ALIAS, entries: ['203.0.113.4', '203.0.113.99'] });
+  const env = { OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET, EDGEBAN_DATA_DIR: dataDir };
+
+  const dry = await runCli(['reconcile', '--dry-run'], { env, cwd: dataDir });
+  assert.equal(dry.code, 0, dry.stderr);
+  assert.match(dry.stdout, /2 in the alias, 3 banned in the ledger/);
+  assert.match(dry.stdout, /would add: 3\n\s+192\.0\.2\.1\n\s+198\.51\.100\.2\n\s+2001:db8::3/);
+  assert.match(dry.stdout, /would remove: 1 \(ban ended\)\n\s+203\.0\.113\.4/);
+  assert.match(dry.stdout, /foreign, would keep: 1 .*\n\s+203\.0\.113\.99/);
+  let state = await sim.admin('state') as SimState;
+  assert.deepEqual(state.tables[ALIAS], ['203.0.113.4', '203.0.113.99'], 'a dry run changes nothing');
+
+  const real = await runCli(['reconcile'], { env, cwd: dataDir });
+  assert.equal(real.code, 0, real.stderr);
+  assert.match(real.stdout, /converged/);
+  state = await sim.admin('state') as SimState;
+  assert.deepEqual(state.tables[ALIAS], ['192.0.2.1', '198.51.100.2', '203.0.113.99', '2001:db8::3']);
+
+  const again = await runCli(['reconcile', '--json'], { env, cwd: dataDir });
+  assert.equal(again.code, 0);
+  const report = JSON.parse(again.stdout) as { targets: Array<{ ok: boolean; add: string[]; remove: string[] }> };
+  assert.deepEqual(report.targets.map((r) => [r.ok, r.add.length, r.remove.length]), [[true, 0, 0]], 'a second run has nothing to do');
+});
+
+test('reconcile fails clearly on bad credentials and a missing alias, without leaking the secret', async (t) => {
+  const sim = await startCliSimulator(t, ['--key', KEY, '--secret', SECRET, '--auth-fail-delay', '0']);
+  const dataDir = await tempDir(t);
+  const wrongSecret = `${SECRET}WRONG`;
+  const bad = await runCli(['reconcile'], {
+    env: { OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: wrongSecret, EDGEBAN_DATA_DIR: dataDir, EDGEBAN_LOG_LEVEL: 'trace' },
+    cwd: dataDir,
+  });
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stdout + bad.stderr, /authentication failed: check OPNSENSE_KEY and OPNSENSE_SECRET/);
+  const everything = bad.stdout + bad.stderr;
+  assert.ok(!everything.includes(wrongSecret) && !everything.includes(SECRET), 'secret printed');
+  assert.ok(!everything.includes(Buffer.from(`${KEY}:${wrongSecret}`).toString('base64')), 'Authorization header printed');
+
+  const missing = await runCli(['reconcile'], {
+    env: { OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET, EDGEBAN_DATA_DIR: dataDir, OPNSENSE_ALIAS: 'not_configured' },
+    cwd: dataDir,
+  });
+  assert.notEqual(missing.code, 0);
+  assert.match(missing.stdout + missing.stderr, /no alias named not_configured/);
+});
+
+test('bad input stops before any API call: invalid alias name, plain http to a remote host', async (t) => {
+  const sim = await startCliSimulator(t, ['--key', KEY, '--secret', SECRET, '--auth-fail-delay', '0']);
+  const dataDir = await tempDir(t);
+  const before = (await sim.admin('state') as SimState).calls;
+  const badAlias = await runCli(['reconcile'], {
+    env: { OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET, EDGEBAN_DATA_DIR: dataDir, OPNSENSE_ALIAS: 'block-list' },
+    cwd: dataDir,
+  });
+  assert.equal(badAlias.code, 2);
+  assert.match(badAlias.stderr, /OPNSENSE_ALIAS: "block-list" is not a valid OPNsense alias name/);
+  const plainHttp = await runCli(['reconcile'], {
+    env: { OPNSENSE_URL: 'http://192.0.2.1', OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET, EDGEBAN_DATA_DIR: dataDir },
+    cwd: dataDir,
+  });
+  assert.equal(plainHttp.code, 2);
+  assert.match(plainHttp.stderr, /OPNSENSE_URL: http:\/\/192\.0\.2\.1: plain http is accepted only for loopback/);
+  assert.equal((await sim.admin('state') as SimState).calls, before, 'no API call was made');
+});
+
+test('a corrupt ledger is reported with its path and stops the command', async (t) => {
+  const dataDir = await tempDir(t);
+  await seedLedger(dataDir);
+  const { writeFile, readFile } = await import('node:fs/promises');
+  const journal = path.join(dataDir, 'ledger', 'journal.jsonl');
+  const lines = (await readFile(journal, 'utf8')).split('\n');
+  lines[0] = `deadbeef${lines[0]!.slice(8)}`;
+  await writeFile(journal, lines.join('\n'));
+  const result = await runCli(['reconcile', '--dry-run'], {
+    env: { OPNSENSE_URL: 'http://127.0.0.1:9', OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET, EDGEBAN_DATA_DIR: dataDir },
+    cwd: dataDir,
+  });
+  assert.equal(result.code, 2);
+  assert.ok(result.stderr.includes(`ledger file ${journal} is corrupt at line 1`), result.stderr);
+});

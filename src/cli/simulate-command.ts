@@ -117,6 +117,8 @@ export async function runSimulateCommand(argv: string[]): Promise<number> {
   try {
     simulator = await OpnsenseSimulator.start(options);
   } catch (error) {
+    // RangeError: a configuration the simulator refuses (e.g. a reserved alias name); anything else: the listen failed.
+    if (error instanceof RangeError) throw new UserFacingError(`--alias: ${error.message}`);
     throw new UserFacingError(`cannot listen on ${o.host}:${o.port}: ${(error as Error).message}`, 1);
   }
   if (generated) {

@@ -2,8 +2,8 @@ import http from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';
 import { once } from 'node:events';
-import { LEAST_PRIVILEGES } from './acl.ts';
-import { isAllowed } from './acl.ts';
+import { isAllowed, LEAST_PRIVILEGES } from './acl.ts';
+import { aliasNameProblem } from './alias-config.ts';
 import { handleAdmin, type AdminTarget } from './admin-api.ts';
 import { ApiException, type ActionContext, type ApiReply } from './api-types.ts';
 import { authenticate, knownKeyId, type SimulatorKey } from './auth.ts';
@@ -94,6 +94,8 @@ export class OpnsenseSimulator {
       lockMs: () => this.faultPlan.settings().lockMs,
     });
     for (const alias of options.aliases ?? [{ name: 'fail2ban_blocklist', type: 'external' }]) {
+      const problem = aliasNameProblem(alias.name, (n) => this.state.aliases.byName(n) !== undefined);
+      if (problem) throw new RangeError(`alias ${JSON.stringify(alias.name)}: ${problem}`);
       this.state.aliases.create({ name: alias.name, type: alias.type, enabled: true, content: [], description: '', counters: false });
       this.state.pf.declare(alias.name);
     }
@@ -106,7 +108,7 @@ export class OpnsenseSimulator {
     const simulator = new OpnsenseSimulator(options);
     const server = simulator.createServer();
     server.listen({ port: options.port ?? 0, host: simulator.host });
-    await Promise.race([once(server, 'listening'), once(server, 'error').then(([error]) => { throw error; })]);
+    await once(server, 'listening'); // rejects with the listen error (EADDRINUSE, …)
     const address = server.address();
     simulator.boundPort = typeof address === 'object' && address !== null ? address.port : 0;
     simulator.server = server;

@@ -392,8 +392,9 @@ export class AliasReconciler {
     let delay = this.options.intervalMs;
     if (this.blocked && this.state === 'unreachable') {
       // Outages are retried sooner than the interval, backing off: 1 s, 2 s, 4 s … up to the interval.
+      // Jitter only shortens the wait: recovery must never take longer than one interval.
       const backoff = Math.min(this.options.intervalMs, 1000 * 2 ** Math.min(this.consecutiveFailures - 1, 16));
-      delay = backoff * (0.75 + Math.random() * 0.5);
+      delay = backoff * (0.5 + Math.random() * 0.5);
     }
     this.passTimer = this.options.clock.setTimer(delay, () => {
       this.passTimer = null;

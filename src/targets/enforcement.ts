@@ -18,6 +18,9 @@ export function buildEnforcement(env: EdgebanEnv, ledger: Ledger, clock: Clock, 
   const clients: OpnsenseClient[] = [];
   const reconcilers: AliasReconciler[] = [];
   for (const endpoint of env.firewalls) {
+    if (endpoint.tlsInsecure) {
+      logger.warn({ firewall: endpoint.url }, 'OPNSENSE_TLS_INSECURE=1: the firewall\'s certificate is not verified, so anyone in the path can read the API key; set OPNSENSE_CA_FILE instead');
+    }
     const client = new OpnsenseClient({ endpoint, logger, connections: env.apiConcurrency + 4 });
     clients.push(client);
     reconcilers.push(new AliasReconciler({

@@ -109,3 +109,19 @@ test('a corrupt ledger is reported with its path and stops the command', async (
   assert.equal(result.code, 2);
   assert.ok(result.stderr.includes(`ledger file ${journal} is corrupt at line 1`), result.stderr);
 });
+
+test('several firewalls (an HA pair) each get every ban; an insecure-TLS opt-in warns', async (t) => {
+  const first = await startCliSimulator(t, ['--key', KEY, '--secret', SECRET, '--auth-fail-delay', '0']);
+  const second = await startCliSimulator(t, ['--key', KEY, '--secret', SECRET, '--auth-fail-delay', '0']);
+  const dataDir = await tempDir(t);
+  await seedLedger(dataDir);
+  const result = await runCli(['reconcile'], {
+    env: { OPNSENSE_URL: `${first.url},${second.url}`, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET, EDGEBAN_DATA_DIR: dataDir, OPNSENSE_TLS_INSECURE: '1' },
+    cwd: dataDir,
+  });
+  assert.equal(result.code, 0, result.stderr);
+  for (const sim of [first, second]) {
+    assert.deepEqual((await sim.admin('state') as SimState).tables[ALIAS], ['192.0.2.1', '198.51.100.2', '2001:db8::3']);
+  }
+  assert.match(result.stderr, /OPNSENSE_TLS_INSECURE=1: the firewall's certificate is not verified/);
+});

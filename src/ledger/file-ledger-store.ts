@@ -23,6 +23,16 @@ export class LedgerCorruptError extends UserFacingError {
   }
 }
 
+/** Another live process holds the ledger's writer lock. */
+export class LedgerLockedError extends UserFacingError {
+  readonly holderPid: number;
+  constructor(dir: string, holderPid: number) {
+    super(`the ledger in ${dir} is in use by process ${holderPid} (another edgeban on the same data dir?)`);
+    this.name = 'LedgerLockedError';
+    this.holderPid = holderPid;
+  }
+}
+
 export interface FileLedgerStoreOptions {
   /** Directory of the ledger files (created if missing). */
   dir: string;
@@ -256,7 +266,7 @@ export class FileLedgerStore implements LedgerStore {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
         const holder = Number((await readIfExists(lockPath))?.trim());
         if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isProcessAlive(holder)) {
-          throw new UserFacingError(`the ledger in ${this.dir} is in use by process ${holder} (another edgeban on the same data dir?)`);
+          throw new LedgerLockedError(this.dir, holder);
         }
         // A lock left by a process that died: take it over.
         await rm(lockPath, { force: true });

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { EdgebanEnv } from '../config/env.ts';
-import { FileLedgerStore } from '../ledger/file-ledger-store.ts';
+import { FileLedgerStore, LedgerLockedError } from '../ledger/file-ledger-store.ts';
 import { Ledger } from '../ledger/ledger.ts';
 import type { Logger } from '../logging/logger.ts';
 import type { Clock } from '../util/clock.ts';
@@ -64,7 +64,7 @@ export async function openLedgerForCommand(env: EdgebanEnv, clock: Clock, logger
   try {
     store = await FileLedgerStore.open({ dir: ledgerDir(env), logger });
   } catch (error) {
-    if (!(error instanceof Error) || !/in use by process/.test(error.message)) throw error;
+    if (!(error instanceof LedgerLockedError)) throw error;
     store = await FileLedgerStore.open({ dir: ledgerDir(env), logger, readOnly: true });
     readOnly = true;
   }

@@ -125,3 +125,18 @@ test('several firewalls (an HA pair) each get every ban; an insecure-TLS opt-in 
   }
   assert.match(result.stderr, /OPNSENSE_TLS_INSECURE=1: the firewall's certificate is not verified/);
 });
+
+test('reconcile beside a running daemon reads the ledger without taking it over', async (t) => {
+  const sim = await startCliSimulator(t, ['--key', KEY, '--secret', SECRET, '--auth-fail-delay', '0']);
+  const dataDir = await tempDir(t);
+  await seedLedger(dataDir);
+  const { writeFile, readFile } = await import('node:fs/promises');
+  // This test process stands in for the daemon: a live pid that is not the CLI's.
+  const lock = path.join(dataDir, 'ledger', 'lock');
+  await writeFile(lock, String(process.pid));
+  const result = await runCli(['reconcile'], { env: { OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET, EDGEBAN_DATA_DIR: dataDir }, cwd: dataDir });
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /held by a running edgeban; it was read, not changed/);
+  assert.deepEqual((await sim.admin('state') as SimState).tables[ALIAS], ['192.0.2.1', '198.51.100.2', '2001:db8::3']);
+  assert.equal(await readFile(lock, 'utf8'), String(process.pid), 'the daemon keeps its lock');
+});

@@ -10,6 +10,30 @@ interface CommandEntry {
 
 // Loaded lazily so `edgeban status` does not pay for the simulator or the filter engine.
 const COMMANDS: Record<string, CommandEntry> = {
+  status: {
+    summary: 'the running daemon: jails, counters, active bans, each target\'s enforcement state [JAIL] [--json]',
+    load: async () => (await import('./control-commands.ts')).runStatusCommand,
+  },
+  ban: {
+    summary: 'ban an address through the ledger (IP [--jail J] [--bantime 1h|permanent])',
+    load: async () => (await import('./control-commands.ts')).runBanCommand,
+  },
+  unban: {
+    summary: 'end bans of an address, or every ban (IP [--jail J] | --all)',
+    load: async () => (await import('./control-commands.ts')).runUnbanCommand,
+  },
+  banned: {
+    summary: 'list active bans [--json]',
+    load: async () => (await import('./control-commands.ts')).runBannedCommand,
+  },
+  reload: {
+    summary: 'make the running daemon re-read its configuration',
+    load: async () => (await import('./control-commands.ts')).runReloadCommand,
+  },
+  set: {
+    summary: 'fail2ban-client forms: set JAIL banip IP… / set JAIL unbanip IP…',
+    load: async () => (await import('./control-commands.ts')).runSetCommand,
+  },
   reconcile: {
     summary: 'one reconcile pass of every OPNsense target against the ledger [--dry-run]',
     load: async () => (await import('./reconcile-command.ts')).runReconcileCommand,

@@ -34,6 +34,11 @@ export interface EdgebanEnv {
   apiConcurrency: number;
   listPageSize: number;
   logLevel: string;
+  /** The control API's unix socket (mode 0600). */
+  controlSocket: string;
+  /** Optional loopback TCP listener for the control API; requires controlToken. */
+  controlListen: { host: string; port: number } | null;
+  controlToken: string | null;
   /** Every secret value, for scrubbing logs. */
   secrets: string[];
 }
@@ -92,6 +97,17 @@ const RawEnvSchema = z.object({
   EDGEBAN_ADOPT_BANTIME: positiveInt(600, 10 * 365 * 86_400),
   EDGEBAN_API_CONCURRENCY: positiveInt(16, 256),
   EDGEBAN_LIST_PAGE_SIZE: positiveInt(9999, 1_000_000),
+  EDGEBAN_CONTROL_SOCKET: z.string().optional(),
+  EDGEBAN_CONTROL_LISTEN: z.string().trim().optional().transform((value, ctx) => {
+    if (value === undefined || value === '') return null;
+    const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(value);
+    const host = match?.[1] ?? match?.[2];
+    if (!match || !host || !isLoopbackHost(host) || Number(match[3]) < 1 || Number(match[3]) > 65535) {
+      ctx.addIssue({ code: 'custom', message: `expected a loopback HOST:PORT such as 127.0.0.1:9191 (the control API is never exposed beyond this host), got ${JSON.stringify(value)}` });
+      return z.NEVER;
+    }
+    return { host, port: Number(match[3]) };
+  }),
   EDGEBAN_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
 });
 
@@ -116,6 +132,7 @@ export function loadEnv(options: LoadEnvOptions = {}): EdgebanEnv {
   // Every problem is reported at once, so a user fixes the file in one go.
   const problems: string[] = parsed.success ? [] : parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
   const key = readSecret('OPNSENSE_KEY', merged.OPNSENSE_KEY, merged.OPNSENSE_KEY_FILE, problems);
+  const controlToken = readSecret('EDGEBAN_CONTROL_TOKEN', merged.EDGEBAN_CONTROL_TOKEN, merged.EDGEBAN_CONTROL_TOKEN_FILE, problems);
   const secret = readSecret('OPNSENSE_SECRET', merged.OPNSENSE_SECRET, merged.OPNSENSE_SECRET_FILE, problems);
   const raw = parsed.success ? parsed.data : RawEnvSchema.parse({});
   let ca: string | null = null;
@@ -144,6 +161,9 @@ export function loadEnv(options: LoadEnvOptions = {}): EdgebanEnv {
     if (!key && !problems.some((p) => p.startsWith('OPNSENSE_KEY'))) problems.push('OPNSENSE_KEY: not set (or OPNSENSE_KEY_FILE)');
     if (!secret && !problems.some((p) => p.startsWith('OPNSENSE_SECRET'))) problems.push('OPNSENSE_SECRET: not set (or OPNSENSE_SECRET_FILE)');
   }
+  if (raw.EDGEBAN_CONTROL_LISTEN && (controlToken === null || controlToken.length < 16)) {
+    problems.push('EDGEBAN_CONTROL_TOKEN: required (at least 16 characters) when EDGEBAN_CONTROL_LISTEN is set');
+  }
   if (problems.length > 0) throw new UserFacingError(`invalid environment:\n  ${problems.join('\n  ')}`);
   const dataDir = path.resolve(raw.EDGEBAN_DATA_DIR ?? '/data');
   return {
@@ -159,7 +179,10 @@ export function loadEnv(options: LoadEnvOptions = {}): EdgebanEnv {
     apiConcurrency: raw.EDGEBAN_API_CONCURRENCY,
     listPageSize: raw.EDGEBAN_LIST_PAGE_SIZE,
     logLevel: raw.EDGEBAN_LOG_LEVEL ?? 'info',
-    secrets: [key, secret].filter((s): s is string => typeof s === 'string' && s !== ''),
+    controlSocket: path.resolve(raw.EDGEBAN_CONTROL_SOCKET ?? path.join(dataDir, 'edgeban.sock')),
+    controlListen: raw.EDGEBAN_CONTROL_LISTEN,
+    controlToken,
+    secrets: [key, secret, controlToken].filter((s): s is string => typeof s === 'string' && s !== ''),
   };
 }
 

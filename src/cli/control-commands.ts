@@ -1,0 +1,166 @@
+import { parseArgs } from 'node:util';
+import { loadEnv, type EdgebanEnv } from '../config/env.ts';
+import { parseDuration } from '../config/fail2ban/duration.ts';
+import { ControlClient, DaemonNotRunningError, type ControlEndpoint } from '../control/control-client.ts';
+import { createLedgerHandlers } from '../control/ledger-handlers.ts';
+import type { BanOutcome, BannedEntry, ControlHandlers } from '../control/protocol.ts';
+import { createLogger } from '../logging/logger.ts';
+import type { TargetStatus } from '../targets/alias-reconciler.ts';
+import { openLedgerForCommand } from '../targets/enforcement.ts';
+import { systemClock } from '../util/clock.ts';
+import { UserFacingError } from '../util/errors.ts';
+
+// fail2ban-client's everyday verbs against the running daemon. ban, unban and banned also work
+// while the daemon is stopped: they then act on the ledger directly, and the daemon applies the
+// change when it starts.
+
+const MANUAL_BANTIME_SEC = 86_400;
+const out = (line: string) => process.stdout.write(`${line}\n`);
+
+interface CommonFlags { socket?: string | undefined; tcp?: boolean | undefined }
+const COMMON = { socket: { type: 'string' }, tcp: { type: 'boolean' } } as const;
+
+function parse<T extends Record<string, { type: 'string' | 'boolean' }>>(argv: string[], options: T, usage: string) {
+  try {
+    return parseArgs({ args: argv, options: { ...COMMON, ...options }, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UserFacingError(`${(error as Error).message}\nusage: ${usage}`);
+  }
+}
+
+function endpointFor(env: EdgebanEnv, flags: CommonFlags): ControlEndpoint {
+  if (flags.tcp) {
+    if (!env.controlListen || !env.controlToken) throw new UserFacingError('--tcp needs EDGEBAN_CONTROL_LISTEN and EDGEBAN_CONTROL_TOKEN');
+    const host = env.controlListen.host.includes(':') ? `[${env.controlListen.host}]` : env.controlListen.host;
+    return { url: `http://${host}:${env.controlListen.port}`, token: env.controlToken };
+  }
+  return { socketPath: flags.socket ?? env.controlSocket };
+}
+
+/** Runs `action` against the daemon, or (when `offline` allows) against the ledger if no daemon answers. */
+async function withHandlers<T>(flags: CommonFlags, offline: boolean, action: (handlers: ControlHandlers, viaDaemon: boolean) => Promise<T>): Promise<T> {
+  const env = loadEnv({ requireFirewall: false });
+  const client = new ControlClient(endpointFor(env, flags));
+  try {
+    return await action(remoteHandlers(client), true);
+  } catch (error) {
+    if (!(error instanceof DaemonNotRunningError) || !offline) throw error;
+  } finally {
+    await client.close();
+  }
+  const logger = createLogger({ level: 'warn', secrets: env.secrets });
+  const { ledger, readOnly } = await openLedgerForCommand(env, systemClock, logger);
+  try {
+    if (readOnly) throw new UserFacingError('the ledger is locked by a running edgeban, but its control socket does not answer; try again, or pass --socket');
+    return await action(createLedgerHandlers({ ledger, targets: () => [], defaultTarget: env.alias, manualBantimeSec: MANUAL_BANTIME_SEC }), false);
+  } finally {
+    await ledger.close();
+  }
+}
+
+function remoteHandlers(client: ControlClient): ControlHandlers {
+  return {
+    status: (jail) => client.call('GET', jail === null ? '/status' : `/status?jail=${encodeURIComponent(jail)}`),
+    ban: (command) => client.call('POST', '/ban', command),
+    unban: (command) => client.call('POST', '/unban', command),
+    banned: async () => (await client.call<{ banned: BannedEntry[] }>('GET', '/banned')).banned,
+    reload: () => client.call('POST', '/reload'),
+  };
+}
+
+function bantimeSeconds(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  if (/^(-1|permanent|forever)$/i.test(text)) return -1;
+  const seconds = parseDuration(text);
+  if (seconds === null || seconds <= 0) throw new UserFacingError(`--bantime: ${JSON.stringify(text)} is not a duration (600, 10m, 1h, 1d, 1w, or -1 for permanent)`);
+  return Math.round(seconds);
+}
+
+function printOutcome(outcome: BanOutcome, viaDaemon: boolean): number {
+  if (!outcome.banned) {
+    out(`not banned: ${outcome.reason}`);
+    return 1;
+  }
+  const e = outcome.entry;
+  out(`banned ${e.address} in ${e.target} (jail ${e.jail}, until ${e.expiresAt ?? 'unbanned'})${viaDaemon ? '' : '; edgeban is not running: recorded in the ledger, enforced when it starts'}`);
+  return 0;
+}
+
+export async function runBanCommand(argv: string[]): Promise<number> {
+  const usage = 'edgeban ban IP [--jail J] [--bantime 1h | --bantime=-1 | --bantime permanent]';
+  const { values, positionals } = parse(argv, { jail: { type: 'string' }, bantime: { type: 'string' } }, usage);
+  if (positionals.length !== 1) throw new UserFacingError(`expected one address\nusage: ${usage}`);
+  const bantimeSec = bantimeSeconds(values.bantime);
+  return withHandlers(values, true, async (handlers, viaDaemon) => printOutcome(await handlers.ban({
+    address: positionals[0]!, ...(values.jail ? { jail: values.jail } : {}), ...(bantimeSec !== undefined ? { bantimeSec } : {}),
+  }), viaDaemon));
+}
+
+export async function runUnbanCommand(argv: string[]): Promise<number> {
+  const usage = 'edgeban unban IP [--jail J] | edgeban unban --all';
+  const { values, positionals } = parse(argv, { all: { type: 'boolean' }, jail: { type: 'string' } }, usage);
+  if (values.all ? positionals.length !== 0 : positionals.length !== 1) throw new UserFacingError(`expected one address or --all\nusage: ${usage}`);
+  return withHandlers(values, true, async (handlers, viaDaemon) => {
+    const { ended } = await handlers.unban(values.all ? { all: true } : { address: positionals[0]!, ...(values.jail ? { jail: values.jail } : {}) });
+    out(`${ended} ban${ended === 1 ? '' : 's'} ended${viaDaemon ? '' : ' (edgeban is not running: removed from the alias when it starts)'}`);
+    return 0;
+  });
+}
+
+export async function runBannedCommand(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { json: { type: 'boolean' } }, 'edgeban banned [--json]');
+  return withHandlers(values, true, async (handlers) => {
+    const banned = await handlers.banned();
+    if (values.json) {
+      out(JSON.stringify({ banned }));
+      return 0;
+    }
+    if (banned.length === 0) out('no active bans');
+    for (const e of banned) out(`${e.address.padEnd(40)} ${e.jail.padEnd(16)} ${e.target.padEnd(24)} until ${e.expiresAt ?? 'unbanned'}${e.banCount > 1 ? ` (ban #${e.banCount})` : ''}`);
+    return 0;
+  });
+}
+
+export async function runStatusCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, { json: { type: 'boolean' } }, 'edgeban status [JAIL] [--json]');
+  return withHandlers(values, false, async (handlers) => {
+    const status = await handlers.status(positionals[0] ?? null) as { activeBans: number; targets: TargetStatus[]; jails: unknown };
+    if (values.json) {
+      out(JSON.stringify(status));
+      return 0;
+    }
+    out(`active bans: ${status.activeBans}`);
+    for (const t of status.targets) {
+      const last = t.lastPass ? `last full pass ${new Date(t.lastPass.at).toISOString()} ${t.lastPass.ok ? 'ok' : `failed: ${t.lastPass.error ?? `${t.lastPass.unconfirmed.length} unconfirmed`}`}` : 'no full pass yet';
+      out(`target ${t.id}: ${t.state}; ${t.inAlias ?? '?'} in the alias, ${t.pending} pending; ${last}`);
+      if (t.lastError && t.state !== 'in-sync') out(`  last error: ${t.lastError.message}`);
+    }
+    if (status.jails !== null) out(JSON.stringify(status.jails, null, 2));
+    return status.targets.some((t) => t.state === 'degraded') ? 1 : 0;
+  });
+}
+
+export async function runReloadCommand(argv: string[]): Promise<number> {
+  const { values } = parse(argv, {}, 'edgeban reload');
+  return withHandlers(values, false, async (handlers) => {
+    const result = await handlers.reload();
+    out(result.message);
+    return result.ok ? 0 : 2;
+  });
+}
+
+/** fail2ban-client's `set JAIL banip IP…` and `set JAIL unbanip IP…`. */
+export async function runSetCommand(argv: string[]): Promise<number> {
+  const usage = 'edgeban set JAIL banip|unbanip IP [IP…]';
+  const { values, positionals } = parse(argv, {}, usage);
+  const [jail, verb, ...addresses] = positionals;
+  if (!jail || (verb !== 'banip' && verb !== 'unbanip') || addresses.length === 0) throw new UserFacingError(`usage: ${usage}`);
+  return withHandlers(values, true, async (handlers, viaDaemon) => {
+    let code = 0;
+    for (const address of addresses) {
+      if (verb === 'banip') code = Math.max(code, printOutcome(await handlers.ban({ address, jail }), viaDaemon));
+      else out(`${address}: ${(await handlers.unban({ address, jail })).ended} ended`);
+    }
+    return code;
+  });
+}

@@ -1,0 +1,78 @@
+import { cidrContains, cidrList, cidrOverlaps, type Cidr } from './cidr.ts';
+import type { NetworkFacts } from './network-facts.ts';
+
+/** Why an address was not banned; stable codes for status and metrics. */
+export const REFUSAL_REASONS = [
+  'invalid', 'unspecified', 'loopback', 'link-local', 'multicast', 'broadcast',
+  'firewall', 'self', 'gateway', 'ignoreip', 'private',
+] as const;
+export type RefusalReason = (typeof REFUSAL_REASONS)[number];
+
+export type GuardVerdict = { ok: true } | { ok: false; reason: RefusalReason; /** The protected address or range involved. */ match: string };
+
+// Ranges no edge ban can mean anything for. Documentation ranges and shared address space
+// (100.64.0.0/10) are deliberately absent: they are banned like public addresses.
+const SPECIAL: readonly (readonly [RefusalReason, Cidr[]])[] = [
+  ['unspecified', cidrList(['0.0.0.0/8', '::/128'])],
+  ['loopback', cidrList(['127.0.0.0/8', '::1/128'])],
+  ['link-local', cidrList(['169.254.0.0/16', 'fe80::/10'])],
+  ['multicast', cidrList(['224.0.0.0/4', 'ff00::/8'])],
+  ['broadcast', cidrList(['255.255.255.255/32'])],
+];
+/** RFC 1918 and ULA, nothing else: a WAN rule cannot block internal hosts. */
+export const PRIVATE_RANGES: readonly Cidr[] = cidrList(['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7']);
+
+export interface BanGuardOptions {
+  facts: NetworkFacts;
+  ignoreip: readonly Cidr[];
+  /** Send private offenders to the edge anyway (off by default). */
+  banprivate: boolean;
+}
+
+/**
+ * Decides whether a ban may reach the edge. `host` is the offender, `network` what would be
+ * banned (the host, or its covering /64 …): a network ban is refused when it would cover a
+ * protected address.
+ */
+export class BanGuard {
+  private readonly protectedHosts: readonly (readonly [RefusalReason, readonly Cidr[]])[];
+  private readonly ignoreip: readonly Cidr[];
+  private readonly banprivate: boolean;
+
+  constructor(options: BanGuardOptions) {
+    const parse = (list: readonly string[]) => cidrList(list);
+    this.protectedHosts = [
+      ['firewall', parse(options.facts.firewallAddresses)],
+      ['self', parse(options.facts.selfAddresses)],
+      ['gateway', parse(options.facts.gateways)],
+    ];
+    this.ignoreip = options.ignoreip;
+    this.banprivate = options.banprivate;
+  }
+
+  check(host: Cidr, network: Cidr = host): GuardVerdict {
+    for (const [reason, ranges] of SPECIAL) {
+      for (const range of ranges) if (cidrContains(range, host)) return { ok: false, reason, match: range.text };
+    }
+    for (const [reason, hosts] of this.protectedHosts) {
+      for (const protectedHost of hosts) if (cidrContains(network, protectedHost)) return { ok: false, reason, match: protectedHost.text };
+    }
+    for (const range of this.ignoreip) if (cidrOverlaps(range, network)) return { ok: false, reason: 'ignoreip', match: range.text };
+    if (!this.banprivate) {
+      for (const range of PRIVATE_RANGES) if (cidrOverlaps(range, network)) return { ok: false, reason: 'private', match: range.text };
+    }
+    return { ok: true };
+  }
+}
+
+const LOOPBACK = SPECIAL.find(([reason]) => reason === 'loopback')?.[1] ?? [];
+
+/** Whether an address is RFC 1918 / ULA. */
+export function isPrivate(host: Cidr): boolean {
+  return PRIVATE_RANGES.some((range) => cidrContains(range, host));
+}
+
+/** Private or loopback: what a proxy in front of the service shows up as. */
+export function isInternal(host: Cidr): boolean {
+  return isPrivate(host) || LOOPBACK.some((range) => cidrContains(range, host));
+}

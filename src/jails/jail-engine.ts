@@ -1,0 +1,321 @@
+import type { BanClaim } from '../ledger/ban-claim.ts';
+import type { BanRequest } from '../ledger/ledger.ts';
+import type { Logger } from '../logging/logger.ts';
+import { InvalidAddressError } from '../net/address.ts';
+import type { Clock } from '../util/clock.ts';
+import { BanGuard, isInternal, REFUSAL_REASONS, type RefusalReason } from './ban-guard.ts';
+import { banTimeSec } from './ban-time.ts';
+import { cidrContains, cidrList, coveringNetwork, parseCidr, type Cidr } from './cidr.ts';
+import { FailureTracker } from './failure-tracker.ts';
+import type { NetworkFacts } from './network-facts.ts';
+import { ProxyDetector, type ProxyDetectorOptions, type ProxySuspicion } from './proxy-detector.ts';
+import type { JailSettings } from './settings.ts';
+
+/** One failure a filter found. */
+export interface FailureMatch {
+  /** The offender, pf spelling (any spelling parsePfAddress accepts). */
+  host: string;
+  /** The log line's time, epoch seconds. */
+  time: number;
+  user?: string;
+}
+
+export type MatchOutcome =
+  | { kind: 'unknown-jail' }
+  | { kind: 'ignored'; reason: RefusalReason; match: string }
+  /** Older than findtime: not counted. */
+  | { kind: 'old' }
+  | { kind: 'counted'; address: string; retry: number }
+  /** maxretry reached while this jail's ban is still active (or being written) in every target. */
+  | { kind: 'already-banned'; address: string }
+  /** The ban would already be over (failure time + bantime is past): fail2ban ignores it too. */
+  | { kind: 'expired'; address: string }
+  | { kind: 'banned'; address: string; durationMs: number | null; previousBans: number; targets: string[] }
+  | { kind: 'ban-failed'; address: string };
+
+/** What the engine reads of the ledger: Ledger satisfies it. */
+export interface BanHistory {
+  claimsOf(target: string, address: string): readonly BanClaim[];
+  targets(): string[];
+}
+
+export type BanSink = (request: BanRequest) => Promise<unknown>;
+
+export interface JailStats {
+  jail: string;
+  /** Failures handed to the jail. */
+  matches: number;
+  /** Failures counted towards a ban. */
+  failures: number;
+  old: number;
+  ignored: Record<RefusalReason, number>;
+  bans: number;
+  alreadyBanned: number;
+  expired: number;
+  banErrors: number;
+  /** Addresses currently counted. */
+  tracked: number;
+  capReached: boolean;
+  evictedByCap: number;
+  proxyWarning: ProxySuspicion | null;
+}
+
+export interface JailEngineOptions {
+  jails: readonly JailSettings[];
+  facts: NetworkFacts;
+  history: BanHistory;
+  ban: BanSink;
+  clock: Clock;
+  /** [0, 1), for bantime.rndtime. */
+  random: () => number;
+  logger: Logger;
+  proxy?: ProxyDetectorOptions;
+}
+
+interface Jail {
+  settings: JailSettings;
+  guard: BanGuard;
+  tracker: FailureTracker;
+  proxy: ProxyDetector;
+  stats: Omit<JailStats, 'tracked' | 'capReached' | 'evictedByCap' | 'proxyWarning'>;
+  privateReported: boolean;
+}
+
+/**
+ * The runtime between "a filter matched" and "ban it in the ledger": guards, fail2ban's
+ * counting, bantime.increment, and per-jail stats. Counting is synchronous, so failures are
+ * decided in the order they arrive; only the ban sink is awaited.
+ */
+export class JailEngine {
+  private jails = new Map<string, Jail>();
+  private facts: NetworkFacts;
+  private proxyCandidates: readonly Cidr[] = [];
+  /** Bans handed to the sink and not yet settled: `${target}\0${address}\0${jail}`. */
+  private readonly inFlight = new Set<string>();
+  private readonly history: BanHistory;
+  private readonly sink: BanSink;
+  private readonly clock: Clock;
+  private readonly random: () => number;
+  private readonly logger: Logger;
+  private readonly proxyOptions: ProxyDetectorOptions;
+
+  constructor(options: JailEngineOptions) {
+    this.history = options.history;
+    this.sink = options.ban;
+    this.clock = options.clock;
+    this.random = options.random;
+    this.logger = options.logger;
+    this.proxyOptions = options.proxy ?? {};
+    this.facts = options.facts;
+    this.reload(options.jails, options.facts);
+  }
+
+  /** New settings (SIGHUP): counters, stats and proxy findings of jails that still exist are kept. */
+  reload(jails: readonly JailSettings[], facts: NetworkFacts = this.facts): void {
+    this.facts = facts;
+    this.proxyCandidates = cidrList([...facts.gateways, ...facts.selfAddresses]);
+    const next = new Map<string, Jail>();
+    for (const settings of jails) {
+      const guard = new BanGuard({ facts, ignoreip: settings.ignoreip, banprivate: settings.banprivate });
+      const old = this.jails.get(settings.name);
+      if (old) {
+        old.tracker.reconfigure({ maxretry: settings.maxretry, findtimeSec: settings.findtimeSec, cap: settings.maxtracked });
+        next.set(settings.name, { ...old, settings, guard });
+        continue;
+      }
+      next.set(settings.name, {
+        settings,
+        guard,
+        tracker: new FailureTracker({ maxretry: settings.maxretry, findtimeSec: settings.findtimeSec, cap: settings.maxtracked }),
+        proxy: new ProxyDetector(this.proxyOptions),
+        stats: emptyStats(settings.name),
+        privateReported: false,
+      });
+    }
+    this.jails = next;
+  }
+
+  async onMatch(jailName: string, match: FailureMatch): Promise<MatchOutcome> {
+    const jail = this.jails.get(jailName);
+    if (!jail) return { kind: 'unknown-jail' };
+    const { settings, stats } = jail;
+    stats.matches++;
+    const nowMs = this.clock.now();
+
+    let host: Cidr;
+    try {
+      host = parseCidr(match.host);
+    } catch (error) {
+      if (!(error instanceof InvalidAddressError)) throw error;
+      return this.refuse(jail, 'invalid', match.host.slice(0, 64));
+    }
+    if (host.prefix !== (host.family === 4 ? 32 : 128)) return this.refuse(jail, 'invalid', host.text);
+    const network = host.family === 6 ? coveringNetwork(host, settings.ipv6prefix) : host;
+
+    this.observeProxy(jail, host, nowMs);
+    const verdict = jail.guard.check(host, network);
+    if (!verdict.ok) {
+      if (verdict.reason === 'private' && !jail.privateReported) {
+        jail.privateReported = true;
+        this.logger.info({ jail: settings.name, address: host.text }, `[${settings.name}] ${host.text} is a private address: not banned at the edge (a WAN rule cannot block internal hosts); set banprivate = true to ban such addresses anyway. Further ones are only counted in status.`);
+      }
+      return this.refuse(jail, verdict.reason, verdict.match, host.text);
+    }
+
+    const result = jail.tracker.add(network, match.time, nowMs / 1000);
+    if (result.kind === 'old') {
+      stats.old++;
+      return { kind: 'old' };
+    }
+    stats.failures++;
+    if (result.kind === 'counted') {
+      this.logger.debug({ jail: settings.name, address: network.text, retry: result.retry }, `[${settings.name}] Found ${network.text}`);
+      return { kind: 'counted', address: network.text, retry: result.retry };
+    }
+    return this.ban(jail, network.text, result.lastTime, nowMs);
+  }
+
+  /** Drops counters whose last failure is findtime old (the daemon calls this now and then). */
+  sweep(): number {
+    const nowSec = this.clock.now() / 1000;
+    let removed = 0;
+    for (const jail of this.jails.values()) removed += jail.tracker.sweep(nowSec);
+    return removed;
+  }
+
+  /** Forgets the failures counted for an address (manual unban). */
+  forget(address: string, jailName?: string): void {
+    let host: Cidr;
+    try {
+      host = parseCidr(address);
+    } catch {
+      return;
+    }
+    for (const jail of this.jails.values()) {
+      if (jailName !== undefined && jail.settings.name !== jailName) continue;
+      jail.tracker.delete(host.family === 6 ? coveringNetwork(host, jail.settings.ipv6prefix) : host);
+    }
+  }
+
+  stats(jailName?: string): JailStats[] {
+    const out: JailStats[] = [];
+    for (const jail of this.jails.values()) {
+      if (jailName !== undefined && jail.settings.name !== jailName) continue;
+      const tracker = jail.tracker.stats();
+      out.push({
+        ...jail.stats,
+        ignored: { ...jail.stats.ignored },
+        tracked: tracker.tracked,
+        capReached: tracker.capReached,
+        evictedByCap: tracker.evictedByCap,
+        proxyWarning: jail.proxy.suspicion,
+      });
+    }
+    return out;
+  }
+
+  jailNames(): string[] {
+    return [...this.jails.keys()];
+  }
+
+  private refuse(jail: Jail, reason: RefusalReason, match: string, address?: string): MatchOutcome {
+    jail.stats.ignored[reason]++;
+    this.logger.debug({ jail: jail.settings.name, address, reason, match }, `[${jail.settings.name}] Ignore ${address ?? match} (${reason})`);
+    return { kind: 'ignored', reason, match };
+  }
+
+  private observeProxy(jail: Jail, host: Cidr, nowMs: number): void {
+    const candidate = isInternal(host) || this.proxyCandidates.some((c) => cidrContains(c, host));
+    const found = jail.proxy.observe(candidate ? host.text : null, nowMs);
+    if (!found) return;
+    const name = jail.settings.name;
+    this.logger.warn(
+      { jail: name, address: found.address, share: found.share, window: found.window },
+      `[${name}] ${Math.round(found.share * 100)}% of the last ${found.window} failures come from ${found.address}, a private address: jail ${name} sees a proxy, not the real client IPs. Make the proxy pass them on (PROXY protocol, X-Forwarded-For / real_ip) and log those, or edgeban cannot ban the attackers.`,
+    );
+  }
+
+  private async ban(jail: Jail, address: string, lastFailureSec: number, nowMs: number): Promise<MatchOutcome> {
+    const { settings, stats } = jail;
+    const name = settings.name;
+    const targets = settings.targets.map((t) => t.id);
+    const pending = targets.filter((target) => !this.isBanned(target, address, name, nowMs));
+    if (targets.length > 0 && pending.length === 0) {
+      stats.alreadyBanned++;
+      this.logger.debug({ jail: name, address }, `[${name}] ${address} already banned`);
+      return { kind: 'already-banned', address };
+    }
+    const previousBans = this.previousBans(settings, address);
+    const seconds = banTimeSec(settings, previousBans, this.random);
+    let durationMs: number | null = null;
+    if (seconds >= 0) {
+      // fail2ban bans from the failure's time (the ticket's), not from when it read the line.
+      durationMs = Math.round((lastFailureSec + seconds) * 1000 - nowMs);
+      if (durationMs <= 0) {
+        stats.expired++;
+        this.logger.info({ jail: name, address }, `[${name}] Ignore ${address}: its ban would already have ended`);
+        return { kind: 'expired', address };
+      }
+    }
+    stats.bans++;
+    const bantime = seconds < 0 ? 'permanent' : `${Math.round(seconds)}s`;
+    this.logger.info({ jail: name, address, bantime, previousBans, targets: pending }, `[${name}] Ban ${address} (${bantime}${previousBans > 0 ? `, banned ${previousBans} time(s) before` : ''})`);
+    if (targets.length === 0) {
+      this.logger.warn({ jail: name, address }, `[${name}] no opnsense action: ${address} is not banned at any firewall`);
+    }
+    const results = await Promise.allSettled(pending.map(async (target) => {
+      const key = `${target}\u0000${address}\u0000${name}`;
+      this.inFlight.add(key);
+      try {
+        await this.sink({ target, address, jail: name, origin: 'jail', durationMs });
+      } finally {
+        this.inFlight.delete(key);
+      }
+    }));
+    const failed = results.filter((r) => r.status === 'rejected');
+    if (failed.length > 0) {
+      stats.banErrors++;
+      for (const failure of failed) this.logger.error({ jail: name, address, err: (failure as PromiseRejectedResult).reason }, `[${name}] could not record the ban of ${address}`);
+      return { kind: 'ban-failed', address };
+    }
+    return { kind: 'banned', address, durationMs, previousBans, targets: pending };
+  }
+
+  private isBanned(target: string, address: string, jail: string, nowMs: number): boolean {
+    if (this.inFlight.has(`${target}\u0000${address}\u0000${jail}`)) return true;
+    return this.history.claimsOf(target, address).some((c) => c.jail === jail && c.endedAt === null && (c.expiresAt === null || c.expiresAt > nowMs));
+  }
+
+  /**
+   * fail2ban's ban.Count: how often this jail banned the address before (bips.bancount), or with
+   * overalljails the sum over every jail. A jail enforcing in several targets counts once.
+   */
+  private previousBans(settings: JailSettings, address: string): number {
+    const perJail = new Map<string, number>();
+    const targets = settings.increment.overalljails ? this.history.targets() : settings.targets.map((t) => t.id);
+    for (const target of targets) {
+      for (const claim of this.history.claimsOf(target, address)) {
+        if (claim.origin === 'adopted') continue;
+        if (!settings.increment.overalljails && claim.jail !== settings.name) continue;
+        perJail.set(claim.jail, Math.max(perJail.get(claim.jail) ?? 0, claim.banCount));
+      }
+    }
+    let total = 0;
+    for (const count of perJail.values()) total += count;
+    return total;
+  }
+}
+
+function emptyStats(jail: string): Jail['stats'] {
+  return {
+    jail,
+    matches: 0,
+    failures: 0,
+    old: 0,
+    ignored: Object.fromEntries(REFUSAL_REASONS.map((r) => [r, 0])) as Record<RefusalReason, number>,
+    bans: 0,
+    alreadyBanned: 0,
+    expired: 0,
+    banErrors: 0,
+  };
+}

@@ -1,0 +1,93 @@
+import { createHash } from 'node:crypto';
+import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import type { Logger } from '../logging/logger.ts';
+import { errorMessage } from '../util/errors.ts';
+
+const FORMAT = 'edgeban-log-offsets';
+
+/** Where reading of one file (identified by inode) stopped: just past the last line handed on and acknowledged. */
+export const ResumeRecordSchema = z.object({
+  /** The path the file was followed under. */
+  path: z.string().min(1),
+  /** 'draining': a rotated file whose remainder is read before the file now at `path`. */
+  role: z.enum(['current', 'draining']),
+  dev: z.number().int().nonnegative(),
+  ino: z.number().int().nonnegative(),
+  offset: z.number().int().nonnegative(),
+  /** sha256 of the `anchorLength` bytes before `offset`: proves the file still holds what was read. */
+  anchorLength: z.number().int().min(0).max(64),
+  anchorSha256: z.string().regex(/^[0-9a-f]{64}$/),
+});
+export type ResumeRecord = z.infer<typeof ResumeRecordSchema>;
+
+const StateSchema = z.object({
+  format: z.literal(FORMAT),
+  version: z.literal(1),
+  files: z.array(ResumeRecordSchema),
+});
+
+export function anchorHash(anchor: Buffer): string {
+  return createHash('sha256').update(anchor).digest('hex');
+}
+
+/**
+ * Loads the resume records. A missing file means a first start. A damaged one (not JSON, wrong
+ * shape) must not stop the daemon: it is reported and set aside, and every file is followed from
+ * its beginning (the jails ignore lines older than findtime, so the cost is a re-read).
+ */
+export async function loadResumeRecords(stateFile: string, logger: Logger): Promise<ResumeRecord[]> {
+  let text: string;
+  try {
+    text = await readFile(stateFile, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    logger.warn({ stateFile, err: errorMessage(error) },
+      'cannot read the log offsets file; following every log file from its beginning');
+    return [];
+  }
+  let reason: string;
+  try {
+    const parsed = StateSchema.safeParse(JSON.parse(text));
+    if (parsed.success) return parsed.data.files;
+    reason = parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+  } catch (error) {
+    reason = errorMessage(error);
+  }
+  const aside = `${stateFile}.damaged`;
+  try {
+    await rename(stateFile, aside);
+  } catch {
+    // Keeping it aside is only for inspection; the next checkpoint overwrites it either way.
+  }
+  logger.warn({ stateFile, keptAs: aside, reason },
+    `log offsets file ${stateFile} is damaged (${reason}); following every log file from its beginning`);
+  return [];
+}
+
+/** Writes the records atomically: a crash leaves either the old file or the new one, never a torn one. */
+export async function saveResumeRecords(stateFile: string, records: readonly ResumeRecord[]): Promise<void> {
+  const dir = path.dirname(stateFile);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const tmp = `${stateFile}.tmp-${process.pid}`;
+  const body = `${JSON.stringify({ format: FORMAT, version: 1, files: records }, null, 1)}\n`;
+  const handle = await open(tmp, 'w', 0o600);
+  try {
+    await handle.writeFile(body, 'utf8');
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(tmp, stateFile);
+  try {
+    const dirHandle = await open(dir, 'r');
+    try {
+      await dirHandle.sync(); // makes the rename itself durable
+    } finally {
+      await dirHandle.close();
+    }
+  } catch {
+    // Some filesystems refuse fsync on a directory; the rename is still atomic.
+  }
+}

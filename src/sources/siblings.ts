@@ -1,0 +1,103 @@
+import { open, readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { anchorHash } from './resume-state.ts';
+
+/** A file beside a followed log, where rotation may have put (or copied) its older content. */
+export interface Sibling {
+  name: string;
+  path: string;
+  dev: number;
+  ino: number;
+  size: number;
+  mtimeMs: number;
+}
+
+/** Compressed rotations cannot be resumed at a byte offset of the plain file. */
+const COMPRESSED = /\.(gz|bz2|xz|zst|lz4|lzma|Z|zip)$/;
+
+/** Regular, uncompressed files in `dir` other than `exceptName`. */
+export async function listSiblings(dir: string, exceptName: string): Promise<Sibling[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return [];
+  }
+  const out: Sibling[] = [];
+  for (const name of names) {
+    if (name === exceptName || COMPRESSED.test(name)) continue;
+    const full = path.join(dir, name);
+    try {
+      const st = await stat(full);
+      if (st.isFile()) out.push({ name, path: full, dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs });
+    } catch {
+      // Vanished or unreadable meanwhile: not a candidate.
+    }
+  }
+  return out;
+}
+
+/** Names logrotate gives a rotated `base`: base.1, base-20250101, base.old ... */
+function isRotationOf(name: string, base: string): boolean {
+  return name.length > base.length && name.startsWith(base) && '.-_'.includes(name[base.length] ?? '');
+}
+
+function rotationNumber(name: string, base: string): number | null {
+  const m = /^\.(\d+)$/.exec(name.slice(base.length));
+  return m ? Number(m[1]) : null;
+}
+
+/**
+ * Rotated files newer than `older` (which once was `base`), oldest first: what two quick renames
+ * leave behind (access.log.1 between access.log.2 and the new access.log). Numbered rotations are
+ * ordered by number (a smaller number is newer); other names by modification time.
+ */
+export function newerRotations(siblings: readonly Sibling[], base: string, older: Sibling, skipInodes: ReadonlySet<number>): Sibling[] {
+  const olderNumber = rotationNumber(older.name, base);
+  const picked = siblings.filter((s) => {
+    if (s.ino === older.ino || skipInodes.has(s.ino) || !isRotationOf(s.name, base)) return false;
+    const n = rotationNumber(s.name, base);
+    if (olderNumber !== null && n !== null) return n < olderNumber;
+    return s.mtimeMs > older.mtimeMs;
+  });
+  return picked.sort((a, b) => {
+    const na = rotationNumber(a.name, base);
+    const nb = rotationNumber(b.name, base);
+    if (na !== null && nb !== null) return nb - na;
+    return a.mtimeMs - b.mtimeMs || a.name.localeCompare(b.name);
+  });
+}
+
+/** Reads `length` bytes at `offset` of a file; fewer if the file is shorter. */
+export async function readRange(file: string, offset: number, length: number): Promise<Buffer> {
+  const handle = await open(file, 'r');
+  try {
+    const buf = Buffer.alloc(length);
+    const { bytesRead } = await handle.read(buf, 0, length, offset);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * The copy a copytruncate rotation made of a file that was read up to `offset`: a rotated sibling at
+ * least that long whose bytes before `offset` are the ones read there (compared by hash). Without an
+ * anchor (offset 0) a copy cannot be told apart from any other file, so none is returned.
+ */
+export async function findCopy(siblings: readonly Sibling[], base: string, offset: number, anchorLength: number,
+  anchorSha256: string, skipInodes: ReadonlySet<number>): Promise<Sibling | null> {
+  if (offset === 0 || anchorLength === 0) return null;
+  const candidates = siblings
+    .filter((s) => isRotationOf(s.name, base) && s.size >= offset && !skipInodes.has(s.ino))
+    .sort((a, b) => b.mtimeMs - a.mtimeMs);
+  for (const s of candidates) {
+    try {
+      const bytes = await readRange(s.path, offset - anchorLength, anchorLength);
+      if (bytes.length === anchorLength && anchorHash(bytes) === anchorSha256) return s;
+    } catch {
+      // Unreadable: cannot be the copy we can use.
+    }
+  }
+  return null;
+}

@@ -10,6 +10,10 @@ interface CommandEntry {
 
 // Loaded lazily so `edgeban status` does not pay for the simulator or the filter engine.
 const COMMANDS: Record<string, CommandEntry> = {
+  run: {
+    summary: 'the daemon: follow logs, run jails, enforce bans at the edge [--reset-state]',
+    load: async () => (await import('./run-command.ts')).runRunCommand,
+  },
   status: {
     summary: 'the running daemon: jails, counters, active bans, each target\'s enforcement state [JAIL] [--json]',
     load: async () => (await import('./control-commands.ts')).runStatusCommand,

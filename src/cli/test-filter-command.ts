@@ -1,5 +1,140 @@
-// Placeholder: issue 3 implements the fail2ban-regex equivalent here.
-export async function runTestFilterCommand(_argv: string[]): Promise<number> {
-  process.stderr.write('edgeban test-filter: not implemented yet\n');
-  return 2;
+/**
+ * `edgeban test-filter FILTER LOG [--config-dir DIR] [--now EPOCH] [--json]`: edgeban's
+ * fail2ban-regex. Streams the log (any size, any bytes), runs the filter over every line and
+ * prints a summary, or with --json exactly one JSON object per input line.
+ */
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { loadFilter } from '../config/fail2ban/filter-definition.ts';
+import { compileFilter } from '../filters/compile.ts';
+import { FilterMatcher, type LineResult } from '../filters/matcher.ts';
+import { readFileChunks, readLineBatches } from '../filters/line-reader.ts';
+import { UserFacingError } from '../util/errors.ts';
+
+const USAGE = 'usage: edgeban test-filter FILTER LOG [--config-dir DIR] [--now EPOCH] [--json]';
+const SAMPLE_MATCHES = 5;
+const REPO_ROOT = path.resolve(import.meta.dirname, '..', '..');
+
+const argsSchema = z.object({
+  filter: z.string().min(1),
+  log: z.string().min(1),
+  configDir: z.string().min(1).optional(),
+  now: z.number().finite().optional(),
+  json: z.boolean(),
+});
+type TestFilterArgs = z.infer<typeof argsSchema>;
+
+function parse(argv: string[]): TestFilterArgs {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: { 'config-dir': { type: 'string' }, now: { type: 'string' }, json: { type: 'boolean', default: false } },
+    });
+  } catch (error) {
+    throw new UserFacingError(`${(error as Error).message}\n${USAGE}`);
+  }
+  const { positionals, values } = parsed;
+  if (positionals.length !== 2) throw new UserFacingError(USAGE);
+  const nowText = values.now;
+  if (nowText !== undefined && !/^\d+(?:\.\d+)?$/.test(nowText)) throw new UserFacingError(`--now: expected epoch seconds, got ${JSON.stringify(nowText)}`);
+  const result = argsSchema.safeParse({
+    filter: positionals[0],
+    log: positionals[1],
+    configDir: values['config-dir'] ?? (process.env.EDGEBAN_CONFIG_DIR || undefined),
+    now: nowText === undefined ? undefined : Number(nowText),
+    json: values.json === true,
+  });
+  if (!result.success) throw new UserFacingError(`${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}\n${USAGE}`);
+  return result.data;
+}
+
+/** One JSON line per input line; tags join the fixed keys (a tag named like one is prefixed). */
+export function jsonLine(lineNumber: number, r: LineResult): string {
+  let s = `{"line":${lineNumber},"match":${r.match},"host":${r.host === null ? 'null' : JSON.stringify(r.host)},"time":${r.time === null ? 'null' : String(r.time)}`;
+  for (const key in r.tags) {
+    const name = key === 'line' || key === 'match' || key === 'host' || key === 'time' || key === 'hostname' ? `tag_${key}` : key;
+    s += `,${JSON.stringify(name)}:${JSON.stringify(r.tags[key])}`;
+  }
+  if (r.hostname !== undefined) s += `,"hostname":${JSON.stringify(r.hostname)}`;
+  return `${s}}\n`;
+}
+
+/** Buffers output and respects back-pressure, so a million JSON lines stay fast and bounded. */
+class Output {
+  private chunk = '';
+  async write(text: string): Promise<void> {
+    this.chunk += text;
+    if (this.chunk.length >= 1 << 16) await this.flush();
+  }
+  async flush(): Promise<void> {
+    if (this.chunk === '') return;
+    const data = this.chunk;
+    this.chunk = '';
+    if (!process.stdout.write(data)) await new Promise<void>((resolve) => process.stdout.once('drain', resolve));
+  }
+}
+
+export async function runTestFilterCommand(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const args = parse(argv);
+  const dirs = {
+    ...(args.configDir === undefined ? {} : { configDir: path.resolve(args.configDir) }),
+    shippedFilterDir: path.join(REPO_ROOT, 'filters'),
+    shippedActionDir: path.join(REPO_ROOT, 'actions'),
+  };
+  const definition = await loadFilter(args.filter, dirs);
+  const filter = compileFilter(definition);
+  try {
+    const info = await stat(args.log);
+    if (!info.isFile() && !info.isFIFO()) throw new Error('not a file');
+  } catch (error) {
+    throw new UserFacingError(`cannot read log ${args.log}: ${(error as Error).message}`);
+  }
+  const matcher = new FilterMatcher(filter, { now: args.now ?? Date.now() / 1000 });
+  const out = new Output();
+  const samples: Array<{ n: number; line: string; r: LineResult }> = [];
+  let n = 0;
+  for await (const batch of readLineBatches(readFileChunks(args.log))) {
+    let text = '';
+    const ascii = batch.ascii ? true : undefined;
+    for (const line of batch.lines) {
+      n++;
+      const r = matcher.processLine(line, ascii);
+      if (args.json) text += jsonLine(n, r);
+      else if (r.match && samples.length < SAMPLE_MATCHES) samples.push({ n, line, r });
+    }
+    if (text !== '') await out.write(text);
+  }
+  if (!args.json) await out.write(summary(filter.name, definition.file, filter.failregex.map((f) => f.pattern), matcher, samples));
+  await out.flush();
+  return 0;
+}
+
+function summary(name: string, file: string, failregex: string[], matcher: FilterMatcher, samples: Array<{ n: number; line: string; r: LineResult }>): string {
+  const s = matcher.stats;
+  const lines = [
+    `filter: ${name} (${file})`,
+    `lines read: ${s.lines}, matched: ${s.matched}, ignored: ${s.ignored}, missed: ${s.missed}`,
+    '',
+    'matches per failregex:',
+    ...failregex.map((p, i) => `  #${i + 1} ${String(s.perFailregex[i] ?? 0).padStart(8)}  ${p}`),
+  ];
+  if (s.hostnames > 0) lines.push('', `host names matched by <HOST> (never resolved, not banned): ${s.hostnames}`);
+  if (s.invalidHosts > 0) lines.push('', `matches whose address is invalid (not banned): ${s.invalidHosts}`);
+  if (s.noTime > 0) lines.push('', `lines without a recognised time stamp: ${s.noTime}`);
+  if (samples.length > 0) {
+    lines.push('', 'sample matches:');
+    for (const { n, line, r } of samples) {
+      const when = r.time === null ? 'no time' : new Date(r.time * 1000).toISOString();
+      lines.push(`  line ${n}: ${r.host ?? r.hostname ?? '-'} at ${when}`, `    ${line.length > 200 ? `${line.slice(0, 200)}…` : line}`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
 }

@@ -12,6 +12,8 @@ export interface JailDirectory {
   bantimeSecOf(jail: string): number;
   /** Why this address must not be banned (own address, gateway, …), or null. */
   refusal(address: string): string | null;
+  /** Drops failure counters of an unbanned address, so it starts afresh. */
+  forget(address: string, jail?: string): void;
   status(jail: string | null): unknown;
   reload(): Promise<{ ok: boolean; message: string }>;
 }
@@ -64,7 +66,9 @@ export function createLedgerHandlers(options: LedgerHandlersOptions): ControlHan
     async unban(command: UnbanCommand) {
       if ('all' in command) return { ended: await ledger.unbanAll() };
       try {
-        return { ended: await ledger.unban({ address: command.address, ...(command.jail ? { jail: command.jail } : {}) }) };
+        const ended = await ledger.unban({ address: command.address, ...(command.jail ? { jail: command.jail } : {}) });
+        jails?.forget(parsePfAddress(command.address).text, command.jail);
+        return { ended };
       } catch (error) {
         if (error instanceof InvalidAddressError) throw new ControlRequestError(error.message, 'address');
         throw error;

@@ -1,0 +1,194 @@
+import { mkdir } from 'node:fs/promises';
+import type { EdgebanEnv } from '../config/env.ts';
+import { ControlServer } from '../control/control-server.ts';
+import { createLedgerHandlers, type JailDirectory } from '../control/ledger-handlers.ts';
+import { resetLedgerDir } from '../ledger/file-ledger-store.ts';
+import { FileLedgerStore } from '../ledger/file-ledger-store.ts';
+import { Ledger } from '../ledger/ledger.ts';
+import { BanGuard } from '../jails/ban-guard.ts';
+import { parseCidr } from '../jails/cidr.ts';
+import { JailEngine } from '../jails/jail-engine.ts';
+import { discoverNetworkFacts, resolveFirewallAddresses, type NetworkFacts } from '../jails/network-facts.ts';
+import type { Logger } from '../logging/logger.ts';
+import { AliasReconciler } from '../targets/alias-reconciler.ts';
+import { ledgerDir } from '../targets/enforcement.ts';
+import { OpnsenseClient } from '../targets/opnsense/client.ts';
+import type { Clock, TimerHandle } from '../util/clock.ts';
+import { errorMessage } from '../util/errors.ts';
+import { loadDaemonConfig, type DaemonConfig } from './daemon-config.ts';
+import { JailPipeline } from './jail-pipeline.ts';
+
+export interface DaemonOptions {
+  env: EdgebanEnv;
+  clock: Clock;
+  logger: Logger;
+  resetState?: boolean;
+  /** Tests pass facts in; otherwise discovered from this host's interfaces and routes. */
+  networkFacts?: NetworkFacts;
+  pollIntervalMs?: number;
+}
+
+const MANUAL_BANTIME_SEC = 86_400;
+const SWEEP_INTERVAL_MS = 60_000;
+
+/**
+ * `edgeban run`: log sources → filters → jails → ledger → one reconciler per firewall and alias,
+ * with the control API beside them. Everything is read and checked before the first network call.
+ */
+export class Daemon {
+  private readonly options: DaemonOptions;
+  private config!: DaemonConfig;
+  private ledger!: Ledger;
+  private engine!: JailEngine;
+  private facts!: NetworkFacts;
+  private reconcilers: AliasReconciler[] = [];
+  private clients: OpnsenseClient[] = [];
+  private pipelines: JailPipeline[] = [];
+  private control: ControlServer | null = null;
+  private sweepTimer: TimerHandle | null = null;
+  private stopping: Promise<void> | null = null;
+
+  private constructor(options: DaemonOptions) {
+    this.options = options;
+  }
+
+  static async start(options: DaemonOptions): Promise<Daemon> {
+    const daemon = new Daemon(options);
+    await daemon.boot();
+    return daemon;
+  }
+
+  private async boot(): Promise<void> {
+    const { env, clock, logger } = this.options;
+    this.config = await loadDaemonConfig(env);
+    for (const u of this.config.unsupported) logger.warn({ jail: u.jail, action: u.action }, `jail not run: ${u.reason}`);
+    if (this.config.jails.length === 0) logger.warn('no enabled jail edgeban can run; enable one in jail.local (banaction = opnsense)');
+    await mkdir(env.dataDir, { recursive: true, mode: 0o700 });
+    if (this.options.resetState) {
+      const aside = await resetLedgerDir(ledgerDir(env), clock.now());
+      if (aside) logger.warn({ movedTo: aside }, '--reset-state: the previous ledger was moved aside; starting empty');
+    }
+    const store = await FileLedgerStore.open({ dir: ledgerDir(env), logger });
+    this.ledger = await Ledger.open({ store, clock, logger });
+    this.facts = this.options.networkFacts ?? await this.discoverFacts();
+    this.engine = new JailEngine({
+      jails: this.config.jails.map((j) => j.settings), facts: this.facts, history: this.ledger,
+      ban: (request) => this.ledger.ban(request), clock, random: Math.random, logger,
+    });
+    this.buildReconcilers();
+    this.control = await ControlServer.start({
+      handlers: createLedgerHandlers({
+        ledger: this.ledger, targets: () => this.reconcilers.map((r) => r.status()), defaultTarget: env.alias,
+        manualBantimeSec: MANUAL_BANTIME_SEC, jails: this.jailDirectory(),
+      }),
+      logger, socketPath: env.controlSocket,
+      ...(env.controlListen && env.controlToken ? { tcp: { ...env.controlListen, token: env.controlToken } } : {}),
+    });
+    // The first passes restore whatever an OPNsense reboot or our downtime left out; they run in the background.
+    for (const reconciler of this.reconcilers) void reconciler.start();
+    await this.startPipelines();
+    this.scheduleSweep();
+    logger.info({ jails: this.config.jails.map((j) => j.definition.name), targets: this.reconcilers.map((r) => r.status().id) }, 'edgeban running');
+  }
+
+  /** Stops reading and persists offsets and ledger. Never unbans or flushes: bans stay enforced while edgeban is down. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.sweepTimer?.cancel();
+      await Promise.all(this.pipelines.map((p) => p.stop()));
+      await this.control?.stop();
+      await Promise.all(this.reconcilers.map((r) => r.stop()));
+      await Promise.all(this.clients.map((c) => c.close()));
+      await this.ledger.close();
+    })();
+    return this.stopping;
+  }
+
+  /** Re-reads the configuration; on an error the running one stays. Counters and bans are kept. */
+  async reload(): Promise<{ ok: boolean; message: string }> {
+    const { env, logger } = this.options;
+    let next: DaemonConfig;
+    try {
+      next = await loadDaemonConfig(env);
+    } catch (error) {
+      logger.error({ err: errorMessage(error) }, 'reload failed; the running configuration stays');
+      return { ok: false, message: `reload failed, configuration unchanged: ${errorMessage(error)}` };
+    }
+    await Promise.all(this.pipelines.map((p) => p.stop()));
+    this.config = next;
+    this.engine.reload(next.jails.map((j) => j.settings), this.facts);
+    const before = new Set(this.reconcilers.map((r) => r.status().id));
+    const after = new Set(next.targets.flatMap((t) => t.endpoints.map((e) => `${e.url} ${t.alias}`)));
+    if (before.size !== after.size || [...after].some((id) => !before.has(id))) {
+      await Promise.all(this.reconcilers.map((r) => r.stop()));
+      await Promise.all(this.clients.map((c) => c.close()));
+      this.buildReconcilers();
+      for (const reconciler of this.reconcilers) void reconciler.start();
+    }
+    await this.startPipelines();
+    const message = `reloaded: ${next.jails.length} jails, ${this.reconcilers.length} targets`;
+    logger.info(message);
+    return { ok: true, message };
+  }
+
+  status(jail: string | null): unknown {
+    const pipelines = this.pipelines.filter((p) => jail === null || p.jail === jail).map((p) => p.stats());
+    const engine = this.engine.stats(jail ?? undefined);
+    return pipelines.map((p) => ({ ...p, ...engine.find((e) => e.jail === p.jail) }));
+  }
+
+  private buildReconcilers(): void {
+    const { env, clock, logger } = this.options;
+    this.reconcilers = [];
+    this.clients = [];
+    for (const target of this.config.targets) {
+      for (const endpoint of target.endpoints) {
+        if (endpoint.tlsInsecure) logger.warn({ firewall: endpoint.url }, 'TLS verification is off for this firewall (OPNSENSE_TLS_INSECURE=1)');
+        const client = new OpnsenseClient({ endpoint, logger, connections: env.apiConcurrency + 4 });
+        this.clients.push(client);
+        this.reconcilers.push(new AliasReconciler({
+          id: `${endpoint.url} ${target.alias}`, ledgerTarget: target.id, alias: target.alias, api: client, ledger: this.ledger,
+          clock, logger, intervalMs: env.reconcileIntervalMs, concurrency: env.apiConcurrency, foreignPolicy: env.foreignPolicy,
+          adoptBantimeMs: env.adoptBantimeSec * 1000, killStates: env.killStates, listPageSize: env.listPageSize,
+        }));
+      }
+    }
+  }
+
+  private async startPipelines(): Promise<void> {
+    const { env, clock, logger } = this.options;
+    this.pipelines = this.config.jails.map((plan) => new JailPipeline(plan, clock));
+    for (const pipeline of this.pipelines) {
+      await pipeline.start({ engine: this.engine, dataDir: env.dataDir, logger, clock, ...(this.options.pollIntervalMs ? { pollIntervalMs: this.options.pollIntervalMs } : {}) });
+    }
+  }
+
+  private scheduleSweep(): void {
+    this.sweepTimer = this.options.clock.setTimer(SWEEP_INTERVAL_MS, () => {
+      this.engine.sweep();
+      this.scheduleSweep();
+    });
+  }
+
+  private async discoverFacts(): Promise<NetworkFacts> {
+    const urls = this.config.targets.flatMap((t) => t.endpoints.map((e) => e.url));
+    const resolved = await resolveFirewallAddresses(urls);
+    if (resolved.unresolved.length > 0) this.options.logger.warn({ unresolved: resolved.unresolved }, 'cannot resolve these firewall names; their addresses are not protected from bans');
+    return discoverNetworkFacts({ firewallAddresses: resolved.addresses });
+  }
+
+  private jailDirectory(): JailDirectory {
+    const manualGuard = () => new BanGuard({ facts: this.facts, ignoreip: [], banprivate: false });
+    return {
+      targetOf: (jail) => this.config.jails.find((j) => j.definition.name === jail)?.settings.targets[0]?.id ?? null,
+      bantimeSecOf: (jail) => this.config.jails.find((j) => j.definition.name === jail)?.settings.bantimeSec ?? MANUAL_BANTIME_SEC,
+      refusal: (address) => {
+        const verdict = manualGuard().check(parseCidr(address));
+        return verdict.ok ? null : `${address} is protected (${verdict.reason}: ${verdict.match})`;
+      },
+      forget: (address, jail) => this.engine.forget(address, jail),
+      status: (jail) => this.status(jail),
+      reload: () => this.reload(),
+    };
+  }
+}

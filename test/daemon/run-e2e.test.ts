@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFile, mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { test, type TestContext } from 'node:test';
+import { EDGEBAN, runCli, startCliSimulator } from '../helpers/cli.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+
+const KEY = 'runTestKey0123456789abcdef';
+const SECRET = 'runTestSecret0123456789abcdef+/=';
+const ALIAS = 'fail2ban_blocklist';
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+function syslogNow(): string {
+  const d = new Date();
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return `${MONTHS[d.getUTCMonth()]} ${String(d.getUTCDate()).padStart(2, ' ')} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`;
+}
+
+function dovecotFailure(address: string, user = 'alice'): string {
+  return `${syslogNow()} mail dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<${user}>, method=PLAIN, rip=${address}, lip=10.0.0.2, TLS, session=<x>\n`;
+}
+
+async function until(what: string, predicate: () => Promise<boolean>, limitMs = 20_000): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  for (let i = 0; i < 10_000; i++) {
+    if (await predicate()) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+interface Running { child: ChildProcess; stderr: string[]; exited: Promise<number | null> }
+
+async function startDaemon(t: TestContext, env: Record<string, string>): Promise<Running> {
+  const child = spawn(process.execPath, [EDGEBAN, 'run'], { env: { PATH: process.env.PATH ?? '', TZ: 'UTC', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const stderr: string[] = [];
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  t.after(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`daemon did not start: ${stderr.join('\n')}`)), 30_000);
+    void exited.then((code) => reject(new Error(`daemon exited with ${code}: ${stderr.join('\n')}`)));
+    createInterface({ input: child.stderr! }).on('line', (line) => {
+      stderr.push(line);
+      if (line.includes('edgeban running')) { clearTimeout(timer); resolve(); }
+    });
+  });
+  return { child, stderr, exited };
+}
+
+test('edgeban run: failures cross maxretry -> in the alias; the ban ends -> out; ignored and private never sent; CLI control; SIGTERM leaves the alias alone', async (t) => {
+  const sim = await startCliSimulator(t, ['--key', KEY, '--secret', SECRET, '--auth-fail-delay', '0']);
+  const root = await tempDir(t);
+  const logDir = path.join(root, 'logs');
+  const configDir = path.join(root, 'config');
+  const dataDir = path.join(root, 'data');
+  await mkdir(logDir);
+  await mkdir(configDir);
+  const mailLog = path.join(logDir, 'mail.log');
+  await writeFile(mailLog, '');
+  await writeFile(path.join(configDir, 'jail.local'), [
+    '[DEFAULT]', 'ignoreip = 127.0.0.1/8 ::1 198.51.100.77', '',
+    '[dovecot]', 'enabled = true', `logpath = ${mailLog}`, 'maxretry = 3', 'findtime = 10m', 'bantime = 4', '',
+  ].join('\n'));
+  const env = {
+    OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET, EDGEBAN_DATA_DIR: dataDir, EDGEBAN_CONFIG_DIR: configDir,
+    EDGEBAN_RECONCILE_INTERVAL: '2',
+  };
+  const alias = async () => ((await sim.admin('state')) as { tables: Record<string, string[]> }).tables[ALIAS] ?? [];
+  const daemon = await startDaemon(t, env);
+
+  for (const address of ['192.0.2.50', '198.51.100.77', '10.1.2.3']) {
+    for (let i = 0; i < 3; i++) await appendFile(mailLog, dovecotFailure(address));
+  }
+  await until('192.0.2.50 in the alias', async () => (await alias()).includes('192.0.2.50'));
+  await until('the 4 s ban to end', async () => !(await alias()).includes('192.0.2.50'));
+  const calls = (await sim.admin('calls')) as Array<{ path: string; requestBody: string }>;
+  const sent = calls.filter((c) => /alias_util\/(add|delete)/.test(c.path)).map((c) => JSON.parse(c.requestBody).address as string);
+  assert.ok(!sent.includes('198.51.100.77'), 'an ignoreip address was sent');
+  assert.ok(!sent.includes('10.1.2.3'), 'a private address was sent');
+
+  const ban = await runCli(['ban', '203.0.113.9', '--bantime', '1h'], { env });
+  assert.equal(ban.code, 0, ban.stderr);
+  await until('manual ban in the alias', async () => (await alias()).includes('203.0.113.9'));
+  const status = await runCli(['status', 'dovecot', '--json'], { env });
+  assert.equal(status.code, 0, status.stderr);
+  const jails = (JSON.parse(status.stdout) as { jails: Array<{ jail: string; bans: number; ignored: Record<string, number> }> }).jails;
+  assert.equal(jails[0]?.jail, 'dovecot');
+  assert.equal(jails[0]?.bans, 1);
+  assert.equal(jails[0]?.ignored.ignoreip, 3);
+  assert.equal(jails[0]?.ignored.private, 3);
+
+  daemon.child.kill('SIGTERM');
+  assert.equal(await daemon.exited, 0);
+  assert.deepEqual(await alias(), ['203.0.113.9'], 'stopping unbans nothing');
+  assert.ok(daemon.stderr.every((line) => !line.includes(SECRET)), 'secret in the daemon log');
+});

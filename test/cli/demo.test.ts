@@ -11,6 +11,9 @@ test('npm run demo: the demo runs to the end and exits 0', async () => {
     });
   });
   assert.equal(code, 0, stdout);
-  assert.match(stdout, /the next reconcile pass put them back/);
-  assert.match(stdout, /0 flushes; the admin's entry survived: true/);
+  assert.match(stdout, /BANNED   192\.0\.2\.10 /);
+  assert.match(stdout, /BANNED   2001:db8:bad::7 /);
+  assert.match(stdout, /UNBANNED 198\.51\.100\.99 /);
+  assert.match(stdout, /WARNING  \[traefik\] .*172\.18\.0\.1/);
+  assert.match(stdout, /injected address banned: false; proxy address banned: false; flushes: 0/);
 });

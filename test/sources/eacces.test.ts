@@ -1,12 +1,13 @@
 /**
  * EACCES recovery (tail-file deadlocks here). Tests run as root, where mode bits never deny a
- * read, so the follower runs in a child process as uid/gid 65534 via setpriv(1); the test (root)
- * owns the log files and flips their modes.
+ * read, so the follower runs in a child process that stays uid 0 but has every capability
+ * dropped by setpriv(1) (no CAP_DAC_OVERRIDE): mode bits then apply to it, while it can still
+ * read the repository wherever it is checked out. The test flips the log files' modes.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { appendFile, chmod, chown, mkdir, rename, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { test } from 'node:test';
@@ -14,7 +15,6 @@ import type { FollowerStats } from '../../src/sources/log-follower.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { waitFor } from './harness.ts';
 
-const NOBODY = 65534;
 const fixture = path.join(import.meta.dirname, 'fixtures', 'follow-child.ts');
 const canDropPrivileges = process.getuid?.() === 0 && existsSync('/usr/bin/setpriv');
 
@@ -27,7 +27,7 @@ interface Child {
 }
 
 function startChild(stateFile: string, log: string): Child {
-  const proc = spawn('setpriv', ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups',
+  const proc = spawn('setpriv', ['--bounding-set=-all', '--inh-caps=-all', '--no-new-privs',
     process.execPath, fixture, stateFile, log], { stdio: 'pipe' });
   const child: Child = { proc, lines: [], stats: null, stopped: false, exitCode: null };
   createInterface({ input: proc.stdout }).on('line', (text) => {
@@ -53,17 +53,16 @@ async function stopChild(child: Child): Promise<void> {
 const eaccesShown = (child: Child): boolean => /EACCES/.test(child.stats?.files[0]?.error ?? '');
 
 test('a file that is unreadable (EACCES) is followed once it becomes readable, also after rotation to an unreadable file',
-  { skip: canDropPrivileges ? false : 'needs root and setpriv to run the follower as an unprivileged user' }, async (t) => {
+  { skip: canDropPrivileges ? false : 'needs root and setpriv to run the follower without CAP_DAC_OVERRIDE' }, async (t) => {
     const dir = await tempDir(t);
     await chmod(dir, 0o755);
     const logDir = path.join(dir, 'logs');
     await mkdir(logDir, { mode: 0o755 });
     const stateDir = path.join(dir, 'state');
     await mkdir(stateDir);
-    await chown(stateDir, NOBODY, NOBODY);
     const stateFile = path.join(stateDir, 'offsets.json');
     const log = path.join(logDir, 'app.log');
-    await writeFile(log, 'a1\n', { mode: 0o600 }); // root's, unreadable for the follower
+    await writeFile(log, 'a1\n', { mode: 0o000 }); // unreadable for a process without CAP_DAC_OVERRIDE
 
     // Stopping while the file is unreadable must not hang.
     const first = startChild(stateFile, log);
@@ -80,7 +79,7 @@ test('a file that is unreadable (EACCES) is followed once it becomes readable, a
 
     // Rotated to a file created unreadable (logrotate `create 0600 root`); the writer still writes the old one.
     await rename(log, `${log}.1`);
-    await writeFile(log, 'b1\n', { mode: 0o600 });
+    await writeFile(log, 'b1\n', { mode: 0o000 });
     await appendFile(`${log}.1`, 'a2\n');
     assert.ok(await waitFor(() => child.lines.length >= 2 && eaccesShown(child), 15_000));
     await chmod(log, 0o644);

@@ -25,6 +25,7 @@ export class JailPipeline {
   private follower: LogFollower | null = null;
   private readonly matcher: FilterMatcher;
   private readonly counts = { lines: 0, matches: 0, unusable: 0 };
+  private checkpointQueued = false;
 
   constructor(plan: JailPlan, clock: Clock) {
     this.jail = plan.definition.name;
@@ -75,5 +76,19 @@ export class JailPipeline {
     }
     // Offsets advance only after the bans these lines decided are in the ledger.
     await Promise.all(pending);
+    if (pending.length > 0) this.checkpointSoon();
+  }
+
+  /**
+   * Failures were counted: persist the offsets right after this batch is acknowledged instead
+   * of at the next poll, so a crash does not replay them. One checkpoint at a time.
+   */
+  private checkpointSoon(): void {
+    if (this.checkpointQueued) return;
+    this.checkpointQueued = true;
+    setImmediate(() => {
+      this.checkpointQueued = false;
+      this.follower?.checkpoint().catch(() => undefined);
+    });
   }
 }

@@ -96,3 +96,69 @@ test('edgeban run: failures cross maxretry -> in the alias; the ban ends -> out;
   assert.deepEqual(await alias(), ['203.0.113.9'], 'stopping unbans nothing');
   assert.ok(daemon.stderr.every((line) => !line.includes(SECRET)), 'secret in the daemon log');
 });
+
+test('edgeban run: the gateway is never banned; rotation mid-attack loses no failure; SIGKILL and restart keep the ban and its expiry; CLI unban', async (t) => {
+  const { parseIpv4Routes } = await import('../../src/jails/network-facts.ts');
+  const { readFile, rename } = await import('node:fs/promises');
+  const gateway = parseIpv4Routes(await readFile('/proc/net/route', 'utf8').catch(() => ''))[0] ?? null;
+  const sim = await startCliSimulator(t, ['--key', KEY, '--secret', SECRET, '--auth-fail-delay', '0']);
+  const root = await tempDir(t);
+  const logDir = path.join(root, 'logs');
+  const configDir = path.join(root, 'config');
+  await mkdir(logDir);
+  await mkdir(configDir);
+  const mailLog = path.join(logDir, 'mail.log');
+  await writeFile(mailLog, '');
+  await writeFile(path.join(configDir, 'jail.local'),
+    `[dovecot]\nenabled = true\nlogpath = ${mailLog}\nmaxretry = 4\nfindtime = 10m\nbantime = 1h\n`);
+  const env = {
+    OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET, EDGEBAN_DATA_DIR: path.join(root, 'data'),
+    EDGEBAN_CONFIG_DIR: configDir, EDGEBAN_RECONCILE_INTERVAL: '2',
+  };
+  const alias = async () => ((await sim.admin('state')) as { tables: Record<string, string[]> }).tables[ALIAS] ?? [];
+  const first = await startDaemon(t, env);
+
+  if (gateway) for (let i = 0; i < 6; i++) await appendFile(mailLog, dovecotFailure(gateway));
+  // Two failures, logrotate renames the file and the writer reopens a new one, two more: exactly four.
+  await appendFile(mailLog, dovecotFailure('198.51.100.60'));
+  await appendFile(mailLog, dovecotFailure('198.51.100.60'));
+  await rename(mailLog, `${mailLog}.1`);
+  await writeFile(mailLog, '');
+  await appendFile(mailLog, dovecotFailure('198.51.100.60'));
+  await until('three failures counted', async () => {
+    const s = await runCli(['status', 'dovecot', '--json'], { env });
+    return s.code === 0 && (JSON.parse(s.stdout) as { jails: Array<{ failures: number }> }).jails[0]?.failures === 3;
+  });
+  assert.deepEqual(await alias(), [], 'three of four failures: no ban yet');
+  await appendFile(mailLog, dovecotFailure('198.51.100.60'));
+  await until('198.51.100.60 in the alias', async () => (await alias()).includes('198.51.100.60'));
+
+  const before = JSON.parse((await runCli(['banned', '--json'], { env })).stdout) as { banned: Array<{ address: string; expiresAt: string }> };
+  const { stat } = await import('node:fs/promises');
+  const offsetsFile = path.join(root, 'data', 'offsets', 'dovecot.json');
+  const size = (await stat(mailLog)).size;
+  const persistedOffset = async () => {
+    const text = await readFile(offsetsFile, 'utf8').catch(() => '{"files":[]}');
+    return (JSON.parse(text) as { files: Array<{ path: string; role: string; offset: number }> }).files.find((f) => f.path === mailLog && f.role === 'current')?.offset;
+  };
+  await until('offsets persisted', async () => (await persistedOffset()) === size, 5000);
+  first.child.kill('SIGKILL');
+  await first.exited;
+  await sim.admin('reboot'); // and the firewall lost its tables meanwhile
+  const second = await startDaemon(t, env);
+  await until('restored after restart', async () => (await alias()).includes('198.51.100.60'));
+  const after = JSON.parse((await runCli(['banned', '--json'], { env })).stdout) as { banned: Array<{ address: string; expiresAt: string }> };
+  assert.deepEqual(after.banned.map((b) => [b.address, b.expiresAt]), before.banned.map((b) => [b.address, b.expiresAt]), 'original expiry kept');
+  const status = JSON.parse((await runCli(['status', 'dovecot', '--json'], { env })).stdout) as { jails: Array<{ lines: number }> };
+  assert.equal(status.jails[0]?.lines ?? 0, 0, 'no line read twice after the restart');
+
+  const unban = await runCli(['unban', '198.51.100.60'], { env });
+  assert.equal(unban.code, 0, unban.stderr);
+  await until('unbanned', async () => !(await alias()).includes('198.51.100.60'));
+  if (gateway) {
+    const calls = (await sim.admin('calls')) as Array<{ path: string; requestBody: string }>;
+    assert.ok(!calls.some((c) => c.path.includes('/add/') && c.requestBody.includes(`"${gateway}"`)), 'the gateway was sent');
+  }
+  second.child.kill('SIGTERM');
+  assert.equal(await second.exited, 0);
+});

@@ -10,6 +10,10 @@ interface CommandEntry {
 
 // Loaded lazily so `edgeban status` does not pay for the simulator or the filter engine.
 const COMMANDS: Record<string, CommandEntry> = {
+  demo: {
+    summary: 'the main job on embedded defaults: simulator, sample logs with attacks, the daemon (loopback only)',
+    load: async () => (await import('../demo/demo.ts')).runDemo,
+  },
   run: {
     summary: 'the daemon: follow logs, run jails, enforce bans at the edge [--reset-state]',
     load: async () => (await import('./run-command.ts')).runRunCommand,

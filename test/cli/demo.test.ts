@@ -4,9 +4,9 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { REPO } from '../helpers/cli.ts';
 
-test('npm run demo: the demo runs to the end and exits 0', async () => {
+test('edgeban demo (npm run demo): the demo runs to the end and exits 0', async () => {
   const { code, stdout } = await new Promise<{ code: number; stdout: string }>((resolve) => {
-    execFile(process.execPath, [path.join(REPO, 'src/demo/main.ts')], { cwd: REPO, timeout: 120_000 }, (error, out) => {
+    execFile(process.execPath, [path.join(REPO, 'bin/edgeban.js'), 'demo'], { cwd: REPO, timeout: 120_000 }, (error, out) => {
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout: out });
     });
   });

@@ -162,3 +162,38 @@ test('edgeban run: the gateway is never banned; rotation mid-attack loses no fai
   second.child.kill('SIGTERM');
   assert.equal(await second.exited, 0);
 });
+
+test('edgeban reload: a broken configuration is refused and the running one stays; a good one applies and keeps counters', async (t) => {
+  const sim = await startCliSimulator(t, ['--key', KEY, '--secret', SECRET, '--auth-fail-delay', '0']);
+  const root = await tempDir(t);
+  const configDir = path.join(root, 'config');
+  await mkdir(configDir);
+  const mailLog = path.join(root, 'mail.log');
+  await writeFile(mailLog, '');
+  const jailLocal = path.join(configDir, 'jail.local');
+  const jail = (maxretry: string) => `[dovecot]\nenabled = true\nlogpath = ${mailLog}\nmaxretry = ${maxretry}\nbantime = 1h\n`;
+  await writeFile(jailLocal, jail('10'));
+  const env = {
+    OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET, EDGEBAN_DATA_DIR: path.join(root, 'data'),
+    EDGEBAN_CONFIG_DIR: configDir, EDGEBAN_RECONCILE_INTERVAL: '2',
+  };
+  const alias = async () => ((await sim.admin('state')) as { tables: Record<string, string[]> }).tables[ALIAS] ?? [];
+  const failures = async () => (JSON.parse((await runCli(['status', 'dovecot', '--json'], { env })).stdout) as { jails: Array<{ failures: number }> }).jails[0]?.failures;
+  const daemon = await startDaemon(t, env);
+  for (let i = 0; i < 3; i++) await appendFile(mailLog, dovecotFailure('203.0.113.77'));
+  await until('three failures counted', async () => (await failures()) === 3);
+
+  await writeFile(jailLocal, jail('many'));
+  const refused = await runCli(['reload'], { env });
+  assert.equal(refused.code, 2);
+  assert.match(refused.stdout, /reload failed, configuration unchanged: .*jail\.local:4: \[dovecot\] maxretry/);
+  assert.equal(await failures(), 3, 'still running on the old configuration');
+
+  await writeFile(jailLocal, jail('4'));
+  const applied = await runCli(['reload'], { env });
+  assert.equal(applied.code, 0, applied.stdout + applied.stderr);
+  await appendFile(mailLog, dovecotFailure('203.0.113.77'));
+  await until('the fourth failure bans: the first three were kept', async () => (await alias()).includes('203.0.113.77'));
+  daemon.child.kill('SIGTERM');
+  assert.equal(await daemon.exited, 0);
+});

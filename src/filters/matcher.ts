@@ -62,7 +62,7 @@ export class FilterMatcher {
   readonly stats: MatcherStats;
   private readonly filter: CompiledFilter;
   private readonly dates: DateDetector;
-  private readonly now: number;
+  private now: number;
   private lastDate: number | null = null;
   private lastTimeText = '';
   private lineBuffer: TupleLine[] = [];
@@ -77,6 +77,15 @@ export class FilterMatcher {
     this.tagKeys = [...filter.tagNames].filter((k) => !INTERNAL.has(k) && !k.startsWith('alt_')).map((k) => [k, TAG_RENAME[k] ?? k]);
     this.dates = new DateDetector({ datepattern: filter.datepattern, logtimezone: filter.logtimezone, now: options.now });
     this.stats = { lines: 0, matched: 0, ignored: 0, missed: 0, perFailregex: filter.failregex.map(() => 0), hostnames: 0, invalidHosts: 0, noTime: 0 };
+  }
+
+  /**
+   * Moves the reference time: year-less stamps are inferred against it and a line without a stamp
+   * borrows the last one only if that is under a minute old. A daemon calls this as time passes.
+   */
+  setNow(now: number): void {
+    this.now = now;
+    this.dates.setNow(now);
   }
 
   /**

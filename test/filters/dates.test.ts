@@ -131,3 +131,12 @@ describe('logtimezone', () => {
     assert.throws(() => zoneOffsetMinutes('Europe/Paris'), /time zone/);
   });
 });
+
+describe('DateDetector.setNow', () => {
+  it('re-infers the year once time has moved past New Year', () => {
+    const d = new DateDetector({ datepattern: null, logtimezone: null, now: at('2026-12-30T12:00:00Z') });
+    assert.equal(d.match('Jan  2 10:00:00 x')?.time, at('2026-01-02T10:00:00Z'));
+    d.setNow(at('2027-01-02T12:00:00Z'));
+    assert.equal(d.match('Jan  2 10:00:00 x')?.time, at('2027-01-02T10:00:00Z'));
+  });
+});

@@ -126,7 +126,8 @@ export interface DateDetectorOptions {
 
 export class DateDetector {
   private readonly templates: DateTemplate[];
-  private readonly ctx: TimeContext;
+  private ctx: TimeContext;
+  private readonly offsetMinutes: number | null;
   private last = -1;
   // Char codes around the last date (-1: line edge), for the same-place check.
   private lastBefore = -1;
@@ -137,7 +138,17 @@ export class DateDetector {
   constructor(options: DateDetectorOptions) {
     const year = new Date(LocalTime.naiveOf(options.now) * 1000).getUTCFullYear();
     this.templates = buildTemplates(options.datepattern, year);
-    this.ctx = timeContext(options.now, options.logtimezone === null ? null : zoneOffsetMinutes(options.logtimezone));
+    this.offsetMinutes = options.logtimezone === null ? null : zoneOffsetMinutes(options.logtimezone);
+    this.ctx = timeContext(options.now, this.offsetMinutes);
+  }
+
+  /** Moves the reference time (a long-running reader calls this as time passes). */
+  setNow(now: number): void {
+    if (now === this.ctx.now) return;
+    this.ctx = timeContext(now, this.offsetMinutes);
+    // Cached conversions depend on now (year inference): forget them.
+    this.lastTemplate = null;
+    this.minuteTemplate = null;
   }
 
   get templateNames(): string[] {

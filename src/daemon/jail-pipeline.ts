@@ -1,5 +1,8 @@
 import path from 'node:path';
+import { stat } from 'node:fs/promises';
+import { failureTime } from '../filters/findtime.ts';
 import { FilterMatcher } from '../filters/matcher.ts';
+import { expandPatterns } from '../sources/patterns.ts';
 import type { JailEngine } from '../jails/jail-engine.ts';
 import type { Logger } from '../logging/logger.ts';
 import { LogFollower, type LogLine } from '../sources/log-follower.ts';
@@ -10,8 +13,10 @@ export interface PipelineStats {
   jail: string;
   lines: number;
   matches: number;
-  /** Matches without a usable address (a host name, which is never resolved) or without a time. */
+  /** Matches without a usable address (a host name, which is never resolved). */
   unusable: number;
+  /** Matches dropped as older than findtime while catching up on what was written before start. */
+  old: number;
   follower: ReturnType<LogFollower['stats']> | null;
 }
 
@@ -24,12 +29,16 @@ export class JailPipeline {
   private readonly plan: JailPlan;
   private follower: LogFollower | null = null;
   private readonly matcher: FilterMatcher;
-  private readonly counts = { lines: 0, matches: 0, unusable: 0 };
+  private readonly counts = { lines: 0, matches: 0, unusable: 0, old: 0 };
   private checkpointQueued = false;
+  private clock: Clock;
+  /** Size of each log at start: lines up to there were written before edgeban (re)started. */
+  private readonly catchUpSizes = new Map<string, number>();
 
   constructor(plan: JailPlan, clock: Clock) {
     this.jail = plan.definition.name;
     this.plan = plan;
+    this.clock = clock;
     this.matcher = new FilterMatcher(plan.filter, { now: clock.now() / 1000 });
   }
 
@@ -39,6 +48,11 @@ export class JailPipeline {
     if (patterns.length === 0) {
       options.logger.warn({ jail: this.jail }, 'jail has no logpath; it reads nothing');
       return;
+    }
+    this.clock = options.clock;
+    for (const file of await expandPatterns(patterns)) {
+      const size = await stat(file).then((s) => s.size, () => null);
+      if (size !== null) this.catchUpSizes.set(file, size);
     }
     this.follower = await LogFollower.start({
       patterns,
@@ -61,18 +75,31 @@ export class JailPipeline {
   }
 
   private async onLines(lines: LogLine[], engine: JailEngine): Promise<void> {
+    const now = this.clock.now() / 1000;
+    // Year inference for syslog stamps follows the clock, also across New Year.
+    this.matcher.setNow(now);
+    const findtime = this.plan.settings.findtimeSec;
     const pending: Promise<unknown>[] = [];
     for (const line of lines) {
       this.counts.lines++;
+      const startSize = this.catchUpSizes.get(line.path);
+      const catchingUp = startSize !== undefined && line.endOffset <= startSize;
+      if (startSize !== undefined && !catchingUp) this.catchUpSizes.delete(line.path);
       const result = this.matcher.processLine(line.text);
       if (!result.match) continue;
       this.counts.matches++;
-      if (result.host === null || result.time === null) {
+      if (result.host === null) {
         this.counts.unusable++;
         continue;
       }
+      // fail2ban's rules: live lines without a plausible stamp count now; old catch-up lines are dropped.
+      const time = failureTime(result.time, { now, findtime, inOperation: !catchingUp });
+      if (time === null) {
+        this.counts.old++;
+        continue;
+      }
       const user = result.tags.user;
-      pending.push(engine.onMatch(this.jail, { host: result.host, time: result.time, ...(user ? { user } : {}) }));
+      pending.push(engine.onMatch(this.jail, { host: result.host, time, ...(user ? { user } : {}) }));
     }
     // Offsets advance only after the bans these lines decided are in the ledger.
     await Promise.all(pending);

@@ -11,6 +11,7 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import type { BenchResult } from './bench-result.ts';
 
 const REPO = path.resolve(import.meta.dirname, '..');
 const NODE = path.join(REPO, 'node_modules', '.bin', 'node');
@@ -18,11 +19,6 @@ const EDGEBAN = path.join(REPO, 'bin', 'edgeban.js');
 const FAIL2BAN_REGEX = 'fail2ban-regex';
 const SEED = 20261121;
 
-export interface BenchmarkResult {
-  name: string;
-  rows: Array<Record<string, string | number>>;
-  notes: string[];
-}
 
 /** mulberry32: small, fast, deterministic. */
 function rng(seed: number): () => number {
@@ -162,7 +158,7 @@ failregex = ^<HOST> - - .*HTTP/[0-9]+(.[0-9]+)?" 403
 ignoreregex =
 `;
 
-export async function runDetectionBenchmark(options: { lines: number; dataDir: string }): Promise<BenchmarkResult> {
+export async function runDetectionBenchmark(options: { lines: number; dataDir: string }): Promise<BenchResult> {
   const { lines, dataDir } = options;
   await mkdir(dataDir, { recursive: true });
   const forbidden = path.join(dataDir, 'httpd-forbidden.conf');

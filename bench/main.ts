@@ -1,9 +1,10 @@
-import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { markdownTable, type BenchResult } from './bench-result.ts';
+import { runBanLatencyBenchmark } from './ban-latency.ts';
+import { runDetectionBenchmark } from './detection-throughput.ts';
 import { runRestoreBenchmark } from './restore.ts';
 
 // `npm run bench`: every benchmark, side by side with its peer where one exists, into
@@ -11,7 +12,8 @@ import { runRestoreBenchmark } from './restore.ts';
 const { values } = parseArgs({
   options: {
     'restore-bans': { type: 'string', default: '20000' },
-    'detection-lines': { type: 'string', default: '200000' },
+    'detection-lines': { type: 'string', default: '1000000' },
+    'latency-bans': { type: 'string', default: '300' },
     only: { type: 'string' },
   },
 });
@@ -37,10 +39,12 @@ if (wanted('restore')) {
   console.error('restore benchmark…');
   results.push(await runRestoreBenchmark({ bans: Number(values['restore-bans']), latencyMs: 20, lockMs: 2, concurrency: 16 }));
 }
-const detectionModule = path.join(here, 'detection-throughput.ts');
-if (wanted('detection') && existsSync(detectionModule)) {
-  console.error('detection throughput benchmark…');
-  const { runDetectionBenchmark } = await import(detectionModule) as { runDetectionBenchmark: (o: { lines: number; dataDir: string }) => Promise<BenchResult> };
+if (wanted('latency')) {
+  console.error('ban latency benchmark…');
+  results.push(await runBanLatencyBenchmark({ bans: Number(values['latency-bans']), paceMs: 20 }));
+}
+if (wanted('detection')) {
+  console.error('detection throughput benchmark (fail2ban-regex takes minutes)…');
   results.push(await runDetectionBenchmark({ lines: Number(values['detection-lines']), dataDir }));
 }
 

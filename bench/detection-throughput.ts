@@ -12,6 +12,7 @@ import { mkdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BenchResult } from './bench-result.ts';
+import { seededRandom } from '../src/util/seeded-random.ts';
 
 const REPO = path.resolve(import.meta.dirname, '..');
 const NODE = path.join(REPO, 'node_modules', '.bin', 'node');
@@ -21,23 +22,13 @@ const SEED = 20261121;
 
 
 /** mulberry32: small, fast, deterministic. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 const pad = (n: number): string => String(n).padStart(2, '0');
 
 interface Gen { rand: () => number; pick: <T>(items: readonly T[]) => T; int: (n: number) => number }
 function gen(seed: number): Gen {
-  const rand = rng(seed);
+  const rand = seededRandom(seed);
   const int = (n: number): number => Math.floor(rand() * n);
   return { rand, int, pick: (items) => items[int(items.length)] as (typeof items)[number] };
 }

@@ -1,20 +1,7 @@
-/**
- * What the engine needs from a filter definition. The config reader's FilterDefinition
- * (src/config/fail2ban/filter-definition.ts) has this shape and more; structural typing lets
- * either be passed, and tests build these by hand.
- */
-export interface SourceRef { file: string; line: number; key: string }
+import type { FilterDefinition } from '../config/fail2ban/filter-definition.ts';
 
-/** One regex; config substitution done, engine tags (<HOST>, <F-USER>, …) left in. */
-export interface RegexSpec { pattern: string; source: SourceRef }
+export type { RegexSpec, SourceRef } from '../config/fail2ban/filter-definition.ts';
 
-export interface EngineFilterDefinition {
-  name: string;
-  file: string;
-  prefregex: RegexSpec | null;
-  failregex: RegexSpec[];
-  ignoreregex: RegexSpec[];
-  maxlines: number;
-  datepattern: RegexSpec | null;
-  logtimezone: string | null;
-}
+/** What the engine needs of a filter definition (tests build these by hand). */
+export type EngineFilterDefinition = Pick<FilterDefinition,
+  'name' | 'file' | 'prefregex' | 'failregex' | 'ignoreregex' | 'maxlines' | 'datepattern' | 'logtimezone'>;

@@ -3,7 +3,7 @@ import type { EdgebanEnv } from '../config/env.ts';
 import { ConfigError } from '../config/fail2ban/config-error.ts';
 import { parseDuration } from '../config/fail2ban/duration.ts';
 import type { SourceRef } from '../config/fail2ban/filter-definition.ts';
-import type { JailDefinition } from '../config/fail2ban/jail-definition.ts';
+import { boolText, type JailDefinition } from '../config/fail2ban/jail-definition.ts';
 import { InvalidAddressError } from '../net/address.ts';
 import { DEFAULT_INCREMENT, type BanTimeFormula, type BanTimeIncrement } from './ban-time.ts';
 import { parseCidr, type Cidr } from './cidr.ts';
@@ -39,12 +39,6 @@ const FORMULAS: Record<string, BanTimeFormula> = {
   'ban.Time*math.exp(float(ban.Count+1)*banFactor)/math.exp(1*banFactor)': 'exponential',
 };
 
-const boolText = z
-  .string()
-  .trim()
-  .toLowerCase()
-  .pipe(z.enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off']))
-  .transform((v) => ['1', 'true', 'yes', 'on'].includes(v));
 const intText = z.string().trim().regex(/^\+?\d+$/).transform(Number);
 const numberText = z.string().trim().regex(/^[+]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i).transform(Number).pipe(z.number().finite().positive());
 const durationText = z.string().transform((v, ctx) => {

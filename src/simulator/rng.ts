@@ -1,3 +1,5 @@
+import { seededRandom } from '../util/seeded-random.ts';
+
 /** Seeded pseudo-random numbers (mulberry32): fault injection and uuids must be reproducible per seed. */
 export interface Rng {
   /** Uniform in [0, 1). */
@@ -5,16 +7,7 @@ export interface Rng {
 }
 
 export function createRng(seed: number): Rng {
-  let state = seed >>> 0;
-  return {
-    next(): number {
-      state = (state + 0x6d2b79f5) >>> 0;
-      let t = state;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    },
-  };
+  return { next: seededRandom(seed) };
 }
 
 /** A version-4-shaped uuid from the seeded generator (OPNsense model uuids are v4). */

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { parseCidr, type Cidr } from '../../src/jails/cidr.ts';
+import { seededRandom } from '../../src/util/seeded-random.ts';
 
 /** The Python that has fail2ban importable (Debian's package), or null. */
 export const FAIL2BAN_PYTHON: string | null = (() => {
@@ -25,13 +26,4 @@ export function runPython(script: string, input: unknown): unknown {
 export const ip = (text: string): Cidr => parseCidr(text);
 
 /** A small deterministic PRNG (mulberry32) for generated sequences. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const seeded = seededRandom;

@@ -63,7 +63,8 @@ const JAIL_OPTIONS = [
 ];
 
 const intText = z.string().trim().regex(/^[+-]?\d+$/).transform(Number);
-const boolText = z
+/** fail2ban's booleans, strictly: anything else is an error rather than false. */
+export const boolText = z
   .string()
   .trim()
   .toLowerCase()

@@ -10,9 +10,9 @@ import { parseCidr } from '../jails/cidr.ts';
 import { JailEngine } from '../jails/jail-engine.ts';
 import { discoverNetworkFacts, resolveFirewallAddresses, type NetworkFacts } from '../jails/network-facts.ts';
 import type { Logger } from '../logging/logger.ts';
-import { AliasReconciler } from '../targets/alias-reconciler.ts';
-import { ledgerDir } from '../targets/enforcement.ts';
-import { OpnsenseClient } from '../targets/opnsense/client.ts';
+import type { AliasReconciler } from '../targets/alias-reconciler.ts';
+import { createTargetReconciler, ledgerDir } from '../targets/enforcement.ts';
+import type { OpnsenseClient } from '../targets/opnsense/client.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
 import { errorMessage } from '../util/errors.ts';
 import { loadDaemonConfig, type DaemonConfig } from './daemon-config.ts';
@@ -139,20 +139,9 @@ export class Daemon {
 
   private buildReconcilers(): void {
     const { env, clock, logger } = this.options;
-    this.reconcilers = [];
-    this.clients = [];
-    for (const target of this.config.targets) {
-      for (const endpoint of target.endpoints) {
-        if (endpoint.tlsInsecure) logger.warn({ firewall: endpoint.url }, 'TLS verification is off for this firewall (OPNSENSE_TLS_INSECURE=1)');
-        const client = new OpnsenseClient({ endpoint, logger, connections: env.apiConcurrency + 4 });
-        this.clients.push(client);
-        this.reconcilers.push(new AliasReconciler({
-          id: `${endpoint.url} ${target.alias}`, ledgerTarget: target.id, alias: target.alias, api: client, ledger: this.ledger,
-          clock, logger, intervalMs: env.reconcileIntervalMs, concurrency: env.apiConcurrency, foreignPolicy: env.foreignPolicy,
-          adoptBantimeMs: env.adoptBantimeSec * 1000, killStates: env.killStates, listPageSize: env.listPageSize,
-        }));
-      }
-    }
+    const built = this.config.targets.flatMap((target) => target.endpoints.map((endpoint) => createTargetReconciler(env, endpoint, target, this.ledger, clock, logger)));
+    this.clients = built.map((b) => b.client);
+    this.reconcilers = built.map((b) => b.reconciler);
   }
 
   private async startPipelines(): Promise<void> {

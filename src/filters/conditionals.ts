@@ -19,17 +19,22 @@ export class ConditionalError extends Error {
 const MAX_NAMES = 4;
 
 /** Index just past the `)` that closes the group opening at `open`; skips escapes and classes. */
+/** Index of the `]` closing the character class that opens at `open` (a leading `^` and `]` are literal). */
+function classEnd(src: string, open: number): number {
+  let j = open + 1;
+  if (src[j] === '^') j++;
+  if (src[j] === ']') j++;
+  while (j < src.length && src[j] !== ']') { if (src[j] === '\\') j++; j++; }
+  return j;
+}
+
 function closeParen(src: string, open: number): number {
   let depth = 0;
   for (let i = open; i < src.length; i++) {
     const c = src[i];
     if (c === '\\') { i++; continue; }
     if (c === '[') {
-      let j = i + 1;
-      if (src[j] === '^') j++;
-      if (src[j] === ']') j++;
-      while (j < src.length && src[j] !== ']') { if (src[j] === '\\') j++; j++; }
-      i = j;
+      i = classEnd(src, i);
       continue;
     }
     if (c === '(') depth++;
@@ -68,11 +73,7 @@ function enclosingGroup(src: string, at: number): number {
     const c = src[i];
     if (c === '\\') { i++; continue; }
     if (c === '[') {
-      let j = i + 1;
-      if (src[j] === '^') j++;
-      if (src[j] === ']') j++;
-      while (j < src.length && src[j] !== ']') { if (src[j] === '\\') j++; j++; }
-      i = j;
+      i = classEnd(src, i);
       continue;
     }
     if (c === '(') stack.push(i);

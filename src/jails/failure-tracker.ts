@@ -67,7 +67,6 @@ export class FailureTracker {
   private evictedByFindtimeCount = 0;
   // Separate scratch keys: removal (cap eviction) runs while a looked-up key is still in use.
   private readonly keyScratch = new Uint32Array(5);
-  private readonly removeScratch = new Uint32Array(5);
   private readonly slotScratch = new Uint32Array(5);
 
   constructor(options: FailureTrackerOptions) {
@@ -270,14 +269,7 @@ export class FailureTracker {
   }
 
   private removeSlot(slot: number): void {
-    const k = this.removeScratch;
-    const o = slot * 4;
-    k[0] = this.words[o]!;
-    k[1] = this.words[o + 1]!;
-    k[2] = this.words[o + 2]!;
-    k[3] = this.words[o + 3]!;
-    k[4] = this.tags[slot]!;
-    let i = this.hashOf(k) & this.mask;
+    let i = this.hashOfSlot(slot) & this.mask;
     while (this.index[i] !== slot + 1) i = (i + 1) & this.mask;
     // Backward-shift deletion keeps linear probing free of tombstones.
     let j = i;

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { EdgebanEnv } from '../config/env.ts';
+import type { EdgebanEnv, FirewallEndpoint } from '../config/env.ts';
 import { FileLedgerStore, LedgerLockedError } from '../ledger/file-ledger-store.ts';
 import { Ledger } from '../ledger/ledger.ts';
 import type { Logger } from '../logging/logger.ts';
@@ -13,33 +13,39 @@ export interface Enforcement {
   close(): Promise<void>;
 }
 
+/** A firewall client and the reconciler that keeps one of its aliases in line with a ledger target. */
+export function createTargetReconciler(
+  env: EdgebanEnv, endpoint: FirewallEndpoint, target: { id: string; alias: string },
+  ledger: Ledger, clock: Clock, logger: Logger, retry?: RetryPolicy,
+): { client: OpnsenseClient; reconciler: AliasReconciler } {
+  if (endpoint.tlsInsecure) {
+    logger.warn({ firewall: endpoint.url }, 'OPNSENSE_TLS_INSECURE=1: the firewall\'s certificate is not verified, so anyone in the path can read the API key; set OPNSENSE_CA_FILE instead');
+  }
+  const client = new OpnsenseClient({ endpoint, logger, connections: env.apiConcurrency + 4 });
+  const reconciler = new AliasReconciler({
+    id: `${endpoint.url} ${target.alias}`,
+    ledgerTarget: target.id,
+    alias: target.alias,
+    api: client,
+    ledger,
+    clock,
+    logger,
+    intervalMs: env.reconcileIntervalMs,
+    concurrency: env.apiConcurrency,
+    foreignPolicy: env.foreignPolicy,
+    adoptBantimeMs: env.adoptBantimeSec * 1000,
+    killStates: env.killStates,
+    listPageSize: env.listPageSize,
+    ...(retry ? { retry } : {}),
+  });
+  return { client, reconciler };
+}
+
 /** One reconciler per firewall for the default alias: every firewall of an HA pair gets every ban. */
 export function buildEnforcement(env: EdgebanEnv, ledger: Ledger, clock: Clock, logger: Logger, retry?: RetryPolicy): Enforcement {
-  const clients: OpnsenseClient[] = [];
-  const reconcilers: AliasReconciler[] = [];
-  for (const endpoint of env.firewalls) {
-    if (endpoint.tlsInsecure) {
-      logger.warn({ firewall: endpoint.url }, 'OPNSENSE_TLS_INSECURE=1: the firewall\'s certificate is not verified, so anyone in the path can read the API key; set OPNSENSE_CA_FILE instead');
-    }
-    const client = new OpnsenseClient({ endpoint, logger, connections: env.apiConcurrency + 4 });
-    clients.push(client);
-    reconcilers.push(new AliasReconciler({
-      id: `${endpoint.url} ${env.alias}`,
-      ledgerTarget: env.alias,
-      alias: env.alias,
-      api: client,
-      ledger,
-      clock,
-      logger,
-      intervalMs: env.reconcileIntervalMs,
-      concurrency: env.apiConcurrency,
-      foreignPolicy: env.foreignPolicy,
-      adoptBantimeMs: env.adoptBantimeSec * 1000,
-      killStates: env.killStates,
-      listPageSize: env.listPageSize,
-      ...(retry ? { retry } : {}),
-    }));
-  }
+  const built = env.firewalls.map((endpoint) => createTargetReconciler(env, endpoint, { id: env.alias, alias: env.alias }, ledger, clock, logger, retry));
+  const clients = built.map((b) => b.client);
+  const reconcilers = built.map((b) => b.reconciler);
   return {
     clients,
     reconcilers,

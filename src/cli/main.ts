@@ -46,6 +46,18 @@ const COMMANDS: Record<string, CommandEntry> = {
     summary: 'one reconcile pass of every OPNsense target against the ledger [--dry-run]',
     load: async () => (await import('./reconcile-command.ts')).runReconcileCommand,
   },
+  doctor: {
+    summary: 'check the setup: firewall, TLS, credentials, privileges, alias, headroom, logs, time zones, proxies',
+    load: async () => (await import('./doctor-command.ts')).runDoctorCommand,
+  },
+  'setup-opnsense': {
+    summary: 'create the External alias and the WAN block rule on OPNsense (idempotent; needs an admin key)',
+    load: async () => (await import('./setup-opnsense-command.ts')).runSetupOpnsenseCommand,
+  },
+  health: {
+    summary: 'container health check: exit 0 when the daemon answers on its control socket and enforces',
+    load: async () => (await import('./health-command.ts')).runHealthCommand,
+  },
   simulate: {
     summary: 'run the OPNsense API simulator on loopback (--port P --key K --secret S --alias NAME[:external|host])',
     load: async () => (await import('./simulate-command.ts')).runSimulateCommand,

@@ -39,6 +39,14 @@ export interface EdgebanEnv {
   /** Optional loopback TCP listener for the control API; requires controlToken. */
   controlListen: { host: string; port: number } | null;
   controlToken: string | null;
+  /** Prometheus metrics, /healthz and /readyz; null when not served (EDGEBAN_METRICS_LISTEN unset). */
+  metricsListen: { host: string; port: number } | null;
+  /** A watched log silent this long raises a watchdog notification; 0 turns the watchdog off. */
+  watchdogSilenceSec: number;
+  /** A target unreachable or refusing this long raises an enforcement-failing notification. */
+  enforcementAlertAfterSec: number;
+  /** At most one notification per channel per this many seconds; the rest go into a digest. */
+  notifyIntervalSec: number;
   /** Every secret value, for scrubbing logs. */
   secrets: string[];
 }
@@ -66,6 +74,24 @@ const positiveInt = (fallback: number, max: number) => z.string().trim().optiona
   }
   return Number(value);
 });
+
+const nonNegativeInt = (fallback: number, max: number) => z.string().trim().optional().transform((value, ctx) => {
+  if (value === undefined || value === '') return fallback;
+  if (!/^\d+$/.test(value) || Number(value) > max) {
+    ctx.addIssue({ code: 'custom', message: `expected a whole number from 0 to ${max}, got ${JSON.stringify(value)}` });
+    return z.NEVER;
+  }
+  return Number(value);
+});
+
+/** HOST:PORT or [IPv6]:PORT. */
+function parseListen(value: string): { host: string; port: number } | null {
+  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(value);
+  const host = match?.[1] ?? match?.[2];
+  const port = Number(match?.[3]);
+  if (!host || !(port >= 1 && port <= 65535)) return null;
+  return { host, port };
+}
 
 const RawEnvSchema = z.object({
   OPNSENSE_URL: z.string().trim().optional(),
@@ -100,14 +126,26 @@ const RawEnvSchema = z.object({
   EDGEBAN_CONTROL_SOCKET: z.string().optional(),
   EDGEBAN_CONTROL_LISTEN: z.string().trim().optional().transform((value, ctx) => {
     if (value === undefined || value === '') return null;
-    const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(value);
-    const host = match?.[1] ?? match?.[2];
-    if (!match || !host || !isLoopbackHost(host) || Number(match[3]) < 1 || Number(match[3]) > 65535) {
+    const listen = parseListen(value);
+    if (!listen || !isLoopbackHost(listen.host)) {
       ctx.addIssue({ code: 'custom', message: `expected a loopback HOST:PORT such as 127.0.0.1:9191 (the control API is never exposed beyond this host), got ${JSON.stringify(value)}` });
       return z.NEVER;
     }
-    return { host, port: Number(match[3]) };
+    return listen;
   }),
+  // Metrics carry counts, never addresses or secrets; a pod or container network address is allowed so Prometheus can scrape.
+  EDGEBAN_METRICS_LISTEN: z.string().trim().optional().transform((value, ctx) => {
+    if (value === undefined || value === '') return null;
+    const listen = parseListen(value);
+    if (!listen) {
+      ctx.addIssue({ code: 'custom', message: `expected HOST:PORT such as 127.0.0.1:9464, got ${JSON.stringify(value)}` });
+      return z.NEVER;
+    }
+    return listen;
+  }),
+  EDGEBAN_WATCHDOG_SILENCE: nonNegativeInt(21_600, 30 * 86_400),
+  EDGEBAN_ENFORCEMENT_ALERT_AFTER: positiveInt(300, 86_400),
+  EDGEBAN_NOTIFY_INTERVAL: positiveInt(60, 86_400),
   EDGEBAN_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
 });
 
@@ -182,6 +220,10 @@ export function loadEnv(options: LoadEnvOptions = {}): EdgebanEnv {
     controlSocket: path.resolve(raw.EDGEBAN_CONTROL_SOCKET ?? path.join(dataDir, 'edgeban.sock')),
     controlListen: raw.EDGEBAN_CONTROL_LISTEN,
     controlToken,
+    metricsListen: raw.EDGEBAN_METRICS_LISTEN,
+    watchdogSilenceSec: raw.EDGEBAN_WATCHDOG_SILENCE,
+    enforcementAlertAfterSec: raw.EDGEBAN_ENFORCEMENT_ALERT_AFTER,
+    notifyIntervalSec: raw.EDGEBAN_NOTIFY_INTERVAL,
     secrets: [key, secret, controlToken].filter((s): s is string => typeof s === 'string' && s !== ''),
   };
 }

@@ -31,6 +31,15 @@ export interface OpnsenseClientOptions {
   dispatcher?: Dispatcher;
   /** Keep-alive connections the default pool may open. */
   connections?: number;
+  /** Told of every call's outcome (metrics): `ok` or the error kind. */
+  onCall?: (call: ApiCallRecord) => void;
+}
+
+export interface ApiCallRecord {
+  /** Route without its variable part: `POST firewall/alias_util/add`, so metric labels stay bounded. */
+  endpoint: string;
+  outcome: 'ok' | ApiErrorKind;
+  ms: number;
 }
 
 /** Default page for alias_util/list: OPNsense's own default since 25.7. */
@@ -58,6 +67,7 @@ export class OpnsenseClient {
   private readonly ownsDispatcher: boolean;
   private readonly timeoutMs: number;
   private readonly logger: Logger;
+  private readonly onCall: ((call: ApiCallRecord) => void) | undefined;
 
   constructor(options: OpnsenseClientOptions) {
     const { endpoint } = options;
@@ -65,6 +75,7 @@ export class OpnsenseClient {
     this.authorization = `Basic ${Buffer.from(`${endpoint.key}:${endpoint.secret}`).toString('base64')}`;
     this.timeoutMs = endpoint.timeoutMs;
     this.logger = options.logger;
+    this.onCall = options.onCall;
     this.ownsDispatcher = options.dispatcher === undefined;
     this.dispatcher = options.dispatcher ?? new Agent({
       connections: options.connections ?? 32,
@@ -185,6 +196,20 @@ export class OpnsenseClient {
   }
 
   private async call<T>(method: 'GET' | 'POST', path: string, schema: z.ZodType<T>, body?: Record<string, unknown>): Promise<T> {
+    if (!this.onCall) return this.callOnce(method, path, schema, body);
+    const started = performance.now();
+    const endpoint = `${method} ${routeOf(path)}`;
+    try {
+      const result = await this.callOnce(method, path, schema, body);
+      this.onCall({ endpoint, outcome: 'ok', ms: performance.now() - started });
+      return result;
+    } catch (error) {
+      this.onCall({ endpoint, outcome: error instanceof OpnsenseApiError ? error.kind : 'server', ms: performance.now() - started });
+      throw error;
+    }
+  }
+
+  private async callOnce<T>(method: 'GET' | 'POST', path: string, schema: z.ZodType<T>, body?: Record<string, unknown>): Promise<T> {
     const call = `${method} /api/${path}`;
     const headers: Record<string, string> = { authorization: this.authorization, accept: 'application/json' };
     let payload: string | undefined;
@@ -224,6 +249,11 @@ export class OpnsenseClient {
     }
     return parsed.data;
   }
+}
+
+/** `firewall/alias_util/add/blocklist` → `firewall/alias_util/add`: module/controller/command only. */
+function routeOf(path: string): string {
+  return path.split('/').slice(0, 3).join('/');
 }
 
 function httpError(statusCode: number, text: string, call: string): OpnsenseApiError {

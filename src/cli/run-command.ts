@@ -28,6 +28,9 @@ export async function runRunCommand(argv: string[]): Promise<number> {
     };
     process.once('SIGTERM', () => shutdown('SIGTERM'));
     process.once('SIGINT', () => shutdown('SIGINT'));
-    process.on('SIGHUP', () => void daemon.reload());
+    process.on('SIGHUP', () => {
+      logger.info({ signal: 'SIGHUP' }, 'reloading the configuration');
+      void daemon.reload();
+    });
   });
 }

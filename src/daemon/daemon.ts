@@ -10,7 +10,11 @@ import { parseCidr } from '../jails/cidr.ts';
 import { JailEngine } from '../jails/jail-engine.ts';
 import { discoverNetworkFacts, resolveFirewallAddresses, type NetworkFacts } from '../jails/network-facts.ts';
 import type { Logger } from '../logging/logger.ts';
-import type { AliasReconciler } from '../targets/alias-reconciler.ts';
+import { EdgebanMetrics } from '../metrics/edgeban-metrics.ts';
+import { MetricsServer } from '../metrics/metrics-server.ts';
+import { judgeReadiness, type DaemonPhase, type Readiness } from '../metrics/readiness.ts';
+import type { AliasReconciler, TargetStatus } from '../targets/alias-reconciler.ts';
+import type { ApiCallRecord } from '../targets/opnsense/client.ts';
 import { createTargetReconciler, ledgerDir } from '../targets/enforcement.ts';
 import type { OpnsenseClient } from '../targets/opnsense/client.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
@@ -47,6 +51,10 @@ export class Daemon {
   private control: ControlServer | null = null;
   private sweepTimer: TimerHandle | null = null;
   private stopping: Promise<void> | null = null;
+  private phase: DaemonPhase = 'starting';
+  /** Kept across reloads, so counters never go back. Null when metrics are not served. */
+  private metrics: EdgebanMetrics | null = null;
+  private metricsServer: MetricsServer | null = null;
 
   private constructor(options: DaemonOptions) {
     this.options = options;
@@ -54,14 +62,22 @@ export class Daemon {
 
   static async start(options: DaemonOptions): Promise<Daemon> {
     const daemon = new Daemon(options);
-    await daemon.boot();
+    try {
+      await daemon.boot();
+    } catch (error) {
+      // A listener that failed (port taken, another edgeban on the socket) must not leave the others open.
+      await daemon.metricsServer?.stop();
+      await daemon.control?.stop();
+      await daemon.ledger?.close();
+      throw error;
+    }
     return daemon;
   }
 
   private async boot(): Promise<void> {
     const { env, clock, logger } = this.options;
     this.config = await loadDaemonConfig(env);
-    for (const u of this.config.unsupported) logger.warn({ jail: u.jail, action: u.action }, `jail not run: ${u.reason}`);
+    for (const u of this.config.unsupported) logger.warn({ jail: u.jail, action: u.action, reason: u.reason }, 'jail not run');
     if (this.config.jails.length === 0) logger.warn('no enabled jail edgeban can run; enable one in jail.local (banaction = opnsense)');
     await mkdir(env.dataDir, { recursive: true, mode: 0o700 });
     if (this.options.resetState) {
@@ -75,7 +91,11 @@ export class Daemon {
       jails: this.config.jails.map((j) => j.settings), facts: this.facts, history: this.ledger,
       ban: (request) => this.ledger.ban(request), clock, random: Math.random, logger,
     });
+    // Before the reconcilers: their clients report every API call to it.
+    if (env.metricsListen) this.metrics = this.createMetrics();
     this.buildReconcilers();
+    // Served before the first passes, so /readyz tells "not enforced yet" from "enforcing".
+    await this.startMetricsServer();
     this.control = await ControlServer.start({
       handlers: createLedgerHandlers({
         ledger: this.ledger, targets: () => this.reconcilers.map((r) => r.status()), defaultTarget: env.alias,
@@ -88,17 +108,29 @@ export class Daemon {
     for (const reconciler of this.reconcilers) void reconciler.start();
     await this.startPipelines();
     this.scheduleSweep();
-    logger.info({ jails: this.config.jails.map((j) => j.definition.name), targets: this.reconcilers.map((r) => r.status().id) }, 'edgeban running');
+    // Reconcilers, pipelines and the ledger all exist from here: observers of the running daemon hook in at this point.
+    this.phase = 'running';
+    logger.info({ jails: this.config.jails.map((j) => j.definition.name), targets: this.reconcilers.map((r) => r.status().id), metrics: this.metricsServer?.url() ?? null }, 'edgeban running');
+  }
+
+  /** /readyz: see judgeReadiness for what "ready" means. */
+  readiness(): Readiness {
+    const metrics = this.metrics;
+    // Without metrics nothing tracks past passes: the last one stands for them.
+    const lastSuccess = (status: TargetStatus) => metrics ? metrics.lastSuccess(status) : status.lastPass?.error === null ? status.lastPass : null;
+    return judgeReadiness(this.phase, this.reconcilers.map((r) => r.status()), lastSuccess);
   }
 
   /** Stops reading and persists offsets and ledger. Never unbans or flushes: bans stay enforced while edgeban is down. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
+      this.phase = 'stopping';
       this.sweepTimer?.cancel();
       await Promise.all(this.pipelines.map((p) => p.stop()));
       await this.control?.stop();
       await Promise.all(this.reconcilers.map((r) => r.stop()));
       await Promise.all(this.clients.map((c) => c.close()));
+      await this.metricsServer?.stop();
       await this.ledger.close();
     })();
     return this.stopping;
@@ -127,7 +159,7 @@ export class Daemon {
     }
     await this.startPipelines();
     const message = `reloaded: ${next.jails.length} jails, ${this.reconcilers.length} targets`;
-    logger.info(message);
+    logger.info({ jails: next.jails.map((j) => j.definition.name), targets: this.reconcilers.map((r) => r.status().id) }, 'configuration reloaded');
     return { ok: true, message };
   }
 
@@ -139,7 +171,9 @@ export class Daemon {
 
   private buildReconcilers(): void {
     const { env, clock, logger } = this.options;
-    const built = this.config.targets.flatMap((target) => target.endpoints.map((endpoint) => createTargetReconciler(env, endpoint, target, this.ledger, clock, logger)));
+    const metrics = this.metrics;
+    const onCall = metrics ? { onCall: (call: ApiCallRecord, reconciler: AliasReconciler) => metrics.apiCall(reconciler.status(), call) } : {};
+    const built = this.config.targets.flatMap((target) => target.endpoints.map((endpoint) => createTargetReconciler(env, endpoint, target, this.ledger, clock, logger, onCall)));
     this.clients = built.map((b) => b.client);
     this.reconcilers = built.map((b) => b.reconciler);
   }
@@ -148,8 +182,29 @@ export class Daemon {
     const { env, clock, logger } = this.options;
     this.pipelines = this.config.jails.map((plan) => new JailPipeline(plan, clock));
     for (const pipeline of this.pipelines) {
-      await pipeline.start({ engine: this.engine, dataDir: env.dataDir, logger, clock, ...(this.options.pollIntervalMs ? { pollIntervalMs: this.options.pollIntervalMs } : {}) });
+      await pipeline.start({
+        engine: this.engine, dataDir: env.dataDir, logger, clock,
+        ...(this.options.pollIntervalMs ? { pollIntervalMs: this.options.pollIntervalMs } : {}),
+        ...(this.metrics ? { counters: this.metrics.forJail(pipeline.jail) } : {}),
+      });
     }
+  }
+
+  private async startMetricsServer(): Promise<void> {
+    const { env, logger } = this.options;
+    const metrics = this.metrics;
+    if (!metrics || !env.metricsListen) return;
+    this.metricsServer = await MetricsServer.start({
+      ...env.metricsListen, logger, scrape: () => metrics.scrape(), readiness: () => this.readiness(),
+    });
+  }
+
+  /** Collectors read the daemon's current ledger and reconcilers at scrape time (reloads replace the reconcilers). */
+  private createMetrics(): EdgebanMetrics {
+    return new EdgebanMetrics({
+      activeClaims: () => this.ledger.activeClaims(),
+      targets: () => this.reconcilers.map((r) => r.status()),
+    });
   }
 
   private scheduleSweep(): void {

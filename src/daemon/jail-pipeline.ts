@@ -20,6 +20,18 @@ export interface PipelineStats {
   follower: ReturnType<LogFollower['stats']> | null;
 }
 
+/** Why a matched failure was not handed to the jail. */
+export type DropReason = 'unusable' | 'old';
+
+/** Counters a pipeline increments per batch (metrics); they outlive the pipeline, which a reload replaces. */
+export interface PipelineCounters {
+  lines(path: string, count: number): void;
+  matches(count: number): void;
+  dropped(reason: DropReason, count: number): void;
+}
+
+const NO_COUNTERS: PipelineCounters = { lines: () => {}, matches: () => {}, dropped: () => {} };
+
 /**
  * One jail's stage from log lines to the engine: its own follower (with its own resume record,
  * as fail2ban keeps a position per jail and file) and its own matcher (multi-line state is per jail).
@@ -32,6 +44,7 @@ export class JailPipeline {
   private readonly counts = { lines: 0, matches: 0, unusable: 0, old: 0 };
   private checkpointQueued = false;
   private clock: Clock;
+  private counters: PipelineCounters = NO_COUNTERS;
   /** Size of each log at start: lines up to there were written before edgeban (re)started. */
   private readonly catchUpSizes = new Map<string, number>();
 
@@ -42,8 +55,11 @@ export class JailPipeline {
     this.matcher = new FilterMatcher(plan.filter, { now: clock.now() / 1000 });
   }
 
-  async start(options: { engine: JailEngine; dataDir: string; logger: Logger; clock: Clock; pollIntervalMs?: number; forcePolling?: boolean }): Promise<void> {
+  async start(options: {
+    engine: JailEngine; dataDir: string; logger: Logger; clock: Clock; pollIntervalMs?: number; forcePolling?: boolean; counters?: PipelineCounters;
+  }): Promise<void> {
     const { definition } = this.plan;
+    this.counters = options.counters ?? NO_COUNTERS;
     const patterns = definition.logpath.filter((p) => p.trim() !== '');
     if (patterns.length === 0) {
       options.logger.warn({ jail: this.jail }, 'jail has no logpath; it reads nothing');
@@ -80,8 +96,11 @@ export class JailPipeline {
     this.matcher.setNow(now);
     const findtime = this.plan.settings.findtimeSec;
     const pending: Promise<unknown>[] = [];
+    const before = { ...this.counts };
+    const linesPerPath = new Map<string, number>();
     for (const line of lines) {
       this.counts.lines++;
+      linesPerPath.set(line.path, (linesPerPath.get(line.path) ?? 0) + 1);
       const startSize = this.catchUpSizes.get(line.path);
       const catchingUp = startSize !== undefined && line.endOffset <= startSize;
       if (startSize !== undefined && !catchingUp) this.catchUpSizes.delete(line.path);
@@ -101,6 +120,11 @@ export class JailPipeline {
       const user = result.tags.user;
       pending.push(engine.onMatch(this.jail, { host: result.host, time, ...(user ? { user } : {}) }));
     }
+    // Counted per batch, not per line: one increment per file and kind.
+    for (const [file, count] of linesPerPath) this.counters.lines(file, count);
+    if (this.counts.matches > before.matches) this.counters.matches(this.counts.matches - before.matches);
+    if (this.counts.unusable > before.unusable) this.counters.dropped('unusable', this.counts.unusable - before.unusable);
+    if (this.counts.old > before.old) this.counters.dropped('old', this.counts.old - before.old);
     // Offsets advance only after the bans these lines decided are in the ledger.
     await Promise.all(pending);
     if (pending.length > 0) this.checkpointSoon();

@@ -5,7 +5,7 @@ import { Ledger } from '../ledger/ledger.ts';
 import type { Logger } from '../logging/logger.ts';
 import type { Clock } from '../util/clock.ts';
 import { AliasReconciler, type RetryPolicy } from './alias-reconciler.ts';
-import { OpnsenseClient } from './opnsense/client.ts';
+import { OpnsenseClient, type ApiCallRecord } from './opnsense/client.ts';
 
 export interface Enforcement {
   clients: OpnsenseClient[];
@@ -13,16 +13,28 @@ export interface Enforcement {
   close(): Promise<void>;
 }
 
+export interface TargetReconcilerOptions {
+  retry?: RetryPolicy;
+  /** Told of every API call the target's client makes, with the reconciler it serves (metrics). */
+  onCall?: (call: ApiCallRecord, reconciler: AliasReconciler) => void;
+}
+
 /** A firewall client and the reconciler that keeps one of its aliases in line with a ledger target. */
 export function createTargetReconciler(
   env: EdgebanEnv, endpoint: FirewallEndpoint, target: { id: string; alias: string },
-  ledger: Ledger, clock: Clock, logger: Logger, retry?: RetryPolicy,
+  ledger: Ledger, clock: Clock, logger: Logger, options: TargetReconcilerOptions = {},
 ): { client: OpnsenseClient; reconciler: AliasReconciler } {
+  const { retry, onCall } = options;
   if (endpoint.tlsInsecure) {
     logger.warn({ firewall: endpoint.url }, 'OPNSENSE_TLS_INSECURE=1: the firewall\'s certificate is not verified, so anyone in the path can read the API key; set OPNSENSE_CA_FILE instead');
   }
-  const client = new OpnsenseClient({ endpoint, logger, connections: env.apiConcurrency + 4 });
-  const reconciler = new AliasReconciler({
+  // The client exists before its reconciler; calls can only start once both exist.
+  let reconciler: AliasReconciler | null = null;
+  const client = new OpnsenseClient({
+    endpoint, logger, connections: env.apiConcurrency + 4,
+    ...(onCall ? { onCall: (call: ApiCallRecord) => { if (reconciler) onCall(call, reconciler); } } : {}),
+  });
+  reconciler = new AliasReconciler({
     id: `${endpoint.url} ${target.alias}`,
     ledgerTarget: target.id,
     alias: target.alias,
@@ -43,7 +55,7 @@ export function createTargetReconciler(
 
 /** One reconciler per firewall for the default alias: every firewall of an HA pair gets every ban. */
 export function buildEnforcement(env: EdgebanEnv, ledger: Ledger, clock: Clock, logger: Logger, retry?: RetryPolicy): Enforcement {
-  const built = env.firewalls.map((endpoint) => createTargetReconciler(env, endpoint, { id: env.alias, alias: env.alias }, ledger, clock, logger, retry));
+  const built = env.firewalls.map((endpoint) => createTargetReconciler(env, endpoint, { id: env.alias, alias: env.alias }, ledger, clock, logger, retry ? { retry } : {}));
   const clients = built.map((b) => b.client);
   const reconcilers = built.map((b) => b.reconciler);
   return {

@@ -1,0 +1,208 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { DropReason, PipelineCounters } from '../daemon/jail-pipeline.ts';
+import type { BanClaim } from '../ledger/ban-claim.ts';
+import type { PassResult, TargetState, TargetStatus } from '../targets/alias-reconciler.ts';
+import type { ApiCallRecord } from '../targets/opnsense/client.ts';
+
+/** What the collectors read at scrape time: nothing is booked per ban. */
+export interface MetricsSources {
+  /** Claims active now (Ledger.activeClaims()). */
+  activeClaims(): readonly Pick<BanClaim, 'target' | 'jail' | 'address'>[];
+  /** Every reconciler's status now. */
+  targets(): readonly TargetStatus[];
+}
+
+/** Labels of one reconciler: its ledger target, the firewall's base URL and the alias. (A type, not an interface: prom-client wants an index signature.) */
+export type TargetLabels = {
+  target: string;
+  firewall: string;
+  alias: string;
+};
+
+type TargetLabel = keyof TargetLabels;
+
+const TARGET_LABELS: TargetLabel[] = ['target', 'firewall', 'alias'];
+const TARGET_STATES: readonly TargetState[] = ['starting', 'syncing', 'in-sync', 'unreachable', 'degraded', 'stopped'];
+const DROP_REASONS: readonly DropReason[] = ['unusable', 'old'];
+/** OPNsense calls take milliseconds on a LAN and up to the 30 s timeout when the firewall struggles. */
+const API_SECONDS_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/**
+ * The reconciler id is `${firewall URL} ${alias}` (src/targets/enforcement.ts): split it back
+ * so firewall and alias are separate labels.
+ */
+export function targetLabels(status: Pick<TargetStatus, 'id' | 'alias' | 'ledgerTarget'>): TargetLabels {
+  const suffix = ` ${status.alias}`;
+  const firewall = status.id.endsWith(suffix) ? status.id.slice(0, -suffix.length) : status.id;
+  return { target: status.ledgerTarget, firewall, alias: status.alias };
+}
+
+interface PassRecord {
+  /** The last pass seen: the reconciler makes a new object per completed pass, so identity tells passes apart. */
+  seen: PassResult | null;
+  lastSuccess: PassResult | null;
+}
+
+/**
+ * Every edgeban series in a Registry of its own (never prom-client's global one). Counters that
+ * must survive a reload (lines, matches, API calls, drift totals) are incremented as things
+ * happen; states (bans, queue depth, target state, last pass) are read from the sources at
+ * scrape time, each gauge by its own collect().
+ */
+export class EdgebanMetrics {
+  readonly registry = new Registry();
+  private readonly sources: MetricsSources;
+  private readonly passes = new Map<string, PassRecord>();
+  private readonly linesRead: Counter<'jail' | 'path'>;
+  private readonly matches: Counter<'jail'>;
+  private readonly dropped: Counter<'jail' | 'reason'>;
+  private readonly apiCalls: Counter<TargetLabel | 'endpoint' | 'outcome'>;
+  private readonly apiSeconds: Histogram<TargetLabel | 'endpoint'>;
+  private readonly driftAdded: Counter<TargetLabel>;
+  private readonly driftRemoved: Counter<TargetLabel>;
+
+  constructor(sources: MetricsSources, options: { processMetrics?: boolean } = {}) {
+    this.sources = sources;
+    const registers = [this.registry];
+    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+
+    this.linesRead = new Counter({
+      name: 'edgeban_log_lines_read_total', help: 'Log lines read, per jail and log file (a globbed logpath has one series per file it matched).',
+      labelNames: ['jail', 'path'], registers,
+    });
+    this.matches = new Counter({ name: 'edgeban_filter_matches_total', help: 'Lines a jail\'s filter matched as failures.', labelNames: ['jail'], registers });
+    this.dropped = new Counter({
+      name: 'edgeban_failures_dropped_total', help: 'Matched failures not counted: unusable (no address, e.g. a host name, never resolved) or old (catch-up lines older than findtime).',
+      labelNames: ['jail', 'reason'], registers,
+    });
+
+    const activeClaims = () => this.sources.activeClaims();
+    new Gauge({
+      name: 'edgeban_active_bans', help: 'Active ban claims per ledger target and jail (an address banned by two jails counts in both).',
+      labelNames: ['target', 'jail'], registers,
+      collect() {
+        const counts = new Map<string, { target: string; jail: string; count: number }>();
+        for (const claim of activeClaims()) {
+          const key = `${claim.target}\0${claim.jail}`;
+          const entry = counts.get(key) ?? { target: claim.target, jail: claim.jail, count: 0 };
+          entry.count++;
+          counts.set(key, entry);
+        }
+        // Reset first: a jail whose bans all ended must vanish, not keep its last value.
+        this.reset();
+        for (const { target, jail, count } of counts.values()) this.set({ target, jail }, count);
+      },
+    });
+    const targets = () => this.sources.targets();
+    new Gauge({
+      name: 'edgeban_banned_addresses', help: 'Distinct addresses each ledger target\'s alias must hold now.',
+      labelNames: ['target'], registers,
+      collect() {
+        const perTarget = new Map<string, Set<string>>();
+        for (const status of targets()) perTarget.set(status.ledgerTarget, new Set());
+        for (const claim of activeClaims()) {
+          const addresses = perTarget.get(claim.target) ?? new Set<string>();
+          addresses.add(claim.address);
+          perTarget.set(claim.target, addresses);
+        }
+        this.reset();
+        for (const [target, addresses] of perTarget) this.set({ target }, addresses.size);
+      },
+    });
+
+    this.apiCalls = new Counter({
+      name: 'edgeban_opnsense_api_calls_total', help: 'OPNsense API calls by route and outcome (ok, or the error kind: network, timeout, server, auth, forbidden, …).',
+      labelNames: [...TARGET_LABELS, 'endpoint', 'outcome'], registers,
+    });
+    this.apiSeconds = new Histogram({
+      name: 'edgeban_opnsense_api_call_duration_seconds', help: 'OPNsense API call duration, whatever the outcome.',
+      labelNames: [...TARGET_LABELS, 'endpoint'], buckets: API_SECONDS_BUCKETS, registers,
+    });
+
+    this.targetGauge('edgeban_target_state', 'State of each firewall alias target: 1 for the state it is in, 0 for the others.', ['state'], (gauge, status, labels) => {
+      const states = TARGET_STATES.includes(status.state) ? TARGET_STATES : [...TARGET_STATES, status.state];
+      for (const state of states) gauge.set({ ...labels, state }, state === status.state ? 1 : 0);
+    });
+    this.targetGauge('edgeban_target_pending_entries', 'Alias changes queued or in flight (the retry queue), waiting for the firewall.', [], (gauge, status, labels) => {
+      gauge.set(labels, status.pending);
+    });
+    this.targetGauge('edgeban_target_alias_entries', 'Entries in the alias as last listed or changed by edgeban.', [], (gauge, status, labels) => {
+      if (status.inAlias !== null) gauge.set(labels, status.inAlias);
+    });
+    const fromLastSuccess = (name: string, help: string, value: (pass: PassResult) => number) =>
+      this.targetGauge(name, help, [], (gauge, status, labels) => {
+        const pass = this.lastSuccess(status);
+        if (pass) gauge.set(labels, value(pass));
+      });
+    fromLastSuccess('edgeban_reconcile_last_pass_added_entries', 'Drift repaired by the last successful full pass: entries it added (missing from the alias).', (p) => p.add.length);
+    fromLastSuccess('edgeban_reconcile_last_pass_removed_entries', 'Drift repaired by the last successful full pass: ended bans it removed.', (p) => p.remove.length);
+    fromLastSuccess('edgeban_reconcile_last_pass_foreign_entries', 'Alias entries edgeban never banned, seen by the last successful full pass.', (p) => p.foreign.length);
+    fromLastSuccess('edgeban_reconcile_last_success_timestamp_seconds', 'Start time (unix seconds) of the last successful full pass.', (p) => Math.floor(p.at / 1000));
+
+    this.driftAdded = new Counter({ name: 'edgeban_reconcile_added_entries_total', help: 'Entries added by successful full passes (drift: bans missing from the alias).', labelNames: TARGET_LABELS, registers });
+    this.driftRemoved = new Counter({ name: 'edgeban_reconcile_removed_entries_total', help: 'Entries removed by successful full passes (ended bans left in the alias).', labelNames: TARGET_LABELS, registers });
+  }
+
+  /** The counters one jail's pipeline increments; its series exist (at 0) from the start. */
+  forJail(jail: string): PipelineCounters {
+    this.matches.inc({ jail }, 0);
+    for (const reason of DROP_REASONS) this.dropped.inc({ jail, reason }, 0);
+    return {
+      lines: (path, count) => this.linesRead.inc({ jail, path }, count),
+      matches: (count) => this.matches.inc({ jail }, count),
+      dropped: (reason, count) => this.dropped.inc({ jail, reason }, count),
+    };
+  }
+
+  /**
+   * One OPNsense call of a reconciler's client. It also looks at the reconciler's last pass:
+   * every pass makes at least one call (it lists the alias) before it replaces the previous
+   * pass's result, so no successful pass goes unseen, however rarely Prometheus scrapes.
+   */
+  apiCall(status: TargetStatus, call: ApiCallRecord): void {
+    const labels = targetLabels(status);
+    this.apiCalls.inc({ ...labels, endpoint: call.endpoint, outcome: call.outcome });
+    this.apiSeconds.observe({ ...labels, endpoint: call.endpoint }, call.ms / 1000);
+    this.observePass(status);
+  }
+
+  /** The last successful full pass this reconciler (by id) completed, or null. */
+  lastSuccess(status: TargetStatus): PassResult | null {
+    this.observePass(status);
+    return this.passes.get(status.id)?.lastSuccess ?? null;
+  }
+
+  async scrape(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+
+  private observePass(status: TargetStatus): void {
+    let record = this.passes.get(status.id);
+    if (!record) {
+      record = { seen: null, lastSuccess: null };
+      this.passes.set(status.id, record);
+    }
+    const pass = status.lastPass;
+    if (pass === null || pass === record.seen) return;
+    record.seen = pass;
+    // A pass that failed part-way repaired an unknown part of its plan: only successful ones count as drift.
+    if (pass.error !== null) return;
+    record.lastSuccess = pass;
+    const labels = targetLabels(status);
+    this.driftAdded.inc(labels, pass.add.length);
+    this.driftRemoved.inc(labels, pass.remove.length);
+  }
+
+  /** A gauge with one series per reconciler (plus `extra` labels), rebuilt at every scrape. */
+  private targetGauge(name: string, help: string, extra: string[], fill: (gauge: Gauge<string>, status: TargetStatus, labels: TargetLabels) => void): void {
+    const targets = () => this.sources.targets();
+    new Gauge({
+      name, help, labelNames: [...TARGET_LABELS, ...extra], registers: [this.registry],
+      collect() {
+        // Reset first: a target removed by a reload must vanish.
+        this.reset();
+        for (const status of targets()) fill(this, status, targetLabels(status));
+      },
+    });
+  }
+}

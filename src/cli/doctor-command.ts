@@ -1,6 +1,65 @@
+import { parseArgs } from 'node:util';
+import { exitCodeFor, formatLine, worstStatus } from '../doctor/check-result.ts';
+import { runDoctor } from '../doctor/run-doctor.ts';
+import { createLogger, scrubSecrets } from '../logging/logger.ts';
+import { systemClock } from '../util/clock.ts';
 import { UserFacingError } from '../util/errors.ts';
 
-/** Placeholder: being written. */
-export async function runDoctorCommand(_argv: string[]): Promise<number> {
-  throw new UserFacingError('not implemented yet');
+const USAGE = `usage: edgeban doctor [--json] [--stale-after SECONDS] [--lines N]
+
+Checks the setup as \`edgeban run\` would use it, one line per check (PASS, SKIP, WARN, FAIL; each
+WARN and FAIL with its fix): the environment and jail configuration; per firewall: reachable, TLS,
+credentials, privileges (alias_util required, kill_states optional), the alias exists and is
+External, table-entries headroom, the WAN block rule (when the key may read rules); per jail: log
+paths exist and are readable, recently written (--stale-after, default 86400 s), time stamps of
+the last --lines lines (default 200) match the time the file was written (a whole-hour offset is a
+time-zone mistake), failures not dominated by one private address (a proxy hiding clients).
+
+Only harmless calls are made. Exit code: 0 all passed, 1 a warning, 2 a failure.`;
+
+const WHOLE = /^\d+$/;
+
+export async function runDoctorCommand(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        json: { type: 'boolean', default: false },
+        'stale-after': { type: 'string', default: '86400' },
+        lines: { type: 'string', default: '200' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    throw new UserFacingError(`${(error as Error).message}\n${USAGE}`);
+  }
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (!WHOLE.test(values['stale-after']) || Number(values['stale-after']) < 1) throw new UserFacingError('--stale-after: expected a whole number of seconds (at least 1)');
+  if (!WHOLE.test(values.lines) || Number(values.lines) < 1 || Number(values.lines) > 100_000) throw new UserFacingError('--lines: expected a whole number from 1 to 100000');
+  const report = await runDoctor({
+    env: process.env,
+    clock: systemClock,
+    // API calls log at debug only; doctor's own lines are the report.
+    logger: (env) => createLogger({ level: env.logLevel === 'info' ? 'warn' : env.logLevel, secrets: env.secrets }),
+    staleAfterSec: Number(values['stale-after']),
+    tailLines: Number(values.lines),
+    onResult: values.json ? undefined : (result, secrets) => process.stdout.write(`${scrubSecrets(formatLine(result), secrets)}\n`),
+  });
+  const secrets = report.secrets;
+  const exitCode = exitCodeFor(report.results);
+  if (values.json) {
+    const text = JSON.stringify({ worst: worstStatus(report.results), exitCode, checks: report.results });
+    process.stdout.write(`${scrubSecrets(text, secrets)}\n`);
+  } else {
+    const counts = { pass: 0, skip: 0, warn: 0, fail: 0 };
+    for (const r of report.results) counts[r.status]++;
+    process.stdout.write(`${counts.fail} failed, ${counts.warn} warning(s), ${counts.pass} passed, ${counts.skip} skipped\n`);
+  }
+  return exitCode;
 }

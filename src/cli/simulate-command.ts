@@ -6,10 +6,13 @@ import { UserFacingError } from '../util/errors.ts';
 import { KNOWN_PRIVILEGES, LEAST_PRIVILEGES } from '../simulator/acl.ts';
 import { isLoopbackHost } from '../simulator/http-util.ts';
 import { OpnsenseSimulator, type SimulatorAlias, type SimulatorOptions } from '../simulator/opnsense-simulator.ts';
+import { isFirmwareVersionText } from '../simulator/firmware.ts';
 
 const USAGE = 'usage: edgeban simulate --port P [--host 127.0.0.1] [--key K --secret S] [--privileges p1,p2] [--read-only]\n'
-  + '         [--alias NAME[:external|host|network]]... [--latency MS] [--lock-ms MS] [--error-rate R]\n'
-  + '         [--table-entries N] [--auth-fail-delay MS] [--seed N] [--tls-cert FILE --tls-key FILE]';
+  + '         [--alias NAME[:external|host|network]]... | --no-alias] [--latency MS] [--lock-ms MS] [--error-rate R]\n'
+  + '         [--table-entries N] [--auth-fail-delay MS] [--seed N] [--tls-cert FILE --tls-key FILE]\n'
+  + '         [--opnsense-version 26.7.2] [--admin-key K --admin-secret S]\n'
+  + 'The --key gets the daemon\'s least privileges (or --privileges); --admin-key gets page-all (for setup-opnsense).';
 
 const intText = (name: string, min: number, max: number) =>
   z.string().regex(/^\d+$/, `--${name} must be a whole number`).transform(Number)
@@ -39,6 +42,10 @@ const optionsSchema = z.object({
     .optional(),
   'read-only': z.boolean().default(false),
   alias: z.array(aliasText).optional(),
+  'no-alias': z.boolean().default(false),
+  'opnsense-version': z.string().refine(isFirmwareVersionText, '--opnsense-version must be a release such as 24.7, 25.1.3 or 26.7.2').optional(),
+  'admin-key': z.string().min(1, '--admin-key must not be empty').optional(),
+  'admin-secret': z.string().min(1, '--admin-secret must not be empty').optional(),
   latency: intText('latency', 0, 3_600_000).optional(),
   'lock-ms': intText('lock-ms', 0, 3_600_000).optional(),
   'error-rate': z.string().regex(/^(?:0(?:\.\d+)?|1(?:\.0+)?|\.\d+)$/, '--error-rate must be a number from 0 to 1').transform(Number).optional(),
@@ -50,6 +57,8 @@ const optionsSchema = z.object({
 }).superRefine((o, ctx) => {
   if ((o.key === undefined) !== (o.secret === undefined)) ctx.addIssue({ code: 'custom', path: ['key'], message: '--key and --secret go together' });
   if ((o['tls-cert'] === undefined) !== (o['tls-key'] === undefined)) ctx.addIssue({ code: 'custom', path: ['tls-cert'], message: '--tls-cert and --tls-key go together' });
+  if ((o['admin-key'] === undefined) !== (o['admin-secret'] === undefined)) ctx.addIssue({ code: 'custom', path: ['admin-key'], message: '--admin-key and --admin-secret go together' });
+  if (o['no-alias'] && o.alias !== undefined) ctx.addIssue({ code: 'custom', path: ['no-alias'], message: '--no-alias and --alias exclude each other' });
 });
 
 /** Key and secret as OPNsense makes them: base64 of 60 random bytes each. */
@@ -78,6 +87,8 @@ export async function runSimulateCommand(argv: string[]): Promise<number> {
         latency: { type: 'string' }, 'lock-ms': { type: 'string' }, 'error-rate': { type: 'string' },
         'table-entries': { type: 'string' }, 'auth-fail-delay': { type: 'string' }, seed: { type: 'string' },
         'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+        'no-alias': { type: 'boolean' }, 'opnsense-version': { type: 'string' },
+        'admin-key': { type: 'string' }, 'admin-secret': { type: 'string' },
       },
     }));
   } catch (error) {
@@ -107,6 +118,11 @@ export async function runSimulateCommand(argv: string[]): Promise<number> {
     faults: { latencyMs: o.latency ?? 0, lockMs: o['lock-ms'] ?? 0, errorRate: o['error-rate'] ?? 0 },
   };
   if (o.alias !== undefined) options.aliases = o.alias;
+  if (o['no-alias']) options.aliases = [];
+  if (o['opnsense-version'] !== undefined) options.firmwareVersion = o['opnsense-version'];
+  if (o['admin-key'] !== undefined && o['admin-secret'] !== undefined) {
+    options.keys?.push({ key: o['admin-key'], secret: o['admin-secret'], privileges: ['page-all'], user: 'root' });
+  }
   if (o['table-entries'] !== undefined) options.tableEntriesLimit = o['table-entries'];
   if (o['auth-fail-delay'] !== undefined) options.authFailDelayMs = o['auth-fail-delay'];
   if (o.seed !== undefined) options.seed = o.seed;

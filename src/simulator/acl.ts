@@ -16,6 +16,8 @@ export const PRIVILEGE_PATTERNS: Record<string, readonly string[]> = {
     'api/diagnostics/firewall/flush_states*',
   ],
   'page-filter-api': ['api/firewall/filter/*'],
+  // "System: Firmware" (M/Core/ACL/ACL.xml); setup-opnsense reads the version through it.
+  'page-system-firmware-manualupdate': ['api/core/firmware/*'],
   'page-all': ['*'],
 };
 

@@ -3,6 +3,9 @@ import { z } from 'zod';
 import { describeZodError, faultsSchema, type SimulatorFaults } from './faults.ts';
 import { readBody } from './http-util.ts';
 import type { SimulatorCall } from './call-log.ts';
+import type { SimulatorKey } from './auth.ts';
+import { KNOWN_PRIVILEGES } from './acl.ts';
+import { isFirmwareVersionText } from './firmware.ts';
 
 /** What the admin interface needs from the simulator. */
 export interface AdminTarget {
@@ -19,6 +22,15 @@ export interface AdminTarget {
   resetMaxInFlight(): void;
   /** Refuse connections for a while, then listen again (the admin interface itself goes away meanwhile). */
   refuseFor(ms: number): void;
+  createAlias(alias: { name: string; type: 'external' | 'host' | 'network' }): void;
+  deleteAlias(name: string): boolean;
+  aliases(): Array<{ name: string; type: string; uuid: string; enabled: boolean }>;
+  setKey(key: SimulatorKey): void;
+  setFirmwareVersion(version: string): void;
+  firmwareVersion(): string;
+  setTableEntriesLimit(limit: number): void;
+  tableEntriesLimit(): number;
+  filterRules(): { rules: Array<Record<string, string>>; applied: boolean; rollbacks: number; rollbackPending: boolean };
 }
 
 const adminFaultsSchema = faultsSchema.extend({
@@ -27,6 +39,21 @@ const adminFaultsSchema = faultsSchema.extend({
 });
 const seedSchema = z.strictObject({ table: z.string().min(1).max(64), entries: z.array(z.string().max(200)).max(2_000_000) });
 const statesSchema = z.strictObject({ address: z.string().min(1).max(100), count: z.number().int().min(0).max(1_000_000) });
+const aliasesSchema = z.strictObject({
+  create: z.array(z.strictObject({ name: z.string().min(1).max(64), type: z.enum(['external', 'host', 'network']) })).max(100).default([]),
+  delete: z.array(z.string().min(1).max(64)).max(100).default([]),
+});
+const keySchema = z.strictObject({
+  key: z.string().min(1).max(200),
+  secret: z.string().min(1).max(200),
+  privileges: z.array(z.string().refine((p) => KNOWN_PRIVILEGES.includes(p), { message: `unknown privilege (known: ${KNOWN_PRIVILEGES.join(', ')})` })).max(20),
+  readOnly: z.boolean().default(false),
+  user: z.string().min(1).max(64).default('apiuser'),
+});
+const firmwareSchema = z.strictObject({
+  version: z.string().refine(isFirmwareVersionText, 'an OPNsense version such as 24.7, 25.1.3 or 26.7.2'),
+});
+const tableEntriesSchema = z.strictObject({ limit: z.number().int().min(1).max(100_000_000) });
 
 function send(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
@@ -61,6 +88,8 @@ export async function handleAdmin(target: AdminTarget, req: IncomingMessage, res
     send(res, 200, {
       tables: target.tableSnapshot(), configRevisions: target.configRevisions(),
       maxInFlight: target.maxInFlight(), calls: target.calls().length, faults: target.faults(),
+      aliases: target.aliases(), filter: target.filterRules(), firmwareVersion: target.firmwareVersion(),
+      tableEntriesLimit: target.tableEntriesLimit(),
     });
     return;
   }
@@ -123,6 +152,56 @@ export async function handleAdmin(target: AdminTarget, req: IncomingMessage, res
         return;
       }
       send(res, 200, { status: 'ok' });
+      return;
+    }
+    case '/__simulator/aliases': {
+      const parsed = aliasesSchema.safeParse(json.value);
+      if (!parsed.success) {
+        send(res, 400, { error: describeZodError(parsed.error) });
+        return;
+      }
+      const missing = parsed.data.delete.filter((name) => !target.deleteAlias(name));
+      try {
+        for (const alias of parsed.data.create) target.createAlias(alias);
+      } catch (error) {
+        send(res, 400, { error: `create: ${(error as Error).message}` });
+        return;
+      }
+      if (missing.length > 0) {
+        send(res, 404, { error: `delete: no alias ${missing.join(', ')}` });
+        return;
+      }
+      send(res, 200, { aliases: target.aliases() });
+      return;
+    }
+    case '/__simulator/keys': {
+      const parsed = keySchema.safeParse(json.value);
+      if (!parsed.success) {
+        send(res, 400, { error: describeZodError(parsed.error) });
+        return;
+      }
+      target.setKey(parsed.data);
+      send(res, 200, { status: 'ok' });
+      return;
+    }
+    case '/__simulator/firmware': {
+      const parsed = firmwareSchema.safeParse(json.value);
+      if (!parsed.success) {
+        send(res, 400, { error: describeZodError(parsed.error) });
+        return;
+      }
+      target.setFirmwareVersion(parsed.data.version);
+      send(res, 200, { version: target.firmwareVersion() });
+      return;
+    }
+    case '/__simulator/table-entries': {
+      const parsed = tableEntriesSchema.safeParse(json.value);
+      if (!parsed.success) {
+        send(res, 400, { error: describeZodError(parsed.error) });
+        return;
+      }
+      target.setTableEntriesLimit(parsed.data.limit);
+      send(res, 200, { limit: target.tableEntriesLimit() });
       return;
     }
     case '/__simulator/clear-calls':

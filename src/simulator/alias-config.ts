@@ -106,6 +106,14 @@ export class AliasConfig {
     return alias;
   }
 
+  /** Removes a user alias (built-ins stay); false when there is none by that name. */
+  remove(name: string): boolean {
+    const index = this.aliases.findIndex((a) => a.name === name && !a.builtin);
+    if (index === -1) return false;
+    this.aliases.splice(index, 1);
+    return true;
+  }
+
   /** Config::save(): every save writes one backup revision. */
   save(): void {
     this.revisions++;

@@ -1,3 +1,4 @@
+import type { FirmwareFeatures } from './firmware.ts';
 import type { PhpArray } from './request-params.ts';
 import type { SimulatorState } from './simulator-state.ts';
 
@@ -52,6 +53,8 @@ export interface Endpoint {
   /** Required positional arguments; fewer → 404 Endpoint not found. */
   requiredArgs: number;
   handler: ActionHandler;
+  /** Only in some releases (the filter API from 24.1, savepoints until 26.1): otherwise 404. */
+  availableIn?: (features: FirmwareFeatures) => boolean;
 }
 
 /** ApiMutableModelControllerBase/alias_util throwReadOnly(). */

@@ -36,11 +36,24 @@ export const RULE_OPTIONS: Record<string, Record<string, string>> = {
   protocol: { any: 'any', TCP: 'TCP', UDP: 'UDP', 'TCP/UDP': 'TCP/UDP', ICMP: 'ICMP', IPV6_ICMP: 'IPV6-ICMP' },
 };
 
+/** The rollback armed by `apply/<revision>`: the Filter section comes back unless cancelled in time. */
+interface PendingRollback {
+  revision: string;
+  deadline: number;
+}
+
+/** How long `apply/<revision>` waits for `cancel_rollback` before restoring (FilterBaseController). */
+export const ROLLBACK_MS = 60_000;
+
 export class FilterRules {
-  private readonly rules: FilterRule[] = [];
+  private rules: FilterRule[] = [];
   private readonly rng: Rng;
   /** Rules are live in pf only after apply. */
   private appliedSnapshot: FilterRule[] = [];
+  /** Savepoints (24.1–26.1): revision → the Filter section as it was. */
+  private readonly savepoints = new Map<string, FilterRule[]>();
+  private pending: PendingRollback | null = null;
+  private rollbacks = 0;
 
   constructor(rng: Rng) {
     this.rng = rng;
@@ -73,5 +86,53 @@ export class FilterRules {
 
   applied(): readonly FilterRule[] {
     return this.appliedSnapshot;
+  }
+
+  /** Rules applied and none waiting for apply. */
+  inSync(): boolean {
+    return JSON.stringify(this.rules) === JSON.stringify(this.appliedSnapshot);
+  }
+
+  savepoint(revision: string): void {
+    this.savepoints.set(revision, this.rules.map((r) => ({ ...r })));
+  }
+
+  /** apply/<revision>: arms the 60 s rollback timer (only for a known savepoint). */
+  armRollback(revision: string, now: number): boolean {
+    if (!this.savepoints.has(revision)) return false;
+    this.pending = { revision, deadline: now + ROLLBACK_MS };
+    return true;
+  }
+
+  cancelRollback(revision: string): boolean {
+    if (this.pending?.revision !== revision) return false;
+    this.pending = null;
+    return true;
+  }
+
+  /** revert/<revision>: the Filter section as saved, applied. */
+  revert(revision: string): boolean {
+    const saved = this.savepoints.get(revision);
+    if (!saved) return false;
+    this.rules = saved.map((r) => ({ ...r }));
+    if (this.pending?.revision === revision) this.pending = null;
+    this.apply();
+    return true;
+  }
+
+  /** The rollback timer, run lazily: a change nobody confirmed within 60 s is undone. */
+  runRollbackTimer(now: number): void {
+    if (this.pending === null || now < this.pending.deadline) return;
+    const { revision } = this.pending;
+    this.pending = null;
+    if (this.revert(revision)) this.rollbacks++;
+  }
+
+  rollbackCount(): number {
+    return this.rollbacks;
+  }
+
+  rollbackPending(): boolean {
+    return this.pending !== null;
   }
 }

@@ -9,6 +9,7 @@ import { ApiException, type ActionContext, type ApiReply } from './api-types.ts'
 import { authenticate, knownKeyId, type SimulatorKey } from './auth.ts';
 import { CallLog, type SimulatorCall } from './call-log.ts';
 import { FaultPlan, type SimulatorFaults } from './faults.ts';
+import { DEFAULT_FIRMWARE_VERSION, parseFirmwareVersion } from './firmware.ts';
 import { BodyTooLargeError, isLoopbackHost, readBody, TimerSet } from './http-util.ts';
 import { phpJsonEncode } from './php-json.ts';
 import { parseBody, parseUrlEncoded } from './request-params.ts';
@@ -30,8 +31,10 @@ export interface SimulatorOptions {
   /** Default 0 = ephemeral. */
   port?: number;
   keys?: SimulatorKey[];
-  /** Default [{name:'fail2ban_blocklist', type:'external'}]. */
+  /** Default [{name:'fail2ban_blocklist', type:'external'}]; [] for a firewall without any. */
   aliases?: SimulatorAlias[];
+  /** The OPNsense release played (features and replies follow it); default 26.7.2. */
+  firmwareVersion?: string;
   /** Global pf table-entries limit shared by all tables, built-ins included. Default 1_000_000. */
   tableEntriesLimit?: number;
   /** Padding of a failed password check; default 2000 like OPNsense. */
@@ -92,13 +95,9 @@ export class OpnsenseSimulator {
       now: this.now,
       sleep: this.sleep,
       lockMs: () => this.faultPlan.settings().lockMs,
+      firmware: parseFirmwareVersion(options.firmwareVersion ?? DEFAULT_FIRMWARE_VERSION),
     });
-    for (const alias of options.aliases ?? [{ name: 'fail2ban_blocklist', type: 'external' }]) {
-      const problem = aliasNameProblem(alias.name, (n) => this.state.aliases.byName(n) !== undefined);
-      if (problem) throw new RangeError(`alias ${JSON.stringify(alias.name)}: ${problem}`);
-      this.state.aliases.create({ name: alias.name, type: alias.type, enabled: true, content: [], description: '', counters: false });
-      this.state.pf.declare(alias.name);
-    }
+    for (const alias of options.aliases ?? [{ name: 'fail2ban_blocklist', type: 'external' }]) this.createAlias(alias);
     const { refuse, ...otherFaults } = options.faults ?? {};
     this.faultPlan.update(otherFaults);
     if (refuse) this.faultPlan.update({ refuse });
@@ -142,8 +141,64 @@ export class OpnsenseSimulator {
     this.state.reboot();
   }
 
+  /**
+   * An alias made in the GUI (no config revision counted, declared in pf at once). RangeError for
+   * a name OPNsense would refuse or that exists.
+   */
+  createAlias(alias: SimulatorAlias): void {
+    const problem = aliasNameProblem(alias.name, (n) => this.state.aliases.byName(n) !== undefined);
+    if (problem) throw new RangeError(`alias ${JSON.stringify(alias.name)}: ${problem}`);
+    this.state.aliases.create({ name: alias.name, type: alias.type, enabled: true, content: [], description: '', counters: false });
+    this.state.pf.declare(alias.name);
+  }
+
+  /** Deletes a user alias and its pf table, as the GUI does; false when there is none by that name. */
+  deleteAlias(name: string): boolean {
+    const removed = this.state.aliases.remove(name);
+    if (removed) this.state.pf.destroy(name);
+    return removed;
+  }
+
+  /** Adds a key, or replaces the one with the same key id (new privileges, read-only flag). */
+  setKey(key: SimulatorKey): void {
+    const copy = { ...key, privileges: [...key.privileges] };
+    const index = this.keys.findIndex((k) => k.key === key.key);
+    if (index === -1) this.keys.push(copy);
+    else this.keys[index] = copy;
+  }
+
+  /** Plays another release from now on (RangeError for a malformed version). */
+  setFirmwareVersion(version: string): void {
+    this.state.firmware = parseFirmwareVersion(version);
+  }
+
+  firmwareVersion(): string {
+    return this.state.firmware.text;
+  }
+
+  /** Changes the global table-entries limit (Firewall ▸ Settings ▸ Advanced), as on a filter reload. */
+  setTableEntriesLimit(limit: number): void {
+    this.state.pf.limit = limit;
+  }
+
+  /** Configured user aliases (built-ins left out). */
+  aliases(): Array<{ name: string; type: string; uuid: string; enabled: boolean }> {
+    return this.state.aliases.all().filter((a) => !a.builtin).map((a) => ({ name: a.name, type: a.type, uuid: a.uuid, enabled: a.enabled }));
+  }
+
+  /** Filter rules as saved, and whether they are applied (live in pf). */
+  filterRules(): { rules: Array<Record<string, string>>; applied: boolean; rollbacks: number; rollbackPending: boolean } {
+    this.state.runTimers();
+    return {
+      rules: this.state.rules.all().map((r) => ({ ...r })),
+      applied: this.state.rules.inSync(),
+      rollbacks: this.state.rules.rollbackCount(),
+      rollbackPending: this.state.rules.rollbackPending(),
+    };
+  }
+
   tableEntries(table: string): string[] {
-    this.state.runCron();
+    this.state.runTimers();
     return [...(this.state.pf.get(table)?.inPfOrder() ?? [])];
   }
 
@@ -215,6 +270,15 @@ export class OpnsenseSimulator {
       configRevisions: () => this.configRevisions(),
       maxInFlight: () => this.maxInFlight(),
       resetMaxInFlight: () => this.resetMaxInFlight(),
+      createAlias: (a) => this.createAlias(a),
+      deleteAlias: (n) => this.deleteAlias(n),
+      aliases: () => this.aliases(),
+      setKey: (k) => this.setKey(k),
+      setFirmwareVersion: (v) => this.setFirmwareVersion(v),
+      firmwareVersion: () => this.firmwareVersion(),
+      setTableEntriesLimit: (l) => this.setTableEntriesLimit(l),
+      tableEntriesLimit: () => this.state.pf.limit,
+      filterRules: () => this.filterRules(),
       refuseFor: (ms) => {
         this.setFaults({ refuse: true });
         this.timers.after(ms, () => this.setFaults({ refuse: false }));
@@ -322,9 +386,12 @@ export class OpnsenseSimulator {
   private async dispatch(req: http.IncomingMessage, url: string, method: string, body: Buffer): Promise<ApiReply> {
     const q = url.indexOf('?');
     const pathname = q === -1 ? url : url.slice(0, q);
-    this.state.runCron();
+    this.state.runTimers();
     const route = resolveRoute(pathname);
-    if (!route) return { status: 404, body: { errorMessage: 'Endpoint not found' } };
+    // A route of another release (the filter API before 24.1, savepoints from 26.7) is unknown here.
+    if (!route || (route.endpoint.availableIn && !route.endpoint.availableIn(this.state.features()))) {
+      return { status: 404, body: { errorMessage: 'Endpoint not found' } };
+    }
     const auth = authenticate(req.headers.authorization, this.keys);
     if (auth.kind === 'missing') {
       // Session mode: redirect to the login page, empty body.

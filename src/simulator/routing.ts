@@ -3,11 +3,13 @@ import { aliasUtilEndpoints } from './handlers/alias-util.ts';
 import { aliasEndpoints } from './handlers/alias.ts';
 import { diagnosticsFirewallEndpoints } from './handlers/diagnostics-firewall.ts';
 import { filterEndpoints } from './handlers/filter.ts';
+import { firmwareEndpoints } from './handlers/firmware.ts';
 
 /** Module (lower-cased camel name) → controller class name without `Controller` → actions (lower-cased, no `_`). */
 const ROUTES: Record<string, Record<string, Record<string, Endpoint>>> = {
   firewall: { AliasUtil: aliasUtilEndpoints, Alias: aliasEndpoints, Filter: filterEndpoints },
   diagnostics: { Firewall: diagnosticsFirewallEndpoints },
+  core: { Firmware: firmwareEndpoints },
 };
 
 export interface ResolvedRoute {

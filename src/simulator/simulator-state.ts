@@ -4,6 +4,7 @@ import { PfStates } from './pf-states.ts';
 import { PfTableStore, BUILTIN_TABLES } from './pf-table-store.ts';
 import type { Rng } from './rng.ts';
 import { FilterRules } from './filter-rules.ts';
+import { firmwareFeatures, type FirmwareFeatures, type FirmwareVersion } from './firmware.ts';
 
 export interface StateOptions {
   tableEntriesLimit: number;
@@ -12,6 +13,7 @@ export interface StateOptions {
   sleep: (ms: number) => Promise<void>;
   /** Current lock hold time (a fault setting that may change while running). */
   lockMs: () => number;
+  firmware: FirmwareVersion;
 }
 
 /** Everything the firewall knows: config.xml parts, pf tables and states, and the config lock. */
@@ -22,6 +24,8 @@ export class SimulatorState {
   readonly rules: FilterRules;
   readonly rng: Rng;
   readonly now: () => number;
+  /** The release played; changeable at run time through the admin API (an "upgrade"). */
+  firmware: FirmwareVersion;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly lockMs: () => number;
   private readonly configLock = new FifoLock();
@@ -32,12 +36,23 @@ export class SimulatorState {
     this.now = options.now;
     this.sleep = options.sleep;
     this.lockMs = options.lockMs;
+    this.firmware = options.firmware;
     this.pf = new PfTableStore(options.tableEntriesLimit, options.now);
     this.aliases = new AliasConfig(options.rng);
     this.states = new PfStates(options.rng);
     this.rules = new FilterRules(options.rng);
     for (const name of BUILTIN_TABLES) this.pf.declare(name);
     this.lastCronMinute = Math.floor(options.now() / 60_000);
+  }
+
+  features(): FirmwareFeatures {
+    return firmwareFeatures(this.firmware);
+  }
+
+  /** Timers that fire between requests, run lazily before each one: the filter rollback. */
+  runTimers(): void {
+    this.runCron();
+    this.rules.runRollbackTimer(this.now());
   }
 
   /**

@@ -70,9 +70,10 @@ function searchItem(ctx: ActionContext): ApiReply {
       uuid: a.uuid,
       enabled: a.enabled ? '1' : '0',
       name: a.name,
-      // 25.7+: raw value in `type`, label in `%type`.
-      type: a.type,
-      '%type': ALIAS_TYPES[a.type] ?? a.type,
+      // 25.7+: raw value in `type`, label in `%type`; before, the label in `type`.
+      ...(ctx.state.features().searchItemRawType
+        ? { type: a.type, '%type': ALIAS_TYPES[a.type] ?? a.type }
+        : { type: ALIAS_TYPES[a.type] ?? a.type }),
       description: a.description,
       content: a.content.join(','),
       categories: '',

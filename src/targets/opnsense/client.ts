@@ -6,7 +6,7 @@ import { parsePfAddress } from '../../net/address.ts';
 import { isValidAliasName } from '../../config/env.ts';
 import { OpnsenseApiError, type ApiErrorKind } from './api-error.ts';
 import {
-  AliasItemReplySchema, AliasNamesReplySchema, AliasUuidReplySchema, ErrorReplySchema,
+  AliasItemReplySchema, AliasNamesReplySchema, AliasUuidReplySchema, ErrorReplySchema, FirmwareStatusReplySchema,
   KillStatesReplySchema, ListReplySchema, StatusReplySchema, TableSizeReplySchema,
 } from './replies.ts';
 
@@ -156,6 +156,26 @@ export class OpnsenseClient {
     return { size: reply.size, used: reply.used };
   }
 
+  /** Entries in a pf table (one row fetched: a cheap, read-only probe of the alias_util privilege). */
+  async aliasEntryCount(alias: string): Promise<number> {
+    const reply = await this.call('POST', `firewall/alias_util/list/${this.checkedAlias(alias)}`, ListReplySchema, { current: 1, rowCount: 1 });
+    return reply.total;
+  }
+
+  /**
+   * Checks the kill_states privilege without killing anything: a GET is answered
+   * `{"result":"failed"}` once the ACL let it through, and 403 otherwise.
+   */
+  async probeKillStates(): Promise<void> {
+    await this.call('GET', 'diagnostics/firewall/kill_states', KillStatesReplySchema);
+  }
+
+  /** The installed release (`product_version`, e.g. `25.1.3`) from core/firmware/status; a GET runs no update check. */
+  async firmwareVersion(): Promise<string> {
+    const reply = await this.call('GET', 'core/firmware/status', FirmwareStatusReplySchema);
+    return reply.product.product_version;
+  }
+
   /**
    * Drops the pf states of an IPv4 host, so established sessions (IMAP IDLE, SMTP) end with the ban.
    * IPv4 only: OPNsense strips `:` and `/` from the filter, which would mangle IPv6 and CIDRs.
@@ -180,7 +200,7 @@ export class OpnsenseClient {
     }
   }
 
-  private checkedAlias(alias: string): string {
+  protected checkedAlias(alias: string): string {
     if (!isValidAliasName(alias)) throw new OpnsenseApiError('rejected', 'alias check', `${JSON.stringify(alias)} is not a valid alias name`);
     return alias;
   }
@@ -195,7 +215,7 @@ export class OpnsenseClient {
     throw new OpnsenseApiError('rejected', call, `OPNsense replied status ${JSON.stringify(reply.status)}${reply.status_msg ? ` (${reply.status_msg})` : ''}${what}`);
   }
 
-  private async call<T>(method: 'GET' | 'POST', path: string, schema: z.ZodType<T>, body?: Record<string, unknown>): Promise<T> {
+  protected async call<T>(method: 'GET' | 'POST', path: string, schema: z.ZodType<T>, body?: Record<string, unknown>): Promise<T> {
     if (!this.onCall) return this.callOnce(method, path, schema, body);
     const started = performance.now();
     const endpoint = `${method} ${routeOf(path)}`;
@@ -292,7 +312,7 @@ function httpError(statusCode: number, text: string, call: string): OpnsenseApiE
   return new OpnsenseApiError(kind, call, `${advice}${suffix}`, statusCode);
 }
 
-function classifyTransportError(error: unknown, call: string, timeoutMs: number): OpnsenseApiError {
+export function classifyTransportError(error: unknown, call: string, timeoutMs: number): OpnsenseApiError {
   const err = error as { name?: string; code?: string; message?: string; cause?: { code?: string; message?: string } };
   const code = err.code ?? err.cause?.code ?? '';
   if (err.name === 'TimeoutError' || err.name === 'AbortError' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {

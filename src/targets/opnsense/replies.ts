@@ -56,3 +56,39 @@ export const ErrorReplySchema = z.object({
   errorMessage: z.string().optional(),
   errorTitle: z.string().optional(),
 }).loose();
+
+/** core/firmware/status: only the installed product matters here. */
+export const FirmwareStatusReplySchema = z.object({
+  product: z.object({
+    product_version: z.string().min(1),
+    product_series: z.string().optional(),
+  }).loose(),
+}).loose();
+
+/** alias/add_item, filter/add_rule: `{"result":"saved","uuid":…}` or `{"result":"failed","validations":{…}}`. */
+export const SavedReplySchema = z.object({
+  result: z.string(),
+  uuid: z.string().optional(),
+  validations: z.record(z.string(), z.union([z.string(), z.array(z.string())])).optional(),
+}).loose();
+
+/** filter/savepoint (24.1–26.1). */
+export const SavepointReplySchema = z.object({
+  status: z.string(),
+  revision: z.union([z.string(), z.number()]).transform(String).optional(),
+}).loose();
+
+/** An option field as get_* renders it: `{key:{value,selected}}`. */
+export const OptionFieldSchema = z.record(z.string(), SelectableSchema);
+
+/** filter/get_rule[/uuid]: option fields rendered as option maps, the rest as strings; `[]` when unknown. */
+export const RuleItemReplySchema = z.union([
+  z.object({ rule: z.record(z.string(), z.unknown()) }).loose(),
+  z.array(z.unknown()).length(0),
+]);
+
+/** filter/search_rule: rows carry the uuid and (raw or labelled) field values. */
+export const SearchRuleReplySchema = z.object({
+  total: z.coerce.number().int().nonnegative(),
+  rows: z.array(z.object({ uuid: z.string() }).loose()),
+}).loose();

@@ -6,17 +6,25 @@ import { compileFilter, type CompiledFilter } from '../filters/compile.ts';
 import { jailSettings, type JailSettings } from '../jails/settings.ts';
 import { enforcementTargets, type EnforcementTarget } from '../jails/targets.ts';
 import type { UnsupportedAction } from '../config/fail2ban/jail-definition.ts';
+import { SECRET_PARAMS } from '../config/fail2ban/action-definition.ts';
+import { notifyPlan, type ChannelConfig, type NotifyPlan } from '../notifications/channel-config.ts';
 
 export interface JailPlan {
   definition: JailDefinition;
   settings: JailSettings;
   filter: CompiledFilter;
+  /** Where this jail's bans and unbans are announced (objects shared with DaemonConfig.notify.channels). */
+  channels: ChannelConfig[];
 }
 
 export interface DaemonConfig {
   jails: JailPlan[];
   targets: EnforcementTarget[];
   unsupported: UnsupportedAction[];
+  /** Notification channels, deduplicated across jails (one object, so one rate limit, per channel). */
+  notify: NotifyPlan;
+  /** Secret values written in the jails' actions (API keys and secrets, tokens), for the logger's scrub list. */
+  secrets: string[];
 }
 
 /**
@@ -26,16 +34,27 @@ export interface DaemonConfig {
 export async function loadDaemonConfig(env: EdgebanEnv): Promise<DaemonConfig> {
   const dirs = configDirs(existsSync(env.configDir) ? env.configDir : undefined);
   const loaded = await loadJails(dirs);
+  const runnable = loaded.jails.filter((d) => d.enabled && d.supported);
+  const notify = notifyPlan(runnable);
+  const channelsById = new Map(notify.channels.map((c) => [c.id, c]));
   const jails: JailPlan[] = [];
-  for (const definition of loaded.jails) {
-    if (!definition.enabled || !definition.supported) continue;
+  for (const definition of runnable) {
     const filter = compileFilter(await loadJailFilter(definition, dirs));
-    jails.push({ definition, settings: jailSettings(definition, env), filter });
+    const channels = (notify.jailChannels[definition.name] ?? []).map((id) => channelsById.get(id)).filter((c) => c !== undefined);
+    jails.push({ definition, settings: jailSettings(definition, env), filter, channels });
   }
   const targets = enforcementTargets(jails.map((j) => j.definition), env);
   // Manual bans go to the environment's alias even when no jail names it.
   if (env.firewalls.length > 0 && !targets.some((t) => t.id === env.alias)) {
     targets.push({ id: env.alias, alias: env.alias, endpoints: env.firewalls, jails: [] });
   }
-  return { jails, targets, unsupported: loaded.unsupported };
+  return { jails, targets, unsupported: loaded.unsupported, notify, secrets: actionSecrets(runnable.map((j) => j.actions).flat()) };
+}
+
+function actionSecrets(actions: ReadonlyArray<{ params: Record<string, string> }>): string[] {
+  const secrets = new Set<string>();
+  for (const action of actions) {
+    for (const [key, value] of Object.entries(action.params)) if (SECRET_PARAMS.has(key) && value.trim() !== '') secrets.add(value.trim());
+  }
+  return [...secrets];
 }

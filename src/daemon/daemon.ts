@@ -12,6 +12,7 @@ import { discoverNetworkFacts, resolveFirewallAddresses, type NetworkFacts } fro
 import type { Logger } from '../logging/logger.ts';
 import { EdgebanMetrics } from '../metrics/edgeban-metrics.ts';
 import { MetricsServer } from '../metrics/metrics-server.ts';
+import { Notifier } from '../notifications/notifier.ts';
 import { judgeReadiness, type DaemonPhase, type Readiness } from '../metrics/readiness.ts';
 import type { AliasReconciler, TargetStatus } from '../targets/alias-reconciler.ts';
 import type { ApiCallRecord } from '../targets/opnsense/client.ts';
@@ -55,6 +56,7 @@ export class Daemon {
   /** Kept across reloads, so counters never go back. Null when metrics are not served. */
   private metrics: EdgebanMetrics | null = null;
   private metricsServer: MetricsServer | null = null;
+  private notifier: Notifier | null = null;
 
   private constructor(options: DaemonOptions) {
     this.options = options;
@@ -66,6 +68,7 @@ export class Daemon {
       await daemon.boot();
     } catch (error) {
       // A listener that failed (port taken, another edgeban on the socket) must not leave the others open.
+      await daemon.notifier?.stop();
       await daemon.metricsServer?.stop();
       await daemon.control?.stop();
       await daemon.ledger?.close();
@@ -94,6 +97,13 @@ export class Daemon {
     // Before the reconcilers: their clients report every API call to it.
     if (env.metricsListen) this.metrics = this.createMetrics();
     this.buildReconcilers();
+    // Before the first passes and pipelines, so the first bans and an early outage are announced.
+    this.notifier = Notifier.start({
+      plan: this.config.notify, ledger: this.ledger, clock, logger, env,
+      targets: () => this.reconcilers.map((r) => r.status()),
+      sources: () => this.pipelines.map((p) => p.stats()),
+      secrets: [...env.secrets, ...this.config.secrets],
+    });
     // Served before the first passes, so /readyz tells "not enforced yet" from "enforcing".
     await this.startMetricsServer();
     this.control = await ControlServer.start({
@@ -126,6 +136,7 @@ export class Daemon {
     this.stopping ??= (async () => {
       this.phase = 'stopping';
       this.sweepTimer?.cancel();
+      await this.notifier?.stop();
       await Promise.all(this.pipelines.map((p) => p.stop()));
       await this.control?.stop();
       await Promise.all(this.reconcilers.map((r) => r.stop()));
@@ -148,6 +159,7 @@ export class Daemon {
     }
     await Promise.all(this.pipelines.map((p) => p.stop()));
     this.config = next;
+    await this.notifier?.reconfigure(next.notify);
     this.engine.reload(next.jails.map((j) => j.settings), this.facts);
     const before = new Set(this.reconcilers.map((r) => r.status().id));
     const after = new Set(next.targets.flatMap((t) => t.endpoints.map((e) => `${e.url} ${t.alias}`)));

@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { TestContext } from 'node:test';
@@ -50,4 +50,47 @@ export async function startCliSimulator(t: TestContext, args: string[]): Promise
     return response.json();
   };
   return { url, admin };
+}
+
+/** `edgeban run` as a process, with everything it printed kept. */
+export interface CliDaemon {
+  child: ChildProcess;
+  pid: number;
+  stdout: string[];
+  stderr: string[];
+  exited: Promise<number | null>;
+  /** SIGTERM, then the exit code (SIGKILL after `graceMs`). */
+  stop: (graceMs?: number) => Promise<number | null>;
+}
+
+/**
+ * Starts `edgeban run` (or `args`) in a clean environment and resolves once it logged
+ * "edgeban running"; rejects with its output if it exits or is not up within `readyTimeoutMs`.
+ * Killed when the test ends.
+ */
+export async function startCliDaemon(t: TestContext, env: Record<string, string>, options: { cwd?: string; args?: string[]; readyTimeoutMs?: number } = {}): Promise<CliDaemon> {
+  const child = spawn(process.execPath, [EDGEBAN, ...(options.args ?? ['run'])], {
+    cwd: options.cwd ?? REPO, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
+  createInterface({ input: child.stdout! }).on('line', (line) => stdout.push(line));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`daemon not up within ${options.readyTimeoutMs ?? 30_000} ms:\n${stderr.join('\n')}`)), options.readyTimeoutMs ?? 30_000);
+    void exited.then((code) => { clearTimeout(timer); reject(new Error(`daemon exited with ${code}:\n${stderr.join('\n')}`)); });
+    createInterface({ input: child.stderr! }).on('line', (line) => {
+      stderr.push(line);
+      if (line.includes('edgeban running')) { clearTimeout(timer); resolve(); }
+    });
+  });
+  const stop = async (graceMs = 10_000): Promise<number | null> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    const code = await exited;
+    clearTimeout(timer);
+    return code;
+  };
+  return { child, pid: child.pid ?? -1, stdout, stderr, exited, stop };
 }

@@ -1,7 +1,9 @@
 /**
- * `edgeban test-filter FILTER LOG [--config-dir DIR] [--now EPOCH] [--json]`: edgeban's
- * fail2ban-regex. Streams the log (any size, any bytes), runs the filter over every line and
- * prints a summary, or with --json exactly one JSON object per input line.
+ * `edgeban test-filter FILTER LOG [--config-dir DIR] [--now EPOCH] [--logformat F] [--json]`:
+ * edgeban's fail2ban-regex. Streams the log (any size, any bytes), runs the filter over every line
+ * and prints a summary, or with --json exactly one JSON object per input line. With --logformat
+ * docker, cri or auto the container runtime's wrapper is removed first, as the daemon does for a
+ * jail with that logformat: one JSON object per unwrapped line, numbered by the record completing it.
  */
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -11,9 +13,10 @@ import { loadFilter } from '../config/fail2ban/filter-definition.ts';
 import { compileFilter } from '../filters/compile.ts';
 import { FilterMatcher, type LineResult } from '../filters/matcher.ts';
 import { readFileChunks, readLineBatches } from '../filters/line-reader.ts';
+import { ContainerLogUnwrapper, LOG_FORMATS, lineTime, type UnwrappedLine, type UnwrapStats } from '../sources/container-log-format.ts';
 import { UserFacingError } from '../util/errors.ts';
 
-const USAGE = 'usage: edgeban test-filter FILTER LOG [--config-dir DIR] [--now EPOCH] [--json]';
+const USAGE = `usage: edgeban test-filter FILTER LOG [--config-dir DIR] [--now EPOCH] [--logformat ${LOG_FORMATS.join('|')}] [--json]`;
 const SAMPLE_MATCHES = 5;
 const REPO_ROOT = path.resolve(import.meta.dirname, '..', '..');
 
@@ -22,6 +25,7 @@ const argsSchema = z.object({
   log: z.string().min(1),
   configDir: z.string().min(1).optional(),
   now: z.number().finite().optional(),
+  logformat: z.enum(LOG_FORMATS),
   json: z.boolean(),
 });
 type TestFilterArgs = z.infer<typeof argsSchema>;
@@ -32,7 +36,9 @@ function parse(argv: string[]): TestFilterArgs {
     parsed = parseArgs({
       args: argv,
       allowPositionals: true,
-      options: { 'config-dir': { type: 'string' }, now: { type: 'string' }, json: { type: 'boolean', default: false } },
+      options: {
+        'config-dir': { type: 'string' }, now: { type: 'string' }, logformat: { type: 'string', default: 'plain' }, json: { type: 'boolean', default: false },
+      },
     });
   } catch (error) {
     throw new UserFacingError(`${(error as Error).message}\n${USAGE}`);
@@ -46,6 +52,7 @@ function parse(argv: string[]): TestFilterArgs {
     log: positionals[1],
     configDir: values['config-dir'] ?? (process.env.EDGEBAN_CONFIG_DIR || undefined),
     now: nowText === undefined ? undefined : Number(nowText),
+    logformat: values.logformat,
     json: values.json === true,
   });
   if (!result.success) throw new UserFacingError(`${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}\n${USAGE}`);
@@ -100,19 +107,35 @@ export async function runTestFilterCommand(argv: string[]): Promise<number> {
   const matcher = new FilterMatcher(filter, { now: args.now ?? Date.now() / 1000 });
   const out = new Output();
   const samples: Array<{ n: number; line: string; r: LineResult }> = [];
+  const unwrapper = args.logformat === 'plain' ? null : new ContainerLogUnwrapper(args.logformat);
+  const inner: UnwrappedLine[] = [];
   let n = 0;
   for await (const batch of readLineBatches(readFileChunks(args.log))) {
     let text = '';
-    const ascii = batch.ascii ? true : undefined;
     for (const line of batch.lines) {
       n++;
-      const r = matcher.processLine(line, ascii);
-      if (args.json) text += jsonLine(n, r);
-      else if (r.match && samples.length < SAMPLE_MATCHES) samples.push({ n, line, r });
+      if (unwrapper === null) {
+        const r = matcher.processLine(line, batch.ascii ? true : undefined);
+        if (args.json) text += jsonLine(n, r);
+        else if (r.match && samples.length < SAMPLE_MATCHES) samples.push({ n, line, r });
+        continue;
+      }
+      inner.length = 0;
+      unwrapper.push(args.log, line, inner);
+      for (const unwrapped of inner) {
+        const matched = matcher.processLine(unwrapped.text);
+        // As the daemon counts it: the filter's own date, else the runtime's time stamp.
+        const r = { ...matched, time: lineTime(matched.time, unwrapped) };
+        if (args.json) text += jsonLine(n, r);
+        else if (r.match && samples.length < SAMPLE_MATCHES) samples.push({ n, line: unwrapped.text, r });
+      }
     }
     if (text !== '') await out.write(text);
   }
-  if (!args.json) await out.write(summary(filter.name, definition.file, filter.failregex.map((f) => f.pattern), matcher, samples));
+  if (!args.json) {
+    await out.write(summary(filter.name, definition.file, filter.failregex.map((f) => f.pattern), matcher, samples));
+    if (unwrapper !== null) await out.write(containerSummary(args.logformat, unwrapper.stats, unwrapper.pendingLines, matcher.stats.noTime));
+  }
   await out.flush();
   return 0;
 }
@@ -136,5 +159,16 @@ function summary(name: string, file: string, failregex: string[], matcher: Filte
       lines.push(`  line ${n}: ${r.host ?? r.hostname ?? '-'} at ${when}`, `    ${line.length > 200 ? `${line.slice(0, 200)}…` : line}`);
     }
   }
+  return `${lines.join('\n')}\n`;
+}
+
+function containerSummary(format: string, s: UnwrapStats, pending: number, noTime: number): string {
+  const lines = [
+    '',
+    `container log (${format}): records: ${s.records}, lines: ${s.lines}, records of split lines: ${s.partialRecords}, malformed records (skipped): ${s.malformed}`,
+  ];
+  if (s.truncated > 0) lines.push(`lines longer than the cap (matched on their start): ${s.truncated}`);
+  if (pending > 0) lines.push(`lines left unfinished at the end (a partial record without its last part, not matched): ${pending}`);
+  if (noTime > 0) lines.push(`lines without a recognised time stamp (${noTime}) count at the runtime's time stamp, as in the daemon`);
   return `${lines.join('\n')}\n`;
 }

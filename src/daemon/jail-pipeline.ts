@@ -1,11 +1,14 @@
 import path from 'node:path';
-import { stat } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
+import { z } from 'zod';
 import { failureTime } from '../filters/findtime.ts';
 import { FilterMatcher } from '../filters/matcher.ts';
 import { expandPatterns } from '../sources/patterns.ts';
 import type { JailEngine } from '../jails/jail-engine.ts';
 import type { Logger } from '../logging/logger.ts';
 import { LogFollower, type LogLine } from '../sources/log-follower.ts';
+import { anchorHash, ResumeRecordSchema } from '../sources/resume-state.ts';
+import { CONTAINER_RECORD_BYTES, ContainerLogUnwrapper, continuedStreams, lineTime, RESUME_LOOKBACK_BYTES, type LogFormat, type LogStream, type UnwrappedLine, type UnwrapStats } from '../sources/container-log-format.ts';
 import type { Clock } from '../util/clock.ts';
 import type { JailPlan } from './daemon-config.ts';
 
@@ -18,6 +21,8 @@ export interface PipelineStats {
   /** Matches dropped as older than findtime while catching up on what was written before start. */
   old: number;
   follower: ReturnType<LogFollower['stats']> | null;
+  /** A container log (jail option logformat): its format and records read, joined, malformed (skipped), lines pending. Absent for plain logs. */
+  container?: UnwrapStats & { logformat: LogFormat; pending: number };
 }
 
 /** Why a matched failure was not handed to the jail. */
@@ -28,6 +33,14 @@ export interface PipelineCounters {
   lines(path: string, count: number): void;
   matches(count: number): void;
   dropped(reason: DropReason, count: number): void;
+}
+
+/** What every line of one onLines batch is matched against. */
+interface Batch {
+  now: number;
+  findtime: number;
+  engine: JailEngine;
+  pending: Promise<unknown>[];
 }
 
 const NO_COUNTERS: PipelineCounters = { lines: () => {}, matches: () => {}, dropped: () => {} };
@@ -41,6 +54,9 @@ export class JailPipeline {
   private readonly plan: JailPlan;
   private follower: LogFollower | null = null;
   private readonly matcher: FilterMatcher;
+  /** Null for plain logs: their lines go to the matcher as they are. */
+  private readonly unwrapper: ContainerLogUnwrapper | null;
+  private readonly unwrapped: UnwrappedLine[] = [];
   private readonly counts = { lines: 0, matches: 0, unusable: 0, old: 0 };
   private checkpointQueued = false;
   private clock: Clock;
@@ -53,6 +69,8 @@ export class JailPipeline {
     this.plan = plan;
     this.clock = clock;
     this.matcher = new FilterMatcher(plan.filter, { now: clock.now() / 1000 });
+    const format = plan.settings.logformat ?? 'plain';
+    this.unwrapper = format === 'plain' ? null : new ContainerLogUnwrapper(format);
   }
 
   async start(options: {
@@ -70,11 +88,17 @@ export class JailPipeline {
       const size = await stat(file).then((s) => s.size, () => null);
       if (size !== null) this.catchUpSizes.set(file, size);
     }
+    const stateFile = path.join(options.dataDir, 'offsets', `${this.jail.replace(/[^A-Za-z0-9_.-]/g, '_')}.json`);
+    if (this.unwrapper) {
+      for (const { file, stream } of await splitAtResume(stateFile, this.unwrapper.format)) this.unwrapper.skipContinuation(file, stream);
+    }
     this.follower = await LogFollower.start({
       patterns,
-      stateFile: path.join(options.dataDir, 'offsets', `${this.jail.replace(/[^A-Za-z0-9_.-]/g, '_')}.json`),
+      stateFile,
       logger: options.logger.child({ jail: this.jail }),
       clock: options.clock,
+      // A Docker record holds up to 16 KiB escaped (up to 6 bytes each): never cut one in the follower.
+      ...(this.unwrapper ? { maxLineBytes: CONTAINER_RECORD_BYTES } : {}),
       ...(options.pollIntervalMs ? { pollIntervalMs: options.pollIntervalMs } : {}),
       ...(options.forcePolling ? { forcePolling: true } : {}),
       onLines: (lines) => this.onLines(lines, options.engine),
@@ -87,7 +111,11 @@ export class JailPipeline {
   }
 
   stats(): PipelineStats {
-    return { jail: this.jail, ...this.counts, follower: this.follower?.stats() ?? null };
+    const unwrapper = this.unwrapper;
+    return {
+      jail: this.jail, ...this.counts, follower: this.follower?.stats() ?? null,
+      ...(unwrapper ? { container: { logformat: unwrapper.format, ...unwrapper.stats, pending: unwrapper.pendingLines } } : {}),
+    };
   }
 
   private async onLines(lines: LogLine[], engine: JailEngine): Promise<void> {
@@ -97,6 +125,7 @@ export class JailPipeline {
     const findtime = this.plan.settings.findtimeSec;
     const pending: Promise<unknown>[] = [];
     const before = { ...this.counts };
+    const batch: Batch = { now, findtime, engine, pending };
     const linesPerPath = new Map<string, number>();
     for (const line of lines) {
       this.counts.lines++;
@@ -104,21 +133,15 @@ export class JailPipeline {
       const startSize = this.catchUpSizes.get(line.path);
       const catchingUp = startSize !== undefined && line.endOffset <= startSize;
       if (startSize !== undefined && !catchingUp) this.catchUpSizes.delete(line.path);
-      const result = this.matcher.processLine(line.text);
-      if (!result.match) continue;
-      this.counts.matches++;
-      if (result.host === null) {
-        this.counts.unusable++;
+      if (this.unwrapper === null) {
+        this.match(line.text, null, catchingUp, batch);
         continue;
       }
-      // fail2ban's rules: live lines without a plausible stamp count now; old catch-up lines are dropped.
-      const time = failureTime(result.time, { now, findtime, inOperation: !catchingUp });
-      if (time === null) {
-        this.counts.old++;
-        continue;
-      }
-      const user = result.tags.user;
-      pending.push(engine.onMatch(this.jail, { host: result.host, time, ...(user ? { user } : {}) }));
+      // A container record: the lines it completes (none for a partial or malformed one).
+      const inner = this.unwrapped;
+      inner.length = 0;
+      this.unwrapper.push(line.path, line.text, inner);
+      for (const unwrapped of inner) this.match(unwrapped.text, unwrapped.time, catchingUp, batch);
     }
     // Counted per batch, not per line: one increment per file and kind.
     for (const [file, count] of linesPerPath) this.counters.lines(file, count);
@@ -128,6 +151,27 @@ export class JailPipeline {
     // Offsets advance only after the bans these lines decided are in the ledger.
     await Promise.all(pending);
     if (pending.length > 0) this.checkpointSoon();
+  }
+
+  /** Matches one line and hands a failure to the engine; `runtimeTime` is the container runtime's stamp, if any. */
+  private match(text: string, runtimeTime: number | null, catchingUp: boolean, batch: Batch): void {
+    const { now, findtime, engine, pending } = batch;
+    const result = this.matcher.processLine(text);
+    if (!result.match) return;
+    this.counts.matches++;
+    if (result.host === null) {
+      this.counts.unusable++;
+      return;
+    }
+    // fail2ban's rules: live lines without a plausible stamp count now; old catch-up lines are dropped.
+    // A container line without a date the filter finds has the runtime's stamp instead.
+    const time = failureTime(lineTime(result.time, { time: runtimeTime }), { now, findtime, inOperation: !catchingUp });
+    if (time === null) {
+      this.counts.old++;
+      return;
+    }
+    const user = result.tags.user;
+    pending.push(engine.onMatch(this.jail, { host: result.host, time, ...(user ? { user } : {}) }));
   }
 
   /**
@@ -142,4 +186,35 @@ export class JailPipeline {
       this.follower?.checkpoint().catch(() => undefined);
     });
   }
+}
+
+const resumeStateSchema = z.object({ files: z.array(ResumeRecordSchema) });
+
+/**
+ * The container logs this jail resumes in the middle of a split line (stopped between a partial
+ * record and its end): their rest must not be read as a line. Reads only, never changes the
+ * follower's state file; anything unreadable or changed means no such file (the follower reports it).
+ */
+async function splitAtResume(stateFile: string, format: LogFormat): Promise<Array<{ file: string; stream: LogStream }>> {
+  const state = resumeStateSchema.safeParse(await readFile(stateFile, 'utf8').then((text) => JSON.parse(text) as unknown, () => null));
+  if (!state.success) return [];
+  const found: Array<{ file: string; stream: LogStream }> = [];
+  for (const record of state.data.files) {
+    if (record.role !== 'current' || record.offset === 0) continue;
+    const handle = await open(record.path, 'r').catch(() => null);
+    if (!handle) continue;
+    try {
+      const info = await handle.stat();
+      if (info.ino !== record.ino || info.size < record.offset) continue;
+      const length = Math.min(record.offset, RESUME_LOOKBACK_BYTES);
+      const before = Buffer.alloc(length);
+      await handle.read(before, 0, length, record.offset - length);
+      // Only where the follower will resume: the file still holds what was read before the stop.
+      if (record.anchorLength > length || anchorHash(before.subarray(length - record.anchorLength)) !== record.anchorSha256) continue;
+      for (const stream of continuedStreams(format, before)) found.push({ file: record.path, stream });
+    } finally {
+      await handle.close();
+    }
+  }
+  return found;
 }

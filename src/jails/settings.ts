@@ -5,6 +5,7 @@ import { parseDuration } from '../config/fail2ban/duration.ts';
 import type { SourceRef } from '../config/fail2ban/filter-definition.ts';
 import { boolText, type JailDefinition } from '../config/fail2ban/jail-definition.ts';
 import { InvalidAddressError } from '../net/address.ts';
+import { LOG_FORMATS, type LogFormat } from '../sources/container-log-format.ts';
 import { DEFAULT_INCREMENT, type BanTimeFormula, type BanTimeIncrement } from './ban-time.ts';
 import { parseCidr, type Cidr } from './cidr.ts';
 import { DEFAULT_TRACKER_CAP } from './failure-tracker.ts';
@@ -26,6 +27,11 @@ export interface JailSettings {
   banprivate: boolean;
   /** edgeban: cap on addresses counted at once. */
   maxtracked: number;
+  /**
+   * edgeban: how the jail's log lines are wrapped: plain files, Docker's json-file driver, CRI
+   * (containerd, CRI-O) or auto (per line). Absent means plain.
+   */
+  logformat?: LogFormat;
   /** Ledger targets (one per opnsense action; none for a jail that only notifies). */
   targets: readonly JailTarget[];
 }
@@ -39,6 +45,7 @@ const FORMULAS: Record<string, BanTimeFormula> = {
   'ban.Time*math.exp(float(ban.Count+1)*banFactor)/math.exp(1*banFactor)': 'exponential',
 };
 
+const logFormatText = z.string().trim().toLowerCase().pipe(z.enum(LOG_FORMATS));
 const intText = z.string().trim().regex(/^\+?\d+$/).transform(Number);
 const numberText = z.string().trim().regex(/^[+]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i).transform(Number).pipe(z.number().finite().positive());
 const durationText = z.string().transform((v, ctx) => {
@@ -118,6 +125,7 @@ export function jailSettings(jail: JailDefinition, env: Pick<EdgebanEnv, 'alias'
     ipv6prefix: read('ipv6prefix', '128', intText.pipe(z.number().int().min(32).max(128)), 'a prefix length from 32 to 128 (64 bans the covering /64)'),
     banprivate: read('banprivate', 'false', boolText, 'a boolean (true/false, yes/no, on/off, 1/0)'),
     maxtracked: read('maxtracked', String(DEFAULT_TRACKER_CAP), intText.pipe(z.number().int().min(1).max(100_000_000)), 'a whole number of addresses from 1 to 100000000'),
+    logformat: read('logformat', 'plain', logFormatText, `one of ${LOG_FORMATS.join(', ')} (docker: json-file logs in /var/lib/docker/containers; cri: containerd and CRI-O logs in /var/log/pods)`),
     targets: jailTargets(jail, env),
   };
 }

@@ -5,6 +5,7 @@ import { FilterMatcher } from '../filters/matcher.ts';
 import { isInternal } from '../jails/ban-guard.ts';
 import { cidrContains, parseCidr, type Cidr } from '../jails/cidr.ts';
 import { ProxyDetector } from '../jails/proxy-detector.ts';
+import { ContainerLogUnwrapper, type LogFormat, type UnwrappedLine } from '../sources/container-log-format.ts';
 import { expandPatterns, isGlob } from '../sources/patterns.ts';
 import { fail, pass, warn, type CheckResult } from './check-result.ts';
 
@@ -23,6 +24,8 @@ export interface JailLogInput {
   logpath: readonly string[];
   filter: CompiledFilter;
   findtimeSec: number;
+  /** How a container runtime wraps the lines (the jail's `logformat`). */
+  logformat: LogFormat;
 }
 
 /** Time stamps within this of the file's last write are fine (buffered writers, slow rotation). */
@@ -64,11 +67,15 @@ export async function checkJailLogs(jail: JailLogInput, options: LogCheckOptions
     }
     results.push(pass('log.readable', fileScope, 'exists and is readable'));
     results.push(freshness(access.stats, options, fileScope));
-    const lines = await tailLines(file, options.tailLines);
+    const records = await tailLines(file, options.tailLines);
+    // Container logs are judged by the lines the program wrote, as the daemon reads them.
+    const unwrapper = new ContainerLogUnwrapper(jail.logformat);
+    const lines: UnwrappedLine[] = [];
+    for (const record of records) unwrapper.push(file, record, lines);
     const matcher = new FilterMatcher(jail.filter, { now: options.nowMs / 1000 });
     let newest: number | null = null;
     for (const line of lines) {
-      const result = matcher.processLine(line);
+      const result = matcher.processLine(line.text);
       if (result.time !== null && (newest === null || result.time > newest)) newest = result.time;
       if (result.match && result.host !== null) {
         failures++;

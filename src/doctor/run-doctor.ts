@@ -75,7 +75,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     const facts = await discoverNetworkFacts().catch(() => null);
     const proxyCandidates = facts === null ? [] : cidrList([...facts.gateways, ...facts.selfAddresses]);
     for (const jail of config.jails) {
-      const input = { name: jail.definition.name, logpath: jail.definition.logpath, filter: jail.filter, findtimeSec: jail.settings.findtimeSec };
+      const input = { name: jail.definition.name, logpath: jail.definition.logpath, filter: jail.filter, findtimeSec: jail.settings.findtimeSec, logformat: jail.settings.logformat ?? 'plain' };
       const found = await checkJailLogs(input, {
         nowMs: options.clock.now(), staleAfterSec: options.staleAfterSec, tailLines: options.tailLines, proxyCandidates,
       });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { chmod, mkdir, utimes, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, mkdir, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { EDGEBAN } from '../helpers/cli.ts';
@@ -134,4 +134,15 @@ test('failures dominated by one private address: the proxy warning', async (t) =
   const result = await s.run();
   assert.equal(result.code, 1, result.stdout);
   assert.match(result.stdout, /^WARN  log\.proxy .*jail dovecot: 80% of 20 recent failures come from 10\.0\.0\.5, a private address.*fix: .*PROXY protocol/m);
+});
+
+test('a container log (logformat = cri): time stamps and failures are read from the lines the program wrote', async (t) => {
+  const twoHoursAgo = Date.now() - 2 * 3_600_000;
+  const plainLines = freshFailures(5, publicAddress, twoHoursAgo).split('\n').filter((l) => l !== '');
+  const cri = plainLines.map((l) => `${new Date().toISOString()} stdout F ${l}\n`).join('');
+  const s = await doctorSetup(t, [], cri);
+  await appendFile(path.join(s.root, 'config', 'jail.local'), 'logformat = cri\n');
+  const result = await s.run();
+  // Unwrapped, the dovecot stamps are found and are 2 hours behind: without unwrapping no stamp would be recognised.
+  assert.match(result.stdout, /^WARN  log\.timestamps .*2 hour\(s\) behind/m, result.stdout);
 });

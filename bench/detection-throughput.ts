@@ -1,123 +1,38 @@
 /**
  * Detection throughput: `edgeban test-filter` against Debian's `fail2ban-regex` on the same
  * filter files and the same generated logs, side by side. Logs are generated from a fixed seed
- * into dataDir (git-ignored), so every run measures the same input. Both tools run as processes,
+ * into dataDir (a temporary directory, outside the repository), so every run measures the same input. Both tools run as processes,
  * start-up included; matches (count and hosts, in order) must be identical.
  *
- *   node_modules/.bin/node bench/detection-throughput.ts [--lines 1000000] [--data-dir bench/data]
+ *   node_modules/.bin/node bench/detection-throughput.ts [--lines 1000000] [--data-dir DIR]
  */
 import { spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
-import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { access, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { BenchResult } from './bench-result.ts';
-import { seededRandom } from '../src/util/seeded-random.ts';
+import { grouped, type BenchResult, type SummaryRow } from './bench-result.ts';
+import { DEFAULT_DATA_DIR, generatedLog, SEED, type LogKind } from './log-generators.ts';
 
 const REPO = path.resolve(import.meta.dirname, '..');
-const NODE = path.join(REPO, 'node_modules', '.bin', 'node');
+const NODE = process.execPath;
 const EDGEBAN = path.join(REPO, 'bin', 'edgeban.js');
 const FAIL2BAN_REGEX = 'fail2ban-regex';
-const SEED = 20261121;
-
-
-/** mulberry32: small, fast, deterministic. */
-
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-const pad = (n: number): string => String(n).padStart(2, '0');
-
-interface Gen { rand: () => number; pick: <T>(items: readonly T[]) => T; int: (n: number) => number }
-function gen(seed: number): Gen {
-  const rand = seededRandom(seed);
-  const int = (n: number): number => Math.floor(rand() * n);
-  return { rand, int, pick: (items) => items[int(items.length)] as (typeof items)[number] };
-}
-
-/** Attackers from the documentation ranges only. */
-function attacker(g: Gen): string {
-  const r = g.rand();
-  if (r < 0.45) return `192.0.2.${1 + g.int(254)}`;
-  if (r < 0.75) return `198.51.100.${1 + g.int(254)}`;
-  if (r < 0.95) return `203.0.113.${1 + g.int(254)}`;
-  return `2001:db8::${(1 + g.int(0xfffe)).toString(16)}`;
-}
-
-// Syslog stamps from a fixed start (Oct 1, one line every ~0.5 s), well before any plausible "now".
-function syslogStamp(i: number): string {
-  const t = new Date(Date.UTC(2025, 9, 1) + Math.floor(i / 2) * 1000);
-  return `${MONTHS[t.getUTCMonth()]} ${String(t.getUTCDate()).padStart(2, ' ')} ${pad(t.getUTCHours())}:${pad(t.getUTCMinutes())}:${pad(t.getUTCSeconds())}`;
-}
-
-const USERS = ['admin', 'info', 'test', 'alice', 'bob', 'postmaster', 'sales', 'support', 'root', 'webmaster'];
-
-function dovecotLine(g: Gen, i: number): string {
-  const ts = syslogStamp(i);
-  const ip = attacker(g);
-  const pid = 1000 + g.int(9000);
-  const sess = g.int(1 << 30).toString(36);
-  const r = g.rand();
-  if (r < 0.2) return `${ts} mail dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<${g.pick(USERS)}>, method=PLAIN, rip=${ip}, lip=10.0.0.2, TLS, session=<${sess}>`;
-  if (r < 0.3) return `${ts} mail dovecot: auth: pam_unix(dovecot:auth): authentication failure; logname= uid=0 euid=0 tty=dovecot ruser=${g.pick(USERS)} rhost=${ip}`;
-  if (r < 0.35) return `${ts} mail dovecot: auth-worker(${pid}): pam(${g.pick(USERS)},${ip},<${sess}>): unknown user`;
-  if (r < 0.55) return `${ts} mail dovecot: imap-login: Login: user=<${g.pick(USERS)}@example.org>, method=PLAIN, rip=10.0.1.${g.int(250)}, lip=10.0.0.2, mpid=${pid}, TLS, session=<${sess}>`;
-  if (r < 0.7) return `${ts} mail dovecot: imap(${g.pick(USERS)}@example.org)<${pid}><${sess}>: Logged out in=${g.int(9999)} out=${g.int(99999)} deleted=0 expunged=0 trashed=0 hdr_count=0 hdr_bytes=0 body_count=0 body_bytes=0`;
-  if (r < 0.8) return `${ts} mail dovecot: pop3-login: Disconnected (no auth attempts in 0 secs): user=<>, rip=${ip}, lip=10.0.0.2, session=<${sess}>`;
-  if (r < 0.9) return `${ts} mail postfix/smtpd[${pid}]: connect from unknown[${ip}]`;
-  return `${ts} mail postfix/smtpd[${pid}]: disconnect from unknown[${ip}] ehlo=1 auth=0/1 quit=1 commands=2/3`;
-}
-
-function postfixLine(g: Gen, i: number): string {
-  const ts = syslogStamp(i);
-  const ip = attacker(g);
-  const pid = 1000 + g.int(9000);
-  const qid = g.int(0xfffffff).toString(16).toUpperCase().padStart(10, '0');
-  const r = g.rand();
-  if (r < 0.12) return `${ts} mail postfix/smtpd[${pid}]: NOQUEUE: reject: RCPT from unknown[${ip}]: 554 5.7.1 <spam@example.net>: Relay access denied; from=<x@example.com> to=<spam@example.net> proto=ESMTP helo=<example.com>`;
-  if (r < 0.2) return `${ts} mail postfix/smtpd[${pid}]: NOQUEUE: reject: RCPT from unknown[${ip}]: 550 5.1.1 <${g.pick(USERS)}@example.org>: Recipient address rejected: User unknown in virtual mailbox table; from=<a@example.com> to=<b@example.org> proto=ESMTP helo=<x>`;
-  if (r < 0.3) return `${ts} mail postfix/smtpd[${pid}]: warning: unknown[${ip}]: SASL LOGIN authentication failed: UGFzc3dvcmQ6`;
-  if (r < 0.5) return `${ts} mail postfix/smtpd[${pid}]: connect from unknown[${ip}]`;
-  if (r < 0.65) return `${ts} mail postfix/smtpd[${pid}]: disconnect from unknown[${ip}] ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4`;
-  if (r < 0.8) return `${ts} mail postfix/qmgr[${pid}]: ${qid}: from=<news@example.com>, size=${g.int(99999)}, nrcpt=1 (queue active)`;
-  if (r < 0.9) return `${ts} mail postfix/smtp[${pid}]: ${qid}: to=<${g.pick(USERS)}@example.net>, relay=mx.example.net[198.51.100.25]:25, delay=0.4, delays=0.1/0/0.2/0.1, dsn=2.0.0, status=sent (250 OK)`;
-  return `${ts} mail postfix/cleanup[${pid}]: ${qid}: message-id=<${qid}@example.org>`;
-}
-
-const PATHS = ['/', '/index.html', '/css/site.css', '/js/app.js', '/img/logo.png', '/api/items?page=2', '/login', '/.env', '/.git/config', '/wp-login.php', '/admin/', '/favicon.ico'];
-const AGENTS = ['Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0', 'curl/8.5.0', 'Mozilla/5.0 (compatible; bot/1.0)', 'Go-http-client/1.1'];
-
-function accessLine(g: Gen, i: number): string {
-  const t = new Date(Date.UTC(2025, 9, 1) + i * 100);
-  const stamp = `${pad(t.getUTCDate())}/${MONTHS[t.getUTCMonth()]}/${t.getUTCFullYear()}:${pad(t.getUTCHours())}:${pad(t.getUTCMinutes())}:${pad(t.getUTCSeconds())} +0000`;
-  const r = g.rand();
-  const status = r < 0.1 ? 403 : r < 0.15 ? 404 : r < 0.2 ? 401 : r < 0.25 ? 304 : 200;
-  const method = g.rand() < 0.85 ? 'GET' : 'POST';
-  return `${attacker(g)} - - [${stamp}] "${method} ${g.pick(PATHS)} HTTP/1.1" ${status} ${g.int(50000)} "-" "${g.pick(AGENTS)}"`;
-}
-
-async function writeLog(file: string, lines: number, seed: number, make: (g: Gen, i: number) => string): Promise<void> {
-  try {
-    const info = await stat(`${file}.lines`);
-    if (info.isFile()) return; // already generated with this seed and size (name carries both)
-  } catch { /* generate */ }
-  const g = gen(seed);
-  const out = createWriteStream(file);
-  let chunk = '';
-  for (let i = 0; i < lines; i++) {
-    chunk += `${make(g, i)}\n`;
-    if (chunk.length > 1 << 20) {
-      if (!out.write(chunk)) await new Promise<void>((resolve) => out.once('drain', resolve));
-      chunk = '';
-    }
-  }
-  out.end(chunk);
-  await new Promise<void>((resolve, reject) => { out.on('finish', resolve); out.on('error', reject); });
-  await writeFile(`${file}.lines`, `${lines}\n`);
-}
 
 interface RunResult { seconds: number; hosts: string[] }
 
+/** Whether Debian's fail2ban (fail2ban-regex and /etc/fail2ban) is installed: the peer and its filter files. */
+export async function fail2banInstalled(): Promise<boolean> {
+  const filters = await access('/etc/fail2ban/filter.d/common.conf').then(() => true, () => false);
+  const regex = await new Promise<boolean>((resolve) => {
+    const child = spawn(FAIL2BAN_REGEX, ['--version'], { stdio: 'ignore' });
+    child.on('error', () => resolve(false));
+    child.on('close', (code) => resolve(code === 0));
+  });
+  return filters && regex;
+}
 
-function run(command: string, args: string[], collect: (line: string, hosts: string[]) => void, env: Record<string, string> = {}): Promise<RunResult> {
+/** Runs a command to its end, timing it (start-up included) and handing each stdout line to `collect`. */
+export function runProcess(command: string, args: string[], collect: (line: string, hosts: string[]) => void, env: Record<string, string> = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
     const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TZ: 'UTC', ...env } });
@@ -151,18 +66,22 @@ ignoreregex =
 
 export async function runDetectionBenchmark(options: { lines: number; dataDir: string }): Promise<BenchResult> {
   const { lines, dataDir } = options;
+  if (!(await fail2banInstalled())) {
+    throw new Error('needs Debian\'s fail2ban (fail2ban-regex and the filters in /etc/fail2ban): apt-get install fail2ban');
+  }
   await mkdir(dataDir, { recursive: true });
   const forbidden = path.join(dataDir, 'httpd-forbidden.conf');
   await writeFile(forbidden, HTTPD_FORBIDDEN);
-  const cases = [
-    { name: 'dovecot', filter: '/etc/fail2ban/filter.d/dovecot.conf', log: path.join(dataDir, `dovecot-${SEED}-${lines}.log`), make: dovecotLine, seed: SEED, goal: 10 },
-    { name: 'postfix', filter: '/etc/fail2ban/filter.d/postfix.conf', log: path.join(dataDir, `postfix-${SEED}-${lines}.log`), make: postfixLine, seed: SEED + 1, goal: 10 },
-    { name: 'httpd-forbidden', filter: forbidden, log: path.join(dataDir, `access-${SEED}-${lines}.log`), make: accessLine, seed: SEED + 2, goal: 50 },
+  const cases: Array<{ name: string; filter: string; kind: LogKind; goal: number }> = [
+    { name: 'dovecot', filter: '/etc/fail2ban/filter.d/dovecot.conf', kind: 'dovecot', goal: 10 },
+    { name: 'postfix', filter: '/etc/fail2ban/filter.d/postfix.conf', kind: 'postfix', goal: 10 },
+    { name: 'httpd-forbidden', filter: forbidden, kind: 'access', goal: 50 },
   ];
   const rows: Array<Record<string, string | number>> = [];
   const notes: string[] = [];
-  for (const c of cases) {
-    await writeLog(c.log, lines, c.seed, c.make);
+  const summary: SummaryRow[] = [];
+  for (const spec of cases) {
+    const c = { ...spec, log: await generatedLog(dataDir, spec.kind, lines) };
     // Same filter file for both; fail2ban-regex reads its includes (common.conf) from /etc/fail2ban.
     // Timed: edgeban's summary run (fail2ban-regex's default job) against fail2ban-regex -o ip
     // (its fastest mode, no statistics). Compared: edgeban's --json run against that output.
@@ -170,14 +89,14 @@ export async function runDetectionBenchmark(options: { lines: number; dataDir: s
     // Node's compile cache keeps the type-stripped, compiled modules between runs, as Python keeps
     // fail2ban's .pyc files; the --json run (first) fills it.
     const env = { NODE_COMPILE_CACHE: path.join(dataDir, 'node-compile-cache') };
-    const edgeJson = await run(NODE, [...base, '--json'], (line, hosts) => {
+    const edgeJson = await runProcess(NODE, [...base, '--json'], (line, hosts) => {
       if (line.includes('"match":true')) {
         const host = (JSON.parse(line) as { host: string | null }).host;
         hosts.push(host ?? '');
       }
     }, env);
-    const edge = await run(NODE, base, () => undefined, env);
-    const f2b = await run(FAIL2BAN_REGEX, ['-o', 'ip', c.log, c.filter], (line, hosts) => {
+    const edge = await runProcess(NODE, base, () => undefined, env);
+    const f2b = await runProcess(FAIL2BAN_REGEX, ['-o', 'ip', c.log, c.filter], (line, hosts) => {
       if (line.trim() !== '') hosts.push(line.trim());
     });
     edge.hosts = edgeJson.hosts;
@@ -200,16 +119,21 @@ export async function runDetectionBenchmark(options: { lines: number; dataDir: s
       speedup: Number(ratio.toFixed(1)),
       goal: `${c.goal}x ${ratio >= c.goal ? 'met' : 'NOT met'}`,
     });
+    summary.push({
+      figure: `Detection, ${c.name} filter (lines/s, ${grouped(lines)} lines${identical ? '' : ', MATCHES DIFFER'})`,
+      edgeban: grouped(lines / edge.seconds),
+      peer: `fail2ban-regex ${grouped(lines / f2b.seconds)} (edgeban ${ratio.toFixed(1)}x)`,
+    });
   }
   notes.push('Both tools run as processes on the same filter file and log, start-up included. Timed: edgeban test-filter (summary) and fail2ban-regex -o ip; matches compared between edgeban test-filter --json and that fail2ban-regex output, in order.');
   notes.push('edgeban runs with NODE_COMPILE_CACHE (Node\'s cache of compiled modules, the counterpart of the .pyc files fail2ban-regex loads); it saves about 0.15 s of start-up per run.');
   notes.push(`Logs: ${lines} lines each, generated from seed ${SEED} into ${dataDir}; attacker addresses from documentation ranges.`);
-  return { name: 'detection-throughput', rows, notes };
+  return { name: 'Detection throughput per filter (edgeban test-filter vs fail2ban-regex)', rows, notes, summary };
 }
 
 if (import.meta.main) {
   // 1M lines: start-up (about 0.2 s for edgeban) stays small; fail2ban-regex needs about 3 minutes in all.
-  const { values } = parseArgs({ options: { lines: { type: 'string', default: '1000000' }, 'data-dir': { type: 'string', default: path.join(REPO, 'bench', 'data') } } });
+  const { values } = parseArgs({ options: { lines: { type: 'string', default: '1000000' }, 'data-dir': { type: 'string', default: DEFAULT_DATA_DIR } } });
   const lines = Number(values.lines);
   if (!Number.isInteger(lines) || lines <= 0) throw new Error('--lines must be a positive integer');
   const result = await runDetectionBenchmark({ lines, dataDir: path.resolve(values['data-dir']) });

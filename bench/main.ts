@@ -2,59 +2,135 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { markdownTable, type BenchResult } from './bench-result.ts';
 import { runBanLatencyBenchmark } from './ban-latency.ts';
+import { markdownTable, type BenchResult, type SummaryRow } from './bench-result.ts';
+import { runDaemonThroughputBenchmark } from './daemon-throughput.ts';
 import { runDetectionBenchmark } from './detection-throughput.ts';
+import { runFloodBenchmark } from './flood.ts';
+import { DEFAULT_DATA_DIR } from './log-generators.ts';
+import { describeMachine, machineLine } from './machine.ts';
+import { runMemoryBenchmark } from './memory.ts';
 import { runRestoreBenchmark } from './restore.ts';
 
 // `npm run bench`: every benchmark, side by side with its peer where one exists, into
-// bench/results/results.{md,json}. Benchmarks report; they never fail on noise.
-const { values } = parseArgs({
-  options: {
-    'restore-bans': { type: 'string', default: '20000' },
-    'detection-lines': { type: 'string', default: '1000000' },
-    'latency-bans': { type: 'string', default: '300' },
-    only: { type: 'string' },
-  },
-});
-const here = import.meta.dirname;
-const resultsDir = path.join(here, 'results');
-const dataDir = path.join(here, 'data');
+// bench/results/results.{md,json}. Benchmarks report; they never fail on noise (the exit code is
+// non-zero only when a benchmark could not run at all).
+const USAGE = `usage: npm run bench -- [--only SECTION,...] [--quick] [size flags]
+sections: detection, daemon, latency, flood, restore, memory (default: all)
+  --quick                   small sizes for a check in about two minutes (writes results-partial.*)
+  --detection-lines N       lines per generated log (1000000)
+  --daemon-peer-lines N     lines of each log fail2ban-regex reads as the daemon's peer, 0 = none (200000)
+  --latency-bans N          attackers in the ban latency run (300)
+  --flood-attackers N       distinct attackers in the flood (10000)
+  --flood-window S          seconds over which they cross maxretry (60)
+  --restore-bans N          bans restored into the emptied alias (100000)
+  --restore-ideal-bans N    adds the ideal client makes for its rate (25000)
+  --memory-addresses N      addresses the FailureTracker counts (1000000)
+  --data-dir DIR            where generated logs are cached (${DEFAULT_DATA_DIR})
+  --out DIR                 where results go (bench/results)`;
+
+const SECTIONS = ['detection', 'daemon', 'latency', 'flood', 'restore', 'memory'] as const;
+type Section = (typeof SECTIONS)[number];
+
+const QUICK: Record<string, string> = {
+  'detection-lines': '50000', 'daemon-peer-lines': '50000', 'latency-bans': '50', 'flood-attackers': '1000', 'flood-window': '10',
+  'restore-bans': '2000', 'restore-ideal-bans': '2000', 'memory-addresses': '100000',
+};
+const DEFAULTS: Record<string, string> = {
+  'detection-lines': '1000000', 'daemon-peer-lines': '200000', 'latency-bans': '300', 'flood-attackers': '10000', 'flood-window': '60',
+  'restore-bans': '100000', 'restore-ideal-bans': '25000', 'memory-addresses': '1000000',
+};
+
+let parsed;
+try {
+  parsed = parseArgs({
+    strict: true,
+    options: {
+      only: { type: 'string' }, quick: { type: 'boolean', default: false },
+      'data-dir': { type: 'string', default: DEFAULT_DATA_DIR }, out: { type: 'string', default: path.join(import.meta.dirname, 'results') },
+      help: { type: 'boolean', short: 'h' },
+      ...Object.fromEntries(Object.keys(DEFAULTS).map((k) => [k, { type: 'string' as const }])),
+    },
+  });
+} catch (error) {
+  process.stderr.write(`${(error as Error).message}\n${USAGE}\n`);
+  process.exit(2);
+}
+const { values } = parsed;
+if (values.help) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+const only = values.only?.split(',').map((s) => s.trim()).filter((s) => s !== '');
+const unknown = only?.filter((s) => !(SECTIONS as readonly string[]).includes(s)) ?? [];
+if (unknown.length > 0) {
+  process.stderr.write(`--only: unknown section ${unknown.join(', ')}\n${USAGE}\n`);
+  process.exit(2);
+}
+const sizes: Record<string, number> = {};
+for (const key of Object.keys(DEFAULTS)) {
+  const text = (values as Record<string, unknown>)[key] as string | undefined ?? (values.quick ? QUICK[key] : DEFAULTS[key])!;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < (key === 'daemon-peer-lines' ? 0 : 1)) {
+    process.stderr.write(`--${key} must be a ${key === 'daemon-peer-lines' ? 'non-negative' : 'positive'} whole number\n`);
+    process.exit(2);
+  }
+  sizes[key] = n;
+}
+const size = (key: string): number => sizes[key]!;
+// Only a full default run writes results.*; anything smaller must not overwrite the latest table.
+const partial = only !== undefined || values.quick || Object.keys(DEFAULTS).some((k) => sizes[k] !== Number(DEFAULTS[k]));
+const dataDir = path.resolve(values['data-dir']);
+const resultsDir = path.resolve(values.out);
 await mkdir(resultsDir, { recursive: true });
 await mkdir(dataDir, { recursive: true });
 
-const machine = {
-  cpu: os.cpus()[0]?.model ?? 'unknown',
-  cores: os.availableParallelism(),
-  memoryGiB: Math.round(os.totalmem() / 2 ** 30),
-  os: `${os.type()} ${os.release()}`,
-  node: process.version,
-  date: new Date().toISOString(),
+const runners: Record<Section, () => Promise<BenchResult>> = {
+  detection: () => runDetectionBenchmark({ lines: size('detection-lines'), dataDir }),
+  daemon: () => runDaemonThroughputBenchmark({ lines: size('detection-lines'), dataDir, peerLines: size('daemon-peer-lines') }),
+  latency: () => runBanLatencyBenchmark({ bans: size('latency-bans'), paceMs: 20 }),
+  flood: () => runFloodBenchmark({ attackers: size('flood-attackers'), windowMs: size('flood-window') * 1000, maxretry: 5, latencyMs: 20 }),
+  restore: () => runRestoreBenchmark({ bans: size('restore-bans'), idealBans: size('restore-ideal-bans'), latencyMs: 20, lockMs: 2, concurrency: 16 }),
+  memory: () => runMemoryBenchmark({ addresses: size('memory-addresses'), settleMs: values.quick ? 3000 : 10_000 }),
 };
 
+const machine = await describeMachine();
+process.stderr.write(`machine: ${machineLine(machine)}\n`);
 const results: BenchResult[] = [];
-const wanted = (name: string) => values.only === undefined || values.only.split(',').includes(name);
+const durations: Record<string, number> = {};
+const suiteStarted = performance.now();
+let failed = false;
+for (const section of SECTIONS) {
+  if (only !== undefined && !only.includes(section)) continue;
+  process.stderr.write(`${section}… `);
+  const started = performance.now();
+  try {
+    results.push(await runners[section]());
+  } catch (error) {
+    failed = true;
+    results.push({ name: `${section}: FAILED`, rows: [], notes: [`The benchmark could not run: ${(error as Error).stack ?? String(error)}`] });
+  }
+  durations[section] = Math.round((performance.now() - started) / 100) / 10;
+  process.stderr.write(`${durations[section]} s\n`);
+}
+const totalSeconds = Math.round((performance.now() - suiteStarted) / 1000);
+const loadAtEnd = Math.round(os.loadavg()[0]! * 100) / 100;
 
-if (wanted('restore')) {
-  console.error('restore benchmark…');
-  results.push(await runRestoreBenchmark({ bans: Number(values['restore-bans']), latencyMs: 20, lockMs: 2, concurrency: 16 }));
-}
-if (wanted('latency')) {
-  console.error('ban latency benchmark…');
-  results.push(await runBanLatencyBenchmark({ bans: Number(values['latency-bans']), paceMs: 20 }));
-}
-if (wanted('detection')) {
-  console.error('detection throughput benchmark (fail2ban-regex takes minutes)…');
-  results.push(await runDetectionBenchmark({ lines: Number(values['detection-lines']), dataDir }));
-}
-
+const summary: SummaryRow[] = results.flatMap((r) => r.summary ?? []);
 const markdown = [
   '# edgeban benchmarks',
   '',
-  `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.os}, Node ${machine.node}; ${machine.date}.`,
+  `Machine: ${machineLine(machine)} Load average ${loadAtEnd} at the end; the suite took ${totalSeconds} s (${Object.entries(durations).map(([k, v]) => `${k} ${v} s`).join(', ')}).`,
+  '',
+  'Reproduce: `npm ci && npm run bench` (a check at small sizes: `npm run bench -- --quick`; one section: `npm run bench -- --only flood`).',
+  '',
+  markdownTable(summary.map((s) => ({ figure: s.figure, edgeban: s.edgeban, 'peer (same run unless said)': s.peer }))),
   '',
   ...results.flatMap((r) => [`## ${r.name}`, '', markdownTable(r.rows), '', ...r.notes.map((n) => `- ${n}`), '']),
 ].join('\n');
-await writeFile(path.join(resultsDir, 'results.md'), markdown);
-await writeFile(path.join(resultsDir, 'results.json'), `${JSON.stringify({ machine, results }, null, 2)}\n`);
+const stem = partial ? 'results-partial' : 'results';
+await writeFile(path.join(resultsDir, `${stem}.md`), markdown);
+await writeFile(path.join(resultsDir, `${stem}.json`), `${JSON.stringify({ machine, loadAtEnd, totalSeconds, durations, sizes, summary, results }, null, 2)}\n`);
 process.stdout.write(`${markdown}\n`);
+process.stderr.write(`wrote ${path.join(resultsDir, `${stem}.md`)} and .json\n`);
+if (failed) process.exitCode = 1;

@@ -9,6 +9,20 @@ import { UserFacingError } from '../util/errors.ts';
 export const FOREIGN_POLICIES = ['keep', 'adopt', 'exclusive'] as const;
 export type ForeignPolicy = (typeof FOREIGN_POLICIES)[number];
 
+/** Where the ban ledger lives: a crash-safe local file (one replica), or Redis shared by several replicas. */
+export const LEDGER_KINDS = ['file', 'redis'] as const;
+export type LedgerSettings =
+  | { kind: 'file' }
+  | {
+    kind: 'redis';
+    /** redis:// or rediss:// (TLS), as given (it may carry a password; never log it). */
+    url: string;
+    /** From EDGEBAN_REDIS_PASSWORD(_FILE); null when none or when the URL carries it. */
+    password: string | null;
+    /** Prefix of every key, so several deployments can share one Redis. */
+    prefix: string;
+  };
+
 /** One firewall to enforce on (an HA pair is two of these: pf tables are not synced between CARP nodes). */
 export interface FirewallEndpoint {
   /** Base URL without trailing slash and without credentials. */
@@ -47,6 +61,8 @@ export interface EdgebanEnv {
   enforcementAlertAfterSec: number;
   /** At most one notification per channel per this many seconds; the rest go into a digest. */
   notifyIntervalSec: number;
+  /** The ledger store (EDGEBAN_LEDGER). */
+  ledger: LedgerSettings;
   /** Every secret value, for scrubbing logs. */
   secrets: string[];
 }
@@ -146,6 +162,29 @@ const RawEnvSchema = z.object({
   EDGEBAN_WATCHDOG_SILENCE: nonNegativeInt(21_600, 30 * 86_400),
   EDGEBAN_ENFORCEMENT_ALERT_AFTER: positiveInt(300, 86_400),
   EDGEBAN_NOTIFY_INTERVAL: positiveInt(60, 86_400),
+  EDGEBAN_LEDGER: z.string().trim().optional().transform((value, ctx) => {
+    if (value === undefined || value === '') return 'file' as LedgerSettings['kind'];
+    if ((LEDGER_KINDS as readonly string[]).includes(value)) return value as LedgerSettings['kind'];
+    ctx.addIssue({ code: 'custom', message: `expected one of ${LEDGER_KINDS.join(', ')}, got ${JSON.stringify(value)}` });
+    return z.NEVER;
+  }),
+  EDGEBAN_REDIS_URL: z.string().trim().optional().transform((value, ctx) => {
+    if (value === undefined || value === '') return null;
+    const checked = checkRedisUrl(value);
+    if (typeof checked !== 'string') {
+      ctx.addIssue({ code: 'custom', message: checked.problem });
+      return z.NEVER;
+    }
+    return checked;
+  }),
+  EDGEBAN_REDIS_PREFIX: z.string().optional().transform((value, ctx) => {
+    if (value === undefined || value === '') return 'edgeban:';
+    if (!/^[\x21-\x7e]{1,64}$/.test(value)) {
+      ctx.addIssue({ code: 'custom', message: `expected 1 to 64 printable characters without spaces, such as edgeban:prod:, got ${JSON.stringify(value)}` });
+      return z.NEVER;
+    }
+    return value;
+  }),
   EDGEBAN_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
 });
 
@@ -172,6 +211,7 @@ export function loadEnv(options: LoadEnvOptions = {}): EdgebanEnv {
   const key = readSecret('OPNSENSE_KEY', merged.OPNSENSE_KEY, merged.OPNSENSE_KEY_FILE, problems);
   const controlToken = readSecret('EDGEBAN_CONTROL_TOKEN', merged.EDGEBAN_CONTROL_TOKEN, merged.EDGEBAN_CONTROL_TOKEN_FILE, problems);
   const secret = readSecret('OPNSENSE_SECRET', merged.OPNSENSE_SECRET, merged.OPNSENSE_SECRET_FILE, problems);
+  const redisPassword = readSecret('EDGEBAN_REDIS_PASSWORD', merged.EDGEBAN_REDIS_PASSWORD, merged.EDGEBAN_REDIS_PASSWORD_FILE, problems);
   const raw = parsed.success ? parsed.data : RawEnvSchema.parse({});
   let ca: string | null = null;
   if (merged.OPNSENSE_CA_FILE) {
@@ -202,6 +242,7 @@ export function loadEnv(options: LoadEnvOptions = {}): EdgebanEnv {
   if (raw.EDGEBAN_CONTROL_LISTEN && (controlToken === null || controlToken.length < 16)) {
     problems.push('EDGEBAN_CONTROL_TOKEN: required (at least 16 characters) when EDGEBAN_CONTROL_LISTEN is set');
   }
+  const ledger = ledgerSettings(raw, redisPassword, problems);
   if (problems.length > 0) throw new UserFacingError(`invalid environment:\n  ${problems.join('\n  ')}`);
   const dataDir = path.resolve(raw.EDGEBAN_DATA_DIR ?? '/data');
   return {
@@ -224,8 +265,53 @@ export function loadEnv(options: LoadEnvOptions = {}): EdgebanEnv {
     watchdogSilenceSec: raw.EDGEBAN_WATCHDOG_SILENCE,
     enforcementAlertAfterSec: raw.EDGEBAN_ENFORCEMENT_ALERT_AFTER,
     notifyIntervalSec: raw.EDGEBAN_NOTIFY_INTERVAL,
-    secrets: [key, secret, controlToken].filter((s): s is string => typeof s === 'string' && s !== ''),
+    ledger,
+    secrets: [key, secret, controlToken, redisPassword, ...redisUrlSecrets(raw.EDGEBAN_REDIS_URL)].filter((s): s is string => typeof s === 'string' && s !== ''),
   };
+}
+
+function ledgerSettings(raw: z.infer<typeof RawEnvSchema>, password: string | null, problems: string[]): LedgerSettings {
+  const url = raw.EDGEBAN_REDIS_URL;
+  if (raw.EDGEBAN_LEDGER === 'file') {
+    // A URL without EDGEBAN_LEDGER=redis would leave each replica on its own file, silently unshared.
+    if (url !== null) problems.push('EDGEBAN_REDIS_URL: set, but EDGEBAN_LEDGER is file; set EDGEBAN_LEDGER=redis to share the ledger through Redis, or unset EDGEBAN_REDIS_URL');
+    return { kind: 'file' };
+  }
+  if (url === null) {
+    if (!problems.some((p) => p.startsWith('EDGEBAN_REDIS_URL'))) problems.push('EDGEBAN_REDIS_URL: required when EDGEBAN_LEDGER=redis (redis://HOST:6379/0, or rediss:// for TLS)');
+    return { kind: 'file' };
+  }
+  if (password !== null && new URL(url).password !== '') problems.push('EDGEBAN_REDIS_PASSWORD: the password is also in EDGEBAN_REDIS_URL; keep one');
+  return { kind: 'redis', url, password, prefix: raw.EDGEBAN_REDIS_PREFIX };
+}
+
+/** The URL's password, as written and decoded, so log scrubbing catches either spelling. */
+function redisUrlSecrets(url: string | null): string[] {
+  if (url === null) return [];
+  const password = new URL(url).password;
+  if (password === '') return [];
+  let decoded = password;
+  try {
+    decoded = decodeURIComponent(password);
+  } catch {
+    // keep the raw spelling only
+  }
+  return [password, decoded];
+}
+
+/** Accepts redis:// and rediss:// (TLS) URLs with an optional database number; never echoes the URL (it may hold a password). */
+export function checkRedisUrl(candidate: string): string | { problem: string } {
+  let url: URL;
+  try {
+    url = new URL(candidate);
+  } catch {
+    return { problem: 'not a URL (expected redis://HOST:6379/0 or rediss://HOST:6380/0)' };
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') return { problem: `expected redis:// or rediss:// (TLS), got ${url.protocol}//` };
+  if (url.hostname === '') return { problem: 'no host (expected redis://HOST:6379/0)' };
+  if (url.hash) return { problem: 'no fragment expected' };
+  if (!/^\/?(\d{1,2})?$/.test(url.pathname)) return { problem: `the path must be a database number such as /0, got ${JSON.stringify(url.pathname)}` };
+  return candidate;
 }
 
 function readSecret(name: string, inline: string | undefined, file: string | undefined, problems: string[]): string | null {

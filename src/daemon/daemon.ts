@@ -3,7 +3,7 @@ import type { EdgebanEnv } from '../config/env.ts';
 import { ControlServer } from '../control/control-server.ts';
 import { createLedgerHandlers, type JailDirectory } from '../control/ledger-handlers.ts';
 import { resetLedgerDir } from '../ledger/file-ledger-store.ts';
-import { FileLedgerStore } from '../ledger/file-ledger-store.ts';
+import { openLedgerStore } from '../ledger/open-ledger-store.ts';
 import { Ledger } from '../ledger/ledger.ts';
 import { BanGuard } from '../jails/ban-guard.ts';
 import { parseCidr } from '../jails/cidr.ts';
@@ -87,7 +87,7 @@ export class Daemon {
       const aside = await resetLedgerDir(ledgerDir(env), clock.now());
       if (aside) logger.warn({ movedTo: aside }, '--reset-state: the previous ledger was moved aside; starting empty');
     }
-    const store = await FileLedgerStore.open({ dir: ledgerDir(env), logger });
+    const store = await openLedgerStore(env, logger);
     this.ledger = await Ledger.open({ store, clock, logger });
     this.facts = this.options.networkFacts ?? await this.discoverFacts();
     this.engine = new JailEngine({
@@ -178,7 +178,8 @@ export class Daemon {
   status(jail: string | null): unknown {
     const pipelines = this.pipelines.filter((p) => jail === null || p.jail === jail).map((p) => p.stats());
     const engine = this.engine.stats(jail ?? undefined);
-    return pipelines.map((p) => ({ ...p, ...engine.find((e) => e.jail === p.jail) }));
+    // The pipeline's `matches` and `old` (filter matches, catch-up lines dropped) differ from the engine's: keep both.
+    return pipelines.map(({ matches: filterMatches, old: oldCatchUp, ...p }) => ({ ...p, filterMatches, oldCatchUp, ...engine.find((e) => e.jail === p.jail) }));
   }
 
   private buildReconcilers(): void {

@@ -1,6 +1,8 @@
 import path from 'node:path';
 import type { EdgebanEnv, FirewallEndpoint } from '../config/env.ts';
-import { FileLedgerStore, LedgerLockedError } from '../ledger/file-ledger-store.ts';
+import { LedgerLockedError } from '../ledger/file-ledger-store.ts';
+import type { LedgerStore } from '../ledger/ledger-store.ts';
+import { openLedgerStore } from '../ledger/open-ledger-store.ts';
 import { Ledger } from '../ledger/ledger.ts';
 import type { Logger } from '../logging/logger.ts';
 import type { Clock } from '../util/clock.ts';
@@ -77,13 +79,14 @@ export function ledgerDir(env: Pick<EdgebanEnv, 'dataDir'>): string {
  * opens it read-only instead of failing: it can still read what must be banned.
  */
 export async function openLedgerForCommand(env: EdgebanEnv, clock: Clock, logger: Logger): Promise<{ ledger: Ledger; readOnly: boolean }> {
-  let store: FileLedgerStore;
+  let store: LedgerStore;
   let readOnly = false;
   try {
-    store = await FileLedgerStore.open({ dir: ledgerDir(env), logger });
+    store = await openLedgerStore(env, logger);
   } catch (error) {
+    // Only the file store has a single-writer lock; a shared (Redis) store takes every writer.
     if (!(error instanceof LedgerLockedError)) throw error;
-    store = await FileLedgerStore.open({ dir: ledgerDir(env), logger, readOnly: true });
+    store = await openLedgerStore(env, logger, { readOnly: true });
     readOnly = true;
   }
   return { ledger: await Ledger.open({ store, clock, logger }), readOnly };

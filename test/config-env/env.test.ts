@@ -79,3 +79,33 @@ test('.env is read, and the real environment wins over it', async (t) => {
   assert.equal(env.firewalls[0]?.url, 'https://198.51.100.1');
   assert.equal(env.alias, 'from_env');
 });
+
+test('ledger store: file by default; redis with a URL, prefix and password (scrubbed from logs)', async (t) => {
+  assert.deepEqual(loadEnv({ env: base, envFile: '/nonexistent/.env' }).ledger, { kind: 'file' });
+  const redis = loadEnv({ env: { ...base, EDGEBAN_LEDGER: 'redis', EDGEBAN_REDIS_URL: 'rediss://:s3cr%40t-pass@redis.example.org:6380/2' }, envFile: '/nonexistent/.env' });
+  assert.deepEqual(redis.ledger, { kind: 'redis', url: 'rediss://:s3cr%40t-pass@redis.example.org:6380/2', password: null, prefix: 'edgeban:' });
+  assert.ok(redis.secrets.includes('s3cr%40t-pass') && redis.secrets.includes('s3cr@t-pass'), 'the URL password, as written and decoded, is scrubbed from logs');
+
+  const dir = await tempDir(t);
+  const passwordFile = path.join(dir, 'redis-password');
+  await writeFile(passwordFile, 'from-a-docker-secret\n');
+  const fromFile = loadEnv({ env: { ...base, EDGEBAN_LEDGER: 'redis', EDGEBAN_REDIS_URL: 'redis://redis:6379', EDGEBAN_REDIS_PASSWORD_FILE: passwordFile, EDGEBAN_REDIS_PREFIX: 'edgeban:mail:' }, envFile: '/nonexistent/.env' });
+  assert.deepEqual(fromFile.ledger, { kind: 'redis', url: 'redis://redis:6379', password: 'from-a-docker-secret', prefix: 'edgeban:mail:' });
+  assert.ok(fromFile.secrets.includes('from-a-docker-secret'));
+});
+
+test('ledger store: each bad variable is named, and a URL with a password is never echoed', () => {
+  rejectsNaming({ ...base, EDGEBAN_LEDGER: 'postgres' }, 'EDGEBAN_LEDGER', /expected one of file, redis/);
+  rejectsNaming({ ...base, EDGEBAN_LEDGER: 'redis' }, 'EDGEBAN_REDIS_URL', /required when EDGEBAN_LEDGER=redis/);
+  rejectsNaming({ ...base, EDGEBAN_REDIS_URL: 'redis://redis:6379' }, 'EDGEBAN_REDIS_URL', /EDGEBAN_LEDGER is file/);
+  rejectsNaming({ ...base, EDGEBAN_LEDGER: 'redis', EDGEBAN_REDIS_URL: 'http://redis:6379' }, 'EDGEBAN_REDIS_URL', /redis:\/\/ or rediss:\/\//);
+  rejectsNaming({ ...base, EDGEBAN_LEDGER: 'redis', EDGEBAN_REDIS_URL: 'redis://redis:6379/db' }, 'EDGEBAN_REDIS_URL', /database number/);
+  rejectsNaming({ ...base, EDGEBAN_LEDGER: 'redis', EDGEBAN_REDIS_URL: 'redis://redis:6379', EDGEBAN_REDIS_PREFIX: 'has space' }, 'EDGEBAN_REDIS_PREFIX');
+  rejectsNaming({ ...base, EDGEBAN_LEDGER: 'redis', EDGEBAN_REDIS_URL: 'redis://:inurl-pass@redis:6379', EDGEBAN_REDIS_PASSWORD: 'also-here' }, 'EDGEBAN_REDIS_PASSWORD', /keep one/);
+  rejectsNaming({ ...base, EDGEBAN_LEDGER: 'redis', EDGEBAN_REDIS_URL: 'redis://redis:6379', EDGEBAN_REDIS_PASSWORD_FILE: '/nonexistent/pw' }, 'EDGEBAN_REDIS_PASSWORD_FILE');
+  assert.throws(() => loadEnv({ env: { ...base, EDGEBAN_LEDGER: 'redis', EDGEBAN_REDIS_URL: 'redis://:hunter2-secret@redis:6379/bad' }, envFile: '/nonexistent/.env' }), (error: unknown) => {
+    assert.ok(error instanceof UserFacingError);
+    assert.doesNotMatch(error.message, /hunter2-secret/);
+    return true;
+  });
+});

@@ -1,0 +1,23 @@
+import type { EdgebanEnv } from '../config/env.ts';
+import type { Logger } from '../logging/logger.ts';
+import { ledgerDir } from '../targets/enforcement.ts';
+import { FileLedgerStore } from './file-ledger-store.ts';
+import type { LedgerStore } from './ledger-store.ts';
+import { RedisLedgerStore } from './redis-ledger-store.ts';
+
+export interface OpenLedgerStoreOptions {
+  /** File store only: open without the writer lock and never write (a command beside a running daemon). */
+  readOnly?: boolean;
+}
+
+/**
+ * The ledger store EDGEBAN_LEDGER selects: the crash-safe file in the data dir (one writer, held
+ * by a lock), or Redis shared by every replica (several writers by design, so no lock).
+ */
+export async function openLedgerStore(env: Pick<EdgebanEnv, 'dataDir' | 'ledger'>, logger: Logger, options: OpenLedgerStoreOptions = {}): Promise<LedgerStore> {
+  const settings = env.ledger;
+  if (settings.kind === 'redis') {
+    return RedisLedgerStore.open({ url: settings.url, password: settings.password, prefix: settings.prefix, logger });
+  }
+  return FileLedgerStore.open({ dir: ledgerDir(env), logger, ...(options.readOnly ? { readOnly: true } : {}) });
+}

@@ -19,7 +19,7 @@ import type { ApiCallRecord } from '../targets/opnsense/client.ts';
 import { createTargetReconciler, ledgerDir } from '../targets/enforcement.ts';
 import type { OpnsenseClient } from '../targets/opnsense/client.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
-import { errorMessage } from '../util/errors.ts';
+import { errorMessage, UserFacingError } from '../util/errors.ts';
 import { loadDaemonConfig, type DaemonConfig } from './daemon-config.ts';
 import { JailPipeline } from './jail-pipeline.ts';
 
@@ -83,6 +83,10 @@ export class Daemon {
     for (const u of this.config.unsupported) logger.warn({ jail: u.jail, action: u.action, reason: u.reason }, 'jail not run');
     if (this.config.jails.length === 0) logger.warn('no enabled jail edgeban can run; enable one in jail.local (banaction = opnsense)');
     await mkdir(env.dataDir, { recursive: true, mode: 0o700 });
+    if (this.options.resetState && env.ledger.kind === 'redis') {
+      // The shared ledger belongs to every replica; one replica's restart must not wipe it.
+      throw new UserFacingError('--reset-state applies to the file ledger only; with EDGEBAN_LEDGER=redis end bans with `edgeban unban --all` instead');
+    }
     if (this.options.resetState) {
       const aside = await resetLedgerDir(ledgerDir(env), clock.now());
       if (aside) logger.warn({ movedTo: aside }, '--reset-state: the previous ledger was moved aside; starting empty');

@@ -17,5 +17,10 @@ export interface LedgerStore {
   wantsCompaction(): boolean;
   /** Mutations written by other writers. A single-writer store never calls the listener. */
   onRemoteMutations(listener: (mutations: readonly LedgerMutation[]) => void): () => void;
+  /**
+   * Shared stores: resolves once every mutation other writers had made when it was called has been
+   * delivered; rejects when the store is unreachable. A single-writer store is always caught up.
+   */
+  catchUp?(timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
 }

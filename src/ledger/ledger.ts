@@ -180,6 +180,11 @@ export class Ledger {
     return () => this.listeners.delete(listener);
   }
 
+  /** Waits until other replicas' writes made so far are applied here (shared stores; immediate for the file store). */
+  sync(): Promise<void> {
+    return this.store.catchUp?.() ?? Promise.resolve();
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     this.expiryTimer?.cancel();

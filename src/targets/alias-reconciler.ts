@@ -185,6 +185,8 @@ export class AliasReconciler {
         else listed.delete(address);
       }
       this.remote = listed;
+      // A replica cut off from a shared ledger must not act on stale state: the pass fails instead.
+      await this.options.ledger.sync();
       plan = this.diff(listed);
     } catch (error) {
       return this.failPass(at, error);
@@ -296,6 +298,9 @@ export class AliasReconciler {
           return 'added';
         }
         if (!wanted && present && (ledger.isKnown(ledgerTarget, address) || this.options.foreignPolicy === 'exclusive')) {
+          // Another replica may have banned it again a moment ago: judge on the shared ledger's latest.
+          await ledger.sync();
+          if (ledger.isActive(ledgerTarget, address)) return 'none';
           await api.deleteFromAlias(alias, address);
           this.markRemote(address, false);
           return 'removed';

@@ -15,10 +15,10 @@ import { FilterMatcher, type LineResult } from '../filters/matcher.ts';
 import { readFileChunks, readLineBatches } from '../filters/line-reader.ts';
 import { ContainerLogUnwrapper, LOG_FORMATS, lineTime, type UnwrappedLine, type UnwrapStats } from '../sources/container-log-format.ts';
 import { UserFacingError } from '../util/errors.ts';
+import { PACKAGE_ROOT } from '../config/shipped-dirs.ts';
 
 const USAGE = `usage: edgeban test-filter FILTER LOG [--config-dir DIR] [--now EPOCH] [--logformat ${LOG_FORMATS.join('|')}] [--json]`;
 const SAMPLE_MATCHES = 5;
-const REPO_ROOT = path.resolve(import.meta.dirname, '..', '..');
 
 const argsSchema = z.object({
   filter: z.string().min(1),
@@ -93,8 +93,8 @@ export async function runTestFilterCommand(argv: string[]): Promise<number> {
   const args = parse(argv);
   const dirs = {
     ...(args.configDir === undefined ? {} : { configDir: path.resolve(args.configDir) }),
-    shippedFilterDir: path.join(REPO_ROOT, 'filters'),
-    shippedActionDir: path.join(REPO_ROOT, 'actions'),
+    shippedFilterDir: path.join(PACKAGE_ROOT, 'filters'),
+    shippedActionDir: path.join(PACKAGE_ROOT, 'actions'),
   };
   const definition = await loadFilter(args.filter, dirs);
   const filter = compileFilter(definition);

@@ -1,0 +1,54 @@
+/**
+ * `npm run build`: bundles the CLI into dist/ for the container image, so the final image carries
+ * no node_modules. Usage: node deploy/docker/build.ts [--outdir DIR]
+ *
+ * - ESM with code splitting: the CLI's lazy `import('./x.ts')` of each command stays lazy (a
+ *   chunk per command group), so `edgeban health` does not parse the simulator or the filters.
+ * - A `require` for the bundled CommonJS dependencies (pino, prom-client): esbuild's ESM output
+ *   cannot call Node's require by itself ("Dynamic require of 'os' is not supported").
+ * - `__EDGEBAN_ROOT_FROM_BUNDLE__` tells src/config/shipped-dirs.ts where the package root
+ *   (with filters/ and actions/) is from the bundle's directory: its parent.
+ */
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import * as esbuild from 'esbuild';
+
+const REPO = path.resolve(import.meta.dirname, '../..');
+/** The entry file name the Dockerfile, the tests and the HEALTHCHECK refer to. */
+export const BUNDLE_ENTRY = 'edgeban.mjs';
+
+export interface BuildResult { outdir: string; entry: string; files: string[] }
+
+export async function buildBundle(outdir: string): Promise<BuildResult> {
+  await rm(outdir, { recursive: true, force: true });
+  const result = await esbuild.build({
+    absWorkingDir: REPO,
+    entryPoints: { edgeban: 'src/cli/main.ts' },
+    outdir,
+    bundle: true,
+    splitting: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node22',
+    outExtension: { '.js': '.mjs' },
+    chunkNames: '[name]-[hash]',
+    sourcemap: 'linked',
+    legalComments: 'linked',
+    metafile: true,
+    logLevel: 'warning',
+    banner: { js: "import { createRequire as __edgebanCreateRequire } from 'node:module'; const require = __edgebanCreateRequire(import.meta.url);" },
+    define: { __EDGEBAN_ROOT_FROM_BUNDLE__: JSON.stringify('..') },
+  });
+  if (result.errors.length > 0) throw new Error(`esbuild failed with ${result.errors.length} errors`);
+  const files = Object.keys(result.metafile.outputs).map((file) => path.relative(outdir, path.resolve(REPO, file))).sort();
+  return { outdir, entry: path.join(outdir, BUNDLE_ENTRY), files };
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({ options: { outdir: { type: 'string' } }, strict: true });
+  const outdir = path.resolve(values.outdir ?? path.join(REPO, 'dist'));
+  const built = await buildBundle(outdir);
+  const scripts = built.files.filter((f) => f.endsWith('.mjs'));
+  process.stdout.write(`built ${built.entry} (${scripts.length} files: ${scripts.join(', ')})\n`);
+}

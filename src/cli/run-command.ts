@@ -15,22 +15,35 @@ export async function runRunCommand(argv: string[]): Promise<number> {
   }
   const env = loadEnv();
   const logger = createLogger({ level: env.logLevel, secrets: env.secrets });
-  const daemon = await Daemon.start({ env, clock: systemClock, logger, resetState: values['reset-state'] });
-  return new Promise<number>((resolve) => {
-    const shutdown = (signal: string) => {
-      logger.info({ signal }, 'stopping: offsets and ledger are saved; nothing is unbanned');
-      // A stuck stop must not hold the container past its grace period.
-      const deadline = setTimeout(() => resolve(0), 4500);
-      void daemon.stop().finally(() => {
-        clearTimeout(deadline);
-        resolve(0);
-      });
-    };
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
-    process.once('SIGINT', () => shutdown('SIGINT'));
-    process.on('SIGHUP', () => {
-      logger.info({ signal: 'SIGHUP' }, 'reloading the configuration');
-      void daemon.reload();
+  // Handlers first: a SIGTERM during start-up (first API calls, a slow ledger) must still stop cleanly, not kill.
+  let daemon: Daemon | null = null;
+  let stopSignal: string | null = null;
+  let resolveExit: (code: number) => void = () => {};
+  const exited = new Promise<number>((resolve) => { resolveExit = resolve; });
+  const shutdown = (signal: string) => {
+    if (stopSignal !== null) return;
+    stopSignal = signal;
+    if (daemon === null) return; // start-up finishes, then stops
+    logger.info({ signal }, 'stopping: offsets and ledger are saved; nothing is unbanned');
+    // A stuck stop must not hold the container past its grace period.
+    const deadline = setTimeout(() => resolveExit(0), 4500);
+    void daemon.stop().finally(() => {
+      clearTimeout(deadline);
+      resolveExit(0);
     });
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGHUP', () => {
+    if (daemon === null) return;
+    logger.info({ signal: 'SIGHUP' }, 'reloading the configuration');
+    void daemon.reload();
   });
+  daemon = await Daemon.start({ env, clock: systemClock, logger, resetState: values['reset-state'] });
+  if (stopSignal !== null) {
+    const signal: string = stopSignal;
+    stopSignal = null;
+    shutdown(signal);
+  }
+  return exited;
 }

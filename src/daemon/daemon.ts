@@ -80,6 +80,7 @@ export class Daemon {
   private async boot(): Promise<void> {
     const { env, clock, logger } = this.options;
     this.config = await loadDaemonConfig(env);
+    this.learnSecrets(this.config);
     for (const u of this.config.unsupported) logger.warn({ jail: u.jail, action: u.action, reason: u.reason }, 'jail not run');
     if (this.config.jails.length === 0) logger.warn('no enabled jail edgeban can run; enable one in jail.local (banaction = opnsense)');
     await mkdir(env.dataDir, { recursive: true, mode: 0o700 });
@@ -163,6 +164,7 @@ export class Daemon {
     }
     await Promise.all(this.pipelines.map((p) => p.stop()));
     this.config = next;
+    this.learnSecrets(next);
     await this.notifier?.reconfigure(next.notify);
     this.engine.reload(next.jails.map((j) => j.settings), this.facts);
     const before = new Set(this.reconcilers.map((r) => r.status().id));
@@ -222,6 +224,12 @@ export class Daemon {
       activeClaims: () => this.ledger.activeClaims(),
       targets: () => this.reconcilers.map((r) => r.status()),
     });
+  }
+
+  /** Keys, secrets and tokens written in jail actions join the logger's scrub list (it reads env.secrets live). */
+  private learnSecrets(config: DaemonConfig): void {
+    const known = new Set(this.options.env.secrets);
+    for (const secret of config.secrets) if (!known.has(secret)) this.options.env.secrets.push(secret);
   }
 
   private scheduleSweep(): void {

@@ -13,7 +13,10 @@ export interface LoggerOptions {
   level?: string;
   /** Where lines go; stderr by default so stdout stays for command output. */
   destination?: DestinationStream;
-  /** Exact secret strings to scrub from every line, whatever field or message holds them. */
+  /**
+   * Exact secret strings to scrub from every line, whatever field or message holds them. Read at
+   * every write, so secrets found later (keys and tokens written in jail.local) can be appended.
+   */
   secrets?: readonly string[];
 }
 
@@ -23,11 +26,11 @@ export interface LoggerOptions {
  * message or an error text, where path redaction cannot see it).
  */
 export function createLogger(options: LoggerOptions = {}): Logger {
-  const secrets = (options.secrets ?? []).filter((s) => s.length >= 4);
+  const secrets = options.secrets ?? [];
   const sink = options.destination ?? pino.destination({ fd: 2, sync: true });
-  const destination: DestinationStream = secrets.length === 0 ? sink : {
+  const destination: DestinationStream = {
     write(line: string) {
-      sink.write(scrubSecrets(line, secrets));
+      sink.write(secrets.length === 0 ? line : scrubSecrets(line, secrets));
     },
   };
   return pino({

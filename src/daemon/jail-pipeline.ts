@@ -1,15 +1,18 @@
 import path from 'node:path';
 import { open, readFile, stat } from 'node:fs/promises';
+import { setTimeout as realDelay } from 'node:timers/promises';
 import { z } from 'zod';
 import { failureTime } from '../filters/findtime.ts';
 import { FilterMatcher } from '../filters/matcher.ts';
 import { expandPatterns } from '../sources/patterns.ts';
+import { FailurePersistence, type PersistenceStats } from '../jails/failure-persistence.ts';
 import type { JailEngine } from '../jails/jail-engine.ts';
 import type { Logger } from '../logging/logger.ts';
 import { LogFollower, type LogLine } from '../sources/log-follower.ts';
-import { anchorHash, ResumeRecordSchema } from '../sources/resume-state.ts';
+import { anchorHash, ResumeRecordSchema, type ResumeRecord } from '../sources/resume-state.ts';
 import { CONTAINER_RECORD_BYTES, ContainerLogUnwrapper, continuedStreams, lineTime, RESUME_LOOKBACK_BYTES, type LogFormat, type LogStream, type UnwrappedLine, type UnwrapStats } from '../sources/container-log-format.ts';
 import type { Clock } from '../util/clock.ts';
+import { errorMessage } from '../util/errors.ts';
 import type { JailPlan } from './daemon-config.ts';
 
 export interface PipelineStats {
@@ -23,6 +26,8 @@ export interface PipelineStats {
   follower: ReturnType<LogFollower['stats']> | null;
   /** A container log (jail option logformat): its format and records read, joined, malformed (skipped), lines pending. Absent for plain logs. */
   container?: UnwrapStats & { logformat: LogFormat; pending: number };
+  /** The failure journal that carries counts below maxretry across a restart. */
+  failureJournal?: PersistenceStats;
 }
 
 /** Why a matched failure was not handed to the jail. */
@@ -41,9 +46,12 @@ interface Batch {
   findtime: number;
   engine: JailEngine;
   pending: Promise<unknown>[];
+  persistence: FailurePersistence | null;
 }
 
 const NO_COUNTERS: PipelineCounters = { lines: () => {}, matches: () => {}, dropped: () => {} };
+/** How long stop() waits for a batch still being processed (a slow ban) before closing the journal. */
+const STOP_BATCH_WAIT_MS = 5000;
 
 /**
  * One jail's stage from log lines to the engine: its own follower (with its own resume record,
@@ -59,6 +67,9 @@ export class JailPipeline {
   private readonly unwrapped: UnwrappedLine[] = [];
   private readonly counts = { lines: 0, matches: 0, unusable: 0, old: 0 };
   private checkpointQueued = false;
+  private persistence: FailurePersistence | null = null;
+  /** The onLines call in progress, if any. */
+  private batchInFlight: Promise<void> | null = null;
   private clock: Clock;
   private counters: PipelineCounters = NO_COUNTERS;
   /** Size of each log at start: lines up to there were written before edgeban (re)started. */
@@ -88,9 +99,24 @@ export class JailPipeline {
       const size = await stat(file).then((s) => s.size, () => null);
       if (size !== null) this.catchUpSizes.set(file, size);
     }
-    const stateFile = path.join(options.dataDir, 'offsets', `${this.jail.replace(/[^A-Za-z0-9_.-]/g, '_')}.json`);
+    const fileName = this.jail.replace(/[^A-Za-z0-9_.-]/g, '_');
+    const stateFile = path.join(options.dataDir, 'offsets', `${fileName}.json`);
+    const resumeRecords = await loadResumeState(stateFile);
     if (this.unwrapper) {
-      for (const { file, stream } of await splitAtResume(stateFile, this.unwrapper.format)) this.unwrapper.skipContinuation(file, stream);
+      for (const { file, stream } of await splitAtResume(resumeRecords, this.unwrapper.format)) this.unwrapper.skipContinuation(file, stream);
+    }
+    // Before the follower: failures counted before a crash are back, and lines past the saved
+    // offsets (read again) are known, before the first line is matched.
+    const journal = path.join(options.dataDir, 'failures', `${fileName}.journal`);
+    try {
+      this.persistence = await FailurePersistence.open({
+        jail: this.jail, file: journal, engine: options.engine, resumeOffsets: resumeRecords,
+        findtimeSec: this.plan.settings.findtimeSec, clock: options.clock, logger: options.logger,
+      });
+    } catch (error) {
+      // Detection and bans need no journal: run without, as edgeban did before it had one.
+      options.logger.error({ jail: this.jail, file: journal, err: errorMessage(error) },
+        `[${this.jail}] cannot open the failure journal: failure counts below maxretry will not survive a crash or restart`);
     }
     this.follower = await LogFollower.start({
       patterns,
@@ -101,13 +127,22 @@ export class JailPipeline {
       ...(this.unwrapper ? { maxLineBytes: CONTAINER_RECORD_BYTES } : {}),
       ...(options.pollIntervalMs ? { pollIntervalMs: options.pollIntervalMs } : {}),
       ...(options.forcePolling ? { forcePolling: true } : {}),
-      onLines: (lines) => this.onLines(lines, options.engine),
+      onLines: (lines) => this.trackBatch(this.onLines(lines, options.engine)),
     });
   }
 
   async stop(): Promise<void> {
     await this.follower?.stop();
     this.follower = null;
+    // A batch the follower stopped waiting for still appends its failures: let it, within bounds.
+    const batch = this.batchInFlight;
+    if (batch) {
+      const ac = new AbortController();
+      await Promise.race([batch.catch(() => undefined), realDelay(STOP_BATCH_WAIT_MS, undefined, { signal: ac.signal }).catch(() => undefined)]);
+      ac.abort();
+    }
+    await this.persistence?.close();
+    this.persistence = null;
   }
 
   stats(): PipelineStats {
@@ -115,17 +150,30 @@ export class JailPipeline {
     return {
       jail: this.jail, ...this.counts, follower: this.follower?.stats() ?? null,
       ...(unwrapper ? { container: { logformat: unwrapper.format, ...unwrapper.stats, pending: unwrapper.pendingLines } } : {}),
+      ...(this.persistence ? { failureJournal: this.persistence.stats() } : {}),
     };
   }
 
+  private trackBatch(batch: Promise<void>): Promise<void> {
+    this.batchInFlight = batch;
+    const clear = () => { if (this.batchInFlight === batch) this.batchInFlight = null; };
+    batch.then(clear, clear);
+    return batch;
+  }
+
   private async onLines(lines: LogLine[], engine: JailEngine): Promise<void> {
+    const persistence = this.persistence;
+    // Between batches the counter holds exactly the acknowledged lines, whose offsets compaction
+    // saves first: none of the failures it folds into tickets can be read again.
+    const follower = this.follower;
+    if (persistence && follower && persistence.wantsCompaction()) await persistence.compact(() => follower.checkpoint());
     const now = this.clock.now() / 1000;
     // Year inference for syslog stamps follows the clock, also across New Year.
     this.matcher.setNow(now);
     const findtime = this.plan.settings.findtimeSec;
     const pending: Promise<unknown>[] = [];
     const before = { ...this.counts };
-    const batch: Batch = { now, findtime, engine, pending };
+    const batch: Batch = { now, findtime, engine, pending, persistence };
     const linesPerPath = new Map<string, number>();
     for (const line of lines) {
       this.counts.lines++;
@@ -134,28 +182,34 @@ export class JailPipeline {
       const catchingUp = startSize !== undefined && line.endOffset <= startSize;
       if (startSize !== undefined && !catchingUp) this.catchUpSizes.delete(line.path);
       if (this.unwrapper === null) {
-        this.match(line.text, null, catchingUp, batch);
+        this.match(line, line.text, null, catchingUp, batch);
         continue;
       }
       // A container record: the lines it completes (none for a partial or malformed one).
       const inner = this.unwrapped;
       inner.length = 0;
       this.unwrapper.push(line.path, line.text, inner);
-      for (const unwrapped of inner) this.match(unwrapped.text, unwrapped.time, catchingUp, batch);
+      for (const unwrapped of inner) this.match(line, unwrapped.text, unwrapped.time, catchingUp, batch);
     }
     // Counted per batch, not per line: one increment per file and kind.
     for (const [file, count] of linesPerPath) this.counters.lines(file, count);
     if (this.counts.matches > before.matches) this.counters.matches(this.counts.matches - before.matches);
     if (this.counts.unusable > before.unusable) this.counters.dropped('unusable', this.counts.unusable - before.unusable);
     if (this.counts.old > before.old) this.counters.dropped('old', this.counts.old - before.old);
-    // Offsets advance only after the bans these lines decided are in the ledger.
+    // Offsets advance only after the bans these lines decided are in the ledger, and the failures
+    // they counted are in the journal (written after the bans: a failure found in the journal on
+    // restart has had its ban recorded, so skipping its line when read again loses nothing).
     await Promise.all(pending);
+    if (persistence) await persistence.commit();
     if (pending.length > 0) this.checkpointSoon();
   }
 
-  /** Matches one line and hands a failure to the engine; `runtimeTime` is the container runtime's stamp, if any. */
-  private match(text: string, runtimeTime: number | null, catchingUp: boolean, batch: Batch): void {
-    const { now, findtime, engine, pending } = batch;
+  /**
+   * Matches one line and hands a failure to the engine; `text` is the line's (for a container log,
+   * the unwrapped line `line` completed), `runtimeTime` the container runtime's stamp, if any.
+   */
+  private match(line: LogLine, text: string, runtimeTime: number | null, catchingUp: boolean, batch: Batch): void {
+    const { now, findtime, engine, pending, persistence } = batch;
     const result = this.matcher.processLine(text);
     if (!result.match) return;
     this.counts.matches++;
@@ -171,7 +225,10 @@ export class JailPipeline {
       return;
     }
     const user = result.tags.user;
-    pending.push(engine.onMatch(this.jail, { host: result.host, time, ...(user ? { user } : {}) }));
+    const ref = persistence?.lineRef(line.path, line.endOffset, text);
+    // Read again after a restart, and counted before it (the journal replayed it): not twice.
+    if (ref && persistence?.alreadyCounted(ref)) return;
+    pending.push(engine.onMatch(this.jail, { host: result.host, time, ...(user ? { user } : {}), ...(ref ? { line: ref } : {}) }));
   }
 
   /**
@@ -191,15 +248,22 @@ export class JailPipeline {
 const resumeStateSchema = z.object({ files: z.array(ResumeRecordSchema) });
 
 /**
- * The container logs this jail resumes in the middle of a split line (stopped between a partial
- * record and its end): their rest must not be read as a line. Reads only, never changes the
- * follower's state file; anything unreadable or changed means no such file (the follower reports it).
+ * Where the follower will resume, read from its state file without changing it; anything
+ * unreadable means none (the follower reports it and reads from the beginning).
  */
-async function splitAtResume(stateFile: string, format: LogFormat): Promise<Array<{ file: string; stream: LogStream }>> {
+async function loadResumeState(stateFile: string): Promise<ResumeRecord[]> {
   const state = resumeStateSchema.safeParse(await readFile(stateFile, 'utf8').then((text) => JSON.parse(text) as unknown, () => null));
-  if (!state.success) return [];
+  return state.success ? state.data.files : [];
+}
+
+/**
+ * The container logs this jail resumes in the middle of a split line (stopped between a partial
+ * record and its end): their rest must not be read as a line. Anything unreadable or changed
+ * means no such file (the follower reports it).
+ */
+async function splitAtResume(records: readonly ResumeRecord[], format: LogFormat): Promise<Array<{ file: string; stream: LogStream }>> {
   const found: Array<{ file: string; stream: LogStream }> = [];
-  for (const record of state.data.files) {
+  for (const record of records) {
     if (record.role !== 'current' || record.offset === 0) continue;
     const handle = await open(record.path, 'r').catch(() => null);
     if (!handle) continue;

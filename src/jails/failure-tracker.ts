@@ -145,6 +145,48 @@ export class FailureTracker {
     return { kind: 'counted', retry };
   }
 
+  /**
+   * Puts back a ticket saved by forEachTicket (the failure journal's compaction), unless its last
+   * failure is findtime old at `nowSec`. It becomes the most recently failing one, so tickets put
+   * back in forEachTicket's order keep their eviction order.
+   */
+  restoreTicket(address: Cidr, firstSec: number, lastSec: number, retry: number, nowSec: number): boolean {
+    if (lastSec <= nowSec - this.findtime || retry < 1) return false;
+    const key = this.keyOf(address);
+    let slot = this.find(key);
+    if (slot === NONE) slot = this.insert(key);
+    else this.touch(slot);
+    this.first[slot] = firstSec;
+    this.last[slot] = lastSec;
+    this.retry[slot] = retry;
+    return true;
+  }
+
+  /**
+   * Visits every ticket from the least to the most recently failing. `address` is one reused
+   * object, valid only during the call. The tracker must not change during the visit.
+   */
+  forEachTicket(visit: (address: Cidr, firstSec: number, lastSec: number, retry: number) => void): void {
+    const bytes = new Uint8Array(16);
+    const view = new DataView(bytes.buffer);
+    const address = { family: 4 as 4 | 6, bytes, prefix: 32, text: '' };
+    for (let slot = this.head; slot !== NONE; slot = this.next[slot]!) {
+      const o = slot * 4;
+      const tag = this.tags[slot]!;
+      if (tag >= 129) {
+        // IPv4, kept as ::ffff:a.b.c.d (keyOf): the address is the last word.
+        address.family = 4;
+        address.prefix = tag - 129;
+        view.setUint32(0, this.words[o + 3]!);
+      } else {
+        address.family = 6;
+        address.prefix = tag;
+        for (let w = 0; w < 4; w++) view.setUint32(w * 4, this.words[o + w]!);
+      }
+      visit(address, this.first[slot]!, this.last[slot]!, this.retry[slot]!);
+    }
+  }
+
   /** Current retry count of an address (0 if untracked). */
   retryOf(address: Cidr): number {
     const slot = this.find(this.keyOf(address));

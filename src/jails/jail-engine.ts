@@ -6,6 +6,7 @@ import type { Clock } from '../util/clock.ts';
 import { BanGuard, isInternal, REFUSAL_REASONS, type RefusalReason } from './ban-guard.ts';
 import { banTimeSec } from './ban-time.ts';
 import { cidrContains, cidrList, coveringNetwork, parseCidr, type Cidr } from './cidr.ts';
+import type { LineRef } from './failure-journal.ts';
 import { FailureTracker } from './failure-tracker.ts';
 import type { NetworkFacts } from './network-facts.ts';
 import { ProxyDetector, type ProxyDetectorOptions, type ProxySuspicion } from './proxy-detector.ts';
@@ -18,6 +19,18 @@ export interface FailureMatch {
   /** The log line's time, epoch seconds. */
   time: number;
   user?: string;
+  /** Where the line was read: handed on to counter observers (the failure journal). */
+  line?: LineRef;
+}
+
+/**
+ * Told synchronously of every change to a jail's failure counter that a restart must redo: a
+ * failure counted (its time as counted, the ticket may have reached maxretry and been dropped,
+ * exactly as a replay through FailureTracker.add reproduces) and a count reset by a manual unban.
+ */
+export interface CounterObserver {
+  failure(network: Cidr, timeSec: number, line: LineRef | undefined): void;
+  forget(network: Cidr): void;
 }
 
 export type MatchOutcome =
@@ -79,6 +92,8 @@ interface Jail {
   proxy: ProxyDetector;
   stats: Omit<JailStats, 'tracked' | 'capReached' | 'evictedByCap' | 'proxyWarning'>;
   privateReported: boolean;
+  /** Persisted failures were replayed into (or offered to) this counter already: a reload must not redo it. */
+  restoreTaken: boolean;
 }
 
 /**
@@ -98,6 +113,7 @@ export class JailEngine {
   private readonly random: () => number;
   private readonly logger: Logger;
   private readonly proxyOptions: ProxyDetectorOptions;
+  private readonly observers = new Map<string, Set<CounterObserver>>();
 
   constructor(options: JailEngineOptions) {
     this.history = options.history;
@@ -130,6 +146,7 @@ export class JailEngine {
         proxy: new ProxyDetector(this.proxyOptions),
         stats: emptyStats(settings.name),
         privateReported: false,
+        restoreTaken: false,
       });
     }
     this.jails = next;
@@ -168,6 +185,8 @@ export class JailEngine {
       return { kind: 'old' };
     }
     stats.failures++;
+    // Still synchronous: observers see failures in counting order.
+    this.observers.get(jailName)?.forEach((o) => o.failure(network, Math.min(match.time, nowMs / 1000), match.line));
     if (result.kind === 'counted') {
       this.logger.debug({ jail: settings.name, address: network.text, retry: result.retry }, `[${settings.name}] Found ${network.text}`);
       return { kind: 'counted', address: network.text, retry: result.retry };
@@ -193,8 +212,41 @@ export class JailEngine {
     }
     for (const jail of this.jails.values()) {
       if (jailName !== undefined && jail.settings.name !== jailName) continue;
-      jail.tracker.delete(host.family === 6 ? coveringNetwork(host, jail.settings.ipv6prefix) : host);
+      const network = host.family === 6 ? coveringNetwork(host, jail.settings.ipv6prefix) : host;
+      if (jail.tracker.delete(network)) this.observers.get(jail.settings.name)?.forEach((o) => o.forget(network));
     }
+  }
+
+  /** Watches a jail's counter (see CounterObserver); returns the unsubscribe function. */
+  observeCounter(jailName: string, observer: CounterObserver): () => void {
+    let set = this.observers.get(jailName);
+    if (!set) this.observers.set(jailName, set = new Set());
+    set.add(observer);
+    return () => {
+      set.delete(observer);
+      if (set.size === 0 && this.observers.get(jailName) === set) this.observers.delete(jailName);
+    };
+  }
+
+  /**
+   * The counter to replay persisted failures into, once per counter: the first pipeline started
+   * for a jail gets it, a pipeline restarted by a reload gets null (the counter kept its counts).
+   */
+  takeCounterForRestore(jailName: string): FailureTracker | null {
+    const jail = this.jails.get(jailName);
+    if (!jail || jail.restoreTaken) return null;
+    jail.restoreTaken = true;
+    return jail.tracker;
+  }
+
+  /** Visits the live tickets of a jail's counter, least recently failing first (journal compaction). */
+  forEachTicket(jailName: string, visit: Parameters<FailureTracker['forEachTicket']>[0]): void {
+    this.jails.get(jailName)?.tracker.forEachTicket(visit);
+  }
+
+  /** Addresses a jail counts now (0 for an unknown jail). */
+  trackedCount(jailName: string): number {
+    return this.jails.get(jailName)?.tracker.tracked ?? 0;
   }
 
   stats(jailName?: string): JailStats[] {

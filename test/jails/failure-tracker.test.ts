@@ -156,3 +156,28 @@ test('reconfigure: a lower cap evicts the oldest at once, a higher one grows pas
   // .1 and .2 were evicted and start again; .3 and .4 were banned.
   assert.deepEqual(hosts.map((h) => t.retryOf(h)), [1, 1, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1]);
 });
+
+test('forEachTicket and restoreTicket carry tickets into a new tracker: counts, times and eviction order kept, findtime-old ones dropped', () => {
+  const t = new FailureTracker({ maxretry: 5, findtimeSec: 600 });
+  t.add(A, 1000, 1000);
+  t.add(ip('2001:db8::/64'), 1100, 1100);
+  t.add(A, 1200, 1200);
+  t.add(B, 1300, 1300);
+  const tickets: Array<[string, number, number, number, number]> = [];
+  t.forEachTicket((address, first, last, retry) => tickets.push([`${address.family}:${Buffer.from(address.bytes.subarray(0, address.family === 4 ? 4 : 16)).toString('hex')}/${address.prefix}`, address.family, first, last, retry]));
+  assert.deepEqual(tickets, [
+    ['6:20010db8000000000000000000000000/64', 6, 1100, 1100, 1],
+    ['4:c0000201/32', 4, 1000, 1200, 2],
+    ['4:c6336407/32', 4, 1300, 1300, 1],
+  ], 'least recently failing first');
+
+  const copy = new FailureTracker({ maxretry: 5, findtimeSec: 600, cap: 2 });
+  const restored: boolean[] = [];
+  t.forEachTicket((address, first, last, retry) => restored.push(copy.restoreTicket(address, first, last, retry, 1750)));
+  assert.deepEqual(restored, [false, true, true], 'the IPv6 ticket is findtime old at 1750');
+  assert.equal(copy.retryOf(A), 2);
+  assert.equal(copy.retryOf(B), 1);
+  assert.deepEqual(copy.add(A, 1760, 1760), { kind: 'counted', retry: 3 });
+  copy.add(ip('203.0.113.5'), 1770, 1770);
+  assert.equal(copy.retryOf(B), 0, 'at the cap the least recently failing ticket goes, as before the copy');
+});

@@ -1,4 +1,5 @@
 import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
 import type { EdgebanEnv } from '../config/env.ts';
 import { ControlServer } from '../control/control-server.ts';
 import { createLedgerHandlers, type JailDirectory } from '../control/ledger-handlers.ts';
@@ -91,6 +92,9 @@ export class Daemon {
     if (this.options.resetState) {
       const aside = await resetLedgerDir(ledgerDir(env), clock.now());
       if (aside) logger.warn({ movedTo: aside }, '--reset-state: the previous ledger was moved aside; starting empty');
+      // Counts below maxretry start empty too; log offsets stay, so old lines are not read again.
+      const failuresAside = await resetLedgerDir(path.join(env.dataDir, 'failures'), clock.now());
+      if (failuresAside) logger.warn({ movedTo: failuresAside }, '--reset-state: the failure journals were moved aside');
     }
     const store = await openLedgerStore(env, logger);
     this.ledger = await Ledger.open({ store, clock, logger });

@@ -6,7 +6,7 @@
  *   node --expose-gc bench/memory-tracker-child.ts N
  */
 import { readFileSync } from 'node:fs';
-import type { Cidr } from '../src/jails/cidr.ts';
+import { documentationCidr6 } from './documentation-cidr.ts';
 import { FailureTracker } from '../src/jails/failure-tracker.ts';
 
 const count = Number(process.argv[2] ?? '1000000');
@@ -17,21 +17,12 @@ function status(field: string): number {
   return Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN) * 1024;
 }
 
-// 2001:db8:XXXX:YYYY::1 as bytes (the engine parses each address once; parsing is not what is measured).
-function address(i: number): Cidr {
-  const bytes = new Uint8Array(16);
-  bytes[0] = 0x20; bytes[1] = 0x01; bytes[2] = 0x0d; bytes[3] = 0xb8;
-  bytes[4] = (i >>> 24) & 0xff; bytes[5] = (i >>> 16) & 0xff; bytes[6] = (i >>> 8) & 0xff; bytes[7] = i & 0xff;
-  bytes[15] = 1;
-  return { family: 6, bytes, prefix: 128, text: '' };
-}
-
 gc();
 const rssBefore = status('VmRSS');
 const tracker = new FailureTracker({ maxretry: 5, findtimeSec: 600 });
 const started = performance.now();
 const now = 1_800_000_000;
-for (let i = 0; i < count; i++) tracker.add(address(i), now - 300 + (i / count) * 300, now);
+for (let i = 0; i < count; i++) tracker.add(documentationCidr6(i), now - 300 + (i / count) * 300, now);
 const seconds = (performance.now() - started) / 1000;
 gc();
 const rssAfter = status('VmRSS');

@@ -1,9 +1,9 @@
-import { parseArgs } from 'node:util';
 import { exitCodeFor, formatLine, worstStatus } from '../doctor/check-result.ts';
 import { runDoctor } from '../doctor/run-doctor.ts';
 import { createLogger, scrubSecrets } from '../logging/logger.ts';
 import { systemClock } from '../util/clock.ts';
 import { UserFacingError } from '../util/errors.ts';
+import { parseCommandFlags } from './parse-command-flags.ts';
 
 const USAGE = `usage: edgeban doctor [--json] [--stale-after SECONDS] [--lines N]
 
@@ -20,26 +20,12 @@ Only harmless calls are made. Exit code: 0 all passed, 1 a warning, 2 a failure.
 const WHOLE = /^\d+$/;
 
 export async function runDoctorCommand(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        json: { type: 'boolean', default: false },
-        'stale-after': { type: 'string', default: '86400' },
-        lines: { type: 'string', default: '200' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (error) {
-    throw new UserFacingError(`${(error as Error).message}\n${USAGE}`);
-  }
-  if (values.help) {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
+  const values = parseCommandFlags(argv, {
+    json: { type: 'boolean', default: false },
+    'stale-after': { type: 'string', default: '86400' },
+    lines: { type: 'string', default: '200' },
+  }, USAGE);
+  if (values === null) return 0;
   if (!WHOLE.test(values['stale-after']) || Number(values['stale-after']) < 1) throw new UserFacingError('--stale-after: expected a whole number of seconds (at least 1)');
   if (!WHOLE.test(values.lines) || Number(values.lines) < 1 || Number(values.lines) > 100_000) throw new UserFacingError('--lines: expected a whole number from 1 to 100000');
   const report = await runDoctor({

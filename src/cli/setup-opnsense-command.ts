@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import { loadEnv, type EdgebanEnv } from '../config/env.ts';
 import { createLogger, scrubSecrets } from '../logging/logger.ts';
 import { applySetup, planChanges, planSetup, SETUP_PRIVILEGES, type SetupPlan } from '../setup/opnsense-setup.ts';
@@ -6,6 +5,7 @@ import { familyLabel } from '../setup/block-rule.ts';
 import { OpnsenseAdminClient } from '../targets/opnsense/admin-client.ts';
 import { OpnsenseApiError } from '../targets/opnsense/api-error.ts';
 import { UserFacingError } from '../util/errors.ts';
+import { parseCommandFlags } from './parse-command-flags.ts';
 
 const USAGE = `usage: edgeban setup-opnsense [--dry-run] [--interface wan] [--json]
 
@@ -36,26 +36,12 @@ function setupEnvironment(): NodeJS.ProcessEnv {
 }
 
 export async function runSetupOpnsenseCommand(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        'dry-run': { type: 'boolean', default: false },
-        json: { type: 'boolean', default: false },
-        interface: { type: 'string', default: 'wan' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (error) {
-    throw new UserFacingError(`${(error as Error).message}\n${USAGE}`);
-  }
-  if (values.help) {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
+  const values = parseCommandFlags(argv, {
+    'dry-run': { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+    interface: { type: 'string', default: 'wan' },
+  }, USAGE);
+  if (values === null) return 0;
   if (!INTERFACE_KEY.test(values.interface)) throw new UserFacingError(`--interface: ${JSON.stringify(values.interface)} is not an OPNsense interface key such as wan or opt1`);
   const env: EdgebanEnv = loadEnv({ env: setupEnvironment() });
   const logger = createLogger({ level: env.logLevel === 'info' ? 'warn' : env.logLevel, secrets: env.secrets });

@@ -8,18 +8,10 @@ import { createInterface } from 'node:readline';
 import { test } from 'node:test';
 import { EDGEBAN, runCli, startCliSimulator } from '../helpers/cli.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
+import { until } from '../helpers/until.ts';
 
 const KEY = 'healthTestKey0123456789abcdef';
 const SECRET = 'healthTestSecret0123456789abcd+/=';
-
-async function until(what: string, predicate: () => Promise<boolean>, limitMs = 60_000): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  for (let i = 0; i < 10_000; i++) {
-    if (await predicate()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${limitMs / 1000} s waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 test('edgeban health: healthy while the target is in sync; a target degraded by a refused key is unhealthy, except for --live; nothing running is unhealthy', { timeout: 240_000 }, async (t) => {
   const sim = await startCliSimulator(t, ['--key', KEY, '--secret', SECRET, '--auth-fail-delay', '0']);
@@ -49,7 +41,7 @@ test('edgeban health: healthy while the target is in sync; a target degraded by 
       if (daemon.exitCode !== null) throw new Error(`the daemon exited: ${log.join('\n')}`);
       const status = await runCli(['status', '--json'], { env: env(secret, dataDir) });
       return status.stdout !== '' && (JSON.parse(status.stdout) as { targets: Array<{ state: string }> }).targets[0]?.state === expected;
-    });
+    }, 60_000);
     const health = await runCli(['health'], { env: env(secret, dataDir) });
     const live = await runCli(['health', '--live'], { env: env(secret, dataDir) });
     if (expected === 'in-sync') {

@@ -10,7 +10,9 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { test } from 'node:test';
 import { startCliSimulator } from '../helpers/cli.ts';
+import { dovecotFailure, syslogNow } from '../helpers/log-lines.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
+import { until } from '../helpers/until.ts';
 import { buildBundle, snapshot, stageImage } from './stage.ts';
 
 const NOBODY = 65534;
@@ -21,26 +23,8 @@ const CONFINE = path.join(import.meta.dirname, 'confine.sh');
 /** Fresh pid and mount namespaces; the forked child is their PID 1 and dies with unshare. */
 const UNSHARE = ['--pid', '--fork', '--kill-child', '--mount-proc', '--propagation', 'private', '--'];
 const SETPRIV_NOBODY = ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs', '--'];
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-
-function syslogNow(): string {
-  const d = new Date();
-  const pad = (n: number) => String(n).padStart(2, '0');
-  return `${MONTHS[d.getUTCMonth()]} ${String(d.getUTCDate()).padStart(2, ' ')} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`;
-}
-const dovecotFailure = (address: string) =>
-  `${syslogNow()} mail dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<alice>, method=PLAIN, rip=${address}, lip=10.0.0.2, TLS, session=<x>\n`;
 const postfixFailure = (address: string) =>
   `${syslogNow()} mail postfix/submission/smtpd[4242]: warning: unknown[${address}]: SASL LOGIN authentication failed: UGFzc3dvcmQ6\n`;
-
-async function until(what: string, predicate: () => Promise<boolean>, limitMs = 60_000): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  for (let i = 0; i < 10_000; i++) {
-    if (await predicate()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${limitMs / 1000} s waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 /** The tools the contract needs: missing ones fail the test with the reason, never skip it. */
 function requireConfinementTools(): void {
@@ -187,7 +171,7 @@ test('container contract: the bundle as uid 65534, no capabilities, read-only ro
   await until('both attackers in the alias', async () => {
     const entries = await alias();
     return entries.includes('198.51.100.31') && entries.includes('198.51.100.32');
-  });
+  }, 60_000);
 
   // The HEALTHCHECK, as the image runs it: same user, same environment, through the socket.
   const healthy = await confined(dataDir, [image.node, image.bundle, 'health'], { EDGEBAN_DATA_DIR: dataDir }, image.appDir);

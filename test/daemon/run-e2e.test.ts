@@ -1,64 +1,21 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
-import { test, type TestContext } from 'node:test';
-import { EDGEBAN, runCli, startCliSimulator } from '../helpers/cli.ts';
+import { test } from 'node:test';
+import { runCli, startCliDaemon, startCliSimulator } from '../helpers/cli.ts';
+import { dovecotFailure } from '../helpers/log-lines.ts';
+import { mailSetup } from '../helpers/mail-setup.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
+import { until } from '../helpers/until.ts';
 
 const KEY = 'runTestKey0123456789abcdef';
 const SECRET = 'runTestSecret0123456789abcdef+/=';
 const ALIAS = 'fail2ban_blocklist';
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-
-function syslogNow(): string {
-  const d = new Date();
-  const pad = (n: number) => String(n).padStart(2, '0');
-  return `${MONTHS[d.getUTCMonth()]} ${String(d.getUTCDate()).padStart(2, ' ')} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`;
-}
-
-function dovecotFailure(address: string, user = 'alice'): string {
-  return `${syslogNow()} mail dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<${user}>, method=PLAIN, rip=${address}, lip=10.0.0.2, TLS, session=<x>\n`;
-}
-
-async function until(what: string, predicate: () => Promise<boolean>, limitMs = 20_000): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  for (let i = 0; i < 10_000; i++) {
-    if (await predicate()) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-interface Running { child: ChildProcess; stderr: string[]; exited: Promise<number | null> }
-
-async function startDaemon(t: TestContext, env: Record<string, string>): Promise<Running> {
-  const child = spawn(process.execPath, [EDGEBAN, 'run'], { env: { PATH: process.env.PATH ?? '', TZ: 'UTC', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const stderr: string[] = [];
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  t.after(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`daemon did not start: ${stderr.join('\n')}`)), 30_000);
-    void exited.then((code) => reject(new Error(`daemon exited with ${code}: ${stderr.join('\n')}`)));
-    createInterface({ input: child.stderr! }).on('line', (line) => {
-      stderr.push(line);
-      if (line.includes('edgeban running')) { clearTimeout(timer); resolve(); }
-    });
-  });
-  return { child, stderr, exited };
-}
 
 test('edgeban run: failures cross maxretry -> in the alias; the ban ends -> out; ignored and private never sent; CLI control; SIGTERM leaves the alias alone', async (t) => {
   const sim = await startCliSimulator(t, ['--key', KEY, '--secret', SECRET, '--auth-fail-delay', '0']);
-  const root = await tempDir(t);
-  const logDir = path.join(root, 'logs');
-  const configDir = path.join(root, 'config');
+  const { root, configDir, mailLog } = await mailSetup(t);
   const dataDir = path.join(root, 'data');
-  await mkdir(logDir);
-  await mkdir(configDir);
-  const mailLog = path.join(logDir, 'mail.log');
-  await writeFile(mailLog, '');
   await writeFile(path.join(configDir, 'jail.local'), [
     '[DEFAULT]', 'ignoreip = 127.0.0.1/8 ::1 198.51.100.77', '',
     '[dovecot]', 'enabled = true', `logpath = ${mailLog}`, 'maxretry = 3', 'findtime = 10m', 'bantime = 4', '',
@@ -68,7 +25,7 @@ test('edgeban run: failures cross maxretry -> in the alias; the ban ends -> out;
     EDGEBAN_RECONCILE_INTERVAL: '2',
   };
   const alias = async () => ((await sim.admin('state')) as { tables: Record<string, string[]> }).tables[ALIAS] ?? [];
-  const daemon = await startDaemon(t, env);
+  const daemon = await startCliDaemon(t, { TZ: 'UTC', ...env });
 
   for (const address of ['192.0.2.50', '198.51.100.77', '10.1.2.3']) {
     for (let i = 0; i < 3; i++) await appendFile(mailLog, dovecotFailure(address));
@@ -102,13 +59,7 @@ test('edgeban run: the gateway is never banned; rotation mid-attack loses no fai
   const { readFile, rename } = await import('node:fs/promises');
   const gateway = parseIpv4Routes(await readFile('/proc/net/route', 'utf8').catch(() => ''))[0] ?? null;
   const sim = await startCliSimulator(t, ['--key', KEY, '--secret', SECRET, '--auth-fail-delay', '0']);
-  const root = await tempDir(t);
-  const logDir = path.join(root, 'logs');
-  const configDir = path.join(root, 'config');
-  await mkdir(logDir);
-  await mkdir(configDir);
-  const mailLog = path.join(logDir, 'mail.log');
-  await writeFile(mailLog, '');
+  const { root, configDir, mailLog } = await mailSetup(t);
   await writeFile(path.join(configDir, 'jail.local'),
     `[dovecot]\nenabled = true\nlogpath = ${mailLog}\nmaxretry = 4\nfindtime = 10m\nbantime = 1h\n`);
   const env = {
@@ -116,7 +67,7 @@ test('edgeban run: the gateway is never banned; rotation mid-attack loses no fai
     EDGEBAN_CONFIG_DIR: configDir, EDGEBAN_RECONCILE_INTERVAL: '2',
   };
   const alias = async () => ((await sim.admin('state')) as { tables: Record<string, string[]> }).tables[ALIAS] ?? [];
-  const first = await startDaemon(t, env);
+  const first = await startCliDaemon(t, { TZ: 'UTC', ...env });
 
   if (gateway) for (let i = 0; i < 6; i++) await appendFile(mailLog, dovecotFailure(gateway));
   // Two failures, logrotate renames the file and the writer reopens a new one, two more: exactly four.
@@ -145,7 +96,7 @@ test('edgeban run: the gateway is never banned; rotation mid-attack loses no fai
   first.child.kill('SIGKILL');
   await first.exited;
   await sim.admin('reboot'); // and the firewall lost its tables meanwhile
-  const second = await startDaemon(t, env);
+  const second = await startCliDaemon(t, { TZ: 'UTC', ...env });
   await until('restored after restart', async () => (await alias()).includes('198.51.100.60'));
   const after = JSON.parse((await runCli(['banned', '--json'], { env })).stdout) as { banned: Array<{ address: string; expiresAt: string }> };
   assert.deepEqual(after.banned.map((b) => [b.address, b.expiresAt]), before.banned.map((b) => [b.address, b.expiresAt]), 'original expiry kept');
@@ -179,7 +130,7 @@ test('edgeban reload: a broken configuration is refused and the running one stay
   };
   const alias = async () => ((await sim.admin('state')) as { tables: Record<string, string[]> }).tables[ALIAS] ?? [];
   const failures = async () => (JSON.parse((await runCli(['status', 'dovecot', '--json'], { env })).stdout) as { jails: Array<{ failures: number }> }).jails[0]?.failures;
-  const daemon = await startDaemon(t, env);
+  const daemon = await startCliDaemon(t, { TZ: 'UTC', ...env });
   for (let i = 0; i < 3; i++) await appendFile(mailLog, dovecotFailure('203.0.113.77'));
   await until('three failures counted', async () => (await failures()) === 3);
 

@@ -2,22 +2,18 @@ import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 import { runCli, startCliSimulator, type CliResult } from '../helpers/cli.ts';
+import { dovecotFailure as dovecotLine, syslogStamp } from '../helpers/log-lines.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
 export const KEY = 'doctorKey0123456789abcdef';
 export const SECRET = 'doctorSecret0123456789abcdef+/=';
 export const ALIAS = 'fail2ban_blocklist';
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+/** Written in UTC like the doctor runs (TZ=UTC). */
+export { syslogStamp } from '../helpers/log-lines.ts';
 
-/** A syslog stamp (no year, no zone) for `ms`, written in UTC like the doctor runs (TZ=UTC). */
-export function syslogStamp(ms: number): string {
-  const d = new Date(ms);
-  const pad = (n: number) => String(n).padStart(2, '0');
-  return `${MONTHS[d.getUTCMonth()]} ${String(d.getUTCDate()).padStart(2, ' ')} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`;
-}
-
+/** A failed login of alice from `address`, logged at `ms`. */
 export function dovecotFailure(ms: number, address: string): string {
-  return `${syslogStamp(ms)} mail dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<alice>, method=PLAIN, rip=${address}, lip=10.0.0.2, TLS, session=<x>\n`;
+  return dovecotLine(address, 'alice', syslogStamp(ms));
 }
 
 export interface DoctorSetup {

@@ -7,20 +7,9 @@ import { FileLedgerStore } from '../../src/ledger/file-ledger-store.ts';
 import { silentLogger } from '../../src/logging/logger.ts';
 import type { ManualClock } from '../../src/util/clock.ts';
 import { EDGEBAN } from '../helpers/cli.ts';
+import { until as pollUntil } from '../helpers/until.ts';
 
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-
-/** Syslog stamp of now in UTC (the daemon runs with TZ=UTC). */
-export function syslogNow(): string {
-  const d = new Date();
-  const pad = (n: number) => String(n).padStart(2, '0');
-  return `${MONTHS[d.getUTCMonth()]} ${String(d.getUTCDate()).padStart(2, ' ')} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`;
-}
-
-/** One failed Dovecot login, as fail2ban's dovecot filter matches it. */
-export function dovecotFailure(address: string, user = 'alice'): string {
-  return `${syslogNow()} mail dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<${user}>, method=PLAIN, rip=${address}, lip=10.0.0.2, TLS, session=<x>\n`;
-}
+export { dovecotFailure, syslogNow } from '../helpers/log-lines.ts';
 
 /**
  * `count` distinct attacker addresses in documentation space only (198.51.100.0/24,
@@ -37,15 +26,9 @@ export function documentationAddresses(count: number, offset = 0): string[] {
   return out;
 }
 
-/** Polls `predicate` every `everyMs` of real time; bounded in count and time. */
-export async function until(what: string, predicate: () => Promise<boolean> | boolean, limitMs = 30_000, everyMs = 50): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  for (let i = 0; i < 100_000; i++) {
-    if (await predicate()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${limitMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, everyMs));
-  }
-  throw new Error(`gave up waiting for ${what}`);
+/** The shared poller, every 50 ms unless told. */
+export function until(what: string, predicate: () => Promise<boolean> | boolean, limitMs = 30_000, everyMs = 50): Promise<void> {
+  return pollUntil(what, predicate, limitMs, everyMs);
 }
 
 /**

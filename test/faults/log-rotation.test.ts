@@ -23,6 +23,7 @@ import { silentLogger } from '../../src/logging/logger.ts';
 import { systemClock } from '../../src/util/clock.ts';
 import { seededRandom } from '../../src/util/seeded-random.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
+import { until as pollUntil } from '../helpers/until.ts';
 
 const TOTAL_LINES = 100_000;
 const BURST = 250;
@@ -237,14 +238,8 @@ const PHASES: Phase[] = [
   },
 ];
 
-async function until(what: string, condition: () => boolean | Promise<boolean>, limitMs: number): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  for (let i = 0; i < 100_000; i++) {
-    if (await condition()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${limitMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
+/** Polled every 20 ms: the follower's states under test are short. */
+const until = (what: string, condition: () => boolean | Promise<boolean>, limitMs: number): Promise<void> => pollUntil(what, condition, limitMs, 20);
 
 test('log rotation of every kind during a 100,000-line stream: every failure counted exactly once', { timeout: 240_000 }, async (t) => {
   const root = await tempDir(t, 'edgeban-rotation-');

@@ -18,6 +18,7 @@ import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LEAST_PRIVILEGES, OpnsenseSimulator } from '../../src/simulator/opnsense-simulator.ts';
 import { runCli, startCliDaemon, type CliResult } from '../helpers/cli.ts';
+import { until } from '../helpers/until.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
 const KEY = 'SecretsSuiteKey+7Qv/u9WmZr2K';
@@ -77,15 +78,6 @@ async function filesUnder(dir: string): Promise<string[]> {
     else if (entry.isFile()) out.push(full);
   }
   return out;
-}
-
-async function until(what: string, condition: () => boolean | Promise<boolean>, limitMs = 20_000): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  for (let i = 0; i < 10_000; i++) {
-    if (await condition()) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
 }
 
 function failure(address: string, user = 'alice'): string {

@@ -1,21 +1,12 @@
 // Measurement, not a test: RSS of one million distinct addresses tracked below maxretry.
 // Run: node_modules/.bin/node --expose-gc test/jails/measure-memory.ts [tracker|map]
 import { FailureTracker } from '../../src/jails/failure-tracker.ts';
-import type { Cidr } from '../../src/jails/cidr.ts';
+import { documentationCidr6 } from '../../bench/documentation-cidr.ts';
 
 const N = 1_000_000;
 const mode = process.argv[2] ?? 'tracker';
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
 const mb = (n: number) => `${(n / 1048576).toFixed(1)} MB`;
-
-// 2001:db8:XXXX:YYYY::1, built as bytes directly (parsing is not what is measured).
-function address(i: number): Cidr {
-  const bytes = new Uint8Array(16);
-  bytes[0] = 0x20; bytes[1] = 0x01; bytes[2] = 0x0d; bytes[3] = 0xb8;
-  bytes[4] = (i >>> 24) & 0xff; bytes[5] = (i >>> 16) & 0xff; bytes[6] = (i >>> 8) & 0xff; bytes[7] = i & 0xff;
-  bytes[15] = 1;
-  return { family: 6, bytes, prefix: 128, text: '' };
-}
 
 gc();
 const before = process.memoryUsage();
@@ -23,7 +14,7 @@ const started = performance.now();
 let keep: unknown;
 if (mode === 'tracker') {
   const tracker = new FailureTracker({ maxretry: 5, findtimeSec: 600 });
-  for (let i = 0; i < N; i++) tracker.add(address(i), 1_000_000 + i / 10_000, 1_000_100);
+  for (let i = 0; i < N; i++) tracker.add(documentationCidr6(i), 1_000_000 + i / 10_000, 1_000_100);
   keep = tracker;
   console.log('tracked', tracker.tracked, 'typed arrays', mb(tracker.allocatedBytes), 'heapUsed', mb(process.memoryUsage().heapUsed));
 } else {

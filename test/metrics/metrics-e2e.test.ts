@@ -1,41 +1,16 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFile, mkdir, writeFile } from 'node:fs/promises';
+import { appendFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
-import { test, type TestContext } from 'node:test';
-import { EDGEBAN } from '../helpers/cli.ts';
+import { test } from 'node:test';
+import { startCliDaemon } from '../helpers/cli.ts';
 import { ALIAS, KEY, SECRET, startSimulator } from '../helpers/enforcement-harness.ts';
-import { tempDir } from '../helpers/temp-dir.ts';
+import { dovecotFailure, dovecotLogin } from '../helpers/log-lines.ts';
+import { mailSetup } from '../helpers/mail-setup.ts';
+import { until } from '../helpers/until.ts';
 import { parseExposition, select, valueOf, type Sample } from './prom-text.ts';
 
 const ATTACKER = '203.0.113.77';
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-
-function syslogNow(): string {
-  const d = new Date();
-  const pad = (n: number) => String(n).padStart(2, '0');
-  return `${MONTHS[d.getUTCMonth()]} ${String(d.getUTCDate()).padStart(2, ' ')} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`;
-}
-
-function dovecotFailure(address: string): string {
-  return `${syslogNow()} mail dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<alice>, method=PLAIN, rip=${address}, lip=10.0.0.2, TLS, session=<x>\n`;
-}
-
-function dovecotLogin(): string {
-  return `${syslogNow()} mail dovecot: imap-login: Login: user=<bob>, method=PLAIN, rip=198.51.100.9, lip=10.0.0.2, mpid=1, TLS, session=<y>\n`;
-}
-
-/** Polls until `predicate` holds; bounded in rounds and in time, never a timing assertion. */
-async function until(what: string, predicate: () => Promise<boolean>, limitMs = 30_000): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  for (let i = 0; i < 10_000; i++) {
-    if (await predicate()) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -45,40 +20,17 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-interface Running { child: ChildProcess; stderr: string[]; exited: Promise<number | null> }
-
-async function startDaemon(t: TestContext, env: Record<string, string>): Promise<Running> {
-  const child = spawn(process.execPath, [EDGEBAN, 'run'], { env: { PATH: process.env.PATH ?? '', TZ: 'UTC', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const stderr: string[] = [];
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  t.after(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`daemon did not start: ${stderr.join('\n')}`)), 30_000);
-    void exited.then((code) => reject(new Error(`daemon exited with ${code}: ${stderr.join('\n')}`)));
-    createInterface({ input: child.stderr! }).on('line', (line) => {
-      stderr.push(line);
-      if (line.includes('edgeban running')) { clearTimeout(timer); resolve(); }
-    });
-  });
-  return { child, stderr, exited };
-}
-
 test('edgeban run with EDGEBAN_METRICS_LISTEN: /readyz follows the first successful pass, /metrics carries every series, failures show in outcomes, reload keeps counters, SIGTERM closes it', { timeout: 180_000 }, async (t) => {
   // The firewall refuses connections from the start: the first pass cannot succeed.
   const sim = await startSimulator(t, { faults: { refuse: true } });
-  const root = await tempDir(t);
-  const logDir = path.join(root, 'logs');
-  const configDir = path.join(root, 'config');
-  await mkdir(logDir);
-  await mkdir(configDir);
-  const mailLog = path.join(logDir, 'mail.log');
-  await writeFile(mailLog, '');
+  const { root, configDir, mailLog } = await mailSetup(t);
   await writeFile(path.join(configDir, 'jail.local'),
     `[dovecot]\nenabled = true\nlogpath = ${mailLog}\nmaxretry = 3\nfindtime = 10m\nbantime = 1h\n`);
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const startedAt = Date.now();
-  const daemon = await startDaemon(t, {
+  const daemon = await startCliDaemon(t, {
+    TZ: 'UTC',
     OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET, EDGEBAN_DATA_DIR: path.join(root, 'data'),
     EDGEBAN_CONFIG_DIR: configDir, EDGEBAN_RECONCILE_INTERVAL: '2', EDGEBAN_METRICS_LISTEN: `127.0.0.1:${port}`,
   });

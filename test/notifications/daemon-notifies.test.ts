@@ -1,30 +1,23 @@
 import assert from 'node:assert/strict';
-import { appendFile, mkdir, writeFile } from 'node:fs/promises';
+import { appendFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { startCliDaemon, startCliSimulator } from '../helpers/cli.ts';
-import { tempDir } from '../helpers/temp-dir.ts';
+import { mailSetup } from '../helpers/mail-setup.ts';
+import { dovecotFailure } from '../helpers/log-lines.ts';
 import { startReceiver } from './ntfy-receiver.ts';
 
 const KEY = 'notifyKey0123456789abcdef';
 const SECRET = 'notifySecret0123456789abcdef+/=';
 const TOKEN = 'tk_notifyToken0123456789abcdefgh';
 
-function dovecotFailure(address: string): string {
-  const stamp = new Date().toISOString().replace(/\.\d+Z$/, '');
-  return `${stamp} mail dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<alice>, method=PLAIN, rip=${address}, lip=10.0.0.2, TLS, session=<x>\n`;
-}
+/** An ISO-style stamp without zone, like a container runtime's log driver writes. */
+const isoStampNow = (): string => new Date().toISOString().replace(/\.\d+Z$/, '');
 
 test('edgeban run with `action = %(action_)s ntfy[…]`: a ban reaches the alias and is pushed to ntfy with topic, priority and token; the token is never logged', async (t) => {
   const sim = await startCliSimulator(t, ['--key', KEY, '--secret', SECRET, '--auth-fail-delay', '0']);
   const receiver = await startReceiver(t, { token: TOKEN });
-  const root = await tempDir(t);
-  const logDir = path.join(root, 'logs');
-  const configDir = path.join(root, 'config');
-  await mkdir(logDir);
-  await mkdir(configDir);
-  const mailLog = path.join(logDir, 'mail.log');
-  await writeFile(mailLog, '');
+  const { root, configDir, mailLog } = await mailSetup(t);
   await writeFile(path.join(configDir, 'jail.local'), [
     '[DEFAULT]',
     'action = %(action_)s',
@@ -37,7 +30,7 @@ test('edgeban run with `action = %(action_)s ntfy[…]`: a ban reaches the alias
     EDGEBAN_DATA_DIR: path.join(root, 'data'), EDGEBAN_CONFIG_DIR: configDir, EDGEBAN_LOG_LEVEL: 'debug',
   });
 
-  for (let i = 0; i < 3; i++) await appendFile(mailLog, dovecotFailure('203.0.113.45'));
+  for (let i = 0; i < 3; i++) await appendFile(mailLog, dovecotFailure('203.0.113.45', 'alice', isoStampNow()));
   await receiver.until('the ban pushed to ntfy', (requests) => requests.some((r) => r.path === '/bans' && r.status === 200 && r.body.includes('203.0.113.45')), 30_000);
   const state = (await sim.admin('state')) as { tables: Record<string, string[]> };
   assert.ok(state.tables.fail2ban_blocklist?.includes('203.0.113.45'), 'the ban is in the alias');

@@ -8,7 +8,9 @@ import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { runCli, startCliDaemon, startCliSimulator } from '../helpers/cli.ts';
+import { dovecotFailureBody, syslogNow } from '../helpers/log-lines.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
+import { until } from '../helpers/until.ts';
 import { criRecord, dockerRecord, splitRecords } from './wrap.ts';
 
 const KEY = 'containerLogKey0123456789ab';
@@ -17,9 +19,6 @@ const ALIAS = 'fail2ban_blocklist';
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
 const pad = (n: number) => String(n).padStart(2, '0');
-function syslogStamp(d: Date): string {
-  return `${MONTHS[d.getUTCMonth()]} ${String(d.getUTCDate()).padStart(2, ' ')} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`;
-}
 function clfStamp(d: Date): string {
   return `${pad(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} +0000`;
 }
@@ -27,11 +26,11 @@ const nowSec = () => Date.now() / 1000;
 
 /** Dovecot's login failure; `stamp` false: as Dovecot logs to stderr in a container, without a date. */
 function dovecot(address: string, stamp: boolean, user = 'alice'): string {
-  const body = `imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<${user}>, method=PLAIN, rip=${address}, lip=10.0.0.2, TLS, session=<x>`;
-  return stamp ? `${syslogStamp(new Date())} mail dovecot: ${body}` : body;
+  const body = dovecotFailureBody(address, user);
+  return stamp ? `${syslogNow()} mail dovecot: ${body}` : body;
 }
 function postfix(address: string): string {
-  return `${syslogStamp(new Date())} mail postfix/submission/smtpd[812]: warning: unknown[${address}]: SASL LOGIN authentication failed: UGFzc3dvcmQ6`;
+  return `${syslogNow()} mail postfix/submission/smtpd[812]: warning: unknown[${address}]: SASL LOGIN authentication failed: UGFzc3dvcmQ6`;
 }
 function traefikJson(address: string): string {
   // A quote in the path is escaped by Traefik, and again by Docker.
@@ -51,18 +50,8 @@ const SPLIT = 16_384;
  * read record by record, that tail alone would be a failure of the victim.
  */
 function splitInjection(victim: string): string {
-  const head = `${syslogStamp(new Date())} mail postfix/smtpd[812]: NOQUEUE: reject: RCPT from unknown[198.51.100.200]: 450 4.7.1 Client host rejected: cannot find your hostname, [198.51.100.200]; from=<a@example.org> to=<b@example.org> proto=ESMTP helo=<`;
-  return `${head}${'A'.repeat(SPLIT - head.length)}${syslogStamp(new Date())} mail postfix/smtpd[813]: warning: unknown[${victim}]: SASL LOGIN authentication failed: x>`;
-}
-
-async function until(what: string, predicate: () => Promise<boolean>, limitMs = 60_000): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  for (let i = 0; i < 5_000; i++) {
-    if (await predicate()) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`gave up waiting for ${what}`);
+  const head = `${syslogNow()} mail postfix/smtpd[812]: NOQUEUE: reject: RCPT from unknown[198.51.100.200]: 450 4.7.1 Client host rejected: cannot find your hostname, [198.51.100.200]; from=<a@example.org> to=<b@example.org> proto=ESMTP helo=<`;
+  return `${head}${'A'.repeat(SPLIT - head.length)}${syslogNow()} mail postfix/smtpd[813]: warning: unknown[${victim}]: SASL LOGIN authentication failed: x>`;
 }
 
 interface JailStatus { jail: string; lines: number; matches: number; failures: number; bans: number; old: number; container?: { logformat: string; records: number; lines: number; malformed: number; partialRecords: number } }
@@ -139,7 +128,7 @@ test('edgeban run on Docker json-file and CRI logs: attackers banned with logfor
   await until('every attacker in the alias', async () => {
     const list = await alias();
     return attackers.every((a) => list.includes(a));
-  });
+  }, 60_000);
 
   const statusOf = async (): Promise<Map<string, JailStatus>> => {
     const status = await runCli(['status', '--json'], { env });
@@ -150,7 +139,7 @@ test('edgeban run on Docker json-file and CRI logs: attackers banned with logfor
   await until('every record read', async () => {
     const jails = await statusOf();
     return (jails.get('dovecot-docker')?.container?.malformed ?? 0) === 1 && (jails.get('dovecot-plain')?.lines ?? 0) >= 40;
-  });
+  }, 60_000);
   const jails = await statusOf();
   for (const name of ['dovecot-docker', 'postfix-docker', 'traefik-docker', 'dovecot-k8s', 'postfix-k8s', 'traefik-k8s']) {
     assert.ok((jails.get(name)?.bans ?? 0) >= 1, `${name} banned nobody: ${JSON.stringify(jails.get(name))}`);
@@ -242,12 +231,12 @@ test('edgeban run stopped between the parts of a split line: after the restart t
 
   const first = await startCliDaemon(t, env, { readyTimeoutMs: 60_000 });
   await appendFile(criMail, `${head}\n${criRecord(postfix('198.51.100.51'), { time: nowSec(), stream: 'stderr' })}\n`);
-  await until('198.51.100.51 in the alias', async () => (await alias()).includes('198.51.100.51'));
+  await until('198.51.100.51 in the alias', async () => (await alias()).includes('198.51.100.51'), 60_000);
   assert.equal(await first.stop(), 0);
 
   await appendFile(criMail, `${tail}\n${criRecord(postfix('198.51.100.52'), { time: nowSec() })}\n`);
   const second = await startCliDaemon(t, env, { readyTimeoutMs: 60_000 });
-  await until('198.51.100.52 in the alias', async () => (await alias()).includes('198.51.100.52'));
+  await until('198.51.100.52 in the alias', async () => (await alias()).includes('198.51.100.52'), 60_000);
   const status = await runCli(['status', 'postfix-k8s', '--json'], { env });
   const jail = (JSON.parse(status.stdout) as { jails: Array<JailStatus & { container: { orphanTails: number } }> }).jails[0];
   assert.equal(jail?.container.orphanTails, 1, JSON.stringify(jail));

@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { copyFile, mkdir, open, rename, rm, stat, truncate, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { copyFile, mkdir, rename, rm, stat, truncate, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline as streamPipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -24,6 +24,7 @@ import { systemClock } from '../../src/util/clock.ts';
 import { seededRandom } from '../../src/util/seeded-random.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { until as pollUntil } from '../helpers/until.ts';
+import { AppendWriter } from '../sources/harness.ts';
 
 const TOTAL_LINES = 100_000;
 const BURST = 250;
@@ -60,31 +61,6 @@ class ObservedEngine extends JailEngine {
     const outcome = await super.onMatch(jailName, match);
     if (outcome.kind === 'counted') this.counted.set(outcome.address, (this.counted.get(outcome.address) ?? 0) + 1);
     return outcome;
-  }
-}
-
-/** Appends through one O_APPEND descriptor, as a logging daemon does; reopen() is its SIGHUP. */
-class StreamWriter {
-  readonly file: string;
-  private fh: FileHandle | null = null;
-  constructor(file: string) {
-    this.file = file;
-  }
-  async open(): Promise<void> {
-    await mkdir(path.dirname(this.file), { recursive: true });
-    this.fh = await open(this.file, 'a');
-  }
-  async close(): Promise<void> {
-    await this.fh?.close();
-    this.fh = null;
-  }
-  async reopen(): Promise<void> {
-    await this.close();
-    await this.open();
-  }
-  async write(text: string): Promise<void> {
-    if (!this.fh) throw new Error('writer not open');
-    await this.fh.write(text);
   }
 }
 
@@ -138,7 +114,7 @@ interface Phase {
 interface Ctx {
   logDir: string;
   logPath: string;
-  writer: StreamWriter;
+  writer: AppendWriter;
   /** Writes `count` lines of the current phase in bursts. */
   write: (count: number) => Promise<void>;
   /** Until the follower holds the file now at logPath open: its unread rest then survives deletion. */
@@ -251,7 +227,7 @@ test('log rotation of every kind during a 100,000-line stream: every failure cou
   // maxretry beyond the stream: nothing is banned, every failure is counted (and shows up once).
   await writeFile(path.join(configDir, 'jail.local'),
     `[dovecot]\nenabled = true\nlogpath = ${logPath}\nmaxretry = 1000000\nfindtime = 1d\nbantime = 1h\n`);
-  const writer = new StreamWriter(logPath);
+  const writer = new AppendWriter(logPath);
   await writer.open();
 
   const env = loadEnv({
@@ -293,7 +269,7 @@ test('log rotation of every kind during a 100,000-line stream: every failure cou
         }
         text += `${line}\n`;
       }
-      await writer.write(text);
+      await writer.append(text);
       await sleep(2); // reads interleave with writes
     }
   };

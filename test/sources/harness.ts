@@ -17,10 +17,9 @@ export async function waitFor(condition: () => boolean | Promise<boolean>, timeo
   return false;
 }
 
-/** Appends numbered lines through one open descriptor (O_APPEND), like a daemon's logger. */
-export class NumberedWriter {
+/** Appends through one open descriptor (O_APPEND), like a daemon's logger. */
+export class AppendWriter {
   readonly file: string;
-  written = 0;
   private fh: FileHandle | null = null;
 
   constructor(file: string) {
@@ -43,14 +42,29 @@ export class NumberedWriter {
     await this.open();
   }
 
-  async write(count: number): Promise<void> {
+  get isOpen(): boolean {
+    return this.fh !== null;
+  }
+
+  async append(text: string): Promise<void> {
     if (!this.fh) throw new Error('writer not open');
+    await this.fh.write(text);
+  }
+}
+
+/** Appends numbered lines. */
+export class NumberedWriter extends AppendWriter {
+  written = 0;
+
+  async write(count: number): Promise<void> {
+    // Checked before numbering: a write to a closed writer must not count lines it never wrote.
+    if (!this.isOpen) throw new Error('writer not open');
     let text = '';
     for (let i = 0; i < count; i++) {
       this.written++;
       text += `line ${this.written} ${'x'.repeat(this.written % 37)}\n`;
     }
-    await this.fh.write(text);
+    await this.append(text);
   }
 
   /** A burst in a few pieces with short pauses, so reads interleave with writes. */

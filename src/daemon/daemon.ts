@@ -3,7 +3,6 @@ import path from 'node:path';
 import type { EdgebanEnv } from '../config/env.ts';
 import { ControlServer } from '../control/control-server.ts';
 import { createLedgerHandlers, type JailDirectory } from '../control/ledger-handlers.ts';
-import { resetLedgerDir } from '../ledger/file-ledger-store.ts';
 import { openLedgerStore } from '../ledger/open-ledger-store.ts';
 import { Ledger } from '../ledger/ledger.ts';
 import { BanGuard } from '../jails/ban-guard.ts';
@@ -20,6 +19,7 @@ import type { ApiCallRecord } from '../targets/opnsense/client.ts';
 import { createTargetReconciler, ledgerDir } from '../targets/enforcement.ts';
 import type { OpnsenseClient } from '../targets/opnsense/client.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
+import { moveAside } from '../util/durable-files.ts';
 import { errorMessage, UserFacingError } from '../util/errors.ts';
 import { loadDaemonConfig, type DaemonConfig } from './daemon-config.ts';
 import { JailPipeline } from './jail-pipeline.ts';
@@ -90,10 +90,10 @@ export class Daemon {
       throw new UserFacingError('--reset-state applies to the file ledger only; with EDGEBAN_LEDGER=redis end bans with `edgeban unban --all` instead');
     }
     if (this.options.resetState) {
-      const aside = await resetLedgerDir(ledgerDir(env), clock.now());
+      const aside = await moveAside(ledgerDir(env), clock.now());
       if (aside) logger.warn({ movedTo: aside }, '--reset-state: the previous ledger was moved aside; starting empty');
       // Counts below maxretry start empty too; log offsets stay, so old lines are not read again.
-      const failuresAside = await resetLedgerDir(path.join(env.dataDir, 'failures'), clock.now());
+      const failuresAside = await moveAside(path.join(env.dataDir, 'failures'), clock.now());
       if (failuresAside) logger.warn({ movedTo: failuresAside }, '--reset-state: the failure journals were moved aside');
     }
     const store = await openLedgerStore(env, logger);

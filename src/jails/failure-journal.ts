@@ -1,5 +1,6 @@
 import { mkdir, open, rename, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { syncDirectory } from '../util/durable-files.ts';
 import { crc32 } from 'node:zlib';
 import type { Logger } from '../logging/logger.ts';
 import { errorMessage } from '../util/errors.ts';
@@ -359,11 +360,3 @@ function decodeRecord(buf: Buffer, o: number, record: JournalRecord, address: { 
   record.line = endOffset < 0 ? null : { pathHash: buf.readUInt32LE(o + 48), endOffset, lineHash: buf.readUInt32LE(o + 52) };
 }
 
-async function syncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}

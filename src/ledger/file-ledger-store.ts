@@ -1,6 +1,7 @@
 import { constants as fsConstants } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat, truncate, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, truncate, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { syncDirectory } from '../util/durable-files.ts';
 import { crc32 } from 'node:zlib';
 import type { Logger } from '../logging/logger.ts';
 import { UserFacingError } from '../util/errors.ts';
@@ -276,17 +277,6 @@ export class FileLedgerStore implements LedgerStore {
   }
 }
 
-/** Moves a ledger aside so the next start begins empty (`--reset-state`); returns where it went. */
-export async function resetLedgerDir(dir: string, now: number): Promise<string | null> {
-  try {
-    await stat(dir);
-  } catch {
-    return null;
-  }
-  const aside = `${dir}.reset-${new Date(now).toISOString().replace(/[:.]/g, '-')}`;
-  await rename(dir, aside);
-  return aside;
-}
 
 function encodeRecord(mutation: LedgerMutation): string {
   return encodeLine(JSON.stringify(mutation));
@@ -317,14 +307,6 @@ async function readIfExists(file: string): Promise<string | null> {
   }
 }
 
-async function syncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
 
 function isProcessAlive(pid: number): boolean {
   try {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
+import { syncDirectory } from '../util/durable-files.ts';
 import { z } from 'zod';
 import type { Logger } from '../logging/logger.ts';
 import { errorMessage } from '../util/errors.ts';
@@ -81,12 +82,7 @@ export async function saveResumeRecords(stateFile: string, records: readonly Res
   }
   await rename(tmp, stateFile);
   try {
-    const dirHandle = await open(dir, 'r');
-    try {
-      await dirHandle.sync(); // makes the rename itself durable
-    } finally {
-      await dirHandle.close();
-    }
+    await syncDirectory(dir); // makes the rename itself durable
   } catch {
     // Some filesystems refuse fsync on a directory; the rename is still atomic.
   }

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { appendFile, readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
-import { FileLedgerStore, JOURNAL_FILE, LedgerCorruptError, SNAPSHOT_FILE, resetLedgerDir } from '../../src/ledger/file-ledger-store.ts';
+import { FileLedgerStore, JOURNAL_FILE, LedgerCorruptError, SNAPSHOT_FILE } from '../../src/ledger/file-ledger-store.ts';
+import { moveAside } from '../../src/util/durable-files.ts';
 import { Ledger } from '../../src/ledger/ledger.ts';
 import { createLogger, silentLogger } from '../../src/logging/logger.ts';
 import { ManualClock } from '../../src/util/clock.ts';
@@ -140,7 +141,7 @@ test('--reset-state moves the ledger aside instead of deleting it', async (t) =>
   const ledger = await openLedger(dir, clock);
   await ledger.ban({ target: T, address: '192.0.2.77', jail: 'sshd', origin: 'jail', durationMs: 60_000 });
   await ledger.close();
-  const aside = await resetLedgerDir(dir, clock.now());
+  const aside = await moveAside(dir, clock.now());
   assert.ok(aside);
   assert.ok((await readdir(aside)).includes(JOURNAL_FILE));
   const fresh = await openLedger(dir, clock);

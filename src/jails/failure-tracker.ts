@@ -333,7 +333,8 @@ export class FailureTracker {
     this.size--;
   }
 
-  private hashOfSlot(slot: number): number {
+  /** The slot's key in a reused scratch array (valid until the next call). */
+  private keyOfSlot(slot: number): Uint32Array {
     const k = this.slotScratch;
     const o = slot * 4;
     k[0] = this.words[o]!;
@@ -341,7 +342,11 @@ export class FailureTracker {
     k[2] = this.words[o + 2]!;
     k[3] = this.words[o + 3]!;
     k[4] = this.tags[slot]!;
-    return this.hashOf(k);
+    return k;
+  }
+
+  private hashOfSlot(slot: number): number {
+    return this.hashOf(this.keyOfSlot(slot));
   }
 
   private grow(): void {
@@ -358,16 +363,7 @@ export class FailureTracker {
     if (size !== this.index.length) {
       this.index = new Int32Array(size);
       this.mask = size - 1;
-      const k = new Uint32Array(5);
-      for (let slot = this.head; slot !== NONE; slot = this.next[slot]!) {
-        const o = slot * 4;
-        k[0] = this.words[o]!;
-        k[1] = this.words[o + 1]!;
-        k[2] = this.words[o + 2]!;
-        k[3] = this.words[o + 3]!;
-        k[4] = this.tags[slot]!;
-        this.placeInIndex(slot, k);
-      }
+      for (let slot = this.head; slot !== NONE; slot = this.next[slot]!) this.placeInIndex(slot, this.keyOfSlot(slot));
     }
   }
 

@@ -14,7 +14,7 @@ import { EdgebanMetrics } from '../metrics/edgeban-metrics.ts';
 import { MetricsServer } from '../metrics/metrics-server.ts';
 import { Notifier } from '../notifications/notifier.ts';
 import { judgeReadiness, type DaemonPhase, type Readiness } from '../metrics/readiness.ts';
-import type { AliasReconciler, TargetStatus } from '../targets/alias-reconciler.ts';
+import type { AliasReconciler } from '../targets/alias-reconciler.ts';
 import type { ApiCallRecord } from '../targets/opnsense/client.ts';
 import { createTargetReconciler, ledgerDir } from '../targets/enforcement.ts';
 import type { OpnsenseClient } from '../targets/opnsense/client.ts';
@@ -134,10 +134,7 @@ export class Daemon {
 
   /** /readyz: see judgeReadiness for what "ready" means. */
   readiness(): Readiness {
-    const metrics = this.metrics;
-    // Without metrics nothing tracks past passes: the last one stands for them.
-    const lastSuccess = (status: TargetStatus) => metrics ? metrics.lastSuccess(status) : status.lastPass?.error === null ? status.lastPass : null;
-    return judgeReadiness(this.phase, this.reconcilers.map((r) => r.status()), lastSuccess);
+    return judgeReadiness(this.phase, this.reconcilers.map((r) => r.status()));
   }
 
   /** Stops reading and persists offsets and ledger. Never unbans or flushes: bans stay enforced while edgeban is down. */

@@ -38,9 +38,8 @@ export function targetLabels(status: Pick<TargetStatus, 'id' | 'alias' | 'ledger
 }
 
 interface PassRecord {
-  /** The last pass seen: the reconciler makes a new object per completed pass, so identity tells passes apart. */
-  seen: PassResult | null;
-  lastSuccess: PassResult | null;
+  /** Successful passes of this reconciler already counted as drift. */
+  counted: number;
 }
 
 /**
@@ -131,8 +130,8 @@ export class EdgebanMetrics {
     });
     const fromLastSuccess = (name: string, help: string, value: (pass: PassResult) => number) =>
       this.targetGauge(name, help, [], (gauge, status, labels) => {
-        const pass = this.lastSuccess(status);
-        if (pass) gauge.set(labels, value(pass));
+        this.observePass(status);
+        if (status.lastSuccess) gauge.set(labels, value(status.lastSuccess));
       });
     fromLastSuccess('edgeban_reconcile_last_pass_added_entries', 'Drift repaired by the last successful full pass: entries it added (missing from the alias).', (p) => p.add.length);
     fromLastSuccess('edgeban_reconcile_last_pass_removed_entries', 'Drift repaired by the last successful full pass: ended bans it removed.', (p) => p.remove.length);
@@ -166,12 +165,6 @@ export class EdgebanMetrics {
     this.observePass(status);
   }
 
-  /** The last successful full pass this reconciler (by id) completed, or null. */
-  lastSuccess(status: TargetStatus): PassResult | null {
-    this.observePass(status);
-    return this.passes.get(status.id)?.lastSuccess ?? null;
-  }
-
   async scrape(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
@@ -179,15 +172,15 @@ export class EdgebanMetrics {
   private observePass(status: TargetStatus): void {
     let record = this.passes.get(status.id);
     if (!record) {
-      record = { seen: null, lastSuccess: null };
+      record = { counted: 0 };
       this.passes.set(status.id, record);
     }
-    const pass = status.lastPass;
-    if (pass === null || pass === record.seen) return;
-    record.seen = pass;
+    // A reload rebuilt the reconciler under the same id: its count starts again.
+    if (status.successfulPasses < record.counted) record.counted = 0;
+    const pass = status.lastSuccess;
     // A pass that failed part-way repaired an unknown part of its plan: only successful ones count as drift.
-    if (pass.error !== null) return;
-    record.lastSuccess = pass;
+    if (pass === null || status.successfulPasses === record.counted) return;
+    record.counted = status.successfulPasses;
     const labels = targetLabels(status);
     this.driftAdded.inc(labels, pass.add.length);
     this.driftRemoved.inc(labels, pass.remove.length);

@@ -1,4 +1,4 @@
-import type { PassResult, TargetStatus } from '../targets/alias-reconciler.ts';
+import type { TargetStatus } from '../targets/alias-reconciler.ts';
 import { targetLabels } from './edgeban-metrics.ts';
 
 export type DaemonPhase = 'starting' | 'running' | 'stopping';
@@ -28,13 +28,13 @@ export interface Readiness {
  * or alias) is not ready: only an operator can fix it, and a rollout with a broken key must not
  * look healthy.
  */
-export function judgeReadiness(phase: DaemonPhase, targets: readonly TargetStatus[], lastSuccess: (status: TargetStatus) => PassResult | null): Readiness {
+export function judgeReadiness(phase: DaemonPhase, targets: readonly TargetStatus[]): Readiness {
   const judged = targets.map((status): TargetReadiness => {
     const labels = targetLabels(status);
     const kind = status.lastError?.kind;
     let reason: string | null = null;
     if (status.state === 'degraded') reason = `degraded (${kind ?? 'unknown'}): needs a fix on the firewall or in the credentials`;
-    else if (lastSuccess(status) === null) reason = `no successful full pass yet (state ${status.state}${kind ? `, last error ${kind}` : ''})`;
+    else if (status.lastSuccess === null) reason = `no successful full pass yet (state ${status.state}${kind ? `, last error ${kind}` : ''})`;
     return { ...labels, state: status.state, ready: reason === null, reason };
   });
   let reason: string | null = null;

@@ -66,6 +66,10 @@ export interface TargetStatus {
   killStates: boolean;
   lastError: { kind: ApiErrorKind | 'internal'; message: string; at: number } | null;
   lastPass: PassResult | null;
+  /** The last full pass that finished without an error (the alias then held what the ledger wanted, or was reported unconfirmed). */
+  lastSuccess: PassResult | null;
+  /** Full passes finished without an error since this reconciler was built. */
+  successfulPasses: number;
 }
 
 const DEFAULT_RETRY: RetryPolicy = { retries: 4, minTimeoutMs: 200, maxTimeoutMs: 5_000 };
@@ -99,6 +103,8 @@ export class AliasReconciler {
   private aliasChecked = false;
   private lastError: TargetStatus['lastError'] = null;
   private lastPass: PassResult | null = null;
+  private lastSuccess: PassResult | null = null;
+  private successfulPasses = 0;
   private passRunning: Promise<PassResult> | null = null;
   private passTimer: TimerHandle | null = null;
   private consecutiveFailures = 0;
@@ -143,6 +149,8 @@ export class AliasReconciler {
       killStates: this.killStatesEnabled,
       lastError: this.lastError,
       lastPass: this.lastPass,
+      lastSuccess: this.lastSuccess,
+      successfulPasses: this.successfulPasses,
     };
   }
 
@@ -213,6 +221,8 @@ export class AliasReconciler {
     }
     this.consecutiveFailures = 0;
     this.lastPass = { ...plan, ok: unconfirmed.length === 0, at, unconfirmed, error: null };
+    this.lastSuccess = this.lastPass;
+    this.successfulPasses++;
     if (this.dirty.size === 0 && this.inFlight.size === 0 && unconfirmed.length === 0) this.state = 'in-sync';
     this.log.info({ added: plan.add.length, removed: plan.remove.length, foreign: plan.foreign.length, inAlias: this.remote?.size, unconfirmed: unconfirmed.length }, 'full reconcile pass done');
     return this.lastPass;

@@ -16,8 +16,13 @@ function pass(overrides: Partial<PassResult> = {}): PassResult {
 function status(overrides: Partial<TargetStatus> = {}): TargetStatus {
   return {
     id: `${FIREWALL} ${ALIAS}`, alias: ALIAS, ledgerTarget: ALIAS, state: 'in-sync', aliasType: 'external', inAlias: 3,
-    pending: 0, rejected: [], killStates: true, lastError: null, lastPass: null, ...overrides,
+    pending: 0, rejected: [], killStates: true, lastError: null, lastPass: null, lastSuccess: null, successfulPasses: 0, ...overrides,
   };
+}
+
+/** A reconciler's status fields after its `count`th successful pass `p`. */
+function succeeded(p: PassResult, count: number): Partial<TargetStatus> {
+  return { lastPass: p, lastSuccess: p, successfulPasses: count };
 }
 
 const target = { target: ALIAS, firewall: FIREWALL, alias: ALIAS };
@@ -57,7 +62,7 @@ test('registry: counters, bans from the ledger, target gauges and drift, from fa
   assert.ok(select(samples, 'process_cpu_user_seconds_total').length === 1, 'process metrics missing');
 
   // A successful pass repairs drift; scraped twice, it is counted once.
-  current = status({ lastPass: pass({ add: ['a', 'b'], remove: ['c'], foreign: ['d'] }) });
+  current = status(succeeded(pass({ add: ['a', 'b'], remove: ['c'], foreign: ['d'] }), 1));
   await metrics.scrape();
   samples = parseExposition((await metrics.scrape()).body);
   assert.equal(valueOf(samples, 'edgeban_reconcile_last_pass_added_entries', target), 2);
@@ -68,9 +73,10 @@ test('registry: counters, bans from the ledger, target gauges and drift, from fa
   assert.equal(valueOf(samples, 'edgeban_reconcile_last_success_timestamp_seconds', target), 1_700_000_000);
 
   // Between two scrapes: another successful pass, seen through an API call of the next (failing) pass, then the failure.
-  current = status({ lastPass: pass({ add: ['e'], at: 1_700_000_060_000 }) });
+  const second = pass({ add: ['e'], at: 1_700_000_060_000 });
+  current = status(succeeded(second, 2));
   metrics.apiCall(current, { endpoint: 'POST firewall/alias_util/list', outcome: 'network', ms: 12 });
-  current = status({ state: 'unreachable', lastError: { kind: 'network', message: 'refused', at: 0 }, lastPass: pass({ ok: false, error: 'refused', at: 1_700_000_120_000 }) });
+  current = status({ state: 'unreachable', lastError: { kind: 'network', message: 'refused', at: 0 }, lastPass: pass({ ok: false, error: 'refused', at: 1_700_000_120_000 }), lastSuccess: second, successfulPasses: 2 });
   samples = parseExposition((await metrics.scrape()).body);
   assert.equal(valueOf(samples, 'edgeban_reconcile_added_entries_total', target), 3);
   assert.equal(valueOf(samples, 'edgeban_reconcile_last_success_timestamp_seconds', target), 1_700_000_060, 'a failed pass is not a success');
@@ -89,19 +95,18 @@ test('registry: counters, bans from the ledger, target gauges and drift, from fa
 });
 
 test('readiness: running, every target past a successful pass, none degraded; a later outage keeps it ready', () => {
-  const none = () => null;
-  const done = () => pass();
-  assert.equal(judgeReadiness('starting', [], none).ready, false);
-  assert.equal(judgeReadiness('stopping', [status()], done).ready, false);
-  assert.equal(judgeReadiness('running', [], none).ready, true, 'no target: nothing to wait for');
+  const done = { lastSuccess: pass(), successfulPasses: 1 };
+  assert.equal(judgeReadiness('starting', []).ready, false);
+  assert.equal(judgeReadiness('stopping', [status(done)]).ready, false);
+  assert.equal(judgeReadiness('running', []).ready, true, 'no target: nothing to wait for');
 
-  const refusing = judgeReadiness('running', [status({ state: 'unreachable', lastError: { kind: 'network', message: 'connect ECONNREFUSED 127.0.0.1:1', at: 0 } })], none);
+  const refusing = judgeReadiness('running', [status({ state: 'unreachable', lastError: { kind: 'network', message: 'connect ECONNREFUSED 127.0.0.1:1', at: 0 } })]);
   assert.equal(refusing.ready, false);
   assert.match(refusing.targets[0]?.reason ?? '', /no successful full pass yet \(state unreachable, last error network\)/);
   assert.ok(!JSON.stringify(refusing).includes('127.0.0.1:1'), 'error texts are not repeated in /readyz');
 
-  assert.equal(judgeReadiness('running', [status({ state: 'unreachable' })], done).ready, true, 'an outage after a successful pass');
-  const degraded = judgeReadiness('running', [status({ state: 'degraded', lastError: { kind: 'auth', message: '401', at: 0 } })], done);
+  assert.equal(judgeReadiness('running', [status({ state: 'unreachable', ...done })]).ready, true, 'an outage after a successful pass');
+  const degraded = judgeReadiness('running', [status({ state: 'degraded', lastError: { kind: 'auth', message: '401', at: 0 }, ...done })]);
   assert.equal(degraded.ready, false);
   assert.match(degraded.targets[0]?.reason ?? '', /degraded \(auth\)/);
   assert.deepEqual(degraded.targets.map((t) => [t.firewall, t.alias]), [[FIREWALL, ALIAS]]);

@@ -1,6 +1,6 @@
 import { exitCodeFor, formatLine, worstStatus } from '../doctor/check-result.ts';
 import { runDoctor } from '../doctor/run-doctor.ts';
-import { createLogger, scrubSecrets } from '../logging/logger.ts';
+import { createCommandLogger, scrubSecrets } from '../logging/logger.ts';
 import { systemClock } from '../util/clock.ts';
 import { UserFacingError } from '../util/errors.ts';
 import { parseCommandFlags } from './parse-command-flags.ts';
@@ -32,7 +32,7 @@ export async function runDoctorCommand(argv: string[]): Promise<number> {
     env: process.env,
     clock: systemClock,
     // API calls log at debug only; doctor's own lines are the report.
-    logger: (env) => createLogger({ level: env.logLevel === 'info' ? 'warn' : env.logLevel, secrets: env.secrets }),
+    logger: createCommandLogger,
     staleAfterSec: Number(values['stale-after']),
     tailLines: Number(values.lines),
     onResult: values.json ? undefined : (result, secrets) => process.stdout.write(`${scrubSecrets(formatLine(result), secrets)}\n`),

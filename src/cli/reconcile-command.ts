@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { loadEnv } from '../config/env.ts';
-import { createLogger } from '../logging/logger.ts';
+import { createCommandLogger } from '../logging/logger.ts';
 import type { PassPlan } from '../targets/alias-reconciler.ts';
 import { buildEnforcement, openLedgerForCommand } from '../targets/enforcement.ts';
 import { systemClock } from '../util/clock.ts';
@@ -22,7 +22,7 @@ export async function runReconcileCommand(argv: string[]): Promise<number> {
     throw new UserFacingError(`${(error as Error).message}\nusage: edgeban reconcile [--dry-run] [--json] [--all]`);
   }
   const env = loadEnv();
-  const logger = createLogger({ level: env.logLevel === 'info' ? 'warn' : env.logLevel, secrets: env.secrets });
+  const logger = createCommandLogger(env);
   const { ledger, readOnly } = await openLedgerForCommand(env, systemClock, logger);
   const effectiveEnv = readOnly && env.foreignPolicy === 'adopt' ? { ...env, foreignPolicy: 'keep' as const } : env;
   const enforcement = buildEnforcement(effectiveEnv, ledger, systemClock, logger);

@@ -1,5 +1,5 @@
 import { loadEnv, type EdgebanEnv } from '../config/env.ts';
-import { createLogger, scrubSecrets } from '../logging/logger.ts';
+import { createCommandLogger, scrubSecrets } from '../logging/logger.ts';
 import { applySetup, planChanges, planSetup, SETUP_PRIVILEGES, type SetupPlan } from '../setup/opnsense-setup.ts';
 import { familyLabel } from '../setup/block-rule.ts';
 import { OpnsenseAdminClient } from '../targets/opnsense/admin-client.ts';
@@ -44,7 +44,7 @@ export async function runSetupOpnsenseCommand(argv: string[]): Promise<number> {
   if (values === null) return 0;
   if (!INTERFACE_KEY.test(values.interface)) throw new UserFacingError(`--interface: ${JSON.stringify(values.interface)} is not an OPNsense interface key such as wan or opt1`);
   const env: EdgebanEnv = loadEnv({ env: setupEnvironment() });
-  const logger = createLogger({ level: env.logLevel === 'info' ? 'warn' : env.logLevel, secrets: env.secrets });
+  const logger = createCommandLogger(env);
   const options = { alias: env.alias, interface: values.interface };
   const lines: string[] = [];
   const out = (line: string) => {

@@ -48,6 +48,14 @@ export function scrubSecrets(text: string, secrets: readonly string[]): string {
   return out;
 }
 
+/**
+ * The logger of a one-shot command (reconcile, doctor, setup-opnsense): its report goes to stdout,
+ * so the default `info` chatter is lowered to warnings; an explicit debug level is kept.
+ */
+export function createCommandLogger(env: { logLevel: string; secrets: readonly string[] }): Logger {
+  return createLogger({ level: env.logLevel === 'info' ? 'warn' : env.logLevel, secrets: env.secrets });
+}
+
 /** A logger that drops everything, for tests that do not look at logs. */
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });

@@ -19,6 +19,8 @@ export interface RedisLedgerStoreOptions {
   compactAfterRecords?: number;
   /** How long one blocking read waits before checking again (ms). */
   blockMs?: number;
+  /** How long open() waits for Redis to answer (ms). */
+  connectTimeoutMs?: number;
   /** Extra ioredis options (tests shorten the reconnect backoff). */
   redisOptions?: Partial<RedisOptions>;
 }
@@ -33,6 +35,7 @@ export class RedisLedgerCorruptError extends UserFacingError {
 }
 
 const FORMAT = 'edgeban-ledger-1';
+const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 const PAGE = 1000;
 const LOAD_ATTEMPTS = 5;
 // A replaced snapshot lingers this long, so a replica loading it meanwhile can finish.
@@ -134,6 +137,8 @@ export class RedisLedgerStore implements LedgerStore {
   private closed = false;
   private readonly closedSignal = Promise.withResolvers<void>();
   private connectionDown = false;
+  /** The last connection error, for messages. */
+  private lastError: string | null = null;
 
   private constructor(options: RedisLedgerStoreOptions) {
     this.logger = options.logger.child({ component: 'redis-ledger' });
@@ -157,11 +162,19 @@ export class RedisLedgerStore implements LedgerStore {
 
   static async open(options: RedisLedgerStoreOptions): Promise<RedisLedgerStore> {
     const store = new RedisLedgerStore(options);
+    const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await store.redis.ping();
+      // ioredis would keep the PING queued through 20 reconnect attempts: a command run by hand waited a minute.
+      await Promise.race([
+        store.redis.ping(),
+        new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms${store.lastError ? ` (${store.lastError})` : ''}`)), timeoutMs); }),
+      ]);
     } catch (error) {
       await store.close();
       throw new UserFacingError(`cannot reach Redis for the shared ledger (EDGEBAN_REDIS_URL): ${describe(error)}`);
+    } finally {
+      clearTimeout(timer);
     }
     return store;
   }
@@ -185,7 +198,11 @@ export class RedisLedgerStore implements LedgerStore {
     if (mutations.length === 0) return Promise.resolve();
     if (this.closed) return Promise.reject(new Error('ledger store closed'));
     if (!this.loaded) return Promise.reject(new Error('ledger store used before load()'));
-    for (const mutation of mutations) this.view.apply(mutation);
+    // Fail at once rather than queue behind reconnects: the caller (a jail, `edgeban ban`) learns
+    // now that nothing was recorded, and nothing lands later that it was told had failed.
+    if (this.redis.status !== 'ready') {
+      return Promise.reject(new Error(`the shared ledger in Redis is unreachable${this.lastError ? ` (${this.lastError})` : ''}; nothing was recorded`));
+    }
     return this.write(mutations);
   }
 
@@ -209,6 +226,11 @@ export class RedisLedgerStore implements LedgerStore {
     } finally {
       await this.redis.eval(RELEASE_LOCK_SCRIPT, 1, lockKey, this.writerId);
     }
+  }
+
+  /** Damage to the shared ledger is refused at load (RedisLedgerCorruptError), not recovered here yet. */
+  damage(): null {
+    return null;
   }
 
   wantsCompaction(): boolean {
@@ -278,12 +300,14 @@ export class RedisLedgerStore implements LedgerStore {
     try {
       id = await this.redis.xadd(this.journalKey, '*', 'w', this.writerId, 'n', String(seq), 'm', JSON.stringify(mutations));
     } catch (error) {
-      // Not stored (as far as we know): the view goes back to what the stream says.
+      // Not stored (as far as we know): whatever the tail delivered meanwhile stays as the stream has it.
       this.settle(seq);
       this.deliver(this.reconcile(new Set(pending.keys)));
       throw error;
     }
     pending.id = id;
+    // Durable now: the Ledger applies it as this resolves (it may already have arrived through the tail).
+    for (const mutation of mutations) this.view.apply(mutation);
     // Already passed by a reload that covered it: it will never be read back one by one.
     if (id !== null && this.pending.has(seq) && compareIds(id, this.lastId) <= 0) {
       this.settle(seq);
@@ -542,6 +566,7 @@ export class RedisLedgerStore implements LedgerStore {
   }
 
   private connectionLost(error: Error): void {
+    this.lastError = describe(error);
     if (this.closed || this.connectionDown) return;
     this.connectionDown = true;
     this.logger.warn({ err: describe(error) }, 'lost the connection to Redis (shared ledger); reconnecting');

@@ -228,6 +228,11 @@ export class RedisLedgerStore implements LedgerStore {
     }
   }
 
+  /** Whether the writing connection to Redis is up. */
+  get connected(): boolean {
+    return this.redis.status === 'ready';
+  }
+
   /** Damage to the shared ledger is refused at load (RedisLedgerCorruptError), not recovered here yet. */
   damage(): null {
     return null;

@@ -4,6 +4,7 @@ import { parseDuration } from '../config/fail2ban/duration.ts';
 import { ControlClient, DaemonNotRunningError, type ControlEndpoint } from '../control/control-client.ts';
 import { createLedgerHandlers } from '../control/ledger-handlers.ts';
 import type { BanOutcome, BannedEntry, ControlHandlers } from '../control/protocol.ts';
+import type { LedgerDamage } from '../ledger/ledger-store.ts';
 import { createLogger } from '../logging/logger.ts';
 import type { TargetStatus } from '../targets/alias-reconciler.ts';
 import { openLedgerForCommand } from '../targets/enforcement.ts';
@@ -124,19 +125,21 @@ export async function runBannedCommand(argv: string[]): Promise<number> {
 export async function runStatusCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, { json: { type: 'boolean' } }, 'edgeban status [JAIL] [--json]');
   return withHandlers(values, false, async (handlers) => {
-    const status = await handlers.status(positionals[0] ?? null) as { activeBans: number; targets: TargetStatus[]; jails: unknown };
+    const status = await handlers.status(positionals[0] ?? null) as { activeBans: number; targets: TargetStatus[]; jails: unknown; ledgerDamage?: LedgerDamage | null };
     if (values.json) {
       out(JSON.stringify(status));
       return 0;
     }
     out(`active bans: ${status.activeBans}`);
+    const damage = status.ledgerDamage;
+    if (damage) out(`ledger: recovered from damage at ${new Date(damage.at).toISOString()}, ${damage.keptClaims} claims kept: ${damage.problems.join('; ')}${damage.movedAside.length > 0 ? `; damaged files kept as ${damage.movedAside.join(', ')}` : ''}`);
     for (const t of status.targets) {
       const last = t.lastPass ? `last full pass ${new Date(t.lastPass.at).toISOString()} ${t.lastPass.ok ? 'ok' : `failed: ${t.lastPass.error ?? `${t.lastPass.unconfirmed.length} unconfirmed`}`}` : 'no full pass yet';
       out(`target ${t.id}: ${t.state}; ${t.inAlias ?? '?'} in the alias, ${t.pending} pending; ${last}`);
       if (t.lastError && t.state !== 'in-sync') out(`  last error: ${t.lastError.message}`);
     }
     if (status.jails !== null) out(JSON.stringify(status.jails, null, 2));
-    return status.targets.some((t) => t.state === 'degraded') ? 1 : 0;
+    return status.targets.some((t) => t.state === 'degraded') || damage ? 1 : 0;
   });
 }
 

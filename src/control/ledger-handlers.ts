@@ -38,6 +38,7 @@ export function createLedgerHandlers(options: LedgerHandlersOptions): ControlHan
         activeBans: new Set(active.map((c) => `${c.target} ${c.address}`)).size,
         targets: options.targets(),
         jails: jails?.status(jail) ?? null,
+        ledgerDamage: ledger.damage(),
       };
     },
     async ban(command: BanCommand) {

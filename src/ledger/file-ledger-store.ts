@@ -24,8 +24,9 @@ const HEADER_JSON_WIDTH = 200;
 export class LedgerCorruptError extends UserFacingError {
   readonly file: string;
   constructor(file: string, line: number, reason: string) {
-    super(`ledger file ${file} is corrupt at line ${line}: ${reason}. edgeban will not start on a damaged ledger; ` +
-      'restore it from a backup, or start once with --reset-state to begin with an empty ledger (the old files are kept aside)');
+    super(`ledger file ${file} is corrupt at line ${line}: ${reason}. edgeban will not start on a ledger it cannot read; ` +
+      'restore the file from a backup, or move it aside and start again: edgeban then keeps every ban it can read from the other file and reports what was lost ' +
+      '(--reset-state would begin with an empty ledger)');
     this.name = 'LedgerCorruptError';
     this.file = file;
   }
@@ -434,6 +435,8 @@ export class FileLedgerStore implements LedgerStore {
     const problems: string[] = [];
     let header: JournalHeader | null = null;
     let offset = 0;
+    // Byte positions, counted line by line (the text is UTF-8 decoded).
+    let bytes = 0;
     let goodLength = 0;
     let bad: number[] = [];
     let lineNumber = 0;
@@ -443,13 +446,14 @@ export class FileLedgerStore implements LedgerStore {
       const complete = newline !== -1;
       const line = text.slice(offset, complete ? newline : text.length);
       offset = complete ? newline + 1 : text.length;
+      bytes += Buffer.byteLength(line) + (complete ? 1 : 0);
       if (line.replace(/\0/g, '').trim() === '') continue;
       const decoded = complete ? decodeLine(line) : { ok: false as const, reason: 'incomplete record' };
       if (lineNumber === 1 && decoded.ok && (decoded.value as Partial<JournalHeader>).format === JOURNAL_FORMAT) {
         const value = decoded.value as JournalHeader;
         if (value.version !== FORMAT_VERSION) throw new LedgerCorruptError(this.journalPath, 1, `journal format version ${value.version} is not one this edgeban reads`);
         header = value;
-        goodLength = Buffer.byteLength(text.slice(0, offset));
+        goodLength = bytes;
         continue;
       }
       if (lineNumber === 1 && !decoded.ok) problems.push(`journal ${this.journalPath}: its header (line 1) is unreadable (${decoded.reason})`);
@@ -460,7 +464,7 @@ export class FileLedgerStore implements LedgerStore {
           bad = [];
         }
         records.push(record);
-        goodLength = Buffer.byteLength(text.slice(0, offset));
+        goodLength = bytes;
       } else if (lineNumber > 1 || decoded.ok) {
         bad.push(lineNumber);
       }
@@ -469,8 +473,7 @@ export class FileLedgerStore implements LedgerStore {
       // A version-1 journal has no sequence numbers to tell what was lost: refuse, as it always did.
       throw new LedgerCorruptError(this.journalPath, 1, problems[0]!);
     }
-    const totalBytes = Buffer.byteLength(text);
-    return { header, records, goodLength, tornBytes: totalBytes - goodLength, problems };
+    return { header, records, goodLength, tornBytes: bytes - goodLength, problems };
   }
 
   private async acquireLock(): Promise<void> {

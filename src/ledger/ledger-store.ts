@@ -20,7 +20,8 @@ import type { BanClaim, LedgerMutation } from './ban-claim.ts';
  *   unreadable records in the middle, a journal cut short) is detected at `load`: every readable
  *   record is kept, the damaged data is moved aside, a clean copy is written, and what was lost
  *   is logged as an error and reported by `damage()` (shown by `edgeban status`). `load` throws
- *   only for damage it cannot read around (an unknown format, an unreadable header).
+ *   only for what it cannot read around (a snapshot whose header is unreadable, a format version
+ *   it does not know), naming the file and line.
  */
 export interface LedgerStore {
   /** Every claim, active and historical, as stored; recovers as the contract says. */

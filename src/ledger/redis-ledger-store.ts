@@ -5,7 +5,7 @@ import type { Logger } from '../logging/logger.ts';
 import { UserFacingError } from '../util/errors.ts';
 import { BanClaimSchema, LedgerMutationSchema, type BanClaim, type LedgerMutation } from './ban-claim.ts';
 import { ClaimIndex } from './claim-index.ts';
-import type { LedgerStore } from './ledger-store.ts';
+import type { LedgerDamage, LedgerStore } from './ledger-store.ts';
 
 export interface RedisLedgerStoreOptions {
   /** redis:// or rediss:// (TLS). */
@@ -84,6 +84,13 @@ redis.call('HSET', KEYS[1], 'snapshotId', ARGV[2], 'snapshotKey', KEYS[3], 'clai
 redis.call('XTRIM', KEYS[2], 'MINID', meta[2])
 return 1`;
 
+// Points the meta away from a snapshot key that no longer exists (same epoch and key as read).
+const UNLINK_LOST_SNAPSHOT_SCRIPT = `
+local meta = redis.call('HMGET', KEYS[1], 'epoch', 'snapshotKey')
+if meta[1] ~= ARGV[1] or meta[2] ~= KEYS[2] or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'snapshotKey', '', 'claims', '0')
+return 1`;
+
 const RELEASE_LOCK_SCRIPT = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
@@ -137,6 +144,7 @@ export class RedisLedgerStore implements LedgerStore {
   private closed = false;
   private readonly closedSignal = Promise.withResolvers<void>();
   private connectionDown = false;
+  private damageReport: LedgerDamage | null = null;
   /** The last connection error, for messages. */
   private lastError: string | null = null;
 
@@ -189,6 +197,7 @@ export class RedisLedgerStore implements LedgerStore {
   async load(): Promise<BanClaim[]> {
     const state = await this.readState(true);
     this.installState(state);
+    if (this.damageReport) this.damageReport.keptClaims = state.index.size;
     this.view = copyIndex(state.index);
     this.loaded = true;
     return [...state.index.all()];
@@ -233,9 +242,9 @@ export class RedisLedgerStore implements LedgerStore {
     return this.redis.status === 'ready';
   }
 
-  /** Damage to the shared ledger is refused at load (RedisLedgerCorruptError), not recovered here yet. */
-  damage(): null {
-    return null;
+  /** A lost snapshot found by load (recovered from the journal); entries that are not mutations still stop load. */
+  damage(): LedgerDamage | null {
+    return this.damageReport;
   }
 
   wantsCompaction(): boolean {
@@ -359,7 +368,11 @@ export class RedisLedgerStore implements LedgerStore {
     for (let attempt = 1; attempt <= LOAD_ATTEMPTS; attempt++) {
       const meta = await this.ensureMeta();
       const index = new ClaimIndex();
-      const claims = await this.readSnapshot(meta);
+      let claims = await this.readSnapshot(meta);
+      if (claims === null && await this.snapshotLost(meta)) {
+        this.recordDamage(`snapshot key ${meta.snapshotKey} is missing: the ${meta.claims} claims it held (every ban recorded up to journal entry ${meta.snapshotId}) are lost`);
+        claims = [];
+      }
       // The snapshot was replaced and expired under us: start over from the new one.
       if (claims === null) continue;
       for (const claim of claims) index.apply({ op: 'ban', claim });
@@ -407,6 +420,23 @@ export class RedisLedgerStore implements LedgerStore {
     const meta = parseMeta(fields);
     if (meta === null) throw new RedisLedgerCorruptError(this.metaKey, 'meta', `not an edgeban ledger (format ${FORMAT} expected)`);
     return meta;
+  }
+
+  /**
+   * Whether the snapshot `meta` names is gone for good (deleted, or lost by Redis) rather than
+   * replaced by a compaction meanwhile. A lost snapshot is unlinked from the meta, so the next
+   * load starts from the journal without reporting it again.
+   */
+  private async snapshotLost(meta: Meta): Promise<boolean> {
+    if (await this.redis.exists(meta.snapshotKey) === 1) return false;
+    const unlinked = await this.redis.eval(UNLINK_LOST_SNAPSHOT_SCRIPT, 2, this.metaKey, meta.snapshotKey, meta.epoch);
+    return unlinked === 1;
+  }
+
+  private recordDamage(problem: string): void {
+    this.logger.error({ key: this.metaKey }, `the shared ledger in Redis was damaged: ${problem}. Every readable ban was kept; bans that were lost are no longer known to edgeban: their firewall entries count as foreign until removed or re-banned.`);
+    this.damageReport ??= { at: Date.now(), problems: [], movedAside: [], keptClaims: 0 };
+    this.damageReport.problems.push(problem);
   }
 
   /** The snapshot's claims; null when it vanished or was replaced meanwhile (read again). */

@@ -64,6 +64,8 @@ export class Ledger {
   private expiryTimerAt = Infinity;
   private unsubscribeRemote: () => void = () => {};
   private compacting: Promise<void> | null = null;
+  /** Commits whose write has not settled (or whose settling is not yet applied to memory). */
+  private inFlight = 0;
   private closed = false;
 
   private constructor(options: LedgerOptions) {
@@ -217,7 +219,12 @@ export class Ledger {
    */
   private async commit(mutations: LedgerMutation[]): Promise<void> {
     if (mutations.length === 0) return;
-    await this.store.append(mutations);
+    this.inFlight++;
+    try {
+      await this.store.append(mutations);
+    } finally {
+      this.inFlight--;
+    }
     const changes: LedgerChange[] = [];
     for (const mutation of mutations) {
       if (this.index.apply(mutation)) changes.push(changeOf(mutation));
@@ -248,8 +255,12 @@ export class Ledger {
     }
   }
 
+  /**
+   * Compacts only when memory holds everything the store has written: with a write still in
+   * flight, the snapshot would cover records whose mutations the claims handed over lack.
+   */
   private maybeCompact(): void {
-    if (this.compacting || !this.store.wantsCompaction()) return;
+    if (this.compacting || this.inFlight > 0 || !this.store.wantsCompaction()) return;
     const cutoff = this.clock.now() - this.historyRetentionMs;
     let purged = 0;
     for (const claim of [...this.index.all()]) {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { appendFile, readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
+import { crc32 } from 'node:zlib';
 import { FileLedgerStore, JOURNAL_FILE, SNAPSHOT_FILE } from '../../src/ledger/file-ledger-store.ts';
 import { moveAside } from '../../src/util/durable-files.ts';
 import { Ledger } from '../../src/ledger/ledger.ts';
@@ -111,4 +112,43 @@ test('--reset-state moves the ledger aside instead of deleting it', async (t) =>
   const fresh = await openLedger(dir, clock);
   assert.equal(fresh.activeAddresses(T).size, 0);
   await fresh.close();
+});
+
+test('compaction while bans are still being written loses none of them', async (t) => {
+  const dir = await tempDir(t);
+  const clock = new ManualClock();
+  const ledger = await openLedger(dir, clock, { compactAfterRecords: 5 });
+  const addresses = Array.from({ length: 300 }, (_, i) => `198.51.100.${i % 250}`);
+  // Many bans at once: group commit writes them in batches while earlier ones settle and trigger compaction.
+  for (let round = 0; round < 4; round++) {
+    await Promise.all(addresses.map((address, i) => ledger.ban({ target: T, address, jail: `j${round}-${i}`, origin: 'jail', durationMs: 3_600_000 })));
+  }
+  const expected = ledger.activeClaims().length;
+  assert.equal(expected, 1200);
+  await ledger.close();
+  const journalLines = (await readFile(path.join(dir, JOURNAL_FILE), 'utf8')).split('\n').filter(Boolean).length;
+  assert.ok(journalLines < 1200, `compaction ran (${journalLines} journal lines)`);
+  const reopened = await openLedger(dir, clock);
+  assert.equal(reopened.activeClaims().length, expected, 'every ban made during compaction survives a restart');
+  assert.equal(reopened.damage(), null);
+  await reopened.close();
+});
+
+test('a ledger written by the previous version (no record numbers) loads and is rewritten with them', async (t) => {
+  const dir = await tempDir(t);
+  const line = (value: unknown) => { const json = JSON.stringify(value); return `${crc32(json).toString(16).padStart(8, '0')} ${json}\n`; };
+  const claim = { target: T, address: '192.0.2.60', jail: 'sshd', origin: 'jail', bannedAt: 1, expiresAt: null, endedAt: null, banCount: 1 };
+  await writeFile(path.join(dir, SNAPSHOT_FILE), line({ format: 'edgeban-ledger', version: 1, claims: 1 }) + line(claim));
+  await writeFile(path.join(dir, JOURNAL_FILE), line({ op: 'ban', claim: { ...claim, address: '198.51.100.60' } }) + line({ op: 'end', target: T, address: '192.0.2.60', jail: null, at: 5 }));
+  const clock = new ManualClock();
+  const ledger = await openLedger(dir, clock);
+  assert.deepEqual([...ledger.activeAddresses(T)], ['198.51.100.60']);
+  assert.equal(ledger.isKnown(T, '192.0.2.60'), true);
+  assert.equal(ledger.damage(), null);
+  await ledger.close();
+  assert.match(await readFile(path.join(dir, SNAPSHOT_FILE), 'utf8'), /"version":2/);
+  const reopened = await openLedger(dir, clock);
+  assert.deepEqual([...reopened.activeAddresses(T)], ['198.51.100.60']);
+  assert.equal(reopened.damage(), null);
+  await reopened.close();
 });

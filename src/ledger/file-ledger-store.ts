@@ -197,7 +197,8 @@ export class FileLedgerStore implements LedgerStore {
     this.lastSeq = lastSeq;
     this.liveClaims = index.size;
     const claims = [...index.all()];
-    this.ledgerId = snapshot?.header?.ledger ?? journal?.header?.ledger ?? randomUUID();
+    // A version-1 snapshot has no ledger id: the rewrite gives it one.
+    this.ledgerId = snapshot?.header?.ledger || journal?.header?.ledger || randomUUID();
     this.journalAfter = journal?.header?.after ?? snapshotSeq;
 
     if (problems.length > 0) await this.recover(problems, claims);
@@ -354,10 +355,11 @@ export class FileLedgerStore implements LedgerStore {
       await flush();
       await handle.sync();
     } catch (error) {
-      throw new LedgerWriteError(temporary, error);
-    } finally {
       await handle.close();
+      await rm(temporary, { force: true });
+      throw new LedgerWriteError(temporary, error);
     }
+    await handle.close();
     await rename(temporary, file);
   }
 

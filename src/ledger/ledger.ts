@@ -47,8 +47,9 @@ interface ExpiryEntry { at: number; target: string; address: string }
 /**
  * The single source of truth for what must be banned. Mutations are written durably, and only
  * then applied in memory and announced to listeners (the reconcilers), so nothing reaches a
- * firewall, or is shown by the CLI, that a crash or a failed write could forget. Expiry needs no write: a claim past `expiresAt` is simply inactive,
- * and a timer announces the change when that moment comes.
+ * firewall, or is shown by the CLI, that a crash or a failed write could forget. Expiry needs no
+ * write: a claim past `expiresAt` is simply inactive, and a timer announces the change when that
+ * moment comes.
  */
 export class Ledger {
   private readonly store: LedgerStore;

@@ -109,8 +109,9 @@ interface CatchUpWaiter { target: string; resolve: () => void }
  * claim semantics stay in one place (ClaimIndex), not re-implemented in Lua. Memory stays bounded
  * by compaction: a snapshot of the state at a journal position, then the journal is trimmed.
  *
- * Convergence: the Ledger applies its own mutations before they reach Redis, so two replicas
- * mutating one claim at once would each end with the other's version. The store therefore keeps
+ * Convergence: the Ledger applies its own mutations once Redis acknowledged them, in the order
+ * it made them, not in stream order, so two replicas mutating one claim at once would each end
+ * with its own version. The store therefore keeps
  * `mirror` (the state replayed in stream order: authoritative) and `view` (what its Ledger holds),
  * and after each read delivers, for every touched address with none of this replica's writes
  * still in flight, the difference as `ban` (the claim as the stream has it) and `purge` mutations.

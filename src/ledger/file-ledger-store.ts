@@ -47,11 +47,13 @@ export interface LedgerFileIo {
   /** Writes at `position`; like write(2) it may write fewer bytes than asked (a disk filling up). */
   write(handle: FileHandle, data: Buffer, position: number): Promise<number>;
   datasync(handle: FileHandle): Promise<void>;
+  truncate(handle: FileHandle, length: number): Promise<void>;
 }
 
 const realIo: LedgerFileIo = {
   write: async (handle, data, position) => (await handle.write(data, 0, data.length, position)).bytesWritten,
   datasync: (handle) => handle.datasync(),
+  truncate: (handle, length) => handle.truncate(length),
 };
 
 export interface FileLedgerStoreOptions {
@@ -308,7 +310,7 @@ export class FileLedgerStore implements LedgerStore {
   private async cutTail(journal: FileHandle): Promise<void> {
     if (!this.tailDirty) return;
     try {
-      await journal.truncate(this.journalLength);
+      await this.io.truncate(journal, this.journalLength);
       await this.io.datasync(journal);
     } catch (error) {
       throw new LedgerWriteError(this.journalPath, error);

@@ -3,7 +3,7 @@ import { appendFile, readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { crc32 } from 'node:zlib';
-import { FileLedgerStore, JOURNAL_FILE, SNAPSHOT_FILE } from '../../src/ledger/file-ledger-store.ts';
+import { FileLedgerStore, JOURNAL_FILE, SNAPSHOT_FILE, type LedgerFileIo } from '../../src/ledger/file-ledger-store.ts';
 import { moveAside } from '../../src/util/durable-files.ts';
 import { Ledger } from '../../src/ledger/ledger.ts';
 import { createLogger, silentLogger } from '../../src/logging/logger.ts';
@@ -150,5 +150,43 @@ test('a ledger written by the previous version (no record numbers) loads and is 
   const reopened = await openLedger(dir, clock);
   assert.deepEqual([...reopened.activeAddresses(T)], ['198.51.100.60']);
   assert.equal(reopened.damage(), null);
+  await reopened.close();
+});
+
+test('a failed write that cannot be cut off at once is cut off before the next append', async (t) => {
+  const dir = await tempDir(t);
+  let failing = false;
+  let truncateFailures = 0;
+  const io: LedgerFileIo = {
+    async write(handle, data, position) {
+      if (!failing) return (await handle.write(data, 0, data.length, position)).bytesWritten;
+      failing = false;
+      // Part of the batch reaches the file, then the disk is full.
+      await handle.write(data, 0, data.length >> 1, position);
+      throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    },
+    datasync: (handle) => handle.datasync(),
+    async truncate(handle, length) {
+      if (truncateFailures > 0) {
+        truncateFailures--;
+        throw Object.assign(new Error('EIO: i/o error, ftruncate'), { code: 'EIO' });
+      }
+      await handle.truncate(length);
+    },
+  };
+  const clock = new ManualClock();
+  const ledger = await Ledger.open({ store: await FileLedgerStore.open({ dir, logger: silentLogger(), io }), clock, logger: silentLogger() });
+  await ledger.ban({ target: T, address: '192.0.2.1', jail: 'sshd', origin: 'jail', durationMs: null });
+  failing = true;
+  truncateFailures = 2; // the cut right after the failure, and the first attempt before the next append
+  await assert.rejects(ledger.ban({ target: T, address: '192.0.2.2', jail: 'sshd', origin: 'jail', durationMs: null }), /ENOSPC/);
+  const partial = await readFile(path.join(dir, JOURNAL_FILE), 'utf8');
+  assert.ok(!partial.endsWith('\n'), 'the partial record is still there');
+  await assert.rejects(ledger.ban({ target: T, address: '192.0.2.3', jail: 'sshd', origin: 'jail', durationMs: null }), /EIO/, 'no record is written after a partial one');
+  await ledger.ban({ target: T, address: '192.0.2.4', jail: 'sshd', origin: 'jail', durationMs: null });
+  await ledger.close();
+  const reopened = await openLedger(dir, clock);
+  assert.equal(reopened.damage(), null);
+  assert.deepEqual([...reopened.activeAddresses(T)].sort(), ['192.0.2.1', '192.0.2.4']);
   await reopened.close();
 });

@@ -52,6 +52,7 @@ async function fileStore(t: TestContext): Promise<StoreUnderTest> {
       }
       await handle.datasync();
     },
+    truncate: (handle, length) => handle.truncate(length),
   };
   let release = () => {};
   return {

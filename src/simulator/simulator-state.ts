@@ -3,6 +3,7 @@ import { FifoLock } from './fifo-lock.ts';
 import { PfStates } from './pf-states.ts';
 import { PfTableStore, BUILTIN_TABLES } from './pf-table-store.ts';
 import type { Rng } from './rng.ts';
+import type { SimulatorFaults } from './faults.ts';
 import { FilterRules } from './filter-rules.ts';
 import { firmwareFeatures, type FirmwareFeatures, type FirmwareVersion } from './firmware.ts';
 
@@ -13,6 +14,8 @@ export interface StateOptions {
   sleep: (ms: number) => Promise<void>;
   /** Current lock hold time (a fault setting that may change while running). */
   lockMs: () => number;
+  /** Current fault settings, for the faults that change what an action answers (paging, spelling, discarded adds). */
+  faults: () => SimulatorFaults;
   firmware: FirmwareVersion;
 }
 
@@ -24,6 +27,7 @@ export class SimulatorState {
   readonly rules: FilterRules;
   readonly rng: Rng;
   readonly now: () => number;
+  readonly faults: () => SimulatorFaults;
   /** The release played; changeable at run time through the admin API (an "upgrade"). */
   firmware: FirmwareVersion;
   private readonly sleep: (ms: number) => Promise<void>;
@@ -36,6 +40,7 @@ export class SimulatorState {
     this.now = options.now;
     this.sleep = options.sleep;
     this.lockMs = options.lockMs;
+    this.faults = options.faults;
     this.firmware = options.firmware;
     this.pf = new PfTableStore(options.tableEntriesLimit, options.now);
     this.aliases = new AliasConfig(options.rng);

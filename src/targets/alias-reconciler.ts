@@ -224,7 +224,7 @@ export class AliasReconciler {
         return this.failPass(at, error, plan);
       }
     }
-    if (unconfirmed.length > 0) await this.reportNotStored(unconfirmed, plan.add.length);
+    if (unconfirmed.length > 0) await this.reportNotStored(unconfirmed);
     else this.clearNotStored();
     this.consecutiveFailures = 0;
     this.lastPass = { ...plan, ok: unconfirmed.length === 0, at, unconfirmed, error: null };
@@ -274,7 +274,7 @@ export class AliasReconciler {
    * finds them stored. The cause is named from get_table_size: the global table-entries limit only
    * when it is actually reached.
    */
-  private async reportNotStored(unconfirmed: string[], added: number): Promise<void> {
+  private async reportNotStored(unconfirmed: string[]): Promise<void> {
     let table: { size: number; used: number } | null = null;
     try {
       table = await this.options.api.getTableSize();
@@ -289,7 +289,10 @@ export class AliasReconciler {
     } else {
       cause = 'the table-entries use could not be read (get_table_size); if the limit is reached, raise Firewall ▸ Settings ▸ Advanced ▸ Firewall Maximum Table Entries';
     }
-    const message = `${unconfirmed.length} of ${added} adds to ${this.options.alias} were answered done but not stored (e.g. ${unconfirmed.slice(0, 3).join(', ')}): ${cause}`;
+    const desired = this.options.ledger.activeAddresses(this.options.ledgerTarget);
+    let stored = 0;
+    for (const address of desired) if (this.remote?.has(address)) stored++;
+    const message = `${unconfirmed.length} adds to ${this.options.alias} were answered done but not stored (e.g. ${unconfirmed.slice(0, 3).join(', ')}); it holds ${stored} of the ledger's ${desired.size} active bans: ${cause}`;
     const first = this.notStored === null;
     this.notStored = message;
     this.lastError = { kind: 'not-stored', message, at: this.options.clock.now() };

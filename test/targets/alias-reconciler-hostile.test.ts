@@ -152,7 +152,7 @@ test('adds that pf does not store (table-entries limit) degrade the target, fail
   assert.equal(result.unconfirmed.length, 5);
   let status = h.reconciler.status();
   assert.equal(status.state, 'degraded');
-  assert.match(status.lastError?.message ?? '', /5 of 15 .*not stored/);
+  assert.match(status.lastError?.message ?? '', /5 adds .*not stored.*holds 10 of the ledger's 15 active bans/);
   assert.match(status.lastError?.message ?? '', /table-entries limit.*10 of 10/);
   assert.equal(judgeReadiness('running', [status]).ready, false);
   assert.equal(health(status).healthy, false);
@@ -180,7 +180,7 @@ test('adds answered done that store nothing with room in the table degrade witho
   await h.reconciler.start();
   const status = h.reconciler.status();
   assert.equal(status.state, 'degraded');
-  assert.match(status.lastError?.message ?? '', /3 of 3 .*not stored/);
+  assert.match(status.lastError?.message ?? '', /3 adds .*not stored.*holds 0 of the ledger's 3 active bans/);
   assert.doesNotMatch(status.lastError?.message ?? '', /raise/i);
   assert.match(status.lastError?.message ?? '', /room/);
   h.sim.setFaults({ discardAdds: false });

@@ -27,13 +27,13 @@ function health(status: TargetStatus) {
   return judgeHealth({ activeBans: 0, targets: [{ id: status.id, state: status.state, lastError: status.lastError }] }, false);
 }
 
-/** Simulated waits that run at once, except one that is held until released (a call held in flight). */
-class HeldCall {
-  armed = false;
+/** Simulated waits that run at once, except the next `hold` calls, held in flight until released. */
+class HeldCalls {
+  hold = 0;
   private readonly waiting: Array<() => void> = [];
   readonly sleep = async (): Promise<void> => {
-    if (!this.armed) return;
-    this.armed = false;
+    if (this.hold === 0) return;
+    this.hold--;
     await new Promise<void>((resolve) => this.waiting.push(resolve));
   };
   get held(): number {
@@ -45,13 +45,13 @@ class HeldCall {
 }
 
 test('a re-ban while its expiry delete is in flight is in the alias once the delete completes (single flight per address)', async (t) => {
-  const gate = new HeldCall();
+  const gate = new HeldCalls();
   const h = await startHarness(t, { simulator: { faults: { latencyMs: 1 }, sleep: gate.sleep } });
   await h.reconciler.start();
   await h.ledger.ban(ban('192.0.2.80', 'dovecot', 30_000));
   await h.reconciler.idle();
   assert.deepEqual(h.sim.tableEntries(ALIAS), ['192.0.2.80']);
-  gate.armed = true;
+  gate.hold = 1;
   await h.clock.advance(31_000); // the ban ends: its delete goes out and the firewall holds it
   await until('the expiry delete reaches the firewall', () => gate.held === 1);
   await h.ledger.ban(ban('192.0.2.80', 'dovecot', 10 * MINUTE)); // banned again meanwhile
@@ -62,6 +62,26 @@ test('a re-ban while its expiry delete is in flight is in the alias once the del
   assert.deepEqual(h.sim.tableEntries(ALIAS), ['192.0.2.80'], 'the re-ban is enforced now, not at the next full pass');
   assert.deepEqual(writes(h, 'add'), ['192.0.2.80', '192.0.2.80']);
   assert.deepEqual(writes(h, 'delete'), ['192.0.2.80']);
+  assert.equal(h.reconciler.status().pending, 0);
+});
+
+test('200 bans ending with their deletes in flight, all banned again meanwhile: every one is in the alias after', async (t) => {
+  const gate = new HeldCalls();
+  const h = await startHarness(t, { simulator: { faults: { latencyMs: 1 }, sleep: gate.sleep } });
+  await h.reconciler.start();
+  const addresses = attackers(200);
+  await h.ledger.banMany(addresses.map((a) => ban(a, 'dovecot', 30_000)));
+  await h.reconciler.idle();
+  assert.equal(h.sim.tableEntries(ALIAS).length, 200);
+  gate.hold = 16; // the whole pool
+  await h.clock.advance(31_000);
+  await until('16 deletes held in flight', () => gate.held === 16);
+  await h.ledger.banMany(addresses.map((a) => ban(a, 'dovecot', 10 * MINUTE)));
+  for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+  gate.release();
+  await until('the held deletes answered', () => writes(h, 'delete').length >= 16);
+  await h.reconciler.idle();
+  assert.deepEqual(new Set(h.sim.tableEntries(ALIAS)), new Set(addresses));
   assert.equal(h.reconciler.status().pending, 0);
 });
 

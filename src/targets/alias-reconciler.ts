@@ -381,8 +381,12 @@ export class AliasReconciler {
       this.dirty.add(address);
       return;
     }
-    const fresh = this.freshBans.delete(address);
-    if (outcome === 'added' && fresh) await this.killStates(address);
+    if (outcome === 'added') {
+      if (this.freshBans.delete(address)) await this.killStates(address);
+      return;
+    }
+    // A ban that arrived meanwhile (dirty again: a re-ban during its expiry delete) keeps its flag for the add that follows.
+    if (!this.dirty.has(address)) this.freshBans.delete(address);
   }
 
   private markRemote(address: string, present: boolean): void {

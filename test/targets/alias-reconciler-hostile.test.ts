@@ -54,6 +54,7 @@ test('a re-ban while its expiry delete is in flight is in the alias once the del
   gate.hold = 1;
   await h.clock.advance(31_000); // the ban ends: its delete goes out and the firewall holds it
   await until('the expiry delete reaches the firewall', () => gate.held === 1);
+  h.sim.seedStates('192.0.2.80', 2); // the attacker is back
   await h.ledger.ban(ban('192.0.2.80', 'dovecot', 10 * MINUTE)); // banned again meanwhile
   for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
   gate.release();
@@ -62,6 +63,7 @@ test('a re-ban while its expiry delete is in flight is in the alias once the del
   assert.deepEqual(h.sim.tableEntries(ALIAS), ['192.0.2.80'], 'the re-ban is enforced now, not at the next full pass');
   assert.deepEqual(writes(h, 'add'), ['192.0.2.80', '192.0.2.80']);
   assert.deepEqual(writes(h, 'delete'), ['192.0.2.80']);
+  assert.equal(h.sim.stateCount('192.0.2.80'), 0, 'a fresh ban: its states are killed after the add');
   assert.equal(h.reconciler.status().pending, 0);
 });
 

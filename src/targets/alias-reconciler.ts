@@ -252,15 +252,13 @@ export class AliasReconciler {
 
   private async handleForeign(foreign: string[]): Promise<void> {
     if (this.options.foreignPolicy !== 'adopt') return;
-    const adoptable = foreign.filter((entry) => {
-      if (isBanSpelling(entry)) return true;
-      if (!this.unadoptableReported.has(entry)) {
-        this.unadoptableReported.add(entry);
-        this.log.warn({ entry },
-          'alias entry not adopted: it is not an address edgeban would ban as spelled (an IPv4-mapped ::ffff:a.b.c.d entry never matches IPv4 traffic); delete it, or ban the IPv4 address');
-      }
-      return false;
-    });
+    const adoptable = foreign.filter(isBanSpelling);
+    const unreported = foreign.filter((entry) => !isBanSpelling(entry) && !this.unadoptableReported.has(entry));
+    if (unreported.length > 0) {
+      for (const entry of unreported) this.unadoptableReported.add(entry);
+      this.log.warn({ count: unreported.length, sample: unreported.slice(0, 5) },
+        'alias entries not adopted: not an address edgeban would ban as spelled (an IPv4-mapped ::ffff:a.b.c.d entry never matches IPv4 traffic); delete them, or ban the IPv4 addresses');
+    }
     const requests = adoptable.map((address) => ({
       target: this.options.ledgerTarget, address, jail: 'adopted', origin: 'adopted' as const, durationMs: this.options.adoptBantimeMs,
     }));

@@ -161,8 +161,12 @@ test('a foreign ::ffff:a.b.c.d entry is kept under keep and not adopted under ad
       await h.reconciler.idle();
       assert.deepEqual(result.foreign, ['::ffff:203.0.113.9']);
       assert.deepEqual(h.sim.tableEntries(ALIAS), ['::ffff:203.0.113.9']);
+      await h.clock.advance(MINUTE);
+      await h.reconciler.idle();
       assert.equal(h.ledger.activeAddresses(ALIAS).size, 0);
       assert.deepEqual(writes(h, 'delete'), []);
+      const warned = h.log.atLevel(40).filter((e) => /not adopted/.test(String(e.msg))).length;
+      assert.equal(warned, policy === 'adopt' ? 1 : 0, 'adopt says once why it leaves the entry alone');
     });
   }
 });

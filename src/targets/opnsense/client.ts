@@ -33,8 +33,6 @@ export interface OpnsenseClientOptions {
   connections?: number;
   /** Told of every call's outcome (metrics): `ok` or the error kind. */
   onCall?: (call: ApiCallRecord) => void;
-  /** Largest reply read (bytes); list pages get at least MAX_LIST_ROW_BYTES per row asked. Default DEFAULT_MAX_REPLY_BYTES. */
-  maxReplyBytes?: number;
 }
 
 export interface ApiCallRecord {
@@ -82,7 +80,6 @@ export class OpnsenseClient {
   private readonly timeoutMs: number;
   private readonly logger: Logger;
   private readonly onCall: ((call: ApiCallRecord) => void) | undefined;
-  private readonly maxReplyBytes: number;
 
   constructor(options: OpnsenseClientOptions) {
     const { endpoint } = options;
@@ -91,7 +88,6 @@ export class OpnsenseClient {
     this.timeoutMs = endpoint.timeoutMs;
     this.logger = options.logger;
     this.onCall = options.onCall;
-    this.maxReplyBytes = options.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES;
     this.ownsDispatcher = options.dispatcher === undefined;
     this.dispatcher = options.dispatcher ?? new Agent({
       connections: options.connections ?? 32,
@@ -141,14 +137,17 @@ export class OpnsenseClient {
     let position = 0; // rows read so far, in list order
     for (let pages = 1; ; pages++) {
       const current = Math.floor(position / size) + 1;
-      const reply = await this.call('POST', path, ListReplySchema, { current, rowCount: size }, Math.max(this.maxReplyBytes, size * MAX_LIST_ROW_BYTES));
+      const reply = await this.call('POST', path, ListReplySchema, { current, rowCount: size }, Math.max(DEFAULT_MAX_REPLY_BYTES, size * MAX_LIST_ROW_BYTES));
       const before = entries.size;
       for (const row of reply.rows) entries.add(canonicalEntry(row.ip));
       const end = (current - 1) * size + reply.rows.length;
       if (end >= reply.total) break;
-      if (entries.size === before || pages >= MAX_LIST_PAGES) {
+      if (entries.size === before) {
         throw new OpnsenseApiError('server', `POST /api/${path}`,
           `page ${current} (${size} rows asked) brought ${reply.rows.length} rows and no new entry, but total says ${reply.total} and only ${entries.size} were read: the list cannot be completed (a proxy or firewall that ignores paging?)`);
+      }
+      if (pages >= MAX_LIST_PAGES) {
+        throw new OpnsenseApiError('server', `POST /api/${path}`, `still short of total (${reply.total}) after ${pages} pages of ${size} rows: the list cannot be completed`);
       }
       if (reply.rows.length < size) size = reply.rows.length;
       position = end;
@@ -243,7 +242,7 @@ export class OpnsenseClient {
     throw new OpnsenseApiError('rejected', call, `OPNsense replied status ${JSON.stringify(reply.status)}${reply.status_msg ? ` (${reply.status_msg})` : ''}${what}`);
   }
 
-  protected async call<T>(method: 'GET' | 'POST', path: string, schema: z.ZodType<T>, body?: Record<string, unknown>, maxReplyBytes = this.maxReplyBytes): Promise<T> {
+  protected async call<T>(method: 'GET' | 'POST', path: string, schema: z.ZodType<T>, body?: Record<string, unknown>, maxReplyBytes = DEFAULT_MAX_REPLY_BYTES): Promise<T> {
     if (!this.onCall) return this.callOnce(method, path, schema, body, maxReplyBytes);
     const started = performance.now();
     const endpoint = `${method} ${routeOf(path)}`;

@@ -7,7 +7,7 @@ import type { Clock, TimerHandle } from '../util/clock.ts';
 import { OpnsenseApiError, type ApiErrorKind } from './opnsense/api-error.ts';
 import type { OpnsenseClient } from './opnsense/client.ts';
 
-/** The part of the OPNsense client a reconciler uses. */
+/** The part of the OPNsense client a reconciler uses. `listAlias` returns entries in canonical spelling (parsePfEntry), the ledger's. */
 export type AliasApi = Pick<OpnsenseClient, 'addToAlias' | 'deleteFromAlias' | 'listAlias' | 'getAlias' | 'getTableSize' | 'killStates'>;
 
 export interface RetryPolicy {

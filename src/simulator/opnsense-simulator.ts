@@ -94,7 +94,6 @@ export class OpnsenseSimulator {
       rng: createRng((options.seed ?? 1) ^ 0x5eed),
       now: this.now,
       sleep: this.sleep,
-      lockMs: () => this.faultPlan.settings().lockMs,
       faults: () => this.faultPlan.settings(),
       firmware: parseFirmwareVersion(options.firmwareVersion ?? DEFAULT_FIRMWARE_VERSION),
     });

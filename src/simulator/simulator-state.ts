@@ -12,9 +12,7 @@ export interface StateOptions {
   rng: Rng;
   now: () => number;
   sleep: (ms: number) => Promise<void>;
-  /** Current lock hold time (a fault setting that may change while running). */
-  lockMs: () => number;
-  /** Current fault settings, for the faults that change what an action answers (paging, spelling, discarded adds). */
+  /** Current fault settings (they may change while running): the lock hold time, and what actions answer (paging, spelling, discarded adds). */
   faults: () => SimulatorFaults;
   firmware: FirmwareVersion;
 }
@@ -31,7 +29,6 @@ export class SimulatorState {
   /** The release played; changeable at run time through the admin API (an "upgrade"). */
   firmware: FirmwareVersion;
   private readonly sleep: (ms: number) => Promise<void>;
-  private readonly lockMs: () => number;
   private readonly configLock = new FifoLock();
   private lastCronMinute: number;
 
@@ -39,7 +36,6 @@ export class SimulatorState {
     this.rng = options.rng;
     this.now = options.now;
     this.sleep = options.sleep;
-    this.lockMs = options.lockMs;
     this.faults = options.faults;
     this.firmware = options.firmware;
     this.pf = new PfTableStore(options.tableEntriesLimit, options.now);
@@ -84,7 +80,7 @@ export class SimulatorState {
    */
   withConfigLock<T>(fn: () => T | Promise<T>): Promise<T> {
     return this.configLock.run(async () => {
-      const hold = this.lockMs();
+      const hold = this.faults().lockMs;
       if (hold > 0) await this.sleep(hold);
       return await fn();
     });

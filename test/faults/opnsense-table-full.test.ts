@@ -3,22 +3,14 @@
 // health` and `edgeban status`, against the simulator.
 import assert from 'node:assert/strict';
 import { appendFile, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
 import { runCli, startCliDaemon } from '../helpers/cli.ts';
+import { freePort } from '../helpers/free-port.ts';
 import { ALIAS, KEY, SECRET, attackers, startSimulator } from '../helpers/enforcement-harness.ts';
 import { dovecotFailure } from '../helpers/log-lines.ts';
 import { mailSetup } from '../helpers/mail-setup.ts';
 import { until } from '../helpers/until.ts';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 test('pf table full: 45 of 50 bans not stored make the target degraded, health exit 1 and /readyz 503 naming the limit; raising it recovers', { timeout: 180_000 }, async (t) => {
   const sim = await startSimulator(t, { tableEntriesLimit: 5 });

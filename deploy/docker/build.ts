@@ -8,8 +8,9 @@
  *   cannot call Node's require by itself ("Dynamic require of 'os' is not supported").
  * - `__EDGEBAN_ROOT_FROM_BUNDLE__` tells src/config/shipped-dirs.ts where the package root
  *   (with filters/ and actions/) is from the bundle's directory: its parent.
+ * - `__EDGEBAN_VERSION__` is package.json's version (`edgeban version`): the image has no package.json.
  */
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as esbuild from 'esbuild';
@@ -22,6 +23,7 @@ export interface BuildResult { outdir: string; entry: string; files: string[] }
 
 export async function buildBundle(outdir: string): Promise<BuildResult> {
   await rm(outdir, { recursive: true, force: true });
+  const { version } = JSON.parse(await readFile(path.join(REPO, 'package.json'), 'utf8')) as { version: string };
   const result = await esbuild.build({
     absWorkingDir: REPO,
     entryPoints: { edgeban: 'src/cli/main.ts' },
@@ -38,7 +40,7 @@ export async function buildBundle(outdir: string): Promise<BuildResult> {
     metafile: true,
     logLevel: 'warning',
     banner: { js: "import { createRequire as __edgebanCreateRequire } from 'node:module'; const require = __edgebanCreateRequire(import.meta.url);" },
-    define: { __EDGEBAN_ROOT_FROM_BUNDLE__: JSON.stringify('..') },
+    define: { __EDGEBAN_ROOT_FROM_BUNDLE__: JSON.stringify('..'), __EDGEBAN_VERSION__: JSON.stringify(version) },
   });
   if (result.errors.length > 0) throw new Error(`esbuild failed with ${result.errors.length} errors`);
   const files = Object.keys(result.metafile.outputs).map((file) => path.relative(outdir, path.resolve(REPO, file))).sort();

@@ -4,11 +4,12 @@ import { parseDuration } from '../config/fail2ban/duration.ts';
 import { ControlClient, DaemonNotRunningError, type ControlEndpoint } from '../control/control-client.ts';
 import { createLedgerHandlers } from '../control/ledger-handlers.ts';
 import type { BanOutcome, BannedEntry, ControlHandlers } from '../control/protocol.ts';
+import { InvalidAddressError, parsePfAddress } from '../net/address.ts';
 import { createLogger } from '../logging/logger.ts';
-import type { TargetStatus } from '../targets/alias-reconciler.ts';
 import { openLedgerForCommand } from '../targets/enforcement.ts';
 import { systemClock } from '../util/clock.ts';
 import { UserFacingError } from '../util/errors.ts';
+import { formatJail, formatOverview, type DaemonStatus } from './status-format.ts';
 
 // fail2ban-client's everyday verbs against the running daemon. ban, unban and banned also work
 // while the daemon is stopped: they then act on the ledger directly, and the daemon applies the
@@ -48,7 +49,7 @@ async function withHandlers<T>(flags: CommonFlags, offline: boolean, action: (ha
   } finally {
     await client.close();
   }
-  const logger = createLogger({ level: 'warn', secrets: env.secrets });
+  const logger = createLogger({ level: 'warn', secrets: env.secrets, format: env.logFormat });
   const { ledger, readOnly } = await openLedgerForCommand(env, systemClock, logger);
   try {
     if (readOnly) throw new UserFacingError('the ledger is locked by a running edgeban, but its control socket does not answer; try again, or pass --socket');
@@ -97,22 +98,41 @@ export async function runBanCommand(argv: string[]): Promise<number> {
 }
 
 export async function runUnbanCommand(argv: string[]): Promise<number> {
-  const usage = 'edgeban unban IP [--jail J] | edgeban unban --all';
+  const usage = 'edgeban unban IP [IP…] [--jail J] | edgeban unban --all';
   const { values, positionals } = parse(argv, { all: { type: 'boolean' }, jail: { type: 'string' } }, usage);
-  if (values.all ? positionals.length !== 0 : positionals.length !== 1) throw new UserFacingError(`expected one address or --all\nusage: ${usage}`);
+  if (values.all ? positionals.length !== 0 : positionals.length === 0) throw new UserFacingError(`expected addresses or --all\nusage: ${usage}`);
   return withHandlers(values, true, async (handlers, viaDaemon) => {
-    const { ended } = await handlers.unban(values.all ? { all: true } : { address: positionals[0]!, ...(values.jail ? { jail: values.jail } : {}) });
-    out(`${ended} ban${ended === 1 ? '' : 's'} ended${viaDaemon ? '' : ' (edgeban is not running: removed from the alias when it starts)'}`);
+    const offlineNote = viaDaemon ? '' : ' (edgeban is not running: removed from the alias when it starts)';
+    if (values.all) {
+      const { ended } = await handlers.unban({ all: true });
+      out(`${bansEnded(ended)}${offlineNote}`);
+      return 0;
+    }
+    for (const address of positionals) {
+      const { ended } = await handlers.unban({ address, ...(values.jail ? { jail: values.jail } : {}) });
+      out(`${positionals.length > 1 ? `${address}: ` : ''}${bansEnded(ended)}${offlineNote}`);
+    }
     return 0;
   });
 }
 
+const bansEnded = (n: number) => `${n} ban${n === 1 ? '' : 's'} ended`;
+
 export async function runBannedCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { json: { type: 'boolean' } }, 'edgeban banned [--json]');
+  const usage = 'edgeban banned [IP] [--json]';
+  const { values, positionals } = parse(argv, { json: { type: 'boolean' } }, usage);
+  if (positionals.length > 1) throw new UserFacingError(`expected at most one address\nusage: ${usage}`);
+  const address = positionals[0] === undefined ? null : canonicalAddress(positionals[0]);
   return withHandlers(values, true, async (handlers) => {
-    const banned = await handlers.banned();
+    const all = await handlers.banned();
+    const banned = address === null ? all : all.filter((e) => e.address === address);
     if (values.json) {
-      out(JSON.stringify({ banned }));
+      out(JSON.stringify(address === null ? { banned } : { address, jails: [...new Set(banned.map((e) => e.jail))], banned }));
+      return 0;
+    }
+    if (address !== null) {
+      if (banned.length === 0) out(`${address} is not banned`);
+      else out(`${address} is banned by ${banned.map((e) => `${e.jail} (${e.target}, until ${e.expiresAt ?? 'unbanned'})`).join(', ')}`);
       return 0;
     }
     if (banned.length === 0) out('no active bans');
@@ -121,31 +141,49 @@ export async function runBannedCommand(argv: string[]): Promise<number> {
   });
 }
 
+function canonicalAddress(text: string): string {
+  try {
+    return parsePfAddress(text).text;
+  } catch (error) {
+    if (error instanceof InvalidAddressError) throw new UserFacingError(error.message);
+    throw error;
+  }
+}
+
 export async function runStatusCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, { json: { type: 'boolean' } }, 'edgeban status [JAIL] [--json]');
+  const usage = 'edgeban status [JAIL] [--json]';
+  const { values, positionals } = parse(argv, { json: { type: 'boolean' } }, usage);
+  if (positionals.length > 1) throw new UserFacingError(`expected at most one jail\nusage: ${usage}`);
+  const jail = positionals[0] ?? null;
   return withHandlers(values, false, async (handlers) => {
-    const status = await handlers.status(positionals[0] ?? null) as { activeBans: number; targets: TargetStatus[]; jails: unknown };
-    if (values.json) {
-      out(JSON.stringify(status));
-      return 0;
-    }
-    out(`active bans: ${status.activeBans}`);
-    for (const t of status.targets) {
-      const last = t.lastPass ? `last full pass ${new Date(t.lastPass.at).toISOString()} ${t.lastPass.ok ? 'ok' : `failed: ${t.lastPass.error ?? `${t.lastPass.unconfirmed.length} unconfirmed`}`}` : 'no full pass yet';
-      out(`target ${t.id}: ${t.state}; ${t.inAlias ?? '?'} in the alias, ${t.pending} pending; ${last}`);
-      if (t.lastError && t.state !== 'in-sync') out(`  last error: ${t.lastError.message}`);
-    }
-    if (status.jails !== null) out(JSON.stringify(status.jails, null, 2));
+    const status = await handlers.status(jail) as DaemonStatus;
+    if (values.json) out(JSON.stringify(status));
+    else out(jail === null ? formatOverview(status) : formatJail(jail, status));
     return status.targets.some((t) => t.state === 'degraded') ? 1 : 0;
   });
 }
 
 export async function runReloadCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, {}, 'edgeban reload');
+  const usage = 'edgeban reload [JAIL]';
+  const { values, positionals } = parse(argv, {}, usage);
+  if (positionals.length > 1) throw new UserFacingError(`expected at most one jail\nusage: ${usage}`);
+  const jail = positionals[0] ?? null;
   return withHandlers(values, false, async (handlers) => {
+    // edgeban re-reads the whole configuration (counters and bans are kept either way); with a
+    // JAIL it then checks that this jail runs, as fail2ban-client's `reload JAIL` would.
     const result = await handlers.reload();
     out(result.message);
-    return result.ok ? 0 : 2;
+    if (!result.ok) return 2;
+    if (jail !== null) {
+      try {
+        await handlers.status(jail);
+      } catch (error) {
+        if (error instanceof UserFacingError) throw new UserFacingError(`${error.message} in the reloaded configuration`, 1);
+        throw error;
+      }
+      out(`jail ${jail} is running`);
+    }
+    return 0;
   });
 }
 

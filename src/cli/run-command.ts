@@ -14,7 +14,7 @@ export async function runRunCommand(argv: string[]): Promise<number> {
     throw new UserFacingError(`${(error as Error).message}\nusage: edgeban run [--reset-state]`);
   }
   const env = loadEnv();
-  const logger = createLogger({ level: env.logLevel, secrets: env.secrets });
+  const logger = createLogger({ level: env.logLevel, secrets: env.secrets, format: env.logFormat });
   // Handlers first: a SIGTERM during start-up (first API calls, a slow ledger) must still stop cleanly, not kill.
   let daemon: Daemon | null = null;
   let stopSignal: string | null = null;

@@ -37,7 +37,7 @@ export function createLedgerHandlers(options: LedgerHandlersOptions): ControlHan
       return {
         activeBans: new Set(active.map((c) => `${c.target} ${c.address}`)).size,
         targets: options.targets(),
-        jails: jails?.status(jail) ?? null,
+        jails: withBannedLists(jails?.status(jail) ?? null, active),
       };
     },
     async ban(command: BanCommand) {
@@ -81,6 +81,24 @@ export function createLedgerHandlers(options: LedgerHandlersOptions): ControlHan
       return jails ? jails.reload() : { ok: true, message: 'nothing to reload' };
     },
   };
+}
+
+/**
+ * Adds each jail's currently banned addresses (`banned`, fail2ban-client's "Banned IP list") to
+ * the daemon's per-jail status entries.
+ */
+function withBannedLists(jailStatus: unknown, active: readonly BanClaim[]): unknown {
+  if (!Array.isArray(jailStatus)) return jailStatus;
+  const byJail = new Map<string, Set<string>>();
+  for (const claim of active) {
+    let set = byJail.get(claim.jail);
+    if (!set) byJail.set(claim.jail, set = new Set());
+    set.add(claim.address);
+  }
+  return jailStatus.map((entry: unknown) => {
+    if (typeof entry !== 'object' || entry === null || typeof (entry as { jail?: unknown }).jail !== 'string') return entry;
+    return { ...entry, banned: [...(byJail.get((entry as { jail: string }).jail) ?? [])].sort() };
+  });
 }
 
 export function toEntry(claim: BanClaim): BannedEntry {

@@ -187,6 +187,19 @@ export async function runReloadCommand(argv: string[]): Promise<number> {
   });
 }
 
+/** fail2ban-client's `ping`: the daemon answers on its control API. */
+export async function runPingCommand(argv: string[]): Promise<number> {
+  const { values } = parse(argv, {}, 'fail2ban-client ping');
+  const client = new ControlClient(endpointFor(loadEnv({ requireFirewall: false }), values));
+  try {
+    await client.call('GET', '/health');
+  } finally {
+    await client.close();
+  }
+  out('Server replied: pong');
+  return 0;
+}
+
 /** fail2ban-client's `set JAIL banip IP…` and `set JAIL unbanip IP…`. */
 export async function runSetCommand(argv: string[]): Promise<number> {
   const usage = 'edgeban set JAIL banip|unbanip IP [IP…]';

@@ -89,6 +89,12 @@ const COMMANDS: Record<string, CommandEntry> = {
     load: async () => (await import('./test-filter-command.ts')).runTestFilterCommand,
     ownHelp: true,
   },
+  'fail2ban-client': {
+    args: '[-s SOCKET] status [JAIL] | set JAIL banip|unbanip IP… | unban IP… | banned [IP] | reload [JAIL] | ping | version',
+    summary: 'fail2ban-client\'s commands mapped onto edgeban\'s (the image\'s fail2ban-client shim runs this)',
+    load: async () => (await import('./fail2ban-client-command.ts')).runFail2banClientCommand,
+    ownHelp: true,
+  },
   version: {
     args: '',
     summary: 'print edgeban\'s version (also --version)',

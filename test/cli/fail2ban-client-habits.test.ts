@@ -19,6 +19,15 @@ import { until } from '../helpers/until.ts';
 const KEY = 'habitsTestKey0123456789abcdef';
 const SECRET = 'habitsTestSecret0123456789abcdef+/=';
 const ALIAS = 'fail2ban_blocklist';
+const SHIM = path.join(REPO, 'bin/fail2ban-client.js');
+
+function runShim(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [SHIM, ...args], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, timeout: 60_000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
 
 test('--help works for every command of the command table, and version prints package.json\'s version', async () => {
   const top = await runCli(['--help']);
@@ -30,7 +39,8 @@ test('--help works for every command of the command table, and version prints pa
     for (const flag of ['--help', '-h']) {
       const help = await runCli([command, flag]);
       assert.equal(help.code, 0, `${command} ${flag}: ${help.stderr}`);
-      assert.match(help.stdout, new RegExp(`^usage: edgeban ${command}\\b`), `${command} ${flag}`);
+      // The shim's help is written as the fail2ban-client it stands in for.
+      assert.match(help.stdout, new RegExp(`^usage: ${command === 'fail2ban-client' ? '' : 'edgeban '}${command}\\b`), `${command} ${flag}`);
       assert.equal(help.stderr, '', `${command} ${flag}`);
     }
   }
@@ -122,6 +132,25 @@ test('status like fail2ban-client, status JAIL with its banned list, banned IP, 
   assert.equal(reloadUnknown.code, 1);
   assert.match(reloadUnknown.stderr, /no jail named nosuch in the reloaded configuration/);
 
+  // The fail2ban-client shim, as `docker exec edgeban fail2ban-client …` runs it.
+  const shimStatus = await runShim(['status', 'dovecot'], env);
+  assert.equal(shimStatus.code, 0, shimStatus.stderr);
+  assert.match(shimStatus.stdout, /^Status for the jail: dovecot\n/);
+  assert.match(shimStatus.stdout, /`- Banned IP list:\t198\.51\.100\.62\n/);
+  assert.match((await runShim(['-q', 'status'], env)).stdout, /`- Jail list:\tdovecot\n/);
+  assert.equal((await runShim(['ping'], env)).stdout, 'Server replied: pong\n');
+  const shimBan = await runShim(['set', 'dovecot', 'banip', '203.0.113.65', '203.0.113.66'], env);
+  assert.equal(shimBan.code, 0, shimBan.stderr);
+  await until('shim bans in the alias', async () => (await alias()).includes('203.0.113.66'));
+  assert.match((await runShim(['banned', '203.0.113.65'], env)).stdout, /203\.0\.113\.65 is banned by dovecot/);
+  assert.equal((await runShim(['set', 'dovecot', 'unbanip', '--report-absence', '203.0.113.65'], env)).code, 0);
+  assert.equal((await runShim(['unban', '203.0.113.66'], env)).stdout, '1 ban ended\n');
+  assert.equal((await runShim(['reload', 'dovecot'], env)).code, 0);
+  const unmapped = await runShim(['get', 'dovecot', 'bantime'], env);
+  assert.equal(unmapped.code, 2);
+  assert.match(unmapped.stderr, /"get dovecot bantime" is not mapped by edgeban's fail2ban-client shim/);
+  await until('shim unbans out of the alias', async () => (await alias()).join() === '198.51.100.62');
+
   await until('ban and unban lines in the log', () => logHas(/ INFO +\[dovecot\] Ban 192\.0\.2\.61 /)
     && logHas(/ INFO +\[manual\] Ban 203\.0\.113\.64 \(manual, until /)
     && logHas(/ INFO +\[dovecot\] Unban 192\.0\.2\.61(?: |$)/)
@@ -148,4 +177,38 @@ test('an expiring ban logs its Unban line (JSON format by default when stderr is
     && messages().includes('[dovecot] Unban 198.51.100.71'));
   assert.equal(messages().filter((m) => m === '[dovecot] Unban 198.51.100.71').length, 1, 'one Unban line');
   assert.equal(await daemon.stop(), 0);
+});
+
+test('test-filter takes fail2ban-regex\'s order (LOG FILTER), a raw regex and a single line', async (t) => {
+  const dir = await tempDir(t);
+  const line = 'Jan  1 00:00:00 mail dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<a>, method=PLAIN, rip=198.51.100.4, lip=10.0.0.2, TLS, session=<x>';
+  const log = path.join(dir, 'mail.log');
+  await writeFile(log, `${line}\nJan  1 00:00:01 mail dovecot: imap-login: Login: user=<bob>, rip=198.51.100.9\n`);
+  const env = { TZ: 'UTC' };
+  const expected = '{"line":1,"match":true,"host":"198.51.100.4","time":1767225600,"user":"a"}\n{"line":2,"match":false,"host":null,"time":1767225601}\n';
+  for (const args of [['dovecot', log], [log, 'dovecot']]) {
+    const r = await runCli(['test-filter', ...args, '--json'], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, expected, args.join(' '));
+  }
+  for (const args of [['dovecot', line], [line, 'dovecot']]) {
+    const r = await runCli(['test-filter', ...args, '--json'], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, '{"line":1,"match":true,"host":"198.51.100.4","time":1767225600,"user":"a"}\n', 'a single line');
+  }
+  const raw = await runCli(['test-filter', log, 'rip=<HOST>, lip='], { env });
+  assert.equal(raw.code, 0, raw.stderr);
+  assert.match(raw.stdout, /lines read: 2, matched: 1,/);
+  assert.match(raw.stdout, /#1 +1 +rip=<HOST>, lip=/);
+  const rawLine = await runCli(['test-filter', 'user=<F-USER>\\S+</F-USER>, method', line, '--json'], { env });
+  assert.equal(rawLine.code, 2, 'a raw regex is checked as a filter\'s would be');
+  assert.match(rawLine.stderr, /<command line>:0: failregex: .*has no failure-id group/);
+  const rawOnLine = await runCli(['test-filter', line, 'user=<F-USER>\\S+</F-USER>, method=PLAIN, rip=<ADDR>,', '--json'], { env });
+  assert.equal(rawOnLine.stdout, '{"line":1,"match":true,"host":"198.51.100.4","time":1767225600,"user":"<a>"}\n');
+  const missing = await runCli(['test-filter', path.join(dir, 'missing.log'), 'dovecot'], { env });
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /cannot read log .*missing\.log/);
+  const unknown = await runCli(['test-filter', log, 'no-such-filter'], { env });
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /filter "no-such-filter" not found/);
 });

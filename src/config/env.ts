@@ -41,6 +41,8 @@ export interface EdgebanEnv {
   firewalls: FirewallEndpoint[];
   alias: string;
   dataDir: string;
+  /** True when EDGEBAN_DATA_DIR was not set and dataDir is the default, /data. */
+  dataDirDefaulted: boolean;
   configDir: string;
   reconcileIntervalMs: number;
   killStates: boolean;
@@ -254,6 +256,7 @@ export function loadEnv(options: LoadEnvOptions = {}): EdgebanEnv {
     firewalls,
     alias: raw.OPNSENSE_ALIAS,
     dataDir,
+    dataDirDefaulted: raw.EDGEBAN_DATA_DIR === undefined,
     // The fail2ban images keep jail.d/filter.d/action.d in the data volume, so that is the default.
     configDir: path.resolve(raw.EDGEBAN_CONFIG_DIR ?? dataDir),
     reconcileIntervalMs: raw.EDGEBAN_RECONCILE_INTERVAL * 1000,

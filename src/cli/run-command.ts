@@ -44,7 +44,7 @@ export async function runRunCommand(argv: string[]): Promise<number> {
     logger.info({ signal: 'SIGHUP' }, 'reloading the configuration');
     void daemon.reload();
   });
-  daemon = await Daemon.start({ env, clock: systemClock, logger, resetState: values['reset-state'] });
+  daemon = await Daemon.start({ env, clock: systemClock, logger, resetState: values['reset-state'], readEnv: () => loadEnv() });
   if (stopSignal !== null) {
     const signal: string = stopSignal;
     stopSignal = null;

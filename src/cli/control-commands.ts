@@ -98,21 +98,33 @@ export async function runBanCommand(argv: string[]): Promise<number> {
 }
 
 export async function runUnbanCommand(argv: string[]): Promise<number> {
-  const usage = 'edgeban unban IP [IP…] [--jail J] | edgeban unban --all';
-  const { values, positionals } = parse(argv, { all: { type: 'boolean' }, jail: { type: 'string' } }, usage);
+  const usage = 'edgeban unban IP [IP…] [--jail J] [--foreign] | edgeban unban --all';
+  const { values, positionals } = parse(argv, { all: { type: 'boolean' }, jail: { type: 'string' }, foreign: { type: 'boolean' } }, usage);
   if (values.all ? positionals.length !== 0 : positionals.length === 0) throw new UserFacingError(`expected addresses or --all\nusage: ${usage}`);
   return withHandlers(values, true, async (handlers, viaDaemon) => {
+    if (values.foreign && !viaDaemon) throw new UserFacingError('--foreign deletes alias entries through the running daemon, and edgeban is not running', 1);
     const offlineNote = viaDaemon ? '' : ' (edgeban is not running: removed from the alias when it starts)';
     if (values.all) {
       const { ended } = await handlers.unban({ all: true });
       out(`${bansEnded(ended)}${offlineNote}`);
       return 0;
     }
+    let code = 0;
     for (const address of positionals) {
-      const { ended } = await handlers.unban({ address, ...(values.jail ? { jail: values.jail } : {}) });
-      out(`${positionals.length > 1 ? `${address}: ` : ''}${bansEnded(ended)}${offlineNote}`);
+      const outcome = await handlers.unban({ address, ...(values.jail ? { jail: values.jail } : {}), ...(values.foreign ? { foreign: true } : {}) });
+      const prefix = positionals.length > 1 ? `${address}: ` : '';
+      if (outcome.foreignRemoved && outcome.foreignRemoved.length > 0) {
+        out(`${prefix}removed from ${outcome.foreignRemoved.join(', ')} (an entry edgeban never banned)`);
+      } else if (outcome.foreign && outcome.foreign.length > 0) {
+        // Still blocked, and no ban of ours to end: say why and how to remove it.
+        out(`${prefix}${bansEnded(outcome.ended)}; ${address} is in ${outcome.foreign.join(', ')} but edgeban never banned it, so it stays blocked. `
+          + `Remove it with \`edgeban unban --foreign ${address}\`, or let edgeban remove entries it did not ban with EDGEBAN_FOREIGN_ENTRIES=exclusive`);
+        code = 1;
+      } else {
+        out(`${prefix}${bansEnded(outcome.ended)}${offlineNote}`);
+      }
     }
-    return 0;
+    return code;
   });
 }
 

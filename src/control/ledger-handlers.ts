@@ -12,6 +12,10 @@ export interface JailDirectory {
   bantimeSecOf(jail: string): number;
   /** Why this address must not be banned (own address, gateway, …), or null. */
   refusal(address: string): string | null;
+  /** Targets whose alias holds `address` as an entry edgeban never banned. */
+  foreignIn?(address: string): string[];
+  /** Deletes such entries; returns the targets they were deleted from. */
+  removeForeign?(address: string): Promise<string[]>;
   /** Drops failure counters of an unbanned address, so it starts afresh. */
   forget(address: string, jail?: string): void;
   status(jail: string | null): unknown;
@@ -67,8 +71,12 @@ export function createLedgerHandlers(options: LedgerHandlersOptions): ControlHan
       if ('all' in command) return { ended: await ledger.unbanAll() };
       try {
         const ended = await ledger.unban({ address: command.address, ...(command.jail ? { jail: command.jail } : {}) });
-        jails?.forget(parsePfAddress(command.address).text, command.jail);
-        return { ended };
+        const address = parsePfAddress(command.address).text;
+        jails?.forget(address, command.jail);
+        if (ended > 0 || !jails?.foreignIn || !jails.removeForeign) return { ended };
+        if (command.foreign) return { ended, foreignRemoved: await jails.removeForeign(address) };
+        const foreign = jails.foreignIn(address);
+        return foreign.length > 0 ? { ended, foreign } : { ended };
       } catch (error) {
         if (error instanceof InvalidAddressError) throw new ControlRequestError(error.message, 'address');
         throw error;

@@ -270,6 +270,12 @@ export class Daemon {
         return verdict.ok ? null : `${address} is protected (${verdict.reason}: ${verdict.match})`;
       },
       forget: (address, jail) => this.engine.forget(address, jail),
+      foreignIn: (address) => this.reconcilers.filter((r) => r.holdsForeign(address)).map((r) => r.status().id),
+      removeForeign: async (address) => {
+        const holding = this.reconcilers.filter((r) => r.holdsForeign(address));
+        await Promise.all(holding.map((r) => r.removeForeign(address)));
+        return holding.map((r) => r.status().id);
+      },
       status: (jail) => this.status(jail),
       reload: () => this.reload(),
     };

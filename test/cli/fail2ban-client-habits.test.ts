@@ -82,6 +82,7 @@ test('status like fail2ban-client, status JAIL with its banned list, banned IP, 
     EDGEBAN_CONFIG_DIR: configDir, EDGEBAN_RECONCILE_INTERVAL: '2',
   };
   const alias = async () => ((await sim.admin('state')) as { tables: Record<string, string[]> }).tables[ALIAS] ?? [];
+  await sim.admin('seed', { table: ALIAS, entries: ['203.0.113.90'] }); // put there by hand, not by edgeban
   const daemon = await startCliDaemon(t, { TZ: 'UTC', EDGEBAN_LOG_FORMAT: 'pretty', ...env });
   const logHas = (pattern: RegExp) => daemon.stderr.some((line) => pattern.test(line));
 
@@ -89,7 +90,7 @@ test('status like fail2ban-client, status JAIL with its banned list, banned IP, 
     for (let i = 0; i < 2; i++) await appendFile(mailLog, dovecotFailure(address));
   }
   await appendFile(mailLog, dovecotFailure('203.0.113.63'));
-  await until('both attackers in the alias', async () => (await alias()).length === 2);
+  await until('both attackers in the alias', async () => (await alias()).length === 3);
   const manual = await runCli(['ban', '203.0.113.64'], { env });
   assert.equal(manual.code, 0, manual.stderr);
 
@@ -123,7 +124,17 @@ test('status like fail2ban-client, status JAIL with its banned list, banned IP, 
   const unban = await runCli(['unban', '192.0.2.61', '203.0.113.64'], { env });
   assert.equal(unban.code, 0, unban.stderr);
   assert.equal(unban.stdout, '192.0.2.61: 1 ban ended\n203.0.113.64: 1 ban ended\n');
-  await until('both unbanned addresses out of the alias', async () => (await alias()).join() === '198.51.100.62');
+  await until('both unbanned addresses out of the alias', async () => (await alias()).join() === '198.51.100.62,203.0.113.90');
+
+  // An address in the alias that edgeban never banned: said so, with the two ways to remove it.
+  const foreign = await runCli(['unban', '203.0.113.90'], { env });
+  assert.equal(foreign.code, 1, foreign.stderr);
+  assert.match(foreign.stdout, /^0 bans ended; 203\.0\.113\.90 is in .*fail2ban_blocklist but edgeban never banned it, so it stays blocked\. Remove it with `edgeban unban --foreign 203\.0\.113\.90`, or .*EDGEBAN_FOREIGN_ENTRIES=exclusive\n$/);
+  assert.ok((await alias()).includes('203.0.113.90'), 'nothing removed without --foreign');
+  const removed = await runCli(['unban', '--foreign', '203.0.113.90'], { env });
+  assert.equal(removed.code, 0, removed.stderr);
+  assert.match(removed.stdout, /^removed from .*fail2ban_blocklist \(an entry edgeban never banned\)\n$/);
+  assert.deepEqual(await alias(), ['198.51.100.62']);
 
   const reload = await runCli(['reload', 'dovecot'], { env });
   assert.equal(reload.code, 0, reload.stderr);

@@ -187,12 +187,15 @@ export async function runReloadCommand(argv: string[]): Promise<number> {
     out(result.message);
     if (!result.ok) return 2;
     if (jail !== null) {
+      let status: DaemonStatus;
       try {
-        await handlers.status(jail);
+        status = await handlers.status(jail) as DaemonStatus;
       } catch (error) {
         if (error instanceof UserFacingError) throw new UserFacingError(`${error.message} in the reloaded configuration`, 1);
         throw error;
       }
+      const entry = status.jails?.find((j) => j.jail === jail);
+      if (entry?.running === false) throw new UserFacingError(`jail ${jail} is enabled but not running: ${entry.reason ?? 'no reason given'}`, 1);
       out(`jail ${jail} is running`);
     }
     return 0;

@@ -24,7 +24,8 @@ test('reload re-reads the secret file and the .env file: a wrong secret fixed in
   await dotenv(secretA);
   // The CLI runs elsewhere: only the daemon reads this .env (from its working directory).
   const env = { EDGEBAN_DATA_DIR: path.join(root, 'data'), EDGEBAN_CONFIG_DIR: configDir, EDGEBAN_RECONCILE_INTERVAL: '2' };
-  const daemon = await startCliDaemon(t, { TZ: 'UTC', ...env }, { cwd: root });
+  // Pretty lines: the secret check below covers the human format too.
+  const daemon = await startCliDaemon(t, { TZ: 'UTC', EDGEBAN_LOG_FORMAT: 'pretty', ...env }, { cwd: root });
   const targetState = async () => (JSON.parse((await runCli(['status', '--json'], { env, cwd: configDir })).stdout) as { targets: Array<{ state: string }> }).targets[0]?.state;
   await until('bad credentials: the target is degraded', async () => (await targetState()) === 'degraded');
   const ban = await runCli(['ban', '203.0.113.81'], { env, cwd: configDir });

@@ -12,6 +12,10 @@ export interface JailStatusEntry {
   /** False for an enabled jail the daemon could not run; `reason` then says why. */
   running?: boolean;
   reason?: string;
+  /** A manual-ban jail: no log, bans only from the CLI. */
+  manualOnly?: boolean;
+  /** What runs differently from the user's fail2ban config (an action substituted or not run, an unknown key). */
+  notes?: Array<{ kind: string; file: string; line: number; message: string; fix?: string | null }>;
   lines?: number;
   failures?: number;
   tracked?: number;
@@ -42,13 +46,22 @@ export function formatOverview(status: DaemonStatus): string {
     lines.push('', 'enabled but not running:');
     for (const j of stopped) lines.push(`  ${j.jail}: ${j.reason ?? 'not running'}`);
   }
+  const noted = running.filter((j) => (j.notes ?? []).length > 0);
+  if (noted.length > 0) {
+    lines.push('', 'running differently from fail2ban (edgeban status JAIL for the fixes):');
+    for (const j of noted) for (const note of j.notes!) lines.push(`  ${j.jail}: ${note.message}`);
+  }
   lines.push('', `active bans: ${status.activeBans}`, ...formatTargets(status.targets));
   return lines.join('\n');
 }
 
+function formatNotes(j: JailStatusEntry): string[] {
+  return (j.notes ?? []).map((n) => `${n.file}:${n.line}: ${n.message}${n.fix ? ` (fix: ${n.fix})` : ''}`);
+}
+
 export function formatJail(name: string, status: DaemonStatus): string {
   const j = status.jails?.find((entry) => entry.jail === name) ?? { jail: name };
-  if (j.running === false) return [`Status for the jail: ${name}`, `\`- not running: ${j.reason ?? 'unknown reason'}`, '', ...formatTargets(status.targets)].join('\n');
+  if (j.running === false) return [`Status for the jail: ${name}`, `\`- not running: ${j.reason ?? 'unknown reason'}`, ...formatNotes(j), '', ...formatTargets(status.targets)].join('\n');
   const banned = j.banned ?? [];
   const files = j.follower?.files ?? [];
   const lines = [
@@ -62,7 +75,8 @@ export function formatJail(name: string, status: DaemonStatus): string {
     `   |- Total banned:\t${j.bans ?? 0}`,
     `   \`- Banned IP list:\t${banned.join(' ')}`,
     '',
-    `lines read: ${j.lines ?? 0}`,
+    j.manualOnly ? 'a manual-ban jail: it reads no log (edgeban ban IP --jail NAME)' : `lines read: ${j.lines ?? 0}`,
+    ...formatNotes(j),
   ];
   const ignored = Object.entries(j.ignored ?? {}).filter(([, n]) => n > 0);
   if (ignored.length > 0) lines.push(`failures ignored: ${ignored.map(([reason, n]) => `${reason} ${n}`).join(', ')}`);

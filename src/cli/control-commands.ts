@@ -131,22 +131,23 @@ export async function runUnbanCommand(argv: string[]): Promise<number> {
 const bansEnded = (n: number) => `${n} ban${n === 1 ? '' : 's'} ended`;
 
 export async function runBannedCommand(argv: string[]): Promise<number> {
-  const usage = 'edgeban banned [IP] [--json]';
-  const { values, positionals } = parse(argv, { json: { type: 'boolean' } }, usage);
-  if (positionals.length > 1) throw new UserFacingError(`expected at most one address\nusage: ${usage}`);
-  const address = positionals[0] === undefined ? null : canonicalAddress(positionals[0]);
+  const { values, positionals } = parse(argv, { json: { type: 'boolean' } }, 'edgeban banned [IP…] [--json]');
+  const addresses = positionals.map(canonicalAddress);
   return withHandlers(values, true, async (handlers) => {
     const all = await handlers.banned();
-    const banned = address === null ? all : all.filter((e) => e.address === address);
+    const banned = addresses.length === 0 ? all : all.filter((e) => addresses.includes(e.address));
     if (values.json) {
-      out(JSON.stringify(address === null ? { banned } : { address, jails: [...new Set(banned.map((e) => e.jail))], banned }));
+      const byAddress = addresses.map((address) => ({ address, jails: [...new Set(banned.filter((e) => e.address === address).map((e) => e.jail))] }));
+      out(JSON.stringify(addresses.length === 0 ? { banned } : { addresses: byAddress, banned }));
       return 0;
     }
-    if (address !== null) {
-      if (banned.length === 0) out(`${address} is not banned`);
-      else out(`${address} is banned by ${banned.map((e) => `${e.jail} (${e.target}, until ${e.expiresAt ?? 'unbanned'})`).join(', ')}`);
-      return 0;
+    // With addresses, fail2ban-client's question: which jails ban each of them.
+    for (const address of addresses) {
+      const bans = banned.filter((e) => e.address === address);
+      if (bans.length === 0) out(`${address} is not banned`);
+      else out(`${address} is banned by ${bans.map((e) => `${e.jail} (${e.target}, until ${e.expiresAt ?? 'unbanned'})`).join(', ')}`);
     }
+    if (addresses.length > 0) return 0;
     if (banned.length === 0) out('no active bans');
     for (const e of banned) out(`${e.address.padEnd(40)} ${e.jail.padEnd(16)} ${e.target.padEnd(24)} until ${e.expiresAt ?? 'unbanned'}${e.banCount > 1 ? ` (ban #${e.banCount})` : ''}`);
     return 0;

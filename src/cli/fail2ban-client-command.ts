@@ -14,7 +14,7 @@ const HELP = `usage: fail2ban-client [-s SOCKET] COMMAND   (edgeban's fail2ban-c
   set JAIL banip IP …           edgeban set JAIL banip IP …
   set JAIL unbanip IP …         edgeban set JAIL unbanip IP …
   unban IP … | --all            edgeban unban IP … | --all
-  banned [IP]                   edgeban banned [IP]
+  banned [IP …]                 edgeban banned [IP …]
   reload [JAIL]                 edgeban reload [JAIL]
   ping                          "Server replied: pong" when the daemon answers
   version                       edgeban version

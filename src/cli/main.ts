@@ -41,8 +41,8 @@ const COMMANDS: Record<string, CommandEntry> = {
     load: async () => (await import('./control-commands.ts')).runUnbanCommand,
   },
   banned: {
-    args: '[IP] [--json]',
-    summary: 'list active bans; with IP, the jails that ban it',
+    args: '[IP…] [--json]',
+    summary: 'list active bans; with addresses, the jails that ban each',
     load: async () => (await import('./control-commands.ts')).runBannedCommand,
   },
   reload: {
@@ -90,7 +90,7 @@ const COMMANDS: Record<string, CommandEntry> = {
     ownHelp: true,
   },
   'fail2ban-client': {
-    args: '[-s SOCKET] status [JAIL] | set JAIL banip|unbanip IP… | unban IP… | banned [IP] | reload [JAIL] | ping | version',
+    args: '[-s SOCKET] status [JAIL] | set JAIL banip|unbanip IP… | unban IP… | banned [IP…] | reload [JAIL] | ping | version',
     summary: 'fail2ban-client\'s commands mapped onto edgeban\'s (the image\'s fail2ban-client shim runs this)',
     load: async () => (await import('./fail2ban-client-command.ts')).runFail2banClientCommand,
     ownHelp: true,

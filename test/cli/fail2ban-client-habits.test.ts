@@ -119,7 +119,8 @@ test('status like fail2ban-client, status JAIL with its banned list, banned IP, 
   assert.equal(which.code, 0, which.stderr);
   assert.match(which.stdout, /^192\.0\.2\.61 is banned by dovecot \(fail2ban_blocklist, until /);
   assert.match((await runCli(['banned', '203.0.113.99'], { env })).stdout, /203\.0\.113\.99 is not banned/);
-  assert.deepEqual(JSON.parse((await runCli(['banned', '203.0.113.64', '--json'], { env })).stdout).jails, ['manual']);
+  const two = await runCli(['banned', '203.0.113.64', '192.0.2.61', '--json'], { env });
+  assert.deepEqual(JSON.parse(two.stdout).addresses, [{ address: '203.0.113.64', jails: ['manual'] }, { address: '192.0.2.61', jails: ['dovecot'] }]);
 
   const unban = await runCli(['unban', '192.0.2.61', '203.0.113.64'], { env });
   assert.equal(unban.code, 0, unban.stderr);

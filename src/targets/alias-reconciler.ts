@@ -166,6 +166,21 @@ export class AliasReconciler {
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
+  /**
+   * Alias entries edgeban never banned (the ledger knows nothing of them), as of the last list and
+   * the changes edgeban made since: true when `address` is one. `edgeban unban` says so.
+   */
+  holdsForeign(address: string): boolean {
+    return this.remote !== null && this.remote.has(address) && !this.options.ledger.isKnown(this.options.ledgerTarget, address);
+  }
+
+  /** Deletes a foreign entry on request (`edgeban unban --foreign`): there is no ban to end for it. */
+  async removeForeign(address: string): Promise<void> {
+    if (!this.holdsForeign(address)) return;
+    await this.options.api.deleteFromAlias(this.options.alias, address);
+    this.markRemote(address, false);
+  }
+
   /** What a full pass would do, without changing anything. */
   async plan(): Promise<PassPlan> {
     await this.checkAlias();

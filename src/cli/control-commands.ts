@@ -2,9 +2,11 @@ import { parseArgs } from 'node:util';
 import { loadEnv, type EdgebanEnv } from '../config/env.ts';
 import { parseDuration } from '../config/fail2ban/duration.ts';
 import { ControlClient, DaemonNotRunningError, type ControlEndpoint } from '../control/control-client.ts';
-import { createLedgerHandlers } from '../control/ledger-handlers.ts';
+import { createLedgerHandlers, type JailDirectory } from '../control/ledger-handlers.ts';
+import { guardFacts, loadDaemonConfig } from '../daemon/daemon-config.ts';
+import { NO_NETWORK_FACTS } from '../jails/network-facts.ts';
 import type { BanOutcome, BannedEntry, ControlHandlers } from '../control/protocol.ts';
-import { createLogger } from '../logging/logger.ts';
+import { createLogger, type Logger } from '../logging/logger.ts';
 import type { TargetStatus } from '../targets/alias-reconciler.ts';
 import { openLedgerForCommand } from '../targets/enforcement.ts';
 import { systemClock } from '../util/clock.ts';
@@ -15,6 +17,8 @@ import { UserFacingError } from '../util/errors.ts';
 // change when it starts.
 
 const MANUAL_BANTIME_SEC = 86_400;
+/** A full pass lists every page of every alias and applies the difference. */
+const RECONCILE_TIMEOUT_MS = 30 * 60_000;
 const out = (line: string) => process.stdout.write(`${line}\n`);
 
 interface CommonFlags { socket?: string | undefined; tcp?: boolean | undefined }
@@ -37,8 +41,12 @@ function endpointFor(env: EdgebanEnv, flags: CommonFlags): ControlEndpoint {
   return { socketPath: flags.socket ?? env.controlSocket };
 }
 
-/** Runs `action` against the daemon, or (when `offline` allows) against the ledger if no daemon answers. */
-async function withHandlers<T>(flags: CommonFlags, offline: boolean, action: (handlers: ControlHandlers, viaDaemon: boolean) => Promise<T>): Promise<T> {
+/**
+ * Runs `action` against the daemon, or (when `offline` allows) against the ledger if no daemon
+ * answers; `offline = 'jails'` (bans) first reads the jails and discovers the network facts as
+ * the daemon does, so the same guard, jails, targets and bantimes apply.
+ */
+async function withHandlers<T>(flags: CommonFlags, offline: false | 'ledger' | 'jails', action: (handlers: ControlHandlers, viaDaemon: boolean) => Promise<T>): Promise<T> {
   const env = loadEnv({ requireFirewall: false });
   const client = new ControlClient(endpointFor(env, flags));
   try {
@@ -49,14 +57,29 @@ async function withHandlers<T>(flags: CommonFlags, offline: boolean, action: (ha
     await client.close();
   }
   const logger = createLogger({ level: 'warn', secrets: env.secrets });
+  const jails = offline === 'jails' ? await offlineJails(env, logger) : LEDGER_ONLY;
   const { ledger, readOnly } = await openLedgerForCommand(env, systemClock, logger);
   try {
     if (readOnly) throw new UserFacingError('the ledger is locked by a running edgeban, but its control socket does not answer; try again, or pass --socket');
-    return await action(createLedgerHandlers({ ledger, targets: () => [], defaultTarget: env.alias, manualBantimeSec: MANUAL_BANTIME_SEC }), false);
+    return await action(createLedgerHandlers({ ledger, targets: () => [], manualBantimeSec: MANUAL_BANTIME_SEC, jails }), false);
   } finally {
     await ledger.close();
   }
 }
+
+/** The jails as the daemon would run them, for a ban recorded while it is stopped. */
+async function offlineJails(env: EdgebanEnv, logger: Logger): Promise<JailDirectory> {
+  const config = await loadDaemonConfig(env);
+  const facts = await guardFacts(config, env, logger);
+  return {
+    jail: (name) => config.jails.find((j) => j.definition.name === name)?.settings ?? null,
+    manualTarget: () => config.manualTarget?.id ?? null,
+    facts: () => facts,
+  };
+}
+
+/** For unban and banned, which need no jail. */
+const LEDGER_ONLY: JailDirectory = { jail: () => null, manualTarget: () => null, facts: () => NO_NETWORK_FACTS };
 
 function remoteHandlers(client: ControlClient): ControlHandlers {
   return {
@@ -65,6 +88,7 @@ function remoteHandlers(client: ControlClient): ControlHandlers {
     unban: (command) => client.call('POST', '/unban', command),
     banned: async () => (await client.call<{ banned: BannedEntry[] }>('GET', '/banned')).banned,
     reload: () => client.call('POST', '/reload'),
+    reconcile: (command) => client.call('POST', '/reconcile', command, RECONCILE_TIMEOUT_MS),
   };
 }
 
@@ -91,7 +115,7 @@ export async function runBanCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, { jail: { type: 'string' }, bantime: { type: 'string' } }, usage);
   if (positionals.length !== 1) throw new UserFacingError(`expected one address\nusage: ${usage}`);
   const bantimeSec = bantimeSeconds(values.bantime);
-  return withHandlers(values, true, async (handlers, viaDaemon) => printOutcome(await handlers.ban({
+  return withHandlers(values, 'jails', async (handlers, viaDaemon) => printOutcome(await handlers.ban({
     address: positionals[0]!, ...(values.jail ? { jail: values.jail } : {}), ...(bantimeSec !== undefined ? { bantimeSec } : {}),
   }), viaDaemon));
 }
@@ -100,7 +124,7 @@ export async function runUnbanCommand(argv: string[]): Promise<number> {
   const usage = 'edgeban unban IP [--jail J] | edgeban unban --all';
   const { values, positionals } = parse(argv, { all: { type: 'boolean' }, jail: { type: 'string' } }, usage);
   if (values.all ? positionals.length !== 0 : positionals.length !== 1) throw new UserFacingError(`expected one address or --all\nusage: ${usage}`);
-  return withHandlers(values, true, async (handlers, viaDaemon) => {
+  return withHandlers(values, 'ledger', async (handlers, viaDaemon) => {
     const { ended } = await handlers.unban(values.all ? { all: true } : { address: positionals[0]!, ...(values.jail ? { jail: values.jail } : {}) });
     out(`${ended} ban${ended === 1 ? '' : 's'} ended${viaDaemon ? '' : ' (edgeban is not running: removed from the alias when it starts)'}`);
     return 0;
@@ -109,7 +133,7 @@ export async function runUnbanCommand(argv: string[]): Promise<number> {
 
 export async function runBannedCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, { json: { type: 'boolean' } }, 'edgeban banned [--json]');
-  return withHandlers(values, true, async (handlers) => {
+  return withHandlers(values, 'ledger', async (handlers) => {
     const banned = await handlers.banned();
     if (values.json) {
       out(JSON.stringify({ banned }));
@@ -155,7 +179,7 @@ export async function runSetCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {}, usage);
   const [jail, verb, ...addresses] = positionals;
   if (!jail || (verb !== 'banip' && verb !== 'unbanip') || addresses.length === 0) throw new UserFacingError(`usage: ${usage}`);
-  return withHandlers(values, true, async (handlers, viaDaemon) => {
+  return withHandlers(values, verb === 'banip' ? 'jails' : 'ledger', async (handlers, viaDaemon) => {
     let code = 0;
     for (const address of addresses) {
       if (verb === 'banip') code = Math.max(code, printOutcome(await handlers.ban({ address, jail }), viaDaemon));

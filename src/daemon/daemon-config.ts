@@ -4,7 +4,9 @@ import { loadJailFilter, loadJails, type JailDefinition } from '../config/fail2b
 import { configDirs } from '../config/shipped-dirs.ts';
 import { compileFilter, type CompiledFilter } from '../filters/compile.ts';
 import { jailSettings, type JailSettings } from '../jails/settings.ts';
-import { enforcementTargets, type EnforcementTarget } from '../jails/targets.ts';
+import { gatherNetworkFacts, type NetworkFacts } from '../jails/network-facts.ts';
+import { planTargets, targetsInUse, type EnforcementTarget } from '../jails/targets.ts';
+import type { Logger } from '../logging/logger.ts';
 import type { UnsupportedAction } from '../config/fail2ban/jail-definition.ts';
 import { SECRET_PARAMS } from '../config/fail2ban/action-definition.ts';
 import { notifyPlan, type ChannelConfig, type NotifyPlan } from '../notifications/channel-config.ts';
@@ -19,7 +21,10 @@ export interface JailPlan {
 
 export interface DaemonConfig {
   jails: JailPlan[];
+  /** The targets the jails ban into (see targetsInUse for the manual one). */
   targets: EnforcementTarget[];
+  /** OPNSENSE_ALIAS on the environment's firewalls, where a ban without a jail goes; null without OPNSENSE_URL. */
+  manualTarget: EnforcementTarget | null;
   unsupported: UnsupportedAction[];
   /** Notification channels, deduplicated across jails (one object, so one rate limit, per channel). */
   notify: NotifyPlan;
@@ -43,12 +48,21 @@ export async function loadDaemonConfig(env: EdgebanEnv): Promise<DaemonConfig> {
     const channels = (notify.jailChannels[definition.name] ?? []).map((id) => channelsById.get(id)).filter((c) => c !== undefined);
     jails.push({ definition, settings: jailSettings(definition, env), filter, channels });
   }
-  const targets = enforcementTargets(jails.map((j) => j.definition), env);
-  // Manual bans go to the environment's alias even when no jail names it.
-  if (env.firewalls.length > 0 && !targets.some((t) => t.id === env.alias)) {
-    targets.push({ id: env.alias, alias: env.alias, endpoints: env.firewalls, jails: [] });
-  }
-  return { jails, targets, unsupported: loaded.unsupported, notify, secrets: actionSecrets(runnable.map((j) => j.actions).flat()) };
+  const { targets, manual } = planTargets(jails.map((j) => j.definition), env);
+  return { jails, targets, manualTarget: manual, unsupported: loaded.unsupported, notify, secrets: actionSecrets(runnable.map((j) => j.actions).flat()) };
+}
+
+/** The targets to enforce now: the jails', and the manual one once a jail or a ledger claim uses it. */
+export function enforcedTargets(config: Pick<DaemonConfig, 'targets' | 'manualTarget'>, ledgerTargets: Iterable<string>): EnforcementTarget[] {
+  return targetsInUse({ targets: config.targets, manual: config.manualTarget }, ledgerTargets);
+}
+
+/** What the ban guard protects, discovered the same way for the daemon and the offline CLI: this host, its gateways, every firewall bans may go to. */
+export async function guardFacts(config: Pick<DaemonConfig, 'targets' | 'manualTarget'>, env: Pick<EdgebanEnv, 'procNet'>, logger: Logger): Promise<NetworkFacts> {
+  const urls = [...config.targets, ...(config.manualTarget ? [config.manualTarget] : [])].flatMap((t) => t.endpoints.map((e) => e.url));
+  const { facts, unresolved } = await gatherNetworkFacts([...new Set(urls)], env.procNet);
+  if (unresolved.length > 0) logger.warn({ unresolved }, 'cannot resolve these firewall names; their addresses are not protected from bans');
+  return facts;
 }
 
 function actionSecrets(actions: ReadonlyArray<{ params: Record<string, string> }>): string[] {

@@ -5,10 +5,8 @@ import { ControlServer } from '../control/control-server.ts';
 import { createLedgerHandlers, type JailDirectory } from '../control/ledger-handlers.ts';
 import { openLedgerStore } from '../ledger/open-ledger-store.ts';
 import { Ledger } from '../ledger/ledger.ts';
-import { BanGuard } from '../jails/ban-guard.ts';
-import { parseCidr } from '../jails/cidr.ts';
 import { JailEngine } from '../jails/jail-engine.ts';
-import { discoverNetworkFacts, resolveFirewallAddresses, type NetworkFacts } from '../jails/network-facts.ts';
+import type { NetworkFacts } from '../jails/network-facts.ts';
 import type { Logger } from '../logging/logger.ts';
 import { EdgebanMetrics } from '../metrics/edgeban-metrics.ts';
 import { MetricsServer } from '../metrics/metrics-server.ts';
@@ -16,12 +14,12 @@ import { Notifier } from '../notifications/notifier.ts';
 import { judgeReadiness, type DaemonPhase, type Readiness } from '../metrics/readiness.ts';
 import type { AliasReconciler } from '../targets/alias-reconciler.ts';
 import type { ApiCallRecord } from '../targets/opnsense/client.ts';
-import { createTargetReconciler, ledgerDir } from '../targets/enforcement.ts';
+import { createTargetReconciler, ledgerDir, reconcileTargets } from '../targets/enforcement.ts';
 import type { OpnsenseClient } from '../targets/opnsense/client.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
 import { moveAside } from '../util/durable-files.ts';
 import { errorMessage, UserFacingError } from '../util/errors.ts';
-import { loadDaemonConfig, type DaemonConfig } from './daemon-config.ts';
+import { enforcedTargets, guardFacts, loadDaemonConfig, type DaemonConfig } from './daemon-config.ts';
 import { JailPipeline } from './jail-pipeline.ts';
 
 export interface DaemonOptions {
@@ -98,7 +96,7 @@ export class Daemon {
     }
     const store = await openLedgerStore(env, logger);
     this.ledger = await Ledger.open({ store, clock, logger });
-    this.facts = this.options.networkFacts ?? await this.discoverFacts();
+    this.facts = this.options.networkFacts ?? await guardFacts(this.config, env, logger);
     this.engine = new JailEngine({
       jails: this.config.jails.map((j) => j.settings), facts: this.facts, history: this.ledger,
       ban: (request) => this.ledger.ban(request), clock, random: Math.random, logger,
@@ -117,8 +115,9 @@ export class Daemon {
     await this.startMetricsServer();
     this.control = await ControlServer.start({
       handlers: createLedgerHandlers({
-        ledger: this.ledger, targets: () => this.reconcilers.map((r) => r.status()), defaultTarget: env.alias,
+        ledger: this.ledger, targets: () => this.reconcilers.map((r) => r.status()),
         manualBantimeSec: MANUAL_BANTIME_SEC, jails: this.jailDirectory(),
+        reconcile: (command) => reconcileTargets(this.reconcilers, { dryRun: command.dryRun, running: true, clock }),
       }),
       logger, socketPath: env.controlSocket,
       ...(env.controlListen && env.controlToken ? { tcp: { ...env.controlListen, token: env.controlToken } } : {}),
@@ -169,7 +168,7 @@ export class Daemon {
     await this.notifier?.reconfigure(next.notify);
     this.engine.reload(next.jails.map((j) => j.settings), this.facts);
     const before = new Set(this.reconcilers.map((r) => r.status().id));
-    const after = new Set(next.targets.flatMap((t) => t.endpoints.map((e) => `${e.url} ${t.alias}`)));
+    const after = new Set(enforcedTargets(next, this.ledger.targets()).flatMap((t) => t.endpoints.map((e) => `${e.url} ${t.alias}`)));
     if (before.size !== after.size || [...after].some((id) => !before.has(id))) {
       await Promise.all(this.reconcilers.map((r) => r.stop()));
       await Promise.all(this.clients.map((c) => c.close()));
@@ -193,9 +192,28 @@ export class Daemon {
     const { env, clock, logger } = this.options;
     const metrics = this.metrics;
     const onCall = metrics ? { onCall: (call: ApiCallRecord, reconciler: AliasReconciler) => metrics.apiCall(reconciler.status(), call) } : {};
-    const built = this.config.targets.flatMap((target) => target.endpoints.map((endpoint) => createTargetReconciler(env, endpoint, target, this.ledger, clock, logger, onCall)));
+    const built = enforcedTargets(this.config, this.ledger.targets()).flatMap((target) => target.endpoints.map((endpoint) => createTargetReconciler(env, endpoint, target, this.ledger, clock, logger, onCall)));
     this.clients = built.map((b) => b.client);
     this.reconcilers = built.map((b) => b.reconciler);
+  }
+
+  /** A manual ban into OPNSENSE_ALIAS when nothing enforced it yet: its reconcilers start now. */
+  private enforceNewTargets(): void {
+    const { env, clock, logger } = this.options;
+    if (this.phase !== 'running') return;
+    const running = new Set(this.reconcilers.map((r) => r.status().id));
+    const metrics = this.metrics;
+    const onCall = metrics ? { onCall: (call: ApiCallRecord, reconciler: AliasReconciler) => metrics.apiCall(reconciler.status(), call) } : {};
+    for (const target of enforcedTargets(this.config, this.ledger.targets())) {
+      for (const endpoint of target.endpoints) {
+        if (running.has(`${endpoint.url} ${target.alias}`)) continue;
+        const { client, reconciler } = createTargetReconciler(env, endpoint, target, this.ledger, clock, logger, onCall);
+        this.clients.push(client);
+        this.reconcilers.push(reconciler);
+        logger.info({ target: reconciler.status().id }, 'enforcing a target its first manual ban uses');
+        void reconciler.start();
+      }
+    }
   }
 
   private async startPipelines(): Promise<void> {
@@ -240,25 +258,15 @@ export class Daemon {
     });
   }
 
-  private async discoverFacts(): Promise<NetworkFacts> {
-    const urls = this.config.targets.flatMap((t) => t.endpoints.map((e) => e.url));
-    const resolved = await resolveFirewallAddresses(urls);
-    if (resolved.unresolved.length > 0) this.options.logger.warn({ unresolved: resolved.unresolved }, 'cannot resolve these firewall names; their addresses are not protected from bans');
-    return discoverNetworkFacts({ firewallAddresses: resolved.addresses });
-  }
-
   private jailDirectory(): JailDirectory {
-    const manualGuard = () => new BanGuard({ facts: this.facts, ignoreip: [], banprivate: false });
     return {
-      targetOf: (jail) => this.config.jails.find((j) => j.definition.name === jail)?.settings.targets[0]?.id ?? null,
-      bantimeSecOf: (jail) => this.config.jails.find((j) => j.definition.name === jail)?.settings.bantimeSec ?? MANUAL_BANTIME_SEC,
-      refusal: (address) => {
-        const verdict = manualGuard().check(parseCidr(address));
-        return verdict.ok ? null : `${address} is protected (${verdict.reason}: ${verdict.match})`;
-      },
+      jail: (name) => this.config.jails.find((j) => j.definition.name === name)?.settings ?? null,
+      manualTarget: () => this.config.manualTarget?.id ?? null,
+      facts: () => this.facts,
       forget: (address, jail) => this.engine.forget(address, jail),
       status: (jail) => this.status(jail),
       reload: () => this.reload(),
+      banned: () => this.enforceNewTargets(),
     };
   }
 }

@@ -1,5 +1,6 @@
 import type { BanClaim } from '../ledger/ban-claim.ts';
 import type { Ledger } from '../ledger/ledger.ts';
+import type { Logger } from '../logging/logger.ts';
 import { describeRefusal, manualBanGuard } from '../jails/ban-guard.ts';
 import { banDurationMs } from '../jails/ban-time.ts';
 import { parseCidr, type Cidr } from '../jails/cidr.ts';
@@ -105,6 +106,25 @@ export function createLedgerHandlers(options: LedgerHandlersOptions): ControlHan
       return options.reconcile(command);
     },
   };
+}
+
+/**
+ * Ends the active bans the guard refuses, before any reaches a firewall: ones an older edgeban
+ * recorded unguarded (its offline CLI took `ban 0.0.0.0/0`), or that a jail's limits no longer
+ * allow. Each is logged as an error. Adopted entries were in the alias before edgeban: left alone.
+ */
+export async function endRefusedBans(ledger: Ledger, jails: JailDirectory, logger: Logger): Promise<number> {
+  let ended = 0;
+  for (const claim of ledger.activeClaims()) {
+    if (claim.origin === 'adopted') continue;
+    const settings = jails.jail(claim.jail);
+    const verdict = manualBanGuard(jails.facts(), settings).check(parseCidr(claim.address));
+    if (verdict.ok) continue;
+    ended += await ledger.unban({ address: claim.address, target: claim.target, jail: claim.jail });
+    logger.error({ address: claim.address, jail: claim.jail, target: claim.target, reason: verdict.reason },
+      `ended the recorded ban of ${describeRefusal(claim.address, verdict, settings)}; it is not sent to the firewall`);
+  }
+  return ended;
 }
 
 export function toEntry(claim: BanClaim): BannedEntry {

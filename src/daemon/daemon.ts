@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { EdgebanEnv } from '../config/env.ts';
 import { ControlServer } from '../control/control-server.ts';
-import { createLedgerHandlers, type JailDirectory } from '../control/ledger-handlers.ts';
+import { createLedgerHandlers, endRefusedBans, type JailDirectory } from '../control/ledger-handlers.ts';
 import { openLedgerStore } from '../ledger/open-ledger-store.ts';
 import { Ledger } from '../ledger/ledger.ts';
 import { JailEngine } from '../jails/jail-engine.ts';
@@ -101,6 +101,8 @@ export class Daemon {
       jails: this.config.jails.map((j) => j.settings), facts: this.facts, history: this.ledger,
       ban: (request) => this.ledger.ban(request), clock, random: Math.random, logger,
     });
+    // Before any reconciler reads the ledger: a ban the guard refuses never reaches a firewall.
+    await endRefusedBans(this.ledger, this.jailDirectory(), logger);
     // Before the reconcilers: their clients report every API call to it.
     if (env.metricsListen) this.metrics = this.createMetrics();
     this.buildReconcilers();

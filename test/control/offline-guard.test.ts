@@ -2,6 +2,10 @@ import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
+import { FileLedgerStore } from '../../src/ledger/file-ledger-store.ts';
+import { Ledger } from '../../src/ledger/ledger.ts';
+import { silentLogger } from '../../src/logging/logger.ts';
+import { systemClock } from '../../src/util/clock.ts';
 import { runCli, startCliDaemon, startCliSimulator, type CliResult } from '../helpers/cli.ts';
 import { mailSetup } from '../helpers/mail-setup.ts';
 import { until } from '../helpers/until.ts';
@@ -82,5 +86,32 @@ test('offline ban obeys the daemon\'s guard, jails and bantimes; refusals read t
   const alias = async () => ((await sim.admin('state')) as { tables: Record<string, string[]> }).tables[ALIAS] ?? [];
   await until('the offline ban in the alias', async () => (await alias()).includes('203.0.113.5'));
   assert.deepEqual(await alias(), ['203.0.113.5'], 'only the allowed ban reaches the alias');
+  assert.equal(await daemon.stop(), 0);
+});
+
+test('bans an older edgeban recorded unguarded are ended at start, before any reaches the firewall', async (t) => {
+  const sim = await startCliSimulator(t, ['--key', KEY, '--secret', SECRET, '--auth-fail-delay', '0']);
+  const { root, configDir, mailLog } = await mailSetup(t);
+  await writeFile(path.join(configDir, 'jail.local'), `[dovecot]\nenabled = true\nlogpath = ${mailLog}\n`);
+  const dataDir = path.join(root, 'data');
+  // What the unguarded offline CLI used to write.
+  const store = await FileLedgerStore.open({ dir: path.join(dataDir, 'ledger'), logger: silentLogger() });
+  const ledger = await Ledger.open({ store, clock: systemClock, logger: silentLogger() });
+  for (const address of ['0.0.0.0/0', '32.0.0.0/3', '127.0.0.1', '10.0.0.5', '203.0.113.20']) {
+    await ledger.ban({ target: ALIAS, address, jail: 'manual', origin: 'manual', durationMs: 3_600_000 });
+  }
+  await ledger.close();
+  const env = { OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET, EDGEBAN_DATA_DIR: dataDir, EDGEBAN_CONFIG_DIR: configDir };
+  const daemon = await startCliDaemon(t, { TZ: 'UTC', ...env });
+  const alias = async () => ((await sim.admin('state')) as { tables: Record<string, string[]> }).tables[ALIAS] ?? [];
+  await until('the allowed ban in the alias', async () => (await alias()).includes('203.0.113.20'));
+  const calls = (await sim.admin('calls')) as Array<{ path: string; requestBody: string }>;
+  const added = calls.filter((c) => c.path.includes('alias_util/add')).map((c) => (JSON.parse(c.requestBody) as { address: string }).address);
+  assert.deepEqual(added, ['203.0.113.20'], 'only the allowed ban was sent');
+  for (const address of ['0.0.0.0/0', '32.0.0.0/3', '127.0.0.1', '10.0.0.5']) {
+    assert.ok(daemon.stderr.some((line) => line.includes(`ended the recorded ban of ${address} is`)), `no log line for ${address}`);
+  }
+  const banned = (JSON.parse((await runCli(['banned', '--json'], { env })).stdout) as { banned: Array<{ address: string }> }).banned;
+  assert.deepEqual(banned.map((b) => b.address), ['203.0.113.20']);
   assert.equal(await daemon.stop(), 0);
 });

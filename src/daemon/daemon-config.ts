@@ -5,8 +5,10 @@ import { configDirs } from '../config/shipped-dirs.ts';
 import { compileFilter, type CompiledFilter } from '../filters/compile.ts';
 import { jailSettings, type JailSettings } from '../jails/settings.ts';
 import { gatherNetworkFacts, type NetworkFacts } from '../jails/network-facts.ts';
-import { planTargets, targetsInUse, type EnforcementTarget } from '../jails/targets.ts';
+import { planTargets, renamedTarget, targetsInUse, type EnforcementTarget } from '../jails/targets.ts';
+import type { Ledger } from '../ledger/ledger.ts';
 import type { Logger } from '../logging/logger.ts';
+import type { Clock } from '../util/clock.ts';
 import type { UnsupportedAction } from '../config/fail2ban/jail-definition.ts';
 import { SECRET_PARAMS } from '../config/fail2ban/action-definition.ts';
 import { notifyPlan, type ChannelConfig, type NotifyPlan } from '../notifications/channel-config.ts';
@@ -55,6 +57,30 @@ export async function loadDaemonConfig(env: EdgebanEnv): Promise<DaemonConfig> {
 /** The targets to enforce now: the jails', and the manual one once a jail or a ledger claim uses it. */
 export function enforcedTargets(config: Pick<DaemonConfig, 'targets' | 'manualTarget'>, ledgerTargets: Iterable<string>): EnforcementTarget[] {
   return targetsInUse({ targets: config.targets, manual: config.manualTarget }, ledgerTargets);
+}
+
+/**
+ * Moves the active bans of ledger targets an older edgeban named differently (see renamedTarget)
+ * into the target enforcing them now, so they stay in the alias and still end on time. Returns
+ * how many moved. The old claims end without a reconciler to act on them.
+ */
+export async function moveRenamedTargets(
+  ledger: Ledger, config: Pick<DaemonConfig, 'targets' | 'manualTarget'>, env: Pick<EdgebanEnv, 'firewalls'>, clock: Clock, logger: Logger,
+): Promise<number> {
+  const ids = new Set([...config.targets, ...(config.manualTarget ? [config.manualTarget] : [])].map((t) => t.id));
+  let moved = 0;
+  for (const from of ledger.targets()) {
+    const to = renamedTarget(from, env);
+    if (to === null || !ids.has(to)) continue;
+    const now = clock.now();
+    const claims = ledger.activeClaims(from);
+    if (claims.length === 0) continue;
+    await ledger.banMany(claims.map((c) => ({ target: to, address: c.address, jail: c.jail, origin: c.origin, durationMs: c.expiresAt === null ? null : Math.max(1, c.expiresAt - now) })));
+    for (const c of claims) await ledger.unban({ address: c.address, target: from, jail: c.jail });
+    moved += claims.length;
+    logger.warn({ from, to, bans: claims.length }, 'bans recorded under an older name of this firewall and alias now belong to its one target');
+  }
+  return moved;
 }
 
 /** What the ban guard protects, discovered the same way for the daemon and the offline CLI: this host, its gateways, every firewall bans may go to. */

@@ -108,6 +108,24 @@ export function targetsInUse(plan: TargetPlan, ledgerTargets: Iterable<string>):
   return [...ledgerTargets].includes(manual.id) ? [...targets, manual] : targets;
 }
 
+/**
+ * The target an older edgeban's ledger target name means under this configuration, when it
+ * differs: `opnsense:<firewall>/<alias>` written for a firewall that OPNSENSE_URL also names is now
+ * the environment's target `<alias>`; another spelling of a jail's firewall is its normalised one.
+ */
+export function renamedTarget(id: string, env: Pick<EdgebanEnv, 'firewalls'>): string | null {
+  if (!id.startsWith(TARGET_PREFIX)) return null;
+  const slash = id.lastIndexOf('/');
+  const firewall = id.slice(TARGET_PREFIX.length, slash);
+  const alias = id.slice(slash + 1);
+  if (slash <= TARGET_PREFIX.length || !isValidAliasName(alias)) return null;
+  const candidate = /^[a-z][a-z0-9+.-]*:\/\//i.test(firewall) ? firewall : `https://${bracketed(firewall)}`;
+  const url = checkFirewallUrl(candidate);
+  if (typeof url !== 'string') return null;
+  const now = env.firewalls.some((e) => e.url === url) ? alias : ownTargetId(url, alias);
+  return now === id ? null : now;
+}
+
 function ownEndpoint(jail: JailDefinition, action: OpnsenseAction, env: Pick<EdgebanEnv, 'firewalls'>): FirewallEndpoint {
   const { target } = action;
   const where = (key: string) => ({ file: target.source.file, line: target.source.line, key });

@@ -2,6 +2,10 @@ import assert from 'node:assert/strict';
 import { appendFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
+import { FileLedgerStore } from '../../src/ledger/file-ledger-store.ts';
+import { Ledger } from '../../src/ledger/ledger.ts';
+import { silentLogger } from '../../src/logging/logger.ts';
+import { systemClock } from '../../src/util/clock.ts';
 import { runCli, startCliDaemon, startCliSimulator } from '../helpers/cli.ts';
 import { dovecotFailure } from '../helpers/log-lines.ts';
 import { mailSetup } from '../helpers/mail-setup.ts';
@@ -96,4 +100,30 @@ test('OPNSENSE_URL is optional when every jail names its firewall; offline ban -
   await until('the manual ban in OPNSENSE_ALIAS', async () => ((await tables())[ALIAS] ?? []).includes('203.0.113.9'));
   assert.deepEqual((await targetsOf(env)).map((x) => x.alias).sort(), [ALIAS, 'mail_block']);
   assert.equal(await second.stop(), 0);
+});
+
+test('bans an older edgeban recorded under the jail\'s own name for the environment\'s firewall move to the one target and stay in the alias', async (t) => {
+  const sim = await startCliSimulator(t, ['--key', KEY, '--secret', SECRET, '--auth-fail-delay', '0']);
+  const { root, configDir, mailLog } = await mailSetup(t);
+  await writeFile(path.join(configDir, 'jail.local'), [
+    '[dovecot]', 'enabled = true', `logpath = ${mailLog}`,
+    `banaction = opnsense[firewall="${sim.url}", key="${KEY}", secret="${SECRET}", alias="${ALIAS}"]`, '',
+  ].join('\n'));
+  const dataDir = path.join(root, 'data');
+  const store = await FileLedgerStore.open({ dir: path.join(dataDir, 'ledger'), logger: silentLogger() });
+  const ledger = await Ledger.open({ store, clock: systemClock, logger: silentLogger() });
+  await ledger.ban({ target: `opnsense:${sim.url}/${ALIAS}`, address: '192.0.2.60', jail: 'dovecot', origin: 'jail', durationMs: 3_600_000 });
+  await ledger.close();
+  await sim.admin('seed', { table: ALIAS, entries: ['192.0.2.60'] });
+  const env = {
+    OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET, EDGEBAN_DATA_DIR: dataDir,
+    EDGEBAN_CONFIG_DIR: configDir, EDGEBAN_RECONCILE_INTERVAL: '1', EDGEBAN_FOREIGN_ENTRIES: 'exclusive',
+  };
+  const daemon = await startCliDaemon(t, { TZ: 'UTC', ...env });
+  await until('two full passes', async () => (await targetsOf(env)).every((x) => x.successfulPasses >= 2));
+  assert.equal(deletes(await sim.admin('calls') as SimCall[], '192.0.2.60'), 0, 'the moved ban was deleted as foreign');
+  const banned = (JSON.parse((await runCli(['banned', '--json'], { env })).stdout) as { banned: Array<{ address: string; target: string; jail: string; expiresAt: string }> }).banned;
+  assert.deepEqual(banned.map((b) => [b.address, b.target, b.jail]), [['192.0.2.60', ALIAS, 'dovecot']]);
+  assert.ok(Date.parse(banned[0]!.expiresAt) - Date.now() <= 3_600_000, 'the ban keeps its expiry');
+  assert.equal(await daemon.stop(), 0);
 });

@@ -5,7 +5,7 @@ import type { EdgebanEnv, FirewallEndpoint } from '../../src/config/env.ts';
 import { ConfigError } from '../../src/config/fail2ban/config-error.ts';
 import { loadJails, type JailDefinition } from '../../src/config/fail2ban/jail-definition.ts';
 import { jailSettings } from '../../src/jails/settings.ts';
-import { planTargets, targetsInUse } from '../../src/jails/targets.ts';
+import { planTargets, renamedTarget, targetsInUse } from '../../src/jails/targets.ts';
 import { tempConfig, SHIPPED_ACTIONS, REPO } from '../config/fixtures.ts';
 
 const KEY = 'k3y-ABCDEFGH';
@@ -228,4 +228,15 @@ banaction = opnsense[firewall="https://198.51.100.1/", key="${KEY}", secret="${S
   assert.deepEqual(targetsInUse(otherPlan, []).map((x) => x.id), ['mail_block'], 'an unused OPNSENSE_ALIAS gets no target');
   assert.deepEqual(targetsInUse(otherPlan, ['mail_block', 'edge_block']).map((x) => x.id), ['mail_block', 'edge_block'], 'a ledger claim in it does');
   assert.equal(planTargets([], env({ firewalls: [] })).manual, null, 'no OPNSENSE_URL, no manual target');
+});
+
+test('ledger target names an older edgeban wrote map to the one target of their firewall and alias', () => {
+  const e = env();
+  assert.equal(renamedTarget('opnsense:192.0.2.254/edge_block', e), 'edge_block', 'the environment\'s firewall');
+  assert.equal(renamedTarget('opnsense:https://192.0.2.254:443//mail_block', e), 'mail_block');
+  assert.equal(renamedTarget('opnsense:https://198.51.100.1:443//web_block', e), 'opnsense:198.51.100.1/web_block', 'another spelling of a jail-only firewall');
+  assert.equal(renamedTarget('opnsense:198.51.100.1/web_block', e), null, 'already the current name');
+  assert.equal(renamedTarget('opnsense:2001:db8::1/v6_block', e), null);
+  assert.equal(renamedTarget('edge_block', e), null);
+  assert.equal(renamedTarget('opnsense:not a url/x', e), null);
 });

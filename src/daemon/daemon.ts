@@ -171,11 +171,17 @@ export class Daemon {
     this.learnSecrets(next);
     await this.notifier?.reconfigure(next.notify);
     this.engine.reload(next.jails.map((j) => j.settings), this.facts);
-    const before = new Set(this.reconcilers.map((r) => r.status().id));
-    const after = new Set(enforcedTargets(next, this.ledger.targets()).flatMap((t) => t.endpoints.map((e) => `${e.url} ${t.alias}`)));
-    if (before.size !== after.size || [...after].some((id) => !before.has(id))) {
+    // A reconciler is its ledger target on one firewall's alias: a jail now naming OPNSENSE_URL's firewall changes the target.
+    const before = new Set(this.reconcilers.map((r) => `${r.status().ledgerTarget} ${r.status().id}`));
+    const after = new Set(enforcedTargets(next, this.ledger.targets()).flatMap((t) => t.endpoints.map((e) => `${t.id} ${e.url} ${t.alias}`)));
+    const changed = before.size !== after.size || [...after].some((id) => !before.has(id));
+    if (changed) {
       await Promise.all(this.reconcilers.map((r) => r.stop()));
       await Promise.all(this.clients.map((c) => c.close()));
+    }
+    // Once no reconciler serves an old target name: its claims end without their entries being deleted.
+    await moveRenamedTargets(this.ledger, next, env, this.options.clock, logger);
+    if (changed) {
       this.buildReconcilers();
       for (const reconciler of this.reconcilers) void reconciler.start();
     }

@@ -132,6 +132,7 @@ export class Daemon {
     this.scheduleSweep();
     // Reconcilers, pipelines and the ledger all exist from here: observers of the running daemon hook in at this point.
     this.phase = 'running';
+    this.enforceNewTargets(); // a manual ban made during start-up
     logger.info({ jails: this.config.jails.map((j) => j.definition.name), targets: this.reconcilers.map((r) => r.status().id), metrics: this.metricsServer?.url() ?? null }, 'edgeban running');
   }
 
@@ -199,30 +200,36 @@ export class Daemon {
   }
 
   private buildReconcilers(): void {
-    const { env, clock, logger } = this.options;
-    const metrics = this.metrics;
-    const onCall = metrics ? { onCall: (call: ApiCallRecord, reconciler: AliasReconciler) => metrics.apiCall(reconciler.status(), call) } : {};
-    const built = enforcedTargets(this.config, this.ledger.targets()).flatMap((target) => target.endpoints.map((endpoint) => createTargetReconciler(env, endpoint, target, this.ledger, clock, logger, onCall)));
-    this.clients = built.map((b) => b.client);
-    this.reconcilers = built.map((b) => b.reconciler);
+    this.clients = [];
+    this.reconcilers = [];
+    this.addReconcilers();
   }
 
-  /** A manual ban into OPNSENSE_ALIAS when nothing enforced it yet: its reconcilers start now. */
-  private enforceNewTargets(): void {
+  /** A reconciler for each endpoint of each enforced target that has none yet; returns the new ones. */
+  private addReconcilers(): AliasReconciler[] {
     const { env, clock, logger } = this.options;
-    if (this.phase !== 'running') return;
-    const running = new Set(this.reconcilers.map((r) => r.status().id));
     const metrics = this.metrics;
     const onCall = metrics ? { onCall: (call: ApiCallRecord, reconciler: AliasReconciler) => metrics.apiCall(reconciler.status(), call) } : {};
+    const running = new Set(this.reconcilers.map((r) => r.status().id));
+    const added: AliasReconciler[] = [];
     for (const target of enforcedTargets(this.config, this.ledger.targets())) {
       for (const endpoint of target.endpoints) {
         if (running.has(`${endpoint.url} ${target.alias}`)) continue;
         const { client, reconciler } = createTargetReconciler(env, endpoint, target, this.ledger, clock, logger, onCall);
         this.clients.push(client);
         this.reconcilers.push(reconciler);
-        logger.info({ target: reconciler.status().id }, 'enforcing a target its first manual ban uses');
-        void reconciler.start();
+        added.push(reconciler);
       }
+    }
+    return added;
+  }
+
+  /** After a manual ban into OPNSENSE_ALIAS when no jail uses it: its reconcilers start now. */
+  private enforceNewTargets(): void {
+    if (this.phase !== 'running') return;
+    for (const reconciler of this.addReconcilers()) {
+      this.options.logger.info({ target: reconciler.status().id }, 'enforcing the target a manual ban uses');
+      void reconciler.start();
     }
   }
 

@@ -119,8 +119,7 @@ export function renamedTarget(id: string, env: Pick<EdgebanEnv, 'firewalls'>): s
   const firewall = id.slice(TARGET_PREFIX.length, slash);
   const alias = id.slice(slash + 1);
   if (slash <= TARGET_PREFIX.length || !isValidAliasName(alias)) return null;
-  const candidate = /^[a-z][a-z0-9+.-]*:\/\//i.test(firewall) ? firewall : `https://${bracketed(firewall)}`;
-  const url = checkFirewallUrl(candidate);
+  const url = normalisedFirewall(firewall);
   if (typeof url !== 'string') return null;
   const now = env.firewalls.some((e) => e.url === url) ? alias : ownTargetId(url, alias);
   return now === id ? null : now;
@@ -144,10 +143,13 @@ function ownEndpoint(jail: JailDefinition, action: OpnsenseAction, env: Pick<Edg
   };
 }
 
-/** `192.0.2.1`, `fw.example.org:8443` or a full URL, as the URL the API client uses. */
+/** `192.0.2.1`, `fw.example.org:8443` or a full URL, as the URL the API client uses (the environment's firewalls are spelled so too). */
+function normalisedFirewall(firewall: string): string | { problem: string } {
+  return checkFirewallUrl(/^[a-z][a-z0-9+.-]*:\/\//i.test(firewall) ? firewall : `https://${bracketed(firewall)}`);
+}
+
 function firewallUrl(jail: JailDefinition, firewall: string, source: SourceRef): string {
-  const candidate = /^[a-z][a-z0-9+.-]*:\/\//i.test(firewall) ? firewall : `https://${bracketed(firewall)}`;
-  const checked = checkFirewallUrl(candidate);
+  const checked = normalisedFirewall(firewall);
   if (typeof checked !== 'string') throw new ConfigError(`jail ${jail.name}: ${checked.problem}`, { file: source.file, line: source.line, key: 'firewall' });
   return checked;
 }

@@ -3,7 +3,7 @@ import { loadEnv, type EdgebanEnv } from '../config/env.ts';
 import { parseDuration } from '../config/fail2ban/duration.ts';
 import { ControlClient, DaemonNotRunningError, type ControlEndpoint } from '../control/control-client.ts';
 import { createLedgerHandlers, type JailDirectory } from '../control/ledger-handlers.ts';
-import { guardFacts, loadDaemonConfig } from '../daemon/daemon-config.ts';
+import { configJails, guardFacts, loadDaemonConfig } from '../daemon/daemon-config.ts';
 import { NO_NETWORK_FACTS } from '../jails/network-facts.ts';
 import type { BanOutcome, BannedEntry, ControlHandlers } from '../control/protocol.ts';
 import { createLogger, type Logger } from '../logging/logger.ts';
@@ -70,12 +70,7 @@ async function withHandlers<T>(flags: CommonFlags, offline: false | 'ledger' | '
 /** The jails as the daemon would run them, for a ban recorded while it is stopped. */
 async function offlineJails(env: EdgebanEnv, logger: Logger): Promise<JailDirectory> {
   const config = await loadDaemonConfig(env);
-  const facts = await guardFacts(config, env, logger);
-  return {
-    jail: (name) => config.jails.find((j) => j.definition.name === name)?.settings ?? null,
-    manualTarget: () => config.manualTarget?.id ?? null,
-    facts: () => facts,
-  };
+  return configJails(config, await guardFacts(config, env, logger));
 }
 
 /** For unban and banned, which need no jail. */

@@ -3,7 +3,7 @@ import { loadEnv } from '../config/env.ts';
 import { createCommandLogger } from '../logging/logger.ts';
 import type { PassPlan } from '../targets/alias-reconciler.ts';
 import { ControlClient, DaemonNotRunningError } from '../control/control-client.ts';
-import { enforcedTargets, loadDaemonConfig } from '../daemon/daemon-config.ts';
+import { configJails, enforcedTargets, guardFacts, loadDaemonConfig, settleLedger } from '../daemon/daemon-config.ts';
 import { buildEnforcement, openLedgerForCommand, reconcileTargets, type ReconcileEntry, type ReconcileReport } from '../targets/enforcement.ts';
 import { systemClock } from '../util/clock.ts';
 import { UserFacingError } from '../util/errors.ts';
@@ -38,11 +38,16 @@ export async function runReconcileCommand(argv: string[]): Promise<number> {
       await ledger.close();
       throw new UserFacingError(`the ledger is locked by a running edgeban, but nothing answers on ${env.controlSocket}; try again, or set EDGEBAN_CONTROL_SOCKET to its socket`);
     }
-    const enforcement = buildEnforcement(env, enforcedTargets(config, ledger.targets()), ledger, systemClock, logger);
     try {
-      report = await reconcileTargets(enforcement.reconcilers, { dryRun, running: false, clock: systemClock });
+      // As the daemon does at start: renamed targets move, bans the guard refuses end (not on a dry run: it changes nothing).
+      if (!dryRun) await settleLedger(ledger, config, configJails(config, await guardFacts(config, env, logger)), env, systemClock, logger);
+      const enforcement = buildEnforcement(env, enforcedTargets(config, ledger.targets()), ledger, systemClock, logger);
+      try {
+        report = await reconcileTargets(enforcement.reconcilers, { dryRun, running: false, clock: systemClock });
+      } finally {
+        await enforcement.close();
+      }
     } finally {
-      await enforcement.close();
       await ledger.close();
     }
   }

@@ -6,6 +6,7 @@ import { compileFilter, type CompiledFilter } from '../filters/compile.ts';
 import { jailSettings, type JailSettings } from '../jails/settings.ts';
 import { gatherNetworkFacts, type NetworkFacts } from '../jails/network-facts.ts';
 import { planTargets, renamedTarget, targetsInUse, type EnforcementTarget } from '../jails/targets.ts';
+import { endRefusedBans, type JailDirectory } from '../control/ledger-handlers.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import type { Logger } from '../logging/logger.ts';
 import type { Clock } from '../util/clock.ts';
@@ -67,7 +68,7 @@ export function enforcedTargets(config: Pick<DaemonConfig, 'targets' | 'manualTa
 export async function moveRenamedTargets(
   ledger: Ledger, config: Pick<DaemonConfig, 'targets' | 'manualTarget'>, env: Pick<EdgebanEnv, 'firewalls'>, clock: Clock, logger: Logger,
 ): Promise<number> {
-  const ids = new Set([...config.targets, ...(config.manualTarget ? [config.manualTarget] : [])].map((t) => t.id));
+  const ids = new Set(everyTarget(config).map((t) => t.id));
   let moved = 0;
   for (const from of ledger.targets()) {
     const to = renamedTarget(from, env);
@@ -83,9 +84,34 @@ export async function moveRenamedTargets(
   return moved;
 }
 
+/**
+ * Before any reconciler acts on the ledger (the daemon's start, `reconcile` with the daemon
+ * stopped): bans under an older target name move to their one target, and recorded bans the
+ * guard refuses end, so none reaches a firewall.
+ */
+export async function settleLedger(
+  ledger: Ledger, config: Pick<DaemonConfig, 'targets' | 'manualTarget'>, jails: JailDirectory, env: Pick<EdgebanEnv, 'firewalls'>, clock: Clock, logger: Logger,
+): Promise<void> {
+  await moveRenamedTargets(ledger, config, env, clock, logger);
+  await endRefusedBans(ledger, jails, logger);
+}
+
+/** A configuration's jails as a manual ban sees them, for the CLI while the daemon is stopped. */
+export function configJails(config: Pick<DaemonConfig, 'jails' | 'manualTarget'>, facts: NetworkFacts): JailDirectory {
+  return {
+    jail: (name) => config.jails.find((j) => j.definition.name === name)?.settings ?? null,
+    manualTarget: () => config.manualTarget?.id ?? null,
+    facts: () => facts,
+  };
+}
+
+function everyTarget(config: Pick<DaemonConfig, 'targets' | 'manualTarget'>): EnforcementTarget[] {
+  return [...config.targets, ...(config.manualTarget ? [config.manualTarget] : [])];
+}
+
 /** What the ban guard protects, discovered the same way for the daemon and the offline CLI: this host, its gateways, every firewall bans may go to. */
 export async function guardFacts(config: Pick<DaemonConfig, 'targets' | 'manualTarget'>, env: Pick<EdgebanEnv, 'procNet'>, logger: Logger): Promise<NetworkFacts> {
-  const urls = [...config.targets, ...(config.manualTarget ? [config.manualTarget] : [])].flatMap((t) => t.endpoints.map((e) => e.url));
+  const urls = everyTarget(config).flatMap((t) => t.endpoints.map((e) => e.url));
   const { facts, unresolved } = await gatherNetworkFacts([...new Set(urls)], env.procNet);
   if (unresolved.length > 0) logger.warn({ unresolved }, 'cannot resolve these firewall names; their addresses are not protected from bans');
   return facts;

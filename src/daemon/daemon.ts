@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { EdgebanEnv } from '../config/env.ts';
 import { ControlServer } from '../control/control-server.ts';
-import { createLedgerHandlers, endRefusedBans, type JailDirectory } from '../control/ledger-handlers.ts';
+import { createLedgerHandlers, type JailDirectory } from '../control/ledger-handlers.ts';
 import { openLedgerStore } from '../ledger/open-ledger-store.ts';
 import { Ledger } from '../ledger/ledger.ts';
 import { JailEngine } from '../jails/jail-engine.ts';
@@ -19,7 +19,7 @@ import type { OpnsenseClient } from '../targets/opnsense/client.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
 import { moveAside } from '../util/durable-files.ts';
 import { errorMessage, UserFacingError } from '../util/errors.ts';
-import { enforcedTargets, guardFacts, loadDaemonConfig, moveRenamedTargets, type DaemonConfig } from './daemon-config.ts';
+import { enforcedTargets, guardFacts, loadDaemonConfig, moveRenamedTargets, settleLedger, type DaemonConfig } from './daemon-config.ts';
 import { JailPipeline } from './jail-pipeline.ts';
 
 export interface DaemonOptions {
@@ -101,10 +101,7 @@ export class Daemon {
       jails: this.config.jails.map((j) => j.settings), facts: this.facts, history: this.ledger,
       ban: (request) => this.ledger.ban(request), clock, random: Math.random, logger,
     });
-    // Before any reconciler reads the ledger: bans under an older target name move to the one
-    // target of their firewall and alias, and a ban the guard refuses never reaches a firewall.
-    await moveRenamedTargets(this.ledger, this.config, env, clock, logger);
-    await endRefusedBans(this.ledger, this.jailDirectory(), logger);
+    await settleLedger(this.ledger, this.config, this.jailDirectory(), env, clock, logger);
     // Before the reconcilers: their clients report every API call to it.
     if (env.metricsListen) this.metrics = this.createMetrics();
     this.buildReconcilers();

@@ -171,3 +171,16 @@ test('reconcile refuses a ledger locked by an edgeban whose control socket does 
   assert.equal((await sim.admin('state') as SimState).calls, 0, 'no API call on a copy of the ledger');
   assert.equal(await readFile(lock, 'utf8'), String(process.pid), 'the daemon keeps its lock');
 });
+
+test('reconcile with the daemon stopped ends recorded bans the guard refuses instead of sending them', async (t) => {
+  const sim = await startCliSimulator(t, ['--key', KEY, '--secret', SECRET, '--auth-fail-delay', '0']);
+  const dataDir = await tempDir(t);
+  const store = await FileLedgerStore.open({ dir: path.join(dataDir, 'ledger'), logger: silentLogger() });
+  const ledger = await Ledger.open({ store, clock: systemClock, logger: silentLogger() });
+  for (const address of ['0.0.0.0/0', '127.0.0.1', '203.0.113.21']) await ledger.ban({ target: ALIAS, address, jail: 'manual', origin: 'manual', durationMs: 3_600_000 });
+  await ledger.close();
+  const result = await runCli(['reconcile'], { env: { OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET, EDGEBAN_DATA_DIR: dataDir }, cwd: dataDir });
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  assert.match(result.stderr, /ended the recorded ban of 0\.0\.0\.0\/0 is wider than/);
+  assert.deepEqual((await sim.admin('state') as SimState).tables[ALIAS], ['203.0.113.21']);
+});

@@ -20,7 +20,8 @@ interface SimState { tables: Record<string, string[]>; calls: number }
 async function seedLedger(dataDir: string, target = ALIAS): Promise<void> {
   const store = await FileLedgerStore.open({ dir: path.join(dataDir, 'ledger'), logger: silentLogger() });
   const ledger = await Ledger.open({ store, clock: systemClock, logger: silentLogger() });
-  for (const address of ['192.0.2.1', '198.51.100.2', '2001:db8::3']) {
+  // Not 192.0.2.1: a test machine's gateway may sit there, and the guard never bans a gateway.
+  for (const address of ['192.0.2.41', '198.51.100.2', '2001:db8::3']) {
     await ledger.ban({ target, address, jail: 'dovecot', origin: 'jail', durationMs: 3_600_000 });
   }
   await ledger.ban({ target, address: '203.0.113.4', jail: 'dovecot', origin: 'jail', durationMs: 3_600_000 });
@@ -38,7 +39,7 @@ test('edgeban reconcile --dry-run, then edgeban reconcile, against edgeban simul
   const dry = await runCli(['reconcile', '--dry-run'], { env, cwd: dataDir });
   assert.equal(dry.code, 0, dry.stderr);
   assert.match(dry.stdout, /2 in the alias, 3 banned in the ledger/);
-  assert.match(dry.stdout, /would add: 3\n\s+192\.0\.2\.1\n\s+198\.51\.100\.2\n\s+2001:db8::3/);
+  assert.match(dry.stdout, /would add: 3\n\s+192\.0\.2\.41\n\s+198\.51\.100\.2\n\s+2001:db8::3/);
   assert.match(dry.stdout, /would remove: 1 \(ban ended\)\n\s+203\.0\.113\.4/);
   assert.match(dry.stdout, /foreign, would keep: 1 .*\n\s+203\.0\.113\.99/);
   let state = await sim.admin('state') as SimState;
@@ -48,7 +49,7 @@ test('edgeban reconcile --dry-run, then edgeban reconcile, against edgeban simul
   assert.equal(real.code, 0, real.stderr);
   assert.match(real.stdout, /converged/);
   state = await sim.admin('state') as SimState;
-  assert.deepEqual(state.tables[ALIAS], ['192.0.2.1', '198.51.100.2', '203.0.113.99', '2001:db8::3']);
+  assert.deepEqual(state.tables[ALIAS], ['192.0.2.41', '198.51.100.2', '203.0.113.99', '2001:db8::3']);
 
   const again = await runCli(['reconcile', '--json'], { env, cwd: dataDir });
   assert.equal(again.code, 0);
@@ -126,7 +127,7 @@ test('several firewalls (an HA pair) each get every ban; an insecure-TLS opt-in 
   });
   assert.equal(result.code, 0, result.stderr);
   for (const sim of [first, second]) {
-    assert.deepEqual((await sim.admin('state') as SimState).tables[ALIAS], ['192.0.2.1', '198.51.100.2', '2001:db8::3']);
+    assert.deepEqual((await sim.admin('state') as SimState).tables[ALIAS], ['192.0.2.41', '198.51.100.2', '2001:db8::3']);
   }
   assert.match(result.stderr, /OPNSENSE_TLS_INSECURE=1: the firewall's certificate is not verified/);
 });
@@ -148,7 +149,7 @@ test('reconcile beside a running daemon asks the daemon, which runs the pass on 
   const result = await runCli(['reconcile'], { env, cwd: dataDir });
   assert.equal(result.code, 0, result.stdout + result.stderr);
   assert.match(result.stdout, /add: 3[\s\S]*converged/);
-  assert.deepEqual(await table(), ['192.0.2.1', '198.51.100.2', '2001:db8::3']);
+  assert.deepEqual(await table(), ['192.0.2.41', '198.51.100.2', '2001:db8::3']);
   const status = JSON.parse((await runCli(['status', '--json'], { env })).stdout) as { targets: Array<{ successfulPasses: number }> };
   assert.deepEqual(status.targets.map((x) => x.successfulPasses), [2], 'the daemon ran the pass');
   const dry = await runCli(['reconcile', '--dry-run', '--json'], { env, cwd: dataDir });

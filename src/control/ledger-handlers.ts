@@ -1,7 +1,7 @@
 import type { BanClaim } from '../ledger/ban-claim.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import type { Logger } from '../logging/logger.ts';
-import { describeRefusal, manualBanGuard } from '../jails/ban-guard.ts';
+import { describeRefusal, manualBanGuard, type BanGuard } from '../jails/ban-guard.ts';
 import { banDurationMs } from '../jails/ban-time.ts';
 import { parseCidr, type Cidr } from '../jails/cidr.ts';
 import { countPreviousBans } from '../jails/jail-engine.ts';
@@ -115,10 +115,13 @@ export function createLedgerHandlers(options: LedgerHandlersOptions): ControlHan
  */
 export async function endRefusedBans(ledger: Ledger, jails: JailDirectory, logger: Logger): Promise<number> {
   let ended = 0;
+  const guards = new Map<string, BanGuard>();
   for (const claim of ledger.activeClaims()) {
     if (claim.origin === 'adopted') continue;
     const settings = jails.jail(claim.jail);
-    const verdict = manualBanGuard(jails.facts(), settings).check(parseCidr(claim.address));
+    let guard = guards.get(claim.jail);
+    if (!guard) guards.set(claim.jail, guard = manualBanGuard(jails.facts(), settings));
+    const verdict = guard.check(parseCidr(claim.address));
     if (verdict.ok) continue;
     ended += await ledger.unban({ address: claim.address, target: claim.target, jail: claim.jail });
     logger.error({ address: claim.address, jail: claim.jail, target: claim.target, reason: verdict.reason },

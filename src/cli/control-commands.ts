@@ -2,10 +2,12 @@ import { parseArgs } from 'node:util';
 import { loadEnv, type EdgebanEnv } from '../config/env.ts';
 import { parseDuration } from '../config/fail2ban/duration.ts';
 import { ControlClient, DaemonNotRunningError, type ControlEndpoint } from '../control/control-client.ts';
-import { createLedgerHandlers } from '../control/ledger-handlers.ts';
+import { createLedgerHandlers, type JailDirectory } from '../control/ledger-handlers.ts';
+import { configJails, guardFacts, loadDaemonConfig } from '../daemon/daemon-config.ts';
+import { NO_NETWORK_FACTS } from '../jails/network-facts.ts';
 import type { BanOutcome, BannedEntry, ControlHandlers } from '../control/protocol.ts';
 import { InvalidAddressError, parsePfAddress } from '../net/address.ts';
-import { createLogger } from '../logging/logger.ts';
+import { createLogger, type Logger } from '../logging/logger.ts';
 import { openLedgerForCommand } from '../targets/enforcement.ts';
 import { systemClock } from '../util/clock.ts';
 import { UserFacingError } from '../util/errors.ts';
@@ -16,6 +18,8 @@ import { formatJail, formatOverview, type DaemonStatus } from './status-format.t
 // change when it starts.
 
 const MANUAL_BANTIME_SEC = 86_400;
+/** A full pass lists every page of every alias and applies the difference. */
+const RECONCILE_TIMEOUT_MS = 30 * 60_000;
 const out = (line: string) => process.stdout.write(`${line}\n`);
 
 interface CommonFlags { socket?: string | undefined; tcp?: boolean | undefined }
@@ -38,8 +42,12 @@ function endpointFor(env: EdgebanEnv, flags: CommonFlags): ControlEndpoint {
   return { socketPath: flags.socket ?? env.controlSocket };
 }
 
-/** Runs `action` against the daemon, or (when `offline` allows) against the ledger if no daemon answers. */
-async function withHandlers<T>(flags: CommonFlags, offline: boolean, action: (handlers: ControlHandlers, viaDaemon: boolean) => Promise<T>): Promise<T> {
+/**
+ * Runs `action` against the daemon, or (when `offline` allows) against the ledger if no daemon
+ * answers; `offline = 'jails'` (bans) first reads the jails and discovers the network facts as
+ * the daemon does, so the same guard, jails, targets and bantimes apply.
+ */
+async function withHandlers<T>(flags: CommonFlags, offline: false | 'ledger' | 'jails', action: (handlers: ControlHandlers, viaDaemon: boolean) => Promise<T>): Promise<T> {
   const env = loadEnv({ requireFirewall: false });
   const client = new ControlClient(endpointFor(env, flags));
   try {
@@ -50,14 +58,24 @@ async function withHandlers<T>(flags: CommonFlags, offline: boolean, action: (ha
     await client.close();
   }
   const logger = createLogger({ level: 'warn', secrets: env.secrets, format: env.logFormat });
+  const jails = offline === 'jails' ? await offlineJails(env, logger) : LEDGER_ONLY;
   const { ledger, readOnly } = await openLedgerForCommand(env, systemClock, logger);
   try {
     if (readOnly) throw new UserFacingError('the ledger is locked by a running edgeban, but its control socket does not answer; try again, or pass --socket');
-    return await action(createLedgerHandlers({ ledger, targets: () => [], defaultTarget: env.alias, manualBantimeSec: MANUAL_BANTIME_SEC }), false);
+    return await action(createLedgerHandlers({ ledger, targets: () => [], manualBantimeSec: MANUAL_BANTIME_SEC, jails }), false);
   } finally {
     await ledger.close();
   }
 }
+
+/** The jails as the daemon would run them, for a ban recorded while it is stopped. */
+async function offlineJails(env: EdgebanEnv, logger: Logger): Promise<JailDirectory> {
+  const config = await loadDaemonConfig(env);
+  return configJails(config, await guardFacts(config, env, logger));
+}
+
+/** For unban and banned, which need no jail. */
+const LEDGER_ONLY: JailDirectory = { jail: () => null, manualTarget: () => null, facts: () => NO_NETWORK_FACTS };
 
 function remoteHandlers(client: ControlClient): ControlHandlers {
   return {
@@ -66,6 +84,7 @@ function remoteHandlers(client: ControlClient): ControlHandlers {
     unban: (command) => client.call('POST', '/unban', command),
     banned: async () => (await client.call<{ banned: BannedEntry[] }>('GET', '/banned')).banned,
     reload: () => client.call('POST', '/reload'),
+    reconcile: (command) => client.call('POST', '/reconcile', command, RECONCILE_TIMEOUT_MS),
   };
 }
 
@@ -92,7 +111,7 @@ export async function runBanCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, { jail: { type: 'string' }, bantime: { type: 'string' } }, usage);
   if (positionals.length !== 1) throw new UserFacingError(`expected one address\nusage: ${usage}`);
   const bantimeSec = bantimeSeconds(values.bantime);
-  return withHandlers(values, true, async (handlers, viaDaemon) => printOutcome(await handlers.ban({
+  return withHandlers(values, 'jails', async (handlers, viaDaemon) => printOutcome(await handlers.ban({
     address: positionals[0]!, ...(values.jail ? { jail: values.jail } : {}), ...(bantimeSec !== undefined ? { bantimeSec } : {}),
   }), viaDaemon));
 }
@@ -101,7 +120,7 @@ export async function runUnbanCommand(argv: string[]): Promise<number> {
   const usage = 'edgeban unban IP [IP…] [--jail J] [--foreign] | edgeban unban --all';
   const { values, positionals } = parse(argv, { all: { type: 'boolean' }, jail: { type: 'string' }, foreign: { type: 'boolean' } }, usage);
   if (values.all ? positionals.length !== 0 : positionals.length === 0) throw new UserFacingError(`expected addresses or --all\nusage: ${usage}`);
-  return withHandlers(values, true, async (handlers, viaDaemon) => {
+  return withHandlers(values, 'ledger', async (handlers, viaDaemon) => {
     if (values.foreign && !viaDaemon) throw new UserFacingError('--foreign deletes alias entries through the running daemon, and edgeban is not running', 1);
     const offlineNote = viaDaemon ? '' : ' (edgeban is not running: removed from the alias when it starts)';
     if (values.all) {
@@ -133,7 +152,7 @@ const bansEnded = (n: number) => `${n} ban${n === 1 ? '' : 's'} ended`;
 export async function runBannedCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, { json: { type: 'boolean' } }, 'edgeban banned [IP…] [--json]');
   const addresses = positionals.map(canonicalAddress);
-  return withHandlers(values, true, async (handlers) => {
+  return withHandlers(values, 'ledger', async (handlers) => {
     const all = await handlers.banned();
     const banned = addresses.length === 0 ? all : all.filter((e) => addresses.includes(e.address));
     if (values.json) {
@@ -222,7 +241,7 @@ export async function runSetCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {}, usage);
   const [jail, verb, ...addresses] = positionals;
   if (!jail || (verb !== 'banip' && verb !== 'unbanip') || addresses.length === 0) throw new UserFacingError(`usage: ${usage}`);
-  return withHandlers(values, true, async (handlers, viaDaemon) => {
+  return withHandlers(values, verb === 'banip' ? 'jails' : 'ledger', async (handlers, viaDaemon) => {
     let code = 0;
     for (const address of addresses) {
       if (verb === 'banip') code = Math.max(code, printOutcome(await handlers.ban({ address, jail }), viaDaemon));

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { ReconcileReport } from '../targets/enforcement.ts';
 
 // Requests to the local control API, validated at the socket like any other boundary.
 
@@ -21,6 +22,12 @@ export const UnbanCommandSchema = z.union([
   z.object({ all: z.literal(true) }).strict(),
 ]);
 export type UnbanCommand = z.infer<typeof UnbanCommandSchema>;
+
+export const ReconcileCommandSchema = z.object({
+  /** Only list and compare; change nothing. */
+  dryRun: z.boolean().default(false),
+}).strict();
+export type ReconcileCommand = z.infer<typeof ReconcileCommandSchema>;
 
 export interface BannedEntry {
   target: string;
@@ -47,6 +54,8 @@ export interface ControlHandlers {
   unban(command: UnbanCommand): Promise<UnbanOutcome>;
   banned(): Promise<BannedEntry[]>;
   reload(): Promise<{ ok: boolean; message: string }>;
+  /** One full pass of every target now (or, dry, what it would do). */
+  reconcile(command: ReconcileCommand): Promise<ReconcileReport>;
 }
 
 /** A control request that is well-formed but cannot be done (unknown jail, invalid address). */

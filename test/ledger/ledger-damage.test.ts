@@ -3,6 +3,7 @@ import { readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { createLedgerHandlers } from '../../src/control/ledger-handlers.ts';
+import { NO_NETWORK_FACTS } from '../../src/jails/network-facts.ts';
 import { FileLedgerStore, JOURNAL_FILE, SNAPSHOT_FILE } from '../../src/ledger/file-ledger-store.ts';
 import { Ledger } from '../../src/ledger/ledger.ts';
 import { createLogger, silentLogger } from '../../src/logging/logger.ts';
@@ -43,7 +44,9 @@ async function assertRecovered(t: TestContext, dir: string, expected: { kept: st
   assert.equal(damage.movedAside.length, expected.movedAside);
   for (const file of damage.movedAside) assert.match(path.basename(file), /\.damaged-/);
   assert.ok(logged.some((l) => l.level === 50 && expected.problem.test(l.msg)), 'an error line names what was lost');
-  const status = await createLedgerHandlers({ ledger, targets: () => [], defaultTarget: T, manualBantimeSec: 60 }).status(null) as { ledgerDamage: unknown };
+  const status = await createLedgerHandlers({
+    ledger, targets: () => [], manualBantimeSec: 60, jails: { jail: () => null, manualTarget: () => T, facts: () => NO_NETWORK_FACTS },
+  }).status(null) as { ledgerDamage: unknown };
   assert.deepEqual(status.ledgerDamage, damage, 'edgeban status shows it');
   await ledger.close();
   // Recovery wrote a clean ledger: the next start is silent and keeps the same bans.

@@ -58,11 +58,9 @@ export interface LedgerDamage {
 
 /** A write the store could not make durable; nothing of it is kept. */
 export class LedgerWriteError extends Error {
-  readonly code: string | undefined;
   constructor(file: string, cause: unknown) {
     super(`could not save to the ledger (${file}): ${describeIoError(cause)}; the change was not made`, { cause });
     this.name = 'LedgerWriteError';
-    this.code = (cause as NodeJS.ErrnoException | undefined)?.code;
   }
 }
 

@@ -191,7 +191,7 @@ export async function runStatusCommand(argv: string[]): Promise<number> {
     const status = await handlers.status(jail) as DaemonStatus;
     if (values.json) out(JSON.stringify(status));
     else out(jail === null ? formatOverview(status) : formatJail(jail, status));
-    return status.targets.some((t) => t.state === 'degraded') ? 1 : 0;
+    return status.targets.some((t) => t.state === 'degraded') || status.ledgerDamage ? 1 : 0;
   });
 }
 

@@ -1,3 +1,4 @@
+import type { LedgerDamage } from '../ledger/ledger-store.ts';
 import type { TargetStatus } from '../targets/alias-reconciler.ts';
 
 /**
@@ -31,6 +32,8 @@ export interface DaemonStatus {
   activeBans: number;
   targets: TargetStatus[];
   jails: JailStatusEntry[] | null;
+  /** Damage the ledger recovered from at start-up. */
+  ledgerDamage?: LedgerDamage | null;
 }
 
 export function formatOverview(status: DaemonStatus): string {
@@ -51,8 +54,14 @@ export function formatOverview(status: DaemonStatus): string {
     lines.push('', 'running differently from fail2ban (edgeban status JAIL for the fixes):');
     for (const j of noted) for (const note of j.notes!) lines.push(`  ${j.jail}: ${note.message}`);
   }
-  lines.push('', `active bans: ${status.activeBans}`, ...formatTargets(status.targets));
+  lines.push('', `active bans: ${status.activeBans}`, ...formatLedgerDamage(status.ledgerDamage), ...formatTargets(status.targets));
   return lines.join('\n');
+}
+
+function formatLedgerDamage(damage: LedgerDamage | null | undefined): string[] {
+  if (!damage) return [];
+  return [`ledger damaged, recovered at ${new Date(damage.at).toISOString()} keeping ${damage.keptClaims} claims: ${damage.problems.join('; ')}` +
+    (damage.movedAside.length > 0 ? `; damaged files kept as ${damage.movedAside.join(', ')}` : '')];
 }
 
 function formatNotes(j: JailStatusEntry): string[] {

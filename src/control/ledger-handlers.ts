@@ -59,6 +59,7 @@ export function createLedgerHandlers(options: LedgerHandlersOptions): ControlHan
         activeBans: new Set(active.map((c) => `${c.target} ${c.address}`)).size,
         targets: options.targets(),
         jails: withBannedLists(jails.status?.(jail) ?? null, active),
+        ledgerDamage: ledger.damage(),
       };
     },
     async ban(command: BanCommand) {

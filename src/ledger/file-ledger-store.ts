@@ -1,24 +1,32 @@
+import { randomUUID } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, truncate, type FileHandle } from 'node:fs/promises';
+import { open, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { syncDirectory } from '../util/durable-files.ts';
 import { crc32 } from 'node:zlib';
 import type { Logger } from '../logging/logger.ts';
+import { ensureDirectory, syncDirectory } from '../util/durable-files.ts';
 import { UserFacingError } from '../util/errors.ts';
 import { BanClaimSchema, LedgerMutationSchema, type BanClaim, type LedgerMutation } from './ban-claim.ts';
-import type { LedgerStore } from './ledger-store.ts';
 import { ClaimIndex } from './claim-index.ts';
+import { describeIoError, LedgerWriteError, type LedgerDamage, type LedgerStore } from './ledger-store.ts';
+import { processStartTime } from './process-start-time.ts';
 
 export const SNAPSHOT_FILE = 'snapshot.jsonl';
 export const JOURNAL_FILE = 'journal.jsonl';
 const LOCK_FILE = 'lock';
 const SNAPSHOT_FORMAT = 'edgeban-ledger';
+const JOURNAL_FORMAT = 'edgeban-ledger-journal';
+const FORMAT_VERSION = 2;
+// The journal header is rewritten in place after every batch, so it keeps one width.
+const HEADER_JSON_WIDTH = 200;
 
+/** A ledger damaged in a way recovery cannot work around (unreadable files, an unknown format). */
 export class LedgerCorruptError extends UserFacingError {
   readonly file: string;
   constructor(file: string, line: number, reason: string) {
-    super(`ledger file ${file} is corrupt at line ${line}: ${reason}. edgeban will not start on a damaged ledger; ` +
-      'restore it from a backup, or start once with --reset-state to begin with an empty ledger (the old files are kept aside)');
+    super(`ledger file ${file} is corrupt at line ${line}: ${reason}. edgeban will not start on a ledger it cannot read; ` +
+      'restore the file from a backup, or move it aside and start again: edgeban then keeps every ban it can read from the other file and reports what was lost ' +
+      '(--reset-state would begin with an empty ledger)');
     this.name = 'LedgerCorruptError';
     this.file = file;
   }
@@ -34,6 +42,20 @@ export class LedgerLockedError extends UserFacingError {
   }
 }
 
+/** The journal's writes, injectable so tests can make them fail as a full or failing disk does. */
+export interface LedgerFileIo {
+  /** Writes at `position`; like write(2) it may write fewer bytes than asked (a disk filling up). */
+  write(handle: FileHandle, data: Buffer, position: number): Promise<number>;
+  datasync(handle: FileHandle): Promise<void>;
+  truncate(handle: FileHandle, length: number): Promise<void>;
+}
+
+const realIo: LedgerFileIo = {
+  write: async (handle, data, position) => (await handle.write(data, 0, data.length, position)).bytesWritten,
+  datasync: (handle) => handle.datasync(),
+  truncate: (handle, length) => handle.truncate(length),
+};
+
 export interface FileLedgerStoreOptions {
   /** Directory of the ledger files (created if missing). */
   dir: string;
@@ -42,28 +64,65 @@ export interface FileLedgerStoreOptions {
   readOnly?: boolean;
   /** Compaction is worthwhile once the journal holds this many records beyond twice the live claims. */
   compactAfterRecords?: number;
+  /** Fault injection for tests; the real file system otherwise. */
+  io?: LedgerFileIo;
+  /** Clock for the names of damaged files moved aside. */
+  now?: () => number;
 }
 
 type WriteTask =
-  | { kind: 'append'; text: string; count: number; done: Settle[] }
+  | { kind: 'append'; mutations: LedgerMutation[]; done: Settle[] }
   | { kind: 'compact'; claims: readonly BanClaim[]; done: Settle[] };
 interface Settle { resolve: () => void; reject: (error: unknown) => void }
 
+interface SnapshotHeader { format: string; version: number; ledger: string; claims: number; lastSeq: number }
+interface JournalHeader { format: string; version: number; ledger: string; after: number; committed: number }
+
+interface SnapshotRead { header: SnapshotHeader | null; claims: BanClaim[]; problems: string[] }
+interface JournalRead {
+  header: JournalHeader | null;
+  /** Records in order; legacy (version 1) records have no sequence number. */
+  records: Array<{ seq: number | null; mutation: LedgerMutation }>;
+  goodLength: number;
+  tornBytes: number;
+  problems: string[];
+}
+
 /**
- * The embedded ledger store: a snapshot plus an append-only journal, one CRC-checked JSON record
- * per line. Appends are group-committed (one write and one fdatasync for everything queued
- * meanwhile); compaction writes a new snapshot to a temporary file, fsyncs it, renames it into
- * place and only then empties the journal, so a crash at any point leaves a loadable ledger
- * (journal records are idempotent, replaying them over a newer snapshot changes nothing).
+ * The embedded ledger store: a snapshot plus a journal, one CRC-checked JSON record per line.
+ *
+ * Every journal record carries a sequence number; the snapshot's header names the last record it
+ * covers and the journal's header the snapshot it follows and the last record known durable. So
+ * a missing snapshot or journal, a gap, a record zeroed in the middle or a journal cut short are
+ * told apart from a torn last write (a crash), and named. Such damage is recovered at load: every
+ * readable record is kept, the damaged files are moved aside, a clean snapshot is written, and
+ * what was lost is logged and reported by `damage()`.
+ *
+ * Appends are group-committed (one write and one fdatasync for everything queued meanwhile) and
+ * resolve only once durable. A write that fails (full disk, EIO from fsync) is cut off the
+ * journal before the error is reported, and before any later write, so no partial record ever
+ * has a record after it. Compaction writes a new snapshot and a new journal to temporary files,
+ * fsyncs and renames them into place; a crash at any point leaves a loadable ledger.
  */
 export class FileLedgerStore implements LedgerStore {
   readonly dir: string;
   private readonly logger: Logger;
   private readonly readOnly: boolean;
   private readonly compactAfterRecords: number;
+  private readonly io: LedgerFileIo;
+  private readonly now: () => number;
   private journal: FileHandle | null = null;
+  /** Bytes of the journal that hold its header and durable records; anything beyond is cut off. */
+  private journalLength = 0;
+  /** Bytes past `journalLength` may hold a failed write that could not be cut off yet. */
+  private tailDirty = false;
+  private ledgerId = '';
+  /** The last durable record's sequence number. */
+  private lastSeq = 0;
+  private journalAfter = 0;
   private journalRecords = 0;
   private liveClaims = 0;
+  private damageReport: LedgerDamage | null = null;
   private readonly queue: WriteTask[] = [];
   private writing = false;
   private lockHeld = false;
@@ -73,12 +132,14 @@ export class FileLedgerStore implements LedgerStore {
     this.logger = options.logger;
     this.readOnly = options.readOnly ?? false;
     this.compactAfterRecords = options.compactAfterRecords ?? 50_000;
+    this.io = options.io ?? realIo;
+    this.now = options.now ?? Date.now;
   }
 
   static async open(options: FileLedgerStoreOptions): Promise<FileLedgerStore> {
     const store = new FileLedgerStore(options);
     if (!store.readOnly) {
-      await mkdir(store.dir, { recursive: true, mode: 0o700 });
+      await ensureDirectory(store.dir, 'the ledger directory');
       await store.acquireLock();
     }
     return store;
@@ -88,33 +149,88 @@ export class FileLedgerStore implements LedgerStore {
   get journalPath(): string { return path.join(this.dir, JOURNAL_FILE); }
 
   async load(): Promise<BanClaim[]> {
+    const snapshot = await this.readSnapshot();
+    const journal = await this.readJournal();
+    const problems = [...(snapshot?.problems ?? []), ...(journal?.problems ?? [])];
+    const legacy = (snapshot !== null && snapshot.header?.version === 1) || (journal !== null && journal.header === null && journal.records.some((r) => r.seq === null));
     const index = new ClaimIndex();
-    for (const claim of await this.readSnapshot()) index.apply({ op: 'ban', claim });
-    const { mutations, goodLength, tornBytes } = await this.readJournal();
-    for (const mutation of mutations) index.apply(mutation);
-    if (tornBytes > 0) {
-      this.logger.warn({ file: this.journalPath, skippedBytes: tornBytes }, 'ledger journal ends with a torn record (a crash during a write); skipped it');
-      if (!this.readOnly) await truncate(this.journalPath, goodLength);
+    for (const claim of snapshot?.claims ?? []) index.apply({ op: 'ban', claim });
+    const snapshotSeq = snapshot?.header?.lastSeq ?? 0;
+    let lastSeq = snapshotSeq;
+
+    if (!legacy && snapshot !== null && journal === null) {
+      problems.push(`journal ${this.journalPath} is missing: every ban recorded after record ${snapshotSeq} is lost`);
     }
-    this.journalRecords = mutations.length;
+    if (!legacy && snapshot?.header && journal !== null && journal.header === null && !journal.problems.some((p) => p.includes('header'))) {
+      problems.push(`journal ${this.journalPath} has no header (emptied or replaced): bans recorded after record ${snapshotSeq} may be lost`);
+    }
+    if (!legacy && snapshot === null && journal !== null) {
+      problems.push(journal.header !== null && journal.header.after > 0
+        ? `snapshot ${this.snapshotPath} is missing: every ban recorded up to record ${journal.header.after} is lost`
+        : `snapshot ${this.snapshotPath} is missing`);
+    }
+    if (journal?.header && snapshot?.header) {
+      if (journal.header.ledger !== snapshot.header.ledger) problems.push(`journal ${this.journalPath} belongs to another ledger than snapshot ${this.snapshotPath}`);
+      else if (journal.header.after > snapshotSeq) problems.push(`records ${snapshotSeq + 1}–${journal.header.after} are missing: snapshot ${this.snapshotPath} is older than the journal`);
+    }
+    if (journal) {
+      let expected = Math.max(journal.header?.after ?? 0, snapshotSeq) + 1;
+      for (const { seq, mutation } of journal.records) {
+        if (seq !== null) {
+          // Covered by the snapshot (a crash between installing a snapshot and its new journal).
+          if (seq <= snapshotSeq) continue;
+          if (seq > expected) problems.push(`journal ${this.journalPath}: records ${range(expected, seq - 1)} are missing`);
+          expected = seq + 1;
+          lastSeq = seq;
+        }
+        index.apply(mutation);
+      }
+      const committed = journal.header?.committed ?? 0;
+      if (committed > lastSeq) {
+        problems.push(`journal ${this.journalPath} was cut short: records ${range(lastSeq + 1, committed)} were saved and are gone`);
+        lastSeq = committed;
+      } else if (journal.tornBytes > 0) {
+        this.logger.warn({ file: this.journalPath, skippedBytes: journal.tornBytes }, 'ledger journal ends with a torn record (a crash during a write); skipped it');
+      }
+      this.journalRecords = journal.records.length;
+      this.journalLength = journal.goodLength;
+      this.tailDirty = journal.tornBytes > 0;
+    }
+    this.lastSeq = lastSeq;
     this.liveClaims = index.size;
-    if (!this.readOnly) this.journal = await open(this.journalPath, 'a', 0o600);
-    return [...index.all()];
+    const claims = [...index.all()];
+    // A version-1 snapshot has no ledger id: the rewrite gives it one.
+    this.ledgerId = snapshot?.header?.ledger || journal?.header?.ledger || randomUUID();
+    this.journalAfter = journal?.header?.after ?? snapshotSeq;
+
+    if (problems.length > 0) await this.recover(problems, claims);
+    else if (!this.readOnly) {
+      // A new ledger starts with both files, so that either one missing later is noticed; a
+      // version-1 ledger is rewritten with sequence numbers.
+      if (snapshot === null || journal === null || legacy) await this.installFresh(claims);
+      else {
+        this.journal = await open(this.journalPath, 'r+');
+        await this.cutTail(this.journal);
+      }
+    }
+    return claims;
+  }
+
+  damage(): LedgerDamage | null {
+    return this.damageReport;
   }
 
   append(mutations: readonly LedgerMutation[]): Promise<void> {
     if (mutations.length === 0) return Promise.resolve();
     if (this.readOnly) return Promise.reject(new Error('ledger opened read-only'));
-    const text = mutations.map(encodeRecord).join('');
     return new Promise((resolve, reject) => {
       const last = this.queue.at(-1);
       // Coalesce with a queued (not yet started) append: one write, one fdatasync.
       if (last?.kind === 'append') {
-        last.text += text;
-        last.count += mutations.length;
+        last.mutations.push(...mutations);
         last.done.push({ resolve, reject });
       } else {
-        this.queue.push({ kind: 'append', text, count: mutations.length, done: [{ resolve, reject }] });
+        this.queue.push({ kind: 'append', mutations: [...mutations], done: [{ resolve, reject }] });
       }
       void this.drain();
     });
@@ -152,8 +268,8 @@ export class FileLedgerStore implements LedgerStore {
     try {
       for (let task = this.queue.shift(); task; task = this.queue.shift()) {
         try {
-          if (task.kind === 'append') await this.writeAppend(task.text, task.count);
-          else await this.writeSnapshot(task.claims);
+          if (task.kind === 'append') await this.writeAppend(task.mutations);
+          else await this.installFresh(task.claims);
           for (const settle of task.done) settle.resolve();
         } catch (error) {
           for (const settle of task.done) settle.reject(error);
@@ -164,74 +280,169 @@ export class FileLedgerStore implements LedgerStore {
     }
   }
 
-  private async writeAppend(text: string, count: number): Promise<void> {
-    if (!this.journal) throw new Error('ledger store used before load()');
-    await this.journal.write(text);
-    await this.journal.datasync();
-    this.journalRecords += count;
+  private async writeAppend(mutations: readonly LedgerMutation[]): Promise<void> {
+    const journal = this.journal;
+    if (!journal) throw new Error('ledger store used before load()');
+    await this.cutTail(journal);
+    let text = '';
+    for (let i = 0; i < mutations.length; i++) text += encodeLine(JSON.stringify({ seq: this.lastSeq + 1 + i, m: mutations[i] }));
+    const records = Buffer.from(text);
+    try {
+      this.tailDirty = true;
+      await this.writeAll(journal, records, this.journalLength);
+      // The header names the last record durable before this batch: a journal later found
+      // shorter than that was cut, not torn by a crash.
+      await this.writeAll(journal, this.journalHeader(this.lastSeq), 0);
+      await this.io.datasync(journal);
+    } catch (error) {
+      await this.cutTail(journal).catch((cutError: unknown) => {
+        this.logger.error({ file: this.journalPath, err: describeIoError(cutError) }, 'could not cut a failed write off the ledger journal; the next write tries again first');
+      });
+      throw new LedgerWriteError(this.journalPath, error);
+    }
+    this.tailDirty = false;
+    this.journalLength += records.length;
+    this.lastSeq += mutations.length;
+    this.journalRecords += mutations.length;
   }
 
-  private async writeSnapshot(claims: readonly BanClaim[]): Promise<void> {
-    const temporary = `${this.snapshotPath}.tmp`;
-    const handle = await open(temporary, 'w', 0o600);
+  /** Cuts whatever a failed write may have left after the last durable record. */
+  private async cutTail(journal: FileHandle): Promise<void> {
+    if (!this.tailDirty) return;
     try {
-      const header = { format: SNAPSHOT_FORMAT, version: 1, claims: claims.length };
-      let chunk = encodeLine(JSON.stringify(header));
-      for (const claim of claims) {
-        chunk += encodeLine(JSON.stringify(claim));
-        if (chunk.length > 1 << 20) {
-          await handle.write(chunk);
-          chunk = '';
-        }
-      }
-      await handle.write(chunk);
-      await handle.sync();
-    } finally {
-      await handle.close();
+      await this.io.truncate(journal, this.journalLength);
+      await this.io.datasync(journal);
+    } catch (error) {
+      throw new LedgerWriteError(this.journalPath, error);
     }
-    await rename(temporary, this.snapshotPath);
+    this.tailDirty = false;
+  }
+
+  /** Writes `claims` as the snapshot at the current record and starts an empty journal after it. */
+  private async installFresh(claims: readonly BanClaim[]): Promise<void> {
+    const header: SnapshotHeader = { format: SNAPSHOT_FORMAT, version: FORMAT_VERSION, ledger: this.ledgerId, claims: claims.length, lastSeq: this.lastSeq };
+    await this.writeFileDurably(this.snapshotPath, function* () {
+      yield encodeLine(JSON.stringify(header));
+      for (const claim of claims) yield encodeLine(JSON.stringify(claim));
+    });
+    // A crash between the two renames leaves the old journal, whose records the snapshot covers.
+    const journalHeader = this.journalHeader(this.lastSeq, this.lastSeq);
+    await this.writeFileDurably(this.journalPath, function* () { yield journalHeader.toString(); });
     await syncDirectory(this.dir);
-    // Only now is the journal redundant; a crash before this line replays it harmlessly.
-    if (!this.journal) throw new Error('ledger store used before load()');
-    await this.journal.truncate(0);
-    await this.journal.sync();
+    await this.journal?.close();
+    this.journal = await open(this.journalPath, 'r+');
+    this.journalLength = journalHeader.length;
+    this.journalAfter = this.lastSeq;
+    this.tailDirty = false;
     this.journalRecords = 0;
     this.liveClaims = claims.length;
   }
 
-  private async readSnapshot(): Promise<BanClaim[]> {
+  private async writeFileDurably(file: string, lines: () => Generator<string>): Promise<void> {
+    const temporary = `${file}.tmp`;
+    const handle = await open(temporary, 'w', 0o600);
+    try {
+      let position = 0;
+      let chunk = '';
+      const flush = async () => {
+        const data = Buffer.from(chunk);
+        await this.writeAll(handle, data, position);
+        position += data.length;
+        chunk = '';
+      };
+      for (const line of lines()) {
+        chunk += line;
+        if (chunk.length > 1 << 20) await flush();
+      }
+      await flush();
+      await handle.sync();
+    } catch (error) {
+      await handle.close();
+      await rm(temporary, { force: true });
+      throw new LedgerWriteError(temporary, error);
+    }
+    await handle.close();
+    await rename(temporary, file);
+  }
+
+  private async writeAll(handle: FileHandle, data: Buffer, position: number): Promise<void> {
+    for (let done = 0; done < data.length;) {
+      const written = await this.io.write(handle, data.subarray(done), position + done);
+      if (written <= 0) throw Object.assign(new Error('no space left on device (short write)'), { code: 'ENOSPC' });
+      done += written;
+    }
+  }
+
+  private journalHeader(committed: number, after = this.journalAfter): Buffer {
+    const header: JournalHeader = { format: JOURNAL_FORMAT, version: FORMAT_VERSION, ledger: this.ledgerId, after, committed };
+    return Buffer.from(encodeLine(JSON.stringify(header).padEnd(HEADER_JSON_WIDTH, ' ')));
+  }
+
+  /** Keeps every readable claim, moves the damaged files aside and starts clean files from them. */
+  private async recover(problems: string[], claims: readonly BanClaim[]): Promise<void> {
+    const movedAside: string[] = [];
+    if (!this.readOnly) {
+      const suffix = `.damaged-${new Date(this.now()).toISOString().replace(/[:.]/g, '-')}`;
+      for (const file of [this.snapshotPath, this.journalPath]) {
+        try {
+          await rename(file, file + suffix);
+          movedAside.push(file + suffix);
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+        }
+      }
+      await this.installFresh(claims);
+    }
+    this.damageReport = { at: this.now(), problems, movedAside, keptClaims: claims.length };
+    this.logger.error({ dir: this.dir, problems, movedAside, keptClaims: claims.length },
+      `the ledger in ${this.dir} was damaged: ${problems.join('; ')}. Every readable ban was kept (${claims.length} claims)` +
+      (movedAside.length > 0 ? `; the damaged files were moved aside (${movedAside.join(', ')}).` : '.') +
+      ' Bans that were lost are no longer known to edgeban: their firewall entries count as foreign until removed or re-banned.');
+  }
+
+  private async readSnapshot(): Promise<SnapshotRead | null> {
     const text = await readIfExists(this.snapshotPath);
-    if (text === null) return [];
+    if (text === null) return null;
     const lines = text.split('\n');
     if (lines.at(-1) === '') lines.pop();
-    const header = decodeLine(lines[0] ?? '');
-    if (!header.ok) throw new LedgerCorruptError(this.snapshotPath, 1, header.reason);
-    const meta = header.value as { format?: unknown; claims?: unknown };
+    const decodedHeader = decodeLine(lines[0] ?? '');
+    if (!decodedHeader.ok) throw new LedgerCorruptError(this.snapshotPath, 1, decodedHeader.reason);
+    const meta = decodedHeader.value as Partial<SnapshotHeader>;
     if (meta.format !== SNAPSHOT_FORMAT || typeof meta.claims !== 'number') throw new LedgerCorruptError(this.snapshotPath, 1, 'not an edgeban ledger snapshot header');
+    const version = meta.version === FORMAT_VERSION && typeof meta.ledger === 'string' && typeof meta.lastSeq === 'number' ? FORMAT_VERSION : 1;
+    const header: SnapshotHeader = { format: SNAPSHOT_FORMAT, version, ledger: meta.ledger ?? '', claims: meta.claims, lastSeq: version === 1 ? 0 : meta.lastSeq! };
     const claims: BanClaim[] = [];
+    const unreadable: number[] = [];
     for (let i = 1; i < lines.length; i++) {
       const decoded = decodeLine(lines[i] ?? '');
-      if (!decoded.ok) throw new LedgerCorruptError(this.snapshotPath, i + 1, decoded.reason);
-      const claim = BanClaimSchema.safeParse(decoded.value);
-      if (!claim.success) throw new LedgerCorruptError(this.snapshotPath, i + 1, `not a ban record (${claim.error.issues[0]?.path.join('.')}: ${claim.error.issues[0]?.message})`);
-      claims.push(claim.data);
+      const claim = decoded.ok ? BanClaimSchema.safeParse(decoded.value) : null;
+      if (claim?.success) claims.push(claim.data);
+      else unreadable.push(i + 1);
     }
-    if (claims.length !== meta.claims) throw new LedgerCorruptError(this.snapshotPath, lines.length, `holds ${claims.length} records, its header says ${meta.claims}`);
-    return claims;
+    const problems: string[] = [];
+    if (unreadable.length > 0) problems.push(`snapshot ${this.snapshotPath}: unreadable record(s) at line ${lineList(unreadable)}`);
+    const missing = header.claims - claims.length - unreadable.length;
+    if (missing > 0) problems.push(`snapshot ${this.snapshotPath} was cut short: ${missing} of its ${header.claims} records are gone`);
+    if (version === 1 && problems.length > 0) throw new LedgerCorruptError(this.snapshotPath, unreadable[0] ?? lines.length, problems[0]!);
+    return { header, claims, problems };
   }
 
   /**
-   * A bad record followed only by bad or empty bytes is a torn tail (the crash interrupted the
-   * last write, or the filesystem exposed unwritten blocks as NULs): skipped. A bad record with a
-   * good one after it cannot come from a crash: that is corruption.
+   * A bad record followed only by bad or empty bytes is a torn tail (a crash interrupted the last
+   * write, or the file system exposed unwritten blocks as NULs). A bad record with a good one
+   * after it cannot come from a crash: it is named as damage, and the good records are kept.
    */
-  private async readJournal(): Promise<{ mutations: LedgerMutation[]; goodLength: number; tornBytes: number }> {
+  private async readJournal(): Promise<JournalRead | null> {
     const text = await readIfExists(this.journalPath);
-    if (text === null) return { mutations: [], goodLength: 0, tornBytes: 0 };
-    const mutations: LedgerMutation[] = [];
+    if (text === null) return null;
+    const records: JournalRead['records'] = [];
+    const problems: string[] = [];
+    let header: JournalHeader | null = null;
     let offset = 0;
+    // Byte positions, counted line by line (the text is UTF-8 decoded).
+    let bytes = 0;
     let goodLength = 0;
-    let firstBad: { line: number; reason: string } | null = null;
+    let bad: number[] = [];
     let lineNumber = 0;
     while (offset < text.length) {
       lineNumber++;
@@ -239,37 +450,58 @@ export class FileLedgerStore implements LedgerStore {
       const complete = newline !== -1;
       const line = text.slice(offset, complete ? newline : text.length);
       offset = complete ? newline + 1 : text.length;
+      bytes += Buffer.byteLength(line) + (complete ? 1 : 0);
       if (line.replace(/\0/g, '').trim() === '') continue;
       const decoded = complete ? decodeLine(line) : { ok: false as const, reason: 'incomplete record' };
-      const mutation = decoded.ok ? LedgerMutationSchema.safeParse(decoded.value) : null;
-      if (decoded.ok && mutation?.success) {
-        if (firstBad) throw new LedgerCorruptError(this.journalPath, firstBad.line, firstBad.reason);
-        mutations.push(mutation.data);
-        goodLength = Buffer.byteLength(text.slice(0, offset));
-      } else {
-        firstBad ??= { line: lineNumber, reason: decoded.ok ? 'not a ledger mutation' : decoded.reason };
+      if (lineNumber === 1 && decoded.ok && (decoded.value as Partial<JournalHeader>).format === JOURNAL_FORMAT) {
+        const value = decoded.value as JournalHeader;
+        if (value.version !== FORMAT_VERSION) throw new LedgerCorruptError(this.journalPath, 1, `journal format version ${value.version} is not one this edgeban reads`);
+        header = value;
+        goodLength = bytes;
+        continue;
+      }
+      if (lineNumber === 1 && !decoded.ok) problems.push(`journal ${this.journalPath}: its header (line 1) is unreadable (${decoded.reason})`);
+      const record = decoded.ok ? parseRecord(decoded.value) : null;
+      if (record) {
+        if (bad.length > 0) {
+          problems.push(`journal ${this.journalPath}: unreadable record(s) at line ${lineList(bad)}`);
+          bad = [];
+        }
+        records.push(record);
+        goodLength = bytes;
+      } else if (lineNumber > 1 || decoded.ok) {
+        bad.push(lineNumber);
       }
     }
-    const totalBytes = Buffer.byteLength(text);
-    return { mutations, goodLength, tornBytes: firstBad ? totalBytes - goodLength : 0 };
+    if (header === null && records.some((r) => r.seq === null) && problems.length > 0) {
+      // A version-1 journal has no sequence numbers to tell what was lost: refuse, as it always did.
+      throw new LedgerCorruptError(this.journalPath, 1, problems[0]!);
+    }
+    return { header, records, goodLength, tornBytes: bytes - goodLength, problems };
   }
 
   private async acquireLock(): Promise<void> {
     const lockPath = path.join(this.dir, LOCK_FILE);
+    const own = `${process.pid} ${await processStartTime(process.pid) ?? ''}`.trim();
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         const handle = await open(lockPath, fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_WRONLY, 0o600);
-        await handle.write(String(process.pid));
+        await handle.write(own);
         await handle.close();
         this.lockHeld = true;
         return;
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-        const holder = Number((await readIfExists(lockPath))?.trim());
-        if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isProcessAlive(holder)) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM') {
+          throw new UserFacingError(`cannot write the ledger lock in ${this.dir}: ${describeIoError(error)}; the data dir (EDGEBAN_DATA_DIR) must be writable by edgeban`);
+        }
+        if (code !== 'EEXIST') throw error;
+        const [pidText, startText] = ((await readIfExists(lockPath)) ?? '').trim().split(/\s+/);
+        const holder = Number(pidText);
+        if (Number.isInteger(holder) && holder > 0 && await isLockHolderAlive(holder, startText)) {
           throw new LedgerLockedError(this.dir, holder);
         }
-        // A lock left by a process that died: take it over.
+        // A lock left by a process that died (or whose PID now belongs to another process): take it over.
         await rm(lockPath, { force: true });
       }
     }
@@ -277,9 +509,38 @@ export class FileLedgerStore implements LedgerStore {
   }
 }
 
+/**
+ * Whether the process that wrote a lock still runs: its PID exists and, when the lock recorded
+ * it, with the same start time (a PID reused by another process after a crash is not the holder).
+ * A lock naming this very process without a start time is stale: in a container edgeban is always PID 1.
+ */
+async function isLockHolderAlive(pid: number, recordedStart: string | undefined): Promise<boolean> {
+  if (recordedStart === undefined || recordedStart === '') {
+    return pid !== process.pid && isProcessAlive(pid);
+  }
+  const start = await processStartTime(pid);
+  if (start === null) return false;
+  return start === recordedStart;
+}
 
-function encodeRecord(mutation: LedgerMutation): string {
-  return encodeLine(JSON.stringify(mutation));
+/** A version-2 record `{seq, m}`, or a version-1 record (the bare mutation). */
+function parseRecord(value: unknown): { seq: number | null; mutation: LedgerMutation } | null {
+  const record = value as { seq?: unknown; m?: unknown };
+  if (typeof record === 'object' && record !== null && 'm' in record) {
+    if (typeof record.seq !== 'number' || !Number.isInteger(record.seq) || record.seq <= 0) return null;
+    const mutation = LedgerMutationSchema.safeParse(record.m);
+    return mutation.success ? { seq: record.seq, mutation: mutation.data } : null;
+  }
+  const mutation = LedgerMutationSchema.safeParse(value);
+  return mutation.success ? { seq: null, mutation: mutation.data } : null;
+}
+
+function range(from: number, to: number): string {
+  return from === to ? String(from) : `${from}–${to}`;
+}
+
+function lineList(lines: readonly number[]): string {
+  return lines.length <= 5 ? lines.join(', ') : `${lines.slice(0, 5).join(', ')} and ${lines.length - 5} more`;
 }
 
 function encodeLine(json: string): string {
@@ -306,7 +567,6 @@ async function readIfExists(file: string): Promise<string | null> {
     throw error;
   }
 }
-
 
 function isProcessAlive(pid: number): boolean {
   try {

@@ -4,7 +4,7 @@ import { parsePfAddress } from '../net/address.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
 import { claimEnd, isClaimActive, type BanClaim, type LedgerMutation } from './ban-claim.ts';
 import { ClaimIndex } from './claim-index.ts';
-import type { LedgerStore } from './ledger-store.ts';
+import type { LedgerDamage, LedgerStore } from './ledger-store.ts';
 
 export interface BanRequest {
   target: string;
@@ -45,10 +45,11 @@ const MAX_TIMER_MS = 6 * 3600 * 1000;
 interface ExpiryEntry { at: number; target: string; address: string }
 
 /**
- * The single source of truth for what must be banned. Mutations are applied in memory, written
- * durably, and only then announced to listeners (the reconcilers), so nothing reaches a firewall
- * that a crash could forget. Expiry needs no write: a claim past `expiresAt` is simply inactive,
- * and a timer announces the change when that moment comes.
+ * The single source of truth for what must be banned. Mutations are written durably, and only
+ * then applied in memory and announced to listeners (the reconcilers), so nothing reaches a
+ * firewall, or is shown by the CLI, that a crash or a failed write could forget. Expiry needs no
+ * write: a claim past `expiresAt` is simply inactive, and a timer announces the change when that
+ * moment comes.
  */
 export class Ledger {
   private readonly store: LedgerStore;
@@ -56,12 +57,16 @@ export class Ledger {
   private readonly logger: Logger;
   private readonly historyRetentionMs: number;
   private readonly index = new ClaimIndex();
+  /** Bans being written: a repeat ban made meanwhile counts them (memory holds only what is durable). */
+  private readonly staged = new Map<string, BanClaim>();
   private readonly listeners = new Set<(changes: readonly LedgerChange[]) => void>();
   private readonly expiries = new TinyQueue<ExpiryEntry>([], (a, b) => a.at - b.at);
   private expiryTimer: TimerHandle | null = null;
   private expiryTimerAt = Infinity;
   private unsubscribeRemote: () => void = () => {};
   private compacting: Promise<void> | null = null;
+  /** Commits whose write has not settled (or whose settling is not yet applied to memory). */
+  private inFlight = 0;
   private closed = false;
 
   private constructor(options: LedgerOptions) {
@@ -93,7 +98,8 @@ export class Ledger {
     const now = this.clock.now();
     const claims = requests.map((request) => {
       const address = parsePfAddress(request.address).text;
-      const previous = this.index.get(request.target, address, request.jail);
+      const key = claimKey(request.target, address, request.jail);
+      const previous = this.staged.get(key) ?? this.index.get(request.target, address, request.jail);
       const claim: BanClaim = {
         target: request.target,
         address,
@@ -104,9 +110,17 @@ export class Ledger {
         endedAt: null,
         banCount: (previous?.banCount ?? 0) + 1,
       };
+      this.staged.set(key, claim);
       return claim;
     });
-    await this.commit(claims.map((claim) => ({ op: 'ban', claim })));
+    try {
+      await this.commit(claims.map((claim) => ({ op: 'ban', claim })));
+    } finally {
+      for (const claim of claims) {
+        const key = claimKey(claim.target, claim.address, claim.jail);
+        if (this.staged.get(key) === claim) this.staged.delete(key);
+      }
+    }
     for (const claim of claims) this.trackExpiry(claim);
     this.armExpiryTimer();
     return claims;
@@ -167,6 +181,11 @@ export class Ledger {
     return claims;
   }
 
+  /** Damage the store found and recovered from at start-up (for status), or null. */
+  damage(): LedgerDamage | null {
+    return this.store.damage();
+  }
+
   claimsOf(target: string, address: string): readonly BanClaim[] {
     return this.index.claimsOf(target, address);
   }
@@ -193,13 +212,24 @@ export class Ledger {
     await this.store.close();
   }
 
+  /**
+   * Memory and listeners change only once the store has made the mutations durable: a write that
+   * fails leaves no trace (the store's contract), so nothing is enforced that a restart would
+   * forget. Commits settle in the order they were made, so applying them as they settle keeps
+   * the store's order.
+   */
   private async commit(mutations: LedgerMutation[]): Promise<void> {
     if (mutations.length === 0) return;
+    this.inFlight++;
+    try {
+      await this.store.append(mutations);
+    } finally {
+      this.inFlight--;
+    }
     const changes: LedgerChange[] = [];
     for (const mutation of mutations) {
       if (this.index.apply(mutation)) changes.push(changeOf(mutation));
     }
-    await this.store.append(mutations);
     this.emit(changes);
     this.maybeCompact();
   }
@@ -226,8 +256,12 @@ export class Ledger {
     }
   }
 
+  /**
+   * Compacts only when memory holds everything the store has written: with a write still in
+   * flight, the snapshot would cover records whose mutations the claims handed over lack.
+   */
   private maybeCompact(): void {
-    if (this.compacting || !this.store.wantsCompaction()) return;
+    if (this.compacting || this.inFlight > 0 || !this.store.wantsCompaction()) return;
     const cutoff = this.clock.now() - this.historyRetentionMs;
     let purged = 0;
     for (const claim of [...this.index.all()]) {
@@ -273,6 +307,10 @@ export class Ledger {
     this.emit([...changes.values()]);
     this.armExpiryTimer();
   }
+}
+
+function claimKey(target: string, address: string, jail: string): string {
+  return `${target}\u0000${address}\u0000${jail}`;
 }
 
 function changeOf(mutation: LedgerMutation): LedgerChange {

@@ -5,7 +5,7 @@ import type { Logger } from '../logging/logger.ts';
 import { UserFacingError } from '../util/errors.ts';
 import { BanClaimSchema, LedgerMutationSchema, type BanClaim, type LedgerMutation } from './ban-claim.ts';
 import { ClaimIndex } from './claim-index.ts';
-import type { LedgerStore } from './ledger-store.ts';
+import type { LedgerDamage, LedgerStore } from './ledger-store.ts';
 
 export interface RedisLedgerStoreOptions {
   /** redis:// or rediss:// (TLS). */
@@ -19,6 +19,8 @@ export interface RedisLedgerStoreOptions {
   compactAfterRecords?: number;
   /** How long one blocking read waits before checking again (ms). */
   blockMs?: number;
+  /** How long open() waits for Redis to answer (ms). */
+  connectTimeoutMs?: number;
   /** Extra ioredis options (tests shorten the reconnect backoff). */
   redisOptions?: Partial<RedisOptions>;
 }
@@ -33,6 +35,7 @@ export class RedisLedgerCorruptError extends UserFacingError {
 }
 
 const FORMAT = 'edgeban-ledger-1';
+const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 const PAGE = 1000;
 const LOAD_ATTEMPTS = 5;
 // A replaced snapshot lingers this long, so a replica loading it meanwhile can finish.
@@ -81,6 +84,13 @@ redis.call('HSET', KEYS[1], 'snapshotId', ARGV[2], 'snapshotKey', KEYS[3], 'clai
 redis.call('XTRIM', KEYS[2], 'MINID', meta[2])
 return 1`;
 
+// Points the meta away from a snapshot key that no longer exists (same epoch and key as read).
+const UNLINK_LOST_SNAPSHOT_SCRIPT = `
+local meta = redis.call('HMGET', KEYS[1], 'epoch', 'snapshotKey')
+if meta[1] ~= ARGV[1] or meta[2] ~= KEYS[2] or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'snapshotKey', '', 'claims', '0')
+return 1`;
+
 const RELEASE_LOCK_SCRIPT = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
@@ -99,8 +109,9 @@ interface CatchUpWaiter { target: string; resolve: () => void }
  * claim semantics stay in one place (ClaimIndex), not re-implemented in Lua. Memory stays bounded
  * by compaction: a snapshot of the state at a journal position, then the journal is trimmed.
  *
- * Convergence: the Ledger applies its own mutations before they reach Redis, so two replicas
- * mutating one claim at once would each end with the other's version. The store therefore keeps
+ * Convergence: the Ledger applies its own mutations once Redis acknowledged them, in the order
+ * it made them, not in stream order, so two replicas mutating one claim at once would each end
+ * with its own version. The store therefore keeps
  * `mirror` (the state replayed in stream order: authoritative) and `view` (what its Ledger holds),
  * and after each read delivers, for every touched address with none of this replica's writes
  * still in flight, the difference as `ban` (the claim as the stream has it) and `purge` mutations.
@@ -134,6 +145,9 @@ export class RedisLedgerStore implements LedgerStore {
   private closed = false;
   private readonly closedSignal = Promise.withResolvers<void>();
   private connectionDown = false;
+  private damageReport: LedgerDamage | null = null;
+  /** The last connection error, for messages. */
+  private lastError: string | null = null;
 
   private constructor(options: RedisLedgerStoreOptions) {
     this.logger = options.logger.child({ component: 'redis-ledger' });
@@ -157,11 +171,19 @@ export class RedisLedgerStore implements LedgerStore {
 
   static async open(options: RedisLedgerStoreOptions): Promise<RedisLedgerStore> {
     const store = new RedisLedgerStore(options);
+    const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await store.redis.ping();
+      // ioredis would keep the PING queued through 20 reconnect attempts: a command run by hand waited a minute.
+      await Promise.race([
+        store.redis.ping(),
+        new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms${store.lastError ? ` (${store.lastError})` : ''}`)), timeoutMs); }),
+      ]);
     } catch (error) {
       await store.close();
       throw new UserFacingError(`cannot reach Redis for the shared ledger (EDGEBAN_REDIS_URL): ${describe(error)}`);
+    } finally {
+      clearTimeout(timer);
     }
     return store;
   }
@@ -176,6 +198,7 @@ export class RedisLedgerStore implements LedgerStore {
   async load(): Promise<BanClaim[]> {
     const state = await this.readState(true);
     this.installState(state);
+    if (this.damageReport) this.damageReport.keptClaims = state.index.size;
     this.view = copyIndex(state.index);
     this.loaded = true;
     return [...state.index.all()];
@@ -185,7 +208,11 @@ export class RedisLedgerStore implements LedgerStore {
     if (mutations.length === 0) return Promise.resolve();
     if (this.closed) return Promise.reject(new Error('ledger store closed'));
     if (!this.loaded) return Promise.reject(new Error('ledger store used before load()'));
-    for (const mutation of mutations) this.view.apply(mutation);
+    // Fail at once rather than queue behind reconnects: the caller (a jail, `edgeban ban`) learns
+    // now that nothing was recorded, and nothing lands later that it was told had failed.
+    if (this.redis.status !== 'ready') {
+      return Promise.reject(new Error(`the shared ledger in Redis is unreachable${this.lastError ? ` (${this.lastError})` : ''}; nothing was recorded`));
+    }
     return this.write(mutations);
   }
 
@@ -209,6 +236,16 @@ export class RedisLedgerStore implements LedgerStore {
     } finally {
       await this.redis.eval(RELEASE_LOCK_SCRIPT, 1, lockKey, this.writerId);
     }
+  }
+
+  /** Whether the writing connection to Redis is up. */
+  get connected(): boolean {
+    return this.redis.status === 'ready';
+  }
+
+  /** A lost snapshot found by load (recovered from the journal); entries that are not mutations still stop load. */
+  damage(): LedgerDamage | null {
+    return this.damageReport;
   }
 
   wantsCompaction(): boolean {
@@ -278,12 +315,14 @@ export class RedisLedgerStore implements LedgerStore {
     try {
       id = await this.redis.xadd(this.journalKey, '*', 'w', this.writerId, 'n', String(seq), 'm', JSON.stringify(mutations));
     } catch (error) {
-      // Not stored (as far as we know): the view goes back to what the stream says.
+      // Not stored (as far as we know): whatever the tail delivered meanwhile stays as the stream has it.
       this.settle(seq);
       this.deliver(this.reconcile(new Set(pending.keys)));
       throw error;
     }
     pending.id = id;
+    // Durable now: the Ledger applies it as this resolves (it may already have arrived through the tail).
+    for (const mutation of mutations) this.view.apply(mutation);
     // Already passed by a reload that covered it: it will never be read back one by one.
     if (id !== null && this.pending.has(seq) && compareIds(id, this.lastId) <= 0) {
       this.settle(seq);
@@ -330,7 +369,11 @@ export class RedisLedgerStore implements LedgerStore {
     for (let attempt = 1; attempt <= LOAD_ATTEMPTS; attempt++) {
       const meta = await this.ensureMeta();
       const index = new ClaimIndex();
-      const claims = await this.readSnapshot(meta);
+      let claims = await this.readSnapshot(meta);
+      if (claims === null && await this.snapshotLost(meta)) {
+        this.recordDamage(`snapshot key ${meta.snapshotKey} is missing: the ${meta.claims} claims it held (every ban recorded up to journal entry ${meta.snapshotId}) are lost`);
+        claims = [];
+      }
       // The snapshot was replaced and expired under us: start over from the new one.
       if (claims === null) continue;
       for (const claim of claims) index.apply({ op: 'ban', claim });
@@ -378,6 +421,23 @@ export class RedisLedgerStore implements LedgerStore {
     const meta = parseMeta(fields);
     if (meta === null) throw new RedisLedgerCorruptError(this.metaKey, 'meta', `not an edgeban ledger (format ${FORMAT} expected)`);
     return meta;
+  }
+
+  /**
+   * Whether the snapshot `meta` names is gone for good (deleted, or lost by Redis) rather than
+   * replaced by a compaction meanwhile. A lost snapshot is unlinked from the meta, so the next
+   * load starts from the journal without reporting it again.
+   */
+  private async snapshotLost(meta: Meta): Promise<boolean> {
+    if (await this.redis.exists(meta.snapshotKey) === 1) return false;
+    const unlinked = await this.redis.eval(UNLINK_LOST_SNAPSHOT_SCRIPT, 2, this.metaKey, meta.snapshotKey, meta.epoch);
+    return unlinked === 1;
+  }
+
+  private recordDamage(problem: string): void {
+    this.logger.error({ key: this.metaKey }, `the shared ledger in Redis was damaged: ${problem}. Every readable ban was kept; bans that were lost are no longer known to edgeban: their firewall entries count as foreign until removed or re-banned.`);
+    this.damageReport ??= { at: Date.now(), problems: [], movedAside: [], keptClaims: 0 };
+    this.damageReport.problems.push(problem);
   }
 
   /** The snapshot's claims; null when it vanished or was replaced meanwhile (read again). */
@@ -542,6 +602,7 @@ export class RedisLedgerStore implements LedgerStore {
   }
 
   private connectionLost(error: Error): void {
+    this.lastError = describe(error);
     if (this.closed || this.connectionDown) return;
     this.connectionDown = true;
     this.logger.warn({ err: describe(error) }, 'lost the connection to Redis (shared ledger); reconnecting');

@@ -104,16 +104,17 @@ test('a corrupt ledger is reported with its path and stops the command', async (
   const dataDir = await tempDir(t);
   await seedLedger(dataDir);
   const { readFile } = await import('node:fs/promises');
-  const journal = path.join(dataDir, 'ledger', 'journal.jsonl');
-  const lines = (await readFile(journal, 'utf8')).split('\n');
+  // Damage the ledger can read around is recovered (test/ledger/ledger-damage.test.ts); an unreadable snapshot header is not.
+  const snapshot = path.join(dataDir, 'ledger', 'snapshot.jsonl');
+  const lines = (await readFile(snapshot, 'utf8')).split('\n');
   lines[0] = `deadbeef${lines[0]!.slice(8)}`;
-  await writeFile(journal, lines.join('\n'));
+  await writeFile(snapshot, lines.join('\n'));
   const result = await runCli(['reconcile', '--dry-run'], {
     env: { OPNSENSE_URL: 'http://127.0.0.1:9', OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET, EDGEBAN_DATA_DIR: dataDir },
     cwd: dataDir,
   });
   assert.equal(result.code, 2);
-  assert.ok(result.stderr.includes(`ledger file ${journal} is corrupt at line 1`), result.stderr);
+  assert.ok(result.stderr.includes(`ledger file ${snapshot} is corrupt at line 1`), result.stderr);
 });
 
 test('several firewalls (an HA pair) each get every ban; an insecure-TLS opt-in warns', async (t) => {

@@ -185,3 +185,31 @@ test('purges decided by one replica compaction reach the others', async (t) => {
   assert.equal(b.ledger.isKnown(T, '198.51.100.3'), false, 'the other replica forgot it too');
   assert.deepEqual([...b.ledger.activeAddresses(T)], ['203.0.113.1']);
 });
+
+test('a snapshot key lost from Redis is named and reported; the journal\'s bans after it are kept, and the next load is clean', async (t) => {
+  const redis = await RedisServer.start(t);
+  const raw = rawClient(t, redis.url);
+  const store = await openStore(redis.url);
+  await store.load();
+  await store.append([{ op: 'ban', claim: claim('198.51.100.1', 'dovecot') }]);
+  await store.catchUp(20_000);
+  await store.compact([claim('198.51.100.1', 'dovecot')]);
+  await store.append([{ op: 'ban', claim: claim('203.0.113.2', 'postfix') }]);
+  await store.close();
+  const meta = await raw.hgetall(`${PREFIX}ledger:meta`);
+  assert.notEqual(meta.snapshotKey, '', 'a snapshot was written');
+  await raw.del(meta.snapshotKey!);
+
+  const reopened = await openStore(redis.url);
+  const claims = await reopened.load();
+  assert.deepEqual(claims.map((c) => c.address), ['203.0.113.2'], 'what the journal still holds is kept');
+  const damage = reopened.damage();
+  assert.ok(damage);
+  assert.match(damage.problems.join(), new RegExp(`snapshot key ${meta.snapshotKey!.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is missing: the 1 claims it held .* are lost`));
+  assert.equal(damage.keptClaims, 1);
+  await reopened.close();
+  const again = await openStore(redis.url);
+  assert.deepEqual((await again.load()).map((c) => c.address), ['203.0.113.2']);
+  assert.equal(again.damage(), null, 'reported once, not at every start');
+  await again.close();
+});

@@ -41,6 +41,13 @@ export interface LogFollowerOptions {
   rotationGraceMs?: number;
   /** Awaited: backpressure — no further lines are delivered until it resolves. */
   onLines: (lines: LogLine[]) => Promise<void>;
+  /** Tests only: pause points where a test makes a race happen deterministically. */
+  testHooks?: FollowerTestHooks;
+}
+
+export interface FollowerTestHooks {
+  /** Between reading a log directory's names and looking at each of them. */
+  afterReaddir?: (dir: string) => Promise<void>;
 }
 
 export interface FollowerStats {
@@ -127,6 +134,7 @@ export class LogFollower {
   private readonly forcePolling: boolean;
   private readonly rotationGraceMs: number;
   private readonly onLines: (lines: LogLine[]) => Promise<void>;
+  private readonly testHooks: FollowerTestHooks;
 
   private readonly tracks = new Map<string, Track>();
   private readonly watchers = new Map<string, DirWatch>();
@@ -159,6 +167,7 @@ export class LogFollower {
     this.forcePolling = options.forcePolling ?? false;
     this.rotationGraceMs = options.rotationGraceMs ?? Math.max(10_000, 3 * this.pollIntervalMs);
     this.onLines = options.onLines;
+    this.testHooks = options.testHooks ?? {};
     if (!(this.maxLineBytes >= 1)) throw new Error('maxLineBytes must be at least 1');
     if (!(this.pollIntervalMs > 0)) throw new Error('pollIntervalMs must be positive');
   }
@@ -281,7 +290,7 @@ export class LogFollower {
         await this.adoptCurrent(t, opened, rec);
         continue;
       }
-      siblings ??= await listSiblings(t.dir, t.base);
+      siblings ??= await this.siblingsOf(t);
       const sib = siblings.find((s) => s.ino === rec.ino);
       if (!sib) {
         this.logger.warn({ path: t.path, inode: rec.ino, offset: rec.offset },
@@ -314,7 +323,7 @@ export class LogFollower {
       return;
     }
     this.rotations++;
-    const siblings = await listSiblings(t.dir, t.base);
+    const siblings = await this.siblingsOf(t);
     const copy = await findCopy(siblings, t.base, rec.offset, rec.anchorLength, rec.anchorSha256, this.heldInodes(t, [opened.st.ino]));
     const copied = copy ? await this.openQuiet(copy.path) : null;
     const copyAnchor = copied ? await verifiedAnchor(copied, rec) : null;
@@ -550,7 +559,7 @@ export class LogFollower {
     if (t.current) this.retire(t, 'replaced');
     const newest = t.draining.at(-1);
     if (newest && !newest.closeAtEof) {
-      const siblings = await listSiblings(t.dir, t.base);
+      const siblings = await this.siblingsOf(t);
       const old = siblings.find((s) => s.ino === newest.ino);
       if (old) await this.drainNewerRotations(t, siblings, old, [opened.st.ino]);
     }
@@ -584,7 +593,7 @@ export class LogFollower {
     this.rotations++;
     const offset = cur.asm.lineStart;
     const anchor = cur.asm.anchor;
-    const siblings = await listSiblings(t.dir, t.base);
+    const siblings = await this.siblingsOf(t);
     const copy = await findCopy(siblings, t.base, offset, anchor.length, anchorHash(anchor), this.heldInodes(t, []));
     const opened = copy ? await this.openQuiet(copy.path) : null;
     if (copy && opened) {
@@ -654,6 +663,10 @@ export class LogFollower {
   }
 
   // ---- helpers -----------------------------------------------------------------------------
+
+  private siblingsOf(t: Track): Promise<Sibling[]> {
+    return listSiblings(t.dir, t.base, this.testHooks.afterReaddir);
+  }
 
   private heldInodes(t: Track, extra: number[]): Set<number> {
     const held = new Set(extra);

@@ -34,6 +34,8 @@ export interface DaemonOptions {
   pollIntervalMs?: number;
 }
 
+type ReloadResult = { ok: boolean; message: string };
+
 const MANUAL_BANTIME_SEC = 86_400;
 const SWEEP_INTERVAL_MS = 60_000;
 
@@ -58,6 +60,9 @@ export class Daemon {
   private metrics: EdgebanMetrics | null = null;
   private metricsServer: MetricsServer | null = null;
   private notifier: Notifier | null = null;
+  /** The reload running (or the last one), and the one queued behind it: reloads never overlap. */
+  private reloadRunning: Promise<ReloadResult> = Promise.resolve({ ok: true, message: 'no reload yet' });
+  private reloadQueued: Promise<ReloadResult> | null = null;
 
   private constructor(options: DaemonOptions) {
     this.options = options;
@@ -143,6 +148,8 @@ export class Daemon {
       this.phase = 'stopping';
       this.sweepTimer?.cancel();
       await this.notifier?.stop();
+      // A reload in progress finishes first (it checks `stopping` and starts nothing new).
+      await this.reloadRunning;
       await Promise.all(this.pipelines.map((p) => p.stop()));
       await this.control?.stop();
       await Promise.all(this.reconcilers.map((r) => r.stop()));
@@ -153,8 +160,36 @@ export class Daemon {
     return this.stopping;
   }
 
-  /** Re-reads the configuration; on an error the running one stays. Counters and bans are kept. */
-  async reload(): Promise<{ ok: boolean; message: string }> {
+  /**
+   * Re-reads the configuration; on an error the running one stays. Counters and bans are kept.
+   * One reload at a time (two at once each started their own pipelines: two followers per log,
+   * every failure counted twice): a reload asked for while one runs runs once after it, however
+   * many were asked for meanwhile, and answers all of them.
+   */
+  reload(): Promise<ReloadResult> {
+    if (this.reloadQueued) return this.reloadQueued;
+    const queued = this.reloadRunning.then(() => {
+      this.reloadQueued = null;
+      return this.reloadNow();
+    });
+    this.reloadQueued = queued;
+    this.reloadRunning = queued;
+    return queued;
+  }
+
+  private async reloadNow(): Promise<ReloadResult> {
+    const { logger } = this.options;
+    if (this.stopping) return { ok: false, message: 'stopping; not reloaded' };
+    try {
+      return await this.applyReload();
+    } catch (error) {
+      // Never a rejection: SIGHUP's handler has no one to hand it to.
+      logger.error({ err: errorMessage(error) }, 'reload failed part way; see the errors above');
+      return { ok: false, message: `reload failed: ${errorMessage(error)}` };
+    }
+  }
+
+  private async applyReload(): Promise<ReloadResult> {
     const { env, logger } = this.options;
     let next: DaemonConfig;
     try {
@@ -164,6 +199,8 @@ export class Daemon {
       return { ok: false, message: `reload failed, configuration unchanged: ${errorMessage(error)}` };
     }
     await Promise.all(this.pipelines.map((p) => p.stop()));
+    this.pipelines = [];
+    if (this.stopping) return { ok: false, message: 'stopping; not reloaded' };
     this.config = next;
     this.learnSecrets(next);
     await this.notifier?.reconfigure(next.notify);

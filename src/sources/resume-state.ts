@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { syncDirectory } from '../util/durable-files.ts';
 import { z } from 'zod';
@@ -71,16 +71,22 @@ export async function loadResumeRecords(stateFile: string, logger: Logger): Prom
 export async function saveResumeRecords(stateFile: string, records: readonly ResumeRecord[]): Promise<void> {
   const dir = path.dirname(stateFile);
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const tmp = `${stateFile}.tmp-${process.pid}`;
+  // Unique per write: two writers of one file (once, two followers of one jail) never share a temp file.
+  const tmp = `${stateFile}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   const body = `${JSON.stringify({ format: FORMAT, version: 1, files: records }, null, 1)}\n`;
-  const handle = await open(tmp, 'w', 0o600);
   try {
-    await handle.writeFile(body, 'utf8');
-    await handle.sync();
-  } finally {
-    await handle.close();
+    const handle = await open(tmp, 'w', 0o600);
+    try {
+      await handle.writeFile(body, 'utf8');
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(tmp, stateFile);
+  } catch (error) {
+    await rm(tmp, { force: true }).catch(() => undefined); // a full disk must not fill up with temp files
+    throw error;
   }
-  await rename(tmp, stateFile);
   try {
     await syncDirectory(dir); // makes the rename itself durable
   } catch {

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { open, readFile, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { setTimeout as realDelay } from 'node:timers/promises';
 import { z } from 'zod';
 import { failureTime } from '../filters/findtime.ts';
@@ -9,6 +9,7 @@ import { FailurePersistence, type PersistenceStats } from '../jails/failure-pers
 import type { JailEngine } from '../jails/jail-engine.ts';
 import type { Logger } from '../logging/logger.ts';
 import { LogFollower, type LogLine } from '../sources/log-follower.ts';
+import { openRegularFile } from '../sources/open-regular.ts';
 import { anchorHash, ResumeRecordSchema, type ResumeRecord } from '../sources/resume-state.ts';
 import { CONTAINER_RECORD_BYTES, ContainerLogUnwrapper, continuedStreams, lineTime, RESUME_LOOKBACK_BYTES, type LogFormat, type LogStream, type UnwrappedLine, type UnwrapStats } from '../sources/container-log-format.ts';
 import type { Clock } from '../util/clock.ts';
@@ -265,10 +266,11 @@ async function splitAtResume(records: readonly ResumeRecord[], format: LogFormat
   const found: Array<{ file: string; stream: LogStream }> = [];
   for (const record of records) {
     if (record.role !== 'current' || record.offset === 0) continue;
-    const handle = await open(record.path, 'r').catch(() => null);
-    if (!handle) continue;
+    // Never a blocking open: a FIFO here hung start-up for ever.
+    const opened = await openRegularFile(record.path).catch(() => null);
+    if (!opened) continue;
+    const { handle, st: info } = opened;
     try {
-      const info = await handle.stat();
       if (info.ino !== record.ino || info.size < record.offset) continue;
       const length = Math.min(record.offset, RESUME_LOOKBACK_BYTES);
       const before = Buffer.alloc(length);

@@ -1,11 +1,12 @@
 import { watch, type FSWatcher, type Stats } from 'node:fs';
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import { stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as realDelay } from 'node:timers/promises';
 import type { Logger } from '../logging/logger.ts';
 import { systemClock, type Clock, type TimerHandle } from '../util/clock.ts';
 import { errorMessage } from '../util/errors.ts';
 import { LineAssembler, type AssembledLine } from './line-assembler.ts';
+import { NotRegularFileError, openRegularFile } from './open-regular.ts';
 import { expandPatterns, globRoot, isGlob, matchesAnyPattern } from './patterns.ts';
 import { anchorHash, loadResumeRecords, saveResumeRecords, type ResumeRecord } from './resume-state.ts';
 import { findCopy, listSiblings, newerRotations, type Sibling } from './siblings.ts';
@@ -48,6 +49,8 @@ export interface LogFollowerOptions {
 export interface FollowerTestHooks {
   /** Between reading a log directory's names and looking at each of them. */
   afterReaddir?: (dir: string) => Promise<void>;
+  /** Just before a file is opened (after the follower looked at its path). */
+  beforeOpen?: (file: string) => Promise<void>;
 }
 
 export interface FollowerStats {
@@ -534,7 +537,7 @@ export class LogFollower {
       return;
     }
     if (!st.isFile()) {
-      this.setError(t, new Error('not a regular file'));
+      this.setError(t, new NotRegularFileError(t.path, st));
       return;
     }
     if (t.current && t.current.ino === st.ino && t.current.dev === st.dev) {
@@ -677,7 +680,8 @@ export class LogFollower {
 
   private async tryOpen(t: Track, file: string): Promise<Opened | null> {
     try {
-      return await openFile(file);
+      await this.testHooks.beforeOpen?.(file);
+      return await openRegularFile(file);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') this.setError(t, error);
       return null;
@@ -686,7 +690,7 @@ export class LogFollower {
 
   private async openQuiet(file: string): Promise<Opened | null> {
     try {
-      return await openFile(file);
+      return await openRegularFile(file);
     } catch {
       return null;
     }
@@ -698,6 +702,11 @@ export class LogFollower {
     if (t.error === message) return;
     t.error = message;
     this.errors++;
+    if (error instanceof NotRegularFileError) {
+      // Not a passing condition like a permission being fixed: this path is not read until it is a file again.
+      this.logger.error({ path: t.path, err: message }, `cannot read log file ${t.path}: ${errorMessage(error)}`);
+      return;
+    }
     this.logger.warn({ path: t.path, err: message }, 'cannot read log file; retrying every poll interval');
   }
 
@@ -730,16 +739,6 @@ function toRecord(file: string, role: ResumeRecord['role'], s: Source): ResumeRe
     path: file, role, dev: s.dev, ino: s.ino, offset: s.committed.offset,
     anchorLength: s.committed.anchor.length, anchorSha256: anchorHash(s.committed.anchor),
   };
-}
-
-async function openFile(file: string): Promise<Opened> {
-  const handle = await open(file, 'r');
-  try {
-    return { handle, st: await handle.stat() };
-  } catch (error) {
-    await handle.close();
-    throw error;
-  }
 }
 
 async function readAt(handle: FileHandle, offset: number, length: number): Promise<Buffer> {

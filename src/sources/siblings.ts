@@ -1,5 +1,6 @@
-import { open, readdir, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { openRegularFile } from './open-regular.ts';
 import { anchorHash } from './resume-state.ts';
 
 /** A file beside a followed log, where rotation may have put (or copied) its older content. */
@@ -95,7 +96,7 @@ export function newerRotations(siblings: readonly Sibling[], base: string, older
 
 /** Reads `length` bytes at `offset` of a file; fewer if the file is shorter. */
 export async function readRange(file: string, offset: number, length: number): Promise<Buffer> {
-  const handle = await open(file, 'r');
+  const { handle } = await openRegularFile(file);
   try {
     const buf = Buffer.alloc(length);
     const { bytesRead } = await handle.read(buf, 0, length, offset);

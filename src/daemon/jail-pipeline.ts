@@ -1,7 +1,6 @@
 import path from 'node:path';
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { setTimeout as realDelay } from 'node:timers/promises';
-import { z } from 'zod';
 import { failureTime } from '../filters/findtime.ts';
 import { FilterMatcher } from '../filters/matcher.ts';
 import { expandPatterns } from '../sources/patterns.ts';
@@ -10,7 +9,7 @@ import type { JailEngine } from '../jails/jail-engine.ts';
 import type { Logger } from '../logging/logger.ts';
 import { LogFollower, type LogLine } from '../sources/log-follower.ts';
 import { openRegularFile } from '../sources/open-regular.ts';
-import { anchorHash, ResumeRecordSchema, type ResumeRecord } from '../sources/resume-state.ts';
+import { anchorHash, loadResumeRecords, type ResumeRecord } from '../sources/resume-state.ts';
 import { CONTAINER_RECORD_BYTES, ContainerLogUnwrapper, continuedStreams, lineTime, RESUME_LOOKBACK_BYTES, type LogFormat, type LogStream, type UnwrappedLine, type UnwrapStats } from '../sources/container-log-format.ts';
 import type { Clock } from '../util/clock.ts';
 import { errorMessage } from '../util/errors.ts';
@@ -102,7 +101,8 @@ export class JailPipeline {
     }
     const fileName = this.jail.replace(/[^A-Za-z0-9_.-]/g, '_');
     const stateFile = path.join(options.dataDir, 'offsets', `${fileName}.json`);
-    const resumeRecords = await loadResumeState(stateFile);
+    // The follower's own loader: one message for a damaged file, which is then set aside for the follower too.
+    const resumeRecords = await loadResumeRecords(stateFile, options.logger.child({ jail: this.jail }));
     if (this.unwrapper) {
       for (const { file, stream } of await splitAtResume(resumeRecords, this.unwrapper.format)) this.unwrapper.skipContinuation(file, stream);
     }
@@ -244,17 +244,6 @@ export class JailPipeline {
       this.follower?.checkpoint().catch(() => undefined);
     });
   }
-}
-
-const resumeStateSchema = z.object({ files: z.array(ResumeRecordSchema) });
-
-/**
- * Where the follower will resume, read from its state file without changing it; anything
- * unreadable means none (the follower reports it and reads from the beginning).
- */
-async function loadResumeState(stateFile: string): Promise<ResumeRecord[]> {
-  const state = resumeStateSchema.safeParse(await readFile(stateFile, 'utf8').then((text) => JSON.parse(text) as unknown, () => null));
-  return state.success ? state.data.files : [];
 }
 
 /**

@@ -35,8 +35,10 @@ export function anchorHash(anchor: Buffer): string {
 
 /**
  * Loads the resume records. A missing file means a first start. A damaged one (not JSON, wrong
- * shape) must not stop the daemon: it is reported and set aside, and every file is followed from
- * its beginning (the jails ignore lines older than findtime, so the cost is a re-read).
+ * shape) must not stop the daemon: it is reported naming the file, set aside, and every file is
+ * followed from its beginning (the jails ignore lines older than findtime and the failure journal
+ * recognises lines already counted, so the cost is a re-read). The first load sets it aside, so a
+ * second loader of the same file (the follower after the jail pipeline) finds none and says nothing.
  */
 export async function loadResumeRecords(stateFile: string, logger: Logger): Promise<ResumeRecord[]> {
   let text: string;
@@ -62,8 +64,9 @@ export async function loadResumeRecords(stateFile: string, logger: Logger): Prom
   } catch {
     // Keeping it aside is only for inspection; the next checkpoint overwrites it either way.
   }
-  logger.warn({ stateFile, keptAs: aside, reason },
-    `log offsets file ${stateFile} is damaged (${reason}); following every log file from its beginning`);
+  // Loud, and the daemon goes on: refusing to start would leave every address unblocked for the sake of a position.
+  logger.error({ stateFile, keptAs: aside, reason },
+    `log offsets file ${stateFile} is damaged (${reason}); kept as ${aside}; reading every log file of this jail from its beginning (lines older than findtime are ignored, failures already counted are recognised by the failure journal)`);
   return [];
 }
 

@@ -65,7 +65,7 @@ export async function loadResumeRecords(stateFile: string, logger: Logger): Prom
     // Keeping it aside is only for inspection; the next checkpoint overwrites it either way.
   }
   // Loud, and the daemon goes on: refusing to start would leave every address unblocked for the sake of a position.
-  logger.error({ stateFile, keptAs: aside, reason },
+  logger.warn({ stateFile, keptAs: aside, reason },
     `log offsets file ${stateFile} is damaged (${reason}); kept as ${aside}; reading every log file of this jail from its beginning (lines older than findtime are ignored, failures already counted are recognised by the failure journal)`);
   return [];
 }

@@ -5,7 +5,7 @@ import { setTimeout as realDelay } from 'node:timers/promises';
 import type { Logger } from '../logging/logger.ts';
 import { systemClock, type Clock, type TimerHandle } from '../util/clock.ts';
 import { errorMessage } from '../util/errors.ts';
-import { LineAssembler, type AssembledLine } from './line-assembler.ts';
+import { ANCHOR_BYTES, LineAssembler, type AssembledLine } from './line-assembler.ts';
 import { NotRegularFileError, openRegularFile } from './open-regular.ts';
 import { expandPatterns, globRoot, isGlob, matchesAnyPattern } from './patterns.ts';
 import { anchorHash, loadResumeRecords, saveResumeRecords, type ResumeRecord } from './resume-state.ts';
@@ -87,6 +87,10 @@ interface Source {
   lastGrowthAt: number;
   /** A copytruncate copy: it never grows, so it is closed as soon as it is read to its end. */
   closeAtEof: boolean;
+  /** The largest size seen: a log only grows, so a smaller one means truncated, even before a byte was read. */
+  seenSize: number;
+  /** Its first bytes (up to ANCHOR_BYTES) as first seen: what tells its copy, and a rewrite, when nothing was read yet. */
+  head: Buffer;
 }
 
 /** Everything followed under one path: the file there now, and rotated ones whose rest comes first. */
@@ -350,6 +354,8 @@ export class LogFollower {
       committed: { offset, anchor },
       lastGrowthAt: this.clock.now(),
       closeAtEof,
+      seenSize: opened.st.size,
+      head: Buffer.alloc(0),
     };
   }
 
@@ -495,10 +501,14 @@ export class LogFollower {
     let limit = 0;
     if (cur) {
       let size = (await cur.handle.stat()).size;
-      if (size < cur.asm.pos || !(await tailIntact(cur))) {
+      if (size < cur.asm.pos || size < cur.seenSize || !(await contentIntact(cur))) {
         await this.onTruncated(t, cur);
         size = (await cur.handle.stat()).size;
       }
+      cur.seenSize = Math.max(cur.seenSize, size);
+      // Before the rotated files are drained (backpressure may hold us there a long time): if this
+      // file is copytruncated meanwhile, its head is what finds the copy of what we never read.
+      if (cur.head.length < Math.min(ANCHOR_BYTES, size)) cur.head = await readAt(cur.handle, 0, Math.min(ANCHOR_BYTES, size));
       // Taken before draining: what reaches the new file after this is read only on the next turn,
       // after the rotated file's latest lines.
       limit = size;
@@ -597,7 +607,9 @@ export class LogFollower {
     const offset = cur.asm.lineStart;
     const anchor = cur.asm.anchor;
     const siblings = await this.siblingsOf(t);
-    const copy = await findCopy(siblings, t.base, offset, anchor.length, anchorHash(anchor), this.heldInodes(t, []));
+    // The copy holds the bytes before our offset; with nothing read yet, it begins with our head.
+    const [idOffset, id] = offset > 0 && anchor.length > 0 ? [offset, anchor] : [cur.head.length, cur.head];
+    const copy = await findCopy(siblings, t.base, idOffset, id.length, anchorHash(id), this.heldInodes(t, []));
     const opened = copy ? await this.openQuiet(copy.path) : null;
     if (copy && opened) {
       t.draining.push(this.makeSource(t.path, copy.path, opened, offset, anchor, true));
@@ -608,6 +620,8 @@ export class LogFollower {
       'log file truncated (copytruncate): reading it again from its beginning');
     cur.asm.reset(0);
     cur.committed = { offset: 0, anchor: Buffer.alloc(0) };
+    cur.seenSize = 0;
+    cur.head = Buffer.alloc(0);
   }
 
   /** A rotated file read to its end and quiet for the grace period: its last unfinished line is final. */
@@ -632,7 +646,7 @@ export class LogFollower {
       if (want <= 0) return 'limit';
       const { bytesRead } = await s.handle.read(this.buf, 0, want, s.asm.pos);
       if (bytesRead === 0) return 'eof';
-      if (verify && !(await tailIntact(s))) return 'truncated';
+      if (verify && !(await contentIntact(s))) return 'truncated';
       s.lastGrowthAt = this.clock.now();
       const lines: AssembledLine[] = [];
       s.asm.push(this.buf.subarray(0, bytesRead), lines);
@@ -754,10 +768,14 @@ async function verifiedAnchor(opened: Opened, rec: ResumeRecord): Promise<Buffer
   return anchor.length === rec.anchorLength && anchorHash(anchor) === rec.anchorSha256 ? anchor : null;
 }
 
-/** False when the bytes just before our position changed: truncated, and perhaps rewritten past it. */
-async function tailIntact(s: Source): Promise<boolean> {
+/**
+ * False when the bytes just before our position changed (or, with nothing read yet, the file's
+ * first bytes): truncated, and perhaps rewritten past it.
+ */
+async function contentIntact(s: Source): Promise<boolean> {
   const tail = s.asm.tail;
-  if (tail.length === 0) return true;
-  const now = await readAt(s.handle, s.asm.pos - tail.length, tail.length);
-  return now.equals(tail);
+  const [at, expected] = tail.length > 0 ? [s.asm.pos - tail.length, tail] : [0, s.head];
+  if (expected.length === 0) return true;
+  const now = await readAt(s.handle, at, expected.length);
+  return now.equals(expected);
 }

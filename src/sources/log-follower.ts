@@ -42,6 +42,12 @@ export interface LogFollowerOptions {
   rotationGraceMs?: number;
   /** Awaited: backpressure — no further lines are delivered until it resolves. */
   onLines: (lines: LogLine[]) => Promise<void>;
+  /**
+   * Files held open at most (default 128). Beyond it the followed files quiet the longest are
+   * closed and reopened by path when they change, their identity (device + inode) checked, so
+   * thousands of matched logs cannot use up the process's descriptors (1,024 in Docker).
+   */
+  maxOpenFiles?: number;
   /** Tests only: pause points where a test makes a race happen deterministically. */
   testHooks?: FollowerTestHooks;
 }
@@ -77,8 +83,10 @@ interface Opened {
 /** An open file being read: the file now at a path, or a rotated one still being drained. */
 interface Source {
   label: string;
+  /** The path it was opened under (a rotated file may have been renamed again since). */
   file: string;
-  handle: FileHandle;
+  /** Null while closed to save descriptors: reopened by path (or found by inode) when needed. */
+  handle: FileHandle | null;
   dev: number;
   ino: number;
   asm: LineAssembler;
@@ -142,6 +150,8 @@ export class LogFollower {
   private readonly rotationGraceMs: number;
   private readonly onLines: (lines: LogLine[]) => Promise<void>;
   private readonly testHooks: FollowerTestHooks;
+  private readonly maxOpenFiles: number;
+  private openFiles = 0;
 
   private readonly tracks = new Map<string, Track>();
   private readonly watchers = new Map<string, DirWatch>();
@@ -175,6 +185,8 @@ export class LogFollower {
     this.rotationGraceMs = options.rotationGraceMs ?? Math.max(10_000, 3 * this.pollIntervalMs);
     this.onLines = options.onLines;
     this.testHooks = options.testHooks ?? {};
+    this.maxOpenFiles = options.maxOpenFiles ?? 128;
+    if (!(this.maxOpenFiles >= 1)) throw new Error('maxOpenFiles must be at least 1');
     if (!(this.maxLineBytes >= 1)) throw new Error('maxLineBytes must be at least 1');
     if (!(this.pollIntervalMs > 0)) throw new Error('pollIntervalMs must be positive');
   }
@@ -205,6 +217,11 @@ export class LogFollower {
     };
   }
 
+  /** Descriptors held now: at most maxOpenFiles between passes, plus rotated files being drained. */
+  openFileCount(): number {
+    return this.openFiles;
+  }
+
   /** Persists the resume record now (also done periodically and on stop). */
   checkpoint(): Promise<void> {
     const run = this.saving.then(() => this.writeState());
@@ -233,7 +250,7 @@ export class LogFollower {
       await this.checkpoint();
     } finally {
       const handles = [...this.tracks.values()].flatMap((t) => [...t.draining, ...(t.current ? [t.current] : [])]);
-      await Promise.allSettled(handles.map((s) => s.handle.close()));
+      await Promise.allSettled(handles.map((s) => this.closeHandle(s)));
     }
   }
 
@@ -254,11 +271,13 @@ export class LogFollower {
       const saved = byPath.get(p);
       try {
         if (saved) await this.resume(track, saved);
-        // Open now, so that once start() resolves a rotation or deletion cannot take the file from us.
+        // Open now, so that once start() resolves a rotation or deletion cannot take the file from us
+        // (beyond maxOpenFiles, closed again: then found by inode if it is rotated before we read it).
         await this.refreshIdentity(track);
       } catch (error) {
         this.noteError(track, error);
       }
+      await this.parkIdle(null);
     }
     await this.syncWatchers();
     this.logger.info({ files: [...this.tracks.keys()], polling: this.forcePolling, resumed: records.length },
@@ -348,6 +367,7 @@ export class LogFollower {
   }
 
   private makeSource(label: string, file: string, opened: Opened, offset: number, anchor: Buffer, closeAtEof: boolean): Source {
+    this.openFiles++;
     return {
       label, file, handle: opened.handle, dev: opened.st.dev, ino: opened.st.ino,
       asm: new LineAssembler(this.maxLineBytes, offset, anchor),
@@ -491,29 +511,38 @@ export class LogFollower {
           if (!this.stopping) this.noteError(t, error);
         }
         if (t.dirty) this.again = true;
+        await this.parkIdle(t);
       }
     }
   }
 
   private async processTrack(t: Track): Promise<void> {
-    await this.refreshIdentity(t);
-    const cur = t.current;
+    const atPath = await this.refreshIdentity(t);
+    let cur = t.current;
     let limit = 0;
+    // Closed to save descriptors and unchanged at its path: nothing to read.
+    if (cur && !cur.handle && atPath && atPath.size === cur.asm.pos && atPath.size >= cur.seenSize) cur = null;
+    if (cur && !(await this.reopen(t, cur))) return;
     if (cur) {
-      let size = (await cur.handle.stat()).size;
+      const handle = openHandle(cur);
+      let size = (await handle.stat()).size;
       if (size < cur.asm.pos || size < cur.seenSize || !(await contentIntact(cur))) {
         await this.onTruncated(t, cur);
-        size = (await cur.handle.stat()).size;
+        size = (await handle.stat()).size;
       }
       cur.seenSize = Math.max(cur.seenSize, size);
       // Before the rotated files are drained (backpressure may hold us there a long time): if this
       // file is copytruncated meanwhile, its head is what finds the copy of what we never read.
-      if (cur.head.length < Math.min(ANCHOR_BYTES, size)) cur.head = await readAt(cur.handle, 0, Math.min(ANCHOR_BYTES, size));
+      if (cur.head.length < Math.min(ANCHOR_BYTES, size)) cur.head = await readAt(handle, 0, Math.min(ANCHOR_BYTES, size));
       // Taken before draining: what reaches the new file after this is read only on the next turn,
       // after the rotated file's latest lines.
       limit = size;
     }
     for (const d of [...t.draining]) {
+      if (!(await this.reopen(t, d))) {
+        t.draining.splice(t.draining.indexOf(d), 1);
+        continue;
+      }
       const r = await this.readSource(t, d, Number.POSITIVE_INFINITY);
       if (r === 'stalled') return;
       if (r === 'more') {
@@ -525,14 +554,18 @@ export class LogFollower {
       }
     }
     if (cur && t.current === cur) {
+      if (!(await this.reopen(t, cur))) return;
       const r = await this.readSource(t, cur, limit, true);
       if (r === 'truncated') await this.onTruncated(t, cur);
       if (r === 'more' || r === 'truncated') t.dirty = true;
     }
   }
 
-  /** Notices a different file (or none) at the path and opens it; the old one is kept for draining. */
-  private async refreshIdentity(t: Track): Promise<void> {
+  /**
+   * Notices a different file (or none) at the path and opens it; the old one is kept for draining.
+   * Returns what is at the path when it is the current file.
+   */
+  private async refreshIdentity(t: Track): Promise<Stats | null> {
     let st: Stats;
     try {
       st = await stat(t.path);
@@ -544,21 +577,21 @@ export class LogFollower {
       } else {
         this.setError(t, error);
       }
-      return;
+      return null;
     }
     if (!st.isFile()) {
       this.setError(t, new NotRegularFileError(t.path, st));
-      return;
+      return null;
     }
     if (t.current && t.current.ino === st.ino && t.current.dev === st.dev) {
       this.clearError(t);
-      return;
+      return st;
     }
     const opened = await this.tryOpen(t, t.path);
-    if (!opened) return; // unreadable for now: the old file (if any) stays current until it is
+    if (!opened) return null; // unreadable for now: the old file (if any) stays current until it is
     if (t.current && t.current.ino === opened.st.ino && t.current.dev === opened.st.dev) {
       await opened.handle.close();
-      return;
+      return opened.st;
     }
     this.clearError(t);
     if (t.pendingCurrent) {
@@ -566,7 +599,7 @@ export class LogFollower {
       t.pendingCurrent = null;
       if (rec.ino === opened.st.ino) {
         await this.adoptCurrent(t, opened, rec);
-        return;
+        return opened.st;
       }
     }
     if (t.current) this.retire(t, 'replaced');
@@ -577,6 +610,7 @@ export class LogFollower {
       if (old) await this.drainNewerRotations(t, siblings, old, [opened.st.ino]);
     }
     t.current = this.makeSource(t.path, t.path, opened, 0, Buffer.alloc(0), false);
+    return opened.st;
   }
 
   private retire(t: Track, why: string): void {
@@ -629,7 +663,7 @@ export class LogFollower {
     const partial = d.asm.flushPartial();
     if (partial && !(await this.deliver(t, d, [partial]))) return false;
     t.draining.splice(t.draining.indexOf(d), 1);
-    await d.handle.close().catch(() => undefined);
+    await this.closeHandle(d);
     this.logger.debug({ path: t.path, file: d.file, offset: d.committed.offset }, 'finished reading rotated file');
     return true;
   }
@@ -644,7 +678,7 @@ export class LogFollower {
       if (this.stopping || this.stalled) return 'stalled';
       const want = Math.min(READ_CHUNK, limit - s.asm.pos);
       if (want <= 0) return 'limit';
-      const { bytesRead } = await s.handle.read(this.buf, 0, want, s.asm.pos);
+      const { bytesRead } = await openHandle(s).read(this.buf, 0, want, s.asm.pos);
       if (bytesRead === 0) return 'eof';
       if (verify && !(await contentIntact(s))) return 'truncated';
       s.lastGrowthAt = this.clock.now();
@@ -680,6 +714,64 @@ export class LogFollower {
   }
 
   // ---- helpers -----------------------------------------------------------------------------
+
+  /**
+   * Makes sure `s` has a descriptor: the file at its path if that is still it (device + inode),
+   * else the sibling with its inode (rotated while closed). False when it is nowhere any more:
+   * lines written to it after it was closed and before it went were not read, and that is said.
+   */
+  private async reopen(t: Track, s: Source): Promise<boolean> {
+    if (s.handle) return true;
+    const openIfSame = async (file: string): Promise<Opened | null> => {
+      const o = await this.openQuiet(file);
+      if (o && o.st.ino === s.ino && o.st.dev === s.dev) return o;
+      await o?.handle.close();
+      return null;
+    };
+    let opened = await openIfSame(s.file);
+    if (!opened) {
+      const sib = (await this.siblingsOf(t)).find((x) => x.ino === s.ino && x.dev === s.dev);
+      opened = sib ? await openIfSame(sib.path) : null;
+      if (!opened) {
+        if (s !== t.current) {
+          this.errors++;
+          this.logger.warn({ path: t.path, inode: s.ino, offset: s.committed.offset },
+            'a log file closed while quiet (descriptor limit) was rotated away and removed before it was read again: lines written to it after that offset were not read');
+        }
+        return false;
+      }
+      if (sib) s.file = sib.path;
+    }
+    s.handle = opened.handle;
+    this.openFiles++;
+    return true;
+  }
+
+  /**
+   * Keeps at most maxOpenFiles descriptors: closes the current files quiet the longest, except the
+   * track being worked on. Rotated files being drained are closed when read (they are few).
+   */
+  private async parkIdle(keep: Track | null): Promise<void> {
+    if (this.openFiles <= this.maxOpenFiles) return;
+    // Down to three quarters, so that the next reopens do not each sort every track again.
+    const target = Math.floor(this.maxOpenFiles * 0.75);
+    const open = [...this.tracks.values()]
+      .filter((t) => t !== keep && t.current?.handle)
+      .map((t) => t.current as Source)
+      .sort((a, b) => a.lastGrowthAt - b.lastGrowthAt);
+    for (const s of open) {
+      if (this.openFiles <= target) return;
+      await this.closeHandle(s);
+    }
+  }
+
+  private async closeHandle(s: Source): Promise<void> {
+    const handle = s.handle;
+    if (!handle) return;
+    s.handle = null;
+    this.openFiles--;
+    await handle.close().catch(() => undefined);
+  }
 
   private siblingsOf(t: Track): Promise<Sibling[]> {
     return listSiblings(t.dir, t.base, this.testHooks.afterReaddir);
@@ -768,6 +860,11 @@ async function verifiedAnchor(opened: Opened, rec: ResumeRecord): Promise<Buffer
   return anchor.length === rec.anchorLength && anchorHash(anchor) === rec.anchorSha256 ? anchor : null;
 }
 
+function openHandle(s: Source): FileHandle {
+  if (!s.handle) throw new Error(`internal: ${s.file} read while closed`);
+  return s.handle;
+}
+
 /**
  * False when the bytes just before our position changed (or, with nothing read yet, the file's
  * first bytes): truncated, and perhaps rewritten past it.
@@ -776,6 +873,6 @@ async function contentIntact(s: Source): Promise<boolean> {
   const tail = s.asm.tail;
   const [at, expected] = tail.length > 0 ? [s.asm.pos - tail.length, tail] : [0, s.head];
   if (expected.length === 0) return true;
-  const now = await readAt(s.handle, at, expected.length);
+  const now = await readAt(openHandle(s), at, expected.length);
   return now.equals(expected);
 }

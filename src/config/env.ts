@@ -35,10 +35,14 @@ export interface FirewallEndpoint {
   timeoutMs: number;
 }
 
+export type LogFormatSetting = 'pretty' | 'json';
+
 export interface EdgebanEnv {
   firewalls: FirewallEndpoint[];
   alias: string;
   dataDir: string;
+  /** True when EDGEBAN_DATA_DIR was not set and dataDir is the default, /data. */
+  dataDirDefaulted: boolean;
   configDir: string;
   reconcileIntervalMs: number;
   killStates: boolean;
@@ -48,6 +52,8 @@ export interface EdgebanEnv {
   apiConcurrency: number;
   listPageSize: number;
   logLevel: string;
+  /** EDGEBAN_LOG_FORMAT; null: pretty when stderr is a terminal, JSON otherwise. */
+  logFormat: LogFormatSetting | null;
   /** The control API's unix socket (mode 0600). */
   controlSocket: string;
   /** Optional loopback TCP listener for the control API; requires controlToken. */
@@ -186,6 +192,7 @@ const RawEnvSchema = z.object({
     return value;
   }),
   EDGEBAN_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
+  EDGEBAN_LOG_FORMAT: z.enum(['pretty', 'json']).optional(),
 });
 
 export interface LoadEnvOptions {
@@ -249,6 +256,7 @@ export function loadEnv(options: LoadEnvOptions = {}): EdgebanEnv {
     firewalls,
     alias: raw.OPNSENSE_ALIAS,
     dataDir,
+    dataDirDefaulted: raw.EDGEBAN_DATA_DIR === undefined,
     // The fail2ban images keep jail.d/filter.d/action.d in the data volume, so that is the default.
     configDir: path.resolve(raw.EDGEBAN_CONFIG_DIR ?? dataDir),
     reconcileIntervalMs: raw.EDGEBAN_RECONCILE_INTERVAL * 1000,
@@ -258,6 +266,7 @@ export function loadEnv(options: LoadEnvOptions = {}): EdgebanEnv {
     apiConcurrency: raw.EDGEBAN_API_CONCURRENCY,
     listPageSize: raw.EDGEBAN_LIST_PAGE_SIZE,
     logLevel: raw.EDGEBAN_LOG_LEVEL ?? 'info',
+    logFormat: raw.EDGEBAN_LOG_FORMAT ?? null,
     controlSocket: path.resolve(raw.EDGEBAN_CONTROL_SOCKET ?? path.join(dataDir, 'edgeban.sock')),
     controlListen: raw.EDGEBAN_CONTROL_LISTEN,
     controlToken,

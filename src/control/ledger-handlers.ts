@@ -12,6 +12,10 @@ export interface JailDirectory {
   bantimeSecOf(jail: string): number;
   /** Why this address must not be banned (own address, gateway, …), or null. */
   refusal(address: string): string | null;
+  /** Targets whose alias holds `address` as an entry edgeban never banned. */
+  foreignIn?(address: string): string[];
+  /** Deletes such entries; returns the targets they were deleted from. */
+  removeForeign?(address: string): Promise<string[]>;
   /** Drops failure counters of an unbanned address, so it starts afresh. */
   forget(address: string, jail?: string): void;
   status(jail: string | null): unknown;
@@ -37,7 +41,7 @@ export function createLedgerHandlers(options: LedgerHandlersOptions): ControlHan
       return {
         activeBans: new Set(active.map((c) => `${c.target} ${c.address}`)).size,
         targets: options.targets(),
-        jails: jails?.status(jail) ?? null,
+        jails: withBannedLists(jails?.status(jail) ?? null, active),
       };
     },
     async ban(command: BanCommand) {
@@ -67,8 +71,12 @@ export function createLedgerHandlers(options: LedgerHandlersOptions): ControlHan
       if ('all' in command) return { ended: await ledger.unbanAll() };
       try {
         const ended = await ledger.unban({ address: command.address, ...(command.jail ? { jail: command.jail } : {}) });
-        jails?.forget(parsePfAddress(command.address).text, command.jail);
-        return { ended };
+        const address = parsePfAddress(command.address).text;
+        jails?.forget(address, command.jail);
+        if (ended > 0 || !jails?.foreignIn || !jails.removeForeign) return { ended };
+        if (command.foreign) return { ended, foreignRemoved: await jails.removeForeign(address) };
+        const foreign = jails.foreignIn(address);
+        return foreign.length > 0 ? { ended, foreign } : { ended };
       } catch (error) {
         if (error instanceof InvalidAddressError) throw new ControlRequestError(error.message, 'address');
         throw error;
@@ -81,6 +89,24 @@ export function createLedgerHandlers(options: LedgerHandlersOptions): ControlHan
       return jails ? jails.reload() : { ok: true, message: 'nothing to reload' };
     },
   };
+}
+
+/**
+ * Adds each jail's currently banned addresses (`banned`, fail2ban-client's "Banned IP list") to
+ * the daemon's per-jail status entries.
+ */
+function withBannedLists(jailStatus: unknown, active: readonly BanClaim[]): unknown {
+  if (!Array.isArray(jailStatus)) return jailStatus;
+  const byJail = new Map<string, Set<string>>();
+  for (const claim of active) {
+    let set = byJail.get(claim.jail);
+    if (!set) byJail.set(claim.jail, set = new Set());
+    set.add(claim.address);
+  }
+  return jailStatus.map((entry: unknown) => {
+    if (typeof entry !== 'object' || entry === null || typeof (entry as { jail?: unknown }).jail !== 'string') return entry;
+    return { ...entry, banned: [...(byJail.get((entry as { jail: string }).jail) ?? [])].sort() };
+  });
 }
 
 export function toEntry(claim: BanClaim): BannedEntry {

@@ -13,7 +13,11 @@ export const BanCommandSchema = z.object({
 export type BanCommand = z.infer<typeof BanCommandSchema>;
 
 export const UnbanCommandSchema = z.union([
-  z.object({ address: z.string().min(1).max(100), jail: JAIL_NAME.optional() }).strict(),
+  z.object({
+    address: z.string().min(1).max(100), jail: JAIL_NAME.optional(),
+    /** Also delete the address where it is an alias entry edgeban never banned. */
+    foreign: z.boolean().optional(),
+  }).strict(),
   z.object({ all: z.literal(true) }).strict(),
 ]);
 export type UnbanCommand = z.infer<typeof UnbanCommandSchema>;
@@ -28,13 +32,19 @@ export interface BannedEntry {
   banCount: number;
 }
 
+/**
+ * Bans ended; when none did, the targets whose alias holds the address as an entry edgeban never
+ * banned (`foreign`), or, with `foreign: true` in the command, the targets it was deleted from.
+ */
+export interface UnbanOutcome { ended: number; foreign?: string[]; foreignRemoved?: string[] }
+
 export type BanOutcome = { banned: true; entry: BannedEntry } | { banned: false; reason: string };
 
 /** What the running daemon answers to; the control server is only transport and validation. */
 export interface ControlHandlers {
   status(jail: string | null): Promise<unknown>;
   ban(command: BanCommand): Promise<BanOutcome>;
-  unban(command: UnbanCommand): Promise<{ ended: number }>;
+  unban(command: UnbanCommand): Promise<UnbanOutcome>;
   banned(): Promise<BannedEntry[]>;
   reload(): Promise<{ ok: boolean; message: string }>;
 }

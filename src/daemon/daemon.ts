@@ -32,6 +32,8 @@ export interface DaemonOptions {
   /** Tests pass facts in; otherwise discovered from this host's interfaces and routes. */
   networkFacts?: NetworkFacts;
   pollIntervalMs?: number;
+  /** Reads the environment again (the .env file, *_FILE secrets) on reload; without it, reload keeps `env`. */
+  readEnv?: () => EdgebanEnv;
 }
 
 type ReloadResult = { ok: boolean; message: string };
@@ -44,7 +46,7 @@ const SWEEP_INTERVAL_MS = 60_000;
  * with the control API beside them. Everything is read and checked before the first network call.
  */
 export class Daemon {
-  private readonly options: DaemonOptions;
+  private options: DaemonOptions;
   private config!: DaemonConfig;
   private ledger!: Ledger;
   private engine!: JailEngine;
@@ -161,7 +163,8 @@ export class Daemon {
   }
 
   /**
-   * Re-reads the configuration; on an error the running one stays. Counters and bans are kept.
+   * Re-reads the environment (.env file, secret files) and the configuration; on an error the
+   * running ones stay. Counters and bans are kept.
    * One reload at a time (two at once each started their own pipelines: two followers per log,
    * every failure counted twice): a reload asked for while one runs runs once after it, however
    * many were asked for meanwhile, and answers all of them.
@@ -190,9 +193,12 @@ export class Daemon {
   }
 
   private async applyReload(): Promise<ReloadResult> {
-    const { env, logger } = this.options;
+    const { logger } = this.options;
+    const previousEnv = this.options.env;
+    let env = previousEnv;
     let next: DaemonConfig;
     try {
+      if (this.options.readEnv) env = this.options.readEnv();
       next = await loadDaemonConfig(env);
     } catch (error) {
       logger.error({ err: errorMessage(error) }, 'reload failed; the running configuration stays');
@@ -201,20 +207,25 @@ export class Daemon {
     await Promise.all(this.pipelines.map((p) => p.stop()));
     this.pipelines = [];
     if (this.stopping) return { ok: false, message: 'stopping; not reloaded' };
+    const before = reconcilerSettings(this.config, previousEnv);
+    // The logger scrubs the array it was given at start: new secrets join it.
+    for (const secret of env.secrets) if (!previousEnv.secrets.includes(secret)) previousEnv.secrets.push(secret);
+    this.options = { ...this.options, env: { ...env, secrets: previousEnv.secrets } };
     this.config = next;
     this.learnSecrets(next);
     await this.notifier?.reconfigure(next.notify);
     this.engine.reload(next.jails.map((j) => j.settings), this.facts);
-    const before = new Set(this.reconcilers.map((r) => r.status().id));
-    const after = new Set(next.targets.flatMap((t) => t.endpoints.map((e) => `${e.url} ${t.alias}`)));
-    if (before.size !== after.size || [...after].some((id) => !before.has(id))) {
+    // New firewalls, aliases, credentials or reconcile settings: new reconcilers (the ledger keeps every ban).
+    if (reconcilerSettings(next, env) !== before) {
       await Promise.all(this.reconcilers.map((r) => r.stop()));
       await Promise.all(this.clients.map((c) => c.close()));
       this.buildReconcilers();
       for (const reconciler of this.reconcilers) void reconciler.start();
     }
     await this.startPipelines();
-    const message = `reloaded: ${next.jails.length} jails, ${this.reconcilers.length} targets`;
+    const restartOnly = RESTART_ONLY.filter((key) => JSON.stringify(env[key]) !== JSON.stringify(previousEnv[key]));
+    if (restartOnly.length > 0) logger.warn({ settings: restartOnly }, 'these settings changed; they take effect when edgeban restarts');
+    const message = `reloaded: ${next.jails.length} jails, ${this.reconcilers.length} targets${restartOnly.length > 0 ? `; restart edgeban to apply ${restartOnly.join(', ')}` : ''}`;
     logger.info({ jails: next.jails.map((j) => j.definition.name), targets: this.reconcilers.map((r) => r.status().id) }, 'configuration reloaded');
     return { ok: true, message };
   }
@@ -294,8 +305,28 @@ export class Daemon {
         return verdict.ok ? null : `${address} is protected (${verdict.reason}: ${verdict.match})`;
       },
       forget: (address, jail) => this.engine.forget(address, jail),
+      foreignIn: (address) => this.reconcilers.filter((r) => r.holdsForeign(address)).map((r) => r.status().id),
+      removeForeign: async (address) => {
+        const holding = this.reconcilers.filter((r) => r.holdsForeign(address));
+        await Promise.all(holding.map((r) => r.removeForeign(address)));
+        return holding.map((r) => r.status().id);
+      },
       status: (jail) => this.status(jail),
       reload: () => this.reload(),
     };
   }
+}
+
+/** Environment settings a reload cannot apply: listeners, state, the manual-ban alias and notification timing. */
+const RESTART_ONLY = [
+  'alias', 'dataDir', 'controlSocket', 'controlListen', 'controlToken', 'metricsListen', 'ledger',
+  'watchdogSilenceSec', 'enforcementAlertAfterSec', 'notifyIntervalSec', 'logLevel', 'logFormat',
+] as const satisfies ReadonlyArray<keyof EdgebanEnv>;
+
+/** Everything the reconcilers are built from, to tell whether a reload must rebuild them. */
+function reconcilerSettings(config: DaemonConfig, env: EdgebanEnv): string {
+  return JSON.stringify([
+    config.targets.map((t) => [t.id, t.alias, t.endpoints.map((e) => [e.url, e.key, e.secret, e.ca, e.tlsInsecure, e.timeoutMs])]),
+    [env.reconcileIntervalMs, env.apiConcurrency, env.foreignPolicy, env.adoptBantimeSec, env.killStates, env.listPageSize],
+  ]);
 }

@@ -217,11 +217,6 @@ export class LogFollower {
     };
   }
 
-  /** Descriptors held now: at most maxOpenFiles between passes, plus rotated files being drained. */
-  openFileCount(): number {
-    return this.openFiles;
-  }
-
   /** Persists the resume record now (also done periodically and on stop). */
   checkpoint(): Promise<void> {
     const run = this.saving.then(() => this.writeState());

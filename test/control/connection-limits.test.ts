@@ -5,11 +5,12 @@
 // which the TCP listener answers again.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createServer, connect, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { runCli, startCliDaemon, startCliSimulator } from '../helpers/cli.ts';
+import { freePort } from '../helpers/free-port.ts';
 import { mailSetup } from '../helpers/mail-setup.ts';
 import { until } from '../helpers/until.ts';
 
@@ -17,16 +18,6 @@ const KEY = 'limitsKey0123456789abcdef';
 const SECRET = 'limitsSecret0123456789+/=';
 const TOKEN = 'a-long-control-token-0123456789';
 const IDLE = 400;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 test('idle connections to the TCP control listener cannot use up the daemon\'s descriptors', { timeout: 180_000 }, async (t) => {
   const sim = await startCliSimulator(t, ['--key', KEY, '--secret', SECRET, '--auth-fail-delay', '0']);

@@ -1,7 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { chmod, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import type { z } from 'zod';
 import type { Logger } from '../logging/logger.ts';
 import { BanCommandSchema, ControlRequestError, ReconcileCommandSchema, UnbanCommandSchema, type ControlHandlers } from './protocol.ts';
@@ -13,9 +13,17 @@ export interface ControlServerOptions {
   socketPath: string;
   /** Optional loopback TCP listener, which then requires `token` as a bearer token. */
   tcp?: { host: string; port: number; token: string };
+  /** Connections open at once, per listener (default 64); more are closed as they arrive. */
+  maxConnections?: number;
+  /** A connection with no request in progress and no traffic for this long is closed (default 10 s). */
+  idleTimeoutMs?: number;
 }
 
 const MAX_BODY_BYTES = 64 * 1024;
+const MAX_CONNECTIONS = 64;
+const IDLE_TIMEOUT_MS = 10_000;
+/** Refused connections are logged at most this often. */
+const DROP_LOG_INTERVAL_MS = 60_000;
 
 /**
  * The daemon's local API: JSON over HTTP on a unix socket only its user can open (mode 0600),
@@ -48,7 +56,7 @@ export class ControlServer {
     const { socketPath } = this.options;
     if (await isSocketAlive(socketPath)) throw new Error(`another edgeban is already listening on ${socketPath}`);
     await rm(socketPath, { force: true }); // a stale socket from a crash
-    const server = createServer((req, res) => void this.handle(req, res, null));
+    const server = this.createServer(null, socketPath);
     // The socket is created with the umask in force: make it 0600 from the first instant, not after a chmod.
     const previous = process.umask(0o177);
     try {
@@ -64,12 +72,44 @@ export class ControlServer {
   }
 
   private async listenTcp(tcp: { host: string; port: number; token: string }): Promise<void> {
-    const server = createServer((req, res) => void this.handle(req, res, tcp.token));
+    const server = this.createServer(tcp.token, `${tcp.host}:${tcp.port}`);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(tcp.port, tcp.host, () => resolve());
     });
     this.servers.push(server);
+  }
+
+  /**
+   * Bounded: idle connections (1,100 of them once used up the process's descriptors: offsets could
+   * not be saved, logs not opened) are closed after idleTimeoutMs, and connections beyond
+   * maxConnections are closed as they arrive. Each listener has its own limit, so a flood on the
+   * TCP listener leaves the unix socket usable.
+   */
+  private createServer(token: string | null, where: string): Server {
+    const idleMs = this.options.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
+    const busy = new WeakSet<Socket>();
+    const server = createServer((req, res) => {
+      // A slow handler (a reload, a ban waiting for the ledger) is not idleness.
+      busy.add(req.socket);
+      res.once('close', () => busy.delete(req.socket));
+      void this.handle(req, res, token);
+    });
+    server.maxConnections = this.options.maxConnections ?? MAX_CONNECTIONS;
+    server.on('connection', (socket: Socket) => {
+      socket.setTimeout(idleMs, () => {
+        if (!busy.has(socket)) socket.destroy();
+      });
+    });
+    let lastDropLog = 0;
+    server.on('drop', () => {
+      const now = Date.now();
+      if (now - lastDropLog < DROP_LOG_INTERVAL_MS) return;
+      lastDropLog = now;
+      this.options.logger.warn({ listener: where, maxConnections: server.maxConnections },
+        `control API on ${where}: too many connections open at once; closing new ones (idle ones close after ${idleMs / 1000} s)`);
+    });
+    return server;
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse, token: string | null): Promise<void> {

@@ -35,6 +35,8 @@ export interface DaemonOptions {
   readEnv?: () => EdgebanEnv;
 }
 
+type ReloadResult = { ok: boolean; message: string };
+
 const MANUAL_BANTIME_SEC = 86_400;
 const SWEEP_INTERVAL_MS = 60_000;
 
@@ -59,6 +61,9 @@ export class Daemon {
   private metrics: EdgebanMetrics | null = null;
   private metricsServer: MetricsServer | null = null;
   private notifier: Notifier | null = null;
+  /** The reload running (or the last one), and the one queued behind it: reloads never overlap. */
+  private reloadRunning: Promise<ReloadResult> = Promise.resolve({ ok: true, message: 'no reload yet' });
+  private reloadQueued: Promise<ReloadResult> | null = null;
 
   private constructor(options: DaemonOptions) {
     this.options = options;
@@ -147,6 +152,8 @@ export class Daemon {
       this.phase = 'stopping';
       this.sweepTimer?.cancel();
       await this.notifier?.stop();
+      // A reload in progress finishes first (it checks `stopping` and starts nothing new).
+      await this.reloadRunning;
       await Promise.all(this.pipelines.map((p) => p.stop()));
       await this.control?.stop();
       await Promise.all(this.reconcilers.map((r) => r.stop()));
@@ -160,8 +167,34 @@ export class Daemon {
   /**
    * Re-reads the environment (.env file, secret files) and the configuration; on an error the
    * running ones stay. Counters and bans are kept.
+   * One reload at a time (two at once each started their own pipelines: two followers per log,
+   * every failure counted twice): a reload asked for while one runs runs once after it, however
+   * many were asked for meanwhile, and answers all of them.
    */
-  async reload(): Promise<{ ok: boolean; message: string }> {
+  reload(): Promise<ReloadResult> {
+    if (this.reloadQueued) return this.reloadQueued;
+    const queued = this.reloadRunning.then(() => {
+      this.reloadQueued = null;
+      return this.reloadNow();
+    });
+    this.reloadQueued = queued;
+    this.reloadRunning = queued;
+    return queued;
+  }
+
+  private async reloadNow(): Promise<ReloadResult> {
+    const { logger } = this.options;
+    if (this.stopping) return { ok: false, message: 'stopping; not reloaded' };
+    try {
+      return await this.applyReload();
+    } catch (error) {
+      // Never a rejection: SIGHUP's handler has no one to hand it to.
+      logger.error({ err: errorMessage(error) }, 'reload failed part way; see the errors above');
+      return { ok: false, message: `reload failed: ${errorMessage(error)}` };
+    }
+  }
+
+  private async applyReload(): Promise<ReloadResult> {
     const { logger } = this.options;
     const previousEnv = this.options.env;
     let env = previousEnv;
@@ -174,6 +207,8 @@ export class Daemon {
       return { ok: false, message: `reload failed, configuration unchanged: ${errorMessage(error)}` };
     }
     await Promise.all(this.pipelines.map((p) => p.stop()));
+    this.pipelines = [];
+    if (this.stopping) return { ok: false, message: 'stopping; not reloaded' };
     const before = reconcilerSettings(enforcedTargets(this.config, this.ledger.targets()), previousEnv);
     // The logger scrubs the array it was given at start: new secrets join it.
     for (const secret of env.secrets) if (!previousEnv.secrets.includes(secret)) previousEnv.secrets.push(secret);

@@ -1,7 +1,6 @@
 import path from 'node:path';
-import { open, readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { setTimeout as realDelay } from 'node:timers/promises';
-import { z } from 'zod';
 import { failureTime } from '../filters/findtime.ts';
 import { FilterMatcher } from '../filters/matcher.ts';
 import { expandPatterns } from '../sources/patterns.ts';
@@ -9,7 +8,8 @@ import { FailurePersistence, type PersistenceStats } from '../jails/failure-pers
 import type { JailEngine } from '../jails/jail-engine.ts';
 import type { Logger } from '../logging/logger.ts';
 import { LogFollower, type LogLine } from '../sources/log-follower.ts';
-import { anchorHash, ResumeRecordSchema, type ResumeRecord } from '../sources/resume-state.ts';
+import { openRegularFile } from '../sources/open-regular.ts';
+import { anchorHash, loadResumeRecords, type ResumeRecord } from '../sources/resume-state.ts';
 import { CONTAINER_RECORD_BYTES, ContainerLogUnwrapper, continuedStreams, lineTime, RESUME_LOOKBACK_BYTES, type LogFormat, type LogStream, type UnwrappedLine, type UnwrapStats } from '../sources/container-log-format.ts';
 import type { Clock } from '../util/clock.ts';
 import { errorMessage } from '../util/errors.ts';
@@ -101,7 +101,8 @@ export class JailPipeline {
     }
     const fileName = this.jail.replace(/[^A-Za-z0-9_.-]/g, '_');
     const stateFile = path.join(options.dataDir, 'offsets', `${fileName}.json`);
-    const resumeRecords = await loadResumeState(stateFile);
+    // The follower's own loader: one message for a damaged file, which is then set aside for the follower too.
+    const resumeRecords = await loadResumeRecords(stateFile, options.logger.child({ jail: this.jail }));
     if (this.unwrapper) {
       for (const { file, stream } of await splitAtResume(resumeRecords, this.unwrapper.format)) this.unwrapper.skipContinuation(file, stream);
     }
@@ -245,17 +246,6 @@ export class JailPipeline {
   }
 }
 
-const resumeStateSchema = z.object({ files: z.array(ResumeRecordSchema) });
-
-/**
- * Where the follower will resume, read from its state file without changing it; anything
- * unreadable means none (the follower reports it and reads from the beginning).
- */
-async function loadResumeState(stateFile: string): Promise<ResumeRecord[]> {
-  const state = resumeStateSchema.safeParse(await readFile(stateFile, 'utf8').then((text) => JSON.parse(text) as unknown, () => null));
-  return state.success ? state.data.files : [];
-}
-
 /**
  * The container logs this jail resumes in the middle of a split line (stopped between a partial
  * record and its end): their rest must not be read as a line. Anything unreadable or changed
@@ -265,10 +255,11 @@ async function splitAtResume(records: readonly ResumeRecord[], format: LogFormat
   const found: Array<{ file: string; stream: LogStream }> = [];
   for (const record of records) {
     if (record.role !== 'current' || record.offset === 0) continue;
-    const handle = await open(record.path, 'r').catch(() => null);
-    if (!handle) continue;
+    // Never a blocking open: a FIFO here hung start-up for ever.
+    const opened = await openRegularFile(record.path).catch(() => null);
+    if (!opened) continue;
+    const { handle, st: info } = opened;
     try {
-      const info = await handle.stat();
       if (info.ino !== record.ino || info.size < record.offset) continue;
       const length = Math.min(record.offset, RESUME_LOOKBACK_BYTES);
       const before = Buffer.alloc(length);

@@ -1,11 +1,12 @@
 import { watch, type FSWatcher, type Stats } from 'node:fs';
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import { stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as realDelay } from 'node:timers/promises';
 import type { Logger } from '../logging/logger.ts';
 import { systemClock, type Clock, type TimerHandle } from '../util/clock.ts';
 import { errorMessage } from '../util/errors.ts';
-import { LineAssembler, type AssembledLine } from './line-assembler.ts';
+import { ANCHOR_BYTES, LineAssembler, type AssembledLine } from './line-assembler.ts';
+import { NotRegularFileError, openRegularFile } from './open-regular.ts';
 import { expandPatterns, globRoot, isGlob, matchesAnyPattern } from './patterns.ts';
 import { anchorHash, loadResumeRecords, saveResumeRecords, type ResumeRecord } from './resume-state.ts';
 import { findCopy, listSiblings, newerRotations, type Sibling } from './siblings.ts';
@@ -41,6 +42,21 @@ export interface LogFollowerOptions {
   rotationGraceMs?: number;
   /** Awaited: backpressure — no further lines are delivered until it resolves. */
   onLines: (lines: LogLine[]) => Promise<void>;
+  /**
+   * Files held open at most (default 128). Beyond it the followed files quiet the longest are
+   * closed and reopened by path when they change, their identity (device + inode) checked, so
+   * thousands of matched logs cannot use up the process's descriptors (1,024 in Docker).
+   */
+  maxOpenFiles?: number;
+  /** Tests only: pause points where a test makes a race happen deterministically. */
+  testHooks?: FollowerTestHooks;
+}
+
+export interface FollowerTestHooks {
+  /** Between reading a log directory's names and looking at each of them. */
+  afterReaddir?: (dir: string) => Promise<void>;
+  /** Just before a file is opened (after the follower looked at its path). */
+  beforeOpen?: (file: string) => Promise<void>;
 }
 
 export interface FollowerStats {
@@ -67,8 +83,10 @@ interface Opened {
 /** An open file being read: the file now at a path, or a rotated one still being drained. */
 interface Source {
   label: string;
+  /** The path it was opened under (a rotated file may have been renamed again since). */
   file: string;
-  handle: FileHandle;
+  /** Null while closed to save descriptors: reopened by path (or found by inode) when needed. */
+  handle: FileHandle | null;
   dev: number;
   ino: number;
   asm: LineAssembler;
@@ -77,6 +95,10 @@ interface Source {
   lastGrowthAt: number;
   /** A copytruncate copy: it never grows, so it is closed as soon as it is read to its end. */
   closeAtEof: boolean;
+  /** The largest size seen: a log only grows, so a smaller one means truncated, even before a byte was read. */
+  seenSize: number;
+  /** Its first bytes (up to ANCHOR_BYTES) as first seen: what tells its copy, and a rewrite, when nothing was read yet. */
+  head: Buffer;
 }
 
 /** Everything followed under one path: the file there now, and rotated ones whose rest comes first. */
@@ -127,6 +149,9 @@ export class LogFollower {
   private readonly forcePolling: boolean;
   private readonly rotationGraceMs: number;
   private readonly onLines: (lines: LogLine[]) => Promise<void>;
+  private readonly testHooks: FollowerTestHooks;
+  private readonly maxOpenFiles: number;
+  private openFiles = 0;
 
   private readonly tracks = new Map<string, Track>();
   private readonly watchers = new Map<string, DirWatch>();
@@ -159,6 +184,9 @@ export class LogFollower {
     this.forcePolling = options.forcePolling ?? false;
     this.rotationGraceMs = options.rotationGraceMs ?? Math.max(10_000, 3 * this.pollIntervalMs);
     this.onLines = options.onLines;
+    this.testHooks = options.testHooks ?? {};
+    this.maxOpenFiles = options.maxOpenFiles ?? 128;
+    if (!(this.maxOpenFiles >= 1)) throw new Error('maxOpenFiles must be at least 1');
     if (!(this.maxLineBytes >= 1)) throw new Error('maxLineBytes must be at least 1');
     if (!(this.pollIntervalMs > 0)) throw new Error('pollIntervalMs must be positive');
   }
@@ -217,7 +245,7 @@ export class LogFollower {
       await this.checkpoint();
     } finally {
       const handles = [...this.tracks.values()].flatMap((t) => [...t.draining, ...(t.current ? [t.current] : [])]);
-      await Promise.allSettled(handles.map((s) => s.handle.close()));
+      await Promise.allSettled(handles.map((s) => this.closeHandle(s)));
     }
   }
 
@@ -238,11 +266,13 @@ export class LogFollower {
       const saved = byPath.get(p);
       try {
         if (saved) await this.resume(track, saved);
-        // Open now, so that once start() resolves a rotation or deletion cannot take the file from us.
+        // Open now, so that once start() resolves a rotation or deletion cannot take the file from us
+        // (beyond maxOpenFiles, closed again: then found by inode if it is rotated before we read it).
         await this.refreshIdentity(track);
       } catch (error) {
         this.noteError(track, error);
       }
+      await this.parkIdle(null);
     }
     await this.syncWatchers();
     this.logger.info({ files: [...this.tracks.keys()], polling: this.forcePolling, resumed: records.length },
@@ -281,7 +311,7 @@ export class LogFollower {
         await this.adoptCurrent(t, opened, rec);
         continue;
       }
-      siblings ??= await listSiblings(t.dir, t.base);
+      siblings ??= await this.siblingsOf(t);
       const sib = siblings.find((s) => s.ino === rec.ino);
       if (!sib) {
         this.logger.warn({ path: t.path, inode: rec.ino, offset: rec.offset },
@@ -314,7 +344,7 @@ export class LogFollower {
       return;
     }
     this.rotations++;
-    const siblings = await listSiblings(t.dir, t.base);
+    const siblings = await this.siblingsOf(t);
     const copy = await findCopy(siblings, t.base, rec.offset, rec.anchorLength, rec.anchorSha256, this.heldInodes(t, [opened.st.ino]));
     const copied = copy ? await this.openQuiet(copy.path) : null;
     const copyAnchor = copied ? await verifiedAnchor(copied, rec) : null;
@@ -332,12 +362,15 @@ export class LogFollower {
   }
 
   private makeSource(label: string, file: string, opened: Opened, offset: number, anchor: Buffer, closeAtEof: boolean): Source {
+    this.openFiles++;
     return {
       label, file, handle: opened.handle, dev: opened.st.dev, ino: opened.st.ino,
       asm: new LineAssembler(this.maxLineBytes, offset, anchor),
       committed: { offset, anchor },
       lastGrowthAt: this.clock.now(),
       closeAtEof,
+      seenSize: opened.st.size,
+      head: Buffer.alloc(0),
     };
   }
 
@@ -473,25 +506,38 @@ export class LogFollower {
           if (!this.stopping) this.noteError(t, error);
         }
         if (t.dirty) this.again = true;
+        await this.parkIdle(t);
       }
     }
   }
 
   private async processTrack(t: Track): Promise<void> {
-    await this.refreshIdentity(t);
-    const cur = t.current;
+    const atPath = await this.refreshIdentity(t);
+    let cur = t.current;
     let limit = 0;
+    // Closed to save descriptors and unchanged at its path: nothing to read.
+    if (cur && !cur.handle && atPath && atPath.size === cur.asm.pos && atPath.size >= cur.seenSize) cur = null;
+    if (cur && !(await this.reopen(t, cur))) return;
     if (cur) {
-      let size = (await cur.handle.stat()).size;
-      if (size < cur.asm.pos || !(await tailIntact(cur))) {
+      const handle = openHandle(cur);
+      let size = (await handle.stat()).size;
+      if (size < cur.asm.pos || size < cur.seenSize || !(await contentIntact(cur))) {
         await this.onTruncated(t, cur);
-        size = (await cur.handle.stat()).size;
+        size = (await handle.stat()).size;
       }
+      cur.seenSize = Math.max(cur.seenSize, size);
+      // Before the rotated files are drained (backpressure may hold us there a long time): if this
+      // file is copytruncated meanwhile, its head is what finds the copy of what we never read.
+      if (cur.head.length < Math.min(ANCHOR_BYTES, size)) cur.head = await readAt(handle, 0, Math.min(ANCHOR_BYTES, size));
       // Taken before draining: what reaches the new file after this is read only on the next turn,
       // after the rotated file's latest lines.
       limit = size;
     }
     for (const d of [...t.draining]) {
+      if (!(await this.reopen(t, d))) {
+        t.draining.splice(t.draining.indexOf(d), 1);
+        continue;
+      }
       const r = await this.readSource(t, d, Number.POSITIVE_INFINITY);
       if (r === 'stalled') return;
       if (r === 'more') {
@@ -503,14 +549,18 @@ export class LogFollower {
       }
     }
     if (cur && t.current === cur) {
+      if (!(await this.reopen(t, cur))) return;
       const r = await this.readSource(t, cur, limit, true);
       if (r === 'truncated') await this.onTruncated(t, cur);
       if (r === 'more' || r === 'truncated') t.dirty = true;
     }
   }
 
-  /** Notices a different file (or none) at the path and opens it; the old one is kept for draining. */
-  private async refreshIdentity(t: Track): Promise<void> {
+  /**
+   * Notices a different file (or none) at the path and opens it; the old one is kept for draining.
+   * Returns what is at the path when it is the current file.
+   */
+  private async refreshIdentity(t: Track): Promise<Stats | null> {
     let st: Stats;
     try {
       st = await stat(t.path);
@@ -522,21 +572,21 @@ export class LogFollower {
       } else {
         this.setError(t, error);
       }
-      return;
+      return null;
     }
     if (!st.isFile()) {
-      this.setError(t, new Error('not a regular file'));
-      return;
+      this.setError(t, new NotRegularFileError(t.path, st));
+      return null;
     }
     if (t.current && t.current.ino === st.ino && t.current.dev === st.dev) {
       this.clearError(t);
-      return;
+      return st;
     }
     const opened = await this.tryOpen(t, t.path);
-    if (!opened) return; // unreadable for now: the old file (if any) stays current until it is
+    if (!opened) return null; // unreadable for now: the old file (if any) stays current until it is
     if (t.current && t.current.ino === opened.st.ino && t.current.dev === opened.st.dev) {
       await opened.handle.close();
-      return;
+      return opened.st;
     }
     this.clearError(t);
     if (t.pendingCurrent) {
@@ -544,17 +594,18 @@ export class LogFollower {
       t.pendingCurrent = null;
       if (rec.ino === opened.st.ino) {
         await this.adoptCurrent(t, opened, rec);
-        return;
+        return opened.st;
       }
     }
     if (t.current) this.retire(t, 'replaced');
     const newest = t.draining.at(-1);
     if (newest && !newest.closeAtEof) {
-      const siblings = await listSiblings(t.dir, t.base);
+      const siblings = await this.siblingsOf(t);
       const old = siblings.find((s) => s.ino === newest.ino);
       if (old) await this.drainNewerRotations(t, siblings, old, [opened.st.ino]);
     }
     t.current = this.makeSource(t.path, t.path, opened, 0, Buffer.alloc(0), false);
+    return opened.st;
   }
 
   private retire(t: Track, why: string): void {
@@ -584,8 +635,10 @@ export class LogFollower {
     this.rotations++;
     const offset = cur.asm.lineStart;
     const anchor = cur.asm.anchor;
-    const siblings = await listSiblings(t.dir, t.base);
-    const copy = await findCopy(siblings, t.base, offset, anchor.length, anchorHash(anchor), this.heldInodes(t, []));
+    const siblings = await this.siblingsOf(t);
+    // The copy holds the bytes before our offset; with nothing read yet, it begins with our head.
+    const [idOffset, id] = offset > 0 && anchor.length > 0 ? [offset, anchor] : [cur.head.length, cur.head];
+    const copy = await findCopy(siblings, t.base, idOffset, id.length, anchorHash(id), this.heldInodes(t, []));
     const opened = copy ? await this.openQuiet(copy.path) : null;
     if (copy && opened) {
       t.draining.push(this.makeSource(t.path, copy.path, opened, offset, anchor, true));
@@ -596,6 +649,8 @@ export class LogFollower {
       'log file truncated (copytruncate): reading it again from its beginning');
     cur.asm.reset(0);
     cur.committed = { offset: 0, anchor: Buffer.alloc(0) };
+    cur.seenSize = 0;
+    cur.head = Buffer.alloc(0);
   }
 
   /** A rotated file read to its end and quiet for the grace period: its last unfinished line is final. */
@@ -603,7 +658,7 @@ export class LogFollower {
     const partial = d.asm.flushPartial();
     if (partial && !(await this.deliver(t, d, [partial]))) return false;
     t.draining.splice(t.draining.indexOf(d), 1);
-    await d.handle.close().catch(() => undefined);
+    await this.closeHandle(d);
     this.logger.debug({ path: t.path, file: d.file, offset: d.committed.offset }, 'finished reading rotated file');
     return true;
   }
@@ -618,9 +673,9 @@ export class LogFollower {
       if (this.stopping || this.stalled) return 'stalled';
       const want = Math.min(READ_CHUNK, limit - s.asm.pos);
       if (want <= 0) return 'limit';
-      const { bytesRead } = await s.handle.read(this.buf, 0, want, s.asm.pos);
+      const { bytesRead } = await openHandle(s).read(this.buf, 0, want, s.asm.pos);
       if (bytesRead === 0) return 'eof';
-      if (verify && !(await tailIntact(s))) return 'truncated';
+      if (verify && !(await contentIntact(s))) return 'truncated';
       s.lastGrowthAt = this.clock.now();
       const lines: AssembledLine[] = [];
       s.asm.push(this.buf.subarray(0, bytesRead), lines);
@@ -655,6 +710,68 @@ export class LogFollower {
 
   // ---- helpers -----------------------------------------------------------------------------
 
+  /**
+   * Makes sure `s` has a descriptor: the file at its path if that is still it (device + inode),
+   * else the sibling with its inode (rotated while closed). False when it is nowhere any more:
+   * lines written to it after it was closed and before it went were not read, and that is said.
+   */
+  private async reopen(t: Track, s: Source): Promise<boolean> {
+    if (s.handle) return true;
+    const openIfSame = async (file: string): Promise<Opened | null> => {
+      const o = await this.openQuiet(file);
+      if (o && o.st.ino === s.ino && o.st.dev === s.dev) return o;
+      await o?.handle.close();
+      return null;
+    };
+    let opened = await openIfSame(s.file);
+    if (!opened) {
+      const sib = (await this.siblingsOf(t)).find((x) => x.ino === s.ino && x.dev === s.dev);
+      opened = sib ? await openIfSame(sib.path) : null;
+      if (!opened) {
+        if (s !== t.current) {
+          this.errors++;
+          this.logger.warn({ path: t.path, inode: s.ino, offset: s.committed.offset },
+            'a log file closed while quiet (descriptor limit) was rotated away and removed before it was read again: lines written to it after that offset were not read');
+        }
+        return false;
+      }
+      if (sib) s.file = sib.path;
+    }
+    s.handle = opened.handle;
+    this.openFiles++;
+    return true;
+  }
+
+  /**
+   * Keeps at most maxOpenFiles descriptors: closes the current files quiet the longest, except the
+   * track being worked on. Rotated files being drained are closed when read (they are few).
+   */
+  private async parkIdle(keep: Track | null): Promise<void> {
+    if (this.openFiles <= this.maxOpenFiles) return;
+    // Down to three quarters, so that the next reopens do not each sort every track again.
+    const target = Math.floor(this.maxOpenFiles * 0.75);
+    const open = [...this.tracks.values()]
+      .filter((t) => t !== keep && t.current?.handle)
+      .map((t) => t.current as Source)
+      .sort((a, b) => a.lastGrowthAt - b.lastGrowthAt);
+    for (const s of open) {
+      if (this.openFiles <= target) return;
+      await this.closeHandle(s);
+    }
+  }
+
+  private async closeHandle(s: Source): Promise<void> {
+    const handle = s.handle;
+    if (!handle) return;
+    s.handle = null;
+    this.openFiles--;
+    await handle.close().catch(() => undefined);
+  }
+
+  private siblingsOf(t: Track): Promise<Sibling[]> {
+    return listSiblings(t.dir, t.base, this.testHooks.afterReaddir);
+  }
+
   private heldInodes(t: Track, extra: number[]): Set<number> {
     const held = new Set(extra);
     if (t.current) held.add(t.current.ino);
@@ -664,7 +781,8 @@ export class LogFollower {
 
   private async tryOpen(t: Track, file: string): Promise<Opened | null> {
     try {
-      return await openFile(file);
+      await this.testHooks.beforeOpen?.(file);
+      return await openRegularFile(file);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') this.setError(t, error);
       return null;
@@ -673,7 +791,7 @@ export class LogFollower {
 
   private async openQuiet(file: string): Promise<Opened | null> {
     try {
-      return await openFile(file);
+      return await openRegularFile(file);
     } catch {
       return null;
     }
@@ -685,6 +803,11 @@ export class LogFollower {
     if (t.error === message) return;
     t.error = message;
     this.errors++;
+    if (error instanceof NotRegularFileError) {
+      // Not a passing condition like a permission being fixed: this path is not read until it is a file again.
+      this.logger.error({ path: t.path, err: message }, `cannot read log file ${t.path}: ${errorMessage(error)}`);
+      return;
+    }
     this.logger.warn({ path: t.path, err: message }, 'cannot read log file; retrying every poll interval');
   }
 
@@ -719,16 +842,6 @@ function toRecord(file: string, role: ResumeRecord['role'], s: Source): ResumeRe
   };
 }
 
-async function openFile(file: string): Promise<Opened> {
-  const handle = await open(file, 'r');
-  try {
-    return { handle, st: await handle.stat() };
-  } catch (error) {
-    await handle.close();
-    throw error;
-  }
-}
-
 async function readAt(handle: FileHandle, offset: number, length: number): Promise<Buffer> {
   const buf = Buffer.alloc(length);
   const { bytesRead } = await handle.read(buf, 0, length, offset);
@@ -742,10 +855,19 @@ async function verifiedAnchor(opened: Opened, rec: ResumeRecord): Promise<Buffer
   return anchor.length === rec.anchorLength && anchorHash(anchor) === rec.anchorSha256 ? anchor : null;
 }
 
-/** False when the bytes just before our position changed: truncated, and perhaps rewritten past it. */
-async function tailIntact(s: Source): Promise<boolean> {
+function openHandle(s: Source): FileHandle {
+  if (!s.handle) throw new Error(`internal: ${s.file} read while closed`);
+  return s.handle;
+}
+
+/**
+ * False when the bytes just before our position changed (or, with nothing read yet, the file's
+ * first bytes): truncated, and perhaps rewritten past it.
+ */
+async function contentIntact(s: Source): Promise<boolean> {
   const tail = s.asm.tail;
-  if (tail.length === 0) return true;
-  const now = await readAt(s.handle, s.asm.pos - tail.length, tail.length);
-  return now.equals(tail);
+  const [at, expected] = tail.length > 0 ? [s.asm.pos - tail.length, tail] : [0, s.head];
+  if (expected.length === 0) return true;
+  const now = await readAt(openHandle(s), at, expected.length);
+  return now.equals(expected);
 }

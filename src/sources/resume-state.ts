@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { syncDirectory } from '../util/durable-files.ts';
 import { z } from 'zod';
@@ -35,8 +35,10 @@ export function anchorHash(anchor: Buffer): string {
 
 /**
  * Loads the resume records. A missing file means a first start. A damaged one (not JSON, wrong
- * shape) must not stop the daemon: it is reported and set aside, and every file is followed from
- * its beginning (the jails ignore lines older than findtime, so the cost is a re-read).
+ * shape) must not stop the daemon: it is reported naming the file, set aside, and every file is
+ * followed from its beginning (the jails ignore lines older than findtime and the failure journal
+ * recognises lines already counted, so the cost is a re-read). The first load sets it aside, so a
+ * second loader of the same file (the follower after the jail pipeline) finds none and says nothing.
  */
 export async function loadResumeRecords(stateFile: string, logger: Logger): Promise<ResumeRecord[]> {
   let text: string;
@@ -62,8 +64,9 @@ export async function loadResumeRecords(stateFile: string, logger: Logger): Prom
   } catch {
     // Keeping it aside is only for inspection; the next checkpoint overwrites it either way.
   }
+  // Loud, and the daemon goes on: refusing to start would leave every address unblocked for the sake of a position.
   logger.warn({ stateFile, keptAs: aside, reason },
-    `log offsets file ${stateFile} is damaged (${reason}); following every log file from its beginning`);
+    `log offsets file ${stateFile} is damaged (${reason}); kept as ${aside}; reading every log file of this jail from its beginning (lines older than findtime are ignored, failures already counted are recognised by the failure journal)`);
   return [];
 }
 
@@ -71,16 +74,22 @@ export async function loadResumeRecords(stateFile: string, logger: Logger): Prom
 export async function saveResumeRecords(stateFile: string, records: readonly ResumeRecord[]): Promise<void> {
   const dir = path.dirname(stateFile);
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const tmp = `${stateFile}.tmp-${process.pid}`;
+  // Unique per write: two writers of one file (once, two followers of one jail) never share a temp file.
+  const tmp = `${stateFile}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   const body = `${JSON.stringify({ format: FORMAT, version: 1, files: records }, null, 1)}\n`;
-  const handle = await open(tmp, 'w', 0o600);
   try {
-    await handle.writeFile(body, 'utf8');
-    await handle.sync();
-  } finally {
-    await handle.close();
+    const handle = await open(tmp, 'w', 0o600);
+    try {
+      await handle.writeFile(body, 'utf8');
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(tmp, stateFile);
+  } catch (error) {
+    await rm(tmp, { force: true }).catch(() => undefined); // a full disk must not fill up with temp files
+    throw error;
   }
-  await rename(tmp, stateFile);
   try {
     await syncDirectory(dir); // makes the rename itself durable
   } catch {

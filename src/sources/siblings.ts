@@ -1,5 +1,6 @@
-import { open, readdir, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { openRegularFile } from './open-regular.ts';
 import { anchorHash } from './resume-state.ts';
 
 /** A file beside a followed log, where rotation may have put (or copied) its older content. */
@@ -15,14 +16,39 @@ export interface Sibling {
 /** Compressed rotations cannot be resumed at a byte offset of the plain file. */
 const COMPRESSED = /\.(gz|bz2|xz|zst|lz4|lzma|Z|zip)$/;
 
-/** Regular, uncompressed files in `dir` other than `exceptName`. */
-export async function listSiblings(dir: string, exceptName: string): Promise<Sibling[]> {
+/** Listings taken until two in a row agree; rotations are seconds apart, so two suffice in practice. */
+const MAX_LISTINGS = 6;
+
+/**
+ * Regular, uncompressed files in `dir` other than `exceptName`, as of one instant. A listing is a
+ * readdir and then a stat per name: a rotation in between (logrotate's shift .1 → .2 → .3) makes
+ * it a mix of two instants, where a file can go missing or appear under two names, and a rotated
+ * file the follower never saw was then skipped. So the directory is listed again until two
+ * listings in a row name the same files under the same names.
+ */
+export async function listSiblings(dir: string, exceptName: string, afterReaddir?: (dir: string) => Promise<void>): Promise<Sibling[]> {
+  let previous = await listOnce(dir, exceptName, afterReaddir);
+  for (let i = 1; i < MAX_LISTINGS; i++) {
+    const next = await listOnce(dir, exceptName, afterReaddir);
+    if (sameFiles(previous, next)) return next;
+    previous = next;
+  }
+  return previous;
+}
+
+function sameFiles(a: readonly Sibling[], b: readonly Sibling[]): boolean {
+  const key = (list: readonly Sibling[]) => list.map((s) => `${s.dev}:${s.ino}:${s.name}`).sort().join('/');
+  return a.length === b.length && key(a) === key(b);
+}
+
+async function listOnce(dir: string, exceptName: string, afterReaddir?: (dir: string) => Promise<void>): Promise<Sibling[]> {
   let names: string[];
   try {
     names = await readdir(dir);
   } catch {
     return [];
   }
+  await afterReaddir?.(dir);
   const out: Sibling[] = [];
   for (const name of names) {
     if (name === exceptName || COMPRESSED.test(name)) continue;
@@ -70,7 +96,7 @@ export function newerRotations(siblings: readonly Sibling[], base: string, older
 
 /** Reads `length` bytes at `offset` of a file; fewer if the file is shorter. */
 export async function readRange(file: string, offset: number, length: number): Promise<Buffer> {
-  const handle = await open(file, 'r');
+  const { handle } = await openRegularFile(file);
   try {
     const buf = Buffer.alloc(length);
     const { bytesRead } = await handle.read(buf, 0, length, offset);

@@ -15,6 +15,8 @@ export interface JailDirectory {
   /** Drops failure counters of an unbanned address, so it starts afresh. */
   forget(address: string, jail?: string): void;
   status(jail: string | null): unknown;
+  /** An enabled jail by this name exists, running or not (status lists it with the reason). */
+  isJail?(jail: string): boolean;
   reload(): Promise<{ ok: boolean; message: string }>;
 }
 
@@ -32,7 +34,7 @@ export function createLedgerHandlers(options: LedgerHandlersOptions): ControlHan
   const { ledger, jails } = options;
   return {
     async status(jail) {
-      if (jail !== null && jails?.targetOf(jail) === null) throw new ControlRequestError(`no jail named ${jail}`, 'jail', 404);
+      if (jail !== null && jails && jails.targetOf(jail) === null && !(jails.isJail?.(jail) ?? false)) throw new ControlRequestError(`no jail named ${jail}`, 'jail', 404);
       const active = ledger.activeClaims();
       return {
         activeBans: new Set(active.map((c) => `${c.target} ${c.address}`)).size,

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import type { EdgebanEnv } from '../config/env.ts';
-import { loadJailFilter, loadJails, type JailDefinition } from '../config/fail2ban/jail-definition.ts';
+import { loadJailFilter, loadJails, type JailDefinition, type JailNote } from '../config/fail2ban/jail-definition.ts';
+import { FilterNotFoundError } from '../config/fail2ban/filter-definition.ts';
 import { configDirs } from '../config/shipped-dirs.ts';
 import { compileFilter, type CompiledFilter } from '../filters/compile.ts';
 import { jailSettings, type JailSettings } from '../jails/settings.ts';
@@ -8,6 +9,7 @@ import { enforcementTargets, type EnforcementTarget } from '../jails/targets.ts'
 import type { UnsupportedAction } from '../config/fail2ban/jail-definition.ts';
 import { SECRET_PARAMS } from '../config/fail2ban/action-definition.ts';
 import { notifyPlan, type ChannelConfig, type NotifyPlan } from '../notifications/channel-config.ts';
+import { UserFacingError } from '../util/errors.ts';
 
 export interface JailPlan {
   definition: JailDefinition;
@@ -15,40 +17,97 @@ export interface JailPlan {
   filter: CompiledFilter;
   /** Where this jail's bans and unbans are announced (objects shared with DaemonConfig.notify.channels). */
   channels: ChannelConfig[];
+  /** The filter's failregex is empty: the jail takes manual bans (`ban --jail`) and reads no log. */
+  manualOnly: boolean;
+}
+
+/** Every enabled jail, running or not, and what edgeban does differently from fail2ban for it. */
+export interface JailReport {
+  jail: string;
+  running: boolean;
+  /** Why an enabled jail does not run, with the fix. */
+  reason: string | null;
+  manualOnly: boolean;
+  notes: JailNote[];
 }
 
 export interface DaemonConfig {
   jails: JailPlan[];
   targets: EnforcementTarget[];
   unsupported: UnsupportedAction[];
+  /** Every enabled jail: running, or why not. */
+  report: JailReport[];
+  /** Info lines: user action files run as native actions (their shell commands are not). */
+  mapped: string[];
+  /** Warnings not tied to one jail (unknown [DEFAULT] keys). */
+  warnings: JailNote[];
   /** Notification channels, deduplicated across jails (one object, so one rate limit, per channel). */
   notify: NotifyPlan;
   /** Secret values written in the jails' actions (API keys and secrets, tokens), for the logger's scrub list. */
   secrets: string[];
 }
 
+// Filters fail2ban ships that edgeban does not, and what to do instead.
+const FILTER_ADVICE: Record<string, string> = {
+  recidive: 'recidive reads fail2ban\'s own log, which edgeban does not write: remove the jail and set bantime.increment = true to ban repeat offenders longer',
+  'postfix-sasl': 'use filter = postfix[mode=auth] (edgeban\'s postfix filter covers SASL failures)',
+  sshd: 'edgeban ships no sshd filter: copy your filter.d/sshd.conf into the config dir\'s filter.d/',
+};
+
 /**
  * Reads and checks everything the daemon will run — jails, their filters compiled, targets —
  * before anything touches the network: a mistake is a ConfigError naming file, line and key.
+ * An enabled jail whose filter edgeban does not have is reported (not running, with the fix).
  */
 export async function loadDaemonConfig(env: EdgebanEnv): Promise<DaemonConfig> {
   const dirs = configDirs(existsSync(env.configDir) ? env.configDir : undefined);
-  const loaded = await loadJails(dirs);
-  const runnable = loaded.jails.filter((d) => d.enabled && d.supported);
+  const loaded = await loadJails(dirs, { localActions: env.localActions });
+  const report: JailReport[] = [];
+  const plans: Array<{ definition: JailDefinition; filter: CompiledFilter; manualOnly: boolean }> = [];
+  for (const definition of loaded.jails.filter((d) => d.enabled)) {
+    const entry: JailReport = { jail: definition.name, running: false, reason: definition.skipReason, manualOnly: false, notes: definition.notes };
+    report.push(entry);
+    if (!definition.supported) continue;
+    try {
+      const filter = compileFilter(await loadJailFilter(definition, dirs, { allowEmptyFailregex: true }));
+      entry.manualOnly = filter.failregex.length === 0;
+      entry.running = true;
+      plans.push({ definition, filter, manualOnly: entry.manualOnly });
+    } catch (error) {
+      if (!(error instanceof FilterNotFoundError)) throw error;
+      const advice = FILTER_ADVICE[error.filter] ?? `put ${error.filter}.conf into the config dir's filter.d/ (an empty failregex makes a manual-ban jail), or set enabled = false`;
+      entry.reason = `${error.message}: ${advice}`;
+    }
+  }
+  const runnable = plans.map((p) => p.definition);
   const notify = notifyPlan(runnable);
   const channelsById = new Map(notify.channels.map((c) => [c.id, c]));
-  const jails: JailPlan[] = [];
-  for (const definition of runnable) {
-    const filter = compileFilter(await loadJailFilter(definition, dirs));
+  const jails: JailPlan[] = plans.map(({ definition, filter, manualOnly }) => {
     const channels = (notify.jailChannels[definition.name] ?? []).map((id) => channelsById.get(id)).filter((c) => c !== undefined);
-    jails.push({ definition, settings: jailSettings(definition, env), filter, channels });
-  }
-  const targets = enforcementTargets(jails.map((j) => j.definition), env);
+    return { definition, settings: jailSettings(definition, env), filter, channels, manualOnly };
+  });
+  const targets = enforcementTargets(runnable, env);
   // Manual bans go to the environment's alias even when no jail names it.
   if (env.firewalls.length > 0 && !targets.some((t) => t.id === env.alias)) {
     targets.push({ id: env.alias, alias: env.alias, endpoints: env.firewalls, jails: [] });
   }
-  return { jails, targets, unsupported: loaded.unsupported, notify, secrets: actionSecrets(runnable.map((j) => j.actions).flat()) };
+  return {
+    jails, targets, unsupported: loaded.unsupported, report, mapped: loaded.mapped, warnings: loaded.warnings, notify,
+    secrets: actionSecrets(runnable.map((j) => j.actions).flat()),
+  };
+}
+
+/**
+ * A daemon that runs no jail protects nobody: refuse to start (exit 2) and say, per enabled jail,
+ * why it does not run — unless EDGEBAN_ALLOW_NO_JAILS=1 asks for a ban-only setup.
+ */
+export function requireRunnableJails(config: DaemonConfig, env: Pick<EdgebanEnv, 'allowNoJails'>): void {
+  if (config.jails.length > 0 || env.allowNoJails) return;
+  const lines = config.report.map((r) => `  [${r.jail}] not running: ${r.reason ?? 'unknown reason'}`);
+  const head = config.report.length === 0
+    ? 'no jail is enabled, so nothing would be banned: set enabled = true in the jails you want (jail.local or jail.d/*.local)'
+    : 'no enabled jail can run, so nothing would be banned:';
+  throw new UserFacingError([head, ...lines, '(EDGEBAN_ALLOW_NO_JAILS=1 starts anyway, for bans made with `edgeban ban` only)'].join('\n'), 2);
 }
 
 function actionSecrets(actions: ReadonlyArray<{ params: Record<string, string> }>): string[] {

@@ -92,7 +92,9 @@ export async function loadDaemonConfig(env: EdgebanEnv): Promise<DaemonConfig> {
     targets.push({ id: env.alias, alias: env.alias, endpoints: env.firewalls, jails: [] });
   }
   return {
-    jails, targets, unsupported: loaded.unsupported, report, mapped: loaded.mapped, warnings: loaded.warnings, notify,
+    jails, targets, unsupported: loaded.unsupported, report, mapped: loaded.mapped, notify,
+    // A disabled jail's unknown key may be why it is disabled (`enabeld = true`).
+    warnings: [...loaded.warnings, ...loaded.jails.filter((j) => !j.enabled).flatMap((j) => j.notes.filter((n) => n.kind === 'unknown-key'))],
     secrets: actionSecrets(runnable.map((j) => j.actions).flat()),
   };
 }

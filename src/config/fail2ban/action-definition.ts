@@ -155,7 +155,7 @@ export class ActionResolver {
       const what = renamed.length > 0 ? `parameters ${renamed.join(', ')}` : `parameters ${Object.keys(mapped).join(', ') || '(none)'}`;
       note = `${file}: run as edgeban's native ${native} action (${what}); its shell commands are not run`;
     }
-    return { kind: 'native', action: { name: entry.name, params, source, native, file: shipped.file, mappedFrom: file }, mapped: note };
+    return { kind: 'native', action: { name: native, params, source, native, file: shipped.file, mappedFrom: file }, mapped: note };
   }
 
   /** ActionReader.getOptions: [Init] defaults, the entry's params over them, tags substituted. */

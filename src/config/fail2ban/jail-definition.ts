@@ -217,7 +217,8 @@ async function resolveJail(ctx: JailContext, unsupported: UnsupportedAction[]): 
 
   const notes: JailNote[] = [];
   const { actions, skipReason } = await resolveActions(ctx, resolved, enabled, unsupported, notes);
-  if (enabled) notes.push(...unknownKeys(ctx, ctx.name, actions));
+  // Disabled jails too: `enabeld = true` leaves the jail disabled, and the typo is the reason.
+  notes.push(...unknownKeys(ctx, ctx.name, actions));
 
   return {
     name,

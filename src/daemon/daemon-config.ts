@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import type { EdgebanEnv } from '../config/env.ts';
 import { loadJailFilter, loadJails, type JailDefinition, type JailNote } from '../config/fail2ban/jail-definition.ts';
 import { FilterNotFoundError } from '../config/fail2ban/filter-definition.ts';
+import { BUILTIN_JAIL_CONF_PATH } from '../config/fail2ban/builtin-jail-conf.ts';
 import { configDirs } from '../config/shipped-dirs.ts';
 import { compileFilter, type CompiledFilter } from '../filters/compile.ts';
 import { jailSettings, type JailSettings } from '../jails/settings.ts';
@@ -76,7 +77,9 @@ export async function loadDaemonConfig(env: EdgebanEnv): Promise<DaemonConfig> {
     } catch (error) {
       if (!(error instanceof FilterNotFoundError)) throw error;
       const advice = FILTER_ADVICE[error.filter] ?? `put ${error.filter}.conf into the config dir's filter.d/ (an empty failregex makes a manual-ban jail), or set enabled = false`;
-      entry.reason = `${error.message}: ${advice}`;
+      // Where the user enabled the jail: the filter line is often edgeban's built-in `filter = %(__name__)s`.
+      const filterLine = error.file === BUILTIN_JAIL_CONF_PATH ? definition.sources['enabled'] : { file: error.file, line: error.line ?? 0 };
+      entry.reason = `${filterLine ? `${filterLine.file}:${filterLine.line}: ` : ''}${error.what}: ${advice}`;
     }
   }
   const runnable = plans.map((p) => p.definition);

@@ -62,10 +62,13 @@ export interface LoadFilterOptions {
 /** The filter file does not exist: for a jail, a per-jail reason rather than a fatal error. */
 export class FilterNotFoundError extends ConfigError {
   readonly filter: string;
+  /** The message without the location. */
+  readonly what: string;
   constructor(what: string, where: { file: string; line: number | null; key: string }, filter: string) {
     super(what, where);
     this.name = 'FilterNotFoundError';
     this.filter = filter;
+    this.what = what;
   }
 }
 

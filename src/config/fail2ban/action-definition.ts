@@ -152,7 +152,7 @@ export class ActionResolver {
     let note: string | null = null;
     if (!this.told.has(file)) {
       this.told.add(file);
-      const what = renamed.length > 0 ? `parameters ${renamed.join(', ')}` : `parameters ${Object.keys(mapped).join(', ') || '(none)'}`;
+      const what = renamed.length > 0 ? `parameters ${renamed.join(', ')}` : 'its parameter names are the native ones';
       note = `${file}: run as edgeban's native ${native} action (${what}); its shell commands are not run`;
     }
     return { kind: 'native', action: { name: native, params, source, native, file: shipped.file, mappedFrom: file }, mapped: note };

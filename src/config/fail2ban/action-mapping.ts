@@ -63,10 +63,11 @@ export function mapParams(native: NativeTarget, resolved: Readonly<Record<string
   const params: Record<string, string> = {};
   const renamed: string[] = [];
   for (const [target, spellings] of Object.entries(PARAM_SPELLINGS[native])) {
+    // The file declares the parameter (maybe empty in [Init], given by the jail): a rename either way.
+    const declared = spellings.find((s) => resolved[s] !== undefined);
+    if (declared !== undefined && declared !== target) renamed.push(`${declared} → ${target}`);
     const found = spellings.find((s) => resolved[s] !== undefined && resolved[s].trim() !== '');
-    if (found === undefined) continue;
-    params[target] = resolved[found]!.trim();
-    if (found !== target) renamed.push(`${found} → ${target}`);
+    if (found !== undefined) params[target] = resolved[found]!.trim();
   }
   if (native === 'opnsense') {
     const insecure = params['allow_insecure'] ?? '';

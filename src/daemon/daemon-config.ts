@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import type { EdgebanEnv } from '../config/env.ts';
 import { loadJailFilter, loadJails, type JailDefinition, type JailNote } from '../config/fail2ban/jail-definition.ts';
+import { ConfigError } from '../config/fail2ban/config-error.ts';
 import { FilterNotFoundError } from '../config/fail2ban/filter-definition.ts';
 import { BUILTIN_JAIL_CONF_PATH } from '../config/fail2ban/builtin-jail-conf.ts';
 import { configDirs } from '../config/shipped-dirs.ts';
@@ -77,9 +78,12 @@ export async function loadDaemonConfig(env: EdgebanEnv): Promise<DaemonConfig> {
     } catch (error) {
       if (!(error instanceof FilterNotFoundError)) throw error;
       const advice = FILTER_ADVICE[error.filter] ?? `put ${error.filter}.conf into the config dir's filter.d/ (an empty failregex makes a manual-ban jail), or set enabled = false`;
-      // Where the user enabled the jail: the filter line is often edgeban's built-in `filter = %(__name__)s`.
-      const filterLine = error.file === BUILTIN_JAIL_CONF_PATH ? definition.sources['enabled'] : { file: error.file, line: error.line ?? 0 };
-      entry.reason = `${filterLine ? `${filterLine.file}:${filterLine.line}: ` : ''}${error.what}: ${advice}`;
+      // The filter line is often edgeban's built-in `filter = %(__name__)s`: then name where the user enabled the jail.
+      const enabledAt = definition.sources['enabled'];
+      const located = error.file === BUILTIN_JAIL_CONF_PATH && enabledAt
+        ? new ConfigError(error.what, { file: enabledAt.file, line: enabledAt.line, section: definition.name, key: 'filter' }).message
+        : error.message;
+      entry.reason = `${located}: ${advice}`;
     }
   }
   const runnable = plans.map((p) => p.definition);

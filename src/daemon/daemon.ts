@@ -83,7 +83,6 @@ export class Daemon {
     this.config = await loadDaemonConfig(env);
     this.learnSecrets(this.config);
     reportConfig(this.config, logger);
-    requireRunnableJails(this.config, env);
     await mkdir(env.dataDir, { recursive: true, mode: 0o700 });
     if (this.options.resetState && env.ledger.kind === 'redis') {
       // The shared ledger belongs to every replica; one replica's restart must not wipe it.
@@ -96,6 +95,8 @@ export class Daemon {
       const failuresAside = await moveAside(path.join(env.dataDir, 'failures'), clock.now());
       if (failuresAside) logger.warn({ movedTo: failuresAside }, '--reset-state: the failure journals were moved aside');
     }
+    // After the flag checks, before the ledger (Redis is a network call) and any firewall.
+    requireRunnableJails(this.config, env);
     const store = await openLedgerStore(env, logger);
     this.ledger = await Ledger.open({ store, clock, logger });
     this.facts = this.options.networkFacts ?? await this.discoverFacts();

@@ -15,7 +15,7 @@ test('a docker-mailserver jail.local (1w, maxretry 6, nftables-allports, postfix
   };
   const daemon = await startCliDaemon(t, env);
   const log = daemon.stderr.join('\n');
-  assert.match(log, /\[custom\] not running: [^"]*jail\.local:24: filter \\"custom\\" not found .*an empty failregex makes a manual-ban jail/);
+  assert.match(log, /\[custom\] not running: [^"]*jail\.local:24: \[custom\] filter: filter \\"custom\\" not found .*an empty failregex makes a manual-ban jail/);
 
   // Five failures: below maxretry = 6 from [DEFAULT]; the sixth bans (postfix in mode extra, and postfix-sasl).
   for (let i = 0; i < 5; i++) await appendFile(mounted.mailLog, postfixSaslFailure('203.0.113.66'));
@@ -43,7 +43,7 @@ test('a docker-mailserver jail.local (1w, maxretry 6, nftables-allports, postfix
   assert.equal(health.code, 1, 'an enabled jail not running is unhealthy');
   assert.match(health.stdout, /unhealthy: jail custom is enabled but not running/);
   const doctor = await runCli(['doctor'], { env });
-  assert.match(doctor.stdout, /^WARN {2}config\.jail_not_running +jail custom: enabled but not running: \S+jail\.local:24: filter "custom" not found/m);
+  assert.match(doctor.stdout, /^WARN {2}config\.jail_not_running +jail custom: enabled but not running: \S+jail\.local:24: \[custom\] filter: filter "custom" not found/m);
   assert.match(doctor.stdout, /^WARN {2}config\.substituted +jail postfix: .*nftables-allports \(.*jail\.local:7\) replaced by an edge ban/m);
 
   // docker-mailserver's image has an empty custom filter: with it, custom is a manual-ban jail.

@@ -295,7 +295,7 @@ async function resolveActions(
     }
   }
   const first = local[0];
-  if (first === undefined || !enabled) return { actions, skipReason: null };
+  if (first === undefined || !enabled) return { actions, skipReason: enabled ? nothingRuns(name, actions, notes, sourceOf(ctx, 'action')) : null };
   const names = [...new Set(local.map((l) => l.action))].join(', ');
   const at = `${first.source.file}:${first.source.line}`;
   const mode = localActionsMode(ctx);
@@ -321,6 +321,17 @@ async function resolveActions(
     fix: `set banaction = opnsense in jail.local to say so (or localactions = skip | error)`,
   });
   return { actions, skipReason: null };
+}
+
+/** A jail none of whose actions runs (only mail, say) detects and does nothing: it does not run, and says why. */
+function nothingRuns(name: string, actions: readonly ActionRef[], notes: JailNote[], at: SourceRef): string | null {
+  if (actions.length > 0) return null;
+  const notRun = notes.filter((n) => n.kind === 'not-run').map((n) => n.subject);
+  const skipReason = notRun.length > 0
+    ? `none of its actions runs in edgeban (${notRun.join(', ')}): add banaction = opnsense (or ntfy/webhook to only notify)`
+    : 'it has no action: set action = %(action_)s with banaction = opnsense';
+  notes.push({ kind: 'skipped', subject: name, file: at.file, line: at.line, message: `[${name}] not run: ${skipReason}`, fix: 'give the jail an action edgeban runs' });
+  return skipReason;
 }
 
 function localActionsMode(ctx: JailContext): LocalActionsMode {

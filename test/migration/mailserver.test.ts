@@ -39,6 +39,9 @@ test('a docker-mailserver jail.local (1w, maxretry 6, nftables-allports, postfix
     assert.equal(jails[name]?.running, true, name);
     assert.deepEqual(jails[name]?.notes?.map((n) => [n.kind, n.subject]), [['substituted', 'nftables-allports']], name);
   }
+  const one = await runCli(['status', 'custom', '--json'], { env });
+  assert.equal(one.code, 0, `status of an enabled jail that does not run answers: ${one.stderr}`);
+  assert.equal((JSON.parse(one.stdout) as { jails: Array<{ running: boolean }> }).jails[0]?.running, false);
   const health = await runCli(['health'], { env });
   assert.equal(health.code, 1, 'an enabled jail not running is unhealthy');
   assert.match(health.stdout, /unhealthy: jail custom is enabled but not running/);

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { ActionResolver, NATIVE_ACTIONS, SECRET_PARAMS, type ActionRef } from './action-definition.ts';
 import { closest } from './action-mapping.ts';
+import { referencedNames, unknownKeys } from './unknown-keys.ts';
 import { BUILTIN_JAIL_CONF, BUILTIN_JAIL_CONF_PATH } from './builtin-jail-conf.ts';
 import { ConfigError, quotable } from './config-error.ts';
 import { ConfigFiles } from './config-files.ts';
@@ -37,7 +38,7 @@ export interface JailDefinition {
   /** Every resolved key (own and [DEFAULT]), for later use: bantime.increment etc. */
   options: Record<string, string>;
   sources: Record<string, SourceRef>;
-  /** Enabled and runnable (not skipped by `localactions = skip`). */
+  /** Enabled and runnable: not skipped (`localactions = skip`, no action edgeban runs). */
   supported: boolean;
   /** Why an enabled jail does not run, with the fix; null when it runs. */
   skipReason: string | null;
@@ -84,7 +85,7 @@ export interface LoadJailsOptions {
 const FAIL2BAN_COMPAT_VERSION = '1.0.2';
 
 // JailReader._configOpts (with FilterReader's): the keys fail2ban reads; errors in them are fatal.
-const JAIL_OPTIONS = [
+export const JAIL_OPTIONS = [
   'enabled', 'backend', 'maxretry', 'maxmatches', 'findtime', 'bantime', 'bantime.increment', 'bantime.factor',
   'bantime.formula', 'bantime.multipliers', 'bantime.maxtime', 'bantime.rndtime', 'bantime.overalljails',
   'ignorecommand', 'ignoreself', 'ignoreip', 'ignorecache', 'filter', 'logtimezone', 'logencoding', 'logpath',
@@ -107,20 +108,6 @@ const durationText = z.string().transform((v, ctx) => {
   }
   return seconds;
 });
-
-// Keys edgeban's jails read beside fail2ban's, and jail.conf's usual helpers: never "unknown".
-const EDGEBAN_JAIL_KEYS = ['logformat', 'ipv6prefix', 'banprivate', 'maxtracked', 'localactions', 'mode'];
-const COMMON_JAIL_KEYS = [
-  'port', 'protocol', 'chain', 'banaction', 'banaction_allports', 'destemail', 'sender', 'mta', 'fail2ban_agent',
-  'action_', 'action_mw', 'action_mwl', 'action_xarf', 'action_cf_mwl', 'action_blocklist_de', 'action_abuseipdb', 'action_badips',
-  'action_badips_report', 'blocktype', 'returntype', 'lockingopt', 'name', 'before', 'after', 'allowipv6', 'cfemail', 'cfapikey',
-  'blocklist_de_apikey', 'abuseipdb_apikey', 'abuseipdb_category', 'knocking_url', 'logtype', 'fail2ban_version', 'fail2ban_confpath',
-  '__name__',
-];
-const KNOWN_KEYS = new Set([...['enabled', 'backend', 'maxretry', 'maxmatches', 'findtime', 'bantime', 'bantime.increment', 'bantime.factor',
-  'bantime.formula', 'bantime.multipliers', 'bantime.maxtime', 'bantime.rndtime', 'bantime.overalljails',
-  'ignorecommand', 'ignoreself', 'ignoreip', 'ignorecache', 'filter', 'logtimezone', 'logencoding', 'logpath',
-  'action', 'usedns', 'prefregex', 'ignoreregex', 'failregex', 'maxlines', 'datepattern', 'journalmatch'], ...EDGEBAN_JAIL_KEYS, ...COMMON_JAIL_KEYS]);
 
 interface JailContext {
   store: ConfigStore;
@@ -218,7 +205,7 @@ async function resolveJail(ctx: JailContext, unsupported: UnsupportedAction[]): 
   const notes: JailNote[] = [];
   const { actions, skipReason } = await resolveActions(ctx, resolved, enabled, unsupported, notes);
   // Disabled jails too: `enabeld = true` leaves the jail disabled, and the typo is the reason.
-  notes.push(...unknownKeys(ctx, ctx.name, actions));
+  notes.push(...unknownKeys(ctx.store, ctx.name, { referenced: ctx.referenced, actionParams: actions.flatMap((a) => Object.keys(a.params)) }));
 
   return {
     name,
@@ -345,36 +332,6 @@ function localActionsMode(ctx: JailContext): LocalActionsMode {
   return mode;
 }
 
-/** Keys of a section that nothing reads (fail2ban ignores them silently): a warning with the closest known key. */
-function unknownKeys(ctx: JailContext, section: string, actions: readonly ActionRef[]): JailNote[] {
-  const own = section === DEFAULT_SECTION ? ctx.store.defaults : ctx.store.sections.get(section);
-  if (!own) return [];
-  const known = new Set([...KNOWN_KEYS, ...actions.flatMap((a) => Object.keys(a.params))]);
-  const notes: JailNote[] = [];
-  for (const [key, raw] of own) {
-    // Built-in defaults, conditional (`key?cond`) and `known/` keys, and keys some value refers to are all fine.
-    if (raw.file === BUILTIN_JAIL_CONF_PATH || key.includes('?') || key.includes('/') || known.has(key) || ctx.referenced.has(key)) continue;
-    const suggestion = closest(key, KNOWN_KEYS);
-    notes.push({
-      kind: 'unknown-key', subject: key, file: raw.file, line: raw.line,
-      message: `${raw.file}:${raw.line}: [${section}] ${key}: unknown key, ignored (as fail2ban ignores it)${suggestion === null ? '' : `; did you mean ${suggestion}?`}`,
-      fix: suggestion === null ? `remove ${key}` : `rename ${key} to ${suggestion}, or remove it`,
-    });
-  }
-  return notes;
-}
-
-/** Every option name a value of the store refers to with %(name)s. */
-function referencedNames(store: ConfigStore): Set<string> {
-  const names = new Set<string>();
-  const scan = (section: ReadonlyMap<string, { text: SourcedText }>) => {
-    for (const raw of section.values()) for (const match of textOf(raw.text).matchAll(/%\(([^)]+)\)s/g)) names.add((match[1] ?? '').toLowerCase());
-  };
-  scan(store.defaults);
-  for (const section of store.sections.values()) scan(section);
-  return names;
-}
-
 async function isDirectory(dir: string): Promise<boolean> {
   try {
     return (await stat(dir)).isDirectory();
@@ -423,7 +380,7 @@ export async function loadJails(dirs: ConfigDirs, options: LoadJailsOptions = {}
       if (!(error instanceof ConfigError)) throw error;
     }
   }
-  const warnings = jails.some((j) => j.enabled) ? unknownKeys({ ...base, name: DEFAULT_SECTION }, DEFAULT_SECTION, []) : [];
+  const warnings = jails.some((j) => j.enabled) ? unknownKeys(store, DEFAULT_SECTION, { referenced, actionParams: [] }) : [];
   return { jails, unsupported, mapped, warnings };
 }
 

@@ -9,8 +9,10 @@ import { sourced, textOf } from './sourced-text.ts';
 /**
  * Resolving a jail's `action = name[params]` entry against action.d (the user's, over edgeban's
  * shipped actions/), as fail2ban's ActionReader does: `[Init]` defaults, the jail's params over
- * them, `<tag>` substitution. Only actions whose file declares `edgeban_native` can run; any other
- * action (iptables-multiport, sendmail-whois, …) is reported, not run.
+ * them, `<tag>` substitution. Actions whose file declares `edgeban_native` run; so do the user's
+ * own OPNsense and ntfy actions (as the native one, parameters mapped: action-mapping.ts). Local
+ * firewall actions (iptables-multiport, …) are for the jail to substitute; others (sendmail-whois,
+ * a custom shell script) are not run; a name with no file at all is for the jail to refuse.
  */
 
 export const NATIVE_ACTIONS = ['opnsense', 'ntfy', 'webhook'] as const;
@@ -24,7 +26,7 @@ export const SECRET_PARAMS: ReadonlySet<string> = new Set([
 ]);
 
 export interface ActionRef {
-  /** As written in the jail: 'opnsense'. */
+  /** As written in the jail ('opnsense'); the native name when mapped or substituted. */
   name: string;
   /** [Init] defaults, overridden by the jail's params, tags substituted (fail2ban's initOpts without known/…). */
   params: Record<string, string>;

@@ -48,7 +48,7 @@ export interface JailDefinition {
 
 /** One thing a user migrating from fail2ban must know about a jail, with where and the fix. */
 export interface JailNote {
-  kind: 'substituted' | 'not-run' | 'skipped' | 'unknown-key';
+  kind: 'substituted' | 'not-run' | 'unknown-key';
   /** The action or key concerned, as written. */
   subject: string;
   file: string;
@@ -282,7 +282,7 @@ async function resolveActions(
     }
   }
   const first = local[0];
-  if (first === undefined || !enabled) return { actions, skipReason: enabled ? nothingRuns(name, actions, notes, sourceOf(ctx, 'action')) : null };
+  if (first === undefined || !enabled) return { actions, skipReason: enabled ? nothingRuns(actions, notes, sourceOf(ctx, 'action')) : null };
   const names = [...new Set(local.map((l) => l.action))].join(', ');
   const at = `${first.source.file}:${first.source.line}`;
   const mode = localActionsMode(ctx);
@@ -290,9 +290,7 @@ async function resolveActions(
     throw new ConfigError(`jail ${name} uses the local firewall action ${names}, which edgeban cannot run (localactions = error); use banaction = opnsense`, { file: first.source.file, line: first.source.line, key: first.source.key });
   }
   if (mode === 'skip') {
-    const skipReason = `local firewall action ${names} (${at}) and localactions = skip`;
-    notes.push({ kind: 'skipped', subject: names, file: first.source.file, line: first.source.line, message: `[${name}] not run: ${skipReason}`, fix: 'set banaction = opnsense, or localactions = edge to ban at the edge instead' });
-    return { actions, skipReason };
+    return { actions, skipReason: `local firewall action ${names} (${at}) and localactions = skip: set banaction = opnsense, or localactions = edge to ban at the edge instead` };
   }
   // edge: the user wanted the address blocked; edgeban blocks it at the edge, once per jail.
   const atEdge = actions.some((a) => a.native === 'opnsense');
@@ -311,14 +309,13 @@ async function resolveActions(
 }
 
 /** A jail none of whose actions runs (only mail, say) detects and does nothing: it does not run, and says why. */
-function nothingRuns(name: string, actions: readonly ActionRef[], notes: JailNote[], at: SourceRef): string | null {
+function nothingRuns(actions: readonly ActionRef[], notes: readonly JailNote[], at: SourceRef): string | null {
   if (actions.length > 0) return null;
   const notRun = notes.filter((n) => n.kind === 'not-run').map((n) => n.subject);
-  const skipReason = notRun.length > 0
+  const reason = notRun.length > 0
     ? `none of its actions runs in edgeban (${notRun.join(', ')}): add banaction = opnsense (or ntfy/webhook to only notify)`
     : 'it has no action: set action = %(action_)s with banaction = opnsense';
-  notes.push({ kind: 'skipped', subject: name, file: at.file, line: at.line, message: `[${name}] not run: ${skipReason}`, fix: 'give the jail an action edgeban runs' });
-  return skipReason;
+  return `${at.file}:${at.line}: ${reason}`;
 }
 
 function localActionsMode(ctx: JailContext): LocalActionsMode {

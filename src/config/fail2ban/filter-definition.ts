@@ -57,6 +57,8 @@ export interface LoadFilterOptions {
   jailSources?: Readonly<Record<string, SourceRef>>;
   /** An explicitly empty failregex makes a manual-ban jail (docker-mailserver's [custom]) instead of an error. */
   allowEmptyFailregex?: boolean;
+  /** Where the spec's mode was written, when not in the spec itself (the jail's `mode =`). */
+  modeSource?: SourceRef;
 }
 
 /** The filter file does not exist: for a jail, a per-jail reason rather than a fatal error. */
@@ -185,7 +187,7 @@ export async function loadFilter(spec: string, dirs: ConfigDirs, opts: LoadFilte
     if (fromJail !== undefined && !initOptions.has(key)) options.set(key, fromJail);
   }
 
-  checkMode(store, options, extracted.name, opts.jailSources?.['mode'] ?? from);
+  checkMode(store, options, extracted.name, opts.modeSource ?? from);
   const failregex = regexLines(options.get('failregex'), 'failregex', mainFile);
   const explicitlyEmpty = failregex.length === 0 && store.rawValue('Definition', 'failregex') !== undefined;
   if (failregex.length === 0 && !(opts.allowEmptyFailregex && explicitlyEmpty)) {

@@ -388,11 +388,15 @@ export function loadJailFilter(jail: JailDefinition, dirs: ConfigDirs, options: 
     const value = jail.options[key];
     if (value !== undefined) jailOptions[key] = value;
   }
+  const specMode = /\bmode\s*=\s*"?([^",\]]*)/.exec(jail.filter)?.[1]?.trim();
+  const modeSource = specMode !== undefined && specMode === jail.options['mode']?.trim() ? jail.sources['mode'] : undefined;
   return loadFilter(jail.filter, dirs, {
     from: jail.sources['filter'] ?? { file: '<unknown>', line: 0, key: 'filter' },
     backend: jail.options['backend'] ?? 'auto',
     jailOptions,
     jailSources: jail.sources,
     ...(options.allowEmptyFailregex ? { allowEmptyFailregex: true } : {}),
+    // The mode usually reaches the spec through `filter = %(__name__)s[mode=%(mode)s]`: errors then point at `mode =`.
+    ...(modeSource ? { modeSource } : {}),
   });
 }

@@ -70,6 +70,12 @@ export async function loadDaemonConfig(env: EdgebanEnv): Promise<DaemonConfig> {
     const entry: JailReport = { jail: definition.name, running: false, reason: definition.skipReason, manualOnly: false, notes: definition.notes };
     report.push(entry);
     if (!definition.supported) continue;
+    const filterName = /^[^[]*/.exec(definition.filter)?.[0]?.trim() ?? '';
+    if (filterName === 'recidive') {
+      // Even with Debian's recidive.conf mounted: it matches fail2ban's own log, which edgeban never writes.
+      entry.reason = `${definition.sources['enabled']?.file ?? ''}:${definition.sources['enabled']?.line ?? 0}: [${definition.name}] ${FILTER_ADVICE['recidive']}`;
+      continue;
+    }
     try {
       const filter = compileFilter(await loadJailFilter(definition, dirs, { allowEmptyFailregex: true }));
       entry.manualOnly = filter.failregex.length === 0;

@@ -69,3 +69,11 @@ test('a secret typed into the wrong field is never echoed by run or doctor', asy
   const doctor = await runCli(['doctor'], { env });
   for (const output of [run.stderr, run.stdout, doctor.stdout, doctor.stderr]) assert.ok(!output.includes(typedSecret), output);
 });
+
+test('an enabled recidive jail does not run and says to use bantime.increment; alone, it is zero runnable jails: exit 2', async (t) => {
+  const { env, calls } = await setup(t, () => '[recidive]\nenabled = true\nlogpath = /var/log/fail2ban.log\n');
+  const run = await runCli(['run'], { env });
+  assert.equal(run.code, 2, run.stderr);
+  assert.match(run.stderr, /\[recidive\] not running: .*jail\.local:2: \[recidive\] recidive reads fail2ban's own log, which edgeban does not write: remove the jail and set bantime\.increment = true/);
+  assert.deepEqual(await calls(), []);
+});

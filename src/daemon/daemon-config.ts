@@ -73,7 +73,7 @@ export async function loadDaemonConfig(env: EdgebanEnv): Promise<DaemonConfig> {
     const filterName = /^[^[]*/.exec(definition.filter)?.[0]?.trim() ?? '';
     if (filterName === 'recidive') {
       // Even with Debian's recidive.conf mounted: it matches fail2ban's own log, which edgeban never writes.
-      entry.reason = `${definition.sources['enabled']?.file ?? ''}:${definition.sources['enabled']?.line ?? 0}: [${definition.name}] ${FILTER_ADVICE['recidive']}`;
+      entry.reason = atEnabled(definition, 'filter', FILTER_ADVICE['recidive'] ?? '');
       continue;
     }
     try {
@@ -85,11 +85,7 @@ export async function loadDaemonConfig(env: EdgebanEnv): Promise<DaemonConfig> {
       if (!(error instanceof FilterNotFoundError)) throw error;
       const advice = FILTER_ADVICE[error.filter] ?? `put ${error.filter}.conf into the config dir's filter.d/ (an empty failregex makes a manual-ban jail), or set enabled = false`;
       // The filter line is often edgeban's built-in `filter = %(__name__)s`: then name where the user enabled the jail.
-      const enabledAt = definition.sources['enabled'];
-      const located = error.file === BUILTIN_JAIL_CONF_PATH && enabledAt
-        ? new ConfigError(error.what, { file: enabledAt.file, line: enabledAt.line, section: definition.name, key: 'filter' }).message
-        : error.message;
-      entry.reason = `${located}: ${advice}`;
+      entry.reason = `${error.file === BUILTIN_JAIL_CONF_PATH ? atEnabled(definition, 'filter', error.what) : error.message}: ${advice}`;
     }
   }
   const runnable = plans.map((p) => p.definition);
@@ -110,6 +106,12 @@ export async function loadDaemonConfig(env: EdgebanEnv): Promise<DaemonConfig> {
     warnings: [...loaded.warnings, ...loaded.jails.filter((j) => !j.enabled).flatMap((j) => j.notes.filter((n) => n.kind === 'unknown-key'))],
     secrets: actionSecrets(runnable.map((j) => j.actions).flat()),
   };
+}
+
+/** `FILE:LINE: [jail] key: what`, at the line that enabled the jail (the user's, unlike edgeban's built-in defaults). */
+function atEnabled(definition: JailDefinition, key: string, what: string): string {
+  const at = definition.sources['enabled'] ?? { file: '<unknown>', line: 0 };
+  return new ConfigError(what, { file: at.file, line: at.line, section: definition.name, key }).message;
 }
 
 /**

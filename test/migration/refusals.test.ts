@@ -74,6 +74,6 @@ test('an enabled recidive jail does not run and says to use bantime.increment; a
   const { env, calls } = await setup(t, () => '[recidive]\nenabled = true\nlogpath = /var/log/fail2ban.log\n');
   const run = await runCli(['run'], { env });
   assert.equal(run.code, 2, run.stderr);
-  assert.match(run.stderr, /\[recidive\] not running: .*jail\.local:2: \[recidive\] recidive reads fail2ban's own log, which edgeban does not write: remove the jail and set bantime\.increment = true/);
+  assert.match(run.stderr, /\[recidive\] not running: .*jail\.local:2: \[recidive\] filter: recidive reads fail2ban's own log, which edgeban does not write: remove the jail and set bantime\.increment = true/);
   assert.deepEqual(await calls(), []);
 });

@@ -49,7 +49,7 @@ export interface ActionRef {
  */
 export type ActionResolution =
   | { kind: 'native'; action: ActionRef; mapped: string | null }
-  | { kind: 'local'; reason: string }
+  | { kind: 'local' }
   | { kind: 'not-run'; reason: string }
   | { kind: 'missing'; reason: string };
 
@@ -134,7 +134,7 @@ export class ActionResolver {
     }
     const mappable = mappableNative(name);
     if (mappable) return this.resolveMapped(mappable, loaded, entry, jailName, jailOptions, source);
-    if (isLocalFirewallAction(name)) return { kind: 'local', reason: `${name} is a local firewall action` };
+    if (isLocalFirewallAction(name)) return { kind: 'local' };
     if (loaded) return { kind: 'not-run', reason: `${name} (${loaded.file}) runs shell commands, which edgeban does not run` };
     if (isKnownNotRunAction(name)) return { kind: 'not-run', reason: `${name} is a fail2ban ${name.endsWith('.py') ? 'Python ' : ''}action edgeban does not run (and there is no action.d/${name}.conf)` };
     return { kind: 'missing', reason: `no action.d/${name}.conf (looked in ${this.layers.join(', ')})` };

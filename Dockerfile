@@ -19,8 +19,9 @@
 # daemon's own state next to them in /data (ledger, log offsets, control socket edgeban.sock).
 # /data must be writable by uid 65534 (chown 65534:65534 on a bind mount); the logs only readable.
 #
-# `docker exec edgeban node /app/dist/edgeban.mjs status` (or ban, unban, banned, reload) talks to
-# the daemon over /data/edgeban.sock, as the HEALTHCHECK does.
+# `docker exec edgeban edgeban status` (or ban, unban, banned, reload) talks to the daemon over
+# /data/edgeban.sock, as the HEALTHCHECK does; `docker exec edgeban fail2ban-client status JAIL`
+# works too (a shim mapping fail2ban-client's everyday commands onto edgeban's).
 
 # ---- build: dev dependencies, esbuild bundle of the CLI into dist/ ----
 FROM node:24-bookworm-slim AS build
@@ -39,8 +40,11 @@ LABEL org.opencontainers.image.title="edgeban" \
       org.opencontainers.image.description="fail2ban for containerized mail and web stacks, enforcing bans in OPNsense aliases" \
       org.opencontainers.image.licenses="MIT"
 # npm, npx and corepack are not needed at run time: less to patch, less to abuse.
+# edgeban and fail2ban-client on the PATH: links to the launchers the build writes into dist/bin.
 RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack \
            /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack \
+ && ln -s /app/dist/bin/edgeban /usr/local/bin/edgeban \
+ && ln -s /app/dist/bin/fail2ban-client /usr/local/bin/fail2ban-client \
  && mkdir -p /data/jail.d /data/filter.d /data/action.d /remotelogs \
  && chown 65534:65534 /data \
  && chmod 0750 /data
@@ -49,6 +53,7 @@ COPY --from=build /src/dist ./dist
 COPY filters ./filters
 COPY actions ./actions
 # The control socket defaults to $EDGEBAN_DATA_DIR/edgeban.sock: inside the volume, like all state.
+# Set explicitly: outside a container `edgeban run` refuses to create /data on its own.
 ENV EDGEBAN_DATA_DIR=/data
 # nobody:nogroup, numeric so Kubernetes' runAsNonRoot can verify it without /etc/passwd.
 USER 65534:65534

@@ -7,8 +7,8 @@
  * run (its filter is missing, localactions = skip): that jail protects nobody.
  *
  * Why `degraded` is unhealthy: it means the firewall refuses edgeban for a reason only an
- * operator can fix (bad credentials, a missing privilege or alias): bans are detected but no
- * longer reach the edge. That is fail2ban's "stopped working without me knowing", and an
+ * operator can fix (bad credentials, a missing privilege or alias), or accepts adds that pf does
+ * not store (a full table-entries limit): bans are detected but no longer reach the edge. That is fail2ban's "stopped working without me knowing", and an
  * unhealthy container is what `docker ps`, Compose and monitoring surface. `unreachable` and
  * `syncing` stay healthy: outages are retried and bans wait in the ledger, so flagging them
  * would make health flap with the network. `--live` checks only that the daemon answers, for a

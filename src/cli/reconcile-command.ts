@@ -2,11 +2,15 @@ import { parseArgs } from 'node:util';
 import { loadEnv } from '../config/env.ts';
 import { createCommandLogger } from '../logging/logger.ts';
 import type { PassPlan } from '../targets/alias-reconciler.ts';
-import { buildEnforcement, openLedgerForCommand } from '../targets/enforcement.ts';
+import { ControlClient, DaemonNotRunningError } from '../control/control-client.ts';
+import { configJails, enforcedTargets, guardFacts, loadDaemonConfig, settleLedger } from '../daemon/daemon-config.ts';
+import { buildEnforcement, openLedgerForCommand, reconcileTargets, type ReconcileEntry, type ReconcileReport } from '../targets/enforcement.ts';
 import { systemClock } from '../util/clock.ts';
 import { UserFacingError } from '../util/errors.ts';
 
 const SHOWN_PER_KIND = 20;
+/** A full pass lists every page of every alias and applies the difference. */
+const RECONCILE_TIMEOUT_MS = 30 * 60_000;
 
 /** `edgeban reconcile [--dry-run] [--json] [--all]`: one full pass of every target, from the command line. */
 export async function runReconcileCommand(argv: string[]): Promise<number> {
@@ -23,50 +27,63 @@ export async function runReconcileCommand(argv: string[]): Promise<number> {
   }
   const env = loadEnv();
   const logger = createCommandLogger(env);
-  const { ledger, readOnly } = await openLedgerForCommand(env, systemClock, logger);
-  const effectiveEnv = readOnly && env.foreignPolicy === 'adopt' ? { ...env, foreignPolicy: 'keep' as const } : env;
-  const enforcement = buildEnforcement(effectiveEnv, ledger, systemClock, logger);
-  const out = (line: string) => process.stdout.write(`${line}\n`);
-  const report: unknown[] = [];
-  let exitCode = 0;
-  try {
-    for (const reconciler of enforcement.reconcilers) {
-      const { id } = reconciler.status();
-      if (values['dry-run']) {
-        let plan: PassPlan;
-        try {
-          plan = await reconciler.plan();
-        } catch (error) {
-          exitCode = 1;
-          report.push({ target: id, ok: false, error: (error as Error).message });
-          if (!values.json) out(`${id}: cannot read the alias: ${(error as Error).message}`);
-          continue;
-        }
-        report.push({ target: id, ok: true, dryRun: true, ...plan });
-        if (!values.json) printPlan(out, id, plan, env.foreignPolicy, values.all, 'would ');
-        continue;
-      }
-      const result = await reconciler.start();
-      await reconciler.idle();
-      await reconciler.stop();
-      const status = reconciler.status();
-      const ok = result.ok && status.pending === 0 && status.lastError === null;
-      if (!ok) exitCode = 1;
-      report.push({ target: id, ...result, ok, pending: status.pending });
-      if (values.json) continue;
-      printPlan(out, id, result, effectiveEnv.foreignPolicy, values.all, '');
-      if (result.error) out(`  FAILED: ${result.error}`);
-      else if (result.unconfirmed.length > 0) out(`  NOT CONVERGED: ${result.unconfirmed.length} addresses were accepted but are not in the alias (table-entries limit?)`);
-      else if (status.pending > 0) out(`  NOT CONVERGED: ${status.pending} changes still pending`);
-      else out('  converged');
+  const dryRun = values['dry-run'];
+  // Beside a running daemon, the daemon runs the pass on its own reconcilers and live ledger: a
+  // copy read here could be stale by the time it is acted on (a ban re-made meanwhile removed).
+  let report = await askDaemon(env.controlSocket, dryRun);
+  if (report === null) {
+    const config = await loadDaemonConfig(env);
+    const { ledger, readOnly } = await openLedgerForCommand(env, systemClock, logger);
+    if (readOnly) {
+      await ledger.close();
+      throw new UserFacingError(`the ledger is locked by a running edgeban, but nothing answers on ${env.controlSocket}; try again, or set EDGEBAN_CONTROL_SOCKET to its socket`);
     }
-    if (readOnly && !values.json) out('(the ledger is held by a running edgeban; it was read, not changed)');
-    if (values.json) out(JSON.stringify({ targets: report }));
-  } finally {
-    await enforcement.close();
-    await ledger.close();
+    try {
+      // As the daemon does at start: renamed targets move, bans the guard refuses end (not on a dry run: it changes nothing).
+      if (!dryRun) await settleLedger(ledger, config, configJails(config, await guardFacts(config, env, logger)), env, systemClock, logger);
+      const enforcement = buildEnforcement(env, enforcedTargets(config, ledger.targets()), ledger, systemClock, logger);
+      try {
+        report = await reconcileTargets(enforcement.reconcilers, { dryRun, running: false, clock: systemClock });
+      } finally {
+        await enforcement.close();
+      }
+    } finally {
+      await ledger.close();
+    }
   }
-  return exitCode;
+  const out = (line: string) => process.stdout.write(`${line}\n`);
+  if (values.json) out(JSON.stringify(report));
+  else if (report.targets.length === 0) out('nothing to reconcile: no enabled jail bans at a firewall, and no ban is recorded for OPNSENSE_ALIAS');
+  else for (const entry of report.targets) printEntry(out, entry, env.foreignPolicy, values.all);
+  return report.targets.every((entry) => entry.ok) ? 0 : 1;
+}
+
+/** The daemon's report, or null when no daemon answers on the control socket. */
+async function askDaemon(socketPath: string, dryRun: boolean): Promise<ReconcileReport | null> {
+  const client = new ControlClient({ socketPath });
+  try {
+    return await client.call<ReconcileReport>('POST', '/reconcile', { dryRun }, RECONCILE_TIMEOUT_MS);
+  } catch (error) {
+    if (error instanceof DaemonNotRunningError) return null;
+    throw error;
+  } finally {
+    await client.close();
+  }
+}
+
+function printEntry(out: (line: string) => void, entry: ReconcileEntry, policy: string, all: boolean): void {
+  const id = entry.target;
+  const plan: PassPlan = { add: entry.add ?? [], remove: entry.remove ?? [], foreign: entry.foreign ?? [], inAlias: entry.inAlias ?? 0, desired: entry.desired ?? 0 };
+  if (entry.dryRun) {
+    if (entry.ok) printPlan(out, id, plan, policy, all, 'would ');
+    else out(`${id}: cannot read the alias: ${entry.error ?? 'unknown error'}`);
+    return;
+  }
+  printPlan(out, id, plan, policy, all, '');
+  if (entry.error) out(`  FAILED: ${entry.error}`);
+  else if ((entry.unconfirmed ?? []).length > 0) out(`  NOT CONVERGED: ${entry.unconfirmed!.length} addresses were accepted but are not in the alias (table-entries limit?)`);
+  else if ((entry.pending ?? 0) > 0) out(`  NOT CONVERGED: ${entry.pending} changes still pending`);
+  else out('  converged');
 }
 
 function printPlan(out: (line: string) => void, id: string, plan: PassPlan, policy: string, all: boolean, verb: string): void {

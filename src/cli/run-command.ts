@@ -3,6 +3,7 @@ import { loadEnv } from '../config/env.ts';
 import { Daemon } from '../daemon/daemon.ts';
 import { createLogger } from '../logging/logger.ts';
 import { systemClock } from '../util/clock.ts';
+import { runsInContainer } from '../util/container-detection.ts';
 import { UserFacingError } from '../util/errors.ts';
 
 /** `edgeban run [--reset-state]`: the daemon, until SIGTERM/SIGINT; SIGHUP re-reads the configuration. */
@@ -14,7 +15,11 @@ export async function runRunCommand(argv: string[]): Promise<number> {
     throw new UserFacingError(`${(error as Error).message}\nusage: edgeban run [--reset-state]`);
   }
   const env = loadEnv();
-  const logger = createLogger({ level: env.logLevel, secrets: env.secrets });
+  if (env.dataDirDefaulted && !runsInContainer()) {
+    // /data is the image's volume; on a host it would be a new directory at the root (or some other program's).
+    throw new UserFacingError(`EDGEBAN_DATA_DIR is not set and this is not a container: edgeban does not create ${env.dataDir} on a host. Set EDGEBAN_DATA_DIR to the directory for its ledger, log offsets and control socket (e.g. EDGEBAN_DATA_DIR=/var/lib/edgeban), in the environment or the .env file`);
+  }
+  const logger = createLogger({ level: env.logLevel, secrets: env.secrets, format: env.logFormat });
   // Handlers first: a SIGTERM during start-up (first API calls, a slow ledger) must still stop cleanly, not kill.
   let daemon: Daemon | null = null;
   let stopSignal: string | null = null;
@@ -39,7 +44,7 @@ export async function runRunCommand(argv: string[]): Promise<number> {
     logger.info({ signal: 'SIGHUP' }, 'reloading the configuration');
     void daemon.reload();
   });
-  daemon = await Daemon.start({ env, clock: systemClock, logger, resetState: values['reset-state'] });
+  daemon = await Daemon.start({ env, clock: systemClock, logger, resetState: values['reset-state'], readEnv: () => loadEnv() });
   if (stopSignal !== null) {
     const signal: string = stopSignal;
     stopSignal = null;

@@ -43,7 +43,7 @@ export async function runSetupOpnsenseCommand(argv: string[]): Promise<number> {
   }, USAGE);
   if (values === null) return 0;
   if (!INTERFACE_KEY.test(values.interface)) throw new UserFacingError(`--interface: ${JSON.stringify(values.interface)} is not an OPNsense interface key such as wan or opt1`);
-  const env: EdgebanEnv = loadEnv({ env: setupEnvironment() });
+  const env: EdgebanEnv = loadEnv({ env: setupEnvironment(), requireFirewall: true });
   const logger = createCommandLogger(env);
   const options = { alias: env.alias, interface: values.interface };
   const lines: string[] = [];

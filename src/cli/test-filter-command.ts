@@ -1,7 +1,8 @@
 /**
  * `edgeban test-filter FILTER LOG [--config-dir DIR] [--now EPOCH] [--logformat F] [--json]`:
  * edgeban's fail2ban-regex. Streams the log (any size, any bytes), runs the filter over every line
- * and prints a summary, or with --json exactly one JSON object per input line. With --logformat
+ * and prints a summary, or with --json exactly one JSON object per input line. As fail2ban-regex,
+ * it also takes LOG FILTER, a raw regex (with <HOST>) for FILTER and a single line for LOG. With --logformat
  * docker, cri or auto the container runtime's wrapper is removed first, as the daemon does for a
  * jail with that logformat: one JSON object per unwrapped line, numbered by the record completing it.
  */
@@ -9,7 +10,7 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { loadFilter } from '../config/fail2ban/filter-definition.ts';
+import { loadFilter, type ConfigDirs, type FilterDefinition } from '../config/fail2ban/filter-definition.ts';
 import { compileFilter } from '../filters/compile.ts';
 import { FilterMatcher, type LineResult } from '../filters/matcher.ts';
 import { readFileChunks, readLineBatches } from '../filters/line-reader.ts';
@@ -17,12 +18,16 @@ import { ContainerLogUnwrapper, LOG_FORMATS, lineTime, type UnwrappedLine, type 
 import { UserFacingError } from '../util/errors.ts';
 import { PACKAGE_ROOT } from '../config/shipped-dirs.ts';
 
-const USAGE = `usage: edgeban test-filter FILTER LOG [--config-dir DIR] [--now EPOCH] [--logformat ${LOG_FORMATS.join('|')}] [--json]`;
+const USAGE = `usage: edgeban test-filter FILTER LOG [--config-dir DIR] [--now EPOCH] [--logformat ${LOG_FORMATS.join('|')}] [--json]
+       edgeban test-filter LOG FILTER …   (fail2ban-regex's order)
+
+FILTER: a filter name (dovecot, dovecot[mode=aggressive]), a filter file, or a raw failregex with <HOST>.
+LOG: a log file, or a single log line (text with spaces that is not a file).`;
 const SAMPLE_MATCHES = 5;
 
 const argsSchema = z.object({
-  filter: z.string().min(1),
-  log: z.string().min(1),
+  first: z.string().min(1),
+  second: z.string().min(1),
   configDir: z.string().min(1).optional(),
   now: z.number().finite().optional(),
   logformat: z.enum(LOG_FORMATS),
@@ -48,8 +53,8 @@ function parse(argv: string[]): TestFilterArgs {
   const nowText = values.now;
   if (nowText !== undefined && !/^\d+(?:\.\d+)?$/.test(nowText)) throw new UserFacingError(`--now: expected epoch seconds, got ${JSON.stringify(nowText)}`);
   const result = argsSchema.safeParse({
-    filter: positionals[0],
-    log: positionals[1],
+    first: positionals[0],
+    second: positionals[1],
     configDir: values['config-dir'] ?? (process.env.EDGEBAN_CONFIG_DIR || undefined),
     now: nowText === undefined ? undefined : Number(nowText),
     logformat: values.logformat,
@@ -96,13 +101,16 @@ export async function runTestFilterCommand(argv: string[]): Promise<number> {
     shippedFilterDir: path.join(PACKAGE_ROOT, 'filters'),
     shippedActionDir: path.join(PACKAGE_ROOT, 'actions'),
   };
-  const definition = await loadFilter(args.filter, dirs);
+  const { filterArg, logArg } = await arrange(args.first, args.second, dirs);
+  const definition = filterArg.kind === 'regex' ? rawRegexFilter(filterArg.text) : await loadFilter(filterArg.text, dirs);
   const filter = compileFilter(definition);
-  try {
-    const info = await stat(args.log);
-    if (!info.isFile() && !info.isFIFO()) throw new Error('not a file');
-  } catch (error) {
-    throw new UserFacingError(`cannot read log ${args.log}: ${(error as Error).message}`);
+  if (logArg.kind === 'file') {
+    try {
+      const info = await stat(logArg.text);
+      if (!info.isFile() && !info.isFIFO()) throw new Error('not a file');
+    } catch (error) {
+      throw new UserFacingError(`cannot read log ${logArg.text}: ${(error as Error).message}`);
+    }
   }
   const matcher = new FilterMatcher(filter, { now: args.now ?? Date.now() / 1000 });
   const out = new Output();
@@ -110,7 +118,9 @@ export async function runTestFilterCommand(argv: string[]): Promise<number> {
   const unwrapper = args.logformat === 'plain' ? null : new ContainerLogUnwrapper(args.logformat);
   const inner: UnwrappedLine[] = [];
   let n = 0;
-  for await (const batch of readLineBatches(readFileChunks(args.log))) {
+  const log = logArg.kind === 'file' ? logArg.text : '<command line>';
+  const chunks = logArg.kind === 'file' ? readFileChunks(logArg.text) : oneLine(logArg.text);
+  for await (const batch of readLineBatches(chunks)) {
     let text = '';
     for (const line of batch.lines) {
       n++;
@@ -121,7 +131,7 @@ export async function runTestFilterCommand(argv: string[]): Promise<number> {
         continue;
       }
       inner.length = 0;
-      unwrapper.push(args.log, line, inner);
+      unwrapper.push(log, line, inner);
       for (const unwrapped of inner) {
         const matched = matcher.processLine(unwrapped.text);
         // As the daemon counts it: the filter's own date, else the runtime's time stamp.
@@ -138,6 +148,64 @@ export async function runTestFilterCommand(argv: string[]): Promise<number> {
   }
   await out.flush();
   return 0;
+}
+
+type Argument = { kind: 'filter' | 'regex' | 'file' | 'line' | 'unknown'; text: string };
+
+/** fail2ban's tags a raw failregex carries (fail2ban-regex requires a host group in a failregex). */
+const REGEX_TAG = /<(?:HOST|ADDR|IP4|IP6|CIDR|SUBNET|F-[A-Z0-9_-]+)>/;
+
+/** What one command-line argument is: a filter by name, a filter file, a raw regex, a log file or a log line. */
+async function classify(text: string, dirs: ConfigDirs): Promise<Argument> {
+  if (REGEX_TAG.test(text)) return { kind: 'regex', text };
+  const name = text.replace(/\[.*\]$/s, '').replace(/\.(?:conf|local)$/, '');
+  if (!name.includes('/')) {
+    const layers = [dirs.shippedFilterDir, ...(dirs.configDir === undefined ? [] : [path.join(dirs.configDir, 'filter.d')])];
+    const candidates = layers.flatMap((dir) => [path.join(dir, `${name}.conf`), path.join(dir, `${name}.local`)]);
+    if ((await Promise.all(candidates.map(isReadableFile))).some(Boolean)) return { kind: 'filter', text };
+  }
+  if (await isReadableFile(text.replace(/\[.*\]$/s, ''))) return { kind: /\.(?:conf|local)(?:\[.*\])?$/s.test(text) ? 'filter' : 'file', text };
+  // As fail2ban-regex: a LOG that is not a file is a log line. Only text with spaces counts as a
+  // line, so a mistyped path is reported as missing rather than tested as text.
+  if (/\s/.test(text)) return { kind: 'line', text };
+  return { kind: 'unknown', text };
+}
+
+async function* oneLine(text: string): AsyncGenerator<Uint8Array> {
+  yield Buffer.from(`${text}\n`);
+}
+
+async function isReadableFile(file: string): Promise<boolean> {
+  try {
+    const info = await stat(file);
+    return info.isFile() || info.isFIFO();
+  } catch {
+    return false;
+  }
+}
+
+/** Which argument is the filter and which the log: FILTER LOG (edgeban) or LOG FILTER (fail2ban-regex). */
+async function arrange(first: string, second: string, dirs: ConfigDirs): Promise<{ filterArg: Argument; logArg: Argument }> {
+  const [a, b] = await Promise.all([classify(first, dirs), classify(second, dirs)]);
+  const isFilter = (x: Argument) => x.kind === 'filter' || x.kind === 'regex';
+  const isLog = (x: Argument) => x.kind === 'file' || x.kind === 'line';
+  const swapped = (!isFilter(a) && isFilter(b)) || (isLog(a) && !isLog(b));
+  const filterArg = swapped ? b : a;
+  const logArg = swapped ? a : b;
+  // An unresolved filter is looked up by name (its error lists where); an unresolved log is a file that cannot be read.
+  return {
+    filterArg: filterArg.kind === 'regex' ? filterArg : { kind: 'filter', text: filterArg.text },
+    logArg: logArg.kind === 'line' ? logArg : { kind: 'file', text: logArg.text },
+  };
+}
+
+/** A raw failregex from the command line, as fail2ban-regex takes one: no prefregex, no date pattern of its own. */
+function rawRegexFilter(pattern: string): FilterDefinition {
+  const source = { file: '<command line>', line: 0, key: 'failregex' };
+  return {
+    name: 'regex', options: {}, file: '<command line>', prefregex: null, failregex: [{ pattern, source }], ignoreregex: [],
+    maxlines: 1, datepattern: null, logtimezone: null, journalmatch: null,
+  };
 }
 
 function summary(name: string, file: string, failregex: string[], matcher: FilterMatcher, samples: Array<{ n: number; line: string; r: LineResult }>): string {

@@ -35,10 +35,14 @@ export interface FirewallEndpoint {
   timeoutMs: number;
 }
 
+export type LogFormatSetting = 'pretty' | 'json';
+
 export interface EdgebanEnv {
   firewalls: FirewallEndpoint[];
   alias: string;
   dataDir: string;
+  /** True when EDGEBAN_DATA_DIR was not set and dataDir is the default, /data. */
+  dataDirDefaulted: boolean;
   configDir: string;
   reconcileIntervalMs: number;
   killStates: boolean;
@@ -48,6 +52,8 @@ export interface EdgebanEnv {
   apiConcurrency: number;
   listPageSize: number;
   logLevel: string;
+  /** EDGEBAN_LOG_FORMAT; null: pretty when stderr is a terminal, JSON otherwise. */
+  logFormat: LogFormatSetting | null;
   /** The control API's unix socket (mode 0600). */
   controlSocket: string;
   /** Optional loopback TCP listener for the control API; requires controlToken. */
@@ -67,6 +73,8 @@ export interface EdgebanEnv {
   localActions: 'edge' | 'skip' | 'error';
   /** Start with no runnable jail (a ban-only setup driven by the CLI): EDGEBAN_ALLOW_NO_JAILS. */
   allowNoJails: boolean;
+  /** Where this host's routing tables are read (gateways the guard protects); /proc/net, or a test's fixture. */
+  procNet: string;
   /** Every secret value, for scrubbing logs. */
   secrets: string[];
 }
@@ -191,7 +199,9 @@ const RawEnvSchema = z.object({
   }),
   EDGEBAN_LOCAL_ACTIONS: z.enum(['edge', 'skip', 'error']).optional(),
   EDGEBAN_ALLOW_NO_JAILS: flag(false),
+  EDGEBAN_PROC_NET: z.string().trim().optional(),
   EDGEBAN_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
+  EDGEBAN_LOG_FORMAT: z.enum(['pretty', 'json']).optional(),
 });
 
 export interface LoadEnvOptions {
@@ -199,7 +209,10 @@ export interface LoadEnvOptions {
   env?: NodeJS.ProcessEnv;
   /** Path of the .env file; default `.env` in the working directory (a missing file is fine). */
   envFile?: string;
-  /** Whether OPNSENSE_URL and credentials are required (commands that only read the ledger do not need them). */
+  /**
+   * Whether OPNSENSE_URL is required. By default it is not: jails may name their firewalls, and
+   * building the targets fails (naming the jail) when something needs the environment's firewall.
+   */
   requireFirewall?: boolean;
 }
 
@@ -229,7 +242,7 @@ export function loadEnv(options: LoadEnvOptions = {}): EdgebanEnv {
     }
   }
   const urls = (merged.OPNSENSE_URL ?? '').split(',').map((u) => u.trim()).filter((u) => u !== '');
-  const requireFirewall = options.requireFirewall ?? true;
+  const requireFirewall = options.requireFirewall ?? false;
   if (requireFirewall && urls.length === 0) problems.push('OPNSENSE_URL: not set (the firewall API, e.g. https://192.0.2.1 or several separated by commas)');
   const firewalls: FirewallEndpoint[] = [];
   for (const candidate of urls) {
@@ -255,6 +268,7 @@ export function loadEnv(options: LoadEnvOptions = {}): EdgebanEnv {
     firewalls,
     alias: raw.OPNSENSE_ALIAS,
     dataDir,
+    dataDirDefaulted: raw.EDGEBAN_DATA_DIR === undefined,
     // The fail2ban images keep jail.d/filter.d/action.d in the data volume, so that is the default.
     configDir: path.resolve(raw.EDGEBAN_CONFIG_DIR ?? dataDir),
     reconcileIntervalMs: raw.EDGEBAN_RECONCILE_INTERVAL * 1000,
@@ -264,6 +278,7 @@ export function loadEnv(options: LoadEnvOptions = {}): EdgebanEnv {
     apiConcurrency: raw.EDGEBAN_API_CONCURRENCY,
     listPageSize: raw.EDGEBAN_LIST_PAGE_SIZE,
     logLevel: raw.EDGEBAN_LOG_LEVEL ?? 'info',
+    logFormat: raw.EDGEBAN_LOG_FORMAT ?? null,
     controlSocket: path.resolve(raw.EDGEBAN_CONTROL_SOCKET ?? path.join(dataDir, 'edgeban.sock')),
     controlListen: raw.EDGEBAN_CONTROL_LISTEN,
     controlToken,
@@ -274,6 +289,7 @@ export function loadEnv(options: LoadEnvOptions = {}): EdgebanEnv {
     ledger,
     localActions: raw.EDGEBAN_LOCAL_ACTIONS ?? 'edge',
     allowNoJails: raw.EDGEBAN_ALLOW_NO_JAILS,
+    procNet: path.resolve(raw.EDGEBAN_PROC_NET || '/proc/net'),
     secrets: [key, secret, controlToken, redisPassword, ...redisUrlSecrets(raw.EDGEBAN_REDIS_URL)].filter((s): s is string => typeof s === 'string' && s !== ''),
   };
 }

@@ -26,13 +26,14 @@ export class ControlClient {
     await this.client.close();
   }
 
-  async call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  /** `timeoutMs`: how long the daemon may take to answer (a full reconcile pass of a big alias takes a while). */
+  async call<T>(method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = 30_000): Promise<T> {
     const headers: Record<string, string> = {};
     if ('token' in this.endpoint) headers.authorization = `Bearer ${this.endpoint.token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
     let response;
     try {
-      response = await this.client.request({ method, path, headers, body: body === undefined ? undefined : JSON.stringify(body), headersTimeout: 30_000, bodyTimeout: 30_000 });
+      response = await this.client.request({ method, path, headers, body: body === undefined ? undefined : JSON.stringify(body), headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ECONNREFUSED') throw new DaemonNotRunningError('socketPath' in this.endpoint ? this.endpoint.socketPath : this.endpoint.url);

@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { connect } from 'node:net';
 import type { z } from 'zod';
 import type { Logger } from '../logging/logger.ts';
-import { BanCommandSchema, ControlRequestError, UnbanCommandSchema, type ControlHandlers } from './protocol.ts';
+import { BanCommandSchema, ControlRequestError, ReconcileCommandSchema, UnbanCommandSchema, type ControlHandlers } from './protocol.ts';
 
 export interface ControlServerOptions {
   handlers: ControlHandlers;
@@ -93,6 +93,8 @@ export class ControlServer {
           return reply(res, 200, await handlers.unban(parse(UnbanCommandSchema, await readJson(req))));
         case 'POST /reload':
           return reply(res, 200, await handlers.reload());
+        case 'POST /reconcile':
+          return reply(res, 200, await handlers.reconcile(parse(ReconcileCommandSchema, await readJson(req))));
         default:
           return reply(res, 404, { error: `no such control endpoint: ${route}` });
       }

@@ -7,7 +7,12 @@ import { BUILTIN_JAIL_CONF_PATH } from '../config/fail2ban/builtin-jail-conf.ts'
 import { configDirs } from '../config/shipped-dirs.ts';
 import { compileFilter, type CompiledFilter } from '../filters/compile.ts';
 import { jailSettings, type JailSettings } from '../jails/settings.ts';
-import { enforcementTargets, type EnforcementTarget } from '../jails/targets.ts';
+import { gatherNetworkFacts, type NetworkFacts } from '../jails/network-facts.ts';
+import { planTargets, renamedTarget, targetsInUse, type EnforcementTarget } from '../jails/targets.ts';
+import { endRefusedBans, type JailDirectory } from '../control/ledger-handlers.ts';
+import type { Ledger } from '../ledger/ledger.ts';
+import type { Logger } from '../logging/logger.ts';
+import type { Clock } from '../util/clock.ts';
 import type { UnsupportedAction } from '../config/fail2ban/jail-definition.ts';
 import { SECRET_PARAMS } from '../config/fail2ban/action-definition.ts';
 import { notifyPlan, type ChannelConfig, type NotifyPlan } from '../notifications/channel-config.ts';
@@ -35,7 +40,10 @@ export interface JailReport {
 
 export interface DaemonConfig {
   jails: JailPlan[];
+  /** The targets the jails ban into (see targetsInUse for the manual one). */
   targets: EnforcementTarget[];
+  /** OPNSENSE_ALIAS on the environment's firewalls, where a ban without a jail goes; null without OPNSENSE_URL. */
+  manualTarget: EnforcementTarget | null;
   unsupported: UnsupportedAction[];
   /** Every enabled jail: running, or why not. */
   report: JailReport[];
@@ -95,13 +103,9 @@ export async function loadDaemonConfig(env: EdgebanEnv): Promise<DaemonConfig> {
     const channels = (notify.jailChannels[definition.name] ?? []).map((id) => channelsById.get(id)).filter((c) => c !== undefined);
     return { definition, settings: jailSettings(definition, env), filter, channels, manualOnly };
   });
-  const targets = enforcementTargets(runnable, env);
-  // Manual bans go to the environment's alias even when no jail names it.
-  if (env.firewalls.length > 0 && !targets.some((t) => t.id === env.alias)) {
-    targets.push({ id: env.alias, alias: env.alias, endpoints: env.firewalls, jails: [] });
-  }
+  const { targets, manual } = planTargets(jails.map((j) => j.definition), env);
   return {
-    jails, targets, unsupported: loaded.unsupported, report, mapped: loaded.mapped, notify,
+    jails, targets, manualTarget: manual, unsupported: loaded.unsupported, report, mapped: loaded.mapped, notify,
     // A disabled jail's unknown key may be why it is disabled (`enabeld = true`).
     warnings: [...loaded.warnings, ...loaded.jails.filter((j) => !j.enabled).flatMap((j) => j.notes.filter((n) => n.kind === 'unknown-key'))],
     secrets: actionSecrets(runnable.map((j) => j.actions).flat()),
@@ -125,6 +129,69 @@ export function requireRunnableJails(config: DaemonConfig, env: Pick<EdgebanEnv,
     ? 'no jail is enabled, so nothing would be banned: set enabled = true in the jails you want (jail.local or jail.d/*.local)'
     : 'no enabled jail can run, so nothing would be banned:';
   throw new UserFacingError([head, ...lines, '(EDGEBAN_ALLOW_NO_JAILS=1 starts anyway, for bans made with `edgeban ban` only)'].join('\n'), 2);
+
+}
+
+/** The targets to enforce now: the jails', and the manual one once a jail or a ledger claim uses it. */
+export function enforcedTargets(config: Pick<DaemonConfig, 'targets' | 'manualTarget'>, ledgerTargets: Iterable<string>): EnforcementTarget[] {
+  return targetsInUse({ targets: config.targets, manual: config.manualTarget }, ledgerTargets);
+}
+
+/**
+ * Moves the active bans of ledger targets an older edgeban named differently (see renamedTarget)
+ * into the target enforcing them now, so they stay in the alias and still end on time. Returns
+ * how many moved. The old claims end without a reconciler to act on them.
+ */
+export async function moveRenamedTargets(
+  ledger: Ledger, config: Pick<DaemonConfig, 'targets' | 'manualTarget'>, env: Pick<EdgebanEnv, 'firewalls'>, clock: Clock, logger: Logger,
+): Promise<number> {
+  const ids = new Set(everyTarget(config).map((t) => t.id));
+  let moved = 0;
+  for (const from of ledger.targets()) {
+    const to = renamedTarget(from, env);
+    if (to === null || !ids.has(to)) continue;
+    const now = clock.now();
+    const claims = ledger.activeClaims(from);
+    if (claims.length === 0) continue;
+    await ledger.banMany(claims.map((c) => ({ target: to, address: c.address, jail: c.jail, origin: c.origin, durationMs: c.expiresAt === null ? null : Math.max(1, c.expiresAt - now) })));
+    for (const c of claims) await ledger.unban({ address: c.address, target: from, jail: c.jail });
+    moved += claims.length;
+    logger.warn({ from, to, bans: claims.length }, 'bans recorded under an older name of this firewall and alias now belong to its one target');
+  }
+  return moved;
+}
+
+/**
+ * Before any reconciler acts on the ledger (the daemon's start, `reconcile` with the daemon
+ * stopped): bans under an older target name move to their one target, and recorded bans the
+ * guard refuses end, so none reaches a firewall.
+ */
+export async function settleLedger(
+  ledger: Ledger, config: Pick<DaemonConfig, 'targets' | 'manualTarget'>, jails: JailDirectory, env: Pick<EdgebanEnv, 'firewalls'>, clock: Clock, logger: Logger,
+): Promise<void> {
+  await moveRenamedTargets(ledger, config, env, clock, logger);
+  await endRefusedBans(ledger, jails, logger);
+}
+
+/** A configuration's jails as a manual ban sees them, for the CLI while the daemon is stopped. */
+export function configJails(config: Pick<DaemonConfig, 'jails' | 'manualTarget'>, facts: NetworkFacts): JailDirectory {
+  return {
+    jail: (name) => config.jails.find((j) => j.definition.name === name)?.settings ?? null,
+    manualTarget: () => config.manualTarget?.id ?? null,
+    facts: () => facts,
+  };
+}
+
+function everyTarget(config: Pick<DaemonConfig, 'targets' | 'manualTarget'>): EnforcementTarget[] {
+  return [...config.targets, ...(config.manualTarget ? [config.manualTarget] : [])];
+}
+
+/** What the ban guard protects, discovered the same way for the daemon and the offline CLI: this host, its gateways, every firewall bans may go to. */
+export async function guardFacts(config: Pick<DaemonConfig, 'targets' | 'manualTarget'>, env: Pick<EdgebanEnv, 'procNet'>, logger: Logger): Promise<NetworkFacts> {
+  const urls = everyTarget(config).flatMap((t) => t.endpoints.map((e) => e.url));
+  const { facts, unresolved } = await gatherNetworkFacts([...new Set(urls)], env.procNet);
+  if (unresolved.length > 0) logger.warn({ unresolved }, 'cannot resolve these firewall names; their addresses are not protected from bans');
+  return facts;
 }
 
 function actionSecrets(actions: ReadonlyArray<{ params: Record<string, string> }>): string[] {

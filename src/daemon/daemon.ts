@@ -5,10 +5,8 @@ import { ControlServer } from '../control/control-server.ts';
 import { createLedgerHandlers, type JailDirectory } from '../control/ledger-handlers.ts';
 import { openLedgerStore } from '../ledger/open-ledger-store.ts';
 import { Ledger } from '../ledger/ledger.ts';
-import { BanGuard } from '../jails/ban-guard.ts';
-import { parseCidr } from '../jails/cidr.ts';
 import { JailEngine } from '../jails/jail-engine.ts';
-import { discoverNetworkFacts, resolveFirewallAddresses, type NetworkFacts } from '../jails/network-facts.ts';
+import type { NetworkFacts } from '../jails/network-facts.ts';
 import type { Logger } from '../logging/logger.ts';
 import { EdgebanMetrics } from '../metrics/edgeban-metrics.ts';
 import { MetricsServer } from '../metrics/metrics-server.ts';
@@ -16,12 +14,13 @@ import { Notifier } from '../notifications/notifier.ts';
 import { judgeReadiness, type DaemonPhase, type Readiness } from '../metrics/readiness.ts';
 import type { AliasReconciler } from '../targets/alias-reconciler.ts';
 import type { ApiCallRecord } from '../targets/opnsense/client.ts';
-import { createTargetReconciler, ledgerDir } from '../targets/enforcement.ts';
+import { createTargetReconciler, ledgerDir, reconcileTargets } from '../targets/enforcement.ts';
 import type { OpnsenseClient } from '../targets/opnsense/client.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
 import { moveAside } from '../util/durable-files.ts';
 import { errorMessage, UserFacingError } from '../util/errors.ts';
-import { loadDaemonConfig, requireRunnableJails, type DaemonConfig } from './daemon-config.ts';
+import type { EnforcementTarget } from '../jails/targets.ts';
+import { enforcedTargets, guardFacts, loadDaemonConfig, moveRenamedTargets, requireRunnableJails, settleLedger, type DaemonConfig } from './daemon-config.ts';
 import { JailPipeline } from './jail-pipeline.ts';
 
 export interface DaemonOptions {
@@ -32,6 +31,8 @@ export interface DaemonOptions {
   /** Tests pass facts in; otherwise discovered from this host's interfaces and routes. */
   networkFacts?: NetworkFacts;
   pollIntervalMs?: number;
+  /** Reads the environment again (the .env file, *_FILE secrets) on reload; without it, reload keeps `env`. */
+  readEnv?: () => EdgebanEnv;
 }
 
 const MANUAL_BANTIME_SEC = 86_400;
@@ -42,7 +43,7 @@ const SWEEP_INTERVAL_MS = 60_000;
  * with the control API beside them. Everything is read and checked before the first network call.
  */
 export class Daemon {
-  private readonly options: DaemonOptions;
+  private options: DaemonOptions;
   private config!: DaemonConfig;
   private ledger!: Ledger;
   private engine!: JailEngine;
@@ -99,11 +100,12 @@ export class Daemon {
     requireRunnableJails(this.config, env);
     const store = await openLedgerStore(env, logger);
     this.ledger = await Ledger.open({ store, clock, logger });
-    this.facts = this.options.networkFacts ?? await this.discoverFacts();
+    this.facts = this.options.networkFacts ?? await guardFacts(this.config, env, logger);
     this.engine = new JailEngine({
       jails: this.config.jails.map((j) => j.settings), facts: this.facts, history: this.ledger,
       ban: (request) => this.ledger.ban(request), clock, random: Math.random, logger,
     });
+    await settleLedger(this.ledger, this.config, this.jailDirectory(), env, clock, logger);
     // Before the reconcilers: their clients report every API call to it.
     if (env.metricsListen) this.metrics = this.createMetrics();
     this.buildReconcilers();
@@ -118,8 +120,9 @@ export class Daemon {
     await this.startMetricsServer();
     this.control = await ControlServer.start({
       handlers: createLedgerHandlers({
-        ledger: this.ledger, targets: () => this.reconcilers.map((r) => r.status()), defaultTarget: env.alias,
+        ledger: this.ledger, targets: () => this.reconcilers.map((r) => r.status()),
         manualBantimeSec: MANUAL_BANTIME_SEC, jails: this.jailDirectory(),
+        reconcile: (command) => reconcileTargets(this.reconcilers, { dryRun: command.dryRun, running: true, clock }),
       }),
       logger, socketPath: env.controlSocket,
       ...(env.controlListen && env.controlToken ? { tcp: { ...env.controlListen, token: env.controlToken } } : {}),
@@ -130,6 +133,7 @@ export class Daemon {
     this.scheduleSweep();
     // Reconcilers, pipelines and the ledger all exist from here: observers of the running daemon hook in at this point.
     this.phase = 'running';
+    this.enforceNewTargets(); // a manual ban made during start-up
     logger.info({ jails: this.config.jails.map((j) => j.definition.name), targets: this.reconcilers.map((r) => r.status().id), metrics: this.metricsServer?.url() ?? null }, 'edgeban running');
   }
 
@@ -154,11 +158,17 @@ export class Daemon {
     return this.stopping;
   }
 
-  /** Re-reads the configuration; on an error the running one stays. Counters and bans are kept. */
+  /**
+   * Re-reads the environment (.env file, secret files) and the configuration; on an error the
+   * running ones stay. Counters and bans are kept.
+   */
   async reload(): Promise<{ ok: boolean; message: string }> {
-    const { env, logger } = this.options;
+    const { logger } = this.options;
+    const previousEnv = this.options.env;
+    let env = previousEnv;
     let next: DaemonConfig;
     try {
+      if (this.options.readEnv) env = this.options.readEnv();
       next = await loadDaemonConfig(env);
       requireRunnableJails(next, env);
     } catch (error) {
@@ -166,21 +176,32 @@ export class Daemon {
       return { ok: false, message: `reload failed, configuration unchanged: ${errorMessage(error)}` };
     }
     await Promise.all(this.pipelines.map((p) => p.stop()));
+    const before = reconcilerSettings(enforcedTargets(this.config, this.ledger.targets()), previousEnv);
+    // The logger scrubs the array it was given at start: new secrets join it.
+    for (const secret of env.secrets) if (!previousEnv.secrets.includes(secret)) previousEnv.secrets.push(secret);
+    this.options = { ...this.options, env: { ...env, secrets: previousEnv.secrets } };
     this.config = next;
     this.learnSecrets(next);
     reportConfig(next, logger);
     await this.notifier?.reconfigure(next.notify);
     this.engine.reload(next.jails.map((j) => j.settings), this.facts);
-    const before = new Set(this.reconcilers.map((r) => r.status().id));
-    const after = new Set(next.targets.flatMap((t) => t.endpoints.map((e) => `${e.url} ${t.alias}`)));
-    if (before.size !== after.size || [...after].some((id) => !before.has(id))) {
+    // New targets, firewalls, aliases, credentials or reconcile settings: new reconcilers (the ledger keeps every ban).
+    // A reconciler is its ledger target on one firewall's alias: a jail now naming OPNSENSE_URL's firewall changes the target.
+    const changed = reconcilerSettings(enforcedTargets(next, this.ledger.targets()), env) !== before;
+    if (changed) {
       await Promise.all(this.reconcilers.map((r) => r.stop()));
       await Promise.all(this.clients.map((c) => c.close()));
+    }
+    // Once no reconciler serves an old target name: its claims end without their entries being deleted.
+    await moveRenamedTargets(this.ledger, next, env, this.options.clock, logger);
+    if (changed) {
       this.buildReconcilers();
       for (const reconciler of this.reconcilers) void reconciler.start();
     }
     await this.startPipelines();
-    const message = `reloaded: ${next.jails.length} jails, ${this.reconcilers.length} targets`;
+    const restartOnly = RESTART_ONLY.filter((key) => JSON.stringify(env[key]) !== JSON.stringify(previousEnv[key]));
+    if (restartOnly.length > 0) logger.warn({ settings: restartOnly }, 'these settings changed; they take effect when edgeban restarts');
+    const message = `reloaded: ${next.jails.length} jails, ${this.reconcilers.length} targets${restartOnly.length > 0 ? `; restart edgeban to apply ${restartOnly.join(', ')}` : ''}`;
     logger.info({ jails: next.jails.map((j) => j.definition.name), targets: this.reconcilers.map((r) => r.status().id) }, 'configuration reloaded');
     return { ok: true, message };
   }
@@ -217,12 +238,37 @@ export class Daemon {
   }
 
   private buildReconcilers(): void {
+    this.clients = [];
+    this.reconcilers = [];
+    this.addReconcilers();
+  }
+
+  /** A reconciler for each endpoint of each enforced target that has none yet; returns the new ones. */
+  private addReconcilers(): AliasReconciler[] {
     const { env, clock, logger } = this.options;
     const metrics = this.metrics;
     const onCall = metrics ? { onCall: (call: ApiCallRecord, reconciler: AliasReconciler) => metrics.apiCall(reconciler.status(), call) } : {};
-    const built = this.config.targets.flatMap((target) => target.endpoints.map((endpoint) => createTargetReconciler(env, endpoint, target, this.ledger, clock, logger, onCall)));
-    this.clients = built.map((b) => b.client);
-    this.reconcilers = built.map((b) => b.reconciler);
+    const running = new Set(this.reconcilers.map((r) => r.status().id));
+    const added: AliasReconciler[] = [];
+    for (const target of enforcedTargets(this.config, this.ledger.targets())) {
+      for (const endpoint of target.endpoints) {
+        if (running.has(`${endpoint.url} ${target.alias}`)) continue;
+        const { client, reconciler } = createTargetReconciler(env, endpoint, target, this.ledger, clock, logger, onCall);
+        this.clients.push(client);
+        this.reconcilers.push(reconciler);
+        added.push(reconciler);
+      }
+    }
+    return added;
+  }
+
+  /** After a manual ban into OPNSENSE_ALIAS when no jail uses it: its reconcilers start now. */
+  private enforceNewTargets(): void {
+    if (this.phase !== 'running') return;
+    for (const reconciler of this.addReconcilers()) {
+      this.options.logger.info({ target: reconciler.status().id }, 'enforcing the target a manual ban uses');
+      void reconciler.start();
+    }
   }
 
   private async startPipelines(): Promise<void> {
@@ -268,26 +314,22 @@ export class Daemon {
     });
   }
 
-  private async discoverFacts(): Promise<NetworkFacts> {
-    const urls = this.config.targets.flatMap((t) => t.endpoints.map((e) => e.url));
-    const resolved = await resolveFirewallAddresses(urls);
-    if (resolved.unresolved.length > 0) this.options.logger.warn({ unresolved: resolved.unresolved }, 'cannot resolve these firewall names; their addresses are not protected from bans');
-    return discoverNetworkFacts({ firewallAddresses: resolved.addresses });
-  }
-
   private jailDirectory(): JailDirectory {
-    const manualGuard = () => new BanGuard({ facts: this.facts, ignoreip: [], banprivate: false });
     return {
-      targetOf: (jail) => this.config.jails.find((j) => j.definition.name === jail)?.settings.targets[0]?.id ?? null,
-      bantimeSecOf: (jail) => this.config.jails.find((j) => j.definition.name === jail)?.settings.bantimeSec ?? MANUAL_BANTIME_SEC,
-      refusal: (address) => {
-        const verdict = manualGuard().check(parseCidr(address));
-        return verdict.ok ? null : `${address} is protected (${verdict.reason}: ${verdict.match})`;
-      },
+      jail: (name) => this.config.jails.find((j) => j.definition.name === name)?.settings ?? null,
+      manualTarget: () => this.config.manualTarget?.id ?? null,
+      facts: () => this.facts,
       forget: (address, jail) => this.engine.forget(address, jail),
+      foreignIn: (address) => this.reconcilers.filter((r) => r.holdsForeign(address)).map((r) => r.status().id),
+      removeForeign: async (address) => {
+        const holding = this.reconcilers.filter((r) => r.holdsForeign(address));
+        await Promise.all(holding.map((r) => r.removeForeign(address)));
+        return holding.map((r) => r.status().id);
+      },
       status: (jail) => this.status(jail),
       isJail: (jail) => this.isEnabledJail(jail),
       reload: () => this.reload(),
+      banned: () => this.enforceNewTargets(),
     };
   }
 }
@@ -300,4 +342,18 @@ function reportConfig(config: DaemonConfig, logger: Logger): void {
     for (const note of report.notes) logger.warn({ jail: report.jail, kind: note.kind, fix: note.fix }, note.message);
     if (!report.running) logger.warn({ jail: report.jail }, `[${report.jail}] not running: ${report.reason ?? 'unknown reason'}`);
   }
+}
+
+/** Environment settings a reload cannot apply: listeners, state, the manual-ban alias and notification timing. */
+const RESTART_ONLY = [
+  'alias', 'dataDir', 'controlSocket', 'controlListen', 'controlToken', 'metricsListen', 'ledger',
+  'watchdogSilenceSec', 'enforcementAlertAfterSec', 'notifyIntervalSec', 'logLevel', 'logFormat',
+] as const satisfies ReadonlyArray<keyof EdgebanEnv>;
+
+/** Everything the reconcilers are built from, to tell whether a reload must rebuild them. */
+function reconcilerSettings(targets: readonly EnforcementTarget[], env: EdgebanEnv): string {
+  return JSON.stringify([
+    targets.map((t) => [t.id, t.alias, t.endpoints.map((e) => [e.url, e.key, e.secret, e.ca, e.tlsInsecure, e.timeoutMs])]),
+    [env.reconcileIntervalMs, env.apiConcurrency, env.foreignPolicy, env.adoptBantimeSec, env.killStates, env.listPageSize],
+  ]);
 }

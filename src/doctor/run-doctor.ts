@@ -70,7 +70,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     }
   }
   if (config !== null) {
-    const facts = await discoverNetworkFacts().catch(() => null);
+    const facts = await discoverNetworkFacts({ procNet: env.procNet }).catch(() => null);
     const proxyCandidates = facts === null ? [] : cidrList([...facts.gateways, ...facts.selfAddresses]);
     for (const jail of config.jails.filter((j) => !j.manualOnly)) {
       const input = { name: jail.definition.name, logpath: jail.definition.logpath, filter: jail.filter, findtimeSec: jail.settings.findtimeSec, logformat: jail.settings.logformat ?? 'plain' };
@@ -83,19 +83,16 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   return { results, secrets: env.secrets };
 }
 
-/** Each (firewall, alias) pair bans go to: the environment's, and jails' own `firewall=` targets. */
+/**
+ * Each (firewall, alias) pair bans go to, as the daemon builds them: the jails' targets, and
+ * OPNSENSE_ALIAS on the environment's firewalls when no jail names a firewall (a ban-only setup)
+ * or the jails could not be read.
+ */
 function firewallsToCheck(env: EdgebanEnv, config: DaemonConfig | null): Array<{ endpoint: FirewallEndpoint; alias: string }> {
-  const out: Array<{ endpoint: FirewallEndpoint; alias: string }> = [];
-  const seen = new Set<string>();
-  const push = (endpoint: FirewallEndpoint, alias: string) => {
-    const id = `${endpoint.url}\0${alias}`;
-    if (seen.has(id)) return;
-    seen.add(id);
-    out.push({ endpoint, alias });
-  };
-  for (const endpoint of env.firewalls) push(endpoint, env.alias);
-  for (const target of config?.targets ?? []) for (const endpoint of target.endpoints) push(endpoint, target.alias);
-  return out;
+  const manual = config === null
+    ? (env.firewalls.length > 0 ? { alias: env.alias, endpoints: env.firewalls } : null)
+    : (config.targets.length === 0 ? config.manualTarget : null);
+  return [...(config?.targets ?? []), ...(manual ? [manual] : [])].flatMap((t) => t.endpoints.map((endpoint) => ({ endpoint, alias: t.alias })));
 }
 
 /** What runs differently from fail2ban: mapped action files (pass), substituted or not-run actions, jails not running, unknown keys (warn). */

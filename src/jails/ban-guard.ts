@@ -3,7 +3,7 @@ import type { NetworkFacts } from './network-facts.ts';
 
 /** Why an address was not banned; stable codes for status and metrics. */
 export const REFUSAL_REASONS = [
-  'invalid', 'unspecified', 'loopback', 'link-local', 'multicast', 'broadcast',
+  'invalid', 'too-wide', 'unspecified', 'loopback', 'link-local', 'multicast', 'broadcast',
   'firewall', 'self', 'gateway', 'ignoreip', 'private',
 ] as const;
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
@@ -27,17 +27,26 @@ export interface BanGuardOptions {
   ignoreip: readonly Cidr[];
   /** Send private offenders to the edge anyway (off by default). */
   banprivate: boolean;
+  /** The widest IPv6 network a ban may cover (the jail's ipv6prefix; 128 = single hosts). IPv4 bans are single hosts. */
+  ipv6prefix: number;
+}
+
+/** The guard of a manual ban (CLI, control API): the jail's limits when one is named, single hosts and no private ranges otherwise. ignoreip is the jail's counting filter, not applied to an explicit ban. */
+export function manualBanGuard(facts: NetworkFacts, jail: { banprivate: boolean; ipv6prefix: number } | null): BanGuard {
+  return new BanGuard({ facts, ignoreip: [], banprivate: jail?.banprivate ?? false, ipv6prefix: jail?.ipv6prefix ?? 128 });
 }
 
 /**
- * Decides whether a ban may reach the edge. `host` is the offender, `network` what would be
- * banned (the host, or its covering /64 …): a network ban is refused when it would cover a
- * protected address.
+ * Decides whether a ban may reach the edge; every way into the ledger asks it (jails, manual
+ * bans online and offline). `host` is the offender, `network` what would be banned (the host,
+ * or its covering /64 …): a network wider than the jail allows is refused, and so is one that
+ * touches a special range or covers a protected address.
  */
 export class BanGuard {
   private readonly protectedHosts: readonly (readonly [RefusalReason, readonly Cidr[]])[];
   private readonly ignoreip: readonly Cidr[];
   private readonly banprivate: boolean;
+  private readonly minPrefix: Readonly<Record<4 | 6, number>>;
 
   constructor(options: BanGuardOptions) {
     const parse = (list: readonly string[]) => cidrList(list);
@@ -48,11 +57,14 @@ export class BanGuard {
     ];
     this.ignoreip = options.ignoreip;
     this.banprivate = options.banprivate;
+    this.minPrefix = { 4: 32, 6: options.ipv6prefix };
   }
 
   check(host: Cidr, network: Cidr = host): GuardVerdict {
+    const widest = this.minPrefix[network.family];
+    if (network.prefix < widest || host.prefix < widest) return { ok: false, reason: 'too-wide', match: `/${widest}` };
     for (const [reason, ranges] of SPECIAL) {
-      for (const range of ranges) if (cidrContains(range, host)) return { ok: false, reason, match: range.text };
+      for (const range of ranges) if (cidrOverlaps(range, network)) return { ok: false, reason, match: range.text };
     }
     for (const [reason, hosts] of this.protectedHosts) {
       for (const protectedHost of hosts) if (cidrContains(network, protectedHost)) return { ok: false, reason, match: protectedHost.text };
@@ -63,6 +75,18 @@ export class BanGuard {
     }
     return { ok: true };
   }
+}
+
+/** What a user reads when a manual ban is refused. */
+export function describeRefusal(address: string, verdict: Extract<GuardVerdict, { ok: false }>, jail: { name: string; ipv6prefix: number } | null): string {
+  if (verdict.reason === 'too-wide') {
+    const who = jail ? `jail ${jail.name}` : 'a ban without --jail';
+    return `${address} is wider than ${who} bans (single IPv4 hosts, IPv6 up to /${jail?.ipv6prefix ?? 128}${jail ? '; the jail\'s ipv6prefix sets that' : ''})`;
+  }
+  if (verdict.reason === 'private') {
+    return `${address} is protected (private: ${verdict.match}); a WAN rule cannot block internal hosts. To ban it anyway, ban with --jail JAIL where the jail sets banprivate = true`;
+  }
+  return `${address} is protected (${verdict.reason}: ${verdict.match})`;
 }
 
 const LOOPBACK = SPECIAL.find(([reason]) => reason === 'loopback')?.[1] ?? [];

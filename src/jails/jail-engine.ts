@@ -132,7 +132,7 @@ export class JailEngine {
     this.proxyCandidates = cidrList([...facts.gateways, ...facts.selfAddresses]);
     const next = new Map<string, Jail>();
     for (const settings of jails) {
-      const guard = new BanGuard({ facts, ignoreip: settings.ignoreip, banprivate: settings.banprivate });
+      const guard = new BanGuard({ facts, ignoreip: settings.ignoreip, banprivate: settings.banprivate, ipv6prefix: settings.ipv6prefix });
       const old = this.jails.get(settings.name);
       if (old) {
         old.tracker.reconfigure({ maxretry: settings.maxretry, findtimeSec: settings.findtimeSec, cap: settings.maxtracked });
@@ -297,7 +297,7 @@ export class JailEngine {
       this.logger.debug({ jail: name, address }, `[${name}] ${address} already banned`);
       return { kind: 'already-banned', address };
     }
-    const previousBans = this.previousBans(settings, address);
+    const previousBans = countPreviousBans(this.history, settings, address);
     const seconds = banTimeSec(settings, previousBans, this.random);
     let durationMs: number | null = null;
     if (seconds >= 0) {
@@ -337,25 +337,26 @@ export class JailEngine {
     if (this.inFlight.has(`${target}\u0000${address}\u0000${jail}`)) return true;
     return this.history.claimsOf(target, address).some((c) => c.jail === jail && c.endedAt === null && (c.expiresAt === null || c.expiresAt > nowMs));
   }
+}
 
-  /**
-   * fail2ban's ban.Count: how often this jail banned the address before (bips.bancount), or with
-   * overalljails the sum over every jail. A jail enforcing in several targets counts once.
-   */
-  private previousBans(settings: JailSettings, address: string): number {
-    const perJail = new Map<string, number>();
-    const targets = settings.increment.overalljails ? this.history.targets() : settings.targets.map((t) => t.id);
-    for (const target of targets) {
-      for (const claim of this.history.claimsOf(target, address)) {
-        if (claim.origin === 'adopted') continue;
-        if (!settings.increment.overalljails && claim.jail !== settings.name) continue;
-        perJail.set(claim.jail, Math.max(perJail.get(claim.jail) ?? 0, claim.banCount));
-      }
+/**
+ * fail2ban's ban.Count: how often this jail banned the address before (bips.bancount), or with
+ * overalljails the sum over every jail. A jail enforcing in several targets counts once.
+ * Manual bans naming a jail count the same way.
+ */
+export function countPreviousBans(history: BanHistory, settings: Pick<JailSettings, 'name' | 'increment' | 'targets'>, address: string): number {
+  const perJail = new Map<string, number>();
+  const targets = settings.increment.overalljails ? history.targets() : settings.targets.map((t) => t.id);
+  for (const target of targets) {
+    for (const claim of history.claimsOf(target, address)) {
+      if (claim.origin === 'adopted') continue;
+      if (!settings.increment.overalljails && claim.jail !== settings.name) continue;
+      perJail.set(claim.jail, Math.max(perJail.get(claim.jail) ?? 0, claim.banCount));
     }
-    let total = 0;
-    for (const count of perJail.values()) total += count;
-    return total;
   }
+  let total = 0;
+  for (const count of perJail.values()) total += count;
+  return total;
 }
 
 function emptyStats(jail: string): Jail['stats'] {

@@ -1,6 +1,7 @@
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
+import path from 'node:path';
 import ipaddr from 'ipaddr.js';
 import { isValidAddress, toPfSpelling } from '../net/address.ts';
 
@@ -70,16 +71,19 @@ export function parseIpv6Routes(text: string): string[] {
 
 export interface DiscoveryInput {
   interfaces?: Interfaces;
-  /** Text of /proc/net/route; read from /proc when omitted (null: none). */
+  /** Text of /proc/net/route; read from `procNet` when omitted (null: none). */
   ipv4Routes?: string | null;
   ipv6Routes?: string | null;
+  /** Where `route` and `ipv6_route` are read from: /proc/net unless given (EDGEBAN_PROC_NET, for tests). */
+  procNet?: string;
   firewallAddresses?: readonly string[];
 }
 
 /** This container's addresses and gateways, from os.networkInterfaces() and /proc/net. */
 export async function discoverNetworkFacts(input: DiscoveryInput = {}): Promise<NetworkFacts> {
-  const v4 = input.ipv4Routes !== undefined ? input.ipv4Routes : await readOptional('/proc/net/route');
-  const v6 = input.ipv6Routes !== undefined ? input.ipv6Routes : await readOptional('/proc/net/ipv6_route');
+  const procNet = input.procNet ?? '/proc/net';
+  const v4 = input.ipv4Routes !== undefined ? input.ipv4Routes : await readOptional(path.join(procNet, 'route'));
+  const v6 = input.ipv6Routes !== undefined ? input.ipv6Routes : await readOptional(path.join(procNet, 'ipv6_route'));
   return {
     selfAddresses: interfaceAddresses(input.interfaces ?? os.networkInterfaces()),
     gateways: unique([...(v4 === null ? [] : parseIpv4Routes(v4)), ...(v6 === null ? [] : parseIpv6Routes(v6))]),
@@ -117,6 +121,16 @@ export async function resolveFirewallAddresses(urls: readonly string[], lookup: 
     }
   }
   return { addresses: unique(addresses), unresolved };
+}
+
+/**
+ * The facts every guard uses, gathered one way for the daemon and the offline CLI: this host's
+ * interfaces and routes, and the addresses of every firewall bans go to (`unresolved` names the
+ * firewall names that did not resolve: their addresses are not protected).
+ */
+export async function gatherNetworkFacts(firewallUrls: readonly string[], procNet: string, lookup: Lookup = systemLookup): Promise<{ facts: NetworkFacts; unresolved: string[] }> {
+  const resolved = await resolveFirewallAddresses(firewallUrls, lookup);
+  return { facts: await discoverNetworkFacts({ firewallAddresses: resolved.addresses, procNet }), unresolved: resolved.unresolved };
 }
 
 async function readOptional(file: string): Promise<string | null> {

@@ -69,7 +69,7 @@ const multipliersText = z.string().trim().transform((v, ctx) => {
  * Reads the runtime options of a jail. Bad values are ConfigErrors at the line that set them;
  * a value is echoed only when it looks like a number or duration (never a possible secret).
  */
-export function jailSettings(jail: JailDefinition, env: Pick<EdgebanEnv, 'alias'>): JailSettings {
+export function jailSettings(jail: JailDefinition, env: Pick<EdgebanEnv, 'alias' | 'firewalls'>): JailSettings {
   const read = <T>(key: string, fallback: string, schema: z.ZodType<T>, expected: string): T => {
     const text = jail.options[key] ?? fallback;
     const result = schema.safeParse(text);

@@ -5,18 +5,19 @@ import type { ActionRef, JailDefinition } from '../config/fail2ban/jail-definiti
 import { extractOptions, splitWithOptions } from '../config/fail2ban/option-list.ts';
 
 /**
- * Where a jail's bans are enforced. An `opnsense` action without `firewall=` bans in the
- * environment's firewalls (OPNSENSE_URL, every node of an HA pair), in its `alias=` or else
- * OPNSENSE_ALIAS: the ledger target is the alias name, as the enforcement core uses. An action
- * with its own `firewall=` is a separate target `opnsense:<firewall>/<alias>` with its own
- * endpoint and credentials.
+ * Where bans are enforced: one target per (firewall, alias), whoever names it. An `opnsense`
+ * action without `firewall=`, or naming a firewall of OPNSENSE_URL (same normalised URL), bans in
+ * the environment's firewalls (every node of an HA pair), in its `alias=` or else
+ * OPNSENSE_ALIAS: the ledger target is the alias name. An action naming another firewall is a
+ * target `opnsense:<firewall>/<alias>` with its own endpoint and credentials. The daemon,
+ * `reconcile`, `doctor` and the offline CLI all take their targets from here.
  */
 
 export interface JailTarget {
   /** Ledger target name. */
   id: string;
   alias: string;
-  /** The action's `firewall=`, or null for the environment's firewalls. */
+  /** The firewall's normalised URL when it is not one of the environment's, else null. */
   firewall: string | null;
   source: SourceRef;
 }
@@ -30,25 +31,39 @@ export interface EnforcementTarget {
   jails: string[];
 }
 
+export interface TargetPlan {
+  /** The targets the enabled jails ban into. */
+  targets: EnforcementTarget[];
+  /** OPNSENSE_ALIAS on the environment's firewalls, where a ban without a jail goes; null without OPNSENSE_URL. */
+  manual: EnforcementTarget | null;
+}
+
 interface OpnsenseAction {
   target: JailTarget;
   key: string;
   secret: string;
+  /** allow_insecure=true: do not verify this firewall's certificate. */
+  tlsInsecure: boolean;
 }
+
+type TargetEnv = Pick<EdgebanEnv, 'firewalls' | 'alias'>;
 
 const TARGET_PREFIX = 'opnsense:';
 
 /** The targets of one jail's `opnsense` actions (none for a jail that only notifies). */
-export function jailTargets(jail: JailDefinition, env: Pick<EdgebanEnv, 'alias'>): JailTarget[] {
+export function jailTargets(jail: JailDefinition, env: TargetEnv): JailTarget[] {
   return opnsenseActions(jail, env).map((a) => a.target);
 }
 
 /**
- * Every distinct target of the enabled jails, with its endpoints. Two jails naming the same
- * firewall and alias share a target; they must then agree on the credentials.
+ * Every distinct target of the enabled jails, with its endpoints, and the manual-ban target.
+ * Two jails naming the same firewall and alias share a target; they must then agree on the
+ * credentials (and with OPNSENSE_KEY/SECRET when it is the environment's firewall).
  */
-export function enforcementTargets(jails: readonly JailDefinition[], env: Pick<EdgebanEnv, 'firewalls' | 'alias'>): EnforcementTarget[] {
+export function planTargets(jails: readonly JailDefinition[], env: TargetEnv): TargetPlan {
   const targets = new Map<string, EnforcementTarget & { credentialsFrom?: SourceRef }>();
+  const insecure = new Set<string>();
+  const envTarget = (alias: string) => ({ id: alias, alias, endpoints: [...env.firewalls], jails: [] });
   for (const jail of jails) {
     if (!jail.enabled) continue;
     for (const action of opnsenseActions(jail, env)) {
@@ -56,17 +71,15 @@ export function enforcementTargets(jails: readonly JailDefinition[], env: Pick<E
       let entry = targets.get(target.id);
       if (target.firewall === null) {
         if (env.firewalls.length === 0) {
-          throw new ConfigError(`jail ${jail.name} bans through the environment's firewall, but OPNSENSE_URL is not set (or give the action firewall=, key= and secret=)`, target.source);
+          throw new ConfigError(`jail ${jail.name} bans through the environment's firewall, but OPNSENSE_URL is not set (set it, or give the action firewall=, key= and secret=)`, target.source);
         }
-        if (!entry) {
-          entry = { id: target.id, alias: target.alias, endpoints: [...env.firewalls], jails: [] };
-          targets.set(target.id, entry);
-        }
+        if (!entry) targets.set(target.id, entry = envTarget(target.alias));
+        if (action.tlsInsecure) for (const e of env.firewalls) insecure.add(e.url);
       } else {
         const endpoint = ownEndpoint(jail, action, env);
+        if (action.tlsInsecure) insecure.add(endpoint.url);
         if (!entry) {
-          entry = { id: target.id, alias: target.alias, endpoints: [endpoint], jails: [], credentialsFrom: target.source };
-          targets.set(target.id, entry);
+          targets.set(target.id, entry = { id: target.id, alias: target.alias, endpoints: [endpoint], jails: [], credentialsFrom: target.source });
         } else {
           const known = entry.endpoints[0];
           if (known && (known.key !== endpoint.key || known.secret !== endpoint.secret)) {
@@ -81,23 +94,47 @@ export function enforcementTargets(jails: readonly JailDefinition[], env: Pick<E
       if (!entry.jails.includes(jail.name)) entry.jails.push(jail.name);
     }
   }
-  return [...targets.values()].map(({ id, alias, endpoints, jails: names }) => ({ id, alias, endpoints, jails: names }));
+  // allow_insecure on any action naming a firewall applies to that firewall everywhere: one TLS policy per endpoint.
+  const withTls = (endpoints: FirewallEndpoint[]) => endpoints.map((e) => (insecure.has(e.url) && !e.tlsInsecure ? { ...e, tlsInsecure: true } : e));
+  const list = [...targets.values()].map(({ id, alias, endpoints, jails: names }) => ({ id, alias, endpoints: withTls(endpoints), jails: names }));
+  const manual = env.firewalls.length === 0 ? null : list.find((t) => t.id === env.alias) ?? { ...envTarget(env.alias), endpoints: withTls(env.firewalls) };
+  return { targets: list, manual };
+}
+
+/** The targets to enforce: every jail's, and the manual-ban target once a jail or a ledger claim (`ledgerTargets`) uses it. */
+export function targetsInUse(plan: TargetPlan, ledgerTargets: Iterable<string>): EnforcementTarget[] {
+  const { targets, manual } = plan;
+  if (manual === null || targets.includes(manual)) return targets;
+  return [...ledgerTargets].includes(manual.id) ? [...targets, manual] : targets;
+}
+
+/**
+ * The target an older edgeban's ledger target name means under this configuration, when it
+ * differs: `opnsense:<firewall>/<alias>` written for a firewall that OPNSENSE_URL also names is now
+ * the environment's target `<alias>`; another spelling of a jail's firewall is its normalised one.
+ */
+export function renamedTarget(id: string, env: Pick<EdgebanEnv, 'firewalls'>): string | null {
+  if (!id.startsWith(TARGET_PREFIX)) return null;
+  const slash = id.lastIndexOf('/');
+  const firewall = id.slice(TARGET_PREFIX.length, slash);
+  const alias = id.slice(slash + 1);
+  if (slash <= TARGET_PREFIX.length || !isValidAliasName(alias)) return null;
+  const url = normalisedFirewall(firewall);
+  if (typeof url !== 'string') return null;
+  const now = env.firewalls.some((e) => e.url === url) ? alias : ownTargetId(url, alias);
+  return now === id ? null : now;
 }
 
 function ownEndpoint(jail: JailDefinition, action: OpnsenseAction, env: Pick<EdgebanEnv, 'firewalls'>): FirewallEndpoint {
   const { target } = action;
-  const firewall = target.firewall ?? '';
   const where = (key: string) => ({ file: target.source.file, line: target.source.line, key });
   for (const key of ['key', 'secret'] as const) {
     if (action[key] === '') throw new ConfigError(`jail ${jail.name}: opnsense[firewall=…] needs ${key}= too (the firewall's API ${key})`, where(key));
   }
-  const candidate = /^[a-z][a-z0-9+.-]*:\/\//i.test(firewall) ? firewall : `https://${bracketed(firewall)}`;
-  const checked = checkFirewallUrl(candidate);
-  if (typeof checked !== 'string') throw new ConfigError(`jail ${jail.name}: ${checked.problem}`, where('firewall'));
   // TLS trust as for the environment's firewalls: one CA and one policy for the whole install.
   const model = env.firewalls[0];
   return {
-    url: checked,
+    url: target.firewall ?? '',
     key: action.key,
     secret: action.secret,
     ca: model?.ca ?? null,
@@ -106,12 +143,29 @@ function ownEndpoint(jail: JailDefinition, action: OpnsenseAction, env: Pick<Edg
   };
 }
 
+/** `192.0.2.1`, `fw.example.org:8443` or a full URL, as the URL the API client uses (the environment's firewalls are spelled so too). */
+function normalisedFirewall(firewall: string): string | { problem: string } {
+  return checkFirewallUrl(/^[a-z][a-z0-9+.-]*:\/\//i.test(firewall) ? firewall : `https://${bracketed(firewall)}`);
+}
+
+function firewallUrl(jail: JailDefinition, firewall: string, source: SourceRef): string {
+  const checked = normalisedFirewall(firewall);
+  if (typeof checked !== 'string') throw new ConfigError(`jail ${jail.name}: ${checked.problem}`, { file: source.file, line: source.line, key: 'firewall' });
+  return checked;
+}
+
+/** The ledger target name of a jail-only firewall: `opnsense:192.0.2.1/alias` (the scheme and a lone IPv6 literal's brackets dropped, as written before URLs were normalised; http is only ever loopback). */
+function ownTargetId(url: string, alias: string): string {
+  const host = url.replace(/^[a-z]+:\/\//, '').replace(/^\[([0-9a-f:.]+)\]$/i, '$1');
+  return `${TARGET_PREFIX}${host}/${alias}`;
+}
+
 /** A bare IPv6 literal needs brackets in a URL. */
 function bracketed(host: string): string {
   return host.includes(':') && !host.startsWith('[') && (host.match(/:/g)?.length ?? 0) > 1 ? `[${host}]` : host;
 }
 
-function opnsenseActions(jail: JailDefinition, env: Pick<EdgebanEnv, 'alias'>): OpnsenseAction[] {
+function opnsenseActions(jail: JailDefinition, env: TargetEnv): OpnsenseAction[] {
   const written = writtenParams(jail);
   const seen = new Map<string, number>();
   const out: OpnsenseAction[] = [];
@@ -125,7 +179,7 @@ function opnsenseActions(jail: JailDefinition, env: Pick<EdgebanEnv, 'alias'>): 
   return out;
 }
 
-function opnsenseAction(jail: JailDefinition, action: ActionRef, explicit: Record<string, string> | null, env: Pick<EdgebanEnv, 'alias'>): OpnsenseAction {
+function opnsenseAction(jail: JailDefinition, action: ActionRef, explicit: Record<string, string> | null, env: TargetEnv): OpnsenseAction {
   const firewall = (action.params['firewall'] ?? '').trim();
   // The action file's [Init] alias default is always in params; only an alias the jail wrote
   // overrides OPNSENSE_ALIAS (if the entry cannot be re-read, a non-default alias counts as written).
@@ -135,11 +189,23 @@ function opnsenseAction(jail: JailDefinition, action: ActionRef, explicit: Recor
   if (!isValidAliasName(alias)) {
     throw new ConfigError(`jail ${jail.name}: "${alias.slice(0, 40)}" is not a valid OPNsense alias name (a letter or _ first, then letters, digits or _, at most 31)`, { ...action.source, key: 'alias' });
   }
-  const id = firewall === '' ? alias : `${TARGET_PREFIX}${firewall.toLowerCase()}/${alias}`;
+  const key = (action.params['key'] ?? '').trim();
+  const secret = (action.params['secret'] ?? '').trim();
+  const tlsInsecure = /^(1|true|yes|on)$/i.test((action.params['allow_insecure'] ?? '').trim());
+  const url = firewall === '' ? null : firewallUrl(jail, firewall, action.source);
+  const shared = url === null ? null : env.firewalls.find((e) => e.url === url) ?? null;
+  if (shared) {
+    // The environment's firewall named again: the same target, so its credentials must be the environment's.
+    for (const [name, value] of [['key', key], ['secret', secret]] as const) {
+      if (value !== '' && value !== shared[name]) {
+        throw new ConfigError(`jail ${jail.name}: firewall ${url} is OPNSENSE_URL's, but this ${name}= differs from OPNSENSE_${name.toUpperCase()}; one firewall takes one key and secret (or leave key= and secret= out)`, { ...action.source, key: name });
+      }
+    }
+  }
+  const own = url !== null && shared === null;
   return {
-    target: { id, alias, firewall: firewall === '' ? null : firewall, source: action.source },
-    key: (action.params['key'] ?? '').trim(),
-    secret: (action.params['secret'] ?? '').trim(),
+    target: { id: own ? ownTargetId(url, alias) : alias, alias, firewall: own ? url : null, source: action.source },
+    key, secret, tlsInsecure,
   };
 }
 

@@ -18,6 +18,11 @@ export interface LoggerOptions {
    * every write, so secrets found later (keys and tokens written in jail.local) can be appended.
    */
   secrets?: readonly string[];
+  /**
+   * `json` (one pino object per line, for log collectors) or `pretty` (one human line per event,
+   * fail2ban-style). Default: pretty when stderr is a terminal and no destination is given.
+   */
+  format?: 'pretty' | 'json' | null;
 }
 
 /**
@@ -28,9 +33,12 @@ export interface LoggerOptions {
 export function createLogger(options: LoggerOptions = {}): Logger {
   const secrets = options.secrets ?? [];
   const sink = options.destination ?? pino.destination({ fd: 2, sync: true });
+  const pretty = (options.format ?? (options.destination === undefined && process.stderr.isTTY ? 'pretty' : 'json')) === 'pretty';
   const destination: DestinationStream = {
     write(line: string) {
-      sink.write(secrets.length === 0 ? line : scrubSecrets(line, secrets));
+      // Scrubbed after formatting: a secret JSON escapes in the object would be plain in a pretty line.
+      const text = pretty ? prettyLine(line) : line;
+      sink.write(secrets.length === 0 ? text : scrubSecrets(text, secrets));
     },
   };
   return pino({
@@ -38,6 +46,37 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
     base: undefined,
   }, destination);
+}
+
+const LEVEL_NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
+
+/**
+ * One pino JSON line as `2026-01-31 14:05:09.123 INFO  [dovecot] Ban 203.0.113.5 key=value…`:
+ * local time (the container's TZ), level, message, then the other fields; an error by its message.
+ */
+export function prettyLine(jsonLine: string): string {
+  let record: Record<string, unknown>;
+  try {
+    record = JSON.parse(jsonLine) as Record<string, unknown>;
+  } catch {
+    return jsonLine;
+  }
+  const { level, time, msg, ...fields } = record;
+  const d = new Date(typeof time === 'number' ? time : Date.now());
+  const p = (n: number, w = 2) => String(n).padStart(w, '0');
+  const stamp = `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
+  const name = (typeof level === 'number' ? LEVEL_NAMES[level] : undefined) ?? String(level);
+  let out = `${stamp} ${name.padEnd(5)} ${typeof msg === 'string' ? msg : ''}`;
+  for (const [key, value] of Object.entries(fields)) {
+    if (value === undefined) continue;
+    const shown = isErrorObject(value) ? value.message : value;
+    out += ` ${key}=${typeof shown === 'string' && /^[^\s"=]+$/.test(shown) ? shown : JSON.stringify(shown)}`;
+  }
+  return `${out}\n`;
+}
+
+function isErrorObject(value: unknown): value is { message: string } {
+  return typeof value === 'object' && value !== null && typeof (value as { message?: unknown }).message === 'string' && 'stack' in value;
 }
 
 export function scrubSecrets(text: string, secrets: readonly string[]): string {
@@ -52,8 +91,8 @@ export function scrubSecrets(text: string, secrets: readonly string[]): string {
  * The logger of a one-shot command (reconcile, doctor, setup-opnsense): its report goes to stdout,
  * so the default `info` chatter is lowered to warnings; an explicit debug level is kept.
  */
-export function createCommandLogger(env: { logLevel: string; secrets: readonly string[] }): Logger {
-  return createLogger({ level: env.logLevel === 'info' ? 'warn' : env.logLevel, secrets: env.secrets });
+export function createCommandLogger(env: { logLevel: string; logFormat: 'pretty' | 'json' | null; secrets: readonly string[] }): Logger {
+  return createLogger({ level: env.logLevel === 'info' ? 'warn' : env.logLevel, secrets: env.secrets, format: env.logFormat });
 }
 
 /** A logger that drops everything, for tests that do not look at logs. */

@@ -25,7 +25,7 @@ export interface Readiness {
  * completed a successful full pass since it was built — edgeban has enforced the ledger at least
  * once. After that a transient outage (`unreachable`) keeps it ready: bans wait in the ledger and
  * the metrics say so; a restart would not help. A `degraded` target (bad key, missing privilege
- * or alias) is not ready: only an operator can fix it, and a rollout with a broken key must not
+ * or alias, adds that pf does not store) is not ready: only an operator can fix it, and a rollout with a broken key must not
  * look healthy.
  */
 export function judgeReadiness(phase: DaemonPhase, targets: readonly TargetStatus[]): Readiness {
@@ -33,7 +33,7 @@ export function judgeReadiness(phase: DaemonPhase, targets: readonly TargetStatu
     const labels = targetLabels(status);
     const kind = status.lastError?.kind;
     let reason: string | null = null;
-    if (status.state === 'degraded') reason = `degraded (${kind ?? 'unknown'}): needs a fix on the firewall or in the credentials`;
+    if (status.state === 'degraded') reason = `degraded (${kind ?? 'unknown'}): needs a fix on the firewall${kind === 'not-stored' ? '' : ' or in the credentials'}`;
     else if (status.lastSuccess === null) reason = `no successful full pass yet (state ${status.state}${kind ? `, last error ${kind}` : ''})`;
     return { ...labels, state: status.state, ready: reason === null, reason };
   });

@@ -6,6 +6,8 @@
 export interface BanEvent {
   kind: 'ban' | 'unban';
   jail: string;
+  /** Of the claim that started (ban) or ended (unban): a jail's detection, a manual ban, an adopted entry. */
+  origin: 'jail' | 'manual' | 'adopted';
   target: string;
   address: string;
   at: number;

@@ -148,10 +148,11 @@ export class Notifier implements NotifierHandle {
   }
 
   private onLedgerChange(changes: readonly LedgerChange[]): void {
-    if (this.outboxes.size === 0) return;
     const now = this.options.clock.now();
+    const logged = new Set<string>();
     for (const change of changes) {
       for (const event of eventsOfChange(this.options.ledger, change, now)) {
+        this.logEvent(event, logged);
         const ids = this.jailChannels[event.jail];
         if (!ids || this.isRepeat(event)) continue;
         if (event.kind === 'ban') this.counts.bans++;
@@ -159,6 +160,26 @@ export class Notifier implements NotifierHandle {
         for (const id of ids) this.outboxes.get(id)?.offerEvent(event);
       }
     }
+  }
+
+  /**
+   * fail2ban's info lines, `[jail] Ban ADDR` and `[jail] Unban ADDR`, for every ban and unban. A
+   * jail's own bans are logged by the jail engine when it decides them (with the bantime); manual
+   * and adopted bans and every unban, manual or expiring, are logged here. One line per jail and
+   * address, however many firewall targets the change touched.
+   */
+  private logEvent(event: BanEvent, logged: Set<string>): void {
+    if (event.kind === 'ban' && event.origin === 'jail') return;
+    const key = `${event.kind} ${event.jail} ${event.address}`;
+    if (logged.has(key)) return;
+    logged.add(key);
+    const fields = { jail: event.jail, address: event.address, origin: event.origin };
+    if (event.kind === 'unban') {
+      this.options.logger.info(fields, `[${event.jail}] Unban ${event.address}`);
+      return;
+    }
+    const until = event.expiresAt === null ? 'permanent' : `until ${new Date(event.expiresAt).toISOString()}`;
+    this.options.logger.info({ ...fields, expiresAt: event.expiresAt }, `[${event.jail}] Ban ${event.address} (${event.origin}, ${until})`);
   }
 
   private isRepeat(event: BanEvent): boolean {

@@ -14,10 +14,22 @@ export interface SimulatorFaults {
   refuse: boolean;
   /** 0 = off; else alternating healthy / failing (503) periods of this length, healthy first. */
   flapPeriodMs: number;
+  /** 0 = off; else alias_util/list answers at most this many rows per page, whatever was asked (a capping firewall or proxy); `total` stays true. */
+  listPageCap: number;
+  /** alias_util/list answers page 1 whatever page was asked (a caching proxy). */
+  listIgnoresPage: boolean;
+  /** How list rows spell entries: as pf prints them, with `/32` and `/128`, or in upper case (other firewall software, proxies). */
+  listSpelling: ListSpelling;
+  /** alias_util/add answers `done` and pf stores nothing (pfctl failing silently for a reason other than the table limit). */
+  discardAdds: boolean;
 }
+
+export const LIST_SPELLINGS = ['pf', 'host-prefix', 'upper-case'] as const;
+export type ListSpelling = typeof LIST_SPELLINGS[number];
 
 export const DEFAULT_FAULTS: SimulatorFaults = {
   latencyMs: 0, lockMs: 0, errorRate: 0, hangRate: 0, refuse: false, flapPeriodMs: 0,
+  listPageCap: 0, listIgnoresPage: false, listSpelling: 'pf', discardAdds: false,
 };
 
 const ms = z.number().int().min(0).max(3_600_000);
@@ -31,6 +43,10 @@ export const faultsSchema = z.strictObject({
   hangRate: rate.optional(),
   refuse: z.boolean().optional(),
   flapPeriodMs: ms.optional(),
+  listPageCap: z.number().int().min(0).max(1_000_000).optional(),
+  listIgnoresPage: z.boolean().optional(),
+  listSpelling: z.enum(LIST_SPELLINGS).optional(),
+  discardAdds: z.boolean().optional(),
 });
 
 /** First problem of a zod error as `field: message`, naming the field. */

@@ -94,7 +94,7 @@ export class OpnsenseSimulator {
       rng: createRng((options.seed ?? 1) ^ 0x5eed),
       now: this.now,
       sleep: this.sleep,
-      lockMs: () => this.faultPlan.settings().lockMs,
+      faults: () => this.faultPlan.settings(),
       firmware: parseFirmwareVersion(options.firmwareVersion ?? DEFAULT_FIRMWARE_VERSION),
     });
     for (const alias of options.aliases ?? [{ name: 'fail2ban_blocklist', type: 'external' }]) this.createAlias(alias);

@@ -1,5 +1,5 @@
 import ipaddr from 'ipaddr.js';
-import { parsePfAddress } from '../net/address.ts';
+import { parsePfEntry } from '../net/address.ts';
 
 /** Tables every OPNsense ruleset declares; they share the global table-entries limit. */
 export const BUILTIN_TABLES = ['bogons', 'bogonsv6', 'virusprot', 'sshlockout'] as const;
@@ -139,8 +139,9 @@ export class PfTable {
 export function pfctlParse(input: string): { text: string; key: string } | null {
   // pfctl would try a word as a host name; the simulator has no DNS, so it fails like an unknown name.
   try {
-    const parsed = parsePfAddress(input);
-    // parsePfAddress tolerates surrounding spaces; pfctl gets the argument verbatim.
+    // An IPv4-mapped argument stays an IPv6 entry (`::ffff:a.b.c.d`), as pfctl stores it.
+    const parsed = parsePfEntry(input);
+    // parsePfEntry tolerates surrounding spaces; pfctl gets the argument verbatim.
     if (input !== input.trim()) return null;
     return { text: parsed.text, key: orderKey(parsed.text, parsed.family, parsed.prefix) };
   } catch {

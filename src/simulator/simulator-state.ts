@@ -3,6 +3,7 @@ import { FifoLock } from './fifo-lock.ts';
 import { PfStates } from './pf-states.ts';
 import { PfTableStore, BUILTIN_TABLES } from './pf-table-store.ts';
 import type { Rng } from './rng.ts';
+import type { SimulatorFaults } from './faults.ts';
 import { FilterRules } from './filter-rules.ts';
 import { firmwareFeatures, type FirmwareFeatures, type FirmwareVersion } from './firmware.ts';
 
@@ -11,8 +12,8 @@ export interface StateOptions {
   rng: Rng;
   now: () => number;
   sleep: (ms: number) => Promise<void>;
-  /** Current lock hold time (a fault setting that may change while running). */
-  lockMs: () => number;
+  /** Current fault settings (they may change while running): the lock hold time, and what actions answer (paging, spelling, discarded adds). */
+  faults: () => SimulatorFaults;
   firmware: FirmwareVersion;
 }
 
@@ -24,10 +25,10 @@ export class SimulatorState {
   readonly rules: FilterRules;
   readonly rng: Rng;
   readonly now: () => number;
+  readonly faults: () => SimulatorFaults;
   /** The release played; changeable at run time through the admin API (an "upgrade"). */
   firmware: FirmwareVersion;
   private readonly sleep: (ms: number) => Promise<void>;
-  private readonly lockMs: () => number;
   private readonly configLock = new FifoLock();
   private lastCronMinute: number;
 
@@ -35,7 +36,7 @@ export class SimulatorState {
     this.rng = options.rng;
     this.now = options.now;
     this.sleep = options.sleep;
-    this.lockMs = options.lockMs;
+    this.faults = options.faults;
     this.firmware = options.firmware;
     this.pf = new PfTableStore(options.tableEntriesLimit, options.now);
     this.aliases = new AliasConfig(options.rng);
@@ -79,7 +80,7 @@ export class SimulatorState {
    */
   withConfigLock<T>(fn: () => T | Promise<T>): Promise<T> {
     return this.configLock.run(async () => {
-      const hold = this.lockMs();
+      const hold = this.faults().lockMs;
       if (hold > 0) await this.sleep(hold);
       return await fn();
     });

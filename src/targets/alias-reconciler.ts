@@ -7,7 +7,7 @@ import type { Clock, TimerHandle } from '../util/clock.ts';
 import { OpnsenseApiError, type ApiErrorKind } from './opnsense/api-error.ts';
 import type { OpnsenseClient } from './opnsense/client.ts';
 
-/** The part of the OPNsense client a reconciler uses. */
+/** The part of the OPNsense client a reconciler uses. `listAlias` returns entries in canonical spelling (parsePfEntry), the ledger's. */
 export type AliasApi = Pick<OpnsenseClient, 'addToAlias' | 'deleteFromAlias' | 'listAlias' | 'getAlias' | 'getTableSize' | 'killStates'>;
 
 export interface RetryPolicy {
@@ -64,7 +64,8 @@ export interface TargetStatus {
   pending: number;
   rejected: string[];
   killStates: boolean;
-  lastError: { kind: ApiErrorKind | 'internal'; message: string; at: number } | null;
+  /** `not-stored`: adds answered `done` that the verifying list did not find (pf dropped them). */
+  lastError: { kind: ApiErrorKind | 'internal' | 'not-stored'; message: string; at: number } | null;
   lastPass: PassResult | null;
   /** The last full pass that finished without an error (the alias then held what the ledger wanted, or was reported unconfirmed). */
   lastSuccess: PassResult | null;
@@ -100,7 +101,12 @@ export class AliasReconciler {
   private blocked = false;
   private killStatesEnabled: boolean;
   private aliasType: string | null = null;
-  private aliasChecked = false;
+  /** False once the key proved to lack "Firewall: Aliases": the type is then not checked again. */
+  private aliasTypeReadable = true;
+  /** Why the last full pass found adds pf did not store; the target stays degraded until a pass finds them stored. */
+  private notStored: string | null = null;
+  /** Foreign entries already reported as not adoptable (logged once each). */
+  private readonly unadoptableReported = new Set<string>();
   private lastError: TargetStatus['lastError'] = null;
   private lastPass: PassResult | null = null;
   private lastSuccess: PassResult | null = null;
@@ -144,7 +150,7 @@ export class AliasReconciler {
       state: this.state,
       aliasType: this.aliasType,
       inAlias: this.remote?.size ?? null,
-      pending: this.dirty.size + this.inFlight.size,
+      pending: this.pendingCount(),
       rejected: [...this.rejected].slice(0, MAX_REJECTED_SHOWN),
       killStates: this.killStatesEnabled,
       lastError: this.lastError,
@@ -158,6 +164,21 @@ export class AliasReconciler {
   idle(): Promise<void> {
     if (this.isIdle()) return Promise.resolve();
     return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /**
+   * Alias entries edgeban never banned (the ledger knows nothing of them), as of the last list and
+   * the changes edgeban made since: true when `address` is one. `edgeban unban` says so.
+   */
+  holdsForeign(address: string): boolean {
+    return this.remote !== null && this.remote.has(address) && !this.options.ledger.isKnown(this.options.ledgerTarget, address);
+  }
+
+  /** Deletes a foreign entry on request (`edgeban unban --foreign`): there is no ban to end for it. */
+  async removeForeign(address: string): Promise<void> {
+    if (!this.holdsForeign(address)) return;
+    await this.options.api.deleteFromAlias(this.options.alias, address);
+    this.markRemote(address, false);
   }
 
   /** What a full pass would do, without changing anything. */
@@ -214,16 +235,17 @@ export class AliasReconciler {
         const listed = new Set(await this.withRetry(() => this.options.api.listAlias(this.options.alias, this.options.listPageSize)));
         this.remote = listed;
         unconfirmed = plan.add.filter((a) => !listed.has(a) && this.options.ledger.isActive(this.options.ledgerTarget, a));
-        if (unconfirmed.length > 0) await this.reportUnconfirmed(unconfirmed);
       } catch (error) {
         return this.failPass(at, error, plan);
       }
     }
+    if (unconfirmed.length > 0) await this.reportNotStored(unconfirmed);
+    else this.clearNotStored();
     this.consecutiveFailures = 0;
     this.lastPass = { ...plan, ok: unconfirmed.length === 0, at, unconfirmed, error: null };
     this.lastSuccess = this.lastPass;
     this.successfulPasses++;
-    if (this.dirty.size === 0 && this.inFlight.size === 0 && unconfirmed.length === 0) this.state = 'in-sync';
+    if (this.dirty.size === 0 && this.inFlight.size === 0 && this.notStored === null) this.state = 'in-sync';
     this.log.info({ added: plan.add.length, removed: plan.remove.length, foreign: plan.foreign.length, inAlias: this.remote?.size, unconfirmed: unconfirmed.length }, 'full reconcile pass done');
     return this.lastPass;
   }
@@ -245,22 +267,57 @@ export class AliasReconciler {
 
   private async handleForeign(foreign: string[]): Promise<void> {
     if (this.options.foreignPolicy !== 'adopt') return;
-    const requests = foreign.filter(isAddress).map((address) => ({
+    const adoptable = foreign.filter(isBanSpelling);
+    const unreported = foreign.filter((entry) => !isBanSpelling(entry) && !this.unadoptableReported.has(entry));
+    if (unreported.length > 0) {
+      for (const entry of unreported) this.unadoptableReported.add(entry);
+      this.log.warn({ count: unreported.length, sample: unreported.slice(0, 5) },
+        'alias entries not adopted: not an address edgeban would ban as spelled (an IPv4-mapped ::ffff:a.b.c.d entry never matches IPv4 traffic); delete them, or ban the IPv4 addresses');
+    }
+    const requests = adoptable.map((address) => ({
       target: this.options.ledgerTarget, address, jail: 'adopted', origin: 'adopted' as const, durationMs: this.options.adoptBantimeMs,
     }));
     await this.options.ledger.banMany(requests);
     this.log.info({ adopted: requests.length }, 'took over alias entries edgeban did not ban (EDGEBAN_FOREIGN_ENTRIES=adopt)');
   }
 
-  private async reportUnconfirmed(unconfirmed: string[]): Promise<void> {
+  /**
+   * Adds answered `done` that the verifying list did not find: bans that do not reach the edge
+   * while every call "succeeded". The target is degraded (health and /readyz fail) until a pass
+   * finds them stored. The cause is named from get_table_size: the global table-entries limit only
+   * when it is actually reached.
+   */
+  private async reportNotStored(unconfirmed: string[]): Promise<void> {
     let table: { size: number; used: number } | null = null;
     try {
       table = await this.options.api.getTableSize();
     } catch {
       table = null;
     }
-    this.log.warn({ count: unconfirmed.length, sample: unconfirmed.slice(0, 5), tableEntries: table },
-      'OPNsense answered done but these addresses are not in the alias: pf dropped them (table-entries limit reached? raise Firewall ▸ Settings ▸ Advanced ▸ Firewall Maximum Table Entries)');
+    let cause: string;
+    if (table !== null && table.used >= table.size) {
+      cause = `pf's table-entries limit is reached (${table.used} of ${table.size} entries used by all tables): raise Firewall ▸ Settings ▸ Advanced ▸ Firewall Maximum Table Entries`;
+    } else if (table !== null) {
+      cause = `pf has room (${table.used} of ${table.size} table entries used), so pfctl refused them for another reason: see the firewall's system log`;
+    } else {
+      cause = 'the table-entries use could not be read (get_table_size); if the limit is reached, raise Firewall ▸ Settings ▸ Advanced ▸ Firewall Maximum Table Entries';
+    }
+    const desired = this.options.ledger.activeAddresses(this.options.ledgerTarget);
+    let stored = 0;
+    for (const address of desired) if (this.remote?.has(address)) stored++;
+    const message = `${unconfirmed.length} adds to ${this.options.alias} were answered done but not stored (e.g. ${unconfirmed.slice(0, 3).join(', ')}); it holds ${stored} of the ledger's ${desired.size} active bans: ${cause}`;
+    const first = this.notStored === null;
+    this.notStored = message;
+    this.lastError = { kind: 'not-stored', message, at: this.options.clock.now() };
+    if (!this.blocked) this.state = 'degraded';
+    if (first) this.log.error({ count: unconfirmed.length, sample: unconfirmed.slice(0, 5), tableEntries: table }, `enforcement degraded: ${message}`);
+  }
+
+  private clearNotStored(): void {
+    if (this.notStored === null) return;
+    this.notStored = null;
+    if (this.lastError?.kind === 'not-stored') this.lastError = null;
+    this.log.info('pf stores every ban again: the adds it had dropped are in the alias now');
   }
 
   private onLedgerChange(changes: readonly LedgerChange[]): void {
@@ -275,12 +332,17 @@ export class AliasReconciler {
     this.pump();
   }
 
-  /** Starts workers for dirty addresses, up to the concurrency limit. */
+  /**
+   * Starts workers for dirty addresses, up to the concurrency limit, one operation per address at
+   * a time: a change arriving while its address is in flight stays dirty and is judged again when
+   * the operation completes (a re-ban during its expiry delete is added after the delete).
+   */
   private pump(): void {
     // Until the first list, the alias contents are unknown: the running full pass covers everything.
     if (this.stopped || this.blocked || this.remote === null) return;
-    while (this.inFlight.size < this.options.concurrency && this.dirty.size > 0) {
-      const address = this.dirty.values().next().value as string;
+    for (const address of this.dirty) {
+      if (this.inFlight.size >= this.options.concurrency) break;
+      if (this.inFlight.has(address)) continue; // at most `concurrency` of these to skip
       this.dirty.delete(address);
       this.inFlight.add(address);
       void this.converge(address).finally(() => {
@@ -290,6 +352,12 @@ export class AliasReconciler {
         this.notifyIdle();
       });
     }
+  }
+
+  private pendingCount(): number {
+    let count = this.dirty.size;
+    for (const address of this.inFlight) if (!this.dirty.has(address)) count++;
+    return count;
   }
 
   /** Brings one alias entry in line with the ledger, re-judging the ledger before every attempt. */
@@ -326,8 +394,12 @@ export class AliasReconciler {
       this.dirty.add(address);
       return;
     }
-    const fresh = this.freshBans.delete(address);
-    if (outcome === 'added' && fresh) await this.killStates(address);
+    if (outcome === 'added') {
+      if (this.freshBans.delete(address)) await this.killStates(address);
+      return;
+    }
+    // A ban that arrived meanwhile (dirty again: a re-ban during its expiry delete) keeps its flag for the add that follows.
+    if (!this.dirty.has(address)) this.freshBans.delete(address);
   }
 
   private markRemote(address: string, present: boolean): void {
@@ -397,7 +469,10 @@ export class AliasReconciler {
   private recover(): void {
     if (this.blocked) this.log.info({ pending: this.dirty.size }, 'firewall answers again; applying pending changes');
     this.blocked = false;
-    if (this.state !== 'stopped') this.state = 'syncing';
+    if (this.state === 'stopped') return;
+    this.state = this.notStored === null ? 'syncing' : 'degraded';
+    // Still degraded for what pf dropped: that, not the outage just ended, is the error to show.
+    if (this.notStored !== null && this.lastError?.kind !== 'not-stored') this.lastError = { kind: 'not-stored', message: this.notStored, at: this.options.clock.now() };
     this.pump();
   }
 
@@ -417,15 +492,19 @@ export class AliasReconciler {
     });
   }
 
+  /**
+   * Reads the alias definition on every full pass (two GETs), so an alias deleted or retyped while
+   * edgeban runs is noticed as at start-up: missing degrades, not External warns (once per change).
+   */
   private async checkAlias(): Promise<void> {
-    if (this.aliasChecked) return;
+    if (!this.aliasTypeReadable) return;
     const { api, alias } = this.options;
     let info;
     try {
       info = await this.withRetry(() => api.getAlias(alias));
     } catch (error) {
       if (error instanceof OpnsenseApiError && error.kind === 'forbidden') {
-        this.aliasChecked = true;
+        this.aliasTypeReadable = false;
         this.log.warn('cannot read the alias definition (privilege "Firewall: Aliases" missing): its type is not verified');
         return;
       }
@@ -435,11 +514,14 @@ export class AliasReconciler {
       throw new OpnsenseApiError('alias-missing', `GET /api/firewall/alias/get_alias_u_u_i_d/${alias}`,
         `no alias named ${alias} on this firewall: create it as type External (advanced) and block it in a WAN rule (edgeban setup-opnsense does both)`);
     }
-    this.aliasChecked = true;
+    const previous = this.aliasType;
     this.aliasType = info.type;
+    if (info.type === previous) return;
     if (info.type !== 'external') {
       this.log.warn({ type: info.type },
         `alias ${alias} is of type ${info.type}, not External: every ban rewrites config.xml and adds a backup revision (slow, and it evicts real backups). Recreate it as External (advanced)`);
+    } else if (previous !== null) {
+      this.log.info({ previous }, `alias ${alias} is External now`);
     }
   }
 
@@ -483,10 +565,10 @@ export class AliasReconciler {
   }
 }
 
-function isAddress(text: string): boolean {
+/** Whether a ban of `entry` would be stored in the ledger as spelled: a valid address, not IPv4-mapped. */
+function isBanSpelling(entry: string): boolean {
   try {
-    parsePfAddress(text);
-    return true;
+    return parsePfAddress(entry).text === entry;
   } catch {
     return false;
   }

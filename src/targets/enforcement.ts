@@ -6,7 +6,7 @@ import { openLedgerStore } from '../ledger/open-ledger-store.ts';
 import { Ledger } from '../ledger/ledger.ts';
 import type { Logger } from '../logging/logger.ts';
 import type { Clock } from '../util/clock.ts';
-import { AliasReconciler, type RetryPolicy } from './alias-reconciler.ts';
+import { AliasReconciler, type PassResult, type RetryPolicy } from './alias-reconciler.ts';
 import { OpnsenseClient, type ApiCallRecord } from './opnsense/client.ts';
 
 export interface Enforcement {
@@ -55,9 +55,12 @@ export function createTargetReconciler(
   return { client, reconciler };
 }
 
-/** One reconciler per firewall for the default alias: every firewall of an HA pair gets every ban. */
-export function buildEnforcement(env: EdgebanEnv, ledger: Ledger, clock: Clock, logger: Logger, retry?: RetryPolicy): Enforcement {
-  const built = env.firewalls.map((endpoint) => createTargetReconciler(env, endpoint, { id: env.alias, alias: env.alias }, ledger, clock, logger, retry ? { retry } : {}));
+/** One reconciler per endpoint of each target: every firewall of an HA pair gets every ban. */
+export function buildEnforcement(
+  env: EdgebanEnv, targets: readonly { id: string; alias: string; endpoints: readonly FirewallEndpoint[] }[],
+  ledger: Ledger, clock: Clock, logger: Logger, retry?: RetryPolicy,
+): Enforcement {
+  const built = targets.flatMap((target) => target.endpoints.map((endpoint) => createTargetReconciler(env, endpoint, target, ledger, clock, logger, retry ? { retry } : {})));
   const clients = built.map((b) => b.client);
   const reconcilers = built.map((b) => b.reconciler);
   return {
@@ -68,6 +71,43 @@ export function buildEnforcement(env: EdgebanEnv, ledger: Ledger, clock: Clock, 
       await Promise.all(clients.map((c) => c.close()));
     },
   };
+}
+
+/** One target's outcome of `edgeban reconcile`: the pass (or, dry, its plan) and whether it converged. */
+export type ReconcileEntry = { target: string; ok: boolean; pending?: number; dryRun?: true; error?: string | null } & Partial<PassResult>;
+export interface ReconcileReport { targets: ReconcileEntry[] }
+
+/**
+ * One full pass of each reconciler, one after the other. `running`: the daemon's own reconcilers,
+ * which keep running (a pass already under way when asked is followed by a fresh one, so the
+ * pass sees the ledger as it is now); otherwise reconcilers built for this pass, started and stopped.
+ */
+export async function reconcileTargets(reconcilers: readonly AliasReconciler[], options: { dryRun: boolean; running: boolean; clock: Clock }): Promise<ReconcileReport> {
+  const report: ReconcileEntry[] = [];
+  for (const reconciler of reconcilers) {
+    const { id } = reconciler.status();
+    if (options.dryRun) {
+      try {
+        report.push({ target: id, ok: true, dryRun: true, ...await reconciler.plan() });
+      } catch (error) {
+        report.push({ target: id, ok: false, dryRun: true, error: (error as Error).message });
+      }
+      continue;
+    }
+    let result: PassResult;
+    if (options.running) {
+      const asked = options.clock.now();
+      result = await reconciler.runFullPass();
+      if (result.at < asked) result = await reconciler.runFullPass();
+    } else {
+      result = await reconciler.start();
+      await reconciler.idle();
+      await reconciler.stop();
+    }
+    const status = reconciler.status();
+    report.push({ target: id, ...result, ok: result.ok && status.pending === 0 && status.lastError === null, pending: status.pending });
+  }
+  return { targets: report };
 }
 
 export function ledgerDir(env: Pick<EdgebanEnv, 'dataDir'>): string {

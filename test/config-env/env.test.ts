@@ -50,8 +50,13 @@ test('each bad variable is named', () => {
   rejectsNaming({ ...base, EDGEBAN_FOREIGN_ENTRIES: 'steal' }, 'EDGEBAN_FOREIGN_ENTRIES');
   rejectsNaming({ ...base, OPNSENSE_TLS_INSECURE: 'sure' }, 'OPNSENSE_TLS_INSECURE');
   rejectsNaming({ OPNSENSE_URL: 'https://192.0.2.1' }, 'OPNSENSE_KEY');
-  rejectsNaming({ OPNSENSE_KEY: 'x', OPNSENSE_SECRET: 'y' }, 'OPNSENSE_URL');
+  assert.throws(() => loadEnv({ env: { OPNSENSE_KEY: 'x', OPNSENSE_SECRET: 'y' }, envFile: '/nonexistent/.env', requireFirewall: true }), /OPNSENSE_URL: not set/);
   rejectsNaming({ ...base, OPNSENSE_CA_FILE: '/nonexistent/ca.pem' }, 'OPNSENSE_CA_FILE');
+});
+
+test('OPNSENSE_URL is optional: jails may name their firewalls (building the targets says when one is missing)', () => {
+  const env = loadEnv({ env: { EDGEBAN_DATA_DIR: '/tmp/edgeban-env-test' }, envFile: '/nonexistent/.env' });
+  assert.deepEqual(env.firewalls, []);
 });
 
 test('secrets from files (Docker secrets), never both ways at once, and never echoed in errors', async (t) => {

@@ -3,9 +3,10 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
+import { SHIMS } from '../../deploy/docker/build.ts';
 import { PACKAGE_ROOT } from '../../src/config/shipped-dirs.ts';
 import { REPO } from '../helpers/cli.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
@@ -32,6 +33,26 @@ test('the bundle runs without node_modules and finds the shipped filters next to
   const help = await runNode(image.node, [image.bundle, '--help'], root);
   assert.equal(help.code, 0, help.stderr);
   for (const command of ['run', 'status', 'health', 'simulate', 'test-filter']) assert.match(help.stdout, new RegExp(`^  ${command} `, 'm'));
+
+  // `edgeban` and `fail2ban-client` from PATH, through links as the Dockerfile makes them (COPY keeps the build's 0755).
+  const pathDir = path.join(root, 'usr-local-bin');
+  await mkdir(pathDir);
+  await copyFile(image.node, path.join(pathDir, 'node'));
+  await chmod(path.join(pathDir, 'node'), 0o755);
+  for (const name of Object.keys(SHIMS)) {
+    await chmod(path.join(image.appDir, 'dist/bin', name), 0o755);
+    await symlink(path.join(image.appDir, 'dist/bin', name), path.join(pathDir, name));
+  }
+  const onPath = (command: string, args: string[]) => new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile(command, args, { cwd: '/', env: { PATH: `${pathDir}:/usr/bin:/bin`, EDGEBAN_DATA_DIR: root }, timeout: 60_000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
+    });
+  });
+  assert.match((await onPath('edgeban', ['version'])).stdout, /^edgeban \d+\.\d+\.\d+/);
+  assert.match((await onPath('fail2ban-client', ['version'])).stdout, /fail2ban-client shim/);
+  const shimStatus = await onPath('fail2ban-client', ['status', 'sshd']);
+  assert.equal(shimStatus.code, 1);
+  assert.match(shimStatus.stderr, /edgeban is not running \(nothing answers on .*edgeban\.sock\)/, 'the shim ran `edgeban status sshd`');
 
   // test-filter resolves the filter by name among the shipped ones: from a cwd unrelated to the image.
   const log = path.join(root, 'mail.log');

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { BUNDLE_ENTRY } from '../../deploy/docker/build.ts';
+import { BUNDLE_ENTRY, SHIMS } from '../../deploy/docker/build.ts';
 import { REPO } from '../helpers/cli.ts';
 import { durationMs, healthcheckCommand, isIgnored, parseDockerfile, stagesOf, type Instruction, type Stage } from './dockerfile.ts';
 
@@ -144,5 +144,14 @@ test('.dockerignore keeps dependencies, history, tests, state and secrets out of
   // The matcher itself: a file the build needs must stay in, or the checks above prove nothing.
   for (const rel of ['src/cli/main.ts', 'filters/dovecot.conf', 'deploy/docker/build.ts', 'package-lock.json']) {
     assert.ok(!isIgnored(dockerignore, rel), `.dockerignore drops ${rel}, which the build needs`);
+  }
+});
+
+test('Dockerfile: edgeban and the fail2ban-client shim are on the PATH, linked to the launchers the build writes', () => {
+  const distCopy = all(final, 'COPY').find((c) => c.flags.from !== undefined)!;
+  const distDir = path.posix.resolve(workdirAt(final, distCopy), distCopy.args.split(/\s+/).at(-1)!);
+  const runs = all(final, 'RUN').map((r) => r.args).join('\n');
+  for (const name of Object.keys(SHIMS)) {
+    assert.match(runs, new RegExp(`\\bln -s ${distDir}/bin/${name} /usr/local/bin/${name}\\b`), `${name} linked into /usr/local/bin (on node's image PATH)`);
   }
 });

@@ -4,6 +4,9 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { ControlServer } from '../../src/control/control-server.ts';
 import { createLedgerHandlers } from '../../src/control/ledger-handlers.ts';
+import { DEFAULT_INCREMENT } from '../../src/jails/ban-time.ts';
+import { NO_NETWORK_FACTS } from '../../src/jails/network-facts.ts';
+import type { JailSettings } from '../../src/jails/settings.ts';
 import { FileLedgerStore } from '../../src/ledger/file-ledger-store.ts';
 import { Ledger } from '../../src/ledger/ledger.ts';
 import { silentLogger } from '../../src/logging/logger.ts';
@@ -12,12 +15,20 @@ import { ALIAS, startHarness } from '../helpers/enforcement-harness.ts';
 import { runCli } from '../helpers/cli.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
+const DOVECOT: JailSettings = {
+  name: 'dovecot', maxretry: 5, findtimeSec: 600, bantimeSec: 3600, increment: DEFAULT_INCREMENT, ignoreip: [], ignoreself: true,
+  ipv6prefix: 128, banprivate: false, maxtracked: 1000, targets: [{ id: ALIAS, alias: ALIAS, firewall: null, source: { file: 'jail.local', line: 1, key: 'action' } }],
+};
+
 async function startControl(t: import('node:test').TestContext, tcp?: { host: string; port: number; token: string }) {
   const h = await startHarness(t);
   await h.reconciler.start();
   const socketPath = path.join(h.dataDir, 'edgeban.sock');
   const server = await ControlServer.start({
-    handlers: createLedgerHandlers({ ledger: h.ledger, targets: () => [h.reconciler.status()], defaultTarget: ALIAS, manualBantimeSec: 86_400 }),
+    handlers: createLedgerHandlers({
+      ledger: h.ledger, targets: () => [h.reconciler.status()], manualBantimeSec: 86_400,
+      jails: { jail: (name) => (name === 'dovecot' ? DOVECOT : null), manualTarget: () => ALIAS, facts: () => NO_NETWORK_FACTS },
+    }),
     logger: silentLogger(), socketPath, ...(tcp ? { tcp } : {}),
   });
   t.after(() => server.stop());
@@ -75,7 +86,8 @@ test('bad requests name the field and change nothing', async (t) => {
 
 test('with no daemon running, ban and unban act on the ledger and the daemon applies them later', async (t) => {
   const dataDir = await tempDir(t);
-  const env = { EDGEBAN_DATA_DIR: dataDir };
+  // A ban without a jail goes to OPNSENSE_ALIAS on the environment's firewall; nothing is called while edgeban is stopped.
+  const env = { EDGEBAN_DATA_DIR: dataDir, OPNSENSE_URL: 'https://192.0.2.1', OPNSENSE_KEY: 'offlineKey0123456789', OPNSENSE_SECRET: 'offlineSecret0123456789' };
   const result = await runCli(['ban', '203.0.113.70', '--bantime=-1'], { env });
   assert.equal(result.code, 0, result.stderr);
   assert.match(result.stdout, /edgeban is not running: recorded in the ledger/);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadDeployFiles, isRecord, knownEnvNames, REPO } from './deploy-files.ts';
 import { loadJailLocal } from './jail-check.ts';
@@ -70,6 +70,14 @@ for (const stack of stacks) {
     assert.equal(edgeban['user'] ?? '65534', '65534', 'runs as the image user 65534, not root');
     // Only edgeban is held to the full set: docker-mailserver needs root and Postfix's setgid postdrop.
     for (const [name, s] of Object.entries(services(doc))) assert.notEqual(s['privileged'], true, `${name} is privileged`);
+  });
+
+  test(`${stack.rel}: edgeban's image can be built from this checkout (build: beside image:)`, () => {
+    const build = edgebanService(doc)['build'] as { context: string; dockerfile?: string } | undefined;
+    assert.ok(isRecord(build), 'build: with a context');
+    const context = path.resolve(stackDir, build.context);
+    assert.equal(context, REPO, 'the build context is the repository root');
+    assert.ok(existsSync(path.join(context, build.dockerfile ?? 'Dockerfile')), 'the Dockerfile is there');
   });
 
   test(`${stack.rel}: the OPNsense key and secret are Docker secrets read through *_FILE, never inline`, () => {
@@ -184,6 +192,16 @@ test('mail stack: every Traefik TCP route has a defined entrypoint and sends PRO
   assert.equal(env(mailserver)['ENABLE_FAIL2BAN'], '0', 'the in-container fail2ban is off: edgeban does the job');
   assert.equal(mailserver['ports'], undefined, 'the mail server publishes nothing: clients come through Traefik');
   assert.ok(mounts(mailserver).some((m) => m.source === './docker-mailserver' && m.target === '/tmp/docker-mailserver'), 'the PROXY snippets reach docker-mailserver');
+});
+
+test('mail stack: edgeban reads mail.log\'s zone-less stamps in the mail server\'s time zone (one TZ for both)', () => {
+  const doc = stacks.find((s) => s.rel.includes('mail'))!.docs[0];
+  const edgeban = edgebanService(doc);
+  const mailserver = services(doc)['mailserver']!;
+  const tzOf = (service: Service) => (service['environment'] as Record<string, string>)['TZ'];
+  assert.match(tzOf(mailserver) ?? '', /^\$\{TZ[:?}]/, 'the mail server\'s TZ comes from .env');
+  assert.equal(tzOf(edgeban), tzOf(mailserver), 'edgeban gets the same TZ');
+  assert.match(readFileSync(path.join(REPO, 'deploy/compose/mail/.env.example'), 'utf8'), /^TZ=\S+$/m);
 });
 
 test('web stack: Traefik writes its access log as JSON into the folder edgeban reads', () => {

@@ -63,5 +63,6 @@ export function isRecord(value: unknown): value is Record<string, unknown> {
 /** Environment variable names the daemon reads: every OPNSENSE_* / EDGEBAN_* named in env.ts. */
 export function knownEnvNames(): Set<string> {
   const source = readFileSync(path.join(REPO, 'src/config/env.ts'), 'utf8');
-  return new Set(source.match(/\b(?:OPNSENSE|EDGEBAN)_[A-Z0-9_]+\b/g) ?? []);
+  // TZ is read by Node itself: the zone of log stamps written without one.
+  return new Set([...source.match(/\b(?:OPNSENSE|EDGEBAN)_[A-Z0-9_]+\b/g) ?? [], 'TZ']);
 }

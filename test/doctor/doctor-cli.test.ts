@@ -146,3 +146,16 @@ test('a container log (logformat = cri): time stamps and failures are read from 
   // Unwrapped, the dovecot stamps are found and are 2 hours behind: without unwrapping no stamp would be recognised.
   assert.match(result.stdout, /^WARN  log\.timestamps .*2 hour\(s\) behind/m, result.stdout);
 });
+
+test('doctor checks the targets the daemon enforces: a jail naming the environment\'s firewall is checked once; an unused OPNSENSE_ALIAS is not', async (t) => {
+  const s = await doctorSetup(t, ['--alias', 'mail_block'], freshFailures(5, publicAddress));
+  const url = s.env.OPNSENSE_URL!;
+  await writeFile(path.join(s.env.EDGEBAN_CONFIG_DIR!, 'jail.local'),
+    `[dovecot]\nenabled = true\nlogpath = ${s.mailLog}\nbanaction = opnsense[firewall="${url}/", alias="mail_block"]\n`);
+  const result = await s.run(['--json']);
+  const report = JSON.parse(result.stdout) as JsonReport;
+  const aliasChecks = report.checks.filter((c) => c.id === 'alias.exists');
+  assert.deepEqual(aliasChecks.map((c) => [c.status, /alias (\w+)/.exec(c.scope)?.[1]]), [['pass', 'mail_block']], result.stdout);
+  assert.equal(report.checks.filter((c) => c.id === 'opnsense.reachable').length, 1, 'one firewall, checked once');
+  assert.equal(result.code, 0, result.stdout);
+});

@@ -112,7 +112,7 @@ const CASES: BrokenCase[] = [
     where: { file: 'jail.local', line: 5, key: 'bantime.factor' }, message: /expected a positive number, not "lots"/ },
   // ── the opnsense action ──
   { name: 'action: opnsense[firewall=…] without key=', files: {
-    'jail.local': `[DEFAULT]\nbanaction = opnsense[firewall="{{SIM}}", secret="${OTHER_SECRET}"]\n${GOOD_JAIL}`,
+    'jail.local': `[DEFAULT]\nbanaction = opnsense[firewall="198.51.100.1", secret="${OTHER_SECRET}"]\n${GOOD_JAIL}`,
   }, where: { file: 'jail.local', line: 2, key: 'key' }, message: /needs key=/ },
   { name: 'action: opnsense alias= not a valid alias name', files: {
     'jail.local': `[DEFAULT]\nbanaction = opnsense[alias="block-list!"]\n${GOOD_JAIL}`,
@@ -122,8 +122,8 @@ const CASES: BrokenCase[] = [
   }, where: { file: 'jail.local', line: 2, key: 'firewall' }, message: /plain http/ },
   { name: 'action: two jails give one firewall conflicting credentials', files: {
     'jail.local': [
-      '[dovecot]', 'enabled = true', 'logpath = {{DIR}}/logs/mail.log', `banaction = opnsense[firewall="{{SIM}}", key="keyA1234", secret="${SECRET}"]`,
-      '[postfix]', 'enabled = true', 'logpath = {{DIR}}/logs/mail.log', `banaction = opnsense[firewall="{{SIM}}", key="keyB1234", secret="${OTHER_SECRET}"]`, '',
+      '[dovecot]', 'enabled = true', 'logpath = {{DIR}}/logs/mail.log', `banaction = opnsense[firewall="198.51.100.1", key="keyA1234", secret="${SECRET}"]`,
+      '[postfix]', 'enabled = true', 'logpath = {{DIR}}/logs/mail.log', `banaction = opnsense[firewall="198.51.100.1", key="keyB1234", secret="${OTHER_SECRET}"]`, '',
     ].join('\n'),
   }, where: { file: 'jail.local', line: 4, key: 'key' }, message: /other credentials than .*jail\.local:8/ },
   // ── the environment ──

@@ -105,7 +105,8 @@ test('secrets: no output of any edgeban process, and no state file, holds the AP
   const goodConfig = [
     '[dovecot]', 'enabled = true', `logpath = ${mailLog}`, 'maxretry = 2', 'bantime = 1h', '',
     '[postfix]', 'enabled = true', `logpath = ${mailLog}`, 'maxretry = 2', 'bantime = 1h',
-    `banaction = opnsense[firewall="${sim.url}", key="${FILE_KEY}", secret="${FILE_SECRET}", alias="${FILE_ALIAS}"]`, '',
+    // The same simulator under another name: a firewall of its own (the environment's is 127.0.0.1), with its own key.
+    `banaction = opnsense[firewall="${sim.url.replace('127.0.0.1', 'localhost')}", key="${FILE_KEY}", secret="${FILE_SECRET}", alias="${FILE_ALIAS}"]`, '',
   ].join('\n');
   await writeFile(jailLocal, goodConfig);
   const port = await freePort();

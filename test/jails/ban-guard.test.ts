@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BanGuard, REFUSAL_REASONS, type RefusalReason } from '../../src/jails/ban-guard.ts';
+import { BanGuard, manualBanGuard, REFUSAL_REASONS, type RefusalReason } from '../../src/jails/ban-guard.ts';
 import { cidrList, coveringNetwork } from '../../src/jails/cidr.ts';
-import { discoverNetworkFacts, interfaceAddresses, parseIpv4Routes, parseIpv6Routes, resolveFirewallAddresses, type NetworkFacts } from '../../src/jails/network-facts.ts';
+import { NO_NETWORK_FACTS, discoverNetworkFacts, interfaceAddresses, parseIpv4Routes, parseIpv6Routes, resolveFirewallAddresses, type NetworkFacts } from '../../src/jails/network-facts.ts';
 import { ip } from './helpers.ts';
 
 const ROUTE = `Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT
@@ -61,7 +61,7 @@ function reasonOf(guard: BanGuard, host: string, prefix?: number): RefusalReason
 }
 
 test('every refusal reason', () => {
-  const guard = new BanGuard({ facts: FACTS, ignoreip: cidrList(['192.0.2.128/25', '2001:db8:ee::/48']), banprivate: false });
+  const guard = new BanGuard({ facts: FACTS, ignoreip: cidrList(['192.0.2.128/25', '2001:db8:ee::/48']), banprivate: false, ipv6prefix: 128 });
   const cases: [string, RefusalReason | 'ok'][] = [
     ['0.0.0.0', 'unspecified'],
     ['::', 'unspecified'],
@@ -85,6 +85,7 @@ test('every refusal reason', () => {
     ['192.168.0.10', 'private'],
     ['fd12:3456::1', 'private'],
     ['fc00::1', 'private'],
+    ['198.51.100.0/24', 'too-wide'],
   ];
   for (const [host, reason] of cases) assert.equal(reasonOf(guard, host), reason, host);
   const covered = new Set(cases.map(([, r]) => r));
@@ -92,23 +93,47 @@ test('every refusal reason', () => {
 });
 
 test('documentation ranges, shared address space and public neighbours of private ranges are banned', () => {
-  const guard = new BanGuard({ facts: FACTS, ignoreip: [], banprivate: false });
+  const guard = new BanGuard({ facts: FACTS, ignoreip: [], banprivate: false, ipv6prefix: 128 });
   for (const host of ['192.0.2.7', '198.51.100.9', '203.0.113.50', '2001:db8::7', '100.64.0.1', '100.127.255.254', '172.32.0.1', '172.15.255.255', '11.0.0.1', 'fe00::1', '2001:db8:aa::6']) {
     assert.equal(reasonOf(guard, host), 'ok', host);
   }
 });
 
 test('banprivate sends private addresses to the edge, but never gateway or self', () => {
-  const guard = new BanGuard({ facts: FACTS, ignoreip: [], banprivate: true });
+  const guard = new BanGuard({ facts: FACTS, ignoreip: [], banprivate: true, ipv6prefix: 128 });
   assert.equal(reasonOf(guard, '10.1.2.3'), 'ok');
   assert.equal(reasonOf(guard, '172.17.0.1'), 'gateway');
   assert.equal(reasonOf(guard, '172.17.0.5'), 'self');
 });
 
 test('a prefix ban is refused when the network would cover a protected address or ignoreip range', () => {
-  const guard = new BanGuard({ facts: FACTS, ignoreip: cidrList(['2001:db8:bb::7']), banprivate: false });
+  const guard = new BanGuard({ facts: FACTS, ignoreip: cidrList(['2001:db8:bb::7']), banprivate: false, ipv6prefix: 64 });
   assert.equal(reasonOf(guard, '2001:db8:aa::99'), 'ok', 'the host alone is fine');
   assert.equal(reasonOf(guard, '2001:db8:aa::99', 64), 'self', 'its /64 holds this container');
   assert.equal(reasonOf(guard, '2001:db8:bb::99', 64), 'ignoreip', 'its /64 holds an ignored address');
   assert.equal(reasonOf(guard, '2001:db8:cc::99', 64), 'ok');
+});
+
+test('no ban is wider than the jail allows: /32 for IPv4, ipv6prefix for IPv6; a network touching a special range is refused', () => {
+  const hosts = manualBanGuard(NO_NETWORK_FACTS, null);
+  const check = (guard: BanGuard, text: string) => {
+    const verdict = guard.check(ip(text));
+    return verdict.ok ? 'ok' : verdict.reason;
+  };
+  for (const wide of ['0.0.0.0/0', '32.0.0.0/3', '198.51.100.0/31', '::/0', '2000::/3', '2001:db8::/64', '2001:db8::/127']) {
+    assert.equal(check(hosts, wide), 'too-wide', wide);
+  }
+  assert.equal(check(hosts, '198.51.100.7'), 'ok');
+  assert.equal(check(hosts, '2001:db8::7'), 'ok');
+  const by64 = manualBanGuard(NO_NETWORK_FACTS, { banprivate: false, ipv6prefix: 64 });
+  assert.equal(check(by64, '2001:db8::/64'), 'ok', 'a /64 jail may ban a /64');
+  assert.equal(check(by64, '2001:db8::/63'), 'too-wide');
+  assert.equal(check(by64, '2000::/3'), 'too-wide');
+  assert.equal(check(by64, 'ff02::/64'), 'multicast', 'a network inside a special range');
+  assert.equal(check(by64, 'fe80::/64'), 'link-local');
+  assert.equal(check(by64, '198.51.100.0/24'), 'too-wide', 'IPv4 bans are single hosts');
+  const banprivate = manualBanGuard(FACTS, { banprivate: true, ipv6prefix: 128 });
+  assert.equal(check(banprivate, '10.1.2.3'), 'ok');
+  assert.equal(check(banprivate, '172.17.0.1'), 'gateway');
+  assert.equal(check(manualBanGuard(FACTS, null), '10.1.2.3'), 'private');
 });

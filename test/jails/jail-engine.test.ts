@@ -164,7 +164,7 @@ test('guards refuse before counting, by reason; a private address is reported on
   for (const host of ['192.0.2.40', '2001:db8::40', '100.64.7.7']) assert.equal((await engine.onMatch('mail', { host, time: now() })).kind, 'banned', host);
   assert.deepEqual(bans.map((b) => b.address), ['192.0.2.40', '2001:db8::40', '100.64.7.7']);
   const stats = engine.stats('mail')[0]!;
-  assert.deepEqual(stats.ignored, { invalid: 2, unspecified: 1, loopback: 1, 'link-local': 1, multicast: 1, broadcast: 1, firewall: 1, self: 1, gateway: 1, ignoreip: 1, private: 2 });
+  assert.deepEqual(stats.ignored, { invalid: 2, 'too-wide': 0, unspecified: 1, loopback: 1, 'link-local': 1, multicast: 1, broadcast: 1, firewall: 1, self: 1, gateway: 1, ignoreip: 1, private: 2 });
   assert.equal(stats.tracked, 0, 'refused addresses use no counter');
   const privateLogs = logs.filter((l) => typeof l['msg'] === 'string' && (l['msg'] as string).includes('private address: not banned'));
   assert.equal(privateLogs.length, 1);

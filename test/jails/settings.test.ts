@@ -5,7 +5,7 @@ import type { EdgebanEnv, FirewallEndpoint } from '../../src/config/env.ts';
 import { ConfigError } from '../../src/config/fail2ban/config-error.ts';
 import { loadJails, type JailDefinition } from '../../src/config/fail2ban/jail-definition.ts';
 import { jailSettings } from '../../src/jails/settings.ts';
-import { enforcementTargets } from '../../src/jails/targets.ts';
+import { planTargets, renamedTarget, targetsInUse } from '../../src/jails/targets.ts';
 import { tempConfig, SHIPPED_ACTIONS, REPO } from '../config/fixtures.ts';
 
 const KEY = 'k3y-ABCDEFGH';
@@ -140,7 +140,8 @@ action = %(action_)s
   assert.deepEqual(ids('traefik'), ['opnsense:198.51.100.1/fail2ban_blocklist'], 'an alias written explicitly is kept even when it equals the default');
   assert.deepEqual(ids('nginx'), ['opnsense:198.51.100.1:8443/edge_block', 'opnsense:2001:db8::1/v6_block']);
 
-  const targets = enforcementTargets(list, e);
+  const { targets, manual } = planTargets(list, e);
+  assert.ok(manual !== null && targets.includes(manual), 'OPNSENSE_ALIAS (edge_block) is a jail target here: the manual one is that object');
   const summary = targets.map((x) => ({ id: x.id, alias: x.alias, urls: x.endpoints.map((p) => p.url), jails: x.jails })).sort((a, b) => a.id.localeCompare(b.id));
   assert.deepEqual(summary, [
     { id: 'edge_block', alias: 'edge_block', urls: ['https://192.0.2.254'], jails: ['dovecot'] },
@@ -157,7 +158,7 @@ action = %(action_)s
 
 test('target errors: missing credentials, conflicting credentials, no environment firewall; secrets never in messages', async (t) => {
   const { dir, jails: noSecret } = await jails(t, `[dovecot]\nenabled = true\nbanaction = opnsense[firewall="198.51.100.1", key="${KEY}"]\n`);
-  assert.throws(() => enforcementTargets(noSecret, env()), (error: unknown) => {
+  assert.throws(() => planTargets(noSecret, env()), (error: unknown) => {
     assert.ok(error instanceof ConfigError);
     assert.equal(`${error.file}:${error.line}:${error.key}`, `${path.join(dir, 'jail.local')}:3:secret`);
     assert.ok(!error.message.includes(KEY));
@@ -171,14 +172,71 @@ banaction = opnsense[firewall="198.51.100.1", key="${KEY}", secret="${SECRET}"]
 enabled = true
 banaction = opnsense[firewall="198.51.100.1", key="${KEY}", secret="other-secret-value"]
 `);
-  assert.throws(() => enforcementTargets(conflict, env()), (error: unknown) => {
+  assert.throws(() => planTargets(conflict, env()), (error: unknown) => {
     assert.ok(error instanceof ConfigError);
     assert.match(error.message, /other credentials/);
     assert.ok(!error.message.includes(SECRET) && !error.message.includes('other-secret-value'));
     return true;
   });
   const { jails: plain } = await jails(t, '[dovecot]\nenabled = true\n');
-  assert.throws(() => enforcementTargets(plain, env({ firewalls: [] })), /OPNSENSE_URL is not set/);
+  assert.throws(() => planTargets(plain, env({ firewalls: [] })), /OPNSENSE_URL is not set/);
+  const { dir: sameDir, jails: sameFirewall } = await jails(t, `[dovecot]\nenabled = true\nbanaction = opnsense[firewall="192.0.2.254", key="${KEY}", secret="${SECRET}"]\n`);
+  assert.throws(() => planTargets(sameFirewall, env()), (error: unknown) => {
+    assert.ok(error instanceof ConfigError);
+    assert.equal(`${error.file}:${error.line}:${error.key}`, `${path.join(sameDir, 'jail.local')}:3:key`);
+    assert.match(error.message, /OPNSENSE_URL's, but this key= differs from OPNSENSE_KEY/);
+    assert.ok(!error.message.includes(KEY) && !error.message.includes(ENV_FIREWALL.key));
+    return true;
+  });
   const { jails: badAlias } = await jails(t, '[dovecot]\nenabled = true\nbanaction = opnsense[alias="not-valid"]\n');
   assert.throws(() => jailSettings(byName(badAlias, 'dovecot'), env()), /not a valid OPNsense alias name/);
+});
+
+test('one target per firewall and alias: the environment\'s firewall named by a jail (any spelling) is the environment\'s target; the manual target only when used', async (t) => {
+  const { jails: list } = await jails(t, `
+[dovecot]
+enabled = true
+banaction = opnsense[firewall="https://192.0.2.254:443/", key="envkey-1234", secret="envsecret-5678", alias="edge_block"]
+
+[postfix]
+enabled = true
+banaction = opnsense[firewall="192.0.2.254", alias="mail_block"]
+
+[traefik]
+enabled = true
+banaction = opnsense[firewall="198.51.100.1", key="${KEY}", secret="${SECRET}", alias="web_block", allow_insecure="true"]
+
+[nginx]
+enabled = true
+banaction = opnsense[firewall="https://198.51.100.1/", key="${KEY}", secret="${SECRET}", alias="web_block"]
+`);
+  const e = env();
+  const plan = planTargets(list, e);
+  const summary = plan.targets.map((x) => ({ id: x.id, urls: x.endpoints.map((p) => p.url), insecure: x.endpoints.map((p) => p.tlsInsecure), jails: x.jails.sort() }))
+    .sort((a, b) => a.id.localeCompare(b.id));
+  assert.deepEqual(summary, [
+    { id: 'edge_block', urls: ['https://192.0.2.254'], insecure: [false], jails: ['dovecot'] },
+    { id: 'mail_block', urls: ['https://192.0.2.254'], insecure: [false], jails: ['postfix'] },
+    { id: 'opnsense:198.51.100.1/web_block', urls: ['https://198.51.100.1'], insecure: [true], jails: ['nginx', 'traefik'] },
+  ]);
+  assert.equal(plan.manual, plan.targets.find((x) => x.id === 'edge_block'), 'OPNSENSE_ALIAS used by a jail: one target, also for manual bans');
+
+  const { jails: other } = await jails(t, `[postfix]\nenabled = true\nbanaction = opnsense[alias="mail_block"]\n`);
+  const otherPlan = planTargets(other, e);
+  assert.deepEqual(otherPlan.targets.map((x) => x.id), ['mail_block']);
+  assert.equal(otherPlan.manual?.id, 'edge_block');
+  assert.deepEqual(targetsInUse(otherPlan, []).map((x) => x.id), ['mail_block'], 'an unused OPNSENSE_ALIAS gets no target');
+  assert.deepEqual(targetsInUse(otherPlan, ['mail_block', 'edge_block']).map((x) => x.id), ['mail_block', 'edge_block'], 'a ledger claim in it does');
+  assert.equal(planTargets([], env({ firewalls: [] })).manual, null, 'no OPNSENSE_URL, no manual target');
+});
+
+test('ledger target names an older edgeban wrote map to the one target of their firewall and alias', () => {
+  const e = env();
+  assert.equal(renamedTarget('opnsense:192.0.2.254/edge_block', e), 'edge_block', 'the environment\'s firewall');
+  assert.equal(renamedTarget('opnsense:https://192.0.2.254:443//mail_block', e), 'mail_block');
+  assert.equal(renamedTarget('opnsense:https://198.51.100.1:443//web_block', e), 'opnsense:198.51.100.1/web_block', 'another spelling of a jail-only firewall');
+  assert.equal(renamedTarget('opnsense:198.51.100.1/web_block', e), null, 'already the current name');
+  assert.equal(renamedTarget('opnsense:2001:db8::1/v6_block', e), null);
+  assert.equal(renamedTarget('edge_block', e), null);
+  assert.equal(renamedTarget('opnsense:not a url/x', e), null);
 });

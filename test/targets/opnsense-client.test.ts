@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
+import http from 'node:http';
 import path from 'node:path';
 import { test } from 'node:test';
 import { LEAST_PRIVILEGES, OpnsenseSimulator } from '../../src/simulator/opnsense-simulator.ts';
 import { OpnsenseApiError } from '../../src/targets/opnsense/api-error.ts';
-import { OpnsenseClient } from '../../src/targets/opnsense/client.ts';
+import { DEFAULT_MAX_REPLY_BYTES, OpnsenseClient } from '../../src/targets/opnsense/client.ts';
 import { toPfSpelling } from '../../src/net/address.ts';
 import { ALIAS, CapturedLog, KEY, SECRET, endpointFor, startSimulator } from '../helpers/enforcement-harness.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
@@ -73,6 +75,81 @@ test('trap 4: list pages through 25,000 entries with paging fields in the POST b
   const lists = sim.calls().filter((c) => c.path.includes('/list/'));
   assert.equal(lists.length, 3, '9999 + 9999 + 5002');
   assert.deepEqual(lists.map((c) => JSON.parse(c.requestBody)), [1, 2, 3].map((current) => ({ current, rowCount: 9999 })));
+});
+
+test('short pages: a firewall or proxy answering fewer rows than asked is paged at its size until total', async (t) => {
+  const sim = await startSimulator(t);
+  const entries = Array.from({ length: 2_500 }, (_, i) => toPfSpelling(`2001:db8:1:${i.toString(16)}::1`));
+  sim.seedTableEntries(ALIAS, entries);
+  sim.setFaults({ listPageCap: 1_000 });
+  const client = clientFor(sim);
+  t.after(() => client.close());
+  const listed = await client.listAlias(ALIAS);
+  assert.equal(listed.length, 2_500);
+  assert.deepEqual(new Set(listed), new Set(entries));
+  const asked = sim.calls().filter((c) => c.path.includes('/list/')).map((c) => JSON.parse(c.requestBody));
+  assert.deepEqual(asked, [{ current: 1, rowCount: 9999 }, { current: 2, rowCount: 1000 }, { current: 3, rowCount: 1000 }]);
+});
+
+test('a list that cannot reach total (every page the same) fails with a clear error instead of stopping short', async (t) => {
+  const sim = await startSimulator(t);
+  sim.seedTableEntries(ALIAS, Array.from({ length: 300 }, (_, i) => `2001:db8:2:${i.toString(16)}::1`));
+  sim.setFaults({ listPageCap: 100, listIgnoresPage: true });
+  const client = clientFor(sim);
+  t.after(() => client.close());
+  await assert.rejects(client.listAlias(ALIAS), (error: unknown) => {
+    assert.ok(isApiError('server')(error));
+    assert.match((error as Error).message, /page 2 .*no new entry.*total says 300/);
+    return true;
+  });
+  assert.equal(sim.calls().filter((c) => c.path.includes('/list/')).length, 2, 'bounded: stops at the first page that adds nothing');
+});
+
+test('list rows come back in one canonical spelling (/32, /128, upper case), ::ffff: entries stay IPv6 and are deleted as themselves', async (t) => {
+  const sim = await startSimulator(t);
+  const client = clientFor(sim);
+  t.after(() => client.close());
+  sim.seedTableEntries(ALIAS, ['192.0.2.9', '2001:db8::9', '::ffff:192.0.2.9']);
+  sim.setFaults({ listSpelling: 'host-prefix' });
+  assert.deepEqual(await client.listAlias(ALIAS), ['192.0.2.9', '::ffff:192.0.2.9', '2001:db8::9']);
+  sim.setFaults({ listSpelling: 'upper-case' });
+  assert.deepEqual(await client.listAlias(ALIAS), ['192.0.2.9', '::ffff:192.0.2.9', '2001:db8::9']);
+  await client.deleteFromAlias(ALIAS, '::FFFF:C000:209');
+  assert.deepEqual(sim.tableEntries(ALIAS), ['192.0.2.9', '2001:db8::9']);
+});
+
+test('replies are read up to a size cap: an endless reply is abandoned with a clear error', async (t) => {
+  let sent = 0;
+  let closed = false;
+  const chunk = Buffer.from('{"ip":"192.0.2.1","in_block_p":"1","in_block_b":"60"},'.repeat(1000));
+  const server = http.createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.write('{"total":1,"rowCount":1,"current":1,"rows":[');
+    res.on('close', () => { closed = true; });
+    const pump = (): void => {
+      while (!closed && sent < 1024 * 1024 * 1024) {
+        sent += chunk.length;
+        if (!res.write(chunk)) { res.once('drain', pump); return; }
+      }
+    };
+    pump();
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => new Promise((resolve) => server.close(resolve)));
+  const { port } = server.address() as { port: number };
+  const client = clientFor({ url: `http://127.0.0.1:${port}` });
+  t.after(() => client.close());
+  await assert.rejects(client.listAlias(ALIAS), (error: unknown) => {
+    assert.ok(isApiError('too-large')(error));
+    assert.match((error as Error).message, /larger than 32 MiB/);
+    assert.equal((error as OpnsenseApiError).retryable, false);
+    assert.equal((error as OpnsenseApiError).needsOperator, true);
+    return true;
+  });
+  for (let i = 0; i < 200 && !closed; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.ok(closed, 'the connection was dropped');
+  assert.ok(sent < DEFAULT_MAX_REPLY_BYTES + 16 * 1024 * 1024, `stopped reading near the cap (${sent} bytes sent)`);
 });
 
 test('trap 8: snake_case paths pass the ACL of a least-privilege key', async (t) => {

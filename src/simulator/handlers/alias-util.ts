@@ -3,6 +3,7 @@ import { pageBounds, pageRequest } from '../recordset.ts';
 import { contentItemValid } from '../alias-config.ts';
 import { entryContains } from '../pf-table-store.ts';
 import { isValidAddress } from '../../net/address.ts';
+import type { ListSpelling } from '../faults.ts';
 import { ok, requireWritable, unexpectedError, type ActionContext, type ApiReply, type Endpoint } from '../api-types.ts';
 
 /** The `address` field as preg_match would get it: an array there is a PHP TypeError → 500. */
@@ -38,13 +39,23 @@ function list(ctx: ActionContext): ApiReply {
     matches = source.filter((ip) => request.tokens.every((t) => ip.includes(t)));
   }
   const total = matches.length;
+  const faults = ctx.state.faults();
+  if (faults.listPageCap > 0 && (request.rowCount === -1 || request.rowCount > faults.listPageCap)) request.rowCount = faults.listPageCap;
+  if (faults.listIgnoresPage) request.current = 1;
   const [start, end] = pageBounds(total, request);
   const rows: { ip: string }[] = [];
   for (let i = start; i < end; i++) {
     const ip = descending ? matches[total - 1 - i] : matches[i];
-    if (ip !== undefined) rows.push({ ip });
+    if (ip !== undefined) rows.push({ ip: respell(ip, faults.listSpelling) });
   }
   return ok({ total, rowCount: rows.length, current: request.current, rows });
+}
+
+/** A row as other software than pfctl might print it (the `listSpelling` fault). */
+function respell(ip: string, spelling: ListSpelling): string {
+  if (spelling === 'upper-case') return ip.toUpperCase();
+  if (spelling === 'host-prefix' && !ip.includes('/')) return `${ip}/${ip.includes(':') ? 128 : 32}`;
+  return ip;
 }
 
 async function add(ctx: ActionContext): Promise<ApiReply> {
@@ -72,7 +83,7 @@ async function add(ctx: ActionContext): Promise<ApiReply> {
     }
     if (!alias) return ok({ status: 'failed', status_msg: `nonexistent alias ${aliasName}` });
     // pfctl's outcome (parse error, ENOMEM, duplicate) is discarded.
-    ctx.state.pf.add(aliasName, address);
+    if (!ctx.state.faults().discardAdds) ctx.state.pf.add(aliasName, address);
     return ok({ status: 'done' });
   });
 }

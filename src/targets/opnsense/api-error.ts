@@ -11,6 +11,7 @@ export type ApiErrorKind =
   | 'not-found'     // 404: endpoint unknown (OPNsense too old, or a wrong URL path)
   | 'tls'           // certificate not trusted, expired or for another name
   | 'server'        // 5xx, a body that is not the JSON expected
+  | 'too-large'     // a reply past the size cap (a proxy or firewall answering far more than asked)
   | 'throttled'     // 408 / 429
   | 'network'       // refused, reset, DNS
   | 'timeout';      // no answer in time
@@ -18,7 +19,7 @@ export type ApiErrorKind =
 const RETRYABLE: ReadonlySet<ApiErrorKind> = new Set(['server', 'throttled', 'network', 'timeout']);
 
 /** Kinds that no retry can fix: the operator has to act (status shows them as degraded). */
-const NEEDS_OPERATOR: ReadonlySet<ApiErrorKind> = new Set(['auth', 'forbidden', 'read-only', 'alias-missing', 'not-found', 'tls']);
+const NEEDS_OPERATOR: ReadonlySet<ApiErrorKind> = new Set(['auth', 'forbidden', 'read-only', 'alias-missing', 'not-found', 'tls', 'too-large']);
 
 export class OpnsenseApiError extends Error {
   readonly kind: ApiErrorKind;

@@ -2,7 +2,7 @@ import { Agent, request, type Dispatcher } from 'undici';
 import type { z } from 'zod';
 import type { FirewallEndpoint } from '../../config/env.ts';
 import type { Logger } from '../../logging/logger.ts';
-import { parsePfAddress } from '../../net/address.ts';
+import { canonicalEntry, parsePfAddress, parsePfEntry } from '../../net/address.ts';
 import { isValidAliasName } from '../../config/env.ts';
 import { OpnsenseApiError, type ApiErrorKind } from './api-error.ts';
 import {
@@ -44,6 +44,18 @@ export interface ApiCallRecord {
 
 /** Default page for alias_util/list: OPNsense's own default since 25.7. */
 export const DEFAULT_LIST_PAGE_SIZE = 9999;
+
+/**
+ * Replies are read up to a cap, not whole: a proxy or a broken firewall answering hundreds of MB
+ * must not take the daemon's memory with it. The largest legitimate reply is a list page: a row
+ * with every pf counter (`in_block_p`…`out_xpass_b`, 20-digit values) and a long IPv6 network is
+ * about 450 bytes of PHP JSON, so the default page of 9,999 rows is under 5 MiB; 32 MiB leaves
+ * 7× headroom, and bigger pages (EDGEBAN_LIST_PAGE_SIZE) get 1 KiB per row asked.
+ */
+export const DEFAULT_MAX_REPLY_BYTES = 32 * 1024 * 1024;
+const MAX_LIST_ROW_BYTES = 1024;
+/** A list that needs more pages than this is not converging (the table grows as fast as it is read). */
+const MAX_LIST_PAGES = 100_000;
 
 const TLS_ERROR_CODES = new Set([
   'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
@@ -112,19 +124,33 @@ export class OpnsenseClient {
   }
 
   /**
-   * Every entry of a pf table, page by page (a page holds at most `pageSize`; paging fields go in
-   * the POST body because the query string is ignored). Entries come back as pf prints them.
+   * Every entry of a pf table in canonical spelling (parsePfEntry; rows that are no address as
+   * they came), page by page until `total` is reached. Paging fields go in the POST body (the query
+   * string is ignored). A page shorter than asked before `total` means the firewall or a proxy caps
+   * pages: paging goes on at the size it answered. A page that adds nothing new is an error, not
+   * the end: stopping there would hide entries (expired bans never removed, adds taken for dropped).
    */
   async listAlias(alias: string, pageSize = DEFAULT_LIST_PAGE_SIZE): Promise<string[]> {
     const path = `firewall/alias_util/list/${this.checkedAlias(alias)}`;
     const entries = new Set<string>();
-    let total = Infinity;
-    // Bounded: the table may change between pages, so stop on a short page or past the last page.
-    for (let page = 1; page <= 100_000; page++) {
-      const reply = await this.call('POST', path, ListReplySchema, { current: page, rowCount: pageSize });
-      total = reply.total;
-      for (const row of reply.rows) entries.add(row.ip.trim());
-      if (reply.rows.length < pageSize || page * pageSize >= total) break;
+    let size = pageSize;
+    let position = 0; // rows read so far, in list order
+    for (let pages = 1; ; pages++) {
+      const current = Math.floor(position / size) + 1;
+      const reply = await this.call('POST', path, ListReplySchema, { current, rowCount: size }, Math.max(DEFAULT_MAX_REPLY_BYTES, size * MAX_LIST_ROW_BYTES));
+      const before = entries.size;
+      for (const row of reply.rows) entries.add(canonicalEntry(row.ip));
+      const end = (current - 1) * size + reply.rows.length;
+      if (end >= reply.total) break;
+      if (entries.size === before) {
+        throw new OpnsenseApiError('server', `POST /api/${path}`,
+          `page ${current} (${size} rows asked) brought ${reply.rows.length} rows and no new entry, but total says ${reply.total} and only ${entries.size} were read: the list cannot be completed (a proxy or firewall that ignores paging?)`);
+      }
+      if (pages >= MAX_LIST_PAGES) {
+        throw new OpnsenseApiError('server', `POST /api/${path}`, `still short of total (${reply.total}) after ${pages} pages of ${size} rows: the list cannot be completed`);
+      }
+      if (reply.rows.length < size) size = reply.rows.length;
+      position = end;
     }
     return [...entries];
   }
@@ -192,9 +218,10 @@ export class OpnsenseClient {
     return reply.dropped_states ?? 0;
   }
 
+  /** pf's spelling of an entry, family kept: a foreign `::ffff:a.b.c.d` is deleted as itself, never as the IPv4 `a.b.c.d`. */
   private checkedAddress(address: string): string {
     try {
-      return parsePfAddress(address).text;
+      return parsePfEntry(address).text;
     } catch (error) {
       throw new OpnsenseApiError('rejected', 'address check', (error as Error).message);
     }
@@ -215,12 +242,12 @@ export class OpnsenseClient {
     throw new OpnsenseApiError('rejected', call, `OPNsense replied status ${JSON.stringify(reply.status)}${reply.status_msg ? ` (${reply.status_msg})` : ''}${what}`);
   }
 
-  protected async call<T>(method: 'GET' | 'POST', path: string, schema: z.ZodType<T>, body?: Record<string, unknown>): Promise<T> {
-    if (!this.onCall) return this.callOnce(method, path, schema, body);
+  protected async call<T>(method: 'GET' | 'POST', path: string, schema: z.ZodType<T>, body?: Record<string, unknown>, maxReplyBytes = DEFAULT_MAX_REPLY_BYTES): Promise<T> {
+    if (!this.onCall) return this.callOnce(method, path, schema, body, maxReplyBytes);
     const started = performance.now();
     const endpoint = `${method} ${routeOf(path)}`;
     try {
-      const result = await this.callOnce(method, path, schema, body);
+      const result = await this.callOnce(method, path, schema, body, maxReplyBytes);
       this.onCall({ endpoint, outcome: 'ok', ms: performance.now() - started });
       return result;
     } catch (error) {
@@ -229,7 +256,7 @@ export class OpnsenseClient {
     }
   }
 
-  private async callOnce<T>(method: 'GET' | 'POST', path: string, schema: z.ZodType<T>, body?: Record<string, unknown>): Promise<T> {
+  private async callOnce<T>(method: 'GET' | 'POST', path: string, schema: z.ZodType<T>, body: Record<string, unknown> | undefined, maxReplyBytes: number): Promise<T> {
     const call = `${method} /api/${path}`;
     const headers: Record<string, string> = { authorization: this.authorization, accept: 'application/json' };
     let payload: string | undefined;
@@ -250,8 +277,9 @@ export class OpnsenseClient {
         signal: AbortSignal.timeout(this.timeoutMs),
       });
       statusCode = response.statusCode;
-      text = await response.body.text();
+      text = await readCapped(response.body, maxReplyBytes, call);
     } catch (error) {
+      if (error instanceof OpnsenseApiError) throw error;
       throw classifyTransportError(error, call, this.timeoutMs);
     }
     this.logger.debug({ call, status: statusCode, ms: Math.round(performance.now() - started) }, 'opnsense call');
@@ -269,6 +297,29 @@ export class OpnsenseClient {
     }
     return parsed.data;
   }
+}
+
+/**
+ * The body as text, read chunk by chunk and abandoned (the connection destroyed) past `maxBytes`,
+ * so an oversized reply costs at most the cap in memory.
+ */
+async function readCapped(body: Dispatcher.ResponseData['body'], maxBytes: number, call: string): Promise<string> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    length += chunk.length;
+    if (length > maxBytes) {
+      body.destroy();
+      throw new OpnsenseApiError('too-large', call,
+        `reply larger than ${formatBytes(maxBytes)}, abandoned: the firewall (or a proxy in front of it) answers far more than any OPNsense reply; check OPNSENSE_URL and what sits in between`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, length).toString('utf8');
+}
+
+function formatBytes(bytes: number): string {
+  return bytes >= 1024 * 1024 ? `${Math.round(bytes / (1024 * 1024))} MiB` : `${bytes} bytes`;
 }
 
 /** `firewall/alias_util/add/blocklist` → `firewall/alias_util/add`: module/controller/command only. */

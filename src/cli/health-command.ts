@@ -2,8 +2,9 @@
  * `edgeban health [--live] [--timeout S] [--socket PATH | --tcp]`: the container HEALTHCHECK.
  * Asks the running daemon for its status over the control socket and prints one line.
  *
- * Exit 0 when the daemon answers and no target is `degraded`; exit 1 when it does not answer
- * within the timeout, or when a target is `degraded`.
+ * Exit 0 when the daemon answers, no target is `degraded` and every enabled jail runs; exit 1
+ * when it does not answer within the timeout, a target is `degraded` or an enabled jail does not
+ * run (its filter is missing, localactions = skip): that jail protects nobody.
  *
  * Why `degraded` is unhealthy: it means the firewall refuses edgeban for a reason only an
  * operator can fix (bad credentials, a missing privilege or alias), or accepts adds that pf does
@@ -30,6 +31,7 @@ const StatusReplySchema = z.object({
     state: z.string(),
     lastError: z.object({ message: z.string() }).nullable().optional(),
   })),
+  jails: z.array(z.object({ jail: z.string(), running: z.boolean().optional(), reason: z.string().optional() })).nullable().optional(),
 });
 type StatusReply = z.infer<typeof StatusReplySchema>;
 
@@ -44,6 +46,13 @@ export function judgeHealth(status: StatusReply, live: boolean): HealthVerdict {
     const first = degraded[0]!;
     const more = degraded.length > 1 ? ` (and ${degraded.length - 1} more)` : '';
     return { healthy: false, line: `unhealthy: target ${first.id}: degraded${more}, bans do not reach it: ${first.lastError?.message ?? 'see edgeban status'}` };
+  }
+  // An enabled jail that does not run protects nobody while everything else looks fine.
+  const stopped = (status.jails ?? []).filter((j) => j.running === false);
+  if (stopped.length > 0 && !live) {
+    const first = stopped[0]!;
+    const more = stopped.length > 1 ? ` (and ${stopped.length - 1} more)` : '';
+    return { healthy: false, line: `unhealthy: jail ${first.jail} is enabled but not running${more}: ${first.reason ?? 'see edgeban status'}` };
   }
   return { healthy: true, line: `healthy: daemon answers; ${targets}; ${bans}` };
 }

@@ -69,6 +69,10 @@ export interface EdgebanEnv {
   notifyIntervalSec: number;
   /** The ledger store (EDGEBAN_LEDGER). */
   ledger: LedgerSettings;
+  /** Local firewall actions in jails (iptables, …): edge bans, skipped jails or an error (EDGEBAN_LOCAL_ACTIONS; a jail's `localactions` wins). */
+  localActions: 'edge' | 'skip' | 'error';
+  /** Start with no runnable jail (a ban-only setup driven by the CLI): EDGEBAN_ALLOW_NO_JAILS. */
+  allowNoJails: boolean;
   /** Where this host's routing tables are read (gateways the guard protects); /proc/net, or a test's fixture. */
   procNet: string;
   /** Every secret value, for scrubbing logs. */
@@ -193,6 +197,8 @@ const RawEnvSchema = z.object({
     }
     return value;
   }),
+  EDGEBAN_LOCAL_ACTIONS: z.enum(['edge', 'skip', 'error']).optional(),
+  EDGEBAN_ALLOW_NO_JAILS: flag(false),
   EDGEBAN_PROC_NET: z.string().trim().optional(),
   EDGEBAN_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
   EDGEBAN_LOG_FORMAT: z.enum(['pretty', 'json']).optional(),
@@ -281,6 +287,8 @@ export function loadEnv(options: LoadEnvOptions = {}): EdgebanEnv {
     enforcementAlertAfterSec: raw.EDGEBAN_ENFORCEMENT_ALERT_AFTER,
     notifyIntervalSec: raw.EDGEBAN_NOTIFY_INTERVAL,
     ledger,
+    localActions: raw.EDGEBAN_LOCAL_ACTIONS ?? 'edge',
+    allowNoJails: raw.EDGEBAN_ALLOW_NO_JAILS,
     procNet: path.resolve(raw.EDGEBAN_PROC_NET || '/proc/net'),
     secrets: [key, secret, controlToken, redisPassword, ...redisUrlSecrets(raw.EDGEBAN_REDIS_URL)].filter((s): s is string => typeof s === 'string' && s !== ''),
   };

@@ -30,6 +30,8 @@ export interface JailDirectory {
   /** Drops failure counters of an unbanned address, so it starts afresh. */
   forget?(address: string, jail?: string): void;
   status?(jail: string | null): unknown;
+  /** An enabled jail by this name exists, running or not (status lists it with the reason). */
+  isJail?(jail: string): boolean;
   reload?(): Promise<{ ok: boolean; message: string }>;
   /** Told of the targets a manual ban went to (the daemon starts enforcing a target on its first ban). */
   banned?(targets: readonly string[]): void;
@@ -53,7 +55,7 @@ export function createLedgerHandlers(options: LedgerHandlersOptions): ControlHan
   const random = options.random ?? Math.random;
   return {
     async status(jail) {
-      if (jail !== null && jails.jail(jail) === null) throw new ControlRequestError(`no jail named ${jail}`, 'jail', 404);
+      if (jail !== null && jails.jail(jail) === null && !(jails.isJail?.(jail) ?? false)) throw new ControlRequestError(`no jail named ${jail}`, 'jail', 404);
       const active = ledger.activeClaims();
       return {
         activeBans: new Set(active.map((c) => `${c.target} ${c.address}`)).size,

@@ -20,7 +20,7 @@ import type { Clock, TimerHandle } from '../util/clock.ts';
 import { moveAside } from '../util/durable-files.ts';
 import { errorMessage, UserFacingError } from '../util/errors.ts';
 import type { EnforcementTarget } from '../jails/targets.ts';
-import { enforcedTargets, guardFacts, loadDaemonConfig, moveRenamedTargets, settleLedger, type DaemonConfig } from './daemon-config.ts';
+import { enforcedTargets, guardFacts, loadDaemonConfig, moveRenamedTargets, requireRunnableJails, settleLedger, type DaemonConfig } from './daemon-config.ts';
 import { JailPipeline } from './jail-pipeline.ts';
 
 export interface DaemonOptions {
@@ -88,8 +88,7 @@ export class Daemon {
     const { env, clock, logger } = this.options;
     this.config = await loadDaemonConfig(env);
     this.learnSecrets(this.config);
-    for (const u of this.config.unsupported) logger.warn({ jail: u.jail, action: u.action, reason: u.reason }, 'jail not run');
-    if (this.config.jails.length === 0) logger.warn('no enabled jail edgeban can run; enable one in jail.local (banaction = opnsense)');
+    reportConfig(this.config, logger);
     await mkdir(env.dataDir, { recursive: true, mode: 0o700 });
     if (this.options.resetState && env.ledger.kind === 'redis') {
       // The shared ledger belongs to every replica; one replica's restart must not wipe it.
@@ -102,6 +101,8 @@ export class Daemon {
       const failuresAside = await moveAside(path.join(env.dataDir, 'failures'), clock.now());
       if (failuresAside) logger.warn({ movedTo: failuresAside }, '--reset-state: the failure journals were moved aside');
     }
+    // After the flag checks, before the ledger (Redis is a network call) and any firewall.
+    requireRunnableJails(this.config, env);
     const store = await openLedgerStore(env, logger);
     this.ledger = await Ledger.open({ store, clock, logger });
     this.facts = this.options.networkFacts ?? await guardFacts(this.config, env, logger);
@@ -202,6 +203,7 @@ export class Daemon {
     try {
       if (this.options.readEnv) env = this.options.readEnv();
       next = await loadDaemonConfig(env);
+      requireRunnableJails(next, env);
     } catch (error) {
       logger.error({ err: errorMessage(error) }, 'reload failed; the running configuration stays');
       return { ok: false, message: `reload failed, configuration unchanged: ${errorMessage(error)}` };
@@ -215,6 +217,7 @@ export class Daemon {
     this.options = { ...this.options, env: { ...env, secrets: previousEnv.secrets } };
     this.config = next;
     this.learnSecrets(next);
+    reportConfig(next, logger);
     await this.notifier?.reconfigure(next.notify);
     this.engine.reload(next.jails.map((j) => j.settings), this.facts);
     // New targets, firewalls, aliases, credentials or reconcile settings: new reconcilers (the ledger keeps every ban).
@@ -242,7 +245,31 @@ export class Daemon {
     const pipelines = this.pipelines.filter((p) => jail === null || p.jail === jail).map((p) => p.stats());
     const engine = this.engine.stats(jail ?? undefined);
     // The pipeline's `matches` and `old` (filter matches, catch-up lines dropped) differ from the engine's: keep both.
-    return pipelines.map(({ matches: filterMatches, old: oldCatchUp, ...p }) => ({ ...p, filterMatches, oldCatchUp, ...engine.find((e) => e.jail === p.jail) }));
+    const running = pipelines.map(({ matches: filterMatches, old: oldCatchUp, ...p }) => ({
+      ...p, filterMatches, oldCatchUp, ...engine.find((e) => e.jail === p.jail), ...this.reportOf(p.jail),
+    }));
+    // Every enabled jail is listed: manual-ban jails (no log) and those not running, with the reason.
+    const others = this.config.report
+      .filter((r) => (jail === null || r.jail === jail) && !running.some((p) => p.jail === r.jail))
+      .map((r) => ({ jail: r.jail, ...engine.find((e) => e.jail === r.jail), ...this.reportOf(r.jail) }));
+    return [...running, ...others];
+  }
+
+  /** What status shows of a jail beside its counters: running or why not, and what runs differently from fail2ban. */
+  private reportOf(jail: string): Record<string, unknown> {
+    const report = this.config.report.find((r) => r.jail === jail);
+    if (!report) return {};
+    return {
+      running: report.running,
+      ...(report.reason === null ? {} : { reason: report.reason }),
+      ...(report.manualOnly ? { manualOnly: true } : {}),
+      notes: report.notes.map((n) => ({ kind: n.kind, subject: n.subject, file: n.file, line: n.line, message: n.message, fix: n.fix })),
+    };
+  }
+
+  /** Whether an enabled jail by this name exists, running or not (status JAIL answers for it). */
+  isEnabledJail(jail: string): boolean {
+    return this.config.report.some((r) => r.jail === jail);
   }
 
   private buildReconcilers(): void {
@@ -281,7 +308,8 @@ export class Daemon {
 
   private async startPipelines(): Promise<void> {
     const { env, clock, logger } = this.options;
-    this.pipelines = this.config.jails.map((plan) => new JailPipeline(plan, clock));
+    // A manual-ban jail (empty failregex) reads no log.
+    this.pipelines = this.config.jails.filter((plan) => !plan.manualOnly).map((plan) => new JailPipeline(plan, clock));
     for (const pipeline of this.pipelines) {
       await pipeline.start({
         engine: this.engine, dataDir: env.dataDir, logger, clock,
@@ -334,9 +362,20 @@ export class Daemon {
         return holding.map((r) => r.status().id);
       },
       status: (jail) => this.status(jail),
+      isJail: (jail) => this.isEnabledJail(jail),
       reload: () => this.reload(),
       banned: () => this.enforceNewTargets(),
     };
+  }
+}
+
+/** One log line per thing a migrating user must know: mapped action files, substituted or skipped actions, jails not running, unknown keys. */
+function reportConfig(config: DaemonConfig, logger: Logger): void {
+  for (const line of config.mapped) logger.info(line);
+  for (const note of config.warnings) logger.warn({ file: note.file, line: note.line, fix: note.fix }, note.message);
+  for (const report of config.report) {
+    for (const note of report.notes) logger.warn({ jail: report.jail, kind: note.kind, fix: note.fix }, note.message);
+    if (!report.running) logger.warn({ jail: report.jail }, `[${report.jail}] not running: ${report.reason ?? 'unknown reason'}`);
   }
 }
 

@@ -1,12 +1,12 @@
 import { loadEnv, type EdgebanEnv, type FirewallEndpoint } from '../config/env.ts';
-import { loadDaemonConfig, type DaemonConfig } from '../daemon/daemon-config.ts';
+import { loadDaemonConfig, requireRunnableJails, type DaemonConfig } from '../daemon/daemon-config.ts';
 import { cidrList } from '../jails/cidr.ts';
 import { discoverNetworkFacts } from '../jails/network-facts.ts';
 import type { Logger } from '../logging/logger.ts';
 import { OpnsenseAdminClient } from '../targets/opnsense/admin-client.ts';
 import type { Clock } from '../util/clock.ts';
 import { errorMessage } from '../util/errors.ts';
-import { fail, pass, type CheckResult } from './check-result.ts';
+import { fail, pass, warn, type CheckResult } from './check-result.ts';
 import { checkFirewall } from './firewall-checks.ts';
 import { checkJailLogs } from './log-checks.ts';
 
@@ -53,14 +53,12 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   let config: DaemonConfig | null = null;
   try {
     config = await loadDaemonConfig(env);
-    const unsupported = config.unsupported.length > 0 ? `; ${config.unsupported.length} action(s) edgeban cannot run are skipped` : '';
-    add(pass('config.jails', env.configDir, `${config.jails.length} enabled jail(s)${unsupported}`));
+    const notRunning = config.report.filter((r) => !r.running).length;
+    add(pass('config.jails', env.configDir, `${config.jails.length} jail(s) will run${notRunning > 0 ? `, ${notRunning} enabled jail(s) will not` : ''}`));
   } catch (error) {
     add(fail('config.jails', env.configDir, errorMessage(error), 'fix the file and line named; `edgeban run` would refuse to start'));
   }
-  if (config !== null && config.jails.length === 0) {
-    add(fail('config.jails', env.configDir, 'no enabled jail: nothing will be banned', 'set `enabled = true` in the jails you want (jail.local or jail.d/*.local)'));
-  }
+  if (config !== null) for (const result of migrationChecks(config, env)) add(result);
   for (const { endpoint, alias } of firewallsToCheck(env, config)) {
     const client = new OpnsenseAdminClient({ endpoint, logger: options.logger(env), connections: 2 });
     try {
@@ -74,7 +72,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   if (config !== null) {
     const facts = await discoverNetworkFacts({ procNet: env.procNet }).catch(() => null);
     const proxyCandidates = facts === null ? [] : cidrList([...facts.gateways, ...facts.selfAddresses]);
-    for (const jail of config.jails) {
+    for (const jail of config.jails.filter((j) => !j.manualOnly)) {
       const input = { name: jail.definition.name, logpath: jail.definition.logpath, filter: jail.filter, findtimeSec: jail.settings.findtimeSec, logformat: jail.settings.logformat ?? 'plain' };
       const found = await checkJailLogs(input, {
         nowMs: options.clock.now(), staleAfterSec: options.staleAfterSec, tailLines: options.tailLines, proxyCandidates,
@@ -95,4 +93,22 @@ function firewallsToCheck(env: EdgebanEnv, config: DaemonConfig | null): Array<{
     ? (env.firewalls.length > 0 ? { alias: env.alias, endpoints: env.firewalls } : null)
     : (config.targets.length === 0 ? config.manualTarget : null);
   return [...(config?.targets ?? []), ...(manual ? [manual] : [])].flatMap((t) => t.endpoints.map((endpoint) => ({ endpoint, alias: t.alias })));
+}
+
+/** What runs differently from fail2ban: mapped action files (pass), substituted or not-run actions, jails not running, unknown keys (warn). */
+function migrationChecks(config: DaemonConfig, env: EdgebanEnv): CheckResult[] {
+  const out: CheckResult[] = [];
+  for (const line of config.mapped) out.push(pass('config.action', env.configDir, line));
+  for (const note of config.warnings) out.push(warn(`config.${note.kind}`, `${note.file}:${note.line}`, note.message, note.fix));
+  for (const report of config.report) {
+    for (const note of report.notes) out.push(warn(`config.${note.kind}`, `jail ${report.jail}`, note.message, note.fix));
+    if (!report.running) out.push(warn('config.jail_not_running', `jail ${report.jail}`, `enabled but not running: ${report.reason ?? 'unknown reason'}`, 'see the reason; or set enabled = false for this jail'));
+    else if (report.manualOnly) out.push(pass('config.jail_manual', `jail ${report.jail}`, 'empty failregex: a manual-ban jail (edgeban ban --jail), reads no log'));
+  }
+  try {
+    requireRunnableJails(config, env);
+  } catch (error) {
+    out.push(fail('config.jails', env.configDir, errorMessage(error), 'enable a jail edgeban can run; `edgeban run` would refuse to start'));
+  }
+  return out;
 }

@@ -65,14 +65,22 @@ function where(filter: EngineFilterDefinition, source: SourceRef): string {
   return `${source.file}:${source.line}: ${source.key}: filter ${filter.name}`;
 }
 
+/** The regex with a ⟨here⟩ mark at a position, for error messages. */
+function markAt(pattern: string, at: number): string {
+  return JSON.stringify(`${pattern.slice(0, at)}⟨here⟩${pattern.slice(at)}`);
+}
+
 function compileOne(filter: EngineFilterDefinition, spec: RegexSpec, multiline: boolean, useDns: UseDns): CompiledRegex {
-  const { regex: expanded, tagNames } = expandTagsWithNames(spec.pattern, useDns);
+  const { regex: expanded, tagNames, sourcePosition } = expandTagsWithNames(spec.pattern, useDns);
   if (expanded.trim() === '') throw new FilterCompileError(`${where(filter, spec.source)}: empty regex`);
   let variants: TranslatedRegex[];
   try {
     variants = expandConditionals(expanded).map((v) => translatePythonRegex(v, { multiline }));
   } catch (error) {
-    const reason = error instanceof RegexTranslationError || error instanceof ConditionalError ? error.message : String(error);
+    // The user's regex with the position in it, not the expanded <HOST> they never wrote.
+    const reason = error instanceof RegexTranslationError && error.pattern === expanded
+      ? `${error.reason} at position ${sourcePosition(error.position)}: ${markAt(spec.pattern, sourcePosition(error.position))}`
+      : error instanceof RegexTranslationError || error instanceof ConditionalError ? error.message : String(error);
     throw new FilterCompileError(`${where(filter, spec.source)}: cannot use regex ${JSON.stringify(spec.pattern)}: ${reason}`);
   }
   const t = variants[0] as TranslatedRegex;

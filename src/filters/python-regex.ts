@@ -8,11 +8,13 @@
 export class RegexTranslationError extends Error {
   readonly pattern: string;
   readonly position: number;
+  readonly reason: string;
   constructor(pattern: string, position: number, reason: string) {
     super(`${reason} at position ${position} of ${JSON.stringify(pattern)}`);
     this.name = 'RegexTranslationError';
     this.pattern = pattern;
     this.position = position;
+    this.reason = reason;
   }
 }
 

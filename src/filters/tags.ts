@@ -45,11 +45,13 @@ export function expandTags(regex: string, useDns: UseDns = 'warn'): string {
 }
 
 /** expandTags, also naming the groups that custom `<F-NAME>` tags opened (the captured tags). */
-export function expandTagsWithNames(regex: string, useDns: UseDns = 'warn'): { regex: string; tagNames: Set<string> } {
+export function expandTagsWithNames(regex: string, useDns: UseDns = 'warn'): { regex: string; tagNames: Set<string>; sourcePosition: (at: number) => number } {
   const open = new Set<string>();
   const tagNames = new Set<string>();
   let skipLines = 0;
-  const out = regex.replace(TAG_RE, (tag) => {
+  // Each replaced tag: where it was and how long its expansion is, to map an error position back.
+  const spans: Array<{ at: number; length: number; expanded: number }> = [];
+  const expand = (tag: string): string => {
     const name = tag.slice(1, -1);
     if (name === 'HOST') return useDns === 'no' ? R_ADDR : R_HOST;
     if (name === 'SKIPLINES') return String.raw`\n(?P<skiplines${skipLines++}>(?:(?:.*\n)*?))`;
@@ -62,8 +64,24 @@ export function expandTagsWithNames(regex: string, useDns: UseDns = 'warn'): { r
     open.add(tn);
     tagNames.add(tagGroupName(tn));
     return `(?P<${tagGroupName(tn)}>`;
+  };
+  const out = regex.replace(TAG_RE, (tag: string, offset: number) => {
+    const replacement = expand(tag);
+    spans.push({ at: offset, length: tag.length, expanded: replacement.length });
+    return replacement;
   });
+  /** Position `at` of the expansion in the regex as written: inside a tag's expansion, the tag's start. */
+  const sourcePosition = (at: number): number => {
+    let shift = 0;
+    for (const span of spans) {
+      const start = span.at + shift;
+      if (at < start) break;
+      if (at < start + span.expanded) return span.at;
+      shift += span.expanded - span.length;
+    }
+    return Math.max(0, at - shift);
+  };
   if (/(?:^|[^\\])\(\?P<fid>/.test(out)) tagNames.add('fid');
   if (/(?:^|[^\\])\(\?P<fport>/.test(out)) tagNames.add('fport');
-  return { regex: out, tagNames };
+  return { regex: out, tagNames, sourcePosition };
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { EdgebanEnv } from '../config/env.ts';
-import { ConfigError } from '../config/fail2ban/config-error.ts';
+import { ConfigError, quotable } from '../config/fail2ban/config-error.ts';
 import { parseDuration } from '../config/fail2ban/duration.ts';
 import type { SourceRef } from '../config/fail2ban/filter-definition.ts';
 import { boolText, type JailDefinition } from '../config/fail2ban/jail-definition.ts';
@@ -132,6 +132,7 @@ export function jailSettings(jail: JailDefinition, env: Pick<EdgebanEnv, 'alias'
 
 function configError(jail: JailDefinition, key: string, text: string, what: string): ConfigError {
   const source: SourceRef = jail.sources[key] ?? { file: '<unknown>', line: 0, key };
-  const shown = text !== '' && /^[\w .:+\-*/()]{0,40}$/.test(text.trim()) ? `, not "${text.trim()}"` : '';
+  const quoted = text === '' ? null : quotable(text);
+  const shown = quoted === null ? '' : `, not "${quoted}"`;
   return new ConfigError(`${what}${shown} (jail ${jail.name})`, { file: source.file, line: source.line, key });
 }

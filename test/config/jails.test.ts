@@ -75,14 +75,20 @@ function byName(jails: JailDefinition[], name: string): JailDefinition {
   return jail;
 }
 
-test("Debian's /etc/fail2ban loads as it is; its iptables jails are reported unsupported, not fatal", async () => {
+test("Debian's /etc/fail2ban loads as it is; its iptables jails ban at the edge instead, one warning per jail", async () => {
   const { jails, unsupported } = await loadJails(dirsFor(DEBIAN_DIR));
   const sshd = byName(jails, 'sshd');
   assert.equal(sshd.enabled, true, 'Debian enables sshd in jail.d/defaults-debian.conf');
-  assert.equal(sshd.supported, false);
-  assert.deepEqual(sshd.actions, []);
-  assert.deepEqual(unsupported.map((u) => [u.jail, u.action]), [['sshd', 'iptables-multiport']]);
-  assert.match(unsupported[0]?.reason ?? '', /shell commands/);
+  assert.equal(sshd.supported, true);
+  // No firewall, no alias: the environment's (OPNSENSE_URL, OPNSENSE_ALIAS).
+  assert.deepEqual(sshd.actions.map((a) => [a.native, a.substitutedFor, a.params]), [['opnsense', 'iptables-multiport', {}]]);
+  assert.deepEqual(unsupported, []);
+  assert.deepEqual(sshd.notes.map((n) => [n.kind, n.subject, n.file]), [['substituted', 'iptables-multiport', path.join(DEBIAN_DIR, 'jail.conf')]]);
+  assert.match(sshd.notes[0]?.message ?? '', /jail\.conf:\d+\) replaced by an edge ban/);
+  const skipped = await loadJails(dirsFor(DEBIAN_DIR), { localActions: 'skip' });
+  assert.equal(byName(skipped.jails, 'sshd').supported, false);
+  assert.match(byName(skipped.jails, 'sshd').skipReason ?? '', /localactions = skip/);
+  await assert.rejects(loadJails(dirsFor(DEBIAN_DIR), { localActions: 'error' }), /jail\.conf:\d+: .*local firewall action iptables-multiport/);
   assert.equal(sshd.filter, 'sshd[mode=normal]');
   assert.deepEqual(sshd.logpath, ['/var/log/auth.log']);
   assert.equal(sshd.sources['enabled']?.file, path.join(DEBIAN_DIR, 'jail.d/defaults-debian.conf'));
@@ -189,12 +195,14 @@ test("a config dir with only jail.local gets edgeban's built-in defaults: %(acti
     assert.equal(dovecot.sources['banaction']?.file, path.join(dir, 'jail.local'));
     assert.equal(dovecot.sources['action']?.file, '<edgeban>/jail.conf');
 
+    // sendmail-whois (from %(action_mw)s) is not run, and said so; the jail still bans.
     const postfix = byName(jails, 'postfix');
-    assert.equal(postfix.supported, false);
+    assert.equal(postfix.supported, true);
     assert.equal(postfix.filter, 'postfix[mode=aggressive]');
     assert.deepEqual(postfix.actions.map((a) => a.name), ['opnsense']);
     assert.deepEqual(unsupported.map((u) => [u.jail, u.action]), [['postfix', 'sendmail-whois']]);
-    assert.match(unsupported[0]?.reason ?? '', /no action\.d\/sendmail-whois\.conf/);
+    assert.match(unsupported[0]?.reason ?? '', /sendmail-whois is a fail2ban action edgeban does not run/);
+    assert.deepEqual(postfix.notes.map((n) => [n.kind, n.subject]), [['not-run', 'sendmail-whois']]);
 
     const myapp = byName(jails, 'myapp');
     assert.equal(myapp.supported, true);
@@ -217,6 +225,7 @@ test('without any config dir the built-in jails load, all disabled', async () =>
   assert.deepEqual(jails.map((j) => [j.name, j.enabled]), [
     ['postfix', false],
     ['dovecot', false],
+    ['postfix-sasl', false],
     ['traefik', false],
     ['nginx', false],
     ['apache', false],

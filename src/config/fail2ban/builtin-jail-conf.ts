@@ -45,7 +45,7 @@ banaction = opnsense
 banaction_allports = %(banaction)s
 
 # fail2ban's action shortcuts, by the same names. Only opnsense, ntfy and webhook run in edgeban;
-# a jail that uses the others (mail, whois, …) is reported as unsupported.
+# the others (mail, whois, …) are reported as not run; the jail still bans.
 action_ = %(banaction)s[port="%(port)s", protocol="%(protocol)s", chain="%(chain)s"]
 action_mw = %(action_)s
             %(mta)s-whois[sender="%(sender)s", dest="%(destemail)s", protocol="%(protocol)s", chain="%(chain)s"]
@@ -71,6 +71,13 @@ logpath = /var/log/mail.log
 [dovecot]
 enabled = false
 port = pop3,pop3s,imap,imaps,submission,465,sieve
+logpath = /var/log/mail.log
+
+# fail2ban's jail.conf runs the postfix filter in its auth mode for this jail (edgeban: normal).
+[postfix-sasl]
+enabled = false
+filter = postfix[mode=auth]
+port = smtp,465,submission,imap,imaps,pop3,pop3s
 logpath = /var/log/mail.log
 
 [traefik]

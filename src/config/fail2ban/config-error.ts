@@ -25,3 +25,13 @@ export class ConfigError extends UserFacingError {
     this.section = section;
   }
 }
+
+/**
+ * The value as an error may quote it (`not "many"`), or null. Only short, plain values are
+ * quoted: a key or secret typed into the wrong field (API keys are 80 characters, tokens 32+)
+ * must never reach a log or a terminal through an error message.
+ */
+export function quotable(text: string): string | null {
+  const value = text.trim();
+  return value.length <= 12 && /^[\w .:+\-*/()]*$/.test(value) ? value : null;
+}

@@ -1,6 +1,7 @@
 import path from 'node:path';
-import { ConfigError } from './config-error.ts';
+import { ConfigError, quotable } from './config-error.ts';
 import { ConfigFiles } from './config-files.ts';
+import type { ConfigStore } from './config-store.ts';
 import { combineDefinition, optionText } from './definition-reader.ts';
 import { extractOptions, OptionSyntaxError } from './option-list.ts';
 import { sourced, splitLines, textOf, type SourcedText } from './sourced-text.ts';
@@ -54,6 +55,23 @@ export interface LoadFilterOptions {
    */
   jailOptions?: Readonly<Record<string, string>>;
   jailSources?: Readonly<Record<string, SourceRef>>;
+  /** An explicitly empty failregex makes a manual-ban jail (docker-mailserver's [custom]) instead of an error. */
+  allowEmptyFailregex?: boolean;
+  /** Where the spec's mode was written, when not in the spec itself (the jail's `mode =`). */
+  modeSource?: SourceRef;
+}
+
+/** The filter file does not exist: for a jail, a per-jail reason rather than a fatal error. */
+export class FilterNotFoundError extends ConfigError {
+  readonly filter: string;
+  /** The message without the location. */
+  readonly what: string;
+  constructor(what: string, where: { file: string; line: number | null; key: string }, filter: string) {
+    super(what, where);
+    this.name = 'FilterNotFoundError';
+    this.filter = filter;
+    this.what = what;
+  }
 }
 
 // FilterReader._configOpts, plus logtimezone (a jail option in fail2ban; accepted in filters too).
@@ -108,6 +126,19 @@ function single(value: SourcedText | undefined, key: string, fallback: string): 
 }
 
 /**
+ * A filter with modes (`failregex = <mdre-<mode>>`) given a mode it lacks: say which modes exist,
+ * at the line the user wrote the mode on, rather than a regex error in the shipped file.
+ */
+function checkMode(store: ConfigStore, options: ReadonlyMap<string, SourcedText>, filter: string, modeSource: SourceRef): void {
+  const mode = optionText(options, 'mode')?.trim();
+  if (mode === undefined || mode === '' || !store.hasSection('Definition')) return;
+  const modes = store.allOptions('Definition').filter((k) => k.startsWith('mdre-')).map((k) => k.slice('mdre-'.length));
+  if (modes.length === 0 || modes.includes(mode.toLowerCase())) return;
+  const shown = quotable(mode) ?? '(not shown)';
+  throw new ConfigError(`${filter} has no mode ${shown}; modes: ${modes.join(', ')}`, { file: modeSource.file, line: modeSource.line === 0 ? null : modeSource.line, key: 'mode' });
+}
+
+/**
  * Loads filter `spec` ('dovecot', 'dovecot[mode=aggressive]', or a path to a .conf with optional
  * options) as fail2ban does for a jail or fail2ban-regex: the user's filter.d overlays edgeban's
  * shipped filters/, .local files layer on top.
@@ -126,7 +157,7 @@ export async function loadFilter(spec: string, dirs: ConfigDirs, opts: LoadFilte
   const located = await locate(extracted.name, dirs, layers);
   if (!located) {
     const looked = extracted.name.includes('/') ? path.resolve(extracted.name) : layers.map((dir) => path.join(dir, `${extracted.name}.conf`)).join(', ');
-    throw new ConfigError(`filter "${extracted.name}" not found (looked for ${looked})`, where);
+    throw new FilterNotFoundError(`filter "${extracted.name}" not found (looked for ${looked})`, where, extracted.name);
   }
   const { store } = await located.files.load(located.list);
   const mainFile = located.main ?? located.list[0] ?? extracted.name;
@@ -156,8 +187,10 @@ export async function loadFilter(spec: string, dirs: ConfigDirs, opts: LoadFilte
     if (fromJail !== undefined && !initOptions.has(key)) options.set(key, fromJail);
   }
 
+  checkMode(store, options, extracted.name, opts.modeSource ?? from);
   const failregex = regexLines(options.get('failregex'), 'failregex', mainFile);
-  if (failregex.length === 0) {
+  const explicitlyEmpty = failregex.length === 0 && store.rawValue('Definition', 'failregex') !== undefined;
+  if (failregex.length === 0 && !(opts.allowEmptyFailregex && explicitlyEmpty)) {
     const raw = store.rawValue('Definition', 'failregex');
     const section = store.sectionOrigins.get('Definition');
     throw new ConfigError(raw ? 'failregex is empty: the filter would never match' : 'the filter has no failregex', {
@@ -172,7 +205,7 @@ export async function loadFilter(spec: string, dirs: ConfigDirs, opts: LoadFilte
   if (maxlinesText !== null && maxlinesText.trim() !== '') {
     const raw = store.rawValue('Definition', 'maxlines');
     if (!/^\s*[+-]?\d+\s*$/.test(maxlinesText) || Number(maxlinesText) < 1) {
-      throw new ConfigError(`maxlines must be a whole number of at least 1, not "${maxlinesText.trim()}"`, {
+      throw new ConfigError(`maxlines must be a whole number of at least 1${quotable(maxlinesText) === null ? '' : `, not "${quotable(maxlinesText)}"`}`, {
         file: raw?.file ?? mainFile,
         line: raw?.line ?? null,
         section: 'Definition',

@@ -1,9 +1,11 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { ActionResolver, SECRET_PARAMS, type ActionRef } from './action-definition.ts';
+import { ActionResolver, NATIVE_ACTIONS, SECRET_PARAMS, type ActionRef } from './action-definition.ts';
+import { closest } from './action-mapping.ts';
+import { referencedNames, unknownKeys } from './unknown-keys.ts';
 import { BUILTIN_JAIL_CONF, BUILTIN_JAIL_CONF_PATH } from './builtin-jail-conf.ts';
-import { ConfigError } from './config-error.ts';
+import { ConfigError, quotable } from './config-error.ts';
 import { ConfigFiles } from './config-files.ts';
 import { MissingOptionError, type ConfigStore } from './config-store.ts';
 import { parseDuration } from './duration.ts';
@@ -36,10 +38,26 @@ export interface JailDefinition {
   /** Every resolved key (own and [DEFAULT]), for later use: bantime.increment etc. */
   options: Record<string, string>;
   sources: Record<string, SourceRef>;
-  /** Enabled and every action is one edgeban runs. */
+  /** Enabled and runnable: not skipped (`localactions = skip`, no action edgeban runs). */
   supported: boolean;
+  /** Why an enabled jail does not run, with the fix; null when it runs. */
+  skipReason: string | null;
+  /** What edgeban runs differently from fail2ban for this jail (substituted, not run, unknown keys). */
+  notes: JailNote[];
 }
 
+/** One thing a user migrating from fail2ban must know about a jail, with where and the fix. */
+export interface JailNote {
+  kind: 'substituted' | 'not-run' | 'unknown-key';
+  /** The action or key concerned, as written. */
+  subject: string;
+  file: string;
+  line: number;
+  message: string;
+  fix: string;
+}
+
+/** An action of an enabled jail that edgeban does not run (the jail runs and bans without it). */
 export interface UnsupportedAction {
   jail: string;
   action: string;
@@ -49,13 +67,25 @@ export interface UnsupportedAction {
 export interface LoadedJails {
   jails: JailDefinition[];
   unsupported: UnsupportedAction[];
+  /** Info lines: each user action file run as a native action (once per file). */
+  mapped: string[];
+  /** Warnings not tied to one jail: unknown keys in [DEFAULT]. */
+  warnings: JailNote[];
+}
+
+export const LOCAL_ACTION_MODES = ['edge', 'skip', 'error'] as const;
+export type LocalActionsMode = (typeof LOCAL_ACTION_MODES)[number];
+
+export interface LoadJailsOptions {
+  /** What to do with local firewall actions when no `localactions` key says (EDGEBAN_LOCAL_ACTIONS). */
+  localActions?: LocalActionsMode;
 }
 
 // fail2ban 1.0.2 version string, for %(fail2ban_version)s in user files.
 const FAIL2BAN_COMPAT_VERSION = '1.0.2';
 
 // JailReader._configOpts (with FilterReader's): the keys fail2ban reads; errors in them are fatal.
-const JAIL_OPTIONS = [
+export const JAIL_OPTIONS = [
   'enabled', 'backend', 'maxretry', 'maxmatches', 'findtime', 'bantime', 'bantime.increment', 'bantime.factor',
   'bantime.formula', 'bantime.multipliers', 'bantime.maxtime', 'bantime.rndtime', 'bantime.overalljails',
   'ignorecommand', 'ignoreself', 'ignoreip', 'ignorecache', 'filter', 'logtimezone', 'logencoding', 'logpath',
@@ -83,6 +113,10 @@ interface JailContext {
   store: ConfigStore;
   name: string;
   actions: ActionResolver;
+  localActions: LocalActionsMode;
+  /** Option names some value refers to with %(name)s: defined for a reason, so never "unknown". */
+  referenced: ReadonlySet<string>;
+  mapped: string[];
 }
 
 function where(ctx: JailContext, key: string): { file: string; line: number | null; section: string; key: string } {
@@ -100,7 +134,8 @@ function convert<T>(ctx: JailContext, key: string, text: string, schema: z.ZodTy
   const result = schema.safeParse(text);
   if (result.success) return result.data;
   // Echo only what looks like a number, duration or boolean: never text that could carry a secret.
-  const shown = !SECRET_PARAMS.has(key) && /^[\w .:+\-*/()]{0,40}$/.test(text.trim()) ? ` not "${text.trim()}"` : '';
+  const quoted = SECRET_PARAMS.has(key) ? null : quotable(text);
+  const shown = quoted === null ? '' : ` not "${quoted}"`;
   const place = where(ctx, key);
   const forJail = place.section === ctx.name ? '' : ` (jail ${ctx.name})`;
   throw new ConfigError(`expected ${expected},${shown}${forJail}`, place);
@@ -167,7 +202,41 @@ async function resolveJail(ctx: JailContext, unsupported: UnsupportedAction[]): 
     .map((line) => line.replace(/\s+(head|tail)$/, ''))
     .filter((line) => line !== '');
 
+  const notes: JailNote[] = [];
+  const { actions, skipReason } = await resolveActions(ctx, resolved, enabled, unsupported, notes);
+  // Disabled jails too: `enabeld = true` leaves the jail disabled, and the typo is the reason.
+  notes.push(...unknownKeys(ctx.store, ctx.name, { referenced: ctx.referenced, actionParams: actions.flatMap((a) => Object.keys(a.params)) }));
+
+  return {
+    name,
+    enabled,
+    filter: (text('filter') ?? '').trim(),
+    logpath,
+    maxretry,
+    findtime,
+    bantime: bantimeRaw < 0 ? -1 : bantimeRaw,
+    ignoreip: splitWords(text('ignoreip') ?? ''),
+    actions,
+    options,
+    sources,
+    supported: enabled && skipReason === null,
+    skipReason: enabled ? skipReason : null,
+    notes,
+  };
+}
+
+/**
+ * The jail's `action` entries: native ones run; the user's own OPNsense/ntfy files run as the
+ * native action; local firewall actions become one edge ban (localactions = edge), skip the jail
+ * or are an error; actions edgeban does not run are noted; a name that resolves to no file is an
+ * error (a typo must not leave a jail without its ban).
+ */
+async function resolveActions(
+  ctx: JailContext, resolved: Map<string, SourcedText>, enabled: boolean, unsupported: UnsupportedAction[], notes: JailNote[],
+): Promise<{ actions: ActionRef[]; skipReason: string | null }> {
+  const { name } = ctx;
   const actions: ActionRef[] = [];
+  const local: Array<{ action: string; source: SourceRef }> = [];
   const actionValue = resolved.get('action') ?? [];
   const actionText = textOf(actionValue);
   for (const item of splitWithOptions(actionText)) {
@@ -186,24 +255,78 @@ async function resolveJail(ctx: JailContext, unsupported: UnsupportedAction[]): 
     }
     // ActionReader.getOptions gets the jail's options as vars for the action's [Definition].
     const result = await ctx.actions.resolve({ name: entry.name, params: entry.options }, name, resolved, source);
-    if (result.ok) actions.push(result.action);
-    else if (enabled) unsupported.push({ jail: name, action: entry.name, reason: result.reason });
+    const at = `${source.file}:${source.line}`;
+    switch (result.kind) {
+      case 'native':
+        actions.push(result.action);
+        if (result.mapped !== null) ctx.mapped.push(result.mapped);
+        break;
+      case 'local':
+        local.push({ action: entry.name, source });
+        break;
+      case 'not-run':
+        if (!enabled) break;
+        unsupported.push({ jail: name, action: entry.name, reason: result.reason });
+        notes.push({
+          kind: 'not-run', subject: entry.name, file: source.file, line: source.line,
+          message: `[${name}] action ${entry.name} (${at}) is not run: ${result.reason}; the jail still bans`,
+          fix: `remove ${entry.name} from the jail's action, or use ntfy[…] or webhook[…] for notifications`,
+        });
+        break;
+      case 'missing': {
+        if (!enabled) break;
+        const suggestion = closest(entry.name, [...NATIVE_ACTIONS, ...(await ctx.actions.knownNames())]);
+        const hint = suggestion === null ? '' : `; did you mean ${suggestion}?`;
+        throw new ConfigError(`action "${entry.name}" of jail ${name} resolves to nothing: ${result.reason}${hint}`, { file: source.file, line: source.line, key: source.key });
+      }
+    }
   }
+  const first = local[0];
+  if (first === undefined || !enabled) return { actions, skipReason: enabled ? nothingRuns(actions, notes, sourceOf(ctx, 'action')) : null };
+  const names = [...new Set(local.map((l) => l.action))].join(', ');
+  const at = `${first.source.file}:${first.source.line}`;
+  const mode = localActionsMode(ctx);
+  if (mode === 'error') {
+    throw new ConfigError(`jail ${name} uses the local firewall action ${names}, which edgeban cannot run (localactions = error); use banaction = opnsense`, { file: first.source.file, line: first.source.line, key: first.source.key });
+  }
+  if (mode === 'skip') {
+    return { actions, skipReason: `local firewall action ${names} (${at}) and localactions = skip: set banaction = opnsense, or localactions = edge to ban at the edge instead` };
+  }
+  // edge: the user wanted the address blocked; edgeban blocks it at the edge, once per jail.
+  const atEdge = actions.some((a) => a.native === 'opnsense');
+  if (!atEdge) {
+    // No firewall and no alias: the environment's firewalls and alias (OPNSENSE_URL, OPNSENSE_ALIAS).
+    actions.push({ name: 'opnsense', params: {}, source: first.source, native: 'opnsense', file: await ctx.actions.shippedFile('opnsense'), substitutedFor: names });
+  }
+  notes.push({
+    kind: 'substituted', subject: names, file: first.source.file, line: first.source.line,
+    message: atEdge
+      ? `[${name}] local firewall action ${names} (${at}) is not run; the jail's opnsense action bans at the edge`
+      : `[${name}] local firewall action ${names} (${at}) replaced by an edge ban: edgeban's opnsense action with the environment's firewall and alias`,
+    fix: `set banaction = opnsense in jail.local to say so (or localactions = skip | error)`,
+  });
+  return { actions, skipReason: null };
+}
 
-  return {
-    name,
-    enabled,
-    filter: (text('filter') ?? '').trim(),
-    logpath,
-    maxretry,
-    findtime,
-    bantime: bantimeRaw < 0 ? -1 : bantimeRaw,
-    ignoreip: splitWords(text('ignoreip') ?? ''),
-    actions,
-    options,
-    sources,
-    supported: enabled && !unsupported.some((u) => u.jail === name),
-  };
+/** A jail none of whose actions runs (only mail, say) detects and does nothing: it does not run, and says why. */
+function nothingRuns(actions: readonly ActionRef[], notes: readonly JailNote[], at: SourceRef): string | null {
+  if (actions.length > 0) return null;
+  const notRun = notes.filter((n) => n.kind === 'not-run').map((n) => n.subject);
+  const reason = notRun.length > 0
+    ? `none of its actions runs in edgeban (${notRun.join(', ')}): add banaction = opnsense (or ntfy/webhook to only notify)`
+    : 'it has no action: set action = %(action_)s with banaction = opnsense';
+  return `${at.file}:${at.line}: ${reason}`;
+}
+
+function localActionsMode(ctx: JailContext): LocalActionsMode {
+  const value = optionalGet(ctx, 'localactions');
+  if (value === null) return ctx.localActions;
+  const text = textOf(value).trim().toLowerCase();
+  const mode = LOCAL_ACTION_MODES.find((m) => m === text);
+  if (mode === undefined) {
+    throw new ConfigError(`expected one of ${LOCAL_ACTION_MODES.join(', ')}${quotable(text) === null ? '' : `, not "${quotable(text)}"`}`, where(ctx, 'localactions'));
+  }
+  return mode;
 }
 
 async function isDirectory(dir: string): Promise<boolean> {
@@ -219,7 +342,7 @@ async function isDirectory(dir: string): Promise<boolean> {
  * jail that does not resolve is left out, as fail2ban never reads past its `enabled`. Actions
  * edgeban cannot run go to `unsupported` (for enabled jails).
  */
-export async function loadJails(dirs: ConfigDirs): Promise<LoadedJails> {
+export async function loadJails(dirs: ConfigDirs, options: LoadJailsOptions = {}): Promise<LoadedJails> {
   if (dirs.configDir !== undefined && !(await isDirectory(dirs.configDir))) {
     throw new ConfigError('the configuration directory does not exist (or is not a directory)', { file: path.resolve(dirs.configDir) });
   }
@@ -236,9 +359,12 @@ export async function loadJails(dirs: ConfigDirs): Promise<LoadedJails> {
   const actions = new ActionResolver(dirs);
   const jails: JailDefinition[] = [];
   const unsupported: UnsupportedAction[] = [];
+  const mapped: string[] = [];
+  const referenced = referencedNames(store);
+  const base = { store, actions, localActions: options.localActions ?? 'edge', referenced, mapped };
   for (const name of store.sectionNames()) {
     if (name === 'INCLUDES') continue;
-    const ctx: JailContext = { store, name, actions };
+    const ctx: JailContext = { ...base, name };
     const enabledText = optionalGet(ctx, 'enabled');
     const enabled = convert(ctx, 'enabled', enabledText === null ? 'false' : textOf(enabledText), boolText, 'a boolean (true/false, yes/no, on/off, 1/0)');
     if (enabled) {
@@ -251,20 +377,26 @@ export async function loadJails(dirs: ConfigDirs): Promise<LoadedJails> {
       if (!(error instanceof ConfigError)) throw error;
     }
   }
-  return { jails, unsupported };
+  const warnings = jails.some((j) => j.enabled) ? unknownKeys(store, DEFAULT_SECTION, { referenced, actionParams: [] }) : [];
+  return { jails, unsupported, mapped, warnings };
 }
 
 /** The jail's filter as fail2ban builds it for the jail: spec options, backend, jail overrides. */
-export function loadJailFilter(jail: JailDefinition, dirs: ConfigDirs): Promise<FilterDefinition> {
+export function loadJailFilter(jail: JailDefinition, dirs: ConfigDirs, options: { allowEmptyFailregex?: boolean } = {}): Promise<FilterDefinition> {
   const jailOptions: Record<string, string> = {};
   for (const key of JAIL_OPTIONS) {
     const value = jail.options[key];
     if (value !== undefined) jailOptions[key] = value;
   }
+  const specMode = /\bmode\s*=\s*"?([^",\]]*)/.exec(jail.filter)?.[1]?.trim();
+  const modeSource = specMode !== undefined && specMode === jail.options['mode']?.trim() ? jail.sources['mode'] : undefined;
   return loadFilter(jail.filter, dirs, {
     from: jail.sources['filter'] ?? { file: '<unknown>', line: 0, key: 'filter' },
     backend: jail.options['backend'] ?? 'auto',
     jailOptions,
     jailSources: jail.sources,
+    ...(options.allowEmptyFailregex ? { allowEmptyFailregex: true } : {}),
+    // The mode usually reaches the spec through `filter = %(__name__)s[mode=%(mode)s]`: errors then point at `mode =`.
+    ...(modeSource ? { modeSource } : {}),
   });
 }

@@ -59,7 +59,7 @@ export async function runRestoreBenchmark(options: RestoreOptions): Promise<Benc
     });
     const reconciler = new AliasReconciler({
       id: 'bench', ledgerTarget: ALIAS, alias: ALIAS, api: client, ledger, clock: systemClock, logger: silentLogger(),
-      intervalMs: 3_600_000, concurrency: options.concurrency, foreignPolicy: 'keep', adoptBantimeMs: 600_000,
+      intervalMs: 3_600_000, concurrency: options.concurrency, foreignPolicy: 'keep', adoptBantimeMs: 600_000, adoptionRefusal: () => null,
       killStates: false, listPageSize: 9999,
     });
     const started = performance.now();

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { adoptionRefusal } from '../jails/ban-guard.ts';
 import { loadEnv } from '../config/env.ts';
 import { createCommandLogger } from '../logging/logger.ts';
 import type { PassPlan } from '../targets/alias-reconciler.ts';
@@ -40,8 +41,9 @@ export async function runReconcileCommand(argv: string[]): Promise<number> {
     }
     try {
       // As the daemon does at start: renamed targets move, bans the guard refuses end (not on a dry run: it changes nothing).
-      if (!dryRun) await settleLedger(ledger, config, configJails(config, await guardFacts(config, env, logger)), env, systemClock, logger);
-      const enforcement = buildEnforcement(env, enforcedTargets(config, ledger.targets()), ledger, systemClock, logger);
+      const facts = await guardFacts(config, env, logger);
+      if (!dryRun) await settleLedger(ledger, config, configJails(config, facts), env, systemClock, logger);
+      const enforcement = buildEnforcement(env, enforcedTargets(config, ledger.targets()), ledger, systemClock, logger, adoptionRefusal(facts));
       try {
         report = await reconcileTargets(enforcement.reconcilers, { dryRun, running: false, clock: systemClock });
       } finally {

@@ -20,6 +20,7 @@ import type { Clock, TimerHandle } from '../util/clock.ts';
 import { moveAside } from '../util/durable-files.ts';
 import { errorMessage, UserFacingError } from '../util/errors.ts';
 import type { EnforcementTarget } from '../jails/targets.ts';
+import { adoptionRefusal } from '../jails/ban-guard.ts';
 import { enforcedTargets, guardFacts, loadDaemonConfig, moveRenamedTargets, requireRunnableJails, settleLedger, type DaemonConfig } from './daemon-config.ts';
 import { JailPipeline } from './jail-pipeline.ts';
 
@@ -288,7 +289,7 @@ export class Daemon {
     for (const target of enforcedTargets(this.config, this.ledger.targets())) {
       for (const endpoint of target.endpoints) {
         if (running.has(`${endpoint.url} ${target.alias}`)) continue;
-        const { client, reconciler } = createTargetReconciler(env, endpoint, target, this.ledger, clock, logger, onCall);
+        const { client, reconciler } = createTargetReconciler(env, endpoint, target, this.ledger, clock, logger, { ...onCall, adoptionRefusal: adoptionRefusal(this.facts) });
         this.clients.push(client);
         this.reconcilers.push(reconciler);
         added.push(reconciler);

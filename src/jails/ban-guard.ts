@@ -1,4 +1,4 @@
-import { cidrContains, cidrList, cidrOverlaps, type Cidr } from './cidr.ts';
+import { cidrContains, cidrList, cidrOverlaps, parseCidr, type Cidr } from './cidr.ts';
 import type { NetworkFacts } from './network-facts.ts';
 
 /** Why an address was not banned; stable codes for status and metrics. */
@@ -34,6 +34,25 @@ export interface BanGuardOptions {
 /** The guard of a manual ban (CLI, control API): the jail's limits when one is named, single hosts and no private ranges otherwise. ignoreip is the jail's counting filter, not applied to an explicit ban. */
 export function manualBanGuard(facts: NetworkFacts, jail: { banprivate: boolean; ipv6prefix: number } | null): BanGuard {
   return new BanGuard({ facts, ignoreip: [], banprivate: jail?.banprivate ?? false, ipv6prefix: jail?.ipv6prefix ?? 128 });
+}
+
+/**
+ * The guard of an alias entry taken over under EDGEBAN_FOREIGN_ENTRIES=adopt: as a ban without a
+ * jail (single hosts, no private ranges, never this host, its gateway or the firewall). Returns why
+ * the entry must not become a ban of edgeban's, or null.
+ */
+export function adoptionRefusal(facts: NetworkFacts): (address: string) => string | null {
+  const guard = manualBanGuard(facts, null);
+  return (address) => {
+    let host: Cidr;
+    try {
+      host = parseCidr(address);
+    } catch {
+      return `${address} is not an address`;
+    }
+    const verdict = guard.check(host);
+    return verdict.ok ? null : describeRefusal(host.text, verdict, null);
+  };
 }
 
 /**

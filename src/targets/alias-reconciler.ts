@@ -31,6 +31,11 @@ export interface AliasReconcilerOptions {
   concurrency: number;
   foreignPolicy: ForeignPolicy;
   adoptBantimeMs: number;
+  /**
+   * Why an alias entry must not be adopted (the ban guard's verdict: the gateway, a private range,
+   * a network wider than a host…), or null. Adoption is a way into the ledger like any other.
+   */
+  adoptionRefusal: (address: string) => string | null;
   killStates: boolean;
   listPageSize: number;
   retry?: RetryPolicy;
@@ -267,12 +272,18 @@ export class AliasReconciler {
 
   private async handleForeign(foreign: string[]): Promise<void> {
     if (this.options.foreignPolicy !== 'adopt') return;
-    const adoptable = foreign.filter(isBanSpelling);
+    const adoptable = foreign.filter((entry) => isBanSpelling(entry) && this.options.adoptionRefusal(entry) === null);
     const unreported = foreign.filter((entry) => !isBanSpelling(entry) && !this.unadoptableReported.has(entry));
     if (unreported.length > 0) {
       for (const entry of unreported) this.unadoptableReported.add(entry);
       this.log.warn({ count: unreported.length, sample: unreported.slice(0, 5) },
         'alias entries not adopted: not an address edgeban would ban as spelled (an IPv4-mapped ::ffff:a.b.c.d entry never matches IPv4 traffic); delete them, or ban the IPv4 addresses');
+    }
+    // Entries the guard refuses stay where they are (kept, never deleted), but edgeban does not take them on as its bans.
+    const refused = foreign.filter((entry) => isBanSpelling(entry) && !this.unadoptableReported.has(entry) && this.options.adoptionRefusal(entry) !== null);
+    for (const entry of refused) {
+      this.unadoptableReported.add(entry);
+      this.log.warn({ entry, reason: this.options.adoptionRefusal(entry) }, 'alias entry not adopted: edgeban would never ban it; it stays in the alias as it was, delete it there if it should not be blocked');
     }
     const requests = adoptable.map((address) => ({
       target: this.options.ledgerTarget, address, jail: 'adopted', origin: 'adopted' as const, durationMs: this.options.adoptBantimeMs,

@@ -16,6 +16,8 @@ export interface Enforcement {
 }
 
 export interface TargetReconcilerOptions {
+  /** The ban guard's refusal of an alias entry under EDGEBAN_FOREIGN_ENTRIES=adopt (see AliasReconcilerOptions). */
+  adoptionRefusal: (address: string) => string | null;
   retry?: RetryPolicy;
   /** Told of every API call the target's client makes, with the reconciler it serves (metrics). */
   onCall?: (call: ApiCallRecord, reconciler: AliasReconciler) => void;
@@ -24,9 +26,9 @@ export interface TargetReconcilerOptions {
 /** A firewall client and the reconciler that keeps one of its aliases in line with a ledger target. */
 export function createTargetReconciler(
   env: EdgebanEnv, endpoint: FirewallEndpoint, target: { id: string; alias: string },
-  ledger: Ledger, clock: Clock, logger: Logger, options: TargetReconcilerOptions = {},
+  ledger: Ledger, clock: Clock, logger: Logger, options: TargetReconcilerOptions,
 ): { client: OpnsenseClient; reconciler: AliasReconciler } {
-  const { retry, onCall } = options;
+  const { retry, onCall, adoptionRefusal } = options;
   if (endpoint.tlsInsecure) {
     logger.warn({ firewall: endpoint.url }, 'OPNSENSE_TLS_INSECURE=1: the firewall\'s certificate is not verified, so anyone in the path can read the API key; set OPNSENSE_CA_FILE instead');
   }
@@ -48,6 +50,7 @@ export function createTargetReconciler(
     concurrency: env.apiConcurrency,
     foreignPolicy: env.foreignPolicy,
     adoptBantimeMs: env.adoptBantimeSec * 1000,
+    adoptionRefusal,
     killStates: env.killStates,
     listPageSize: env.listPageSize,
     ...(retry ? { retry } : {}),
@@ -58,9 +61,9 @@ export function createTargetReconciler(
 /** One reconciler per endpoint of each target: every firewall of an HA pair gets every ban. */
 export function buildEnforcement(
   env: EdgebanEnv, targets: readonly { id: string; alias: string; endpoints: readonly FirewallEndpoint[] }[],
-  ledger: Ledger, clock: Clock, logger: Logger, retry?: RetryPolicy,
+  ledger: Ledger, clock: Clock, logger: Logger, adoptionRefusal: (address: string) => string | null, retry?: RetryPolicy,
 ): Enforcement {
-  const built = targets.flatMap((target) => target.endpoints.map((endpoint) => createTargetReconciler(env, endpoint, target, ledger, clock, logger, retry ? { retry } : {})));
+  const built = targets.flatMap((target) => target.endpoints.map((endpoint) => createTargetReconciler(env, endpoint, target, ledger, clock, logger, { adoptionRefusal, ...(retry ? { retry } : {}) })));
   const clients = built.map((b) => b.client);
   const reconcilers = built.map((b) => b.reconciler);
   return {

@@ -75,7 +75,7 @@ export async function startHarness(
     const ledger = await Ledger.open({ store, clock, logger: log.logger });
     const reconciler = new AliasReconciler({
       id: `${sim.url} ${ALIAS}`, ledgerTarget: ALIAS, alias: ALIAS, api: client, ledger, clock, logger: log.logger,
-      intervalMs: 60_000, concurrency: 16, foreignPolicy: 'keep', adoptBantimeMs: 600_000, killStates: true, listPageSize: 9999,
+      intervalMs: 60_000, concurrency: 16, foreignPolicy: 'keep', adoptBantimeMs: 600_000, adoptionRefusal: () => null, killStates: true, listPageSize: 9999,
       retry: { retries: 3, minTimeoutMs: 5, maxTimeoutMs: 40 },
       ...options.reconciler,
     });

@@ -16,7 +16,7 @@ async function startNode(t: TestContext, sim: OpnsenseSimulator, url: string): P
   const client = new OpnsenseClient({ endpoint: endpointFor(sim), logger: log.logger });
   const reconciler = new AliasReconciler({
     id: `${sim.url} ${ALIAS}`, ledgerTarget: ALIAS, alias: ALIAS, api: client, ledger: replica.ledger, clock: replica.clock, logger: log.logger,
-    intervalMs: 3_600_000, concurrency: 4, foreignPolicy: 'keep', adoptBantimeMs: 600_000, killStates: false, listPageSize: 9999,
+    intervalMs: 3_600_000, concurrency: 4, foreignPolicy: 'keep', adoptBantimeMs: 600_000, adoptionRefusal: () => null, killStates: false, listPageSize: 9999,
     retry: { retries: 3, minTimeoutMs: 5, maxTimeoutMs: 40 },
   });
   t.after(async () => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { LEAST_PRIVILEGES } from '../../src/simulator/opnsense-simulator.ts';
+import { adoptionRefusal } from '../../src/jails/ban-guard.ts';
 import { ALIAS, KEY, SECRET, attackers, startHarness, startSimulator } from '../helpers/enforcement-harness.ts';
 
 const MINUTE = 60_000;
@@ -145,6 +146,23 @@ test('foreign entries: kept by default, adopted or removed when configured', asy
       }
     });
   }
+});
+
+test('adoption goes through the ban guard: the gateway, private ranges and networks are never taken on as bans, and stay as they were', async (t) => {
+  const facts = { selfAddresses: ['172.18.0.5'], gateways: ['172.18.0.1'], firewallAddresses: [] };
+  const h = await startHarness(t, { reconciler: { foreignPolicy: 'adopt', adoptBantimeMs: 5 * MINUTE, adoptionRefusal: adoptionRefusal(facts) } });
+  const refused = ['10.0.0.5', '172.18.0.1', '198.51.100.0/24', '2001:db8:ff::/64'];
+  h.sim.seedTableEntries(ALIAS, ['203.0.113.200', ...refused]);
+  await h.reconciler.start();
+  await h.reconciler.idle();
+  assert.equal(h.ledger.claimsOf(ALIAS, '203.0.113.200')[0]?.origin, 'adopted');
+  for (const entry of refused) assert.deepEqual(h.ledger.claimsOf(ALIAS, entry), [], `${entry} is not adopted`);
+  assert.equal(h.log.entries().filter((e) => String(e.msg).startsWith('alias entry not adopted')).length, refused.length, 'one warning per refused entry');
+  await h.clock.advance(6 * MINUTE);
+  await h.reconciler.idle();
+  assert.deepEqual(sorted(h.sim.tableEntries(ALIAS)), sorted(refused), 'the adopted entry expired; the refused ones are kept as foreign');
+  await h.reconciler.runFullPass();
+  assert.equal(h.log.entries().filter((e) => String(e.msg).startsWith('alias entry not adopted')).length, refused.length, 'not repeated on every pass');
 });
 
 test('a ban followed by its unban before either was sent sends nothing', async (t) => {

@@ -1,0 +1,166 @@
+// The yardstick for the filters edgeban ships: fail2ban's annotated sample logs (Debian's fail2ban
+// package, read where it is installed, never copied here) go through each shipped filter family in
+// all its modes and through fail2ban's own filters with fail2ban-regex, in the modes each sample
+// file names. Per family the shipped filters must catch at least the failures fail2ban catches
+// (right host), never take a wrong host, and match no more lines annotated as non-failures.
+// Annotated host names count apart: edgeban never resolves them.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { isIP } from 'node:net';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { logLines, runFilter } from './helpers.ts';
+import { canonicalIpv6 } from '../../src/filters/address-spelling.ts';
+
+const run = promisify(execFile);
+const FAIL2BAN_DIR = '/etc/fail2ban';
+const FAIL2BAN_LOGS = '/usr/lib/python3/dist-packages/fail2ban/tests/files/logs';
+
+interface Family {
+  /** Shipped filter name and the modes a user can pick. */
+  shipped: string;
+  modes: string[];
+  /** fail2ban sample logs (each named after fail2ban's filter for it). */
+  samples: string[];
+}
+
+const FAMILIES: Family[] = [
+  { shipped: 'postfix', modes: ['normal', 'aggressive'], samples: ['postfix'] },
+  { shipped: 'dovecot', modes: ['normal', 'aggressive'], samples: ['dovecot'] },
+  {
+    shipped: 'nginx', modes: ['normal', 'auth', 'access'],
+    samples: ['nginx-http-auth', 'nginx-botsearch', 'nginx-limit-req', 'nginx-bad-request'],
+  },
+  {
+    shipped: 'apache', modes: ['normal', 'auth', 'access'],
+    samples: ['apache-auth', 'apache-noscript', 'apache-botsearch', 'apache-badbots', 'apache-overflows', 'apache-nohome', 'apache-modsecurity', 'apache-shellshock', 'apache-pass', 'apache-fakegooglebot'],
+  },
+  { shipped: 'traefik', modes: ['normal', 'auth'], samples: ['traefik-auth'] },
+];
+
+/** One annotated log line: the failure fail2ban's test suite expects on it (host null: none). */
+interface Annotated {
+  text: string;
+  match: boolean;
+  host: string | null;
+  /** fail2ban filter specs (name[options]) the line's section is tested with. */
+  specs: string[];
+}
+
+/** Parses a sample file the way fail2ban's samplestestcase does: filterOptions start a section, failJSON annotates the next line. */
+function annotated(name: string): Annotated[] {
+  const out: Annotated[] = [];
+  let specs = [name];
+  let pending: { match?: boolean; host?: string } | null = null;
+  for (const raw of logLines(path.join(FAIL2BAN_LOGS, name))) {
+    const line = raw.replace(/\r$/, '');
+    const meta = /^#+ ?(failJSON|filterOptions|fileOptions|addFILE):(.+)$/.exec(line);
+    if (meta) {
+      const data: unknown = JSON.parse(meta[2] ?? '');
+      if (meta[1] === 'filterOptions') {
+        const sets = (Array.isArray(data) ? data : [data]) as Array<Record<string, string>>;
+        specs = sets.map((opts) => {
+          const pairs = Object.entries(opts).filter(([k]) => !k.startsWith('test.'));
+          return pairs.length === 0 ? name : `${name}[${pairs.map(([k, v]) => `${k}=${v}`).join(', ')}]`;
+        });
+      } else if (meta[1] === 'failJSON') {
+        pending = data as { match?: boolean; host?: string };
+      }
+      continue;
+    }
+    if (line.startsWith('#') || line.trim() === '') continue;
+    const host = pending?.host ?? null;
+    out.push({ text: line, match: pending?.match === true, host: host === null ? null : spelled(host), specs });
+    pending = null;
+  }
+  return out;
+}
+
+/** fail2ban annotates addresses as logged; edgeban reports IPv6 in its canonical spelling. */
+function spelled(host: string): string {
+  return isIP(host) === 6 ? canonicalIpv6(host) ?? host : host;
+}
+
+/** Lines fail2ban-regex reports as failures with `spec`, each with the hosts it gave. */
+async function fail2banHits(spec: string, log: string): Promise<Map<string, Set<string>>> {
+  const { stdout } = await run('fail2ban-regex', ['-c', FAIL2BAN_DIR, '-o', '<ip>\t<msg>', log, spec], {
+    env: { ...process.env, TZ: 'UTC' },
+    maxBuffer: 1 << 24,
+  });
+  const hits = new Map<string, Set<string>>();
+  for (const row of stdout.split('\n')) {
+    if (row === '') continue;
+    const [host = '', ...msg] = row.split('\t');
+    const text = msg.join('\t');
+    hits.set(text, (hits.get(text) ?? new Set()).add(spelled(host)));
+  }
+  return hits;
+}
+
+interface Score {
+  failures: number;
+  hostNames: number;
+  fail2ban: number;
+  shipped: number;
+  wrongHosts: number;
+  fail2banFalse: number;
+  shippedFalse: number;
+  missed: string[];
+  wrong: string[];
+}
+
+async function score(family: Family): Promise<Score> {
+  const s: Score = { failures: 0, hostNames: 0, fail2ban: 0, shipped: 0, wrongHosts: 0, fail2banFalse: 0, shippedFalse: 0, missed: [], wrong: [] };
+  for (const name of family.samples) {
+    const log = path.join(FAIL2BAN_LOGS, name);
+    const lines = annotated(name);
+    const texts = lines.map((l) => l.text);
+    const specs = [...new Set(lines.flatMap((l) => l.specs))];
+    const theirs = new Map(await Promise.all(specs.map(async (spec) => [spec, await fail2banHits(spec, log)] as const)));
+    const ours = await Promise.all(family.modes.map((mode) => runFilter(`${family.shipped}[mode=${mode}]`, texts, Date.now() / 1000)));
+    for (const [i, line] of lines.entries()) {
+      // fail2ban in the modes of the line's section; anywhere in the file for non-failures (fair to both sides).
+      const f2bHosts = new Set(line.specs.flatMap((spec) => [...(theirs.get(spec)?.get(line.text) ?? [])]));
+      const f2bAny = specs.some((spec) => theirs.get(spec)?.has(line.text) === true);
+      const shippedHosts = new Set(ours.flatMap((results) => {
+        const r = results[i];
+        return r?.match === true ? [r.host ?? r.hostname ?? '?'] : [];
+      }));
+      if (!line.match) {
+        if (f2bAny) s.fail2banFalse++;
+        if (shippedHosts.size > 0) s.shippedFalse++;
+        continue;
+      }
+      if (line.host !== null && isIP(line.host) === 0) { s.hostNames++; continue; }
+      s.failures++;
+      if (line.host !== null && f2bHosts.has(line.host)) s.fail2ban++;
+      const right = line.host !== null && shippedHosts.has(line.host);
+      if (right) s.shipped++;
+      else s.missed.push(`${name}: ${line.text}`);
+      const wrong = [...shippedHosts].filter((h) => h !== line.host);
+      if (wrong.length > 0) { s.wrongHosts++; s.wrong.push(`${name}: ${wrong.join(',')} <- ${line.text}`); }
+    }
+  }
+  return s;
+}
+
+const table: string[] = [];
+
+describe('shipped filters against fail2ban on its annotated sample logs', { skip: !existsSync(FAIL2BAN_LOGS) && 'fail2ban is not installed' }, () => {
+  after(() => {
+    console.log(['family      failures  fail2ban  shipped  wrong-hosts  f2b-false  shipped-false  host-names', ...table].join('\n'));
+  });
+  for (const family of FAMILIES) {
+    it(`${family.shipped}: catches what fail2ban catches, no wrong host, no more false positives`, async () => {
+      const s = await score(family);
+      table.push([family.shipped.padEnd(10), s.failures, s.fail2ban, s.shipped, s.wrongHosts, s.fail2banFalse, s.shippedFalse, s.hostNames]
+        .map((v, i) => (i === 0 ? v : String(v).padStart(9))).join(' '));
+      const detail = `\nmissed:\n  ${s.missed.join('\n  ')}\nwrong:\n  ${s.wrong.join('\n  ')}`;
+      assert.equal(s.wrongHosts, 0, `wrong hosts${detail}`);
+      assert.ok(s.shipped >= s.fail2ban, `shipped ${s.shipped} < fail2ban ${s.fail2ban}${detail}`);
+      assert.ok(s.shippedFalse <= s.fail2banFalse, `false positives: shipped ${s.shippedFalse} > fail2ban ${s.fail2banFalse}${detail}`);
+    });
+  }
+});

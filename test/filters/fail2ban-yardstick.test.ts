@@ -27,7 +27,7 @@ interface Family {
 }
 
 const FAMILIES: Family[] = [
-  { shipped: 'postfix', modes: ['normal', 'aggressive'], samples: ['postfix'] },
+  { shipped: 'postfix', modes: ['normal', 'more', 'auth', 'extra', 'rbl', 'errors', 'ddos', 'aggressive'], samples: ['postfix'] },
   { shipped: 'dovecot', modes: ['normal', 'aggressive'], samples: ['dovecot'] },
   {
     shipped: 'nginx', modes: ['normal', 'auth', 'access'],
@@ -38,6 +38,17 @@ const FAMILIES: Family[] = [
     samples: ['apache-auth', 'apache-noscript', 'apache-botsearch', 'apache-badbots', 'apache-overflows', 'apache-nohome', 'apache-modsecurity', 'apache-shellshock', 'apache-pass', 'apache-fakegooglebot'],
   },
   { shipped: 'traefik', modes: ['normal', 'auth'], samples: ['traefik-auth'] },
+];
+
+/**
+ * Lines where the shipped filters depart from fail2ban 1.0.2's annotations on purpose, counted
+ * apart: each names why.
+ */
+const DEPARTURES: Array<{ sample: string; line: RegExp; why: string }> = [
+  {
+    sample: 'postfix', line: /: lost connection after AUTH from /,
+    why: 'the "disconnect ... auth=0/N" line that follows counts the session once (fail2ban gh-3505, fixed after 1.0.2)',
+  },
 ];
 
 /** One annotated log line: the failure fail2ban's test suite expects on it (host null: none). */
@@ -102,6 +113,7 @@ async function fail2banHits(spec: string, log: string): Promise<Map<string, Set<
 interface Score {
   failures: number;
   hostNames: number;
+  departures: number;
   fail2ban: number;
   shipped: number;
   wrongHosts: number;
@@ -112,7 +124,7 @@ interface Score {
 }
 
 async function score(family: Family): Promise<Score> {
-  const s: Score = { failures: 0, hostNames: 0, fail2ban: 0, shipped: 0, wrongHosts: 0, fail2banFalse: 0, shippedFalse: 0, missed: [], wrong: [] };
+  const s: Score = { failures: 0, hostNames: 0, departures: 0, fail2ban: 0, shipped: 0, wrongHosts: 0, fail2banFalse: 0, shippedFalse: 0, missed: [], wrong: [] };
   for (const name of family.samples) {
     const log = path.join(FAIL2BAN_LOGS, name);
     const lines = annotated(name);
@@ -134,6 +146,7 @@ async function score(family: Family): Promise<Score> {
         continue;
       }
       if (line.host !== null && isIP(line.host) === 0) { s.hostNames++; continue; }
+      if (DEPARTURES.some((d) => d.sample === name && d.line.test(line.text))) { s.departures++; continue; }
       s.failures++;
       if (line.host !== null && f2bHosts.has(line.host)) s.fail2ban++;
       const right = line.host !== null && shippedHosts.has(line.host);
@@ -150,12 +163,12 @@ const table: string[] = [];
 
 describe('shipped filters against fail2ban on its annotated sample logs', { skip: !existsSync(FAIL2BAN_LOGS) && 'fail2ban is not installed' }, () => {
   after(() => {
-    console.log(['family      failures  fail2ban  shipped  wrong-hosts  f2b-false  shipped-false  host-names', ...table].join('\n'));
+    console.log(['family      failures  fail2ban  shipped  wrong-hosts  f2b-false  shipped-false  host-names  departures', ...table].join('\n'));
   });
   for (const family of FAMILIES) {
     it(`${family.shipped}: catches what fail2ban catches, no wrong host, no more false positives`, async () => {
       const s = await score(family);
-      table.push([family.shipped.padEnd(10), s.failures, s.fail2ban, s.shipped, s.wrongHosts, s.fail2banFalse, s.shippedFalse, s.hostNames]
+      table.push([family.shipped.padEnd(10), s.failures, s.fail2ban, s.shipped, s.wrongHosts, s.fail2banFalse, s.shippedFalse, s.hostNames, s.departures]
         .map((v, i) => (i === 0 ? v : String(v).padStart(9))).join(' '));
       const detail = `\nmissed:\n  ${s.missed.join('\n  ')}\nwrong:\n  ${s.wrong.join('\n  ')}`;
       assert.equal(s.wrongHosts, 0, `wrong hosts${detail}`);

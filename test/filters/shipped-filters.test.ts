@@ -20,7 +20,7 @@ type Expectation = z.infer<typeof expectationSchema>;
 const INJECTED = '192.0.2.9';
 
 const FILTERS: Record<string, string[]> = {
-  postfix: ['normal', 'aggressive'],
+  postfix: ['normal', 'more', 'auth', 'extra', 'rbl', 'errors', 'ddos', 'aggressive'],
   dovecot: ['normal', 'aggressive'],
   traefik: ['normal', 'auth'],
   nginx: ['normal', 'auth', 'access'],

@@ -30,7 +30,7 @@ const FAMILIES: Family[] = [
   { shipped: 'postfix', modes: ['normal', 'more', 'auth', 'extra', 'rbl', 'errors', 'ddos', 'aggressive'], samples: ['postfix'] },
   { shipped: 'dovecot', modes: ['normal', 'aggressive'], samples: ['dovecot'] },
   {
-    shipped: 'nginx', modes: ['normal', 'auth', 'access'],
+    shipped: 'nginx', modes: ['normal', 'auth', 'access', 'limit-req', 'botsearch', 'bad-request', 'forbidden', 'aggressive'],
     samples: ['nginx-http-auth', 'nginx-botsearch', 'nginx-limit-req', 'nginx-bad-request'],
   },
   {

@@ -23,7 +23,7 @@ const FILTERS: Record<string, string[]> = {
   postfix: ['normal', 'more', 'auth', 'extra', 'rbl', 'errors', 'ddos', 'aggressive'],
   dovecot: ['normal', 'aggressive'],
   traefik: ['normal', 'auth'],
-  nginx: ['normal', 'auth', 'access'],
+  nginx: ['normal', 'auth', 'access', 'limit-req', 'botsearch', 'bad-request', 'forbidden', 'aggressive'],
   apache: ['normal', 'auth', 'access'],
 };
 

@@ -24,7 +24,7 @@ const FILTERS: Record<string, string[]> = {
   dovecot: ['normal', 'aggressive'],
   traefik: ['normal', 'auth'],
   nginx: ['normal', 'auth', 'access', 'limit-req', 'botsearch', 'bad-request', 'forbidden', 'aggressive'],
-  apache: ['normal', 'auth', 'access'],
+  apache: ['normal', 'auth', 'access', 'noscript', 'botsearch', 'badbots', 'overflows', 'nohome', 'modsecurity', 'shellshock', 'aggressive'],
 };
 
 function expectations(name: string): Expectation[] {

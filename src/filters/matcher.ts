@@ -8,6 +8,7 @@ import { AddressSpeller } from './address-spelling.ts';
 import { mayMatch, type RequiredText } from './literals.ts';
 import type { CompiledFilter, CompiledRegex } from './compile.ts';
 import { DateDetector } from './dates/detector.ts';
+import { JsonLineProjector, looksLikeJson } from './json-line.ts';
 
 export interface LineResult {
   /** A failure: the line (with its buffered predecessors) matched a failregex and no ignoreregex. */
@@ -70,9 +71,11 @@ export class FilterMatcher {
   private readonly speller = new AddressSpeller();
   /** The groups reported as tags, and the name each is reported under. */
   private readonly tagKeys: Array<[string, string]>;
+  private readonly json: JsonLineProjector | null;
 
   constructor(filter: CompiledFilter, options: MatcherOptions) {
     this.filter = filter;
+    this.json = filter.jsonline === null ? null : new JsonLineProjector(filter.jsonline);
     this.now = options.now;
     this.tagKeys = [...filter.tagNames].filter((k) => !INTERNAL.has(k) && !k.startsWith('alt_')).map((k) => [k, TAG_RENAME[k] ?? k]);
     this.dates = new DateDetector({ datepattern: filter.datepattern, logtimezone: filter.logtimezone, now: options.now });
@@ -95,6 +98,16 @@ export class FilterMatcher {
   processLine(line: string, ascii: boolean = !NON_ASCII.test(line)): LineResult {
     const result: LineResult = { match: false, host: null, time: null, failregexIndex: null, tags: NO_TAGS, ignored: false };
     this.stats.lines++;
+    // A jsonline filter sees a JSON line as its fields' values; a line that is not one JSON object matches nothing.
+    if (this.json !== null && looksLikeJson(line)) {
+      const projected = this.json.project(line);
+      if (projected === null) {
+        this.stats.missed++;
+        return result;
+      }
+      line = projected;
+      ascii = !NON_ASCII.test(line);
+    }
     // Date: found, cut out of the line (fail2ban's tupleLine), or borrowed from the last line.
     let pre = '';
     let date = '';

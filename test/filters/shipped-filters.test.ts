@@ -24,6 +24,8 @@ const FILTERS: Record<string, string[]> = {
   dovecot: ['normal', 'aggressive'],
   traefik: ['normal', 'auth'],
   nginx: ['normal', 'auth', 'access', 'limit-req', 'botsearch', 'bad-request', 'forbidden', 'aggressive'],
+  caddy: ['normal', 'auth'],
+  'nginx-json': ['normal', 'auth'],
   apache: ['normal', 'auth', 'access', 'noscript', 'botsearch', 'badbots', 'overflows', 'nohome', 'modsecurity', 'shellshock', 'aggressive'],
 };
 

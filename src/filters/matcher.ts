@@ -178,11 +178,7 @@ export class FilterMatcher {
           }
         }
       }
-      if (preGroups) {
-        // fail2ban: fail = preGroups.copy(); fail.update(groups), non-participating groups included.
-        for (const key in fail) preGroups[key] = fail[key];
-        fail = preGroups;
-      }
+      if (preGroups) fail = mergeGroups(preGroups, fail);
       this.finishFailure(result, index, fail);
       return;
     }
@@ -241,10 +237,7 @@ export class FilterMatcher {
         }
       }
       if (lines) this.lineBuffer = lines.unmatched;
-      if (preGroups) {
-        for (const key in fail) preGroups[key] = fail[key];
-        fail = preGroups;
-      }
+      if (preGroups) fail = mergeGroups(preGroups, fail);
       this.finishFailure(result, index, fail);
       return;
     }
@@ -362,6 +355,21 @@ function exec(regex: CompiledRegex, buf: string, ascii: boolean): RegExpExecArra
 }
 
 /** The match's named groups (a fresh object per match, so it is used as it is). */
+/** The groups that make up one address: they come from the prefregex or the failregex, never mixed. */
+const ADDRESS_GROUPS = ['ip4', 'ip6', 'dns', 'cidr'];
+
+/**
+ * prefregex groups updated by the failregex's, as fail2ban 1.1.1 does (38c2537e): a failregex
+ * group that did not take part (an optional `(?: via <ADDR>)?`) leaves the prefregex's value, so
+ * it cannot erase an address the prefregex captured. An address the failregex did capture
+ * replaces the prefregex's whole, so an IPv4 from one is never paired with an IPv6 from the other.
+ */
+function mergeGroups(pre: Groups, fail: Groups): Groups {
+  if (ADDRESS_GROUPS.some((k) => fail[k] !== undefined)) for (const k of ADDRESS_GROUPS) delete pre[k];
+  for (const key in fail) if (fail[key] !== undefined) pre[key] = fail[key];
+  return pre;
+}
+
 function groupDict(regex: CompiledRegex, m: RegExpExecArray): Groups {
   const groups: Groups = m.groups ?? {};
   // ALT_ names fill their base tag when it is empty (fail2ban's _getGroupsWithAlt).

@@ -100,6 +100,17 @@ describe('FilterMatcher', () => {
     assert.deepEqual(results[1]?.tags, { id: 'abc123' });
   });
 
+  it('an optional failregex group that did not take part keeps the address prefregex captured (fail2ban 1.1.1, 38c2537e)', () => {
+    for (const maxlines of [1, 2]) {
+      const d = def([String.raw`^denied(?: via <ADDR>)?$`], {
+        prefregex: spec(String.raw`^\s*web: <ADDR> <F-CONTENT>.+</F-CONTENT>$`, 'prefregex'),
+        maxlines,
+      });
+      const { results } = run(d, ['2026-11-21T10:00:00Z web: 192.0.2.5 denied', '2026-11-21T10:00:01Z web: 192.0.2.6 denied via 198.51.100.6']);
+      assert.deepEqual(results.map((r) => [r.match, r.host]), [[true, '192.0.2.5'], [true, '198.51.100.6']], `maxlines=${maxlines}`);
+    }
+  });
+
   it('prefregex narrows to <F-CONTENT>; ignoreregex cancels a match', () => {
     const d = def([String.raw`^denied <ADDR>$`], {
       prefregex: spec(String.raw`^\s*web: <F-CONTENT>.+</F-CONTENT>$`, 'prefregex'),

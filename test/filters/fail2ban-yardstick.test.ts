@@ -6,19 +6,16 @@
 // Annotated host names count apart: edgeban never resolves them.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { tempDir } from '../helpers/temp-dir.ts';
-import { logLines, runFilter } from './helpers.ts';
-import { canonicalIpv6 } from '../../src/filters/address-spelling.ts';
+import { annotated, FAIL2BAN_DIR, FAIL2BAN_LOGS, fail2banInstalled, spelled } from './fail2ban-samples.ts';
+import { runFilter } from './helpers.ts';
 
 const run = promisify(execFile);
-const FAIL2BAN_DIR = '/etc/fail2ban';
-const FAIL2BAN_LOGS = '/usr/lib/python3/dist-packages/fail2ban/tests/files/logs';
 
 interface Family {
   /** Shipped filter name and the modes a user can pick. */
@@ -56,49 +53,6 @@ const DEPARTURES: Array<{ sample: string; line: RegExp; why: string }> = [
   { sample: 'apache-pass', line: /./, why: 'port knocking: fail2ban\'s action grants access, a blocklist would lock the knocker out' },
   { sample: 'apache-fakegooglebot', line: /./, why: 'bans every Googlebot claim; safe only with a reverse-DNS ignorecommand' },
 ];
-
-/** One annotated log line: the failure fail2ban's test suite expects on it (host null: none). */
-interface Annotated {
-  text: string;
-  match: boolean;
-  host: string | null;
-  /** fail2ban filter specs (name[options]) the line's section is tested with. */
-  specs: string[];
-}
-
-/** Parses a sample file the way fail2ban's samplestestcase does: filterOptions start a section, failJSON annotates the next line. */
-function annotated(name: string): Annotated[] {
-  const out: Annotated[] = [];
-  let specs = [name];
-  let pending: { match?: boolean; host?: string } | null = null;
-  for (const raw of logLines(path.join(FAIL2BAN_LOGS, name))) {
-    const line = raw.replace(/\r$/, '');
-    const meta = /^#+ ?(failJSON|filterOptions|fileOptions|addFILE):(.+)$/.exec(line);
-    if (meta) {
-      const data: unknown = JSON.parse(meta[2] ?? '');
-      if (meta[1] === 'filterOptions') {
-        const sets = (Array.isArray(data) ? data : [data]) as Array<Record<string, string>>;
-        specs = sets.map((opts) => {
-          const pairs = Object.entries(opts).filter(([k]) => !k.startsWith('test.'));
-          return pairs.length === 0 ? name : `${name}[${pairs.map(([k, v]) => `${k}=${v}`).join(', ')}]`;
-        });
-      } else if (meta[1] === 'failJSON') {
-        pending = data as { match?: boolean; host?: string };
-      }
-      continue;
-    }
-    if (line.startsWith('#') || line.trim() === '') continue;
-    const host = pending?.host ?? null;
-    out.push({ text: line, match: pending?.match === true, host: host === null ? null : spelled(host), specs });
-    pending = null;
-  }
-  return out;
-}
-
-/** fail2ban annotates addresses as logged; edgeban reports IPv6 in its canonical spelling. */
-function spelled(host: string): string {
-  return isIP(host) === 6 ? canonicalIpv6(host) ?? host : host;
-}
 
 /** Lines fail2ban-regex reports as failures with `spec`, each with the hosts it gave. */
 async function fail2banHits(spec: string, log: string): Promise<Map<string, Set<string>>> {
@@ -183,7 +137,7 @@ async function score(family: Family, dir: string): Promise<Score> {
 
 const table: string[] = [];
 
-describe('shipped filters against fail2ban on its annotated sample logs', { skip: !existsSync(FAIL2BAN_LOGS) && 'fail2ban is not installed' }, () => {
+describe('shipped filters against fail2ban on its annotated sample logs', { skip: !fail2banInstalled && 'fail2ban is not installed' }, () => {
   after(() => {
     console.log(['family      failures  fail2ban  shipped  wrong-hosts  f2b-false  shipped-false  host-names  departures', ...table].join('\n'));
   });

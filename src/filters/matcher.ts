@@ -354,7 +354,6 @@ function exec(regex: CompiledRegex, buf: string, ascii: boolean): RegExpExecArra
   return null;
 }
 
-/** The match's named groups (a fresh object per match, so it is used as it is). */
 /** The groups that make up one address: they come from the prefregex or the failregex, never mixed. */
 const ADDRESS_GROUPS = ['ip4', 'ip6', 'dns', 'cidr'];
 
@@ -370,6 +369,7 @@ function mergeGroups(pre: Groups, fail: Groups): Groups {
   return pre;
 }
 
+/** The match's named groups (a fresh object per match, so it is used as it is). */
 function groupDict(regex: CompiledRegex, m: RegExpExecArray): Groups {
   const groups: Groups = m.groups ?? {};
   // ALT_ names fill their base tag when it is empty (fail2ban's _getGroupsWithAlt).

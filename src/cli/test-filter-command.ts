@@ -204,7 +204,7 @@ function rawRegexFilter(pattern: string): FilterDefinition {
   const source = { file: '<command line>', line: 0, key: 'failregex' };
   return {
     name: 'regex', options: {}, file: '<command line>', prefregex: null, failregex: [{ pattern, source }], ignoreregex: [],
-    maxlines: 1, datepattern: null, logtimezone: null, journalmatch: null,
+    maxlines: 1, datepattern: null, logtimezone: null, journalmatch: null, jsonline: null,
   };
 }
 

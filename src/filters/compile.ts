@@ -48,6 +48,8 @@ export interface CompiledFilter {
   readonly gateRegex: RegExp | null;
   /** Union of the regexes' <F-…> tag groups. */
   readonly tagNames: ReadonlySet<string>;
+  /** `jsonline` fields: JSON lines are matched by these values (json-line.ts); null: lines as written. */
+  readonly jsonline: readonly string[] | null;
 }
 
 /** A filter that cannot run: exit code 2, message `FILE:LINE: key: …`. */
@@ -156,5 +158,5 @@ export function compileFilter(def: EngineFilterDefinition, options: CompileOptio
     ? (gate as RequiredText[]) : null;
   const tagNames = new Set([...(prefregex?.tagNames ?? []), ...failregex.flatMap((r) => [...r.tagNames])]);
   const gateRe = literalGate === null ? null : gateRegex(literalGate);
-  return { name: def.name, file: def.file, prefregex, failregex, ignoreregex, maxlines, datepattern, logtimezone: def.logtimezone, literalGate, gateRegex: gateRe, tagNames };
+  return { name: def.name, file: def.file, prefregex, failregex, ignoreregex, maxlines, datepattern, logtimezone: def.logtimezone, literalGate, gateRegex: gateRe, tagNames, jsonline: def.jsonline?.fields ?? null };
 }

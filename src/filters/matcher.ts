@@ -8,6 +8,7 @@ import { AddressSpeller } from './address-spelling.ts';
 import { mayMatch, type RequiredText } from './literals.ts';
 import type { CompiledFilter, CompiledRegex } from './compile.ts';
 import { DateDetector } from './dates/detector.ts';
+import { JsonLineProjector, looksLikeJson } from './json-line.ts';
 
 export interface LineResult {
   /** A failure: the line (with its buffered predecessors) matched a failregex and no ignoreregex. */
@@ -70,9 +71,11 @@ export class FilterMatcher {
   private readonly speller = new AddressSpeller();
   /** The groups reported as tags, and the name each is reported under. */
   private readonly tagKeys: Array<[string, string]>;
+  private readonly json: JsonLineProjector | null;
 
   constructor(filter: CompiledFilter, options: MatcherOptions) {
     this.filter = filter;
+    this.json = filter.jsonline === null ? null : new JsonLineProjector(filter.jsonline);
     this.now = options.now;
     this.tagKeys = [...filter.tagNames].filter((k) => !INTERNAL.has(k) && !k.startsWith('alt_')).map((k) => [k, TAG_RENAME[k] ?? k]);
     this.dates = new DateDetector({ datepattern: filter.datepattern, logtimezone: filter.logtimezone, now: options.now });
@@ -95,6 +98,16 @@ export class FilterMatcher {
   processLine(line: string, ascii: boolean = !NON_ASCII.test(line)): LineResult {
     const result: LineResult = { match: false, host: null, time: null, failregexIndex: null, tags: NO_TAGS, ignored: false };
     this.stats.lines++;
+    // A jsonline filter sees a JSON line as its fields' values; a line that is not one JSON object matches nothing.
+    if (this.json !== null && looksLikeJson(line)) {
+      const projected = this.json.project(line);
+      if (projected === null) {
+        this.stats.missed++;
+        return result;
+      }
+      line = projected;
+      ascii = !NON_ASCII.test(line);
+    }
     // Date: found, cut out of the line (fail2ban's tupleLine), or borrowed from the last line.
     let pre = '';
     let date = '';
@@ -165,11 +178,7 @@ export class FilterMatcher {
           }
         }
       }
-      if (preGroups) {
-        // fail2ban: fail = preGroups.copy(); fail.update(groups), non-participating groups included.
-        for (const key in fail) preGroups[key] = fail[key];
-        fail = preGroups;
-      }
+      if (preGroups) fail = mergeGroups(preGroups, fail);
       this.finishFailure(result, index, fail);
       return;
     }
@@ -228,10 +237,7 @@ export class FilterMatcher {
         }
       }
       if (lines) this.lineBuffer = lines.unmatched;
-      if (preGroups) {
-        for (const key in fail) preGroups[key] = fail[key];
-        fail = preGroups;
-      }
+      if (preGroups) fail = mergeGroups(preGroups, fail);
       this.finishFailure(result, index, fail);
       return;
     }
@@ -346,6 +352,21 @@ function exec(regex: CompiledRegex, buf: string, ascii: boolean): RegExpExecArra
     if (am !== null) return am;
   }
   return null;
+}
+
+/** The groups that make up one address: they come from the prefregex or the failregex, never mixed. */
+const ADDRESS_GROUPS = ['ip4', 'ip6', 'dns', 'cidr'];
+
+/**
+ * prefregex groups updated by the failregex's, as fail2ban 1.1.1 does (38c2537e): a failregex
+ * group that did not take part (an optional `(?: via <ADDR>)?`) leaves the prefregex's value, so
+ * it cannot erase an address the prefregex captured. An address the failregex did capture
+ * replaces the prefregex's whole, so an IPv4 from one is never paired with an IPv6 from the other.
+ */
+function mergeGroups(pre: Groups, fail: Groups): Groups {
+  if (ADDRESS_GROUPS.some((k) => fail[k] !== undefined)) for (const k of ADDRESS_GROUPS) delete pre[k];
+  for (const key in fail) if (fail[key] !== undefined) pre[key] = fail[key];
+  return pre;
 }
 
 /** The match's named groups (a fresh object per match, so it is used as it is). */

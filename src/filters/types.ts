@@ -4,4 +4,5 @@ export type { RegexSpec, SourceRef } from '../config/fail2ban/filter-definition.
 
 /** What the engine needs of a filter definition (tests build these by hand). */
 export type EngineFilterDefinition = Pick<FilterDefinition,
-  'name' | 'file' | 'prefregex' | 'failregex' | 'ignoreregex' | 'maxlines' | 'datepattern' | 'logtimezone'>;
+  'name' | 'file' | 'prefregex' | 'failregex' | 'ignoreregex' | 'maxlines' | 'datepattern' | 'logtimezone'>
+  & Partial<Pick<FilterDefinition, 'jsonline'>>;

@@ -113,6 +113,17 @@ describe('datepattern', () => {
     assert.equal(detect('Nov 21 10:00:00 x', { datepattern })?.time, at('2026-11-21T10:00:00Z'));
   });
 
+  it('%ExY takes the years 2000 to three years ahead of the real clock, whatever the reference time', () => {
+    // fail2ban builds this range once from the real clock; `now` only places year-less stamps.
+    const thisYear = new Date().getUTCFullYear();
+    for (const now of [at('2005-08-15T00:00:00Z'), NOW, at('2040-01-01T00:00:00Z')]) {
+      assert.equal(detect('2026-11-21 10:00:00 x', { datepattern: '^%ExY-%m-%d %H:%M:%S', now })?.time, at('2026-11-21T10:00:00Z'));
+      assert.equal(detect('2001-01-02 10:00:00 x', { datepattern: '^%ExY-%m-%d %H:%M:%S', now })?.time, at('2001-01-02T10:00:00Z'));
+      assert.equal(detect(`${thisYear + 3}-01-02 10:00:00 x`, { datepattern: '^%ExY-%m-%d %H:%M:%S', now })?.time, at(`${thisYear + 3}-01-02T10:00:00Z`));
+      assert.equal(detect('1999-01-02 10:00:00 x', { datepattern: '^%ExY-%m-%d %H:%M:%S', now }), null);
+    }
+  });
+
   it('a percent sign that is not a directive is an error', () => {
     assert.throws(() => detect('x', { datepattern: '%Y-%m 100%' }), /percent/);
   });

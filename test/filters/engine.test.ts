@@ -82,6 +82,15 @@ describe('FilterMatcher', () => {
     assert.equal(stats.invalidHosts, 1);
   });
 
+  it('an IPv4 address with a leading zero is invalid, whether plain or IPv4-mapped: octal or decimal would be a guess', () => {
+    const lines = ['192.030.0.6', '192.0.2.06', '010.1.1.1', '::ffff:192.030.0.6'].map((a, i) => `2026-11-21T10:00:0${i}Z a: from ${a}`);
+    const { results, stats } = run(def([String.raw`^\s*a: from <HOST>$`]), lines);
+    assert.deepEqual(results.map((r) => [r.match, r.host, r.invalidHost]), [
+      [true, null, '192.030.0.6'], [true, null, '192.0.2.06'], [true, null, '010.1.1.1'], [true, null, '192.030.0.6'],
+    ]);
+    assert.equal(stats.invalidHosts, 4);
+  });
+
   it('tags: <F-USER>, <F-ALT_USER_1> merged into user (fail2ban naming), <F-ID> that is not an address', () => {
     const d = def([String.raw`^\s*a: user=<F-USER>\S*</F-USER> alt=<F-ALT_USER_1>\S+</F-ALT_USER_1> from <ADDR>$`, String.raw`^\s*b: token <F-ID/> rejected$`]);
     const { results } = run(d, ['2026-11-21T10:00:00Z a: user= alt=bob from 192.0.2.4', '2026-11-21T10:00:01Z b: token abc123 rejected']);
@@ -89,6 +98,17 @@ describe('FilterMatcher', () => {
     assert.equal(results[1]?.match, true);
     assert.equal(results[1]?.host, null);
     assert.deepEqual(results[1]?.tags, { id: 'abc123' });
+  });
+
+  it('an optional failregex group that did not take part keeps the address prefregex captured (fail2ban 1.1.1, 38c2537e)', () => {
+    for (const maxlines of [1, 2]) {
+      const d = def([String.raw`^denied(?: via <ADDR>)?$`], {
+        prefregex: spec(String.raw`^\s*web: <ADDR> <F-CONTENT>.+</F-CONTENT>$`, 'prefregex'),
+        maxlines,
+      });
+      const { results } = run(d, ['2026-11-21T10:00:00Z web: 192.0.2.5 denied', '2026-11-21T10:00:01Z web: 192.0.2.6 denied via 198.51.100.6']);
+      assert.deepEqual(results.map((r) => [r.match, r.host]), [[true, '192.0.2.5'], [true, '198.51.100.6']], `maxlines=${maxlines}`);
+    }
   });
 
   it('prefregex narrows to <F-CONTENT>; ignoreregex cancels a match', () => {

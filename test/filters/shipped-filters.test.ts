@@ -20,11 +20,13 @@ type Expectation = z.infer<typeof expectationSchema>;
 const INJECTED = '192.0.2.9';
 
 const FILTERS: Record<string, string[]> = {
-  postfix: ['normal', 'aggressive'],
+  postfix: ['normal', 'more', 'auth', 'extra', 'rbl', 'errors', 'ddos', 'aggressive'],
   dovecot: ['normal', 'aggressive'],
   traefik: ['normal', 'auth'],
-  nginx: ['normal', 'auth', 'access'],
-  apache: ['normal', 'auth', 'access'],
+  nginx: ['normal', 'auth', 'access', 'limit-req', 'botsearch', 'bad-request', 'forbidden', 'aggressive'],
+  caddy: ['normal', 'auth'],
+  'nginx-json': ['normal', 'auth'],
+  apache: ['normal', 'auth', 'access', 'noscript', 'botsearch', 'badbots', 'overflows', 'nohome', 'modsecurity', 'shellshock', 'aggressive'],
 };
 
 function expectations(name: string): Expectation[] {

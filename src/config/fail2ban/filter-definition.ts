@@ -35,6 +35,8 @@ export interface FilterDefinition {
   datepattern: RegexSpec | null;
   logtimezone: string | null;
   journalmatch: string | null;
+  /** `jsonline`: JSON lines are matched by these fields' values (src/filters/json-line.ts); null: lines as written. */
+  jsonline: { fields: string[]; source: SourceRef } | null;
 }
 
 export interface ConfigDirs {
@@ -75,7 +77,8 @@ export class FilterNotFoundError extends ConfigError {
 }
 
 // FilterReader._configOpts, plus logtimezone (a jail option in fail2ban; accepted in filters too).
-const FILTER_OPTIONS = ['usedns', 'prefregex', 'ignoreregex', 'failregex', 'maxlines', 'datepattern', 'journalmatch', 'logtimezone'];
+// jsonline is edgeban's own (JSON lines matched by parsed fields).
+const FILTER_OPTIONS = ['usedns', 'prefregex', 'ignoreregex', 'failregex', 'maxlines', 'datepattern', 'journalmatch', 'logtimezone', 'jsonline'];
 
 function filterLayers(dirs: ConfigDirs): string[] {
   return dirs.configDir === undefined ? [dirs.shippedFilterDir] : [dirs.shippedFilterDir, path.join(dirs.configDir, 'filter.d')];
@@ -214,6 +217,7 @@ export async function loadFilter(spec: string, dirs: ConfigDirs, opts: LoadFilte
     }
     maxlines = Number(maxlinesText);
   }
+  const jsonline = jsonFields(options.get('jsonline'), mainFile);
   const nonEmpty = (name: string): string | null => {
     const text = optionText(options, name);
     return text === null || text.trim() === '' ? null : text;
@@ -229,5 +233,20 @@ export async function loadFilter(spec: string, dirs: ConfigDirs, opts: LoadFilte
     datepattern: single(options.get('datepattern'), 'datepattern', mainFile),
     logtimezone: nonEmpty('logtimezone'),
     journalmatch: nonEmpty('journalmatch'),
+    jsonline,
   };
+}
+
+/** `jsonline = StartUTC ClientHost DownstreamStatus`: field paths separated by white space. */
+function jsonFields(value: SourcedText | undefined, fallback: string): FilterDefinition['jsonline'] {
+  if (value === undefined) return null;
+  const fields = textOf(value).split(/\s+/).filter((f) => f !== '');
+  if (fields.length === 0) return null;
+  const source = toSourceRef(splitLines(value)[0]?.origin ?? null, 'jsonline', fallback);
+  // Names separated by dots; a number indexes an array (request.headers.User-Agent.0).
+  const bad = fields.find((f) => !/^[^\s.]+(?:\.[^\s.]+)*$/.test(f));
+  if (bad !== undefined) {
+    throw new ConfigError(`jsonline: "${bad}" is not a field path (names separated by dots)`, { file: source.file, line: source.line === 0 ? null : source.line, section: 'Definition', key: 'jsonline' });
+  }
+  return { fields, source };
 }

@@ -3,7 +3,7 @@
  * (line-anchored variants first), or the filter's `datepattern` list; the template that matched
  * last is tried first, so a log in one format costs one regex search per line.
  */
-import { LocalTime, zoneOffsetMinutes } from './timezone.ts';
+import { zoneOffsetMinutes } from './timezone.ts';
 import { groupsToEpoch, timeContext, type TimeContext } from './strptime.ts';
 import {
   epochTemplate, LINE_BEGIN, LINE_END, patternTemplate, RE_EPOCH_PATTERN, tai64nTemplate, templateTime,
@@ -136,8 +136,9 @@ export class DateDetector {
   private lastLocator: { ascii: RegExp; unicode: RegExp } | null = null;
 
   constructor(options: DateDetectorOptions) {
-    const year = new Date(LocalTime.naiveOf(options.now) * 1000).getUTCFullYear();
-    this.templates = buildTemplates(options.datepattern, year);
+    // fail2ban builds %ExY's year range once from the real clock (strptime._updateTimeRE), not from
+    // the reference time, which only places year-less stamps: a --now in 2005 still reads 2026.
+    this.templates = buildTemplates(options.datepattern, new Date().getUTCFullYear());
     this.offsetMinutes = options.logtimezone === null ? null : zoneOffsetMinutes(options.logtimezone);
     this.ctx = timeContext(options.now, this.offsetMinutes);
   }

@@ -69,5 +69,5 @@ test('postfix and dovecot modes: fail2ban\'s names map to the shipped modes; an 
   await writeFile(path.join(mounted.configDir, 'jail.local'), `[postfix]\nenabled = true\nlogpath = ${mounted.mailLog}\nmode = bogus\n`);
   const run = await runCli(['run'], { env });
   assert.equal(run.code, 2, run.stderr);
-  assert.match(run.stderr, /jail\.local:4: mode: postfix has no mode bogus; modes: normal, aggressive, auth, more, extra, errors, ddos, rbl/);
+  assert.match(run.stderr, /jail\.local:4: mode: postfix has no mode bogus; modes: auth, more, extra, normal, rbl, errors, ddos, aggressive/);
 });

@@ -32,6 +32,8 @@ export interface JailDirectory {
   status?(jail: string | null): unknown;
   /** An enabled jail by this name exists, running or not (status lists it with the reason). */
   isJail?(jail: string): boolean;
+  /** Why an enabled jail does not run (with the fix), or null when it runs or is unknown. */
+  whyNotRunning?(jail: string): string | null;
   reload?(): Promise<{ ok: boolean; message: string }>;
   /** Told of the targets a manual ban went to (the daemon starts enforcing a target on its first ban). */
   banned?(targets: readonly string[]): void;
@@ -73,7 +75,11 @@ export function createLedgerHandlers(options: LedgerHandlersOptions): ControlHan
         throw error;
       }
       const settings = command.jail === undefined ? null : jails.jail(command.jail);
-      if (command.jail !== undefined && settings === null) throw new ControlRequestError(`no jail named ${command.jail}`, 'jail', 404);
+      if (command.jail !== undefined && settings === null) {
+        const why = jails.whyNotRunning?.(command.jail) ?? null;
+        if (why !== null) throw new ControlRequestError(`jail ${command.jail} is enabled but not running: ${why}`, 'jail', 409);
+        throw new ControlRequestError(`no jail named ${command.jail}`, 'jail', 404);
+      }
       const verdict = manualBanGuard(jails.facts(), settings).check(host);
       if (!verdict.ok) return { banned: false, reason: describeRefusal(host.text, verdict, settings) };
       const targets = settings ? settings.targets.map((t) => t.id) : [jails.manualTarget()].filter((t) => t !== null);

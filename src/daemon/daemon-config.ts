@@ -173,10 +173,17 @@ export async function settleLedger(
   await endRefusedBans(ledger, jails, logger);
 }
 
+/** Why an enabled jail of this configuration does not run (with the fix), or null. */
+export function whyNotRunning(config: Pick<DaemonConfig, 'report'>, jail: string): string | null {
+  const report = config.report.find((r) => r.jail === jail);
+  return report && !report.running ? report.reason ?? 'not running' : null;
+}
+
 /** A configuration's jails as a manual ban sees them, for the CLI while the daemon is stopped. */
-export function configJails(config: Pick<DaemonConfig, 'jails' | 'manualTarget'>, facts: NetworkFacts): JailDirectory {
+export function configJails(config: Pick<DaemonConfig, 'jails' | 'manualTarget' | 'report'>, facts: NetworkFacts): JailDirectory {
   return {
     jail: (name) => config.jails.find((j) => j.definition.name === name)?.settings ?? null,
+    whyNotRunning: (name) => whyNotRunning(config, name),
     manualTarget: () => config.manualTarget?.id ?? null,
     facts: () => facts,
   };

@@ -21,7 +21,7 @@ import { moveAside } from '../util/durable-files.ts';
 import { errorMessage, UserFacingError } from '../util/errors.ts';
 import type { EnforcementTarget } from '../jails/targets.ts';
 import { adoptionRefusal } from '../jails/ban-guard.ts';
-import { enforcedTargets, guardFacts, loadDaemonConfig, moveRenamedTargets, requireRunnableJails, settleLedger, type DaemonConfig } from './daemon-config.ts';
+import { enforcedTargets, whyNotRunning, guardFacts, loadDaemonConfig, moveRenamedTargets, requireRunnableJails, settleLedger, type DaemonConfig } from './daemon-config.ts';
 import { JailPipeline } from './jail-pipeline.ts';
 
 export interface DaemonOptions {
@@ -364,6 +364,7 @@ export class Daemon {
       },
       status: (jail) => this.status(jail),
       isJail: (jail) => this.isEnabledJail(jail),
+      whyNotRunning: (jail) => whyNotRunning(this.config, jail),
       reload: () => this.reload(),
       banned: () => this.enforceNewTargets(),
     };

@@ -42,6 +42,9 @@ test('a docker-mailserver jail.local (1w, maxretry 6, nftables-allports, postfix
   const one = await runCli(['status', 'custom', '--json'], { env });
   assert.equal(one.code, 0, `status of an enabled jail that does not run answers: ${one.stderr}`);
   assert.equal((JSON.parse(one.stdout) as { jails: Array<{ running: boolean }> }).jails[0]?.running, false);
+  const refused = await runCli(['ban', '198.51.100.23', '--jail', 'custom'], { env });
+  assert.notEqual(refused.code, 0, 'a manual ban into a jail that does not run is refused');
+  assert.match(refused.stderr + refused.stdout, /jail custom is enabled but not running: .*filter "custom" not found/, 'naming why, not "no jail named custom"');
   const health = await runCli(['health'], { env });
   assert.equal(health.code, 1, 'an enabled jail not running is unhealthy');
   assert.match(health.stdout, /unhealthy: jail custom is enabled but not running/);

@@ -5,8 +5,6 @@ import type { PassResult, TargetState, TargetStatus } from '../targets/alias-rec
 import type { ApiCallRecord } from '../targets/opnsense/client.ts';
 import { targetLabels, type TargetLabels } from './target-labels.ts';
 
-export { targetLabels, type TargetLabels };
-
 /** What the collectors read at scrape time: nothing is booked per ban. */
 export interface MetricsSources {
   /** Claims active now (Ledger.activeClaims()). */

@@ -8,7 +8,7 @@ import { Ledger } from '../ledger/ledger.ts';
 import { JailEngine } from '../jails/jail-engine.ts';
 import type { NetworkFacts } from '../jails/network-facts.ts';
 import type { Logger } from '../logging/logger.ts';
-import { EdgebanMetrics } from '../metrics/edgeban-metrics.ts';
+import type { EdgebanMetrics } from '../metrics/edgeban-metrics.ts';
 import { MetricsServer } from '../metrics/metrics-server.ts';
 import { Notifier } from '../notifications/notifier.ts';
 import { judgeReadiness, type DaemonPhase, type Readiness } from '../metrics/readiness.ts';
@@ -113,7 +113,7 @@ export class Daemon {
     });
     await settleLedger(this.ledger, this.config, this.jailDirectory(), env, clock, logger);
     // Before the reconcilers: their clients report every API call to it.
-    if (env.metricsListen) this.metrics = this.createMetrics();
+    if (env.metricsListen) this.metrics = await this.createMetrics();
     this.buildReconcilers();
     // Before the first passes and pipelines, so the first bans and an early outage are announced.
     this.notifier = Notifier.start({
@@ -330,7 +330,9 @@ export class Daemon {
   }
 
   /** Collectors read the daemon's current ledger and reconcilers at scrape time (reloads replace the reconcilers). */
-  private createMetrics(): EdgebanMetrics {
+  private async createMetrics(): Promise<EdgebanMetrics> {
+    // Loaded only when metrics are served: prom-client and its dependencies cost idle memory.
+    const { EdgebanMetrics } = await import('../metrics/edgeban-metrics.ts');
     return new EdgebanMetrics({
       activeClaims: () => this.ledger.activeClaims(),
       targets: () => this.reconcilers.map((r) => r.status()),

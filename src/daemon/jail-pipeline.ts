@@ -211,7 +211,8 @@ export class JailPipeline {
    */
   private match(line: LogLine, text: string, runtimeTime: number | null, catchingUp: boolean, batch: Batch): void {
     const { now, findtime, engine, pending, persistence } = batch;
-    const result = this.matcher.processLine(text);
+    // The follower knows whether a plain line is ASCII; the matcher checks an unwrapped container line itself.
+    const result = this.unwrapper === null && line.ascii ? this.matcher.processLine(text, true) : this.matcher.processLine(text);
     if (!result.match) return;
     this.counts.matches++;
     if (result.host === null) {

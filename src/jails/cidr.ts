@@ -16,6 +16,9 @@ export interface Cidr {
 
 /** Parses `192.0.2.1`, `198.51.100.0/24`, `2001:db8::/32`, and fail2ban's `192.0.2.0/255.255.255.0`. Throws InvalidAddressError. */
 export function parseCidr(input: string): Cidr {
+  // Every matched failure comes here: the common case, a plain dotted IPv4 host, without ipaddr.js.
+  const quad = plainIPv4(input);
+  if (quad !== null) return { family: 4, bytes: quad, prefix: 32, text: input };
   const raw = input.trim();
   const dotted = /^([^/]+)\/(\d+\.\d+\.\d+\.\d+)$/.exec(raw);
   let spec = raw;
@@ -30,6 +33,35 @@ export function parseCidr(input: string): Cidr {
   const slash = pf.text.indexOf('/');
   const base = ipaddr.parse(slash === -1 ? pf.text : pf.text.slice(0, slash));
   return { family: pf.family, bytes: Uint8Array.from(base.toByteArray()), prefix: pf.prefix, text: pf.text };
+}
+
+/**
+ * The bytes of `a.b.c.d` in the spelling parsePfAddress would give back unchanged (decimal parts
+ * 0–255, no leading zeros, no spaces), else null for the general path.
+ */
+function plainIPv4(text: string): Uint8Array | null {
+  const length = text.length;
+  if (length < 7 || length > 15) return null;
+  const bytes = new Uint8Array(4);
+  let part = 0;
+  let value = 0;
+  let digits = 0;
+  for (let i = 0; i <= length; i++) {
+    const code = i === length ? 46 : text.charCodeAt(i);
+    if (code === 46) {
+      if (digits === 0 || part > 3) return null;
+      bytes[part++] = value;
+      value = 0;
+      digits = 0;
+    } else if (code >= 48 && code <= 57) {
+      if (digits > 0 && value === 0) return null;
+      value = value * 10 + (code - 48);
+      if (++digits > 3 || value > 255) return null;
+    } else {
+      return null;
+    }
+  }
+  return part === 4 ? bytes : null;
 }
 
 /** The network of `prefix` bits covering `host` (host bits cleared). */

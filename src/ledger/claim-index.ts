@@ -1,8 +1,14 @@
 import { isClaimActive, type BanClaim, type LedgerMutation } from './ban-claim.ts';
 
+/**
+ * An address's claims: most addresses are banned by one jail, so a lone claim is held as itself,
+ * and a Map (a hash table per address, most of an entry's memory) only once a second jail claims it.
+ */
+type Claims = BanClaim | Map<string, BanClaim>;
+
 /** Claims indexed target → address → jail; applying a mutation is idempotent. */
 export class ClaimIndex {
-  private readonly byTarget = new Map<string, Map<string, Map<string, BanClaim>>>();
+  private readonly byTarget = new Map<string, Map<string, Claims>>();
   private count = 0;
 
   get size(): number {
@@ -14,55 +20,87 @@ export class ClaimIndex {
     switch (mutation.op) {
       case 'ban': {
         const { target, address, jail } = mutation.claim;
-        const jails = this.jailsOf(target, address, true);
-        if (!jails.has(jail)) this.count++;
-        jails.set(jail, mutation.claim);
+        let addresses = this.byTarget.get(target);
+        if (!addresses) this.byTarget.set(target, addresses = new Map());
+        const held = addresses.get(address);
+        if (held === undefined) {
+          addresses.set(address, mutation.claim);
+          this.count++;
+        } else if (held instanceof Map) {
+          if (!held.has(jail)) this.count++;
+          held.set(jail, mutation.claim);
+        } else if (held.jail === jail) {
+          addresses.set(address, mutation.claim);
+        } else {
+          addresses.set(address, new Map([[held.jail, held], [jail, mutation.claim]]));
+          this.count++;
+        }
         return true;
       }
       case 'end': {
-        const jails = this.jailsOf(mutation.target, mutation.address, false);
-        if (!jails) return false;
+        const addresses = this.byTarget.get(mutation.target);
+        const held = addresses?.get(mutation.address);
+        if (!addresses || held === undefined) return false;
+        const ended = (claim: BanClaim): boolean =>
+          (mutation.jail === null || claim.jail === mutation.jail) && claim.endedAt === null;
+        if (!(held instanceof Map)) {
+          if (!ended(held)) return false;
+          addresses.set(mutation.address, { ...held, endedAt: mutation.at });
+          return true;
+        }
         let touched = false;
-        for (const [jail, claim] of jails) {
-          if (mutation.jail !== null && jail !== mutation.jail) continue;
-          if (claim.endedAt !== null) continue;
-          jails.set(jail, { ...claim, endedAt: mutation.at });
+        for (const [jail, claim] of held) {
+          if (!ended(claim)) continue;
+          held.set(jail, { ...claim, endedAt: mutation.at });
           touched = true;
         }
         return touched;
       }
       case 'purge': {
-        const jails = this.jailsOf(mutation.target, mutation.address, false);
-        if (!jails?.delete(mutation.jail)) return false;
+        const addresses = this.byTarget.get(mutation.target);
+        const held = addresses?.get(mutation.address);
+        if (!addresses || held === undefined) return false;
+        if (held instanceof Map) {
+          if (!held.delete(mutation.jail)) return false;
+          if (held.size === 0) addresses.delete(mutation.address);
+        } else {
+          if (held.jail !== mutation.jail) return false;
+          addresses.delete(mutation.address);
+        }
         this.count--;
-        if (jails.size === 0) this.byTarget.get(mutation.target)?.delete(mutation.address);
         return true;
       }
     }
   }
 
   claimsOf(target: string, address: string): readonly BanClaim[] {
-    const jails = this.jailsOf(target, address, false);
-    return jails ? [...jails.values()] : [];
+    const held = this.held(target, address);
+    if (held === undefined) return [];
+    return held instanceof Map ? [...held.values()] : [held];
   }
 
   get(target: string, address: string, jail: string): BanClaim | undefined {
-    return this.jailsOf(target, address, false)?.get(jail);
+    const held = this.held(target, address);
+    if (held === undefined) return undefined;
+    if (held instanceof Map) return held.get(jail);
+    return held.jail === jail ? held : undefined;
   }
 
   isActive(target: string, address: string, now: number): boolean {
-    const jails = this.jailsOf(target, address, false);
-    if (!jails) return false;
-    for (const claim of jails.values()) if (isClaimActive(claim, now)) return true;
+    const held = this.held(target, address);
+    if (held === undefined) return false;
+    if (!(held instanceof Map)) return isClaimActive(held, now);
+    for (const claim of held.values()) if (isClaimActive(claim, now)) return true;
     return false;
   }
 
   isKnown(target: string, address: string): boolean {
-    return (this.jailsOf(target, address, false)?.size ?? 0) > 0;
+    const held = this.held(target, address);
+    return held !== undefined && (!(held instanceof Map) || held.size > 0);
   }
 
   addresses(target: string): IterableIterator<string> {
-    return (this.byTarget.get(target) ?? new Map<string, Map<string, BanClaim>>()).keys();
+    return (this.byTarget.get(target) ?? new Map<string, Claims>()).keys();
   }
 
   targets(): string[] {
@@ -71,24 +109,14 @@ export class ClaimIndex {
 
   *all(): Generator<BanClaim> {
     for (const addresses of this.byTarget.values()) {
-      for (const jails of addresses.values()) yield* jails.values();
+      for (const held of addresses.values()) {
+        if (held instanceof Map) yield* held.values();
+        else yield held;
+      }
     }
   }
 
-  private jailsOf(target: string, address: string, create: true): Map<string, BanClaim>;
-  private jailsOf(target: string, address: string, create: false): Map<string, BanClaim> | undefined;
-  private jailsOf(target: string, address: string, create: boolean): Map<string, BanClaim> | undefined {
-    let addresses = this.byTarget.get(target);
-    if (!addresses) {
-      if (!create) return undefined;
-      addresses = new Map();
-      this.byTarget.set(target, addresses);
-    }
-    let jails = addresses.get(address);
-    if (!jails && create) {
-      jails = new Map();
-      addresses.set(address, jails);
-    }
-    return jails;
+  private held(target: string, address: string): Claims | undefined {
+    return this.byTarget.get(target)?.get(address);
   }
 }

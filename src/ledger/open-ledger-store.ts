@@ -3,7 +3,6 @@ import type { Logger } from '../logging/logger.ts';
 import { ledgerDir } from '../targets/enforcement.ts';
 import { FileLedgerStore } from './file-ledger-store.ts';
 import type { LedgerStore } from './ledger-store.ts';
-import { RedisLedgerStore } from './redis-ledger-store.ts';
 
 export interface OpenLedgerStoreOptions {
   /** File store only: open without the writer lock and never write (a command beside a running daemon). */
@@ -17,6 +16,8 @@ export interface OpenLedgerStoreOptions {
 export async function openLedgerStore(env: Pick<EdgebanEnv, 'dataDir' | 'ledger'>, logger: Logger, options: OpenLedgerStoreOptions = {}): Promise<LedgerStore> {
   const settings = env.ledger;
   if (settings.kind === 'redis') {
+    // Loaded only for Redis: ioredis costs idle memory in every file-ledger daemon.
+    const { RedisLedgerStore } = await import('./redis-ledger-store.ts');
     return RedisLedgerStore.open({ url: settings.url, password: settings.password, prefix: settings.prefix, logger });
   }
   return FileLedgerStore.open({ dir: ledgerDir(env), logger, ...(options.readOnly ? { readOnly: true } : {}) });

@@ -3,6 +3,7 @@ import type { DropReason, PipelineCounters } from '../daemon/jail-pipeline.ts';
 import type { BanClaim } from '../ledger/ban-claim.ts';
 import type { PassResult, TargetState, TargetStatus } from '../targets/alias-reconciler.ts';
 import type { ApiCallRecord } from '../targets/opnsense/client.ts';
+import { targetLabels, type TargetLabels } from './target-labels.ts';
 
 /** What the collectors read at scrape time: nothing is booked per ban. */
 export interface MetricsSources {
@@ -12,13 +13,6 @@ export interface MetricsSources {
   targets(): readonly TargetStatus[];
 }
 
-/** Labels of one reconciler: its ledger target, the firewall's base URL and the alias. (A type, not an interface: prom-client wants an index signature.) */
-export type TargetLabels = {
-  target: string;
-  firewall: string;
-  alias: string;
-};
-
 type TargetLabel = keyof TargetLabels;
 
 const TARGET_LABELS: TargetLabel[] = ['target', 'firewall', 'alias'];
@@ -26,16 +20,6 @@ const TARGET_STATES: readonly TargetState[] = ['starting', 'syncing', 'in-sync',
 const DROP_REASONS: readonly DropReason[] = ['unusable', 'old'];
 /** OPNsense calls take milliseconds on a LAN and up to the 30 s timeout when the firewall struggles. */
 const API_SECONDS_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
-
-/**
- * The reconciler id is `${firewall URL} ${alias}` (src/targets/enforcement.ts): split it back
- * so firewall and alias are separate labels.
- */
-export function targetLabels(status: Pick<TargetStatus, 'id' | 'alias' | 'ledgerTarget'>): TargetLabels {
-  const suffix = ` ${status.alias}`;
-  const firewall = status.id.endsWith(suffix) ? status.id.slice(0, -suffix.length) : status.id;
-  return { target: status.ledgerTarget, firewall, alias: status.alias };
-}
 
 interface PassRecord {
   /** Successful passes of this reconciler already counted as drift. */

@@ -1,5 +1,5 @@
 import type { TargetStatus } from '../targets/alias-reconciler.ts';
-import { targetLabels } from './edgeban-metrics.ts';
+import { targetLabels } from './target-labels.ts';
 
 export type DaemonPhase = 'starting' | 'running' | 'stopping';
 

@@ -65,9 +65,11 @@ function parseParts(input: string): { address: ipaddr.IPv4 | ipaddr.IPv6; prefix
   const addressPart = slash === -1 ? raw : raw.slice(0, slash);
   const prefixPart = slash === -1 ? null : raw.slice(slash + 1);
   let address: ipaddr.IPv4 | ipaddr.IPv6;
-  if (ipaddr.IPv4.isValidFourPartDecimal(addressPart)) {
+  // An IPv6 address never passes as IPv4, and ipaddr.js's IPv4 check throws and catches inside.
+  const colon = addressPart.includes(':');
+  if (!colon && ipaddr.IPv4.isValidFourPartDecimal(addressPart)) {
     address = ipaddr.IPv4.parse(addressPart);
-  } else if (addressPart.includes(':') && ipaddr.IPv6.isValid(addressPart)) {
+  } else if (colon && ipaddr.IPv6.isValid(addressPart)) {
     address = ipaddr.IPv6.parse(dottedTailToHex(addressPart));
   } else {
     throw new InvalidAddressError(input, 'not an IPv4 or IPv6 address');

@@ -1,4 +1,4 @@
-import { isUtf8 } from 'node:buffer';
+import { isAscii, isUtf8 } from 'node:buffer';
 
 /** Bytes of context kept before a line boundary, to recognise the same file content later. */
 export const ANCHOR_BYTES = 64;
@@ -24,6 +24,13 @@ export class LineAssembler {
   private held: Buffer = Buffer.alloc(0);
   private heldLen = 0;
   private dropped = 0;
+  /** The held bytes of the unfinished line are all ASCII. */
+  private heldAscii = true;
+  /**
+   * Every line the last push() completed is pure ASCII (one check per chunk, so neither UTF-8
+   * validation nor the matcher's per-line ASCII test has to look at them again).
+   */
+  linesAscii = false;
   private recent: Buffer = Buffer.alloc(0);
   /** Offset just past the last newline consumed: where the unfinished line starts. */
   lineStart: number;
@@ -44,6 +51,7 @@ export class LineAssembler {
   reset(offset: number, anchor: Buffer = Buffer.alloc(0)): void {
     this.heldLen = 0;
     this.dropped = 0;
+    this.heldAscii = true;
     this.lineStart = offset;
     this.pos = offset;
     this.anchor = anchor;
@@ -63,6 +71,7 @@ export class LineAssembler {
 
   /** Consumes `chunk` (the bytes at `pos`) and appends the lines it completes to `out`. */
   push(chunk: Buffer, out: AssembledLine[]): void {
+    this.linesAscii = this.heldAscii && isAscii(chunk);
     let start = 0;
     let lastNewline = -1;
     for (;;) {
@@ -84,6 +93,7 @@ export class LineAssembler {
   /** The unfinished line as a line of its own (for a rotated file that will never be completed). */
   flushPartial(): AssembledLine | null {
     if (this.pos === this.lineStart) return null;
+    this.linesAscii = false;
     const line = this.finish(Buffer.alloc(0), this.pos);
     this.lineStart = this.pos;
     this.anchor = this.recent;
@@ -100,6 +110,7 @@ export class LineAssembler {
         this.held = grown;
       }
       segment.copy(this.held, this.heldLen, 0, keep);
+      if (this.heldAscii && !isAscii(segment.subarray(0, keep))) this.heldAscii = false;
       this.heldLen += keep;
     }
     this.dropped += segment.length - keep;
@@ -122,10 +133,11 @@ export class LineAssembler {
     } else if (bytes.length > 0 && bytes[bytes.length - 1] === 0x0d) {
       bytes = bytes.subarray(0, bytes.length - 1); // CRLF is a newline too
     }
-    const invalidUtf8 = !isUtf8(bytes);
-    const text = bytes.toString('utf8'); // invalid sequences become U+FFFD; NULs are kept
+    const invalidUtf8 = !this.linesAscii && !isUtf8(bytes);
+    const text = this.linesAscii ? bytes.toString('latin1') : bytes.toString('utf8'); // invalid sequences become U+FFFD; NULs are kept
     this.heldLen = 0;
     this.dropped = 0;
+    this.heldAscii = true;
     return { text, endOffset, truncated, invalidUtf8 };
   }
 }

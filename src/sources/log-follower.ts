@@ -20,6 +20,8 @@ export interface LogLine {
   endOffset: number;
   /** The line was longer than maxLineBytes; text holds its first maxLineBytes bytes (less a cut character). */
   truncated: boolean;
+  /** Every character is ASCII (known from the bytes read); false when not known. */
+  ascii: boolean;
 }
 
 export interface LogFollowerOptions {
@@ -656,7 +658,7 @@ export class LogFollower {
   /** A rotated file read to its end and quiet for the grace period: its last unfinished line is final. */
   private async closeDrained(t: Track, d: Source): Promise<boolean> {
     const partial = d.asm.flushPartial();
-    if (partial && !(await this.deliver(t, d, [partial]))) return false;
+    if (partial && !(await this.deliver(t, d, [partial], false))) return false;
     t.draining.splice(t.draining.indexOf(d), 1);
     await this.closeHandle(d);
     this.logger.debug({ path: t.path, file: d.file, offset: d.committed.offset }, 'finished reading rotated file');
@@ -679,15 +681,15 @@ export class LogFollower {
       s.lastGrowthAt = this.clock.now();
       const lines: AssembledLine[] = [];
       s.asm.push(this.buf.subarray(0, bytesRead), lines);
-      if (lines.length > 0 && !(await this.deliver(t, s, lines))) return 'stalled';
+      if (lines.length > 0 && !(await this.deliver(t, s, lines, s.asm.linesAscii))) return 'stalled';
     }
     return 'more';
   }
 
-  private async deliver(t: Track, s: Source, lines: AssembledLine[]): Promise<boolean> {
+  private async deliver(t: Track, s: Source, lines: AssembledLine[], ascii: boolean): Promise<boolean> {
     const offset = s.asm.lineStart;
     const anchor = s.asm.anchor;
-    const batch: LogLine[] = lines.map((l) => ({ path: s.label, text: l.text, endOffset: l.endOffset, truncated: l.truncated }));
+    const batch: LogLine[] = lines.map((l) => ({ path: s.label, text: l.text, endOffset: l.endOffset, truncated: l.truncated, ascii }));
     try {
       await this.onLines(batch);
     } catch (error) {

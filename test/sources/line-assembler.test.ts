@@ -68,3 +68,26 @@ test('flushPartial hands over an unfinished last line once', () => {
   assert.deepEqual(asm.flushPartial(), { text: 'rest', endOffset: 6, truncated: false, invalidUtf8: false });
   assert.equal(asm.flushPartial(), null);
 });
+
+test('lines count as ASCII only when every byte of theirs is, including an unfinished line held from an earlier chunk', () => {
+  const asm = new LineAssembler(100);
+  const out: AssembledLine[] = [];
+  asm.push(Buffer.from('plain\nhalf-'), out);
+  assert.equal(asm.linesAscii, true);
+  asm.push(Buffer.from('line\n'), out);
+  assert.equal(asm.linesAscii, true);
+  // A non-ASCII character in the held part: the chunk completing it is ASCII, its line is not.
+  asm.push(Buffer.from('caf\u00e9 is '), out);
+  asm.push(Buffer.from('open\nnext\n'), out);
+  assert.equal(asm.linesAscii, false);
+  asm.push(Buffer.from('ascii again\n'), out);
+  assert.equal(asm.linesAscii, true);
+  // Split inside a multi-byte character: decoded as UTF-8 all the same.
+  const euro = Buffer.from('\u20ac\n');
+  asm.push(euro.subarray(0, 1), out);
+  asm.push(euro.subarray(1), out);
+  assert.equal(asm.linesAscii, false);
+  assert.deepEqual(out.map((l) => [l.text, l.invalidUtf8]), [
+    ['plain', false], ['half-line', false], ['caf\u00e9 is open', false], ['next', false], ['ascii again', false], ['\u20ac', false],
+  ]);
+});

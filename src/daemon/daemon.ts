@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { EdgebanEnv } from '../config/env.ts';
+import { createEnforcementRoles, type EnforcementRoles } from '../cluster/enforcement-roles.ts';
 import { ControlServer } from '../control/control-server.ts';
 import { createLedgerHandlers, type JailDirectory } from '../control/ledger-handlers.ts';
 import { openLedgerStore } from '../ledger/open-ledger-store.ts';
@@ -62,6 +63,8 @@ export class Daemon {
   private metrics: EdgebanMetrics | null = null;
   private metricsServer: MetricsServer | null = null;
   private notifier: Notifier | null = null;
+  /** Whether this replica enforces each target and announces bans (leader leases with the Redis ledger). */
+  private roles: EnforcementRoles | null = null;
   /** The reload running (or the last one), and the one queued behind it: reloads never overlap. */
   private reloadRunning: Promise<ReloadResult> = Promise.resolve({ ok: true, message: 'no reload yet' });
   private reloadQueued: Promise<ReloadResult> | null = null;
@@ -79,6 +82,7 @@ export class Daemon {
       await daemon.notifier?.stop();
       await daemon.metricsServer?.stop();
       await daemon.control?.stop();
+      await daemon.roles?.close();
       await daemon.ledger?.close();
       throw error;
     }
@@ -106,6 +110,7 @@ export class Daemon {
     requireRunnableJails(this.config, env);
     const store = await openLedgerStore(env, logger);
     this.ledger = await Ledger.open({ store, clock, logger });
+    this.roles = createEnforcementRoles(env.ledger, clock, logger);
     this.facts = this.options.networkFacts ?? await guardFacts(this.config, env, logger);
     this.engine = new JailEngine({
       jails: this.config.jails.map((j) => j.settings), facts: this.facts, history: this.ledger,
@@ -121,6 +126,7 @@ export class Daemon {
       targets: () => this.reconcilers.map((r) => r.status()),
       sources: () => this.pipelines.map((p) => p.stats()),
       secrets: [...env.secrets, ...this.config.secrets],
+      announces: () => this.roles?.announces() ?? true,
     });
     // Served before the first passes, so /readyz tells "not enforced yet" from "enforcing".
     await this.startMetricsServer();
@@ -134,7 +140,7 @@ export class Daemon {
       ...(env.controlListen && env.controlToken ? { tcp: { ...env.controlListen, token: env.controlToken } } : {}),
     });
     // The first passes restore whatever an OPNsense reboot or our downtime left out; they run in the background.
-    for (const reconciler of this.reconcilers) void reconciler.start();
+    for (const reconciler of this.reconcilers) this.roles.enforce(reconciler);
     await this.startPipelines();
     this.scheduleSweep();
     // Reconcilers, pipelines and the ledger all exist from here: observers of the running daemon hook in at this point.
@@ -159,6 +165,7 @@ export class Daemon {
       await Promise.all(this.pipelines.map((p) => p.stop()));
       await this.control?.stop();
       await Promise.all(this.reconcilers.map((r) => r.stop()));
+      await this.roles?.close();
       await Promise.all(this.clients.map((c) => c.close()));
       await this.metricsServer?.stop();
       await this.ledger.close();
@@ -226,13 +233,14 @@ export class Daemon {
     const changed = reconcilerSettings(enforcedTargets(next, this.ledger.targets()), env) !== before;
     if (changed) {
       await Promise.all(this.reconcilers.map((r) => r.stop()));
+      await this.roles?.release();
       await Promise.all(this.clients.map((c) => c.close()));
     }
     // Once no reconciler serves an old target name: its claims end without their entries being deleted.
     await moveRenamedTargets(this.ledger, next, env, this.options.clock, logger);
     if (changed) {
       this.buildReconcilers();
-      for (const reconciler of this.reconcilers) void reconciler.start();
+      for (const reconciler of this.reconcilers) this.roles?.enforce(reconciler);
     }
     await this.startPipelines();
     const restartOnly = RESTART_ONLY.filter((key) => JSON.stringify(env[key]) !== JSON.stringify(previousEnv[key]));
@@ -303,7 +311,7 @@ export class Daemon {
     if (this.phase !== 'running') return;
     for (const reconciler of this.addReconcilers()) {
       this.options.logger.info({ target: reconciler.status().id }, 'enforcing the target a manual ban uses');
-      void reconciler.start();
+      this.roles?.enforce(reconciler);
     }
   }
 

@@ -95,7 +95,7 @@ test('ledger store: file by default; redis with a URL, prefix and password (scru
   const passwordFile = path.join(dir, 'redis-password');
   await writeFile(passwordFile, 'from-a-docker-secret\n');
   const fromFile = loadEnv({ env: { ...base, EDGEBAN_LEDGER: 'redis', EDGEBAN_REDIS_URL: 'redis://redis:6379', EDGEBAN_REDIS_PASSWORD_FILE: passwordFile, EDGEBAN_REDIS_PREFIX: 'edgeban:mail:' }, envFile: '/nonexistent/.env' });
-  assert.deepEqual(fromFile.ledger, { kind: 'redis', url: 'redis://redis:6379', password: 'from-a-docker-secret', prefix: 'edgeban:mail:' });
+  assert.deepEqual(fromFile.ledger, { kind: 'redis', url: 'redis://redis:6379', password: 'from-a-docker-secret', prefix: 'edgeban:mail:', leaseTtlMs: 15_000 });
   assert.ok(fromFile.secrets.includes('from-a-docker-secret'));
 });
 

@@ -2,16 +2,19 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Redis } from 'ioredis';
 import type { LedgerSettings } from '../config/env.ts';
+import type { SharedFailureCounter } from '../jails/jail-engine.ts';
 import type { Logger } from '../logging/logger.ts';
 import type { AliasReconciler } from '../targets/alias-reconciler.ts';
 import type { Clock } from '../util/clock.ts';
 import { LeaderLease, type LeaderLeaseOptions } from './leader-lease.ts';
+import { RedisFailureCounter } from './shared-failure-counter.ts';
 
 /**
  * Who enforces: with the file ledger this replica is alone and always enforces. With the Redis
  * ledger each reconciler (one firewall's alias) has its own leader lease, and only its holder
  * runs passes and sends adds, deletes and state kills; the other replicas record bans in the
  * shared ledger and stand by. A separate lease picks the one replica that announces bans.
+ * Failures are counted across replicas through the same connection.
  */
 export interface EnforcementRoles {
   /** Starts the reconciler (file ledger), or enters it in its target's election (Redis). */
@@ -20,6 +23,8 @@ export interface EnforcementRoles {
   release(): Promise<void>;
   /** Whether this replica announces bans and unbans. */
   announces(): boolean;
+  /** Failures counted across replicas (null: this replica is alone). */
+  readonly sharedFailures: SharedFailureCounter | null;
   close(): Promise<void>;
 }
 
@@ -29,6 +34,7 @@ export function createEnforcementRoles(ledger: LedgerSettings, clock: Clock, log
       enforce: (reconciler) => void reconciler.start(),
       release: async () => {},
       announces: () => true,
+      sharedFailures: null,
       close: async () => {},
     };
   }
@@ -43,6 +49,7 @@ class LeasedRoles implements EnforcementRoles {
   private readonly settings: Extract<LedgerSettings, { kind: 'redis' }>;
   private readonly clock: Clock;
   private readonly logger: Logger;
+  readonly sharedFailures: SharedFailureCounter;
 
   constructor(settings: Extract<LedgerSettings, { kind: 'redis' }>, clock: Clock, logger: Logger) {
     this.settings = settings;
@@ -52,7 +59,8 @@ class LeasedRoles implements EnforcementRoles {
     this.redis = new Redis(settings.url, {
       protocol: 2, connectionName: 'edgeban-lease', ...(settings.password ? { password: settings.password } : {}),
     });
-    this.redis.on('error', () => {}); // the leases report what they could not do
+    this.redis.on('error', () => {}); // the leases and the counter report what they could not do
+    this.sharedFailures = new RedisFailureCounter(this.redis, settings.prefix);
     this.notifications = this.lease('notifications', () => {});
     void this.notifications.start();
   }

@@ -115,6 +115,7 @@ export class Daemon {
     this.engine = new JailEngine({
       jails: this.config.jails.map((j) => j.settings), facts: this.facts, history: this.ledger,
       ban: (request) => this.ledger.ban(request), clock, random: Math.random, logger,
+      ...(this.roles.sharedFailures ? { shared: this.roles.sharedFailures } : {}),
     });
     await settleLedger(this.ledger, this.config, this.jailDirectory(), env, clock, logger);
     // Before the reconcilers: their clients report every API call to it.

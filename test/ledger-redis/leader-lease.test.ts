@@ -1,39 +1,12 @@
 import assert from 'node:assert/strict';
-import { appendFile, writeFile } from 'node:fs/promises';
-import path from 'node:path';
-import { test, type TestContext } from 'node:test';
-import { runCli, startCliDaemon, startCliSimulator, type CliDaemon } from '../helpers/cli.ts';
+import { appendFile } from 'node:fs/promises';
+import { test } from 'node:test';
+import { runCli, startCliSimulator } from '../helpers/cli.ts';
 import { dovecotFailure } from '../helpers/log-lines.ts';
-import { mailSetup } from '../helpers/mail-setup.ts';
 import { until } from '../helpers/until.ts';
 import { RedisServer } from './redis-server.ts';
 
-const KEY = 'leaseTestKey0123456789abcdef';
-const SECRET = 'leaseTestSecret0123456789abcdef+/=';
-const ALIAS = 'fail2ban_blocklist';
-const LEASE_SEC = 4;
-
-interface Call { seq: number; path: string; requestBody: string }
-interface Node { daemon: CliDaemon; env: Record<string, string>; mailLog: string }
-
-/** One `edgeban run` replica with its own data dir and log, on the shared Redis ledger. */
-async function startNode(t: TestContext, simUrl: string, redisUrl: string): Promise<Node> {
-  const { root, configDir, mailLog } = await mailSetup(t);
-  await writeFile(path.join(configDir, 'jail.local'),
-    `[dovecot]\nenabled = true\nlogpath = ${mailLog}\nmaxretry = 3\nfindtime = 10m\nbantime = 1h\n`);
-  const env = {
-    TZ: 'UTC', OPNSENSE_URL: simUrl, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET,
-    EDGEBAN_DATA_DIR: path.join(root, 'data'), EDGEBAN_CONFIG_DIR: configDir, EDGEBAN_RECONCILE_INTERVAL: '3600',
-    EDGEBAN_LEDGER: 'redis', EDGEBAN_REDIS_URL: redisUrl, EDGEBAN_LEADER_LEASE: String(LEASE_SEC),
-  };
-  return { daemon: await startCliDaemon(t, env), env, mailLog };
-}
-
-async function targetStates(node: Node): Promise<string[]> {
-  const status = await runCli(['status', '--json'], { env: node.env });
-  assert.equal(status.code, 0, status.stderr);
-  return (JSON.parse(status.stdout) as { targets: Array<{ state: string }> }).targets.map((t) => t.state);
-}
+import { ALIAS, KEY, SECRET, startNode, targetStates, LEASE_SEC, type Call } from './cluster-nodes.ts';
 
 test('three replicas on one Redis: one leader enforces, each ban is one add and one state kill; SIGKILL of the leader hands over within the lease TTL', async (t) => {
   const redis = await RedisServer.start(t);

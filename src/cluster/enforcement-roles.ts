@@ -7,6 +7,7 @@ import type { Logger } from '../logging/logger.ts';
 import type { AliasReconciler } from '../targets/alias-reconciler.ts';
 import type { Clock } from '../util/clock.ts';
 import { LeaderLease, type LeaderLeaseOptions } from './leader-lease.ts';
+import { ServerClock, type ClockStatus } from './server-clock.ts';
 import { RedisFailureCounter } from './shared-failure-counter.ts';
 
 /**
@@ -14,7 +15,7 @@ import { RedisFailureCounter } from './shared-failure-counter.ts';
  * ledger each reconciler (one firewall's alias) has its own leader lease, and only its holder
  * runs passes and sends adds, deletes and state kills; the other replicas record bans in the
  * shared ledger and stand by. A separate lease picks the one replica that announces bans.
- * Failures are counted across replicas through the same connection.
+ * Failures are counted across replicas, and bans dated by Redis's clock, through the same connection.
  */
 export interface EnforcementRoles {
   /** Starts the reconciler (file ledger), or enters it in its target's election (Redis). */
@@ -25,12 +26,18 @@ export interface EnforcementRoles {
   announces(): boolean;
   /** Failures counted across replicas (null: this replica is alone). */
   readonly sharedFailures: SharedFailureCounter | null;
+  /** The clock bans are dated by: Redis's time in a cluster, this host's alone. */
+  readonly clock: Clock;
+  /** How far this host's clock is from the cluster's (null: alone). */
+  clockStatus(): ClockStatus | null;
   close(): Promise<void>;
 }
 
-export function createEnforcementRoles(ledger: LedgerSettings, clock: Clock, logger: Logger): EnforcementRoles {
+export async function createEnforcementRoles(ledger: LedgerSettings, clock: Clock, logger: Logger): Promise<EnforcementRoles> {
   if (ledger.kind === 'file') {
     return {
+      clock,
+      clockStatus: () => null,
       enforce: (reconciler) => void reconciler.start(),
       release: async () => {},
       announces: () => true,
@@ -38,7 +45,9 @@ export function createEnforcementRoles(ledger: LedgerSettings, clock: Clock, log
       close: async () => {},
     };
   }
-  return new LeasedRoles(ledger, clock, logger);
+  const roles = new LeasedRoles(ledger, clock, logger);
+  await roles.serverClock.start();
+  return roles;
 }
 
 class LeasedRoles implements EnforcementRoles {
@@ -47,13 +56,15 @@ class LeasedRoles implements EnforcementRoles {
   private readonly leases: LeaderLease[] = [];
   private readonly notifications: LeaderLease;
   private readonly settings: Extract<LedgerSettings, { kind: 'redis' }>;
-  private readonly clock: Clock;
+  /** The leases measure their TTL as durations: the local clock serves. */
+  private readonly localClock: Clock;
   private readonly logger: Logger;
   readonly sharedFailures: SharedFailureCounter;
+  readonly serverClock: ServerClock;
 
   constructor(settings: Extract<LedgerSettings, { kind: 'redis' }>, clock: Clock, logger: Logger) {
     this.settings = settings;
-    this.clock = clock;
+    this.localClock = clock;
     this.logger = logger;
     // Its own connection: a lease renewal must not queue behind the ledger's writes and reads.
     this.redis = new Redis(settings.url, {
@@ -61,13 +72,14 @@ class LeasedRoles implements EnforcementRoles {
     });
     this.redis.on('error', () => {}); // the leases and the counter report what they could not do
     this.sharedFailures = new RedisFailureCounter(this.redis, settings.prefix);
+    this.serverClock = new ServerClock({ redis: this.redis, base: clock, logger });
     this.notifications = this.lease('notifications', () => {});
     void this.notifications.start();
   }
 
   private lease(name: string, onRole: LeaderLeaseOptions['onRole']): LeaderLease {
     return new LeaderLease({
-      redis: this.redis, clock: this.clock, logger: this.logger, holder: this.holder,
+      redis: this.redis, clock: this.localClock, logger: this.logger, holder: this.holder,
       key: `${this.settings.prefix}lease:${name}`, ttlMs: this.settings.leaseTtlMs, onRole,
     });
   }
@@ -92,9 +104,18 @@ class LeasedRoles implements EnforcementRoles {
     return this.notifications.status().role === 'leader';
   }
 
+  get clock(): Clock {
+    return this.serverClock;
+  }
+
+  clockStatus(): ClockStatus {
+    return this.serverClock.status();
+  }
+
   async close(): Promise<void> {
     await this.release();
     await this.notifications.stop();
+    this.serverClock.stop();
     this.redis.disconnect();
   }
 }

@@ -90,7 +90,8 @@ export class Daemon {
   }
 
   private async boot(): Promise<void> {
-    const { env, clock, logger } = this.options;
+    const { env, logger } = this.options;
+    let { clock } = this.options;
     this.config = await loadDaemonConfig(env);
     this.learnSecrets(this.config);
     reportConfig(this.config, logger);
@@ -108,9 +109,12 @@ export class Daemon {
     }
     // After the flag checks, before the ledger (Redis is a network call) and any firewall.
     requireRunnableJails(this.config, env);
+    this.roles = await createEnforcementRoles(env.ledger, clock, logger);
+    // In a cluster every replica dates bans by Redis's clock: from here on everything reads it.
+    clock = this.roles.clock;
+    this.options = { ...this.options, clock };
     const store = await openLedgerStore(env, logger);
     this.ledger = await Ledger.open({ store, clock, logger });
-    this.roles = createEnforcementRoles(env.ledger, clock, logger);
     this.facts = this.options.networkFacts ?? await guardFacts(this.config, env, logger);
     this.engine = new JailEngine({
       jails: this.config.jails.map((j) => j.settings), facts: this.facts, history: this.ledger,
@@ -136,6 +140,7 @@ export class Daemon {
         ledger: this.ledger, targets: () => this.reconcilers.map((r) => r.status()),
         manualBantimeSec: MANUAL_BANTIME_SEC, jails: this.jailDirectory(),
         reconcile: (command) => reconcileTargets(this.reconcilers, { dryRun: command.dryRun, running: true, clock }),
+        clock: () => this.roles?.clockStatus() ?? null,
       }),
       logger, socketPath: env.controlSocket,
       ...(env.controlListen && env.controlToken ? { tcp: { ...env.controlListen, token: env.controlToken } } : {}),

@@ -35,6 +35,8 @@ export interface DaemonStatus {
   jails: JailStatusEntry[] | null;
   /** Damage the ledger recovered from at start-up. */
   ledgerDamage?: LedgerDamage | null;
+  /** Shared-ledger mutations of types this version does not know, skipped. */
+  unknownMutations?: { count: number; last: string | null };
   /** Cluster mode: this host's clock against Redis's. */
   clock?: ClockStatus;
 }
@@ -57,7 +59,9 @@ export function formatOverview(status: DaemonStatus): string {
     lines.push('', 'running differently from fail2ban (edgeban status JAIL for the fixes):');
     for (const j of noted) for (const note of j.notes!) lines.push(`  ${j.jail}: ${note.message}`);
   }
-  lines.push('', `active bans: ${status.activeBans}`, ...formatLedgerDamage(status.ledgerDamage), ...formatClock(status.clock), ...formatTargets(status.targets));
+  lines.push('', `active bans: ${status.activeBans}`, ...formatLedgerDamage(status.ledgerDamage),
+    ...(status.unknownMutations ? [`ledger: ${status.unknownMutations.count} mutations of unknown types skipped (last: ${status.unknownMutations.last}); a newer edgeban wrote them: upgrade this replica`] : []),
+    ...formatClock(status.clock), ...formatTargets(status.targets));
   return lines.join('\n');
 }
 

@@ -65,6 +65,7 @@ export function createLedgerHandlers(options: LedgerHandlersOptions): ControlHan
         targets: options.targets(),
         jails: withBannedLists(jails.status?.(jail) ?? null, active),
         ledgerDamage: ledger.damage(),
+        ...(ledger.unknownMutations() ? { unknownMutations: ledger.unknownMutations() } : {}),
         ...(options.clock?.() ? { clock: options.clock() } : {}),
       };
     },

@@ -1,4 +1,5 @@
 import type { LedgerDamage } from '../ledger/ledger-store.ts';
+import type { ClockStatus } from '../cluster/server-clock.ts';
 import type { TargetStatus } from '../targets/alias-reconciler.ts';
 
 /**
@@ -34,6 +35,10 @@ export interface DaemonStatus {
   jails: JailStatusEntry[] | null;
   /** Damage the ledger recovered from at start-up. */
   ledgerDamage?: LedgerDamage | null;
+  /** Shared-ledger mutations of types this version does not know, skipped. */
+  unknownMutations?: { count: number; last: string | null };
+  /** Cluster mode: this host's clock against Redis's. */
+  clock?: ClockStatus;
 }
 
 export function formatOverview(status: DaemonStatus): string {
@@ -54,7 +59,9 @@ export function formatOverview(status: DaemonStatus): string {
     lines.push('', 'running differently from fail2ban (edgeban status JAIL for the fixes):');
     for (const j of noted) for (const note of j.notes!) lines.push(`  ${j.jail}: ${note.message}`);
   }
-  lines.push('', `active bans: ${status.activeBans}`, ...formatLedgerDamage(status.ledgerDamage), ...formatTargets(status.targets));
+  lines.push('', `active bans: ${status.activeBans}`, ...formatLedgerDamage(status.ledgerDamage),
+    ...(status.unknownMutations ? [`ledger: ${status.unknownMutations.count} mutations of unknown types skipped (last: ${status.unknownMutations.last}); a newer edgeban wrote them: upgrade this replica`] : []),
+    ...formatClock(status.clock), ...formatTargets(status.targets));
   return lines.join('\n');
 }
 
@@ -104,4 +111,11 @@ function formatTargets(targets: readonly TargetStatus[]): string[] {
     if (t.lastError && t.state !== 'in-sync') lines.push(`  last error: ${t.lastError.message}`);
   }
   return lines;
+}
+
+/** Shown only when this host's clock is off: bans are dated by Redis's clock meanwhile. */
+function formatClock(clock: ClockStatus | undefined): string[] {
+  if (!clock?.skewed) return [];
+  const seconds = (Math.abs(clock.offsetMs) / 1000).toFixed(1);
+  return [`clock: this host is ${seconds} s ${clock.offsetMs < 0 ? 'ahead of' : 'behind'} the Redis server; bans use Redis's time. Fix the host's time sync (NTP)`];
 }

@@ -21,6 +21,8 @@ export type LedgerSettings =
     password: string | null;
     /** Prefix of every key, so several deployments can share one Redis. */
     prefix: string;
+    /** EDGEBAN_LEADER_LEASE: how long a target's leader lease lives without renewal (ms); a follower takes over within it. */
+    leaseTtlMs: number;
   };
 
 /** One firewall to enforce on (an HA pair is two of these: pf tables are not synced between CARP nodes). */
@@ -197,6 +199,7 @@ const RawEnvSchema = z.object({
     }
     return value;
   }),
+  EDGEBAN_LEADER_LEASE: positiveInt(15, 600),
   EDGEBAN_LOCAL_ACTIONS: z.enum(['edge', 'skip', 'error']).optional(),
   EDGEBAN_ALLOW_NO_JAILS: flag(false),
   EDGEBAN_PROC_NET: z.string().trim().optional(),
@@ -306,7 +309,7 @@ function ledgerSettings(raw: z.infer<typeof RawEnvSchema>, password: string | nu
     return { kind: 'file' };
   }
   if (password !== null && new URL(url).password !== '') problems.push('EDGEBAN_REDIS_PASSWORD: the password is also in EDGEBAN_REDIS_URL; keep one');
-  return { kind: 'redis', url, password, prefix: raw.EDGEBAN_REDIS_PREFIX };
+  return { kind: 'redis', url, password, prefix: raw.EDGEBAN_REDIS_PREFIX, leaseTtlMs: raw.EDGEBAN_LEADER_LEASE * 1000 };
 }
 
 /** The URL's password, as written and decoded, so log scrubbing catches either spelling. */

@@ -1,4 +1,5 @@
 import type { BanClaim } from '../ledger/ban-claim.ts';
+import type { ClockStatus } from '../cluster/server-clock.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import type { Logger } from '../logging/logger.ts';
 import { describeRefusal, manualBanGuard, type BanGuard } from '../jails/ban-guard.ts';
@@ -49,6 +50,8 @@ export interface LedgerHandlersOptions {
   reconcile?: (command: ReconcileCommand) => Promise<ReconcileReport>;
   /** [0, 1), for bantime.rndtime. */
   random?: () => number;
+  /** Cluster mode: how far this host's clock is from Redis's (the clock bans are dated by). */
+  clock?: () => ClockStatus | null;
 }
 
 /** Control handlers that act on the ledger: manual bans go through the same guard and jail rules as the jails' own. */
@@ -64,6 +67,8 @@ export function createLedgerHandlers(options: LedgerHandlersOptions): ControlHan
         targets: options.targets(),
         jails: withBannedLists(jails.status?.(jail) ?? null, active),
         ledgerDamage: ledger.damage(),
+        ...(ledger.unknownMutations() ? { unknownMutations: ledger.unknownMutations() } : {}),
+        ...(options.clock?.() ? { clock: options.clock() } : {}),
       };
     },
     async ban(command: BanCommand) {

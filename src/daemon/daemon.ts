@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { EdgebanEnv } from '../config/env.ts';
+import { createEnforcementRoles, type EnforcementRoles } from '../cluster/enforcement-roles.ts';
 import { ControlServer } from '../control/control-server.ts';
 import { createLedgerHandlers, type JailDirectory } from '../control/ledger-handlers.ts';
 import { openLedgerStore } from '../ledger/open-ledger-store.ts';
@@ -62,6 +63,8 @@ export class Daemon {
   private metrics: EdgebanMetrics | null = null;
   private metricsServer: MetricsServer | null = null;
   private notifier: Notifier | null = null;
+  /** Whether this replica enforces each target and announces bans (leader leases with the Redis ledger). */
+  private roles: EnforcementRoles | null = null;
   /** The reload running (or the last one), and the one queued behind it: reloads never overlap. */
   private reloadRunning: Promise<ReloadResult> = Promise.resolve({ ok: true, message: 'no reload yet' });
   private reloadQueued: Promise<ReloadResult> | null = null;
@@ -79,6 +82,7 @@ export class Daemon {
       await daemon.notifier?.stop();
       await daemon.metricsServer?.stop();
       await daemon.control?.stop();
+      await daemon.roles?.close();
       await daemon.ledger?.close();
       throw error;
     }
@@ -86,7 +90,8 @@ export class Daemon {
   }
 
   private async boot(): Promise<void> {
-    const { env, clock, logger } = this.options;
+    const { env, logger } = this.options;
+    let { clock } = this.options;
     this.config = await loadDaemonConfig(env);
     this.learnSecrets(this.config);
     reportConfig(this.config, logger);
@@ -104,12 +109,17 @@ export class Daemon {
     }
     // After the flag checks, before the ledger (Redis is a network call) and any firewall.
     requireRunnableJails(this.config, env);
+    this.roles = await createEnforcementRoles(env.ledger, clock, logger);
+    // In a cluster every replica dates bans by Redis's clock: from here on everything reads it.
+    clock = this.roles.clock;
+    this.options = { ...this.options, clock };
     const store = await openLedgerStore(env, logger);
     this.ledger = await Ledger.open({ store, clock, logger });
     this.facts = this.options.networkFacts ?? await guardFacts(this.config, env, logger);
     this.engine = new JailEngine({
       jails: this.config.jails.map((j) => j.settings), facts: this.facts, history: this.ledger,
       ban: (request) => this.ledger.ban(request), clock, random: Math.random, logger,
+      ...(this.roles.sharedFailures ? { shared: this.roles.sharedFailures } : {}),
     });
     await settleLedger(this.ledger, this.config, this.jailDirectory(), env, clock, logger);
     // Before the reconcilers: their clients report every API call to it.
@@ -121,6 +131,7 @@ export class Daemon {
       targets: () => this.reconcilers.map((r) => r.status()),
       sources: () => this.pipelines.map((p) => p.stats()),
       secrets: [...env.secrets, ...this.config.secrets],
+      announces: () => this.roles?.announces() ?? true,
     });
     // Served before the first passes, so /readyz tells "not enforced yet" from "enforcing".
     await this.startMetricsServer();
@@ -129,12 +140,13 @@ export class Daemon {
         ledger: this.ledger, targets: () => this.reconcilers.map((r) => r.status()),
         manualBantimeSec: MANUAL_BANTIME_SEC, jails: this.jailDirectory(),
         reconcile: (command) => reconcileTargets(this.reconcilers, { dryRun: command.dryRun, running: true, clock }),
+        clock: () => this.roles?.clockStatus() ?? null,
       }),
       logger, socketPath: env.controlSocket,
       ...(env.controlListen && env.controlToken ? { tcp: { ...env.controlListen, token: env.controlToken } } : {}),
     });
     // The first passes restore whatever an OPNsense reboot or our downtime left out; they run in the background.
-    for (const reconciler of this.reconcilers) void reconciler.start();
+    for (const reconciler of this.reconcilers) this.roles.enforce(reconciler);
     await this.startPipelines();
     this.scheduleSweep();
     // Reconcilers, pipelines and the ledger all exist from here: observers of the running daemon hook in at this point.
@@ -159,6 +171,7 @@ export class Daemon {
       await Promise.all(this.pipelines.map((p) => p.stop()));
       await this.control?.stop();
       await Promise.all(this.reconcilers.map((r) => r.stop()));
+      await this.roles?.close();
       await Promise.all(this.clients.map((c) => c.close()));
       await this.metricsServer?.stop();
       await this.ledger.close();
@@ -226,13 +239,14 @@ export class Daemon {
     const changed = reconcilerSettings(enforcedTargets(next, this.ledger.targets()), env) !== before;
     if (changed) {
       await Promise.all(this.reconcilers.map((r) => r.stop()));
+      await this.roles?.release();
       await Promise.all(this.clients.map((c) => c.close()));
     }
     // Once no reconciler serves an old target name: its claims end without their entries being deleted.
     await moveRenamedTargets(this.ledger, next, env, this.options.clock, logger);
     if (changed) {
       this.buildReconcilers();
-      for (const reconciler of this.reconcilers) void reconciler.start();
+      for (const reconciler of this.reconcilers) this.roles?.enforce(reconciler);
     }
     await this.startPipelines();
     const restartOnly = RESTART_ONLY.filter((key) => JSON.stringify(env[key]) !== JSON.stringify(previousEnv[key]));
@@ -303,7 +317,7 @@ export class Daemon {
     if (this.phase !== 'running') return;
     for (const reconciler of this.addReconcilers()) {
       this.options.logger.info({ target: reconciler.status().id }, 'enforcing the target a manual ban uses');
-      void reconciler.start();
+      this.roles?.enforce(reconciler);
     }
   }
 

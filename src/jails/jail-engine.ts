@@ -54,6 +54,18 @@ export interface BanHistory {
 
 export type BanSink = (request: BanRequest) => Promise<unknown>;
 
+/**
+ * Failures counted by every replica of a cluster (the Redis ledger): each failure this replica
+ * counts is recorded there too, and the answer is how many failures of (jail, address) all
+ * replicas recorded within findtime. Rejects when the shared count cannot be had (the engine then
+ * keeps its own count, which still bans at maxretry on its own).
+ */
+export interface SharedFailureCounter {
+  record(jail: string, address: string, timeSec: number, nowSec: number, findtimeSec: number): Promise<number>;
+  /** The address was banned: the shared count starts again, as fail2ban drops the ticket. */
+  reset(jail: string, address: string): Promise<void>;
+}
+
 export interface JailStats {
   jail: string;
   /** Failures handed to the jail. */
@@ -83,6 +95,8 @@ export interface JailEngineOptions {
   random: () => number;
   logger: Logger;
   proxy?: ProxyDetectorOptions;
+  /** Cluster mode: failures counted across replicas. */
+  shared?: SharedFailureCounter;
 }
 
 interface Jail {
@@ -114,8 +128,12 @@ export class JailEngine {
   private readonly logger: Logger;
   private readonly proxyOptions: ProxyDetectorOptions;
   private readonly observers = new Map<string, Set<CounterObserver>>();
+  private readonly shared: SharedFailureCounter | null;
+  /** Whether the last shared count failed (logged once per outage, not per failure). */
+  private sharedDown = false;
 
   constructor(options: JailEngineOptions) {
+    this.shared = options.shared ?? null;
     this.history = options.history;
     this.sink = options.ban;
     this.clock = options.clock;
@@ -187,11 +205,35 @@ export class JailEngine {
     stats.failures++;
     // Still synchronous: observers see failures in counting order.
     this.observers.get(jailName)?.forEach((o) => o.failure(network, Math.min(match.time, nowMs / 1000), match.line));
+    const time = Math.min(match.time, nowMs / 1000);
     if (result.kind === 'counted') {
       this.logger.debug({ jail: settings.name, address: network.text, retry: result.retry }, `[${settings.name}] Found ${network.text}`);
-      return { kind: 'counted', address: network.text, retry: result.retry };
+      const total = await this.sharedCount(jail, network.text, time, nowMs);
+      if (total < settings.maxretry) return { kind: 'counted', address: network.text, retry: result.retry };
+      // Other replicas' failures complete the count: banned here, the local ticket goes as on a local ban.
+      jail.tracker.delete(network);
+      this.logger.info({ jail: settings.name, address: network.text, failures: total }, `[${settings.name}] ${network.text} reached maxretry counting every replica's failures`);
+      return this.ban(jail, network.text, time, nowMs);
     }
+    if (this.shared) void this.shared.reset(settings.name, network.text).catch(() => {});
     return this.ban(jail, network.text, result.lastTime, nowMs);
+  }
+
+  /** This failure counted by every replica, or 0 (local count only) without a cluster or while Redis does not answer. */
+  private async sharedCount(jail: Jail, address: string, timeSec: number, nowMs: number): Promise<number> {
+    if (!this.shared) return 0;
+    const { name, findtimeSec } = jail.settings;
+    try {
+      const total = await this.shared.record(name, address, timeSec, nowMs / 1000, findtimeSec);
+      if (total >= jail.settings.maxretry) await this.shared.reset(name, address);
+      if (this.sharedDown) this.logger.info('failures are counted across replicas again');
+      this.sharedDown = false;
+      return total;
+    } catch (error) {
+      if (!this.sharedDown) this.logger.warn({ jail: name, err: (error as Error).message }, 'failures cannot be shared with the other replicas (Redis): each replica counts its own until it answers');
+      this.sharedDown = true;
+      return 0;
+    }
   }
 
   /** Drops counters whose last failure is findtime old (the daemon calls this now and then). */

@@ -181,6 +181,12 @@ export class Ledger {
     return claims;
   }
 
+  /** Mutations of unknown types the store skipped (for status), or null when none. */
+  unknownMutations(): { count: number; last: string | null } | null {
+    const skipped = this.store.unknownMutations?.();
+    return skipped && skipped.count > 0 ? skipped : null;
+  }
+
   /** Damage the store found and recovered from at start-up (for status), or null. */
   damage(): LedgerDamage | null {
     return this.store.damage();

@@ -35,6 +35,7 @@ export class RedisLedgerCorruptError extends UserFacingError {
 }
 
 const FORMAT = 'edgeban-ledger-1';
+const KNOWN_OPS: ReadonlySet<string> = new Set(LedgerMutationSchema.options.map((o) => o.shape.op.value));
 const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 const PAGE = 1000;
 const LOAD_ATTEMPTS = 5;
@@ -146,6 +147,7 @@ export class RedisLedgerStore implements LedgerStore {
   private readonly closedSignal = Promise.withResolvers<void>();
   private connectionDown = false;
   private damageReport: LedgerDamage | null = null;
+  private readonly unknownSkipped: { count: number; last: string | null } = { count: 0, last: null };
   /** The last connection error, for messages. */
   private lastError: string | null = null;
 
@@ -461,11 +463,31 @@ export class RedisLedgerStore implements LedgerStore {
     const object: Record<string, string> = {};
     for (let i = 0; i + 1 < fields.length; i += 2) object[fields[i]!] = fields[i + 1]!;
     const entry = EntrySchema.safeParse(object);
-    const mutations = entry.success ? z.array(LedgerMutationSchema).safeParse(parseJson(entry.data.m)) : null;
+    const raw = entry.success ? parseJson(entry.data.m) : null;
+    const mutations = entry.success ? z.array(LedgerMutationSchema).safeParse(Array.isArray(raw) ? raw.filter((m) => !this.isUnknownOp(id, m)) : raw) : null;
     if (entry.success && mutations?.success) return { writer: entry.data.w, seq: entry.data.n, mutations: mutations.data };
     if (strict) throw new RedisLedgerCorruptError(this.journalKey, `entry ${id}`, 'not a ledger mutation');
     this.logger.error({ key: this.journalKey, entry: id }, 'skipped a shared-ledger journal entry that is not a ledger mutation');
     return null;
+  }
+
+  /**
+   * A mutation whose `op` this version does not know (written by a newer edgeban): skipped with a
+   * warning naming the entry, and counted for status, never a refusal to start. An `op` it knows
+   * with the wrong shape is still damage.
+   */
+  private isUnknownOp(id: string, mutation: unknown): boolean {
+    const op = (mutation as { op?: unknown } | null)?.op;
+    if (typeof op !== 'string' || KNOWN_OPS.has(op)) return false;
+    this.unknownSkipped.count++;
+    this.unknownSkipped.last = `entry ${id}, op ${JSON.stringify(op.slice(0, 40))}`;
+    this.logger.warn({ key: this.journalKey, entry: id, op: op.slice(0, 40) }, 'skipped a shared-ledger mutation of a type this version does not know (written by a newer edgeban?); upgrade this replica');
+    return true;
+  }
+
+  /** Mutations of unknown types skipped so far (status). */
+  unknownMutations(): { count: number; last: string | null } {
+    return { ...this.unknownSkipped };
   }
 
   private startTail(): void {

@@ -16,7 +16,7 @@ export interface MetricsSources {
 type TargetLabel = keyof TargetLabels;
 
 const TARGET_LABELS: TargetLabel[] = ['target', 'firewall', 'alias'];
-const TARGET_STATES: readonly TargetState[] = ['starting', 'syncing', 'in-sync', 'unreachable', 'degraded', 'stopped'];
+const TARGET_STATES: readonly TargetState[] = ['starting', 'syncing', 'in-sync', 'unreachable', 'degraded', 'stopped', 'standby'];
 const DROP_REASONS: readonly DropReason[] = ['unusable', 'old'];
 /** OPNsense calls take milliseconds on a LAN and up to the 30 s timeout when the firewall struggles. */
 const API_SECONDS_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -105,6 +105,9 @@ export class EdgebanMetrics {
     this.targetGauge('edgeban_target_state', 'State of each firewall alias target: 1 for the state it is in, 0 for the others.', ['state'], (gauge, status, labels) => {
       const states = TARGET_STATES.includes(status.state) ? TARGET_STATES : [...TARGET_STATES, status.state];
       for (const state of states) gauge.set({ ...labels, state }, state === status.state ? 1 : 0);
+    });
+    this.targetGauge('edgeban_target_leader', 'Whether this replica enforces the target (1), or stands by while another replica holds its leader lease (0); always 1 with the file ledger.', [], (gauge, status, labels) => {
+      gauge.set(labels, status.state === 'standby' ? 0 : 1);
     });
     this.targetGauge('edgeban_target_pending_entries', 'Alias changes queued or in flight (the retry queue), waiting for the firewall.', [], (gauge, status, labels) => {
       gauge.set(labels, status.pending);

@@ -33,7 +33,9 @@ export function judgeReadiness(phase: DaemonPhase, targets: readonly TargetStatu
     const labels = targetLabels(status);
     const kind = status.lastError?.kind;
     let reason: string | null = null;
-    if (status.state === 'degraded') reason = `degraded (${kind ?? 'unknown'}): needs a fix on the firewall${kind === 'not-stored' ? '' : ' or in the credentials'}`;
+    // A cluster follower stands by for the leader: ready (it records bans and takes over when needed).
+    if (status.state === 'standby') reason = null;
+    else if (status.state === 'degraded') reason = `degraded (${kind ?? 'unknown'}): needs a fix on the firewall${kind === 'not-stored' ? '' : ' or in the credentials'}`;
     else if (status.lastSuccess === null) reason = `no successful full pass yet (state ${status.state}${kind ? `, last error ${kind}` : ''})`;
     return { ...labels, state: status.state, ready: reason === null, reason };
   });

@@ -48,7 +48,7 @@ export class EnforcementMonitor {
         }
         watch.failingSince = null;
         watch.alerted = false;
-      } else if (target.state === 'stopped') {
+      } else if (target.state === 'stopped' || target.state === 'standby') {
         this.watches.delete(target.id);
       }
     }

@@ -31,6 +31,12 @@ export interface NotifierOptions {
   /** How often targets and logs are looked at; default 10 s. */
   checkIntervalMs?: number;
   random?: () => number;
+  /**
+   * Whether this replica announces bans and unbans (cluster mode: only the holder of the
+   * notification lease does, so each event is sent once). Alerts are this replica's own facts and
+   * always sent. Default: always.
+   */
+  announces?: () => boolean;
 }
 
 export interface NotifierStats {
@@ -154,7 +160,7 @@ export class Notifier implements NotifierHandle {
       for (const event of eventsOfChange(this.options.ledger, change, now)) {
         this.logEvent(event, logged);
         const ids = this.jailChannels[event.jail];
-        if (!ids || this.isRepeat(event)) continue;
+        if (!ids || this.isRepeat(event) || this.options.announces?.() === false) continue;
         if (event.kind === 'ban') this.counts.bans++;
         else this.counts.unbans++;
         for (const id of ids) this.outboxes.get(id)?.offerEvent(event);

@@ -41,7 +41,8 @@ export interface AliasReconcilerOptions {
   retry?: RetryPolicy;
 }
 
-export type TargetState = 'starting' | 'syncing' | 'in-sync' | 'unreachable' | 'degraded' | 'stopped';
+/** `standby`: another replica holds this target's leader lease and enforces it (cluster mode). */
+export type TargetState = 'starting' | 'syncing' | 'in-sync' | 'unreachable' | 'degraded' | 'stopped' | 'standby';
 
 export interface PassPlan {
   add: string[];
@@ -133,18 +134,42 @@ export class AliasReconciler {
 
   /** Subscribes to the ledger and runs the first full pass (which restores everything missing). */
   start(): Promise<PassResult> {
+    this.stopped = false;
+    if (this.state === 'standby' || this.state === 'stopped') this.state = 'starting';
+    this.unsubscribe();
     this.unsubscribe = this.options.ledger.onChange((changes) => this.onLedgerChange(changes));
-    return this.runFullPass();
+    // Leader again while the pass begun before standing by still runs: a fresh pass follows it.
+    const running = this.passRunning;
+    return running ? running.then(() => this.runFullPass()) : this.runFullPass();
   }
 
   async stop(): Promise<void> {
+    this.halt('stopped');
+  }
+
+  /** Cluster follower: sends nothing (no passes, adds, deletes) until `start` again; the ledger is still recorded. */
+  standBy(): void {
+    this.halt('standby');
+  }
+
+  private halt(state: 'stopped' | 'standby'): void {
     this.stopped = true;
-    this.state = 'stopped';
+    this.state = state;
     this.unsubscribe();
     this.passTimer?.cancel();
     this.passTimer = null;
     this.watched?.resolve();
     this.notifyIdle();
+  }
+
+  // A method, not a field test: the state changes while a pass awaits.
+  private isStandingBy(): boolean {
+    return this.state === 'standby';
+  }
+
+  /** A pass asked of a follower: nothing is listed or sent. */
+  private standingBy(at: number): PassResult {
+    return { add: [], remove: [], foreign: [], inAlias: this.remote?.size ?? 0, desired: 0, ok: false, at, unconfirmed: [], error: 'standby: another replica holds the leader lease and enforces this target' };
   }
 
   status(): TargetStatus {
@@ -208,6 +233,7 @@ export class AliasReconciler {
 
   private async fullPass(): Promise<PassResult> {
     const at = this.options.clock.now();
+    if (this.state === 'standby') return this.standingBy(at);
     if (this.state !== 'degraded' && this.state !== 'unreachable') this.state = 'syncing';
     let plan: PassPlan;
     try {
@@ -223,10 +249,12 @@ export class AliasReconciler {
       await this.options.ledger.sync();
       plan = this.diff(listed);
     } catch (error) {
-      return this.failPass(at, error);
+      return this.isStandingBy() ? this.standingBy(at) : this.failPass(at, error);
     } finally {
       this.touchedDuringList = null;
     }
+    // Leadership lost while listing: the new leader acts, not this replica.
+    if (this.isStandingBy()) return this.standingBy(at);
     this.recover();
     if (plan.foreign.length > 0) await this.handleForeign(plan.foreign);
     const work = [...plan.add, ...plan.remove, ...(this.options.foreignPolicy === 'exclusive' ? plan.foreign : [])];
@@ -250,7 +278,7 @@ export class AliasReconciler {
     this.lastPass = { ...plan, ok: unconfirmed.length === 0, at, unconfirmed, error: null };
     this.lastSuccess = this.lastPass;
     this.successfulPasses++;
-    if (this.dirty.size === 0 && this.inFlight.size === 0 && this.notStored === null) this.state = 'in-sync';
+    if (this.dirty.size === 0 && this.inFlight.size === 0 && this.notStored === null && !this.stopped) this.state = 'in-sync';
     this.log.info({ added: plan.add.length, removed: plan.remove.length, foreign: plan.foreign.length, inAlias: this.remote?.size, unconfirmed: unconfirmed.length }, 'full reconcile pass done');
     return this.lastPass;
   }
@@ -463,6 +491,8 @@ export class AliasReconciler {
   private block(error: unknown): void {
     const kind: ApiErrorKind | 'internal' = error instanceof OpnsenseApiError ? error.kind : 'internal';
     const message = describe(error);
+    // A follower's call still in flight when it stood by: the leader owns the target's state now.
+    if (this.state === 'standby') return;
     const next: TargetState = error instanceof OpnsenseApiError && !error.needsOperator ? 'unreachable' : 'degraded';
     const changed = !this.blocked || this.state !== next || this.lastError?.kind !== kind;
     this.blocked = true;
@@ -480,7 +510,7 @@ export class AliasReconciler {
   private recover(): void {
     if (this.blocked) this.log.info({ pending: this.dirty.size }, 'firewall answers again; applying pending changes');
     this.blocked = false;
-    if (this.state === 'stopped') return;
+    if (this.stopped) return;
     this.state = this.notStored === null ? 'syncing' : 'degraded';
     // Still degraded for what pf dropped: that, not the outage just ended, is the error to show.
     if (this.notStored !== null && this.lastError?.kind !== 'not-stored') this.lastError = { kind: 'not-stored', message: this.notStored, at: this.options.clock.now() };

@@ -88,14 +88,14 @@ test('.env is read, and the real environment wins over it', async (t) => {
 test('ledger store: file by default; redis with a URL, prefix and password (scrubbed from logs)', async (t) => {
   assert.deepEqual(loadEnv({ env: base, envFile: '/nonexistent/.env' }).ledger, { kind: 'file' });
   const redis = loadEnv({ env: { ...base, EDGEBAN_LEDGER: 'redis', EDGEBAN_REDIS_URL: 'rediss://:s3cr%40t-pass@redis.example.org:6380/2' }, envFile: '/nonexistent/.env' });
-  assert.deepEqual(redis.ledger, { kind: 'redis', url: 'rediss://:s3cr%40t-pass@redis.example.org:6380/2', password: null, prefix: 'edgeban:' });
+  assert.deepEqual(redis.ledger, { kind: 'redis', url: 'rediss://:s3cr%40t-pass@redis.example.org:6380/2', password: null, prefix: 'edgeban:', leaseTtlMs: 15_000 });
   assert.ok(redis.secrets.includes('s3cr%40t-pass') && redis.secrets.includes('s3cr@t-pass'), 'the URL password, as written and decoded, is scrubbed from logs');
 
   const dir = await tempDir(t);
   const passwordFile = path.join(dir, 'redis-password');
   await writeFile(passwordFile, 'from-a-docker-secret\n');
   const fromFile = loadEnv({ env: { ...base, EDGEBAN_LEDGER: 'redis', EDGEBAN_REDIS_URL: 'redis://redis:6379', EDGEBAN_REDIS_PASSWORD_FILE: passwordFile, EDGEBAN_REDIS_PREFIX: 'edgeban:mail:' }, envFile: '/nonexistent/.env' });
-  assert.deepEqual(fromFile.ledger, { kind: 'redis', url: 'redis://redis:6379', password: 'from-a-docker-secret', prefix: 'edgeban:mail:' });
+  assert.deepEqual(fromFile.ledger, { kind: 'redis', url: 'redis://redis:6379', password: 'from-a-docker-secret', prefix: 'edgeban:mail:', leaseTtlMs: 15_000 });
   assert.ok(fromFile.secrets.includes('from-a-docker-secret'));
 });
 

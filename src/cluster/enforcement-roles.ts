@@ -1,0 +1,121 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { Redis } from 'ioredis';
+import type { LedgerSettings } from '../config/env.ts';
+import type { SharedFailureCounter } from '../jails/jail-engine.ts';
+import type { Logger } from '../logging/logger.ts';
+import type { AliasReconciler } from '../targets/alias-reconciler.ts';
+import type { Clock } from '../util/clock.ts';
+import { LeaderLease, type LeaderLeaseOptions } from './leader-lease.ts';
+import { ServerClock, type ClockStatus } from './server-clock.ts';
+import { RedisFailureCounter } from './shared-failure-counter.ts';
+
+/**
+ * Who enforces: with the file ledger this replica is alone and always enforces. With the Redis
+ * ledger each reconciler (one firewall's alias) has its own leader lease, and only its holder
+ * runs passes and sends adds, deletes and state kills; the other replicas record bans in the
+ * shared ledger and stand by. A separate lease picks the one replica that announces bans.
+ * Failures are counted across replicas, and bans dated by Redis's clock, through the same connection.
+ */
+export interface EnforcementRoles {
+  /** Starts the reconciler (file ledger), or enters it in its target's election (Redis). */
+  enforce(reconciler: AliasReconciler): void;
+  /** Leaves every election entered so far, releasing held leases (once the reconcilers are stopped). */
+  release(): Promise<void>;
+  /** Whether this replica announces bans and unbans. */
+  announces(): boolean;
+  /** Failures counted across replicas (null: this replica is alone). */
+  readonly sharedFailures: SharedFailureCounter | null;
+  /** The clock bans are dated by: Redis's time in a cluster, this host's alone. */
+  readonly clock: Clock;
+  /** How far this host's clock is from the cluster's (null: alone). */
+  clockStatus(): ClockStatus | null;
+  close(): Promise<void>;
+}
+
+export async function createEnforcementRoles(ledger: LedgerSettings, clock: Clock, logger: Logger): Promise<EnforcementRoles> {
+  if (ledger.kind === 'file') {
+    return {
+      clock,
+      clockStatus: () => null,
+      enforce: (reconciler) => void reconciler.start(),
+      release: async () => {},
+      announces: () => true,
+      sharedFailures: null,
+      close: async () => {},
+    };
+  }
+  const roles = new LeasedRoles(ledger, clock, logger);
+  await roles.serverClock.start();
+  return roles;
+}
+
+class LeasedRoles implements EnforcementRoles {
+  private readonly redis: Redis;
+  private readonly holder = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  private readonly leases: LeaderLease[] = [];
+  private readonly notifications: LeaderLease;
+  private readonly settings: Extract<LedgerSettings, { kind: 'redis' }>;
+  /** The leases measure their TTL as durations: the local clock serves. */
+  private readonly localClock: Clock;
+  private readonly logger: Logger;
+  readonly sharedFailures: SharedFailureCounter;
+  readonly serverClock: ServerClock;
+
+  constructor(settings: Extract<LedgerSettings, { kind: 'redis' }>, clock: Clock, logger: Logger) {
+    this.settings = settings;
+    this.localClock = clock;
+    this.logger = logger;
+    // Its own connection: a lease renewal must not queue behind the ledger's writes and reads.
+    this.redis = new Redis(settings.url, {
+      protocol: 2, connectionName: 'edgeban-lease', ...(settings.password ? { password: settings.password } : {}),
+    });
+    this.redis.on('error', () => {}); // the leases and the counter report what they could not do
+    this.sharedFailures = new RedisFailureCounter(this.redis, settings.prefix);
+    this.serverClock = new ServerClock({ redis: this.redis, base: clock, logger });
+    this.notifications = this.lease('notifications', () => {});
+    void this.notifications.start();
+  }
+
+  private lease(name: string, onRole: LeaderLeaseOptions['onRole']): LeaderLease {
+    return new LeaderLease({
+      redis: this.redis, clock: this.localClock, logger: this.logger, holder: this.holder,
+      key: `${this.settings.prefix}lease:${name}`, ttlMs: this.settings.leaseTtlMs, onRole,
+    });
+  }
+
+  enforce(reconciler: AliasReconciler): void {
+    // Standing by until the lease answers: nothing is sent before this replica knows it leads.
+    reconciler.standBy();
+    const lease = this.lease(`target:${reconciler.status().id}`, (role) => {
+      if (role === 'leader') void reconciler.start();
+      else reconciler.standBy();
+    });
+    this.leases.push(lease);
+    void lease.start();
+  }
+
+  async release(): Promise<void> {
+    const leases = this.leases.splice(0);
+    await Promise.all(leases.map((l) => l.stop()));
+  }
+
+  announces(): boolean {
+    return this.notifications.status().role === 'leader';
+  }
+
+  get clock(): Clock {
+    return this.serverClock;
+  }
+
+  clockStatus(): ClockStatus {
+    return this.serverClock.status();
+  }
+
+  async close(): Promise<void> {
+    await this.release();
+    await this.notifications.stop();
+    this.serverClock.stop();
+    this.redis.disconnect();
+  }
+}

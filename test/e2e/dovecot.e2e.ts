@@ -1,0 +1,104 @@
+// A real Dovecot (IMAP, passwd-file user) inside, IMAP LOGIN brute force from the attacker
+// namespace (the last client resets the connection right after failing), edgeban (uid 65534)
+// reading Dovecot's real log file, the ban enforced by the edge's nftables set.
+import assert from 'node:assert/strict';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { test } from 'node:test';
+import { until } from '../helpers/until.ts';
+import { ALIAS, RECONCILE_S, logFile, startEdge, startEdgebanAsNobody, tcpProbe } from './edge-harness.ts';
+import { serveInNs, tryInNs } from './netns.ts';
+
+const MAXRETRY = 3;
+const BANTIME_S = 20;
+
+/**
+ * One IMAP session: LOGIN, then LOGOUT (or a reset right after the answer). Prints the LOGIN reply.
+ * Dovecot delays a failed reply more with each failure from the same address (its auth penalty, 2^n s).
+ */
+function imapLogin(ns: string, address: string, user: string, password: string, reset = false) {
+  const script = `
+const s = require("net").connect({ host: ${JSON.stringify(address)}, port: 143, timeout: 20000 });
+let buf = "", step = 0;
+s.on("timeout", () => process.exit(3)); s.on("error", () => process.exit(4));
+s.on("data", (d) => {
+  buf += d;
+  if (step === 0 && buf.includes("* OK")) { step = 1; s.write("a1 LOGIN ${user} ${password}\\r\\n"); }
+  const m = /^a1 (OK|NO|BAD)[^\\r]*/m.exec(buf);
+  if (step === 1 && m) {
+    step = 2; console.log(m[0]);
+    if (${reset}) { s.resetAndDestroy(); setTimeout(() => process.exit(0), 100); }
+    else s.end("a2 LOGOUT\\r\\n");
+  }
+});
+s.on("close", () => process.exit(step === 2 ? 0 : 5));`;
+  return tryInNs(ns, [process.execPath, '-e', script], 30_000);
+}
+
+test('Dovecot IMAP LOGIN: a real brute force is dropped at the edge', async (t) => {
+  const started = Date.now();
+  const edge = await startEdge(t);
+  const { net, sim, dir } = edge;
+  const log = await logFile(dir, 'dovecot.log');
+  await mkdir(path.join(dir, 'dovecot-run'), { mode: 0o755 });
+  await writeFile(path.join(dir, 'users'), 'alice:{PLAIN}correct-horse:65534:65534::/nonexistent::\n', { mode: 0o644 });
+  await writeFile(path.join(dir, 'dovecot.conf'), `
+base_dir = ${dir}/dovecot-run
+state_dir = ${dir}/dovecot-run
+log_path = ${log}
+protocols = imap
+listen = *, ::
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_failure_delay = 0
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN ${dir}/users
+}
+userdb {
+  driver = static
+  args = uid=65534 gid=65534 home=${dir}/home/%u
+}
+mail_location = maildir:~/Maildir
+`);
+  const version = (await tryInNs(net.servers.ns, ['dovecot', '--version'])).stdout.trim();
+  serveInNs(t, net.servers.ns, ['env', 'TZ=UTC', 'dovecot', '-F', '-c', path.join(dir, 'dovecot.conf')]);
+  await until('Dovecot lets the client log in', async () => (await imapLogin(net.client.ns, net.servers.v4, 'alice', 'correct-horse')).stdout.startsWith('a1 OK'), 20_000, 200);
+
+  await startEdgebanAsNobody(t, edge, `
+[dovecot]
+enabled = true
+filter = dovecot
+logpath = ${log}
+maxretry = ${MAXRETRY}
+findtime = 10m
+bantime = ${BANTIME_S}s
+`);
+
+  await t.test(`the attacker's real address is banned after ${MAXRETRY} real failed IMAP logins`, async () => {
+    for (let i = 0; i < MAXRETRY; i++) {
+      const reply = await imapLogin(net.attacker.ns, net.servers.v4, 'alice', `guess${i}`, i === MAXRETRY - 1);
+      assert.match(reply.stdout, /^a1 NO/, `exit ${reply.code} ${reply.stderr}\n${await readFile(log, "utf8")}`);
+    }
+    await until('the attacker is in the edge set', () => edge.setEntries().includes(net.attacker.v4), 20_000, 200);
+    assert.deepEqual(edge.setEntries(), [net.attacker.v4]);
+    assert.deepEqual(sim.tableEntries(ALIAS), [net.attacker.v4]);
+    for (const line of (await readFile(log, 'utf8')).split('\n').filter((l) => l.includes('auth failed'))) t.diagnostic(`dovecot ${version}: ${line}`);
+  });
+
+  await t.test("the attacker's next TCP connection gets no answer; the client still logs in", async () => {
+    assert.equal(await tcpProbe(net.attacker.ns, net.servers.v4, 143), 'silent');
+    assert.match((await imapLogin(net.client.ns, net.servers.v4, 'alice', 'correct-horse')).stdout, /^a1 OK/);
+  });
+
+  await t.test('after the ban expires the attacker connects again', async () => {
+    await until('the attacker can connect', async () => (await tcpProbe(net.attacker.ns, net.servers.v4, 143)) === 'open', (BANTIME_S + RECONCILE_S + 20) * 1000, 500);
+    assert.deepEqual(edge.setEntries(), []);
+  });
+
+  await t.test('no flush ever reached the edge', () => {
+    assert.deepEqual(sim.calls().filter((c) => c.path.includes('/flush/')), []);
+  });
+  t.diagnostic(`duration ${Date.now() - started} ms`);
+});

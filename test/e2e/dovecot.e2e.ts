@@ -6,7 +6,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { until } from '../helpers/until.ts';
-import { ALIAS, RECONCILE_S, logFile, startEdge, startEdgebanAsNobody, tcpProbe } from './edge-harness.ts';
+import { ALIAS, RECONCILE_S, logFile, saveSample, startEdge, startEdgebanAsNobody, tcpProbe } from './edge-harness.ts';
 import { serveInNs, tryInNs } from './netns.ts';
 
 const MAXRETRY = 3;
@@ -84,7 +84,9 @@ bantime = ${BANTIME_S}s
     await until('the attacker is in the edge set', () => edge.setEntries().includes(net.attacker.v4), 20_000, 200);
     assert.deepEqual(edge.setEntries(), [net.attacker.v4]);
     assert.deepEqual(sim.tableEntries(ALIAS), [net.attacker.v4]);
-    for (const line of (await readFile(log, 'utf8')).split('\n').filter((l) => l.includes('auth failed'))) t.diagnostic(`dovecot ${version}: ${line}`);
+    const text = await readFile(log, 'utf8');
+    for (const line of text.split('\n').filter((l) => l.includes('auth failed'))) t.diagnostic(`dovecot ${version}: ${line}`);
+    await saveSample(`dovecot-${version.split(' ')[0]}`, text);
   });
 
   await t.test("the attacker's next TCP connection gets no answer; the client still logs in", async () => {

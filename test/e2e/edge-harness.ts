@@ -100,3 +100,13 @@ export async function tcpProbe(ns: string, address: string, port: number): Promi
   const { code } = await tryInNs(ns, [process.execPath, '-e', script]);
   return code === 0 ? 'open' : code === 3 ? 'silent' : 'refused';
 }
+
+/**
+ * With EDGEBAN_E2E_SAVE_SAMPLES=1, keeps a server's real log as a filter sample
+ * (test/filters/samples/real/NAME.log, NAME carrying the server version), so the unit tests
+ * check the shipped filters against real lines even where namespaces cannot run.
+ */
+export async function saveSample(name: string, text: string): Promise<void> {
+  if (process.env.EDGEBAN_E2E_SAVE_SAMPLES !== '1') return;
+  await writeFile(path.join(import.meta.dirname, '../filters/samples/real', `${name}.log`), text);
+}

@@ -5,7 +5,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { until } from '../helpers/until.ts';
-import { ALIAS, RECONCILE_S, logFile, startEdge, startEdgebanAsNobody, tcpProbe } from './edge-harness.ts';
+import { ALIAS, RECONCILE_S, logFile, saveSample, startEdge, startEdgebanAsNobody, tcpProbe } from './edge-harness.ts';
 import { serveInNs, tryInNs } from './netns.ts';
 
 const MAXRETRY = 3;
@@ -69,6 +69,9 @@ bantime = ${BANTIME_S}s
     const lines = (await readFile(errorLog, 'utf8')).split('\n').filter((l) => l.includes('password mismatch'));
     assert.equal(lines.length, MAXRETRY);
     t.diagnostic(`${version}: ${lines[0]}`);
+    const release = /nginx\/([\d.]+)/.exec(version)?.[1] ?? 'unknown';
+    await saveSample(`nginx-${release}-error`, await readFile(errorLog, 'utf8'));
+    await saveSample(`nginx-${release}-access`, await readFile(accessLog, 'utf8'));
   });
 
   await t.test("the attacker's next TCP connection gets no answer; the client still logs in", async () => {

@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import type { TestContext } from 'node:test';
 import { LEAST_PRIVILEGES, OpnsenseSimulator } from '../../src/simulator/opnsense-simulator.ts';
 import { EDGEBAN } from '../helpers/cli.ts';
-import { buildInternet, inNs, requireTools, tryInNs, type Internet } from './netns.ts';
+import { buildInternet, nftSetEntries, requireTools, tryInNs, type Internet } from './netns.ts';
 
 export const ALIAS = 'fail2ban_blocklist';
 const KEY = 'e2eTestKey0123456789abcdefghij';
@@ -38,14 +38,7 @@ export async function startEdge(t: TestContext): Promise<Edge> {
   const dir = await mkdtemp(path.join(tmpdir(), 'edgeban-e2e-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   await chmod(dir, 0o755);
-  const setEntries = (): string[] => {
-    const out: string[] = [];
-    for (const family of [4, 6]) {
-      const raw = JSON.parse(inNs(net.edge, ['nft', '-j', 'list', 'set', 'inet', 'edgeban', `${ALIAS}_v${family}`])) as { nftables: Array<{ set?: { elem?: unknown[] } }> };
-      for (const e of raw.nftables.find((i) => i.set)?.set?.elem ?? []) out.push(typeof e === 'string' ? e : JSON.stringify(e));
-    }
-    return out;
-  };
+  const setEntries = (): string[] => [4, 6].flatMap((family) => nftSetEntries(net.edge, 'edgeban', `${ALIAS}_v${family}`));
   return { net, sim, dir, setEntries };
 }
 

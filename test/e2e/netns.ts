@@ -98,3 +98,9 @@ export function buildInternet(t: TestContext): Internet {
   }
   return net;
 }
+
+/** The elements of an nftables set in namespace `ns`, as nft prints them (JSON for prefixes). */
+export function nftSetEntries(ns: string, table: string, set: string): string[] {
+  const raw = JSON.parse(inNs(ns, ['nft', '-j', 'list', 'set', 'inet', table, set])) as { nftables: Array<{ set?: { elem?: unknown[] } }> };
+  return (raw.nftables.find((i) => i.set)?.set?.elem ?? []).map((e) => typeof e === 'string' ? e : JSON.stringify(e));
+}

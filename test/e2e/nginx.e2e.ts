@@ -94,6 +94,15 @@ bantime = ${BANTIME_S}s
     assert.deepEqual(edge.setEntries(), []);
   });
 
+  await t.test('an IPv6 attacker is banned by its real address and dropped', async () => {
+    for (let i = 0; i < MAXRETRY; i++) {
+      assert.equal((await curl(net.attacker.ns, `alice:v6guess${i}`, net.servers.v6)).stdout, '401');
+    }
+    await until('the IPv6 attacker is in the edge set', () => edge.setEntries().includes(net.attacker.v6), 20_000, 200);
+    assert.equal(await tcpProbe(net.attacker.ns, net.servers.v6, 80), 'silent');
+    assert.equal((await curl(net.client.ns, 'alice:correct-horse', net.servers.v6)).stdout, '200');
+  });
+
   await t.test('no flush ever reached the edge', () => {
     assert.deepEqual(sim.calls().filter((c) => c.path.includes('/flush/')), []);
   });

@@ -1,7 +1,9 @@
 // The simulator's --nft-netns mode: the pf tables behind the API are real nftables sets in a
 // namespace, and packets from a listed source are really dropped.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
+import { EDGEBAN } from '../helpers/cli.ts';
 import { post, startSim } from '../simulator/helpers.ts';
 import { tcpProbe } from './edge-harness.ts';
 import { buildInternet, inNs, nftSetEntries, requireTools, serveInNs } from './netns.ts';
@@ -69,4 +71,11 @@ test('alias_util add/list/delete/flush, kill_states and reboot act on the edge s
     assert.deepEqual(setElements(net.edge, 4), []);
     assert.deepEqual(sim.tableEntries(ALIAS), []);
   });
+});
+
+test('edgeban simulate --nft-netns with a namespace that does not exist exits 2 naming the option', () => {
+  requireTools();
+  const result = spawnSync(process.execPath, [EDGEBAN, 'simulate', '--port', '0', '--nft-netns', `eb-missing-${process.pid}`], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(result.status, 2, result.stderr);
+  assert.match(result.stderr, /--nft-netns: nft in namespace eb-missing-\d+ failed: Cannot open network namespace/);
 });

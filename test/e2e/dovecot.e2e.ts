@@ -2,7 +2,10 @@
 // namespace (the last client resets the connection right after failing), edgeban (uid 65534)
 // reading Dovecot's real log file, the ban enforced by the edge's nftables set.
 import assert from 'node:assert/strict';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { chown, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
+import type { TestContext } from 'node:test';
 import path from 'node:path';
 import { test } from 'node:test';
 import { until } from '../helpers/until.ts';
@@ -35,12 +38,50 @@ s.on("close", () => process.exit(step === 2 ? 0 : 5));`;
   return tryInNs(ns, [process.execPath, '-e', script], 30_000);
 }
 
+/**
+ * A logged-in IMAP IDLE session from `ns`, kept open. probe() ends the IDLE and says whether the
+ * server's answer arrives within 3 s ('answered') or not ('silent': the flow is dropped).
+ */
+async function idleSession(t: TestContext, ns: string, address: string): Promise<{ probe: () => Promise<string> }> {
+  const script = `
+const s = require("net").connect({ host: ${JSON.stringify(address)}, port: 143 });
+let buf = "", step = 0;
+s.on("error", () => { console.log("error"); });
+s.on("data", (d) => {
+  buf += d;
+  if (step === 0 && buf.includes("* OK")) { step = 1; s.write("a1 LOGIN alice correct-horse\\r\\n"); }
+  if (step === 1 && /^a1 OK/m.test(buf)) { step = 2; s.write("a2 SELECT INBOX\\r\\n"); }
+  if (step === 2 && /^a2 OK/m.test(buf)) { step = 3; s.write("a3 IDLE\\r\\n"); }
+  if (step === 3 && /^\\+ idling/m.test(buf)) { step = 4; console.log("idling"); }
+  if (step === 5 && /^a3 OK/m.test(buf)) { step = 6; console.log("answered"); }
+});
+require("readline").createInterface({ input: process.stdin }).on("line", () => {
+  step = 5; s.write("DONE\\r\\n");
+  setTimeout(() => { if (step === 5) console.log("silent"); }, 3000);
+});`;
+  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', script], { stdio: ['pipe', 'pipe', 'ignore'] });
+  t.after(() => { child.kill('SIGKILL'); });
+  const lines: string[] = [];
+  createInterface({ input: child.stdout! }).on('line', (line) => lines.push(line));
+  await until('the IDLE session is up', () => lines.includes('idling'), 20_000, 100);
+  return {
+    probe: async () => {
+      const seen = lines.length;
+      child.stdin!.write('probe\n');
+      await until('the probe ends', () => lines.length > seen, 10_000, 100);
+      return lines[seen]!;
+    },
+  };
+}
+
 test('Dovecot IMAP LOGIN: a real brute force is dropped at the edge', async (t) => {
   const started = Date.now();
   const edge = await startEdge(t);
   const { net, sim, dir } = edge;
   const log = await logFile(dir, 'dovecot.log');
   await mkdir(path.join(dir, 'dovecot-run'), { mode: 0o755 });
+  await mkdir(path.join(dir, 'home/alice'), { recursive: true, mode: 0o755 });
+  await chown(path.join(dir, 'home/alice'), 65534, 65534);
   await writeFile(path.join(dir, 'users'), 'alice:{PLAIN}correct-horse:65534:65534::/nonexistent::\n', { mode: 0o644 });
   await writeFile(path.join(dir, 'dovecot.conf'), `
 base_dir = ${dir}/dovecot-run
@@ -76,6 +117,9 @@ findtime = 10m
 bantime = ${BANTIME_S}s
 `);
 
+  // The attacker also holds a session it logged into before (a stolen password, say).
+  const held = await idleSession(t, net.attacker.ns, net.servers.v4);
+
   await t.test(`the attacker's real address is banned after ${MAXRETRY} real failed IMAP logins`, async () => {
     for (let i = 0; i < MAXRETRY; i++) {
       const reply = await imapLogin(net.attacker.ns, net.servers.v4, 'alice', `guess${i}`, i === MAXRETRY - 1);
@@ -87,6 +131,11 @@ bantime = ${BANTIME_S}s
     const text = await readFile(log, 'utf8');
     for (const line of text.split('\n').filter((l) => l.includes('auth failed'))) t.diagnostic(`dovecot ${version}: ${line}`);
     await saveSample(`dovecot-${version.split(' ')[0]}`, text);
+  });
+
+  await t.test("the attacker's established IMAP IDLE session is cut by the ban (kill_states)", async () => {
+    await until('kill_states reached the edge', () => sim.calls().some((c) => c.path.includes('/kill_states')), 10_000, 100);
+    assert.equal(await held.probe(), 'silent');
   });
 
   await t.test("the attacker's next TCP connection gets no answer; the client still logs in", async () => {

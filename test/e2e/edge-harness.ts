@@ -54,9 +54,10 @@ export async function logFile(dir: string, name: string): Promise<string> {
  * `edgeban run` as uid 65534 with no capability (setpriv), outside the namespaces: it reaches only
  * the simulator on loopback. Resolves once it logged "edgeban running"; killed when the test ends.
  */
-export async function startEdgebanAsNobody(t: TestContext, edge: Edge, jailLocal: string): Promise<{ stderr: string[] }> {
+export async function startEdgebanAsNobody(t: TestContext, edge: Edge, jailLocal: string): Promise<{ stderr: string[]; stop: () => Promise<void> }> {
+  // A second start finds the first one's data dir: a restart.
   const home = path.join(edge.dir, 'edgeban');
-  await mkdir(home, { mode: 0o700 });
+  await mkdir(home, { mode: 0o700, recursive: true });
   await writeFile(path.join(home, 'jail.local'), jailLocal);
   await chown(home, NOBODY, NOBODY);
   await chown(path.join(home, 'jail.local'), NOBODY, NOBODY);
@@ -83,7 +84,13 @@ export async function startEdgebanAsNobody(t: TestContext, edge: Edge, jailLocal
       if (line.includes('edgeban running')) { clearTimeout(timer); resolve(); }
     });
   });
-  return { stderr };
+  const stop = async (): Promise<void> => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    child.kill('SIGTERM');
+    await exited;
+    clearTimeout(timer);
+  };
+  return { stderr, stop };
 }
 
 /** A TCP connect from `ns` to address:port: 'open', 'refused' or 'silent' (no answer within 2 s: dropped). */

@@ -9,7 +9,8 @@ import { ALIAS, RECONCILE_S, logFile, saveSample, startEdge, startEdgebanAsNobod
 import { serveInNs, tryInNs } from './netns.ts';
 
 const MAXRETRY = 3;
-const BANTIME_S = 25;
+// Long enough to hold through the reboot and restart checks on a loaded machine.
+const BANTIME_S = 35;
 
 test('nginx basic auth: a real brute force is dropped at the edge', async (t) => {
   const started = Date.now();
@@ -49,7 +50,7 @@ http {
     tryInNs(ns, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--connect-timeout', '2', '-m', '5', '-u', user, `http://${address.includes(':') ? `[${address}]` : address}/`]);
   await until('nginx answers the client', async () => (await curl(net.client.ns, 'alice:correct-horse', net.servers.v4)).stdout === '200', 20_000, 200);
 
-  await startEdgebanAsNobody(t, edge, `
+  const jailLocal = `
 [nginx]
 enabled = true
 filter = nginx[mode=auth]
@@ -57,7 +58,8 @@ logpath = ${errorLog}
 maxretry = ${MAXRETRY}
 findtime = 10m
 bantime = ${BANTIME_S}s
-`);
+`;
+  let edgeban = await startEdgebanAsNobody(t, edge, jailLocal);
 
   await t.test(`the attacker's real address is banned after ${MAXRETRY} real failed logins`, async () => {
     for (let i = 0; i < MAXRETRY; i++) {
@@ -87,6 +89,16 @@ bantime = ${BANTIME_S}s
     await until('the ban is back in the edge set', () => edge.setEntries().includes(net.attacker.v4), (RECONCILE_S + 8) * 1000, 100);
     t.diagnostic(`restored after ${Date.now() - rebooted} ms (reconcile interval ${RECONCILE_S} s)`);
     assert.equal(await tcpProbe(net.attacker.ns, net.servers.v4, 80), 'silent');
+  });
+
+  await t.test('a restart of edgeban keeps the block, and the restarted edgeban restores an emptied set', async () => {
+    await edgeban.stop();
+    assert.deepEqual(edge.setEntries(), [net.attacker.v4], 'a stopped edgeban leaves its bans in place');
+    edgeban = await startEdgebanAsNobody(t, edge, jailLocal);
+    assert.equal(await tcpProbe(net.attacker.ns, net.servers.v4, 80), 'silent');
+    sim.reboot();
+    await until('the restarted edgeban restores the ban', () => edge.setEntries().includes(net.attacker.v4), (RECONCILE_S + 8) * 1000, 100);
+    assert.deepEqual(edge.setEntries(), [net.attacker.v4]);
   });
 
   await t.test('after the ban expires the attacker connects again', async () => {

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { TestContext } from 'node:test';
 import { LEAST_PRIVILEGES, OpnsenseSimulator } from '../../src/simulator/opnsense-simulator.ts';
-import { EDGEBAN } from '../helpers/cli.ts';
+import { buildBundle, stageImage, type StagedImage } from '../container/stage.ts';
 import { buildInternet, nftSetEntries, requireTools, tryInNs, type Internet } from './netns.ts';
 
 export const ALIAS = 'fail2ban_blocklist';
@@ -24,6 +24,8 @@ export interface Edge {
   dir: string;
   /** The edge set's entries (IPv4 and IPv6), read from nftables itself. */
   setEntries(): string[];
+  /** The built edgeban, staged on first start. */
+  image?: StagedImage;
 }
 
 export async function startEdge(t: TestContext): Promise<Edge> {
@@ -61,9 +63,11 @@ export async function startEdgebanAsNobody(t: TestContext, edge: Edge, jailLocal
   await writeFile(path.join(home, 'jail.local'), jailLocal);
   await chown(home, NOBODY, NOBODY);
   await chown(path.join(home, 'jail.local'), NOBODY, NOBODY);
+  // The image's bundle, staged where uid 65534 can read it (a checkout under /root is not).
+  const image = edge.image ??= await stageImage(path.join(edge.dir, 'image'), path.dirname(await buildBundle(path.join(edge.dir, 'build'))));
   const child = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs', '--',
-    process.execPath, EDGEBAN, 'run'], {
-    cwd: '/',
+    image.node, image.bundle, 'run'], {
+    cwd: image.appDir,
     env: {
       PATH: '/usr/bin:/bin', TZ: 'UTC', OPNSENSE_URL: edge.sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET,
       EDGEBAN_DATA_DIR: home, EDGEBAN_CONFIG_DIR: home, EDGEBAN_RECONCILE_INTERVAL: String(RECONCILE_S),

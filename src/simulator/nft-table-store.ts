@@ -183,17 +183,14 @@ export class NftTableStore extends PfTableStore {
   override add(name: string, address: string): PfAddResult {
     this.refresh(name);
     const result = super.add(name, address);
-    if (result === 'added') {
-      this.edge.declare(name);
-      this.edge.add(name, [pfctlParse(address)!.text]);
-    }
+    // super.add created the table through this.declare, so the sets exist.
+    if (result === 'added') this.edge.add(name, [pfctlParse(address)!.text]);
     return result;
   }
 
   override addBatch(name: string, addresses: readonly string[]): number {
     this.refresh(name);
     const added = super.addBatch(name, addresses);
-    this.edge.declare(name);
     this.edge.add(name, this.spellAll(addresses));
     return added;
   }

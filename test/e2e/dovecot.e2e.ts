@@ -3,14 +3,14 @@
 // reading Dovecot's real log file, the ban enforced by the edge's nftables set.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chown, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import type { TestContext } from 'node:test';
-import path from 'node:path';
 import { test } from 'node:test';
 import { until } from '../helpers/until.ts';
 import { ALIAS, RECONCILE_S, logFile, saveSample, startEdge, startEdgebanAsNobody, tcpProbe } from './edge-harness.ts';
 import { serveInNs, tryInNs } from './netns.ts';
+import { writeDovecotConf } from './dovecot-conf.ts';
 
 const MAXRETRY = 3;
 const BANTIME_S = 20;
@@ -79,32 +79,9 @@ test('Dovecot IMAP LOGIN: a real brute force is dropped at the edge', async (t) 
   const edge = await startEdge(t);
   const { net, sim, dir } = edge;
   const log = await logFile(dir, 'dovecot.log');
-  await mkdir(path.join(dir, 'dovecot-run'), { mode: 0o755 });
-  await mkdir(path.join(dir, 'home/alice'), { recursive: true, mode: 0o755 });
-  await chown(path.join(dir, 'home/alice'), 65534, 65534);
-  await writeFile(path.join(dir, 'users'), 'alice:{PLAIN}correct-horse:65534:65534::/nonexistent::\n', { mode: 0o644 });
-  await writeFile(path.join(dir, 'dovecot.conf'), `
-base_dir = ${dir}/dovecot-run
-state_dir = ${dir}/dovecot-run
-log_path = ${log}
-protocols = imap
-listen = *, ::
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-auth_failure_delay = 0
-passdb {
-  driver = passwd-file
-  args = scheme=PLAIN ${dir}/users
-}
-userdb {
-  driver = static
-  args = uid=65534 gid=65534 home=${dir}/home/%u
-}
-mail_location = maildir:~/Maildir
-`);
+  const conf = await writeDovecotConf(dir, log);
   const version = (await tryInNs(net.servers.ns, ['dovecot', '--version'])).stdout.trim();
-  serveInNs(t, net.servers.ns, ['env', 'TZ=UTC', 'dovecot', '-F', '-c', path.join(dir, 'dovecot.conf')]);
+  serveInNs(t, net.servers.ns, ['env', 'TZ=UTC', 'dovecot', '-F', '-c', conf]);
   await until('Dovecot lets the client log in', async () => (await imapLogin(net.client.ns, net.servers.v4, 'alice', 'correct-horse')).stdout.startsWith('a1 OK'), 20_000, 200);
 
   await startEdgebanAsNobody(t, edge, `

@@ -13,11 +13,11 @@ import { inNs, serveInNs, tryInNs } from './netns.ts';
 
 const MAXRETRY = 3;
 
-/** One SMTP session on 587: EHLO, `AUTH <mechanism> <PLAIN response>`, QUIT. Prints the AUTH reply. */
-function smtpAuth(ns: string, address: string, mechanism: string, user: string, password: string) {
+/** One SMTP session (submission, 587, unless `port`): EHLO, `AUTH <mechanism> <PLAIN response>`, QUIT. Prints the AUTH reply. */
+function smtpAuth(ns: string, address: string, mechanism: string, user: string, password: string, port = 587) {
   const response = Buffer.from(`\0${user}\0${password}`).toString('base64');
   const script = `
-const s = require("net").connect({ host: ${JSON.stringify(address)}, port: 587, timeout: 20000 });
+const s = require("net").connect({ host: ${JSON.stringify(address)}, port: ${port}, timeout: 20000 });
 let buf = "", step = 0;
 s.on("timeout", () => process.exit(3)); s.on("error", () => process.exit(4));
 s.on("data", (d) => {
@@ -34,7 +34,9 @@ s.on("close", () => process.exit(step === 3 ? 0 : 5));`;
 /** Debian's master.cf with the submission service on and nothing chrooted (the queue is a temp dir). */
 async function masterCf(): Promise<string> {
   const stock = await readFile('/etc/postfix/master.cf', 'utf8');
-  return stock.split('\n').map((line) => {
+  // Plus a smtpd behind HAProxy on loopback, taking the client's address from PROXY v2.
+  const proxied = '127.0.0.1:10587 inet n - n - - smtpd -o smtpd_upstream_proxy_protocol=haproxy';
+  return `${proxied}\n` + stock.split('\n').map((line) => {
     const l = line.replace(/^#submission inet/, 'submission inet');
     const fields = l.split(/\s+/);
     if (l.startsWith('#') || l.startsWith(' ') || fields.length < 8) return l;
@@ -88,6 +90,22 @@ smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination
   t.after(() => { try { process.kill(pid, 'SIGTERM'); } catch { /* already gone */ } });
   await until('Postfix lets the client authenticate', async () => /^235 /.test((await smtpAuth(net.client.ns, net.servers.v4, 'PLAIN', 'alice', 'correct-horse')).stdout), 30_000, 300);
 
+  // HAProxy as the Docker mail stacks' Traefik: TCP passthrough sending PROXY v2 to Postfix.
+  await writeFile(path.join(dir, 'haproxy.cfg'), `
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+frontend submission_proxied
+  bind :::2587 v4v6
+  default_backend postfix
+backend postfix
+  server postfix 127.0.0.1:10587 send-proxy-v2
+`);
+  serveInNs(t, net.servers.ns, ['haproxy', '-db', '-f', path.join(dir, 'haproxy.cfg')]);
+  await until('HAProxy passes the client to Postfix', async () => /^235 /.test((await smtpAuth(net.client.ns, net.servers.v4, 'PLAIN', 'alice', 'correct-horse', 2587)).stdout), 30_000, 300);
+
   await startEdgebanAsNobody(t, edge, `
 [postfix]
 enabled = true
@@ -113,6 +131,20 @@ bantime = 10m
   await t.test("the attacker's next TCP connection gets no answer; the client still authenticates", async () => {
     assert.equal(await tcpProbe(net.attacker.ns, net.servers.v4, 587), 'silent');
     assert.match((await smtpAuth(net.client.ns, net.servers.v4, 'PLAIN', 'alice', 'correct-horse')).stdout, /^235 /);
+  });
+
+  await t.test('behind HAProxy (PROXY v2) the IPv6 attacker\'s real address is banned, not the proxy\'s', async () => {
+    for (let i = 0; i < MAXRETRY; i++) {
+      const reply = await smtpAuth(net.attacker.ns, net.servers.v6, 'PLAIN', 'alice', `proxied${i}`, 2587);
+      assert.match(reply.stdout, /^535 /, `exit ${reply.code}`);
+    }
+    await until('the IPv6 attacker is in the edge set', () => edge.setEntries().includes(net.attacker.v6), 20_000, 200);
+    assert.deepEqual(edge.setEntries(), [net.attacker.v4, net.attacker.v6], 'nobody else, not the proxy');
+    assert.equal(await tcpProbe(net.attacker.ns, net.servers.v6, 2587), 'silent');
+    assert.match((await smtpAuth(net.client.ns, net.servers.v4, 'PLAIN', 'alice', 'correct-horse', 2587)).stdout, /^235 /);
+    const lines = (await readFile(maillog, 'utf8')).split('\n').filter((l) => l.includes(`[${net.attacker.v6}]: SASL`));
+    assert.equal(lines.length, MAXRETRY);
+    for (const line of lines) t.diagnostic(`postfix ${version} behind HAProxy: ${line}`);
   });
 
   await t.test('no flush ever reached the edge', () => {

@@ -7,11 +7,12 @@ import { KNOWN_PRIVILEGES, LEAST_PRIVILEGES } from '../simulator/acl.ts';
 import { isLoopbackHost } from '../simulator/http-util.ts';
 import { OpnsenseSimulator, type SimulatorAlias, type SimulatorOptions } from '../simulator/opnsense-simulator.ts';
 import { isFirmwareVersionText } from '../simulator/firmware.ts';
+import { NftEdgeError } from '../simulator/nft-table-store.ts';
 
 const USAGE = 'usage: edgeban simulate --port P [--host 127.0.0.1] [--key K --secret S] [--privileges p1,p2] [--read-only]\n'
   + '         [--alias NAME[:external|host|network]]... | --no-alias] [--latency MS] [--lock-ms MS] [--error-rate R]\n'
   + '         [--table-entries N] [--auth-fail-delay MS] [--seed N] [--tls-cert FILE --tls-key FILE]\n'
-  + '         [--opnsense-version 26.7.2] [--admin-key K --admin-secret S]\n'
+  + '         [--opnsense-version 26.7.2] [--admin-key K --admin-secret S] [--nft-netns NS [--nft-table edgeban]]\n'
   + 'The --key gets the daemon\'s least privileges (or --privileges); --admin-key gets page-all (for setup-opnsense).';
 
 const intText = (name: string, min: number, max: number) =>
@@ -54,7 +55,11 @@ const optionsSchema = z.object({
   seed: intText('seed', 0, 2 ** 32 - 1).optional(),
   'tls-cert': z.string().min(1).optional(),
   'tls-key': z.string().min(1).optional(),
+  'nft-netns': z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/, '--nft-netns must be a network namespace name').optional(),
+  'nft-table': z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/, '--nft-table must be an nftables table name').optional(),
 }).superRefine((o, ctx) => {
+  // Never the root namespace's firewall: the tables are a test edge's, wiped at start.
+  if (o['nft-table'] !== undefined && o['nft-netns'] === undefined) ctx.addIssue({ code: 'custom', path: ['nft-table'], message: '--nft-table needs --nft-netns' });
   if ((o.key === undefined) !== (o.secret === undefined)) ctx.addIssue({ code: 'custom', path: ['key'], message: '--key and --secret go together' });
   if ((o['tls-cert'] === undefined) !== (o['tls-key'] === undefined)) ctx.addIssue({ code: 'custom', path: ['tls-cert'], message: '--tls-cert and --tls-key go together' });
   if ((o['admin-key'] === undefined) !== (o['admin-secret'] === undefined)) ctx.addIssue({ code: 'custom', path: ['admin-key'], message: '--admin-key and --admin-secret go together' });
@@ -89,6 +94,7 @@ export async function runSimulateCommand(argv: string[]): Promise<number> {
         'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, help: { type: 'boolean', short: 'h' },
         'no-alias': { type: 'boolean' }, 'opnsense-version': { type: 'string' },
         'admin-key': { type: 'string' }, 'admin-secret': { type: 'string' },
+        'nft-netns': { type: 'string' }, 'nft-table': { type: 'string' },
       },
     }));
   } catch (error) {
@@ -126,6 +132,7 @@ export async function runSimulateCommand(argv: string[]): Promise<number> {
   if (o['table-entries'] !== undefined) options.tableEntriesLimit = o['table-entries'];
   if (o['auth-fail-delay'] !== undefined) options.authFailDelayMs = o['auth-fail-delay'];
   if (o.seed !== undefined) options.seed = o.seed;
+  if (o['nft-netns'] !== undefined) options.nft = { netns: o['nft-netns'], table: o['nft-table'] ?? 'edgeban' };
   if (o['tls-cert'] !== undefined && o['tls-key'] !== undefined) {
     options.tls = { cert: readPem(o['tls-cert'], '--tls-cert'), key: readPem(o['tls-key'], '--tls-key') };
   }
@@ -134,6 +141,7 @@ export async function runSimulateCommand(argv: string[]): Promise<number> {
     simulator = await OpnsenseSimulator.start(options);
   } catch (error) {
     // RangeError: a configuration the simulator refuses (e.g. a reserved alias name); anything else: the listen failed.
+    if (error instanceof NftEdgeError) throw new UserFacingError(`--nft-netns: ${error.message}`);
     if (error instanceof RangeError) throw new UserFacingError(`--alias: ${error.message}`);
     throw new UserFacingError(`cannot listen on ${o.host}:${o.port}: ${(error as Error).message}`, 1);
   }

@@ -16,6 +16,7 @@ import { parseBody, parseUrlEncoded } from './request-params.ts';
 import { createRng } from './rng.ts';
 import { resolveRoute } from './routing.ts';
 import { SimulatorState } from './simulator-state.ts';
+import { NftEdge, type NftEdgeOptions } from './nft-table-store.ts';
 
 export { LEAST_PRIVILEGES };
 export type { SimulatorKey, SimulatorCall, SimulatorFaults };
@@ -49,6 +50,8 @@ export interface SimulatorOptions {
   sleep?: (ms: number) => Promise<void>;
   /** Call log entries kept (oldest dropped); default 200_000. */
   callLogLimit?: number;
+  /** Makes the pf tables real: an nftables set per alias (and family) in this namespace's table; kill_states deletes its conntrack flows. Needs root. */
+  nft?: NftEdgeOptions;
 }
 
 const JSON_TYPE = 'application/json; charset=UTF-8';
@@ -96,6 +99,7 @@ export class OpnsenseSimulator {
       sleep: this.sleep,
       faults: () => this.faultPlan.settings(),
       firmware: parseFirmwareVersion(options.firmwareVersion ?? DEFAULT_FIRMWARE_VERSION),
+      ...(options.nft ? { edge: new NftEdge(options.nft) } : {}),
     });
     for (const alias of options.aliases ?? [{ name: 'fail2ban_blocklist', type: 'external' }]) this.createAlias(alias);
     const { refuse, ...otherFaults } = options.faults ?? {};

@@ -2,6 +2,7 @@ import { AliasConfig } from './alias-config.ts';
 import { FifoLock } from './fifo-lock.ts';
 import { PfStates } from './pf-states.ts';
 import { PfTableStore, BUILTIN_TABLES } from './pf-table-store.ts';
+import { NftTableStore, type NftEdge } from './nft-table-store.ts';
 import type { Rng } from './rng.ts';
 import type { SimulatorFaults } from './faults.ts';
 import { FilterRules } from './filter-rules.ts';
@@ -15,6 +16,8 @@ export interface StateOptions {
   /** Current fault settings (they may change while running): the lock hold time, and what actions answer (paging, spelling, discarded adds). */
   faults: () => SimulatorFaults;
   firmware: FirmwareVersion;
+  /** A real nftables edge behind the pf tables and states; absent: in memory only. */
+  edge?: NftEdge;
 }
 
 /** Everything the firewall knows: config.xml parts, pf tables and states, and the config lock. */
@@ -23,6 +26,7 @@ export class SimulatorState {
   readonly aliases: AliasConfig;
   readonly states: PfStates;
   readonly rules: FilterRules;
+  readonly edge: NftEdge | undefined;
   readonly rng: Rng;
   readonly now: () => number;
   readonly faults: () => SimulatorFaults;
@@ -38,7 +42,10 @@ export class SimulatorState {
     this.sleep = options.sleep;
     this.faults = options.faults;
     this.firmware = options.firmware;
-    this.pf = new PfTableStore(options.tableEntriesLimit, options.now);
+    this.edge = options.edge;
+    this.pf = options.edge
+      ? new NftTableStore(options.tableEntriesLimit, options.now, options.edge)
+      : new PfTableStore(options.tableEntriesLimit, options.now);
     this.aliases = new AliasConfig(options.rng);
     this.states = new PfStates(options.rng);
     this.rules = new FilterRules(options.rng);

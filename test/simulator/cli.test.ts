@@ -94,6 +94,8 @@ test('bad options exit 2 with a message naming the option', () => {
     [['--port', '0', '--latency', '-5'], /--latency/],
     [['--port', '0', '--frobnicate'], /frobnicate/],
     [['--port', '0', '--alias', 'ssh'], /--alias.*Reserved/],
+    [['--port', '0', '--nft-table', 'edgeban'], /--nft-table needs --nft-netns/],
+    [['--port', '0', '--nft-netns', 'no such/ns'], /--nft-netns must be a network namespace name/],
     [[], /--port/],
   ];
   for (const [args, pattern] of cases) {

@@ -10,7 +10,8 @@ function killStates(ctx: ActionContext): ApiReply {
   const ruleId = (str(ctx.post, 'ruleid') ?? '').replace(/[^0-9a-fA-F]/g, '');
   if (filter === '' && ruleId === '') return ok({ result: 'failed' });
   // No read-only check here, not even on HEAD.
-  const dropped = ctx.state.states.kill(filter, ruleId);
+  // With a real edge, its conntrack flows of that address go too.
+  const dropped = ctx.state.states.kill(filter, ruleId) + (ruleId === '' ? ctx.state.edge?.killStates(filter) ?? 0 : 0);
   return ok({ result: 'ok', dropped_states: dropped });
 }
 

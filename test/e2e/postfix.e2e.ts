@@ -1,0 +1,154 @@
+// A real Postfix (submission, SASL through Dovecot's auth socket) inside, SMTP AUTH brute force
+// from the attacker namespace in upper- and lower-case mechanism names, edgeban (uid 65534)
+// reading Postfix's own log file (maillog_file, postlogd), the ban enforced at the edge.
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { chown, mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { test } from 'node:test';
+import { until } from '../helpers/until.ts';
+import { ALIAS, logFile, saveSample, startEdge, startEdgebanAsNobody, tcpProbe } from './edge-harness.ts';
+import { writeDovecotConf } from './dovecot-conf.ts';
+import { inNs, serveInNs, tryInNs } from './netns.ts';
+
+const MAXRETRY = 3;
+
+/** One SMTP session (submission, 587, unless `port`): EHLO, `AUTH <mechanism> <PLAIN response>`, QUIT. Prints the AUTH reply. */
+function smtpAuth(ns: string, address: string, mechanism: string, user: string, password: string, port = 587) {
+  const response = Buffer.from(`\0${user}\0${password}`).toString('base64');
+  const script = `
+const s = require("net").connect({ host: ${JSON.stringify(address)}, port: ${port}, timeout: 20000 });
+let buf = "", step = 0;
+s.on("timeout", () => process.exit(3)); s.on("error", () => process.exit(4));
+s.on("data", (d) => {
+  buf += d;
+  if (step === 0 && /^220 /m.test(buf)) { step = 1; buf = ""; s.write("EHLO attacker.example\\r\\n"); }
+  if (step === 1 && /^250 /m.test(buf)) { step = 2; buf = ""; s.write("AUTH ${mechanism} ${response}\\r\\n"); }
+  const m = /^(\\d{3}) [^\\r]*/m.exec(buf);
+  if (step === 2 && m) { step = 3; console.log(m[0]); s.end("QUIT\\r\\n"); }
+});
+s.on("close", () => process.exit(step === 3 ? 0 : 5));`;
+  return tryInNs(ns, [process.execPath, '-e', script], 30_000);
+}
+
+/** Debian's master.cf with the submission service on and nothing chrooted (the queue is a temp dir). */
+async function masterCf(): Promise<string> {
+  const stock = await readFile('/etc/postfix/master.cf', 'utf8');
+  // Plus a smtpd behind HAProxy on loopback, taking the client's address from PROXY v2.
+  const proxied = '127.0.0.1:10587 inet n - n - - smtpd -o smtpd_upstream_proxy_protocol=haproxy';
+  return `${proxied}\n` + stock.split('\n').map((line) => {
+    const l = line.replace(/^#submission inet/, 'submission inet');
+    const fields = l.split(/\s+/);
+    if (l.startsWith('#') || l.startsWith(' ') || fields.length < 8) return l;
+    fields[4] = 'n';
+    return fields.join(' ');
+  }).join('\n');
+}
+
+test('Postfix SMTP AUTH (SASL through Dovecot): a real brute force is dropped at the edge', async (t) => {
+  const started = Date.now();
+  const edge = await startEdge(t);
+  const { net, sim, dir } = edge;
+  const dovecotLog = await logFile(dir, 'dovecot.log');
+  const maillog = await logFile(dir, 'mail.log');
+  const dovecotConf = await writeDovecotConf(dir, dovecotLog, `
+service auth {
+  unix_listener ${dir}/postfix-auth {
+    mode = 0666
+  }
+}`);
+  serveInNs(t, net.servers.ns, ['env', 'TZ=UTC', 'dovecot', '-F', '-c', dovecotConf]);
+  const conf = path.join(dir, 'postfix');
+  await mkdir(conf, { mode: 0o755 });
+  await mkdir(path.join(dir, 'postfix-queue'), { mode: 0o755 });
+  await mkdir(path.join(dir, 'postfix-data'), { mode: 0o700 });
+  await chown(path.join(dir, 'postfix-data'), Number(inNs(net.servers.ns, ['id', '-u', 'postfix']).trim()), 0);
+  await writeFile(path.join(conf, 'master.cf'), await masterCf());
+  await writeFile(path.join(conf, 'main.cf'), `
+compatibility_level = 3.6
+queue_directory = ${dir}/postfix-queue
+data_directory = ${dir}/postfix-data
+maillog_file = ${maillog}
+maillog_file_prefixes = ${dir}
+myhostname = mail.example.org
+mydestination =
+inet_interfaces = all
+inet_protocols = all
+smtpd_peername_lookup = no
+smtpd_sasl_auth_enable = yes
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = ${dir}/postfix-auth
+smtpd_tls_security_level = none
+smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination
+`);
+  const version = inNs(net.servers.ns, ['postconf', '-h', '-c', conf, 'mail_version']).trim();
+  serveInNs(t, net.servers.ns, ['env', 'TZ=UTC', 'postfix', '-c', conf, 'start-fg']);
+  // A signal to start-fg's wrapper does not reach master, which takes its children with it on SIGTERM.
+  const masterPid = path.join(dir, 'postfix-queue/pid/master.pid');
+  await until('Postfix master is up', () => existsSync(masterPid), 30_000, 100);
+  const pid = Number((await readFile(masterPid, 'utf8')).trim());
+  t.after(() => { try { process.kill(pid, 'SIGTERM'); } catch { /* already gone */ } });
+  await until('Postfix lets the client authenticate', async () => /^235 /.test((await smtpAuth(net.client.ns, net.servers.v4, 'PLAIN', 'alice', 'correct-horse')).stdout), 30_000, 300);
+
+  // HAProxy as the Docker mail stacks' Traefik: TCP passthrough sending PROXY v2 to Postfix.
+  await writeFile(path.join(dir, 'haproxy.cfg'), `
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+frontend submission_proxied
+  bind :::2587 v4v6
+  default_backend postfix
+backend postfix
+  server postfix 127.0.0.1:10587 send-proxy-v2
+`);
+  serveInNs(t, net.servers.ns, ['haproxy', '-db', '-f', path.join(dir, 'haproxy.cfg')]);
+  await until('HAProxy passes the client to Postfix', async () => /^235 /.test((await smtpAuth(net.client.ns, net.servers.v4, 'PLAIN', 'alice', 'correct-horse', 2587)).stdout), 30_000, 300);
+
+  await startEdgebanAsNobody(t, edge, `
+[postfix]
+enabled = true
+filter = postfix[mode=auth]
+logpath = ${maillog}
+maxretry = ${MAXRETRY}
+findtime = 10m
+bantime = 10m
+`);
+
+  await t.test(`the attacker is banned after ${MAXRETRY} failed SMTP AUTH (PLAIN and plain)`, async () => {
+    for (let i = 0; i < MAXRETRY; i++) {
+      const reply = await smtpAuth(net.attacker.ns, net.servers.v4, i % 2 === 0 ? 'PLAIN' : 'plain', 'alice', `guess${i}`);
+      assert.match(reply.stdout, /^535 /, `exit ${reply.code}\n${await readFile(maillog, 'utf8')}`);
+    }
+    await until('the attacker is in the edge set', () => edge.setEntries().includes(net.attacker.v4), 20_000, 200);
+    assert.deepEqual(sim.tableEntries(ALIAS), [net.attacker.v4]);
+    const text = await readFile(maillog, 'utf8');
+    for (const line of text.split('\n').filter((l) => l.includes('authentication failed'))) t.diagnostic(`postfix ${version}: ${line}`);
+    await saveSample(`postfix-${version}`, text);
+  });
+
+  await t.test("the attacker's next TCP connection gets no answer; the client still authenticates", async () => {
+    assert.equal(await tcpProbe(net.attacker.ns, net.servers.v4, 587), 'silent');
+    assert.match((await smtpAuth(net.client.ns, net.servers.v4, 'PLAIN', 'alice', 'correct-horse')).stdout, /^235 /);
+  });
+
+  await t.test('behind HAProxy (PROXY v2) the IPv6 attacker\'s real address is banned, not the proxy\'s', async () => {
+    for (let i = 0; i < MAXRETRY; i++) {
+      const reply = await smtpAuth(net.attacker.ns, net.servers.v6, 'PLAIN', 'alice', `proxied${i}`, 2587);
+      assert.match(reply.stdout, /^535 /, `exit ${reply.code}`);
+    }
+    await until('the IPv6 attacker is in the edge set', () => edge.setEntries().includes(net.attacker.v6), 20_000, 200);
+    assert.deepEqual(edge.setEntries(), [net.attacker.v4, net.attacker.v6], 'nobody else, not the proxy');
+    assert.equal(await tcpProbe(net.attacker.ns, net.servers.v6, 2587), 'silent');
+    assert.match((await smtpAuth(net.client.ns, net.servers.v4, 'PLAIN', 'alice', 'correct-horse', 2587)).stdout, /^235 /);
+    const lines = (await readFile(maillog, 'utf8')).split('\n').filter((l) => l.includes(`[${net.attacker.v6}]: SASL`));
+    assert.equal(lines.length, MAXRETRY);
+    for (const line of lines) t.diagnostic(`postfix ${version} behind HAProxy: ${line}`);
+  });
+
+  await t.test('no flush ever reached the edge', () => {
+    assert.deepEqual(sim.calls().filter((c) => c.path.includes('/flush/')), []);
+  });
+  t.diagnostic(`duration ${Date.now() - started} ms`);
+});

@@ -1,0 +1,53 @@
+// The shipped filters against lines real servers wrote (captured by the e2e suite, test/e2e, with
+// EDGEBAN_E2E_SAVE_SAMPLES=1; the server version is in the file name): every failure line yields
+// the attacker with its time, and no other line matches.
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { iso, logLines, runFilter, SAMPLES } from './helpers.ts';
+
+const ATTACKER = '198.51.100.7';
+/** After the capture, so year-less stamps (Dovecot's own log) land in 2026. */
+const NOW = Date.UTC(2026, 11, 8, 0, 0, 0) / 1000;
+
+/** Per sample file: for each filter spec, the host each line must yield (null: no match). */
+const CASES: Record<string, Record<string, Array<string | null>>> = {
+  'nginx-1.22.1-error.log': {
+    nginx: [ATTACKER, ATTACKER, ATTACKER],
+    'nginx[mode=auth]': [ATTACKER, ATTACKER, ATTACKER],
+  },
+  'nginx-1.22.1-access.log': {
+    nginx: [null, ATTACKER, ATTACKER, ATTACKER],
+    'nginx[mode=access]': [null, ATTACKER, ATTACKER, ATTACKER],
+    'nginx[mode=auth]': [null, null, null, null],
+  },
+  'postfix-3.7.11.log': {
+    // Start-up, NIS notice, the client's session, then three connections failing SMTP AUTH.
+    postfix: [null, null, null, null, null, null, ATTACKER, null, null, ATTACKER, null, null, ATTACKER, null],
+    'postfix[mode=auth]': [null, null, null, null, null, null, ATTACKER, null, null, ATTACKER, null, null, ATTACKER, null],
+    // ddos's "disconnect ... auth=0/1" lines count too.
+    'postfix[mode=aggressive]': [null, null, null, null, null, null, ATTACKER, ATTACKER, null, ATTACKER, ATTACKER, null, ATTACKER, ATTACKER],
+  },
+  'dovecot-2.3.19.1.log': {
+    // Start-up, the client's login and logout, then three failed LOGINs (the last one reset).
+    dovecot: [null, null, null, ATTACKER, ATTACKER, ATTACKER],
+    'dovecot[mode=aggressive]': [null, null, null, ATTACKER, ATTACKER, ATTACKER],
+  },
+};
+
+for (const [file, specs] of Object.entries(CASES)) {
+  describe(`real ${file}`, () => {
+    const lines = logLines(path.join(SAMPLES, 'real', file));
+    for (const [spec, hosts] of Object.entries(specs)) {
+      it(`${spec}: the failure lines, and only they, yield the attacker with the line's time`, async () => {
+        assert.equal(lines.length, hosts.length);
+        const results = await runFilter(spec, lines, NOW);
+        for (const [i, want] of hosts.entries()) {
+          const got = results[i]!;
+          assert.equal(got.host, want, `${file} line ${i + 1}: ${lines[i]}`);
+          if (want !== null) assert.match(iso(got.time) ?? '', /^2026-12-07T(?:16:51|17:0\d):\d\dZ$/, `${file} line ${i + 1}: time`);
+        }
+      });
+    }
+  });
+}

@@ -201,7 +201,8 @@ export class AliasReconciler {
    * the changes edgeban made since: true when `address` is one. `edgeban unban` says so.
    */
   holdsForeign(address: string): boolean {
-    return this.remote !== null && this.remote.has(address) && !this.options.ledger.isKnown(this.options.ledgerTarget, address);
+    // A follower's view of the alias is stale and it sends nothing: the leader answers for the target.
+    return !this.isStandingBy() && this.remote !== null && this.remote.has(address) && !this.options.ledger.isKnown(this.options.ledgerTarget, address);
   }
 
   /** Deletes a foreign entry on request (`edgeban unban --foreign`): there is no ban to end for it. */
@@ -260,6 +261,8 @@ export class AliasReconciler {
     const work = [...plan.add, ...plan.remove, ...(this.options.foreignPolicy === 'exclusive' ? plan.foreign : [])];
     for (const address of work) this.dirty.add(address);
     await this.drainAddresses(work);
+    // Stood by (or stopped) while draining: the adds were never sent, so a verifying list would blame pf.
+    if (this.isStandingBy() || this.stopped) return this.standingBy(at);
     if (this.blocked) return this.failPass(at, this.lastError?.message ?? 'target became unreachable during the pass', plan);
     let unconfirmed: string[] = [];
     if (plan.add.length > 0) {
@@ -300,24 +303,32 @@ export class AliasReconciler {
 
   private async handleForeign(foreign: string[]): Promise<void> {
     if (this.options.foreignPolicy !== 'adopt') return;
-    const adoptable = foreign.filter((entry) => isBanSpelling(entry) && this.options.adoptionRefusal(entry) === null);
-    const unreported = foreign.filter((entry) => !isBanSpelling(entry) && !this.unadoptableReported.has(entry));
-    if (unreported.length > 0) {
-      for (const entry of unreported) this.unadoptableReported.add(entry);
-      this.log.warn({ count: unreported.length, sample: unreported.slice(0, 5) },
+    const adoptable: string[] = [];
+    const unadoptable: string[] = [];
+    for (const entry of foreign) {
+      if (!isBanSpelling(entry)) {
+        if (!this.unadoptableReported.has(entry)) unadoptable.push(entry);
+        continue;
+      }
+      const refusal = this.options.adoptionRefusal(entry);
+      if (refusal === null) {
+        adoptable.push(entry);
+      } else if (!this.unadoptableReported.has(entry)) {
+        // Refused by the ban guard: it stays where it is (kept, never deleted), but is not taken on as a ban.
+        this.unadoptableReported.add(entry);
+        this.log.warn({ entry, reason: refusal }, 'alias entry not adopted: edgeban would never ban it; it stays in the alias as it was, delete it there if it should not be blocked');
+      }
+    }
+    if (unadoptable.length > 0) {
+      for (const entry of unadoptable) this.unadoptableReported.add(entry);
+      this.log.warn({ count: unadoptable.length, sample: unadoptable.slice(0, 5) },
         'alias entries not adopted: not an address edgeban would ban as spelled (an IPv4-mapped ::ffff:a.b.c.d entry never matches IPv4 traffic); delete them, or ban the IPv4 addresses');
     }
-    // Entries the guard refuses stay where they are (kept, never deleted), but edgeban does not take them on as its bans.
-    const refused = foreign.filter((entry) => isBanSpelling(entry) && !this.unadoptableReported.has(entry) && this.options.adoptionRefusal(entry) !== null);
-    for (const entry of refused) {
-      this.unadoptableReported.add(entry);
-      this.log.warn({ entry, reason: this.options.adoptionRefusal(entry) }, 'alias entry not adopted: edgeban would never ban it; it stays in the alias as it was, delete it there if it should not be blocked');
-    }
-    const requests = adoptable.map((address) => ({
+    if (adoptable.length === 0) return;
+    await this.options.ledger.banMany(adoptable.map((address) => ({
       target: this.options.ledgerTarget, address, jail: 'adopted', origin: 'adopted' as const, durationMs: this.options.adoptBantimeMs,
-    }));
-    await this.options.ledger.banMany(requests);
-    this.log.info({ adopted: requests.length }, 'took over alias entries edgeban did not ban (EDGEBAN_FOREIGN_ENTRIES=adopt)');
+    })));
+    this.log.info({ adopted: adoptable.length }, 'took over alias entries edgeban did not ban (EDGEBAN_FOREIGN_ENTRIES=adopt)');
   }
 
   /**
@@ -356,6 +367,7 @@ export class AliasReconciler {
     if (this.notStored === null) return;
     this.notStored = null;
     if (this.lastError?.kind === 'not-stored') this.lastError = null;
+    if (this.state === 'degraded' && !this.blocked && !this.stopped) this.state = 'syncing';
     this.log.info('pf stores every ban again: the adds it had dropped are in the alias now');
   }
 

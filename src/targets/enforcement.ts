@@ -98,8 +98,8 @@ export async function reconcileTargets(reconcilers: readonly AliasReconciler[], 
       continue;
     }
     let result: PassResult;
+    const asked = options.clock.now();
     if (options.running) {
-      const asked = options.clock.now();
       result = await reconciler.runFullPass();
       if (result.at < asked) result = await reconciler.runFullPass();
     } else {
@@ -108,7 +108,9 @@ export async function reconcileTargets(reconcilers: readonly AliasReconciler[], 
       await reconciler.stop();
     }
     const status = reconciler.status();
-    report.push({ target: id, ...result, ok: result.ok && status.pending === 0 && status.lastError === null, pending: status.pending });
+    // The daemon's reconcilers live on: an error from before this run (an outage last week) is not this run's.
+    const errorNow = status.lastError !== null && status.lastError.at >= asked;
+    report.push({ target: id, ...result, ok: result.ok && status.pending === 0 && !errorNow, pending: status.pending });
   }
   return { targets: report };
 }

@@ -15,12 +15,12 @@ const ANSWER_WITHIN_MS = 1_000;
 
 /** Failures of every replica in Redis (see SharedFailureCounter). */
 export class RedisFailureCounter implements SharedFailureCounter {
-  private readonly redis: Pick<Redis, 'eval' | 'del'>;
+  private readonly redis: Pick<Redis, 'eval' | 'del' | 'status'>;
   private readonly prefix: string;
   private readonly replica = randomUUID().slice(0, 8);
   private seq = 0;
 
-  constructor(redis: Pick<Redis, 'eval' | 'del'>, prefix: string) {
+  constructor(redis: Pick<Redis, 'eval' | 'del' | 'status'>, prefix: string) {
     this.redis = redis;
     this.prefix = prefix;
   }
@@ -30,6 +30,8 @@ export class RedisFailureCounter implements SharedFailureCounter {
   }
 
   async record(jail: string, address: string, timeSec: number, nowSec: number, findtimeSec: number): Promise<number> {
+    // Disconnected: answer at once rather than let the client queue the command (the jail counts locally meanwhile).
+    if (this.redis.status !== 'ready') throw new Error(`Redis is not connected (${this.redis.status})`);
     const member = `${this.replica}:${++this.seq}`;
     const horizon = nowSec - findtimeSec;
     return Number(await withinDeadline(this.redis.eval(RECORD_SCRIPT, 1, this.key(jail, address), member, String(timeSec), String(horizon), String(Math.ceil(findtimeSec * 1000)))));

@@ -163,6 +163,9 @@ export async function endRefusedBans(ledger: Ledger, jails: JailDirectory, logge
     if (!guard) guards.set(claim.jail, guard = manualBanGuard(jails.facts(), settings));
     const verdict = guard.check(parseCidr(claim.address));
     if (verdict.ok) continue;
+    // A jail that is not running now (disabled, its filter missing) may have allowed wider or private
+    // bans: without its settings only protected and special addresses end its bans.
+    if (settings === null && claim.jail !== 'manual' && (verdict.reason === 'too-wide' || verdict.reason === 'private')) continue;
     ended += await ledger.unban({ address: claim.address, target: claim.target, jail: claim.jail });
     logger.error({ address: claim.address, jail: claim.jail, target: claim.target, reason: verdict.reason },
       `ended the recorded ban of ${describeRefusal(claim.address, verdict, settings)}; it is not sent to the firewall`);

@@ -154,7 +154,7 @@ export async function moveRenamedTargets(
     const claims = ledger.activeClaims(from);
     if (claims.length === 0) continue;
     await ledger.banMany(claims.map((c) => ({ target: to, address: c.address, jail: c.jail, origin: c.origin, durationMs: c.expiresAt === null ? null : Math.max(1, c.expiresAt - now) })));
-    for (const c of claims) await ledger.unban({ address: c.address, target: from, jail: c.jail });
+    await ledger.unbanAll(from);
     moved += claims.length;
     logger.warn({ from, to, bans: claims.length }, 'bans recorded under an older name of this firewall and alias now belong to its one target');
   }

@@ -1,4 +1,3 @@
-import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { EdgebanEnv } from '../config/env.ts';
 import { createEnforcementRoles, type EnforcementRoles } from '../cluster/enforcement-roles.ts';
@@ -18,7 +17,7 @@ import type { ApiCallRecord } from '../targets/opnsense/client.ts';
 import { createTargetReconciler, ledgerDir, reconcileTargets } from '../targets/enforcement.ts';
 import type { OpnsenseClient } from '../targets/opnsense/client.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
-import { moveAside } from '../util/durable-files.ts';
+import { ensureDirectory, moveAside } from '../util/durable-files.ts';
 import { errorMessage, UserFacingError } from '../util/errors.ts';
 import type { EnforcementTarget } from '../jails/targets.ts';
 import { adoptionRefusal } from '../jails/ban-guard.ts';
@@ -95,7 +94,7 @@ export class Daemon {
     this.config = await loadDaemonConfig(env);
     this.learnSecrets(this.config);
     reportConfig(this.config, logger);
-    await mkdir(env.dataDir, { recursive: true, mode: 0o700 });
+    await ensureDirectory(env.dataDir, 'the data dir');
     if (this.options.resetState && env.ledger.kind === 'redis') {
       // The shared ledger belongs to every replica; one replica's restart must not wipe it.
       throw new UserFacingError('--reset-state applies to the file ledger only; with EDGEBAN_LEDGER=redis end bans with `edgeban unban --all` instead');
@@ -226,29 +225,34 @@ export class Daemon {
     this.pipelines = [];
     if (this.stopping) return { ok: false, message: 'stopping; not reloaded' };
     const before = reconcilerSettings(enforcedTargets(this.config, this.ledger.targets()), previousEnv);
-    // The logger scrubs the array it was given at start: new secrets join it.
-    for (const secret of env.secrets) if (!previousEnv.secrets.includes(secret)) previousEnv.secrets.push(secret);
-    this.options = { ...this.options, env: { ...env, secrets: previousEnv.secrets } };
-    this.config = next;
-    this.learnSecrets(next);
-    reportConfig(next, logger);
-    await this.notifier?.reconfigure(next.notify);
-    this.engine.reload(next.jails.map((j) => j.settings), this.facts);
-    // New targets, firewalls, aliases, credentials or reconcile settings: new reconcilers (the ledger keeps every ban).
-    // A reconciler is its ledger target on one firewall's alias: a jail now naming OPNSENSE_URL's firewall changes the target.
-    const changed = reconcilerSettings(enforcedTargets(next, this.ledger.targets()), env) !== before;
-    if (changed) {
-      await Promise.all(this.reconcilers.map((r) => r.stop()));
-      await this.roles?.release();
-      await Promise.all(this.clients.map((c) => c.close()));
+    let reconcilersStopped = false;
+    try {
+      // The logger scrubs the array it was given at start: new secrets join it.
+      for (const secret of env.secrets) if (!previousEnv.secrets.includes(secret)) previousEnv.secrets.push(secret);
+      this.options = { ...this.options, env: { ...env, secrets: previousEnv.secrets } };
+      this.config = next;
+      this.learnSecrets(next);
+      reportConfig(next, logger);
+      await this.notifier?.reconfigure(next.notify);
+      this.engine.reload(next.jails.map((j) => j.settings), this.facts);
+      // New targets, firewalls, aliases, credentials or reconcile settings: new reconcilers (the ledger keeps every ban).
+      // A reconciler is its ledger target on one firewall's alias: a jail now naming OPNSENSE_URL's firewall changes the target.
+      if (reconcilerSettings(enforcedTargets(next, this.ledger.targets()), env) !== before) {
+        reconcilersStopped = true;
+        await Promise.all(this.reconcilers.map((r) => r.stop()));
+        await this.roles?.release();
+        await Promise.all(this.clients.map((c) => c.close()));
+      }
+      // Once no reconciler serves an old target name: its claims end without their entries being deleted.
+      await moveRenamedTargets(this.ledger, next, env, this.options.clock, logger);
+    } finally {
+      // Whatever failed above (a ledger write, a notifier), the daemon never stays without reconcilers or log readers.
+      if (reconcilersStopped) {
+        this.buildReconcilers();
+        for (const reconciler of this.reconcilers) this.roles?.enforce(reconciler);
+      }
+      if (!this.stopping) await this.startPipelines();
     }
-    // Once no reconciler serves an old target name: its claims end without their entries being deleted.
-    await moveRenamedTargets(this.ledger, next, env, this.options.clock, logger);
-    if (changed) {
-      this.buildReconcilers();
-      for (const reconciler of this.reconcilers) this.roles?.enforce(reconciler);
-    }
-    await this.startPipelines();
     const restartOnly = RESTART_ONLY.filter((key) => JSON.stringify(env[key]) !== JSON.stringify(previousEnv[key]));
     if (restartOnly.length > 0) logger.warn({ settings: restartOnly }, 'these settings changed; they take effect when edgeban restarts');
     const message = `reloaded: ${next.jails.length} jails, ${this.reconcilers.length} targets${restartOnly.length > 0 ? `; restart edgeban to apply ${restartOnly.join(', ')}` : ''}`;

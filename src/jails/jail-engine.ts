@@ -225,7 +225,8 @@ export class JailEngine {
     const { name, findtimeSec } = jail.settings;
     try {
       const total = await this.shared.record(name, address, timeSec, nowMs / 1000, findtimeSec);
-      if (total >= jail.settings.maxretry) await this.shared.reset(name, address);
+      // A failed reset must not undo the count that reached maxretry: the ban goes ahead regardless.
+      if (total >= jail.settings.maxretry) void this.shared.reset(name, address).catch(() => {});
       if (this.sharedDown) this.logger.info('failures are counted across replicas again');
       this.sharedDown = false;
       return total;

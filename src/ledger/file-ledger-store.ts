@@ -152,7 +152,10 @@ export class FileLedgerStore implements LedgerStore {
     const snapshot = await this.readSnapshot();
     const journal = await this.readJournal();
     const problems = [...(snapshot?.problems ?? []), ...(journal?.problems ?? [])];
-    const legacy = (snapshot !== null && snapshot.header?.version === 1) || (journal !== null && journal.header === null && journal.records.some((r) => r.seq === null));
+    // Version 1 created an empty journal at every start and a snapshot only on compaction: a ledger
+    // that never recorded a ban is an empty journal alone, to be upgraded, not damage.
+    const neverUsedV1 = snapshot === null && journal !== null && journal.header === null && journal.records.length === 0 && journal.tornBytes === 0 && journal.problems.length === 0;
+    const legacy = neverUsedV1 || (snapshot !== null && snapshot.header?.version === 1) || (journal !== null && journal.header === null && journal.records.some((r) => r.seq === null));
     const index = new ClaimIndex();
     for (const claim of snapshot?.claims ?? []) index.apply({ op: 'ban', claim });
     const snapshotSeq = snapshot?.header?.lastSeq ?? 0;

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { syncDirectory } from '../util/durable-files.ts';
+import { ensureDirectory, syncDirectory } from '../util/durable-files.ts';
 import { z } from 'zod';
 import type { Logger } from '../logging/logger.ts';
 import { errorMessage } from '../util/errors.ts';
@@ -73,7 +73,7 @@ export async function loadResumeRecords(stateFile: string, logger: Logger): Prom
 /** Writes the records atomically: a crash leaves either the old file or the new one, never a torn one. */
 export async function saveResumeRecords(stateFile: string, records: readonly ResumeRecord[]): Promise<void> {
   const dir = path.dirname(stateFile);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await ensureDirectory(dir, 'the log offsets directory');
   // Unique per write: two writers of one file (once, two followers of one jail) never share a temp file.
   const tmp = `${stateFile}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   const body = `${JSON.stringify({ format: FORMAT, version: 1, files: records }, null, 1)}\n`;

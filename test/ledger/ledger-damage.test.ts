@@ -116,3 +116,16 @@ test('a read-only opener reports the damage and changes nothing on disk', async 
   await store.close();
   assert.deepEqual((await readdir(dir)).sort(), before);
 });
+
+test('a version-1 ledger that never recorded a ban (an empty journal, no snapshot) is upgraded, not reported as damage', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(path.join(dir, JOURNAL_FILE), '');
+  const { ledger, logged } = await reopen(t, dir);
+  assert.equal(ledger.damage(), null, 'no damage');
+  assert.deepEqual(logged.filter((l) => l.level >= 50), [], 'no error logged');
+  await ledger.ban({ target: T, address: '198.51.100.9', jail: 'sshd', origin: 'jail', durationMs: null });
+  await ledger.close();
+  const again = await reopen(t, dir);
+  assert.deepEqual([...again.ledger.activeAddresses(T)], ['198.51.100.9'], 'the upgraded ledger keeps what it records');
+  assert.equal(again.ledger.damage(), null);
+});

@@ -519,7 +519,7 @@ export class LogFollower {
     let limit = 0;
     // Closed to save descriptors and unchanged at its path: nothing to read.
     if (cur && !cur.handle && atPath && atPath.size === cur.asm.pos && atPath.size >= cur.seenSize) cur = null;
-    if (cur && !(await this.reopen(t, cur))) return;
+    if (cur && (await this.reopen(t, cur)) !== 'open') return;
     if (cur) {
       const handle = openHandle(cur);
       let size = (await handle.stat()).size;
@@ -536,7 +536,9 @@ export class LogFollower {
       limit = size;
     }
     for (const d of [...t.draining]) {
-      if (!(await this.reopen(t, d))) {
+      const reopened = await this.reopen(t, d);
+      if (reopened === 'retry') return;
+      if (reopened === 'gone') {
         t.draining.splice(t.draining.indexOf(d), 1);
         continue;
       }
@@ -551,7 +553,7 @@ export class LogFollower {
       }
     }
     if (cur && t.current === cur) {
-      if (!(await this.reopen(t, cur))) return;
+      if ((await this.reopen(t, cur)) !== 'open') return;
       const r = await this.readSource(t, cur, limit, true);
       if (r === 'truncated') await this.onTruncated(t, cur);
       if (r === 'more' || r === 'truncated') t.dirty = true;
@@ -717,12 +719,24 @@ export class LogFollower {
    * else the sibling with its inode (rotated while closed). False when it is nowhere any more:
    * lines written to it after it was closed and before it went were not read, and that is said.
    */
-  private async reopen(t: Track, s: Source): Promise<boolean> {
-    if (s.handle) return true;
+  /** Opens a file closed to save descriptors again: 'gone' when it no longer exists, 'retry' when it could not be opened now (reported on the track). */
+  private async reopen(t: Track, s: Source): Promise<'open' | 'gone' | 'retry'> {
+    if (s.handle) return 'open';
+    let failed = false;
     const openIfSame = async (file: string): Promise<Opened | null> => {
-      const o = await this.openQuiet(file);
-      if (o && o.st.ino === s.ino && o.st.dev === s.dev) return o;
-      await o?.handle.close();
+      let o: Opened;
+      try {
+        o = await openRegularFile(file);
+      } catch (error) {
+        // A descriptor limit or a permission is no reason to give the file up: reported, tried again next poll.
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+          failed = true;
+          this.setError(t, error);
+        }
+        return null;
+      }
+      if (o.st.ino === s.ino && o.st.dev === s.dev) return o;
+      await o.handle.close();
       return null;
     };
     let opened = await openIfSame(s.file);
@@ -730,18 +744,19 @@ export class LogFollower {
       const sib = (await this.siblingsOf(t)).find((x) => x.ino === s.ino && x.dev === s.dev);
       opened = sib ? await openIfSame(sib.path) : null;
       if (!opened) {
+        if (failed) return 'retry';
         if (s !== t.current) {
           this.errors++;
           this.logger.warn({ path: t.path, inode: s.ino, offset: s.committed.offset },
             'a log file closed while quiet (descriptor limit) was rotated away and removed before it was read again: lines written to it after that offset were not read');
         }
-        return false;
+        return 'gone';
       }
       if (sib) s.file = sib.path;
     }
     s.handle = opened.handle;
     this.openFiles++;
-    return true;
+    return 'open';
   }
 
   /**

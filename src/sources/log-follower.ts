@@ -360,7 +360,17 @@ export class LogFollower {
       this.logger.warn({ path: t.path, offset: rec.offset },
         'the file no longer holds what was read before the restart (truncated or replaced, no copy found): reading it from its beginning');
     }
-    t.current = this.makeSource(t.path, t.path, opened, 0, Buffer.alloc(0), false);
+    t.current = await this.startOfFile(t, opened);
+  }
+
+  /**
+   * The file at the path, to be read from its beginning. Its head is taken at once: if it is
+   * copytruncated before our first read, the head is what finds the copy holding those lines.
+   */
+  private async startOfFile(t: Track, opened: Opened): Promise<Source> {
+    const source = this.makeSource(t.path, t.path, opened, 0, Buffer.alloc(0), false);
+    source.head = await readAt(opened.handle, 0, Math.min(ANCHOR_BYTES, opened.st.size));
+    return source;
   }
 
   private makeSource(label: string, file: string, opened: Opened, offset: number, anchor: Buffer, closeAtEof: boolean): Source {
@@ -608,7 +618,7 @@ export class LogFollower {
       const old = siblings.find((s) => s.ino === newest.ino);
       if (old) await this.drainNewerRotations(t, siblings, old, [opened.st.ino]);
     }
-    t.current = this.makeSource(t.path, t.path, opened, 0, Buffer.alloc(0), false);
+    t.current = await this.startOfFile(t, opened);
     return opened.st;
   }
 

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { appendFile, copyFile, mkdir, readFile, rename, stat, truncate, unlink, writeFile } from 'node:fs/promises';
+import { copyFileSync, truncateSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { createLogger } from '../../src/logging/logger.ts';
@@ -304,3 +305,28 @@ for (const [name, rotate] of LAGGING) {
     }
   });
 }
+
+test('copytruncate right after start, before the first read: what the file held at start is read from the copy', async (t) => {
+  const dir = await tempDir(t);
+  const log = path.join(dir, 'app.log');
+  const writer = new NumberedWriter(log);
+  await writer.open();
+  await writer.write(2000);
+  const delivered: number[] = [];
+  const follower = await startFollower({
+    patterns: [log], stateFile: path.join(dir, 'state.json'),
+    onLines: async (lines) => { delivered.push(...lines.map((l) => Number(/^line (\d+)/.exec(l.text)?.[1]))); },
+  });
+  try {
+    // Synchronously, so it lands before the follower's first (asynchronous) read.
+    copyFileSync(log, `${log}.1`);
+    truncateSync(log, 0);
+    await writer.write(100);
+    assert.ok(await waitFor(() => delivered.length >= writer.written));
+    await sleep(100);
+    assert.deepEqual(exactness(delivered, writer.written), expectedExact(writer.written));
+  } finally {
+    await follower.stop();
+    await writer.close();
+  }
+});

@@ -1,0 +1,105 @@
+/**
+ * The seam between the reconciler and an enforcement backend (OPNsense alias, MikroTik address
+ * list, Cloudflare list, pull feed, in-memory). The reconciler knows only this file; each backend
+ * lives in its own folder under src/targets and is chosen by kind from the registry.
+ */
+
+/**
+ * What the reconciler does about a failed call:
+ * - `retry`: transient (network, timeout, 5xx, busy): retried with backoff, target `unreachable`.
+ * - `operator`: needs a human (credentials, privilege, missing list, TLS): not retried until the
+ *   next full pass, target `degraded`, the message says what to fix and where.
+ * - `rejected`: the backend refuses this one entry (invalid for it, list full): the entry is
+ *   reported as rejected, the others go on.
+ */
+export type TargetErrorKind = 'retry' | 'operator' | 'rejected';
+
+export class TargetError extends Error {
+  readonly kind: TargetErrorKind;
+  /** Backend-specific reason for status and metrics, e.g. `forbidden`, `alias-missing`, `timeout`. */
+  readonly reason: string;
+  /** The call that failed, without secrets, e.g. `POST /api/firewall/alias_util/add/x`. */
+  readonly call: string;
+  constructor(kind: TargetErrorKind, reason: string, call: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'TargetError';
+    this.kind = kind;
+    this.reason = reason;
+    this.call = call;
+  }
+}
+
+export interface TargetCapabilities {
+  /** Entries carry their own expiry and the backend removes them even if edgeban is gone. */
+  nativeExpiry: boolean;
+  /** `addMany`/`deleteMany` are implemented and cheaper than single calls. */
+  bulk: boolean;
+  /** `killConnections` is implemented (OPNsense kill_states). */
+  killConnections: boolean;
+  /** Entries carry a comment, so ownership is visible on the backend. */
+  comments: boolean;
+}
+
+/** An entry edgeban wants on the backend. */
+export interface DesiredEntry {
+  /** Canonical spelling (see `canonical`). */
+  address: string;
+  /** Epoch ms when the ban ends, null for permanent. Backends with native expiry set it. */
+  expiresAt: number | null;
+  /** Short text naming jail and expiry, for backends with comments. */
+  comment: string;
+}
+
+/** An entry found on the backend. */
+export interface ListedEntry {
+  /** Canonical spelling. */
+  address: string;
+  /**
+   * Whether the backend marks it as edgeban's (a comment tag, a dedicated feed), or null when the
+   * backend cannot tell (a plain alias: ownership is then decided from the ledger's records).
+   */
+  owned: boolean | null;
+}
+
+export interface TargetCheckResult {
+  /** Problems that stop enforcement, each naming the fix. Empty when usable. */
+  errors: string[];
+  /** Usable but worth knowing (e.g. a Host-type alias reloads the config on each change). */
+  warnings: string[];
+  /** Backend facts for status/doctor (alias type, list id, firmware…). */
+  facts: Record<string, string>;
+}
+
+export interface EdgeTarget {
+  /** Registry kind: `opnsense`, `mikrotik`, `cloudflare`, `feed`, `memory`. */
+  readonly kind: string;
+  /** Human id for logs, status and metrics labels, without secrets, e.g. `https://fw1 fail2ban_blocklist`. */
+  readonly id: string;
+  readonly capabilities: TargetCapabilities;
+  /**
+   * The backend's one spelling of an address or CIDR (the ledger's keys are compared in it), or
+   * null when this backend cannot hold it (e.g. Cloudflare: an IPv6 prefix finer than /64).
+   */
+  canonical(address: string): string | null;
+  /** Checks that the list exists and the credentials may use it. Throws TargetError when unreachable. */
+  check(): Promise<TargetCheckResult>;
+  /** Every entry, all pages, in canonical spelling. */
+  list(): Promise<ListedEntry[]>;
+  add(entry: DesiredEntry): Promise<void>;
+  delete(address: string): Promise<void>;
+  addMany?(entries: readonly DesiredEntry[]): Promise<void>;
+  deleteMany?(addresses: readonly string[]): Promise<void>;
+  /** Drops existing connections from a freshly banned address; returns how many were dropped. */
+  killConnections?(address: string): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** One API call a backend made, for metrics (`edgeban_target_api_requests_total`). */
+export interface TargetCallRecord {
+  kind: string;
+  target: string;
+  /** Path template without addresses or secrets, e.g. `alias_util/add`. */
+  endpoint: string;
+  outcome: 'ok' | TargetErrorKind;
+  durationMs: number;
+}

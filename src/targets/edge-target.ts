@@ -103,3 +103,31 @@ export interface TargetCallRecord {
   outcome: 'ok' | TargetErrorKind;
   durationMs: number;
 }
+
+/** What every backend is built with: no globals, so tests drive time and faults. */
+export interface TargetDeps {
+  clock: { now(): number };
+  logger: import('../logging/logger.ts').Logger;
+  /** Told of every API call (metrics). */
+  onCall?: (call: TargetCallRecord) => void;
+}
+
+/**
+ * One backend kind, as the registry (src/targets/registry.ts) lists it: adding a backend is its
+ * folder plus one registry line. `O` is the backend's validated options.
+ */
+export interface TargetKind<O> {
+  readonly kind: string;
+  /**
+   * Validates the parameters of a jail action `kind[key=value, …]` (values are strings) merged over
+   * the env defaults; errors name the key.
+   */
+  parseOptions(params: Readonly<Record<string, string>>): O;
+  /** Env variable → parameter name, for the default target of this kind (e.g. MIKROTIK_URL → url). */
+  readonly env: Readonly<Record<string, string>>;
+  /** Parameter names whose values are secrets (scrubbed from logs, never in ids). */
+  readonly secretParams: readonly string[];
+  /** The list these options address (two jails with the same identity share one target), without secrets. */
+  identity(options: O): string;
+  create(options: O, deps: TargetDeps): EdgeTarget;
+}

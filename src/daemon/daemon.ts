@@ -112,7 +112,7 @@ export class Daemon {
     // In a cluster every replica dates bans by Redis's clock: from here on everything reads it.
     clock = this.roles.clock;
     this.options = { ...this.options, clock };
-    const store = await openLedgerStore(env, logger);
+    const store = await openLedgerStore(env, logger, { spool: true });
     this.ledger = await Ledger.open({ store, clock, logger });
     this.facts = this.options.networkFacts ?? await guardFacts(this.config, env, logger);
     this.engine = new JailEngine({

@@ -40,3 +40,11 @@ export function claimEnd(claim: BanClaim): number | null {
   if (claim.endedAt !== null) return claim.expiresAt === null ? claim.endedAt : Math.min(claim.endedAt, claim.expiresAt);
   return claim.expiresAt;
 }
+
+/** The mutation types this version knows; a journal may hold others, written by a newer edgeban. */
+export const KNOWN_MUTATION_OPS: ReadonlySet<string> = new Set(LedgerMutationSchema.options.map((o) => o.shape.op.value));
+
+/** The later of a claim's ban and its early end: between two versions of one claim, the later one wins. */
+export function claimVersion(claim: BanClaim): number {
+  return claim.endedAt === null ? claim.bannedAt : Math.max(claim.bannedAt, claim.endedAt);
+}

@@ -6,7 +6,7 @@ import { crc32 } from 'node:zlib';
 import type { Logger } from '../logging/logger.ts';
 import { ensureDirectory, syncDirectory } from '../util/durable-files.ts';
 import { UserFacingError } from '../util/errors.ts';
-import { BanClaimSchema, LedgerMutationSchema, type BanClaim, type LedgerMutation } from './ban-claim.ts';
+import { BanClaimSchema, KNOWN_MUTATION_OPS, LedgerMutationSchema, type BanClaim, type LedgerMutation } from './ban-claim.ts';
 import { ClaimIndex } from './claim-index.ts';
 import { describeIoError, LedgerWriteError, type LedgerDamage, type LedgerStore } from './ledger-store.ts';
 import { processStartTime } from './process-start-time.ts';
@@ -81,8 +81,8 @@ interface JournalHeader { format: string; version: number; ledger: string; after
 interface SnapshotRead { header: SnapshotHeader | null; claims: BanClaim[]; problems: string[] }
 interface JournalRead {
   header: JournalHeader | null;
-  /** Records in order; legacy (version 1) records have no sequence number. */
-  records: Array<{ seq: number | null; mutation: LedgerMutation }>;
+  /** Records in order; legacy (version 1) records have no sequence number; null: a type this version does not know. */
+  records: Array<{ seq: number | null; mutation: LedgerMutation | null }>;
   goodLength: number;
   tornBytes: number;
   problems: string[];
@@ -123,6 +123,7 @@ export class FileLedgerStore implements LedgerStore {
   private journalRecords = 0;
   private liveClaims = 0;
   private damageReport: LedgerDamage | null = null;
+  private readonly unknownSkipped: { count: number; last: string | null } = { count: 0, last: null };
   private readonly queue: WriteTask[] = [];
   private writing = false;
   private lockHeld = false;
@@ -186,7 +187,7 @@ export class FileLedgerStore implements LedgerStore {
           expected = seq + 1;
           lastSeq = seq;
         }
-        index.apply(mutation);
+        if (mutation !== null) index.apply(mutation);
       }
       const committed = journal.header?.committed ?? 0;
       if (committed > lastSeq) {
@@ -221,6 +222,11 @@ export class FileLedgerStore implements LedgerStore {
 
   damage(): LedgerDamage | null {
     return this.damageReport;
+  }
+
+  /** Journal records of mutation types this version does not know (a newer edgeban wrote them), skipped at load. */
+  unknownMutations(): { count: number; last: string | null } {
+    return { ...this.unknownSkipped };
   }
 
   append(mutations: readonly LedgerMutation[]): Promise<void> {
@@ -465,6 +471,7 @@ export class FileLedgerStore implements LedgerStore {
       }
       if (lineNumber === 1 && !decoded.ok) problems.push(`journal ${this.journalPath}: its header (line 1) is unreadable (${decoded.reason})`);
       const record = decoded.ok ? parseRecord(decoded.value) : null;
+      if (record?.unknownOp !== undefined) this.skipUnknown(lineNumber, record.seq, record.unknownOp);
       if (record) {
         if (bad.length > 0) {
           problems.push(`journal ${this.journalPath}: unreadable record(s) at line ${lineList(bad)}`);
@@ -481,6 +488,18 @@ export class FileLedgerStore implements LedgerStore {
       throw new LedgerCorruptError(this.journalPath, 1, problems[0]!);
     }
     return { header, records, goodLength, tornBytes: bytes - goodLength, problems };
+  }
+
+  /**
+   * A record whose mutation type this version does not know (written by a newer edgeban): skipped
+   * with a warning naming it, counted for status, never damage or a refusal to start. Its sequence
+   * number still counts, so no gap is reported for it.
+   */
+  private skipUnknown(line: number, seq: number | null, op: string): void {
+    this.unknownSkipped.count++;
+    this.unknownSkipped.last = `${this.journalPath} line ${line}${seq === null ? '' : ` (record ${seq})`}, op ${JSON.stringify(op)}`;
+    this.logger.warn({ file: this.journalPath, line, record: seq, op },
+      'skipped a ledger journal record of a type this version does not know (written by a newer edgeban?); upgrade edgeban to apply it');
   }
 
   private async acquireLock(): Promise<void> {
@@ -526,11 +545,16 @@ async function isLockHolderAlive(pid: number, recordedStart: string | undefined)
   return start === recordedStart;
 }
 
-/** A version-2 record `{seq, m}`, or a version-1 record (the bare mutation). */
-function parseRecord(value: unknown): { seq: number | null; mutation: LedgerMutation } | null {
+/**
+ * A version-2 record `{seq, m}`, or a version-1 record (the bare mutation). A well-formed record
+ * of an op this version does not know comes back with `mutation: null` and its op.
+ */
+function parseRecord(value: unknown): { seq: number | null; mutation: LedgerMutation | null; unknownOp?: string } | null {
   const record = value as { seq?: unknown; m?: unknown };
   if (typeof record === 'object' && record !== null && 'm' in record) {
     if (typeof record.seq !== 'number' || !Number.isInteger(record.seq) || record.seq <= 0) return null;
+    const op = (record.m as { op?: unknown } | null)?.op;
+    if (typeof op === 'string' && !KNOWN_MUTATION_OPS.has(op)) return { seq: record.seq, mutation: null, unknownOp: op.slice(0, 40) };
     const mutation = LedgerMutationSchema.safeParse(record.m);
     return mutation.success ? { seq: record.seq, mutation: mutation.data } : null;
   }
@@ -546,11 +570,11 @@ function lineList(lines: readonly number[]): string {
   return lines.length <= 5 ? lines.join(', ') : `${lines.slice(0, 5).join(', ')} and ${lines.length - 5} more`;
 }
 
-function encodeLine(json: string): string {
+export function encodeLine(json: string): string {
   return `${crc32(json).toString(16).padStart(8, '0')} ${json}\n`;
 }
 
-function decodeLine(line: string): { ok: true; value: unknown } | { ok: false; reason: string } {
+export function decodeLine(line: string): { ok: true; value: unknown } | { ok: false; reason: string } {
   const space = line.indexOf(' ');
   if (space !== 8) return { ok: false, reason: 'no checksum' };
   const json = line.slice(9);

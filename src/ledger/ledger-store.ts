@@ -41,8 +41,10 @@ export interface LedgerStore {
    * delivered; rejects when the store is unreachable. A single-writer store is always caught up.
    */
   catchUp?(timeoutMs?: number): Promise<void>;
-  /** Shared stores: mutations of types this version does not know, skipped (a newer writer), and the last one. */
+  /** Mutations of types this version does not know, skipped (a newer writer), and the last one. */
   unknownMutations?(): { count: number; last: string | null };
+  /** Shared stores: why the shared ledger cannot be reached now (naming its server), or null while it can. */
+  unreachable?(): string | null;
   close(): Promise<void>;
 }
 

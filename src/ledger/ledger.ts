@@ -187,6 +187,11 @@ export class Ledger {
     return skipped && skipped.count > 0 ? skipped : null;
   }
 
+  /** Why the shared ledger cannot be reached now (its server named), or null while it can (always null for the file ledger). */
+  unreachable(): string | null {
+    return this.store.unreachable?.() ?? null;
+  }
+
   /** Damage the store found and recovered from at start-up (for status), or null. */
   damage(): LedgerDamage | null {
     return this.store.damage();

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { EdgebanEnv } from '../config/env.ts';
 import type { Logger } from '../logging/logger.ts';
 import { ledgerDir } from '../targets/enforcement.ts';
@@ -7,6 +8,11 @@ import type { LedgerStore } from './ledger-store.ts';
 export interface OpenLedgerStoreOptions {
   /** File store only: open without the writer lock and never write (a command beside a running daemon). */
   readOnly?: boolean;
+  /**
+   * Redis store, the daemon: changes made while Redis is unreachable are spooled in the data dir
+   * and replayed. A one-off command runs without one (it would exit before replaying), failing at once instead.
+   */
+  spool?: boolean;
 }
 
 /**
@@ -18,7 +24,10 @@ export async function openLedgerStore(env: Pick<EdgebanEnv, 'dataDir' | 'ledger'
   if (settings.kind === 'redis') {
     // Loaded only for Redis: ioredis costs idle memory in every file-ledger daemon.
     const { RedisLedgerStore } = await import('./redis-ledger-store.ts');
-    return RedisLedgerStore.open({ url: settings.url, password: settings.password, prefix: settings.prefix, logger });
+    return RedisLedgerStore.open({
+      url: settings.url, password: settings.password, prefix: settings.prefix, logger,
+      ...(options.spool ? { spoolDir: path.join(env.dataDir, 'ledger-spool') } : {}),
+    });
   }
   return FileLedgerStore.open({ dir: ledgerDir(env), logger, ...(options.readOnly ? { readOnly: true } : {}) });
 }

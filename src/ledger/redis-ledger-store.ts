@@ -3,9 +3,10 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { z } from 'zod';
 import type { Logger } from '../logging/logger.ts';
 import { UserFacingError } from '../util/errors.ts';
-import { BanClaimSchema, LedgerMutationSchema, type BanClaim, type LedgerMutation } from './ban-claim.ts';
+import { BanClaimSchema, claimVersion, KNOWN_MUTATION_OPS, LedgerMutationSchema, type BanClaim, type LedgerMutation } from './ban-claim.ts';
 import { ClaimIndex } from './claim-index.ts';
 import type { LedgerDamage, LedgerStore } from './ledger-store.ts';
+import { LedgerSpool } from './ledger-spool.ts';
 
 export interface RedisLedgerStoreOptions {
   /** redis:// or rediss:// (TLS). */
@@ -21,8 +22,11 @@ export interface RedisLedgerStoreOptions {
   blockMs?: number;
   /** How long open() waits for Redis to answer (ms). */
   connectTimeoutMs?: number;
-  /** Extra ioredis options (tests shorten the reconnect backoff). */
-  redisOptions?: Partial<RedisOptions>;
+  /**
+   * Where bans and unbans decided while Redis is unreachable are kept (fsync'ed) until they are
+   * replayed; without it (a one-off command) such a change fails at once instead.
+   */
+  spoolDir?: string;
 }
 
 /** A journal entry or snapshot in Redis that is not what edgeban wrote. */
@@ -35,8 +39,10 @@ export class RedisLedgerCorruptError extends UserFacingError {
 }
 
 const FORMAT = 'edgeban-ledger-1';
-const KNOWN_OPS: ReadonlySet<string> = new Set(LedgerMutationSchema.options.map((o) => o.shape.op.value));
 const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+// A write Redis has not acknowledged by then is spooled too (log processing never waits on Redis);
+// if it lands after all, readers drop the replayed copy (same writer and sequence number).
+const WRITE_DEADLINE_MS = 2_000;
 const PAGE = 1000;
 const LOAD_ATTEMPTS = 5;
 // A replaced snapshot lingers this long, so a replica loading it meanwhile can finish.
@@ -53,11 +59,13 @@ const MetaSchema = z.object({
   claims: z.coerce.number().int().nonnegative(),
   /** Journal entries below this id were trimmed. */
   trimmedBelow: z.string(),
+  /** Entries ever appended (each entry carries its number): going backwards means Redis lost data (an older RDB). */
+  entries: z.coerce.number().int().nonnegative().default(0),
 });
 type Meta = z.infer<typeof MetaSchema>;
 
-const EntrySchema = z.object({ w: z.string().min(1), n: z.coerce.number().int().positive(), m: z.string() });
-interface Entry { writer: string; seq: number; mutations: LedgerMutation[] }
+const EntrySchema = z.object({ w: z.string().min(1), n: z.coerce.number().int().positive(), m: z.string(), e: z.coerce.number().int().positive().optional() });
+interface Entry { writer: string; seq: number; mutations: LedgerMutation[]; ordinal: number | null }
 
 // Creates the meta hash of an empty ledger unless one exists; returns it.
 const INIT_SCRIPT = `
@@ -92,11 +100,22 @@ if meta[1] ~= ARGV[1] or meta[2] ~= KEYS[2] or redis.call('EXISTS', KEYS[2]) == 
 redis.call('HSET', KEYS[1], 'snapshotKey', '', 'claims', '0')
 return 1`;
 
+// Appends one journal entry numbered by the meta's entry counter (creating the meta of an empty
+// ledger, with a new epoch, if Redis lost it), so a replica notices a Redis that went back in time.
+const APPEND_SCRIPT = `
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], 'format', ARGV[5], 'epoch', ARGV[4], 'snapshotId', '0-0', 'snapshotKey', '', 'claims', '0', 'trimmedBelow', '0-0')
+end
+local n = redis.call('HINCRBY', KEYS[1], 'entries', 1)
+return redis.call('XADD', KEYS[2], '*', 'w', ARGV[1], 'n', ARGV[2], 'm', ARGV[3], 'e', n)`;
+
 const RELEASE_LOCK_SCRIPT = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 
 interface PendingAppend { keys: string[]; id: string | null }
+/** A batch in the spool: `seq` is its sequence number in the journal once replayed; `sent` once Redis has it. */
+interface SpooledBatch { seq: number; mutations: LedgerMutation[]; sent: boolean }
 interface CatchUpWaiter { target: string; resolve: () => void }
 
 /**
@@ -118,6 +137,18 @@ interface CatchUpWaiter { target: string; resolve: () => void }
  * still in flight, the difference as `ban` (the claim as the stream has it) and `purge` mutations.
  *
  * Durability is Redis's: run it with appendonly yes (appendfsync always for no loss on a power cut).
+ *
+ * Outages: with a spool (the daemon), a change made while Redis is unreachable (or slow to
+ * acknowledge) is written to a local fsync'ed spool and counts as durable; the spool is replayed in
+ * order as soon as Redis answers, each change dropped if the journal holds a later version of the
+ * same claim (an unban made elsewhere meanwhile wins). Log processing never waits on Redis, and no
+ * command is dropped by the client's retry limits (the writer's queue never gives up).
+ *
+ * Lost data: each entry is numbered by a counter in the meta; an epoch that changed, a counter or
+ * entry number that went backwards (Redis restored from an older snapshot) or a snapshot that
+ * vanished make every replica write back the claims it knows in a later version than Redis has,
+ * so bans stay edgeban's and nothing is forgotten; an unban recorded meanwhile (even one that
+ * matched nothing in the emptied ledger) wins over the older claims written back.
  */
 export class RedisLedgerStore implements LedgerStore {
   private readonly redis: Redis;
@@ -146,6 +177,16 @@ export class RedisLedgerStore implements LedgerStore {
   private closed = false;
   private readonly closedSignal = Promise.withResolvers<void>();
   private connectionDown = false;
+  private spool: LedgerSpool | null = null;
+  /** The spool's batches, in its order. */
+  private spooled: SpooledBatch[] = [];
+  private replaying: Promise<void> | null = null;
+  private resyncing: Promise<void> | null = null;
+  /** The highest entry number seen: a lower one later means Redis went back in time. */
+  private seenEntries = 0;
+  private rolledBack = false;
+  /** Ends that matched no claim (Redis lost it): key → latest end time, so a claim written back older than it stays ended. */
+  private tombstones = new Map<string, number>();
   private damageReport: LedgerDamage | null = null;
   private readonly unknownSkipped: { count: number; last: string | null } = { count: 0, last: null };
   /** The last connection error, for messages. */
@@ -156,11 +197,14 @@ export class RedisLedgerStore implements LedgerStore {
     this.prefix = options.prefix;
     this.compactAfterRecords = options.compactAfterRecords ?? 50_000;
     this.blockMs = options.blockMs ?? 5_000;
+    // The production settings, used by the tests as they are: a command is never dropped by a retry
+    // limit (ioredis's default gives queued commands up after 20 reconnect attempts); appends never
+    // wait on it (they spool after WRITE_DEADLINE_MS), and other callers set their own deadlines.
     const redisOptions: RedisOptions = {
       protocol: 2,
       connectionName: 'edgeban-ledger',
+      maxRetriesPerRequest: null,
       ...(options.password ? { password: options.password } : {}),
-      ...options.redisOptions,
     };
     this.redis = new Redis(options.url, redisOptions);
     // The blocking reader waits through outages; after a reconnect ioredis resends its XREAD from the same id.
@@ -169,7 +213,10 @@ export class RedisLedgerStore implements LedgerStore {
       connection.on('error', (error: Error) => this.connectionLost(error));
       connection.on('ready', () => this.connectionBack());
     }
+    this.spoolDir = options.spoolDir ?? null;
   }
+
+  private readonly spoolDir: string | null;
 
   static async open(options: RedisLedgerStoreOptions): Promise<RedisLedgerStore> {
     const store = new RedisLedgerStore(options);
@@ -187,6 +234,7 @@ export class RedisLedgerStore implements LedgerStore {
     } finally {
       clearTimeout(timer);
     }
+    if (store.spoolDir !== null) store.spool = await LedgerSpool.open(store.spoolDir, store.logger);
     return store;
   }
 
@@ -202,20 +250,38 @@ export class RedisLedgerStore implements LedgerStore {
     this.installState(state);
     if (this.damageReport) this.damageReport.keptClaims = state.index.size;
     this.view = copyIndex(state.index);
+    // Changes a previous run spooled were acknowledged as recorded: they hold until replayed.
+    for (const mutations of this.spool?.batches() ?? []) {
+      const seq = this.track(mutations);
+      for (const mutation of mutations) this.view.apply(mutation);
+      this.spooled.push({ seq, mutations, sent: false });
+    }
     this.loaded = true;
-    return [...state.index.all()];
+    this.replaySoon();
+    return [...this.view.all()];
   }
 
   append(mutations: readonly LedgerMutation[]): Promise<void> {
     if (mutations.length === 0) return Promise.resolve();
     if (this.closed) return Promise.reject(new Error('ledger store closed'));
     if (!this.loaded) return Promise.reject(new Error('ledger store used before load()'));
-    // Fail at once rather than queue behind reconnects: the caller (a jail, `edgeban ban`) learns
-    // now that nothing was recorded, and nothing lands later that it was told had failed.
+    // Behind spooled changes, a change is spooled too: the journal keeps the order they were made in.
+    if (this.spool && (this.redis.status !== 'ready' || this.spooled.length > 0)) return this.spoolBatch(mutations, this.track(mutations));
+    // Without a spool, fail at once rather than queue behind reconnects: the caller (`edgeban ban`)
+    // learns now that nothing was recorded, and nothing lands later that it was told had failed.
     if (this.redis.status !== 'ready') {
-      return Promise.reject(new Error(`the shared ledger in Redis is unreachable${this.lastError ? ` (${this.lastError})` : ''}; nothing was recorded`));
+      return Promise.reject(new Error(`${this.unreachable() ?? 'the shared ledger in Redis is unreachable'}; nothing was recorded`));
     }
-    return this.write(mutations);
+    if (!this.spool) return this.write(mutations);
+    return this.writeOrSpool(mutations);
+  }
+
+  /** Why the shared ledger cannot be written now (naming Redis), or null while it can. */
+  unreachable(): string | null {
+    if (this.closed || this.redis.status === 'ready') return null;
+    const spooled = this.spooled.filter((b) => !b.sent).length;
+    return `the shared ledger in Redis is unreachable${this.lastError ? ` (${this.lastError})` : ''}` +
+      (this.spool ? `; ${spooled} change(s) decided meanwhile are kept in ${this.spool.file} and replayed in order once Redis answers` : '');
   }
 
   /**
@@ -308,14 +374,159 @@ export class RedisLedgerStore implements LedgerStore {
 
   // ---- writing ----
 
-  private async write(mutations: readonly LedgerMutation[]): Promise<void> {
+  /** Marks the addresses of a write as in flight (the tail does not overwrite them); returns its sequence number. */
+  private track(mutations: readonly LedgerMutation[]): number {
     const seq = ++this.seq;
     const pending: PendingAppend = { keys: mutations.map(addressKeyOf), id: null };
     this.pending.set(seq, pending);
     for (const key of pending.keys) this.pendingPerKey.set(key, (this.pendingPerKey.get(key) ?? 0) + 1);
+    return seq;
+  }
+
+  private write(mutations: readonly LedgerMutation[], seq = this.track(mutations)): Promise<void> {
+    return this.send(seq, mutations);
+  }
+
+  /**
+   * Sends directly; a write not acknowledged within WRITE_DEADLINE_MS (Redis slow or going away) is
+   * spooled under the same sequence number, and the caller goes on. Should the first send land
+   * after all, readers drop the replayed copy as a duplicate.
+   */
+  private async writeOrSpool(mutations: readonly LedgerMutation[]): Promise<void> {
+    const seq = this.track(mutations);
+    const sending = this.send(seq, mutations, false);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => { timer = setTimeout(() => resolve('late'), WRITE_DEADLINE_MS); });
+    const first = await Promise.race([sending.then(() => 'sent' as const), late]).finally(() => clearTimeout(timer));
+    if (first === 'sent') {
+      for (const mutation of mutations) this.view.apply(mutation);
+      return;
+    }
+    const batch: SpooledBatch = { seq, mutations: [...mutations], sent: false };
+    try {
+      await this.spoolBatch(mutations, seq, batch);
+    } catch {
+      // The spool failed too: the send is all there is; its outcome is the caller's.
+      await sending;
+      for (const mutation of mutations) this.view.apply(mutation);
+      return;
+    }
+    sending.then(() => { batch.sent = true; this.replaySoon(); }, () => this.replaySoon());
+  }
+
+  /** Writes a batch to the local spool (durable once this resolves); it is replayed once Redis answers. */
+  private async spoolBatch(mutations: readonly LedgerMutation[], seq: number, batch: SpooledBatch = { seq, mutations: [...mutations], sent: false }): Promise<void> {
+    try {
+      await this.spool!.add(mutations);
+    } catch (error) {
+      this.settle(seq);
+      this.deliver(this.reconcile(new Set(mutations.map(addressKeyOf))));
+      throw error;
+    }
+    for (const mutation of mutations) this.view.apply(mutation);
+    if (this.spooled.length === 0) this.logger.warn({ file: this.spool!.file }, 'Redis does not answer: bans and unbans are kept in the local spool and replayed in order once it does');
+    this.spooled.push(batch);
+    this.replaySoon();
+  }
+
+  /** Replays the spool in the background once Redis answers (one replay at a time). */
+  private replaySoon(): void {
+    if (this.replaying || this.closed || !this.loaded || this.spooled.length === 0 || this.redis.status !== 'ready') return;
+    this.replaying = this.replay()
+      .catch((error: unknown) => this.logger.warn({ err: describe(error) }, 'could not replay the ledger spool to Redis yet; trying again once it answers'))
+      .finally(() => {
+        this.replaying = null;
+        if (this.spooled.some((b) => !b.sent) && this.redis.status === 'ready' && !this.closed) setTimeout(() => this.replaySoon(), 500).unref();
+      });
+  }
+
+  /**
+   * Reads the journal up to its end (so a later version made elsewhere is known), then sends the
+   * spooled batches in order, each without the changes the journal already holds a later version
+   * of; replayed batches leave the spool.
+   */
+  private async replay(): Promise<void> {
+    await this.untilClosed(this.readToEnd());
+    let replayed = 0;
+    try {
+      for (const batch of this.spooled) {
+        if (this.closed) return;
+        if (batch.sent) continue;
+        const fresh = this.withoutStale(batch.mutations);
+        if (fresh.length > 0) {
+          await this.untilClosed(this.send(batch.seq, fresh, false));
+        } else {
+          this.settle(batch.seq);
+          this.deliver(this.reconcile(new Set(batch.mutations.map(addressKeyOf))));
+        }
+        if (fresh.length < batch.mutations.length) {
+          this.logger.info({ dropped: batch.mutations.length - fresh.length }, 'spooled changes superseded by later ones in the shared ledger were not replayed');
+          this.deliver(this.reconcile(new Set(batch.mutations.map(addressKeyOf))));
+        }
+        batch.sent = true;
+        replayed++;
+      }
+    } finally {
+      let done = 0;
+      while (done < this.spooled.length && this.spooled[done]!.sent) done++;
+      if (done > 0 && !this.closed) {
+        await this.spool!.dropFirst(done);
+        this.spooled.splice(0, done);
+        if (replayed > 0) this.logger.info({ batches: replayed }, 'replayed the changes spooled while Redis was unreachable');
+      }
+    }
+  }
+
+  /** Reads the journal from this replica's position to its end now (resyncing if Redis lost data). */
+  private async readToEnd(): Promise<void> {
+    const meta = await this.readMeta();
+    if (this.lostData(meta) || (meta !== null && compareIds(meta.trimmedBelow, this.lastId) > 0)) {
+      await this.resync(meta, this.lostData(meta));
+      return;
+    }
+    for (;;) {
+      const page = await this.redis.xrange(this.journalKey, `(${this.lastId}`, '+', 'COUNT', PAGE);
+      this.process(page);
+      if (this.rolledBack) {
+        await this.resync(await this.readMeta(), true);
+        return;
+      }
+      if (page.length < PAGE) return;
+    }
+  }
+
+  /** Whether `meta` shows Redis lost data this replica had seen: emptied, recreated, or gone back in time. */
+  private lostData(meta: Meta | null): boolean {
+    return meta === null || meta.epoch !== this.epoch || meta.entries < this.seenEntries;
+  }
+
+  /** The mutations of a spooled batch the journal holds no later version of. */
+  private withoutStale(mutations: readonly LedgerMutation[]): LedgerMutation[] {
+    const fresh: LedgerMutation[] = [];
+    for (const mutation of mutations) {
+      if (mutation.op === 'ban') {
+        const current = this.mirror.get(mutation.claim.target, mutation.claim.address, mutation.claim.jail);
+        if (current === undefined || claimVersion(current) <= claimVersion(mutation.claim)) fresh.push(mutation);
+      } else if (mutation.op === 'end') {
+        // Ends only the claims made before it: a ban made elsewhere since stays.
+        const ended = this.mirror.claimsOf(mutation.target, mutation.address)
+          .filter((c) => (mutation.jail === null || c.jail === mutation.jail) && c.endedAt === null && c.bannedAt <= mutation.at);
+        for (const claim of ended) fresh.push({ op: 'end', target: mutation.target, address: mutation.address, jail: claim.jail, at: mutation.at });
+        if (ended.length === 0 && this.mirror.claimsOf(mutation.target, mutation.address).length === 0) fresh.push(mutation);
+      } else {
+        fresh.push(mutation);
+      }
+    }
+    return fresh;
+  }
+
+  /** Appends one entry; `applyToView` false when the caller applies it (or already did). */
+  private async send(seq: number, mutations: readonly LedgerMutation[], applyToView = true): Promise<void> {
+    const pending = this.pending.get(seq);
+    if (!pending) throw new Error('ledger write not tracked');
     let id: string | null;
     try {
-      id = await this.redis.xadd(this.journalKey, '*', 'w', this.writerId, 'n', String(seq), 'm', JSON.stringify(mutations));
+      id = String(await this.redis.eval(APPEND_SCRIPT, 2, this.metaKey, this.journalKey, this.writerId, String(seq), JSON.stringify(mutations), randomUUID(), FORMAT));
     } catch (error) {
       // Not stored (as far as we know): whatever the tail delivered meanwhile stays as the stream has it.
       this.settle(seq);
@@ -324,7 +535,7 @@ export class RedisLedgerStore implements LedgerStore {
     }
     pending.id = id;
     // Durable now: the Ledger applies it as this resolves (it may already have arrived through the tail).
-    for (const mutation of mutations) this.view.apply(mutation);
+    if (applyToView) for (const mutation of mutations) this.view.apply(mutation);
     // Already passed by a reload that covered it: it will never be read back one by one.
     if (id !== null && this.pending.has(seq) && compareIds(id, this.lastId) <= 0) {
       this.settle(seq);
@@ -372,31 +583,36 @@ export class RedisLedgerStore implements LedgerStore {
       const meta = await this.ensureMeta();
       const index = new ClaimIndex();
       let claims = await this.readSnapshot(meta);
+      let snapshotLost = false;
       if (claims === null && await this.snapshotLost(meta)) {
         this.recordDamage(`snapshot key ${meta.snapshotKey} is missing: the ${meta.claims} claims it held (every ban recorded up to journal entry ${meta.snapshotId}) are lost`);
         claims = [];
+        snapshotLost = true;
       }
       // The snapshot was replaced and expired under us: start over from the new one.
       if (claims === null) continue;
       for (const claim of claims) index.apply({ op: 'ban', claim });
       const applied = new Map<string, number>();
+      const tombstones = new Map<string, number>();
       let lastId = meta.snapshotId;
       let records = 0;
+      let entries = meta.entries;
       for (;;) {
         const page = await this.redis.xrange(this.journalKey, `(${lastId}`, '+', 'COUNT', PAGE);
         for (const [id, fields] of page) {
           lastId = id;
           const entry = this.decodeEntry(id, fields, strict);
           if (entry === null || isDuplicate(applied, entry)) continue;
-          for (const mutation of entry.mutations) index.apply(mutation);
+          for (const mutation of entry.mutations) applyNoting(index, tombstones, mutation);
           records += entry.mutations.length;
+          entries = Math.max(entries, entry.ordinal ?? 0);
         }
         if (page.length < PAGE) break;
       }
       const after = await this.readMeta();
       // Trimmed past our snapshot while we read: entries may be missing.
       if (after === null || after.epoch !== meta.epoch || compareIds(after.trimmedBelow, meta.snapshotId) > 0) continue;
-      return { index, applied, lastId, epoch: meta.epoch, snapshotId: meta.snapshotId, records };
+      return { index, applied, lastId, epoch: meta.epoch, snapshotId: meta.snapshotId, records, entries, tombstones, snapshotLost };
     }
     throw new UserFacingError(`the shared ledger in Redis (${this.metaKey}) changed under every one of ${LOAD_ATTEMPTS} attempts to read it; is another edgeban compacting in a loop?`);
   }
@@ -408,6 +624,9 @@ export class RedisLedgerStore implements LedgerStore {
     this.epoch = state.epoch;
     this.snapshotId = state.snapshotId;
     this.recordsSinceSnapshot = state.records;
+    this.seenEntries = state.entries;
+    this.tombstones = state.tombstones;
+    this.rolledBack = false;
   }
 
   private async ensureMeta(): Promise<Meta> {
@@ -465,7 +684,7 @@ export class RedisLedgerStore implements LedgerStore {
     const entry = EntrySchema.safeParse(object);
     const raw = entry.success ? parseJson(entry.data.m) : null;
     const mutations = entry.success ? z.array(LedgerMutationSchema).safeParse(Array.isArray(raw) ? raw.filter((m) => !this.isUnknownOp(id, m)) : raw) : null;
-    if (entry.success && mutations?.success) return { writer: entry.data.w, seq: entry.data.n, mutations: mutations.data };
+    if (entry.success && mutations?.success) return { writer: entry.data.w, seq: entry.data.n, mutations: mutations.data, ordinal: entry.data.e ?? null };
     if (strict) throw new RedisLedgerCorruptError(this.journalKey, `entry ${id}`, 'not a ledger mutation');
     this.logger.error({ key: this.journalKey, entry: id }, 'skipped a shared-ledger journal entry that is not a ledger mutation');
     return null;
@@ -478,7 +697,7 @@ export class RedisLedgerStore implements LedgerStore {
    */
   private isUnknownOp(id: string, mutation: unknown): boolean {
     const op = (mutation as { op?: unknown } | null)?.op;
-    if (typeof op !== 'string' || KNOWN_OPS.has(op)) return false;
+    if (typeof op !== 'string' || KNOWN_MUTATION_OPS.has(op)) return false;
     this.unknownSkipped.count++;
     this.unknownSkipped.last = `entry ${id}, op ${JSON.stringify(op.slice(0, 40))}`;
     this.logger.warn({ key: this.journalKey, entry: id, op: op.slice(0, 40) }, 'skipped a shared-ledger mutation of a type this version does not know (written by a newer edgeban?); upgrade this replica');
@@ -506,19 +725,21 @@ export class RedisLedgerStore implements LedgerStore {
         // fine now was fine when the read ran.
         const meta = await this.untilClosed(this.readMeta());
         if (this.closed) break;
-        if (meta === null || meta.epoch !== this.epoch || compareIds(meta.trimmedBelow, from) > 0) {
-          await this.resync(meta);
+        if (this.lostData(meta) || compareIds(meta!.trimmedBelow, from) > 0) {
+          await this.resync(meta, this.lostData(meta));
         } else {
-          if (compareIds(meta.snapshotId, this.snapshotId) > 0) {
+          if (compareIds(meta!.snapshotId, this.snapshotId) > 0) {
             // Another replica compacted: its snapshot covers what this one counted.
-            this.snapshotId = meta.snapshotId;
+            this.snapshotId = meta!.snapshotId;
             this.recordsSinceSnapshot = 0;
           }
           if (reply && reply[0]) this.process(reply[0][1]);
+          if (this.rolledBack) await this.resync(await this.readMeta(), true);
         }
         if (failures > 0) this.logger.info('shared ledger reads from Redis again');
         failures = 0;
         this.resolveWaiters();
+        this.replaySoon();
       } catch (error) {
         if (this.closed) break;
         if (error instanceof RedisLedgerCorruptError) this.logger.error({ err: error.message }, 'shared ledger unreadable');
@@ -532,11 +753,21 @@ export class RedisLedgerStore implements LedgerStore {
   private process(entries: ReadonlyArray<[id: string, fields: string[]]>): void {
     const touched = new Set<string>();
     for (const [id, fields] of entries) {
-      this.lastId = id;
+      // Already read (the tail and a replay's catch-up both read the journal).
+      if (compareIds(id, this.lastId) <= 0) continue;
       const entry = this.decodeEntry(id, fields, false);
+      if (entry?.ordinal != null) {
+        if (entry.ordinal <= this.seenEntries) {
+          // Numbered as one already seen: Redis went back to an older state, then was written to again.
+          this.rolledBack = true;
+          break;
+        }
+        this.seenEntries = entry.ordinal;
+      }
+      this.lastId = id;
       if (entry === null || isDuplicate(this.applied, entry)) continue;
       for (const mutation of entry.mutations) {
-        this.mirror.apply(mutation);
+        applyNoting(this.mirror, this.tombstones, mutation);
         touched.add(addressKeyOf(mutation));
       }
       this.recordsSinceSnapshot += entry.mutations.length;
@@ -545,27 +776,53 @@ export class RedisLedgerStore implements LedgerStore {
     this.deliver(this.reconcile(touched));
   }
 
-  /** The journal is not continuous from our position any more (trimmed, or Redis lost its data): reload. */
-  private async resync(meta: Meta | null): Promise<void> {
-    const lost = meta === null || meta.epoch !== this.epoch;
-    if (lost) this.logger.error('the shared ledger in Redis was emptied (restarted without persistence, or flushed); writing back the claims this replica knows that it lacks');
+  /**
+   * The journal is not continuous from our position any more: reload. When Redis lost data this
+   * replica had seen (`lost`: emptied, recreated, gone back to an older snapshot, or its snapshot
+   * vanished), the claims this replica holds in a later version than Redis now has are written
+   * back, so no ban is forgotten (its alias entry would turn foreign) and no unban undone; an end
+   * recorded meanwhile that matched nothing wins over an older claim written back.
+   */
+  private async resync(meta: Meta | null, lost: boolean): Promise<void> {
+    // The tail and a replay may both find the journal discontinuous: one reload at a time.
+    while (this.resyncing) await this.resyncing;
+    const done = this.resyncNow(meta, lost);
+    this.resyncing = done.catch(() => undefined).finally(() => { this.resyncing = null; });
+    return done;
+  }
+
+  private async resyncNow(meta: Meta | null, lost: boolean): Promise<void> {
+    if (meta === null || meta.epoch !== this.epoch) this.logger.error('the shared ledger in Redis was emptied (restarted without persistence, or flushed); writing back the claims this replica knows that it lacks');
+    else if (lost) this.logger.error({ seenEntries: this.seenEntries, redisEntries: meta.entries }, 'the shared ledger in Redis went back in time (restored from an older snapshot?); writing back the changes this replica saw that it lost');
     else this.logger.warn('this replica fell behind a compaction of the shared ledger; reloading it');
     const state = await this.readState(false);
     this.installState(state);
+    lost ||= state.snapshotLost;
     for (const [seq, pending] of this.pending) {
       if (pending.id !== null && compareIds(pending.id, this.lastId) <= 0) this.settle(seq);
     }
     if (lost) {
       const missing: LedgerMutation[] = [];
       for (const claim of this.view.all()) {
-        if (!this.mirror.get(claim.target, claim.address, claim.jail)) missing.push({ op: 'ban', claim });
+        const current = this.mirror.get(claim.target, claim.address, claim.jail);
+        if (current !== undefined && claimVersion(current) >= claimVersion(claim)) continue;
+        const endedAt = current === undefined ? this.tombstoneFor(claim) : null;
+        missing.push({ op: 'ban', claim: endedAt !== null && claim.endedAt === null ? { ...claim, endedAt } : claim });
       }
+      if (missing.length > 0) this.logger.warn({ claims: missing.length }, 'writing back to Redis the claims it lost');
       for (let i = 0; i < missing.length; i += PAGE) await this.write(missing.slice(i, i + PAGE));
     }
     const everything = new Set<string>();
     for (const claim of this.view.all()) everything.add(addressKey(claim.target, claim.address));
     for (const claim of this.mirror.all()) everything.add(addressKey(claim.target, claim.address));
     this.deliver(this.reconcile(everything));
+  }
+
+  /** When an end that matched nothing (Redis had lost the claim) ended `claim` after it was made, or null. */
+  private tombstoneFor(claim: BanClaim): number | null {
+    const at = Math.max(this.tombstones.get(claimKey(claim.target, claim.address, '*')) ?? -Infinity,
+      this.tombstones.get(claimKey(claim.target, claim.address, claim.jail)) ?? -Infinity);
+    return at >= claim.bannedAt ? at : null;
   }
 
   /**
@@ -631,6 +888,7 @@ export class RedisLedgerStore implements LedgerStore {
   }
 
   private connectionBack(): void {
+    this.replaySoon();
     if (!this.connectionDown) return;
     this.connectionDown = false;
     this.logger.info('connected to Redis again (shared ledger)');
@@ -644,6 +902,18 @@ interface LoadedState {
   epoch: string;
   snapshotId: string;
   records: number;
+  /** The highest entry number read (or the meta's count when read). */
+  entries: number;
+  tombstones: Map<string, number>;
+  /** The snapshot named by the meta was gone: its claims are lost from Redis. */
+  snapshotLost: boolean;
+}
+
+/** Applies a mutation; an end that matched no claim (lost from Redis?) is kept as a tombstone. */
+function applyNoting(index: ClaimIndex, tombstones: Map<string, number>, mutation: LedgerMutation): void {
+  if (index.apply(mutation) || mutation.op !== 'end') return;
+  const key = claimKey(mutation.target, mutation.address, mutation.jail ?? '*');
+  tombstones.set(key, Math.max(tombstones.get(key) ?? -Infinity, mutation.at));
 }
 
 type StreamReply = Array<[key: string, entries: Array<[id: string, fields: string[]]>]>;

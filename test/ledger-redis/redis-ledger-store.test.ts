@@ -6,14 +6,14 @@ import { RedisLedgerCorruptError, RedisLedgerStore } from '../../src/ledger/redi
 import { silentLogger } from '../../src/logging/logger.ts';
 import { ManualClock } from '../../src/util/clock.ts';
 import { RedisServer } from './redis-server.ts';
-import { FAST_RECONNECT, PREFIX, T, openReplica, rawClient, settle } from './replicas.ts';
+import { PREFIX, T, openReplica, rawClient, settle } from './replicas.ts';
 
 function claim(address: string, jail: string, overrides: Partial<BanClaim> = {}): BanClaim {
   return { target: T, address, jail, origin: 'jail', bannedAt: 1_000, expiresAt: 61_000, endedAt: null, banCount: 1, ...overrides };
 }
 
 async function openStore(url: string, prefix = PREFIX, compactAfterRecords?: number): Promise<RedisLedgerStore> {
-  return RedisLedgerStore.open({ url, prefix, logger: silentLogger(), redisOptions: FAST_RECONNECT, ...(compactAfterRecords !== undefined ? { compactAfterRecords } : {}) });
+  return RedisLedgerStore.open({ url, prefix, logger: silentLogger(), ...(compactAfterRecords !== undefined ? { compactAfterRecords } : {}) });
 }
 
 test('store contract: append is durable and load replays it; compact replaces the history; close ends cleanly', async (t) => {
@@ -96,7 +96,7 @@ test('an unreachable Redis fails open() with a clear error naming EDGEBAN_REDIS_
   const url = redis.url;
   await redis.stop();
   await assert.rejects(
-    RedisLedgerStore.open({ url, prefix: PREFIX, logger: silentLogger(), redisOptions: { retryStrategy: () => null, maxRetriesPerRequest: 0 } }),
+    RedisLedgerStore.open({ url, prefix: PREFIX, logger: silentLogger(), connectTimeoutMs: 2_000 }),
     /cannot reach Redis for the shared ledger \(EDGEBAN_REDIS_URL\)/,
   );
 });

@@ -26,7 +26,7 @@ export async function openReplica(
 ): Promise<Replica> {
   const clock = options.clock ?? new ManualClock();
   const logger = options.logger ?? silentLogger();
-  const store = await RedisLedgerStore.open({ url, prefix: PREFIX, logger, redisOptions: FAST_RECONNECT, ...options.store });
+  const store = await RedisLedgerStore.open({ url, prefix: PREFIX, logger, ...options.store });
   const ledger = await Ledger.open({ store, clock, logger, ...(options.historyRetentionMs !== undefined ? { historyRetentionMs: options.historyRetentionMs } : {}) });
   const changes: LedgerChange[] = [];
   ledger.onChange((batch) => { changes.push(...batch); });

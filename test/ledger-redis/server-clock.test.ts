@@ -9,14 +9,14 @@ import { OpnsenseClient } from '../../src/targets/opnsense/client.ts';
 import { systemClock, type Clock } from '../../src/util/clock.ts';
 import { ALIAS, CapturedLog, endpointFor, startSimulator } from '../helpers/enforcement-harness.ts';
 import { RedisServer } from './redis-server.ts';
-import { FAST_RECONNECT, PREFIX, rawClient } from './replicas.ts';
+import { PREFIX, rawClient } from './replicas.ts';
 
 const AHEAD_MS = 60_000;
 /** This host's clock as a replica whose clock runs a minute ahead sees it. */
 const aheadClock: Clock = { now: () => Date.now() + AHEAD_MS, setTimer: systemClock.setTimer, sleep: systemClock.sleep };
 
 async function replica(t: TestContext, url: string, clock: Clock): Promise<Ledger> {
-  const store = await RedisLedgerStore.open({ url, prefix: PREFIX, logger: silentLogger(), redisOptions: FAST_RECONNECT });
+  const store = await RedisLedgerStore.open({ url, prefix: PREFIX, logger: silentLogger() });
   const ledger = await Ledger.open({ store, clock, logger: silentLogger() });
   t.after(() => ledger.close());
   return ledger;

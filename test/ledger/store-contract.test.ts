@@ -84,7 +84,7 @@ async function redisStore(t: TestContext): Promise<StoreUnderTest> {
   const blockedClients = async () => Number(/blocked_clients:(\d+)/.exec(await admin.info('clients'))?.[1] ?? 0);
   return {
     async open() {
-      return RedisLedgerStore.open({ url: redis.url, prefix: 'contract:', logger: silentLogger(), redisOptions: { retryStrategy: () => 50 } });
+      return RedisLedgerStore.open({ url: redis.url, prefix: 'contract:', logger: silentLogger() });
     },
     async hold(start) {
       const before = await blockedClients();

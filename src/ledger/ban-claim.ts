@@ -48,3 +48,10 @@ export const KNOWN_MUTATION_OPS: ReadonlySet<string> = new Set(LedgerMutationSch
 export function claimVersion(claim: BanClaim): number {
   return claim.endedAt === null ? claim.bannedAt : Math.max(claim.bannedAt, claim.endedAt);
 }
+
+/** Whether `current` is as recent as `other` or more (two versions of one claim): at the same moment an end wins. */
+export function supersedes(current: BanClaim, other: BanClaim): boolean {
+  const a = claimVersion(current);
+  const b = claimVersion(other);
+  return a > b || (a === b && (current.endedAt !== null || other.endedAt === null));
+}

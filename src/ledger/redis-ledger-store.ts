@@ -3,7 +3,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { z } from 'zod';
 import type { Logger } from '../logging/logger.ts';
 import { UserFacingError } from '../util/errors.ts';
-import { BanClaimSchema, claimVersion, KNOWN_MUTATION_OPS, LedgerMutationSchema, type BanClaim, type LedgerMutation } from './ban-claim.ts';
+import { BanClaimSchema, KNOWN_MUTATION_OPS, LedgerMutationSchema, supersedes, type BanClaim, type LedgerMutation } from './ban-claim.ts';
 import { ClaimIndex } from './claim-index.ts';
 import type { LedgerDamage, LedgerStore } from './ledger-store.ts';
 import { LedgerSpool } from './ledger-spool.ts';
@@ -506,7 +506,7 @@ export class RedisLedgerStore implements LedgerStore {
     for (const mutation of mutations) {
       if (mutation.op === 'ban') {
         const current = this.mirror.get(mutation.claim.target, mutation.claim.address, mutation.claim.jail);
-        if (current === undefined || claimVersion(current) <= claimVersion(mutation.claim)) fresh.push(mutation);
+        if (current === undefined || !supersedes(current, mutation.claim) || sameClaim(current, mutation.claim)) fresh.push(mutation);
       } else if (mutation.op === 'end') {
         // Ends only the claims made before it: a ban made elsewhere since stays.
         const ended = this.mirror.claimsOf(mutation.target, mutation.address)
@@ -805,12 +805,17 @@ export class RedisLedgerStore implements LedgerStore {
       const missing: LedgerMutation[] = [];
       for (const claim of this.view.all()) {
         const current = this.mirror.get(claim.target, claim.address, claim.jail);
-        if (current !== undefined && claimVersion(current) >= claimVersion(claim)) continue;
+        if (current !== undefined && supersedes(current, claim)) continue;
         const endedAt = current === undefined ? this.tombstoneFor(claim) : null;
         missing.push({ op: 'ban', claim: endedAt !== null && claim.endedAt === null ? { ...claim, endedAt } : claim });
       }
       if (missing.length > 0) this.logger.warn({ claims: missing.length }, 'writing back to Redis the claims it lost');
-      for (let i = 0; i < missing.length; i += PAGE) await this.write(missing.slice(i, i + PAGE));
+      // Not applied to `view` here: what comes back through the journal reaches the Ledger as a change
+      // (a claim written back ended by a tombstone must end in the Ledger too).
+      for (let i = 0; i < missing.length; i += PAGE) {
+        const batch = missing.slice(i, i + PAGE);
+        await this.send(this.track(batch), batch, false);
+      }
     }
     const everything = new Set<string>();
     for (const claim of this.view.all()) everything.add(addressKey(claim.target, claim.address));

@@ -31,6 +31,11 @@ export class RedisServer {
     return `redis://127.0.0.1:${this.port}`;
   }
 
+  /** Starts again after `stop` (same port and data dir). */
+  async start(): Promise<void> {
+    if (!this.child) await this.startProcess();
+  }
+
   /** Stops (SIGTERM: Redis finishes its AOF) and starts again on the same port and data dir. */
   async restart(): Promise<void> {
     await this.stop();

@@ -8,6 +8,7 @@ import { FileLedgerStore, JOURNAL_FILE, SNAPSHOT_FILE } from '../../src/ledger/f
 import { Ledger } from '../../src/ledger/ledger.ts';
 import { createLogger, silentLogger } from '../../src/logging/logger.ts';
 import { ManualClock } from '../../src/util/clock.ts';
+import { crc32 } from 'node:zlib';
 import { tempDir } from '../helpers/temp-dir.ts';
 
 const T = 'fail2ban_blocklist';
@@ -127,5 +128,28 @@ test('a version-1 ledger that never recorded a ban (an empty journal, no snapsho
   await ledger.close();
   const again = await reopen(t, dir);
   assert.deepEqual([...again.ledger.activeAddresses(T)], ['198.51.100.9'], 'the upgraded ledger keeps what it records');
+  assert.equal(again.ledger.damage(), null);
+});
+
+test('a journal record of a mutation type this version does not know (a newer edgeban) is skipped with a warning naming it and counted in status, not damage', async (t) => {
+  const { dir, journal } = await ledgerOnDisk(t);
+  const lines = (await readFile(journal, 'utf8')).split('\n');
+  const json = JSON.stringify({ seq: 4, m: { op: 'quarantine', target: T, address: '198.51.100.4', until: 1 } });
+  lines[2] = `${crc32(json).toString(16).padStart(8, '0')} ${json}`;
+  await writeFile(journal, lines.join('\n'));
+  const { ledger, logged } = await reopen(t, dir);
+  assert.deepEqual([...ledger.activeAddresses(T)].sort(), [...IN_SNAPSHOT, '198.51.100.3', '198.51.100.5'].sort());
+  assert.equal(ledger.damage(), null, 'nothing is moved aside or reported lost');
+  assert.deepEqual(ledger.unknownMutations(), { count: 1, last: `${journal} line 3 (record 4), op "quarantine"` });
+  assert.ok(logged.some((l) => l.level === 40 && /type this version does not know/.test(l.msg)), 'a warning names it');
+  const status = await createLedgerHandlers({
+    ledger, targets: () => [], manualBantimeSec: 60, jails: { jail: () => null, manualTarget: () => T, facts: () => NO_NETWORK_FACTS },
+  }).status(null) as { unknownMutations: unknown };
+  assert.deepEqual(status.unknownMutations, { count: 1, last: `${journal} line 3 (record 4), op "quarantine"` });
+  // Later records are numbered on; the next start is the same.
+  await ledger.ban({ target: T, address: '203.0.113.9', jail: 'sshd', origin: 'jail', durationMs: null });
+  await ledger.close();
+  const again = await reopen(t, dir);
+  assert.equal(again.ledger.isActive(T, '203.0.113.9'), true);
   assert.equal(again.ledger.damage(), null);
 });

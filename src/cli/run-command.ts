@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { loadEnv } from '../config/env.ts';
 import { Daemon } from '../daemon/daemon.ts';
 import { createLogger } from '../logging/logger.ts';
-import { systemClock } from '../util/clock.ts';
+import { skewedClock, systemClock } from '../util/clock.ts';
 import { runsInContainer } from '../util/container-detection.ts';
 import { UserFacingError } from '../util/errors.ts';
 
@@ -44,7 +44,10 @@ export async function runRunCommand(argv: string[]): Promise<number> {
     logger.info({ signal: 'SIGHUP' }, 'reloading the configuration');
     void daemon.reload();
   });
-  daemon = await Daemon.start({ env, clock: systemClock, logger, resetState: values['reset-state'], readEnv: () => loadEnv() });
+  // Tests only (as libfaketime would, where it is not installed): this host's clock off by N ms.
+  const skewMs = Number(process.env.EDGEBAN_TEST_CLOCK_OFFSET_MS ?? 0);
+  const clock = Number.isFinite(skewMs) && skewMs !== 0 ? skewedClock(systemClock, skewMs) : systemClock;
+  daemon = await Daemon.start({ env, clock, logger, resetState: values['reset-state'], readEnv: () => loadEnv() });
   if (stopSignal !== null) {
     const signal: string = stopSignal;
     stopSignal = null;

@@ -1,6 +1,6 @@
 import type { LedgerDamage } from '../ledger/ledger-store.ts';
 import type { ClockStatus } from '../cluster/server-clock.ts';
-import type { TargetStatus } from '../targets/alias-reconciler.ts';
+import type { ReportedTargetStatus } from '../cluster/target-report.ts';
 
 /**
  * `edgeban status` for people, in fail2ban-client's layout (the same labels, a tab after each, so
@@ -31,7 +31,7 @@ export interface JailStatusEntry {
 
 export interface DaemonStatus {
   activeBans: number;
-  targets: TargetStatus[];
+  targets: ReportedTargetStatus[];
   jails: JailStatusEntry[] | null;
   /** Damage the ledger recovered from at start-up. */
   ledgerDamage?: LedgerDamage | null;
@@ -103,7 +103,7 @@ export function formatJail(name: string, status: DaemonStatus): string {
   return lines.join('\n');
 }
 
-function formatTargets(targets: readonly TargetStatus[]): string[] {
+function formatTargets(targets: readonly ReportedTargetStatus[]): string[] {
   const lines: string[] = [];
   for (const t of targets) {
     const last = t.lastPass ? `last full pass ${new Date(t.lastPass.at).toISOString()} ${t.lastPass.ok ? 'ok' : `failed: ${t.lastPass.error ?? `${t.lastPass.unconfirmed.length} unconfirmed`}`}` : 'no full pass yet';

@@ -9,7 +9,7 @@ import { countPreviousBans } from '../jails/jail-engine.ts';
 import type { NetworkFacts } from '../jails/network-facts.ts';
 import type { JailSettings } from '../jails/settings.ts';
 import { InvalidAddressError, parsePfAddress } from '../net/address.ts';
-import type { TargetStatus } from '../targets/alias-reconciler.ts';
+import type { ReportedTargetStatus } from '../cluster/target-report.ts';
 import type { ReconcileReport } from '../targets/enforcement.ts';
 import { ControlRequestError, type BanCommand, type BannedEntry, type ControlHandlers, type ReconcileCommand, type UnbanCommand } from './protocol.ts';
 
@@ -42,7 +42,7 @@ export interface JailDirectory {
 
 export interface LedgerHandlersOptions {
   ledger: Ledger;
-  targets: () => TargetStatus[];
+  targets: () => ReportedTargetStatus[];
   /** Bantime of a manual ban given neither --bantime nor a jail. */
   manualBantimeSec: number;
   jails: JailDirectory;

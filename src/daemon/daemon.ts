@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { EdgebanEnv } from '../config/env.ts';
 import { createEnforcementRoles, type EnforcementRoles } from '../cluster/enforcement-roles.ts';
+import { reportTarget, type ReportedTargetStatus } from '../cluster/target-report.ts';
 import { ControlServer } from '../control/control-server.ts';
 import { createLedgerHandlers, type JailDirectory } from '../control/ledger-handlers.ts';
 import { openLedgerStore } from '../ledger/open-ledger-store.ts';
@@ -127,7 +128,7 @@ export class Daemon {
     // Before the first passes and pipelines, so the first bans and an early outage are announced.
     this.notifier = Notifier.start({
       plan: this.config.notify, ledger: this.ledger, clock, logger, env,
-      targets: () => this.reconcilers.map((r) => r.status()),
+      targets: () => this.targetStatuses(),
       sources: () => this.pipelines.map((p) => p.stats()),
       secrets: [...env.secrets, ...this.config.secrets],
       announces: () => this.roles?.announces() ?? true,
@@ -136,7 +137,7 @@ export class Daemon {
     await this.startMetricsServer();
     this.control = await ControlServer.start({
       handlers: createLedgerHandlers({
-        ledger: this.ledger, targets: () => this.reconcilers.map((r) => r.status()),
+        ledger: this.ledger, targets: () => this.targetStatuses(),
         manualBantimeSec: MANUAL_BANTIME_SEC, jails: this.jailDirectory(),
         reconcile: (command) => reconcileTargets(this.reconcilers, { dryRun: command.dryRun, running: true, clock }),
         clock: () => this.roles?.clockStatus() ?? null,
@@ -156,7 +157,14 @@ export class Daemon {
 
   /** /readyz: see judgeReadiness for what "ready" means. */
   readiness(): Readiness {
-    return judgeReadiness(this.phase, this.reconcilers.map((r) => r.status()));
+    return judgeReadiness(this.phase, this.targetStatuses());
+  }
+
+  /** The targets as reported: `ledger-unreachable` while the shared ledger's Redis does not answer. */
+  private targetStatuses(): ReportedTargetStatus[] {
+    const unreachable = this.ledger.unreachable();
+    const now = this.options.clock.now();
+    return this.reconcilers.map((r) => reportTarget(r.status(), unreachable, now));
   }
 
   /** Stops reading and persists offsets and ledger. Never unbans or flushes: bans stay enforced while edgeban is down. */
@@ -353,7 +361,7 @@ export class Daemon {
     const { EdgebanMetrics } = await import('../metrics/edgeban-metrics.ts');
     return new EdgebanMetrics({
       activeClaims: () => this.ledger.activeClaims(),
-      targets: () => this.reconcilers.map((r) => r.status()),
+      targets: () => this.targetStatuses(),
     });
   }
 

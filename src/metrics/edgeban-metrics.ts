@@ -1,7 +1,8 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { DropReason, PipelineCounters } from '../daemon/jail-pipeline.ts';
 import type { BanClaim } from '../ledger/ban-claim.ts';
-import type { PassResult, TargetState, TargetStatus } from '../targets/alias-reconciler.ts';
+import type { ReportedTargetState, ReportedTargetStatus } from '../cluster/target-report.ts';
+import type { PassResult } from '../targets/alias-reconciler.ts';
 import type { ApiCallRecord } from '../targets/opnsense/client.ts';
 import { targetLabels, type TargetLabels } from './target-labels.ts';
 
@@ -10,13 +11,13 @@ export interface MetricsSources {
   /** Claims active now (Ledger.activeClaims()). */
   activeClaims(): readonly Pick<BanClaim, 'target' | 'jail' | 'address'>[];
   /** Every reconciler's status now. */
-  targets(): readonly TargetStatus[];
+  targets(): readonly ReportedTargetStatus[];
 }
 
 type TargetLabel = keyof TargetLabels;
 
 const TARGET_LABELS: TargetLabel[] = ['target', 'firewall', 'alias'];
-const TARGET_STATES: readonly TargetState[] = ['starting', 'syncing', 'in-sync', 'unreachable', 'degraded', 'stopped', 'standby'];
+const TARGET_STATES: readonly ReportedTargetState[] = ['starting', 'syncing', 'in-sync', 'unreachable', 'degraded', 'stopped', 'standby', 'ledger-unreachable'];
 const DROP_REASONS: readonly DropReason[] = ['unusable', 'old'];
 /** OPNsense calls take milliseconds on a LAN and up to the 30 s timeout when the firewall struggles. */
 const API_SECONDS_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -145,7 +146,7 @@ export class EdgebanMetrics {
    * every pass makes at least one call (it lists the alias) before it replaces the previous
    * pass's result, so no successful pass goes unseen, however rarely Prometheus scrapes.
    */
-  apiCall(status: TargetStatus, call: ApiCallRecord): void {
+  apiCall(status: ReportedTargetStatus, call: ApiCallRecord): void {
     const labels = targetLabels(status);
     this.apiCalls.inc({ ...labels, endpoint: call.endpoint, outcome: call.outcome });
     this.apiSeconds.observe({ ...labels, endpoint: call.endpoint }, call.ms / 1000);
@@ -156,7 +157,7 @@ export class EdgebanMetrics {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 
-  private observePass(status: TargetStatus): void {
+  private observePass(status: ReportedTargetStatus): void {
     let record = this.passes.get(status.id);
     if (!record) {
       record = { counted: 0 };
@@ -174,7 +175,7 @@ export class EdgebanMetrics {
   }
 
   /** A gauge with one series per reconciler (plus `extra` labels), rebuilt at every scrape. */
-  private targetGauge(name: string, help: string, extra: string[], fill: (gauge: Gauge<string>, status: TargetStatus, labels: TargetLabels) => void): void {
+  private targetGauge(name: string, help: string, extra: string[], fill: (gauge: Gauge<string>, status: ReportedTargetStatus, labels: TargetLabels) => void): void {
     const targets = () => this.sources.targets();
     new Gauge({
       name, help, labelNames: [...TARGET_LABELS, ...extra], registers: [this.registry],

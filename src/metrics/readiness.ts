@@ -1,4 +1,4 @@
-import type { TargetStatus } from '../targets/alias-reconciler.ts';
+import type { ReportedTargetStatus } from '../cluster/target-report.ts';
 import { targetLabels } from './target-labels.ts';
 
 export type DaemonPhase = 'starting' | 'running' | 'stopping';
@@ -7,7 +7,7 @@ export interface TargetReadiness {
   target: string;
   firewall: string;
   alias: string;
-  state: TargetStatus['state'];
+  state: ReportedTargetStatus['state'];
   ready: boolean;
   /** Why not, without addresses or error texts: the state and the error kind. */
   reason: string | null;
@@ -28,13 +28,15 @@ export interface Readiness {
  * or alias, adds that pf does not store) is not ready: only an operator can fix it, and a rollout with a broken key must not
  * look healthy.
  */
-export function judgeReadiness(phase: DaemonPhase, targets: readonly TargetStatus[]): Readiness {
+export function judgeReadiness(phase: DaemonPhase, targets: readonly ReportedTargetStatus[]): Readiness {
   const judged = targets.map((status): TargetReadiness => {
     const labels = targetLabels(status);
     const kind = status.lastError?.kind;
     let reason: string | null = null;
     // A cluster follower stands by for the leader: ready (it records bans and takes over when needed).
     if (status.state === 'standby') reason = null;
+    // Redis down: bans are spooled and enforced once it answers; a restart would not help.
+    else if (status.state === 'ledger-unreachable') reason = null;
     else if (status.state === 'degraded') reason = `degraded (${kind ?? 'unknown'}): needs a fix on the firewall${kind === 'not-stored' ? '' : ' or in the credentials'}`;
     else if (status.lastSuccess === null) reason = `no successful full pass yet (state ${status.state}${kind ? `, last error ${kind}` : ''})`;
     return { ...labels, state: status.state, ready: reason === null, reason };

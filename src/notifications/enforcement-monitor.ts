@@ -1,4 +1,4 @@
-import type { TargetStatus } from '../targets/alias-reconciler.ts';
+import type { ReportedTargetStatus } from '../cluster/target-report.ts';
 import { humanDuration, type AlertEvent } from './messages.ts';
 
 interface Watch {
@@ -7,7 +7,7 @@ interface Watch {
 }
 
 /**
- * Raises one alert when a target has been unreachable or degraded for `thresholdMs`, and one
+ * Raises one alert when a target has been unreachable, degraded or without its shared ledger for `thresholdMs`, and one
  * recovery message when it is in sync again. A target failing for less than the threshold says
  * nothing (a firewall reboot is routine). `syncing` and `starting` change nothing: a pass being
  * retried is neither failure nor proof of recovery.
@@ -20,14 +20,14 @@ export class EnforcementMonitor {
     this.thresholdMs = thresholdMs;
   }
 
-  check(targets: readonly TargetStatus[], now: number): AlertEvent[] {
+  check(targets: readonly ReportedTargetStatus[], now: number): AlertEvent[] {
     const out: AlertEvent[] = [];
     const seen = new Set<string>();
     for (const target of targets) {
       seen.add(target.id);
       const watch = this.watches.get(target.id) ?? { failingSince: null, alerted: false };
       this.watches.set(target.id, watch);
-      if (target.state === 'unreachable' || target.state === 'degraded') {
+      if (target.state === 'unreachable' || target.state === 'degraded' || target.state === 'ledger-unreachable') {
         watch.failingSince ??= now;
         if (!watch.alerted && now - watch.failingSince >= this.thresholdMs) {
           watch.alerted = true;

@@ -3,7 +3,7 @@ import type { EdgebanEnv } from '../config/env.ts';
 import type { PipelineStats } from '../daemon/jail-pipeline.ts';
 import type { LedgerChange } from '../ledger/ledger.ts';
 import type { Logger } from '../logging/logger.ts';
-import type { TargetStatus } from '../targets/alias-reconciler.ts';
+import type { ReportedTargetStatus } from '../cluster/target-report.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
 import type { NotifyPlan } from './channel-config.ts';
 import { ChannelOutbox, type ChannelStats } from './channel-outbox.ts';
@@ -17,7 +17,7 @@ export interface NotifierOptions {
   plan: NotifyPlan;
   ledger: LedgerView & { onChange(listener: (changes: readonly LedgerChange[]) => void): () => void };
   /** Every reconciler's status (enforcement failing / recovered). */
-  targets: () => readonly TargetStatus[];
+  targets: () => readonly ReportedTargetStatus[];
   /** Every jail pipeline's stats (the watchdog reads follower.files[].lastLineAt). */
   sources: () => readonly PipelineStats[];
   clock: Clock;

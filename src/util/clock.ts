@@ -21,6 +21,11 @@ export const systemClock: Clock = {
   sleep: (ms) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms))),
 };
 
+/** `base` read `offsetMs` ahead (negative: behind): a host whose clock is off. Timers run on `base`. */
+export function skewedClock(base: Clock, offsetMs: number): Clock {
+  return { now: () => base.now() + offsetMs, setTimer: (ms, fn) => base.setTimer(ms, fn), sleep: (ms) => base.sleep(ms) };
+}
+
 interface PendingTimer {
   at: number;
   seq: number;

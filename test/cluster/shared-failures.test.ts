@@ -5,7 +5,7 @@ import { runCli, startCliSimulator } from '../helpers/cli.ts';
 import { dovecotFailure } from '../helpers/log-lines.ts';
 import { until } from '../helpers/until.ts';
 import { ALIAS, KEY, SECRET, startNode, type Node } from './cluster-nodes.ts';
-import { RedisServer } from './redis-server.ts';
+import { RedisServer } from '../ledger-redis/redis-server.ts';
 
 async function failuresCounted(node: Node): Promise<number> {
   const status = await runCli(['status', 'dovecot', '--json'], { env: node.env });

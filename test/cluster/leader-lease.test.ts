@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { runCli, startCliSimulator } from '../helpers/cli.ts';
 import { dovecotFailure } from '../helpers/log-lines.ts';
 import { until } from '../helpers/until.ts';
-import { RedisServer } from './redis-server.ts';
+import { RedisServer } from '../ledger-redis/redis-server.ts';
 
 import { ALIAS, KEY, SECRET, startNode, targetStates, LEASE_SEC, type Call } from './cluster-nodes.ts';
 

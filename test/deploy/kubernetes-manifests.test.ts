@@ -14,7 +14,9 @@ interface PodSpec { containers: Container[]; initContainers?: Container[]; volum
 
 const files = loadDeployFiles().filter((f) => f.kind === 'kubernetes');
 const objects = files.flatMap((f) => f.docs.map((d) => ({ file: f.rel, object: d as K8sObject })));
-const workloads = objects.filter(({ object }) => object.kind === 'DaemonSet' || object.kind === 'Deployment');
+const podOwners = objects.filter(({ object }) => ['DaemonSet', 'Deployment', 'StatefulSet'].includes(object.kind));
+/** The pods running edgeban (the others: the shared-ledger Redis). */
+const workloads = podOwners.filter(({ object }) => edgebanContainers(podSpec(object)).length > 0);
 
 function podSpec(workload: K8sObject): PodSpec {
   const spec = (workload['spec'] as { template: { spec: PodSpec } }).template.spec;
@@ -45,7 +47,7 @@ test('there is a DaemonSet and a sidecar Deployment running edgeban', () => {
   assert.deepEqual(kinds, ['DaemonSet', 'Deployment']);
 });
 
-for (const { file, object } of workloads) {
+for (const { file, object } of podOwners) {
   const label = `${file} ${object.kind}/${object.metadata.name}`;
   const spec = podSpec(object);
 
@@ -64,9 +66,13 @@ for (const { file, object } of workloads) {
       assert.deepEqual(sc['capabilities'], { drop: ['ALL'] }, `${container.name}: drop ALL, add nothing`);
       assert.deepEqual(sc['seccompProfile'], { type: 'RuntimeDefault' }, `${container.name}: seccomp`);
     }
-    const [edgeban] = edgebanContainers(spec);
-    assert.equal(edgeban?.securityContext?.['runAsUser'], 65534, 'edgeban runs as the image user');
+    for (const edgeban of edgebanContainers(spec)) assert.equal(edgeban.securityContext?.['runAsUser'], 65534, 'edgeban runs as the image user');
   });
+}
+
+for (const { file, object } of workloads) {
+  const label = `${file} ${object.kind}/${object.metadata.name}`;
+  const spec = podSpec(object);
 
   test(`${label}: the API key and secret come from a Secret as files, and foreign alias entries are kept`, () => {
     const [edgeban] = edgebanContainers(spec);

@@ -45,22 +45,30 @@ function labels(service: Service): Map<string, string> {
   return new Map(pairs);
 }
 
-function edgebanService(doc: unknown): Service {
-  const found = Object.values(services(doc)).filter((s) => String(s['image']).startsWith('ghcr.io/edgeban/edgeban:'));
-  assert.equal(found.length, 1, 'one edgeban service per stack');
-  return found[0] as Service;
+/** The edgeban services of a stack by name: one, or two replicas on the shared ledger (cluster). */
+function edgebanServices(doc: unknown): Array<[string, Service]> {
+  const found = Object.entries(services(doc)).filter(([, s]) => String(s['image']).startsWith('ghcr.io/edgeban/edgeban:'));
+  assert.ok(found.length > 0, 'an edgeban service in every stack');
+  return found;
 }
 
-test('the Compose stacks are the mail and the web stack', () => {
-  assert.deepEqual(stacks.map((s) => s.rel).sort(), [path.join('deploy/compose/mail/compose.yaml'), path.join('deploy/compose/web/compose.yaml')]);
+function edgebanService(doc: unknown): Service {
+  const found = edgebanServices(doc);
+  assert.equal(found.length, 1, 'one edgeban service in this stack');
+  return found[0]![1];
+}
+
+test('the Compose stacks are the mail, the web and the cluster stack', () => {
+  assert.deepEqual(stacks.map((s) => s.rel).sort(), ['cluster', 'mail', 'web'].map((name) => path.join(`deploy/compose/${name}/compose.yaml`)));
 });
 
 for (const stack of stacks) {
   const doc = stack.docs[0];
   const stackDir = path.dirname(stack.abs);
+  for (const [name, edgeban] of edgebanServices(doc)) {
+  const label = `${stack.rel} ${name}`;
 
-  test(`${stack.rel}: edgeban runs with no capability, a read-only root, no-new-privileges, nothing privileged`, () => {
-    const edgeban = edgebanService(doc);
+  test(`${label}: edgeban runs with no capability, a read-only root, no-new-privileges, nothing privileged`, () => {
     assert.deepEqual(edgeban['cap_drop'], ['ALL']);
     assert.equal(edgeban['cap_add'], undefined);
     assert.equal(edgeban['read_only'], true);
@@ -72,16 +80,15 @@ for (const stack of stacks) {
     for (const [name, s] of Object.entries(services(doc))) assert.notEqual(s['privileged'], true, `${name} is privileged`);
   });
 
-  test(`${stack.rel}: edgeban's image can be built from this checkout (build: beside image:)`, () => {
-    const build = edgebanService(doc)['build'] as { context: string; dockerfile?: string } | undefined;
+  test(`${label}: edgeban's image can be built from this checkout (build: beside image:)`, () => {
+    const build = edgeban['build'] as { context: string; dockerfile?: string } | undefined;
     assert.ok(isRecord(build), 'build: with a context');
     const context = path.resolve(stackDir, build.context);
     assert.equal(context, REPO, 'the build context is the repository root');
     assert.ok(existsSync(path.join(context, build.dockerfile ?? 'Dockerfile')), 'the Dockerfile is there');
   });
 
-  test(`${stack.rel}: the OPNsense key and secret are Docker secrets read through *_FILE, never inline`, () => {
-    const edgeban = edgebanService(doc);
+  test(`${label}: the OPNsense key and secret are Docker secrets read through *_FILE, never inline`, () => {
     const vars = env(edgeban);
     const known = knownEnvNames();
     for (const name of Object.keys(vars)) assert.ok(known.has(name), `${name} is not read by edgeban (src/config/env.ts)`);
@@ -100,8 +107,7 @@ for (const stack of stacks) {
     assert.doesNotMatch(readFileSync(stack.abs, 'utf8'), /OPNSENSE_(KEY|SECRET)\s*[:=]/);
   });
 
-  test(`${stack.rel}: logs are folders mounted read-only under /remotelogs/<app>, written by the app into the same host folder; /data is a volume`, () => {
-    const edgeban = edgebanService(doc);
+  test(`${label}: logs are folders mounted read-only under /remotelogs/<app>, written by the app into the same host folder; /data is a volume`, () => {
     const edgebanMounts = mounts(edgeban);
     const logMounts = edgebanMounts.filter((m) => m.target.startsWith('/remotelogs'));
     assert.ok(logMounts.length > 0);
@@ -118,8 +124,7 @@ for (const stack of stacks) {
     for (const m of edgebanMounts) if (m.target !== '/data' && !m.target.startsWith('/data/')) assert.ok(m.readOnly || m.target === '/data', `${m.target} should be read-only`);
   });
 
-  test(`${stack.rel}: jail.local loads with edgeban's reader and its enabled jails read the mounted logs`, async () => {
-    const edgeban = edgebanService(doc);
+  test(`${label}: jail.local loads with edgeban's reader and its enabled jails read the mounted logs`, async () => {
     const jailMount = mounts(edgeban).find((m) => m.target === '/data/jail.local');
     assert.ok(jailMount?.readOnly, 'jail.local mounted read-only at /data/jail.local');
     const loaded = await loadJailLocal(readFileSync(path.join(stackDir, jailMount.source), 'utf8'));
@@ -137,6 +142,7 @@ for (const stack of stacks) {
       assert.notEqual(parseDuration(jail.options['bantime.maxtime'] ?? ''), null);
     }
   });
+  }
 }
 
 const mail = stacks.find((s) => s.rel.includes(`${path.sep}mail${path.sep}`));
@@ -224,4 +230,31 @@ test('the PROXY protocol snippets exist as files next to the mail stack', () => 
   for (const name of ['postfix-master.cf', 'dovecot.cf']) {
     assert.ok(readFileSync(path.join(REPO, 'deploy/compose/mail/docker-mailserver', name), 'utf8').length > 0);
   }
+});
+
+test('cluster stack: two edgeban replicas on one Redis ledger (appendonly, appendfsync always), each with its own data volume and its own log folder', () => {
+  const cluster = stacks.find((s) => s.rel.includes(`${path.sep}cluster${path.sep}`));
+  assert.ok(cluster);
+  const doc = cluster.docs[0];
+  const replicas = edgebanServices(doc).map(([, s]) => s);
+  assert.equal(replicas.length, 2);
+  for (const replica of replicas) {
+    const vars = env(replica);
+    assert.equal(vars['EDGEBAN_LEDGER'], 'redis');
+    assert.equal(vars['EDGEBAN_REDIS_URL'], 'redis://redis:6379');
+    assert.equal(vars['EDGEBAN_REDIS_PASSWORD_FILE'], '/run/secrets/redis_password');
+    assert.ok((replica['secrets'] as string[]).includes('redis_password'));
+  }
+  const [a, b] = replicas.map((r) => mounts(r));
+  for (const target of ['/data', '/remotelogs/traefik']) {
+    assert.notEqual(a!.find((m) => m.target === target)?.source, b!.find((m) => m.target === target)?.source, `${target} differs between the replicas`);
+  }
+  const redis = services(doc)['redis'];
+  assert.ok(redis);
+  const conf = mounts(redis).find((m) => m.target === '/usr/local/etc/redis/redis.conf');
+  assert.ok(conf?.readOnly);
+  const text = readFileSync(path.join(path.dirname(cluster.abs), conf.source), 'utf8');
+  assert.match(text, /^appendonly yes$/m);
+  assert.match(text, /^appendfsync always$/m);
+  assert.doesNotMatch(readFileSync(cluster.abs, 'utf8'), /requirepass [^%]/, 'no password in the compose file');
 });

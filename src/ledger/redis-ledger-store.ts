@@ -332,12 +332,12 @@ export class RedisLedgerStore implements LedgerStore {
    * entry can call it first, so it never acts on a state another replica already changed.
    */
   async catchUp(timeoutMs = 10_000): Promise<void> {
-    // Disconnected: say so now, naming Redis, rather than after the timeout.
-    const unreachable = this.unreachable();
-    if (unreachable !== null) throw new Error(unreachable);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`the shared ledger did not catch up with Redis within ${timeoutMs} ms`)), timeoutMs);
+      timer = setTimeout(() => {
+        const unreachable = this.unreachable();
+        reject(new Error(`the shared ledger did not catch up with Redis within ${timeoutMs} ms${unreachable === null ? '' : `: ${unreachable}`}`));
+      }, timeoutMs);
     });
     try {
       await Promise.race([this.untilClosed(this.readUpToEnd()), timeout]);

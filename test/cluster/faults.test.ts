@@ -103,10 +103,14 @@ test('Redis stopped past the old client retry limit: bans decided meanwhile are 
 
   await redis.start();
   const expected = ['198.51.100.71', '198.51.100.73', '203.0.113.72'];
+  let held: string[] = [];
   await until('every ban decided meanwhile is enforced', async () => {
-    const held = await alias();
+    held = await alias();
     return expected.every((a) => held.includes(a)) && !held.includes('192.0.2.70');
-  }, 60_000);
+  }, 60_000).catch(async (error: Error) => {
+    const states = await Promise.all(nodes.map(status));
+    throw new Error(`${error.message}: alias ${JSON.stringify(held)}, targets ${JSON.stringify(states.map((s) => s.targets))}\n${nodes.map((n) => n.daemon.stdout.slice(-40).join('\n')).join('\n---\n')}`);
+  });
   for (const node of nodes) await until('each replica holds them', async () => JSON.stringify(await banned(node)) === JSON.stringify(expected));
   for (const address of expected) assert.equal(await sent('/alias_util/add/', address), 1, `one add for ${address}`);
   const fresh = await startNode(t, sim.url, redis.url);

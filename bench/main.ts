@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { runBanLatencyBenchmark } from './ban-latency.ts';
+import { runClusterFillBenchmark } from './cluster-fill.ts';
 import { markdownTable, type BenchResult, type SummaryRow } from './bench-result.ts';
 import { runDaemonThroughputBenchmark } from './daemon-throughput.ts';
 import { runDetectionBenchmark } from './detection-throughput.ts';
@@ -16,7 +17,7 @@ import { runRestoreBenchmark } from './restore.ts';
 // bench/results/results.{md,json}. Benchmarks report; they never fail on noise (the exit code is
 // non-zero only when a benchmark could not run at all).
 const USAGE = `usage: npm run bench -- [--only SECTION,...] [--quick] [size flags]
-sections: detection, daemon, latency, flood, restore, memory (default: all)
+sections: detection, daemon, latency, flood, restore, memory, cluster (default: all)
   --quick                   small sizes for a check in about two minutes (writes results-partial.*)
   --detection-lines N       lines per generated log (1000000)
   --daemon-peer-lines N     lines of each log fail2ban-regex reads as the daemon's peer, 0 = none (200000)
@@ -26,19 +27,21 @@ sections: detection, daemon, latency, flood, restore, memory (default: all)
   --restore-bans N          bans restored into the emptied alias (100000)
   --restore-ideal-bans N    adds the ideal client makes for its rate (25000)
   --memory-addresses N      addresses the FailureTracker counts (1000000)
+  --cluster-bans N          bans the Redis-ledger replicas put into an empty alias (50000)
+  --cluster-rss-bans N      active bans held by the replica whose memory is measured (100000)
   --data-dir DIR            where generated logs are cached (${DEFAULT_DATA_DIR})
   --out DIR                 where results go (bench/results)`;
 
-const SECTIONS = ['detection', 'daemon', 'latency', 'flood', 'restore', 'memory'] as const;
+const SECTIONS = ['detection', 'daemon', 'latency', 'flood', 'restore', 'memory', 'cluster'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const QUICK: Record<string, string> = {
   'detection-lines': '50000', 'daemon-peer-lines': '50000', 'latency-bans': '50', 'flood-attackers': '1000', 'flood-window': '10',
-  'restore-bans': '2000', 'restore-ideal-bans': '2000', 'memory-addresses': '100000',
+  'restore-bans': '2000', 'restore-ideal-bans': '2000', 'memory-addresses': '100000', 'cluster-bans': '2000', 'cluster-rss-bans': '10000',
 };
 const DEFAULTS: Record<string, string> = {
   'detection-lines': '1000000', 'daemon-peer-lines': '200000', 'latency-bans': '300', 'flood-attackers': '10000', 'flood-window': '60',
-  'restore-bans': '100000', 'restore-ideal-bans': '25000', 'memory-addresses': '1000000',
+  'restore-bans': '100000', 'restore-ideal-bans': '25000', 'memory-addresses': '1000000', 'cluster-bans': '50000', 'cluster-rss-bans': '100000',
 };
 
 let parsed;
@@ -92,6 +95,7 @@ const runners: Record<Section, () => Promise<BenchResult>> = {
   flood: () => runFloodBenchmark({ attackers: size('flood-attackers'), windowMs: size('flood-window') * 1000, maxretry: 5, latencyMs: 20 }),
   restore: () => runRestoreBenchmark({ bans: size('restore-bans'), idealBans: size('restore-ideal-bans'), latencyMs: 20, lockMs: 2, concurrency: 16 }),
   memory: () => runMemoryBenchmark({ addresses: size('memory-addresses'), settleMs: values.quick ? 3000 : 10_000 }),
+  cluster: () => runClusterFillBenchmark({ bans: size('cluster-bans'), rssBans: size('cluster-rss-bans'), latencyMs: 20, lockMs: 2 }),
 };
 
 const machine = await describeMachine();

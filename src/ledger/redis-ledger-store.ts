@@ -363,6 +363,8 @@ export class RedisLedgerStore implements LedgerStore {
     // Aborts the blocking read; QUIT on the writer waits for commands already sent.
     this.reader.disconnect();
     await this.tailing;
+    await this.replaying;
+    await this.spool?.close();
     // QUIT lets commands already sent finish; with Redis unreachable there is nothing to wait for.
     if (this.redis.status === 'ready') {
       let timer: NodeJS.Timeout | undefined;
@@ -397,10 +399,21 @@ export class RedisLedgerStore implements LedgerStore {
    */
   private async writeOrSpool(mutations: readonly LedgerMutation[]): Promise<void> {
     const seq = this.track(mutations);
-    const sending = this.send(seq, mutations, false);
+    // Still tracked if it fails late: the spooled copy is replayed under the same number.
+    const sending = this.send(seq, mutations, false, false);
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'late'>((resolve) => { timer = setTimeout(() => resolve('late'), WRITE_DEADLINE_MS); });
-    const first = await Promise.race([sending.then(() => 'sent' as const), late]).finally(() => clearTimeout(timer));
+    let first: 'sent' | 'late';
+    try {
+      first = await Promise.race([sending.then(() => 'sent' as const), late]);
+    } catch (error) {
+      // Refused by Redis (not a lost connection): nothing was recorded, the caller learns why.
+      this.settle(seq);
+      this.deliver(this.reconcile(new Set(mutations.map(addressKeyOf))));
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
     if (first === 'sent') {
       for (const mutation of mutations) this.view.apply(mutation);
       return;
@@ -457,7 +470,8 @@ export class RedisLedgerStore implements LedgerStore {
         if (batch.sent) continue;
         const fresh = this.withoutStale(batch.mutations);
         if (fresh.length > 0) {
-          await this.untilClosed(this.send(batch.seq, fresh, false));
+          // A failure leaves the batch tracked and spooled: the next replay sends it under the same number.
+          await this.untilClosed(this.send(batch.seq, fresh, false, false));
         } else {
           this.settle(batch.seq);
           this.deliver(this.reconcile(new Set(batch.mutations.map(addressKeyOf))));
@@ -523,14 +537,18 @@ export class RedisLedgerStore implements LedgerStore {
     return fresh;
   }
 
-  /** Appends one entry; `applyToView` false when the caller applies it (or already did). */
-  private async send(seq: number, mutations: readonly LedgerMutation[], applyToView = true): Promise<void> {
+  /**
+   * Appends one entry; `applyToView` false when the caller applies it (or already did),
+   * `settleOnError` false when a spooled copy stays to be sent under the same number.
+   */
+  private async send(seq: number, mutations: readonly LedgerMutation[], applyToView = true, settleOnError = true): Promise<void> {
     const pending = this.pending.get(seq);
     if (!pending) throw new Error('ledger write not tracked');
     let id: string | null;
     try {
       id = String(await this.redis.eval(APPEND_SCRIPT, 2, this.metaKey, this.journalKey, this.writerId, String(seq), JSON.stringify(mutations), randomUUID(), FORMAT));
     } catch (error) {
+      if (!settleOnError) throw error;
       // Not stored (as far as we know): whatever the tail delivered meanwhile stays as the stream has it.
       this.settle(seq);
       this.deliver(this.reconcile(new Set(pending.keys)));

@@ -1,3 +1,4 @@
+import { constants as fsConstants } from 'node:fs';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
@@ -23,6 +24,8 @@ export class LedgerSpool {
   private readonly logger: Logger;
   private handle: FileHandle | null = null;
   private length = 0;
+  /** Bytes past `length` may hold a failed write that could not be cut off yet. */
+  private dirty = false;
   private held: LedgerMutation[][] = [];
   private writing: Promise<void> = Promise.resolve();
 
@@ -66,9 +69,20 @@ export class LedgerSpool {
   }
 
   private async write(batch: LedgerMutation[]): Promise<void> {
-    const handle = this.handle ??= await open(this.file, 'a+', 0o600);
+    // Not O_APPEND: every write goes at `length`, right after the last durable batch.
+    const handle = this.handle ??= await open(this.file, fsConstants.O_RDWR | fsConstants.O_CREAT, 0o600);
+    if (this.dirty) {
+      try {
+        await handle.truncate(this.length);
+        await handle.datasync();
+      } catch (error) {
+        throw new LedgerWriteError(this.file, error);
+      }
+      this.dirty = false;
+    }
     const data = Buffer.from(encodeLine(JSON.stringify({ m: batch })));
     try {
+      this.dirty = true;
       const { bytesWritten } = await handle.write(data, 0, data.length, this.length);
       if (bytesWritten !== data.length) throw Object.assign(new Error('no space left on device (short write)'), { code: 'ENOSPC' });
       await handle.datasync();
@@ -76,12 +90,14 @@ export class LedgerSpool {
       try {
         await handle.truncate(this.length);
         await handle.datasync();
+        this.dirty = false;
       } catch (cutError) {
-        // The next write starts at `length` again, over whatever is left; a reader stops at the first bad line.
-        this.logger.error({ file: this.file, err: (cutError as Error).message }, 'could not cut a failed write off the ledger spool');
+        // Cut before the next write (which fails if it still cannot): nothing is written after a partial record.
+        this.logger.error({ file: this.file, err: (cutError as Error).message }, 'could not cut a failed write off the ledger spool; the next write tries again first');
       }
       throw new LedgerWriteError(this.file, error);
     }
+    this.dirty = false;
     this.length += data.length;
     this.held.push(batch);
   }

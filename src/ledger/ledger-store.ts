@@ -11,7 +11,8 @@ import type { BanClaim, LedgerMutation } from './ban-claim.ts';
  *   (file: written and fdatasync'ed; Redis: acknowledged by a Redis that persists it). The Ledger
  *   changes its memory, tells the reconcilers and answers the CLI only after that.
  * - **A failed write leaves no trace.** `append` rejects with the cause (a LedgerWriteError for
- *   the file store: full disk, EIO from fsync; an error naming Redis when it is unreachable);
+ *   the file store: full disk, EIO from fsync; an error naming Redis when it is unreachable, unless
+ *   the Redis store has a spool, whose fsync'ed local write then counts as durable);
  *   the Ledger's memory is unchanged, and after a restart the mutation is absent. What a failed
  *   write may have left in storage is removed before the error is reported, and in any case
  *   before the next write, so a partial record never has a record after it.

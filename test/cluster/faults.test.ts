@@ -87,6 +87,10 @@ test('Redis stopped past the old client retry limit: bans decided meanwhile are 
       return target.state === 'ledger-unreachable' && /the shared ledger in Redis is unreachable/.test(target.lastError?.message ?? '');
     });
   }
+  const health = await runCli(['health'], { env: nodes[0]!.env });
+  assert.equal(health.code, 0, 'an outage, like an unreachable firewall: healthy');
+  assert.match(health.stdout, /ledger-unreachable/);
+  assert.doesNotMatch(JSON.stringify((await status(nodes[0]!)).targets), /fix this on the firewall/);
   // A jail's ban on one replica, a manual ban and an unban on the other: all recorded at once.
   for (let i = 0; i < 3; i++) await appendFile(nodes[0]!.mailLog, dovecotFailure('198.51.100.71'));
   await until('the jail banned while Redis is down', async () => (await banned(nodes[0]!)).includes('198.51.100.71'));

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { Redis } from 'ioredis';
 import { FileLedgerStore, type LedgerFileIo } from '../../src/ledger/file-ledger-store.ts';
@@ -77,14 +78,14 @@ async function fileStore(t: TestContext): Promise<StoreUnderTest> {
   };
 }
 
-async function redisStore(t: TestContext): Promise<StoreUnderTest> {
+async function redisStore(t: TestContext, spoolDir?: string): Promise<StoreUnderTest> {
   const redis = await RedisServer.start(t);
   const admin = new Redis(redis.url, { protocol: 2 });
   t.after(() => admin.disconnect());
   const blockedClients = async () => Number(/blocked_clients:(\d+)/.exec(await admin.info('clients'))?.[1] ?? 0);
   return {
     async open() {
-      return RedisLedgerStore.open({ url: redis.url, prefix: 'contract:', logger: silentLogger() });
+      return RedisLedgerStore.open({ url: redis.url, prefix: 'contract:', logger: silentLogger(), ...(spoolDir ? { spoolDir } : {}) });
     },
     async hold(start) {
       const before = await blockedClients();
@@ -103,7 +104,10 @@ async function redisStore(t: TestContext): Promise<StoreUnderTest> {
   };
 }
 
-for (const [name, make] of [['file store', fileStore], ['Redis store', redisStore]] as const) {
+// With a spool (the daemon's), a write Redis holds past 2 s is kept on the local disk instead: durable then too.
+const spooledRedisStore = async (t: TestContext) => redisStore(t, path.join(await tempDir(t), 'ledger-spool'));
+
+for (const [name, make] of [['file store', fileStore], ['Redis store', redisStore], ['Redis store with a spool', spooledRedisStore]] as const) {
   describe(`LedgerStore contract: ${name}`, () => {
     async function openLedger(t: TestContext, store: StoreUnderTest, clock = new ManualClock()) {
       const ledger = await Ledger.open({ store: await store.open(), clock, logger: silentLogger() });

@@ -272,7 +272,7 @@ export class RedisLedgerStore implements LedgerStore {
     if (this.redis.status !== 'ready') {
       return Promise.reject(new Error(`${this.unreachable() ?? 'the shared ledger in Redis is unreachable'}; nothing was recorded`));
     }
-    if (!this.spool) return this.write(mutations);
+    if (!this.spool) return this.send(this.track(mutations), mutations);
     return this.writeOrSpool(mutations);
   }
 
@@ -386,10 +386,6 @@ export class RedisLedgerStore implements LedgerStore {
     this.pending.set(seq, pending);
     for (const key of pending.keys) this.pendingPerKey.set(key, (this.pendingPerKey.get(key) ?? 0) + 1);
     return seq;
-  }
-
-  private write(mutations: readonly LedgerMutation[], seq = this.track(mutations)): Promise<void> {
-    return this.send(seq, mutations);
   }
 
   /**

@@ -395,8 +395,10 @@ export class RedisLedgerStore implements LedgerStore {
    */
   private async writeOrSpool(mutations: readonly LedgerMutation[]): Promise<void> {
     const seq = this.track(mutations);
-    // Still tracked if it fails late: the spooled copy is replayed under the same number.
-    const sending = this.send(seq, mutations, false, false);
+    // Applied to `view` as it lands, unless it was spooled first (the spool applies it then);
+    // still tracked if it fails late: the spooled copy is replayed under the same number.
+    let spooling = false;
+    const sending = this.send(seq, mutations, () => !spooling, false);
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'late'>((resolve) => { timer = setTimeout(() => resolve('late'), WRITE_DEADLINE_MS); });
     let first: 'sent' | 'late';
@@ -410,10 +412,8 @@ export class RedisLedgerStore implements LedgerStore {
     } finally {
       clearTimeout(timer);
     }
-    if (first === 'sent') {
-      for (const mutation of mutations) this.view.apply(mutation);
-      return;
-    }
+    if (first === 'sent') return;
+    spooling = true;
     const batch: SpooledBatch = { seq, mutations: [...mutations], sent: false };
     try {
       await this.spoolBatch(mutations, seq, batch);
@@ -534,10 +534,10 @@ export class RedisLedgerStore implements LedgerStore {
   }
 
   /**
-   * Appends one entry; `applyToView` false when the caller applies it (or already did),
-   * `settleOnError` false when a spooled copy stays to be sent under the same number.
+   * Appends one entry; `applyToView` false when the caller applies it (or already did), asked as
+   * it lands; `settleOnError` false when a spooled copy stays to be sent under the same number.
    */
-  private async send(seq: number, mutations: readonly LedgerMutation[], applyToView = true, settleOnError = true): Promise<void> {
+  private async send(seq: number, mutations: readonly LedgerMutation[], applyToView: boolean | (() => boolean) = true, settleOnError = true): Promise<void> {
     const pending = this.pending.get(seq);
     if (!pending) throw new Error('ledger write not tracked');
     let id: string | null;
@@ -552,7 +552,8 @@ export class RedisLedgerStore implements LedgerStore {
     }
     pending.id = id;
     // Durable now: the Ledger applies it as this resolves (it may already have arrived through the tail).
-    if (applyToView) for (const mutation of mutations) this.view.apply(mutation);
+    // Before the settling below: a reconcile must find it in `view` (else it is delivered as another replica's).
+    if (typeof applyToView === 'function' ? applyToView() : applyToView) for (const mutation of mutations) this.view.apply(mutation);
     // Already passed by a reload that covered it: it will never be read back one by one.
     if (id !== null && this.pending.has(seq) && compareIds(id, this.lastId) <= 0) {
       this.settle(seq);

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 
-/** Validated `mikrotik[url=, user=, password=, list=, ca_file=, tls_insecure=, timeout=]` parameters. */
+/** Validated `mikrotik[url=, user=, password=, list=, ca_file=, tls_insecure=, api_timeout=]` parameters. */
 export interface MikrotikOptions {
   /** Router base URL (`https://192.0.2.1` or with a port), without `/rest`, credentials or trailing slash. */
   url: string;
@@ -33,7 +33,7 @@ export const MIKROTIK_ENV: Readonly<Record<string, string>> = {
   MIKROTIK_LIST: 'list',
   MIKROTIK_CA_FILE: 'ca_file',
   MIKROTIK_TLS_INSECURE: 'tls_insecure',
-  MIKROTIK_TIMEOUT: 'timeout',
+  MIKROTIK_TIMEOUT: 'api_timeout',
 };
 
 export const DEFAULT_LIST = 'edgeban';
@@ -44,7 +44,14 @@ export const DEFAULT_LIST = 'edgeban';
  */
 const LIST_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}$/;
 
-const schema = z.strictObject({
+/**
+ * What jail.conf's `action_` and fail2ban's action machinery pass to every action (and edgeban's
+ * action loader adds): accepted and ignored, since an address list blocks the address as a whole.
+ * Any other unknown key is an error, so a misspelt `pasword=` is not silently dropped.
+ */
+const GENERIC_PARAMS = new Set(['name', 'actname', 'port', 'protocol', 'chain', 'bantime', 'timeout', 'family', 'blocktype', 'returntype', 'banaction', 'banaction_allports']);
+
+const schema = z.object({
   url: z.string({ error: 'required (the router, e.g. https://192.0.2.1)' }).min(1, 'required (the router, e.g. https://192.0.2.1)'),
   user: z.string({ error: 'required (a RouterOS user, see README "MikroTik RouterOS")' }).min(1, 'required (a RouterOS user, see README "MikroTik RouterOS")'),
   // RouterOS allows an empty password (the factory admin has one); edgeban does not.
@@ -52,7 +59,7 @@ const schema = z.strictObject({
   list: z.string().regex(LIST_NAME, 'must be 1-64 characters of letters, digits, _ - . : (the address list name)').default(DEFAULT_LIST),
   ca_file: z.string().min(1, 'must be a file path').optional(),
   tls_insecure: z.enum(['0', '1', 'true', 'false', 'yes', 'no']).default('0'),
-  timeout: z.string().regex(/^\d{1,3}$/, 'must be whole seconds (1-600)').transform(Number)
+  api_timeout: z.string().regex(/^\d{1,3}$/, 'must be whole seconds (1-600)').transform(Number)
     .refine((s) => s >= 1 && s <= 600, 'must be whole seconds (1-600)').default(30),
 });
 
@@ -61,12 +68,16 @@ const schema = z.strictObject({
  * jail.conf gives them; a secret's value never appears in an error, only its key.
  */
 export function parseMikrotikOptions(params: Readonly<Record<string, string>>): MikrotikOptions {
-  const parsed = schema.safeParse(params);
+  const given: Record<string, string> = {};
+  for (const [key, value] of Object.entries(params)) {
+    if (GENERIC_PARAMS.has(key)) continue;
+    if (!(key in schema.shape)) throw new MikrotikOptionError(key, `unknown parameter (known: ${Object.keys(schema.shape).join(', ')})`);
+    // An action file's empty [Init] default (`ca_file =`) means "not set".
+    if (typeof value === 'string' && value.trim() !== '') given[key] = key === 'password' ? value : value.trim();
+  }
+  const parsed = schema.safeParse(given);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    if (issue?.code === 'unrecognized_keys') {
-      throw new MikrotikOptionError(issue.keys[0] ?? '?', `unknown parameter (known: ${Object.keys(schema.shape).join(', ')})`);
-    }
     throw new MikrotikOptionError(String(issue?.path[0] ?? 'options'), issue?.message ?? 'invalid');
   }
   const o = parsed.data;
@@ -77,7 +88,7 @@ export function parseMikrotikOptions(params: Readonly<Record<string, string>>): 
     list: o.list,
     ca: o.ca_file === undefined ? null : readCa(o.ca_file),
     tlsInsecure: ['1', 'true', 'yes'].includes(o.tls_insecure),
-    timeoutMs: o.timeout * 1000,
+    timeoutMs: o.api_timeout * 1000,
   };
 }
 

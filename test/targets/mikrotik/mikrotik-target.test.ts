@@ -32,7 +32,7 @@ function targetFor(t: TestContext, url: string, params: Record<string, string> =
   const lines: string[] = [];
   const calls: TargetCallRecord[] = [];
   const logger = createLogger({ level: 'trace', destination: { write: (line: string) => { lines.push(line); } } });
-  const options = mikrotikKind.parseOptions({ url, user: 'edgeban', password: PASSWORD, list: LIST, timeout: '5', ...params });
+  const options = mikrotikKind.parseOptions({ url, user: 'edgeban', password: PASSWORD, list: LIST, api_timeout: '5', ...params });
   const target = mikrotikKind.create(options, { clock: { now: () => now }, logger, onCall: (c) => calls.push(c) }) as MikrotikTarget;
   t.after(() => target.close());
   return { target, lines, calls, now };
@@ -160,7 +160,7 @@ test('down, 5xx and hanging routers are retry errors; calls are reported for met
   const closed = targetFor(t, `http://127.0.0.1:${await freePort()}`).target;
   await assert.rejects(closed.list(), isTargetError('retry', /cannot reach the router/));
   const router = await startRouter(t);
-  const { target, calls, now } = targetFor(t, router.url, { timeout: '1' });
+  const { target, calls, now } = targetFor(t, router.url, { api_timeout: '1' });
   await router.admin('faults', { errorRate: 1 });
   await assert.rejects(target.add({ address: '192.0.2.1', expiresAt: now + HOUR, comment: '' }), isTargetError('retry', /HTTP 500/));
   await router.admin('faults', { errorRate: 0, hangRate: 1 });
@@ -244,7 +244,11 @@ test('parseOptions: errors name the key, secrets never quoted; identity is url a
   fails({ ...base, list: 'bad list' }, /^list: /);
   fails({ ...base, ca_file: '/nonexistent/ca.pem' }, /^ca_file: cannot read/);
   fails({ ...base, tls_insecure: 'maybe' }, /^tls_insecure: /);
-  fails({ ...base, timeout: '0' }, /^timeout: /);
+  fails({ ...base, api_timeout: '0' }, /^api_timeout: /);
+  fails({ ...base, pasword: 'x' }, /^pasword: unknown parameter/);
+  // What jail.conf's action_ passes to every action, and an action file's empty defaults, are fine.
+  const fromJail = parse({ ...base, name: 'sshd', actname: 'mikrotik', port: 'ssh', protocol: 'tcp', chain: 'INPUT', ca_file: '', tls_insecure: '', list: '' });
+  assert.deepEqual(fromJail, options);
   fails({ ...base, alias: 'x' }, /^alias: unknown parameter/);
   assert.deepEqual(mikrotikKind.secretParams, ['password']);
   assert.equal(mikrotikKind.env.MIKROTIK_URL, 'url');

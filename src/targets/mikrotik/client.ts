@@ -60,6 +60,8 @@ export interface MikrotikClientOptions {
   /** Id for call records (`url list`). */
   target: string;
   onCall?: (call: TargetCallRecord) => void;
+  /** Default MAX_REPLY_BYTES. */
+  maxReplyBytes?: number;
 }
 
 interface Reply {
@@ -84,6 +86,7 @@ export class MikrotikClient {
   private readonly logger: Logger;
   private readonly target: string;
   private readonly onCall: ((call: TargetCallRecord) => void) | undefined;
+  private readonly maxReplyBytes: number;
 
   constructor(options: MikrotikClientOptions) {
     const o = options.options;
@@ -93,6 +96,7 @@ export class MikrotikClient {
     this.logger = options.logger;
     this.target = options.target;
     this.onCall = options.onCall;
+    this.maxReplyBytes = options.maxReplyBytes ?? MAX_REPLY_BYTES;
     this.dispatcher = new Agent({
       // RouterOS's web server handles few connections at once; edgeban's calls are short.
       connections: 4,
@@ -196,7 +200,7 @@ export class MikrotikClient {
         method: method as Dispatcher.HttpMethod, headers, body: payload, dispatcher: this.dispatcher, signal: AbortSignal.timeout(this.timeoutMs),
       });
       status = response.statusCode;
-      text = await readCapped(response.body, call);
+      text = await readCapped(response.body, this.maxReplyBytes, call);
     } catch (error) {
       if (error instanceof TargetError) throw error;
       throw this.transportError(error, call);
@@ -265,15 +269,15 @@ function badReply(call: string, error: z.ZodError): TargetError {
 }
 
 /** The body as text, abandoned (connection destroyed) past the cap. */
-async function readCapped(body: Dispatcher.ResponseData['body'], call: string): Promise<string> {
+async function readCapped(body: Dispatcher.ResponseData['body'], maxBytes: number, call: string): Promise<string> {
   const chunks: Buffer[] = [];
   let length = 0;
   for await (const chunk of body as AsyncIterable<Buffer>) {
     length += chunk.length;
-    if (length > MAX_REPLY_BYTES) {
+    if (length > maxBytes) {
       body.destroy();
       throw new TargetError('operator', 'too-large', call,
-        `${call}: reply larger than ${MAX_REPLY_BYTES / (1024 * 1024)} MiB, abandoned: the router (or a proxy in front of it) answers far more than any address list; check url`);
+        `${call}: reply larger than ${maxBytes} bytes, abandoned: the router (or a proxy in front of it) answers far more than any address list; check url`);
     }
     chunks.push(chunk);
   }

@@ -5,11 +5,13 @@ import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { createLogger } from '../../../src/logging/logger.ts';
 import { TargetError, type TargetCallRecord, type TargetErrorKind } from '../../../src/targets/edge-target.ts';
+import { MikrotikClient } from '../../../src/targets/mikrotik/client.ts';
 import { mikrotikKind } from '../../../src/targets/mikrotik/index.ts';
 import { routerTimeout, type MikrotikTarget } from '../../../src/targets/mikrotik/mikrotik-target.ts';
 import { freePort } from '../../helpers/free-port.ts';
 import { runCli, startCliSimulator } from '../../helpers/cli.ts';
 import { tempDir } from '../../helpers/temp-dir.ts';
+import { until } from '../../helpers/until.ts';
 
 const PASSWORD = 'Rtr-pw-0123456789-secret';
 const LIST = 'edgeban';
@@ -259,4 +261,27 @@ test('edgeban simulate refuses an unknown --kind', async () => {
   const result = await runCli(['simulate', '--kind', 'fortigate', '--port', '0']);
   assert.equal(result.code, 2);
   assert.match(result.stderr, /--kind must be opnsense or mikrotik/);
+});
+
+test('a reply past the size cap is abandoned as an operator error, not read into memory', async (t) => {
+  const router = await startRouter(t);
+  for (let i = 0; i < 20; i++) await router.admin('entries', { menu: 'ip', list: LIST, address: `198.51.100.${i}`, comment: 'x'.repeat(100) });
+  const options = mikrotikKind.parseOptions({ url: router.url, user: 'edgeban', password: PASSWORD, list: LIST });
+  const logger = createLogger({ level: 'silent' });
+  const small = new MikrotikClient({ options, logger, target: 'test', maxReplyBytes: 1000 });
+  const usual = new MikrotikClient({ options, logger, target: 'test' });
+  t.after(async () => { await small.close(); await usual.close(); });
+  await assert.rejects(small.listEntries(4, LIST), isTargetError('operator', /reply larger than 1000 bytes, abandoned/));
+  assert.equal((await usual.listEntries(4, LIST)).length, 20);
+});
+
+test('a router that goes down and comes back: retry errors meanwhile, then the same target works again', async (t) => {
+  const router = await startRouter(t);
+  const { target, now } = targetFor(t, router.url, { api_timeout: '2' });
+  await target.add({ address: '192.0.2.40', expiresAt: now + HOUR, comment: 'jail=sshd' });
+  await router.admin('faults', { refuseForMs: 1500 });
+  await assert.rejects(target.list(), isTargetError('retry'));
+  await until('the router is back', async () => {
+    try { return (await target.list()).length === 1; } catch { return false; }
+  });
 });

@@ -211,9 +211,12 @@ export class MikrotikClient {
       try {
         json = JSON.parse(text);
       } catch {
-        // A proxy's or the WebFig login page's HTML: not RouterOS's REST service answering.
-        throw new TargetError(status >= 500 ? 'retry' : 'operator', 'not-json', call,
-          `${call}: HTTP ${status} and the body is not JSON (${describe(text)}); is url the router's https address (the www-ssl service, RouterOS 7.1 or later)?`);
+        // A proxy's or the WebFig login page's HTML: not RouterOS's REST service answering. An
+        // error status is judged by the status alone.
+        if (status >= 200 && status < 300) {
+          throw new TargetError('operator', 'not-json', call,
+            `${call}: HTTP ${status} and the body is not JSON (${describe(text)}); is url the router's https address (the www-ssl service, RouterOS 7.1 or later)?`);
+        }
       }
     }
     const error = ErrorSchema.safeParse(json);

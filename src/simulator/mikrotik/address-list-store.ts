@@ -98,11 +98,12 @@ export class AddressListStore {
     return this.entries[menu].get(id);
   }
 
-  add(menu: Menu, input: { list: string; address: string; comment?: string; timeout?: string; disabled?: boolean }): StoredEntry {
+  /** `restored`: skips the duplicate check, as a configuration import or older firmware did. */
+  add(menu: Menu, input: { list: string; address: string; comment?: string; timeout?: string; disabled?: boolean; restored?: boolean }): StoredEntry {
     this.expire();
     if (input.list.trim() === '') throw new RouterFailure('missing value(s) of argument(s) list');
     const address = printAddress(menu, input.address);
-    for (const entry of this.entries[menu].values()) {
+    for (const entry of input.restored ? [] : this.entries[menu].values()) {
       if (entry.list === input.list && entry.address === address) throw new RouterFailure('failure: already have such entry');
     }
     const now = this.now();

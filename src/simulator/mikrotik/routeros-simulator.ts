@@ -359,7 +359,7 @@ export class RouterOsSimulator {
       case 'POST /__simulator/entries': {
         const entry = z.strictObject({
           menu: z.enum(['ip', 'ipv6']), list: z.string(), address: z.string(),
-          comment: z.string().optional(), timeout: z.string().optional(), disabled: z.boolean().optional(),
+          comment: z.string().optional(), timeout: z.string().optional(), disabled: z.boolean().optional(), restored: z.boolean().optional(),
         }).parse(body);
         const { menu, ...input } = entry;
         return { status: 200, body: this.store.print(this.store.add(menu, input)) };

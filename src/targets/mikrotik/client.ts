@@ -121,8 +121,8 @@ export class MikrotikClient {
       id: row['.id'],
       address: row.address,
       comment: row.comment ?? '',
-      disabled: row.disabled === 'true',
-      dynamic: row.dynamic === 'true',
+      disabled: isTrue(row.disabled),
+      dynamic: isTrue(row.dynamic),
     }));
   }
 
@@ -238,6 +238,11 @@ export class MikrotikClient {
     }
     return new TargetError('retry', 'network', call, `${call}: cannot reach the router (${code || err.name || 'error'})`, { cause: error });
   }
+}
+
+/** RouterOS 7 prints flags as `true`/`false`; older firmware and some menus as `yes`/`no`. */
+function isTrue(flag: string | undefined): boolean {
+  return flag === 'true' || flag === 'yes';
 }
 
 function menu(family: Family): string {

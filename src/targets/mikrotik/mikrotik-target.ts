@@ -120,15 +120,21 @@ export class MikrotikTarget implements EdgeTarget {
   async list(): Promise<ListedEntry[]> {
     const [v4, v6] = await Promise.all([this.client.listEntries(4, this.list_), this.client.listEntries(6, this.list_)]);
     this.ids.clear();
-    const listed: ListedEntry[] = [];
+    const listed = new Map<string, ListedEntry>();
+    const twice = new Set<string>();
     for (const row of [...v4, ...v6]) {
       // A disabled entry blocks nothing: not listed, so the ban is added (and add() reports why it cannot be).
       if (row.disabled) continue;
       const address = canonicalRow(row.address);
+      const owned = isOwnedComment(row.comment);
+      if (listed.has(address)) twice.add(address);
+      listed.set(address, { address, owned: owned || listed.get(address)?.owned === true });
       this.ids.set(address, row.id);
-      listed.push({ address, owned: isOwnedComment(row.comment) });
     }
-    return listed;
+    // RouterOS refuses duplicate adds, but a list restored from an export or made by older firmware
+    // can hold one address twice: no id is cached for it, so a delete looks up and removes every row.
+    for (const address of twice) this.ids.delete(address);
+    return [...listed.values()];
   }
 
   async add(entry: DesiredEntry): Promise<void> {

@@ -285,3 +285,13 @@ test('a router that goes down and comes back: retry errors meanwhile, then the s
     try { return (await target.list()).length === 1; } catch { return false; }
   });
 });
+
+test('one address on the list twice (a restored export): listed once, and a delete removes every row', async (t) => {
+  const router = await startRouter(t);
+  const { target, now } = targetFor(t, router.url);
+  await target.add({ address: '2001:db8::9', expiresAt: now + HOUR, comment: 'jail=sshd' });
+  await router.admin('entries', { menu: 'ipv6', list: LIST, address: '2001:db8::9', comment: 'from an old export', restored: true });
+  assert.deepEqual(await target.list(), [{ address: '2001:db8::9', owned: true }]);
+  await target.delete('2001:db8::9');
+  assert.deepEqual((await router.state()).ipv6, []);
+});

@@ -48,7 +48,7 @@ export type MikrotikFaults = Pick<SimulatorFaults, 'latencyMs' | 'errorRate' | '
 const mikrotikFaultsSchema = faultsSchema.pick({ latencyMs: true, errorRate: true, hangRate: true, refuse: true, flapPeriodMs: true })
   .extend({ refuseForMs: z.number().int().min(1).max(3_600_000).optional() });
 
-export interface SimulatorCallRecord {
+interface SimulatorCallRecord {
   method: string;
   path: string;
   status: number;
@@ -147,10 +147,6 @@ export class RouterOsSimulator {
     this.rules[path] = [...rules];
   }
 
-  calls(): readonly SimulatorCallRecord[] {
-    return this.callLog;
-  }
-
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
@@ -217,7 +213,7 @@ export class RouterOsSimulator {
 
   private dispatch(req: http.IncomingMessage, url: URL, method: string, raw: Buffer): Reply {
     const user = this.authenticate(req.headers.authorization);
-    if (!user) return { ...failure(401, 'Unauthorized') };
+    if (!user) return failure(401, 'Unauthorized');
     const needs = method === 'GET' ? 'read' : 'write';
     if (!user.policies.includes(needs)) return failure(403, 'Forbidden', 'not enough permissions (9)');
     let body: Record<string, unknown> = {};

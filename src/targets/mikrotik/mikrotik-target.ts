@@ -105,7 +105,7 @@ export class MikrotikTarget implements EdgeTarget {
         const rules = [
           ...await this.client.rules(`${prefix}/firewall/filter`, { 'src-address-list': this.list_ }),
           ...await this.client.rules(`${prefix}/firewall/raw`, { 'src-address-list': this.list_ }),
-        ].filter((r) => r.disabled !== 'true' && ['drop', 'reject', 'tarpit'].includes(r.action ?? ''));
+        ].filter((r) => r.disabled !== 'true' && r.disabled !== 'yes' && ['drop', 'reject', 'tarpit'].includes(r.action ?? ''));
         facts[`rules_ipv${family}`] = String(rules.length);
         const missing = `no enabled drop rule in /${prefix}/firewall/filter or raw matches src-address-list=${this.list_}: add one (README "MikroTik RouterOS")`;
         if (rules.length === 0) (family === 4 ? errors : warnings).push(family === 4 ? missing : `${missing}, or IPv6 bans block nothing`);
@@ -170,7 +170,12 @@ export class MikrotikTarget implements EdgeTarget {
   private async adoptDuplicate(family: Family, text: string, address: string, comment: string, timeout: string | undefined): Promise<void> {
     const rows = await this.client.listEntries(family, this.list_, text);
     const row: RouterEntry | undefined = rows[0];
-    if (row === undefined) return; // gone in between (expired): the next pass adds it
+    if (row === undefined) {
+      // Gone in between (it expired, or was removed by hand): added once more, now that the place is free.
+      const id = await this.client.addEntry(family, { list: this.list_, address: text, comment, ...(timeout === undefined ? {} : { timeout }) });
+      if (id !== null) this.ids.set(address, id);
+      return;
+    }
     this.ids.set(address, row.id);
     if (row.disabled) {
       throw new TargetError('rejected', 'entry-disabled', `PUT /rest/${family === 4 ? 'ip' : 'ipv6'}/firewall/address-list`,

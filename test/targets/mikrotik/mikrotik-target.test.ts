@@ -95,6 +95,9 @@ test('"already have such entry" is success; edgeban\'s own entry gets the new ti
   assert.equal(rows.length, 1);
   assert.equal(rows[0]!.timeout, '5h', 'the re-ban extends the router-side timeout');
   assert.equal(rows[0]!.comment, 'edgeban jail=recidive');
+  await target.add({ address: '192.0.2.10', expiresAt: null, comment: 'jail=recidive' });
+  rows = (await router.state()).ip;
+  assert.deepEqual(rows.map((r) => [r.address, r.dynamic, r.timeout ?? null]), [['192.0.2.10', 'false', null]], 'a ban made permanent becomes a static entry');
 
   await router.admin('entries', { menu: 'ip', list: LIST, address: '192.0.2.11', comment: 'office block' });
   await target.add({ address: '192.0.2.11', expiresAt: now + HOUR, comment: 'jail=sshd' });

@@ -79,7 +79,19 @@ function readPem(path: string, option: string): string {
   }
 }
 
-export async function runSimulateCommand(argv: string[]): Promise<number> {
+/** `--kind K` (default opnsense) picks the API simulated; the rest of argv is that simulator's. */
+function splitKind(argv: string[]): { kind: string; rest: string[] } {
+  const at = argv.findIndex((arg) => arg === '--kind' || arg.startsWith('--kind='));
+  if (at === -1) return { kind: 'opnsense', rest: argv };
+  const arg = argv[at]!;
+  const kind = arg === '--kind' ? argv[at + 1] ?? '' : arg.slice('--kind='.length);
+  return { kind, rest: argv.filter((_, i) => i !== at && !(arg === '--kind' && i === at + 1)) };
+}
+
+export async function runSimulateCommand(argvWithKind: string[]): Promise<number> {
+  const { kind, rest: argv } = splitKind(argvWithKind);
+  if (kind === 'cloudflare') return (await import('./simulate-cloudflare-command.ts')).runSimulateCloudflareCommand(argv);
+  if (kind !== 'opnsense') throw new UserFacingError(`--kind must be opnsense or cloudflare, not ${JSON.stringify(kind)}`);
   let values: Record<string, unknown>;
   try {
     ({ values } = parseArgs({

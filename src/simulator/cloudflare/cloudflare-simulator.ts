@@ -115,8 +115,9 @@ export class CloudflareSimulator {
           throw new ApiFailure(400, UNDOCUMENTED, 'request body is not valid JSON');
         }
       }
-      if (url.pathname.startsWith('/__simulator/')) {
-        send(res, 200, this.admin(req.method ?? 'GET', url.pathname.slice('/__simulator/'.length), body));
+      const path = url.pathname.replace(/^\/client\/v4/, '');
+      if (path.startsWith('/__simulator/')) {
+        send(res, 200, this.admin(req.method ?? 'GET', path.slice('/__simulator/'.length), body));
         return;
       }
       const fault = this.faults.shift();

@@ -84,8 +84,8 @@ const COMMANDS: Record<string, CommandEntry> = {
     load: async () => (await import('./health-command.ts')).runHealthCommand,
   },
   simulate: {
-    args: '--port P [--key K --secret S] [--alias NAME[:external|host]]…',
-    summary: 'run the OPNsense API simulator on loopback',
+    args: '[--kind opnsense|cloudflare] --port P [--key K --secret S] [--alias NAME[:external|host]]…',
+    summary: 'run the OPNsense (or --kind cloudflare: Cloudflare) API simulator on loopback',
     load: async () => (await import('./simulate-command.ts')).runSimulateCommand,
     ownHelp: true,
   },

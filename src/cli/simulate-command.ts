@@ -13,7 +13,8 @@ const USAGE = 'usage: edgeban simulate --port P [--host 127.0.0.1] [--key K --se
   + '         [--alias NAME[:external|host|network]]... | --no-alias] [--latency MS] [--lock-ms MS] [--error-rate R]\n'
   + '         [--table-entries N] [--auth-fail-delay MS] [--seed N] [--tls-cert FILE --tls-key FILE]\n'
   + '         [--opnsense-version 26.7.2] [--admin-key K --admin-secret S] [--nft-netns NS [--nft-table edgeban]]\n'
-  + 'The --key gets the daemon\'s least privileges (or --privileges); --admin-key gets page-all (for setup-opnsense).';
+  + 'The --key gets the daemon\'s least privileges (or --privileges); --admin-key gets page-all (for setup-opnsense).\n'
+  + '`edgeban simulate --kind cloudflare --help` for the Cloudflare API simulator.';
 
 const intText = (name: string, min: number, max: number) =>
   z.string().regex(/^\d+$/, `--${name} must be a whole number`).transform(Number)

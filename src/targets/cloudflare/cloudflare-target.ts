@@ -10,6 +10,7 @@ import {
 } from '../edge-target.ts';
 import { CloudflareApi, LISTS_PERMISSION, type CloudflareReply } from './cloudflare-api.ts';
 import { cloudflareCanonical, listedSpelling } from './cloudflare-address.ts';
+import { Coalescer } from './coalescer.ts';
 
 /*
  * Lists API (verified 2026-12-07, developers.cloudflare.com/api/resources/rules/subresources/lists/
@@ -111,6 +112,8 @@ export class CloudflareTarget implements EdgeTarget {
   private listId: string | null;
   /** Item ids by canonical address, from the last full listing (deletes need ids). */
   private ids = new Map<string, string[]>();
+  private readonly adds: Coalescer<{ ip: string; comment: string }>;
+  private readonly deletes: Coalescer<string>;
 
   private readonly options: CloudflareOptions;
   private readonly deps: TargetDeps;
@@ -125,6 +128,8 @@ export class CloudflareTarget implements EdgeTarget {
     this.account = options.account;
     this.id = `cloudflare ${options.account}/${options.list}`;
     this.listId = LIST_ID.test(options.list) ? options.list : null;
+    this.adds = new Coalescer(tuning.batchSize, (batch) => this.sendAdds(batch));
+    this.deletes = new Coalescer(tuning.batchSize, (batch) => this.sendDeletes(batch));
     this.api = new CloudflareApi({
       baseUrl: options.api.replace(/\/+$/, ''),
       token: options.token,
@@ -195,7 +200,10 @@ export class CloudflareTarget implements EdgeTarget {
     return this.deleteMany([address]);
   }
 
-  /** Adds in batches, one bulk operation at a time, each polled until Cloudflare has applied it. */
+  /**
+   * Adds in batches of one bulk operation each, one at a time, each polled until Cloudflare has
+   * applied it; adds arriving meanwhile (from any caller) go together in the next batch.
+   */
   async addMany(entries: readonly DesiredEntry[]): Promise<void> {
     const items = new Map<string, { ip: string; comment: string }>();
     const refused: string[] = [];
@@ -204,29 +212,32 @@ export class CloudflareTarget implements EdgeTarget {
       if (ip === null) refused.push(entry.address);
       else items.set(ip, { ip, comment: ownedComment(entry.comment) });
     }
-    const listId = await this.resolveList();
-    const path = `/accounts/${this.account}/rules/lists/${listId}/items`;
-    for (const batch of chunks([...items.values()], this.tuning.batchSize)) {
-      await this.bulk('POST', path, 'rules/lists/items/create', batch);
-    }
+    await this.adds.submit([...items.values()]);
     if (refused.length > 0) {
-      throw new TargetError('rejected', 'unsupported-address', `POST ${path}`,
+      throw new TargetError('rejected', 'unsupported-address', `POST /accounts/${this.account}/rules/lists/${this.listId ?? this.options.list}/items`,
         `a Cloudflare list cannot hold ${refused.slice(0, 5).join(', ')}${refused.length > 5 ? ` and ${refused.length - 5} more` : ''}: IPv4 /8–/32 and IPv6 /12–/64 only`);
     }
   }
 
-  /** Deletes by item id (from the last listing, refreshed once for addresses it lacks); absent addresses are done already. */
+  /** Deletes by item id, batched like adds; addresses not on the list are done already. */
   async deleteMany(addresses: readonly string[]): Promise<void> {
-    const wanted = [...new Set(addresses.map(listedSpelling))];
-    if (wanted.length === 0) return;
-    if (wanted.some((address) => !this.ids.has(address))) await this.list();
+    await this.deletes.submit([...new Set(addresses.map(listedSpelling))]);
+  }
+
+  private async sendAdds(batch: Array<{ ip: string; comment: string }>): Promise<void> {
     const listId = await this.resolveList();
-    const path = `/accounts/${this.account}/rules/lists/${listId}/items`;
-    const ids = wanted.flatMap((address) => this.ids.get(address) ?? []);
-    for (const batch of chunks(ids, this.tuning.batchSize)) {
-      await this.bulk('DELETE', path, 'rules/lists/items/delete', { items: batch.map((id) => ({ id })) });
+    await this.bulk('POST', `/accounts/${this.account}/rules/lists/${listId}/items`, 'rules/lists/items/create', batch);
+  }
+
+  /** Ids come from the last listing, refreshed once when it lacks an address. */
+  private async sendDeletes(addresses: string[]): Promise<void> {
+    if (addresses.some((address) => !this.ids.has(address))) await this.list();
+    const ids = addresses.flatMap((address) => this.ids.get(address) ?? []);
+    if (ids.length > 0) {
+      const listId = await this.resolveList();
+      await this.bulk('DELETE', `/accounts/${this.account}/rules/lists/${listId}/items`, 'rules/lists/items/delete', { items: ids.map((id) => ({ id })) });
     }
-    for (const address of wanted) this.ids.delete(address);
+    for (const address of addresses) this.ids.delete(address);
   }
 
   async close(): Promise<void> {
@@ -280,10 +291,4 @@ export function isOwned(comment: string | undefined): boolean {
 export function ownedComment(comment: string): string {
   const text = isOwned(comment) ? comment : `${OWNER_TAG} ${comment}`.trim();
   return text.length > MAX_COMMENT ? text.slice(0, MAX_COMMENT) : text;
-}
-
-function chunks<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
 }

@@ -112,6 +112,21 @@ test('targets of one kind on the same account never have two operations pending 
   assert.equal((await b.list()).length, 2);
 });
 
+test('a burst of single bans and unbans becomes one bulk operation each while the first is in flight', async (t) => {
+  const sim = await simulator(t);
+  const cf = target(sim.url);
+  const burst = Array.from({ length: 50 }, (_, i) => `198.51.100.${i}`);
+  await Promise.all(burst.map((address) => cf.add(entry(address))));
+  let state = await sim.state();
+  assert.equal(state.submitted, 2, 'the first add alone, the 49 that came meanwhile together');
+  assert.equal(state.conflicts, 0);
+  assert.equal((await cf.list()).length, 50);
+  await Promise.all(burst.slice(0, 40).map((address) => cf.delete(address)));
+  state = await sim.state();
+  assert.equal(state.submitted, 4);
+  assert.deepEqual((await cf.list()).map((e) => e.address).sort(), burst.slice(40).sort());
+});
+
 test('IPv6: /64 or wider only; a finer entry is rejected, the others of the batch land; a foreign /128 is listed as foreign', async (t) => {
   const cf = target('http://127.0.0.1:1/client/v4');
   assert.equal(cf.canonical('192.0.2.5/32'), '192.0.2.5');

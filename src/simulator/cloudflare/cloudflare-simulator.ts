@@ -106,7 +106,7 @@ export class CloudflareSimulator {
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://simulator');
     try {
-      let body: unknown = undefined;
+      let body: unknown;
       const raw = await readBody(req, MAX_BODY);
       if (raw.length > 0) {
         try {
@@ -154,12 +154,14 @@ export class CloudflareSimulator {
   private api(method: string, url: URL, auth: string | undefined, body: unknown): { result: unknown; resultInfo?: unknown } {
     const path = url.pathname.replace(/^\/client\/v4/, '');
     let m: RegExpExecArray | null;
-    if ((m = /^\/accounts\/([^/]+)\/rules\/lists\/bulk_operations\/([^/]+)$/.exec(path)) && method === 'GET') {
+    m = /^\/accounts\/([^/]+)\/rules\/lists\/bulk_operations\/([^/]+)$/.exec(path);
+    if (m && method === 'GET') {
       this.count('GET bulk_operations');
       this.authorize(auth, 'lists:read');
       return { result: this.state.operation(m[1]!, m[2]!) };
     }
-    if ((m = /^\/accounts\/([^/]+)\/rules\/lists$/.exec(path))) {
+    m = /^\/accounts\/([^/]+)\/rules\/lists$/.exec(path);
+    if (m) {
       const account = m[1]!;
       if (method === 'GET') {
         this.count('GET lists');
@@ -174,12 +176,14 @@ export class CloudflareSimulator {
         return { result: this.listJson(account, list) };
       }
     }
-    if ((m = /^\/accounts\/([^/]+)\/rules\/lists\/([^/]+)$/.exec(path)) && method === 'GET') {
+    m = /^\/accounts\/([^/]+)\/rules\/lists\/([^/]+)$/.exec(path);
+    if (m && method === 'GET') {
       this.count('GET list');
       this.authorize(auth, 'lists:read');
       return { result: this.listJson(m[1]!, this.state.list(m[1]!, m[2]!)) };
     }
-    if ((m = /^\/accounts\/([^/]+)\/rules\/lists\/([^/]+)\/items$/.exec(path))) {
+    m = /^\/accounts\/([^/]+)\/rules\/lists\/([^/]+)\/items$/.exec(path);
+    if (m) {
       const account = m[1]!;
       this.count(`${method} items`);
       this.authorize(auth, method === 'GET' ? 'lists:read' : 'lists:edit');
@@ -210,7 +214,8 @@ export class CloudflareSimulator {
         return { result: { operation_id: operation.id } };
       }
     }
-    if ((m = /^\/zones\/([^/]+)\/rulesets\/phases\/([^/]+)\/entrypoint$/.exec(path))) {
+    m = /^\/zones\/([^/]+)\/rulesets\/phases\/([^/]+)\/entrypoint$/.exec(path);
+    if (m) {
       this.count(`${method} entrypoint`);
       this.authorize(auth, 'waf:edit');
       const zone = this.zone(m[1]!);
@@ -227,7 +232,8 @@ export class CloudflareSimulator {
         return { result: rulesetJson(zone) };
       }
     }
-    if ((m = /^\/zones\/([^/]+)\/rulesets\/([^/]+)\/rules$/.exec(path)) && method === 'POST') {
+    m = /^\/zones\/([^/]+)\/rulesets\/([^/]+)\/rules$/.exec(path);
+    if (m && method === 'POST') {
       this.count('POST ruleset rules');
       this.authorize(auth, 'waf:edit');
       const zone = this.zone(m[1]!);

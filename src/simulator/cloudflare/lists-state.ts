@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { parsePfEntry } from '../../net/address.ts';
+import { parsePfEntry, type PfAddress } from '../../net/address.ts';
 import type { Clock } from '../../util/clock.ts';
 
 /*
@@ -138,7 +138,7 @@ export class ListsState {
   validateIp(ip: unknown, index: number): string {
     const bad = () => new ApiFailure(400, UNDOCUMENTED, `item ${index}: ${JSON.stringify(ip)} is not a valid IPv4 address, IPv4 CIDR /8–/32, ${this.options.ipv6FinestPrefix === 128 ? 'IPv6 address or IPv6 CIDR /12–/128' : 'or IPv6 CIDR /12–/64'}`);
     if (typeof ip !== 'string') throw bad();
-    let parsed;
+    let parsed: PfAddress;
     try {
       parsed = parsePfEntry(ip);
     } catch {

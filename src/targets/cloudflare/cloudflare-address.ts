@@ -1,5 +1,5 @@
 import { ConfigError } from '../../config/fail2ban/config-error.ts';
-import { parsePfEntry } from '../../net/address.ts';
+import { parsePfEntry, type PfAddress } from '../../net/address.ts';
 
 /*
  * What a Cloudflare IP list holds (verified 2026-12-07):
@@ -23,7 +23,7 @@ const WIDEST_IPV6_PREFIX = 12;
  * finer than /64, or wider than Cloudflare accepts. The reconciler reports null as rejected.
  */
 export function cloudflareCanonical(address: string): string | null {
-  let parsed;
+  let parsed: PfAddress;
   try {
     parsed = parsePfEntry(address);
   } catch {

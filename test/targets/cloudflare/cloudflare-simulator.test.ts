@@ -14,11 +14,11 @@ test('simulator: a bulk operation is pending, then running, and applied only whe
     const response = await fetch(`${sim.url}/accounts/${ACCOUNT}/rules/lists${path}`, {
       method, headers: { authorization: `Bearer ${TOKEN}` }, ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
-    return { status: response.status, retryAfter: response.headers.get('retry-after'), body: await response.json() as { success: boolean; result: any; errors: Array<{ code: number }> } };
+    return { status: response.status, retryAfter: response.headers.get('retry-after'), body: await response.json() as { success: boolean; result: Record<string, string> & Array<{ id: string; ip: string }> } };
   };
-  const listId = (await call('GET', '')).body.result[0].id as string;
+  const listId = (await call('GET', '')).body.result[0]?.id ?? '';
   const submitted = await call('POST', `/${listId}/items`, [{ ip: '192.0.2.1', comment: 'edgeban jail=sshd' }]);
-  const operation = submitted.body.result.operation_id as string;
+  const operation = submitted.body.result.operation_id ?? '';
   assert.equal((await call('GET', `/bulk_operations/${operation}`)).body.result.status, 'pending');
   const second = await call('POST', `/${listId}/items`, [{ ip: '192.0.2.2' }]);
   assert.equal(second.status, 429);
@@ -28,7 +28,7 @@ test('simulator: a bulk operation is pending, then running, and applied only whe
   assert.equal((await call('GET', `/bulk_operations/${operation}`)).body.result.status, 'running');
   await clock.advance(400);
   assert.equal((await call('GET', `/bulk_operations/${operation}`)).body.result.status, 'completed');
-  assert.deepEqual((await call('GET', `/${listId}/items`)).body.result.map((i: { ip: string }) => i.ip), ['192.0.2.1']);
+  assert.deepEqual((await call('GET', `/${listId}/items`)).body.result.map((i) => i.ip), ['192.0.2.1']);
   const invalid = await call('POST', `/${listId}/items`, [{ ip: '10.0.0.0/7' }]);
   assert.equal(invalid.status, 400, 'IPv4 wider than /8');
 });

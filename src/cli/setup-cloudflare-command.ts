@@ -1,6 +1,13 @@
 import { z } from 'zod';
 import { scrubSecrets } from '../logging/logger.ts';
-import { applyCloudflareSetup, planCloudflareSetup, setupChanges, ZONE_WAF_PERMISSION, type CloudflareSetupOptions, type CloudflareSetupPlan } from '../setup/cloudflare-setup.ts';
+import {
+  applyCloudflareSetup,
+  planCloudflareSetup,
+  setupChanges,
+  ZONE_WAF_PERMISSION,
+  type CloudflareSetupOptions,
+  type CloudflareSetupPlan,
+} from '../setup/cloudflare-setup.ts';
 import { CloudflareApi, LISTS_PERMISSION } from '../targets/cloudflare/cloudflare-api.ts';
 import { parseCloudflareOptions } from '../targets/cloudflare/cloudflare-kind.ts';
 import { DEFAULT_TUNING } from '../targets/cloudflare/cloudflare-target.ts';
@@ -22,10 +29,14 @@ Use it once and delete it; the daemon's token needs only ${LISTS_PERMISSION}.`;
 const ZONE = z.string().regex(/^[0-9a-f]{32}$/, 'must be a zone id: 32 hex digits (the zone\'s Overview page, "Zone ID")');
 
 export async function runSetupCloudflareCommand(argv: string[]): Promise<number> {
-  const values = parseCommandFlags(argv, {
-    zone: { type: 'string', multiple: true, default: [] },
-    'dry-run': { type: 'boolean', default: false },
-  }, USAGE);
+  const values = parseCommandFlags(
+    argv,
+    {
+      zone: { type: 'string', multiple: true, default: [] },
+      'dry-run': { type: 'boolean', default: false },
+    },
+    USAGE,
+  );
   if (values === null) return 0;
   const zones = values.zone.map((zone) => {
     const parsed = ZONE.safeParse(zone);
@@ -40,9 +51,15 @@ export async function runSetupCloudflareCommand(argv: string[]): Promise<number>
   if (env.CLOUDFLARE_API_URL !== undefined) params.api = env.CLOUDFLARE_API_URL;
   const options = parseCloudflareOptions(params);
   const api = new CloudflareApi({
-    baseUrl: options.api.replace(/\/+$/, ''), token: options.token, timeoutMs: DEFAULT_TUNING.timeoutMs,
-    kind: 'cloudflare', target: `${options.account}/${options.list}`, now: () => Date.now(), sleep: DEFAULT_TUNING.sleep,
-    rateLimitRetries: DEFAULT_TUNING.rateLimitRetries, maxRetryAfterMs: DEFAULT_TUNING.maxRetryAfterMs,
+    baseUrl: options.api.replace(/\/+$/, ''),
+    token: options.token,
+    timeoutMs: DEFAULT_TUNING.timeoutMs,
+    kind: 'cloudflare',
+    target: `${options.account}/${options.list}`,
+    now: () => Date.now(),
+    sleep: DEFAULT_TUNING.sleep,
+    rateLimitRetries: DEFAULT_TUNING.rateLimitRetries,
+    maxRetryAfterMs: DEFAULT_TUNING.maxRetryAfterMs,
     permissionHint: `"${LISTS_PERMISSION}" on account ${options.account} and "${ZONE_WAF_PERMISSION}" on each zone (CLOUDFLARE_SETUP_TOKEN)`,
   });
   const setup: CloudflareSetupOptions = { account: options.account, list: options.list, zones };
@@ -71,7 +88,10 @@ function printPlan(out: (line: string) => void, account: string, plan: Cloudflar
   else out(`  list: ${plan.list.name} exists (kind ip, id ${plan.list.id}${plan.list.items === null ? '' : `, ${plan.list.items} items`}), kept`);
   for (const zone of plan.zones) {
     if (zone.existingRule !== null) out(`  zone ${zone.zone}: rule ${zone.existingRule} already blocks ip.src in $${plan.listName}, kept`);
-    else out(`  zone ${zone.zone}: ${verb}add WAF custom rule "(ip.src in $${plan.listName})" → block${zone.rulesetId === null ? ' (first custom rule: creates the zone\'s entry point ruleset)' : ''}`);
+    else
+      out(
+        `  zone ${zone.zone}: ${verb}add WAF custom rule "(ip.src in $${plan.listName})" → block${zone.rulesetId === null ? " (first custom rule: creates the zone's entry point ruleset)" : ''}`,
+      );
   }
   if (setupChanges(plan) === 0) out('  nothing to change');
 }

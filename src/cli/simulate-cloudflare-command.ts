@@ -13,8 +13,12 @@ http://HOST:PORT/client/v4 (edgeban's api= / CLOUDFLARE_API_URL). --token may ed
 daemon's token), --read-token only read them, --setup-token edit lists and zone WAF rules.
 --ipv6-finest-prefix 64 plays the IPv6 rule of Cloudflare before July 2025 (/12–/64 only).`;
 
-const whole = (name: string, min: number, max: number) => z.string().regex(/^\d+$/, `--${name} must be a whole number`).transform(Number)
-  .refine((n) => n >= min && n <= max, `--${name} must be from ${min} to ${max}`);
+const whole = (name: string, min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, `--${name} must be a whole number`)
+    .transform(Number)
+    .refine((n) => n >= min && n <= max, `--${name} must be from ${min} to ${max}`);
 const hex32 = (name: string) => z.string().regex(/^[0-9a-f]{32}$/, `--${name} must be 32 hex digits`);
 const token = (name: string) => z.string().regex(/^[\x21-\x7e]{20,200}$/, `--${name} must be 20–200 printable characters`);
 
@@ -34,13 +38,24 @@ const Schema = z.object({
 });
 
 export async function runSimulateCloudflareCommand(argv: string[]): Promise<number> {
-  const values = parseCommandFlags(argv, {
-    port: { type: 'string' }, host: { type: 'string' }, account: { type: 'string' },
-    list: { type: 'string', multiple: true }, zone: { type: 'string', multiple: true },
-    token: { type: 'string' }, 'read-token': { type: 'string' }, 'setup-token': { type: 'string' },
-    'operation-delay-ms': { type: 'string' }, 'max-items': { type: 'string' },
-    'ipv6-finest-prefix': { type: 'string' }, 'max-per-page': { type: 'string' },
-  }, USAGE);
+  const values = parseCommandFlags(
+    argv,
+    {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      account: { type: 'string' },
+      list: { type: 'string', multiple: true },
+      zone: { type: 'string', multiple: true },
+      token: { type: 'string' },
+      'read-token': { type: 'string' },
+      'setup-token': { type: 'string' },
+      'operation-delay-ms': { type: 'string' },
+      'max-items': { type: 'string' },
+      'ipv6-finest-prefix': { type: 'string' },
+      'max-per-page': { type: 'string' },
+    },
+    USAGE,
+  );
   if (values === null) return 0;
   const { help: _help, ...flags } = values;
   if (flags.port === undefined) throw new UserFacingError(`--port is required (0 picks a free port)\n${USAGE}`);

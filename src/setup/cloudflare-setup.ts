@@ -72,8 +72,12 @@ export async function planCloudflareSetup(api: CloudflareApi, options: Cloudflar
     if (found !== undefined) list = { id: found.id, name: found.name, kind: found.kind, items: found.num_items ?? null };
   }
   if (list !== null && list.kind !== 'ip') {
-    throw new TargetError('operator', 'wrong-list-kind', `GET /accounts/${options.account}/rules/lists`,
-      `Cloudflare list ${list.name} is of kind ${list.kind}, not ip: choose another name (CLOUDFLARE_LIST) for edgeban's IP list`);
+    throw new TargetError(
+      'operator',
+      'wrong-list-kind',
+      `GET /accounts/${options.account}/rules/lists`,
+      `Cloudflare list ${list.name} is of kind ${list.kind}, not ip: choose another name (CLOUDFLARE_LIST) for edgeban's IP list`,
+    );
   }
   const listName = list?.name ?? options.list;
   const zones: ZonePlan[] = [];
@@ -89,7 +93,9 @@ export async function planCloudflareSetup(api: CloudflareApi, options: Cloudflar
     const blocking = rules.find((rule) => rule.enabled !== false && rule.action === 'block' && isBlockExpression(rule.expression ?? '', listName));
     for (const rule of rules) {
       if (rule !== blocking && (rule.expression ?? '').includes(`$${listName}`) && blocking === undefined) {
-        warnings.push(`zone ${zone}: rule ${rule.id} uses $${listName} (${rule.enabled === false ? 'disabled' : `action ${rule.action ?? '?'}`}) but does not block it; left as it is, a block rule is added`);
+        warnings.push(
+          `zone ${zone}: rule ${rule.id} uses $${listName} (${rule.enabled === false ? 'disabled' : `action ${rule.action ?? '?'}`}) but does not block it; left as it is, a block rule is added`,
+        );
       }
     }
     zones.push({ zone, rulesetId: ruleset?.id ?? null, existingRule: blocking?.id ?? null, addRule: blocking === undefined });
@@ -112,15 +118,19 @@ export interface CloudflareSetupResult {
 export async function applyCloudflareSetup(api: CloudflareApi, plan: CloudflareSetupPlan, options: CloudflareSetupOptions): Promise<CloudflareSetupResult> {
   const result: CloudflareSetupResult = { createdList: null, addedRules: {} };
   if (plan.createList) {
-    const { result: list } = await api.request('POST', `/accounts/${options.account}/rules/lists`, 'rules/lists/create', ListSchema,
-      { name: plan.listName, kind: 'ip', description: 'edgeban blocklist: addresses banned by edgeban (managed by edgeban; items tagged "edgeban")' });
+    const { result: list } = await api.request('POST', `/accounts/${options.account}/rules/lists`, 'rules/lists/create', ListSchema, {
+      name: plan.listName,
+      kind: 'ip',
+      description: 'edgeban blocklist: addresses banned by edgeban (managed by edgeban; items tagged "edgeban")',
+    });
     result.createdList = list.id;
   }
   const rule = { description: `edgeban: block addresses in $${plan.listName}`, expression: blockExpression(plan.listName), action: 'block', enabled: true };
   for (const zone of plan.zones.filter((z) => z.addRule)) {
-    const reply = zone.rulesetId === null
-      ? await api.request('PUT', `/zones/${zone.zone}/rulesets/phases/${PHASE}/entrypoint`, 'rulesets/entrypoint/update', RulesetSchema, { rules: [rule] })
-      : await api.request('POST', `/zones/${zone.zone}/rulesets/${zone.rulesetId}/rules`, 'rulesets/rules/create', RulesetSchema, rule);
+    const reply =
+      zone.rulesetId === null
+        ? await api.request('PUT', `/zones/${zone.zone}/rulesets/phases/${PHASE}/entrypoint`, 'rulesets/entrypoint/update', RulesetSchema, { rules: [rule] })
+        : await api.request('POST', `/zones/${zone.zone}/rulesets/${zone.rulesetId}/rules`, 'rulesets/rules/create', RulesetSchema, rule);
     const added = reply.result.rules.find((r) => r.action === 'block' && isBlockExpression(r.expression ?? '', plan.listName));
     result.addedRules[zone.zone] = added?.id ?? '?';
   }

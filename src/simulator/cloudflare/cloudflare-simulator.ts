@@ -35,8 +35,18 @@ export interface CloudflareSimulatorOptions {
   clock?: Pick<Clock, 'now' | 'setTimer'>;
 }
 
-interface Rule { id: string; expression: string; action: string; description: string; enabled: boolean; version: string }
-interface Zone { account: string; ruleset: { id: string; rules: Rule[]; version: number } | null }
+interface Rule {
+  id: string;
+  expression: string;
+  action: string;
+  description: string;
+  enabled: boolean;
+  version: string;
+}
+interface Zone {
+  account: string;
+  ruleset: { id: string; rules: Rule[]; version: number } | null;
+}
 
 const PHASE = 'http_request_firewall_custom';
 const ACTIONS = ['block', 'challenge', 'js_challenge', 'managed_challenge', 'log', 'skip'];
@@ -123,10 +133,21 @@ export class CloudflareSimulator {
       const fault = this.faults.shift();
       if (fault !== undefined) {
         const headers: Record<string, string> = fault.retryAfter === null ? {} : { 'retry-after': fault.retryAfter };
-        throw new ApiFailure(fault.status, fault.status === 429 ? 971 : UNDOCUMENTED, fault.status === 429 ? 'Please wait and consider throttling your request speed' : 'simulated failure', headers);
+        throw new ApiFailure(
+          fault.status,
+          fault.status === 429 ? 971 : UNDOCUMENTED,
+          fault.status === 429 ? 'Please wait and consider throttling your request speed' : 'simulated failure',
+          headers,
+        );
       }
       const reply = this.api(req.method ?? 'GET', url, req.headers.authorization, body);
-      send(res, 200, { success: true, errors: [], messages: [], result: reply.result, ...(reply.resultInfo === undefined ? {} : { result_info: reply.resultInfo }) });
+      send(res, 200, {
+        success: true,
+        errors: [],
+        messages: [],
+        result: reply.result,
+        ...(reply.resultInfo === undefined ? {} : { result_info: reply.resultInfo }),
+      });
     } catch (error) {
       if (error instanceof ApiFailure) {
         send(res, error.status, { success: false, errors: [{ code: error.code, message: error.message }], messages: [], result: null }, error.headers);
@@ -193,24 +214,37 @@ export class CloudflareSimulator {
         if (!Array.isArray(body)) throw new ApiFailure(400, UNDOCUMENTED, 'body must be an array of items');
         const items = body.map((item: unknown, index) => {
           const { ip, comment } = (item ?? {}) as { ip?: unknown; comment?: unknown };
-          if (comment !== undefined && (typeof comment !== 'string' || comment.length > 500)) throw new ApiFailure(400, UNDOCUMENTED, `item ${index}: comment must be a string of at most 500 characters`);
+          if (comment !== undefined && (typeof comment !== 'string' || comment.length > 500))
+            throw new ApiFailure(400, UNDOCUMENTED, `item ${index}: comment must be a string of at most 500 characters`);
           return { ip: this.state.validateIp(ip, index), comment: typeof comment === 'string' ? comment : '' };
         });
         const replace = method === 'PUT';
-        const operation = this.state.submit(account,
-          () => replace ? items.length - list.items.size : this.state.newCount(list, items.map((i) => i.ip)),
+        const operation = this.state.submit(
+          account,
+          () =>
+            replace
+              ? items.length - list.items.size
+              : this.state.newCount(
+                  list,
+                  items.map((i) => i.ip),
+                ),
           () => {
             if (replace) list.items.clear();
             this.state.upsert(account, list, items);
-          });
+          },
+        );
         return { result: { operation_id: operation.id } };
       }
       if (method === 'DELETE') {
         const ids = (body as { items?: Array<{ id?: unknown }> } | undefined)?.items;
         if (!Array.isArray(ids) || ids.some((i) => typeof i?.id !== 'string')) throw new ApiFailure(400, UNDOCUMENTED, 'body must be { items: [{ id }] }');
-        const operation = this.state.submit(account, () => 0, () => {
-          for (const { id } of ids) list.items.delete(id as string);
-        });
+        const operation = this.state.submit(
+          account,
+          () => 0,
+          () => {
+            for (const { id } of ids) list.items.delete(id as string);
+          },
+        );
         return { result: { operation_id: operation.id } };
       }
     }
@@ -248,7 +282,8 @@ export class CloudflareSimulator {
   private items(list: SimList, url: URL): { result: unknown; resultInfo?: unknown } {
     const perPageText = url.searchParams.get('per_page');
     const perPage = perPageText === null ? 25 : Number(perPageText);
-    if (!Number.isInteger(perPage) || perPage < 1 || perPage > this.maxPerPage) throw new ApiFailure(400, UNDOCUMENTED, `per_page must be from 1 to ${this.maxPerPage}`);
+    if (!Number.isInteger(perPage) || perPage < 1 || perPage > this.maxPerPage)
+      throw new ApiFailure(400, UNDOCUMENTED, `per_page must be from 1 to ${this.maxPerPage}`);
     const page = this.state.page(list, perPage, url.searchParams.get('cursor'));
     const result = page.items.map(({ seq: _seq, ...item }) => item);
     return { result, resultInfo: { cursors: page.after === null ? {} : { after: page.after } } };
@@ -268,21 +303,35 @@ export class CloudflareSimulator {
       if (kept !== undefined && r.expression === undefined) return kept;
     }
     if (typeof r.expression !== 'string' || r.expression.trim() === '') throw new ApiFailure(400, UNDOCUMENTED, 'rule expression is required');
-    if (typeof r.action !== 'string' || !ACTIONS.includes(r.action)) throw new ApiFailure(400, UNDOCUMENTED, `rule action must be one of ${ACTIONS.join(', ')}`);
+    if (typeof r.action !== 'string' || !ACTIONS.includes(r.action))
+      throw new ApiFailure(400, UNDOCUMENTED, `rule action must be one of ${ACTIONS.join(', ')}`);
     for (const [, name] of r.expression.matchAll(/\$([a-z0-9_]+)/g)) {
       if (this.state.listByName(zone.account, name!) === undefined) throw new ApiFailure(400, UNDOCUMENTED, `filter parsing error: unknown list $${name}`);
     }
-    return { id: hexId(), expression: r.expression, action: r.action, description: typeof r.description === 'string' ? r.description : '', enabled: r.enabled !== false, version: '1' };
+    return {
+      id: hexId(),
+      expression: r.expression,
+      action: r.action,
+      description: typeof r.description === 'string' ? r.description : '',
+      enabled: r.enabled !== false,
+      version: '1',
+    };
   }
 
   private listJson(account: string, list: SimList): unknown {
-    const referencing = [...this.zones.values()].filter((zone) => zone.account === account)
+    const referencing = [...this.zones.values()]
+      .filter((zone) => zone.account === account)
       .flatMap((zone) => zone.ruleset?.rules ?? [])
       .filter((rule) => rule.enabled && new RegExp(`\\$${list.name}\\b`).test(rule.expression)).length;
     return {
-      id: list.id, name: list.name, kind: list.kind, description: list.description,
-      num_items: list.items.size, num_referencing_filters: referencing,
-      created_on: list.created_on, modified_on: list.modified_on,
+      id: list.id,
+      name: list.name,
+      kind: list.kind,
+      description: list.description,
+      num_items: list.items.size,
+      num_referencing_filters: referencing,
+      created_on: list.created_on,
+      modified_on: list.modified_on,
     };
   }
 
@@ -293,7 +342,9 @@ export class CloudflareSimulator {
       const accounts: Record<string, unknown> = {};
       for (const id of this.state.accountIds()) {
         accounts[id] = this.state.lists(id).map((list) => ({
-          id: list.id, name: list.name, kind: list.kind,
+          id: list.id,
+          name: list.name,
+          kind: list.kind,
           items: [...list.items.values()].sort((a, b) => a.seq - b.seq).map((item) => ({ id: item.id, ip: item.ip, comment: item.comment })),
         }));
       }
@@ -311,7 +362,10 @@ export class CloudflareSimulator {
     if (method === 'POST' && action === 'items') {
       const list = this.state.listByName(String(b.account), String(b.list));
       if (list === undefined) throw new ApiFailure(404, UNDOCUMENTED, 'no such list');
-      const items = (b.items as Array<{ ip: string; comment?: string }>).map((item, index) => ({ ip: this.state.validateIp(item.ip, index), comment: item.comment ?? '' }));
+      const items = (b.items as Array<{ ip: string; comment?: string }>).map((item, index) => ({
+        ip: this.state.validateIp(item.ip, index),
+        comment: item.comment ?? '',
+      }));
       this.state.upsert(String(b.account), list, items);
       return { items: list.items.size };
     }

@@ -136,7 +136,12 @@ export class ListsState {
 
   /** The stored spelling of an item ip, or a 400 naming it. */
   validateIp(ip: unknown, index: number): string {
-    const bad = () => new ApiFailure(400, UNDOCUMENTED, `item ${index}: ${JSON.stringify(ip)} is not a valid IPv4 address, IPv4 CIDR /8–/32, ${this.options.ipv6FinestPrefix === 128 ? 'IPv6 address or IPv6 CIDR /12–/128' : 'or IPv6 CIDR /12–/64'}`);
+    const bad = () =>
+      new ApiFailure(
+        400,
+        UNDOCUMENTED,
+        `item ${index}: ${JSON.stringify(ip)} is not a valid IPv4 address, IPv4 CIDR /8–/32, ${this.options.ipv6FinestPrefix === 128 ? 'IPv6 address or IPv6 CIDR /12–/128' : 'or IPv6 CIDR /12–/64'}`,
+      );
     if (typeof ip !== 'string') throw bad();
     let parsed: PfAddress;
     try {
@@ -167,7 +172,9 @@ export class ListsState {
     account.operations.set(operation.id, operation);
     account.pending = operation;
     const delay = this.options.operationDelayMs;
-    this.options.clock.setTimer(delay / 2, () => { if (operation.status === 'pending') operation.status = 'running'; });
+    this.options.clock.setTimer(delay / 2, () => {
+      if (operation.status === 'pending') operation.status = 'running';
+    });
     this.options.clock.setTimer(delay, () => {
       const total = [...account.lists.values()].reduce((sum, list) => sum + list.items.size, 0);
       const more = added();

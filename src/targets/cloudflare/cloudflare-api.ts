@@ -16,12 +16,17 @@ import { TargetError, type TargetCallRecord } from '../edge-target.ts';
 export const CLOUDFLARE_API_URL = 'https://api.cloudflare.com/client/v4';
 export const LISTS_PERMISSION = 'Account Filter Lists Edit';
 
-const EnvelopeSchema = z.object({
-  success: z.boolean(),
-  errors: z.array(z.object({ code: z.number().optional(), message: z.string() }).loose()).default([]),
-  result: z.unknown().optional(),
-  result_info: z.object({ cursors: z.object({ after: z.string().optional() }).loose().optional() }).loose().optional(),
-}).loose();
+const EnvelopeSchema = z
+  .object({
+    success: z.boolean(),
+    errors: z.array(z.object({ code: z.number().optional(), message: z.string() }).loose()).default([]),
+    result: z.unknown().optional(),
+    result_info: z
+      .object({ cursors: z.object({ after: z.string().optional() }).loose().optional() })
+      .loose()
+      .optional(),
+  })
+  .loose();
 
 export interface CloudflareReply<T> {
   result: T;
@@ -72,7 +77,8 @@ export class CloudflareApi {
         this.record(name, 'ok', started);
         return reply;
       } catch (error) {
-        const classified = error instanceof TargetError ? error : new TargetError('retry', 'network', name.call, `Cloudflare API unreachable: ${(error as Error).message}`);
+        const classified =
+          error instanceof TargetError ? error : new TargetError('retry', 'network', name.call, `Cloudflare API unreachable: ${(error as Error).message}`);
         this.record(name, classified.kind, started);
         const wait = classified instanceof RateLimited ? classified.retryAfterMs : null;
         if (wait === null || attempt >= this.options.rateLimitRetries) throw classified;
@@ -93,8 +99,13 @@ export class CloudflareApi {
       });
     } catch (error) {
       const timeout = (error as Error).name === 'TimeoutError';
-      throw new TargetError('retry', timeout ? 'timeout' : 'network', name.call,
-        timeout ? `Cloudflare API did not answer within ${this.options.timeoutMs} ms` : `Cloudflare API unreachable: ${causeText(error)}`, { cause: error });
+      throw new TargetError(
+        'retry',
+        timeout ? 'timeout' : 'network',
+        name.call,
+        timeout ? `Cloudflare API did not answer within ${this.options.timeoutMs} ms` : `Cloudflare API unreachable: ${causeText(error)}`,
+        { cause: error },
+      );
     }
     const text = await response.text();
     let envelope: z.infer<typeof EnvelopeSchema> | null = null;
@@ -108,21 +119,47 @@ export class CloudflareApi {
     const said = errors === '' ? '' : `: ${errors}`;
     const status = response.status;
     if (status === 401) {
-      throw new TargetError('operator', 'unauthorized', name.call, `Cloudflare rejected the API token (401${said}): check CLOUDFLARE_API_TOKEN / token= (an API token, not the Global API Key); it needs ${this.options.permissionHint}`);
+      throw new TargetError(
+        'operator',
+        'unauthorized',
+        name.call,
+        `Cloudflare rejected the API token (401${said}): check CLOUDFLARE_API_TOKEN / token= (an API token, not the Global API Key); it needs ${this.options.permissionHint}`,
+      );
     }
     if (status === 403) {
-      throw new TargetError('operator', 'forbidden', name.call, `the Cloudflare API token may not do ${name.call} (403${said}): give it ${this.options.permissionHint}`);
+      throw new TargetError(
+        'operator',
+        'forbidden',
+        name.call,
+        `the Cloudflare API token may not do ${name.call} (403${said}): give it ${this.options.permissionHint}`,
+      );
     }
     if (status === 429) {
       const retryAfterMs = retryAfter(response.headers.get('retry-after'));
-      throw new RateLimited(name.call, `Cloudflare is busy with this account (429${said}): a list write is still being processed or the rate limit is reached; retried after ${Math.round(retryAfterMs / 1000)} s`, retryAfterMs);
+      throw new RateLimited(
+        name.call,
+        `Cloudflare is busy with this account (429${said}): a list write is still being processed or the rate limit is reached; retried after ${Math.round(retryAfterMs / 1000)} s`,
+        retryAfterMs,
+      );
     }
     if (status >= 500) throw new TargetError('retry', 'server', name.call, `Cloudflare API error ${status}${said}`);
-    if (status === 404) throw new TargetError('operator', 'not-found', name.call, `Cloudflare answered 404 to ${name.call}${said}: the account, list or zone id is wrong, or the token cannot see it`);
+    if (status === 404)
+      throw new TargetError(
+        'operator',
+        'not-found',
+        name.call,
+        `Cloudflare answered 404 to ${name.call}${said}: the account, list or zone id is wrong, or the token cannot see it`,
+      );
     if (envelope === null) throw new TargetError('retry', 'bad-reply', name.call, `Cloudflare answered ${status} with no API envelope (a proxy in between?)`);
     if (status >= 400 || !envelope.success) throw new TargetError('rejected', 'invalid', name.call, `Cloudflare refused ${name.call} (${status}${said})`);
     const result = schema.safeParse(envelope.result);
-    if (!result.success) throw new TargetError('retry', 'bad-reply', name.call, `Cloudflare's reply to ${name.call} is not as documented: ${result.error.issues[0]?.message ?? 'invalid'}`);
+    if (!result.success)
+      throw new TargetError(
+        'retry',
+        'bad-reply',
+        name.call,
+        `Cloudflare's reply to ${name.call} is not as documented: ${result.error.issues[0]?.message ?? 'invalid'}`,
+      );
     return { result: result.data, after: envelope.result_info?.cursors?.after ?? null };
   }
 

@@ -17,20 +17,26 @@ export class CloudflareOptionsError extends UserFacingError {
 const loopbackHttp = (url: URL) => url.protocol === 'http:' && (url.hostname === '127.0.0.1' || url.hostname === '[::1]' || url.hostname === 'localhost');
 
 const OptionsSchema = z.object({
-  account: z.string({ error: 'is required (or CLOUDFLARE_ACCOUNT_ID): the 32-hex-digit account id from the dashboard URL' })
+  account: z
+    .string({ error: 'is required (or CLOUDFLARE_ACCOUNT_ID): the 32-hex-digit account id from the dashboard URL' })
     .regex(/^[0-9a-f]{32}$/, 'must be the 32-hex-digit account id (dashboard ▸ Account home ▸ Account ID)'),
-  list: z.string({ error: 'is required (or CLOUDFLARE_LIST): the IP list\'s name or 32-hex-digit id' })
-    .regex(/^(?:[0-9a-f]{32}|[a-z0-9_]{1,50})$/, 'must be an IP list\'s id (32 hex digits) or name (lowercase letters, digits, _; at most 50)'),
-  token: z.string({ error: 'is required (or CLOUDFLARE_API_TOKEN): an API token with Account Filter Lists Edit' })
+  list: z
+    .string({ error: "is required (or CLOUDFLARE_LIST): the IP list's name or 32-hex-digit id" })
+    .regex(/^(?:[0-9a-f]{32}|[a-z0-9_]{1,50})$/, "must be an IP list's id (32 hex digits) or name (lowercase letters, digits, _; at most 50)"),
+  token: z
+    .string({ error: 'is required (or CLOUDFLARE_API_TOKEN): an API token with Account Filter Lists Edit' })
     .regex(/^[\x21-\x7e]{20,200}$/, 'must be a Cloudflare API token (20–200 printable characters, no spaces)'),
-  api: z.string().default(CLOUDFLARE_API_URL).refine((text) => {
-    try {
-      const url = new URL(text);
-      return url.protocol === 'https:' || loopbackHttp(url);
-    } catch {
-      return false;
-    }
-  }, 'must be an https:// URL (http:// only on loopback, for the simulator)'),
+  api: z
+    .string()
+    .default(CLOUDFLARE_API_URL)
+    .refine((text) => {
+      try {
+        const url = new URL(text);
+        return url.protocol === 'https:' || loopbackHttp(url);
+      } catch {
+        return false;
+      }
+    }, 'must be an https:// URL (http:// only on loopback, for the simulator)'),
 });
 
 /** Parameters of `cloudflare[account=, list=, token=, api=]`, over the env defaults. */

@@ -53,9 +53,14 @@ export class AccountLocks {
   run<T>(account: string, job: () => Promise<T>): Promise<T> {
     const before = this.tails.get(account) ?? Promise.resolve();
     const result = before.then(job, job);
-    const tail = result.then(() => undefined, () => undefined);
+    const tail = result.then(
+      () => undefined,
+      () => undefined,
+    );
     this.tails.set(account, tail);
-    void tail.then(() => { if (this.tails.get(account) === tail) this.tails.delete(account); });
+    void tail.then(() => {
+      if (this.tails.get(account) === tail) this.tails.delete(account);
+    });
     return result;
   }
 }
@@ -86,20 +91,24 @@ export const DEFAULT_TUNING: CloudflareTuning = {
   sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
 };
 
-const ListSchema = z.object({
-  id: z.string(),
-  name: z.string(),
-  kind: z.string(),
-  num_items: z.number().optional(),
-  num_referencing_filters: z.number().optional(),
-}).loose();
+const ListSchema = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    kind: z.string(),
+    num_items: z.number().optional(),
+    num_referencing_filters: z.number().optional(),
+  })
+  .loose();
 const ItemSchema = z.object({ id: z.string(), ip: z.string().optional(), comment: z.string().optional() }).loose();
 const OperationIdSchema = z.object({ operation_id: z.string() }).loose();
-const OperationSchema = z.object({
-  id: z.string().optional(),
-  status: z.enum(['pending', 'running', 'completed', 'failed']),
-  error: z.string().optional(),
-}).loose();
+const OperationSchema = z
+  .object({
+    id: z.string().optional(),
+    status: z.enum(['pending', 'running', 'completed', 'failed']),
+    error: z.string().optional(),
+  })
+  .loose();
 
 const LIST_ID = /^[0-9a-f]{32}$/;
 
@@ -154,9 +163,12 @@ export class CloudflareTarget implements EdgeTarget {
     const { result: list } = await this.api.request('GET', `/accounts/${this.account}/rules/lists/${listId}`, 'rules/lists/get', ListSchema);
     const errors: string[] = [];
     const warnings: string[] = [];
-    if (list.kind !== 'ip') errors.push(`Cloudflare list ${list.name} is of kind ${list.kind}, not ip: create an IP list (edgeban setup-cloudflare) and point list= at it`);
+    if (list.kind !== 'ip')
+      errors.push(`Cloudflare list ${list.name} is of kind ${list.kind}, not ip: create an IP list (edgeban setup-cloudflare) and point list= at it`);
     if (list.num_referencing_filters === 0) {
-      warnings.push(`no rule uses Cloudflare list ${list.name}: its addresses are not blocked; add a WAF custom rule "ip.src in $${list.name}" → Block (edgeban setup-cloudflare --zone ZONE_ID)`);
+      warnings.push(
+        `no rule uses Cloudflare list ${list.name}: its addresses are not blocked; add a WAF custom rule "ip.src in $${list.name}" → Block (edgeban setup-cloudflare --zone ZONE_ID)`,
+      );
     }
     const facts: Record<string, string> = { account: this.account, list: list.name, 'list id': list.id, kind: list.kind };
     if (list.num_items !== undefined) facts.items = String(list.num_items);
@@ -170,7 +182,12 @@ export class CloudflareTarget implements EdgeTarget {
     let cursor: string | null = null;
     for (let page = 0; page < MAX_LIST_PAGES; page++) {
       const query: string = `?per_page=${this.tuning.pageSize}${cursor === null ? '' : `&cursor=${encodeURIComponent(cursor)}`}`;
-      const reply: CloudflareReply<Array<z.infer<typeof ItemSchema>>> = await this.api.request('GET', `/accounts/${this.account}/rules/lists/${listId}/items${query}`, 'rules/lists/items/list', z.array(ItemSchema));
+      const reply: CloudflareReply<Array<z.infer<typeof ItemSchema>>> = await this.api.request(
+        'GET',
+        `/accounts/${this.account}/rules/lists/${listId}/items${query}`,
+        'rules/lists/items/list',
+        z.array(ItemSchema),
+      );
       for (const item of reply.result) {
         if (item.ip === undefined) continue;
         const address = listedSpelling(item.ip);
@@ -184,12 +201,22 @@ export class CloudflareTarget implements EdgeTarget {
         return [...byAddress].map(([address, entry]) => ({ address, owned: entry.owned }));
       }
       if (seenCursors.has(reply.after)) {
-        throw new TargetError('retry', 'paging', `GET /accounts/${this.account}/rules/lists/${listId}/items`, `Cloudflare returned cursor ${JSON.stringify(reply.after.slice(0, 40))} twice: the listing cannot be completed`);
+        throw new TargetError(
+          'retry',
+          'paging',
+          `GET /accounts/${this.account}/rules/lists/${listId}/items`,
+          `Cloudflare returned cursor ${JSON.stringify(reply.after.slice(0, 40))} twice: the listing cannot be completed`,
+        );
       }
       seenCursors.add(reply.after);
       cursor = reply.after;
     }
-    throw new TargetError('retry', 'paging', `GET /accounts/${this.account}/rules/lists/${listId}/items`, `more than ${MAX_LIST_PAGES} pages of items: the listing cannot be completed`);
+    throw new TargetError(
+      'retry',
+      'paging',
+      `GET /accounts/${this.account}/rules/lists/${listId}/items`,
+      `more than ${MAX_LIST_PAGES} pages of items: the listing cannot be completed`,
+    );
   }
 
   add(entry: DesiredEntry): Promise<void> {
@@ -214,8 +241,12 @@ export class CloudflareTarget implements EdgeTarget {
     }
     await this.adds.submit([...items.values()]);
     if (refused.length > 0) {
-      throw new TargetError('rejected', 'unsupported-address', `POST /accounts/${this.account}/rules/lists/${this.listId ?? this.options.list}/items`,
-        `a Cloudflare list cannot hold ${refused.slice(0, 5).join(', ')}${refused.length > 5 ? ` and ${refused.length - 5} more` : ''}: IPv4 /8–/32 and IPv6 /12–/64 only`);
+      throw new TargetError(
+        'rejected',
+        'unsupported-address',
+        `POST /accounts/${this.account}/rules/lists/${this.listId ?? this.options.list}/items`,
+        `a Cloudflare list cannot hold ${refused.slice(0, 5).join(', ')}${refused.length > 5 ? ` and ${refused.length - 5} more` : ''}: IPv4 /8–/32 and IPv6 /12–/64 only`,
+      );
     }
   }
 
@@ -261,12 +292,22 @@ export class CloudflareTarget implements EdgeTarget {
       const { result } = await this.api.request('GET', path, 'rules/lists/bulk_operations/get', OperationSchema);
       if (result.status === 'completed') return;
       if (result.status === 'failed') {
-        throw new TargetError('rejected', 'operation-failed', call, `Cloudflare could not apply bulk operation ${operationId}: ${result.error ?? 'no reason given'}`);
+        throw new TargetError(
+          'rejected',
+          'operation-failed',
+          call,
+          `Cloudflare could not apply bulk operation ${operationId}: ${result.error ?? 'no reason given'}`,
+        );
       }
       if (this.deps.clock.now() > deadline) break;
       interval = Math.min(2000, Math.round(interval * 1.5));
     }
-    throw new TargetError('retry', 'operation-timeout', call, `Cloudflare bulk operation ${operationId} still pending after ${Math.round(this.tuning.operationTimeoutMs / 1000)} s`);
+    throw new TargetError(
+      'retry',
+      'operation-timeout',
+      call,
+      `Cloudflare bulk operation ${operationId} still pending after ${Math.round(this.tuning.operationTimeoutMs / 1000)} s`,
+    );
   }
 
   /** The list's id: given, or looked up once by name. */
@@ -275,8 +316,12 @@ export class CloudflareTarget implements EdgeTarget {
     const { result } = await this.api.request('GET', `/accounts/${this.account}/rules/lists`, 'rules/lists/list', z.array(ListSchema));
     const found = result.find((list) => list.name === this.options.list);
     if (found === undefined) {
-      throw new TargetError('operator', 'list-missing', `GET /accounts/${this.account}/rules/lists`,
-        `Cloudflare account ${this.account} has no list named ${this.options.list}: create it with edgeban setup-cloudflare, or set list= to an existing IP list's name or id`);
+      throw new TargetError(
+        'operator',
+        'list-missing',
+        `GET /accounts/${this.account}/rules/lists`,
+        `Cloudflare account ${this.account} has no list named ${this.options.list}: create it with edgeban setup-cloudflare, or set list= to an existing IP list's name or id`,
+      );
     }
     this.listId = found.id;
     return found.id;

@@ -20,8 +20,23 @@ interface SimState {
 }
 
 async function simulator(t: TestContext, extra: string[] = []) {
-  const sim = await startCliSimulator(t, ['--kind', 'cloudflare', '--account', ACCOUNT, '--list', 'edgeban_blocklist', '--list', 'other_list',
-    '--token', TOKEN, '--read-token', READ_TOKEN, '--operation-delay-ms', '80', ...extra]);
+  const sim = await startCliSimulator(t, [
+    '--kind',
+    'cloudflare',
+    '--account',
+    ACCOUNT,
+    '--list',
+    'edgeban_blocklist',
+    '--list',
+    'other_list',
+    '--token',
+    TOKEN,
+    '--read-token',
+    READ_TOKEN,
+    '--operation-delay-ms',
+    '80',
+    ...extra,
+  ]);
   return { ...sim, state: async () => (await sim.admin('state')) as SimState };
 }
 
@@ -30,8 +45,12 @@ function deps(calls: TargetCallRecord[] = []): TargetDeps {
 }
 
 function target(url: string, options: { list?: string; token?: string; tuning?: Partial<CloudflareTuning>; calls?: TargetCallRecord[] } = {}) {
-  return new CloudflareTarget({ account: ACCOUNT, list: options.list ?? 'edgeban_blocklist', token: options.token ?? TOKEN, api: url },
-    deps(options.calls), new AccountLocks(), { ...FAST, ...options.tuning });
+  return new CloudflareTarget(
+    { account: ACCOUNT, list: options.list ?? 'edgeban_blocklist', token: options.token ?? TOKEN, api: url },
+    deps(options.calls),
+    new AccountLocks(),
+    { ...FAST, ...options.tuning },
+  );
 }
 
 const entry = (address: string) => ({ address, expiresAt: null, comment: 'jail=sshd until=2026-12-08T12:00:00Z' });
@@ -51,7 +70,8 @@ async function rejects(promise: Promise<unknown>, kind: TargetError['kind'], rea
     assert.ok(error instanceof TargetError, `not a TargetError: ${String(error)}`);
     assert.equal(error.kind, kind, error.message);
     assert.equal(error.reason, reason, error.message);
-    for (const secret of [TOKEN, READ_TOKEN, 'wrong-token-Aa1Bb2Cc3Dd4Ee5Ff6']) assert.ok(!error.message.includes(secret) && !error.call.includes(secret), 'a token in the error');
+    for (const secret of [TOKEN, READ_TOKEN, 'wrong-token-Aa1Bb2Cc3Dd4Ee5Ff6'])
+      assert.ok(!error.message.includes(secret) && !error.call.includes(secret), 'a token in the error');
     return error;
   }
   assert.fail(`resolved; expected a ${kind} TargetError`);
@@ -96,7 +116,10 @@ test('a pending operation of another writer on the account is waited out (429 an
   const state = await sim.state();
   assert.ok(state.conflicts >= 1, 'the first submit met the pending operation');
   assert.ok(calls.some((c) => c.endpoint === 'rules/lists/items/create' && c.outcome === 'retry'));
-  assert.deepEqual((await cf.list()).map((e) => e.address), ['203.0.113.7']);
+  assert.deepEqual(
+    (await cf.list()).map((e) => e.address),
+    ['203.0.113.7'],
+  );
 });
 
 test('targets of one kind on the same account never have two operations pending at once', async (t) => {
@@ -147,10 +170,13 @@ test('IPv6: /64 or wider only; a finer entry is rejected, the others of the batc
   const today = await simulator(t); // Cloudflare's current rule: single IPv6 addresses too
   await today.admin('items', { account: ACCOUNT, list: 'edgeban_blocklist', items: [{ ip: '2001:DB8::1', comment: 'added by hand' }, { ip: '198.51.100.1' }] });
   const foreign = await target(today.url).list();
-  assert.deepEqual(foreign.sort((x, y) => x.address.localeCompare(y.address)), [
-    { address: '198.51.100.1', owned: false },
-    { address: '2001:db8::1', owned: false },
-  ]);
+  assert.deepEqual(
+    foreign.sort((x, y) => x.address.localeCompare(y.address)),
+    [
+      { address: '198.51.100.1', owned: false },
+      { address: '2001:db8::1', owned: false },
+    ],
+  );
 });
 
 test('401 and 403 are operator errors naming the token and its permission; 429 and 5xx are retry; no token in any message', async (t) => {
@@ -182,7 +208,11 @@ test('check: facts of the list, a warning when no rule uses it, a missing list n
   assert.match(result.warnings.join('\n'), /no rule uses Cloudflare list edgeban_blocklist.*setup-cloudflare/);
   const missing = await rejects(target(sim.url, { list: 'no_such_list' }).check(), 'operator', 'list-missing');
   assert.match(missing.message, /setup-cloudflare/);
-  const full = await rejects(target(sim.url).addMany(['192.0.2.1', '192.0.2.2', '192.0.2.3', '192.0.2.4', '192.0.2.5', '192.0.2.6'].map(entry)), 'rejected', 'operation-failed');
+  const full = await rejects(
+    target(sim.url).addMany(['192.0.2.1', '192.0.2.2', '192.0.2.3', '192.0.2.4', '192.0.2.5', '192.0.2.6'].map(entry)),
+    'rejected',
+    'operation-failed',
+  );
   assert.match(full.message, /limit of 5/);
 });
 
@@ -203,13 +233,19 @@ test('the registry entry: options name the failing key and never echo the token;
     [{ ...base, zone: 'x' }, /^cloudflare\[zone=\]: unknown parameter/],
   ];
   for (const [params, expected] of cases) {
-    assert.throws(() => cloudflareKind.parseOptions(params), (error: Error) => {
-      assert.match(error.message, expected);
-      assert.ok(!error.message.includes(TOKEN), 'the token echoed');
-      return true;
-    });
+    assert.throws(
+      () => cloudflareKind.parseOptions(params),
+      (error: Error) => {
+        assert.match(error.message, expected);
+        assert.ok(!error.message.includes(TOKEN), 'the token echoed');
+        return true;
+      },
+    );
   }
-  assert.equal(cloudflareKind.parseOptions({ ...base, list: 'fedcba9876543210fedcba9876543210', api: 'http://127.0.0.1:9/client/v4' }).list, 'fedcba9876543210fedcba9876543210');
+  assert.equal(
+    cloudflareKind.parseOptions({ ...base, list: 'fedcba9876543210fedcba9876543210', api: 'http://127.0.0.1:9/client/v4' }).list,
+    'fedcba9876543210fedcba9876543210',
+  );
 });
 
 test('a jail banning IPv6 finer than /64 into Cloudflare is a config error naming file, line, jail and the fix', () => {

@@ -16,7 +16,20 @@ interface State {
 }
 
 test('setup-cloudflare creates the list and one block rule per zone, changes nothing on a second run, and tells a token without Zone WAF Edit', async (t) => {
-  const sim = await startCliSimulator(t, ['--kind', 'cloudflare', '--account', ACCOUNT, '--zone', ZONE_A, '--zone', ZONE_B, '--token', TOKEN, '--setup-token', SETUP_TOKEN]);
+  const sim = await startCliSimulator(t, [
+    '--kind',
+    'cloudflare',
+    '--account',
+    ACCOUNT,
+    '--zone',
+    ZONE_A,
+    '--zone',
+    ZONE_B,
+    '--token',
+    TOKEN,
+    '--setup-token',
+    SETUP_TOKEN,
+  ]);
   const state = async () => (await sim.admin('state')) as State;
   const env = { CLOUDFLARE_ACCOUNT_ID: ACCOUNT, CLOUDFLARE_API_URL: sim.url, CLOUDFLARE_SETUP_TOKEN: SETUP_TOKEN, CLOUDFLARE_API_TOKEN: TOKEN };
 
@@ -31,8 +44,14 @@ test('setup-cloudflare creates the list and one block rule per zone, changes not
   assert.match(first.stdout, /list: created edgeban_blocklist/);
   assert.match(first.stdout, /done: 2 change\(s\)/);
   let s = await state();
-  assert.deepEqual(s.accounts[ACCOUNT]!.map((l) => [l.name, l.kind]), [['edgeban_blocklist', 'ip']]);
-  assert.deepEqual(s.zones[ZONE_A]!.map((r) => [r.expression, r.action, r.enabled]), [['(ip.src in $edgeban_blocklist)', 'block', true]]);
+  assert.deepEqual(
+    s.accounts[ACCOUNT]!.map((l) => [l.name, l.kind]),
+    [['edgeban_blocklist', 'ip']],
+  );
+  assert.deepEqual(
+    s.zones[ZONE_A]!.map((r) => [r.expression, r.action, r.enabled]),
+    [['(ip.src in $edgeban_blocklist)', 'block', true]],
+  );
   assert.equal(s.zones[ZONE_B], null);
 
   const second = await runCli(['setup-cloudflare', '--zone', ZONE_A, '--zone', ZONE_B], { env });
@@ -49,7 +68,10 @@ test('setup-cloudflare creates the list and one block rule per zone, changes not
   assert.match(third.stdout, /nothing to change/);
 
   // The daemon's target now finds its list in use.
-  const target = cloudflareKind.create(cloudflareKind.parseOptions({ account: ACCOUNT, list: 'edgeban_blocklist', token: TOKEN, api: sim.url }), { clock: { now: () => Date.now() }, logger: silentLogger() });
+  const target = cloudflareKind.create(cloudflareKind.parseOptions({ account: ACCOUNT, list: 'edgeban_blocklist', token: TOKEN, api: sim.url }), {
+    clock: { now: () => Date.now() },
+    logger: silentLogger(),
+  });
   const check = await target.check();
   assert.deepEqual([check.errors, check.warnings], [[], []]);
 

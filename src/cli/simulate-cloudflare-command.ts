@@ -62,17 +62,10 @@ export async function runSimulateCloudflareCommand(argv: string[]): Promise<numb
   const parsed = Schema.safeParse(flags);
   if (!parsed.success) throw new UserFacingError(parsed.error.issues[0]?.message ?? 'invalid options');
   const o = parsed.data;
-  const generated: string[] = [];
-  const make = (given: string | undefined, what: string) => {
-    if (given !== undefined) return given;
-    const value = randomBytes(30).toString('base64url');
-    generated.push(`edgeban simulate: generated ${what}: ${value}`);
-    return value;
-  };
   const account = o.account ?? randomBytes(16).toString('hex');
-  const tokens: Array<{ token: string; permissions: CloudflarePermission[] }> = [
-    { token: make(o.token, 'API token (Account Filter Lists Edit)'), permissions: ['lists:edit'] },
-  ];
+  // Like Cloudflare's: 40 URL-safe characters.
+  const token = o.token ?? randomBytes(30).toString('base64url');
+  const tokens: Array<{ token: string; permissions: CloudflarePermission[] }> = [{ token, permissions: ['lists:edit'] }];
   if (o['read-token'] !== undefined) tokens.push({ token: o['read-token'], permissions: ['lists:read'] });
   if (o['setup-token'] !== undefined) tokens.push({ token: o['setup-token'], permissions: ['lists:edit', 'waf:edit'] });
   let simulator: CloudflareSimulator;
@@ -90,7 +83,8 @@ export async function runSimulateCloudflareCommand(argv: string[]): Promise<numb
   } catch (error) {
     throw new UserFacingError(`cannot listen on ${o.host}:${o.port}: ${(error as Error).message}`, 1);
   }
-  for (const line of generated) process.stdout.write(`${line}\n`);
+  // Printed once, so the user can put it in edgeban's config; never logged elsewhere.
+  if (o.token === undefined) process.stdout.write(`edgeban simulate: generated API token (Account Filter Lists Edit): ${token}\n`);
   process.stdout.write(`edgeban simulate: account ${account}\nedgeban simulate: listening on ${simulator.url}\n`);
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));

@@ -10,11 +10,12 @@ import { isFirmwareVersionText } from '../simulator/firmware.ts';
 import { NftEdgeError } from '../simulator/nft-table-store.ts';
 import { runMikrotikSimulateCommand } from './simulate-mikrotik-command.ts';
 
-const USAGE = 'usage: edgeban simulate [--kind opnsense|mikrotik] --port P [--host 127.0.0.1] [--key K --secret S] [--privileges p1,p2] [--read-only]\n'
+const USAGE = 'usage: edgeban simulate [--kind opnsense|mikrotik|cloudflare] --port P [--host 127.0.0.1] [--key K --secret S] [--privileges p1,p2] [--read-only]\n'
   + '         [--alias NAME[:external|host|network]]... | --no-alias] [--latency MS] [--lock-ms MS] [--error-rate R]\n'
   + '         [--table-entries N] [--auth-fail-delay MS] [--seed N] [--tls-cert FILE --tls-key FILE]\n'
   + '         [--opnsense-version 26.7.2] [--admin-key K --admin-secret S] [--nft-netns NS [--nft-table edgeban]]\n'
-  + 'The --key gets the daemon\'s least privileges (or --privileges); --admin-key gets page-all (for setup-opnsense).';
+  + 'The --key gets the daemon\'s least privileges (or --privileges); --admin-key gets page-all (for setup-opnsense).\n'
+  + '`edgeban simulate --kind cloudflare --help` for the Cloudflare API simulator.';
 
 const intText = (name: string, min: number, max: number) =>
   z.string().regex(/^\d+$/, `--${name} must be a whole number`).transform(Number)
@@ -96,7 +97,8 @@ function takeKind(argv: string[]): { kind: string; rest: string[] } {
 export async function runSimulateCommand(args: string[]): Promise<number> {
   const { kind, rest: argv } = takeKind(args);
   if (kind === 'mikrotik') return runMikrotikSimulateCommand(argv);
-  if (kind !== 'opnsense') throw new UserFacingError(`--kind must be opnsense or mikrotik, not ${JSON.stringify(kind)}\n${USAGE}`);
+  if (kind === 'cloudflare') return (await import('./simulate-cloudflare-command.ts')).runSimulateCloudflareCommand(argv);
+  if (kind !== 'opnsense') throw new UserFacingError(`--kind must be opnsense, mikrotik or cloudflare, not ${JSON.stringify(kind)}\n${USAGE}`);
   let values: Record<string, unknown>;
   try {
     ({ values } = parseArgs({

@@ -263,7 +263,7 @@ test('parseOptions: errors name the key, secrets never quoted; identity is url a
 test('edgeban simulate refuses an unknown --kind', async () => {
   const result = await runCli(['simulate', '--kind', 'fortigate', '--port', '0']);
   assert.equal(result.code, 2);
-  assert.match(result.stderr, /--kind must be opnsense or mikrotik/);
+  assert.match(result.stderr, /--kind must be opnsense, mikrotik or cloudflare/);
 });
 
 test('a reply past the size cap is abandoned as an operator error, not read into memory', async (t) => {

@@ -1,6 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../logging/logger.ts';
+import { FEED_CHALLENGE, feedAuthorized } from '../targets/feed/feed-auth.ts';
+import { etagMatches, parseFeedRequest, type FeedDocument, type FeedFamily } from '../targets/feed/feed-document.ts';
 import { UserFacingError } from '../util/errors.ts';
 import type { Readiness } from './readiness.ts';
 
@@ -11,11 +13,22 @@ export interface MetricsServerOptions {
   /** Prometheus text exposition. */
   scrape(): Promise<{ contentType: string; body: string }>;
   readiness(): Readiness;
+  /** The pull feed `/blocklist/{target}.txt`; absent or without a token: off (404). */
+  feed?: FeedRoute;
+}
+
+export interface FeedRoute {
+  /** Read on each request (a reload may change it); null: the feed is off, never open. */
+  token(): string | null;
+  isTarget(id: string): boolean;
+  /** null: no such target. */
+  document(target: string, family: FeedFamily): FeedDocument | null;
 }
 
 /**
- * GET /metrics, /healthz and /readyz over plain HTTP, nothing else. /healthz answers once the
- * event loop has taken a turn: a blocked loop shows as a probe timeout.
+ * GET /metrics, /healthz and /readyz over plain HTTP, and the token-protected pull feed
+ * /blocklist/{target}.txt. /healthz answers once the event loop has taken a turn: a blocked loop
+ * shows as a probe timeout.
  */
 export class MetricsServer {
   private readonly server: Server;
@@ -55,13 +68,19 @@ export class MetricsServer {
     });
   }
 
+  private serveFeed(req: IncomingMessage, res: ServerResponse, url: URL): void {
+    serveFeedRequest(this.options.feed, req, res, url, this.options.logger);
+  }
+
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
+      const url = new URL(req.url ?? '/', 'http://edgeban');
+      if (url.pathname.startsWith('/blocklist/')) return this.serveFeed(req, res, url);
       if (req.method !== 'GET') {
         res.setHeader('allow', 'GET');
         return json(res, 405, { error: 'only GET' });
       }
-      const path = new URL(req.url ?? '/', 'http://edgeban').pathname;
+      const path = url.pathname;
       if (path === '/metrics') {
         const { contentType, body } = await this.options.scrape();
         res.writeHead(200, { 'content-type': contentType });
@@ -76,13 +95,47 @@ export class MetricsServer {
         const readiness = this.options.readiness();
         return json(res, readiness.ready ? 200 : 503, readiness);
       }
-      return json(res, 404, { error: 'not found: /metrics, /healthz, /readyz' });
+      return json(res, 404, { error: 'not found: /metrics, /healthz, /readyz, /blocklist/TARGET.txt' });
     } catch (error) {
       this.options.logger.error({ err: error instanceof Error ? error.message : String(error), url: req.url }, 'metrics request failed');
       if (!res.headersSent) json(res, 500, { error: 'internal error' });
       else res.destroy();
     }
   }
+}
+
+/**
+ * Off (404) unless a token is configured; the token is checked before anything else is looked
+ * at, so an unauthenticated client learns no target names. The body is the ledger's active bans.
+ */
+function serveFeedRequest(route: FeedRoute | undefined, req: IncomingMessage, res: ServerResponse, url: URL, logger: Logger): void {
+  const token = route?.token() ?? null;
+  if (route === undefined || token === null) return json(res, 404, { error: 'the feed is off: set EDGEBAN_FEED_TOKEN or EDGEBAN_FEED_TOKEN_FILE' });
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.setHeader('allow', 'GET, HEAD');
+    return json(res, 405, { error: 'only GET and HEAD' });
+  }
+  if (!feedAuthorized(req.headers.authorization, token)) {
+    res.setHeader('www-authenticate', FEED_CHALLENGE);
+    return json(res, 401, { error: 'a bearer token, or basic auth with the token as password' });
+  }
+  const request = parseFeedRequest(url, (id) => route.isTarget(id));
+  if (request === null) return json(res, 404, { error: 'not found: /blocklist/TARGET.txt, /blocklist/TARGET-v4.txt, /blocklist/TARGET-v6.txt' });
+  if (typeof request === 'string') return json(res, 400, { error: request });
+  const document = route.document(request.target, request.family);
+  if (document === null) return json(res, 404, { error: `no target ${JSON.stringify(request.target)}` });
+  const headers = {
+    etag: document.etag, 'cache-control': 'no-cache', 'x-edgeban-entries': String(document.entries),
+  };
+  const notModified = etagMatches(req.headers['if-none-match'], document.etag);
+  logger.debug({ target: request.target, family: request.family, entries: document.entries, notModified }, 'feed served');
+  if (notModified) {
+    res.writeHead(304, headers);
+    res.end();
+    return;
+  }
+  res.writeHead(200, { ...headers, 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(document.body) });
+  res.end(document.body);
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {

@@ -273,10 +273,6 @@ export function loadEnv(options: LoadEnvOptions = {}): EdgebanEnv {
   if (feedToken !== null && feedToken.length < FEED_TOKEN_MIN_LENGTH) {
     problems.push(`EDGEBAN_FEED_TOKEN: at least ${FEED_TOKEN_MIN_LENGTH} characters (e.g. openssl rand -hex 24)`);
   }
-  // A token with nowhere to serve would leave a firewall pulling nothing while edgeban looks configured.
-  if (feedToken !== null && raw.EDGEBAN_METRICS_LISTEN === null) {
-    problems.push('EDGEBAN_FEED_TOKEN: set, but EDGEBAN_METRICS_LISTEN is not; the feed /blocklist/TARGET.txt is served on that listener');
-  }
   const ledger = ledgerSettings(raw, redisPassword, problems);
   if (problems.length > 0) throw new UserFacingError(`invalid environment:\n  ${problems.join('\n  ')}`);
   const dataDir = path.resolve(raw.EDGEBAN_DATA_DIR ?? '/data');
@@ -392,7 +388,7 @@ export function checkFirewallUrl(candidate: string): string | { problem: string 
   return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
 }
 
-function isLoopbackHost(hostname: string): boolean {
+export function isLoopbackHost(hostname: string): boolean {
   if (hostname === 'localhost') return true;
   const bare = hostname.replace(/^\[|\]$/g, '');
   if (!ipaddr.isValid(bare)) return false;

@@ -14,22 +14,38 @@ export interface FeedDocument {
   entries: number;
 }
 
-interface Keyed { text: string; family: AddressFamily; bytes: number[]; prefix: number }
+interface Keyed { text: string; family: AddressFamily; key: string }
 
+/**
+ * A sort key that orders like the numbers: the address as fixed-width hex, then the prefix. IPv4
+ * (most of a ledger) is split by hand; ipaddr.js only for IPv6, as it costs several times more.
+ */
 function keyOf(text: string): Keyed {
-  const [address = '', prefix] = text.split('/');
-  const parsed = ipaddr.parse(address);
-  const family: AddressFamily = parsed.kind() === 'ipv4' ? 4 : 6;
-  return { text, family, bytes: parsed.toByteArray(), prefix: prefix === undefined ? (family === 4 ? 32 : 128) : Number(prefix) };
+  const slash = text.indexOf('/');
+  const address = slash === -1 ? text : text.slice(0, slash);
+  if (!address.includes(':')) {
+    const [a = 0, b = 0, c = 0, d = 0] = address.split('.').map(Number);
+    const prefix = slash === -1 ? 32 : Number(text.slice(slash + 1));
+    return { text, family: 4, key: `${(((a << 24) >>> 0) + (b << 16) + (c << 8) + d).toString(16).padStart(8, '0')}/${prefix.toString().padStart(3, '0')}` };
+  }
+  const prefix = slash === -1 ? 128 : Number(text.slice(slash + 1));
+  return { text, family: 6, key: `${ipv6Hex(address)}/${prefix.toString().padStart(3, '0')}` };
+}
+
+/** 32 hex digits; `::` expanded by hand, ipaddr.js only for a dotted tail (`::ffff:192.0.2.1`). */
+function ipv6Hex(address: string): string {
+  if (address.includes('.')) return ipaddr.parse(address).toByteArray().map((x) => x.toString(16).padStart(2, '0')).join('');
+  const [head = '', tail] = address.split('::');
+  const groups = (part: string) => (part === '' ? [] : part.split(':'));
+  const left = groups(head);
+  const right = tail === undefined ? [] : groups(tail);
+  const middle = Array<string>(8 - left.length - right.length).fill('0');
+  return [...left, ...middle, ...right].map((g) => g.padStart(4, '0')).join('');
 }
 
 function compare(a: Keyed, b: Keyed): number {
   if (a.family !== b.family) return a.family - b.family;
-  for (let i = 0; i < a.bytes.length; i++) {
-    const d = a.bytes[i]! - b.bytes[i]!;
-    if (d !== 0) return d;
-  }
-  return a.prefix - b.prefix;
+  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
 }
 
 /**

@@ -60,20 +60,33 @@ export class FeedTarget implements EdgeTarget {
 
   /** Synchronous forms, for a caller that keeps the feed equal to the ledger as changes arrive. */
   hold(addresses: Iterable<string>): void {
-    for (const address of addresses) {
-      const canonical = this.canonical(address);
-      if (canonical !== null && !this.entries.has(canonical)) {
-        this.entries.add(canonical);
-        this.rendered = [];
-      }
-    }
+    this.holdCanonical(this.canonicalAll(addresses));
   }
 
   drop(addresses: Iterable<string>): void {
+    this.dropCanonical(this.canonicalAll(addresses));
+  }
+
+  /** Addresses already in pf spelling (the ledger's keys): not parsed again, their strings shared. */
+  holdCanonical(addresses: Iterable<string>): void {
+    for (const address of addresses) {
+      if (this.entries.has(address)) continue;
+      this.entries.add(address);
+      this.rendered = [];
+    }
+  }
+
+  dropCanonical(addresses: Iterable<string>): void {
+    for (const address of addresses) if (this.entries.delete(address)) this.rendered = [];
+  }
+
+  private canonicalAll(addresses: Iterable<string>): string[] {
+    const out: string[] = [];
     for (const address of addresses) {
       const canonical = this.canonical(address);
-      if (canonical !== null && this.entries.delete(canonical)) this.rendered = [];
+      if (canonical !== null) out.push(canonical);
     }
+    return out;
   }
 
   /** The feed body for a family (or both), rendered once per change however often firewalls poll. */

@@ -30,7 +30,8 @@ export class LedgerFeeds {
     if (feed) return feed;
     if (!this.isTarget(id)) return null;
     feed = new FeedTarget(id);
-    feed.hold(this.ledger.activeAddresses(id));
+    // The ledger holds pf spelling already (parsePfAddress on every ban).
+    feed.holdCanonical(this.ledger.activeAddresses(id));
     this.feeds.set(id, feed);
     return feed;
   }
@@ -47,8 +48,8 @@ export class LedgerFeeds {
     for (const { target, address } of changes) {
       const feed = this.feeds.get(target);
       if (!feed) continue;
-      if (this.ledger.isActive(target, address)) feed.hold([address]);
-      else feed.drop([address]);
+      if (this.ledger.isActive(target, address)) feed.holdCanonical([address]);
+      else feed.dropCanonical([address]);
     }
   }
 }

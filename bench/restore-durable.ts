@@ -33,12 +33,17 @@ export async function durableRestore(sim: SimulatorProcess, ledger: Ledger, targ
   const feeds = new LedgerFeeds(ledger, () => [target]);
   // The listener as the daemon runs it (any free loopback port), only its feed route used.
   const listener = await MetricsServer.start({
-    host: '127.0.0.1', port: 0, logger: silentLogger(),
-    scrape: () => Promise.resolve({ contentType: 'text/plain', body: '' }), readiness: () => ({ ready: true, reason: null, phase: 'running', targets: [] }),
+    host: '127.0.0.1',
+    port: 0,
+    logger: silentLogger(),
+    scrape: () => Promise.resolve({ contentType: 'text/plain', body: '' }),
+    readiness: () => ({ ready: true, reason: null, phase: 'running', targets: [] }),
     feed: { token: () => TOKEN, isTarget: (id) => feeds.isTarget(id), document: (id, family) => feeds.document(id, family) },
   });
   const client = new OpnsenseAdminClient({
-    endpoint: { url: sim.url, key: ADMIN_KEY, secret: ADMIN_SECRET, ca: null, tlsInsecure: false, timeoutMs: 600_000 }, logger: silentLogger(), connections: 2,
+    endpoint: { url: sim.url, key: ADMIN_KEY, secret: ADMIN_SECRET, ca: null, tlsInsecure: false, timeoutMs: 600_000 },
+    logger: silentLogger(),
+    connections: 2,
   });
   try {
     const source = durableSource(`${listener.url()}/blocklist/${encodeURIComponent(target)}.txt`, TOKEN, 1);

@@ -346,7 +346,8 @@ export class Daemon {
     const metrics = this.metrics;
     if (!metrics || !env.metricsListen) return;
     // The pull feed: each target's active bans, for firewalls that fetch a URL table (off without a token).
-    const feeds = this.feeds = new LedgerFeeds(this.ledger, () => enforcedTargets(this.config, this.ledger.targets()).map((t) => t.id));
+    const feeds = new LedgerFeeds(this.ledger, () => enforcedTargets(this.config, this.ledger.targets()).map((t) => t.id));
+    this.feeds = feeds;
     this.metricsServer = await MetricsServer.start({
       ...env.metricsListen, logger, scrape: () => metrics.scrape(), readiness: () => this.readiness(),
       feed: { token: () => this.options.env.feedToken, isTarget: (id) => feeds.isTarget(id), document: (id, family) => feeds.document(id, family) },

@@ -69,7 +69,10 @@ export class MetricsServer {
   }
 
   private serveFeed(req: IncomingMessage, res: ServerResponse, url: URL): void {
-    serveFeedRequest(this.options.feed, req, res, url, this.options.logger);
+    const reply = feedReply(this.options.feed, req, url, this.options.logger);
+    // HEAD gets the headers only (node drops the body).
+    res.writeHead(reply.status, reply.status === 304 ? reply.headers : { ...reply.headers, 'content-length': String(Buffer.byteLength(reply.body)) });
+    res.end(reply.status === 304 ? undefined : reply.body);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -104,38 +107,33 @@ export class MetricsServer {
   }
 }
 
+interface FeedReply { status: number; headers: Record<string, string>; body: string }
+
+function jsonReply(status: number, body: unknown, headers: Record<string, string> = {}): FeedReply {
+  return { status, headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(body) };
+}
+
 /**
  * Off (404) unless a token is configured; the token is checked before anything else is looked
  * at, so an unauthenticated client learns no target names. The body is the ledger's active bans.
  */
-function serveFeedRequest(route: FeedRoute | undefined, req: IncomingMessage, res: ServerResponse, url: URL, logger: Logger): void {
+function feedReply(route: FeedRoute | undefined, req: IncomingMessage, url: URL, logger: Logger): FeedReply {
   const token = route?.token() ?? null;
-  if (route === undefined || token === null) return json(res, 404, { error: 'the feed is off: set EDGEBAN_FEED_TOKEN or EDGEBAN_FEED_TOKEN_FILE' });
-  if (req.method !== 'GET' && req.method !== 'HEAD') {
-    res.setHeader('allow', 'GET, HEAD');
-    return json(res, 405, { error: 'only GET and HEAD' });
-  }
+  if (route === undefined || token === null) return jsonReply(404, { error: 'the feed is off: set EDGEBAN_FEED_TOKEN or EDGEBAN_FEED_TOKEN_FILE' });
+  if (req.method !== 'GET' && req.method !== 'HEAD') return jsonReply(405, { error: 'only GET and HEAD' }, { allow: 'GET, HEAD' });
   if (!feedAuthorized(req.headers.authorization, token)) {
-    res.setHeader('www-authenticate', FEED_CHALLENGE);
-    return json(res, 401, { error: 'a bearer token, or basic auth with the token as password' });
+    return jsonReply(401, { error: 'a bearer token, or basic auth with the token as password' }, { 'www-authenticate': FEED_CHALLENGE });
   }
   const request = parseFeedRequest(url, (id) => route.isTarget(id));
-  if (request === null) return json(res, 404, { error: 'not found: /blocklist/TARGET.txt, /blocklist/TARGET-v4.txt, /blocklist/TARGET-v6.txt' });
-  if (typeof request === 'string') return json(res, 400, { error: request });
+  if (request === null) return jsonReply(404, { error: 'not found: /blocklist/TARGET.txt, /blocklist/TARGET-v4.txt, /blocklist/TARGET-v6.txt' });
+  if (typeof request === 'string') return jsonReply(400, { error: request });
   const document = route.document(request.target, request.family);
-  if (document === null) return json(res, 404, { error: `no target ${JSON.stringify(request.target)}` });
-  const headers = {
-    etag: document.etag, 'cache-control': 'no-cache', 'x-edgeban-entries': String(document.entries),
-  };
+  if (document === null) return jsonReply(404, { error: `no target ${JSON.stringify(request.target)}` });
+  const headers = { etag: document.etag, 'cache-control': 'no-cache', 'x-edgeban-entries': String(document.entries) };
   const notModified = etagMatches(req.headers['if-none-match'], document.etag);
   logger.debug({ target: request.target, family: request.family, entries: document.entries, notModified }, 'feed served');
-  if (notModified) {
-    res.writeHead(304, headers);
-    res.end();
-    return;
-  }
-  res.writeHead(200, { ...headers, 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(document.body) });
-  res.end(document.body);
+  if (notModified) return { status: 304, headers, body: '' };
+  return { status: 200, headers: { ...headers, 'content-type': 'text/plain; charset=utf-8' }, body: document.body };
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {

@@ -35,9 +35,14 @@ export function feedUrlWarning(feedUrl: string): string | null {
 export async function checkFeed(feedUrl: string, token: string, timeoutMs = 10_000): Promise<{ entries: number }> {
   let response: Response;
   try {
-    response = await fetch(feedUrl, { headers: { authorization: `Bearer ${token}`, 'user-agent': 'edgeban setup-opnsense' }, signal: AbortSignal.timeout(timeoutMs) });
+    response = await fetch(feedUrl, {
+      headers: { authorization: `Bearer ${token}`, 'user-agent': 'edgeban setup-opnsense' },
+      signal: AbortSignal.timeout(timeoutMs),
+    });
   } catch (error) {
-    throw new Error(`the feed ${feedUrl} does not answer (${(error as Error).cause instanceof Error ? ((error as Error).cause as Error).message : (error as Error).message}): is edgeban running with EDGEBAN_METRICS_LISTEN and EDGEBAN_FEED_TOKEN, and is the URL reachable?`);
+    throw new Error(
+      `the feed ${feedUrl} does not answer (${(error as Error).cause instanceof Error ? ((error as Error).cause as Error).message : (error as Error).message}): is edgeban running with EDGEBAN_METRICS_LISTEN and EDGEBAN_FEED_TOKEN, and is the URL reachable?`,
+    );
   }
   const body = await response.text();
   if (response.status === 401) throw new Error(`the feed ${feedUrl} refused the token (401): EDGEBAN_FEED_TOKEN here must be the daemon's`);

@@ -21,7 +21,9 @@ export interface UrlTableUpdate {
 /** Alias.uniqueid(): the URL items and the fetch settings; a change forces a fetch. */
 function uniqueid(alias: ConfiguredAlias): string {
   const fields = [alias.authtype ?? '', alias.username ?? '', alias.password ?? ''].map((f) => `[${f}]`).join('');
-  return createHash('md5').update(`${[...alias.content].sort().join(',')}${fields}`).digest('hex');
+  return createHash('md5')
+    .update(`${[...alias.content].sort().join(',')}${fields}`)
+    .digest('hex');
 }
 
 /** UriParser._parse_line: the first token before whitespace , ; | #, not a `//` comment. */
@@ -56,7 +58,9 @@ export class UrlTables {
 
   update(aliases: readonly ConfiguredAlias[], options: UrlTableUpdate): Promise<void> {
     if (this.running) return this.running;
-    this.running = this.run(aliases, options).finally(() => { this.running = null; });
+    this.running = this.run(aliases, options).finally(() => {
+      this.running = null;
+    });
     return this.running;
   }
 

@@ -14,12 +14,27 @@ const ADMIN_SECRET = 'durableAdminSecret0123456789+/=';
 const ALIAS = 'fail2ban_blocklist';
 const TOKEN = 'durable-feed-token-0123456789';
 
-interface SimState { aliases: Array<{ name: string; type: string }>; tables: Record<string, string[]>; configRevisions: number }
+interface SimState {
+  aliases: Array<{ name: string; type: string }>;
+  tables: Record<string, string[]>;
+  configRevisions: number;
+}
 
-test('setup-opnsense --durable: a URL Table alias fed by the feed; alias_util adds land in it at once; a refresh replaces it with the feed; after a reboot with edgeban stopped every ban is back', { timeout: 180_000 }, async (t) => {
+test('setup-opnsense --durable: a URL Table alias fed by the feed; alias_util adds land in it at once; a refresh replaces it with the feed; after a reboot with edgeban stopped every ban is back', {
+  timeout: 180_000,
+}, async (t) => {
   const sim = await startCliSimulator(t, [
-    '--key', DAEMON_KEY, '--secret', DAEMON_SECRET, '--admin-key', ADMIN_KEY, '--admin-secret', ADMIN_SECRET,
-    '--auth-fail-delay', '0', '--no-alias',
+    '--key',
+    DAEMON_KEY,
+    '--secret',
+    DAEMON_SECRET,
+    '--admin-key',
+    ADMIN_KEY,
+    '--admin-secret',
+    ADMIN_SECRET,
+    '--auth-fail-delay',
+    '0',
+    '--no-alias',
   ]);
   const state = async () => (await sim.admin('state')) as SimState;
   const table = async () => [...((await state()).tables[ALIAS] ?? [])].sort();
@@ -30,8 +45,15 @@ test('setup-opnsense --durable: a URL Table alias fed by the feed; alias_util ad
   const port = await freePort();
   const feedUrl = `http://127.0.0.1:${port}/blocklist/${ALIAS}.txt`;
   const env = {
-    TZ: 'UTC', OPNSENSE_URL: sim.url, OPNSENSE_KEY: DAEMON_KEY, OPNSENSE_SECRET: DAEMON_SECRET, EDGEBAN_DATA_DIR: path.join(root, 'data'),
-    EDGEBAN_CONFIG_DIR: configDir, EDGEBAN_RECONCILE_INTERVAL: '2', EDGEBAN_METRICS_LISTEN: `127.0.0.1:${port}`, EDGEBAN_FEED_TOKEN_FILE: tokenFile,
+    TZ: 'UTC',
+    OPNSENSE_URL: sim.url,
+    OPNSENSE_KEY: DAEMON_KEY,
+    OPNSENSE_SECRET: DAEMON_SECRET,
+    EDGEBAN_DATA_DIR: path.join(root, 'data'),
+    EDGEBAN_CONFIG_DIR: configDir,
+    EDGEBAN_RECONCILE_INTERVAL: '2',
+    EDGEBAN_METRICS_LISTEN: `127.0.0.1:${port}`,
+    EDGEBAN_FEED_TOKEN_FILE: tokenFile,
   };
   const daemon = await startCliDaemon(t, env);
   const ban = async (address: string) => {
@@ -42,7 +64,10 @@ test('setup-opnsense --durable: a URL Table alias fed by the feed; alias_util ad
 
   const setupEnv = { ...env, OPNSENSE_SETUP_KEY: ADMIN_KEY, OPNSENSE_SETUP_SECRET: ADMIN_SECRET };
   const setup = (args: string[]) => runCli(['setup-opnsense', '--durable', '--feed-url', feedUrl, ...args], { env: setupEnv, cwd: root });
-  const wrongToken = await runCli(['setup-opnsense', '--durable', '--feed-url', feedUrl], { env: { ...setupEnv, EDGEBAN_FEED_TOKEN_FILE: '', EDGEBAN_FEED_TOKEN: 'not-the-daemons-token-000' }, cwd: root });
+  const wrongToken = await runCli(['setup-opnsense', '--durable', '--feed-url', feedUrl], {
+    env: { ...setupEnv, EDGEBAN_FEED_TOKEN_FILE: '', EDGEBAN_FEED_TOKEN: 'not-the-daemons-token-000' },
+    cwd: root,
+  });
   assert.equal(wrongToken.code, 1, wrongToken.stdout + wrongToken.stderr);
   assert.match(wrongToken.stdout, /feed: FAILED: .*refused the token \(401\)/);
   assert.deepEqual((await state()).aliases, [], 'a feed that refuses the token changes nothing');
@@ -50,9 +75,15 @@ test('setup-opnsense --durable: a URL Table alias fed by the feed; alias_util ad
   const first = await setup([]);
   assert.equal(first.code, 0, first.stdout + first.stderr);
   assert.match(first.stdout, /feed: .* answers with 3 entries/);
-  assert.match(first.stdout, /alias: create fail2ban_blocklist as URL Table \(IPs\) from http:\/\/127\.0\.0\.1:\d+\/blocklist\/fail2ban_blocklist\.txt, refreshed every 1 h, bearer auth/);
+  assert.match(
+    first.stdout,
+    /alias: create fail2ban_blocklist as URL Table \(IPs\) from http:\/\/127\.0\.0\.1:\d+\/blocklist\/fail2ban_blocklist\.txt, refreshed every 1 h, bearer auth/,
+  );
   assert.ok(!first.stdout.includes(TOKEN) && !first.stderr.includes(TOKEN), 'the feed token is printed');
-  assert.deepEqual((await state()).aliases.map((a) => [a.name, a.type]), [[ALIAS, 'urltable']]);
+  assert.deepEqual(
+    (await state()).aliases.map((a) => [a.name, a.type]),
+    [[ALIAS, 'urltable']],
+  );
   assert.deepEqual(await table(), ['192.0.2.11', '198.51.100.12', '2001:db8::13'], 'reconfigure fetched the feed');
   const again = await setup([]);
   assert.equal(again.code, 0, again.stdout + again.stderr);

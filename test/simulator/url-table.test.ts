@@ -27,12 +27,19 @@ test('URL Table alias as update_tables.py runs it: fetch with bearer auth; alias
   const sim = await startSim({ now: () => now });
   t.after(() => sim.stop());
   const { feed, url } = await feedServer(t);
-  const added = await post(sim, '/api/firewall/alias/add_item', {
-    alias: { enabled: '1', name: 'durable', type: 'urltable', content: url, updatefreq: '0.5', authtype: 'Bearer', username: '', password: TOKEN },
-  }, ADMIN);
+  const added = await post(
+    sim,
+    '/api/firewall/alias/add_item',
+    {
+      alias: { enabled: '1', name: 'durable', type: 'urltable', content: url, updatefreq: '0.5', authtype: 'Bearer', username: '', password: TOKEN },
+    },
+    ADMIN,
+  );
   assert.equal((added.json as { result: string }).result, 'saved');
   const uuid = (added.json as { uuid: string }).uuid;
-  const item = (await call(sim, 'GET', `/api/firewall/alias/get_item/${uuid}`, { auth: ADMIN })).json as { alias: { updatefreq: string; authtype: Record<string, { selected: number }> } };
+  const item = (await call(sim, 'GET', `/api/firewall/alias/get_item/${uuid}`, { auth: ADMIN })).json as {
+    alias: { updatefreq: string; authtype: Record<string, { selected: number }> };
+  };
   assert.equal(item.alias.updatefreq, '0.5');
   assert.equal(item.alias.authtype.Bearer?.selected, 1);
   assert.equal(((await post(sim, '/api/firewall/alias/reconfigure', {}, ADMIN)).json as { status: string }).status, 'ok');

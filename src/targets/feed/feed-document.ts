@@ -14,7 +14,11 @@ export interface FeedDocument {
   entries: number;
 }
 
-interface Keyed { text: string; family: AddressFamily; key: string }
+interface Keyed {
+  text: string;
+  family: AddressFamily;
+  key: string;
+}
 
 /**
  * A sort key that orders like the numbers: the address as fixed-width hex, then the prefix. IPv4
@@ -34,7 +38,12 @@ function keyOf(text: string): Keyed {
 
 /** 32 hex digits; `::` expanded by hand, ipaddr.js only for a dotted tail (`::ffff:192.0.2.1`). */
 function ipv6Hex(address: string): string {
-  if (address.includes('.')) return ipaddr.parse(address).toByteArray().map((x) => x.toString(16).padStart(2, '0')).join('');
+  if (address.includes('.'))
+    return ipaddr
+      .parse(address)
+      .toByteArray()
+      .map((x) => x.toString(16).padStart(2, '0'))
+      .join('');
   const [head = '', tail] = address.split('::');
   const groups = (part: string) => (part === '' ? [] : part.split(':'));
   const left = groups(head);
@@ -68,7 +77,10 @@ export function renderFeed(addresses: Iterable<string>, family: FeedFamily): Fee
 /** Whether an If-None-Match header names this ETag (a list, weak forms and `*` included). */
 export function etagMatches(ifNoneMatch: string | undefined, etag: string): boolean {
   if (ifNoneMatch === undefined) return false;
-  return ifNoneMatch.split(',').map((t) => t.trim().replace(/^W\//, '')).some((t) => t === '*' || t === etag);
+  return ifNoneMatch
+    .split(',')
+    .map((t) => t.trim().replace(/^W\//, ''))
+    .some((t) => t === '*' || t === etag);
 }
 
 export type FeedRequest = { target: string; family: FeedFamily };

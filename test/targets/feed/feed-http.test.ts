@@ -16,15 +16,21 @@ const TOKEN = 'feed-token-0123456789abcdef';
 async function daemonWithFeed(t: import('node:test').TestContext, extra: Record<string, string> = {}) {
   const sim = await startCliSimulator(t, ['--key', KEY, '--secret', SECRET, '--auth-fail-delay', '0']);
   const { root, configDir, mailLog } = await mailSetup(t);
-  await writeFile(path.join(configDir, 'jail.local'),
-    `[dovecot]\nenabled = true\nlogpath = ${mailLog}\nmaxretry = 3\nfindtime = 10m\nbantime = 1h\n`);
+  await writeFile(path.join(configDir, 'jail.local'), `[dovecot]\nenabled = true\nlogpath = ${mailLog}\nmaxretry = 3\nfindtime = 10m\nbantime = 1h\n`);
   const tokenFile = path.join(root, 'feed-token');
   await writeFile(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
   const port = await freePort();
   const env = {
-    TZ: 'UTC', OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET, EDGEBAN_DATA_DIR: path.join(root, 'data'),
-    EDGEBAN_CONFIG_DIR: configDir, EDGEBAN_RECONCILE_INTERVAL: '2', EDGEBAN_METRICS_LISTEN: `127.0.0.1:${port}`,
-    EDGEBAN_FEED_TOKEN_FILE: tokenFile, ...extra,
+    TZ: 'UTC',
+    OPNSENSE_URL: sim.url,
+    OPNSENSE_KEY: KEY,
+    OPNSENSE_SECRET: SECRET,
+    EDGEBAN_DATA_DIR: path.join(root, 'data'),
+    EDGEBAN_CONFIG_DIR: configDir,
+    EDGEBAN_RECONCILE_INTERVAL: '2',
+    EDGEBAN_METRICS_LISTEN: `127.0.0.1:${port}`,
+    EDGEBAN_FEED_TOKEN_FILE: tokenFile,
+    ...extra,
   };
   const daemon = await startCliDaemon(t, env);
   return { sim, env, mailLog, daemon, base: `http://127.0.0.1:${port}` };
@@ -32,7 +38,9 @@ async function daemonWithFeed(t: import('node:test').TestContext, extra: Record<
 
 const bearer = { authorization: `Bearer ${TOKEN}` };
 
-test('the pull feed over HTTP from the running daemon: auth, a ban appears, family split, ETag and 304, an unban leaves it', { timeout: 120_000 }, async (t) => {
+test('the pull feed over HTTP from the running daemon: auth, a ban appears, family split, ETag and 304, an unban leaves it', {
+  timeout: 120_000,
+}, async (t) => {
   const { env, mailLog, daemon, base } = await daemonWithFeed(t);
   const feed = `${base}/blocklist/${ALIAS}.txt`;
 
@@ -74,6 +82,11 @@ test('the pull feed over HTTP from the running daemon: auth, a ban appears, fami
   const etag = basic.headers.get('etag');
   assert.ok(etag, 'no ETag');
   await basic.text();
+  const head = await fetch(feed, { method: 'HEAD', headers: bearer });
+  assert.equal(head.status, 200);
+  assert.equal(head.headers.get('etag'), etag);
+  assert.equal(head.headers.get('content-length'), String('192.0.2.20\n192.0.2.100\n203.0.113.50\n2001:db8::7\n'.length));
+  assert.equal((await fetch(feed, { method: 'POST', headers: bearer })).status, 405);
   const cached = await fetch(feed, { headers: { ...bearer, 'if-none-match': etag } });
   assert.equal(cached.status, 304);
   assert.equal(await cached.text(), '');
@@ -89,7 +102,10 @@ test('the pull feed over HTTP from the running daemon: auth, a ban appears, fami
   await changed.text();
 
   assert.equal(await daemon.stop(), 0);
-  assert.ok(daemon.stderr.every((line) => !line.includes(TOKEN)), 'the feed token in the daemon log');
+  assert.ok(
+    daemon.stderr.every((line) => !line.includes(TOKEN)),
+    'the feed token in the daemon log',
+  );
 });
 
 test('without a token the feed is off (404); a short token or a token without a listener is a config error', { timeout: 120_000 }, async (t) => {

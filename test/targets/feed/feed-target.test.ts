@@ -17,9 +17,14 @@ test('FeedTarget: what add/delete leave is what list() and the feed body hold, i
   await feed.add(entry('203.0.113.9'));
   const before = feed.document(null);
   assert.equal(before.body, '192.0.2.10\n203.0.113.9\n2001:db8::1\n');
-  assert.deepEqual((await feed.list()).sort((a, b) => a.address.localeCompare(b.address)), [
-    { address: '192.0.2.10', owned: true }, { address: '2001:db8::1', owned: true }, { address: '203.0.113.9', owned: true },
-  ]);
+  assert.deepEqual(
+    (await feed.list()).sort((a, b) => a.address.localeCompare(b.address)),
+    [
+      { address: '192.0.2.10', owned: true },
+      { address: '2001:db8::1', owned: true },
+      { address: '203.0.113.9', owned: true },
+    ],
+  );
   await feed.delete('2001:db8:0::1');
   assert.equal(feed.document(null).body, '192.0.2.10\n203.0.113.9\n');
   assert.equal(feed.document(6).body, '');
@@ -32,14 +37,20 @@ test('FeedTarget: what add/delete leave is what list() and the feed body hold, i
 test('renderFeed: numeric order, IPv4 before IPv6, a network before the hosts it starts with; ETag equal for equal sets in any order', () => {
   const list = ['2001:db8:0:1::', '2001:db8::1', '10.0.0.0/8', '192.0.2.100', '2001:db8::/32', '9.255.255.255', '192.0.2.20', '::1:0:0:0:1'];
   const document = renderFeed(list, null);
-  assert.equal(document.body, ['9.255.255.255', '10.0.0.0/8', '192.0.2.20', '192.0.2.100', '::1:0:0:0:1', '2001:db8::/32', '2001:db8::1', '2001:db8:0:1::', ''].join('\n'));
+  assert.equal(
+    document.body,
+    ['9.255.255.255', '10.0.0.0/8', '192.0.2.20', '192.0.2.100', '::1:0:0:0:1', '2001:db8::/32', '2001:db8::1', '2001:db8:0:1::', ''].join('\n'),
+  );
   assert.equal(renderFeed([...list].reverse(), null).etag, document.etag);
   assert.equal(renderFeed(list, 4).entries, 4);
 
   // Against a byte-wise reference on random IPv6 addresses in pf spelling (zero runs in every place).
   let seed = 7;
   const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
-  const random = Array.from({ length: 400 }, () => parsePfAddress(Array.from({ length: 8 }, () => (next() % 3 === 0 ? '0' : (next() % 65536).toString(16))).join(':')).text);
+  const random = Array.from(
+    { length: 400 },
+    () => parsePfAddress(Array.from({ length: 8 }, () => (next() % 3 === 0 ? '0' : (next() % 65536).toString(16))).join(':')).text,
+  );
   const unique = [...new Set(random)];
   const bytes = (a: string) => ipaddr.parse(a).toByteArray();
   const reference = [...unique].sort((a, b) => {
@@ -48,7 +59,12 @@ test('renderFeed: numeric order, IPv4 before IPv6, a network before the hosts it
     for (let i = 0; i < 16; i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
     return 0;
   });
-  assert.deepEqual(renderFeed(unique, 6).body.split('\n').filter((l) => l !== ''), reference);
+  assert.deepEqual(
+    renderFeed(unique, 6)
+      .body.split('\n')
+      .filter((l) => l !== ''),
+    reference,
+  );
 });
 
 test('parseFeedRequest: path suffix and query select the family; a contradiction or another family is refused', () => {

@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
 import { runCli, startCliDaemon, startCliSimulator } from '../helpers/cli.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { mailSetup } from '../helpers/mail-setup.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 import { until } from '../helpers/until.ts';
 
 const DAEMON_KEY = 'durableDaemonKey0123456789';
@@ -108,4 +111,66 @@ test('setup-opnsense --durable: a URL Table alias fed by the feed; alias_util ad
   // A refresh while the feed is down keeps the last list (update_tables keeps its cache on a fetch error).
   await sim.admin('refresh-aliases', { expire: true });
   assert.deepEqual(await table(), ['192.0.2.11', '2001:db8::13', '203.0.113.14'], 'bans kept when the feed is unreachable');
+});
+
+/** A feed stand-in that answers like edgeban's: the list with the right bearer token, 401 without. */
+async function staticFeed(t: import('node:test').TestContext, lines: string[]): Promise<string> {
+  const server = createServer((req, res) => {
+    if (req.headers.authorization !== `Bearer ${TOKEN}`) return void res.writeHead(401).end();
+    res.writeHead(200, { 'content-type': 'text/plain' }).end(lines.map((l) => `${l}\n`).join(''));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/blocklist/${ALIAS}.txt`;
+}
+
+test('setup-opnsense --durable converts an existing External alias (its entries replaced by the feed), changes only what differs on a second run, and refuses OPNsense before 25.7', {
+  timeout: 120_000,
+}, async (t) => {
+  const sim = await startCliSimulator(t, [
+    '--key',
+    DAEMON_KEY,
+    '--secret',
+    DAEMON_SECRET,
+    '--admin-key',
+    ADMIN_KEY,
+    '--admin-secret',
+    ADMIN_SECRET,
+    '--auth-fail-delay',
+    '0',
+  ]);
+  const feedUrl = await staticFeed(t, ['192.0.2.21', '2001:db8::22']);
+  await sim.admin('seed', { table: ALIAS, entries: ['198.51.100.23'] });
+  const root = await tempDir(t, 'edgeban-durable-');
+  const env = {
+    OPNSENSE_URL: sim.url,
+    OPNSENSE_KEY: DAEMON_KEY,
+    OPNSENSE_SECRET: DAEMON_SECRET,
+    OPNSENSE_SETUP_KEY: ADMIN_KEY,
+    OPNSENSE_SETUP_SECRET: ADMIN_SECRET,
+    EDGEBAN_DATA_DIR: root,
+    EDGEBAN_FEED_TOKEN: TOKEN,
+  };
+  const setup = (args: string[]) => runCli(['setup-opnsense', '--durable', '--feed-url', feedUrl, ...args], { env, cwd: root });
+  const state = async () => (await sim.admin('state')) as SimState;
+
+  const converted = await setup([]);
+  assert.equal(converted.code, 0, converted.stdout + converted.stderr);
+  assert.match(converted.stdout, /alias: fail2ban_blocklist \(external\): set type External → URL Table \(IPs\), url, refresh, auth/);
+  assert.deepEqual(
+    (await state()).aliases.filter((a) => a.name === ALIAS).map((a) => a.type),
+    ['urltable'],
+  );
+  assert.deepEqual([...((await state()).tables[ALIAS] ?? [])].sort(), ['192.0.2.21', '2001:db8::22']);
+
+  const slower = await setup(['--refresh-hours', '6']);
+  assert.equal(slower.code, 0, slower.stdout + slower.stderr);
+  assert.match(slower.stdout, /alias: fail2ban_blocklist \(urltable\): set refresh to the URL table/);
+  const same = await setup(['--refresh-hours', '6']);
+  assert.match(same.stdout, /nothing to change/);
+
+  await sim.admin('firmware', { version: '25.1.4' });
+  const old = await setup(['--dry-run']);
+  assert.equal(old.code, 1);
+  assert.match(old.stdout, /OPNsense 25\.1\.4 cannot authenticate to a URL table \(that came with 25\.7\)/);
 });

@@ -10,6 +10,7 @@ import type { NetworkFacts } from '../jails/network-facts.ts';
 import type { Logger } from '../logging/logger.ts';
 import type { EdgebanMetrics } from '../metrics/edgeban-metrics.ts';
 import { MetricsServer } from '../metrics/metrics-server.ts';
+import { LedgerFeeds } from '../targets/feed/ledger-feeds.ts';
 import { Notifier } from '../notifications/notifier.ts';
 import { judgeReadiness, type DaemonPhase, type Readiness } from '../metrics/readiness.ts';
 import type { AliasReconciler } from '../targets/alias-reconciler.ts';
@@ -61,6 +62,7 @@ export class Daemon {
   /** Kept across reloads, so counters never go back. Null when metrics are not served. */
   private metrics: EdgebanMetrics | null = null;
   private metricsServer: MetricsServer | null = null;
+  private feeds: LedgerFeeds | null = null;
   private notifier: Notifier | null = null;
   /** Whether this replica enforces each target and announces bans (leader leases with the Redis ledger). */
   private roles: EnforcementRoles | null = null;
@@ -173,6 +175,7 @@ export class Daemon {
       await this.roles?.close();
       await Promise.all(this.clients.map((c) => c.close()));
       await this.metricsServer?.stop();
+      this.feeds?.close();
       await this.ledger.close();
     })();
     return this.stopping;
@@ -342,8 +345,12 @@ export class Daemon {
     const { env, logger } = this.options;
     const metrics = this.metrics;
     if (!metrics || !env.metricsListen) return;
+    // The pull feed: each target's active bans, for firewalls that fetch a URL table (off without a token).
+    const feeds = new LedgerFeeds(this.ledger, () => enforcedTargets(this.config, this.ledger.targets()).map((t) => t.id));
+    this.feeds = feeds;
     this.metricsServer = await MetricsServer.start({
       ...env.metricsListen, logger, scrape: () => metrics.scrape(), readiness: () => this.readiness(),
+      feed: { token: () => this.options.env.feedToken, isTarget: (id) => feeds.isTarget(id), document: (id, family) => feeds.document(id, family) },
     });
   }
 

@@ -262,6 +262,7 @@ export class OpnsenseSimulator {
       setFaults: (f) => this.setFaults(f),
       faults: () => this.faults(),
       reboot: () => this.reboot(),
+      refreshAliases: (options) => this.state.refreshAliases(options),
       tableSnapshot: () => {
         const out: Record<string, string[]> = {};
         for (const name of this.state.pf.names()) out[name] = this.tableEntries(name);

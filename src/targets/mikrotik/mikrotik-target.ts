@@ -92,7 +92,8 @@ export class MikrotikTarget implements EdgeTarget {
   async check(): Promise<TargetCheckResult> {
     const errors: string[] = [];
     const warnings: string[] = [];
-    const facts: Record<string, string> = { list: this.list_ };
+    // Off once the router refused it (killConnections): status and doctor show why sessions survive bans.
+    const facts: Record<string, string> = { list: this.list_, kill_connections: this.capabilities.killConnections ? 'on' : 'off (refused by the router)' };
     try {
       const resource = await this.client.systemResource();
       facts.version = resource.version;

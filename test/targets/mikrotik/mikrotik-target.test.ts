@@ -218,6 +218,7 @@ test('check(): version and counts as facts; a list no enabled drop rule uses is 
   assert.deepEqual(healthy.warnings, []);
   assert.equal(healthy.facts.version, '7.16.2 (stable)');
   assert.equal(healthy.facts.entries, '1');
+  assert.equal(healthy.facts.kill_connections, 'on');
 
   const bare = await startRouter(t, ['--no-rules']);
   const unprotected = await targetFor(t, bare.url).target.check();
@@ -343,6 +344,7 @@ test('killConnections without the write policy: one operator error naming the fi
   assert.equal(refused.length, 1, 'two kills refused at once give one error');
   assert.ok(isTargetError('operator', /DELETE \/rest\/ip\/firewall\/connection.*write policy.*no longer cut/)(refused[0]), String(refused[0]));
   assert.equal(target.capabilities.killConnections, false);
+  assert.equal((await target.check()).facts.kill_connections, 'off (refused by the router)');
   const callsBefore = (await router.state()).calls.length;
   assert.equal(await target.killConnections('203.0.113.9'), 0);
   assert.equal((await router.state()).calls.length, callsBefore, 'a capability turned off makes no call');

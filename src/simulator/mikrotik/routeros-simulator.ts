@@ -7,6 +7,7 @@ import { describeZodError, FaultPlan, faultsSchema, type SimulatorFaults } from 
 import { BodyTooLargeError, isLoopbackHost, readBody, TimerSet } from '../http-util.ts';
 import { createRng } from '../rng.ts';
 import { AddressListStore, RouterFailure, type Menu } from './address-list-store.ts';
+import { ConnectionTable } from './connection-table.ts';
 
 /**
  * RouterOS user group policies (help.mikrotik.com "User"): `rest-api` lets a user log in to the
@@ -56,6 +57,7 @@ interface SimulatorCallRecord {
 
 const MAX_BODY = 1024 * 1024;
 const ADDRESS_LIST = /^\/rest\/(ip|ipv6)\/firewall\/address-list(?:\/(\*[0-9A-Fa-f]+))?$/;
+const CONNECTION = /^\/rest\/(ip|ipv6)\/firewall\/connection(?:\/(\*[0-9A-Fa-f]+))?$/;
 const WRITABLE = new Set(['list', 'address', 'comment', 'timeout', 'disabled']);
 
 interface Reply {
@@ -75,6 +77,8 @@ const failure = (status: number, message: string, detail?: string): Reply => ({ 
  */
 export class RouterOsSimulator {
   readonly store: AddressListStore;
+  /** The connection-tracking tables; tests fill them through `POST /__simulator/connections`. */
+  readonly connections = new ConnectionTable();
   private readonly host: string;
   private boundPort = 0;
   private readonly tls: { cert: string; key: string } | undefined;
@@ -238,6 +242,8 @@ export class RouterOsSimulator {
     const path = url.pathname.replace(/\/+$/, '');
     const list = ADDRESS_LIST.exec(path);
     if (list) return this.addressList(list[1] as Menu, list[2], url.searchParams, method, body);
+    const connection = CONNECTION.exec(path);
+    if (connection) return this.connection(connection[1] as Menu, connection[2], url.searchParams, method);
     if (path === '/rest/system/resource' && method === 'GET') {
       return { status: 200, body: { version: this.version, 'board-name': 'CHR', platform: 'MikroTik', uptime: '1h2m3s', 'architecture-name': 'x86_64' } };
     }
@@ -286,6 +292,23 @@ export class RouterOsSimulator {
     return failure(400, 'Bad Request', 'no such command');
   }
 
+  /** The router fills the table; a client prints and removes (`remove` is DELETE `/*ID`). */
+  private connection(menu: Menu, id: string | undefined, query: URLSearchParams, method: string): Reply {
+    const table = this.connections;
+    if (id === undefined) {
+      if (method === 'GET') return { status: 200, body: filterRows(table.all(menu).map((row) => table.print(menu, row)), query) };
+      return failure(400, 'Bad Request', 'no such command');
+    }
+    const row = table.all(menu).find((r) => r.id === id);
+    if (!row) return failure(404, 'Not Found', 'no such item');
+    if (method === 'GET') return { status: 200, body: table.print(menu, row) };
+    if (method === 'DELETE') {
+      table.remove(menu, id);
+      return { status: 204 };
+    }
+    return failure(400, 'Bad Request', 'no such command');
+  }
+
   /** Basic auth; a user without the rest-api policy cannot log in at all (HTTP 401, as a wrong password). */
   private authenticate(header: string | undefined): RouterUser | null {
     const match = /^Basic ([A-Za-z0-9+/=]+)$/.exec(header ?? '');
@@ -319,7 +342,7 @@ export class RouterOsSimulator {
 
   /**
    * Unauthenticated control interface under /__simulator/ for tests that run `edgeban simulate
-   * --kind mikrotik` as a process: state, faults, clock, reboot, seeded entries, rules, users.
+   * --kind mikrotik` as a process: state, faults, clock, reboot, seeded entries, tracked connections, rules, users.
    */
   private admin(route: string, body: unknown, res: http.ServerResponse): Reply {
     switch (route) {
@@ -328,6 +351,10 @@ export class RouterOsSimulator {
           status: 200,
           body: {
             ip: this.store.all('ip').map((e) => this.store.print(e)), ipv6: this.store.all('ipv6').map((e) => this.store.print(e)),
+            connections: {
+              ip: this.connections.all('ip').map((r) => this.connections.print('ip', r)),
+              ipv6: this.connections.all('ipv6').map((r) => this.connections.print('ipv6', r)),
+            },
             faults: this.faultPlan.settings(), now: this.now(), calls: this.callLog,
           },
         };
@@ -359,6 +386,17 @@ export class RouterOsSimulator {
         }).parse(body);
         const { menu, ...input } = entry;
         return { status: 200, body: this.store.print(this.store.add(menu, input)) };
+      }
+      case 'POST /__simulator/connections': {
+        const port = z.number().int().min(0).max(65_535).optional();
+        const { menu, ...input } = z.strictObject({
+          menu: z.enum(['ip', 'ipv6']), protocol: z.string().min(1), srcAddress: z.string(), srcPort: port, dstAddress: z.string(), dstPort: port,
+        }).parse(body);
+        const row = this.connections.add(menu, {
+          protocol: input.protocol, srcAddress: input.srcAddress, dstAddress: input.dstAddress,
+          ...(input.srcPort === undefined ? {} : { srcPort: input.srcPort }), ...(input.dstPort === undefined ? {} : { dstPort: input.dstPort }),
+        });
+        return { status: 200, body: this.connections.print(menu, row) };
       }
       case 'POST /__simulator/rules': {
         const { path, rules } = z.strictObject({

@@ -18,6 +18,14 @@ export interface RouterEntry {
   dynamic: boolean;
 }
 
+/** One connection-tracking row, as far as killing a banned address's connections needs it. */
+export interface RouterConnection {
+  id: string;
+  /** As the router prints it: `198.51.100.7:40000` (IPv4 with the port), or the address alone (see connectionHosts). */
+  srcAddress: string;
+  dstAddress: string;
+}
+
 export interface NewEntry {
   list: string;
   address: string;
@@ -44,6 +52,11 @@ const RowSchema = z.object({
   dynamic: z.string().optional(),
 });
 const RowsSchema = z.array(RowSchema);
+const ConnectionRowsSchema = z.array(z.object({
+  '.id': z.string().regex(/^\*[0-9A-Fa-f]+$/),
+  'src-address': z.string().optional(),
+  'dst-address': z.string().optional(),
+}));
 /** RouterOS's error body: `{"error":400,"message":"Bad Request","detail":"failure: already have such entry"}`. */
 const ErrorSchema = z.object({ error: z.number().optional(), message: z.string().optional(), detail: z.string().optional() });
 const ResourceSchema = z.object({ version: z.string(), 'board-name': z.string().optional() });
@@ -153,6 +166,24 @@ export class MikrotikClient {
     return reply.status !== 404;
   }
 
+  /**
+   * Every connection-tracking row of one family (`/ip/firewall/connection`, `/ipv6/…`), three
+   * properties each. RouterOS cannot filter them by address on its side: `src-address` carries the
+   * port, REST GET filters only by equality and API queries have no `~` (docs/routeros-rest.md).
+   */
+  async listConnections(family: Family): Promise<RouterConnection[]> {
+    const reply = await this.call('GET', connectionMenu(family), { query: new URLSearchParams({ '.proplist': '.id,src-address,dst-address' }) });
+    const rows = ConnectionRowsSchema.safeParse(reply.json);
+    if (!rows.success) throw badReply(`GET /rest/${connectionMenu(family)}`, rows.error);
+    return rows.data.map((row) => ({ id: row['.id'], srcAddress: row['src-address'] ?? '', dstAddress: row['dst-address'] ?? '' }));
+  }
+
+  /** Removes a tracked connection; false when it was gone already (closed, timed out). */
+  async deleteConnection(family: Family, id: string): Promise<boolean> {
+    const reply = await this.call('DELETE', `${connectionMenu(family)}/${checkedId(id)}`, { handle: [404] });
+    return reply.status !== 404;
+  }
+
   /** RouterOS version and board (`/system/resource`): a cheap read that proves URL, TLS and login. */
   async systemResource(): Promise<{ version: string; board: string }> {
     const reply = await this.call('GET', 'system/resource');
@@ -247,6 +278,10 @@ function isTrue(flag: string | undefined): boolean {
 
 function menu(family: Family): string {
   return family === 4 ? 'ip/firewall/address-list' : 'ipv6/firewall/address-list';
+}
+
+function connectionMenu(family: Family): string {
+  return family === 4 ? 'ip/firewall/connection' : 'ipv6/firewall/connection';
 }
 
 function checkedId(id: string): string {

@@ -3,6 +3,7 @@ import {
   TargetError, type DesiredEntry, type EdgeTarget, type ListedEntry, type TargetCapabilities, type TargetCheckResult, type TargetDeps,
 } from '../edge-target.ts';
 import { MikrotikClient, type Family, type RouterEntry } from './client.ts';
+import { endpointWithin } from './connection-match.ts';
 import type { MikrotikOptions } from './options.ts';
 
 /** Every comment edgeban writes starts with this word, so its entries are visible (and told apart) on the router. */
@@ -66,7 +67,7 @@ function canonicalRow(address: string): string {
 export class MikrotikTarget implements EdgeTarget {
   readonly kind = 'mikrotik';
   readonly id: string;
-  readonly capabilities: TargetCapabilities = { nativeExpiry: true, bulk: false, killConnections: false, comments: true };
+  readonly capabilities: TargetCapabilities = { nativeExpiry: true, bulk: false, killConnections: true, comments: true };
   private readonly client: MikrotikClient;
   private readonly list_: string;
   private readonly deps: TargetDeps;
@@ -91,7 +92,8 @@ export class MikrotikTarget implements EdgeTarget {
   async check(): Promise<TargetCheckResult> {
     const errors: string[] = [];
     const warnings: string[] = [];
-    const facts: Record<string, string> = { list: this.list_ };
+    // Off once the router refused it (killConnections): status and doctor show why sessions survive bans.
+    const facts: Record<string, string> = { list: this.list_, kill_connections: this.capabilities.killConnections ? 'on' : 'off (refused by the router)' };
     try {
       const resource = await this.client.systemResource();
       facts.version = resource.version;
@@ -156,6 +158,35 @@ export class MikrotikTarget implements EdgeTarget {
     // A cached id may be stale (the entry expired and was added again): then look it up by address.
     if (cached !== undefined && await this.client.deleteEntry(family, cached)) return;
     for (const row of await this.client.listEntries(family, this.list_, text)) await this.client.deleteEntry(family, row.id);
+  }
+
+  /**
+   * Removes the connection-tracking rows from (or to) a freshly banned address or network, so an
+   * established session (IMAP brute force inside one login connection) meets the drop rule with
+   * its next packet instead of running on as `established`. A refusal the operator must fix (the
+   * user's group lacks `read`/`write` on the connection table) is thrown once and turns the
+   * capability off for this target's life: the ban itself is in place, and nagging on every ban
+   * would bury the one message that names the fix.
+   */
+  async killConnections(address: string): Promise<number> {
+    if (!this.capabilities.killConnections) return 0;
+    const { family } = this.spelled(address);
+    try {
+      let killed = 0;
+      for (const row of await this.client.listConnections(family)) {
+        if (!endpointWithin(row.srcAddress, address) && !endpointWithin(row.dstAddress, address)) continue;
+        if (await this.client.deleteConnection(family, row.id)) killed += 1;
+      }
+      return killed;
+    } catch (error) {
+      if (!(error instanceof TargetError) || error.kind !== 'operator') throw error;
+      // Concurrent kills may each be refused; one message is enough.
+      if (!this.capabilities.killConnections) return 0;
+      this.capabilities.killConnections = false;
+      throw new TargetError('operator', error.reason, error.call,
+        `${error.message}; established connections of banned addresses are no longer cut on ${this.id} until edgeban restarts with the policy granted (README "MikroTik RouterOS")`,
+        { cause: error });
+    }
   }
 
   async close(): Promise<void> {

@@ -218,6 +218,7 @@ test('check(): version and counts as facts; a list no enabled drop rule uses is 
   assert.deepEqual(healthy.warnings, []);
   assert.equal(healthy.facts.version, '7.16.2 (stable)');
   assert.equal(healthy.facts.entries, '1');
+  assert.equal(healthy.facts.kill_connections, 'on');
 
   const bare = await startRouter(t, ['--no-rules']);
   const unprotected = await targetFor(t, bare.url).target.check();
@@ -297,4 +298,55 @@ test('one address on the list twice (a restored export): listed once, and a dele
   assert.deepEqual(await target.list(), [{ address: '2001:db8::9', owned: true }]);
   await target.delete('2001:db8::9');
   assert.deepEqual((await router.state()).ipv6, []);
+});
+
+interface ConnectionRow { '.id': string; 'src-address': string; 'dst-address': string }
+
+test('killConnections removes the tracked connections from and to a banned address, IPv4 and IPv6, and no neighbour\'s', async (t) => {
+  const router = await startRouter(t);
+  const { target, now } = targetFor(t, router.url);
+  assert.equal(target.capabilities.killConnections, true);
+  const connect = (menu: 'ip' | 'ipv6', protocol: string, srcAddress: string, srcPort: number | undefined, dstAddress: string, dstPort: number | undefined) =>
+    router.admin('connections', { menu, protocol, srcAddress, dstAddress, ...(srcPort === undefined ? {} : { srcPort }), ...(dstPort === undefined ? {} : { dstPort }) });
+  // The attacker's IMAP session (one login connection, many guesses), a second one, a ping, and a
+  // connection the mail server opened to it; beside them neighbours whose printed address starts
+  // with the attacker's (`198.51.100.70:…` begins with `198.51.100.7`).
+  await connect('ip', 'tcp', '198.51.100.7', 40_000, '192.0.2.25', 993);
+  await connect('ip', 'tcp', '198.51.100.7', 40_001, '192.0.2.25', 993);
+  await connect('ip', 'icmp', '198.51.100.7', undefined, '192.0.2.25', undefined);
+  await connect('ip', 'tcp', '192.0.2.25', 51_000, '198.51.100.7', 25);
+  await connect('ip', 'tcp', '198.51.100.70', 40_002, '192.0.2.25', 993);
+  await connect('ip', 'udp', '192.0.2.53', 53, '198.51.100.71', 5353);
+  await connect('ipv6', 'tcp', '2001:db8::7', 40_000, '2001:db8:ffff::25', 993);
+  await connect('ipv6', 'tcp', '2001:db8::70', 40_001, '2001:db8:ffff::25', 993);
+  await connect('ipv6', 'tcp', '2001:db8:1::5', 40_002, '2001:db8:ffff::25', 993);
+  await connect('ipv6', 'tcp', '2001:db8:1::6', 40_003, '2001:db8:ffff::25', 993);
+
+  await target.add({ address: '198.51.100.7', expiresAt: now + HOUR, comment: 'jail=dovecot' });
+  assert.equal(await target.killConnections('198.51.100.7'), 4);
+  assert.equal(await target.killConnections('2001:db8::7'), 1);
+  assert.equal(await target.killConnections('2001:db8:1::/64'), 2, 'a network ban cuts every host inside it');
+  const state = await router.state() as State & { connections: { ip: ConnectionRow[]; ipv6: ConnectionRow[] } };
+  assert.deepEqual(state.connections.ip.map((c) => `${c['src-address']} ${c['dst-address']}`), ['198.51.100.70:40002 192.0.2.25:993', '192.0.2.53:53 198.51.100.71:5353']);
+  assert.deepEqual(state.connections.ipv6.map((c) => c['src-address']), ['2001:db8::70']);
+  // One DELETE per connection cut, none for the neighbours.
+  assert.equal(state.calls.filter((c) => c.method === 'DELETE' && c.path.includes('/firewall/connection/')).length, 7);
+  assert.equal(await target.killConnections('198.51.100.7'), 0, 'nothing left to cut');
+});
+
+test('killConnections without the write policy: one operator error naming the fix, then the capability is off and no call is made', async (t) => {
+  const router = await startRouter(t);
+  await router.admin('users', { name: 'reader', password: PASSWORD, policies: ['read', 'api', 'rest-api'] });
+  await router.admin('connections', { menu: 'ip', protocol: 'tcp', srcAddress: '203.0.113.9', srcPort: 40_000, dstAddress: '192.0.2.25', dstPort: 993 });
+  const { target } = targetFor(t, router.url, { user: 'reader' });
+  const kills = await Promise.allSettled([target.killConnections('203.0.113.9'), target.killConnections('203.0.113.9')]);
+  const refused = kills.filter((k) => k.status === 'rejected').map((k) => (k as PromiseRejectedResult).reason as unknown);
+  assert.equal(refused.length, 1, 'two kills refused at once give one error');
+  assert.ok(isTargetError('operator', /DELETE \/rest\/ip\/firewall\/connection.*write policy.*no longer cut/)(refused[0]), String(refused[0]));
+  assert.equal(target.capabilities.killConnections, false);
+  assert.equal((await target.check()).facts.kill_connections, 'off (refused by the router)');
+  const callsBefore = (await router.state()).calls.length;
+  assert.equal(await target.killConnections('203.0.113.9'), 0);
+  assert.equal((await router.state()).calls.length, callsBefore, 'a capability turned off makes no call');
+  assert.equal((await router.state() as State & { connections: { ip: ConnectionRow[] } }).connections.ip.length, 1);
 });

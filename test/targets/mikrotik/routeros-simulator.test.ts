@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { AddressListStore, printAddress, RouterFailure } from '../../../src/simulator/mikrotik/address-list-store.ts';
 import { formatRouterTime, parseRouterTime } from '../../../src/simulator/mikrotik/duration.ts';
+import { connectionHosts, endpointWithin } from '../../../src/targets/mikrotik/connection-match.ts';
 
 test('the simulator stores addresses as RouterOS prints them', () => {
   assert.equal(printAddress('ip', '192.0.2.1/32'), '192.0.2.1');
@@ -40,4 +41,19 @@ test('ids count per menu in hex; duplicates are per list and address', () => {
   assert.equal(store.add('ipv6', { list: 'l', address: '2001:db8::1' }).id, '*1');
   assert.throws(() => store.add('ip', { list: 'l', address: '192.0.2.1/32' }), /already have such entry/);
   assert.equal(store.add('ip', { list: 'other', address: '192.0.2.1' }).id, '*C');
+});
+
+test('connection endpoints are read in every spelling RouterOS may print', () => {
+  assert.deepEqual(connectionHosts('198.51.100.7:40000'), ['198.51.100.7']);
+  assert.deepEqual(connectionHosts('198.51.100.7'), ['198.51.100.7']);
+  assert.deepEqual(connectionHosts('[2001:db8::7]:40000'), ['2001:db8::7']);
+  assert.deepEqual(connectionHosts('2001:db8::7'), ['2001:db8::7']);
+  assert.deepEqual(connectionHosts('2001:db8::7:40000'), ['2001:db8::7'], 'five digits are no IPv6 group: only the port reading is left');
+  assert.deepEqual(connectionHosts('2001:db8::7:443'), ['2001:db8::7:443', '2001:db8::7']);
+  assert.deepEqual(connectionHosts(''), []);
+  assert.equal(endpointWithin('198.51.100.70:40000', '198.51.100.7'), false);
+  assert.equal(endpointWithin('198.51.100.7:40000', '198.51.100.0/24'), true);
+  assert.equal(endpointWithin('2001:db8:1::5', '2001:db8:1::/64'), true);
+  assert.equal(endpointWithin('2001:db8:2::5', '2001:db8:1::/64'), false);
+  assert.equal(endpointWithin('198.51.100.7:1', '2001:db8::/32'), false);
 });

@@ -48,6 +48,12 @@ const CASES: Record<string, Record<string, Array<string | null>>> = {
     'apache[mode=access]': [null, ATTACKER, ATTACKER, ATTACKER, null, null, null, null, null],
     'apache[mode=auth]': [null, null, null, null, null, null, null, null, null],
   },
+  'caddy-2.6.2-access.log': {
+    // Caddy 2.6 writes remote_ip only (no client_ip). The client's 200, four probes (404), the
+    // client's login, four basic-auth failures (v6), the client's login over v6.
+    caddy: [null, ATTACKER, ATTACKER, ATTACKER, ATTACKER, null, ATTACKER6, ATTACKER6, ATTACKER6, ATTACKER6, null],
+    'caddy[mode=auth]': [null, null, null, null, null, null, ATTACKER6, ATTACKER6, ATTACKER6, ATTACKER6, null],
+  },
 };
 
 for (const [file, specs] of Object.entries(CASES)) {

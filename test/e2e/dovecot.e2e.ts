@@ -9,11 +9,13 @@ import type { TestContext } from 'node:test';
 import { test } from 'node:test';
 import { until } from '../helpers/until.ts';
 import { ALIAS, RECONCILE_S, logFile, saveSample, startEdge, startEdgebanAsNobody, tcpProbe } from './edge-harness.ts';
+import { startHaproxy } from './haproxy.ts';
 import { serveInNs, tryInNs } from './netns.ts';
 import { writeDovecotConf } from './dovecot-conf.ts';
 
 const MAXRETRY = 3;
 const BANTIME_S = 20;
+const PROXIED_PORT = 10143;
 
 /**
  * One IMAP session: LOGIN, then LOGOUT (or a reset right after the answer). Prints the LOGIN reply.
@@ -79,10 +81,12 @@ test('Dovecot IMAP LOGIN: a real brute force is dropped at the edge', async (t) 
   const edge = await startEdge(t);
   const { net, sim, dir } = edge;
   const log = await logFile(dir, 'dovecot.log');
-  const conf = await writeDovecotConf(dir, log);
+  const conf = await writeDovecotConf(dir, log, { proxied: { port: PROXIED_PORT, trusted: [`${net.proxy.v4}/32`] } });
   const version = (await tryInNs(net.servers.ns, ['dovecot', '--version'])).stdout.trim();
   serveInNs(t, net.servers.ns, ['env', 'TZ=UTC', 'dovecot', '-F', '-c', conf]);
   await until('Dovecot lets the client log in', async () => (await imapLogin(net.client.ns, net.servers.v4, 'alice', 'correct-horse')).stdout.startsWith('a1 OK'), 20_000, 200);
+  await startHaproxy(t, net, dir, [{ name: 'imap', port: 143, backendPort: PROXIED_PORT }]);
+  await until('HAProxy passes the client to Dovecot', async () => (await imapLogin(net.client.ns, net.proxy.v4, 'alice', 'correct-horse')).stdout.startsWith('a1 OK'), 20_000, 200);
 
   await startEdgebanAsNobody(t, edge, `
 [dovecot]
@@ -107,7 +111,6 @@ bantime = ${BANTIME_S}s
     assert.deepEqual(sim.tableEntries(ALIAS), [net.attacker.v4]);
     const text = await readFile(log, 'utf8');
     for (const line of text.split('\n').filter((l) => l.includes('auth failed'))) t.diagnostic(`dovecot ${version}: ${line}`);
-    await saveSample(`dovecot-${version.split(' ')[0]}`, text);
   });
 
   await t.test("the attacker's established IMAP IDLE session is cut by the ban (kill_states)", async () => {
@@ -123,6 +126,24 @@ bantime = ${BANTIME_S}s
   await t.test('after the ban expires the attacker connects again', async () => {
     await until('the attacker can connect', async () => (await tcpProbe(net.attacker.ns, net.servers.v4, 143)) === 'open', (BANTIME_S + RECONCILE_S + 20) * 1000, 500);
     assert.deepEqual(edge.setEntries(), []);
+  });
+
+  await t.test("behind HAProxy (PROXY v2, haproxy = yes) the IPv6 attacker's real address is banned, not the proxy's", async () => {
+    for (let i = 0; i < MAXRETRY; i++) {
+      const reply = await imapLogin(net.attacker.ns, net.proxy.v6, 'alice', `proxied${i}`);
+      assert.match(reply.stdout, /^a1 NO/, `exit ${reply.code} ${reply.stderr}`);
+    }
+    await until('the IPv6 attacker is in the edge set', () => edge.setEntries().includes(net.attacker.v6), 20_000, 200);
+    assert.deepEqual(edge.setEntries(), [net.attacker.v6], 'nobody else, not the proxy');
+    assert.equal(await tcpProbe(net.attacker.ns, net.proxy.v6, 143), 'silent');
+    assert.match((await imapLogin(net.client.ns, net.proxy.v6, 'alice', 'correct-horse')).stdout, /^a1 OK/);
+    const text = await readFile(log, 'utf8');
+    const lines = text.split('\n').filter((l) => l.includes(`rip=${net.attacker.v6},`));
+    assert.equal(lines.length, MAXRETRY, text);
+    // On the TCP level Dovecot saw only the proxy; rip= is the client, from PROXY v2.
+    assert.ok(!text.includes(`rip=${net.proxy.v4}`), `no login line names the proxy:\n${text}`);
+    for (const line of lines) t.diagnostic(`dovecot ${version} behind HAProxy: ${line}`);
+    await saveSample(`dovecot-${version.split(' ')[0]}`, text);
   });
 
   await t.test('no flush ever reached the edge', () => {

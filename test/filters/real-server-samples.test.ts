@@ -1,6 +1,8 @@
 // The shipped filters against lines real servers wrote (captured by the e2e suite, test/e2e, with
 // EDGEBAN_E2E_SAVE_SAMPLES=1; the server version is in the file name): every failure line yields
-// the attacker with its time, and no other line matches.
+// the attacker with its time, and no other line matches. Dovecot 2.4 cannot run here (Debian 12
+// ships 2.3): dovecot-2.4-reported.log holds the lines a Dovecot 2.4 server wrote, as reported in
+// fail2ban/fail2ban#4196, with the addresses replaced by documentation ones.
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -13,6 +15,12 @@ const NOW = Date.UTC(2026, 11, 8, 0, 0, 0) / 1000;
 
 /** Per sample file: for each filter spec, the host each line must yield (null: no match). */
 const CASES: Record<string, Record<string, Array<string | null>>> = {
+  'dovecot-2.4-reported.log': {
+    // The auth worker's line and the auth process's line report the same attempt: only the
+    // latter counts (2.3 logs it once); then the login process's summary of the connection.
+    dovecot: [null, ATTACKER, ATTACKER],
+    'dovecot[mode=aggressive]': [null, ATTACKER, ATTACKER],
+  },
   'nginx-1.22.1-error.log': {
     nginx: [ATTACKER, ATTACKER, ATTACKER],
     'nginx[mode=auth]': [ATTACKER, ATTACKER, ATTACKER],
@@ -63,6 +71,7 @@ const CASES: Record<string, Record<string, Array<string | null>>> = {
 for (const [file, specs] of Object.entries(CASES)) {
   describe(`real ${file}`, () => {
     const lines = logLines(path.join(SAMPLES, 'real', file));
+    const day = file === 'dovecot-2.4-reported.log' ? '2026-06-23' : '2026-12-07';
     for (const [spec, hosts] of Object.entries(specs)) {
       it(`${spec}: the failure lines, and only they, yield the attacker with the line's time`, async () => {
         assert.equal(lines.length, hosts.length);
@@ -70,7 +79,7 @@ for (const [file, specs] of Object.entries(CASES)) {
         for (const [i, want] of hosts.entries()) {
           const got = results[i]!;
           assert.equal(got.host, want, `${file} line ${i + 1}: ${lines[i]}`);
-          if (want !== null) assert.match(iso(got.time) ?? '', /^2026-12-07T1[6-9]:\d\d:\d\d(?:\.\d+)?Z$/, `${file} line ${i + 1}: time`);
+          if (want !== null) assert.match(iso(got.time) ?? '', new RegExp(`^${day}T\\d\\d:\\d\\d:\\d\\d(?:\\.\\d+)?Z$`), `${file} line ${i + 1}: time`);
         }
       });
     }

@@ -128,6 +128,31 @@ bantime = ${BANTIME_S}s
     assert.deepEqual(edge.setEntries(), []);
   });
 
+  await t.test("a PROXY v2 header forged by the attacker straight to Dovecot's proxied listener frames nobody", async () => {
+    const before = (await readFile(log, 'utf8')).length;
+    // Claims to relay the client 203.0.113.9; Dovecot takes it only from haproxy_trusted_networks.
+    const header = Buffer.concat([Buffer.from('0d0a0d0a000d0a515549540a', 'hex'), Buffer.from([0x21, 0x11, 0, 12]),
+      Buffer.from(net.client.v4.split('.').map(Number)), Buffer.from(net.servers.v4.split('.').map(Number)), Buffer.from([0x9c, 0x40, 0x27, 0x9f])]);
+    for (let i = 0; i < MAXRETRY; i++) {
+      const script = `
+const s = require("net").connect({ host: ${JSON.stringify(net.servers.v4)}, port: ${PROXIED_PORT} }, () => {
+  s.write(Buffer.from(${JSON.stringify(header.toString('hex'))}, "hex"));
+  s.write("a1 LOGIN alice forged${i}\\r\\n");
+});
+let got = "";
+s.on("data", (d) => { got += d; }); s.on("error", () => {});
+s.on("close", () => { console.log(got.includes("* OK") ? "greeted" : "refused"); process.exit(0); });
+setTimeout(() => { console.log("open"); process.exit(0); }, 5000);`;
+      assert.equal((await tryInNs(net.attacker.ns, [process.execPath, '-e', script])).stdout.trim(), 'refused');
+    }
+    const text = (await readFile(log, 'utf8')).slice(before);
+    assert.ok(!text.includes(`rip=${net.client.v4}`), `no line names the client:\n${text}`);
+    for (const line of text.split('\n').filter((l) => l !== '')) t.diagnostic(`dovecot ${version}, forged header: ${line}`);
+    // Past the point where a counted failure would have become a ban.
+    await new Promise((resolve) => setTimeout(resolve, (RECONCILE_S + 1) * 1000));
+    assert.deepEqual(edge.setEntries(), []);
+  });
+
   await t.test("behind HAProxy (PROXY v2, haproxy = yes) the IPv6 attacker's real address is banned, not the proxy's", async () => {
     for (let i = 0; i < MAXRETRY; i++) {
       const reply = await imapLogin(net.attacker.ns, net.proxy.v6, 'alice', `proxied${i}`);

@@ -4,8 +4,11 @@ import path from 'node:path';
 export interface DovecotOptions {
   /** Appended to the config (an auth listener for Postfix, say). */
   extra?: string;
-  /** An IMAP listener on `port` taking the client's address from PROXY v2 sent by `trusted` (HAProxy). */
-  proxied?: { port: number; trusted: readonly string[] };
+  /**
+   * IMAP listeners taking the client's address from PROXY v2 sent by `trusted` (HAProxy): plain on
+   * `port`, and IMAPS on `tlsPort` with `certificate`.
+   */
+  proxied?: { port: number; trusted: readonly string[]; tlsPort: number; certificate: { cert: string; key: string } };
 }
 
 /**
@@ -16,12 +19,20 @@ export async function writeDovecotConf(dir: string, log: string, options: Doveco
   // Dovecot refuses a PROXY header from an address not in haproxy_trusted_networks.
   const proxied = options.proxied === undefined ? '' : `
 haproxy_trusted_networks = ${options.proxied.trusted.join(' ')}
+ssl = yes
+ssl_cert = <${options.proxied.certificate.cert}
+ssl_key = <${options.proxied.certificate.key}
 service imap-login {
   inet_listener imap {
     port = 143
   }
   inet_listener imap_proxied {
     port = ${options.proxied.port}
+    haproxy = yes
+  }
+  inet_listener imaps_proxied {
+    port = ${options.proxied.tlsPort}
+    ssl = yes
     haproxy = yes
   }
 }`;

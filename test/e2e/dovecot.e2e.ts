@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import type { TestContext } from 'node:test';
 import { test } from 'node:test';
 import { until } from '../helpers/until.ts';
-import { ALIAS, RECONCILE_S, logFile, saveSample, startEdge, startEdgebanAsNobody, tcpProbe } from './edge-harness.ts';
+import { ALIAS, RECONCILE_S, logFile, mailCertificate, saveSample, startEdge, startEdgebanAsNobody, tcpProbe } from './edge-harness.ts';
 import { startHaproxy } from './haproxy.ts';
 import { serveInNs, tryInNs } from './netns.ts';
 import { writeDovecotConf } from './dovecot-conf.ts';
@@ -16,14 +16,19 @@ import { writeDovecotConf } from './dovecot-conf.ts';
 const MAXRETRY = 3;
 const BANTIME_S = 20;
 const PROXIED_PORT = 10143;
+const PROXIED_TLS_PORT = 10993;
 
 /**
- * One IMAP session: LOGIN, then LOGOUT (or a reset right after the answer). Prints the LOGIN reply.
- * Dovecot delays a failed reply more with each failure from the same address (its auth penalty, 2^n s).
+ * One IMAP session (IMAPS when `tlsPort` is given): LOGIN, then LOGOUT (or a reset right after
+ * the answer). Prints the LOGIN reply. Dovecot delays a failed reply more with each failure from
+ * the same address (its auth penalty, 2^n s).
  */
-function imapLogin(ns: string, address: string, user: string, password: string, reset = false) {
+function imapLogin(ns: string, address: string, user: string, password: string, reset = false, tlsPort?: number) {
+  const connect = tlsPort === undefined
+    ? `require("net").connect({ host: ${JSON.stringify(address)}, port: 143, timeout: 20000 })`
+    : `require("tls").connect({ host: ${JSON.stringify(address)}, port: ${tlsPort}, timeout: 20000, rejectUnauthorized: false })`;
   const script = `
-const s = require("net").connect({ host: ${JSON.stringify(address)}, port: 143, timeout: 20000 });
+const s = ${connect};
 let buf = "", step = 0;
 s.on("timeout", () => process.exit(3)); s.on("error", () => process.exit(4));
 s.on("data", (d) => {
@@ -81,12 +86,15 @@ test('Dovecot IMAP LOGIN: a real brute force is dropped at the edge', async (t) 
   const edge = await startEdge(t);
   const { net, sim, dir } = edge;
   const log = await logFile(dir, 'dovecot.log');
-  const conf = await writeDovecotConf(dir, log, { proxied: { port: PROXIED_PORT, trusted: [`${net.proxy.v4}/32`] } });
+  const conf = await writeDovecotConf(dir, log, {
+    proxied: { port: PROXIED_PORT, tlsPort: PROXIED_TLS_PORT, trusted: [`${net.proxy.v4}/32`], certificate: mailCertificate(dir) },
+  });
   const version = (await tryInNs(net.servers.ns, ['dovecot', '--version'])).stdout.trim();
   serveInNs(t, net.servers.ns, ['env', 'TZ=UTC', 'dovecot', '-F', '-c', conf]);
   await until('Dovecot lets the client log in', async () => (await imapLogin(net.client.ns, net.servers.v4, 'alice', 'correct-horse')).stdout.startsWith('a1 OK'), 20_000, 200);
-  await startHaproxy(t, net, dir, [{ name: 'imap', port: 143, backendPort: PROXIED_PORT }]);
+  await startHaproxy(t, net, dir, [{ name: 'imap', port: 143, backendPort: PROXIED_PORT }, { name: 'imaps', port: 993, backendPort: PROXIED_TLS_PORT }]);
   await until('HAProxy passes the client to Dovecot', async () => (await imapLogin(net.client.ns, net.proxy.v4, 'alice', 'correct-horse')).stdout.startsWith('a1 OK'), 20_000, 200);
+  assert.match((await imapLogin(net.client.ns, net.proxy.v4, 'alice', 'correct-horse', false, 993)).stdout, /^a1 OK/, 'IMAPS through HAProxy');
 
   await startEdgebanAsNobody(t, edge, `
 [dovecot]
@@ -153,15 +161,16 @@ setTimeout(() => { console.log("open"); process.exit(0); }, 5000);`;
     assert.deepEqual(edge.setEntries(), []);
   });
 
-  await t.test("behind HAProxy (PROXY v2, haproxy = yes) the IPv6 attacker's real address is banned, not the proxy's", async () => {
+  await t.test("behind HAProxy (PROXY v2, haproxy = yes; IMAP and IMAPS) the IPv6 attacker's real address is banned, not the proxy's", async () => {
     for (let i = 0; i < MAXRETRY; i++) {
-      const reply = await imapLogin(net.attacker.ns, net.proxy.v6, 'alice', `proxied${i}`);
+      const reply = await imapLogin(net.attacker.ns, net.proxy.v6, 'alice', `proxied${i}`, false, i === 1 ? 993 : undefined);
       assert.match(reply.stdout, /^a1 NO/, `exit ${reply.code} ${reply.stderr}`);
     }
     await until('the IPv6 attacker is in the edge set', () => edge.setEntries().includes(net.attacker.v6), 20_000, 200);
     assert.deepEqual(edge.setEntries(), [net.attacker.v6], 'nobody else, not the proxy');
     assert.equal(await tcpProbe(net.attacker.ns, net.proxy.v6, 143), 'silent');
-    assert.match((await imapLogin(net.client.ns, net.proxy.v6, 'alice', 'correct-horse')).stdout, /^a1 OK/);
+    assert.equal(await tcpProbe(net.attacker.ns, net.proxy.v6, 993), 'silent');
+    assert.match((await imapLogin(net.client.ns, net.proxy.v6, 'alice', 'correct-horse', false, 993)).stdout, /^a1 OK/);
     const text = await readFile(log, 'utf8');
     const lines = text.split('\n').filter((l) => l.includes(`rip=${net.attacker.v6},`));
     assert.equal(lines.length, MAXRETRY, text);

@@ -1,7 +1,7 @@
 // The pieces every real-server scenario shares: the namespaces, the simulator driving the edge's
 // nftables set (as root, in this namespace, on loopback), and edgeban as uid 65534 without any
 // capability, reading the servers' real logs.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -113,4 +113,12 @@ export async function tcpProbe(ns: string, address: string, port: number): Promi
 export async function saveSample(name: string, text: string): Promise<void> {
   if (process.env.EDGEBAN_E2E_SAVE_SAMPLES !== '1') return;
   await writeFile(path.join(import.meta.dirname, '../filters/samples/real', `${name}.log`), text);
+}
+
+/** A self-signed certificate for mail.example.org in `dir` (openssl, EC key), readable by the servers. */
+export function mailCertificate(dir: string): { cert: string; key: string } {
+  const cert = path.join(dir, 'mail-cert.pem'), key = path.join(dir, 'mail-key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=mail.example.org'], { stdio: 'ignore' });
+  return { cert, key };
 }

@@ -38,15 +38,16 @@ const CASES: Record<string, Record<string, Array<string | null>>> = {
     'postfix[mode=aggressive]': [null, null, null, null, null, null, ATTACKER, ATTACKER, null, ATTACKER, ATTACKER, null, ATTACKER, ATTACKER],
   },
   'dovecot-2.3.19.1.log': {
-    // Start-up, the client's logins direct and through HAProxy (rip=::ffff:…, from PROXY v2), the
-    // attacker's earlier login (its IDLE session), three failed LOGINs (the last one reset), the
-    // client again, a probe connecting without a login (aggressive counts it), three PROXY v2
-    // headers the attacker forged straight to the proxied listener ("Client not trusted": never
-    // counted, or a proxy missing from haproxy_trusted_networks would be banned and lock out
-    // everyone behind it), three failed LOGINs of the IPv6 attacker through HAProxy (rip= the
-    // attacker, lip= the proxy's frontend), the client through HAProxy over IPv6.
-    dovecot: [null, null, null, null, null, null, ATTACKER, ATTACKER, ATTACKER, null, null, null, null, null, null, ATTACKER6, ATTACKER6, ATTACKER6, null, null],
-    'dovecot[mode=aggressive]': [null, null, null, null, null, null, ATTACKER, ATTACKER, ATTACKER, null, null, ATTACKER, null, null, null, ATTACKER6, ATTACKER6, ATTACKER6, null, null],
+    // Start-up, the client's logins direct and through HAProxy (IMAP and IMAPS; rip=::ffff:…,
+    // from PROXY v2), the attacker's earlier login (its IDLE session), three failed LOGINs (the
+    // last one reset), the client again, a probe connecting without a login (aggressive counts
+    // it), three PROXY v2 headers the attacker forged straight to the proxied listener ("Client
+    // not trusted": never counted, or a proxy missing from haproxy_trusted_networks would be
+    // banned and lock out everyone behind it), three failed LOGINs of the IPv6 attacker through
+    // HAProxy (the second over IMAPS; rip= the attacker, lip= the proxy's frontend), the client
+    // through HAProxy over IPv6 and IMAPS.
+    dovecot: [null, null, null, null, null, null, null, null, ATTACKER, ATTACKER, ATTACKER, null, null, null, null, null, null, ATTACKER6, ATTACKER6, ATTACKER6, null, null],
+    'dovecot[mode=aggressive]': [null, null, null, null, null, null, null, null, ATTACKER, ATTACKER, ATTACKER, null, null, ATTACKER, null, null, null, ATTACKER6, ATTACKER6, ATTACKER6, null, null],
   },
   'apache-2.4.71-error.log': {
     // Start-up, then basic auth: two wrong passwords and an unknown user (v4), then three missing

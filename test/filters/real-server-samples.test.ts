@@ -31,11 +31,14 @@ const CASES: Record<string, Record<string, Array<string | null>>> = {
     'nginx[mode=auth]': [null, null, null, null],
   },
   'postfix-3.7.11.log': {
-    // Start-up, NIS notice, the client's session, then three connections failing SMTP AUTH.
-    postfix: [null, null, null, null, null, null, ATTACKER, null, null, ATTACKER, null, null, ATTACKER, null],
-    'postfix[mode=auth]': [null, null, null, null, null, null, ATTACKER, null, null, ATTACKER, null, null, ATTACKER, null],
+    // Start-up, the client's sessions (direct, through HAProxy on submission and SMTPS: Postfix
+    // writes the PROXY v2 address ::ffff:203.0.113.9 as 203.0.113.9), three connections failing
+    // SMTP AUTH (PLAIN, plain, PLAIN), the client, three failing through HAProxy from the IPv6
+    // attacker (the second over SMTPS), the client through HAProxy over IPv6.
+    postfix: [null, null, null, null, null, null, null, null, null, null, null, null, ATTACKER, null, null, ATTACKER, null, null, ATTACKER, null, null, null, null, ATTACKER6, null, null, ATTACKER6, null, null, ATTACKER6, null, null, null],
+    'postfix[mode=auth]': [null, null, null, null, null, null, null, null, null, null, null, null, ATTACKER, null, null, ATTACKER, null, null, ATTACKER, null, null, null, null, ATTACKER6, null, null, ATTACKER6, null, null, ATTACKER6, null, null, null],
     // ddos's "disconnect ... auth=0/1" lines count too.
-    'postfix[mode=aggressive]': [null, null, null, null, null, null, ATTACKER, ATTACKER, null, ATTACKER, ATTACKER, null, ATTACKER, ATTACKER],
+    'postfix[mode=aggressive]': [null, null, null, null, null, null, null, null, null, null, null, null, ATTACKER, ATTACKER, null, ATTACKER, ATTACKER, null, ATTACKER, ATTACKER, null, null, null, ATTACKER6, ATTACKER6, null, ATTACKER6, ATTACKER6, null, ATTACKER6, ATTACKER6, null, null],
   },
   'dovecot-2.3.19.1.log': {
     // Start-up, the client's logins direct and through HAProxy (IMAP and IMAPS; rip=::ffff:…,

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { until } from '../helpers/until.ts';
 import { ALIAS, logFile, saveSample, startEdge, startEdgebanAsNobody, tcpProbe } from './edge-harness.ts';
-import { serveInNs, tryInNs } from './netns.ts';
+import { requirePackages, serveInNs, tryInNs } from './netns.ts';
 
 const MAXRETRY = 3;
 const MODULES = '/usr/lib/apache2/modules';
@@ -22,6 +22,7 @@ async function httpStatus(ns: string, address: string, urlPath: string, user?: s
 
 test('Apache basic auth and CGI probes: a real brute force is dropped at the edge', async (t) => {
   const started = Date.now();
+  requirePackages([['apache2', 'apache2'], ['htpasswd', 'apache2-utils']]);
   const edge = await startEdge(t);
   const { net, sim, dir } = edge;
   const errorLog = await logFile(dir, 'apache-error.log');

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { until } from '../helpers/until.ts';
 import { ALIAS, logFile, saveSample, startEdge, startEdgebanAsNobody, tcpProbe } from './edge-harness.ts';
-import { serveInNs, tryInNs } from './netns.ts';
+import { requirePackages, serveInNs, tryInNs } from './netns.ts';
 
 const PROBES = ['/.env', '/.ENV', '/.git/config', '/wp-login.php'];
 const MAXRETRY = PROBES.length;
@@ -23,6 +23,7 @@ async function httpStatus(ns: string, address: string, urlPath: string, user?: s
 
 test('Caddy reverse proxy: real probes and a basic-auth brute force are dropped at the edge', async (t) => {
   const started = Date.now();
+  requirePackages([['caddy', 'caddy']]);
   const edge = await startEdge(t);
   const { net, sim, dir } = edge;
   const accessLog = await logFile(dir, 'caddy-access.json');

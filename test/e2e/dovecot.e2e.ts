@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { until } from '../helpers/until.ts';
 import { ALIAS, RECONCILE_S, logFile, mailCertificate, saveSample, startEdge, startEdgebanAsNobody, tcpProbe } from './edge-harness.ts';
 import { startHaproxy } from './haproxy.ts';
-import { serveInNs, tryInNs } from './netns.ts';
+import { requirePackages, serveInNs, tryInNs } from './netns.ts';
 import { writeDovecotConf } from './dovecot-conf.ts';
 
 const MAXRETRY = 3;
@@ -83,6 +83,7 @@ require("readline").createInterface({ input: process.stdin }).on("line", () => {
 
 test('Dovecot IMAP LOGIN: a real brute force is dropped at the edge', async (t) => {
   const started = Date.now();
+  requirePackages([['dovecot', 'dovecot-imapd'], ['haproxy', 'haproxy'], ['openssl', 'openssl']]);
   const edge = await startEdge(t);
   const { net, sim, dir } = edge;
   const log = await logFile(dir, 'dovecot.log');

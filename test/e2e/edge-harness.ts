@@ -115,7 +115,7 @@ export async function saveSample(name: string, text: string): Promise<void> {
   await writeFile(path.join(import.meta.dirname, '../filters/samples/real', `${name}.log`), text);
 }
 
-/** A self-signed certificate for mail.example.org in `dir` (openssl, EC key), readable by the servers. */
+/** A self-signed certificate for mail.example.org in `dir` (openssl, EC key; the servers read it as root). */
 export function mailCertificate(dir: string): { cert: string; key: string } {
   const cert = path.join(dir, 'mail-cert.pem'), key = path.join(dir, 'mail-key.pem');
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',

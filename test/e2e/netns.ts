@@ -55,7 +55,12 @@ export function serveInNs(t: TestContext, ns: string, argv: string[]): ChildProc
 /** The tools the suite needs, as a failing assertion naming the package (never a skip). */
 export function requireTools(): void {
   assert.equal(process.getuid?.(), 0, 'the e2e suite runs as root (network namespaces, nftables)');
-  for (const [tool, pkg] of [['ip', 'iproute2'], ['nft', 'nftables'], ['conntrack', 'conntrack'], ['curl', 'curl'], ['setpriv', 'util-linux']]) {
+  requirePackages([['ip', 'iproute2'], ['nft', 'nftables'], ['conntrack', 'conntrack'], ['curl', 'curl'], ['setpriv', 'util-linux']]);
+}
+
+/** Each [command, Debian package] present, or a failing assertion naming the package (never a skip). */
+export function requirePackages(tools: ReadonlyArray<readonly [string, string]>): void {
+  for (const [tool, pkg] of tools) {
     assert.equal(spawnSync('sh', ['-c', `command -v ${tool}`]).status, 0, `${tool} is missing: apt-get install ${pkg} (.ci/run does)`);
   }
 }

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { until } from '../helpers/until.ts';
 import { ALIAS, RECONCILE_S, logFile, saveSample, startEdge, startEdgebanAsNobody, tcpProbe } from './edge-harness.ts';
-import { serveInNs, tryInNs } from './netns.ts';
+import { requirePackages, serveInNs, tryInNs } from './netns.ts';
 
 const MAXRETRY = 3;
 // Long enough to hold through the reboot and restart checks on a loaded machine.
@@ -14,6 +14,7 @@ const BANTIME_S = 35;
 
 test('nginx basic auth: a real brute force is dropped at the edge', async (t) => {
   const started = Date.now();
+  requirePackages([['nginx', 'nginx']]);
   const edge = await startEdge(t);
   const { net, sim, dir } = edge;
   const errorLog = await logFile(dir, 'nginx-error.log');

@@ -10,7 +10,7 @@ import { until } from '../helpers/until.ts';
 import { ALIAS, logFile, mailCertificate, saveSample, startEdge, startEdgebanAsNobody, tcpProbe } from './edge-harness.ts';
 import { writeDovecotConf } from './dovecot-conf.ts';
 import { startHaproxy } from './haproxy.ts';
-import { inNs, serveInNs, tryInNs } from './netns.ts';
+import { inNs, requirePackages, serveInNs, tryInNs } from './netns.ts';
 
 const MAXRETRY = 3;
 const PROXIED_PORT = 10587;
@@ -60,6 +60,7 @@ async function masterCf(address: string): Promise<string> {
 
 test('Postfix SMTP AUTH (SASL through Dovecot): a real brute force is dropped at the edge', async (t) => {
   const started = Date.now();
+  requirePackages([['postfix', 'postfix'], ['dovecot', 'dovecot-imapd'], ['haproxy', 'haproxy'], ['openssl', 'openssl']]);
   const edge = await startEdge(t);
   const { net, sim, dir } = edge;
   const dovecotLog = await logFile(dir, 'dovecot.log');

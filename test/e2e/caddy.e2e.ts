@@ -14,11 +14,11 @@ import { requirePackages, serveInNs, tryInNs } from './netns.ts';
 const PROBES = ['/.env', '/.ENV', '/.git/config', '/wp-login.php'];
 const MAXRETRY = PROBES.length;
 
-/** curl's HTTP status for GET `url` from `ns` (basic auth as `user` when given). */
+/** curl's HTTP status for GET `url` from `ns` (basic auth as `user` when given; Caddy's bcrypt check takes about 1 s). */
 async function httpStatus(ns: string, address: string, urlPath: string, user?: string): Promise<string> {
   const host = address.includes(':') ? `[${address}]` : address;
   const auth = user === undefined ? [] : ['-u', user];
-  return (await tryInNs(ns, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--connect-timeout', '2', '-m', '10', ...auth, `http://${host}${urlPath}`])).stdout;
+  return (await tryInNs(ns, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--connect-timeout', '2', '-m', '15', ...auth, `http://${host}${urlPath}`])).stdout;
 }
 
 test('Caddy reverse proxy: real probes and a basic-auth brute force are dropped at the edge', async (t) => {

@@ -7,18 +7,11 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { until } from '../helpers/until.ts';
-import { ALIAS, logFile, saveSample, startEdge, startEdgebanAsNobody, tcpProbe } from './edge-harness.ts';
+import { ALIAS, httpStatus, logFile, saveSample, startEdge, startEdgebanAsNobody, tcpProbe } from './edge-harness.ts';
 import { requirePackages, serveInNs, tryInNs } from './netns.ts';
 
 const MAXRETRY = 3;
 const MODULES = '/usr/lib/apache2/modules';
-
-/** curl's HTTP status for GET `url` from `ns` (basic auth as `user` when given). */
-async function httpStatus(ns: string, address: string, urlPath: string, user?: string): Promise<string> {
-  const host = address.includes(':') ? `[${address}]` : address;
-  const auth = user === undefined ? [] : ['-u', user];
-  return (await tryInNs(ns, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--connect-timeout', '2', '-m', '5', ...auth, `http://${host}${urlPath}`])).stdout;
-}
 
 test('Apache basic auth and CGI probes: a real brute force is dropped at the edge', async (t) => {
   const started = Date.now();

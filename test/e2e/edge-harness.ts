@@ -105,6 +105,13 @@ export async function tcpProbe(ns: string, address: string, port: number): Promi
   return code === 0 ? 'open' : code === 3 ? 'silent' : 'refused';
 }
 
+/** curl's HTTP status for GET `urlPath` on `address` from `ns`, with basic auth as `user` when given ('000': no answer). */
+export async function httpStatus(ns: string, address: string, urlPath: string, user?: string, timeoutS = 5): Promise<string> {
+  const host = address.includes(':') ? `[${address}]` : address;
+  const auth = user === undefined ? [] : ['-u', user];
+  return (await tryInNs(ns, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--connect-timeout', '2', '-m', String(timeoutS), ...auth, `http://${host}${urlPath}`])).stdout;
+}
+
 /**
  * With EDGEBAN_E2E_SAVE_SAMPLES=1, keeps a server's real log as a filter sample
  * (test/filters/samples/real/NAME.log, NAME carrying the server version), so the unit tests

@@ -1,6 +1,7 @@
 // A real Dovecot (IMAP, passwd-file user) inside, IMAP LOGIN brute force from the attacker
 // namespace (the last client resets the connection right after failing), edgeban (uid 65534)
-// reading Dovecot's real log file, the ban enforced by the edge's nftables set.
+// reading Dovecot's real log file, the ban enforced by the edge's nftables set. Also behind
+// HAProxy (IMAP and IMAPS, PROXY v2 to listeners with haproxy = yes) in the proxy namespace.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';

@@ -1,6 +1,7 @@
 // A real Postfix (submission, SASL through Dovecot's auth socket) inside, SMTP AUTH brute force
 // from the attacker namespace in upper- and lower-case mechanism names, edgeban (uid 65534)
-// reading Postfix's own log file (maillog_file, postlogd), the ban enforced at the edge.
+// reading Postfix's own log file (maillog_file, postlogd), the ban enforced at the edge. Also
+// behind HAProxy (submission and SMTPS, PROXY v2) in the proxy namespace.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { chown, mkdir, readFile, writeFile } from 'node:fs/promises';

@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { DropReason, PipelineCounters } from '../daemon/jail-pipeline.ts';
+import type { DropReason, PipelineCounters } from '../jails/pipeline-stats.ts';
 import type { BanClaim } from '../ledger/ban-claim.ts';
 import type { PassResult, TargetState, TargetStatus } from '../targets/alias-reconciler.ts';
 import type { ApiCallRecord } from '../targets/opnsense/client.ts';

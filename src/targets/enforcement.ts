@@ -1,4 +1,3 @@
-import path from 'node:path';
 import type { EdgebanEnv, FirewallEndpoint } from '../config/env.ts';
 import { LedgerLockedError } from '../ledger/file-ledger-store.ts';
 import type { LedgerStore } from '../ledger/ledger-store.ts';
@@ -113,10 +112,6 @@ export async function reconcileTargets(reconcilers: readonly AliasReconciler[], 
     report.push({ target: id, ...result, ok: result.ok && status.pending === 0 && !errorNow, pending: status.pending });
   }
   return { targets: report };
-}
-
-export function ledgerDir(env: Pick<EdgebanEnv, 'dataDir'>): string {
-  return path.join(env.dataDir, 'ledger');
 }
 
 /**

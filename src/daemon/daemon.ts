@@ -12,10 +12,9 @@ import type { EdgebanMetrics } from '../metrics/edgeban-metrics.ts';
 import { MetricsServer } from '../metrics/metrics-server.ts';
 import { Notifier } from '../notifications/notifier.ts';
 import { judgeReadiness, type DaemonPhase, type Readiness } from '../metrics/readiness.ts';
-import type { AliasReconciler } from '../targets/alias-reconciler.ts';
-import type { ApiCallRecord } from '../targets/opnsense/client.ts';
+import type { TargetReconciler } from '../targets/target-reconciler.ts';
+import type { EdgeTarget, TargetCallRecord } from '../targets/edge-target.ts';
 import { createTargetReconciler, reconcileTargets } from '../targets/enforcement.ts';
-import type { OpnsenseClient } from '../targets/opnsense/client.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
 import { ensureDirectory, moveAside } from '../util/durable-files.ts';
 import { errorMessage, UserFacingError } from '../util/errors.ts';
@@ -51,8 +50,8 @@ export class Daemon {
   private ledger!: Ledger;
   private engine!: JailEngine;
   private facts!: NetworkFacts;
-  private reconcilers: AliasReconciler[] = [];
-  private clients: OpnsenseClient[] = [];
+  private reconcilers: TargetReconciler[] = [];
+  private backends: EdgeTarget[] = [];
   private pipelines: JailPipeline[] = [];
   private control: ControlServer | null = null;
   private sweepTimer: TimerHandle | null = null;
@@ -171,7 +170,7 @@ export class Daemon {
       await this.control?.stop();
       await Promise.all(this.reconcilers.map((r) => r.stop()));
       await this.roles?.close();
-      await Promise.all(this.clients.map((c) => c.close()));
+      await Promise.all(this.backends.map((b) => b.close()));
       await this.metricsServer?.stop();
       await this.ledger.close();
     })();
@@ -241,7 +240,7 @@ export class Daemon {
         reconcilersStopped = true;
         await Promise.all(this.reconcilers.map((r) => r.stop()));
         await this.roles?.release();
-        await Promise.all(this.clients.map((c) => c.close()));
+        await Promise.all(this.backends.map((b) => b.close()));
       }
       // Once no reconciler serves an old target name: its claims end without their entries being deleted.
       await moveRenamedTargets(this.ledger, next, env, this.options.clock, logger);
@@ -292,23 +291,23 @@ export class Daemon {
   }
 
   private buildReconcilers(): void {
-    this.clients = [];
+    this.backends = [];
     this.reconcilers = [];
     this.addReconcilers();
   }
 
   /** A reconciler for each endpoint of each enforced target that has none yet; returns the new ones. */
-  private addReconcilers(): AliasReconciler[] {
+  private addReconcilers(): TargetReconciler[] {
     const { env, clock, logger } = this.options;
     const metrics = this.metrics;
-    const onCall = metrics ? { onCall: (call: ApiCallRecord, reconciler: AliasReconciler) => metrics.apiCall(reconciler.status(), call) } : {};
+    const onCall = metrics ? { onCall: (call: TargetCallRecord, reconciler: TargetReconciler) => metrics.apiCall(reconciler.status(), call) } : {};
     const running = new Set(this.reconcilers.map((r) => r.status().id));
-    const added: AliasReconciler[] = [];
+    const added: TargetReconciler[] = [];
     for (const target of enforcedTargets(this.config, this.ledger.targets())) {
       for (const endpoint of target.endpoints) {
         if (running.has(`${endpoint.url} ${target.alias}`)) continue;
-        const { client, reconciler } = createTargetReconciler(env, endpoint, target, this.ledger, clock, logger, { ...onCall, adoptionRefusal: adoptionRefusal(this.facts) });
-        this.clients.push(client);
+        const { backend, reconciler } = createTargetReconciler(env, endpoint, target, this.ledger, clock, logger, { ...onCall, adoptionRefusal: adoptionRefusal(this.facts) });
+        this.backends.push(backend);
         this.reconcilers.push(reconciler);
         added.push(reconciler);
       }

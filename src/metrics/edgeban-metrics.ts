@@ -1,8 +1,8 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { DropReason, PipelineCounters } from '../jails/pipeline-stats.ts';
 import type { BanClaim } from '../ledger/ban-claim.ts';
-import type { PassResult, TargetState, TargetStatus } from '../targets/alias-reconciler.ts';
-import type { ApiCallRecord } from '../targets/opnsense/client.ts';
+import type { PassResult, TargetState, TargetStatus } from '../targets/target-reconciler.ts';
+import type { TargetCallRecord } from '../targets/edge-target.ts';
 import { targetLabels, type TargetLabels } from './target-labels.ts';
 
 /** What the collectors read at scrape time: nothing is booked per ban. */
@@ -15,10 +15,10 @@ export interface MetricsSources {
 
 type TargetLabel = keyof TargetLabels;
 
-const TARGET_LABELS: TargetLabel[] = ['target', 'firewall', 'alias'];
+const TARGET_LABELS: TargetLabel[] = ['kind', 'target', 'firewall', 'alias'];
 const TARGET_STATES: readonly TargetState[] = ['starting', 'syncing', 'in-sync', 'unreachable', 'degraded', 'stopped', 'standby'];
 const DROP_REASONS: readonly DropReason[] = ['unusable', 'old'];
-/** OPNsense calls take milliseconds on a LAN and up to the 30 s timeout when the firewall struggles. */
+/** Backend calls take milliseconds on a LAN and up to the 30 s timeout when the backend struggles. */
 const API_SECONDS_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 interface PassRecord {
@@ -94,11 +94,11 @@ export class EdgebanMetrics {
     });
 
     this.apiCalls = new Counter({
-      name: 'edgeban_opnsense_api_calls_total', help: 'OPNsense API calls by route and outcome (ok, or the error kind: network, timeout, server, auth, forbidden, …).',
+      name: 'edgeban_target_api_requests_total', help: 'API calls to each backend (kind: opnsense, memory, …) by route and outcome (ok, or the backend\'s error reason: network, timeout, server, auth, forbidden, …).',
       labelNames: [...TARGET_LABELS, 'endpoint', 'outcome'], registers,
     });
     this.apiSeconds = new Histogram({
-      name: 'edgeban_opnsense_api_call_duration_seconds', help: 'OPNsense API call duration, whatever the outcome.',
+      name: 'edgeban_target_api_request_duration_seconds', help: 'Backend API call duration, whatever the outcome.',
       labelNames: [...TARGET_LABELS, 'endpoint'], buckets: API_SECONDS_BUCKETS, registers,
     });
 
@@ -141,14 +141,14 @@ export class EdgebanMetrics {
   }
 
   /**
-   * One OPNsense call of a reconciler's client. It also looks at the reconciler's last pass:
+   * One API call of a reconciler's backend. It also looks at the reconciler's last pass:
    * every pass makes at least one call (it lists the alias) before it replaces the previous
    * pass's result, so no successful pass goes unseen, however rarely Prometheus scrapes.
    */
-  apiCall(status: TargetStatus, call: ApiCallRecord): void {
+  apiCall(status: TargetStatus, call: TargetCallRecord): void {
     const labels = targetLabels(status);
-    this.apiCalls.inc({ ...labels, endpoint: call.endpoint, outcome: call.outcome });
-    this.apiSeconds.observe({ ...labels, endpoint: call.endpoint }, call.ms / 1000);
+    this.apiCalls.inc({ ...labels, endpoint: call.endpoint, outcome: call.outcome === 'ok' ? 'ok' : call.reason ?? call.outcome });
+    this.apiSeconds.observe({ ...labels, endpoint: call.endpoint }, call.durationMs / 1000);
     this.observePass(status);
   }
 

@@ -5,43 +5,43 @@ import { openLedgerStore } from '../ledger/open-ledger-store.ts';
 import { Ledger } from '../ledger/ledger.ts';
 import type { Logger } from '../logging/logger.ts';
 import type { Clock } from '../util/clock.ts';
-import { AliasReconciler, type PassResult, type RetryPolicy } from './alias-reconciler.ts';
-import { OpnsenseClient, type ApiCallRecord } from './opnsense/client.ts';
+import type { EdgeTarget, TargetCallRecord } from './edge-target.ts';
+import { opnsenseKind, opnsenseOptions } from './opnsense/kind.ts';
+import { TargetReconciler, type PassResult, type RetryPolicy } from './target-reconciler.ts';
 
 export interface Enforcement {
-  clients: OpnsenseClient[];
-  reconcilers: AliasReconciler[];
+  backends: EdgeTarget[];
+  reconcilers: TargetReconciler[];
   close(): Promise<void>;
 }
 
 export interface TargetReconcilerOptions {
-  /** The ban guard's refusal of an alias entry under EDGEBAN_FOREIGN_ENTRIES=adopt (see AliasReconcilerOptions). */
+  /** The ban guard's refusal of an alias entry under EDGEBAN_FOREIGN_ENTRIES=adopt (see TargetReconcilerOptions). */
   adoptionRefusal: (address: string) => string | null;
   retry?: RetryPolicy;
-  /** Told of every API call the target's client makes, with the reconciler it serves (metrics). */
-  onCall?: (call: ApiCallRecord, reconciler: AliasReconciler) => void;
+  /** Told of every API call the target's backend makes, with the reconciler it serves (metrics). */
+  onCall?: (call: TargetCallRecord, reconciler: TargetReconciler) => void;
 }
 
-/** A firewall client and the reconciler that keeps one of its aliases in line with a ledger target. */
+/** A firewall alias as an EdgeTarget and the reconciler that keeps it in line with a ledger target. */
 export function createTargetReconciler(
   env: EdgebanEnv, endpoint: FirewallEndpoint, target: { id: string; alias: string },
   ledger: Ledger, clock: Clock, logger: Logger, options: TargetReconcilerOptions,
-): { client: OpnsenseClient; reconciler: AliasReconciler } {
+): { backend: EdgeTarget; reconciler: TargetReconciler } {
   const { retry, onCall, adoptionRefusal } = options;
   if (endpoint.tlsInsecure) {
     logger.warn({ firewall: endpoint.url }, 'OPNSENSE_TLS_INSECURE=1: the firewall\'s certificate is not verified, so anyone in the path can read the API key; set OPNSENSE_CA_FILE instead');
   }
-  // The client exists before its reconciler; calls can only start once both exist.
-  let reconciler: AliasReconciler | null = null;
-  const client = new OpnsenseClient({
-    endpoint, logger, connections: env.apiConcurrency + 4,
-    ...(onCall ? { onCall: (call: ApiCallRecord) => { if (reconciler) onCall(call, reconciler); } } : {}),
+  // The backend exists before its reconciler; calls can only start once both exist.
+  let reconciler: TargetReconciler | null = null;
+  const backend = opnsenseKind.create(opnsenseOptions(endpoint, target.alias, env), {
+    clock, logger,
+    ...(onCall ? { onCall: (call: TargetCallRecord) => { if (reconciler) onCall(call, reconciler); } } : {}),
   });
-  reconciler = new AliasReconciler({
-    id: `${endpoint.url} ${target.alias}`,
+  reconciler = new TargetReconciler({
     ledgerTarget: target.id,
-    alias: target.alias,
-    api: client,
+    list: target.alias,
+    target: backend,
     ledger,
     clock,
     logger,
@@ -50,11 +50,10 @@ export function createTargetReconciler(
     foreignPolicy: env.foreignPolicy,
     adoptBantimeMs: env.adoptBantimeSec * 1000,
     adoptionRefusal,
-    killStates: env.killStates,
-    listPageSize: env.listPageSize,
+    killConnections: env.killStates,
     ...(retry ? { retry } : {}),
   });
-  return { client, reconciler };
+  return { backend, reconciler };
 }
 
 /** One reconciler per endpoint of each target: every firewall of an HA pair gets every ban. */
@@ -63,14 +62,14 @@ export function buildEnforcement(
   ledger: Ledger, clock: Clock, logger: Logger, adoptionRefusal: (address: string) => string | null, retry?: RetryPolicy,
 ): Enforcement {
   const built = targets.flatMap((target) => target.endpoints.map((endpoint) => createTargetReconciler(env, endpoint, target, ledger, clock, logger, { adoptionRefusal, ...(retry ? { retry } : {}) })));
-  const clients = built.map((b) => b.client);
+  const backends = built.map((b) => b.backend);
   const reconcilers = built.map((b) => b.reconciler);
   return {
-    clients,
+    backends,
     reconcilers,
     async close() {
       await Promise.all(reconcilers.map((r) => r.stop()));
-      await Promise.all(clients.map((c) => c.close()));
+      await Promise.all(backends.map((b) => b.close()));
     },
   };
 }
@@ -84,7 +83,7 @@ export interface ReconcileReport { targets: ReconcileEntry[] }
  * which keep running (a pass already under way when asked is followed by a fresh one, so the
  * pass sees the ledger as it is now); otherwise reconcilers built for this pass, started and stopped.
  */
-export async function reconcileTargets(reconcilers: readonly AliasReconciler[], options: { dryRun: boolean; running: boolean; clock: Clock }): Promise<ReconcileReport> {
+export async function reconcileTargets(reconcilers: readonly TargetReconciler[], options: { dryRun: boolean; running: boolean; clock: Clock }): Promise<ReconcileReport> {
   const report: ReconcileEntry[] = [];
   for (const reconciler of reconcilers) {
     const { id } = reconciler.status();

@@ -79,6 +79,8 @@ export interface EdgebanEnv {
   procNet: string;
   /** Every secret value, for scrubbing logs. */
   secrets: string[];
+  /** The environment (process and .env file) as read, for the env defaults of registry backends (MIKROTIK_URL, …). */
+  targetEnv?: Readonly<Record<string, string>>;
 }
 
 /** OPNsense alias names: letter or one `_` first, then letters, digits, `_`; at most 31 (AliasNameField.php). */
@@ -293,6 +295,7 @@ export function loadEnv(options: LoadEnvOptions = {}): EdgebanEnv {
     localActions: raw.EDGEBAN_LOCAL_ACTIONS ?? 'edge',
     allowNoJails: raw.EDGEBAN_ALLOW_NO_JAILS,
     procNet: path.resolve(raw.EDGEBAN_PROC_NET || '/proc/net'),
+    targetEnv: Object.fromEntries(Object.entries(merged).filter((e): e is [string, string] => typeof e[1] === 'string')),
     secrets: [key, secret, controlToken, redisPassword, ...redisUrlSecrets(raw.EDGEBAN_REDIS_URL)].filter((s): s is string => typeof s === 'string' && s !== ''),
   };
 }

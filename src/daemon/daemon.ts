@@ -14,7 +14,7 @@ import { Notifier } from '../notifications/notifier.ts';
 import { judgeReadiness, type DaemonPhase, type Readiness } from '../metrics/readiness.ts';
 import type { TargetReconciler } from '../targets/target-reconciler.ts';
 import type { EdgeTarget, TargetCallRecord } from '../targets/edge-target.ts';
-import { createTargetReconciler, reconcileTargets } from '../targets/enforcement.ts';
+import { backendId, createTargetReconciler, reconcileTargets, targetBackends } from '../targets/enforcement.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
 import { ensureDirectory, moveAside } from '../util/durable-files.ts';
 import { errorMessage, UserFacingError } from '../util/errors.ts';
@@ -304,9 +304,9 @@ export class Daemon {
     const running = new Set(this.reconcilers.map((r) => r.status().id));
     const added: TargetReconciler[] = [];
     for (const target of enforcedTargets(this.config, this.ledger.targets())) {
-      for (const endpoint of target.endpoints) {
-        if (running.has(`${endpoint.url} ${target.alias}`)) continue;
-        const { backend, reconciler } = createTargetReconciler(env, endpoint, target, this.ledger, clock, logger, { ...onCall, adoptionRefusal: adoptionRefusal(this.facts) });
+      for (const where of targetBackends(target)) {
+        if (running.has(backendId(where, target.alias))) continue;
+        const { backend, reconciler } = createTargetReconciler(env, where, target, this.ledger, clock, logger, { ...onCall, adoptionRefusal: adoptionRefusal(this.facts) });
         this.backends.push(backend);
         this.reconcilers.push(reconciler);
         added.push(reconciler);
@@ -409,7 +409,7 @@ const RESTART_ONLY = [
 /** Everything the reconcilers are built from, to tell whether a reload must rebuild them. */
 function reconcilerSettings(targets: readonly EnforcementTarget[], env: EdgebanEnv): string {
   return JSON.stringify([
-    targets.map((t) => [t.id, t.alias, t.endpoints.map((e) => [e.url, e.key, e.secret, e.ca, e.tlsInsecure, e.timeoutMs])]),
+    targets.map((t) => [t.id, t.alias, t.endpoints.map((e) => [e.url, e.key, e.secret, e.ca, e.tlsInsecure, e.timeoutMs]), t.spec?.options ?? null]),
     [env.reconcileIntervalMs, env.apiConcurrency, env.foreignPolicy, env.adoptBantimeSec, env.killStates, env.listPageSize],
   ]);
 }

@@ -7,6 +7,7 @@ import type { Logger } from '../logging/logger.ts';
 import type { Clock } from '../util/clock.ts';
 import type { EdgeTarget, TargetCallRecord } from './edge-target.ts';
 import { opnsenseKind, opnsenseOptions } from './opnsense/kind.ts';
+import { createTarget, type TargetSpec } from './registry.ts';
 import { TargetReconciler, type PassResult, type RetryPolicy } from './target-reconciler.ts';
 
 export interface Enforcement {
@@ -23,21 +24,35 @@ export interface TargetReconcilerOptions {
   onCall?: (call: TargetCallRecord, reconciler: TargetReconciler) => void;
 }
 
-/** A firewall alias as an EdgeTarget and the reconciler that keeps it in line with a ledger target. */
+/** What enforces one ledger target: each OPNsense endpoint of an HA pair, or one registry backend. */
+export type TargetBackend = { endpoint: FirewallEndpoint; spec?: never } | { spec: TargetSpec; endpoint?: never };
+
+export function targetBackends(target: { endpoints: readonly FirewallEndpoint[]; spec?: TargetSpec }): TargetBackend[] {
+  return target.spec ? [{ spec: target.spec }] : target.endpoints.map((endpoint) => ({ endpoint }));
+}
+
+/** The id the backend's reconciler will have (its EdgeTarget's id), before it is built. */
+export function backendId(backend: TargetBackend, alias: string): string {
+  return backend.spec ? backend.spec.identity : `${backend.endpoint.url} ${alias}`;
+}
+
+/** A backend as an EdgeTarget and the reconciler that keeps it in line with a ledger target. */
 export function createTargetReconciler(
-  env: EdgebanEnv, endpoint: FirewallEndpoint, target: { id: string; alias: string },
+  env: EdgebanEnv, where: FirewallEndpoint | TargetBackend, target: { id: string; alias: string },
   ledger: Ledger, clock: Clock, logger: Logger, options: TargetReconcilerOptions,
 ): { backend: EdgeTarget; reconciler: TargetReconciler } {
   const { retry, onCall, adoptionRefusal } = options;
-  if (endpoint.tlsInsecure) {
-    logger.warn({ firewall: endpoint.url }, 'OPNSENSE_TLS_INSECURE=1: the firewall\'s certificate is not verified, so anyone in the path can read the API key; set OPNSENSE_CA_FILE instead');
+  const chosen: TargetBackend = 'url' in where ? { endpoint: where } : where;
+  if (chosen.endpoint?.tlsInsecure) {
+    logger.warn({ firewall: chosen.endpoint.url }, 'OPNSENSE_TLS_INSECURE=1: the firewall\'s certificate is not verified, so anyone in the path can read the API key; set OPNSENSE_CA_FILE instead');
   }
   // The backend exists before its reconciler; calls can only start once both exist.
   let reconciler: TargetReconciler | null = null;
-  const backend = opnsenseKind.create(opnsenseOptions(endpoint, target.alias, env), {
+  const deps = {
     clock, logger,
     ...(onCall ? { onCall: (call: TargetCallRecord) => { if (reconciler) onCall(call, reconciler); } } : {}),
-  });
+  };
+  const backend = chosen.spec ? createTarget(chosen.spec, deps) : opnsenseKind.create(opnsenseOptions(chosen.endpoint, target.alias, env), deps);
   reconciler = new TargetReconciler({
     ledgerTarget: target.id,
     list: target.alias,
@@ -56,12 +71,12 @@ export function createTargetReconciler(
   return { backend, reconciler };
 }
 
-/** One reconciler per endpoint of each target: every firewall of an HA pair gets every ban. */
+/** One reconciler per backend of each target: every firewall of an HA pair gets every ban. */
 export function buildEnforcement(
-  env: EdgebanEnv, targets: readonly { id: string; alias: string; endpoints: readonly FirewallEndpoint[] }[],
+  env: EdgebanEnv, targets: readonly { id: string; alias: string; endpoints: readonly FirewallEndpoint[]; spec?: TargetSpec }[],
   ledger: Ledger, clock: Clock, logger: Logger, adoptionRefusal: (address: string) => string | null, retry?: RetryPolicy,
 ): Enforcement {
-  const built = targets.flatMap((target) => target.endpoints.map((endpoint) => createTargetReconciler(env, endpoint, target, ledger, clock, logger, { adoptionRefusal, ...(retry ? { retry } : {}) })));
+  const built = targets.flatMap((target) => targetBackends(target).map((backend) => createTargetReconciler(env, backend, target, ledger, clock, logger, { adoptionRefusal, ...(retry ? { retry } : {}) })));
   const backends = built.map((b) => b.backend);
   const reconcilers = built.map((b) => b.reconciler);
   return {

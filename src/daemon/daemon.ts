@@ -4,6 +4,7 @@ import { createEnforcementRoles, type EnforcementRoles } from '../cluster/enforc
 import { ControlServer } from '../control/control-server.ts';
 import { createLedgerHandlers, type JailDirectory } from '../control/ledger-handlers.ts';
 import { ledgerDir, openLedgerStore } from '../ledger/open-ledger-store.ts';
+import { edgebanVersion } from '../cli/version.ts';
 import { Ledger } from '../ledger/ledger.ts';
 import { JailEngine } from '../jails/jail-engine.ts';
 import type { NetworkFacts } from '../jails/network-facts.ts';
@@ -60,6 +61,7 @@ export class Daemon {
   /** Kept across reloads, so counters never go back. Null when metrics are not served. */
   private metrics: EdgebanMetrics | null = null;
   private metricsServer: MetricsServer | null = null;
+  private unsubscribeMetrics: () => void = () => {};
   private notifier: Notifier | null = null;
   /** Whether this replica enforces each target and announces bans (leader leases with the Redis ledger). */
   private roles: EnforcementRoles | null = null;
@@ -172,6 +174,7 @@ export class Daemon {
       await this.roles?.close();
       await Promise.all(this.backends.map((b) => b.close()));
       await this.metricsServer?.stop();
+      this.unsubscribeMetrics();
       await this.ledger.close();
     })();
     return this.stopping;
@@ -350,10 +353,13 @@ export class Daemon {
   private async createMetrics(): Promise<EdgebanMetrics> {
     // Loaded only when metrics are served: prom-client and its dependencies cost idle memory.
     const { EdgebanMetrics } = await import('../metrics/edgeban-metrics.ts');
-    return new EdgebanMetrics({
+    const metrics = new EdgebanMetrics({
       activeClaims: () => this.ledger.activeClaims(),
       targets: () => this.reconcilers.map((r) => r.status()),
-    });
+      jails: () => this.config.report.map((r) => ({ jail: r.jail, running: r.running })),
+    }, { version: edgebanVersion() });
+    this.unsubscribeMetrics = this.ledger.onChange((changes) => metrics.ledgerChanged(this.ledger, changes, this.options.clock.now()));
+    return metrics;
   }
 
   /** Keys, secrets and tokens written in jail actions join the logger's scrub list (it reads env.secrets live). */

@@ -304,7 +304,7 @@ export class TargetReconciler {
     const desired = new Set<string>();
     const unholdable: string[] = [];
     for (const address of this.options.ledger.activeAddresses(this.options.ledgerTarget)) {
-      const spelled = this.spelled(address);
+      const spelled = this.spelled(address, true);
       if (spelled === null) unholdable.push(address);
       else desired.add(spelled);
     }
@@ -316,9 +316,10 @@ export class TargetReconciler {
    * The backend's spelling of a ledger address, or null when it cannot hold it: such a ban is
    * rejected for this target (status `rejected`, one error line each), never silently dropped.
    */
-  private spelled(address: string): string | null {
+  private spelled(address: string, report: boolean): string | null {
     const spelled = this.target.canonical(address);
     if (spelled === null) {
+      if (!report) return null;
       this.rejected.add(address);
       if (!this.unholdableReported.has(address)) {
         this.unholdableReported.add(address);
@@ -433,7 +434,8 @@ export class TargetReconciler {
     for (const change of changes) {
       if (change.target !== this.options.ledgerTarget) continue;
       this.rejected.delete(change.address);
-      const spelled = this.spelled(change.address);
+      // Only an active ban the backend cannot hold is reported: an ended one needs nothing there.
+      const spelled = this.spelled(change.address, this.options.ledger.isActive(change.target, change.address));
       if (spelled === null) continue;
       this.dirty.add(spelled);
       this.rejected.delete(spelled);

@@ -12,7 +12,7 @@ import { parseTargetAction, type TargetSpec } from '../targets/registry.ts';
  * the environment's firewalls (every node of an HA pair), in its `alias=` or else
  * OPNSENSE_ALIAS: the ledger target is the alias name. An action naming another firewall is a
  * target `opnsense:<firewall>/<alias>` with its own endpoint and credentials. An action named by
- * another kind of the target registry (`memory[name=…]`, `mikrotik[url=…, …]`) is parsed by that
+ * another kind of the target registry (`memory[list=…]`, `mikrotik[url=…, …]`) is parsed by that
  * kind over its env defaults: ledger target `kind:identity`. The daemon, `reconcile`, `doctor`
  * and the offline CLI all take their targets from here.
  */

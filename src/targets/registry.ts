@@ -6,7 +6,7 @@ import { TargetOptionError } from './target-options.ts';
 
 /**
  * Every backend kind edgeban knows: adding one is its folder under src/targets plus one line
- * here. A jail action named by a kind (`memory[name=…]`, `mikrotik[url=…, …]`) is parsed by that
+ * here. A jail action named by a kind (`memory[list=…]`, `mikrotik[url=…, …]`) is parsed by that
  * kind's `parseOptions`, over the env defaults its `env` names. A kind's `identity(options)` must
  * equal the `id` of the EdgeTarget it creates: the daemon keys its running reconcilers by it.
  */

@@ -21,8 +21,8 @@ import { REPO, SHIPPED_ACTIONS, tempConfig } from '../config/fixtures.ts';
 type TargetEnv = Pick<EdgebanEnv, 'firewalls' | 'alias' | 'targetEnv'>;
 const noFirewall: TargetEnv = { firewalls: [], alias: 'fail2ban_blocklist', targetEnv: {} };
 
-async function enabledJails(t: TestContext, jailLocal: string) {
-  const { dir, cleanup } = await tempConfig({ 'jail.local': jailLocal });
+async function enabledJails(t: TestContext, jailLocal: string, files: Record<string, string> = {}) {
+  const { dir, cleanup } = await tempConfig({ 'jail.local': jailLocal, ...files });
   t.after(cleanup);
   const loaded = await loadJails(
     { configDir: dir, shippedFilterDir: path.join(REPO, 'test/config/no-such-dir'), shippedActionDir: SHIPPED_ACTIONS },
@@ -40,8 +40,8 @@ test('registry: one entry per kind, found by name; opnsense keeps its own jail p
 
 test('a jail action named by a registry kind becomes its own target, shared by jails naming the same list', async (t) => {
   const { jails } = await enabledJails(t, [
-    '[a]', 'enabled = true', 'filter =', 'action = memory[name=edge1]', '',
-    '[b]', 'enabled = true', 'filter =', 'action = memory[name=edge1]', '',
+    '[a]', 'enabled = true', 'filter =', 'action = memory[list=edge1]', '',
+    '[b]', 'enabled = true', 'filter =', 'action = memory[list=edge1]', '',
   ].join('\n'));
   const plan = planTargets(jails, noFirewall);
   assert.equal(plan.targets.length, 1);
@@ -52,17 +52,25 @@ test('a jail action named by a registry kind becomes its own target, shared by j
   assert.deepEqual(jailTargets(jails[0]!, noFirewall).map((x) => x.id), ['memory:memory edge1'], 'the jail records its bans under that target');
 });
 
+test('an action file declaring edgeban_native = <kind> runs as that backend, its [Init] giving the defaults', async (t) => {
+  const { jails } = await enabledJails(t, ['[a]', 'enabled = true', 'filter =', 'action = edge-mem', ''].join('\n'), {
+    'action.d/edge-mem.conf': ['[Definition]', 'edgeban_native = memory', '', '[Init]', 'list = fromfile', ''].join('\n'),
+  });
+  const plan = planTargets(jails, noFirewall);
+  assert.deepEqual(plan.targets.map((x) => [x.id, x.spec?.kind]), [['memory:memory fromfile', 'memory']]);
+});
+
 test('bad parameters of a registry action are ConfigErrors naming file, line and key', async (t) => {
-  const { dir, jails } = await enabledJails(t, ['[a]', 'enabled = true', 'filter =', 'action = memory[name="two words"]', ''].join('\n'));
+  const { dir, jails } = await enabledJails(t, ['[a]', 'enabled = true', 'filter =', 'action = memory[list="two words"]', ''].join('\n'));
   assert.throws(() => planTargets(jails, noFirewall), (error: unknown) => {
     assert.ok(error instanceof ConfigError, String(error));
     assert.equal(error.file, path.join(dir, 'jail.local'));
     assert.equal(error.line, 4);
-    assert.equal(error.key, 'name');
+    assert.equal(error.key, 'list');
     return true;
   });
   const missing = await enabledJails(t, ['[a]', 'enabled = true', 'filter =', 'action = memory', ''].join('\n'));
-  assert.throws(() => planTargets(missing.jails, noFirewall), (error: unknown) => error instanceof ConfigError && error.key === 'name' && /name= is missing/.test(error.message));
+  assert.throws(() => planTargets(missing.jails, noFirewall), (error: unknown) => error instanceof ConfigError && error.key === 'list' && /list= is missing/.test(error.message));
 });
 
 test('opnsense options: the action parameters and their env equivalents; errors name the key', () => {
@@ -89,7 +97,7 @@ test('opnsense options: the action parameters and their env equivalents; errors 
 });
 
 test('buildEnforcement builds a registry target\'s backend and reconciler from the plan', async (t) => {
-  const { jails } = await enabledJails(t, ['[a]', 'enabled = true', 'filter =', 'action = memory[name=edge2]', ''].join('\n'));
+  const { jails } = await enabledJails(t, ['[a]', 'enabled = true', 'filter =', 'action = memory[list=edge2]', ''].join('\n'));
   const { targets } = planTargets(jails, noFirewall);
   const log = new CapturedLog('warn');
   const clock = new ManualClock();

@@ -131,6 +131,11 @@ export class ActionResolver {
     if (name.includes('/') || name.startsWith('.')) return { kind: 'missing', reason: `"${name}" is not an action name` };
     const loaded = name.endsWith('.py') ? null : await this.load(this.files, this.loaded, name);
     const marker = loaded ? nativeMarker(loaded) : null;
+    if (loaded && marker !== null && this.targetKinds.has(marker)) {
+      // An action file of a registry backend (`edgeban_native = mikrotik`): its [Init] gives the defaults, the kind's parseOptions judges them.
+      const params = this.combine(loaded, name, entry.params, jailName, jailOptions, source);
+      return { kind: 'native', action: { name, params, source, native: 'target', targetKind: marker, file: loaded.file }, mapped: null };
+    }
     if (loaded && marker !== null) {
       const native = NATIVE_ACTIONS.find((n) => n === marker);
       if (!native) return { kind: 'missing', reason: `${loaded.file} declares edgeban_native = ${marker}, which is not one of ${NATIVE_ACTIONS.join(', ')}` };

@@ -136,14 +136,14 @@ export class MemoryTarget implements EdgeTarget {
   }
 }
 
-/** `memory[name=…]`: a list in the daemon's memory, lost on exit (tests, demos, dry runs). */
+/** `memory[list=…]`: a list in the daemon's memory, lost on exit (tests, demos, dry runs). (`name` is fail2ban's jail name in every action.) */
 export const memoryKind: TargetKind<{ name: string }> = {
   kind: 'memory',
   env: {},
   secretParams: [],
   parseOptions(params) {
-    const name = requiredParam(params, 'name', 'the in-memory list\'s name');
-    if (!/^[\w.-]{1,64}$/.test(name)) throw new TargetOptionError('name', 'name: letters, digits, _, . or -, at most 64');
+    const name = requiredParam(params, 'list', 'the in-memory list\'s name');
+    if (!/^[\w.-]{1,64}$/.test(name)) throw new TargetOptionError('list', 'list: letters, digits, _, . or -, at most 64');
     return { name };
   },
   identity: (options) => `memory ${options.name}`,

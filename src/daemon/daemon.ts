@@ -11,6 +11,7 @@ import type { NetworkFacts } from '../jails/network-facts.ts';
 import type { Logger } from '../logging/logger.ts';
 import type { EdgebanMetrics } from '../metrics/edgeban-metrics.ts';
 import { MetricsServer } from '../metrics/metrics-server.ts';
+import { LedgerFeeds } from '../targets/feed/ledger-feeds.ts';
 import { Notifier } from '../notifications/notifier.ts';
 import { judgeReadiness, type DaemonPhase, type Readiness } from '../metrics/readiness.ts';
 import type { TargetReconciler } from '../targets/target-reconciler.ts';
@@ -62,6 +63,7 @@ export class Daemon {
   private metrics: EdgebanMetrics | null = null;
   private metricsServer: MetricsServer | null = null;
   private unsubscribeMetrics: () => void = () => {};
+  private feeds: LedgerFeeds | null = null;
   private notifier: Notifier | null = null;
   /** Whether this replica enforces each target and announces bans (leader leases with the Redis ledger). */
   private roles: EnforcementRoles | null = null;
@@ -175,6 +177,7 @@ export class Daemon {
       await Promise.all(this.backends.map((b) => b.close()));
       await this.metricsServer?.stop();
       this.unsubscribeMetrics();
+      this.feeds?.close();
       await this.ledger.close();
     })();
     return this.stopping;
@@ -344,8 +347,12 @@ export class Daemon {
     const { env, logger } = this.options;
     const metrics = this.metrics;
     if (!metrics || !env.metricsListen) return;
+    // The pull feed: each target's active bans, for firewalls that fetch a URL table (off without a token).
+    const feeds = new LedgerFeeds(this.ledger, () => enforcedTargets(this.config, this.ledger.targets()).map((t) => t.id));
+    this.feeds = feeds;
     this.metricsServer = await MetricsServer.start({
       ...env.metricsListen, logger, scrape: () => metrics.scrape(), readiness: () => this.readiness(),
+      feed: { token: () => this.options.env.feedToken, isTarget: (id) => feeds.isTarget(id), document: (id, family) => feeds.document(id, family) },
     });
   }
 

@@ -16,7 +16,7 @@ import { Notifier } from '../notifications/notifier.ts';
 import { judgeReadiness, type DaemonPhase, type Readiness } from '../metrics/readiness.ts';
 import type { TargetReconciler } from '../targets/target-reconciler.ts';
 import type { EdgeTarget, TargetCallRecord } from '../targets/edge-target.ts';
-import { backendId, createTargetReconciler, reconcileTargets, targetBackends } from '../targets/enforcement.ts';
+import { backendKey, createTargetReconciler, reconcileTargets, reconcilerKey, targetBackends } from '../targets/enforcement.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
 import { ensureDirectory, moveAside } from '../util/durable-files.ts';
 import { errorMessage, UserFacingError } from '../util/errors.ts';
@@ -307,11 +307,11 @@ export class Daemon {
     const { env, clock, logger } = this.options;
     const metrics = this.metrics;
     const onCall = metrics ? { onCall: (call: TargetCallRecord, reconciler: TargetReconciler) => metrics.apiCall(reconciler.status(), call) } : {};
-    const running = new Set(this.reconcilers.map((r) => r.status().id));
+    const running = new Set(this.reconcilers.map((r) => reconcilerKey(r.status())));
     const added: TargetReconciler[] = [];
     for (const target of enforcedTargets(this.config, this.ledger.targets())) {
       for (const where of targetBackends(target)) {
-        if (running.has(backendId(where, target.alias))) continue;
+        if (running.has(backendKey(where, target))) continue;
         const { backend, reconciler } = createTargetReconciler(env, where, target, this.ledger, clock, logger, { ...onCall, adoptionRefusal: adoptionRefusal(this.facts) });
         this.backends.push(backend);
         this.reconcilers.push(reconciler);

@@ -31,9 +31,17 @@ export function targetBackends(target: { endpoints: readonly FirewallEndpoint[];
   return target.spec ? [{ spec: target.spec }] : target.endpoints.map((endpoint) => ({ endpoint }));
 }
 
-/** The id the backend's reconciler will have (its EdgeTarget's id), before it is built. */
-export function backendId(backend: TargetBackend, alias: string): string {
-  return backend.spec ? backend.spec.identity : `${backend.endpoint.url} ${alias}`;
+/**
+ * A key for the reconciler of one backend of a ledger target, known before it is built and read
+ * back from its status (reloads keep the running ones): the OPNsense endpoint's id, or the ledger
+ * target a registry backend alone enforces.
+ */
+export function backendKey(backend: TargetBackend, target: { id: string; alias: string }): string {
+  return backend.spec ? `${backend.spec.kind}\0${target.id}` : `${backend.endpoint.url} ${target.alias}`;
+}
+
+export function reconcilerKey(status: { id: string; kind: string; ledgerTarget: string }): string {
+  return status.kind === 'opnsense' ? status.id : `${status.kind}\0${status.ledgerTarget}`;
 }
 
 /** A backend as an EdgeTarget and the reconciler that keeps it in line with a ledger target. */

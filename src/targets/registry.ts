@@ -1,17 +1,21 @@
 import { readFileSync } from 'node:fs';
 import type { EdgeTarget, TargetDeps, TargetKind } from './edge-target.ts';
+import { cloudflareKind } from './cloudflare/cloudflare-kind.ts';
 import { memoryKind } from './memory/target.ts';
+import { mikrotikKind } from './mikrotik/index.ts';
 import { opnsenseKind } from './opnsense/kind.ts';
 import { TargetOptionError } from './target-options.ts';
 
 /**
  * Every backend kind edgeban knows: adding one is its folder under src/targets plus one line
  * here. A jail action named by a kind (`memory[list=…]`, `mikrotik[url=…, …]`) is parsed by that
- * kind's `parseOptions`, over the env defaults its `env` names. A kind's `identity(options)` must
- * equal the `id` of the EdgeTarget it creates: the daemon keys its running reconcilers by it.
+ * kind's `parseOptions`, over the env defaults its `env` names; its bans are recorded under the
+ * ledger target `kind:identity`.
  */
 export const TARGET_KINDS: readonly TargetKind<unknown>[] = [
   opnsenseKind,
+  mikrotikKind,
+  cloudflareKind,
   memoryKind,
 ];
 
@@ -29,7 +33,7 @@ export function findTargetKind(kind: string): TargetKind<unknown> | null {
 export interface TargetSpec {
   kind: string;
   options: unknown;
-  /** The list, without secrets (TargetKind.identity): also the EdgeTarget's id. */
+  /** The list, without secrets (TargetKind.identity). */
   identity: string;
   /** The ledger target name its bans are recorded under. */
   ledgerTarget: string;

@@ -32,7 +32,7 @@ async function enabledJails(t: TestContext, jailLocal: string, files: Record<str
 }
 
 test('registry: one entry per kind, found by name; opnsense keeps its own jail path', () => {
-  assert.deepEqual(TARGET_KINDS.map((k) => k.kind), ['opnsense', 'memory']);
+  assert.deepEqual(TARGET_KINDS.map((k) => k.kind), ['opnsense', 'mikrotik', 'cloudflare', 'memory']);
   assert.equal(findTargetKind('memory')?.kind, 'memory');
   assert.equal(findTargetKind('nope'), null);
   assert.ok(!GENERIC_TARGET_KINDS.includes('opnsense'));
@@ -118,4 +118,21 @@ test('buildEnforcement builds a registry target\'s backend and reconciler from t
   assert.equal(pass.ok, true, pass.error ?? '');
   assert.deepEqual(backend.addresses(), ['192.0.2.77']);
   assert.equal(reconciler.status().kind, 'memory');
+});
+
+test('mikrotik[…] and cloudflare[…] (their registry lines) become targets through the shipped action files and the env defaults', async (t) => {
+  const { jails } = await enabledJails(t, [
+    '[DEFAULT]', 'banaction = mikrotik[url="https://192.0.2.1", user=edgeban, password="pw-0123456789"]', '',
+    '[a]', 'enabled = true', 'filter =', 'action = %(action_)s', '',
+    '[b]', 'enabled = true', 'filter =', 'action = cloudflare[list=edgeban]', '',
+  ].join('\n'));
+  const env: TargetEnv = { ...noFirewall, targetEnv: { CLOUDFLARE_ACCOUNT_ID: '0123456789abcdef0123456789abcdef', CLOUDFLARE_API_TOKEN: 'tok-0123456789abcdefghijkl' } };
+  const plan = planTargets(jails, env);
+  assert.deepEqual(plan.targets.map((x) => [x.id, x.spec?.kind, x.jails]), [
+    ['mikrotik:https://192.0.2.1 edgeban', 'mikrotik', ['a']],
+    ['cloudflare:0123456789abcdef0123456789abcdef/edgeban', 'cloudflare', ['b']],
+  ]);
+  assert.deepEqual(plan.targets.flatMap((x) => x.spec?.secrets ?? []).sort(), ['pw-0123456789', 'tok-0123456789abcdefghijkl'], 'secrets known for log scrubbing');
+  const noToken = { ...noFirewall, targetEnv: { CLOUDFLARE_ACCOUNT_ID: '0123456789abcdef0123456789abcdef' } };
+  assert.throws(() => planTargets(jails, noToken), (error: unknown) => error instanceof ConfigError && error.key === 'token' && error.line === 12);
 });

@@ -134,6 +134,8 @@ export class ActionResolver {
     if (loaded && marker !== null && this.targetKinds.has(marker)) {
       // An action file of a registry backend (`edgeban_native = mikrotik`): its [Init] gives the defaults, the kind's parseOptions judges them.
       const params = this.combine(loaded, name, entry.params, jailName, jailOptions, source);
+      // fail2ban's <name>/<actname>, added for every action, are not the backend's unless the jail wrote them.
+      for (const generic of ['name', 'actname']) if (entry.params[generic] === undefined) delete params[generic];
       return { kind: 'native', action: { name, params, source, native: 'target', targetKind: marker, file: loaded.file }, mapped: null };
     }
     if (loaded && marker !== null) {

@@ -46,11 +46,10 @@ export function reconcilerKey(status: { id: string; kind: string; ledgerTarget: 
 
 /** A backend as an EdgeTarget and the reconciler that keeps it in line with a ledger target. */
 export function createTargetReconciler(
-  env: EdgebanEnv, where: FirewallEndpoint | TargetBackend, target: { id: string; alias: string },
+  env: EdgebanEnv, chosen: TargetBackend, target: { id: string; alias: string },
   ledger: Ledger, clock: Clock, logger: Logger, options: TargetReconcilerOptions,
 ): { backend: EdgeTarget; reconciler: TargetReconciler } {
   const { retry, onCall, adoptionRefusal } = options;
-  const chosen: TargetBackend = 'url' in where ? { endpoint: where } : where;
   if (chosen.endpoint?.tlsInsecure) {
     logger.warn({ firewall: chosen.endpoint.url }, 'OPNSENSE_TLS_INSECURE=1: the firewall\'s certificate is not verified, so anyone in the path can read the API key; set OPNSENSE_CA_FILE instead');
   }

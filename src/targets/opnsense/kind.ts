@@ -3,7 +3,6 @@ import type { TargetKind } from '../edge-target.ts';
 import { flagParam, intParam, requiredParam, TargetOptionError } from '../target-options.ts';
 import { DEFAULT_LIST_PAGE_SIZE, OpnsenseClient, type ApiCallRecord } from './client.ts';
 import { OpnsenseTarget, targetErrorKind } from './target.ts';
-import { OpnsenseApiError, type ApiErrorKind } from './api-error.ts';
 
 export interface OpnsenseOptions {
   endpoint: FirewallEndpoint;
@@ -24,11 +23,6 @@ export function opnsenseOptions(endpoint: FirewallEndpoint, alias: string, env: 
 export function normalisedFirewall(firewall: string): string | { problem: string } {
   const bracketed = firewall.includes(':') && !firewall.startsWith('[') && (firewall.match(/:/g)?.length ?? 0) > 1 ? `[${firewall}]` : firewall;
   return checkFirewallUrl(/^[a-z][a-z0-9+.-]*:\/\//i.test(firewall) ? firewall : `https://${bracketed}`);
-}
-
-/** An error kind of the client as the seam's outcome label. */
-function outcomeOf(outcome: 'ok' | ApiErrorKind): 'ok' | ReturnType<typeof targetErrorKind> {
-  return outcome === 'ok' ? 'ok' : targetErrorKind(new OpnsenseApiError(outcome, '', ''));
 }
 
 /**
@@ -65,7 +59,7 @@ export const opnsenseKind: TargetKind<OpnsenseOptions> = {
     const onCall = deps.onCall;
     const client = new OpnsenseClient({
       endpoint: options.endpoint, logger: deps.logger, connections: options.connections,
-      ...(onCall ? { onCall: (call: ApiCallRecord) => onCall({ kind: 'opnsense', target: target.id, endpoint: call.endpoint, outcome: outcomeOf(call.outcome), ...(call.outcome === 'ok' ? {} : { reason: call.outcome }), durationMs: call.ms }) } : {}),
+      ...(onCall ? { onCall: (call: ApiCallRecord) => onCall({ kind: 'opnsense', target: target.id, endpoint: call.endpoint, outcome: call.outcome === 'ok' ? 'ok' : targetErrorKind(call.outcome), ...(call.outcome === 'ok' ? {} : { reason: call.outcome }), durationMs: call.ms }) } : {}),
     });
     return new OpnsenseTarget(client, options.alias, { listPageSize: options.listPageSize });
   },

@@ -1,23 +1,23 @@
 import { parsePfAddress, parsePfEntry } from '../../net/address.ts';
 import { TargetError, type DesiredEntry, type EdgeTarget, type ListedEntry, type TargetCapabilities, type TargetCheckResult, type TargetErrorKind } from '../edge-target.ts';
-import { OpnsenseApiError } from './api-error.ts';
+import { isRetryableKind, OpnsenseApiError, type ApiErrorKind } from './api-error.ts';
 import { DEFAULT_LIST_PAGE_SIZE, type OpnsenseClient } from './client.ts';
 
 const CAPABILITIES: TargetCapabilities = { nativeExpiry: false, bulk: false, killConnections: true, comments: false };
 
 const UNREADABLE_ALIAS = 'cannot read the alias definition (privilege "Firewall: Aliases" missing): its type is not verified';
 
-/** The reconciler's verdict on an OPNsense error: transient ones are retried, the rest need the operator or drop one entry. */
-export function targetErrorKind(error: OpnsenseApiError): TargetErrorKind {
-  if (error.retryable) return 'retry';
-  if (error.kind === 'rejected') return 'rejected';
+/** The reconciler's verdict on an OPNsense error kind: transient ones are retried, the rest need the operator or drop one entry. */
+export function targetErrorKind(kind: ApiErrorKind): TargetErrorKind {
+  if (isRetryableKind(kind)) return 'retry';
+  if (kind === 'rejected') return 'rejected';
   return 'operator';
 }
 
 /** An OpnsenseApiError as the seam's TargetError (reason = the OPNsense kind: `auth`, `alias-missing`, …); other errors pass unchanged. */
 export function toTargetError(error: unknown): unknown {
   if (!(error instanceof OpnsenseApiError)) return error;
-  return new TargetError(targetErrorKind(error), error.kind, error.call, error.message, { cause: error });
+  return new TargetError(targetErrorKind(error.kind), error.kind, error.call, error.message, { cause: error });
 }
 
 /**

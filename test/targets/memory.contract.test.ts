@@ -16,6 +16,7 @@ runTargetContract('memory', async () => {
     setDown: async (down) => { list.faults = { ...list.faults, down }; },
     setLatency: async (ms) => { latencyMs = ms; },
     flushes: async () => 0,
+    dropAdds: async (drop) => { list.faults = { ...list.faults, dropAdds: drop }; },
     maxInFlight: async () => list.maxInFlight,
     resetMaxInFlight: async () => { list.maxInFlight = 0; },
   };

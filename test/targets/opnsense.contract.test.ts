@@ -22,6 +22,7 @@ runTargetContract('opnsense', async (t) => {
     setDown: async (down) => { await sim.admin('faults', { errorRate: down ? 1 : 0 }); },
     setLatency: async (ms) => { await sim.admin('faults', { latencyMs: ms }); },
     flushes: async () => (await sim.admin('calls') as Array<{ path: string }>).filter((c) => c.path.includes('/flush/')).length,
+    dropAdds: async (drop) => { await sim.admin('faults', { discardAdds: drop }); },
     maxInFlight: async () => (await state()).maxInFlight,
     resetMaxInFlight: async () => { await sim.admin('reset-max-in-flight', {}); },
   };

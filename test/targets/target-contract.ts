@@ -9,7 +9,7 @@
  * `t.after`, and returns a ContractBackend: a way to make EdgeTargets on it (`connect`, called
  * again for an edgeban restart) and out-of-band hooks that read and steer the simulator without
  * going through the seam (entries, foreign seeding, reboot, outage, latency, flush and in-flight
- * counters). Each guarantee is one `test`: never flush, verify adds, keep / adopt / exclusive,
+ * counters; `dropAdds` is optional). Each guarantee is one `test`: never flush, verify adds, keep / adopt / exclusive,
  * outage then converge, restart, reboot empties the list, concurrency bound. Call it once per
  * backend at the top level of a `*.contract.test.ts` file:
  *
@@ -44,6 +44,8 @@ export interface ContractBackend {
   setLatency(ms: number): Promise<void>;
   /** Calls that emptied the list wholesale (flush, replace-all); must stay 0. */
   flushes(): Promise<number>;
+  /** Optional: adds answer success but store nothing (pf's table full, a router dropping them); false undoes it. Without it that test is skipped. */
+  dropAdds?(drop: boolean): Promise<void>;
   /** Most API calls in flight at once since the last reset. */
   maxInFlight(): Promise<number>;
   resetMaxInFlight(): Promise<void>;
@@ -133,6 +135,21 @@ export function runTargetContract(name: string, makeBackend: (t: TestContext) =>
     assert.deepEqual(sorted(result.add), sorted(wanted));
     assert.deepEqual(result.unconfirmed, []);
     assert.deepEqual(sorted(await r.backend.entries()), sorted(wanted));
+    assert.equal(r.reconciler.status().state, 'in-sync');
+  });
+
+  contract(`${name} contract: adds answered success but not stored are found by the verifying list: degraded until they are stored`, makeBackend, {}, async (r) => {
+    if (!r.backend.dropAdds) return;
+    await r.backend.dropAdds(true);
+    await r.ledger.banMany(addresses(3, 400).map((a) => ban(a)));
+    const result = await r.reconciler.start();
+    assert.equal(result.ok, false);
+    assert.deepEqual(sorted(result.unconfirmed), sorted(addresses(3, 400)));
+    assert.equal(r.reconciler.status().state, 'degraded');
+    assert.equal(r.reconciler.status().lastError?.kind, 'not-stored');
+    await r.backend.dropAdds(false);
+    await nextPass(r);
+    assert.deepEqual(sorted(await r.backend.entries()), sorted(addresses(3, 400)));
     assert.equal(r.reconciler.status().state, 'in-sync');
   });
 

@@ -27,7 +27,7 @@ export interface PassPlan {
  * @param desired canonical spellings the ledger wants on the backend now
  * @param listed what the backend holds, canonical, with its ownership mark
  * @param ownedByLedger whether the ledger ever banned this canonical address here (history kept
- *   for its retention): decides ownership of entries the backend cannot mark (`owned === null`)
+ *   for its retention): decides ownership of entries without the backend's mark (`owned` not true)
  */
 export function planPass(
   desired: Iterable<string>, listed: readonly ListedEntry[], ownedByLedger: (address: string) => boolean, foreignPolicy: ForeignPolicy,
@@ -40,8 +40,9 @@ export function planPass(
     if (present.has(entry.address)) continue;
     present.add(entry.address);
     if (wanted.has(entry.address)) continue;
-    // A backend's own mark wins over ledger history: a tagged entry is edgeban's however old.
-    const ours = entry.owned ?? ownedByLedger(entry.address);
+    // A backend's tag makes an entry edgeban's however old its ledger history; an untagged one is
+    // judged by the ledger (an adopted entry, or a ban edgeban made before the backend had tags).
+    const ours = entry.owned === true || ownedByLedger(entry.address);
     (ours ? remove : foreign).push(entry.address);
   }
   const add: string[] = [];

@@ -65,7 +65,7 @@ test('backends with native expiry get the ban\'s end; others get null; both get 
   }
 });
 
-test('an entry the backend marks as edgeban\'s is removed though the ledger never knew it; one it marks foreign stays', async (t) => {
+test('an entry the backend marks as edgeban\'s is removed though the ledger never knew it; unmarked ones it never banned stay', async (t) => {
   const s = await setup(t, { capabilities: { comments: true } });
   s.target.seed(['203.0.113.1'], true);
   s.target.seed(['203.0.113.2'], false);

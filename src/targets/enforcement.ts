@@ -16,8 +16,8 @@ export interface Enforcement {
   close(): Promise<void>;
 }
 
-export interface TargetReconcilerOptions {
-  /** The ban guard's refusal of an alias entry under EDGEBAN_FOREIGN_ENTRIES=adopt (see TargetReconcilerOptions). */
+export interface BuildOptions {
+  /** The ban guard's refusal of an alias entry under EDGEBAN_FOREIGN_ENTRIES=adopt (see TargetReconcilerOptions in target-reconciler.ts). */
   adoptionRefusal: (address: string) => string | null;
   retry?: RetryPolicy;
   /** Told of every API call the target's backend makes, with the reconciler it serves (metrics). */
@@ -47,7 +47,7 @@ export function reconcilerKey(status: { id: string; kind: string; ledgerTarget: 
 /** A backend as an EdgeTarget and the reconciler that keeps it in line with a ledger target. */
 export function createTargetReconciler(
   env: EdgebanEnv, chosen: TargetBackend, target: { id: string; alias: string },
-  ledger: Ledger, clock: Clock, logger: Logger, options: TargetReconcilerOptions,
+  ledger: Ledger, clock: Clock, logger: Logger, options: BuildOptions,
 ): { backend: EdgeTarget; reconciler: TargetReconciler } {
   const { retry, onCall, adoptionRefusal } = options;
   if (chosen.endpoint?.tlsInsecure) {

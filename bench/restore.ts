@@ -7,8 +7,9 @@ import { FileLedgerStore } from '../src/ledger/file-ledger-store.ts';
 import { Ledger } from '../src/ledger/ledger.ts';
 import { silentLogger } from '../src/logging/logger.ts';
 import { toPfSpelling } from '../src/net/address.ts';
-import { AliasReconciler } from '../src/targets/alias-reconciler.ts';
+import { TargetReconciler } from '../src/targets/target-reconciler.ts';
 import { OpnsenseClient } from '../src/targets/opnsense/client.ts';
+import { OpnsenseTarget } from '../src/targets/opnsense/target.ts';
 import { systemClock } from '../src/util/clock.ts';
 import { grouped, type BenchResult } from './bench-result.ts';
 import { startSimulatorProcess } from './processes.ts';
@@ -60,10 +61,10 @@ export async function runRestoreBenchmark(options: RestoreOptions): Promise<Benc
       logger: silentLogger(),
       connections: options.concurrency + 4,
     });
-    const reconciler = new AliasReconciler({
-      id: 'bench', ledgerTarget: ALIAS, alias: ALIAS, api: client, ledger, clock: systemClock, logger: silentLogger(),
+    const reconciler = new TargetReconciler({
+      ledgerTarget: ALIAS, list: ALIAS, target: new OpnsenseTarget(client, ALIAS), ledger, clock: systemClock, logger: silentLogger(),
       intervalMs: 3_600_000, concurrency: options.concurrency, foreignPolicy: 'keep', adoptBantimeMs: 600_000, adoptionRefusal: () => null,
-      killStates: false, listPageSize: 9999,
+      killConnections: false,
     });
     const started = performance.now();
     const pass = await reconciler.start();

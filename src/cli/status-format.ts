@@ -1,6 +1,6 @@
 import type { LedgerDamage } from '../ledger/ledger-store.ts';
 import type { ClockStatus } from '../cluster/server-clock.ts';
-import type { TargetStatus } from '../targets/alias-reconciler.ts';
+import type { TargetStatus } from '../targets/target-reconciler.ts';
 
 /**
  * `edgeban status` for people, in fail2ban-client's layout (the same labels, a tab after each, so

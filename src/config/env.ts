@@ -81,6 +81,8 @@ export interface EdgebanEnv {
   procNet: string;
   /** Every secret value, for scrubbing logs. */
   secrets: string[];
+  /** The environment (process and .env file) as read, for the env defaults of registry backends (MIKROTIK_URL, …). */
+  targetEnv?: Readonly<Record<string, string>>;
 }
 
 /** Shortest pull-feed token accepted: a shorter one is guessable by a firewall-side brute force. */
@@ -303,6 +305,7 @@ export function loadEnv(options: LoadEnvOptions = {}): EdgebanEnv {
     localActions: raw.EDGEBAN_LOCAL_ACTIONS ?? 'edge',
     allowNoJails: raw.EDGEBAN_ALLOW_NO_JAILS,
     procNet: path.resolve(raw.EDGEBAN_PROC_NET || '/proc/net'),
+    targetEnv: Object.fromEntries(Object.entries(merged).filter((e): e is [string, string] => typeof e[1] === 'string')),
     secrets: [key, secret, controlToken, feedToken, redisPassword, ...redisUrlSecrets(raw.EDGEBAN_REDIS_URL)].filter((s): s is string => typeof s === 'string' && s !== ''),
   };
 }

@@ -9,7 +9,7 @@ import { countPreviousBans } from '../jails/jail-engine.ts';
 import type { NetworkFacts } from '../jails/network-facts.ts';
 import type { JailSettings } from '../jails/settings.ts';
 import { InvalidAddressError, parsePfAddress } from '../net/address.ts';
-import type { TargetStatus } from '../targets/alias-reconciler.ts';
+import type { TargetStatus } from '../targets/target-reconciler.ts';
 import type { ReconcileReport } from '../targets/enforcement.ts';
 import { ControlRequestError, type BanCommand, type BannedEntry, type ControlHandlers, type ReconcileCommand, type UnbanCommand } from './protocol.ts';
 

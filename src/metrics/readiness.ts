@@ -1,4 +1,4 @@
-import type { TargetStatus } from '../targets/alias-reconciler.ts';
+import type { TargetStatus } from '../targets/target-reconciler.ts';
 import { targetLabels } from './target-labels.ts';
 
 export type DaemonPhase = 'starting' | 'running' | 'stopping';

@@ -1,4 +1,4 @@
-import type { TargetStatus } from '../targets/alias-reconciler.ts';
+import type { TargetStatus } from '../targets/target-reconciler.ts';
 import { humanDuration, type AlertEvent } from './messages.ts';
 
 interface Watch {

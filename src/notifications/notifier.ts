@@ -1,9 +1,9 @@
 import { Agent, type Dispatcher } from 'undici';
 import type { EdgebanEnv } from '../config/env.ts';
-import type { PipelineStats } from '../daemon/jail-pipeline.ts';
+import type { PipelineStats } from '../jails/pipeline-stats.ts';
 import type { LedgerChange } from '../ledger/ledger.ts';
 import type { Logger } from '../logging/logger.ts';
-import type { TargetStatus } from '../targets/alias-reconciler.ts';
+import type { TargetStatus } from '../targets/target-reconciler.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
 import type { NotifyPlan } from './channel-config.ts';
 import { ChannelOutbox, type ChannelStats } from './channel-outbox.ts';

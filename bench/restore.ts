@@ -7,13 +7,17 @@ import { FileLedgerStore } from '../src/ledger/file-ledger-store.ts';
 import { Ledger } from '../src/ledger/ledger.ts';
 import { silentLogger } from '../src/logging/logger.ts';
 import { toPfSpelling } from '../src/net/address.ts';
-import { AliasReconciler } from '../src/targets/alias-reconciler.ts';
+import { TargetReconciler } from '../src/targets/target-reconciler.ts';
 import { OpnsenseClient } from '../src/targets/opnsense/client.ts';
+import { OpnsenseTarget } from '../src/targets/opnsense/target.ts';
 import { systemClock } from '../src/util/clock.ts';
 import { grouped, type BenchResult } from './bench-result.ts';
 import { startSimulatorProcess } from './processes.ts';
+import { durableRestore } from './restore-durable.ts';
 
 const ALIAS = 'fail2ban_blocklist';
+/** The durable-mode URL table, beside the External alias on the same simulator. */
+const DURABLE_ALIAS = 'fail2ban_durable';
 
 export interface RestoreOptions {
   bans: number;
@@ -57,26 +61,32 @@ export async function runRestoreBenchmark(options: RestoreOptions): Promise<Benc
       logger: silentLogger(),
       connections: options.concurrency + 4,
     });
-    const reconciler = new AliasReconciler({
-      id: 'bench', ledgerTarget: ALIAS, alias: ALIAS, api: client, ledger, clock: systemClock, logger: silentLogger(),
+    const reconciler = new TargetReconciler({
+      ledgerTarget: ALIAS, list: ALIAS, target: new OpnsenseTarget(client, ALIAS), ledger, clock: systemClock, logger: silentLogger(),
       intervalMs: 3_600_000, concurrency: options.concurrency, foreignPolicy: 'keep', adoptBantimeMs: 600_000, adoptionRefusal: () => null,
-      killStates: false, listPageSize: 9999,
+      killConnections: false,
     });
     const started = performance.now();
     const pass = await reconciler.start();
     const seconds = (performance.now() - started) / 1000;
     await reconciler.stop();
     await client.close();
-    await ledger.close();
     const state = await sim.admin<{ tables: Record<string, string[]>; maxInFlight: number }>('state');
     const restored = state.tables[ALIAS]?.length ?? 0;
     if (!pass.ok || restored !== options.bans) throw new Error(`restore incomplete: ${restored}/${options.bans} (${pass.error ?? 'unconfirmed'})`);
+    const durable = await durableRestore(sim, ledger, ALIAS, DURABLE_ALIAS);
+    await ledger.close();
+    if (durable.restored !== options.bans || durable.edgebanCalls !== 0) throw new Error(`durable restore incomplete: ${durable.restored}/${options.bans} after the reboot, ${durable.edgebanCalls} API calls`);
     const edgebanRate = options.bans / seconds;
     return {
       summary: [{
         figure: `Restore ${grouped(options.bans)} bans into an emptied alias (addresses/s; ${options.latencyMs} ms per call + ${options.lockMs} ms lock)`,
         edgeban: `${grouped(edgebanRate)} (${Math.round((edgebanRate / ideal.rate) * 100)}% of ideal; ${round(seconds)} s)`,
         peer: `ideal client ${grouped(ideal.rate)}; fail2ban + curl actions 1–5 (users report, not measured)`,
+      }, {
+        figure: `Restore ${grouped(options.bans)} bans after an OPNsense reboot, durable mode (URL Table fed by edgeban's feed)`,
+        edgeban: `all ${grouped(durable.restored)} back at boot from OPNsense's own cache, 0 API calls by edgeban (simulator reboot ${Math.round(durable.rebootSeconds * 1000)} ms)`,
+        peer: `alias_util restore by edgeban: ${round(seconds)} s`,
       }],
       name: 'Restore after an OPNsense reboot',
       rows: [
@@ -86,10 +96,15 @@ export async function runRestoreBenchmark(options: RestoreOptions): Promise<Benc
           'addresses/s': Math.round(edgebanRate), 'of ideal': `${Math.round((edgebanRate / ideal.rate) * 100)}%`, 'max in flight': state.maxInFlight,
         },
         { client: 'fail2ban + curl actions (users report, fail2ban#3088; not measured)', bans: options.bans, seconds: `${Math.round(options.bans / 5)}–${options.bans}`, 'addresses/s': '1–5', 'of ideal': '' },
+        {
+          client: 'OPNsense durable mode: URL Table reloaded from its cache at boot (edgeban makes no call)', bans: durable.restored,
+          seconds: Math.round(durable.rebootSeconds * 1000) / 1000, 'addresses/s': Math.round(durable.restored / Math.max(durable.rebootSeconds, 0.001)), 'of ideal': '', 'max in flight': 0,
+        },
       ],
       notes: [
         `Simulator in its own process: ${options.latencyMs} ms per call plus ${options.lockMs} ms under one global lock per add (OPNsense serializes alias_util add/delete on its config lock), so no client can exceed ${Math.round(1000 / options.lockMs)} adds/s.`,
         'edgeban\'s figure includes listing the emptied alias first and the verifying list after the adds (it does not trust `done`); the ledger is filled before the clock starts. "max in flight" is the simulator\'s own count of concurrent API calls.',
+        `Durable mode (deploy/opnsense-durable.md), same simulator and ledger: the bans are served by the daemon's listener code as the pull feed, a URL Table alias fetches them with the feed token (first fetch and load ${Math.round(durable.firstFetchSeconds * 1000)} ms), then the firewall reboots: the table is back from OPNsense's cache in the reboot itself, with no fetch and no call from edgeban. The seconds are the simulator's reboot call; a real OPNsense does it with one \`pfctl -T replace -f\` at boot. A later refresh (fetch ${grouped(options.bans)} lines, replace the table) took ${Math.round(durable.refreshSeconds * 1000)} ms.`,
         ...(idealBans < options.bans ? [`The ideal client adds the first ${idealBans} of the addresses (its rate is steady after the first second), then the simulator reboots (tables emptied) before edgeban's pass.`] : []),
       ],
     };

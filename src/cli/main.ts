@@ -72,14 +72,20 @@ const COMMANDS: Record<string, CommandEntry> = {
     load: async () => (await import('./setup-opnsense-command.ts')).runSetupOpnsenseCommand,
     ownHelp: true,
   },
+  'setup-cloudflare': {
+    args: '--zone ZONE_ID… [--dry-run]',
+    summary: 'create the Cloudflare IP list and a WAF custom rule blocking it in each zone (idempotent)',
+    load: async () => (await import('./setup-cloudflare-command.ts')).runSetupCloudflareCommand,
+    ownHelp: true,
+  },
   health: {
     args: '[--live] [--timeout SECONDS] [--socket PATH | --tcp]',
     summary: 'container health check: exit 0 when the daemon answers on its control socket and enforces',
     load: async () => (await import('./health-command.ts')).runHealthCommand,
   },
   simulate: {
-    args: '--port P [--key K --secret S] [--alias NAME[:external|host]]…',
-    summary: 'run the OPNsense API simulator on loopback',
+    args: '[--kind opnsense|cloudflare] --port P [--key K --secret S] [--alias NAME[:external|host]]…',
+    summary: 'run the OPNsense (or --kind cloudflare: Cloudflare) API simulator on loopback',
     load: async () => (await import('./simulate-command.ts')).runSimulateCommand,
     ownHelp: true,
   },

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { adoptionRefusal } from '../jails/ban-guard.ts';
 import { loadEnv } from '../config/env.ts';
 import { createCommandLogger } from '../logging/logger.ts';
-import type { PassPlan } from '../targets/alias-reconciler.ts';
+import type { PassOutline } from '../targets/target-reconciler.ts';
 import { ControlClient, DaemonNotRunningError } from '../control/control-client.ts';
 import { configJails, enforcedTargets, guardFacts, loadDaemonConfig, settleLedger } from '../daemon/daemon-config.ts';
 import { buildEnforcement, openLedgerForCommand, reconcileTargets, type ReconcileEntry, type ReconcileReport } from '../targets/enforcement.ts';
@@ -75,7 +75,7 @@ async function askDaemon(socketPath: string, dryRun: boolean): Promise<Reconcile
 
 function printEntry(out: (line: string) => void, entry: ReconcileEntry, policy: string, all: boolean): void {
   const id = entry.target;
-  const plan: PassPlan = { add: entry.add ?? [], remove: entry.remove ?? [], foreign: entry.foreign ?? [], inAlias: entry.inAlias ?? 0, desired: entry.desired ?? 0 };
+  const plan: PassOutline = { add: entry.add ?? [], remove: entry.remove ?? [], foreign: entry.foreign ?? [], inAlias: entry.inAlias ?? 0, desired: entry.desired ?? 0 };
   if (entry.dryRun) {
     if (entry.ok) printPlan(out, id, plan, policy, all, 'would ');
     else out(`${id}: cannot read the alias: ${entry.error ?? 'unknown error'}`);
@@ -88,7 +88,7 @@ function printEntry(out: (line: string) => void, entry: ReconcileEntry, policy: 
   else out('  converged');
 }
 
-function printPlan(out: (line: string) => void, id: string, plan: PassPlan, policy: string, all: boolean, verb: string): void {
+function printPlan(out: (line: string) => void, id: string, plan: PassOutline, policy: string, all: boolean, verb: string): void {
   out(`${id}: ${plan.inAlias} in the alias, ${plan.desired} banned in the ledger`);
   const foreignAction = policy === 'keep' ? 'keep' : policy === 'adopt' ? 'adopt' : 'remove';
   printList(out, `${verb}add`, plan.add, all);

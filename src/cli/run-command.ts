@@ -19,6 +19,10 @@ export async function runRunCommand(argv: string[]): Promise<number> {
     // /data is the image's volume; on a host it would be a new directory at the root (or some other program's).
     throw new UserFacingError(`EDGEBAN_DATA_DIR is not set and this is not a container: edgeban does not create ${env.dataDir} on a host. Set EDGEBAN_DATA_DIR to the directory for its ledger, log offsets and control socket (e.g. EDGEBAN_DATA_DIR=/var/lib/edgeban), in the environment or the .env file`);
   }
+  // A token with nowhere to serve would leave a firewall pulling nothing while edgeban looks configured.
+  if (env.feedToken !== null && env.metricsListen === null) {
+    throw new UserFacingError('invalid environment:\n  EDGEBAN_FEED_TOKEN: set, but EDGEBAN_METRICS_LISTEN is not; the feed /blocklist/TARGET.txt is served on that listener');
+  }
   const logger = createLogger({ level: env.logLevel, secrets: env.secrets, format: env.logFormat });
   // Handlers first: a SIGTERM during start-up (first API calls, a slow ledger) must still stop cleanly, not kill.
   let daemon: Daemon | null = null;

@@ -8,12 +8,14 @@ import { isLoopbackHost } from '../simulator/http-util.ts';
 import { OpnsenseSimulator, type SimulatorAlias, type SimulatorOptions } from '../simulator/opnsense-simulator.ts';
 import { isFirmwareVersionText } from '../simulator/firmware.ts';
 import { NftEdgeError } from '../simulator/nft-table-store.ts';
+import { runMikrotikSimulateCommand } from './simulate-mikrotik-command.ts';
 
-const USAGE = 'usage: edgeban simulate --port P [--host 127.0.0.1] [--key K --secret S] [--privileges p1,p2] [--read-only]\n'
+const USAGE = 'usage: edgeban simulate [--kind opnsense|mikrotik|cloudflare] --port P [--host 127.0.0.1] [--key K --secret S] [--privileges p1,p2] [--read-only]\n'
   + '         [--alias NAME[:external|host|network]]... | --no-alias] [--latency MS] [--lock-ms MS] [--error-rate R]\n'
   + '         [--table-entries N] [--auth-fail-delay MS] [--seed N] [--tls-cert FILE --tls-key FILE]\n'
   + '         [--opnsense-version 26.7.2] [--admin-key K --admin-secret S] [--nft-netns NS [--nft-table edgeban]]\n'
-  + 'The --key gets the daemon\'s least privileges (or --privileges); --admin-key gets page-all (for setup-opnsense).';
+  + 'The --key gets the daemon\'s least privileges (or --privileges); --admin-key gets page-all (for setup-opnsense).\n'
+  + '`edgeban simulate --kind cloudflare --help` for the Cloudflare API simulator.';
 
 const intText = (name: string, min: number, max: number) =>
   z.string().regex(/^\d+$/, `--${name} must be a whole number`).transform(Number)
@@ -79,7 +81,24 @@ function readPem(path: string, option: string): string {
   }
 }
 
-export async function runSimulateCommand(argv: string[]): Promise<number> {
+/** `--kind K` / `--kind=K` taken out of argv: which backend to simulate (default opnsense). */
+function takeKind(argv: string[]): { kind: string; rest: string[] } {
+  const rest: string[] = [];
+  let kind = 'opnsense';
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--kind') kind = argv[++i] ?? '';
+    else if (arg.startsWith('--kind=')) kind = arg.slice('--kind='.length);
+    else rest.push(arg);
+  }
+  return { kind, rest };
+}
+
+export async function runSimulateCommand(args: string[]): Promise<number> {
+  const { kind, rest: argv } = takeKind(args);
+  if (kind === 'mikrotik') return runMikrotikSimulateCommand(argv);
+  if (kind === 'cloudflare') return (await import('./simulate-cloudflare-command.ts')).runSimulateCloudflareCommand(argv);
+  if (kind !== 'opnsense') throw new UserFacingError(`--kind must be opnsense, mikrotik or cloudflare, not ${JSON.stringify(kind)}\n${USAGE}`);
   let values: Record<string, unknown>;
   try {
     ({ values } = parseArgs({

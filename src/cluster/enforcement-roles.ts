@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import type { LedgerSettings } from '../config/env.ts';
 import type { SharedFailureCounter } from '../jails/jail-engine.ts';
 import type { Logger } from '../logging/logger.ts';
-import type { AliasReconciler } from '../targets/alias-reconciler.ts';
+import type { TargetReconciler } from '../targets/target-reconciler.ts';
 import type { Clock } from '../util/clock.ts';
 import { LeaderLease, type LeaderLeaseOptions } from './leader-lease.ts';
 import { ServerClock, type ClockStatus } from './server-clock.ts';
@@ -19,7 +19,7 @@ import { RedisFailureCounter } from './shared-failure-counter.ts';
  */
 export interface EnforcementRoles {
   /** Starts the reconciler (file ledger), or enters it in its target's election (Redis). */
-  enforce(reconciler: AliasReconciler): void;
+  enforce(reconciler: TargetReconciler): void;
   /** Leaves every election entered so far, releasing held leases (once the reconcilers are stopped). */
   release(): Promise<void>;
   /** Whether this replica announces bans and unbans. */
@@ -84,7 +84,7 @@ class LeasedRoles implements EnforcementRoles {
     });
   }
 
-  enforce(reconciler: AliasReconciler): void {
+  enforce(reconciler: TargetReconciler): void {
     // Standing by until the lease answers: nothing is sent before this replica knows it leads.
     reconciler.standBy();
     const lease = this.lease(`target:${reconciler.status().id}`, (role) => {

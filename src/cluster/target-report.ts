@@ -1,4 +1,4 @@
-import type { TargetState, TargetStatus } from '../targets/alias-reconciler.ts';
+import type { TargetState, TargetStatus } from '../targets/target-reconciler.ts';
 
 /**
  * A target as status, metrics, notifications and /readyz show it: its reconciler's state, or

@@ -63,6 +63,8 @@ export interface EdgebanEnv {
   controlToken: string | null;
   /** Prometheus metrics, /healthz and /readyz; null when not served (EDGEBAN_METRICS_LISTEN unset). */
   metricsListen: { host: string; port: number } | null;
+  /** The pull feed's token (EDGEBAN_FEED_TOKEN(_FILE)); null: `/blocklist/…` is off (404), never open. */
+  feedToken: string | null;
   /** A watched log silent this long raises a watchdog notification; 0 turns the watchdog off. */
   watchdogSilenceSec: number;
   /** A target unreachable or refusing this long raises an enforcement-failing notification. */
@@ -79,7 +81,12 @@ export interface EdgebanEnv {
   procNet: string;
   /** Every secret value, for scrubbing logs. */
   secrets: string[];
+  /** The environment (process and .env file) as read, for the env defaults of registry backends (MIKROTIK_URL, …). */
+  targetEnv?: Readonly<Record<string, string>>;
 }
+
+/** Shortest pull-feed token accepted: a shorter one is guessable by a firewall-side brute force. */
+export const FEED_TOKEN_MIN_LENGTH = 16;
 
 /** OPNsense alias names: letter or one `_` first, then letters, digits, `_`; at most 31 (AliasNameField.php). */
 export const ALIAS_NAME = /^(?:[A-Za-z]|_(?!_))[A-Za-z0-9_]{0,30}$/;
@@ -233,6 +240,7 @@ export function loadEnv(options: LoadEnvOptions = {}): EdgebanEnv {
   const key = readSecret('OPNSENSE_KEY', merged.OPNSENSE_KEY, merged.OPNSENSE_KEY_FILE, problems);
   const controlToken = readSecret('EDGEBAN_CONTROL_TOKEN', merged.EDGEBAN_CONTROL_TOKEN, merged.EDGEBAN_CONTROL_TOKEN_FILE, problems);
   const secret = readSecret('OPNSENSE_SECRET', merged.OPNSENSE_SECRET, merged.OPNSENSE_SECRET_FILE, problems);
+  const feedToken = readSecret('EDGEBAN_FEED_TOKEN', merged.EDGEBAN_FEED_TOKEN, merged.EDGEBAN_FEED_TOKEN_FILE, problems);
   const redisPassword = readSecret('EDGEBAN_REDIS_PASSWORD', merged.EDGEBAN_REDIS_PASSWORD, merged.EDGEBAN_REDIS_PASSWORD_FILE, problems);
   const raw = parsed.success ? parsed.data : RawEnvSchema.parse({});
   let ca: string | null = null;
@@ -264,6 +272,9 @@ export function loadEnv(options: LoadEnvOptions = {}): EdgebanEnv {
   if (raw.EDGEBAN_CONTROL_LISTEN && (controlToken === null || controlToken.length < 16)) {
     problems.push('EDGEBAN_CONTROL_TOKEN: required (at least 16 characters) when EDGEBAN_CONTROL_LISTEN is set');
   }
+  if (feedToken !== null && feedToken.length < FEED_TOKEN_MIN_LENGTH) {
+    problems.push(`EDGEBAN_FEED_TOKEN: at least ${FEED_TOKEN_MIN_LENGTH} characters (e.g. openssl rand -hex 24)`);
+  }
   const ledger = ledgerSettings(raw, redisPassword, problems);
   if (problems.length > 0) throw new UserFacingError(`invalid environment:\n  ${problems.join('\n  ')}`);
   const dataDir = path.resolve(raw.EDGEBAN_DATA_DIR ?? '/data');
@@ -286,6 +297,7 @@ export function loadEnv(options: LoadEnvOptions = {}): EdgebanEnv {
     controlListen: raw.EDGEBAN_CONTROL_LISTEN,
     controlToken,
     metricsListen: raw.EDGEBAN_METRICS_LISTEN,
+    feedToken,
     watchdogSilenceSec: raw.EDGEBAN_WATCHDOG_SILENCE,
     enforcementAlertAfterSec: raw.EDGEBAN_ENFORCEMENT_ALERT_AFTER,
     notifyIntervalSec: raw.EDGEBAN_NOTIFY_INTERVAL,
@@ -293,7 +305,8 @@ export function loadEnv(options: LoadEnvOptions = {}): EdgebanEnv {
     localActions: raw.EDGEBAN_LOCAL_ACTIONS ?? 'edge',
     allowNoJails: raw.EDGEBAN_ALLOW_NO_JAILS,
     procNet: path.resolve(raw.EDGEBAN_PROC_NET || '/proc/net'),
-    secrets: [key, secret, controlToken, redisPassword, ...redisUrlSecrets(raw.EDGEBAN_REDIS_URL)].filter((s): s is string => typeof s === 'string' && s !== ''),
+    targetEnv: Object.fromEntries(Object.entries(merged).filter((e): e is [string, string] => typeof e[1] === 'string')),
+    secrets: [key, secret, controlToken, feedToken, redisPassword, ...redisUrlSecrets(raw.EDGEBAN_REDIS_URL)].filter((s): s is string => typeof s === 'string' && s !== ''),
   };
 }
 
@@ -378,7 +391,7 @@ export function checkFirewallUrl(candidate: string): string | { problem: string 
   return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
 }
 
-function isLoopbackHost(hostname: string): boolean {
+export function isLoopbackHost(hostname: string): boolean {
   if (hostname === 'localhost') return true;
   const bare = hostname.replace(/^\[|\]$/g, '');
   if (!ipaddr.isValid(bare)) return false;

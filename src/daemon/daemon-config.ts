@@ -8,6 +8,7 @@ import { configDirs } from '../config/shipped-dirs.ts';
 import { compileFilter, type CompiledFilter } from '../filters/compile.ts';
 import { jailSettings, type JailSettings } from '../jails/settings.ts';
 import { gatherNetworkFacts, type NetworkFacts } from '../jails/network-facts.ts';
+import { GENERIC_TARGET_KINDS } from '../targets/registry.ts';
 import { planTargets, renamedTarget, targetsInUse, type EnforcementTarget } from '../jails/targets.ts';
 import { endRefusedBans, type JailDirectory } from '../control/ledger-handlers.ts';
 import type { Ledger } from '../ledger/ledger.ts';
@@ -71,7 +72,7 @@ const FILTER_ADVICE: Record<string, string> = {
  */
 export async function loadDaemonConfig(env: EdgebanEnv): Promise<DaemonConfig> {
   const dirs = configDirs(existsSync(env.configDir) ? env.configDir : undefined);
-  const loaded = await loadJails(dirs, { localActions: env.localActions });
+  const loaded = await loadJails(dirs, { localActions: env.localActions, targetKinds: GENERIC_TARGET_KINDS });
   const report: JailReport[] = [];
   const plans: Array<{ definition: JailDefinition; filter: CompiledFilter; manualOnly: boolean }> = [];
   for (const definition of loaded.jails.filter((d) => d.enabled)) {
@@ -108,7 +109,7 @@ export async function loadDaemonConfig(env: EdgebanEnv): Promise<DaemonConfig> {
     jails, targets, manualTarget: manual, unsupported: loaded.unsupported, report, mapped: loaded.mapped, notify,
     // A disabled jail's unknown key may be why it is disabled (`enabeld = true`).
     warnings: [...loaded.warnings, ...loaded.jails.filter((j) => !j.enabled).flatMap((j) => j.notes.filter((n) => n.kind === 'unknown-key'))],
-    secrets: actionSecrets(runnable.map((j) => j.actions).flat()),
+    secrets: [...actionSecrets(runnable.map((j) => j.actions).flat()), ...targets.flatMap((t) => t.spec?.secrets ?? [])],
   };
 }
 

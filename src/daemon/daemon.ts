@@ -4,19 +4,20 @@ import { createEnforcementRoles, type EnforcementRoles } from '../cluster/enforc
 import { reportTarget, type ReportedTargetStatus } from '../cluster/target-report.ts';
 import { ControlServer } from '../control/control-server.ts';
 import { createLedgerHandlers, type JailDirectory } from '../control/ledger-handlers.ts';
-import { openLedgerStore } from '../ledger/open-ledger-store.ts';
+import { ledgerDir, openLedgerStore } from '../ledger/open-ledger-store.ts';
+import { edgebanVersion } from '../cli/version.ts';
 import { Ledger } from '../ledger/ledger.ts';
 import { JailEngine } from '../jails/jail-engine.ts';
 import type { NetworkFacts } from '../jails/network-facts.ts';
 import type { Logger } from '../logging/logger.ts';
 import type { EdgebanMetrics } from '../metrics/edgeban-metrics.ts';
 import { MetricsServer } from '../metrics/metrics-server.ts';
+import { LedgerFeeds } from '../targets/feed/ledger-feeds.ts';
 import { Notifier } from '../notifications/notifier.ts';
 import { judgeReadiness, type DaemonPhase, type Readiness } from '../metrics/readiness.ts';
-import type { AliasReconciler } from '../targets/alias-reconciler.ts';
-import type { ApiCallRecord } from '../targets/opnsense/client.ts';
-import { createTargetReconciler, ledgerDir, reconcileTargets } from '../targets/enforcement.ts';
-import type { OpnsenseClient } from '../targets/opnsense/client.ts';
+import type { TargetReconciler } from '../targets/target-reconciler.ts';
+import type { EdgeTarget, TargetCallRecord } from '../targets/edge-target.ts';
+import { backendKey, createTargetReconciler, reconcileTargets, reconcilerKey, targetBackends } from '../targets/enforcement.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
 import { ensureDirectory, moveAside } from '../util/durable-files.ts';
 import { errorMessage, UserFacingError } from '../util/errors.ts';
@@ -52,8 +53,8 @@ export class Daemon {
   private ledger!: Ledger;
   private engine!: JailEngine;
   private facts!: NetworkFacts;
-  private reconcilers: AliasReconciler[] = [];
-  private clients: OpnsenseClient[] = [];
+  private reconcilers: TargetReconciler[] = [];
+  private backends: EdgeTarget[] = [];
   private pipelines: JailPipeline[] = [];
   private control: ControlServer | null = null;
   private sweepTimer: TimerHandle | null = null;
@@ -62,6 +63,8 @@ export class Daemon {
   /** Kept across reloads, so counters never go back. Null when metrics are not served. */
   private metrics: EdgebanMetrics | null = null;
   private metricsServer: MetricsServer | null = null;
+  private unsubscribeMetrics: () => void = () => {};
+  private feeds: LedgerFeeds | null = null;
   private notifier: Notifier | null = null;
   /** Whether this replica enforces each target and announces bans (leader leases with the Redis ledger). */
   private roles: EnforcementRoles | null = null;
@@ -179,8 +182,10 @@ export class Daemon {
       await this.control?.stop();
       await Promise.all(this.reconcilers.map((r) => r.stop()));
       await this.roles?.close();
-      await Promise.all(this.clients.map((c) => c.close()));
+      await Promise.all(this.backends.map((b) => b.close()));
       await this.metricsServer?.stop();
+      this.unsubscribeMetrics();
+      this.feeds?.close();
       await this.ledger.close();
     })();
     return this.stopping;
@@ -249,7 +254,7 @@ export class Daemon {
         reconcilersStopped = true;
         await Promise.all(this.reconcilers.map((r) => r.stop()));
         await this.roles?.release();
-        await Promise.all(this.clients.map((c) => c.close()));
+        await Promise.all(this.backends.map((b) => b.close()));
       }
       // Once no reconciler serves an old target name: its claims end without their entries being deleted.
       await moveRenamedTargets(this.ledger, next, env, this.options.clock, logger);
@@ -300,23 +305,23 @@ export class Daemon {
   }
 
   private buildReconcilers(): void {
-    this.clients = [];
+    this.backends = [];
     this.reconcilers = [];
     this.addReconcilers();
   }
 
   /** A reconciler for each endpoint of each enforced target that has none yet; returns the new ones. */
-  private addReconcilers(): AliasReconciler[] {
+  private addReconcilers(): TargetReconciler[] {
     const { env, clock, logger } = this.options;
     const metrics = this.metrics;
-    const onCall = metrics ? { onCall: (call: ApiCallRecord, reconciler: AliasReconciler) => metrics.apiCall(reconciler.status(), call) } : {};
-    const running = new Set(this.reconcilers.map((r) => r.status().id));
-    const added: AliasReconciler[] = [];
+    const onCall = metrics ? { onCall: (call: TargetCallRecord, reconciler: TargetReconciler) => metrics.apiCall(reconciler.status(), call) } : {};
+    const running = new Set(this.reconcilers.map((r) => reconcilerKey(r.status())));
+    const added: TargetReconciler[] = [];
     for (const target of enforcedTargets(this.config, this.ledger.targets())) {
-      for (const endpoint of target.endpoints) {
-        if (running.has(`${endpoint.url} ${target.alias}`)) continue;
-        const { client, reconciler } = createTargetReconciler(env, endpoint, target, this.ledger, clock, logger, { ...onCall, adoptionRefusal: adoptionRefusal(this.facts) });
-        this.clients.push(client);
+      for (const where of targetBackends(target)) {
+        if (running.has(backendKey(where, target))) continue;
+        const { backend, reconciler } = createTargetReconciler(env, where, target, this.ledger, clock, logger, { ...onCall, adoptionRefusal: adoptionRefusal(this.facts) });
+        this.backends.push(backend);
         this.reconcilers.push(reconciler);
         added.push(reconciler);
       }
@@ -350,8 +355,12 @@ export class Daemon {
     const { env, logger } = this.options;
     const metrics = this.metrics;
     if (!metrics || !env.metricsListen) return;
+    // The pull feed: each target's active bans, for firewalls that fetch a URL table (off without a token).
+    const feeds = new LedgerFeeds(this.ledger, () => enforcedTargets(this.config, this.ledger.targets()).map((t) => t.id));
+    this.feeds = feeds;
     this.metricsServer = await MetricsServer.start({
       ...env.metricsListen, logger, scrape: () => metrics.scrape(), readiness: () => this.readiness(),
+      feed: { token: () => this.options.env.feedToken, isTarget: (id) => feeds.isTarget(id), document: (id, family) => feeds.document(id, family) },
     });
   }
 
@@ -359,10 +368,13 @@ export class Daemon {
   private async createMetrics(): Promise<EdgebanMetrics> {
     // Loaded only when metrics are served: prom-client and its dependencies cost idle memory.
     const { EdgebanMetrics } = await import('../metrics/edgeban-metrics.ts');
-    return new EdgebanMetrics({
+    const metrics = new EdgebanMetrics({
       activeClaims: () => this.ledger.activeClaims(),
       targets: () => this.targetStatuses(),
-    });
+      jails: () => this.config.report.map((r) => ({ jail: r.jail, running: r.running })),
+    }, { version: edgebanVersion() });
+    this.unsubscribeMetrics = this.ledger.onChange((changes) => metrics.ledgerChanged(this.ledger, changes, this.options.clock.now()));
+    return metrics;
   }
 
   /** Keys, secrets and tokens written in jail actions join the logger's scrub list (it reads env.secrets live). */
@@ -418,7 +430,7 @@ const RESTART_ONLY = [
 /** Everything the reconcilers are built from, to tell whether a reload must rebuild them. */
 function reconcilerSettings(targets: readonly EnforcementTarget[], env: EdgebanEnv): string {
   return JSON.stringify([
-    targets.map((t) => [t.id, t.alias, t.endpoints.map((e) => [e.url, e.key, e.secret, e.ca, e.tlsInsecure, e.timeoutMs])]),
+    targets.map((t) => [t.id, t.alias, t.endpoints.map((e) => [e.url, e.key, e.secret, e.ca, e.tlsInsecure, e.timeoutMs]), t.spec?.options ?? null]),
     [env.reconcileIntervalMs, env.apiConcurrency, env.foreignPolicy, env.adoptBantimeSec, env.killStates, env.listPageSize],
   ]);
 }

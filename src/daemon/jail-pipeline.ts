@@ -4,41 +4,19 @@ import { setTimeout as realDelay } from 'node:timers/promises';
 import { failureTime } from '../filters/findtime.ts';
 import { FilterMatcher } from '../filters/matcher.ts';
 import { expandPatterns } from '../sources/patterns.ts';
-import { FailurePersistence, type PersistenceStats } from '../jails/failure-persistence.ts';
+import { FailurePersistence } from '../jails/failure-persistence.ts';
+import type { PipelineCounters, PipelineStats } from '../jails/pipeline-stats.ts';
 import type { JailEngine } from '../jails/jail-engine.ts';
 import type { Logger } from '../logging/logger.ts';
 import { LogFollower, type LogLine } from '../sources/log-follower.ts';
 import { openRegularFile } from '../sources/open-regular.ts';
 import { anchorHash, loadResumeRecords, type ResumeRecord } from '../sources/resume-state.ts';
-import { CONTAINER_RECORD_BYTES, ContainerLogUnwrapper, continuedStreams, lineTime, RESUME_LOOKBACK_BYTES, type LogFormat, type LogStream, type UnwrappedLine, type UnwrapStats } from '../sources/container-log-format.ts';
+import { CONTAINER_RECORD_BYTES, ContainerLogUnwrapper, continuedStreams, lineTime, RESUME_LOOKBACK_BYTES, type LogFormat, type LogStream, type UnwrappedLine } from '../sources/container-log-format.ts';
 import type { Clock } from '../util/clock.ts';
 import { errorMessage } from '../util/errors.ts';
 import type { JailPlan } from './daemon-config.ts';
 
-export interface PipelineStats {
-  jail: string;
-  lines: number;
-  matches: number;
-  /** Matches without a usable address (a host name, which is never resolved). */
-  unusable: number;
-  /** Matches dropped as older than findtime while catching up on what was written before start. */
-  old: number;
-  follower: ReturnType<LogFollower['stats']> | null;
-  /** A container log (jail option logformat): its format and records read, joined, malformed (skipped), lines pending. Absent for plain logs. */
-  container?: UnwrapStats & { logformat: LogFormat; pending: number };
-  /** The failure journal that carries counts below maxretry across a restart. */
-  failureJournal?: PersistenceStats;
-}
-
-/** Why a matched failure was not handed to the jail. */
-export type DropReason = 'unusable' | 'old';
-
-/** Counters a pipeline increments per batch (metrics); they outlive the pipeline, which a reload replaces. */
-export interface PipelineCounters {
-  lines(path: string, count: number): void;
-  matches(count: number): void;
-  dropped(reason: DropReason, count: number): void;
-}
+export type { DropReason, PipelineCounters, PipelineStats } from '../jails/pipeline-stats.ts';
 
 /** What every line of one onLines batch is matched against. */
 interface Batch {

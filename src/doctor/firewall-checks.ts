@@ -122,6 +122,9 @@ async function aliasResults(client: OpnsenseAdminClient, options: FirewallCheckO
     results.push(warn('alias.type', scope,
       `!!! type ${info.type === 'host' ? 'Host(s)' : 'Network(s)'}, not External: EVERY ban and unban rewrites config.xml and adds a backup revision (opnsense/plugins#3397) — a burst of bans evicts your real configuration backups, and each change is slow`,
       'recreate the alias as "External (advanced)" with the same name (remove the rules using it, delete it, create it as External, restore the rules), or run `edgeban setup-opnsense` after deleting it'));
+  } else if (info.type === 'urltable') {
+    // Durable mode: alias_util adds land in the table at once, refreshes replace it with the feed (the ledger).
+    results.push(pass('alias.type', scope, 'URL Table (IPs): durable mode, refilled from edgeban\'s feed and reloaded at boot (deploy/opnsense-durable.md); edgeban also adds to it directly'));
   } else if (info.type !== 'external') {
     results.push(fail('alias.type', scope, `type ${info.type}: OPNsense refills such an alias itself and drops edgeban's entries`, 'recreate it as "External (advanced)"'));
   } else {

@@ -1,16 +1,20 @@
-import { checkFirewallUrl, isValidAliasName, type EdgebanEnv, type FirewallEndpoint } from '../config/env.ts';
+import { isValidAliasName, type EdgebanEnv, type FirewallEndpoint } from '../config/env.ts';
 import { ConfigError } from '../config/fail2ban/config-error.ts';
 import type { SourceRef } from '../config/fail2ban/filter-definition.ts';
 import type { ActionRef, JailDefinition } from '../config/fail2ban/jail-definition.ts';
 import { extractOptions, splitWithOptions } from '../config/fail2ban/option-list.ts';
+import { normalisedFirewall } from '../targets/opnsense/kind.ts';
+import { parseTargetAction, type TargetSpec } from '../targets/registry.ts';
 
 /**
  * Where bans are enforced: one target per (firewall, alias), whoever names it. An `opnsense`
  * action without `firewall=`, or naming a firewall of OPNSENSE_URL (same normalised URL), bans in
  * the environment's firewalls (every node of an HA pair), in its `alias=` or else
  * OPNSENSE_ALIAS: the ledger target is the alias name. An action naming another firewall is a
- * target `opnsense:<firewall>/<alias>` with its own endpoint and credentials. The daemon,
- * `reconcile`, `doctor` and the offline CLI all take their targets from here.
+ * target `opnsense:<firewall>/<alias>` with its own endpoint and credentials. An action named by
+ * another kind of the target registry (`memory[list=…]`, `mikrotik[url=…, …]`) is parsed by that
+ * kind over its env defaults: ledger target `kind:identity`. The daemon, `reconcile`, `doctor`
+ * and the offline CLI all take their targets from here.
  */
 
 export interface JailTarget {
@@ -22,13 +26,19 @@ export interface JailTarget {
   source: SourceRef;
 }
 
-/** One ledger target and the firewalls that enforce it; the daemon builds one reconciler per endpoint. */
+/**
+ * One ledger target and the backends that enforce it: one reconciler per OPNsense endpoint, or
+ * one for a registry backend (`spec`, and no endpoints).
+ */
 export interface EnforcementTarget {
   id: string;
+  /** The list's name (the OPNsense alias; a registry backend's identity). */
   alias: string;
   endpoints: FirewallEndpoint[];
   /** Jails banning into it. */
   jails: string[];
+  /** A registry backend's parsed action; absent for OPNsense targets. */
+  spec?: TargetSpec;
 }
 
 export interface TargetPlan {
@@ -46,13 +56,32 @@ interface OpnsenseAction {
   tlsInsecure: boolean;
 }
 
-type TargetEnv = Pick<EdgebanEnv, 'firewalls' | 'alias'>;
+type TargetEnv = Pick<EdgebanEnv, 'firewalls' | 'alias'> & Partial<Pick<EdgebanEnv, 'targetEnv'>>;
 
 const TARGET_PREFIX = 'opnsense:';
 
-/** The targets of one jail's `opnsense` actions (none for a jail that only notifies). */
+/** The targets of one jail's `opnsense` and registry-backend actions (none for a jail that only notifies). */
 export function jailTargets(jail: JailDefinition, env: TargetEnv): JailTarget[] {
-  return opnsenseActions(jail, env).map((a) => a.target);
+  return [
+    ...opnsenseActions(jail, env).map((a) => a.target),
+    ...registryActions(jail, env).map(({ spec, source }) => ({ id: spec.ledgerTarget, alias: spec.identity, firewall: null, source })),
+  ];
+}
+
+/** The jail's actions named by a registry kind, each parsed by its kind: a refused parameter is a ConfigError at the action's line. */
+function registryActions(jail: JailDefinition, env: TargetEnv): Array<{ spec: TargetSpec; source: SourceRef }> {
+  const out: Array<{ spec: TargetSpec; source: SourceRef }> = [];
+  for (const action of jail.actions) {
+    if (action.native !== 'target' || action.targetKind === undefined) continue;
+    try {
+      out.push({ spec: parseTargetAction(action.targetKind, action.params, env.targetEnv ?? {}), source: action.source });
+    } catch (error) {
+      const key = (error as { key?: unknown }).key;
+      throw new ConfigError(`jail ${jail.name}: ${action.targetKind}[…]: ${(error as Error).message}`,
+        { file: action.source.file, line: action.source.line, key: typeof key === 'string' ? key : action.source.key });
+    }
+  }
+  return out;
 }
 
 /**
@@ -93,10 +122,23 @@ export function planTargets(jails: readonly JailDefinition[], env: TargetEnv): T
       }
       if (!entry.jails.includes(jail.name)) entry.jails.push(jail.name);
     }
+    for (const { spec, source } of registryActions(jail, env)) {
+      let entry = targets.get(spec.ledgerTarget);
+      if (!entry) {
+        targets.set(spec.ledgerTarget, entry = { id: spec.ledgerTarget, alias: spec.identity, endpoints: [], jails: [], spec, credentialsFrom: source });
+      } else if (JSON.stringify(entry.spec?.options) !== JSON.stringify(spec.options)) {
+        const other = entry.credentialsFrom;
+        throw new ConfigError(
+          `jail ${jail.name} gives ${spec.identity} other settings than ${other ? `${other.file}:${other.line}` : 'another jail'}; one list takes one set of settings`,
+          { file: source.file, line: source.line, key: source.key },
+        );
+      }
+      if (!entry.jails.includes(jail.name)) entry.jails.push(jail.name);
+    }
   }
   // allow_insecure on any action naming a firewall applies to that firewall everywhere: one TLS policy per endpoint.
   const withTls = (endpoints: FirewallEndpoint[]) => endpoints.map((e) => (insecure.has(e.url) && !e.tlsInsecure ? { ...e, tlsInsecure: true } : e));
-  const list = [...targets.values()].map(({ id, alias, endpoints, jails: names }) => ({ id, alias, endpoints: withTls(endpoints), jails: names }));
+  const list = [...targets.values()].map(({ id, alias, endpoints, jails: names, spec }) => ({ id, alias, endpoints: withTls(endpoints), jails: names, ...(spec ? { spec } : {}) }));
   const manual = env.firewalls.length === 0 ? null : list.find((t) => t.id === env.alias) ?? { ...envTarget(env.alias), endpoints: withTls(env.firewalls) };
   return { targets: list, manual };
 }
@@ -143,11 +185,6 @@ function ownEndpoint(jail: JailDefinition, action: OpnsenseAction, env: Pick<Edg
   };
 }
 
-/** `192.0.2.1`, `fw.example.org:8443` or a full URL, as the URL the API client uses (the environment's firewalls are spelled so too). */
-function normalisedFirewall(firewall: string): string | { problem: string } {
-  return checkFirewallUrl(/^[a-z][a-z0-9+.-]*:\/\//i.test(firewall) ? firewall : `https://${bracketed(firewall)}`);
-}
-
 function firewallUrl(jail: JailDefinition, firewall: string, source: SourceRef): string {
   const checked = normalisedFirewall(firewall);
   if (typeof checked !== 'string') throw new ConfigError(`jail ${jail.name}: ${checked.problem}`, { file: source.file, line: source.line, key: 'firewall' });
@@ -158,11 +195,6 @@ function firewallUrl(jail: JailDefinition, firewall: string, source: SourceRef):
 function ownTargetId(url: string, alias: string): string {
   const host = url.replace(/^[a-z]+:\/\//, '').replace(/^\[([0-9a-f:.]+)\]$/i, '$1');
   return `${TARGET_PREFIX}${host}/${alias}`;
-}
-
-/** A bare IPv6 literal needs brackets in a URL. */
-function bracketed(host: string): string {
-  return host.includes(':') && !host.startsWith('[') && (host.match(/:/g)?.length ?? 0) > 1 ? `[${host}]` : host;
 }
 
 function opnsenseActions(jail: JailDefinition, env: TargetEnv): OpnsenseAction[] {

@@ -1,9 +1,13 @@
 import path from 'node:path';
 import type { EdgebanEnv } from '../config/env.ts';
 import type { Logger } from '../logging/logger.ts';
-import { ledgerDir } from '../targets/enforcement.ts';
 import { FileLedgerStore } from './file-ledger-store.ts';
 import type { LedgerStore } from './ledger-store.ts';
+
+/** Where the file ledger lives in the data dir. */
+export function ledgerDir(env: Pick<EdgebanEnv, 'dataDir'>): string {
+  return path.join(env.dataDir, 'ledger');
+}
 
 export interface OpenLedgerStoreOptions {
   /** File store only: open without the writer lock and never write (a command beside a running daemon). */

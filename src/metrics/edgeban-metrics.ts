@@ -1,9 +1,11 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { DropReason, PipelineCounters } from '../daemon/jail-pipeline.ts';
-import type { BanClaim } from '../ledger/ban-claim.ts';
+import type { DropReason, PipelineCounters } from '../jails/pipeline-stats.ts';
+import { claimEnd, type BanClaim } from '../ledger/ban-claim.ts';
+import type { LedgerChange } from '../ledger/ledger.ts';
+import { eventsOfChange, type LedgerView } from '../notifications/ledger-events.ts';
 import type { ReportedTargetState, ReportedTargetStatus } from '../cluster/target-report.ts';
-import type { PassResult } from '../targets/alias-reconciler.ts';
-import type { ApiCallRecord } from '../targets/opnsense/client.ts';
+import type { PassResult } from '../targets/target-reconciler.ts';
+import type { TargetCallRecord } from '../targets/edge-target.ts';
 import { targetLabels, type TargetLabels } from './target-labels.ts';
 
 /** What the collectors read at scrape time: nothing is booked per ban. */
@@ -12,14 +14,22 @@ export interface MetricsSources {
   activeClaims(): readonly Pick<BanClaim, 'target' | 'jail' | 'address'>[];
   /** Every reconciler's status now. */
   targets(): readonly ReportedTargetStatus[];
+  /** Every enabled jail and whether it runs (edgeban_jail_running). */
+  jails?(): readonly { jail: string; running: boolean }[];
+}
+
+export interface MetricsOptions {
+  processMetrics?: boolean;
+  /** edgeban's version, for edgeban_build_info. */
+  version?: string;
 }
 
 type TargetLabel = keyof TargetLabels;
 
-const TARGET_LABELS: TargetLabel[] = ['target', 'firewall', 'alias'];
+const TARGET_LABELS: TargetLabel[] = ['kind', 'target', 'firewall', 'alias'];
 const TARGET_STATES: readonly ReportedTargetState[] = ['starting', 'syncing', 'in-sync', 'unreachable', 'degraded', 'stopped', 'standby', 'ledger-unreachable'];
 const DROP_REASONS: readonly DropReason[] = ['unusable', 'old'];
-/** OPNsense calls take milliseconds on a LAN and up to the 30 s timeout when the firewall struggles. */
+/** Backend calls take milliseconds on a LAN and up to the 30 s timeout when the backend struggles. */
 const API_SECONDS_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 interface PassRecord {
@@ -44,8 +54,10 @@ export class EdgebanMetrics {
   private readonly apiSeconds: Histogram<TargetLabel | 'endpoint'>;
   private readonly driftAdded: Counter<TargetLabel>;
   private readonly driftRemoved: Counter<TargetLabel>;
+  private readonly bans: Counter<'jail' | 'family'>;
+  private readonly unbans: Counter<'jail' | 'reason'>;
 
-  constructor(sources: MetricsSources, options: { processMetrics?: boolean } = {}) {
+  constructor(sources: MetricsSources, options: MetricsOptions = {}) {
     this.sources = sources;
     const registers = [this.registry];
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
@@ -58,6 +70,28 @@ export class EdgebanMetrics {
     this.dropped = new Counter({
       name: 'edgeban_failures_dropped_total', help: 'Matched failures not counted: unusable (no address, e.g. a host name, never resolved) or old (catch-up lines older than findtime).',
       labelNames: ['jail', 'reason'], registers,
+    });
+
+    new Gauge({
+      name: 'edgeban_build_info', help: 'Always 1; the labels say which edgeban and Node.js run.',
+      labelNames: ['version', 'node'], registers,
+    }).set({ version: options.version ?? 'unknown', node: process.versions.node }, 1);
+    this.bans = new Counter({
+      name: 'edgeban_bans_total', help: 'Bans that started, per jail (manual, adopted or the jail\'s name) and address family (ipv4, ipv6).',
+      labelNames: ['jail', 'family'], registers,
+    });
+    this.unbans = new Counter({
+      name: 'edgeban_unbans_total', help: 'Bans that ended, per jail and reason: expired (bantime over) or unbanned (ended early by an operator or a reload).',
+      labelNames: ['jail', 'reason'], registers,
+    });
+    const jails = () => this.sources.jails?.() ?? [];
+    new Gauge({
+      name: 'edgeban_jail_running', help: 'Each enabled jail: 1 when it runs, 0 when it does not (edgeban status names the reason).',
+      labelNames: ['jail'], registers,
+      collect() {
+        this.reset();
+        for (const { jail, running } of jails()) this.set({ jail }, running ? 1 : 0);
+      },
     });
 
     const activeClaims = () => this.sources.activeClaims();
@@ -95,11 +129,11 @@ export class EdgebanMetrics {
     });
 
     this.apiCalls = new Counter({
-      name: 'edgeban_opnsense_api_calls_total', help: 'OPNsense API calls by route and outcome (ok, or the error kind: network, timeout, server, auth, forbidden, …).',
+      name: 'edgeban_target_api_requests_total', help: 'API calls to each backend (kind: opnsense, memory, …) by route and outcome (ok, or the backend\'s error reason: network, timeout, server, auth, forbidden, …).',
       labelNames: [...TARGET_LABELS, 'endpoint', 'outcome'], registers,
     });
     this.apiSeconds = new Histogram({
-      name: 'edgeban_opnsense_api_call_duration_seconds', help: 'OPNsense API call duration, whatever the outcome.',
+      name: 'edgeban_target_api_request_duration_seconds', help: 'Backend API call duration, whatever the outcome.',
       labelNames: [...TARGET_LABELS, 'endpoint'], buckets: API_SECONDS_BUCKETS, registers,
     });
 
@@ -142,15 +176,38 @@ export class EdgebanMetrics {
   }
 
   /**
-   * One OPNsense call of a reconciler's client. It also looks at the reconciler's last pass:
+   * One API call of a reconciler's backend. It also looks at the reconciler's last pass:
    * every pass makes at least one call (it lists the alias) before it replaces the previous
    * pass's result, so no successful pass goes unseen, however rarely Prometheus scrapes.
    */
-  apiCall(status: ReportedTargetStatus, call: ApiCallRecord): void {
+  apiCall(status: ReportedTargetStatus, call: TargetCallRecord): void {
     const labels = targetLabels(status);
-    this.apiCalls.inc({ ...labels, endpoint: call.endpoint, outcome: call.outcome });
-    this.apiSeconds.observe({ ...labels, endpoint: call.endpoint }, call.ms / 1000);
+    this.apiCalls.inc({ ...labels, endpoint: call.endpoint, outcome: call.outcome === 'ok' ? 'ok' : call.reason ?? call.outcome });
+    this.apiSeconds.observe({ ...labels, endpoint: call.endpoint }, call.durationMs / 1000);
     this.observePass(status);
+  }
+
+  /**
+   * Counts the bans and unbans a batch of ledger changes made (as the notifier reads them: one ban
+   * into two targets, or an address leaving while another jail still bans it, counts as it should).
+   */
+  ledgerChanged(ledger: LedgerView, changes: readonly LedgerChange[], now: number): void {
+    const seen = new Set<string>();
+    for (const change of changes) {
+      for (const event of eventsOfChange(ledger, change, now)) {
+        // One ban recorded in several targets (an HA pair, two lists) is one ban.
+        const key = `${event.kind}\0${event.jail}\0${event.address}\0${event.at}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        if (event.kind === 'ban') {
+          this.bans.inc({ jail: event.jail, family: event.address.includes(':') ? 'ipv6' : 'ipv4' });
+          continue;
+        }
+        const claim = ledger.claimsOf(change.target, change.address).find((c) => c.jail === event.jail && claimEnd(c) === event.at);
+        const early = claim !== undefined && claim.endedAt !== null && (claim.expiresAt === null || claim.endedAt < claim.expiresAt);
+        this.unbans.inc({ jail: event.jail, reason: early ? 'unbanned' : 'expired' });
+      }
+    }
   }
 
   async scrape(): Promise<{ contentType: string; body: string }> {

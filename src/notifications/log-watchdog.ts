@@ -1,4 +1,4 @@
-import type { PipelineStats } from '../daemon/jail-pipeline.ts';
+import type { PipelineStats } from '../jails/pipeline-stats.ts';
 import { humanDuration, type AlertEvent } from './messages.ts';
 
 interface Watch {

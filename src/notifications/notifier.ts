@@ -1,6 +1,6 @@
 import { Agent, type Dispatcher } from 'undici';
 import type { EdgebanEnv } from '../config/env.ts';
-import type { PipelineStats } from '../daemon/jail-pipeline.ts';
+import type { PipelineStats } from '../jails/pipeline-stats.ts';
 import type { LedgerChange } from '../ledger/ledger.ts';
 import type { Logger } from '../logging/logger.ts';
 import type { ReportedTargetStatus } from '../cluster/target-report.ts';

@@ -2,12 +2,18 @@ import type { AliasInfo } from '../targets/opnsense/client.ts';
 import type { OpnsenseAdminClient } from '../targets/opnsense/admin-client.ts';
 import { OpnsenseApiError } from '../targets/opnsense/api-error.ts';
 import { blockRule, familiesBlocked, familyLabel, missingRules, seriesAtLeast, type Family } from './block-rule.ts';
-import type { BlockRuleSpec } from '../targets/opnsense/admin-client.ts';
+import type { BlockRuleSpec, UrlTableSource } from '../targets/opnsense/admin-client.ts';
 
 export interface SetupOptions {
   alias: string;
   /** OPNsense interface key of the WAN: `wan`, or `opt1`… */
   interface: string;
+  /**
+   * Durable mode (deploy/opnsense-durable.md): the alias is a URL Table (IPs) fed by edgeban's pull
+   * feed, which OPNsense keeps on disk and reloads at boot; the daemon's alias_util adds still go
+   * into the same table for immediacy.
+   */
+  durable?: UrlTableSource;
 }
 
 /** What the firewall has and what setup would change: computed from reads only (that is --dry-run). */
@@ -16,6 +22,8 @@ export interface SetupPlan {
   version: string | null;
   alias: AliasInfo | null;
   createAlias: boolean;
+  /** Durable mode: the existing alias becomes (or is brought back to) the URL table; the fields that differ. */
+  updateAlias: { uuid: string; changes: string[] } | null;
   /** Existing rules that already block the alias (uuid and family label). */
   existingRules: Array<{ uuid: string; families: string }>;
   addRules: BlockRuleSpec[];
@@ -49,8 +57,17 @@ export async function planSetup(client: OpnsenseAdminClient, options: SetupOptio
   if (version !== null && seriesAtLeast(version, 24, 1) === false) {
     throw new OpnsenseApiError('not-found', 'version check', `OPNsense ${version} has no filter API (it came with 24.1): upgrade, or create the alias and the WAN rule by hand as deploy/opnsense.md shows`);
   }
+  if (options.durable && version !== null && seriesAtLeast(version, 25, 7) === false) {
+    throw new OpnsenseApiError('not-found', 'version check', `OPNsense ${version} cannot authenticate to a URL table (that came with 25.7), and edgeban's feed is never open: upgrade, or see deploy/opnsense-durable.md for the manual fallback`);
+  }
   const alias = await client.getAlias(options.alias);
-  if (alias !== null && alias.type !== 'external') {
+  let updateAlias: SetupPlan['updateAlias'] = null;
+  if (options.durable && alias !== null && (alias.type === 'external' || alias.type === 'urltable')) {
+    const changes = alias.type === 'external' ? ['type External → URL Table (IPs)', 'url', 'refresh', 'auth'] : urlTableChanges(await client.urlTableSource(alias.uuid), options.durable);
+    if (changes.length > 0) updateAlias = { uuid: alias.uuid, changes };
+  } else if (alias !== null && alias.type === 'urltable') {
+    warnings.push(`alias ${alias.name} is a URL Table (durable mode, set up by setup-opnsense --durable): kept as it is; OPNsense refills it from edgeban's feed`);
+  } else if (alias !== null && alias.type !== 'external') {
     warnings.push(alias.type === 'host' || alias.type === 'network'
       ? `alias ${alias.name} exists as type ${alias.type}, not External: edgeban works with it, but every ban and unban rewrites config.xml and adds a backup revision (opnsense/plugins#3397), evicting real backups. Recreate it as External (advanced): remove the rules using it, delete it in Firewall ▸ Aliases, run setup-opnsense again. Left as it is.`
       : `alias ${alias.name} exists as type ${alias.type}: OPNsense refills that type by itself and drops edgeban's bans. Recreate it as External (advanced). Left as it is.`);
@@ -75,11 +92,20 @@ export async function planSetup(client: OpnsenseAdminClient, options: SetupOptio
   }
   const addRules = missingRules(covered, inet46).map((family) => blockRule(options.alias, options.interface, family));
   const savepoints = version === null ? null : seriesAtLeast(version, 26, 7) === false;
-  return { version, alias, createAlias: alias === null, existingRules, addRules, savepoints, warnings };
+  return { version, alias, createAlias: alias === null, updateAlias, existingRules, addRules, savepoints, warnings };
+}
+
+/** What differs between a URL table's settings and the wanted ones (names only: the token is a secret). */
+function urlTableChanges(current: UrlTableSource, wanted: UrlTableSource): string[] {
+  const changes: string[] = [];
+  if (current.url.trim() !== wanted.url) changes.push('url');
+  if (!(Math.abs(Number.parseFloat(current.updatefreq) - Number.parseFloat(wanted.updatefreq)) < 1e-6)) changes.push('refresh');
+  if (current.authtype !== wanted.authtype || current.username !== wanted.username || current.password !== wanted.password) changes.push('auth');
+  return changes;
 }
 
 export function planChanges(plan: SetupPlan): number {
-  return (plan.createAlias ? 1 : 0) + plan.addRules.length;
+  return (plan.createAlias ? 1 : 0) + (plan.updateAlias ? 1 : 0) + plan.addRules.length;
 }
 
 /**
@@ -90,9 +116,13 @@ export function planChanges(plan: SetupPlan): number {
 export async function applySetup(client: OpnsenseAdminClient, plan: SetupPlan, options: SetupOptions): Promise<SetupResult> {
   const result: SetupResult = { createdAlias: null, addedRules: [], applied: 'none' };
   if (plan.createAlias) {
-    result.createdAlias = await client.createExternalAlias(options.alias, 'edgeban blocklist (managed by edgeban; External: contents live in pf only)');
-    await client.reconfigureAliases();
+    result.createdAlias = options.durable
+      ? await client.createUrlTableAlias(options.alias, options.durable, 'edgeban blocklist (durable: refreshed from edgeban\'s feed, kept on disk across reboots; edgeban also adds to it directly)')
+      : await client.createExternalAlias(options.alias, 'edgeban blocklist (managed by edgeban; External: contents live in pf only)');
   }
+  if (plan.updateAlias && options.durable) await client.setUrlTableAlias(plan.updateAlias.uuid, options.durable);
+  // Declares the table and, for a URL table, makes OPNsense fetch the feed now (update_tables.py).
+  if (plan.createAlias || plan.updateAlias) await client.reconfigureAliases();
   if (plan.addRules.length === 0) return result;
   for (const rule of plan.addRules) result.addedRules.push(await client.addRule(rule));
   let revision: string | null = null;

@@ -12,6 +12,8 @@ export interface AdminTarget {
   setFaults(faults: Partial<SimulatorFaults>): void;
   faults(): SimulatorFaults;
   reboot(): void;
+  /** `filter refresh_aliases`; `expireAll`: every URL table counts as past its refresh time. */
+  refreshAliases(options: { expireAll: boolean }): Promise<void>;
   tableSnapshot(): Record<string, string[]>;
   seedTableEntries(table: string, entries: string[]): void;
   seedStates(address: string, count: number): void;
@@ -53,6 +55,7 @@ const keySchema = z.strictObject({
 const firmwareSchema = z.strictObject({
   version: z.string().refine(isFirmwareVersionText, 'an OPNsense version such as 24.7, 25.1.3 or 26.7.2'),
 });
+const refreshSchema = z.strictObject({ expire: z.boolean().default(false) });
 const tableEntriesSchema = z.strictObject({ limit: z.number().int().min(1).max(100_000_000) });
 
 function send(res: ServerResponse, status: number, body: unknown): void {
@@ -124,6 +127,16 @@ export async function handleAdmin(target: AdminTarget, req: IncomingMessage, res
       target.reboot();
       send(res, 200, { status: 'ok' });
       return;
+    case '/__simulator/refresh-aliases': {
+      const parsed = refreshSchema.safeParse(json.value);
+      if (!parsed.success) {
+        send(res, 400, { error: describeZodError(parsed.error) });
+        return;
+      }
+      await target.refreshAliases({ expireAll: parsed.data.expire });
+      send(res, 200, { tables: target.tableSnapshot() });
+      return;
+    }
     case '/__simulator/seed': {
       const parsed = seedSchema.safeParse(json.value);
       if (!parsed.success) {

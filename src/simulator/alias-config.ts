@@ -30,6 +30,12 @@ export interface ConfiguredAlias {
   description: string;
   counters: boolean;
   builtin: boolean;
+  /** URL tables: refresh period in days (may be fractional), empty for never. */
+  updatefreq?: string;
+  /** URL tables (25.7+): `Basic`, `Bearer`, `Header` (26.1+) or empty, with the user (or header name) and password (or token). */
+  authtype?: string;
+  username?: string;
+  password?: string;
 }
 
 /** pf keywords and service/protocol names AliasNameField refuses (a representative subset). */

@@ -1,5 +1,5 @@
 /**
- * The OPNsense release the simulator plays, and what changes with it (opnsense-api.md §1–§5):
+ * The OPNsense release the simulator plays, and what changes with it (docs/opnsense-api.md §1–§5):
  * the filter API exists from 24.1, `inet46` from 25.1, search_item's `type` is the raw value from
  * 25.7, savepoint/rollback are gone in 26.7.
  */

@@ -61,7 +61,7 @@ const UNAVAILABLE_HTML = '<?xml version="1.0" encoding="iso-8859-1"?>\n<html><he
 /**
  * An OPNsense API on loopback that behaves like the real one (routing, auth, ACL, body parsing,
  * alias_util/pfctl semantics and their traps) with injectable faults. See
- * /work/shared/opnsense-api.md for the behaviour reproduced.
+ * docs/opnsense-api.md for the behaviour reproduced.
  */
 export class OpnsenseSimulator {
   private readonly host: string;
@@ -262,6 +262,7 @@ export class OpnsenseSimulator {
       setFaults: (f) => this.setFaults(f),
       faults: () => this.faults(),
       reboot: () => this.reboot(),
+      refreshAliases: (options) => this.state.refreshAliases(options),
       tableSnapshot: () => {
         const out: Record<string, string[]> = {};
         for (const name of this.state.pf.names()) out[name] = this.tableEntries(name);

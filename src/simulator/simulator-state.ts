@@ -6,6 +6,7 @@ import { NftTableStore, type NftEdge } from './nft-table-store.ts';
 import type { Rng } from './rng.ts';
 import type { SimulatorFaults } from './faults.ts';
 import { FilterRules } from './filter-rules.ts';
+import { UrlTables } from './url-tables.ts';
 import { firmwareFeatures, type FirmwareFeatures, type FirmwareVersion } from './firmware.ts';
 
 export interface StateOptions {
@@ -26,6 +27,8 @@ export class SimulatorState {
   readonly aliases: AliasConfig;
   readonly states: PfStates;
   readonly rules: FilterRules;
+  /** URL Table aliases and their on-disk cache (/var/db/aliastables), which a reboot keeps. */
+  readonly urlTables: UrlTables;
   readonly edge: NftEdge | undefined;
   readonly rng: Rng;
   readonly now: () => number;
@@ -49,6 +52,7 @@ export class SimulatorState {
     this.aliases = new AliasConfig(options.rng);
     this.states = new PfStates(options.rng);
     this.rules = new FilterRules(options.rng);
+    this.urlTables = new UrlTables(this.pf, options.now);
     for (const name of BUILTIN_TABLES) this.pf.declare(name);
     this.lastCronMinute = Math.floor(options.now() / 60_000);
   }
@@ -65,7 +69,8 @@ export class SimulatorState {
 
   /**
    * The per-minute `update_tables.py --quick` cron, run lazily when the clock has crossed a minute:
-   * host/network tables that drifted from config.xml (a flush, a stray pfctl add) are reloaded.
+   * host/network tables that drifted from config.xml (a flush, a stray pfctl add) are reloaded;
+   * URL tables past their refresh time are fetched (in the background, as cron runs it).
    */
   runCron(): void {
     const minute = Math.floor(this.now() / 60_000);
@@ -79,6 +84,12 @@ export class SimulatorState {
       const same = current.size === wanted.size && [...wanted].every((e) => current.has(e));
       if (!same) this.pf.replace(alias.name, alias.content);
     }
+    void this.urlTables.update(this.aliases.all(), { quick: true });
+  }
+
+  /** `filter refresh_aliases` (update_tables.py without --quick), as alias/reconfigure and a boot run it. */
+  refreshAliases(options: { expireAll?: boolean } = {}): Promise<void> {
+    return this.urlTables.update(this.aliases.all(), { quick: false, ...options });
   }
 
   /**
@@ -100,7 +111,9 @@ export class SimulatorState {
 
   /**
    * Reboot: kernel memory is gone. Declared tables come back empty; host/network tables are
-   * reloaded from config.xml; tables only pfctl had created vanish; states are cleared.
+   * reloaded from config.xml; URL tables from their cache on disk (fetched again, in the
+   * background, only when expired or never fetched); tables only pfctl had created vanish; states
+   * are cleared.
    */
   reboot(): void {
     const declared = new Set(this.declaredAliasNames());
@@ -113,6 +126,8 @@ export class SimulatorState {
       this.pf.declare(alias.name);
       if (alias.type === 'host' || alias.type === 'network') this.pf.replace(alias.name, alias.content);
     }
+    this.urlTables.loadCached(this.aliases.all());
+    if (this.urlTables.needsFetch(this.aliases.all())) void this.refreshAliases();
     this.states.clear();
   }
 }

@@ -91,6 +91,11 @@ export interface EdgeTarget {
   deleteMany?(addresses: readonly string[]): Promise<void>;
   /** Drops existing connections from a freshly banned address; returns how many were dropped. */
   killConnections?(address: string): Promise<number>;
+  /**
+   * Why adds the backend accepted are missing from the next list (e.g. pf's table-entries limit),
+   * naming the fix; the reconciler puts it in its `degraded` message. Optional.
+   */
+  explainUnstored?(): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -101,6 +106,8 @@ export interface TargetCallRecord {
   /** Path template without addresses or secrets, e.g. `alias_util/add`. */
   endpoint: string;
   outcome: 'ok' | TargetErrorKind;
+  /** The backend's reason on failure (TargetError.reason: `network`, `auth`…), the metric's outcome label when given. Optional. */
+  reason?: string;
   durationMs: number;
 }
 

@@ -1,4 +1,3 @@
-import path from 'node:path';
 import type { EdgebanEnv, FirewallEndpoint } from '../config/env.ts';
 import { LedgerLockedError } from '../ledger/file-ledger-store.ts';
 import type { LedgerStore } from '../ledger/ledger-store.ts';
@@ -6,43 +5,65 @@ import { openLedgerStore } from '../ledger/open-ledger-store.ts';
 import { Ledger } from '../ledger/ledger.ts';
 import type { Logger } from '../logging/logger.ts';
 import type { Clock } from '../util/clock.ts';
-import { AliasReconciler, type PassResult, type RetryPolicy } from './alias-reconciler.ts';
-import { OpnsenseClient, type ApiCallRecord } from './opnsense/client.ts';
+import type { EdgeTarget, TargetCallRecord } from './edge-target.ts';
+import { opnsenseKind, opnsenseOptions } from './opnsense/kind.ts';
+import { createTarget, type TargetSpec } from './registry.ts';
+import { TargetReconciler, type PassResult, type RetryPolicy } from './target-reconciler.ts';
 
 export interface Enforcement {
-  clients: OpnsenseClient[];
-  reconcilers: AliasReconciler[];
+  backends: EdgeTarget[];
+  reconcilers: TargetReconciler[];
   close(): Promise<void>;
 }
 
-export interface TargetReconcilerOptions {
-  /** The ban guard's refusal of an alias entry under EDGEBAN_FOREIGN_ENTRIES=adopt (see AliasReconcilerOptions). */
+export interface BuildOptions {
+  /** The ban guard's refusal of an alias entry under EDGEBAN_FOREIGN_ENTRIES=adopt (see TargetReconcilerOptions in target-reconciler.ts). */
   adoptionRefusal: (address: string) => string | null;
   retry?: RetryPolicy;
-  /** Told of every API call the target's client makes, with the reconciler it serves (metrics). */
-  onCall?: (call: ApiCallRecord, reconciler: AliasReconciler) => void;
+  /** Told of every API call the target's backend makes, with the reconciler it serves (metrics). */
+  onCall?: (call: TargetCallRecord, reconciler: TargetReconciler) => void;
 }
 
-/** A firewall client and the reconciler that keeps one of its aliases in line with a ledger target. */
+/** What enforces one ledger target: each OPNsense endpoint of an HA pair, or one registry backend. */
+export type TargetBackend = { endpoint: FirewallEndpoint; spec?: never } | { spec: TargetSpec; endpoint?: never };
+
+export function targetBackends(target: { endpoints: readonly FirewallEndpoint[]; spec?: TargetSpec }): TargetBackend[] {
+  return target.spec ? [{ spec: target.spec }] : target.endpoints.map((endpoint) => ({ endpoint }));
+}
+
+/**
+ * A key for the reconciler of one backend of a ledger target, known before it is built and read
+ * back from its status (reloads keep the running ones): the OPNsense endpoint's id, or the ledger
+ * target a registry backend alone enforces.
+ */
+export function backendKey(backend: TargetBackend, target: { id: string; alias: string }): string {
+  return backend.spec ? `${backend.spec.kind}\0${target.id}` : `${backend.endpoint.url} ${target.alias}`;
+}
+
+export function reconcilerKey(status: { id: string; kind: string; ledgerTarget: string }): string {
+  return status.kind === 'opnsense' ? status.id : `${status.kind}\0${status.ledgerTarget}`;
+}
+
+/** A backend as an EdgeTarget and the reconciler that keeps it in line with a ledger target. */
 export function createTargetReconciler(
-  env: EdgebanEnv, endpoint: FirewallEndpoint, target: { id: string; alias: string },
-  ledger: Ledger, clock: Clock, logger: Logger, options: TargetReconcilerOptions,
-): { client: OpnsenseClient; reconciler: AliasReconciler } {
+  env: EdgebanEnv, chosen: TargetBackend, target: { id: string; alias: string },
+  ledger: Ledger, clock: Clock, logger: Logger, options: BuildOptions,
+): { backend: EdgeTarget; reconciler: TargetReconciler } {
   const { retry, onCall, adoptionRefusal } = options;
-  if (endpoint.tlsInsecure) {
-    logger.warn({ firewall: endpoint.url }, 'OPNSENSE_TLS_INSECURE=1: the firewall\'s certificate is not verified, so anyone in the path can read the API key; set OPNSENSE_CA_FILE instead');
+  if (chosen.endpoint?.tlsInsecure) {
+    logger.warn({ firewall: chosen.endpoint.url }, 'OPNSENSE_TLS_INSECURE=1: the firewall\'s certificate is not verified, so anyone in the path can read the API key; set OPNSENSE_CA_FILE instead');
   }
-  // The client exists before its reconciler; calls can only start once both exist.
-  let reconciler: AliasReconciler | null = null;
-  const client = new OpnsenseClient({
-    endpoint, logger, connections: env.apiConcurrency + 4,
-    ...(onCall ? { onCall: (call: ApiCallRecord) => { if (reconciler) onCall(call, reconciler); } } : {}),
-  });
-  reconciler = new AliasReconciler({
-    id: `${endpoint.url} ${target.alias}`,
+  // The backend exists before its reconciler; calls can only start once both exist.
+  let reconciler: TargetReconciler | null = null;
+  const deps = {
+    clock, logger,
+    ...(onCall ? { onCall: (call: TargetCallRecord) => { if (reconciler) onCall(call, reconciler); } } : {}),
+  };
+  const backend = chosen.spec ? createTarget(chosen.spec, deps) : opnsenseKind.create(opnsenseOptions(chosen.endpoint, target.alias, env), deps);
+  reconciler = new TargetReconciler({
     ledgerTarget: target.id,
-    alias: target.alias,
-    api: client,
+    list: target.alias,
+    target: backend,
     ledger,
     clock,
     logger,
@@ -51,27 +72,26 @@ export function createTargetReconciler(
     foreignPolicy: env.foreignPolicy,
     adoptBantimeMs: env.adoptBantimeSec * 1000,
     adoptionRefusal,
-    killStates: env.killStates,
-    listPageSize: env.listPageSize,
+    killConnections: env.killStates,
     ...(retry ? { retry } : {}),
   });
-  return { client, reconciler };
+  return { backend, reconciler };
 }
 
-/** One reconciler per endpoint of each target: every firewall of an HA pair gets every ban. */
+/** One reconciler per backend of each target: every firewall of an HA pair gets every ban. */
 export function buildEnforcement(
-  env: EdgebanEnv, targets: readonly { id: string; alias: string; endpoints: readonly FirewallEndpoint[] }[],
+  env: EdgebanEnv, targets: readonly { id: string; alias: string; endpoints: readonly FirewallEndpoint[]; spec?: TargetSpec }[],
   ledger: Ledger, clock: Clock, logger: Logger, adoptionRefusal: (address: string) => string | null, retry?: RetryPolicy,
 ): Enforcement {
-  const built = targets.flatMap((target) => target.endpoints.map((endpoint) => createTargetReconciler(env, endpoint, target, ledger, clock, logger, { adoptionRefusal, ...(retry ? { retry } : {}) })));
-  const clients = built.map((b) => b.client);
+  const built = targets.flatMap((target) => targetBackends(target).map((backend) => createTargetReconciler(env, backend, target, ledger, clock, logger, { adoptionRefusal, ...(retry ? { retry } : {}) })));
+  const backends = built.map((b) => b.backend);
   const reconcilers = built.map((b) => b.reconciler);
   return {
-    clients,
+    backends,
     reconcilers,
     async close() {
       await Promise.all(reconcilers.map((r) => r.stop()));
-      await Promise.all(clients.map((c) => c.close()));
+      await Promise.all(backends.map((b) => b.close()));
     },
   };
 }
@@ -85,7 +105,7 @@ export interface ReconcileReport { targets: ReconcileEntry[] }
  * which keep running (a pass already under way when asked is followed by a fresh one, so the
  * pass sees the ledger as it is now); otherwise reconcilers built for this pass, started and stopped.
  */
-export async function reconcileTargets(reconcilers: readonly AliasReconciler[], options: { dryRun: boolean; running: boolean; clock: Clock }): Promise<ReconcileReport> {
+export async function reconcileTargets(reconcilers: readonly TargetReconciler[], options: { dryRun: boolean; running: boolean; clock: Clock }): Promise<ReconcileReport> {
   const report: ReconcileEntry[] = [];
   for (const reconciler of reconcilers) {
     const { id } = reconciler.status();
@@ -113,10 +133,6 @@ export async function reconcileTargets(reconcilers: readonly AliasReconciler[], 
     report.push({ target: id, ...result, ok: result.ok && status.pending === 0 && !errorNow, pending: status.pending });
   }
   return { targets: report };
-}
-
-export function ledgerDir(env: Pick<EdgebanEnv, 'dataDir'>): string {
-  return path.join(env.dataDir, 'ledger');
 }
 
 /**

@@ -1,7 +1,7 @@
 // The pieces every real-server scenario shares: the namespaces, the simulator driving the edge's
 // nftables set (as root, in this namespace, on loopback), and edgeban as uid 65534 without any
 // capability, reading the servers' real logs.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -105,6 +105,13 @@ export async function tcpProbe(ns: string, address: string, port: number): Promi
   return code === 0 ? 'open' : code === 3 ? 'silent' : 'refused';
 }
 
+/** curl's HTTP status for GET `urlPath` on `address` from `ns`, with basic auth as `user` when given ('000': no answer). */
+export async function httpStatus(ns: string, address: string, urlPath: string, user?: string, timeoutS = 5): Promise<string> {
+  const host = address.includes(':') ? `[${address}]` : address;
+  const auth = user === undefined ? [] : ['-u', user];
+  return (await tryInNs(ns, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--connect-timeout', '2', '-m', String(timeoutS), ...auth, `http://${host}${urlPath}`])).stdout;
+}
+
 /**
  * With EDGEBAN_E2E_SAVE_SAMPLES=1, keeps a server's real log as a filter sample
  * (test/filters/samples/real/NAME.log, NAME carrying the server version), so the unit tests
@@ -113,4 +120,12 @@ export async function tcpProbe(ns: string, address: string, port: number): Promi
 export async function saveSample(name: string, text: string): Promise<void> {
   if (process.env.EDGEBAN_E2E_SAVE_SAMPLES !== '1') return;
   await writeFile(path.join(import.meta.dirname, '../filters/samples/real', `${name}.log`), text);
+}
+
+/** A self-signed certificate for mail.example.org in `dir` (openssl, EC key; the servers read it as root). */
+export function mailCertificate(dir: string): { cert: string; key: string } {
+  const cert = path.join(dir, 'mail-cert.pem'), key = path.join(dir, 'mail-key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=mail.example.org'], { stdio: 'ignore' });
+  return { cert, key };
 }

@@ -11,6 +11,8 @@ export interface Internet {
   edge: string;
   attacker: Host;
   client: Host;
+  /** HAProxy's host, inside beside the servers: the mail servers see its address on the TCP level. */
+  proxy: Host;
   servers: Host;
 }
 
@@ -53,14 +55,20 @@ export function serveInNs(t: TestContext, ns: string, argv: string[]): ChildProc
 /** The tools the suite needs, as a failing assertion naming the package (never a skip). */
 export function requireTools(): void {
   assert.equal(process.getuid?.(), 0, 'the e2e suite runs as root (network namespaces, nftables)');
-  for (const [tool, pkg] of [['ip', 'iproute2'], ['nft', 'nftables'], ['conntrack', 'conntrack'], ['curl', 'curl'], ['setpriv', 'util-linux']]) {
+  requirePackages([['ip', 'iproute2'], ['nft', 'nftables'], ['conntrack', 'conntrack'], ['curl', 'curl'], ['setpriv', 'util-linux']]);
+}
+
+/** Each [command, Debian package] present, or a failing assertion naming the package (never a skip). */
+export function requirePackages(tools: ReadonlyArray<readonly [string, string]>): void {
+  for (const [tool, pkg] of tools) {
     assert.equal(spawnSync('sh', ['-c', `command -v ${tool}`]).status, 0, `${tool} is missing: apt-get install ${pkg} (.ci/run does)`);
   }
 }
 
 /**
  * attacker 198.51.100.7 / 2001:db8:a::7 and client 203.0.113.9 / 2001:db8:c::9 outside,
- * servers 192.0.2.10 / 2001:db8:5::10 inside, each on its own veth to the edge, which routes.
+ * servers 192.0.2.10 / 2001:db8:5::10 and proxy 192.0.2.130 / 2001:db8:6::130 inside, each on
+ * its own veth to the edge, which routes.
  */
 export function buildInternet(t: TestContext): Internet {
   const id = `${process.pid.toString(36)}${Date.now().toString(36).slice(-3)}`;
@@ -69,28 +77,31 @@ export function buildInternet(t: TestContext): Internet {
     edge: `eb-${id}-edge`,
     attacker: { ns: `eb-${id}-attacker`, v4: '198.51.100.7', v6: '2001:db8:a::7' },
     client: { ns: `eb-${id}-client`, v4: '203.0.113.9', v6: '2001:db8:c::9' },
+    proxy: { ns: `eb-${id}-proxy`, v4: '192.0.2.130', v6: '2001:db8:6::130' },
     servers: { ns: `eb-${id}-servers`, v4: '192.0.2.10', v6: '2001:db8:5::10' },
   };
-  const all = [net.edge, net.attacker.ns, net.client.ns, net.servers.ns];
+  const all = [net.edge, net.attacker.ns, net.client.ns, net.proxy.ns, net.servers.ns];
   t.after(() => { for (const ns of all) spawnSync('ip', ['netns', 'del', ns]); });
   for (const ns of all) {
     execFileSync('ip', ['netns', 'add', ns]);
     inNs(ns, ['ip', 'link', 'set', 'lo', 'up']);
   }
   inNs(net.edge, ['sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
-  const links: Array<[Host, string, string, string]> = [
-    [net.attacker, 'a', '198.51.100.1', '2001:db8:a::1'],
-    [net.client, 'c', '203.0.113.1', '2001:db8:c::1'],
-    [net.servers, 's', '192.0.2.1', '2001:db8:5::1'],
+  // The inside's 192.0.2.0/24 split in two links: servers below .128, the proxy above.
+  const links: Array<[Host, string, string, number, string]> = [
+    [net.attacker, 'a', '198.51.100.1', 24, '2001:db8:a::1'],
+    [net.client, 'c', '203.0.113.1', 24, '2001:db8:c::1'],
+    [net.servers, 's', '192.0.2.1', 25, '2001:db8:5::1'],
+    [net.proxy, 'p', '192.0.2.129', 25, '2001:db8:6::1'],
   ];
-  for (const [host, tag, gw4, gw6] of links) {
+  for (const [host, tag, gw4, len4, gw6] of links) {
     // Interface names: at most 15 characters, unique per run in the root namespace while created.
     const outer = `e${tag}${id}`.slice(0, 15), inner = `h${tag}${id}`.slice(0, 15);
     execFileSync('ip', ['link', 'add', outer, 'netns', net.edge, 'type', 'veth', 'peer', 'name', inner, 'netns', host.ns]);
-    inNs(net.edge, ['ip', 'addr', 'add', `${gw4}/24`, 'dev', outer]);
+    inNs(net.edge, ['ip', 'addr', 'add', `${gw4}/${len4}`, 'dev', outer]);
     inNs(net.edge, ['ip', 'addr', 'add', `${gw6}/64`, 'dev', outer, 'nodad']);
     inNs(net.edge, ['ip', 'link', 'set', outer, 'up']);
-    inNs(host.ns, ['ip', 'addr', 'add', `${host.v4}/24`, 'dev', inner]);
+    inNs(host.ns, ['ip', 'addr', 'add', `${host.v4}/${len4}`, 'dev', inner]);
     inNs(host.ns, ['ip', 'addr', 'add', `${host.v6}/64`, 'dev', inner, 'nodad']);
     inNs(host.ns, ['ip', 'link', 'set', inner, 'up']);
     inNs(host.ns, ['ip', 'route', 'add', 'default', 'via', gw4]);

@@ -5,8 +5,8 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { until } from '../helpers/until.ts';
-import { ALIAS, RECONCILE_S, logFile, saveSample, startEdge, startEdgebanAsNobody, tcpProbe } from './edge-harness.ts';
-import { serveInNs, tryInNs } from './netns.ts';
+import { ALIAS, RECONCILE_S, httpStatus, logFile, saveSample, startEdge, startEdgebanAsNobody, tcpProbe } from './edge-harness.ts';
+import { requirePackages, serveInNs, tryInNs } from './netns.ts';
 
 const MAXRETRY = 3;
 // Long enough to hold through the reboot and restart checks on a loaded machine.
@@ -14,6 +14,7 @@ const BANTIME_S = 35;
 
 test('nginx basic auth: a real brute force is dropped at the edge', async (t) => {
   const started = Date.now();
+  requirePackages([['nginx', 'nginx']]);
   const edge = await startEdge(t);
   const { net, sim, dir } = edge;
   const errorLog = await logFile(dir, 'nginx-error.log');
@@ -46,9 +47,7 @@ http {
 `);
   const version = (await tryInNs(net.servers.ns, ['nginx', '-v'])).stderr.trim();
   serveInNs(t, net.servers.ns, ['env', 'TZ=UTC', 'nginx', '-p', dir, '-e', errorLog, '-c', path.join(dir, 'nginx.conf')]);
-  const curl = (ns: string, user: string, address: string) =>
-    tryInNs(ns, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--connect-timeout', '2', '-m', '5', '-u', user, `http://${address.includes(':') ? `[${address}]` : address}/`]);
-  await until('nginx answers the client', async () => (await curl(net.client.ns, 'alice:correct-horse', net.servers.v4)).stdout === '200', 20_000, 200);
+  await until('nginx answers the client', async () => (await httpStatus(net.client.ns, net.servers.v4, '/', 'alice:correct-horse')) === '200', 20_000, 200);
 
   const jailLocal = `
 [nginx]
@@ -63,7 +62,7 @@ bantime = ${BANTIME_S}s
 
   await t.test(`the attacker's real address is banned after ${MAXRETRY} real failed logins`, async () => {
     for (let i = 0; i < MAXRETRY; i++) {
-      assert.equal((await curl(net.attacker.ns, `alice:guess${i}`, net.servers.v4)).stdout, '401');
+      assert.equal(await httpStatus(net.attacker.ns, net.servers.v4, '/', `alice:guess${i}`), '401');
     }
     await until('the attacker is in the edge set', () => edge.setEntries().includes(net.attacker.v4), 20_000, 200);
     assert.deepEqual(edge.setEntries(), [net.attacker.v4], 'only the attacker, not the edge gateway');
@@ -78,7 +77,7 @@ bantime = ${BANTIME_S}s
 
   await t.test("the attacker's next TCP connection gets no answer; the client still logs in", async () => {
     assert.equal(await tcpProbe(net.attacker.ns, net.servers.v4, 80), 'silent');
-    assert.equal((await curl(net.client.ns, 'alice:correct-horse', net.servers.v4)).stdout, '200');
+    assert.equal(await httpStatus(net.client.ns, net.servers.v4, '/', 'alice:correct-horse'), '200');
   });
 
   await t.test('an emptied set (edge reboot) is restored within one reconcile interval', async () => {
@@ -108,11 +107,11 @@ bantime = ${BANTIME_S}s
 
   await t.test('an IPv6 attacker is banned by its real address and dropped', async () => {
     for (let i = 0; i < MAXRETRY; i++) {
-      assert.equal((await curl(net.attacker.ns, `alice:v6guess${i}`, net.servers.v6)).stdout, '401');
+      assert.equal(await httpStatus(net.attacker.ns, net.servers.v6, '/', `alice:v6guess${i}`), '401');
     }
     await until('the IPv6 attacker is in the edge set', () => edge.setEntries().includes(net.attacker.v6), 20_000, 200);
     assert.equal(await tcpProbe(net.attacker.ns, net.servers.v6, 80), 'silent');
-    assert.equal((await curl(net.client.ns, 'alice:correct-horse', net.servers.v6)).stdout, '200');
+    assert.equal(await httpStatus(net.client.ns, net.servers.v6, '/', 'alice:correct-horse'), '200');
   });
 
   await t.test('no flush ever reached the edge', () => {

@@ -5,8 +5,9 @@ import { FileLedgerStore } from '../../src/ledger/file-ledger-store.ts';
 import { Ledger } from '../../src/ledger/ledger.ts';
 import { createLogger, type Logger } from '../../src/logging/logger.ts';
 import { OpnsenseSimulator, LEAST_PRIVILEGES, type SimulatorOptions } from '../../src/simulator/opnsense-simulator.ts';
-import { AliasReconciler, type AliasReconcilerOptions } from '../../src/targets/alias-reconciler.ts';
+import { TargetReconciler, type TargetReconcilerOptions } from '../../src/targets/target-reconciler.ts';
 import { OpnsenseClient } from '../../src/targets/opnsense/client.ts';
+import { OpnsenseTarget } from '../../src/targets/opnsense/target.ts';
 import { ManualClock } from '../../src/util/clock.ts';
 import { toPfSpelling } from '../../src/net/address.ts';
 import { tempDir } from './temp-dir.ts';
@@ -53,7 +54,7 @@ export interface Harness {
   sim: OpnsenseSimulator;
   client: OpnsenseClient;
   ledger: Ledger;
-  reconciler: AliasReconciler;
+  reconciler: TargetReconciler;
   clock: ManualClock;
   log: CapturedLog;
   dataDir: string;
@@ -63,7 +64,7 @@ export interface Harness {
 
 export async function startHarness(
   t: TestContext,
-  options: { simulator?: SimulatorOptions; reconciler?: Partial<AliasReconcilerOptions>; endpoint?: Partial<FirewallEndpoint>; clock?: ManualClock; sim?: OpnsenseSimulator } = {},
+  options: { simulator?: SimulatorOptions; reconciler?: Partial<TargetReconcilerOptions>; endpoint?: Partial<FirewallEndpoint>; clock?: ManualClock; sim?: OpnsenseSimulator } = {},
 ): Promise<Harness> {
   const sim = options.sim ?? await startSimulator(t, options.simulator);
   const clock = options.clock ?? new ManualClock();
@@ -73,9 +74,9 @@ export async function startHarness(
     const client = new OpnsenseClient({ endpoint: endpointFor(sim, options.endpoint), logger: log.logger });
     const store = await FileLedgerStore.open({ dir: dataDir, logger: log.logger });
     const ledger = await Ledger.open({ store, clock, logger: log.logger });
-    const reconciler = new AliasReconciler({
-      id: `${sim.url} ${ALIAS}`, ledgerTarget: ALIAS, alias: ALIAS, api: client, ledger, clock, logger: log.logger,
-      intervalMs: 60_000, concurrency: 16, foreignPolicy: 'keep', adoptBantimeMs: 600_000, adoptionRefusal: () => null, killStates: true, listPageSize: 9999,
+    const reconciler = new TargetReconciler({
+      ledgerTarget: ALIAS, list: ALIAS, target: new OpnsenseTarget(client, ALIAS), ledger, clock, logger: log.logger,
+      intervalMs: 60_000, concurrency: 16, foreignPolicy: 'keep', adoptBantimeMs: 600_000, adoptionRefusal: () => null, killConnections: true,
       retry: { retries: 3, minTimeoutMs: 5, maxTimeoutMs: 40 },
       ...options.reconciler,
     });

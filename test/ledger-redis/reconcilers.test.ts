@@ -1,22 +1,23 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import { AliasReconciler } from '../../src/targets/alias-reconciler.ts';
+import { TargetReconciler } from '../../src/targets/target-reconciler.ts';
 import { OpnsenseClient } from '../../src/targets/opnsense/client.ts';
+import { OpnsenseTarget } from '../../src/targets/opnsense/target.ts';
 import { ALIAS, CapturedLog, endpointFor, startSimulator } from '../helpers/enforcement-harness.ts';
 import type { OpnsenseSimulator } from '../../src/simulator/opnsense-simulator.ts';
 import { RedisServer } from './redis-server.ts';
 import { openReplica, settle, type Replica } from './replicas.ts';
 
-interface Node { replica: Replica; reconciler: AliasReconciler }
+interface Node { replica: Replica; reconciler: TargetReconciler }
 
 /** One edgeban replica: its own ledger on the shared Redis, its own client and reconciler for the one alias. */
 async function startNode(t: TestContext, sim: OpnsenseSimulator, url: string): Promise<Node> {
   const log = new CapturedLog('warn');
   const replica = await openReplica(t, url, { logger: log.logger });
   const client = new OpnsenseClient({ endpoint: endpointFor(sim), logger: log.logger });
-  const reconciler = new AliasReconciler({
-    id: `${sim.url} ${ALIAS}`, ledgerTarget: ALIAS, alias: ALIAS, api: client, ledger: replica.ledger, clock: replica.clock, logger: log.logger,
-    intervalMs: 3_600_000, concurrency: 4, foreignPolicy: 'keep', adoptBantimeMs: 600_000, adoptionRefusal: () => null, killStates: false, listPageSize: 9999,
+  const reconciler = new TargetReconciler({
+    ledgerTarget: ALIAS, list: ALIAS, target: new OpnsenseTarget(client, ALIAS), ledger: replica.ledger, clock: replica.clock, logger: log.logger,
+    intervalMs: 3_600_000, concurrency: 4, foreignPolicy: 'keep', adoptBantimeMs: 600_000, adoptionRefusal: () => null, killConnections: false,
     retry: { retries: 3, minTimeoutMs: 5, maxTimeoutMs: 40 },
   });
   t.after(async () => {

@@ -4,8 +4,9 @@ import { ServerClock } from '../../src/cluster/server-clock.ts';
 import { Ledger } from '../../src/ledger/ledger.ts';
 import { RedisLedgerStore } from '../../src/ledger/redis-ledger-store.ts';
 import { silentLogger } from '../../src/logging/logger.ts';
-import { AliasReconciler } from '../../src/targets/alias-reconciler.ts';
+import { TargetReconciler } from '../../src/targets/target-reconciler.ts';
 import { OpnsenseClient } from '../../src/targets/opnsense/client.ts';
+import { OpnsenseTarget } from '../../src/targets/opnsense/target.ts';
 import { systemClock, type Clock } from '../../src/util/clock.ts';
 import { ALIAS, CapturedLog, endpointFor, startSimulator } from '../helpers/enforcement-harness.ts';
 import { RedisServer } from './redis-server.ts';
@@ -57,9 +58,9 @@ test('one clock: a replica whose clock is 60 s ahead dates and ends bans by Redi
 
   // Its reconciler keeps both in the alias and deletes nothing.
   const client = new OpnsenseClient({ endpoint: endpointFor(sim), logger: silentLogger() });
-  const reconciler = new AliasReconciler({
-    id: `${sim.url} ${ALIAS}`, ledgerTarget: ALIAS, alias: ALIAS, api: client, ledger: ahead, clock: skewed, logger: silentLogger(),
-    intervalMs: 3_600_000, concurrency: 4, foreignPolicy: 'keep', adoptBantimeMs: 600_000, adoptionRefusal: () => null, killStates: false, listPageSize: 9999,
+  const reconciler = new TargetReconciler({
+    ledgerTarget: ALIAS, list: ALIAS, target: new OpnsenseTarget(client, ALIAS), ledger: ahead, clock: skewed, logger: silentLogger(),
+    intervalMs: 3_600_000, concurrency: 4, foreignPolicy: 'keep', adoptBantimeMs: 600_000, adoptionRefusal: () => null, killConnections: false,
   });
   t.after(async () => { await reconciler.stop(); await client.close(); });
   const pass = await reconciler.start();

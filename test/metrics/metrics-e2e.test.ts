@@ -56,7 +56,7 @@ test('edgeban run with EDGEBAN_METRICS_LISTEN: /readyz follows the first success
   assert.equal(reason.targets[0]?.firewall, sim.url);
   assert.match(reason.targets[0]?.reason ?? '', /no successful full pass yet/);
   await until('a refused call in the metrics', async () =>
-    select((await scrape()).samples, 'edgeban_opnsense_api_calls_total', { ...target, outcome: 'network' }).length > 0);
+    select((await scrape()).samples, 'edgeban_target_api_requests_total', { ...target, outcome: 'network' }).length > 0);
 
   sim.setFaults({ refuse: false });
   await until('/readyz 200 after the first successful pass', async () => (await fetch(`${base}/readyz`)).status === 200);
@@ -71,9 +71,9 @@ test('edgeban run with EDGEBAN_METRICS_LISTEN: /readyz follows the first success
   assert.equal(valueOf(samples, 'edgeban_failures_dropped_total', { jail: 'dovecot', reason: 'unusable' }), 0);
   assert.equal(valueOf(samples, 'edgeban_active_bans', { target: ALIAS, jail: 'dovecot' }), 1);
   assert.equal(valueOf(samples, 'edgeban_banned_addresses', { target: ALIAS }), 1);
-  assert.ok(valueOf(samples, 'edgeban_opnsense_api_calls_total', { ...target, endpoint: 'POST firewall/alias_util/add', outcome: 'ok' }) >= 1);
-  assert.ok(valueOf(samples, 'edgeban_opnsense_api_call_duration_seconds_count', { ...target, endpoint: 'POST firewall/alias_util/add' }) >= 1);
-  assert.ok(select(samples, 'edgeban_opnsense_api_calls_total', { ...target, outcome: 'network' }).some((s) => s.value >= 1), 'the refused pass');
+  assert.ok(valueOf(samples, 'edgeban_target_api_requests_total', { ...target, endpoint: 'POST firewall/alias_util/add', outcome: 'ok' }) >= 1);
+  assert.ok(valueOf(samples, 'edgeban_target_api_request_duration_seconds_count', { ...target, endpoint: 'POST firewall/alias_util/add' }) >= 1);
+  assert.ok(select(samples, 'edgeban_target_api_requests_total', { ...target, outcome: 'network' }).some((s) => s.value >= 1), 'the refused pass');
   assert.ok(valueOf(samples, 'edgeban_reconcile_last_success_timestamp_seconds', target) >= Math.floor(startedAt / 1000) - 1);
   for (const drift of ['edgeban_reconcile_last_pass_added_entries', 'edgeban_reconcile_last_pass_removed_entries', 'edgeban_reconcile_last_pass_foreign_entries',
     'edgeban_reconcile_added_entries_total', 'edgeban_reconcile_removed_entries_total']) {
@@ -89,7 +89,7 @@ test('edgeban run with EDGEBAN_METRICS_LISTEN: /readyz follows the first success
   // The firewall fails every call: the outcome label says so.
   sim.setFaults({ errorRate: 1 });
   await until('server errors in the metrics', async () =>
-    select((await scrape()).samples, 'edgeban_opnsense_api_calls_total', { ...target, outcome: 'server' }).some((s) => s.value >= 1));
+    select((await scrape()).samples, 'edgeban_target_api_requests_total', { ...target, outcome: 'server' }).some((s) => s.value >= 1));
   await until('the target shown unreachable', async () =>
     valueOf((await scrape()).samples, 'edgeban_target_state', { ...target, state: 'unreachable' }) === 1);
   assert.equal((await fetch(`${base}/readyz`)).status, 200, 'an outage after a successful pass keeps it ready');

@@ -3,19 +3,19 @@ import { test } from 'node:test';
 import { register as globalRegistry } from 'prom-client';
 import { EdgebanMetrics } from '../../src/metrics/edgeban-metrics.ts';
 import { judgeReadiness } from '../../src/metrics/readiness.ts';
-import type { PassResult, TargetStatus } from '../../src/targets/alias-reconciler.ts';
+import type { PassResult, TargetStatus } from '../../src/targets/target-reconciler.ts';
 import { parseExposition, select, valueOf } from './prom-text.ts';
 
 const FIREWALL = 'https://fw1.example.net';
 const ALIAS = 'fail2ban_blocklist';
 
 function pass(overrides: Partial<PassResult> = {}): PassResult {
-  return { add: [], remove: [], foreign: [], inAlias: 0, desired: 0, ok: true, at: 1_700_000_000_000, unconfirmed: [], error: null, ...overrides };
+  return { add: [], remove: [], foreign: [], inAlias: 0, desired: 0, ok: true, at: 1_700_000_000_000, unconfirmed: [], unholdable: [], error: null, ...overrides };
 }
 
 function status(overrides: Partial<TargetStatus> = {}): TargetStatus {
   return {
-    id: `${FIREWALL} ${ALIAS}`, alias: ALIAS, ledgerTarget: ALIAS, state: 'in-sync', aliasType: 'external', inAlias: 3,
+    id: `${FIREWALL} ${ALIAS}`, kind: 'opnsense', alias: ALIAS, ledgerTarget: ALIAS, state: 'in-sync', aliasType: 'external', inAlias: 3,
     pending: 0, rejected: [], killStates: true, lastError: null, lastPass: null, lastSuccess: null, successfulPasses: 0, ...overrides,
   };
 }
@@ -75,15 +75,15 @@ test('registry: counters, bans from the ledger, target gauges and drift, from fa
   // Between two scrapes: another successful pass, seen through an API call of the next (failing) pass, then the failure.
   const second = pass({ add: ['e'], at: 1_700_000_060_000 });
   current = status(succeeded(second, 2));
-  metrics.apiCall(current, { endpoint: 'POST firewall/alias_util/list', outcome: 'network', ms: 12 });
+  metrics.apiCall(current, { kind: 'opnsense', target: current.id, endpoint: 'POST firewall/alias_util/list', outcome: 'retry', reason: 'network', durationMs: 12 });
   current = status({ state: 'unreachable', lastError: { kind: 'network', message: 'refused', at: 0 }, lastPass: pass({ ok: false, error: 'refused', at: 1_700_000_120_000 }), lastSuccess: second, successfulPasses: 2 });
   samples = parseExposition((await metrics.scrape()).body);
   assert.equal(valueOf(samples, 'edgeban_reconcile_added_entries_total', target), 3);
   assert.equal(valueOf(samples, 'edgeban_reconcile_last_success_timestamp_seconds', target), 1_700_000_060, 'a failed pass is not a success');
   assert.equal(valueOf(samples, 'edgeban_reconcile_last_pass_added_entries', target), 1);
   assert.equal(valueOf(samples, 'edgeban_target_state', { ...target, state: 'unreachable' }), 1);
-  assert.equal(valueOf(samples, 'edgeban_opnsense_api_calls_total', { firewall: FIREWALL, alias: ALIAS, endpoint: 'POST firewall/alias_util/list', outcome: 'network' }), 1);
-  assert.equal(valueOf(samples, 'edgeban_opnsense_api_call_duration_seconds_count', { firewall: FIREWALL, alias: ALIAS, endpoint: 'POST firewall/alias_util/list' }), 1);
+  assert.equal(valueOf(samples, 'edgeban_target_api_requests_total', { firewall: FIREWALL, alias: ALIAS, endpoint: 'POST firewall/alias_util/list', outcome: 'network' }), 1);
+  assert.equal(valueOf(samples, 'edgeban_target_api_request_duration_seconds_count', { firewall: FIREWALL, alias: ALIAS, endpoint: 'POST firewall/alias_util/list' }), 1);
 
   // Bans all ended: the series go, they do not keep their last value.
   claims.length = 0;

@@ -265,7 +265,7 @@ test('alerts are not starved by a ban flood: the next slot carries the alert, th
   const channel = ntfyChannel(receiver.url);
   let state: 'in-sync' | 'degraded' = 'in-sync';
   const targets = () => [{
-    id: 'fw1 fail2ban_blocklist', alias: TARGET, ledgerTarget: TARGET, state, aliasType: 'external', inAlias: 0, pending: 0, rejected: [], killStates: true, lastPass: null, lastSuccess: null, successfulPasses: 0,
+    id: 'fw1 fail2ban_blocklist', kind: 'opnsense', alias: TARGET, ledgerTarget: TARGET, state, aliasType: 'external', inAlias: 0, pending: 0, rejected: [], killStates: true, lastPass: null, lastSuccess: null, successfulPasses: 0,
     lastError: state === 'degraded' ? { kind: 'auth' as const, message: 'authentication failed: check OPNSENSE_KEY and OPNSENSE_SECRET', at: clock.now() } : null,
   }];
   const notifier = startNotifier(t, {

@@ -1,5 +1,5 @@
 /**
- * The scenario matrix of shared/tailing.md: every rotation kind, each run with the follower
+ * The scenario matrix of docs/tailing.md: every rotation kind, each run with the follower
  * running throughout and with a stop and restart in the middle. A writer appends numbered lines
  * through an O_APPEND descriptor; the check is exact delivery (every number once, in order).
  */

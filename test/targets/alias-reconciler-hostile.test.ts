@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { judgeHealth } from '../../src/cli/health-command.ts';
 import { judgeReadiness } from '../../src/metrics/readiness.ts';
-import type { TargetStatus } from '../../src/targets/alias-reconciler.ts';
+import type { TargetStatus } from '../../src/targets/target-reconciler.ts';
 import { ALIAS, attackers, startHarness, type Harness } from '../helpers/enforcement-harness.ts';
 import { until } from '../helpers/until.ts';
 

@@ -32,8 +32,10 @@ export interface ActionRef {
   params: Record<string, string>;
   /** Where the entry was written (the `action =` line, or the line a %(…)s reference pulled it from). */
   source: SourceRef;
-  /** Which native implementation runs it (the file's `edgeban_native`). */
-  native: NativeAction;
+  /** Which native implementation runs it (the file's `edgeban_native`), or `target`: a backend kind of the target registry (`targetKind`). */
+  native: NativeAction | 'target';
+  /** For `native: 'target'`: the registry kind (src/targets/registry.ts), e.g. `mikrotik`; params are the jail's as written. */
+  targetKind?: string;
   /** The action's main file. */
   file: string;
   /** Set when edgeban runs this instead of a local firewall action the jail names (iptables-multiport, …). */
@@ -86,8 +88,11 @@ export class ActionResolver {
   private readonly layers: string[];
   /** Action files whose mapping was already told (once per file). */
   private readonly told = new Set<string>();
+  /** Backend kinds of the target registry a jail may name as its action (`mikrotik[url=…]`). */
+  private readonly targetKinds: ReadonlySet<string>;
 
-  constructor(dirs: ConfigDirs) {
+  constructor(dirs: ConfigDirs, targetKinds: readonly string[] = []) {
+    this.targetKinds = new Set(targetKinds);
     this.layers = dirs.configDir === undefined ? [dirs.shippedActionDir] : [dirs.shippedActionDir, path.join(dirs.configDir, 'action.d')];
     this.files = new ConfigFiles(this.layers);
     this.shipped = new ConfigFiles([dirs.shippedActionDir]);
@@ -126,11 +131,23 @@ export class ActionResolver {
     if (name.includes('/') || name.startsWith('.')) return { kind: 'missing', reason: `"${name}" is not an action name` };
     const loaded = name.endsWith('.py') ? null : await this.load(this.files, this.loaded, name);
     const marker = loaded ? nativeMarker(loaded) : null;
+    if (loaded && marker !== null && this.targetKinds.has(marker)) {
+      // An action file of a registry backend (`edgeban_native = mikrotik`): its [Init] gives the defaults, the kind's parseOptions judges them.
+      const params = this.combine(loaded, name, entry.params, jailName, jailOptions, source);
+      // fail2ban's <name>/<actname>, added for every action, are not the backend's unless the jail wrote them.
+      for (const generic of ['name', 'actname']) if (entry.params[generic] === undefined) delete params[generic];
+      return { kind: 'native', action: { name, params, source, native: 'target', targetKind: marker, file: loaded.file }, mapped: null };
+    }
     if (loaded && marker !== null) {
       const native = NATIVE_ACTIONS.find((n) => n === marker);
       if (!native) return { kind: 'missing', reason: `${loaded.file} declares edgeban_native = ${marker}, which is not one of ${NATIVE_ACTIONS.join(', ')}` };
       const params = this.combine(loaded, name, entry.params, jailName, jailOptions, source);
       return { kind: 'native', action: { name, params, source, native, file: loaded.file }, mapped: null };
+    }
+    if (this.targetKinds.has(name)) {
+      // A backend of the target registry: its parseOptions reads the parameters (src/jails/targets.ts); a shell file of that name is never run.
+      const params = Object.fromEntries(Object.entries(entry.params).map(([k, v]) => [k, v.trim()]));
+      return { kind: 'native', action: { name, params, source, native: 'target', targetKind: name, file: loaded?.file ?? '' }, mapped: null };
     }
     const mappable = mappableNative(name);
     if (mappable) return this.resolveMapped(mappable, loaded, entry, jailName, jailOptions, source);

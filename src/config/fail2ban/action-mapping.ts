@@ -95,13 +95,19 @@ export function editDistance(a: string, b: string): number {
   return row[b.length]!;
 }
 
-/** The candidate closest to `word` (ties: the first), or null when there are none. */
+/**
+ * The candidate closest to `word` (ties: the first), or null when none is close enough to be a
+ * typo of it (a few edits, or one name inside the other, as `bantime_note` and `bantime`): a
+ * suggestion of an unrelated name misleads more than none.
+ */
 export function closest(word: string, candidates: Iterable<string>): string | null {
+  const limit = Math.max(2, Math.floor(word.length / 3));
   let best: string | null = null;
   let bestDistance = Infinity;
   for (const candidate of candidates) {
-    const d = editDistance(word.toLowerCase(), candidate.toLowerCase());
-    if (d < bestDistance) {
+    const [a, b] = [word.toLowerCase(), candidate.toLowerCase()];
+    const d = editDistance(a, b);
+    if (d < bestDistance && (d <= limit || (Math.min(a.length, b.length) >= 4 && (a.includes(b) || b.includes(a))))) {
       best = candidate;
       bestDistance = d;
     }

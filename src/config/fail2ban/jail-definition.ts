@@ -79,6 +79,8 @@ export type LocalActionsMode = (typeof LOCAL_ACTION_MODES)[number];
 export interface LoadJailsOptions {
   /** What to do with local firewall actions when no `localactions` key says (EDGEBAN_LOCAL_ACTIONS). */
   localActions?: LocalActionsMode;
+  /** Backend kinds of the target registry a jail may name as an action (src/targets/registry.ts GENERIC_TARGET_KINDS). */
+  targetKinds?: readonly string[];
 }
 
 // fail2ban 1.0.2 version string, for %(fail2ban_version)s in user files.
@@ -293,7 +295,7 @@ async function resolveActions(
     return { actions, skipReason: `local firewall action ${names} (${at}) and localactions = skip: set banaction = opnsense, or localactions = edge to ban at the edge instead` };
   }
   // edge: the user wanted the address blocked; edgeban blocks it at the edge, once per jail.
-  const atEdge = actions.some((a) => a.native === 'opnsense');
+  const atEdge = actions.some((a) => a.native === 'opnsense' || a.native === 'target');
   if (!atEdge) {
     // No firewall and no alias: the environment's firewalls and alias (OPNSENSE_URL, OPNSENSE_ALIAS).
     actions.push({ name: 'opnsense', params: {}, source: first.source, native: 'opnsense', file: await ctx.actions.shippedFile('opnsense'), substitutedFor: names });
@@ -301,7 +303,7 @@ async function resolveActions(
   notes.push({
     kind: 'substituted', subject: names, file: first.source.file, line: first.source.line,
     message: atEdge
-      ? `[${name}] local firewall action ${names} (${at}) is not run; the jail's opnsense action bans at the edge`
+      ? `[${name}] local firewall action ${names} (${at}) is not run; the jail's ${actions.find((a) => a.native === 'opnsense' || a.native === 'target')?.name ?? 'opnsense'} action bans at the edge`
       : `[${name}] local firewall action ${names} (${at}) replaced by an edge ban: edgeban's opnsense action with the environment's firewall and alias`,
     fix: `set banaction = opnsense in jail.local to say so (or localactions = skip | error)`,
   });
@@ -356,7 +358,7 @@ export async function loadJails(dirs: ConfigDirs, options: LoadJailsOptions = {}
   const confpath = dirs.configDir === undefined ? '' : path.resolve(dirs.configDir);
   store.setDefault('fail2ban_confpath', { text: sourced(confpath, builtin), file: builtin.file, line: 0 });
 
-  const actions = new ActionResolver(dirs);
+  const actions = new ActionResolver(dirs, options.targetKinds ?? []);
   const jails: JailDefinition[] = [];
   const unsupported: UnsupportedAction[] = [];
   const mapped: string[] = [];

@@ -1,7 +1,8 @@
+import { z } from 'zod';
 import { OpnsenseApiError } from './api-error.ts';
 import { OpnsenseClient } from './client.ts';
 import {
-  OptionFieldSchema, RuleItemReplySchema, SavedReplySchema, SavepointReplySchema, SearchRuleReplySchema, StatusReplySchema,
+  AliasItemReplySchema, OptionFieldSchema, RuleItemReplySchema, SavedReplySchema, SavepointReplySchema, SearchRuleReplySchema, StatusReplySchema,
 } from './replies.ts';
 
 /** A filter rule as edgeban reads it back: option fields as their selected keys joined by `,`. */
@@ -39,6 +40,43 @@ export class OpnsenseAdminClient extends OpnsenseClient {
     });
     if (reply.result !== 'saved' || reply.uuid === undefined) throw new OpnsenseApiError('rejected', call, `not saved${describeValidations(reply.validations)}`);
     return reply.uuid;
+  }
+
+  /**
+   * alias/add_item for a URL Table (IPs) alias (durable mode): OPNsense fetches `url` every
+   * `updatefreq` days with the token as a bearer token (25.7+), keeps the list on disk and reloads
+   * it at boot. Follow with alias/reconfigure, which makes the first fetch.
+   */
+  async createUrlTableAlias(name: string, source: UrlTableSource, description: string): Promise<string> {
+    const alias = this.checkedAlias(name);
+    const call = 'POST /api/firewall/alias/add_item';
+    const reply = await this.call('POST', 'firewall/alias/add_item', SavedReplySchema, {
+      alias: { enabled: '1', name: alias, type: 'urltable', description, counters: '0', ...urlTableFields(source) },
+    });
+    if (reply.result !== 'saved' || reply.uuid === undefined) throw new OpnsenseApiError('rejected', call, `not saved${describeValidations(reply.validations)}`);
+    return reply.uuid;
+  }
+
+  /** alias/set_item: turns the alias into this URL table (type, URL, refresh, auth); other fields stay. */
+  async setUrlTableAlias(uuid: string, source: UrlTableSource): Promise<void> {
+    const path = `firewall/alias/set_item/${encodeURIComponent(uuid)}`;
+    const reply = await this.call('POST', path, SavedReplySchema, { alias: { type: 'urltable', ...urlTableFields(source) } });
+    if (reply.result !== 'saved') throw new OpnsenseApiError('rejected', `POST /api/${path}`, `not saved${describeValidations(reply.validations)}`);
+  }
+
+  /** A URL table's settings as get_item renders them (content: the selected items). */
+  async urlTableSource(uuid: string): Promise<UrlTableSource> {
+    const path = `firewall/alias/get_item/${encodeURIComponent(uuid)}`;
+    const reply = await this.call('GET', path, AliasItemReplySchema);
+    if (Array.isArray(reply)) throw new OpnsenseApiError('alias-missing', `GET /api/${path}`, 'the alias vanished while setup read it');
+    const parsed = UrlTableItemSchema.safeParse(reply.alias);
+    if (!parsed.success) throw new OpnsenseApiError('server', `GET /api/${path}`, 'the alias item has no URL-table fields (content, updatefreq, authtype)');
+    const { content, updatefreq, authtype, username, password } = parsed.data;
+    const selected = (options: Record<string, { selected?: unknown }>) =>
+      Object.entries(options).filter(([, o]) => Number(o.selected) === 1 || o.selected === true).map(([key]) => key);
+    return {
+      url: selected(content).join('\n'), updatefreq: String(updatefreq), authtype: selected(authtype)[0] ?? '', username, password,
+    };
   }
 
   async reconfigureAliases(): Promise<void> {
@@ -118,6 +156,29 @@ export class OpnsenseAdminClient extends OpnsenseClient {
     const reply = await this.call('POST', path, StatusReplySchema, {});
     if (reply.status !== 'ok') throw new OpnsenseApiError('rejected', `POST /api/${path}`, `replied status ${JSON.stringify(reply.status)}`);
   }
+}
+
+/** A URL Table (IPs) alias's source, in M/Firewall/Alias.xml's fields. */
+export interface UrlTableSource {
+  url: string;
+  /** Days between fetches, possibly fractional (`0.041667` ≈ 1 h); the GUI splits it into days and hours. */
+  updatefreq: string;
+  /** `Bearer` for edgeban's feed; empty for none. */
+  authtype: string;
+  username: string;
+  password: string;
+}
+
+const UrlTableItemSchema = z.object({
+  content: z.record(z.string(), z.object({ selected: z.unknown().optional() }).loose()),
+  updatefreq: z.union([z.string(), z.number()]),
+  authtype: z.record(z.string(), z.object({ selected: z.unknown().optional() }).loose()),
+  username: z.string(),
+  password: z.string(),
+}).loose();
+
+function urlTableFields(source: UrlTableSource): Record<string, string> {
+  return { content: source.url, updatefreq: source.updatefreq, authtype: source.authtype, username: source.username, password: source.password };
 }
 
 function describeValidations(validations: Record<string, string | string[]> | undefined): string {

@@ -36,12 +36,16 @@ export class OpnsenseApiError extends Error {
   }
 
   get retryable(): boolean {
-    return RETRYABLE.has(this.kind);
+    return isRetryableKind(this.kind);
   }
 
   get needsOperator(): boolean {
     return NEEDS_OPERATOR.has(this.kind);
   }
+}
+
+export function isRetryableKind(kind: ApiErrorKind): boolean {
+  return RETRYABLE.has(kind);
 }
 
 export function isRetryable(error: unknown): boolean {

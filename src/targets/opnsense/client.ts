@@ -69,7 +69,7 @@ const NETWORK_ERROR_CODES = new Set([
 
 /**
  * The OPNsense API calls edgeban makes, each judged by its JSON reply and not only by HTTP 200
- * (../shared/opnsense-api.md, "Traps"). Addresses are sent in pf's spelling, paths in snake_case
+ * (docs/opnsense-api.md, "Traps"). Addresses are sent in pf's spelling, paths in snake_case
  * (camelCase routes but fails the ACL), and a JSON content type always comes with a non-empty body.
  */
 export class OpnsenseClient {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 
-// Schemas of the replies edgeban relies on (../shared/opnsense-api.md). Numbers may arrive as strings.
+// Schemas of the replies edgeban relies on (docs/opnsense-api.md). Numbers may arrive as strings.
 
 export const StatusReplySchema = z.object({
   status: z.string(),

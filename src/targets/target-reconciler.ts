@@ -4,11 +4,8 @@ import type { Ledger, LedgerChange } from '../ledger/ledger.ts';
 import type { Logger } from '../logging/logger.ts';
 import { parsePfAddress } from '../net/address.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
-import { OpnsenseApiError, type ApiErrorKind } from './opnsense/api-error.ts';
-import type { OpnsenseClient } from './opnsense/client.ts';
-
-/** The part of the OPNsense client a reconciler uses. `listAlias` returns entries in canonical spelling (parsePfEntry), the ledger's. */
-export type AliasApi = Pick<OpnsenseClient, 'addToAlias' | 'deleteFromAlias' | 'listAlias' | 'getAlias' | 'getTableSize' | 'killStates'>;
+import { TargetError, type DesiredEntry, type EdgeTarget, type ListedEntry } from './edge-target.ts';
+import { planPass, type PassPlan } from './plan-pass.ts';
 
 export interface RetryPolicy {
   retries: number;
@@ -16,13 +13,12 @@ export interface RetryPolicy {
   maxTimeoutMs: number;
 }
 
-export interface AliasReconcilerOptions {
-  /** Human id for logs and status, e.g. `https://fw1 fail2ban_blocklist`. */
-  id: string;
-  /** The ledger target whose bans this alias carries. */
+export interface TargetReconcilerOptions {
+  /** The ledger target whose bans this backend list carries. */
   ledgerTarget: string;
-  alias: string;
-  api: AliasApi;
+  /** The list's name for status and metrics (an OPNsense alias, a MikroTik address list…). */
+  list: string;
+  target: EdgeTarget;
   ledger: Ledger;
   clock: Clock;
   logger: Logger;
@@ -32,48 +28,52 @@ export interface AliasReconcilerOptions {
   foreignPolicy: ForeignPolicy;
   adoptBantimeMs: number;
   /**
-   * Why an alias entry must not be adopted (the ban guard's verdict: the gateway, a private range,
+   * Why a backend entry must not be adopted (the ban guard's verdict: the gateway, a private range,
    * a network wider than a host…), or null. Adoption is a way into the ledger like any other.
    */
   adoptionRefusal: (address: string) => string | null;
-  killStates: boolean;
-  listPageSize: number;
+  /** Drop a fresh ban's connections where the backend can (EDGEBAN_KILL_STATES). */
+  killConnections: boolean;
   retry?: RetryPolicy;
 }
 
 /** `standby`: another replica holds this target's leader lease and enforces it (cluster mode). */
 export type TargetState = 'starting' | 'syncing' | 'in-sync' | 'unreachable' | 'degraded' | 'stopped' | 'standby';
 
-export interface PassPlan {
-  add: string[];
-  remove: string[];
-  foreign: string[];
-  inAlias: number;
-  desired: number;
-}
+/** What a pass found and did, as reported (status, `edgeban reconcile`). */
+export type PassOutline = Pick<PassPlan, 'add' | 'remove' | 'foreign' | 'inAlias' | 'desired'>;
 
-export interface PassResult extends PassPlan {
+export interface PassResult extends PassOutline {
   ok: boolean;
   at: number;
-  /** Added with `done` but absent on the verifying list (pf dropped them: table-entries limit?). */
+  /** Added with success but absent on the verifying list (pf dropped them: table-entries limit?). */
   unconfirmed: string[];
+  /** Ledger bans this backend cannot hold (its `canonical` refused them): reported, never silently skipped. */
+  unholdable: string[];
   error: string | null;
 }
 
 export interface TargetStatus {
   id: string;
+  /** Backend kind (`opnsense`, `memory`, …). */
+  kind: string;
+  /** The list's name (TargetReconcilerOptions.list). */
   alias: string;
   ledgerTarget: string;
   state: TargetState;
+  /** The OPNsense alias type as check() last read it, else null. */
   aliasType: string | null;
   inAlias: number | null;
   pending: number;
   rejected: string[];
   killStates: boolean;
-  /** `not-stored`: adds answered `done` that the verifying list did not find (pf dropped them). */
-  lastError: { kind: ApiErrorKind | 'internal' | 'not-stored'; message: string; at: number } | null;
+  /**
+   * `kind`: the backend's reason (TargetError.reason: `auth`, `alias-missing`, `timeout`…),
+   * `internal`, or `not-stored` (adds answered success that the verifying list did not find).
+   */
+  lastError: { kind: string; message: string; at: number } | null;
   lastPass: PassResult | null;
-  /** The last full pass that finished without an error (the alias then held what the ledger wanted, or was reported unconfirmed). */
+  /** The last full pass that finished without an error (the list then held what the ledger wanted, or was reported unconfirmed). */
   lastSuccess: PassResult | null;
   /** Full passes finished without an error since this reconciler was built. */
   successfulPasses: number;
@@ -83,33 +83,39 @@ const DEFAULT_RETRY: RetryPolicy = { retries: 4, minTimeoutMs: 200, maxTimeoutMs
 const MAX_REJECTED_SHOWN = 100;
 
 /**
- * Converges one OPNsense alias toward the ledger, level-triggered: every decision compares what
- * the ledger wants now with what the alias holds, so retries, outages, an OPNsense reboot and an
- * edgeban restart all take the same path. A full pass (list every page, diff, fix) runs on start,
- * every interval and after errors; between passes each ledger change sends only its own add or
- * delete, through a bounded pool with retries. It never flushes.
+ * Converges one backend list (an EdgeTarget) toward the ledger, level-triggered: every decision
+ * compares what the ledger wants now with what the backend holds, so retries, outages, a firewall
+ * reboot and an edgeban restart all take the same path. A full pass (list everything, plan, fix)
+ * runs on start, every interval and after errors; between passes each ledger change sends only
+ * its own add or delete, through a bounded pool with retries, one operation per address at a
+ * time. It never flushes. It knows no backend: what to fix on one comes in the backend's messages.
  */
-export class AliasReconciler {
-  private readonly options: AliasReconcilerOptions;
+export class TargetReconciler {
+  private readonly options: TargetReconcilerOptions;
+  private readonly target: EdgeTarget;
   private readonly retry: RetryPolicy;
   private readonly log: Logger;
   private state: TargetState = 'starting';
-  /** What the alias holds, as far as edgeban knows; null until the first list. */
-  private remote: Set<string> | null = null;
-  /** Addresses whose alias entry may not match the ledger, in arrival order. */
+  /** What the backend holds (canonical spelling → its ownership mark), as far as edgeban knows; null until the first list. */
+  private remote: Map<string, boolean | null> | null = null;
+  /** Canonical addresses whose backend entry may not match the ledger, in arrival order. */
   private readonly dirty = new Set<string>();
-  /** Addresses dirtied by a new ban (not a restore): their pf states are killed after the add. */
+  /** Addresses dirtied by a new ban (not a restore): their connections are killed after the add. */
   private readonly freshBans = new Set<string>();
   private readonly inFlight = new Set<string>();
   private readonly rejected = new Set<string>();
+  /** Canonical spelling → the ledger addresses spelled otherwise that map to it (a backend that widens or respells). */
+  private readonly spellings = new Map<string, Set<string>>();
+  /** Ledger addresses this backend cannot hold, already logged. */
+  private readonly unholdableReported = new Set<string>();
   /** Results of adds/deletes that completed while a list was being read (the list may predate them). */
   private touchedDuringList: Map<string, boolean> | null = null;
   private blocked = false;
-  private killStatesEnabled: boolean;
-  private aliasType: string | null = null;
-  /** False once the key proved to lack "Firewall: Aliases": the type is then not checked again. */
-  private aliasTypeReadable = true;
-  /** Why the last full pass found adds pf did not store; the target stays degraded until a pass finds them stored. */
+  private killEnabled: boolean;
+  /** The last check()'s facts and warnings (each warning logged once while it lasts). */
+  private facts: Record<string, string> = {};
+  private checkWarnings = new Set<string>();
+  /** Why the last full pass found adds the backend did not store; the target stays degraded until a pass finds them stored. */
   private notStored: string | null = null;
   /** Foreign entries already reported as not adoptable (logged once each). */
   private readonly unadoptableReported = new Set<string>();
@@ -125,11 +131,12 @@ export class AliasReconciler {
   private waiters: Array<() => void> = [];
   private watched: { addresses: Set<string>; resolve: () => void } | null = null;
 
-  constructor(options: AliasReconcilerOptions) {
+  constructor(options: TargetReconcilerOptions) {
     this.options = options;
+    this.target = options.target;
     this.retry = options.retry ?? DEFAULT_RETRY;
-    this.killStatesEnabled = options.killStates;
-    this.log = options.logger.child({ target: options.id });
+    this.killEnabled = options.killConnections && options.target.capabilities.killConnections && options.target.killConnections !== undefined;
+    this.log = options.logger.child({ target: options.target.id });
   }
 
   /** Subscribes to the ledger and runs the first full pass (which restores everything missing). */
@@ -169,20 +176,21 @@ export class AliasReconciler {
 
   /** A pass asked of a follower: nothing is listed or sent. */
   private standingBy(at: number): PassResult {
-    return { add: [], remove: [], foreign: [], inAlias: this.remote?.size ?? 0, desired: 0, ok: false, at, unconfirmed: [], error: 'standby: another replica holds the leader lease and enforces this target' };
+    return { add: [], remove: [], foreign: [], inAlias: this.remote?.size ?? 0, desired: 0, ok: false, at, unconfirmed: [], unholdable: [], error: 'standby: another replica holds the leader lease and enforces this target' };
   }
 
   status(): TargetStatus {
     return {
-      id: this.options.id,
-      alias: this.options.alias,
+      id: this.target.id,
+      kind: this.target.kind,
+      alias: this.options.list,
       ledgerTarget: this.options.ledgerTarget,
       state: this.state,
-      aliasType: this.aliasType,
+      aliasType: this.facts['aliasType'] ?? null,
       inAlias: this.remote?.size ?? null,
       pending: this.pendingCount(),
       rejected: [...this.rejected].slice(0, MAX_REJECTED_SHOWN),
-      killStates: this.killStatesEnabled,
+      killStates: this.killEnabled,
       lastError: this.lastError,
       lastPass: this.lastPass,
       lastSuccess: this.lastSuccess,
@@ -197,26 +205,30 @@ export class AliasReconciler {
   }
 
   /**
-   * Alias entries edgeban never banned (the ledger knows nothing of them), as of the last list and
-   * the changes edgeban made since: true when `address` is one. `edgeban unban` says so.
+   * Backend entries that are not edgeban's (no ownership mark, and the ledger knows nothing of
+   * them), as of the last list and the changes edgeban made since: true when `address` is one.
+   * `edgeban unban` says so.
    */
   holdsForeign(address: string): boolean {
-    // A follower's view of the alias is stale and it sends nothing: the leader answers for the target.
-    return !this.isStandingBy() && this.remote !== null && this.remote.has(address) && !this.options.ledger.isKnown(this.options.ledgerTarget, address);
+    // A follower's view of the list is stale and it sends nothing: the leader answers for the target.
+    if (this.isStandingBy() || this.remote === null) return false;
+    const spelled = this.target.canonical(address) ?? address;
+    if (!this.remote.has(spelled)) return false;
+    return planPass([], [{ address: spelled, owned: this.remote.get(spelled) ?? null }], (a) => this.ledgerOwns(a), 'keep').foreign.length === 1;
   }
 
   /** Deletes a foreign entry on request (`edgeban unban --foreign`): there is no ban to end for it. */
   async removeForeign(address: string): Promise<void> {
     if (!this.holdsForeign(address)) return;
-    await this.options.api.deleteFromAlias(this.options.alias, address);
-    this.markRemote(address, false);
+    const spelled = this.target.canonical(address) ?? address;
+    await this.target.delete(spelled);
+    this.markRemote(spelled, false);
   }
 
   /** What a full pass would do, without changing anything. */
-  async plan(): Promise<PassPlan> {
-    await this.checkAlias();
-    const listed = new Set(await this.options.api.listAlias(this.options.alias, this.options.listPageSize));
-    return this.diff(listed);
+  async plan(): Promise<PassOutline> {
+    await this.checkTarget();
+    return outline(this.diff(listedMap(await this.target.list())).plan);
   }
 
   /** Runs a full pass now (or joins the one running). */
@@ -237,18 +249,19 @@ export class AliasReconciler {
     if (this.state === 'standby') return this.standingBy(at);
     if (this.state !== 'degraded' && this.state !== 'unreachable') this.state = 'syncing';
     let plan: PassPlan;
+    let unholdable: string[];
     try {
-      await this.checkAlias();
+      await this.checkTarget();
       this.touchedDuringList = new Map();
-      const listed = new Set(await this.withRetry(() => this.options.api.listAlias(this.options.alias, this.options.listPageSize)));
+      const listed = listedMap(await this.withRetry(() => this.target.list()));
       for (const [address, present] of this.touchedDuringList) {
-        if (present) listed.add(address);
+        if (present) listed.set(address, this.ownMark());
         else listed.delete(address);
       }
       this.remote = listed;
       // A replica cut off from a shared ledger must not act on stale state: the pass fails instead.
       await this.options.ledger.sync();
-      plan = this.diff(listed);
+      ({ plan, unholdable } = this.diff(listed));
     } catch (error) {
       return this.isStandingBy() ? this.standingBy(at) : this.failPass(at, error);
     } finally {
@@ -257,20 +270,20 @@ export class AliasReconciler {
     // Leadership lost while listing: the new leader acts, not this replica.
     if (this.isStandingBy()) return this.standingBy(at);
     this.recover();
-    if (plan.foreign.length > 0) await this.handleForeign(plan.foreign);
-    const work = [...plan.add, ...plan.remove, ...(this.options.foreignPolicy === 'exclusive' ? plan.foreign : [])];
+    if (plan.adopt.length > 0) await this.adopt(plan.adopt);
+    const work = [...plan.add, ...plan.remove, ...plan.deleteForeign];
     for (const address of work) this.dirty.add(address);
     await this.drainAddresses(work);
-    // Stood by (or stopped) while draining: the adds were never sent, so a verifying list would blame pf.
+    // Stood by (or stopped) while draining: the adds were never sent, so a verifying list would blame the backend.
     if (this.isStandingBy() || this.stopped) return this.standingBy(at);
     if (this.blocked) return this.failPass(at, this.lastError?.message ?? 'target became unreachable during the pass', plan);
     let unconfirmed: string[] = [];
     if (plan.add.length > 0) {
-      // `done` does not mean pf stored it (table-entries limit, pfctl errors): verify with a list.
+      // Success does not mean the backend stored it (pf's table-entries limit, pfctl errors): verify with a list.
       try {
-        const listed = new Set(await this.withRetry(() => this.options.api.listAlias(this.options.alias, this.options.listPageSize)));
+        const listed = listedMap(await this.withRetry(() => this.target.list()));
         this.remote = listed;
-        unconfirmed = plan.add.filter((a) => !listed.has(a) && this.options.ledger.isActive(this.options.ledgerTarget, a));
+        unconfirmed = plan.add.filter((a) => !listed.has(a) && this.wanted(a));
       } catch (error) {
         return this.failPass(at, error, plan);
       }
@@ -278,31 +291,83 @@ export class AliasReconciler {
     if (unconfirmed.length > 0) await this.reportNotStored(unconfirmed);
     else this.clearNotStored();
     this.consecutiveFailures = 0;
-    this.lastPass = { ...plan, ok: unconfirmed.length === 0, at, unconfirmed, error: null };
+    this.lastPass = { ...outline(plan), ok: unconfirmed.length === 0 && unholdable.length === 0, at, unconfirmed, unholdable, error: null };
     this.lastSuccess = this.lastPass;
     this.successfulPasses++;
     if (this.dirty.size === 0 && this.inFlight.size === 0 && this.notStored === null && !this.stopped) this.state = 'in-sync';
-    this.log.info({ added: plan.add.length, removed: plan.remove.length, foreign: plan.foreign.length, inAlias: this.remote?.size, unconfirmed: unconfirmed.length }, 'full reconcile pass done');
+    this.log.info({ added: plan.add.length, removed: plan.remove.length, foreign: plan.foreign.length, inAlias: this.remote?.size, unconfirmed: unconfirmed.length, unholdable: unholdable.length }, 'full reconcile pass done');
     return this.lastPass;
   }
 
-  private diff(listed: ReadonlySet<string>): PassPlan {
-    const { ledger, ledgerTarget } = this.options;
-    const desired = ledger.activeAddresses(ledgerTarget);
-    const add: string[] = [];
-    for (const address of desired) if (!listed.has(address)) add.push(address);
-    const remove: string[] = [];
-    const foreign: string[] = [];
-    for (const address of listed) {
-      if (desired.has(address)) continue;
-      if (ledger.isKnown(ledgerTarget, address)) remove.push(address);
-      else foreign.push(address);
+  /** The pass plan against `listed`, and the ledger bans this backend cannot hold (reported). */
+  private diff(listed: ReadonlyMap<string, boolean | null>): { plan: PassPlan; unholdable: string[] } {
+    const desired = new Set<string>();
+    const unholdable: string[] = [];
+    for (const address of this.options.ledger.activeAddresses(this.options.ledgerTarget)) {
+      const spelled = this.spelled(address, true);
+      if (spelled === null) unholdable.push(address);
+      else desired.add(spelled);
     }
-    return { add, remove, foreign, inAlias: listed.size, desired: desired.size };
+    const entries: ListedEntry[] = [...listed].map(([address, owned]) => ({ address, owned }));
+    return { plan: planPass(desired, entries, (a) => this.ledgerOwns(a), this.options.foreignPolicy), unholdable };
   }
 
-  private async handleForeign(foreign: string[]): Promise<void> {
-    if (this.options.foreignPolicy !== 'adopt') return;
+  /**
+   * The backend's spelling of a ledger address, or null when it cannot hold it: such a ban is
+   * rejected for this target (status `rejected`, one error line each), never silently dropped.
+   */
+  private spelled(address: string, report: boolean): string | null {
+    const spelled = this.target.canonical(address);
+    if (spelled === null) {
+      if (!report) return null;
+      this.rejected.add(address);
+      if (!this.unholdableReported.has(address)) {
+        this.unholdableReported.add(address);
+        this.log.error({ address }, 'this target cannot hold this ban (its spelling is refused by the backend): the address is not blocked here');
+      }
+      return null;
+    }
+    if (spelled !== address) {
+      const set = this.spellings.get(spelled) ?? new Set<string>();
+      set.add(address);
+      this.spellings.set(spelled, set);
+    }
+    return spelled;
+  }
+
+  /** Whether the ledger wants this canonical address on the backend now. */
+  private wanted(spelled: string): boolean {
+    const { ledger, ledgerTarget } = this.options;
+    if (ledger.isActive(ledgerTarget, spelled)) return true;
+    for (const address of this.spellings.get(spelled) ?? []) if (ledger.isActive(ledgerTarget, address)) return true;
+    return false;
+  }
+
+  /** Whether the ledger ever banned this canonical address here (ownership of unmarked entries). */
+  private ledgerOwns(spelled: string): boolean {
+    const { ledger, ledgerTarget } = this.options;
+    if (ledger.isKnown(ledgerTarget, spelled)) return true;
+    for (const address of this.spellings.get(spelled) ?? []) if (ledger.isKnown(ledgerTarget, address)) return true;
+    return false;
+  }
+
+  /** What is sent for a canonical address: its expiry for backends that expire entries themselves, and a comment naming the jails. */
+  private desiredEntry(spelled: string): DesiredEntry {
+    const { ledger, ledgerTarget, clock } = this.options;
+    const now = clock.now();
+    const claims = [spelled, ...(this.spellings.get(spelled) ?? [])].flatMap((a) => ledger.claimsOf(ledgerTarget, a))
+      .filter((c) => c.endedAt === null && (c.expiresAt === null || c.expiresAt > now));
+    const permanent = claims.some((c) => c.expiresAt === null);
+    const latest = permanent || claims.length === 0 ? null : Math.max(...claims.map((c) => c.expiresAt ?? 0));
+    const jails = [...new Set(claims.map((c) => c.jail))].sort().join(',') || 'edgeban';
+    return {
+      address: spelled,
+      expiresAt: this.target.capabilities.nativeExpiry ? latest : null,
+      comment: `edgeban ${jails} until ${latest === null ? 'permanent' : new Date(latest).toISOString()}`,
+    };
+  }
+
+  private async adopt(foreign: string[]): Promise<void> {
     const adoptable: string[] = [];
     const unadoptable: string[] = [];
     for (const entry of foreign) {
@@ -332,35 +397,28 @@ export class AliasReconciler {
   }
 
   /**
-   * Adds answered `done` that the verifying list did not find: bans that do not reach the edge
+   * Adds answered success that the verifying list did not find: bans that do not reach the edge
    * while every call "succeeded". The target is degraded (health and /readyz fail) until a pass
-   * finds them stored. The cause is named from get_table_size: the global table-entries limit only
-   * when it is actually reached.
+   * finds them stored; the backend names the cause when it can.
    */
   private async reportNotStored(unconfirmed: string[]): Promise<void> {
-    let table: { size: number; used: number } | null = null;
-    try {
-      table = await this.options.api.getTableSize();
-    } catch {
-      table = null;
-    }
-    let cause: string;
-    if (table !== null && table.used >= table.size) {
-      cause = `pf's table-entries limit is reached (${table.used} of ${table.size} entries used by all tables): raise Firewall ▸ Settings ▸ Advanced ▸ Firewall Maximum Table Entries`;
-    } else if (table !== null) {
-      cause = `pf has room (${table.used} of ${table.size} table entries used), so pfctl refused them for another reason: see the firewall's system log`;
-    } else {
-      cause = 'the table-entries use could not be read (get_table_size); if the limit is reached, raise Firewall ▸ Settings ▸ Advanced ▸ Firewall Maximum Table Entries';
+    let cause = 'the backend accepted them but does not list them: see its logs';
+    if (this.target.explainUnstored) {
+      try {
+        cause = await this.target.explainUnstored();
+      } catch {
+        // keep the generic cause
+      }
     }
     const desired = this.options.ledger.activeAddresses(this.options.ledgerTarget);
     let stored = 0;
-    for (const address of desired) if (this.remote?.has(address)) stored++;
-    const message = `${unconfirmed.length} adds to ${this.options.alias} were answered done but not stored (e.g. ${unconfirmed.slice(0, 3).join(', ')}); it holds ${stored} of the ledger's ${desired.size} active bans: ${cause}`;
+    for (const address of desired) if (this.remote?.has(this.target.canonical(address) ?? address)) stored++;
+    const message = `${unconfirmed.length} adds to ${this.options.list} were answered done but not stored (e.g. ${unconfirmed.slice(0, 3).join(', ')}); it holds ${stored} of the ledger's ${desired.size} active bans: ${cause}`;
     const first = this.notStored === null;
     this.notStored = message;
     this.lastError = { kind: 'not-stored', message, at: this.options.clock.now() };
     if (!this.blocked) this.state = 'degraded';
-    if (first) this.log.error({ count: unconfirmed.length, sample: unconfirmed.slice(0, 5), tableEntries: table }, `enforcement degraded: ${message}`);
+    if (first) this.log.error({ count: unconfirmed.length, sample: unconfirmed.slice(0, 5) }, `enforcement degraded: ${message}`);
   }
 
   private clearNotStored(): void {
@@ -368,17 +426,21 @@ export class AliasReconciler {
     this.notStored = null;
     if (this.lastError?.kind === 'not-stored') this.lastError = null;
     if (this.state === 'degraded' && !this.blocked && !this.stopped) this.state = 'syncing';
-    this.log.info('pf stores every ban again: the adds it had dropped are in the alias now');
+    this.log.info('the target stores every ban again: the adds it had dropped are listed now');
   }
 
   private onLedgerChange(changes: readonly LedgerChange[]): void {
     if (this.stopped) return;
     for (const change of changes) {
       if (change.target !== this.options.ledgerTarget) continue;
-      this.dirty.add(change.address);
       this.rejected.delete(change.address);
-      if (this.options.ledger.isActive(change.target, change.address)) this.freshBans.add(change.address);
-      else this.freshBans.delete(change.address);
+      // Only an active ban the backend cannot hold is reported: an ended one needs nothing there.
+      const spelled = this.spelled(change.address, this.options.ledger.isActive(change.target, change.address));
+      if (spelled === null) continue;
+      this.dirty.add(spelled);
+      this.rejected.delete(spelled);
+      if (this.wanted(spelled)) this.freshBans.add(spelled);
+      else this.freshBans.delete(spelled);
     }
     this.pump();
   }
@@ -411,26 +473,26 @@ export class AliasReconciler {
     return count;
   }
 
-  /** Brings one alias entry in line with the ledger, re-judging the ledger before every attempt. */
+  /** Brings one backend entry in line with the ledger, re-judging the ledger before every attempt. */
   private async converge(address: string): Promise<void> {
-    const { api, alias, ledger, ledgerTarget } = this.options;
+    const { ledger, foreignPolicy } = this.options;
     let outcome: 'added' | 'removed' | 'none' | 'deferred';
     try {
       outcome = await this.withRetry(async () => {
         const remote = this.remote;
         if (remote === null || this.blocked) return 'deferred';
-        const wanted = ledger.isActive(ledgerTarget, address);
-        const present = remote.has(address);
-        if (wanted && !present) {
-          await api.addToAlias(alias, address);
+        const listed: ListedEntry[] = remote.has(address) ? [{ address, owned: remote.get(address) ?? null }] : [];
+        const plan = planPass(this.wanted(address) ? [address] : [], listed, (a) => this.ledgerOwns(a), foreignPolicy);
+        if (plan.add.length > 0) {
+          await this.target.add(this.desiredEntry(address));
           this.markRemote(address, true);
           return 'added';
         }
-        if (!wanted && present && (ledger.isKnown(ledgerTarget, address) || this.options.foreignPolicy === 'exclusive')) {
+        if (plan.remove.length > 0 || plan.deleteForeign.length > 0) {
           // Another replica may have banned it again a moment ago: judge on the shared ledger's latest.
           await ledger.sync();
-          if (ledger.isActive(ledgerTarget, address)) return 'none';
-          await api.deleteFromAlias(alias, address);
+          if (this.wanted(address)) return 'none';
+          await this.target.delete(address);
           this.markRemote(address, false);
           return 'removed';
         }
@@ -446,41 +508,45 @@ export class AliasReconciler {
       return;
     }
     if (outcome === 'added') {
-      if (this.freshBans.delete(address)) await this.killStates(address);
+      if (this.freshBans.delete(address)) await this.killConnections(address);
       return;
     }
     // A ban that arrived meanwhile (dirty again: a re-ban during its expiry delete) keeps its flag for the add that follows.
     if (!this.dirty.has(address)) this.freshBans.delete(address);
   }
 
+  /** The ownership mark an entry edgeban added carries: the backend's tag where it has comments. */
+  private ownMark(): boolean | null {
+    return this.target.capabilities.comments ? true : null;
+  }
+
   private markRemote(address: string, present: boolean): void {
-    if (present) this.remote?.add(address);
+    if (present) this.remote?.set(address, this.ownMark());
     else this.remote?.delete(address);
     this.touchedDuringList?.set(address, present);
   }
 
-  private async killStates(address: string): Promise<void> {
-    if (!this.killStatesEnabled) return;
-    const parsed = parsePfAddress(address);
-    if (parsed.family !== 4 || parsed.prefix !== 32) return; // the API strips ':' and '/'
+  /** Drops a fresh ban's connections; a backend refusing it for good (an operator error) turns it off, once. */
+  private async killConnections(address: string): Promise<void> {
+    if (!this.killEnabled || !this.target.killConnections) return;
     try {
-      await this.options.api.killStates(address);
+      await this.target.killConnections(address);
     } catch (error) {
-      if (error instanceof OpnsenseApiError && error.kind === 'forbidden') {
-        // Concurrent adds may each get the 403; warn once.
-        if (!this.killStatesEnabled) return;
-        this.killStatesEnabled = false;
-        this.log.warn('kill_states is forbidden for this API key (privilege "Diagnostics: Show States"); established connections of banned addresses are no longer cut. Grant it, or set EDGEBAN_KILL_STATES=0');
+      if (error instanceof TargetError && error.kind === 'operator') {
+        // Concurrent adds may each get the refusal; warn once.
+        if (!this.killEnabled) return;
+        this.killEnabled = false;
+        this.log.warn(`${error.message} (killing connections of new bans is off until restart; the bans themselves are in place)`);
         return;
       }
-      this.log.debug({ address, err: describe(error) }, 'kill_states failed; the ban itself is in place');
+      this.log.debug({ address, err: describe(error) }, 'killing connections failed; the ban itself is in place');
     }
   }
 
   private handleOpFailure(address: string, error: unknown): void {
-    if (error instanceof OpnsenseApiError && error.kind === 'rejected') {
+    if (error instanceof TargetError && error.kind === 'rejected') {
       this.rejected.add(address);
-      this.log.error({ address, err: error.message }, 'OPNsense rejected this entry; not retried until the ban changes');
+      this.log.error({ address, err: error.message }, 'the target rejected this entry; not retried until the ban changes');
       return;
     }
     // Everything else is retried by the next full pass: keep the address pending.
@@ -494,33 +560,33 @@ export class AliasReconciler {
     this.lastPass = {
       add: plan?.add ?? [], remove: plan?.remove ?? [], foreign: plan?.foreign ?? [],
       inAlias: plan?.inAlias ?? this.remote?.size ?? 0, desired: plan?.desired ?? 0,
-      ok: false, at, unconfirmed: [], error: message,
+      ok: false, at, unconfirmed: [], unholdable: [], error: message,
     };
     return this.lastPass;
   }
 
   /** Stops sending until a full pass succeeds; logs once per change of state, not once per call. */
   private block(error: unknown): void {
-    const kind: ApiErrorKind | 'internal' = error instanceof OpnsenseApiError ? error.kind : 'internal';
+    const kind = error instanceof TargetError ? error.reason : 'internal';
     const message = describe(error);
     // A follower's call still in flight when it stood by: the leader owns the target's state now.
     if (this.state === 'standby') return;
-    const next: TargetState = error instanceof OpnsenseApiError && !error.needsOperator ? 'unreachable' : 'degraded';
+    const next: TargetState = error instanceof TargetError && error.kind === 'retry' ? 'unreachable' : 'degraded';
     const changed = !this.blocked || this.state !== next || this.lastError?.kind !== kind;
     this.blocked = true;
     this.state = next;
     this.lastError = { kind, message, at: this.options.clock.now() };
     if (changed) {
       this.consecutiveFailures = 0;
-      if (next === 'degraded') this.log.error({ err: message }, 'enforcement degraded: fix this on the firewall; retrying every reconcile interval');
-      else this.log.warn({ err: message }, 'firewall unreachable; bans are kept in the ledger and applied when it answers again');
+      if (next === 'degraded') this.log.error({ err: message }, 'enforcement degraded: fix what the error names; retrying every reconcile interval');
+      else this.log.warn({ err: message }, 'target unreachable; bans are kept in the ledger and applied when it answers again');
     }
     this.consecutiveFailures++;
     this.watched?.resolve();
   }
 
   private recover(): void {
-    if (this.blocked) this.log.info({ pending: this.dirty.size }, 'firewall answers again; applying pending changes');
+    if (this.blocked) this.log.info({ pending: this.dirty.size }, 'target answers again; applying pending changes');
     this.blocked = false;
     if (this.stopped) return;
     this.state = this.notStored === null ? 'syncing' : 'degraded';
@@ -546,36 +612,18 @@ export class AliasReconciler {
   }
 
   /**
-   * Reads the alias definition on every full pass (two GETs), so an alias deleted or retyped while
-   * edgeban runs is noticed as at start-up: missing degrades, not External warns (once per change).
+   * The backend's own check on every full pass, so a list deleted or misconfigured while edgeban
+   * runs is noticed as at start-up: errors (or an operator TargetError) degrade, warnings are
+   * logged once each while they last.
    */
-  private async checkAlias(): Promise<void> {
-    if (!this.aliasTypeReadable) return;
-    const { api, alias } = this.options;
-    let info;
-    try {
-      info = await this.withRetry(() => api.getAlias(alias));
-    } catch (error) {
-      if (error instanceof OpnsenseApiError && error.kind === 'forbidden') {
-        this.aliasTypeReadable = false;
-        this.log.warn('cannot read the alias definition (privilege "Firewall: Aliases" missing): its type is not verified');
-        return;
-      }
-      throw error;
-    }
-    if (info === null) {
-      throw new OpnsenseApiError('alias-missing', `GET /api/firewall/alias/get_alias_u_u_i_d/${alias}`,
-        `no alias named ${alias} on this firewall: create it as type External (advanced) and block it in a WAN rule (edgeban setup-opnsense does both)`);
-    }
-    const previous = this.aliasType;
-    this.aliasType = info.type;
-    if (info.type === previous) return;
-    if (info.type !== 'external') {
-      this.log.warn({ type: info.type },
-        `alias ${alias} is of type ${info.type}, not External: every ban rewrites config.xml and adds a backup revision (slow, and it evicts real backups). Recreate it as External (advanced)`);
-    } else if (previous !== null) {
-      this.log.info({ previous }, `alias ${alias} is External now`);
-    }
+  private async checkTarget(): Promise<void> {
+    const result = await this.withRetry(() => this.target.check());
+    this.facts = result.facts;
+    const warnings = new Set(result.warnings);
+    for (const warning of warnings) if (!this.checkWarnings.has(warning)) this.log.warn(warning);
+    for (const warning of this.checkWarnings) if (!warnings.has(warning)) this.log.info({ was: warning }, 'target check: this warning no longer applies');
+    this.checkWarnings = warnings;
+    if (result.errors.length > 0) throw new TargetError('operator', 'check', 'check', result.errors.join('; '));
   }
 
   private withRetry<T>(operation: () => Promise<T>): Promise<T> {
@@ -585,7 +633,7 @@ export class AliasReconciler {
       maxTimeout: this.retry.maxTimeoutMs,
       factor: 2,
       randomize: true,
-      shouldRetry: ({ error }) => !this.stopped && !this.blocked && error instanceof OpnsenseApiError && error.retryable,
+      shouldRetry: ({ error }) => !this.stopped && !this.blocked && error instanceof TargetError && error.kind === 'retry',
     });
   }
 
@@ -625,6 +673,14 @@ function isBanSpelling(entry: string): boolean {
   } catch {
     return false;
   }
+}
+
+function listedMap(entries: readonly ListedEntry[]): Map<string, boolean | null> {
+  return new Map(entries.map((e) => [e.address, e.owned]));
+}
+
+function outline(plan: PassPlan): PassOutline {
+  return { add: plan.add, remove: plan.remove, foreign: plan.foreign, inAlias: plan.inAlias, desired: plan.desired };
 }
 
 function describe(error: unknown): string {

@@ -1,0 +1,35 @@
+// A backend added through the registry alone runs end to end: a jail's mikrotik[…] action, the
+// daemon as a process, the RouterOS simulator as a process; a log failure reaches the router's list.
+import assert from 'node:assert/strict';
+import { appendFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { test } from 'node:test';
+import { runCli, startCliDaemon, startCliSimulator } from '../helpers/cli.ts';
+import { dovecotFailure } from '../helpers/log-lines.ts';
+import { mailSetup } from '../helpers/mail-setup.ts';
+import { until } from '../helpers/until.ts';
+
+const PASSWORD = 'registry-password-0123';
+const LIST = 'edgeban';
+
+test('a jail banning through mikrotik[…] (a registry backend): the ban reaches the router, status names the target, the password is in no log', async (t) => {
+  const sim = await startCliSimulator(t, ['--kind', 'mikrotik', '--user', 'edgeban', '--password', PASSWORD, '--list', LIST]);
+  const { root, configDir, mailLog } = await mailSetup(t);
+  await writeFile(path.join(configDir, 'jail.local'), [
+    '[dovecot]', 'enabled = true', `logpath = ${mailLog}`, 'maxretry = 3', 'findtime = 10m', 'bantime = 1h',
+    `banaction = mikrotik[url="${sim.url}", user=edgeban, list=${LIST}]`, '',
+  ].join('\n'));
+  // The password from the env default, as a user would keep it out of jail.local.
+  const env = { MIKROTIK_PASSWORD: PASSWORD, EDGEBAN_DATA_DIR: path.join(root, 'data'), EDGEBAN_CONFIG_DIR: configDir, EDGEBAN_RECONCILE_INTERVAL: '1' };
+  const daemon = await startCliDaemon(t, { TZ: 'UTC', ...env });
+  const listed = async () => ((await sim.admin('state')) as { ip: Array<{ list: string; address: string }> }).ip.filter((r) => r.list === LIST).map((r) => r.address);
+
+  for (let i = 0; i < 3; i++) await appendFile(mailLog, dovecotFailure('192.0.2.60'));
+  await until('the jail\'s ban in the router\'s address list', async () => (await listed()).includes('192.0.2.60'));
+  const status = await runCli(['status', '--json'], { env });
+  assert.equal(status.code, 0, status.stdout + status.stderr);
+  const targets = (JSON.parse(status.stdout) as { targets: Array<{ id: string; kind: string; ledgerTarget: string; state: string }> }).targets;
+  assert.deepEqual(targets.map((x) => [x.kind, x.ledgerTarget]), [['mikrotik', `mikrotik:${sim.url} ${LIST}`]]);
+  assert.equal(await daemon.stop(), 0);
+  assert.ok(![...daemon.stdout, ...daemon.stderr].some((line) => line.includes(PASSWORD)), 'the password is never logged');
+});

@@ -70,7 +70,8 @@ async function idleDaemon(settleMs: number, bans = 0): Promise<{ rss: number; hw
     const jailLocal = jails.map((j) => `[${j.name}]\nenabled = true\nlogpath = ${j.logs[0]}\n`).join('\n');
     if (bans > 0) {
       const list = Array.from({ length: bans }, (_, i) => toPfSpelling(`2001:db8:${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}::1`));
-      await sim.admin('seed', { table: ALIAS, entries: list });
+      const seeded = await sim.admin<{ status?: string; error?: string }>('seed', { table: ALIAS, entries: list });
+      if (seeded.status !== 'ok') throw new Error(`simulator refused the seeded table: ${seeded.error ?? JSON.stringify(seeded)}`);
       // Where `edgeban run` keeps its file ledger: EDGEBAN_DATA_DIR/ledger (startDaemonProcess uses root/data).
       const store = await FileLedgerStore.open({ dir: path.join(root, 'data', 'ledger'), logger: silentLogger() });
       const ledger = await Ledger.open({ store, clock: systemClock, logger: silentLogger() });

@@ -80,7 +80,8 @@ export async function saveResumeRecords(stateFile: string, records: readonly Res
     // The directory is created (naming the real error) only when missing: walking every level of
     // the path on each save was a tenth of the daemon's time reading a backlog.
     const handle = await open(tmp, 'w', 0o600).catch(async (error: NodeJS.ErrnoException) => {
-      if (error.code !== 'ENOENT') throw error;
+      // Missing, or a file where a directory should be: ensureDirectory names which.
+      if (error.code !== 'ENOENT' && error.code !== 'ENOTDIR') throw error;
       await ensureDirectory(dir, 'the log offsets directory');
       return await open(tmp, 'w', 0o600);
     });

@@ -32,6 +32,7 @@ runTargetContract('mikrotik', async (t) => {
     setLatency: async (ms) => { await sim.admin('faults', { latencyMs: ms }); },
     // RouterOS has no call that empties a list at once: there is nothing to count.
     flushes: async () => 0,
+    cannot: { dropAdds: 'RouterOS answers a PUT with the stored entry (or "already have such entry"): it has no full table that accepts and drops' },
     maxInFlight: async () => counter.max,
     resetMaxInFlight: async () => { counter.max = counter.now; },
   };

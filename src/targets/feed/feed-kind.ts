@@ -22,7 +22,8 @@ export class FeedBoard {
 
   target(ledgerTarget: string): FeedTarget {
     let feed = this.feeds.get(ledgerTarget);
-    if (!feed) this.feeds.set(ledgerTarget, feed = new FeedTarget(ledgerTarget));
+    // Named `feed pfsense` in status and metrics, not `feed feed:pfsense`.
+    if (!feed) this.feeds.set(ledgerTarget, feed = new FeedTarget(ledgerTarget.replace(/^feed:/, '')));
     return feed;
   }
 

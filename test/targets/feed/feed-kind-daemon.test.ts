@@ -39,8 +39,8 @@ test('feed[name=pfsense] alone: the daemon starts without OPNSENSE_URL, a ban ap
 
   const status = await runCli(['status', '--json'], { env });
   assert.equal(status.code, 0, status.stdout + status.stderr);
-  const targets = (JSON.parse(status.stdout) as { targets: Array<{ kind: string; ledgerTarget: string; state: string }> }).targets;
-  assert.deepEqual(targets.map((x) => [x.kind, x.ledgerTarget]), [['feed', 'feed:pfsense']]);
+  const targets = (JSON.parse(status.stdout) as { targets: Array<{ id: string; kind: string; ledgerTarget: string; state: string }> }).targets;
+  assert.deepEqual(targets.map((x) => [x.id, x.kind, x.ledgerTarget]), [['feed pfsense', 'feed', 'feed:pfsense']]);
   await until('the feed target in sync', async () => {
     const now = JSON.parse((await runCli(['status', '--json'], { env })).stdout) as { targets: Array<{ state: string }> };
     return now.targets[0]?.state === 'in-sync';

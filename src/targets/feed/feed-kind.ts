@@ -15,7 +15,7 @@ export function feedLedgerTarget(name: string): string {
 /**
  * The feeds of one process by ledger target: what the reconcilers of the feed kind drive and what
  * `GET /blocklist/…` serves (src/targets/feed/ledger-feeds.ts). The same FeedTarget lives on across
- * reloads, which rebuild reconcilers, as a firewall's list lives on across edgeban's restarts.
+ * reloads, which rebuild reconcilers, so a reload never serves an empty feed.
  */
 export class FeedBoard {
   private readonly feeds = new Map<string, FeedTarget>();

@@ -1,14 +1,14 @@
 import type { Ledger, LedgerChange } from '../../ledger/ledger.ts';
 import type { FeedDocument, FeedFamily } from './feed-document.ts';
 import { feedKind, feedLedgerTarget, type FeedBoard } from './feed-kind.ts';
-import type { FeedTarget } from './feed-target.ts';
+import { FeedTarget } from './feed-target.ts';
 
 /**
  * One FeedTarget per ledger target, kept equal to the ledger's active bans: filled from the
  * ledger when first asked for, then moved by each change the ledger announces (bans, unbans,
  * expiries, other replicas' writes).
  *
- * The feeds live on the feed kind's board, so a `feed[name=…]` target's feed is the very
+ * A `feed[name=…]` target's feed lives on the feed kind's board: it is the very
  * FeedTarget its reconciler drives (status, health and metrics report it like any backend). The
  * ledger moves it too, because a reconciler alone would serve an empty or partial list before its
  * first pass and for ever on a replica that does not enforce, and a firewall that fetches a URL
@@ -18,6 +18,8 @@ export class LedgerFeeds {
   private readonly ledger: Ledger;
   private readonly targets: () => readonly string[];
   private readonly board: FeedBoard;
+  /** The feeds of other ledger targets (an OPNsense alias's, for durable mode): this object's alone. */
+  private readonly own = new Map<string, FeedTarget>();
   /** Ledger targets whose feed was filled from the ledger and follows its changes. */
   private readonly followed = new Set<string>();
   private readonly unsubscribe: () => void;
@@ -38,10 +40,10 @@ export class LedgerFeeds {
   feed(id: string): FeedTarget | null {
     const target = this.resolve(id);
     if (target === null) return null;
-    const feed = this.board.target(target);
+    const feed = this.feedOf(target);
     if (!this.followed.has(target)) {
       // The ledger holds pf spelling already (parsePfAddress on every ban).
-      feed.holdCanonical(this.ledger.activeAddresses(target));
+      feed.holdOnlyCanonical(this.ledger.activeAddresses(target));
       this.followed.add(target);
     }
     return feed;
@@ -63,10 +65,17 @@ export class LedgerFeeds {
     return known(feed) ? feed : null;
   }
 
+  private feedOf(target: string): FeedTarget {
+    if (target.startsWith(feedLedgerTarget(''))) return this.board.target(target);
+    let feed = this.own.get(target);
+    if (!feed) this.own.set(target, feed = new FeedTarget(target));
+    return feed;
+  }
+
   private apply(changes: readonly LedgerChange[]): void {
     for (const { target, address } of changes) {
       if (!this.followed.has(target)) continue;
-      const feed = this.board.target(target);
+      const feed = this.feedOf(target);
       if (this.ledger.isActive(target, address)) feed.holdCanonical([address]);
       else feed.dropCanonical([address]);
     }

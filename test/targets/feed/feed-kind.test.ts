@@ -22,7 +22,7 @@ test('feed[name=…] and EDGEBAN_FEED_NAME give the ledger target feed:NAME; fai
   refused({ name: 'pfsense', nmae: 'x' }, 'nmae');
 });
 
-test('LedgerFeeds serves the feed kind\'s FeedTarget: filled from the ledger when first asked, by ledger target or by name alone', async (t) => {
+test('LedgerFeeds serves the feed kind\'s FeedTarget: made equal to the ledger when first asked, by ledger target or by name alone', async (t) => {
   const log = new CapturedLog('warn');
   const clock = new ManualClock();
   const ledger = await Ledger.open({ store: await FileLedgerStore.open({ dir: await tempDir(t), logger: log.logger }), clock, logger: log.logger });
@@ -31,6 +31,8 @@ test('LedgerFeeds serves the feed kind\'s FeedTarget: filled from the ledger whe
   const target = kind.create(kind.parseOptions({ name: 'pfsense' }), { clock, logger: log.logger });
   // A ban made before the feed is served (edgeban just started, its reconciler not through a pass yet).
   await ledger.ban({ target: 'feed:pfsense', address: '192.0.2.80', jail: 'a', origin: 'jail', durationMs: 60_000 });
+  // Left on the feed by an earlier ledger (a daemon started again in the same process): not served.
+  await target.add({ address: '198.51.100.9', expiresAt: null, comment: '' });
   const feeds = new LedgerFeeds(ledger, () => ['feed:pfsense'], kind.board);
   t.after(() => feeds.close());
   assert.equal(feeds.feed('feed:pfsense'), target, 'the route serves the target the reconciler drives');

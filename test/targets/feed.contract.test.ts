@@ -12,7 +12,7 @@ const TOKEN = 'feed-contract-token-0123456789';
 runTargetContract('feed', async (t) => {
   // A kind of its own per test: its board is this test's feeds (the daemon's is the process's).
   const kind = createFeedKind();
-  const options = kind.parseOptions({ name: 'edgeban_contract' });
+  const options = kind.parseOptions({ name: 'edgeban_contract', token: TOKEN });
   const ledgerTarget = `feed:${kind.identity(options)}`;
   const logger = createLogger({ level: 'silent' });
   // Served from the board alone, not from a ledger: only the reconciler, through the seam, fills it.

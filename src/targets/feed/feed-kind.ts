@@ -52,11 +52,16 @@ export function createFeedKind(board = new FeedBoard()): FeedKind {
   return {
     kind: 'feed',
     board,
-    env: { EDGEBAN_FEED_NAME: 'name' },
-    secretParams: [],
+    // The token is read only to refuse a feed that would never be served; the route reads it from the env itself.
+    env: { EDGEBAN_FEED_NAME: 'name', EDGEBAN_FEED_TOKEN: 'token' },
+    secretParams: ['token'],
     parseOptions(params) {
-      for (const key of Object.keys(params)) if (key !== 'name' && !FAIL2BAN_PARAMS.has(key)) throw new TargetOptionError(key, `${key}: unknown parameter; feed takes name`);
+      for (const key of Object.keys(params)) if (key !== 'name' && key !== 'token' && !FAIL2BAN_PARAMS.has(key)) throw new TargetOptionError(key, `${key}: unknown parameter; feed takes name`);
       const name = requiredParam(params, 'name', 'the feed\'s name, served at /blocklist/NAME.txt; or EDGEBAN_FEED_NAME');
+      // Bans into a feed nobody may fetch reach no firewall: refused at start, not found by a user later.
+      if ((params.token ?? '').trim() === '') {
+        throw new TargetOptionError('token', 'EDGEBAN_FEED_TOKEN is not set: a feed is served only with EDGEBAN_FEED_TOKEN (or EDGEBAN_FEED_TOKEN_FILE) and EDGEBAN_METRICS_LISTEN; without them these bans reach no firewall');
+      }
       // Letters, digits, _ . -: a path segment that needs no encoding, in a firewall's URL field too.
       if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) throw new TargetOptionError('name', 'name: letters, digits, _, . or -, at most 64');
       return { name };

@@ -12,7 +12,7 @@ import { until } from '../../helpers/until.ts';
 
 const TOKEN = 'feed-kind-token-0123456789';
 
-test('feed[name=pfsense] alone: the daemon starts without OPNSENSE_URL, a ban appears in /blocklist/feed:pfsense.txt and /blocklist/pfsense.txt, status reports the feed in sync', { timeout: 120_000 }, async (t) => {
+test('feed[name=pfsense] alone: refused without EDGEBAN_FEED_TOKEN; with it the daemon starts without OPNSENSE_URL, a ban appears in /blocklist/feed:pfsense.txt and /blocklist/pfsense.txt, status reports the feed in sync', { timeout: 120_000 }, async (t) => {
   const { root, configDir, mailLog } = await mailSetup(t);
   await writeFile(path.join(configDir, 'jail.local'), [
     '[dovecot]', 'enabled = true', `logpath = ${mailLog}`, 'maxretry = 3', 'findtime = 10m', 'bantime = 1h',
@@ -23,6 +23,12 @@ test('feed[name=pfsense] alone: the daemon starts without OPNSENSE_URL, a ban ap
     TZ: 'UTC', EDGEBAN_DATA_DIR: path.join(root, 'data'), EDGEBAN_CONFIG_DIR: configDir,
     EDGEBAN_METRICS_LISTEN: `127.0.0.1:${port}`, EDGEBAN_FEED_TOKEN: TOKEN,
   };
+  // Without the token the feed would be served to no one: refused at start, naming the fix.
+  const { EDGEBAN_FEED_TOKEN: _token, ...tokenless } = env;
+  const refused = await runCli(['run'], { env: tokenless });
+  assert.equal(refused.code, 2, refused.stdout + refused.stderr);
+  assert.match(refused.stderr, /jail\.local:\d+: token: .*EDGEBAN_FEED_TOKEN is not set/);
+
   const daemon = await startCliDaemon(t, env);
   const base = `http://127.0.0.1:${port}`;
   const body = async (name: string) => {

@@ -11,12 +11,18 @@ import { ManualClock } from '../../../src/util/clock.ts';
 import { CapturedLog } from '../../helpers/enforcement-harness.ts';
 import { tempDir } from '../../helpers/temp-dir.ts';
 
-test('feed[name=…] and EDGEBAN_FEED_NAME give the ledger target feed:NAME; fail2ban\'s action parameters are ignored, others refused by key', () => {
-  assert.equal(parseTargetAction('feed', { name: 'pfsense', port: 'ssh', protocol: 'tcp', chain: 'INPUT' }, {}).ledgerTarget, 'feed:pfsense');
-  assert.equal(parseTargetAction('feed', {}, { EDGEBAN_FEED_NAME: 'fortigate' }).ledgerTarget, 'feed:fortigate');
-  assert.equal(parseTargetAction('feed', { name: 'pfsense' }, { EDGEBAN_FEED_NAME: 'fortigate' }).ledgerTarget, 'feed:pfsense', 'the action wins over the env default');
-  const refused = (params: Record<string, string>, key: string) =>
-    assert.throws(() => parseTargetAction('feed', params, {}), (error: unknown) => (error as { key?: string }).key === key, key);
+const TOKEN = 'feed-kind-token-0123456789';
+
+test('feed[name=…] and EDGEBAN_FEED_NAME give the ledger target feed:NAME; fail2ban\'s action parameters are ignored, others refused by key; no feed without EDGEBAN_FEED_TOKEN', () => {
+  const env = { EDGEBAN_FEED_TOKEN: TOKEN };
+  const spec = parseTargetAction('feed', { name: 'pfsense', port: 'ssh', protocol: 'tcp', chain: 'INPUT' }, env);
+  assert.equal(spec.ledgerTarget, 'feed:pfsense');
+  assert.deepEqual(spec.secrets, [TOKEN], 'the token is scrubbed from logs');
+  assert.equal(parseTargetAction('feed', {}, { ...env, EDGEBAN_FEED_NAME: 'fortigate' }).ledgerTarget, 'feed:fortigate');
+  assert.equal(parseTargetAction('feed', { name: 'pfsense' }, { ...env, EDGEBAN_FEED_NAME: 'fortigate' }).ledgerTarget, 'feed:pfsense', 'the action wins over the env default');
+  const refused = (params: Record<string, string>, key: string, withEnv: Record<string, string> = env) =>
+    assert.throws(() => parseTargetAction('feed', params, withEnv), (error: unknown) => (error as { key?: string }).key === key, key);
+  refused({ name: 'pfsense' }, 'token', {});
   refused({}, 'name');
   refused({ name: 'has/slash' }, 'name');
   refused({ name: 'pfsense', nmae: 'x' }, 'nmae');
@@ -28,7 +34,7 @@ test('LedgerFeeds serves the feed kind\'s FeedTarget: made equal to the ledger w
   const ledger = await Ledger.open({ store: await FileLedgerStore.open({ dir: await tempDir(t), logger: log.logger }), clock, logger: log.logger });
   t.after(() => ledger.close());
   const kind = createFeedKind();
-  const target = kind.create(kind.parseOptions({ name: 'pfsense' }), { clock, logger: log.logger });
+  const target = kind.create(kind.parseOptions({ name: 'pfsense', token: TOKEN }), { clock, logger: log.logger });
   // A ban made before the feed is served (edgeban just started, its reconciler not through a pass yet).
   await ledger.ban({ target: 'feed:pfsense', address: '192.0.2.80', jail: 'a', origin: 'jail', durationMs: 60_000 });
   // Left on the feed by an earlier ledger (a daemon started again in the same process): not served.

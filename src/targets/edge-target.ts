@@ -134,6 +134,8 @@ export interface TargetKind<O> {
   readonly env: Readonly<Record<string, string>>;
   /** Parameter names whose values are secrets (scrubbed from logs, never in ids). */
   readonly secretParams: readonly string[];
+  /** Parameters only the environment may give (a jail file writing them is a config error), e.g. a token another part of edgeban reads from the env. */
+  readonly envOnlyParams?: readonly string[];
   /** The list these options address (two jails with the same identity share one target), without secrets. */
   identity(options: O): string;
   create(options: O, deps: TargetDeps): EdgeTarget;

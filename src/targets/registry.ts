@@ -5,7 +5,7 @@ import { feedKind } from './feed/feed-kind.ts';
 import { memoryKind } from './memory/target.ts';
 import { mikrotikKind } from './mikrotik/index.ts';
 import { opnsenseKind } from './opnsense/kind.ts';
-import { TargetOptionError } from './target-options.ts';
+import { FAIL2BAN_ACTION_PARAMS, TargetOptionError } from './target-options.ts';
 
 /**
  * Every backend kind edgeban knows: adding one is its folder under src/targets plus one line
@@ -74,7 +74,11 @@ export function paramsOverEnv(kind: TargetKind<unknown>, params: Readonly<Record
 export function parseTargetAction(kindName: string, params: Readonly<Record<string, string>>, env: Readonly<Record<string, string | undefined>>): TargetSpec {
   const kind = findTargetKind(kindName);
   if (kind === null) throw new TargetOptionError('action', `no backend kind ${kindName} (known: ${TARGET_KINDS.map((k) => k.kind).join(', ')})`);
-  const merged = paramsOverEnv(kind, params, env);
+  const own = Object.fromEntries(Object.entries(params).filter(([key]) => !FAIL2BAN_ACTION_PARAMS.has(key)));
+  for (const key of kind.envOnlyParams ?? []) {
+    if (own[key] !== undefined) throw new TargetOptionError(key, `${key}: set only in the environment (${Object.keys(kind.env).find((v) => kind.env[v] === key) ?? 'see README'}), not in a jail file`);
+  }
+  const merged = paramsOverEnv(kind, own, env);
   const options = kind.parseOptions(merged);
   const identity = kind.identity(options);
   const secrets = kind.secretParams.map((p) => merged[p]).filter((v): v is string => v !== undefined && v !== '');

@@ -12,6 +12,16 @@ export class TargetOptionError extends Error {
   }
 }
 
+/**
+ * What jail.conf's `action_` family and fail2ban's action machinery pass to every action
+ * (`%(banaction)s[port=…, protocol=…, chain=…]`): meaningful to local firewall actions, not to a
+ * backend list that blocks the address as a whole. The registry drops them before a kind's
+ * `parseOptions`, which then refuses any other unknown key (a misspelt `pasword=` is not dropped).
+ */
+export const FAIL2BAN_ACTION_PARAMS: ReadonlySet<string> = new Set([
+  'actname', 'port', 'protocol', 'chain', 'bantime', 'timeout', 'family', 'blocktype', 'returntype', 'banaction', 'banaction_allports',
+]);
+
 /** `true`/`false` as fail2ban spells flags (1, yes, on…); an empty value is `fallback`. */
 export function flagParam(params: Readonly<Record<string, string>>, key: string, fallback: boolean): boolean {
   const value = (params[key] ?? '').trim();

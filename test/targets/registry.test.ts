@@ -136,3 +136,27 @@ test('mikrotik[…] and cloudflare[…] (their registry lines) become targets th
   const noToken = { ...noFirewall, targetEnv: { CLOUDFLARE_ACCOUNT_ID: '0123456789abcdef0123456789abcdef' } };
   assert.throws(() => planTargets(jails, noToken), (error: unknown) => error instanceof ConfigError && error.key === 'token' && error.line === 12);
 });
+
+test('every backend kind works as banaction through jail.conf\'s action_ (port, protocol, chain… are fail2ban\'s, not the backend\'s)', async (t) => {
+  const params: Record<string, string> = {
+    mikrotik: 'url="https://192.0.2.10", user=edgeban, password=pw-0123456789, list=edgeban',
+    cloudflare: 'account=0123456789abcdef0123456789abcdef, list=edgeban_blocklist, token=tok-0123456789abcdef',
+    feed: 'name=pfsense',
+    memory: 'list=edge1',
+  };
+  for (const kind of GENERIC_TARGET_KINDS) {
+    assert.ok(params[kind] !== undefined, `a test case for ${kind}`);
+    const { jails } = await enabledJails(t, [
+      '[DEFAULT]', `banaction = ${kind}[${params[kind]}]`, 'port = 0:65535', 'protocol = tcp', 'chain = INPUT',
+      'action_ = %(banaction)s[port="%(port)s", protocol="%(protocol)s", chain="%(chain)s"]', 'action = %(action_)s', '',
+      '[a]', 'enabled = true', 'filter =', 'ipv6prefix = 64', '',
+    ].join('\n'));
+    const plan = planTargets(jails, { ...noFirewall, targetEnv: { EDGEBAN_FEED_TOKEN: 'feed-token-0123456789' } });
+    assert.deepEqual(plan.targets.map((x) => x.spec?.kind), [kind], kind);
+  }
+});
+
+test('a feed token written in a jail file is refused (the route reads it from the env only), naming the key', async (t) => {
+  await assert.rejects(enabledJails(t, ['[a]', 'enabled = true', 'filter =', 'action = feed[name=pfsense, token=feed-token-0123456789]', ''].join('\n'))
+    .then(({ jails }) => planTargets(jails, noFirewall)), (error: Error) => /token: set only in the environment \(EDGEBAN_FEED_TOKEN\)/.test(error.message));
+});

@@ -32,13 +32,6 @@ export class FeedBoard {
   }
 }
 
-/**
- * What jail.conf's `action_` and fail2ban's action machinery pass to every action: accepted and
- * ignored, as a feed lists whole addresses. (The same list as the MikroTik kind's; `name` is the
- * feed's own here.) Any other key is an error, so a misspelt `nmae=` is not silently dropped.
- */
-const FAIL2BAN_PARAMS = new Set(['actname', 'port', 'protocol', 'chain', 'bantime', 'timeout', 'family', 'blocktype', 'returntype', 'banaction', 'banaction_allports']);
-
 export interface FeedKind extends TargetKind<FeedOptions> {
   readonly board: FeedBoard;
 }
@@ -55,8 +48,10 @@ export function createFeedKind(board = new FeedBoard()): FeedKind {
     // The token is read only to refuse a feed that would never be served; the route reads it from the env itself.
     env: { EDGEBAN_FEED_NAME: 'name', EDGEBAN_FEED_TOKEN: 'token' },
     secretParams: ['token'],
+    // The route reads the token from the env: one written in a jail file would pass this check and serve nothing.
+    envOnlyParams: ['token'],
     parseOptions(params) {
-      for (const key of Object.keys(params)) if (key !== 'name' && key !== 'token' && !FAIL2BAN_PARAMS.has(key)) throw new TargetOptionError(key, `${key}: unknown parameter; feed takes name`);
+      for (const key of Object.keys(params)) if (key !== 'name' && key !== 'token') throw new TargetOptionError(key, `${key}: unknown parameter; feed takes name`);
       const name = requiredParam(params, 'name', 'the feed\'s name, served at /blocklist/NAME.txt; or EDGEBAN_FEED_NAME');
       // Bans into a feed nobody may fetch reach no firewall: refused at start, not found by a user later.
       if ((params.token ?? '').trim() === '') {

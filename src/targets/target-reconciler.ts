@@ -108,6 +108,12 @@ export class TargetReconciler {
   private readonly spellings = new Map<string, Set<string>>();
   /** Ledger addresses this backend cannot hold, already logged. */
   private readonly unholdableReported = new Set<string>();
+  /**
+   * Native-expiry backends only: the expiry each entry was last sent with (null: permanent), so a
+   * ban that grows is sent again, or the backend drops the entry at the old end. Absent when not
+   * known (an entry listed but not sent by this process).
+   */
+  private readonly sentExpiry = new Map<string, number | null>();
   /** Results of adds/deletes that completed while a list was being read (the list may predate them). */
   private touchedDuringList: Map<string, boolean> | null = null;
   private blocked = false;
@@ -259,6 +265,8 @@ export class TargetReconciler {
         else listed.delete(address);
       }
       this.remote = listed;
+      // Gone from the backend (expired there, a reboot): whatever it was sent with no longer holds.
+      for (const address of this.sentExpiry.keys()) if (!listed.has(address)) this.sentExpiry.delete(address);
       // A replica cut off from a shared ledger must not act on stale state: the pass fails instead.
       await this.options.ledger.sync();
       ({ plan, unholdable } = this.diff(listed));
@@ -271,7 +279,8 @@ export class TargetReconciler {
     if (this.isStandingBy()) return this.standingBy(at);
     this.recover();
     if (plan.adopt.length > 0) await this.adopt(plan.adopt);
-    const work = [...plan.add, ...plan.remove, ...plan.deleteForeign];
+    // Bans that grew since their entry was sent (changes missed while standing by) are sent again.
+    const work = [...plan.add, ...plan.remove, ...plan.deleteForeign, ...[...(this.remote?.keys() ?? [])].filter((a) => this.expiryGrew(a))];
     for (const address of work) this.dirty.add(address);
     await this.drainAddresses(work);
     // Stood by (or stopped) while draining: the adds were never sent, so a verifying list would blame the backend.
@@ -349,6 +358,18 @@ export class TargetReconciler {
     if (ledger.isKnown(ledgerTarget, spelled)) return true;
     for (const address of this.spellings.get(spelled) ?? []) if (ledger.isKnown(ledgerTarget, address)) return true;
     return false;
+  }
+
+  /**
+   * Whether the ban on a native-expiry backend entry now ends later than the entry was sent with
+   * (a longer re-ban, bantime.increment, a permanent ban over a timed one): it must be sent again.
+   */
+  private expiryGrew(spelled: string): boolean {
+    if (!this.target.capabilities.nativeExpiry || !this.remote?.has(spelled) || !this.wanted(spelled)) return false;
+    const sent = this.sentExpiry.get(spelled);
+    if (sent === undefined || sent === null) return false;
+    const wanted = this.desiredEntry(spelled).expiresAt;
+    return wanted === null || wanted > sent;
   }
 
   /** What is sent for a canonical address: its expiry for backends that expire entries themselves, and a comment naming the jails. */
@@ -484,9 +505,17 @@ export class TargetReconciler {
         const listed: ListedEntry[] = remote.has(address) ? [{ address, owned: remote.get(address) ?? null }] : [];
         const plan = planPass(this.wanted(address) ? [address] : [], listed, (a) => this.ledgerOwns(a), foreignPolicy);
         if (plan.add.length > 0) {
-          await this.target.add(this.desiredEntry(address));
-          this.markRemote(address, true);
+          const entry = this.desiredEntry(address);
+          await this.target.add(entry);
+          this.markRemote(address, true, entry.expiresAt);
           return 'added';
+        }
+        if (this.expiryGrew(address)) {
+          // The backend's add of an entry it holds takes the new expiry (the MikroTik backend patches its row's timeout).
+          const entry = this.desiredEntry(address);
+          await this.target.add(entry);
+          this.markRemote(address, true, entry.expiresAt);
+          return 'none';
         }
         if (plan.remove.length > 0 || plan.deleteForeign.length > 0) {
           // Another replica may have banned it again a moment ago: judge on the shared ledger's latest.
@@ -520,9 +549,11 @@ export class TargetReconciler {
     return this.target.capabilities.comments ? true : null;
   }
 
-  private markRemote(address: string, present: boolean): void {
+  private markRemote(address: string, present: boolean, expiresAt: number | null = null): void {
     if (present) this.remote?.set(address, this.ownMark());
     else this.remote?.delete(address);
+    if (present && this.target.capabilities.nativeExpiry) this.sentExpiry.set(address, expiresAt);
+    else this.sentExpiry.delete(address);
     this.touchedDuringList?.set(address, present);
   }
 

@@ -3,7 +3,6 @@ import { createLogger } from '../../src/logging/logger.ts';
 import { parsePfEntry } from '../../src/net/address.ts';
 import type { EdgeTarget } from '../../src/targets/edge-target.ts';
 import { mikrotikKind } from '../../src/targets/mikrotik/index.ts';
-import { systemClock } from '../../src/util/clock.ts';
 import { startCliSimulator } from '../helpers/cli.ts';
 import { runTargetContract } from './target-contract.ts';
 
@@ -44,7 +43,8 @@ runTargetContract('mikrotik', async (t) => {
   const logger = createLogger({ level: 'silent' });
   const counter = { now: 0, max: 0 };
   return {
-    connect: () => counted(mikrotikKind.create(options, { clock: systemClock, logger }), counter),
+    // The suite's clock: the timeout sent is the ban's end by that clock, which advanceClock keeps in step with the router's.
+    connect: (clock) => counted(mikrotikKind.create(options, { clock, logger }), counter),
     entries: async () => (await rows()).map((r) => parsePfEntry(r.address).text),
     seedForeign: async (addresses) => {
       for (const address of addresses) await sim.admin('entries', { menu: address.includes(':') ? 'ipv6' : 'ip', list: LIST, address });
@@ -56,5 +56,6 @@ runTargetContract('mikrotik', async (t) => {
     flushes: async () => 0,
     maxInFlight: async () => counter.max,
     resetMaxInFlight: async () => { counter.max = counter.now; },
+    advanceClock: async (ms) => { await sim.admin('clock', { advanceMs: ms }); },
   };
 });

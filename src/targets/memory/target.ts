@@ -20,6 +20,11 @@ export interface MemoryTargetOptions {
   capabilities?: Partial<TargetCapabilities>;
   /** Only addresses this returns non-null for can be held (canonical spelling); default: pf's spelling. */
   canonical?: (address: string) => string | null;
+  /**
+   * With `nativeExpiry`: the list's own clock, by which it drops an entry at its `expiresAt` (as a
+   * router drops an entry whose timeout ran out). Without it, entries never expire here.
+   */
+  clock?: { now(): number };
 }
 
 export interface MemoryCall {
@@ -54,6 +59,8 @@ export class MemoryTarget implements EdgeTarget {
   maxInFlight = 0;
   private inFlight = 0;
   private readonly spell: (address: string) => string | null;
+  /** Set by the test (or the options) for native expiry; see MemoryTargetOptions.clock. */
+  clock: { now(): number } | null;
   private readonly deps: Pick<TargetDeps, 'onCall'> | undefined;
 
   constructor(options: MemoryTargetOptions, deps?: Pick<TargetDeps, 'onCall'>) {
@@ -61,6 +68,7 @@ export class MemoryTarget implements EdgeTarget {
     this.id = `memory ${options.name}`;
     this.capabilities = { ...DEFAULT_CAPABILITIES, ...options.capabilities };
     this.spell = options.canonical ?? pfSpelling;
+    this.clock = options.clock ?? null;
   }
 
   canonical(address: string): string | null {
@@ -78,6 +86,7 @@ export class MemoryTarget implements EdgeTarget {
   }
 
   addresses(): string[] {
+    this.expire();
     return [...this.entries.keys()].sort();
   }
 
@@ -95,6 +104,7 @@ export class MemoryTarget implements EdgeTarget {
     await this.enter({ op: 'add', address: entry.address });
     if (this.faults.reject.has(entry.address)) throw new TargetError('rejected', 'rejected', 'add', `memory target refuses ${entry.address}`);
     if (this.faults.dropAdds) return;
+    // An add of an address already held replaces its entry, expiry included (MikroTik's add patches its own row's timeout).
     this.entries.set(entry.address, { entry, owned: this.capabilities.comments ? true : null });
   }
 
@@ -110,7 +120,17 @@ export class MemoryTarget implements EdgeTarget {
 
   async close(): Promise<void> {}
 
+  /** Native expiry: entries whose `expiresAt` has passed on the list's clock are gone, whoever looks. */
+  private expire(): void {
+    if (!this.capabilities.nativeExpiry || this.clock === null) return;
+    const now = this.clock.now();
+    for (const [address, { entry }] of this.entries) {
+      if (entry !== null && entry.expiresAt !== null && entry.expiresAt <= now) this.entries.delete(address);
+    }
+  }
+
   private async enter(call: MemoryCall): Promise<void> {
+    this.expire();
     this.calls.push(call);
     this.inFlight++;
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);

@@ -12,6 +12,14 @@ export class TargetOptionError extends Error {
   }
 }
 
+/**
+ * What jail.conf's `action_` and fail2ban's action machinery pass to every action (and edgeban's
+ * action loader adds, e.g. `port=` for `banaction = kind[…]`): a backend that blocks the address
+ * as a whole accepts and ignores them. Any other unknown key stays an error, so a misspelt
+ * `pasword=` is not silently dropped.
+ */
+export const FAIL2BAN_ACTION_PARAMS: ReadonlySet<string> = new Set(['name', 'actname', 'port', 'protocol', 'chain', 'bantime', 'timeout', 'family', 'blocktype', 'returntype', 'banaction', 'banaction_allports']);
+
 /** `true`/`false` as fail2ban spells flags (1, yes, on…); an empty value is `fallback`. */
 export function flagParam(params: Readonly<Record<string, string>>, key: string, fallback: boolean): boolean {
   const value = (params[key] ?? '').trim();

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
+import { FAIL2BAN_ACTION_PARAMS } from '../target-options.ts';
 
 /** Validated `mikrotik[url=, user=, password=, list=, ca_file=, tls_insecure=, api_timeout=]` parameters. */
 export interface MikrotikOptions {
@@ -44,13 +45,6 @@ export const DEFAULT_LIST = 'edgeban';
  */
 const LIST_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}$/;
 
-/**
- * What jail.conf's `action_` and fail2ban's action machinery pass to every action (and edgeban's
- * action loader adds): accepted and ignored, since an address list blocks the address as a whole.
- * Any other unknown key is an error, so a misspelt `pasword=` is not silently dropped.
- */
-const GENERIC_PARAMS = new Set(['name', 'actname', 'port', 'protocol', 'chain', 'bantime', 'timeout', 'family', 'blocktype', 'returntype', 'banaction', 'banaction_allports']);
-
 const schema = z.object({
   url: z.string({ error: 'required (the router, e.g. https://192.0.2.1)' }).min(1, 'required (the router, e.g. https://192.0.2.1)'),
   user: z.string({ error: 'required (a RouterOS user, see README "MikroTik RouterOS")' }).min(1, 'required (a RouterOS user, see README "MikroTik RouterOS")'),
@@ -70,7 +64,7 @@ const schema = z.object({
 export function parseMikrotikOptions(params: Readonly<Record<string, string>>): MikrotikOptions {
   const given: Record<string, string> = {};
   for (const [key, value] of Object.entries(params)) {
-    if (GENERIC_PARAMS.has(key)) continue;
+    if (FAIL2BAN_ACTION_PARAMS.has(key)) continue;
     if (!(key in schema.shape)) throw new MikrotikOptionError(key, `unknown parameter (known: ${Object.keys(schema.shape).join(', ')})`);
     // An action file's empty [Init] default (`ca_file =`) means "not set".
     if (typeof value === 'string' && value.trim() !== '') given[key] = key === 'password' ? value : value.trim();

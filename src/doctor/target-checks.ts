@@ -1,4 +1,4 @@
-import { TargetError, type EdgeTarget, type TargetCheckResult } from '../targets/edge-target.ts';
+import { TargetError, targetLabel, type EdgeTarget, type TargetCheckResult } from '../targets/edge-target.ts';
 import { errorMessage } from '../util/errors.ts';
 import { fail, pass, warn, type CheckResult } from './check-result.ts';
 
@@ -8,8 +8,7 @@ import { fail, pass, warn, type CheckResult } from './check-result.ts';
  * e.g. a list no rule drops from), the facts say what was found. Reads only.
  */
 export async function checkTarget(target: EdgeTarget): Promise<CheckResult[]> {
-  // Named by kind, once (a Cloudflare id already starts with it).
-  const scope = target.id.startsWith(`${target.kind} `) ? target.id : `${target.kind} ${target.id}`;
+  const scope = targetLabel(target);
   let result: TargetCheckResult;
   try {
     result = await target.check();

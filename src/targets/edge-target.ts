@@ -99,6 +99,16 @@ export interface EdgeTarget {
   close(): Promise<void>;
 }
 
+/** A target as status, reconcile and doctor name it: its kind, then its id (once: a Cloudflare id already starts with it). */
+export function targetLabel(target: { kind: string; id: string }): string {
+  return target.id.startsWith(`${target.kind} `) ? target.id : `${target.kind} ${target.id}`;
+}
+
+/** What a target's entries are called in messages: pf tables are OPNsense aliases, the others hold lists. */
+export function holdingNoun(kind: string): string {
+  return kind === 'opnsense' ? 'alias' : 'list';
+}
+
 /** One API call a backend made, for metrics (`edgeban_target_api_requests_total`). */
 export interface TargetCallRecord {
   kind: string;

@@ -12,7 +12,7 @@ import { until } from '../helpers/until.ts';
 const PASSWORD = 'registry-password-0123';
 const LIST = 'edgeban';
 
-test('a jail banning through mikrotik[…] (a registry backend): the ban reaches the router, status names the target, the password is in no log', async (t) => {
+test('a jail banning through mikrotik[…] (a registry backend): the ban reaches the router; status and reconcile (beside the daemon and without it) name the kind and the list; the password is in no log', async (t) => {
   const sim = await startCliSimulator(t, ['--kind', 'mikrotik', '--user', 'edgeban', '--password', PASSWORD, '--list', LIST]);
   const { root, configDir, mailLog } = await mailSetup(t);
   await writeFile(path.join(configDir, 'jail.local'), [
@@ -30,6 +30,22 @@ test('a jail banning through mikrotik[…] (a registry backend): the ban reaches
   assert.equal(status.code, 0, status.stdout + status.stderr);
   const targets = (JSON.parse(status.stdout) as { targets: Array<{ id: string; kind: string; ledgerTarget: string; state: string }> }).targets;
   assert.deepEqual(targets.map((x) => [x.kind, x.ledgerTarget]), [['mikrotik', `mikrotik:${sim.url} ${LIST}`]]);
+  await until('the target in sync', async () => (JSON.parse((await runCli(['status', '--json'], { env })).stdout) as { targets: Array<{ state: string }> }).targets[0]?.state === 'in-sync');
+  const human = await runCli(['status'], { env });
+  assert.match(human.stdout, new RegExp(`^target mikrotik ${sim.url} ${LIST}: in-sync; 1 in the list, 0 pending`, 'm'));
+  // Beside the daemon, reconcile asks it: the plan names the kind and the list.
+  const dry = await runCli(['reconcile', '--dry-run'], { env });
+  assert.equal(dry.code, 0, dry.stdout + dry.stderr);
+  assert.match(dry.stdout, new RegExp(`^mikrotik ${sim.url} ${LIST}: 1 in the list, 1 banned in the ledger\\n\\s+nothing to add or remove`, 'm'));
   assert.equal(await daemon.stop(), 0);
   assert.ok(![...daemon.stdout, ...daemon.stderr].some((line) => line.includes(PASSWORD)), 'the password is never logged');
+
+  // Without the daemon, reconcile builds the target itself: a router reboot dropped the (dynamic) entry; it comes back.
+  await sim.admin('reboot', {});
+  assert.deepEqual(await listed(), []);
+  const offline = await runCli(['reconcile'], { env });
+  assert.equal(offline.code, 0, offline.stdout + offline.stderr);
+  assert.match(offline.stdout, new RegExp(`^mikrotik ${sim.url} ${LIST}: 0 in the list, 1 banned in the ledger\\n\\s+add: 1\\n\\s+192\\.0\\.2\\.60\\n\\s+converged`, 'm'));
+  assert.deepEqual(await listed(), ['192.0.2.60']);
+  assert.ok(!(human.stdout + dry.stdout + offline.stdout + offline.stderr).includes(PASSWORD), 'the password is never printed');
 });

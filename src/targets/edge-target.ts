@@ -59,6 +59,11 @@ export interface ListedEntry {
    * backend cannot tell (a plain alias: ownership is then decided from the ledger's records).
    */
   owned: boolean | null;
+  /**
+   * Native-expiry backends that report it: when the entry itself ends (epoch ms), null when it
+   * never does; absent when the backend does not say. A ban that grew beyond it is sent again.
+   */
+  expiresAt?: number | null;
 }
 
 export interface TargetCheckResult {

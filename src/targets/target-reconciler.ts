@@ -81,6 +81,8 @@ export interface TargetStatus {
 
 const DEFAULT_RETRY: RetryPolicy = { retries: 4, minTimeoutMs: 200, maxTimeoutMs: 5_000 };
 const MAX_REJECTED_SHOWN = 100;
+/** How much earlier than sent a backend may report an entry's end (whole seconds printed, a list's duration). */
+const LISTED_EXPIRY_SLACK_MS = 5_000;
 
 /**
  * Converges one backend list (an EdgeTarget) toward the ledger, level-triggered: every decision
@@ -259,7 +261,9 @@ export class TargetReconciler {
     try {
       await this.checkTarget();
       this.touchedDuringList = new Map();
-      const listed = listedMap(await this.withRetry(() => this.target.list()));
+      const entries = await this.withRetry(() => this.target.list());
+      const listed = listedMap(entries);
+      this.learnExpiry(entries);
       for (const [address, present] of this.touchedDuringList) {
         if (present) listed.set(address, this.ownMark());
         else listed.delete(address);
@@ -358,6 +362,22 @@ export class TargetReconciler {
     if (ledger.isKnown(ledgerTarget, spelled)) return true;
     for (const address of this.spellings.get(spelled) ?? []) if (ledger.isKnown(ledgerTarget, address)) return true;
     return false;
+  }
+
+  /**
+   * Takes the end a native-expiry backend reports for entries this process did not send (the
+   * router's timeout) as what they were sent with, so a ban that grew while no reconciler sent it (an offline `edgeban ban`,
+   * another replica's leadership) is sent again after a restart. Foreign entries are not edgeban's
+   * to extend (the backend leaves them as they are).
+   */
+  private learnExpiry(entries: readonly ListedEntry[]): void {
+    if (!this.target.capabilities.nativeExpiry) return;
+    for (const entry of entries) {
+      // What this process sent is exact (and uncapped: a ban longer than a router's longest timeout is not re-sent every pass).
+      if (entry.expiresAt === undefined || entry.owned === false || this.sentExpiry.has(entry.address) || this.touchedDuringList?.has(entry.address)) continue;
+      // The router prints whole seconds left, read a moment ago: a reported end up to that much early is no shorter ban.
+      this.sentExpiry.set(entry.address, entry.expiresAt === null ? null : entry.expiresAt + LISTED_EXPIRY_SLACK_MS);
+    }
   }
 
   /**

@@ -286,6 +286,21 @@ export function runTargetContract(name: string, makeBackend: (t: TestContext) =>
     assert.deepEqual(await r.backend.entries(), ['192.0.2.40'], 'the backend dropped the ban at the expiry it was first sent with');
   });
 
+  contract(`${name} contract: native expiry: after a restart, an entry whose ban grew while edgeban was down (an offline \`edgeban ban\`) is sent again`, makeBackend, {}, async (r) => {
+    if (!r.backend.advanceClock) return;
+    await r.ledger.ban(ban('192.0.2.50', 10 * MINUTE));
+    await r.reconciler.start();
+    await r.reconciler.idle();
+    await r.restart();
+    await r.ledger.ban(ban('192.0.2.50', 60 * MINUTE)); // recorded while no reconciler runs
+    const result = await r.reconciler.start();
+    assert.equal(result.ok, true, result.error ?? '');
+    await r.reconciler.idle();
+    await r.reconciler.stop();
+    await advanceBoth(r, 15 * MINUTE);
+    assert.deepEqual(await r.backend.entries(), ['192.0.2.50'], 'the backend dropped the ban at the expiry the previous edgeban sent');
+  });
+
   contract(`${name} contract: at most 3 (the concurrency setting) calls in flight, whatever the burst`, makeBackend, { concurrency: 3 }, async (r) => {
     await r.reconciler.start();
     await r.backend.setLatency(20);

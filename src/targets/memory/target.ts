@@ -97,7 +97,8 @@ export class MemoryTarget implements EdgeTarget {
 
   async list(): Promise<ListedEntry[]> {
     await this.enter({ op: 'list', address: null });
-    return [...this.entries].map(([address, { owned }]) => ({ address, owned }));
+    // With native expiry the list says when each entry ends, as a router prints its timeout (a seeded entry never ends).
+    return [...this.entries].map(([address, { entry, owned }]) => ({ address, owned, ...(this.capabilities.nativeExpiry ? { expiresAt: entry?.expiresAt ?? null } : {}) }));
   }
 
   async add(entry: DesiredEntry): Promise<void> {

@@ -49,3 +49,24 @@ test('a jail banning through mikrotik[…] (a registry backend): the ban reaches
   assert.deepEqual(await listed(), ['192.0.2.60']);
   assert.ok(!(human.stdout + dry.stdout + offline.stdout + offline.stderr).includes(PASSWORD), 'the password is never printed');
 });
+
+test('reconcile --dry-run needs no write access: a read-only RouterOS user gets the plan; the real pass is refused and says so', async (t) => {
+  const sim = await startCliSimulator(t, ['--kind', 'mikrotik', '--user', 'reader', '--password', PASSWORD, '--list', LIST, '--policies', 'read,api,rest-api']);
+  const { root, configDir, mailLog } = await mailSetup(t);
+  await writeFile(path.join(configDir, 'jail.local'), [
+    '[dovecot]', 'enabled = true', `logpath = ${mailLog}`, 'maxretry = 3', 'findtime = 10m', 'bantime = 1h',
+    `banaction = mikrotik[url="${sim.url}", user=reader, list=${LIST}]`, '',
+  ].join('\n'));
+  const env = { MIKROTIK_PASSWORD: PASSWORD, EDGEBAN_DATA_DIR: path.join(root, 'data'), EDGEBAN_CONFIG_DIR: configDir, TZ: 'UTC' };
+  const ban = await runCli(['ban', '192.0.2.70', '--jail', 'dovecot', '--bantime', '1h'], { env });
+  assert.equal(ban.code, 0, ban.stdout + ban.stderr);
+  const dry = await runCli(['reconcile', '--dry-run'], { env });
+  assert.equal(dry.code, 0, dry.stdout + dry.stderr);
+  assert.match(dry.stdout, new RegExp(`^mikrotik ${sim.url} ${LIST}: 0 in the list, 1 banned in the ledger\\n\\s+would add: 1\\n\\s+192\\.0\\.2\\.70`, 'm'));
+  const calls = (await sim.admin('state')) as { ip: unknown[]; calls: Array<{ method: string }> };
+  assert.deepEqual(calls.ip, [], 'a dry run changes nothing');
+  assert.deepEqual([...new Set(calls.calls.map((c) => c.method))], ['GET'], 'a dry run only reads');
+  const real = await runCli(['reconcile'], { env });
+  assert.equal(real.code, 1, real.stdout + real.stderr);
+  assert.match(real.stdout, /FAILED: .*write/i);
+});

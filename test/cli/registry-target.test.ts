@@ -70,3 +70,26 @@ test('reconcile --dry-run needs no write access: a read-only RouterOS user gets 
   assert.equal(real.code, 1, real.stdout + real.stderr);
   assert.match(real.stdout, /FAILED: .*write/i);
 });
+
+test('a cloudflare[…] target through the CLI: reconcile --dry-run, then reconcile, name the kind and the list; the item reaches the list; the token is never printed', async (t) => {
+  const account = '0123456789abcdef0123456789abcdef';
+  const token = 'registry-cloudflare-token-0123456789';
+  const sim = await startCliSimulator(t, ['--kind', 'cloudflare', '--account', account, '--list', 'edgeban_blocklist', '--token', token, '--operation-delay-ms', '0']);
+  const { root, configDir, mailLog } = await mailSetup(t);
+  await writeFile(path.join(configDir, 'jail.local'), [
+    '[dovecot]', 'enabled = true', `logpath = ${mailLog}`, 'maxretry = 3', 'findtime = 10m', 'bantime = 1h',
+    `banaction = cloudflare[account=${account}, list=edgeban_blocklist, api="${sim.url}"]`, '',
+  ].join('\n'));
+  const env = { CLOUDFLARE_API_TOKEN: token, EDGEBAN_DATA_DIR: path.join(root, 'data'), EDGEBAN_CONFIG_DIR: configDir, TZ: 'UTC' };
+  assert.equal((await runCli(['ban', '203.0.113.70', '--jail', 'dovecot', '--bantime', '1h'], { env })).code, 0);
+  const label = `cloudflare ${account}/edgeban_blocklist`;
+  const dry = await runCli(['reconcile', '--dry-run'], { env });
+  assert.equal(dry.code, 0, dry.stdout + dry.stderr);
+  assert.match(dry.stdout, new RegExp(`^${label}: 0 in the list, 1 banned in the ledger\\n\\s+would add: 1\\n\\s+203\\.0\\.113\\.70`, 'm'));
+  const real = await runCli(['reconcile'], { env });
+  assert.equal(real.code, 0, real.stdout + real.stderr);
+  assert.match(real.stdout, new RegExp(`^${label}: 0 in the list, 1 banned in the ledger\\n\\s+add: 1\\n\\s+203\\.0\\.113\\.70\\n\\s+converged`, 'm'));
+  const again = await runCli(['reconcile', '--dry-run'], { env });
+  assert.match(again.stdout, new RegExp(`^${label}: 1 in the list, 1 banned in the ledger\\n\\s+nothing to add or remove`, 'm'));
+  assert.ok(!(dry.stdout + dry.stderr + real.stdout + real.stderr).includes(token), 'the token is never printed');
+});

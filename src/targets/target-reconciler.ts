@@ -283,7 +283,7 @@ export class TargetReconciler {
     if (this.isStandingBy()) return this.standingBy(at);
     this.recover();
     if (plan.adopt.length > 0) await this.adopt(plan.adopt);
-    // Bans that grew since their entry was sent (changes missed while standing by) are sent again.
+    // Bans that grew beyond what their entry was sent with (while standing by, or while edgeban was down) are sent again.
     const work = [...plan.add, ...plan.remove, ...plan.deleteForeign, ...[...(this.remote?.keys() ?? [])].filter((a) => this.expiryGrew(a))];
     for (const address of work) this.dirty.add(address);
     await this.drainAddresses(work);
@@ -366,9 +366,9 @@ export class TargetReconciler {
 
   /**
    * Takes the end a native-expiry backend reports for entries this process did not send (the
-   * router's timeout) as what they were sent with, so a ban that grew while no reconciler sent it (an offline `edgeban ban`,
-   * another replica's leadership) is sent again after a restart. Foreign entries are not edgeban's
-   * to extend (the backend leaves them as they are).
+   * router's timeout) as what they were sent with, so a ban that grew while no reconciler sent
+   * it (an offline `edgeban ban`, another replica's leadership) is sent again after a restart.
+   * Foreign entries are not edgeban's to extend (the backend leaves them as they are).
    */
   private learnExpiry(entries: readonly ListedEntry[]): void {
     if (!this.target.capabilities.nativeExpiry) return;
@@ -569,10 +569,11 @@ export class TargetReconciler {
     return this.target.capabilities.comments ? true : null;
   }
 
-  private markRemote(address: string, present: boolean, expiresAt: number | null = null): void {
+  /** `expiresAt`: what an add sent (remembered for native-expiry backends). */
+  private markRemote(address: string, present: boolean, expiresAt?: number | null): void {
     if (present) this.remote?.set(address, this.ownMark());
     else this.remote?.delete(address);
-    if (present && this.target.capabilities.nativeExpiry) this.sentExpiry.set(address, expiresAt);
+    if (present && expiresAt !== undefined && this.target.capabilities.nativeExpiry) this.sentExpiry.set(address, expiresAt);
     else this.sentExpiry.delete(address);
     this.touchedDuringList?.set(address, present);
   }

@@ -20,11 +20,6 @@ export interface MemoryTargetOptions {
   capabilities?: Partial<TargetCapabilities>;
   /** Only addresses this returns non-null for can be held (canonical spelling); default: pf's spelling. */
   canonical?: (address: string) => string | null;
-  /**
-   * With `nativeExpiry`: the list's own clock, by which it drops an entry at its `expiresAt` (as a
-   * router drops an entry whose timeout ran out). Without it, entries never expire here.
-   */
-  clock?: { now(): number };
 }
 
 export interface MemoryCall {
@@ -59,8 +54,11 @@ export class MemoryTarget implements EdgeTarget {
   maxInFlight = 0;
   private inFlight = 0;
   private readonly spell: (address: string) => string | null;
-  /** Set by the test (or the options) for native expiry; see MemoryTargetOptions.clock. */
-  clock: { now(): number } | null;
+  /**
+   * With `nativeExpiry`: the list's own clock, by which it drops an entry at its `expiresAt` (as a
+   * router drops an entry whose timeout ran out); a test sets it. Without it, entries never expire here.
+   */
+  clock: { now(): number } | null = null;
   private readonly deps: Pick<TargetDeps, 'onCall'> | undefined;
 
   constructor(options: MemoryTargetOptions, deps?: Pick<TargetDeps, 'onCall'>) {
@@ -68,7 +66,6 @@ export class MemoryTarget implements EdgeTarget {
     this.id = `memory ${options.name}`;
     this.capabilities = { ...DEFAULT_CAPABILITIES, ...options.capabilities };
     this.spell = options.canonical ?? pfSpelling;
-    this.clock = options.clock ?? null;
   }
 
   canonical(address: string): string | null {

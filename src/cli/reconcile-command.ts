@@ -6,6 +6,7 @@ import type { PassOutline } from '../targets/target-reconciler.ts';
 import { ControlClient, DaemonNotRunningError } from '../control/control-client.ts';
 import { configJails, enforcedTargets, guardFacts, loadDaemonConfig, settleLedger } from '../daemon/daemon-config.ts';
 import { buildEnforcement, openLedgerForCommand, reconcileTargets, type ReconcileEntry, type ReconcileReport } from '../targets/enforcement.ts';
+import { holdingNoun, targetLabel } from '../targets/edge-target.ts';
 import { systemClock } from '../util/clock.ts';
 import { UserFacingError } from '../util/errors.ts';
 
@@ -74,22 +75,25 @@ async function askDaemon(socketPath: string, dryRun: boolean): Promise<Reconcile
 }
 
 function printEntry(out: (line: string) => void, entry: ReconcileEntry, policy: string, all: boolean): void {
-  const id = entry.target;
+  // A daemon of an older release answers without the kind: its targets were all OPNsense aliases.
+  const kind = entry.kind ?? 'opnsense';
+  const id = targetLabel({ kind, id: entry.target });
+  const noun = holdingNoun(kind);
   const plan: PassOutline = { add: entry.add ?? [], remove: entry.remove ?? [], foreign: entry.foreign ?? [], inAlias: entry.inAlias ?? 0, desired: entry.desired ?? 0 };
   if (entry.dryRun) {
-    if (entry.ok) printPlan(out, id, plan, policy, all, 'would ');
-    else out(`${id}: cannot read the alias: ${entry.error ?? 'unknown error'}`);
+    if (entry.ok) printPlan(out, id, noun, plan, policy, all, 'would ');
+    else out(`${id}: cannot read the ${noun}: ${entry.error ?? 'unknown error'}`);
     return;
   }
-  printPlan(out, id, plan, policy, all, '');
+  printPlan(out, id, noun, plan, policy, all, '');
   if (entry.error) out(`  FAILED: ${entry.error}`);
-  else if ((entry.unconfirmed ?? []).length > 0) out(`  NOT CONVERGED: ${entry.unconfirmed!.length} addresses were accepted but are not in the alias (table-entries limit?)`);
+  else if ((entry.unconfirmed ?? []).length > 0) out(`  NOT CONVERGED: ${entry.unconfirmed!.length} addresses were accepted but are not in the ${noun}${kind === 'opnsense' ? ' (table-entries limit?)' : ''}`);
   else if ((entry.pending ?? 0) > 0) out(`  NOT CONVERGED: ${entry.pending} changes still pending`);
   else out('  converged');
 }
 
-function printPlan(out: (line: string) => void, id: string, plan: PassOutline, policy: string, all: boolean, verb: string): void {
-  out(`${id}: ${plan.inAlias} in the alias, ${plan.desired} banned in the ledger`);
+function printPlan(out: (line: string) => void, id: string, noun: string, plan: PassOutline, policy: string, all: boolean, verb: string): void {
+  out(`${id}: ${plan.inAlias} in the ${noun}, ${plan.desired} banned in the ledger`);
   const foreignAction = policy === 'keep' ? 'keep' : policy === 'adopt' ? 'adopt' : 'remove';
   printList(out, `${verb}add`, plan.add, all);
   printList(out, `${verb}remove`, plan.remove, all, '(ban ended)');

@@ -1,6 +1,7 @@
 import type { LedgerDamage } from '../ledger/ledger-store.ts';
 import type { ClockStatus } from '../cluster/server-clock.ts';
 import type { ReportedTargetStatus } from '../cluster/target-report.ts';
+import { holdingNoun, targetLabel } from '../targets/edge-target.ts';
 
 /**
  * `edgeban status` for people, in fail2ban-client's layout (the same labels, a tab after each, so
@@ -107,7 +108,7 @@ function formatTargets(targets: readonly ReportedTargetStatus[]): string[] {
   const lines: string[] = [];
   for (const t of targets) {
     const last = t.lastPass ? `last full pass ${new Date(t.lastPass.at).toISOString()} ${t.lastPass.ok ? 'ok' : `failed: ${t.lastPass.error ?? `${t.lastPass.unconfirmed.length} unconfirmed`}`}` : 'no full pass yet';
-    lines.push(`target ${t.id}: ${t.state}; ${t.inAlias ?? '?'} in the alias, ${t.pending} pending; ${last}`);
+    lines.push(`target ${targetLabel(t)}: ${t.state}; ${t.inAlias ?? '?'} in the ${holdingNoun(t.kind)}, ${t.pending} pending; ${last}`);
     if (t.lastError && t.state !== 'in-sync') lines.push(`  last error: ${t.lastError.message}`);
   }
   return lines;

@@ -4,11 +4,13 @@ import { cidrList } from '../jails/cidr.ts';
 import { discoverNetworkFacts } from '../jails/network-facts.ts';
 import type { Logger } from '../logging/logger.ts';
 import { OpnsenseAdminClient } from '../targets/opnsense/admin-client.ts';
+import { createTarget, type TargetSpec } from '../targets/registry.ts';
 import type { Clock } from '../util/clock.ts';
 import { errorMessage } from '../util/errors.ts';
 import { fail, pass, warn, type CheckResult } from './check-result.ts';
 import { checkFirewall } from './firewall-checks.ts';
 import { checkJailLogs } from './log-checks.ts';
+import { checkTarget } from './target-checks.ts';
 
 export interface DoctorOptions {
   /** The process environment (and .env) to read, as `edgeban run` would. */
@@ -69,6 +71,9 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
       await client.close();
     }
   }
+  for (const spec of (config?.targets ?? []).flatMap((t) => (t.spec ? [t.spec] : []))) {
+    for (const result of await checkRegistryTarget(spec, options.clock, options.logger(env))) add(result);
+  }
   if (config !== null) {
     const facts = await discoverNetworkFacts({ procNet: env.procNet }).catch(() => null);
     const proxyCandidates = facts === null ? [] : cidrList([...facts.gateways, ...facts.selfAddresses]);
@@ -81,6 +86,24 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     }
   }
   return { results, secrets: env.secrets };
+}
+
+/** A jail's registry backend (mikrotik[…], cloudflare[…], …), checked through its own check(). */
+async function checkRegistryTarget(spec: TargetSpec, clock: Clock, logger: Logger): Promise<CheckResult[]> {
+  const scope = `${spec.kind} ${spec.identity}`;
+  let target;
+  try {
+    target = createTarget(spec, { clock, logger });
+  } catch (error) {
+    return [fail('target.reachable', scope, `cannot be set up: ${errorMessage(error)}`, 'fix the action\'s parameters named; `edgeban run` would refuse to start')];
+  }
+  try {
+    return await checkTarget(target);
+  } catch (error) {
+    return [fail('target.reachable', scope, `unexpected: ${errorMessage(error)}`, 'run again with EDGEBAN_LOG_LEVEL=debug and report it')];
+  } finally {
+    await target.close();
+  }
 }
 
 /**

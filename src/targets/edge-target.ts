@@ -59,6 +59,11 @@ export interface ListedEntry {
    * backend cannot tell (a plain alias: ownership is then decided from the ledger's records).
    */
   owned: boolean | null;
+  /**
+   * Native-expiry backends that report it: when the entry itself ends (epoch ms), null when it
+   * never does; absent when the backend does not say. A ban that grew beyond it is sent again.
+   */
+  expiresAt?: number | null;
 }
 
 export interface TargetCheckResult {
@@ -97,6 +102,16 @@ export interface EdgeTarget {
    */
   explainUnstored?(): Promise<string>;
   close(): Promise<void>;
+}
+
+/** A target as status, reconcile and doctor name it: its kind, then its id (once: a Cloudflare id already starts with it). */
+export function targetLabel(target: { kind: string; id: string }): string {
+  return target.id.startsWith(`${target.kind} `) ? target.id : `${target.kind} ${target.id}`;
+}
+
+/** What a target's entries are called in messages: pf tables are OPNsense aliases, the others hold lists. */
+export function holdingNoun(kind: string): string {
+  return kind === 'opnsense' ? 'alias' : 'list';
 }
 
 /** One API call a backend made, for metrics (`edgeban_target_api_requests_total`). */

@@ -97,7 +97,7 @@ export function buildEnforcement(
 }
 
 /** One target's outcome of `edgeban reconcile`: the pass (or, dry, its plan) and whether it converged. */
-export type ReconcileEntry = { target: string; ok: boolean; pending?: number; dryRun?: true; error?: string | null } & Partial<PassResult>;
+export type ReconcileEntry = { target: string; kind?: string; ok: boolean; pending?: number; dryRun?: true; error?: string | null } & Partial<PassResult>;
 export interface ReconcileReport { targets: ReconcileEntry[] }
 
 /**
@@ -108,12 +108,12 @@ export interface ReconcileReport { targets: ReconcileEntry[] }
 export async function reconcileTargets(reconcilers: readonly TargetReconciler[], options: { dryRun: boolean; running: boolean; clock: Clock }): Promise<ReconcileReport> {
   const report: ReconcileEntry[] = [];
   for (const reconciler of reconcilers) {
-    const { id } = reconciler.status();
+    const { id, kind } = reconciler.status();
     if (options.dryRun) {
       try {
-        report.push({ target: id, ok: true, dryRun: true, ...await reconciler.plan() });
+        report.push({ target: id, kind, ok: true, dryRun: true, ...await reconciler.plan() });
       } catch (error) {
-        report.push({ target: id, ok: false, dryRun: true, error: (error as Error).message });
+        report.push({ target: id, kind, ok: false, dryRun: true, error: (error as Error).message });
       }
       continue;
     }
@@ -130,7 +130,7 @@ export async function reconcileTargets(reconcilers: readonly TargetReconciler[],
     const status = reconciler.status();
     // The daemon's reconcilers live on: an error from before this run (an outage last week) is not this run's.
     const errorNow = status.lastError !== null && status.lastError.at >= asked;
-    report.push({ target: id, ...result, ok: result.ok && status.pending === 0 && !errorNow, pending: status.pending });
+    report.push({ target: id, kind, ...result, ok: result.ok && status.pending === 0 && !errorNow, pending: status.pending });
   }
   return { targets: report };
 }

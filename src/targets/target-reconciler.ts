@@ -81,6 +81,8 @@ export interface TargetStatus {
 
 const DEFAULT_RETRY: RetryPolicy = { retries: 4, minTimeoutMs: 200, maxTimeoutMs: 5_000 };
 const MAX_REJECTED_SHOWN = 100;
+/** How much earlier than sent a backend may report an entry's end (whole seconds printed, a list's duration). */
+const LISTED_EXPIRY_SLACK_MS = 5_000;
 
 /**
  * Converges one backend list (an EdgeTarget) toward the ledger, level-triggered: every decision
@@ -108,6 +110,12 @@ export class TargetReconciler {
   private readonly spellings = new Map<string, Set<string>>();
   /** Ledger addresses this backend cannot hold, already logged. */
   private readonly unholdableReported = new Set<string>();
+  /**
+   * Native-expiry backends only: the expiry each entry was last sent with (null: permanent), so a
+   * ban that grows is sent again, or the backend drops the entry at the old end. Absent when not
+   * known (an entry listed but not sent by this process).
+   */
+  private readonly sentExpiry = new Map<string, number | null>();
   /** Results of adds/deletes that completed while a list was being read (the list may predate them). */
   private touchedDuringList: Map<string, boolean> | null = null;
   private blocked = false;
@@ -253,12 +261,16 @@ export class TargetReconciler {
     try {
       await this.checkTarget();
       this.touchedDuringList = new Map();
-      const listed = listedMap(await this.withRetry(() => this.target.list()));
+      const entries = await this.withRetry(() => this.target.list());
+      const listed = listedMap(entries);
+      this.learnExpiry(entries);
       for (const [address, present] of this.touchedDuringList) {
         if (present) listed.set(address, this.ownMark());
         else listed.delete(address);
       }
       this.remote = listed;
+      // Gone from the backend (expired there, a reboot): whatever it was sent with no longer holds.
+      for (const address of this.sentExpiry.keys()) if (!listed.has(address)) this.sentExpiry.delete(address);
       // A replica cut off from a shared ledger must not act on stale state: the pass fails instead.
       await this.options.ledger.sync();
       ({ plan, unholdable } = this.diff(listed));
@@ -271,7 +283,8 @@ export class TargetReconciler {
     if (this.isStandingBy()) return this.standingBy(at);
     this.recover();
     if (plan.adopt.length > 0) await this.adopt(plan.adopt);
-    const work = [...plan.add, ...plan.remove, ...plan.deleteForeign];
+    // Bans that grew beyond what their entry was sent with (while standing by, or while edgeban was down) are sent again.
+    const work = [...plan.add, ...plan.remove, ...plan.deleteForeign, ...[...(this.remote?.keys() ?? [])].filter((a) => this.expiryGrew(a))];
     for (const address of work) this.dirty.add(address);
     await this.drainAddresses(work);
     // Stood by (or stopped) while draining: the adds were never sent, so a verifying list would blame the backend.
@@ -349,6 +362,34 @@ export class TargetReconciler {
     if (ledger.isKnown(ledgerTarget, spelled)) return true;
     for (const address of this.spellings.get(spelled) ?? []) if (ledger.isKnown(ledgerTarget, address)) return true;
     return false;
+  }
+
+  /**
+   * Takes the end a native-expiry backend reports for entries this process did not send (the
+   * router's timeout) as what they were sent with, so a ban that grew while no reconciler sent
+   * it (an offline `edgeban ban`, another replica's leadership) is sent again after a restart.
+   * Foreign entries are not edgeban's to extend (the backend leaves them as they are).
+   */
+  private learnExpiry(entries: readonly ListedEntry[]): void {
+    if (!this.target.capabilities.nativeExpiry) return;
+    for (const entry of entries) {
+      // What this process sent is exact (and uncapped: a ban longer than a router's longest timeout is not re-sent every pass).
+      if (entry.expiresAt === undefined || entry.owned === false || this.sentExpiry.has(entry.address) || this.touchedDuringList?.has(entry.address)) continue;
+      // The router prints whole seconds left, read a moment ago: a reported end up to that much early is no shorter ban.
+      this.sentExpiry.set(entry.address, entry.expiresAt === null ? null : entry.expiresAt + LISTED_EXPIRY_SLACK_MS);
+    }
+  }
+
+  /**
+   * Whether the ban on a native-expiry backend entry now ends later than the entry was sent with
+   * (a longer re-ban, bantime.increment, a permanent ban over a timed one): it must be sent again.
+   */
+  private expiryGrew(spelled: string): boolean {
+    if (!this.target.capabilities.nativeExpiry || !this.remote?.has(spelled) || !this.wanted(spelled)) return false;
+    const sent = this.sentExpiry.get(spelled);
+    if (sent === undefined || sent === null) return false;
+    const wanted = this.desiredEntry(spelled).expiresAt;
+    return wanted === null || wanted > sent;
   }
 
   /** What is sent for a canonical address: its expiry for backends that expire entries themselves, and a comment naming the jails. */
@@ -484,9 +525,17 @@ export class TargetReconciler {
         const listed: ListedEntry[] = remote.has(address) ? [{ address, owned: remote.get(address) ?? null }] : [];
         const plan = planPass(this.wanted(address) ? [address] : [], listed, (a) => this.ledgerOwns(a), foreignPolicy);
         if (plan.add.length > 0) {
-          await this.target.add(this.desiredEntry(address));
-          this.markRemote(address, true);
+          const entry = this.desiredEntry(address);
+          await this.target.add(entry);
+          this.markRemote(address, true, entry.expiresAt);
           return 'added';
+        }
+        if (this.expiryGrew(address)) {
+          // The backend's add of an entry it holds takes the new expiry (the MikroTik backend patches its row's timeout).
+          const entry = this.desiredEntry(address);
+          await this.target.add(entry);
+          this.markRemote(address, true, entry.expiresAt);
+          return 'none';
         }
         if (plan.remove.length > 0 || plan.deleteForeign.length > 0) {
           // Another replica may have banned it again a moment ago: judge on the shared ledger's latest.
@@ -520,9 +569,12 @@ export class TargetReconciler {
     return this.target.capabilities.comments ? true : null;
   }
 
-  private markRemote(address: string, present: boolean): void {
+  /** `expiresAt`: what an add sent (remembered for native-expiry backends). */
+  private markRemote(address: string, present: boolean, expiresAt?: number | null): void {
     if (present) this.remote?.set(address, this.ownMark());
     else this.remote?.delete(address);
+    if (present && expiresAt !== undefined && this.target.capabilities.nativeExpiry) this.sentExpiry.set(address, expiresAt);
+    else this.sentExpiry.delete(address);
     this.touchedDuringList?.set(address, present);
   }
 

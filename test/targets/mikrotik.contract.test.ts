@@ -2,7 +2,6 @@
 import { createLogger } from '../../src/logging/logger.ts';
 import { parsePfEntry } from '../../src/net/address.ts';
 import { mikrotikKind } from '../../src/targets/mikrotik/index.ts';
-import { systemClock } from '../../src/util/clock.ts';
 import { startCliSimulator } from '../helpers/cli.ts';
 import { countedAtSeam } from './counted-target.ts';
 import { runTargetContract } from './target-contract.ts';
@@ -21,8 +20,9 @@ runTargetContract('mikrotik', async (t) => {
   const logger = createLogger({ level: 'silent' });
   const counter = { now: 0, max: 0 };
   return {
-    // The simulator does not count calls in flight: they are counted at the seam.
-    connect: () => countedAtSeam(mikrotikKind.create(options, { clock: systemClock, logger }), counter),
+    // The simulator does not count calls in flight: they are counted at the seam. The suite's clock: the timeout
+    // sent is the ban's end by that clock, which advanceClock keeps in step with the router's.
+    connect: (clock) => countedAtSeam(mikrotikKind.create(options, { clock, logger }), counter),
     entries: async () => (await rows()).map((r) => parsePfEntry(r.address).text),
     seedForeign: async (addresses) => {
       for (const address of addresses) await sim.admin('entries', { menu: address.includes(':') ? 'ipv6' : 'ip', list: LIST, address });
@@ -35,5 +35,6 @@ runTargetContract('mikrotik', async (t) => {
     cannot: { dropAdds: 'RouterOS answers a PUT with the stored entry (or "already have such entry"): it has no full table that accepts and drops' },
     maxInFlight: async () => counter.max,
     resetMaxInFlight: async () => { counter.max = counter.now; },
+    advanceClock: async (ms) => { await sim.admin('clock', { advanceMs: ms }); },
   };
 });

@@ -6,6 +6,7 @@ import { TargetError } from '../../src/targets/edge-target.ts';
 import { OpnsenseClient } from '../../src/targets/opnsense/client.ts';
 import { OpnsenseTarget } from '../../src/targets/opnsense/target.ts';
 import { ALIAS, CapturedLog, endpointFor, KEY, SECRET, startSimulator } from '../helpers/enforcement-harness.ts';
+import { post } from '../simulator/helpers.ts';
 
 const entry = (address: string) => ({ address, expiresAt: null, comment: 'edgeban test' });
 
@@ -62,4 +63,18 @@ test('OpnsenseTarget.killConnections: one IPv4 host only, nothing sent otherwise
   assert.equal(await target.killConnections('198.51.100.0/24'), 0);
   assert.equal(sim.calls().filter((c) => c.path.includes('kill_states')).length, 0, 'kill_states strips : and /, so nothing is sent');
   await assert.rejects(target.killConnections('192.0.2.9'), (error: unknown) => isTargetError('operator', 'forbidden')(error) && /Diagnostics: Show States/.test((error as Error).message));
+});
+
+test('OpnsenseTarget.check: a URL Table (IPs) alias (durable mode) is not warned about: alias_util adds to it as plain pfctl adds, no config.xml write', async (t) => {
+  const admin = { key: 'admin-key', secret: 'admin-secret', privileges: ['page-all'], user: 'root' };
+  const sim = await startSimulator(t, { aliases: [], keys: [{ key: KEY, secret: SECRET, privileges: LEAST_PRIVILEGES, user: 'edgeban' }, admin] });
+  const saved = await post(sim, '/api/firewall/alias/add_item', {
+    alias: { enabled: '1', name: ALIAS, type: 'urltable', content: 'http://127.0.0.1:9/blocklist/fw.txt', updatefreq: '0.5', authtype: 'Bearer', username: '', password: 'feed-token-0123456789' },
+  }, admin);
+  assert.equal((saved.json as { result: string }).result, 'saved');
+  const target = new OpnsenseTarget(new OpnsenseClient({ endpoint: endpointFor(sim, { timeoutMs: 2000 }), logger: new CapturedLog().logger }), ALIAS);
+  t.after(() => target.close());
+  const check = await target.check();
+  assert.equal(check.facts['aliasType'], 'urltable');
+  assert.deepEqual(check.warnings, [], 'no "rewrites config.xml" warning for a URL table');
 });

@@ -26,13 +26,13 @@ import { FileLedgerStore } from '../../src/ledger/file-ledger-store.ts';
 import { Ledger } from '../../src/ledger/ledger.ts';
 import type { EdgeTarget } from '../../src/targets/edge-target.ts';
 import { TargetReconciler } from '../../src/targets/target-reconciler.ts';
-import { ManualClock } from '../../src/util/clock.ts';
+import { ManualClock, type Clock } from '../../src/util/clock.ts';
 import { CapturedLog } from '../helpers/enforcement-harness.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
 export interface ContractBackend {
   /** A new EdgeTarget on the simulator (a fresh client: called again for an edgeban restart). The suite closes it. */
-  connect(): EdgeTarget;
+  connect(clock: Clock): EdgeTarget;
   /** What the backend's list holds now, canonical spelling, read out of band. */
   entries(): Promise<string[]>;
   /** Puts entries in the list as another admin would (not edgeban's). Absent: `cannot.foreign` says why. */
@@ -55,6 +55,11 @@ export interface ContractBackend {
   /** Most API calls in flight at once since the last reset. */
   maxInFlight(): Promise<number>;
   resetMaxInFlight(): Promise<void>;
+  /**
+   * Optional, for backends with native expiry: moves the backend's own clock forward by `ms` (the
+   * suite moves its clock, which `connect` was given, by as much). Without it that test is skipped.
+   */
+  advanceClock?(ms: number): Promise<void>;
 }
 
 const LIST = 'edgeban_contract';
@@ -80,7 +85,7 @@ async function rig(t: TestContext, makeBackend: (t: TestContext) => Promise<Cont
   const log = new CapturedLog('warn');
   const dir = await tempDir(t);
   const build = async () => {
-    const target = backend.connect();
+    const target = backend.connect(clock);
     const store = await FileLedgerStore.open({ dir, logger: log.logger });
     const ledger = await Ledger.open({ store, clock, logger: log.logger });
     const reconciler = new TargetReconciler({
@@ -148,12 +153,18 @@ async function onlyOwnEntries(r: Rig): Promise<void> {
   const result = await r.reconciler.start();
   assert.deepEqual(result.foreign, []);
   assert.deepEqual(await r.backend.entries(), ['192.0.2.2']);
-  const probe = r.backend.connect();
+  const probe = r.backend.connect(r.clock);
   try {
     assert.deepEqual(await probe.list(), [{ address: '192.0.2.2', owned: true }], 'every listed entry is marked edgeban\'s');
   } finally {
     await probe.close();
   }
+}
+
+/** Moves the suite's clock and the backend's own clock forward together. */
+async function advanceBoth(r: Rig, ms: number): Promise<void> {
+  await r.clock.advance(ms);
+  await r.backend.advanceClock?.(ms);
 }
 
 export function runTargetContract(name: string, makeBackend: (t: TestContext) => Promise<ContractBackend>): void {
@@ -270,12 +281,13 @@ export function runTargetContract(name: string, makeBackend: (t: TestContext) =>
     await r.ledger.ban(ban('192.0.2.5'));
     await r.reconciler.start();
     await r.restart();
-    await r.clock.advance(3 * MINUTE); // 192.0.2.4 ends while edgeban is down
+    await advanceBoth(r, 3 * MINUTE); // 192.0.2.4 ends while edgeban is down
     await r.ledger.ban(ban('192.0.2.6'));
     const result = await r.reconciler.start();
     await r.reconciler.idle();
     assert.equal(result.ok, true, result.error ?? '');
-    assert.deepEqual(result.remove, ['192.0.2.4']);
+    // A backend with its own expiry (advanceClock) has dropped it already; the others hold it for edgeban to remove.
+    assert.deepEqual(result.remove, r.backend.advanceClock ? [] : ['192.0.2.4']);
     assert.deepEqual(sorted(await r.backend.entries()), ['192.0.2.5', '192.0.2.6']);
   });
 
@@ -288,6 +300,54 @@ export function runTargetContract(name: string, makeBackend: (t: TestContext) =>
     await nextPass(r);
     assert.deepEqual(sorted(await r.backend.entries()), sorted(wanted));
     assert.deepEqual(sorted(r.reconciler.status().lastSuccess?.add ?? []), sorted(wanted));
+  });
+
+  contract(`${name} contract: native expiry: a longer re-ban or a permanent ban over a timed one reaches the backend, which then keeps the entry without edgeban`, makeBackend, {}, async (r) => {
+    if (!r.backend.advanceClock) return;
+    await r.reconciler.start();
+    await r.ledger.banMany([ban('192.0.2.30', 10 * MINUTE), ban('192.0.2.31', 10 * MINUTE), ban('2001:db8::31', 10 * MINUTE)]);
+    await r.reconciler.idle();
+    await r.ledger.ban(ban('192.0.2.30', 60 * MINUTE)); // bantime.increment, or a manual ban with a longer time
+    await r.ledger.ban(ban('192.0.2.31', null)); // a permanent ban over a timed one
+    await r.ledger.ban(ban('2001:db8::31', 60 * MINUTE, 'other-jail')); // a second jail's longer ban
+    await r.reconciler.idle();
+    // edgeban stops: only the backend's own expiry decides from here (no full pass re-adds anything).
+    await r.reconciler.stop();
+    await advanceBoth(r, 15 * MINUTE);
+    assert.deepEqual(sorted(await r.backend.entries()), ['192.0.2.30', '192.0.2.31', '2001:db8::31'], 'the backend dropped an extended ban at its old expiry');
+    await advanceBoth(r, 50 * MINUTE);
+    assert.deepEqual(await r.backend.entries(), ['192.0.2.31'], 'the extended bans end at their new expiry; the permanent one stays');
+  });
+
+  contract(`${name} contract: native expiry: a full pass re-sends an entry whose ban grew while the reconciler was standing by`, makeBackend, {}, async (r) => {
+    if (!r.backend.advanceClock) return;
+    await r.reconciler.start();
+    await r.ledger.ban(ban('192.0.2.40', 10 * MINUTE));
+    await r.reconciler.idle();
+    // A cluster follower records the longer ban but sends nothing; leader again, its full pass must send the new expiry.
+    r.reconciler.standBy();
+    await r.ledger.ban(ban('192.0.2.40', 60 * MINUTE));
+    const result = await r.reconciler.start();
+    assert.equal(result.ok, true, result.error ?? '');
+    await r.reconciler.idle();
+    await r.reconciler.stop();
+    await advanceBoth(r, 15 * MINUTE);
+    assert.deepEqual(await r.backend.entries(), ['192.0.2.40'], 'the backend dropped the ban at the expiry it was first sent with');
+  });
+
+  contract(`${name} contract: native expiry: after a restart, an entry whose ban grew while edgeban was down (an offline \`edgeban ban\`) is sent again`, makeBackend, {}, async (r) => {
+    if (!r.backend.advanceClock) return;
+    await r.ledger.ban(ban('192.0.2.50', 10 * MINUTE));
+    await r.reconciler.start();
+    await r.reconciler.idle();
+    await r.restart();
+    await r.ledger.ban(ban('192.0.2.50', 60 * MINUTE)); // recorded while no reconciler runs
+    const result = await r.reconciler.start();
+    assert.equal(result.ok, true, result.error ?? '');
+    await r.reconciler.idle();
+    await r.reconciler.stop();
+    await advanceBoth(r, 15 * MINUTE);
+    assert.deepEqual(await r.backend.entries(), ['192.0.2.50'], 'the backend dropped the ban at the expiry the previous edgeban sent');
   });
 
   contract(`${name} contract: at most 3 (the concurrency setting) calls in flight, whatever the burst`, makeBackend, { concurrency: 3 }, async (r) => {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { FAIL2BAN_ACTION_PARAMS } from '../target-options.ts';
 import { UserFacingError } from '../../util/errors.ts';
 import type { TargetKind } from '../edge-target.ts';
 import { CLOUDFLARE_API_URL } from './cloudflare-api.ts';
@@ -42,10 +43,13 @@ const OptionsSchema = z.object({
 /** Parameters of `cloudflare[account=, list=, token=, api=]`, over the env defaults. */
 export function parseCloudflareOptions(params: Readonly<Record<string, string>>): CloudflareOptions {
   const known = new Set(['account', 'list', 'token', 'api']);
-  for (const key of Object.keys(params)) {
+  const own: Record<string, string> = {};
+  for (const [key, value] of Object.entries(params)) {
+    if (FAIL2BAN_ACTION_PARAMS.has(key)) continue;
+    own[key] = value;
     if (!known.has(key)) throw new CloudflareOptionsError(key, 'unknown parameter; cloudflare takes account, list, token and api');
   }
-  const parsed = OptionsSchema.safeParse(params);
+  const parsed = OptionsSchema.safeParse(own);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw new CloudflareOptionsError(String(issue?.path[0] ?? 'options'), issue?.message ?? 'invalid');

@@ -54,6 +54,11 @@ export class MemoryTarget implements EdgeTarget {
   maxInFlight = 0;
   private inFlight = 0;
   private readonly spell: (address: string) => string | null;
+  /**
+   * With `nativeExpiry`: the list's own clock, by which it drops an entry at its `expiresAt` (as a
+   * router drops an entry whose timeout ran out); a test sets it. Without it, entries never expire here.
+   */
+  clock: { now(): number } | null = null;
   private readonly deps: Pick<TargetDeps, 'onCall'> | undefined;
 
   constructor(options: MemoryTargetOptions, deps?: Pick<TargetDeps, 'onCall'>) {
@@ -78,6 +83,7 @@ export class MemoryTarget implements EdgeTarget {
   }
 
   addresses(): string[] {
+    this.expire();
     return [...this.entries.keys()].sort();
   }
 
@@ -88,13 +94,15 @@ export class MemoryTarget implements EdgeTarget {
 
   async list(): Promise<ListedEntry[]> {
     await this.enter({ op: 'list', address: null });
-    return [...this.entries].map(([address, { owned }]) => ({ address, owned }));
+    // With native expiry the list says when each entry ends, as a router prints its timeout (a seeded entry never ends).
+    return [...this.entries].map(([address, { entry, owned }]) => ({ address, owned, ...(this.capabilities.nativeExpiry ? { expiresAt: entry?.expiresAt ?? null } : {}) }));
   }
 
   async add(entry: DesiredEntry): Promise<void> {
     await this.enter({ op: 'add', address: entry.address });
     if (this.faults.reject.has(entry.address)) throw new TargetError('rejected', 'rejected', 'add', `memory target refuses ${entry.address}`);
     if (this.faults.dropAdds) return;
+    // An add of an address already held replaces its entry, expiry included (MikroTik's add patches its own row's timeout).
     this.entries.set(entry.address, { entry, owned: this.capabilities.comments ? true : null });
   }
 
@@ -110,7 +118,17 @@ export class MemoryTarget implements EdgeTarget {
 
   async close(): Promise<void> {}
 
+  /** Native expiry: entries whose `expiresAt` has passed on the list's clock are gone, whoever looks. */
+  private expire(): void {
+    if (!this.capabilities.nativeExpiry || this.clock === null) return;
+    const now = this.clock.now();
+    for (const [address, { entry }] of this.entries) {
+      if (entry !== null && entry.expiresAt !== null && entry.expiresAt <= now) this.entries.delete(address);
+    }
+  }
+
   private async enter(call: MemoryCall): Promise<void> {
+    this.expire();
     this.calls.push(call);
     this.inFlight++;
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);

@@ -16,6 +16,8 @@ export interface RouterEntry {
   disabled: boolean;
   /** True for entries with a timeout: kept in RAM, gone after a reboot. */
   dynamic: boolean;
+  /** What is left of its timeout, in ms, as the router printed it (whole seconds); null when it printed none. */
+  remainingMs: number | null;
 }
 
 /** One connection-tracking row, as far as killing a banned address's connections needs it. */
@@ -42,7 +44,7 @@ export interface NewEntry {
  */
 export const MAX_REPLY_BYTES = 64 * 1024 * 1024;
 
-const ROW_PROPERTIES = '.id,address,comment,disabled,dynamic';
+const ROW_PROPERTIES = '.id,address,comment,disabled,dynamic,timeout';
 
 const RowSchema = z.object({
   '.id': z.string().regex(/^\*[0-9A-Fa-f]+$/),
@@ -50,6 +52,7 @@ const RowSchema = z.object({
   comment: z.string().optional(),
   disabled: z.string().optional(),
   dynamic: z.string().optional(),
+  timeout: z.string().optional(),
 });
 const RowsSchema = z.array(RowSchema);
 const ConnectionRowsSchema = z.array(z.object({
@@ -136,6 +139,7 @@ export class MikrotikClient {
       comment: row.comment ?? '',
       disabled: isTrue(row.disabled),
       dynamic: isTrue(row.dynamic),
+      remainingMs: row.timeout === undefined ? null : routerTimeMs(row.timeout),
     }));
   }
 
@@ -330,4 +334,19 @@ async function readCapped(body: Dispatcher.ResponseData['body'], maxBytes: numbe
 function describe(text: string): string {
   const flat = text.replace(/\s+/g, ' ').trim();
   return flat.length > 80 ? `${JSON.stringify(flat.slice(0, 80))}…` : JSON.stringify(flat);
+}
+
+const TIME_UNITS_S: Readonly<Record<string, number>> = { w: 604_800, d: 86_400, h: 3600, m: 60, s: 1 };
+
+/**
+ * A RouterOS time as RouterOS 7 prints it (`1w2d3h4m5s`, optionally `…hh:mm:ss` or with `ms`), in
+ * ms; null when it is no such time (then the entry's end is unknown, not guessed).
+ */
+export function routerTimeMs(text: string): number | null {
+  const match = /^((?:\d+(?:ms|[wdhms]))*)(?:(\d{1,2}):(\d{2}):(\d{2}))?$/.exec(text.trim().toLowerCase());
+  if (match === null || text.trim() === '') return null;
+  let ms = 0;
+  for (const part of match[1]!.matchAll(/(\d+)(ms|[wdhms])/g)) ms += part[2] === 'ms' ? Number(part[1]) : Number(part[1]) * TIME_UNITS_S[part[2]!]! * 1000;
+  if (match[2] !== undefined) ms += (Number(match[2]) * 3600 + Number(match[3]) * 60 + Number(match[4])) * 1000;
+  return ms;
 }

@@ -49,6 +49,13 @@ export function routerSpelling(canonical: string): { family: Family; text: strin
   return { family: parsed.family, text: parsed.family === 6 && parsed.prefix === 128 ? `${parsed.text}/128` : parsed.text };
 }
 
+/** The later of two entry ends (null: never ends; undefined: unknown, which wins over a known end). */
+function laterEnd(a: number | null | undefined, b: number | null | undefined): number | null | undefined {
+  if (a === undefined || b === undefined) return undefined;
+  if (a === null || b === null) return null;
+  return Math.max(a, b);
+}
+
 function canonicalRow(address: string): string {
   try {
     return parsePfEntry(address).text;
@@ -124,13 +131,18 @@ export class MikrotikTarget implements EdgeTarget {
     this.ids.clear();
     const listed = new Map<string, ListedEntry>();
     const twice = new Set<string>();
+    const now = this.deps.clock.now();
     for (const row of [...v4, ...v6]) {
       // A disabled entry blocks nothing: not listed, so the ban is added (and add() reports why it cannot be).
       if (row.disabled) continue;
       const address = canonicalRow(row.address);
       const owned = isOwnedComment(row.comment);
-      if (listed.has(address)) twice.add(address);
-      listed.set(address, { address, owned: owned || listed.get(address)?.owned === true });
+      const previous = listed.get(address);
+      if (previous !== undefined) twice.add(address);
+      // A static row never ends; a dynamic one when its timeout runs out (unknown if the router printed none).
+      const ends = !row.dynamic ? null : row.remainingMs === null ? undefined : now + row.remainingMs;
+      const expiresAt = previous === undefined ? ends : laterEnd(previous.expiresAt, ends);
+      listed.set(address, { address, owned: owned || previous?.owned === true, ...(expiresAt === undefined ? {} : { expiresAt }) });
       this.ids.set(address, row.id);
     }
     // RouterOS refuses duplicate adds, but a list restored from an export or made by older firmware

@@ -54,7 +54,7 @@ export class OpnsenseTarget implements EdgeTarget {
   /**
    * Reads the alias definition (two GETs), so an alias deleted or retyped while edgeban runs is
    * noticed as at start-up: a missing alias throws an operator error, a type other than External
-   * is a warning.
+   * or URL Table is a warning.
    */
   async check(): Promise<TargetCheckResult> {
     const facts: Record<string, string> = { firewall: this.client.baseUrl, alias: this.alias };
@@ -74,7 +74,8 @@ export class OpnsenseTarget implements EdgeTarget {
         `no alias named ${this.alias} on ${this.client.baseUrl}: create it as type External (advanced) in Firewall ▸ Aliases and block it in a WAN rule (edgeban setup-opnsense does both)`);
     }
     facts['aliasType'] = info.type;
-    const warnings = info.type === 'external' ? [] : [
+    // External and URL Table (IPs, durable mode) aliases take alias_util adds as plain pfctl adds, no config.xml write (deploy/opnsense-durable.md).
+    const warnings = info.type === 'external' || info.type === 'urltable' ? [] : [
       `alias ${this.alias} is of type ${info.type}, not External: every ban rewrites config.xml and adds a backup revision (slow, and it evicts real backups). Recreate it as External (advanced)`,
     ];
     return { errors: [], warnings, facts };

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { createLogger } from '../../../src/logging/logger.ts';
 import { TargetError, type TargetCallRecord, type TargetErrorKind } from '../../../src/targets/edge-target.ts';
-import { MikrotikClient } from '../../../src/targets/mikrotik/client.ts';
+import { MikrotikClient, routerTimeMs } from '../../../src/targets/mikrotik/client.ts';
 import { mikrotikKind } from '../../../src/targets/mikrotik/index.ts';
 import { routerTimeout, type MikrotikTarget } from '../../../src/targets/mikrotik/mikrotik-target.ts';
 import { freePort } from '../../helpers/free-port.ts';
@@ -44,7 +44,8 @@ function isTargetError(kind: TargetErrorKind, pattern?: RegExp) {
   return (error: unknown) => error instanceof TargetError && error.kind === kind && (pattern === undefined || pattern.test(error.message));
 }
 
-const sorted = (entries: Array<{ address: string; owned: boolean | null }>) => [...entries].sort((a, b) => (a.address < b.address ? -1 : 1));
+/** Address and ownership, sorted (the entries' ends are checked on their own: the router prints whole seconds left). */
+const sorted = (entries: Array<{ address: string; owned: boolean | null }>) => entries.map(({ address, owned }) => ({ address, owned })).sort((a, b) => (a.address < b.address ? -1 : 1));
 
 test('add, list and delete IPv4 and IPv6 hosts and networks: each in its menu, read back in the spelling it was added in', async (t) => {
   const router = await startRouter(t);
@@ -56,10 +57,13 @@ test('add, list and delete IPv4 and IPv6 hosts and networks: each in its menu, r
   // What RouterOS echoes: IPv4 hosts bare, IPv6 hosts with /128.
   assert.deepEqual(state.ip.map((r) => r.address), ['192.0.2.1', '198.51.100.0/24']);
   assert.deepEqual(state.ipv6.map((r) => r.address), ['2001:db8::1/128', '2001:db8:1::/64']);
-  assert.deepEqual(sorted(await target.list()), [
+  const listed = await target.list();
+  assert.deepEqual(sorted(listed), [
     { address: '192.0.2.1', owned: true }, { address: '198.51.100.0/24', owned: true },
     { address: '2001:db8:1::/64', owned: true }, { address: '2001:db8::1', owned: true },
   ]);
+  // Each entry's end, read back from the timeout the router prints (whole seconds left, counting down meanwhile).
+  for (const entry of listed) assert.ok(entry.expiresAt !== undefined && entry.expiresAt !== null && Math.abs(entry.expiresAt - (now + HOUR)) <= 5_000, `${entry.address} ends at ${entry.expiresAt}`);
   assert.equal(target.canonical('2001:DB8:0::1/128'), '2001:db8::1');
   assert.equal(target.canonical('not an address'), null);
 
@@ -295,7 +299,7 @@ test('one address on the list twice (a restored export): listed once, and a dele
   const { target, now } = targetFor(t, router.url);
   await target.add({ address: '2001:db8::9', expiresAt: now + HOUR, comment: 'jail=sshd' });
   await router.admin('entries', { menu: 'ipv6', list: LIST, address: '2001:db8::9', comment: 'from an old export', restored: true });
-  assert.deepEqual(await target.list(), [{ address: '2001:db8::9', owned: true }]);
+  assert.deepEqual(sorted(await target.list()), [{ address: '2001:db8::9', owned: true }]);
   await target.delete('2001:db8::9');
   assert.deepEqual((await router.state()).ipv6, []);
 });
@@ -349,4 +353,13 @@ test('killConnections without the write policy: one operator error naming the fi
   assert.equal(await target.killConnections('203.0.113.9'), 0);
   assert.equal((await router.state()).calls.length, callsBefore, 'a capability turned off makes no call');
   assert.equal((await router.state() as State & { connections: { ip: ConnectionRow[] } }).connections.ip.length, 1);
+});
+
+test('routerTimeMs reads the timeouts RouterOS prints (the entry\'s end after a restart), and refuses anything else', () => {
+  assert.equal(routerTimeMs('59m57s'), (59 * 60 + 57) * 1000);
+  assert.equal(routerTimeMs('1w2d3h4m5s'), ((7 + 2) * 86_400 + 3 * 3600 + 4 * 60 + 5) * 1000);
+  assert.equal(routerTimeMs('1d02:03:04'), (86_400 + 2 * 3600 + 3 * 60 + 4) * 1000);
+  assert.equal(routerTimeMs('4s250ms'), 4250);
+  assert.equal(routerTimeMs(routerTimeout(3_600_000)), 3_600_000);
+  for (const bad of ['', 'soon', '5x', '-1s']) assert.equal(routerTimeMs(bad), null, bad);
 });

@@ -272,7 +272,7 @@ export class TargetReconciler {
       // Gone from the backend (expired there, a reboot): whatever it was sent with no longer holds.
       for (const address of this.sentExpiry.keys()) if (!listed.has(address)) this.sentExpiry.delete(address);
       // A replica cut off from a shared ledger must not act on stale state: the pass fails instead.
-      await this.options.ledger.sync();
+      await this.syncLedger();
       ({ plan, unholdable } = this.diff(listed));
     } catch (error) {
       return this.isStandingBy() ? this.standingBy(at) : this.failPass(at, error);
@@ -516,7 +516,7 @@ export class TargetReconciler {
 
   /** Brings one backend entry in line with the ledger, re-judging the ledger before every attempt. */
   private async converge(address: string): Promise<void> {
-    const { ledger, foreignPolicy } = this.options;
+    const { foreignPolicy } = this.options;
     let outcome: 'added' | 'removed' | 'none' | 'deferred';
     try {
       outcome = await this.withRetry(async () => {
@@ -539,7 +539,7 @@ export class TargetReconciler {
         }
         if (plan.remove.length > 0 || plan.deleteForeign.length > 0) {
           // Another replica may have banned it again a moment ago: judge on the shared ledger's latest.
-          await ledger.sync();
+          await this.syncLedger();
           if (this.wanted(address)) return 'none';
           await this.target.delete(address);
           this.markRemote(address, false);
@@ -604,6 +604,18 @@ export class TargetReconciler {
     // Everything else is retried by the next full pass: keep the address pending.
     this.dirty.add(address);
     this.block(error);
+  }
+
+  /**
+   * Catches up with a shared ledger's other writers. Its failure is an outage (Redis does not
+   * answer), retried with backoff like an unreachable backend: nothing to fix on the target.
+   */
+  private async syncLedger(): Promise<void> {
+    try {
+      await this.options.ledger.sync();
+    } catch (error) {
+      throw new TargetError('retry', 'ledger-unreachable', 'ledger sync', describe(error), { cause: error });
+    }
   }
 
   private failPass(at: number, error: unknown, plan?: PassPlan): PassResult {

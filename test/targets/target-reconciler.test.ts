@@ -99,3 +99,32 @@ test('a spelling that folds bans together (IPv6 to its /64) keeps the entry unti
   await s.reconciler.idle();
   assert.deepEqual(s.target.addresses(), []);
 });
+
+test('a shared ledger that cannot catch up during a pass leaves the target unreachable (retried with backoff), not degraded until the next interval', async (t) => {
+  const log = new CapturedLog('warn');
+  const clock = new ManualClock();
+  const store = await FileLedgerStore.open({ dir: await tempDir(t), logger: log.logger });
+  let redisDown = true;
+  // A shared store's catch-up, as Redis's fails while it does not answer.
+  Object.assign(store, { catchUp: async () => { if (redisDown) throw new Error('the shared ledger did not catch up with Redis within 10000 ms: connect ECONNREFUSED'); } });
+  const ledger = await Ledger.open({ store, clock, logger: log.logger });
+  const target = new MemoryTarget({ name: 'm' });
+  const reconciler = new TargetReconciler({
+    ledgerTarget: T, list: 'm', target, ledger, clock, logger: log.logger, intervalMs: 10 * MINUTE, concurrency: 4,
+    foreignPolicy: 'keep', adoptBantimeMs: MINUTE, adoptionRefusal: () => null, killConnections: false, retry: { retries: 1, minTimeoutMs: 1, maxTimeoutMs: 5 },
+  });
+  t.after(async () => {
+    await reconciler.stop();
+    await ledger.close();
+  });
+  await ledger.ban(ban('192.0.2.10'));
+  const first = await reconciler.start();
+  assert.equal(first.ok, false);
+  assert.equal(reconciler.status().state, 'unreachable', 'an outage of the ledger, retried soon; nothing for an operator to fix on the target');
+  redisDown = false;
+  // The retry comes after a backoff of seconds, well within the 10-minute interval.
+  await clock.advance(5_000);
+  await reconciler.idle();
+  assert.equal(reconciler.status().state, 'in-sync');
+  assert.deepEqual(target.addresses(), ['192.0.2.10']);
+});

@@ -117,12 +117,6 @@ export class OpnsenseClient {
     this.expectDone(reply, `POST /api/firewall/alias_util/delete/${alias}`, spelled);
   }
 
-  /** Empties a table. edgeban itself never calls this on its alias (bans must survive restarts); it exists for operators' tools. */
-  async flushAlias(alias: string): Promise<void> {
-    const reply = await this.call('POST', `firewall/alias_util/flush/${this.checkedAlias(alias)}`, StatusReplySchema, {});
-    this.expectDone(reply, `POST /api/firewall/alias_util/flush/${alias}`, null);
-  }
-
   /**
    * Every entry of a pf table in canonical spelling (parsePfEntry; rows that are no address as
    * they came), page by page until `total` is reached. Paging fields go in the POST body (the query
@@ -232,7 +226,7 @@ export class OpnsenseClient {
     return alias;
   }
 
-  private expectDone(reply: z.infer<typeof StatusReplySchema>, call: string, address: string | null): void {
+  protected expectDone(reply: z.infer<typeof StatusReplySchema>, call: string, address: string | null): void {
     if (reply.status === 'done') return;
     const what = address === null ? '' : ` for ${address}`;
     if (reply.status === 'failed' && reply.status_msg?.startsWith('nonexistent alias')) {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { scrubSecrets } from '../logging/logger.ts';
+import { SecretScrubber } from '../logging/secret-scrubber.ts';
 import {
   applyCloudflareSetup,
   planCloudflareSetup,
@@ -63,7 +63,8 @@ export async function runSetupCloudflareCommand(argv: string[]): Promise<number>
     permissionHint: `"${LISTS_PERMISSION}" on account ${options.account} and "${ZONE_WAF_PERMISSION}" on each zone (CLOUDFLARE_SETUP_TOKEN)`,
   });
   const setup: CloudflareSetupOptions = { account: options.account, list: options.list, zones };
-  const out = (line: string) => process.stdout.write(`${scrubSecrets(line, [options.token])}\n`);
+  const scrubber = new SecretScrubber([options.token]);
+  const out = (line: string) => process.stdout.write(`${scrubber.scrub(line)}\n`);
   const dryRun = values['dry-run'];
   try {
     const plan = await planCloudflareSetup(api, setup);

@@ -4,6 +4,7 @@ import { cidrList } from '../jails/cidr.ts';
 import { discoverNetworkFacts } from '../jails/network-facts.ts';
 import type { Logger } from '../logging/logger.ts';
 import type { SecretScrubber } from '../logging/secret-scrubber.ts';
+import { targetBackends } from '../targets/enforcement.ts';
 import { OpnsenseAdminClient } from '../targets/opnsense/admin-client.ts';
 import type { Clock } from '../util/clock.ts';
 import { errorMessage } from '../util/errors.ts';
@@ -93,7 +94,7 @@ function firewallsToCheck(env: EdgebanEnv, config: DaemonConfig | null): Array<{
   const manual = config === null
     ? (env.firewalls.length > 0 ? { alias: env.alias, endpoints: env.firewalls } : null)
     : (config.targets.length === 0 ? config.manualTarget : null);
-  return [...(config?.targets ?? []), ...(manual ? [manual] : [])].flatMap((t) => t.endpoints.map((endpoint) => ({ endpoint, alias: t.alias })));
+  return [...(config?.targets ?? []), ...(manual ? [manual] : [])].flatMap((t) => targetBackends(t).flatMap((b) => (b.endpoint ? [{ endpoint: b.endpoint, alias: t.alias }] : [])));
 }
 
 /** What runs differently from fail2ban: mapped action files (pass), substituted or not-run actions, jails not running, unknown keys (warn). */

@@ -11,7 +11,7 @@ import {
 import { CloudflareApi, LISTS_PERMISSION } from '../targets/cloudflare/cloudflare-api.ts';
 import { parseCloudflareOptions } from '../targets/cloudflare/cloudflare-kind.ts';
 import { DEFAULT_TUNING } from '../targets/cloudflare/cloudflare-target.ts';
-import { UserFacingError } from '../util/errors.ts';
+import { errorMessage, UserFacingError } from '../util/errors.ts';
 import { parseCommandFlags } from './parse-command-flags.ts';
 
 const USAGE = `usage: edgeban setup-cloudflare --zone ZONE_ID [--zone ZONE_ID]... [--dry-run]
@@ -76,7 +76,7 @@ export async function runSetupCloudflareCommand(argv: string[]): Promise<number>
     out(`  done: ${setupChanges(plan)} change(s)`);
     return 0;
   } catch (error) {
-    out(`Cloudflare account ${options.account}: FAILED: ${error instanceof Error ? error.message : String(error)}`);
+    out(`Cloudflare account ${options.account}: FAILED: ${errorMessage(error)}`);
     return 1;
   }
 }

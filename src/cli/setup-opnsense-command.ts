@@ -7,7 +7,7 @@ import type { UrlTableSource } from '../targets/opnsense/admin-client.ts';
 import { familyLabel } from '../setup/block-rule.ts';
 import { OpnsenseAdminClient } from '../targets/opnsense/admin-client.ts';
 import { OpnsenseApiError } from '../targets/opnsense/api-error.ts';
-import { UserFacingError } from '../util/errors.ts';
+import { errorMessage, UserFacingError } from '../util/errors.ts';
 import { parseCommandFlags } from './parse-command-flags.ts';
 
 const USAGE = `usage: edgeban setup-opnsense [--dry-run] [--interface wan] [--json]
@@ -159,5 +159,5 @@ function failureMessage(error: unknown): string {
   if (error instanceof OpnsenseApiError && error.kind === 'read-only') {
     return `${error.message}\n  the setup key's user holds "System: Deny config write"; use one without it`;
   }
-  return error instanceof Error ? error.message : String(error);
+  return errorMessage(error);
 }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { z } from 'zod';
 import type { Logger } from '../logging/logger.ts';
-import { UserFacingError } from '../util/errors.ts';
+import { errorMessage, UserFacingError } from '../util/errors.ts';
 import { BanClaimSchema, KNOWN_MUTATION_OPS, LedgerMutationSchema, supersedes, type BanClaim, type LedgerMutation } from './ban-claim.ts';
 import { ClaimIndex } from './claim-index.ts';
 import type { LedgerDamage, LedgerStore } from './ledger-store.ts';
@@ -230,7 +230,7 @@ export class RedisLedgerStore implements LedgerStore {
       ]);
     } catch (error) {
       await store.close();
-      throw new UserFacingError(`cannot reach Redis for the shared ledger (EDGEBAN_REDIS_URL): ${describe(error)}`);
+      throw new UserFacingError(`cannot reach Redis for the shared ledger (EDGEBAN_REDIS_URL): ${errorMessage(error)}`);
     } finally {
       clearTimeout(timer);
     }
@@ -445,7 +445,7 @@ export class RedisLedgerStore implements LedgerStore {
   private replaySoon(): void {
     if (this.replaying || this.closed || !this.loaded || this.spooled.length === 0 || this.redis.status !== 'ready') return;
     this.replaying = this.replay()
-      .catch((error: unknown) => this.logger.warn({ err: describe(error) }, 'could not replay the ledger spool to Redis yet; trying again once it answers'))
+      .catch((error: unknown) => this.logger.warn({ err: errorMessage(error) }, 'could not replay the ledger spool to Redis yet; trying again once it answers'))
       .finally(() => {
         this.replaying = null;
         if (this.spooled.some((b) => !b.sent) && this.redis.status === 'ready' && !this.closed) setTimeout(() => this.replaySoon(), 500).unref();
@@ -761,7 +761,7 @@ export class RedisLedgerStore implements LedgerStore {
       } catch (error) {
         if (this.closed) break;
         if (error instanceof RedisLedgerCorruptError) this.logger.error({ err: error.message }, 'shared ledger unreadable');
-        else if (failures === 0) this.logger.warn({ err: describe(error) }, 'cannot read the shared ledger from Redis; retrying (changes by other replicas arrive once it answers)');
+        else if (failures === 0) this.logger.warn({ err: errorMessage(error) }, 'cannot read the shared ledger from Redis; retrying (changes by other replicas arrive once it answers)');
         failures++;
         await this.sleep(Math.min(5_000, 50 * 2 ** Math.min(failures, 7)));
       }
@@ -904,10 +904,10 @@ export class RedisLedgerStore implements LedgerStore {
   }
 
   private connectionLost(error: Error): void {
-    this.lastError = describe(error);
+    this.lastError = errorMessage(error);
     if (this.closed || this.connectionDown) return;
     this.connectionDown = true;
-    this.logger.warn({ err: describe(error) }, 'lost the connection to Redis (shared ledger); reconnecting');
+    this.logger.warn({ err: errorMessage(error) }, 'lost the connection to Redis (shared ledger); reconnecting');
   }
 
   private connectionBack(): void {
@@ -999,8 +999,4 @@ function parseJson(text: string): unknown {
   } catch {
     return undefined;
   }
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

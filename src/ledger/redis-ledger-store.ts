@@ -7,6 +7,7 @@ import { BanClaimSchema, KNOWN_MUTATION_OPS, LedgerMutationSchema, supersedes, t
 import { ClaimIndex } from './claim-index.ts';
 import type { LedgerDamage, LedgerStore } from './ledger-store.ts';
 import { LedgerSpool } from './ledger-spool.ts';
+import { withinDeadline } from './redis-deadline.ts';
 
 export interface RedisLedgerStoreOptions {
   /** redis:// or rediss:// (TLS). */
@@ -221,18 +222,12 @@ export class RedisLedgerStore implements LedgerStore {
   static async open(options: RedisLedgerStoreOptions): Promise<RedisLedgerStore> {
     const store = new RedisLedgerStore(options);
     const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-    let timer: NodeJS.Timeout | undefined;
     try {
       // ioredis would keep the PING queued through 20 reconnect attempts: a command run by hand waited a minute.
-      await Promise.race([
-        store.redis.ping(),
-        new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms${store.lastError ? ` (${store.lastError})` : ''}`)), timeoutMs); }),
-      ]);
+      await withinDeadline(store.redis.ping(), timeoutMs, { why: () => `no answer within ${timeoutMs} ms${store.lastError ? ` (${store.lastError})` : ''}` });
     } catch (error) {
       await store.close();
       throw new UserFacingError(`cannot reach Redis for the shared ledger (EDGEBAN_REDIS_URL): ${errorMessage(error)}`);
-    } finally {
-      clearTimeout(timer);
     }
     if (store.spoolDir !== null) store.spool = await LedgerSpool.open(store.spoolDir, store.logger);
     return store;
@@ -332,18 +327,12 @@ export class RedisLedgerStore implements LedgerStore {
    * entry can call it first, so it never acts on a state another replica already changed.
    */
   async catchUp(timeoutMs = 10_000): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
+    await withinDeadline(this.untilClosed(this.readUpToEnd()), timeoutMs, {
+      why: () => {
         const unreachable = this.unreachable();
-        reject(new Error(`the shared ledger did not catch up with Redis within ${timeoutMs} ms${unreachable === null ? '' : `: ${unreachable}`}`));
-      }, timeoutMs);
+        return `the shared ledger did not catch up with Redis within ${timeoutMs} ms${unreachable === null ? '' : `: ${unreachable}`}`;
+      },
     });
-    try {
-      await Promise.race([this.untilClosed(this.readUpToEnd()), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   private async readUpToEnd(): Promise<void> {
@@ -367,12 +356,7 @@ export class RedisLedgerStore implements LedgerStore {
     await this.spool?.close();
     // QUIT lets commands already sent finish; with Redis unreachable there is nothing to wait for.
     if (this.redis.status === 'ready') {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        this.redis.quit().catch(() => undefined),
-        new Promise((resolve) => { timer = setTimeout(resolve, 5_000); }),
-      ]);
-      clearTimeout(timer);
+      await withinDeadline(this.redis.quit(), 5_000).catch(() => undefined);
     }
     this.redis.disconnect();
   }

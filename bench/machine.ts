@@ -11,10 +11,18 @@ export interface MachineDescription {
   node: string;
   fail2ban: string;
   python: string;
-  /** 1-minute load average when the run started (other work on the machine makes figures noisy). */
-  loadAtStart: number;
+  /** 1-, 5- and 15-minute load averages when the run started (other work on the machine makes figures noisy). */
+  loadAtStart: LoadAverages;
   date: string;
 }
+
+export type LoadAverages = [number, number, number];
+
+export function loadAverages(): LoadAverages {
+  return os.loadavg().map((l) => Math.round(l * 100) / 100) as LoadAverages;
+}
+
+export const loadText = (l: LoadAverages): string => l.join(' / ');
 
 function commandOutput(command: string, args: string[]): Promise<string> {
   return new Promise((resolve) => {
@@ -44,11 +52,11 @@ export async function describeMachine(): Promise<MachineDescription> {
     node: process.version,
     fail2ban: (await commandOutput('fail2ban-regex', ['--version'])).replace(/^fail2ban-regex\s*/, ''),
     python: await commandOutput('python3', ['--version']),
-    loadAtStart: Math.round(os.loadavg()[0]! * 100) / 100,
+    loadAtStart: loadAverages(),
     date: new Date().toISOString(),
   };
 }
 
 export function machineLine(m: MachineDescription): string {
-  return `${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB RAM, ${m.os}, Node ${m.node}, fail2ban ${m.fail2ban} (${m.python}); load average ${m.loadAtStart} at start; ${m.date}.`;
+  return `${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB RAM, ${m.os}, Node ${m.node}, fail2ban ${m.fail2ban} (${m.python}); load average (1 / 5 / 15 min) ${loadText(m.loadAtStart)} at start; ${m.date}.`;
 }

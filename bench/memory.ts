@@ -1,18 +1,29 @@
 /**
  * Memory: (1) RSS of a process whose FailureTracker counts N distinct addresses below maxretry
  * (one million by default), measured in a child process so the figure is clean; (2) idle RSS of
- * `edgeban run` with every shipped jail enabled on empty logs, after it settled.
+ * `edgeban run` with every shipped jail enabled on empty logs, after it settled, beside
+ * fail2ban-server with the same jails and Node alone (the floor); (3) RSS of `edgeban run` holding
+ * `bans` active bans (ledger filled before start, the simulator's table already holding them).
  */
 import { spawn } from 'node:child_process';
+import { fail2banInstalled } from './detection-throughput.ts';
+import { fail2banIdleRss } from './fail2ban-server-peer.ts';
+import { FileLedgerStore } from '../src/ledger/file-ledger-store.ts';
+import { Ledger } from '../src/ledger/ledger.ts';
+import { silentLogger } from '../src/logging/logger.ts';
+import { toPfSpelling } from '../src/net/address.ts';
+import { systemClock } from '../src/util/clock.ts';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { grouped, type BenchResult } from './bench-result.ts';
-import { mib, procMemory, sleep, startDaemonProcess, startSimulatorProcess } from './processes.ts';
+import { mib, procMemory, sleep, startDaemonProcess, startSimulatorProcess, stopChild } from './processes.ts';
 
 export interface MemoryOptions {
   addresses: number;
+  /** Active bans the daemon holds for the held-bans figure. */
+  bans: number;
   /** How long the idle daemon runs before its RSS is read. */
   settleMs: number;
 }
@@ -34,21 +45,51 @@ function trackerChild(addresses: number): Promise<TrackerFigures> {
   });
 }
 
-async function idleDaemon(settleMs: number): Promise<{ rss: number; hwm: number; startMs: number }> {
+const SHIPPED_JAILS = ['postfix', 'dovecot', 'traefik', 'nginx', 'apache'];
+const ALIAS = 'fail2ban_blocklist';
+
+/** The 5 shipped jails on empty logs under `root`: mail jails on mail.log, web jails on access.log. */
+async function emptyLogJails(root: string): Promise<Array<{ name: string; logs: string[] }>> {
+  const mail = path.join(root, 'mail.log');
+  const access = path.join(root, 'access.log');
+  await writeFile(mail, '');
+  await writeFile(access, '');
+  return SHIPPED_JAILS.map((name) => ({ name, logs: [['postfix', 'dovecot'].includes(name) ? mail : access] }));
+}
+
+/**
+ * `edgeban run` with the 5 shipped jails on empty logs, `settleMs` after start; with `bans` > 0
+ * its ledger holds that many active bans (and the simulator's table the same addresses, so the
+ * reconciler finds nothing to add), read once the status counts them all.
+ */
+async function idleDaemon(settleMs: number, bans = 0): Promise<{ rss: number; hwm: number; startMs: number; activeBans: number }> {
   const root = await mkdtemp(path.join(tmpdir(), 'edgeban-bench-idle-'));
-  const sim = await startSimulatorProcess();
+  const sim = await startSimulatorProcess({ tableEntries: Math.max(200_000, bans * 2) });
   try {
-    const mail = path.join(root, 'mail.log');
-    const access = path.join(root, 'access.log');
-    await writeFile(mail, '');
-    await writeFile(access, '');
-    const jailLocal = ['postfix', 'dovecot', 'traefik', 'nginx', 'apache']
-      .map((jail) => `[${jail}]\nenabled = true\nlogpath = ${['postfix', 'dovecot'].includes(jail) ? mail : access}\n`).join('\n');
+    const jails = await emptyLogJails(root);
+    const jailLocal = jails.map((j) => `[${j.name}]\nenabled = true\nlogpath = ${j.logs[0]}\n`).join('\n');
+    if (bans > 0) {
+      const list = Array.from({ length: bans }, (_, i) => toPfSpelling(`2001:db8:${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}::1`));
+      const seeded = await sim.admin<{ status?: string; error?: string }>('seed', { table: ALIAS, entries: list });
+      if (seeded.status !== 'ok') throw new Error(`simulator refused the seeded table: ${seeded.error ?? JSON.stringify(seeded)}`);
+      // Where `edgeban run` keeps its file ledger: EDGEBAN_DATA_DIR/ledger (startDaemonProcess uses root/data).
+      const store = await FileLedgerStore.open({ dir: path.join(root, 'data', 'ledger'), logger: silentLogger() });
+      const ledger = await Ledger.open({ store, clock: systemClock, logger: silentLogger() });
+      await ledger.banMany(list.map((address) => ({ target: ALIAS, address, jail: 'dovecot', origin: 'jail' as const, durationMs: 86_400_000 })));
+      await ledger.close();
+    }
     const daemon = await startDaemonProcess(root, sim, jailLocal);
     try {
+      let activeBans = 0;
+      const deadline = Date.now() + 120_000;
+      while (bans > 0 && activeBans < bans) {
+        activeBans = (await daemon.control.call<{ activeBans: number }>('GET', '/status')).activeBans;
+        if (Date.now() > deadline) throw new Error(`the daemon counts ${activeBans} of the ${bans} bans in its ledger after 120 s`);
+        if (activeBans < bans) await sleep(200);
+      }
       await sleep(settleMs);
       const memory = await procMemory(daemon.child.pid);
-      return { rss: memory?.rss ?? NaN, hwm: memory?.hwm ?? NaN, startMs: daemon.startMs };
+      return { rss: memory?.rss ?? NaN, hwm: memory?.hwm ?? NaN, startMs: daemon.startMs, activeBans };
     } finally {
       await daemon.stop();
     }
@@ -58,14 +99,46 @@ async function idleDaemon(settleMs: number): Promise<{ rss: number; hwm: number;
   }
 }
 
+/** RSS of a Node process doing nothing (the same binary, no code loaded), `settleMs` after start. */
+async function nodeAlone(settleMs: number): Promise<number> {
+  const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+  try {
+    await sleep(settleMs);
+    return (await procMemory(child.pid))?.rss ?? NaN;
+  } finally {
+    await stopChild(child);
+  }
+}
+
+async function fail2banIdle(settleMs: number): Promise<{ rss: number } | null> {
+  if (!(await fail2banInstalled())) return null;
+  const root = await mkdtemp(path.join(tmpdir(), 'edgeban-bench-idle-f2b-'));
+  try {
+    return await fail2banIdleRss(await emptyLogJails(root), settleMs);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
 export async function runMemoryBenchmark(options: MemoryOptions): Promise<BenchResult> {
   const tracker = await trackerChild(options.addresses);
   const idle = await idleDaemon(options.settleMs);
+  const node = await nodeAlone(options.settleMs);
+  const f2b = await fail2banIdle(options.settleMs);
+  const held = await idleDaemon(options.settleMs, options.bans);
+  const perBan = (held.rss - idle.rss) / options.bans;
   const delta = tracker.rssAfter - tracker.rssBefore;
   return {
     summary: [
       { figure: `Memory: RSS while tracking ${grouped(tracker.tracked)} addresses below maxretry (MiB)`, edgeban: `${mib(tracker.rssAfter)} (${mib(delta)} for the addresses, ${Math.round(delta / tracker.count)} B each)`, peer: 'no peer' },
-      { figure: 'Memory: idle RSS of the daemon, 5 shipped jails (MiB)', edgeban: String(mib(idle.rss)), peer: 'no peer' },
+      {
+        figure: 'Memory: idle RSS of the daemon, 5 shipped jails (MiB)', edgeban: `${mib(idle.rss)} (Node alone ${mib(node)})`,
+        peer: f2b === null ? 'fail2ban-server not installed' : `fail2ban-server ${mib(f2b.rss)} (edgeban ${(idle.rss / f2b.rss).toFixed(1)}x)`,
+      },
+      {
+        figure: `Memory: RSS of the daemon holding ${grouped(options.bans)} active bans (MiB)`, edgeban: `${mib(held.rss)} (${Math.round(perBan)} B per ban over idle)`,
+        peer: 'no peer',
+      },
     ],
     name: 'Memory',
     rows: [
@@ -78,6 +151,14 @@ export async function runMemoryBenchmark(options: MemoryOptions): Promise<BenchR
         what: `edgeban run idle: 5 shipped jails (postfix, dovecot, traefik, nginx, apache) on empty logs, ${options.settleMs / 1000} s after start`,
         'RSS MiB': mib(idle.rss), 'peak RSS MiB': mib(idle.hwm),
       },
+      { what: `Node ${process.version} alone (\`node -e 'setInterval(() => {}, 1000)'\`), ${options.settleMs / 1000} s after start`, 'RSS MiB': mib(node) },
+      f2b === null
+        ? { what: 'fail2ban-server: not installed' }
+        : { what: 'fail2ban-server 1.0.2, the same 5 jails and filter files on empty logs, no-op action', 'RSS MiB': mib(f2b.rss) },
+      {
+        what: `edgeban run, 5 shipped jails, ledger holding ${held.activeBans} active bans (alias already holding them), ${options.settleMs / 1000} s after they were all counted`,
+        'RSS MiB': mib(held.rss), 'peak RSS MiB': mib(held.hwm), 'added MiB': mib(held.rss - idle.rss), 'bytes/ban': Math.round(perBan),
+      },
     ],
     notes: [
       `Tracker: ${tracker.count} IPv6 addresses (2001:db8::/32), one failure each at maxretry 5, findtime 10 min, in a Node process started with --expose-gc; RSS read from /proc/self/status before and after (after a full GC); ${tracker.seconds.toFixed(2)} s to add them.`,
@@ -87,6 +168,6 @@ export async function runMemoryBenchmark(options: MemoryOptions): Promise<BenchR
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({ options: { addresses: { type: 'string', default: '1000000' } } });
-  console.log(JSON.stringify(await runMemoryBenchmark({ addresses: Number(values.addresses), settleMs: 10_000 }), null, 2));
+  const { values } = parseArgs({ options: { addresses: { type: 'string', default: '1000000' }, bans: { type: 'string', default: '100000' } } });
+  console.log(JSON.stringify(await runMemoryBenchmark({ addresses: Number(values.addresses), bans: Number(values.bans), settleMs: 10_000 }), null, 2));
 }

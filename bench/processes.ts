@@ -139,6 +139,15 @@ export async function procMemory(pid: number | undefined): Promise<ProcMemory | 
   return { rss: kib('VmRSS'), hwm: kib('VmHWM') };
 }
 
+const CLOCK_TICK = 100; // USER_HZ on Linux
+
+/** CPU seconds (user + system) a running process has used, from /proc/PID/stat; NaN once it exited. */
+export async function cpuSeconds(pid: number | undefined): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // its name may hold spaces
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICK;
+}
+
 export const mib = (bytes: number): number => Math.round((bytes / 2 ** 20) * 10) / 10;
 
 /** Percentile of sorted numbers (nearest rank). */

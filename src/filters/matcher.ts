@@ -72,9 +72,16 @@ export class FilterMatcher {
   /** The groups reported as tags, and the name each is reported under. */
   private readonly tagKeys: Array<[string, string]>;
   private readonly json: JsonLineProjector | null;
+  /**
+   * The literal gate, when it may be run on the whole line: single-line filters whose key
+   * literals hold no newline (the line the regexes see ends in one the log line lacks).
+   */
+  private readonly wholeLineGate: RegExp | null;
 
   constructor(filter: CompiledFilter, options: MatcherOptions) {
     this.filter = filter;
+    const gate = filter.gateRegex;
+    this.wholeLineGate = filter.maxlines === 1 && gate !== null && !/\n|\\n/.test(gate.source) ? gate : null;
     this.json = filter.jsonline === null ? null : new JsonLineProjector(filter.jsonline);
     this.now = options.now;
     this.tagKeys = [...filter.tagNames].filter((k) => !INTERNAL.has(k) && !k.startsWith('alt_')).map((k) => [k, TAG_RENAME[k] ?? k]);
@@ -136,6 +143,10 @@ export class FilterMatcher {
     result.time = time;
     if (time === null) this.stats.noTime++;
     if (this.filter.maxlines > 1) this.find(result, { pre, date, post }, ascii);
+    // With nothing before the date, the text the regexes see (less its newline) is a suffix of
+    // the line: a line holding none of the key literals cannot match, and most lines are such
+    // lines, so they are rejected without building that text.
+    else if (pre === '' && this.wholeLineGate !== null && !this.wholeLineGate.test(line)) { /* no match */ }
     else this.findSingle(result, `${pre}${post}\n`, ascii);
     if (result.match) {
       this.stats.matched++;

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { EdgeTarget, TargetDeps, TargetKind } from './edge-target.ts';
 import { cloudflareKind } from './cloudflare/cloudflare-kind.ts';
+import { feedKind } from './feed/feed-kind.ts';
 import { memoryKind } from './memory/target.ts';
 import { mikrotikKind } from './mikrotik/index.ts';
 import { opnsenseKind } from './opnsense/kind.ts';
@@ -17,6 +18,7 @@ export const TARGET_KINDS: readonly TargetKind<unknown>[] = [
   opnsenseKind,
   mikrotikKind,
   cloudflareKind,
+  feedKind,
   memoryKind,
 ];
 

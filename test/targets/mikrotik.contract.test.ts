@@ -1,37 +1,14 @@
 // The target contract against `edgeban simulate --kind mikrotik` run as a process, through the MikroTik backend.
 import { createLogger } from '../../src/logging/logger.ts';
 import { parsePfEntry } from '../../src/net/address.ts';
-import type { EdgeTarget } from '../../src/targets/edge-target.ts';
 import { mikrotikKind } from '../../src/targets/mikrotik/index.ts';
 import { systemClock } from '../../src/util/clock.ts';
 import { startCliSimulator } from '../helpers/cli.ts';
+import { countedAtSeam } from './counted-target.ts';
 import { runTargetContract } from './target-contract.ts';
 
 const LIST = 'edgeban_contract';
 const PASSWORD = 'contract-password-0123';
-
-/** The simulator does not count calls in flight: they are counted at the seam, where the reconciler's bound applies. */
-function counted(target: EdgeTarget, counter: { now: number; max: number }): EdgeTarget {
-  const track = async <T>(call: () => Promise<T>): Promise<T> => {
-    counter.now++;
-    counter.max = Math.max(counter.max, counter.now);
-    try {
-      return await call();
-    } finally {
-      counter.now--;
-    }
-  };
-  return {
-    kind: target.kind, id: target.id, capabilities: target.capabilities,
-    canonical: (address) => target.canonical(address),
-    check: () => track(() => target.check()),
-    list: () => track(() => target.list()),
-    add: (entry) => track(() => target.add(entry)),
-    delete: (address) => track(() => target.delete(address)),
-    ...(target.killConnections ? { killConnections: (address: string) => track(() => target.killConnections!(address)) } : {}),
-    close: () => target.close(),
-  };
-}
 
 runTargetContract('mikrotik', async (t) => {
   const sim = await startCliSimulator(t, ['--kind', 'mikrotik', '--user', 'edgeban', '--password', PASSWORD, '--list', LIST]);
@@ -44,7 +21,8 @@ runTargetContract('mikrotik', async (t) => {
   const logger = createLogger({ level: 'silent' });
   const counter = { now: 0, max: 0 };
   return {
-    connect: () => counted(mikrotikKind.create(options, { clock: systemClock, logger }), counter),
+    // The simulator does not count calls in flight: they are counted at the seam.
+    connect: () => countedAtSeam(mikrotikKind.create(options, { clock: systemClock, logger }), counter),
     entries: async () => (await rows()).map((r) => parsePfEntry(r.address).text),
     seedForeign: async (addresses) => {
       for (const address of addresses) await sim.admin('entries', { menu: address.includes(':') ? 'ipv6' : 'ip', list: LIST, address });
@@ -54,6 +32,7 @@ runTargetContract('mikrotik', async (t) => {
     setLatency: async (ms) => { await sim.admin('faults', { latencyMs: ms }); },
     // RouterOS has no call that empties a list at once: there is nothing to count.
     flushes: async () => 0,
+    cannot: { dropAdds: 'RouterOS answers a PUT with the stored entry (or "already have such entry"): it has no full table that accepts and drops' },
     maxInFlight: async () => counter.max,
     resetMaxInFlight: async () => { counter.max = counter.now; },
   };

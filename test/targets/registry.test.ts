@@ -32,7 +32,7 @@ async function enabledJails(t: TestContext, jailLocal: string, files: Record<str
 }
 
 test('registry: one entry per kind, found by name; opnsense keeps its own jail path', () => {
-  assert.deepEqual(TARGET_KINDS.map((k) => k.kind), ['opnsense', 'mikrotik', 'cloudflare', 'memory']);
+  assert.deepEqual(TARGET_KINDS.map((k) => k.kind), ['opnsense', 'mikrotik', 'cloudflare', 'feed', 'memory']);
   assert.equal(findTargetKind('memory')?.kind, 'memory');
   assert.equal(findTargetKind('nope'), null);
   assert.ok(!GENERIC_TARGET_KINDS.includes('opnsense'));

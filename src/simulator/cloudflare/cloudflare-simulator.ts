@@ -63,6 +63,12 @@ export class CloudflareSimulator {
   private boundPort = 0;
   /** Next API answers forced to a status (faults), consumed one per request. */
   private faults: Array<{ status: number; retryAfter: string | null }> = [];
+  /** An outage switched on and off (the queue above is for counted faults): every API call answers 503. */
+  private down = false;
+  /** Added before every API answer, so a client's concurrent calls overlap. */
+  private latencyMs = 0;
+  /** Adds complete but store nothing (an operation Cloudflare reports done that lost its items). */
+  private discardAdds = false;
   /** API requests by `METHOD template`. */
   readonly calls = new Map<string, number>();
 
@@ -130,6 +136,8 @@ export class CloudflareSimulator {
         send(res, 200, this.admin(req.method ?? 'GET', path.slice('/__simulator/'.length), body));
         return;
       }
+      if (this.latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, this.latencyMs));
+      if (this.down) throw new ApiFailure(503, UNDOCUMENTED, 'simulated outage');
       const fault = this.faults.shift();
       if (fault !== undefined) {
         const headers: Record<string, string> = fault.retryAfter === null ? {} : { 'retry-after': fault.retryAfter };
@@ -230,7 +238,7 @@ export class CloudflareSimulator {
                 ),
           () => {
             if (replace) list.items.clear();
-            this.state.upsert(account, list, items);
+            if (!this.discardAdds) this.state.upsert(account, list, items);
           },
         );
         return { result: { operation_id: operation.id } };
@@ -335,7 +343,7 @@ export class CloudflareSimulator {
     };
   }
 
-  /** The unauthenticated test interface: state, faults, a foreign pending operation, foreign items. */
+  /** The unauthenticated test interface: state, faults, a foreign pending operation, foreign items, emptying a list. */
   private admin(method: string, action: string, body: unknown): unknown {
     const b = (body ?? {}) as Record<string, unknown>;
     if (method === 'GET' && action === 'state') {
@@ -352,12 +360,24 @@ export class CloudflareSimulator {
       return { accounts, zones, submitted: this.state.submitted, conflicts: this.state.conflicts, calls: Object.fromEntries(this.calls) };
     }
     if (method === 'POST' && action === 'faults') {
+      // Switches (kept until switched again) and, with a status, a queue of counted faults.
+      if (b.down !== undefined) this.down = b.down === true;
+      if (b.latencyMs !== undefined) this.latencyMs = Number(b.latencyMs);
+      if (b.discardAdds !== undefined) this.discardAdds = b.discardAdds === true;
+      if (b.status === undefined) return { down: this.down, latencyMs: this.latencyMs, discardAdds: this.discardAdds, queued: this.faults.length };
       const count = Number(b.count ?? 1);
       for (let i = 0; i < count; i++) this.faults.push({ status: Number(b.status), retryAfter: b.retryAfter === undefined ? null : String(b.retryAfter) });
       return { queued: this.faults.length };
     }
     if (method === 'POST' && action === 'hold') {
       return this.state.hold(String(b.account), Number(b.ms));
+    }
+    if (method === 'POST' && action === 'empty') {
+      // Someone emptied the list in the dashboard: Cloudflare never loses items by itself.
+      const list = this.state.listByName(String(b.account), String(b.list));
+      if (list === undefined) throw new ApiFailure(404, UNDOCUMENTED, 'no such list');
+      list.items.clear();
+      return { items: 0 };
     }
     if (method === 'POST' && action === 'items') {
       const list = this.state.listByName(String(b.account), String(b.list));

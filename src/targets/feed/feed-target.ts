@@ -76,6 +76,13 @@ export class FeedTarget implements EdgeTarget {
     }
   }
 
+  /** Exactly these addresses (pf spelling) from now on. */
+  holdOnlyCanonical(addresses: Iterable<string>): void {
+    const wanted = new Set(addresses);
+    this.dropCanonical([...this.entries].filter((address) => !wanted.has(address)));
+    this.holdCanonical(wanted);
+  }
+
   dropCanonical(addresses: Iterable<string>): void {
     for (const address of addresses) if (this.entries.delete(address)) this.rendered = [];
   }

@@ -8,6 +8,7 @@ import { NO_NETWORK_FACTS } from '../jails/network-facts.ts';
 import type { BanOutcome, BannedEntry, ControlHandlers } from '../control/protocol.ts';
 import { InvalidAddressError, parsePfAddress } from '../net/address.ts';
 import { createLogger, type Logger } from '../logging/logger.ts';
+import { SecretScrubber } from '../logging/secret-scrubber.ts';
 import { openLedgerForCommand } from '../targets/enforcement.ts';
 import { systemClock } from '../util/clock.ts';
 import { UserFacingError } from '../util/errors.ts';
@@ -57,7 +58,7 @@ async function withHandlers<T>(flags: CommonFlags, offline: false | 'ledger' | '
   } finally {
     await client.close();
   }
-  const logger = createLogger({ level: 'warn', secrets: env.secrets, format: env.logFormat });
+  const logger = createLogger({ level: 'warn', scrubber: new SecretScrubber(env.secrets), format: env.logFormat });
   const jails = offline === 'jails' ? await offlineJails(env, logger) : LEDGER_ONLY;
   const { ledger, readOnly } = await openLedgerForCommand(env, systemClock, logger);
   try {

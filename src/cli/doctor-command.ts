@@ -1,6 +1,7 @@
 import { exitCodeFor, formatLine, worstStatus } from '../doctor/check-result.ts';
 import { runDoctor } from '../doctor/run-doctor.ts';
-import { createCommandLogger, scrubSecrets } from '../logging/logger.ts';
+import { createCommandLogger } from '../logging/logger.ts';
+import { SecretScrubber } from '../logging/secret-scrubber.ts';
 import { systemClock } from '../util/clock.ts';
 import { UserFacingError } from '../util/errors.ts';
 import { parseCommandFlags } from './parse-command-flags.ts';
@@ -28,20 +29,21 @@ export async function runDoctorCommand(argv: string[]): Promise<number> {
   if (values === null) return 0;
   if (!WHOLE.test(values['stale-after']) || Number(values['stale-after']) < 1) throw new UserFacingError('--stale-after: expected a whole number of seconds (at least 1)');
   if (!WHOLE.test(values.lines) || Number(values.lines) < 1 || Number(values.lines) > 100_000) throw new UserFacingError('--lines: expected a whole number from 1 to 100000');
+  const scrubber = new SecretScrubber();
   const report = await runDoctor({
     env: process.env,
     clock: systemClock,
     // API calls log at debug only; doctor's own lines are the report.
-    logger: createCommandLogger,
+    logger: (env) => createCommandLogger(env, scrubber),
+    scrubber,
     staleAfterSec: Number(values['stale-after']),
     tailLines: Number(values.lines),
-    onResult: values.json ? undefined : (result, secrets) => process.stdout.write(`${scrubSecrets(formatLine(result), secrets)}\n`),
+    onResult: values.json ? undefined : (result) => process.stdout.write(`${scrubber.scrub(formatLine(result))}\n`),
   });
-  const secrets = report.secrets;
   const exitCode = exitCodeFor(report.results);
   if (values.json) {
     const text = JSON.stringify({ worst: worstStatus(report.results), exitCode, checks: report.results });
-    process.stdout.write(`${scrubSecrets(text, secrets)}\n`);
+    process.stdout.write(`${scrubber.scrub(text)}\n`);
   } else {
     const counts = { pass: 0, skip: 0, warn: 0, fail: 0 };
     for (const r of report.results) counts[r.status]++;

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { adoptionRefusal } from '../jails/ban-guard.ts';
 import { loadEnv } from '../config/env.ts';
 import { createCommandLogger } from '../logging/logger.ts';
+import { SecretScrubber } from '../logging/secret-scrubber.ts';
 import type { PassOutline } from '../targets/target-reconciler.ts';
 import { ControlClient, DaemonNotRunningError } from '../control/control-client.ts';
 import { configJails, enforcedTargets, guardFacts, loadDaemonConfig, settleLedger } from '../daemon/daemon-config.ts';
@@ -28,13 +29,15 @@ export async function runReconcileCommand(argv: string[]): Promise<number> {
     throw new UserFacingError(`${(error as Error).message}\nusage: edgeban reconcile [--dry-run] [--json] [--all]`);
   }
   const env = loadEnv();
-  const logger = createCommandLogger(env);
+  const scrubber = new SecretScrubber(env.secrets);
+  const logger = createCommandLogger(env, scrubber);
   const dryRun = values['dry-run'];
   // Beside a running daemon, the daemon runs the pass on its own reconcilers and live ledger: a
   // copy read here could be stale by the time it is acted on (a ban re-made meanwhile removed).
   let report = await askDaemon(env.controlSocket, dryRun);
   if (report === null) {
     const config = await loadDaemonConfig(env);
+    for (const secret of config.secrets) scrubber.add(secret);
     const { ledger, readOnly } = await openLedgerForCommand(env, systemClock, logger);
     if (readOnly) {
       await ledger.close();

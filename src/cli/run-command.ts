@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { loadEnv } from '../config/env.ts';
 import { Daemon } from '../daemon/daemon.ts';
 import { createLogger } from '../logging/logger.ts';
+import { SecretScrubber } from '../logging/secret-scrubber.ts';
 import { skewedClock, systemClock } from '../util/clock.ts';
 import { runsInContainer } from '../util/container-detection.ts';
 import { UserFacingError } from '../util/errors.ts';
@@ -23,7 +24,9 @@ export async function runRunCommand(argv: string[]): Promise<number> {
   if (env.feedToken !== null && env.metricsListen === null) {
     throw new UserFacingError('invalid environment:\n  EDGEBAN_FEED_TOKEN: set, but EDGEBAN_METRICS_LISTEN is not; the feed /blocklist/TARGET.txt is served on that listener');
   }
-  const logger = createLogger({ level: env.logLevel, secrets: env.secrets, format: env.logFormat });
+  // The daemon adds the secrets it learns later (jail actions, a reload's new tokens).
+  const scrubber = new SecretScrubber(env.secrets);
+  const logger = createLogger({ level: env.logLevel, scrubber, format: env.logFormat });
   // Handlers first: a SIGTERM during start-up (first API calls, a slow ledger) must still stop cleanly, not kill.
   let daemon: Daemon | null = null;
   let stopSignal: string | null = null;
@@ -51,7 +54,7 @@ export async function runRunCommand(argv: string[]): Promise<number> {
   // Tests only (as libfaketime would, where it is not installed): this host's clock off by N ms.
   const skewMs = Number(process.env.EDGEBAN_TEST_CLOCK_OFFSET_MS ?? 0);
   const clock = Number.isFinite(skewMs) && skewMs !== 0 ? skewedClock(systemClock, skewMs) : systemClock;
-  daemon = await Daemon.start({ env, clock, logger, resetState: values['reset-state'], readEnv: () => loadEnv() });
+  daemon = await Daemon.start({ env, clock, logger, scrubber, resetState: values['reset-state'], readEnv: () => loadEnv() });
   if (stopSignal !== null) {
     const signal: string = stopSignal;
     stopSignal = null;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { scrubSecrets } from '../logging/logger.ts';
+import { SecretScrubber } from '../logging/secret-scrubber.ts';
 import {
   applyCloudflareSetup,
   planCloudflareSetup,
@@ -11,7 +11,7 @@ import {
 import { CloudflareApi, LISTS_PERMISSION } from '../targets/cloudflare/cloudflare-api.ts';
 import { parseCloudflareOptions } from '../targets/cloudflare/cloudflare-kind.ts';
 import { DEFAULT_TUNING } from '../targets/cloudflare/cloudflare-target.ts';
-import { UserFacingError } from '../util/errors.ts';
+import { errorMessage, UserFacingError } from '../util/errors.ts';
 import { parseCommandFlags } from './parse-command-flags.ts';
 
 const USAGE = `usage: edgeban setup-cloudflare --zone ZONE_ID [--zone ZONE_ID]... [--dry-run]
@@ -63,7 +63,8 @@ export async function runSetupCloudflareCommand(argv: string[]): Promise<number>
     permissionHint: `"${LISTS_PERMISSION}" on account ${options.account} and "${ZONE_WAF_PERMISSION}" on each zone (CLOUDFLARE_SETUP_TOKEN)`,
   });
   const setup: CloudflareSetupOptions = { account: options.account, list: options.list, zones };
-  const out = (line: string) => process.stdout.write(`${scrubSecrets(line, [options.token])}\n`);
+  const scrubber = new SecretScrubber([options.token]);
+  const out = (line: string) => process.stdout.write(`${scrubber.scrub(line)}\n`);
   const dryRun = values['dry-run'];
   try {
     const plan = await planCloudflareSetup(api, setup);
@@ -75,7 +76,7 @@ export async function runSetupCloudflareCommand(argv: string[]): Promise<number>
     out(`  done: ${setupChanges(plan)} change(s)`);
     return 0;
   } catch (error) {
-    out(`Cloudflare account ${options.account}: FAILED: ${error instanceof Error ? error.message : String(error)}`);
+    out(`Cloudflare account ${options.account}: FAILED: ${errorMessage(error)}`);
     return 1;
   }
 }

@@ -1,12 +1,13 @@
 import { loadEnv, type EdgebanEnv } from '../config/env.ts';
-import { createCommandLogger, scrubSecrets } from '../logging/logger.ts';
+import { createCommandLogger } from '../logging/logger.ts';
+import { SecretScrubber } from '../logging/secret-scrubber.ts';
 import { applySetup, planChanges, planSetup, SETUP_PRIVILEGES, type SetupOptions, type SetupPlan } from '../setup/opnsense-setup.ts';
 import { checkFeed, durableSource, feedUrlProblem, feedUrlWarning } from '../setup/feed-check.ts';
 import type { UrlTableSource } from '../targets/opnsense/admin-client.ts';
 import { familyLabel } from '../setup/block-rule.ts';
 import { OpnsenseAdminClient } from '../targets/opnsense/admin-client.ts';
 import { OpnsenseApiError } from '../targets/opnsense/api-error.ts';
-import { UserFacingError } from '../util/errors.ts';
+import { errorMessage, UserFacingError } from '../util/errors.ts';
 import { parseCommandFlags } from './parse-command-flags.ts';
 
 const USAGE = `usage: edgeban setup-opnsense [--dry-run] [--interface wan] [--json]
@@ -57,13 +58,14 @@ export async function runSetupOpnsenseCommand(argv: string[]): Promise<number> {
   if (values === null) return 0;
   if (!INTERFACE_KEY.test(values.interface)) throw new UserFacingError(`--interface: ${JSON.stringify(values.interface)} is not an OPNsense interface key such as wan or opt1`);
   const env: EdgebanEnv = loadEnv({ env: setupEnvironment(), requireFirewall: true });
-  const logger = createCommandLogger(env);
+  const scrubber = new SecretScrubber(env.secrets);
+  const logger = createCommandLogger(env, scrubber);
   const durable = values.durable ? durableOptions(values['feed-url'], values['refresh-hours'], env.feedToken) : null;
   if (!values.durable && values['feed-url'] !== undefined) throw new UserFacingError('--feed-url: only with --durable');
   const options: SetupOptions = { alias: env.alias, interface: values.interface, ...(durable ? { durable } : {}) };
   const lines: string[] = [];
   const out = (line: string) => {
-    if (!values.json) process.stdout.write(`${scrubSecrets(line, env.secrets)}\n`);
+    if (!values.json) process.stdout.write(`${scrubber.scrub(line)}\n`);
     lines.push(line);
   };
   const report: unknown[] = [];
@@ -76,7 +78,7 @@ export async function runSetupOpnsenseCommand(argv: string[]): Promise<number> {
       out(`feed: ${durable.url} answers with ${entries} entr${entries === 1 ? 'y' : 'ies'}`);
     } catch (error) {
       out(`feed: FAILED: ${(error as Error).message}`);
-      if (values.json) process.stdout.write(`${scrubSecrets(JSON.stringify({ feed: { ok: false, error: (error as Error).message }, firewalls: [] }), env.secrets)}\n`);
+      if (values.json) process.stdout.write(`${scrubber.scrub(JSON.stringify({ feed: { ok: false, error: (error as Error).message }, firewalls: [] }))}\n`);
       return 1;
     }
   }
@@ -101,7 +103,7 @@ export async function runSetupOpnsenseCommand(argv: string[]): Promise<number> {
       await client.close();
     }
   }
-  if (values.json) process.stdout.write(`${scrubSecrets(JSON.stringify({ firewalls: report }), env.secrets)}\n`);
+  if (values.json) process.stdout.write(`${scrubber.scrub(JSON.stringify({ firewalls: report }))}\n`);
   return exitCode;
 }
 
@@ -157,5 +159,5 @@ function failureMessage(error: unknown): string {
   if (error instanceof OpnsenseApiError && error.kind === 'read-only') {
     return `${error.message}\n  the setup key's user holds "System: Deny config write"; use one without it`;
   }
-  return error instanceof Error ? error.message : String(error);
+  return errorMessage(error);
 }

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '../logging/logger.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
+import { withinDeadline } from '../ledger/redis-deadline.ts';
 
 export type LeaseRole = 'leader' | 'follower';
 
@@ -129,12 +130,7 @@ export class LeaderLease {
 
   /** A command that does not answer within one renewal interval counts as failed (ioredis would keep it queued). */
   private withTimeout<T>(command: Promise<T>): Promise<T> {
-    let timer: TimerHandle | null = null;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = this.options.clock.setTimer(this.renewMs, () => reject(new Error(`Redis did not answer within ${this.renewMs} ms`)));
-    });
-    command.catch(() => {});
-    return Promise.race([command, timeout]).finally(() => timer?.cancel());
+    return withinDeadline(command, this.renewMs, { clock: this.options.clock });
   }
 
   private armExpiry(): void {

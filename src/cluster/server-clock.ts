@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '../logging/logger.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
+import { withinDeadline } from '../ledger/redis-deadline.ts';
 
 /** Beyond this the local clock is reported as off (warning, status). */
 export const SKEW_WARN_MS = 3_000;
@@ -72,14 +73,8 @@ export class ServerClock implements Clock {
 
   private async measure(timeoutMs: number): Promise<void> {
     const sent = this.base.now();
-    let timer: TimerHandle | null = null;
     try {
-      const answer = this.redis.time();
-      answer.catch(() => {});
-      const [seconds, micros] = await Promise.race([
-        answer,
-        new Promise<never>((_, reject) => { timer = this.base.setTimer(timeoutMs, () => reject(new Error(`no answer within ${timeoutMs} ms`))); }),
-      ]);
+      const [seconds, micros] = await withinDeadline(this.redis.time(), timeoutMs, { clock: this.base, why: () => `no answer within ${timeoutMs} ms` });
       const received = this.base.now();
       const serverMs = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
       this.offsetMs = Math.round(serverMs + (received - sent) / 2 - received);
@@ -87,8 +82,6 @@ export class ServerClock implements Clock {
     } catch (error) {
       this.log.warn({ err: (error as Error).message }, 'could not read the Redis server\'s time; the last measured offset stays');
       return;
-    } finally {
-      (timer as TimerHandle | null)?.cancel();
     }
     const skewed = Math.abs(this.offsetMs) > SKEW_WARN_MS;
     if (skewed && !this.warned) {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { SharedFailureCounter } from '../jails/jail-engine.ts';
+import { withinDeadline } from '../ledger/redis-deadline.ts';
 
 // One sorted set per (jail, address): a member per failure scored by its time, trimmed to
 // findtime and expiring with it, so an address costs at most maxretry small members for findtime.
@@ -34,17 +35,10 @@ export class RedisFailureCounter implements SharedFailureCounter {
     if (this.redis.status !== 'ready') throw new Error(`Redis is not connected (${this.redis.status})`);
     const member = `${this.replica}:${++this.seq}`;
     const horizon = nowSec - findtimeSec;
-    return Number(await withinDeadline(this.redis.eval(RECORD_SCRIPT, 1, this.key(jail, address), member, String(timeSec), String(horizon), String(Math.ceil(findtimeSec * 1000)))));
+    return Number(await withinDeadline(this.redis.eval(RECORD_SCRIPT, 1, this.key(jail, address), member, String(timeSec), String(horizon), String(Math.ceil(findtimeSec * 1000))), ANSWER_WITHIN_MS));
   }
 
   async reset(jail: string, address: string): Promise<void> {
-    await withinDeadline(this.redis.del(this.key(jail, address)));
+    await withinDeadline(this.redis.del(this.key(jail, address)), ANSWER_WITHIN_MS);
   }
-}
-
-function withinDeadline<T>(command: Promise<T>): Promise<T> {
-  command.catch(() => {});
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`Redis did not answer within ${ANSWER_WITHIN_MS} ms`)), ANSWER_WITHIN_MS); });
-  return Promise.race([command, late]).finally(() => clearTimeout(timer));
 }

@@ -80,7 +80,7 @@ export interface EdgebanEnv {
   /** Where this host's routing tables are read (gateways the guard protects); /proc/net, or a test's fixture. */
   procNet: string;
   /** Every secret value, for scrubbing logs. */
-  secrets: string[];
+  secrets: readonly string[];
   /** The environment (process and .env file) as read, for the env defaults of registry backends (MIKROTIK_URL, …). */
   targetEnv?: Readonly<Record<string, string>>;
 }

@@ -10,6 +10,7 @@ import { Ledger } from '../ledger/ledger.ts';
 import { JailEngine } from '../jails/jail-engine.ts';
 import type { NetworkFacts } from '../jails/network-facts.ts';
 import type { Logger } from '../logging/logger.ts';
+import type { SecretScrubber } from '../logging/secret-scrubber.ts';
 import type { EdgebanMetrics } from '../metrics/edgeban-metrics.ts';
 import { MetricsServer } from '../metrics/metrics-server.ts';
 import { LedgerFeeds } from '../targets/feed/ledger-feeds.ts';
@@ -30,6 +31,8 @@ export interface DaemonOptions {
   env: EdgebanEnv;
   clock: Clock;
   logger: Logger;
+  /** The logger's scrubber: the daemon adds every secret it learns (environment, jail actions, on reload too). */
+  scrubber: SecretScrubber;
   resetState?: boolean;
   /** Tests pass facts in; otherwise discovered from this host's interfaces and routes. */
   networkFacts?: NetworkFacts;
@@ -95,8 +98,9 @@ export class Daemon {
   private async boot(): Promise<void> {
     const { env, logger } = this.options;
     let { clock } = this.options;
+    this.learnSecrets(env.secrets);
     this.config = await loadDaemonConfig(env);
-    this.learnSecrets(this.config);
+    this.learnSecrets(this.config.secrets);
     reportConfig(this.config, logger);
     await ensureDirectory(env.dataDir, 'the data dir');
     if (this.options.resetState && env.ledger.kind === 'redis') {
@@ -133,7 +137,7 @@ export class Daemon {
       plan: this.config.notify, ledger: this.ledger, clock, logger, env,
       targets: () => this.targetStatuses(),
       sources: () => this.pipelines.map((p) => p.stats()),
-      secrets: [...env.secrets, ...this.config.secrets],
+      scrubber: this.options.scrubber,
       announces: () => this.roles?.announces() ?? true,
     });
     // Served before the first passes, so /readyz tells "not enforced yet" from "enforcing".
@@ -228,6 +232,7 @@ export class Daemon {
     let next: DaemonConfig;
     try {
       if (this.options.readEnv) env = this.options.readEnv();
+      this.learnSecrets(env.secrets);
       next = await loadDaemonConfig(env);
       requireRunnableJails(next, env);
     } catch (error) {
@@ -240,11 +245,9 @@ export class Daemon {
     const before = reconcilerSettings(enforcedTargets(this.config, this.ledger.targets()), previousEnv);
     let reconcilersStopped = false;
     try {
-      // The logger scrubs the array it was given at start: new secrets join it.
-      for (const secret of env.secrets) if (!previousEnv.secrets.includes(secret)) previousEnv.secrets.push(secret);
-      this.options = { ...this.options, env: { ...env, secrets: previousEnv.secrets } };
+      this.options = { ...this.options, env };
       this.config = next;
-      this.learnSecrets(next);
+      this.learnSecrets(next.secrets);
       reportConfig(next, logger);
       await this.notifier?.reconfigure(next.notify);
       this.engine.reload(next.jails.map((j) => j.settings), this.facts);
@@ -377,10 +380,9 @@ export class Daemon {
     return metrics;
   }
 
-  /** Keys, secrets and tokens written in jail actions join the logger's scrub list (it reads env.secrets live). */
-  private learnSecrets(config: DaemonConfig): void {
-    const known = new Set(this.options.env.secrets);
-    for (const secret of config.secrets) if (!known.has(secret)) this.options.env.secrets.push(secret);
+  /** The environment's secrets (a reload's new tokens too) and the keys written in jail actions: hidden from logs and alerts. */
+  private learnSecrets(secrets: readonly string[]): void {
+    for (const secret of secrets) this.options.scrubber.add(secret);
   }
 
   private scheduleSweep(): void {

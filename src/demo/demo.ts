@@ -4,6 +4,7 @@ import path from 'node:path';
 import { loadEnv } from '../config/env.ts';
 import { Daemon } from '../daemon/daemon.ts';
 import { createLogger } from '../logging/logger.ts';
+import { SecretScrubber } from '../logging/secret-scrubber.ts';
 import { LEAST_PRIVILEGES, OpnsenseSimulator } from '../simulator/opnsense-simulator.ts';
 import { systemClock } from '../util/clock.ts';
 
@@ -53,8 +54,9 @@ export async function runDemo(): Promise<number> {
 
   const sim = await OpnsenseSimulator.start({ keys: [{ key: KEY, secret: SECRET, privileges: LEAST_PRIVILEGES }], authFailDelayMs: 0, faults: { latencyMs: 5 } });
   const warnings: string[] = [];
+  const scrubber = new SecretScrubber([SECRET]);
   const logger = createLogger({
-    level: 'warn', secrets: [SECRET],
+    level: 'warn', scrubber,
     destination: { write: (line: string) => { warnings.push(String((JSON.parse(line) as { msg?: string }).msg ?? line)); } },
   });
   const env = loadEnv({
@@ -65,7 +67,7 @@ export async function runDemo(): Promise<number> {
     },
   });
   say(`OPNsense simulator on ${sim.url}, External alias ${ALIAS}; logs and state in ${root}`);
-  const daemon = await Daemon.start({ env, clock: systemClock, logger });
+  const daemon = await Daemon.start({ env, clock: systemClock, logger, scrubber });
   say('edgeban runs the shipped dovecot, postfix and traefik jails (maxretry 3, bantime 6 s)');
 
   const alias = () => sim.tableEntries(ALIAS);

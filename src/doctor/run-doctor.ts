@@ -3,6 +3,8 @@ import { loadDaemonConfig, requireRunnableJails, type DaemonConfig } from '../da
 import { cidrList } from '../jails/cidr.ts';
 import { discoverNetworkFacts } from '../jails/network-facts.ts';
 import type { Logger } from '../logging/logger.ts';
+import type { SecretScrubber } from '../logging/secret-scrubber.ts';
+import { targetBackends } from '../targets/enforcement.ts';
 import { OpnsenseAdminClient } from '../targets/opnsense/admin-client.ts';
 import { createTarget, type TargetSpec } from '../targets/registry.ts';
 import type { Clock } from '../util/clock.ts';
@@ -17,25 +19,25 @@ export interface DoctorOptions {
   env: NodeJS.ProcessEnv;
   clock: Clock;
   logger: (env: EdgebanEnv) => Logger;
+  /** Told every secret doctor reads (environment, jail actions); the command scrubs its report and logger with it. */
+  scrubber: SecretScrubber;
   staleAfterSec: number;
   tailLines: number;
   /** Told of each result as it is found, so a slow firewall does not hold back the rest of the report. */
-  onResult?: (result: CheckResult, secrets: readonly string[]) => void;
+  onResult?: (result: CheckResult) => void;
 }
 
 export interface DoctorReport {
   results: CheckResult[];
-  /** Secrets to scrub from anything printed. */
-  secrets: string[];
 }
 
 /** Every check, in the order a user fixes things: environment, configuration, firewalls, logs. */
 export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   const results: CheckResult[] = [];
-  let secrets: readonly string[] = [];
+  const learn = (secrets: readonly string[]) => { for (const secret of secrets) options.scrubber.add(secret); };
   const add = (result: CheckResult) => {
     results.push(result);
-    options.onResult?.(result, secrets);
+    options.onResult?.(result);
   };
   let env: EdgebanEnv;
   try {
@@ -46,15 +48,15 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     try {
       // The jails can still be checked without a firewall.
       env = loadEnv({ env: options.env, requireFirewall: false });
-      secrets = env.secrets;
     } catch {
-      return { results, secrets: [] };
+      return { results };
     }
   }
-  secrets = env.secrets;
+  learn(env.secrets);
   let config: DaemonConfig | null = null;
   try {
     config = await loadDaemonConfig(env);
+    learn(config.secrets);
     const notRunning = config.report.filter((r) => !r.running).length;
     add(pass('config.jails', env.configDir, `${config.jails.length} jail(s) will run${notRunning > 0 ? `, ${notRunning} enabled jail(s) will not` : ''}`));
   } catch (error) {
@@ -85,7 +87,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
       for (const result of found) add(result);
     }
   }
-  return { results, secrets: env.secrets };
+  return { results };
 }
 
 /** A jail's registry backend (mikrotik[…], cloudflare[…], …), checked through its own check(). */
@@ -115,7 +117,7 @@ function firewallsToCheck(env: EdgebanEnv, config: DaemonConfig | null): Array<{
   const manual = config === null
     ? (env.firewalls.length > 0 ? { alias: env.alias, endpoints: env.firewalls } : null)
     : (config.targets.length === 0 ? config.manualTarget : null);
-  return [...(config?.targets ?? []), ...(manual ? [manual] : [])].flatMap((t) => t.endpoints.map((endpoint) => ({ endpoint, alias: t.alias })));
+  return [...(config?.targets ?? []), ...(manual ? [manual] : [])].flatMap((t) => targetBackends(t).flatMap((b) => (b.endpoint ? [{ endpoint: b.endpoint, alias: t.alias }] : [])));
 }
 
 /** What runs differently from fail2ban: mapped action files (pass), substituted or not-run actions, jails not running, unknown keys (warn). */

@@ -5,6 +5,7 @@ import type { ActionRef, JailDefinition } from '../config/fail2ban/jail-definiti
 import { extractOptions, splitWithOptions } from '../config/fail2ban/option-list.ts';
 import { normalisedFirewall } from '../targets/opnsense/kind.ts';
 import { parseTargetAction, type TargetSpec } from '../targets/registry.ts';
+import { ledgerTargetOf, parseLedgerTarget } from '../targets/target-ids.ts';
 
 /**
  * Where bans are enforced: one target per (firewall, alias), whoever names it. An `opnsense`
@@ -57,8 +58,6 @@ interface OpnsenseAction {
 }
 
 type TargetEnv = Pick<EdgebanEnv, 'firewalls' | 'alias'> & Partial<Pick<EdgebanEnv, 'targetEnv'>>;
-
-const TARGET_PREFIX = 'opnsense:';
 
 /** The targets of one jail's `opnsense` and registry-backend actions (none for a jail that only notifies). */
 export function jailTargets(jail: JailDefinition, env: TargetEnv): JailTarget[] {
@@ -156,11 +155,12 @@ export function targetsInUse(plan: TargetPlan, ledgerTargets: Iterable<string>):
  * the environment's target `<alias>`; another spelling of a jail's firewall is its normalised one.
  */
 export function renamedTarget(id: string, env: Pick<EdgebanEnv, 'firewalls'>): string | null {
-  if (!id.startsWith(TARGET_PREFIX)) return null;
-  const slash = id.lastIndexOf('/');
-  const firewall = id.slice(TARGET_PREFIX.length, slash);
-  const alias = id.slice(slash + 1);
-  if (slash <= TARGET_PREFIX.length || !isValidAliasName(alias)) return null;
+  const parsed = parseLedgerTarget(id);
+  if (parsed?.kind !== 'opnsense') return null;
+  const slash = parsed.identity.lastIndexOf('/');
+  const firewall = parsed.identity.slice(0, slash);
+  const alias = parsed.identity.slice(slash + 1);
+  if (slash <= 0 || !isValidAliasName(alias)) return null;
   const url = normalisedFirewall(firewall);
   if (typeof url !== 'string') return null;
   const now = env.firewalls.some((e) => e.url === url) ? alias : ownTargetId(url, alias);
@@ -194,7 +194,7 @@ function firewallUrl(jail: JailDefinition, firewall: string, source: SourceRef):
 /** The ledger target name of a jail-only firewall: `opnsense:192.0.2.1/alias` (the scheme and a lone IPv6 literal's brackets dropped, as written before URLs were normalised; http is only ever loopback). */
 function ownTargetId(url: string, alias: string): string {
   const host = url.replace(/^[a-z]+:\/\//, '').replace(/^\[([0-9a-f:.]+)\]$/i, '$1');
-  return `${TARGET_PREFIX}${host}/${alias}`;
+  return ledgerTargetOf('opnsense', `${host}/${alias}`);
 }
 
 function opnsenseActions(jail: JailDefinition, env: TargetEnv): OpnsenseAction[] {

@@ -1,4 +1,5 @@
 import type { BanClaim, LedgerMutation } from './ban-claim.ts';
+import { errorMessage } from '../util/errors.ts';
 
 /**
  * Durable storage of the ban ledger. Implementations: the crash-safe file store (embedded
@@ -82,5 +83,5 @@ const IO_ERRORS: Record<string, string> = {
 export function describeIoError(error: unknown): string {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   if (code && IO_ERRORS[code]) return `${IO_ERRORS[code]} (${code})`;
-  return error instanceof Error ? error.message : String(error);
+  return errorMessage(error);
 }

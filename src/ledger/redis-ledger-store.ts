@@ -2,11 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { z } from 'zod';
 import type { Logger } from '../logging/logger.ts';
-import { UserFacingError } from '../util/errors.ts';
+import { errorMessage, UserFacingError } from '../util/errors.ts';
 import { BanClaimSchema, KNOWN_MUTATION_OPS, LedgerMutationSchema, supersedes, type BanClaim, type LedgerMutation } from './ban-claim.ts';
 import { ClaimIndex } from './claim-index.ts';
 import type { LedgerDamage, LedgerStore } from './ledger-store.ts';
 import { LedgerSpool } from './ledger-spool.ts';
+import { withinDeadline } from './redis-deadline.ts';
 
 export interface RedisLedgerStoreOptions {
   /** redis:// or rediss:// (TLS). */
@@ -221,18 +222,12 @@ export class RedisLedgerStore implements LedgerStore {
   static async open(options: RedisLedgerStoreOptions): Promise<RedisLedgerStore> {
     const store = new RedisLedgerStore(options);
     const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-    let timer: NodeJS.Timeout | undefined;
     try {
       // ioredis would keep the PING queued through 20 reconnect attempts: a command run by hand waited a minute.
-      await Promise.race([
-        store.redis.ping(),
-        new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms${store.lastError ? ` (${store.lastError})` : ''}`)), timeoutMs); }),
-      ]);
+      await withinDeadline(store.redis.ping(), timeoutMs, { why: () => `no answer within ${timeoutMs} ms${store.lastError ? ` (${store.lastError})` : ''}` });
     } catch (error) {
       await store.close();
-      throw new UserFacingError(`cannot reach Redis for the shared ledger (EDGEBAN_REDIS_URL): ${describe(error)}`);
-    } finally {
-      clearTimeout(timer);
+      throw new UserFacingError(`cannot reach Redis for the shared ledger (EDGEBAN_REDIS_URL): ${errorMessage(error)}`);
     }
     if (store.spoolDir !== null) store.spool = await LedgerSpool.open(store.spoolDir, store.logger);
     return store;
@@ -332,18 +327,12 @@ export class RedisLedgerStore implements LedgerStore {
    * entry can call it first, so it never acts on a state another replica already changed.
    */
   async catchUp(timeoutMs = 10_000): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
+    await withinDeadline(this.untilClosed(this.readUpToEnd()), timeoutMs, {
+      why: () => {
         const unreachable = this.unreachable();
-        reject(new Error(`the shared ledger did not catch up with Redis within ${timeoutMs} ms${unreachable === null ? '' : `: ${unreachable}`}`));
-      }, timeoutMs);
+        return `the shared ledger did not catch up with Redis within ${timeoutMs} ms${unreachable === null ? '' : `: ${unreachable}`}`;
+      },
     });
-    try {
-      await Promise.race([this.untilClosed(this.readUpToEnd()), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   private async readUpToEnd(): Promise<void> {
@@ -367,12 +356,7 @@ export class RedisLedgerStore implements LedgerStore {
     await this.spool?.close();
     // QUIT lets commands already sent finish; with Redis unreachable there is nothing to wait for.
     if (this.redis.status === 'ready') {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        this.redis.quit().catch(() => undefined),
-        new Promise((resolve) => { timer = setTimeout(resolve, 5_000); }),
-      ]);
-      clearTimeout(timer);
+      await withinDeadline(this.redis.quit(), 5_000).catch(() => undefined);
     }
     this.redis.disconnect();
   }
@@ -445,7 +429,7 @@ export class RedisLedgerStore implements LedgerStore {
   private replaySoon(): void {
     if (this.replaying || this.closed || !this.loaded || this.spooled.length === 0 || this.redis.status !== 'ready') return;
     this.replaying = this.replay()
-      .catch((error: unknown) => this.logger.warn({ err: describe(error) }, 'could not replay the ledger spool to Redis yet; trying again once it answers'))
+      .catch((error: unknown) => this.logger.warn({ err: errorMessage(error) }, 'could not replay the ledger spool to Redis yet; trying again once it answers'))
       .finally(() => {
         this.replaying = null;
         if (this.spooled.some((b) => !b.sent) && this.redis.status === 'ready' && !this.closed) setTimeout(() => this.replaySoon(), 500).unref();
@@ -761,7 +745,7 @@ export class RedisLedgerStore implements LedgerStore {
       } catch (error) {
         if (this.closed) break;
         if (error instanceof RedisLedgerCorruptError) this.logger.error({ err: error.message }, 'shared ledger unreadable');
-        else if (failures === 0) this.logger.warn({ err: describe(error) }, 'cannot read the shared ledger from Redis; retrying (changes by other replicas arrive once it answers)');
+        else if (failures === 0) this.logger.warn({ err: errorMessage(error) }, 'cannot read the shared ledger from Redis; retrying (changes by other replicas arrive once it answers)');
         failures++;
         await this.sleep(Math.min(5_000, 50 * 2 ** Math.min(failures, 7)));
       }
@@ -904,10 +888,10 @@ export class RedisLedgerStore implements LedgerStore {
   }
 
   private connectionLost(error: Error): void {
-    this.lastError = describe(error);
+    this.lastError = errorMessage(error);
     if (this.closed || this.connectionDown) return;
     this.connectionDown = true;
-    this.logger.warn({ err: describe(error) }, 'lost the connection to Redis (shared ledger); reconnecting');
+    this.logger.warn({ err: errorMessage(error) }, 'lost the connection to Redis (shared ledger); reconnecting');
   }
 
   private connectionBack(): void {
@@ -999,8 +983,4 @@ function parseJson(text: string): unknown {
   } catch {
     return undefined;
   }
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -1,4 +1,5 @@
 import { pino, type Logger, type DestinationStream } from 'pino';
+import type { SecretScrubber } from './secret-scrubber.ts';
 
 export type { Logger };
 
@@ -13,11 +14,8 @@ export interface LoggerOptions {
   level?: string;
   /** Where lines go; stderr by default so stdout stays for command output. */
   destination?: DestinationStream;
-  /**
-   * Exact secret strings to scrub from every line, whatever field or message holds them. Read at
-   * every write, so secrets found later (keys and tokens written in jail.local) can be appended.
-   */
-  secrets?: readonly string[];
+  /** Scrubs every line; secrets added to it later (keys and tokens written in jail.local) are hidden from then on. */
+  scrubber?: SecretScrubber;
   /**
    * `json` (one pino object per line, for log collectors) or `pretty` (one human line per event,
    * fail2ban-style). Default: pretty when stderr is a terminal and no destination is given.
@@ -31,14 +29,14 @@ export interface LoggerOptions {
  * message or an error text, where path redaction cannot see it).
  */
 export function createLogger(options: LoggerOptions = {}): Logger {
-  const secrets = options.secrets ?? [];
+  const scrubber = options.scrubber;
   const sink = options.destination ?? pino.destination({ fd: 2, sync: true });
   const pretty = (options.format ?? (options.destination === undefined && process.stderr.isTTY ? 'pretty' : 'json')) === 'pretty';
   const destination: DestinationStream = {
     write(line: string) {
       // Scrubbed after formatting: a secret JSON escapes in the object would be plain in a pretty line.
       const text = pretty ? prettyLine(line) : line;
-      sink.write(secrets.length === 0 ? text : scrubSecrets(text, secrets));
+      sink.write(scrubber ? scrubber.scrub(text) : text);
     },
   };
   return pino({
@@ -79,20 +77,12 @@ function isErrorObject(value: unknown): value is { message: string } {
   return typeof value === 'object' && value !== null && typeof (value as { message?: unknown }).message === 'string' && 'stack' in value;
 }
 
-export function scrubSecrets(text: string, secrets: readonly string[]): string {
-  let out = text;
-  for (const secret of secrets) {
-    if (secret.length >= 4 && out.includes(secret)) out = out.split(secret).join('[redacted]');
-  }
-  return out;
-}
-
 /**
  * The logger of a one-shot command (reconcile, doctor, setup-opnsense): its report goes to stdout,
  * so the default `info` chatter is lowered to warnings; an explicit debug level is kept.
  */
-export function createCommandLogger(env: { logLevel: string; logFormat: 'pretty' | 'json' | null; secrets: readonly string[] }): Logger {
-  return createLogger({ level: env.logLevel === 'info' ? 'warn' : env.logLevel, secrets: env.secrets, format: env.logFormat });
+export function createCommandLogger(env: { logLevel: string; logFormat: 'pretty' | 'json' | null }, scrubber: SecretScrubber): Logger {
+  return createLogger({ level: env.logLevel === 'info' ? 'warn' : env.logLevel, scrubber, format: env.logFormat });
 }
 
 /** A logger that drops everything, for tests that do not look at logs. */

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from '../logging/logger.ts';
 import { FEED_CHALLENGE, feedAuthorized } from '../targets/feed/feed-auth.ts';
 import { etagMatches, parseFeedRequest, type FeedDocument, type FeedFamily } from '../targets/feed/feed-document.ts';
-import { UserFacingError } from '../util/errors.ts';
+import { errorMessage, UserFacingError } from '../util/errors.ts';
 import type { Readiness } from './readiness.ts';
 
 export interface MetricsServerOptions {
@@ -100,7 +100,7 @@ export class MetricsServer {
       }
       return json(res, 404, { error: 'not found: /metrics, /healthz, /readyz, /blocklist/TARGET.txt' });
     } catch (error) {
-      this.options.logger.error({ err: error instanceof Error ? error.message : String(error), url: req.url }, 'metrics request failed');
+      this.options.logger.error({ err: errorMessage(error), url: req.url }, 'metrics request failed');
       if (!res.headersSent) json(res, 500, { error: 'internal error' });
       else res.destroy();
     }

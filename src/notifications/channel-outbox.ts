@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici';
 import type { Logger } from '../logging/logger.ts';
-import { scrubSecrets } from '../logging/logger.ts';
+import type { SecretScrubber } from '../logging/secret-scrubber.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
 import type { ChannelConfig } from './channel-config.ts';
 import { requestFor } from './channel-requests.ts';
@@ -18,7 +18,7 @@ export interface ChannelOutboxOptions {
   /** Alerts waiting beyond this are counted, not kept. */
   maxPendingAlerts?: number;
   /** Scrubbed from every outgoing text (defence in depth: error texts quoted in alerts). */
-  secrets?: readonly string[];
+  scrubber?: SecretScrubber;
   random?: () => number;
 }
 
@@ -156,8 +156,8 @@ export class ChannelOutbox {
   }
 
   private async send(message: OutgoingMessage): Promise<void> {
-    const secrets = this.options.secrets ?? [];
-    const clean = secrets.length === 0 ? message : { ...message, title: scrubSecrets(message.title, secrets), text: scrubSecrets(message.text, secrets) };
+    const scrubber = this.options.scrubber;
+    const clean = scrubber ? { ...message, title: scrubber.scrub(message.title), text: scrubber.scrub(message.text) } : message;
     try {
       const { attempts } = await deliver(requestFor(this.channel, clean), {
         dispatcher: this.options.dispatcher,

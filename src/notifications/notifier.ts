@@ -3,6 +3,7 @@ import type { EdgebanEnv } from '../config/env.ts';
 import type { PipelineStats } from '../jails/pipeline-stats.ts';
 import type { LedgerChange } from '../ledger/ledger.ts';
 import type { Logger } from '../logging/logger.ts';
+import type { SecretScrubber } from '../logging/secret-scrubber.ts';
 import type { ReportedTargetStatus } from '../cluster/target-report.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
 import type { NotifyPlan } from './channel-config.ts';
@@ -25,8 +26,8 @@ export interface NotifierOptions {
   env: Pick<EdgebanEnv, 'notifyIntervalSec' | 'watchdogSilenceSec' | 'enforcementAlertAfterSec'>;
   /** HTTP client; a small keep-alive pool is made (and closed on stop) when not given. */
   dispatcher?: Dispatcher;
-  /** Values scrubbed from every outgoing message. */
-  secrets?: readonly string[];
+  /** Scrubs every outgoing message (the daemon's, which learns secrets on reload too). */
+  scrubber?: SecretScrubber;
   policy?: Partial<DeliveryPolicy>;
   /** How often targets and logs are looked at; default 10 s. */
   checkIntervalMs?: number;
@@ -146,7 +147,7 @@ export class Notifier implements NotifierHandle {
         logger: this.options.logger,
         intervalMs: this.options.env.notifyIntervalSec * 1000,
         policy: this.policy,
-        ...(this.options.secrets ? { secrets: this.options.secrets } : {}),
+        ...(this.options.scrubber ? { scrubber: this.options.scrubber } : {}),
         ...(this.options.random ? { random: this.options.random } : {}),
       }));
     }

@@ -8,6 +8,7 @@ import type { Clock } from '../util/clock.ts';
 import type { EdgeTarget, TargetCallRecord } from './edge-target.ts';
 import { opnsenseKind, opnsenseOptions } from './opnsense/kind.ts';
 import { createTarget, type TargetSpec } from './registry.ts';
+import { backendId } from './target-ids.ts';
 import { TargetReconciler, type PassResult, type RetryPolicy } from './target-reconciler.ts';
 
 export interface Enforcement {
@@ -37,11 +38,15 @@ export function targetBackends(target: { endpoints: readonly FirewallEndpoint[];
  * target a registry backend alone enforces.
  */
 export function backendKey(backend: TargetBackend, target: { id: string; alias: string }): string {
-  return backend.spec ? `${backend.spec.kind}\0${target.id}` : `${backend.endpoint.url} ${target.alias}`;
+  return backend.spec ? registryKey(backend.spec.kind, target.id) : backendId(backend.endpoint.url, target.alias);
 }
 
 export function reconcilerKey(status: { id: string; kind: string; ledgerTarget: string }): string {
-  return status.kind === 'opnsense' ? status.id : `${status.kind}\0${status.ledgerTarget}`;
+  return status.kind === 'opnsense' ? status.id : registryKey(status.kind, status.ledgerTarget);
+}
+
+function registryKey(kind: string, ledgerTarget: string): string {
+  return `${kind}\0${ledgerTarget}`;
 }
 
 /** A backend as an EdgeTarget and the reconciler that keeps it in line with a ledger target. */

@@ -6,6 +6,7 @@ import { memoryKind } from './memory/target.ts';
 import { mikrotikKind } from './mikrotik/index.ts';
 import { opnsenseKind } from './opnsense/kind.ts';
 import { FAIL2BAN_ACTION_PARAMS, TargetOptionError } from './target-options.ts';
+import { ledgerTargetOf } from './target-ids.ts';
 
 /**
  * Every backend kind edgeban knows: adding one is its folder under src/targets plus one line
@@ -41,11 +42,6 @@ export interface TargetSpec {
   ledgerTarget: string;
   /** The parameter values that are secrets (for log scrubbing). */
   secrets: string[];
-}
-
-/** The ledger target of a generic backend list: `kind:identity`. (OPNsense's are the alias, or `opnsense:<host>/<alias>`.) */
-export function ledgerTargetOf(kind: string, identity: string): string {
-  return `${kind}:${identity}`;
 }
 
 /**

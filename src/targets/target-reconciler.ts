@@ -4,6 +4,7 @@ import type { Ledger, LedgerChange } from '../ledger/ledger.ts';
 import type { Logger } from '../logging/logger.ts';
 import { parsePfAddress } from '../net/address.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
+import { errorMessage as describe } from '../util/errors.ts';
 import { TargetError, type DesiredEntry, type EdgeTarget, type ListedEntry } from './edge-target.ts';
 import { planPass, type PassPlan } from './plan-pass.ts';
 
@@ -745,8 +746,4 @@ function listedMap(entries: readonly ListedEntry[]): Map<string, boolean | null>
 
 function outline(plan: PassPlan): PassOutline {
   return { add: plan.add, remove: plan.remove, foreign: plan.foreign, inAlias: plan.inAlias, desired: plan.desired };
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

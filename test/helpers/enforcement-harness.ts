@@ -4,6 +4,7 @@ import type { FirewallEndpoint } from '../../src/config/env.ts';
 import { FileLedgerStore } from '../../src/ledger/file-ledger-store.ts';
 import { Ledger } from '../../src/ledger/ledger.ts';
 import { createLogger, type Logger } from '../../src/logging/logger.ts';
+import { SecretScrubber } from '../../src/logging/secret-scrubber.ts';
 import { OpnsenseSimulator, LEAST_PRIVILEGES, type SimulatorOptions } from '../../src/simulator/opnsense-simulator.ts';
 import { TargetReconciler, type TargetReconcilerOptions } from '../../src/targets/target-reconciler.ts';
 import { OpnsenseClient } from '../../src/targets/opnsense/client.ts';
@@ -21,7 +22,7 @@ export class CapturedLog {
   readonly lines: string[] = [];
   readonly logger: Logger;
   constructor(level = 'debug') {
-    this.logger = createLogger({ level, destination: { write: (line: string) => { this.lines.push(line); } }, secrets: [SECRET] });
+    this.logger = createLogger({ level, destination: { write: (line: string) => { this.lines.push(line); } }, scrubber: new SecretScrubber([SECRET]) });
   }
   entries(): Array<Record<string, unknown>> {
     return this.lines.map((line) => JSON.parse(line) as Record<string, unknown>);

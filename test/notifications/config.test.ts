@@ -5,6 +5,7 @@ import { test, type TestContext } from 'node:test';
 import { loadEnv, type EdgebanEnv } from '../../src/config/env.ts';
 import { ConfigError } from '../../src/config/fail2ban/config-error.ts';
 import { loadDaemonConfig } from '../../src/daemon/daemon-config.ts';
+import { SecretScrubber } from '../../src/logging/secret-scrubber.ts';
 import { Notifier } from '../../src/notifications/notifier.ts';
 import { ManualClock } from '../../src/util/clock.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
@@ -112,7 +113,7 @@ test('end to end: jail.local → loadDaemonConfig → channels → Notifier with
   const log = new CapturedLog();
   const ledger = await openLedger(t, clock, log);
   const notifier = Notifier.start({
-    plan: config.notify, ledger, targets: () => [], sources: () => [], clock, logger: log.logger, env, secrets: config.secrets,
+    plan: config.notify, ledger, targets: () => [], sources: () => [], clock, logger: log.logger, env, scrubber: new SecretScrubber(config.secrets),
   });
   t.after(() => notifier.stop());
 

@@ -3,6 +3,7 @@ import { FileLedgerStore } from '../../src/ledger/file-ledger-store.ts';
 import { Ledger } from '../../src/ledger/ledger.ts';
 import type { NotifyPlan, NtfyChannelConfig, WebhookChannelConfig } from '../../src/notifications/channel-config.ts';
 import { Notifier, type NotifierOptions } from '../../src/notifications/notifier.ts';
+import { SecretScrubber } from '../../src/logging/secret-scrubber.ts';
 import type { ManualClock } from '../../src/util/clock.ts';
 import { CapturedLog } from '../helpers/enforcement-harness.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
@@ -39,7 +40,7 @@ export function startNotifier(t: TestContext, options: Omit<NotifierOptions, 'en
     env: { notifyIntervalSec: 60, watchdogSilenceSec: 0, enforcementAlertAfterSec: 300 },
     logger: options.log.logger,
     policy: FAST_RETRY,
-    secrets: [NTFY_TOKEN, HOOK_TOKEN],
+    scrubber: new SecretScrubber([NTFY_TOKEN, HOOK_TOKEN]),
     random: () => 0.5,
     ...options,
   });

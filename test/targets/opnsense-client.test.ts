@@ -10,6 +10,7 @@ import { OpnsenseApiError } from '../../src/targets/opnsense/api-error.ts';
 import { DEFAULT_MAX_REPLY_BYTES, OpnsenseClient } from '../../src/targets/opnsense/client.ts';
 import { toPfSpelling } from '../../src/net/address.ts';
 import { ALIAS, CapturedLog, KEY, SECRET, endpointFor, startSimulator } from '../helpers/enforcement-harness.ts';
+import { FlushingOpnsenseClient } from '../helpers/flushing-opnsense-client.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
 function clientFor(sim: { url: string }, log = new CapturedLog(), overrides = {}) {
@@ -172,7 +173,7 @@ test('trap 8: snake_case paths pass the ACL of a least-privilege key', async (t)
 test('trap 9: a JSON content type always comes with a body, also for parameterless writes', async (t) => {
   // Its own simulator: the shared one fails any test that flushes, and flushing is the point here.
   const sim = await OpnsenseSimulator.start({ keys: [{ key: KEY, secret: SECRET, privileges: LEAST_PRIVILEGES }], authFailDelayMs: 0 });
-  const client = clientFor(sim);
+  const client = new FlushingOpnsenseClient({ endpoint: endpointFor(sim as never), logger: new CapturedLog().logger });
   t.after(async () => { await client.close(); await sim.stop(); });
   sim.seedTableEntries('scratch_table', ['192.0.2.1']);
   await client.flushAlias('scratch_table');

@@ -1,4 +1,5 @@
 import type { TargetKind } from '../edge-target.ts';
+import { ledgerTargetOf } from '../target-ids.ts';
 import { requiredParam, TargetOptionError } from '../target-options.ts';
 import { FeedTarget } from './feed-target.ts';
 
@@ -9,7 +10,7 @@ export interface FeedOptions {
 
 /** The ledger target a feed's bans are recorded under (the registry's `kind:identity`). */
 export function feedLedgerTarget(name: string): string {
-  return `feed:${name}`;
+  return ledgerTargetOf('feed', name);
 }
 
 /**

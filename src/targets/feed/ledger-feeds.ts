@@ -2,6 +2,7 @@ import type { Ledger, LedgerChange } from '../../ledger/ledger.ts';
 import type { FeedDocument, FeedFamily } from './feed-document.ts';
 import { feedKind, feedLedgerTarget, type FeedBoard } from './feed-kind.ts';
 import { FeedTarget } from './feed-target.ts';
+import { parseLedgerTarget } from '../target-ids.ts';
 
 /**
  * One FeedTarget per ledger target, kept equal to the ledger's active bans: filled from the
@@ -66,7 +67,7 @@ export class LedgerFeeds {
   }
 
   private feedOf(target: string): FeedTarget {
-    if (target.startsWith(feedLedgerTarget(''))) return this.board.target(target);
+    if (parseLedgerTarget(target)?.kind === 'feed') return this.board.target(target);
     let feed = this.own.get(target);
     if (!feed) this.own.set(target, feed = new FeedTarget(target));
     return feed;

@@ -1,6 +1,7 @@
 import type { TargetKind } from '../edge-target.ts';
 import { MikrotikTarget } from './mikrotik-target.ts';
 import { MIKROTIK_ENV, parseMikrotikOptions, type MikrotikOptions } from './options.ts';
+import { backendId } from '../target-ids.ts';
 
 export type { MikrotikOptions };
 
@@ -10,6 +11,6 @@ export const mikrotikKind: TargetKind<MikrotikOptions> = {
   parseOptions: parseMikrotikOptions,
   env: MIKROTIK_ENV,
   secretParams: ['password'],
-  identity: (options) => `${options.url} ${options.list}`,
+  identity: (options) => backendId(options.url, options.list),
   create: (options, deps) => new MikrotikTarget(options, deps),
 };

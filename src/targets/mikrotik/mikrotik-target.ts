@@ -5,6 +5,7 @@ import {
 import { MikrotikClient, type Family, type RouterEntry } from './client.ts';
 import { endpointWithin } from './connection-match.ts';
 import type { MikrotikOptions } from './options.ts';
+import { backendId } from '../target-ids.ts';
 
 /** Every comment edgeban writes starts with this word, so its entries are visible (and told apart) on the router. */
 export const OWNER_TAG = 'edgeban';
@@ -82,7 +83,7 @@ export class MikrotikTarget implements EdgeTarget {
   private readonly ids = new Map<string, string>();
 
   constructor(options: MikrotikOptions, deps: TargetDeps) {
-    this.id = `${options.url} ${options.list}`;
+    this.id = backendId(options.url, options.list);
     this.list_ = options.list;
     this.deps = deps;
     this.client = new MikrotikClient({ options, logger: deps.logger, target: this.id, ...(deps.onCall ? { onCall: deps.onCall } : {}) });

@@ -47,7 +47,3 @@ export class OpnsenseApiError extends Error {
 export function isRetryableKind(kind: ApiErrorKind): boolean {
   return RETRYABLE.has(kind);
 }
-
-export function isRetryable(error: unknown): boolean {
-  return error instanceof OpnsenseApiError && error.retryable;
-}

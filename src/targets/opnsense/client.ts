@@ -68,6 +68,15 @@ const NETWORK_ERROR_CODES = new Set([
 ]);
 
 /**
+ * The filter kill_states is sent for an address: one IPv4 host, or null for anything else
+ * (OPNsense strips `:` and `/` from the filter, which would mangle IPv6 and CIDRs).
+ */
+export function killStatesFilter(address: string): string | null {
+  const parsed = parsePfAddress(address);
+  return parsed.family === 4 && parsed.prefix === 32 ? parsed.text : null;
+}
+
+/**
  * The OPNsense API calls edgeban makes, each judged by its JSON reply and not only by HTTP 200
  * (docs/opnsense-api.md, "Traps"). Addresses are sent in pf's spelling, paths in snake_case
  * (camelCase routes but fails the ACL), and a JSON content type always comes with a non-empty body.
@@ -115,12 +124,6 @@ export class OpnsenseClient {
     const spelled = this.checkedAddress(address);
     const reply = await this.call('POST', `firewall/alias_util/delete/${this.checkedAlias(alias)}`, StatusReplySchema, { address: spelled });
     this.expectDone(reply, `POST /api/firewall/alias_util/delete/${alias}`, spelled);
-  }
-
-  /** Empties a table. edgeban itself never calls this on its alias (bans must survive restarts); it exists for operators' tools. */
-  async flushAlias(alias: string): Promise<void> {
-    const reply = await this.call('POST', `firewall/alias_util/flush/${this.checkedAlias(alias)}`, StatusReplySchema, {});
-    this.expectDone(reply, `POST /api/firewall/alias_util/flush/${alias}`, null);
   }
 
   /**
@@ -207,11 +210,11 @@ export class OpnsenseClient {
    * IPv4 only: OPNsense strips `:` and `/` from the filter, which would mangle IPv6 and CIDRs.
    */
   async killStates(address: string): Promise<number> {
-    const parsed = parsePfAddress(address);
-    if (parsed.family !== 4 || parsed.prefix !== 32) {
-      throw new OpnsenseApiError('rejected', 'POST /api/diagnostics/firewall/kill_states', `kill_states takes a single IPv4 address, not ${parsed.text}`);
+    const filter = killStatesFilter(address);
+    if (filter === null) {
+      throw new OpnsenseApiError('rejected', 'POST /api/diagnostics/firewall/kill_states', `kill_states takes a single IPv4 address, not ${parsePfAddress(address).text}`);
     }
-    const reply = await this.call('POST', 'diagnostics/firewall/kill_states', KillStatesReplySchema, { filter: parsed.text });
+    const reply = await this.call('POST', 'diagnostics/firewall/kill_states', KillStatesReplySchema, { filter });
     if (reply.result !== 'ok') {
       throw new OpnsenseApiError('rejected', 'POST /api/diagnostics/firewall/kill_states', `replied result ${JSON.stringify(reply.result)}`);
     }
@@ -232,7 +235,7 @@ export class OpnsenseClient {
     return alias;
   }
 
-  private expectDone(reply: z.infer<typeof StatusReplySchema>, call: string, address: string | null): void {
+  protected expectDone(reply: z.infer<typeof StatusReplySchema>, call: string, address: string | null): void {
     if (reply.status === 'done') return;
     const what = address === null ? '' : ` for ${address}`;
     if (reply.status === 'failed' && reply.status_msg?.startsWith('nonexistent alias')) {

@@ -3,6 +3,7 @@ import type { TargetKind } from '../edge-target.ts';
 import { flagParam, intParam, requiredParam, TargetOptionError } from '../target-options.ts';
 import { DEFAULT_LIST_PAGE_SIZE, OpnsenseClient, type ApiCallRecord } from './client.ts';
 import { OpnsenseTarget, targetErrorKind } from './target.ts';
+import { backendId } from '../target-ids.ts';
 
 export interface OpnsenseOptions {
   endpoint: FirewallEndpoint;
@@ -53,9 +54,9 @@ export const opnsenseKind: TargetKind<OpnsenseOptions> = {
     };
     return { endpoint, alias, listPageSize: intParam(params, 'list_page_size', DEFAULT_LIST_PAGE_SIZE, 1_000_000), connections: 20 };
   },
-  identity: (options) => `${options.endpoint.url} ${options.alias}`,
+  identity: (options) => backendId(options.endpoint.url, options.alias),
   create(options, deps) {
-    const target = { id: `${options.endpoint.url} ${options.alias}` };
+    const target = { id: backendId(options.endpoint.url, options.alias) };
     const onCall = deps.onCall;
     const client = new OpnsenseClient({
       endpoint: options.endpoint, logger: deps.logger, connections: options.connections,

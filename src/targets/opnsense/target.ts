@@ -1,7 +1,7 @@
-import { parsePfAddress, parsePfEntry } from '../../net/address.ts';
+import { parsePfEntry } from '../../net/address.ts';
 import { TargetError, type DesiredEntry, type EdgeTarget, type ListedEntry, type TargetCapabilities, type TargetCheckResult, type TargetErrorKind } from '../edge-target.ts';
 import { isRetryableKind, OpnsenseApiError, type ApiErrorKind } from './api-error.ts';
-import { DEFAULT_LIST_PAGE_SIZE, type OpnsenseClient } from './client.ts';
+import { DEFAULT_LIST_PAGE_SIZE, killStatesFilter, type OpnsenseClient } from './client.ts';
 
 const CAPABILITIES: TargetCapabilities = { nativeExpiry: false, bulk: false, killConnections: true, comments: false };
 
@@ -96,10 +96,10 @@ export class OpnsenseTarget implements EdgeTarget {
 
   /** kill_states takes one IPv4 host (OPNsense strips `:` and `/`): anything else kills nothing and calls nothing. */
   async killConnections(address: string): Promise<number> {
-    const parsed = parsePfAddress(address);
-    if (parsed.family !== 4 || parsed.prefix !== 32) return 0;
+    const filter = killStatesFilter(address);
+    if (filter === null) return 0;
     try {
-      return await this.client.killStates(parsed.text);
+      return await this.client.killStates(filter);
     } catch (error) {
       if (error instanceof OpnsenseApiError && error.kind === 'forbidden') {
         throw new TargetError('operator', 'forbidden', error.call,

@@ -2,9 +2,9 @@ import type { Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Logger } from '../logging/logger.ts';
 import type { Clock } from '../util/clock.ts';
-import { type FollowedFiles, type FollowerCounters, heldInodes, type Opened, openQuiet, readAt, type Source, type Track } from './followed-files.ts';
+import { type FollowedFiles, type FollowerCounters, heldInodes, openQuiet, type Source, type Track } from './followed-files.ts';
 import { ANCHOR_BYTES } from './line-assembler.ts';
-import { NotRegularFileError } from './open-regular.ts';
+import { NotRegularFileError, type Opened, readAt } from './open-regular.ts';
 import { anchorHash, bytesBeforeResume, type ResumeRecord } from './resume-state.ts';
 import { findCopy, newerRotations, type Sibling } from './siblings.ts';
 
@@ -141,7 +141,7 @@ export class Rotation {
     const siblings = await this.files.siblingsOf(t);
     // The copy holds the bytes before our offset; with nothing read yet, it begins with our head.
     const [idOffset, id] = offset > 0 && anchor.length > 0 ? [offset, anchor] : [cur.head.length, cur.head];
-    const copy = await findCopy(siblings, t.base, idOffset, id.length, anchorHash(id), heldInodes(t, []));
+    const copy = await findCopy(siblings, t.base, { offset: idOffset, anchorLength: id.length, anchorSha256: anchorHash(id) }, heldInodes(t, []));
     const opened = copy ? await openQuiet(copy.path) : null;
     if (copy && opened) {
       t.draining.push(this.files.makeSource(t.path, copy.path, opened, offset, anchor, true));
@@ -165,7 +165,7 @@ export class Rotation {
     }
     this.counters.rotations++;
     const siblings = await this.files.siblingsOf(t);
-    const copy = await findCopy(siblings, t.base, rec.offset, rec.anchorLength, rec.anchorSha256, heldInodes(t, [opened.st.ino]));
+    const copy = await findCopy(siblings, t.base, rec, heldInodes(t, [opened.st.ino]));
     const copied = copy ? await openQuiet(copy.path) : null;
     const copyAnchor = copied ? await bytesBeforeResume(copied, rec) : null;
     if (copied && copyAnchor && copy) {

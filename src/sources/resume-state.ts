@@ -37,7 +37,8 @@ export function anchorHash(anchor: Buffer): string {
 }
 
 /** The record of a file read up to its committed position, `file` being the path it is followed under. */
-export function resumeRecord(file: string, role: ResumeRecord['role'], s: { dev: number; ino: number; committed: { offset: number; anchor: Buffer } }): ResumeRecord {
+export function resumeRecord(file: string, role: ResumeRecord['role'],
+  s: { dev: number; ino: number; committed: { offset: number; anchor: Buffer } }): ResumeRecord {
   const { offset, anchor } = s.committed;
   return { path: file, role, dev: s.dev, ino: s.ino, offset, anchorLength: anchor.length, anchorSha256: anchorHash(anchor) };
 }

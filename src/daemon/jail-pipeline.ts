@@ -10,7 +10,7 @@ import type { JailEngine } from '../jails/jail-engine.ts';
 import type { Logger } from '../logging/logger.ts';
 import { LogFollower, type LogLine } from '../sources/log-follower.ts';
 import { openRegularFile } from '../sources/open-regular.ts';
-import { anchorHash, loadResumeRecords, type ResumeRecord } from '../sources/resume-state.ts';
+import { bytesBeforeResume, loadResumeRecords, type ResumeRecord } from '../sources/resume-state.ts';
 import { CONTAINER_RECORD_BYTES, ContainerLogUnwrapper, continuedStreams, lineTime, RESUME_LOOKBACK_BYTES, type LogFormat, type LogStream, type UnwrappedLine } from '../sources/container-log-format.ts';
 import type { Clock } from '../util/clock.ts';
 import { errorMessage } from '../util/errors.ts';
@@ -79,7 +79,7 @@ export class JailPipeline {
     }
     const fileName = this.jail.replace(/[^A-Za-z0-9_.-]/g, '_');
     const stateFile = path.join(options.dataDir, 'offsets', `${fileName}.json`);
-    // The follower's own loader: one message for a damaged file, which is then set aside for the follower too.
+    // Loaded once, here: the unwrapper and the failure journal need them before the follower starts.
     const resumeRecords = await loadResumeRecords(stateFile, options.logger.child({ jail: this.jail }));
     if (this.unwrapper) {
       for (const { file, stream } of await splitAtResume(resumeRecords, this.unwrapper.format)) this.unwrapper.skipContinuation(file, stream);
@@ -100,6 +100,7 @@ export class JailPipeline {
     this.follower = await LogFollower.start({
       patterns,
       stateFile,
+      resumeRecords,
       logger: options.logger.child({ jail: this.jail }),
       clock: options.clock,
       // A Docker record holds up to 16 KiB escaped (up to 6 bytes each): never cut one in the follower.
@@ -237,17 +238,13 @@ async function splitAtResume(records: readonly ResumeRecord[], format: LogFormat
     // Never a blocking open: a FIFO here hung start-up for ever.
     const opened = await openRegularFile(record.path).catch(() => null);
     if (!opened) continue;
-    const { handle, st: info } = opened;
     try {
-      if (info.ino !== record.ino || info.size < record.offset) continue;
-      const length = Math.min(record.offset, RESUME_LOOKBACK_BYTES);
-      const before = Buffer.alloc(length);
-      await handle.read(before, 0, length, record.offset - length);
-      // Only where the follower will resume: the file still holds what was read before the stop.
-      if (record.anchorLength > length || anchorHash(before.subarray(length - record.anchorLength)) !== record.anchorSha256) continue;
+      // Only where the follower will resume: the same file, still holding what was read before the stop.
+      const before = opened.st.ino === record.ino ? await bytesBeforeResume(opened, record, Math.min(record.offset, RESUME_LOOKBACK_BYTES)) : null;
+      if (before === null) continue;
       for (const stream of continuedStreams(format, before)) found.push({ file: record.path, stream });
     } finally {
-      await handle.close();
+      await opened.handle.close();
     }
   }
   return found;

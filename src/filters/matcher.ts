@@ -163,61 +163,41 @@ export class FilterMatcher {
 
   /** The single-line case (maxlines = 1) without fail2ban's line-buffer bookkeeping. */
   private findSingle(result: LineResult, line: string, ascii: boolean): void {
-    const f = this.filter;
     // One scan for any failregex's key literal rules out most lines before any regex runs.
-    if (f.gateRegex !== null && !f.gateRegex.test(line)) return;
-    let buf = line;
-    let preGroups: Groups | null = null;
-    if (f.prefregex) {
-      const m = search(f.prefregex, buf, ascii);
-      if (!m) return;
-      preGroups = groupDict(f.prefregex, m);
-      const content = preGroups.content;
-      if (content) buf = `${content}\n`;
-    }
-    const failregex = f.failregex;
-    for (let index = 0; index < failregex.length; index++) {
-      const regex = failregex[index] as CompiledRegex;
-      const m = search(regex, buf, ascii);
-      if (!m) continue;
-      let fail = groupDict(regex, m);
-      if (f.ignoreregex.length > 0) {
-        for (const ignore of f.ignoreregex) {
-          if (search(ignore, buf, ascii) !== null) {
-            result.ignored = true;
-            return;
-          }
-        }
-      }
-      if (preGroups) fail = mergeGroups(preGroups, fail);
-      this.finishFailure(result, index, fail);
-      return;
-    }
+    const gate = this.filter.gateRegex;
+    if (gate !== null && !gate.test(line)) return;
+    this.decide(result, line, ascii, -1, null);
   }
 
+  /** The multi-line case: the line joins the last `maxlines` lines, matched as one text. */
   private find(result: LineResult, tuple: TupleLine, ascii: boolean): void {
     const f = this.filter;
-    const multi = f.maxlines > 1;
-    let orgBuffer: TupleLine[];
-    if (multi) {
-      this.lineBuffer.push(tuple);
-      if (this.lineBuffer.length > f.maxlines) this.lineBuffer = this.lineBuffer.slice(-f.maxlines);
-      orgBuffer = this.lineBuffer;
-    } else {
-      orgBuffer = [tuple];
-      this.lineBuffer = orgBuffer;
-    }
+    this.lineBuffer.push(tuple);
+    if (this.lineBuffer.length > f.maxlines) this.lineBuffer = this.lineBuffer.slice(-f.maxlines);
+    const orgBuffer = this.lineBuffer;
     // Multi-line buffers may hold non-ASCII text from earlier lines.
-    if (multi && ascii) ascii = !orgBuffer.some((t) => NON_ASCII.test(t.pre) || NON_ASCII.test(t.post));
-    let buf: string | null = multi ? tupleBuf(orgBuffer) : `${tuple.pre}${tuple.post}\n`;
+    if (ascii) ascii = !orgBuffer.some((t) => NON_ASCII.test(t.pre) || NON_ASCII.test(t.post));
+    const buf = tupleBuf(orgBuffer);
     // Cheap gate: which failregexes could match at all, judged by their required literals.
     let possible = -1;
     const gate = f.literalGate;
-    if (gate !== null && buf !== null) {
+    if (gate !== null) {
       possible = 0;
       for (let i = 0; i < gate.length; i++) if (mayMatch(gate[i] as RequiredText, buf)) possible |= 1 << i;
       if (possible === 0) return;
     }
+    this.decide(result, buf, ascii, possible, orgBuffer);
+  }
+
+  /**
+   * fail2ban's findFailure on one text, for both paths: the prefregex narrows it (to its
+   * <F-CONTENT>), the first failregex that matches wins, an ignoreregex over the text it matched
+   * cancels it, and the prefregex's groups are merged under the failregex's. `possible` has bit i
+   * set where failregex i may match (-1: all); `lines` is the multi-line buffer `buf` was built
+   * from (null for one line), split after a match into the lines used and the ones kept.
+   */
+  private decide(result: LineResult, buf: string, ascii: boolean, possible: number, lines: TupleLine[] | null): void {
+    const f = this.filter;
     let preGroups: Groups | null = null;
     if (f.prefregex) {
       const m = search(f.prefregex, buf, ascii);
@@ -226,28 +206,29 @@ export class FilterMatcher {
       const content = preGroups.content;
       preGroups.content = undefined;
       if (content) {
-        this.lineBuffer = [{ pre: '', date: '', post: content }];
-        buf = null;
+        buf = `${content}\n`;
+        if (lines) this.lineBuffer = [{ pre: '', date: '', post: content }];
       }
     }
-    for (let index = 0; index < f.failregex.length; index++) {
+    const failregex = f.failregex;
+    for (let index = 0; index < failregex.length; index++) {
       if (possible !== -1 && !((possible >>> index) & 1)) continue;
-      const regex = f.failregex[index] as CompiledRegex;
-      if (buf === null) buf = tupleBuf(this.lineBuffer);
+      const regex = failregex[index] as CompiledRegex;
       const m = search(regex, buf, ascii);
       if (!m) continue;
       let fail = groupDict(regex, m);
-      const lines = multi ? splitMatch(regex, m, buf, orgBuffer) : null;
-      if (f.ignoreregex.length > 0) {
-        const ignoreBuf = lines ? tupleBuf(lines.matched) : buf;
-        const ignoreAscii = ascii;
-        if (f.ignoreregex.some((r) => search(r, ignoreBuf, ignoreAscii) !== null)) {
-          if (lines) this.lineBuffer = lines.unmatched;
+      let ignoreBuf = buf;
+      if (lines) {
+        const split = splitMatch(regex, m, buf, lines);
+        this.lineBuffer = split.unmatched;
+        if (f.ignoreregex.length > 0) ignoreBuf = tupleBuf(split.matched);
+      }
+      for (const ignore of f.ignoreregex) {
+        if (search(ignore, ignoreBuf, ascii) !== null) {
           result.ignored = true;
           return;
         }
       }
-      if (lines) this.lineBuffer = lines.unmatched;
       if (preGroups) fail = mergeGroups(preGroups, fail);
       this.finishFailure(result, index, fail);
       return;

@@ -1,11 +1,10 @@
-import type { Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../logging/logger.ts';
 import type { Clock } from '../util/clock.ts';
 import { errorMessage } from '../util/errors.ts';
 import { LineAssembler } from './line-assembler.ts';
-import { NotRegularFileError, openRegularFile } from './open-regular.ts';
+import { NotRegularFileError, type Opened, openRegularFile } from './open-regular.ts';
 import type { ResumeRecord } from './resume-state.ts';
 import { listSiblings, type Sibling } from './siblings.ts';
 
@@ -23,11 +22,6 @@ export interface FollowerCounters {
   invalidUtf8Lines: number;
   rotations: number;
   errors: number;
-}
-
-export interface Opened {
-  handle: FileHandle;
-  st: Stats;
 }
 
 /** An open file being read: the file now at a path, or a rotated one still being drained. */
@@ -242,12 +236,6 @@ export async function openQuiet(file: string): Promise<Opened | null> {
   } catch {
     return null;
   }
-}
-
-export async function readAt(handle: FileHandle, offset: number, length: number): Promise<Buffer> {
-  const buf = Buffer.alloc(length);
-  const { bytesRead } = await handle.read(buf, 0, length, offset);
-  return buf.subarray(0, bytesRead);
 }
 
 export function openHandle(s: Source): FileHandle {

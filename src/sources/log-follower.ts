@@ -4,10 +4,11 @@ import type { Logger } from '../logging/logger.ts';
 import { systemClock, type Clock, type TimerHandle } from '../util/clock.ts';
 import { errorMessage } from '../util/errors.ts';
 import { DirectoryWatch } from './directory-watch.ts';
-import { FollowedFiles, type FollowerCounters, type FollowerTestHooks, openHandle, readAt, type Source, type Track } from './followed-files.ts';
+import { FollowedFiles, type FollowerCounters, type FollowerTestHooks, openHandle, type Source, type Track } from './followed-files.ts';
+import { readAt } from './open-regular.ts';
 import { ANCHOR_BYTES, type AssembledLine } from './line-assembler.ts';
 import { expandPatterns, matchesAnyPattern } from './patterns.ts';
-import { anchorHash, loadResumeRecords, saveResumeRecords, type ResumeRecord } from './resume-state.ts';
+import { loadResumeRecords, resumeRecord, saveResumeRecords, type ResumeRecord } from './resume-state.ts';
 import { Rotation } from './rotation.ts';
 
 export type { FollowerTestHooks } from './followed-files.ts';
@@ -30,6 +31,8 @@ export interface LogFollowerOptions {
   patterns: string[];
   /** Where resume records are persisted (JSON, atomic write: tmp + fsync + rename). */
   stateFile: string;
+  /** The records of stateFile when the caller has loaded them already (loadResumeRecords); else loaded at start. */
+  resumeRecords?: readonly ResumeRecord[];
   logger: Logger;
   clock?: Clock;
   /** Default 65536; never buffer a line without bound. */
@@ -148,7 +151,7 @@ export class LogFollower {
 
   static async start(options: LogFollowerOptions): Promise<LogFollower> {
     const follower = new LogFollower(options);
-    await follower.init();
+    await follower.init(options.resumeRecords ?? await loadResumeRecords(options.stateFile, options.logger));
     return follower;
   }
 
@@ -205,8 +208,7 @@ export class LogFollower {
 
   // ---- setup -------------------------------------------------------------------------------
 
-  private async init(): Promise<void> {
-    const records = await loadResumeRecords(this.stateFile, this.logger);
+  private async init(records: readonly ResumeRecord[]): Promise<void> {
     const byPath = new Map<string, ResumeRecord[]>();
     for (const r of records) {
       if (!matchesAnyPattern(r.path, this.patterns)) continue; // no longer configured
@@ -407,22 +409,15 @@ export class LogFollower {
   private async writeState(): Promise<void> {
     const records: ResumeRecord[] = [];
     for (const t of this.files.tracks.values()) {
-      for (const d of t.draining) records.push(toRecord(t.path, 'draining', d));
+      for (const d of t.draining) records.push(resumeRecord(t.path, 'draining', d));
       if (t.pendingCurrent) records.push(t.pendingCurrent);
-      if (t.current) records.push(toRecord(t.path, 'current', t.current));
+      if (t.current) records.push(resumeRecord(t.path, 'current', t.current));
     }
     const json = JSON.stringify(records);
     if (json === this.lastSaved) return;
     await saveResumeRecords(this.stateFile, records);
     this.lastSaved = json;
   }
-}
-
-function toRecord(file: string, role: ResumeRecord['role'], s: Source): ResumeRecord {
-  return {
-    path: file, role, dev: s.dev, ino: s.ino, offset: s.committed.offset,
-    anchorLength: s.committed.anchor.length, anchorSha256: anchorHash(s.committed.anchor),
-  };
 }
 
 /**

@@ -1,6 +1,12 @@
 import { constants, type Stats } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 
+/** An open file and what fstat said of it when it was opened. */
+export interface Opened {
+  handle: FileHandle;
+  st: Stats;
+}
+
 /** A log path that holds something other than a regular file (a FIFO, a device, a directory). */
 export class NotRegularFileError extends Error {
   readonly code = 'ENOTREG';
@@ -26,7 +32,7 @@ function kindOf(st: Stats): string {
  * open return at once; the check is on the opened descriptor, so a FIFO swapped in after a stat
  * of the path is caught too. On a regular file O_NONBLOCK changes nothing.
  */
-export async function openRegularFile(file: string): Promise<{ handle: FileHandle; st: Stats }> {
+export async function openRegularFile(file: string): Promise<Opened> {
   const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const st = await handle.stat();
@@ -36,4 +42,11 @@ export async function openRegularFile(file: string): Promise<{ handle: FileHandl
     await handle.close();
     throw error;
   }
+}
+
+/** Up to `length` bytes at `offset` (fewer where the file ends sooner). */
+export async function readAt(handle: FileHandle, offset: number, length: number): Promise<Buffer> {
+  const buf = Buffer.alloc(length);
+  const { bytesRead } = await handle.read(buf, 0, length, offset);
+  return buf.subarray(0, bytesRead);
 }

@@ -5,6 +5,7 @@ import { ensureDirectory, syncDirectory } from '../util/durable-files.ts';
 import { z } from 'zod';
 import type { Logger } from '../logging/logger.ts';
 import { errorMessage } from '../util/errors.ts';
+import { readAt, type Opened } from './open-regular.ts';
 
 const FORMAT = 'edgeban-log-offsets';
 
@@ -22,6 +23,8 @@ export const ResumeRecordSchema = z.object({
   anchorSha256: z.string().regex(/^[0-9a-f]{64}$/),
 });
 export type ResumeRecord = z.infer<typeof ResumeRecordSchema>;
+/** A position and the proof of what lay before it: a record's, or a file's head read so far. */
+export type ResumeAnchor = Pick<ResumeRecord, 'offset' | 'anchorLength' | 'anchorSha256'>;
 
 const StateSchema = z.object({
   format: z.literal(FORMAT),
@@ -33,12 +36,31 @@ export function anchorHash(anchor: Buffer): string {
   return createHash('sha256').update(anchor).digest('hex');
 }
 
+/** The record of a file read up to its committed position, `file` being the path it is followed under. */
+export function resumeRecord(file: string, role: ResumeRecord['role'],
+  s: { dev: number; ino: number; committed: { offset: number; anchor: Buffer } }): ResumeRecord {
+  const { offset, anchor } = s.committed;
+  return { path: file, role, dev: s.dev, ino: s.ino, offset, anchorLength: anchor.length, anchorSha256: anchorHash(anchor) };
+}
+
+/**
+ * The `length` bytes before the record's offset (by default just its anchor) if the file still
+ * holds there what was read (its anchor ends them); else null. Whether it is the same file
+ * (inode) is the caller's to judge: a copytruncate copy is another one.
+ */
+export async function bytesBeforeResume(opened: Opened, record: ResumeAnchor, length = record.anchorLength): Promise<Buffer | null> {
+  if (record.anchorLength > length || length > record.offset || opened.st.size < record.offset) return null;
+  const bytes = await readAt(opened.handle, record.offset - length, length);
+  if (bytes.length !== length || anchorHash(bytes.subarray(length - record.anchorLength)) !== record.anchorSha256) return null;
+  return bytes;
+}
+
 /**
  * Loads the resume records. A missing file means a first start. A damaged one (not JSON, wrong
  * shape) must not stop the daemon: it is reported naming the file, set aside, and every file is
  * followed from its beginning (the jails ignore lines older than findtime and the failure journal
- * recognises lines already counted, so the cost is a re-read). The first load sets it aside, so a
- * second loader of the same file (the follower after the jail pipeline) finds none and says nothing.
+ * recognises lines already counted, so the cost is a re-read). Load once per start (the jail
+ * pipeline hands its records to the follower): a second load would find the damaged file gone.
  */
 export async function loadResumeRecords(stateFile: string, logger: Logger): Promise<ResumeRecord[]> {
   let text: string;

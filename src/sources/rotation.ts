@@ -2,10 +2,10 @@ import type { Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Logger } from '../logging/logger.ts';
 import type { Clock } from '../util/clock.ts';
-import { type FollowedFiles, type FollowerCounters, heldInodes, type Opened, openQuiet, readAt, type Source, type Track } from './followed-files.ts';
+import { type FollowedFiles, type FollowerCounters, heldInodes, openQuiet, type Source, type Track } from './followed-files.ts';
 import { ANCHOR_BYTES } from './line-assembler.ts';
-import { NotRegularFileError } from './open-regular.ts';
-import { anchorHash, type ResumeRecord } from './resume-state.ts';
+import { NotRegularFileError, type Opened, readAt } from './open-regular.ts';
+import { anchorHash, bytesBeforeResume, type ResumeRecord } from './resume-state.ts';
 import { findCopy, newerRotations, type Sibling } from './siblings.ts';
 
 export interface RotationOptions {
@@ -61,7 +61,7 @@ export class Rotation {
         continue;
       }
       const opened = await openQuiet(sib.path);
-      const anchor = opened && opened.st.ino === rec.ino ? await verifiedAnchor(opened, rec) : null;
+      const anchor = opened && opened.st.ino === rec.ino ? await bytesBeforeResume(opened, rec) : null;
       if (!opened || !anchor) {
         await opened?.handle.close();
         this.logger.warn({ path: t.path, candidate: sib.path, inode: rec.ino },
@@ -141,7 +141,7 @@ export class Rotation {
     const siblings = await this.files.siblingsOf(t);
     // The copy holds the bytes before our offset; with nothing read yet, it begins with our head.
     const [idOffset, id] = offset > 0 && anchor.length > 0 ? [offset, anchor] : [cur.head.length, cur.head];
-    const copy = await findCopy(siblings, t.base, idOffset, id.length, anchorHash(id), heldInodes(t, []));
+    const copy = await findCopy(siblings, t.base, { offset: idOffset, anchorLength: id.length, anchorSha256: anchorHash(id) }, heldInodes(t, []));
     const opened = copy ? await openQuiet(copy.path) : null;
     if (copy && opened) {
       t.draining.push(this.files.makeSource(t.path, copy.path, opened, offset, anchor, true));
@@ -158,16 +158,16 @@ export class Rotation {
 
   /** Takes the file at the path as current, at the record's offset if its content there is intact. */
   private async adoptCurrent(t: Track, opened: Opened, rec: ResumeRecord): Promise<void> {
-    const anchor = await verifiedAnchor(opened, rec);
+    const anchor = await bytesBeforeResume(opened, rec);
     if (anchor) {
       t.current = this.files.makeSource(t.path, t.path, opened, rec.offset, anchor, false);
       return;
     }
     this.counters.rotations++;
     const siblings = await this.files.siblingsOf(t);
-    const copy = await findCopy(siblings, t.base, rec.offset, rec.anchorLength, rec.anchorSha256, heldInodes(t, [opened.st.ino]));
+    const copy = await findCopy(siblings, t.base, rec, heldInodes(t, [opened.st.ino]));
     const copied = copy ? await openQuiet(copy.path) : null;
-    const copyAnchor = copied ? await verifiedAnchor(copied, rec) : null;
+    const copyAnchor = copied ? await bytesBeforeResume(copied, rec) : null;
     if (copied && copyAnchor && copy) {
       t.draining.push(this.files.makeSource(t.path, copy.path, copied, rec.offset, copyAnchor, true));
       await this.drainNewerRotations(t, siblings, copy, [opened.st.ino], true);
@@ -213,11 +213,4 @@ export class Rotation {
       this.logger.info({ path: t.path, rotated: s.path }, 'reading a rotation made before the previous one was seen');
     }
   }
-}
-
-/** The bytes before the record's offset if they are still the ones read there, else null. */
-async function verifiedAnchor(opened: Opened, rec: ResumeRecord): Promise<Buffer | null> {
-  if (rec.anchorLength > rec.offset || opened.st.size < rec.offset) return null;
-  const anchor = await readAt(opened.handle, rec.offset - rec.anchorLength, rec.anchorLength);
-  return anchor.length === rec.anchorLength && anchorHash(anchor) === rec.anchorSha256 ? anchor : null;
 }

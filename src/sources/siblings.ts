@@ -1,7 +1,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { openRegularFile } from './open-regular.ts';
-import { anchorHash } from './resume-state.ts';
+import { bytesBeforeResume, type ResumeAnchor } from './resume-state.ts';
 
 /** A file beside a followed log, where rotation may have put (or copied) its older content. */
 export interface Sibling {
@@ -94,35 +94,23 @@ export function newerRotations(siblings: readonly Sibling[], base: string, older
   });
 }
 
-/** Reads `length` bytes at `offset` of a file; fewer if the file is shorter. */
-export async function readRange(file: string, offset: number, length: number): Promise<Buffer> {
-  const { handle } = await openRegularFile(file);
-  try {
-    const buf = Buffer.alloc(length);
-    const { bytesRead } = await handle.read(buf, 0, length, offset);
-    return buf.subarray(0, bytesRead);
-  } finally {
-    await handle.close();
-  }
-}
-
 /**
- * The copy a copytruncate rotation made of a file that was read up to `offset`: a rotated sibling at
- * least that long whose bytes before `offset` are the ones read there (compared by hash). Without an
- * anchor (offset 0) a copy cannot be told apart from any other file, so none is returned.
+ * The copy a copytruncate rotation made of a file that was read up to `anchor.offset`: a rotated
+ * sibling at least that long whose bytes before that offset are the ones read there (compared by
+ * hash). Without an anchor (offset 0) a copy cannot be told apart from any other file, so none is returned.
  */
-export async function findCopy(siblings: readonly Sibling[], base: string, offset: number, anchorLength: number,
-  anchorSha256: string, skipInodes: ReadonlySet<number>): Promise<Sibling | null> {
-  if (offset === 0 || anchorLength === 0) return null;
+export async function findCopy(siblings: readonly Sibling[], base: string, anchor: ResumeAnchor, skipInodes: ReadonlySet<number>): Promise<Sibling | null> {
+  if (anchor.offset === 0 || anchor.anchorLength === 0) return null;
   const candidates = siblings
-    .filter((s) => isRotationOf(s.name, base) && s.size >= offset && !skipInodes.has(s.ino))
+    .filter((s) => isRotationOf(s.name, base) && s.size >= anchor.offset && !skipInodes.has(s.ino))
     .sort((a, b) => b.mtimeMs - a.mtimeMs);
   for (const s of candidates) {
+    const opened = await openRegularFile(s.path).catch(() => null);
+    if (!opened) continue; // unreadable: cannot be the copy we can use
     try {
-      const bytes = await readRange(s.path, offset - anchorLength, anchorLength);
-      if (bytes.length === anchorLength && anchorHash(bytes) === anchorSha256) return s;
-    } catch {
-      // Unreadable: cannot be the copy we can use.
+      if (await bytesBeforeResume(opened, anchor).catch(() => null)) return s;
+    } finally {
+      await opened.handle.close();
     }
   }
   return null;

@@ -82,7 +82,7 @@ export async function loadDaemonConfig(env: EdgebanEnv): Promise<DaemonConfig> {
     const filterName = /^[^[]*/.exec(definition.filter)?.[0]?.trim() ?? '';
     if (filterName === 'recidive') {
       // Even with Debian's recidive.conf mounted: it matches fail2ban's own log, which edgeban never writes.
-      entry.reason = atEnabled(definition, 'filter', FILTER_ADVICE['recidive'] ?? '');
+      entry.reason = atEnabled(definition, 'filter', FILTER_ADVICE.recidive ?? '');
       continue;
     }
     try {
@@ -109,13 +109,13 @@ export async function loadDaemonConfig(env: EdgebanEnv): Promise<DaemonConfig> {
     jails, targets, manualTarget: manual, unsupported: loaded.unsupported, report, mapped: loaded.mapped, notify,
     // A disabled jail's unknown key may be why it is disabled (`enabeld = true`).
     warnings: [...loaded.warnings, ...loaded.jails.filter((j) => !j.enabled).flatMap((j) => j.notes.filter((n) => n.kind === 'unknown-key'))],
-    secrets: [...actionSecrets(runnable.map((j) => j.actions).flat()), ...targets.flatMap((t) => t.spec?.secrets ?? [])],
+    secrets: [...actionSecrets(runnable.flatMap((j) => j.actions)), ...targets.flatMap((t) => t.spec?.secrets ?? [])],
   };
 }
 
 /** `FILE:LINE: [jail] key: what`, at the line that enabled the jail (the user's, unlike edgeban's built-in defaults). */
 function atEnabled(definition: JailDefinition, key: string, what: string): string {
-  const at = definition.sources['enabled'] ?? { file: '<unknown>', line: 0 };
+  const at = definition.sources.enabled ?? { file: '<unknown>', line: 0 };
   return new ConfigError(what, { file: at.file, line: at.line, section: definition.name, key }).message;
 }
 

@@ -132,7 +132,7 @@ export function compileFilter(def: EngineFilterDefinition, options: CompileOptio
   const prefregex = def.prefregex && def.prefregex.pattern.trim() !== '' ? compileOne(def, def.prefregex, false, useDns) : null;
   const failregex = def.failregex.filter((r) => r.pattern.trim() !== '').map((r) => compileOne(def, r, maxlines > 1, useDns));
   const ignoreregex = def.ignoreregex.filter((r) => r.pattern.trim() !== '').map((r) => compileOne(def, r, false, useDns));
-  const preHasId = prefregex !== null && prefregex.groupNames.some((g) => FAILURE_ID_GROUPS.includes(g));
+  const preHasId = prefregex?.groupNames.some((g) => FAILURE_ID_GROUPS.includes(g));
   for (const r of failregex) {
     if (!preHasId && !r.groupNames.some((g) => FAILURE_ID_GROUPS.includes(g))) {
       throw new FilterCompileError(`${where(def, r.source)}: regex ${JSON.stringify(r.pattern)} has no failure-id group (<HOST>, <ADDR>, <F-ID>, <F-MLFID>…)`);

@@ -5,6 +5,7 @@
 import { isAscii } from 'node:buffer';
 import { closeSync, openSync, readSync } from 'node:fs';
 import type { Readable } from 'node:stream';
+import { isAsciiText } from './ascii.ts';
 
 /** A chunk's lines, and whether the chunk was pure ASCII (then no line needs its own check). */
 export interface LineBatch { lines: string[]; ascii: boolean }
@@ -65,8 +66,3 @@ export async function* readLineBatches(stream: AsyncIterable<Uint8Array> | Reada
   }
 }
 
-const NON_ASCII = /[^\x00-\x7f]/;
-
-function isAsciiText(text: string): boolean {
-  return !NON_ASCII.test(text);
-}

@@ -5,6 +5,7 @@
  * buffer `maxlines` lines, and <F-MLFID> / <F-NOFAIL> / <F-MLFFORGET> tie lines of one session.
  */
 import { AddressSpeller } from './address-spelling.ts';
+import { isAsciiText } from './ascii.ts';
 import { mayMatch, type RequiredText } from './literals.ts';
 import type { CompiledFilter, CompiledRegex } from './compile.ts';
 import { DateDetector } from './dates/detector.ts';
@@ -49,7 +50,6 @@ type Groups = Record<string, string | undefined>;
 
 interface TupleLine { pre: string; date: string; post: string }
 
-const NON_ASCII = /[^\x00-\x7f]/;
 // Groups that carry the address or engine state rather than a user-visible tag.
 const INTERNAL = new Set(['ip4', 'ip6', 'dns', 'cidr', 'content', 'mlfid', 'nofail', 'mlfforget', 'mlfgained', 'mlfpending']);
 const TAG_RENAME: Record<string, string> = { fid: 'id', fport: 'port' };
@@ -102,7 +102,7 @@ export class FilterMatcher {
    * Processes one line (without its newline). The result is a fresh object the caller may keep.
    * `ascii` may pass on what the caller knows (a whole chunk of the log was pure ASCII).
    */
-  processLine(line: string, ascii: boolean = !NON_ASCII.test(line)): LineResult {
+  processLine(line: string, ascii: boolean = isAsciiText(line)): LineResult {
     const result: LineResult = { match: false, host: null, time: null, failregexIndex: null, tags: NO_TAGS, ignored: false };
     this.stats.lines++;
     // A jsonline filter sees a JSON line as its fields' values; a line that is not one JSON object matches nothing.
@@ -113,7 +113,7 @@ export class FilterMatcher {
         return result;
       }
       line = projected;
-      ascii = !NON_ASCII.test(line);
+      ascii = isAsciiText(line);
     }
     // Date: found, cut out of the line (fail2ban's tupleLine), or borrowed from the last line.
     let pre = '';
@@ -176,7 +176,7 @@ export class FilterMatcher {
     if (this.lineBuffer.length > f.maxlines) this.lineBuffer = this.lineBuffer.slice(-f.maxlines);
     const orgBuffer = this.lineBuffer;
     // Multi-line buffers may hold non-ASCII text from earlier lines.
-    if (ascii) ascii = !orgBuffer.some((t) => NON_ASCII.test(t.pre) || NON_ASCII.test(t.post));
+    if (ascii) ascii = !orgBuffer.some((t) => !isAsciiText(t.pre) || !isAsciiText(t.post));
     const buf = tupleBuf(orgBuffer);
     // Cheap gate: which failregexes could match at all, judged by their required literals.
     let possible = -1;

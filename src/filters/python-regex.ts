@@ -79,7 +79,7 @@ export function translatePythonRegex(pattern: string, options: TranslateOptions 
   const source = fail2banFlagRewrite(pattern);
   const t = new Translator(source, options.multiline === true);
   const out = t.run();
-  const flags = (out.globalI ? 'i' : '') + (options.indices === true ? 'd' : '') + 'u';
+  const flags = `${(out.globalI ? 'i' : '') + (options.indices === true ? 'd' : '')}u`;
   let ascii: RegExp;
   let unicode: RegExp;
   try {
@@ -293,7 +293,7 @@ class Translator {
       this.fail('recursion is not supported by Python re or JavaScript');
     } else if (rest.startsWith('(?')) {
       m = /^\(\?([aiLmsux]*)(?:-([imsx]+))?(:|\))/.exec(rest);
-      if (!m) this.fail('unknown extension ?' + (rest[2] ?? ''));
+      if (!m) this.fail(`unknown extension ?${rest[2] ?? ''}`);
       if (m[3] === ')') this.fail('global flags not at the start of the expression');
       for (const f of m[1] ?? '') this.setFlag(f, true, start);
       for (const f of m[2] ?? '') this.setFlag(f, false, start);

@@ -212,18 +212,18 @@ function opnsenseActions(jail: JailDefinition, env: TargetEnv): OpnsenseAction[]
 }
 
 function opnsenseAction(jail: JailDefinition, action: ActionRef, explicit: Record<string, string> | null, env: TargetEnv): OpnsenseAction {
-  const firewall = (action.params['firewall'] ?? '').trim();
+  const firewall = (action.params.firewall ?? '').trim();
   // The action file's [Init] alias default is always in params; only an alias the jail wrote
   // overrides OPNSENSE_ALIAS (if the entry cannot be re-read, a non-default alias counts as written).
-  const aliasParam = (action.params['alias'] ?? '').trim();
-  const aliasWritten = explicit === null ? aliasParam !== '' && aliasParam !== 'fail2ban_blocklist' : (explicit['alias'] ?? '').trim() !== '';
+  const aliasParam = (action.params.alias ?? '').trim();
+  const aliasWritten = explicit === null ? aliasParam !== '' && aliasParam !== 'fail2ban_blocklist' : (explicit.alias ?? '').trim() !== '';
   const alias = aliasWritten ? aliasParam : env.alias;
   if (!isValidAliasName(alias)) {
     throw new ConfigError(`jail ${jail.name}: "${alias.slice(0, 40)}" is not a valid OPNsense alias name (a letter or _ first, then letters, digits or _, at most 31)`, { ...action.source, key: 'alias' });
   }
-  const key = (action.params['key'] ?? '').trim();
-  const secret = (action.params['secret'] ?? '').trim();
-  const tlsInsecure = /^(1|true|yes|on)$/i.test((action.params['allow_insecure'] ?? '').trim());
+  const key = (action.params.key ?? '').trim();
+  const secret = (action.params.secret ?? '').trim();
+  const tlsInsecure = /^(1|true|yes|on)$/i.test((action.params.allow_insecure ?? '').trim());
   const url = firewall === '' ? null : firewallUrl(jail, firewall, action.source);
   const shared = url === null ? null : env.firewalls.find((e) => e.url === url) ?? null;
   if (shared) {
@@ -244,7 +244,7 @@ function opnsenseAction(jail: JailDefinition, action: ActionRef, explicit: Recor
 /** The params each action entry was written with, by action name in order of appearance. */
 function writtenParams(jail: JailDefinition): Map<string, Record<string, string>[]> {
   const written = new Map<string, Record<string, string>[]>();
-  for (const item of splitWithOptions(jail.options['action'] ?? '')) {
+  for (const item of splitWithOptions(jail.options.action ?? '')) {
     const text = item.text.trim();
     if (text === '') continue;
     try {

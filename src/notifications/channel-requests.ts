@@ -21,7 +21,7 @@ export function ntfyRequest(channel: NtfyChannelConfig, message: OutgoingMessage
     priority: String(ntfyPriority(channel.priority, message.urgency)),
     tags: message.tags.join(','),
   };
-  if (channel.token !== null) headers['authorization'] = `Bearer ${channel.token}`;
+  if (channel.token !== null) headers.authorization = `Bearer ${channel.token}`;
   return { url: `${channel.url}/${channel.topic}`, headers, body: message.text };
 }
 

@@ -59,7 +59,7 @@ export function productInfo(v: FirmwareVersion): Record<string, unknown> {
     product_hash: '0123456789',
     product_id: 'opnsense',
     product_latest: v.text.split('_')[0],
-    product_mirror: 'https://pkg.opnsense.org/FreeBSD:14:amd64/' + series,
+    product_mirror: `https://pkg.opnsense.org/FreeBSD:14:amd64/${series}`,
     product_name: 'OPNsense',
     product_nickname: 'Simulated Sim',
     product_series: series,

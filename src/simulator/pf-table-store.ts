@@ -251,7 +251,7 @@ export class PfTableStore {
   /** Deletes the entry spelled exactly `text` (delete_table.py compares pfctl's output lines). */
   deleteExact(name: string, text: string): boolean {
     const table = this.tables.get(name);
-    if (!table || !table.remove(text, this.now())) return false;
+    if (!table?.remove(text, this.now())) return false;
     this.used--;
     return true;
   }

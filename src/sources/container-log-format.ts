@@ -112,7 +112,7 @@ export function parseDockerRecord(record: string): WrappedRecord | null {
 }
 
 // Tags are `P` or `F`, possibly followed by more `:`-separated tags; one space before the content.
-const CRI_RECORD = /^(\S+) (stdout|stderr) ([PF])(?::\S*)?(?: ([^]*))?$/;
+const CRI_RECORD = /^(\S+) (stdout|stderr) ([PF])(?::\S*)?(?: ([\s\S]*))?$/;
 
 /** One CRI record, or null when it is not one. */
 export function parseCriRecord(record: string): WrappedRecord | null {

@@ -11,9 +11,9 @@ test('edgeban demo (npm run demo): the demo runs to the end and exits 0', async 
     });
   });
   assert.equal(code, 0, stdout);
-  assert.match(stdout, /BANNED   192\.0\.2\.10 /);
-  assert.match(stdout, /BANNED   2001:db8:bad::7 /);
+  assert.match(stdout, /BANNED {3}192\.0\.2\.10 /);
+  assert.match(stdout, /BANNED {3}2001:db8:bad::7 /);
   assert.match(stdout, /UNBANNED 198\.51\.100\.99 /);
-  assert.match(stdout, /WARNING  \[traefik\] .*172\.18\.0\.1/);
+  assert.match(stdout, /WARNING {2}\[traefik\] .*172\.18\.0\.1/);
   assert.match(stdout, /injected address banned: false; proxy address banned: false; flushes: 0/);
 });

@@ -86,7 +86,7 @@ test('OPNSENSE_URL is optional when every jail names its firewall; offline ban -
   assert.match(noDefault.stdout + noDefault.stderr, /OPNSENSE_URL is not set.*--jail/);
 
   const daemon = await startCliDaemon(t, { TZ: 'UTC', ...base });
-  await until('the offline ban on the jail\'s firewall', async () => ((await tables())['mail_block'] ?? []).includes('203.0.113.7'));
+  await until('the offline ban on the jail\'s firewall', async () => ((await tables()).mail_block ?? []).includes('203.0.113.7'));
   assert.deepEqual((await targetsOf(base)).map((x) => x.alias), ['mail_block']);
   assert.equal(await daemon.stop(), 0);
 

@@ -48,7 +48,7 @@ test('reload re-reads the secret file and the .env file: a wrong secret fixed in
   await dotenv(path.join(root, 'missing-secret'));
   const broken = await runCli(['reload'], { env, cwd: configDir });
   assert.equal(broken.code, 2);
-  assert.match(broken.stdout, /reload failed, configuration unchanged: invalid environment:\n  OPNSENSE_SECRET_FILE: cannot read .*missing-secret/);
+  assert.match(broken.stdout, /reload failed, configuration unchanged: invalid environment:\n {2}OPNSENSE_SECRET_FILE: cannot read .*missing-secret/);
   for (const secret of [SECRET, 'not-the-secret-0123456789', 'also-not-the-secret-0123456789']) {
     assert.ok(daemon.stderr.every((line) => !line.includes(secret)), 'a secret in the daemon log');
   }

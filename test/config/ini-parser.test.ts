@@ -26,8 +26,8 @@ test('comments: # and ; full-line (even indented), only " ;" inline, # inside a 
 test('multi-line values: deeper-indented lines continue; blank lines kept inside, trailing ones dropped; comment lines skipped', () => {
   const content = '[Definition]\nfailregex = ^one$\n            ^two$\n\n            ^three$\n# a comment inside\n            ^four$\n\n\nignoreregex =\n';
   const v = values(content, 'Definition');
-  assert.equal(v['failregex'], '^one$\n^two$\n\n^three$\n^four$');
-  assert.equal(v['ignoreregex'], '');
+  assert.equal(v.failregex, '^one$\n^two$\n\n^three$\n^four$');
+  assert.equal(v.ignoreregex, '');
 });
 
 test('an indented key line after a value is a continuation (ConfigParser rule), same indent is a new key', () => {

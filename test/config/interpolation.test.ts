@@ -65,15 +65,15 @@ async function loadMain(): Promise<ConfigStore> {
 
 test('interpolation: DEFAULT, section, %(known/…)s, %(section/key)s, %(default/key)s, %(__name__)s, %%', async () => {
   const v = dump(await loadMain());
-  assert.equal(v['alpha']?.['failregex'], '^one$\n^two ssh,2222$\n^three$');
-  assert.equal(v['alpha']?.['port'], 'ssh,2222');
-  assert.equal(v['alpha']?.['log'], '/srv/log/mail.log', 'paths.local overrides paths.conf, DEFAULT refs resolved late');
-  assert.equal(v['alpha']?.['filter'], 'alpha[mode=aggressive]');
-  assert.equal(v['alpha']?.['extra'], 'yes', 'after = include');
-  assert.equal(v['beta']?.['port'], '/srv/log/mail.log,imap', '%(section/key)s');
-  assert.equal(v['beta']?.['shared'], 'hello beta!');
-  assert.equal(v['beta']?.['fallback'], 'hello beta', 'known/ falls back to DEFAULT');
-  assert.equal(v['gamma']?.['x'], '100%', 'main.d/*.conf are read');
+  assert.equal(v.alpha?.failregex, '^one$\n^two ssh,2222$\n^three$');
+  assert.equal(v.alpha?.port, 'ssh,2222');
+  assert.equal(v.alpha?.log, '/srv/log/mail.log', 'paths.local overrides paths.conf, DEFAULT refs resolved late');
+  assert.equal(v.alpha?.filter, 'alpha[mode=aggressive]');
+  assert.equal(v.alpha?.extra, 'yes', 'after = include');
+  assert.equal(v.beta?.port, '/srv/log/mail.log,imap', '%(section/key)s');
+  assert.equal(v.beta?.shared, 'hello beta!');
+  assert.equal(v.beta?.fallback, 'hello beta', 'known/ falls back to DEFAULT');
+  assert.equal(v.gamma?.x, '100%', 'main.d/*.conf are read');
 });
 
 test('the result equals what fail2ban\'s ConfigReader makes of the same files', async () => {

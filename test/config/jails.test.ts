@@ -91,7 +91,7 @@ test("Debian's /etc/fail2ban loads as it is; its iptables jails ban at the edge 
   await assert.rejects(loadJails(dirsFor(DEBIAN_DIR), { localActions: 'error' }), /jail\.conf:\d+: .*local firewall action iptables-multiport/);
   assert.equal(sshd.filter, 'sshd[mode=normal]');
   assert.deepEqual(sshd.logpath, ['/var/log/auth.log']);
-  assert.equal(sshd.sources['enabled']?.file, path.join(DEBIAN_DIR, 'jail.d/defaults-debian.conf'));
+  assert.equal(sshd.sources.enabled?.file, path.join(DEBIAN_DIR, 'jail.d/defaults-debian.conf'));
   // Every jail of jail.conf is there (disabled), plus edgeban's built-in ones.
   const names = jails.map((j) => j.name);
   for (const name of ['apache-auth', 'nginx-http-auth', 'postfix', 'dovecot', 'traefik-auth', 'recidive', 'traefik', 'nginx', 'apache']) assert.ok(names.includes(name), name);
@@ -114,14 +114,14 @@ test('a jail.local setting banaction = opnsense[…] makes the jails supported, 
     for (const jail of enabled) {
       const ref = expected[jail.name];
       assert.ok(ref, jail.name);
-      assert.deepEqual(Object.fromEntries(jail.actions.map((a) => [a.name, a.params])), ref['actions'], `${jail.name} actions`);
-      assert.equal(jail.bantime, (ref['bantime'] as number) < 0 ? -1 : ref['bantime'], `${jail.name} bantime`);
-      assert.equal(jail.findtime, ref['findtime']);
-      assert.equal(jail.maxretry, ref['maxretry']);
-      assert.deepEqual(jail.ignoreip, ref['ignoreip']);
+      assert.deepEqual(Object.fromEntries(jail.actions.map((a) => [a.name, a.params])), ref.actions, `${jail.name} actions`);
+      assert.equal(jail.bantime, (ref.bantime as number) < 0 ? -1 : ref.bantime, `${jail.name} bantime`);
+      assert.equal(jail.findtime, ref.findtime);
+      assert.equal(jail.maxretry, ref.maxretry);
+      assert.deepEqual(jail.ignoreip, ref.ignoreip);
       const filter = await loadJailFilter(jail, dirsFor(dir));
-      assert.deepEqual(filter.failregex.map((r) => r.pattern), ref['failregex'], `${jail.name} failregex`);
-      assert.equal(filter.prefregex?.pattern, ref['prefregex'], `${jail.name} prefregex`);
+      assert.deepEqual(filter.failregex.map((r) => r.pattern), ref.failregex, `${jail.name} failregex`);
+      assert.equal(filter.prefregex?.pattern, ref.prefregex, `${jail.name} prefregex`);
     }
     const sshd = byName(jails, 'sshd');
     assert.equal(sshd.filter, 'sshd[mode=aggressive]');
@@ -141,7 +141,7 @@ test('a jail.local setting banaction = opnsense[…] makes the jails supported, 
     assert.deepEqual(dovecot.actions.map((a) => a.native), ['opnsense', 'ntfy']);
     assert.deepEqual(dovecot.actions[1]?.source, { file: path.join(dir, 'jail.local'), line: 14, key: 'action' });
     assert.equal(byName(jails, 'postfix').bantime, -1);
-    assert.equal(byName(jails, 'postfix').options['bantime'], '-1');
+    assert.equal(byName(jails, 'postfix').options.bantime, '-1');
   } finally {
     await cleanup();
   }
@@ -192,8 +192,8 @@ test("a config dir with only jail.local gets edgeban's built-in defaults: %(acti
       actname: 'opnsense',
     });
     assert.equal(dovecot.actions[0]?.file, path.join(SHIPPED_ACTIONS, 'opnsense.conf'));
-    assert.equal(dovecot.sources['banaction']?.file, path.join(dir, 'jail.local'));
-    assert.equal(dovecot.sources['action']?.file, '<edgeban>/jail.conf');
+    assert.equal(dovecot.sources.banaction?.file, path.join(dir, 'jail.local'));
+    assert.equal(dovecot.sources.action?.file, '<edgeban>/jail.conf');
 
     // sendmail-whois (from %(action_mw)s) is not run, and said so; the jail still bans.
     const postfix = byName(jails, 'postfix');
@@ -209,7 +209,7 @@ test("a config dir with only jail.local gets edgeban's built-in defaults: %(acti
     assert.deepEqual(myapp.logpath, ['/var/log/myapp/*.log', '/var/log/myapp.log']);
     assert.deepEqual([myapp.maxretry, myapp.findtime, myapp.bantime], [3, 86400, 604800]);
     assert.equal(myapp.options['bantime.increment'], 'true');
-    assert.deepEqual(myapp.actions.map((a) => [a.native, a.params['url'] ?? a.params['alias']]), [
+    assert.deepEqual(myapp.actions.map((a) => [a.native, a.params.url ?? a.params.alias]), [
       ['opnsense', 'fail2ban_blocklist'],
       ['webhook', 'https://hooks.example.org/x'],
     ]);
@@ -242,8 +242,8 @@ test('a user action.d file of the same name overrides the shipped action (its [I
   try {
     const { jails } = await loadJails(dirsFor(dir));
     const params = byName(jails, 'dovecot').actions[0]?.params;
-    assert.equal(params?.['alias'], 'edge_block');
-    assert.equal(params?.['firewall'], '203.0.113.1');
+    assert.equal(params?.alias, 'edge_block');
+    assert.equal(params?.firewall, '203.0.113.1');
   } finally {
     await cleanup();
   }
@@ -260,7 +260,7 @@ test("a jail's filter is read as JailReader reads it: [Init] values and the jail
     const jail = byName((await loadJails(dirs)).jails, 'initvar');
     const expected = runFail2banPython(FAIL2BAN_JAILS, [dir]) as Record<string, Record<string, unknown>>;
     const forJail = await loadJailFilter(jail, dirs);
-    assert.deepEqual(forJail.failregex.map((r) => r.pattern), expected['initvar']?.['failregex']);
+    assert.deepEqual(forJail.failregex.map((r) => r.pattern), expected.initvar?.failregex);
     assert.deepEqual(forJail.failregex.map((r) => r.pattern), ['^hello <HOST> fin$']);
     // fail2ban-regex (no jail) does not see [Init] values as %(…)s vars: `fail2ban-regex -c DIR x initvar -v`.
     assert.deepEqual((await loadFilter('initvar', dirs)).failregex.map((r) => r.pattern), ['^dflt <HOST> end$']);

@@ -26,7 +26,7 @@ test("users' OPNsense actions map to the native params {firewall, key, secret, a
   });
   try {
     const loaded = await loadJails(configDirs(dir));
-    const pick = (j: JailDefinition) => j.actions.map((a) => [a.native, a.params['firewall'], a.params['key'], a.params['secret'], a.params['alias'], a.params['allow_insecure']]);
+    const pick = (j: JailDefinition) => j.actions.map((a) => [a.native, a.params.firewall, a.params.key, a.params.secret, a.params.alias, a.params.allow_insecure]);
     assert.deepEqual(pick(byName(loaded.jails, 'dovecot')), [['opnsense', '198.51.100.1', 'K1', 'S1', 'f2b', 'false']]);
     assert.deepEqual(pick(byName(loaded.jails, 'traefik')), [['opnsense', '198.51.100.2', 'K2', 'S2', 'fail2ban_blocklist', 'true']]);
     assert.equal(byName(loaded.jails, 'dovecot').actions[0]?.mappedFrom, path.join(dir, 'action.d', 'opnsense-alias.conf'));

@@ -65,6 +65,7 @@ test('Dockerfile: the entrypoint runs the bundle the build produces, with node a
   const [node, ...nodeArgs] = entrypoint.exec;
   assert.match(node!, /^\/usr\/local\/bin\/node$/, 'node itself is PID 1');
   const bundle = nodeArgs.find((a) => !a.startsWith('-'));
+  // biome-ignore lint/complexity/useOptionalChain: the && narrows bundle to a string for the lines below
   assert.ok(bundle && bundle.endsWith(`/${BUNDLE_ENTRY}`), `the entrypoint runs ${BUNDLE_ENTRY}, the build's output`);
   const cmd = all(final, 'CMD').at(-1);
   assert.deepEqual(cmd?.exec, ['run'], 'CMD ["run"]: the daemon by default');

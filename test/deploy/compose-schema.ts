@@ -12,7 +12,7 @@ export function composeValidator(): ValidateFunction {
   const schema = JSON.parse(readFileSync(schemaPath, 'utf8')) as Record<string, unknown>;
   // The schema names its meta-schema as https://json-schema.org/draft-07/schema, which Ajv knows
   // as http://json-schema.org/draft-07/schema#; the content is draft-07 either way.
-  delete schema['$schema'];
+  delete schema.$schema;
   const ajv = new Ajv({ allErrors: true, strict: false });
   return ajv.compile(schema);
 }

@@ -14,31 +14,31 @@ type Service = Record<string, unknown>;
 const stacks = loadDeployFiles().filter((f) => f.kind === 'compose' && /compose\.ya?ml$/.test(f.abs));
 
 function services(doc: unknown): Record<string, Service> {
-  assert.ok(isRecord(doc) && isRecord(doc['services']));
-  return doc['services'] as Record<string, Service>;
+  assert.ok(isRecord(doc) && isRecord(doc.services));
+  return doc.services as Record<string, Service>;
 }
 
 /** Short syntax SOURCE:TARGET[:MODE] and the long syntax, normalized (trailing slashes dropped). */
 function mounts(service: Service): Mount[] {
   const strip = (p: string) => (p.length > 1 ? p.replace(/\/+$/, '') : p);
-  return ((service['volumes'] as unknown[] | undefined) ?? []).map((entry) => {
+  return ((service.volumes as unknown[] | undefined) ?? []).map((entry) => {
     if (typeof entry === 'string') {
       const [source = '', target = '', mode = ''] = entry.split(':');
       return { source: strip(source), target: strip(target), readOnly: mode.split(',').includes('ro') };
     }
     assert.ok(isRecord(entry));
-    return { source: strip(String(entry['source'] ?? '')), target: strip(String(entry['target'])), readOnly: entry['read_only'] === true };
+    return { source: strip(String(entry.source ?? '')), target: strip(String(entry.target)), readOnly: entry.read_only === true };
   });
 }
 
 function env(service: Service): Record<string, string> {
-  const raw = service['environment'];
+  const raw = service.environment;
   if (Array.isArray(raw)) return Object.fromEntries(raw.map((line: string) => [line.split('=')[0], line.slice(line.indexOf('=') + 1)]));
   return isRecord(raw) ? Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, String(v)])) : {};
 }
 
 function labels(service: Service): Map<string, string> {
-  const raw = service['labels'];
+  const raw = service.labels;
   const pairs: Array<[string, string]> = Array.isArray(raw)
     ? raw.map((l: string) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)])
     : Object.entries(isRecord(raw) ? raw : {}).map(([k, v]) => [k, String(v)]);
@@ -47,7 +47,7 @@ function labels(service: Service): Map<string, string> {
 
 /** The edgeban services of a stack by name: one, or two replicas on the shared ledger (cluster). */
 function edgebanServices(doc: unknown): Array<[string, Service]> {
-  const found = Object.entries(services(doc)).filter(([, s]) => String(s['image']).startsWith('ghcr.io/edgeban/edgeban:'));
+  const found = Object.entries(services(doc)).filter(([, s]) => String(s.image).startsWith('ghcr.io/edgeban/edgeban:'));
   assert.ok(found.length > 0, 'an edgeban service in every stack');
   return found;
 }
@@ -69,19 +69,19 @@ for (const stack of stacks) {
   const label = `${stack.rel} ${name}`;
 
   test(`${label}: edgeban runs with no capability, a read-only root, no-new-privileges, nothing privileged`, () => {
-    assert.deepEqual(edgeban['cap_drop'], ['ALL']);
-    assert.equal(edgeban['cap_add'], undefined);
-    assert.equal(edgeban['read_only'], true);
-    assert.ok((edgeban['security_opt'] as string[]).includes('no-new-privileges:true'));
-    assert.notEqual(edgeban['privileged'], true);
-    assert.equal(edgeban['network_mode'], undefined, 'no host network');
-    assert.equal(edgeban['user'] ?? '65534', '65534', 'runs as the image user 65534, not root');
+    assert.deepEqual(edgeban.cap_drop, ['ALL']);
+    assert.equal(edgeban.cap_add, undefined);
+    assert.equal(edgeban.read_only, true);
+    assert.ok((edgeban.security_opt as string[]).includes('no-new-privileges:true'));
+    assert.notEqual(edgeban.privileged, true);
+    assert.equal(edgeban.network_mode, undefined, 'no host network');
+    assert.equal(edgeban.user ?? '65534', '65534', 'runs as the image user 65534, not root');
     // Only edgeban is held to the full set: docker-mailserver needs root and Postfix's setgid postdrop.
-    for (const [name, s] of Object.entries(services(doc))) assert.notEqual(s['privileged'], true, `${name} is privileged`);
+    for (const [name, s] of Object.entries(services(doc))) assert.notEqual(s.privileged, true, `${name} is privileged`);
   });
 
   test(`${label}: edgeban's image can be built from this checkout (build: beside image:)`, () => {
-    const build = edgeban['build'] as { context: string; dockerfile?: string } | undefined;
+    const build = edgeban.build as { context: string; dockerfile?: string } | undefined;
     assert.ok(isRecord(build), 'build: with a context');
     const context = path.resolve(stackDir, build.context);
     assert.equal(context, REPO, 'the build context is the repository root');
@@ -92,11 +92,11 @@ for (const stack of stacks) {
     const vars = env(edgeban);
     const known = knownEnvNames();
     for (const name of Object.keys(vars)) assert.ok(known.has(name), `${name} is not read by edgeban (src/config/env.ts)`);
-    assert.equal(vars['OPNSENSE_KEY'], undefined);
-    assert.equal(vars['OPNSENSE_SECRET'], undefined);
-    assert.match(vars['OPNSENSE_URL'] ?? '', /^\$\{OPNSENSE_URL/, 'the firewall URL comes from .env');
-    assert.equal(vars['EDGEBAN_FOREIGN_ENTRIES'] ?? 'keep', 'keep');
-    const granted = new Set((edgeban['secrets'] as string[]).map(String));
+    assert.equal(vars.OPNSENSE_KEY, undefined);
+    assert.equal(vars.OPNSENSE_SECRET, undefined);
+    assert.match(vars.OPNSENSE_URL ?? '', /^\$\{OPNSENSE_URL/, 'the firewall URL comes from .env');
+    assert.equal(vars.EDGEBAN_FOREIGN_ENTRIES ?? 'keep', 'keep');
+    const granted = new Set((edgeban.secrets as string[]).map(String));
     const declared = (doc as { secrets: Record<string, { file?: string }> }).secrets;
     for (const variable of ['OPNSENSE_KEY_FILE', 'OPNSENSE_SECRET_FILE']) {
       const match = /^\/run\/secrets\/([\w.-]+)$/.exec(vars[variable] ?? '');
@@ -152,11 +152,11 @@ test('mail stack: every Traefik TCP route has a defined entrypoint and sends PRO
   assert.ok(mail);
   const doc = mail.docs[0];
   const all = services(doc);
-  const traefik = all['traefik'];
-  const mailserver = all['mailserver'];
+  const traefik = all.traefik;
+  const mailserver = all.mailserver;
   assert.ok(traefik && mailserver);
-  assert.match(String(traefik['image']), /^traefik:v3/);
-  const entrypoints = new Map((traefik['command'] as string[]).flatMap((c) => {
+  assert.match(String(traefik.image), /^traefik:v3/);
+  const entrypoints = new Map((traefik.command as string[]).flatMap((c) => {
     const m = /^--entrypoints\.([\w-]+)\.address=:(\d+)$/.exec(c);
     return m ? [[m[1] as string, Number(m[2])]] : [];
   }));
@@ -174,7 +174,7 @@ test('mail stack: every Traefik TCP route has a defined entrypoint and sends PRO
     const service = l.get(`traefik.tcp.routers.${router}.service`) ?? '';
     assert.equal(l.get(`traefik.tcp.services.${service}.loadbalancer.proxyProtocol.version`), '2', `service ${service}: PROXY protocol v2`);
     const port = Number(l.get(`traefik.tcp.services.${service}.loadbalancer.server.port`));
-    assert.ok((mailserver['expose'] as string[]).includes(String(port)), `port ${port} exposed by the mail server`);
+    assert.ok((mailserver.expose as string[]).includes(String(port)), `port ${port} exposed by the mail server`);
     backendPorts.set(publicPort, port);
   }
 
@@ -192,19 +192,19 @@ test('mail stack: every Traefik TCP route has a defined entrypoint and sends PRO
   const listener = /inet_listener\s+[\w-]+\s*\{([^}]*)\}/.exec(dovecot)?.[1] ?? '';
   assert.match(listener, new RegExp(`port\\s*=\\s*${backendPorts.get(993)}\\b`), 'Dovecot listens with PROXY protocol where Traefik sends imaps');
   assert.match(listener, /haproxy\s*=\s*yes/);
-  const traefikAddress = (traefik['networks'] as Record<string, { ipv4_address: string }>)['mail']?.ipv4_address;
+  const traefikAddress = (traefik.networks as Record<string, { ipv4_address: string }>).mail?.ipv4_address;
   assert.ok(traefikAddress);
   assert.match(dovecot, new RegExp(`^haproxy_trusted_networks\\s*=\\s*${traefikAddress.replaceAll('.', '\\.')}/32\\s*$`, 'm'), 'Dovecot trusts PROXY headers from Traefik only');
-  assert.equal(env(mailserver)['ENABLE_FAIL2BAN'], '0', 'the in-container fail2ban is off: edgeban does the job');
-  assert.equal(mailserver['ports'], undefined, 'the mail server publishes nothing: clients come through Traefik');
+  assert.equal(env(mailserver).ENABLE_FAIL2BAN, '0', 'the in-container fail2ban is off: edgeban does the job');
+  assert.equal(mailserver.ports, undefined, 'the mail server publishes nothing: clients come through Traefik');
   assert.ok(mounts(mailserver).some((m) => m.source === './docker-mailserver' && m.target === '/tmp/docker-mailserver'), 'the PROXY snippets reach docker-mailserver');
 });
 
 test('mail stack: edgeban reads mail.log\'s zone-less stamps in the mail server\'s time zone (one TZ for both)', () => {
   const doc = stacks.find((s) => s.rel.includes('mail'))!.docs[0];
   const edgeban = edgebanService(doc);
-  const mailserver = services(doc)['mailserver']!;
-  const tzOf = (service: Service) => (service['environment'] as Record<string, string>)['TZ'];
+  const mailserver = services(doc).mailserver!;
+  const tzOf = (service: Service) => (service.environment as Record<string, string>).TZ;
   assert.match(tzOf(mailserver) ?? '', /^\$\{TZ[:?}]/, 'the mail server\'s TZ comes from .env');
   assert.equal(tzOf(edgeban), tzOf(mailserver), 'edgeban gets the same TZ');
   assert.match(readFileSync(path.join(REPO, 'deploy/compose/mail/.env.example'), 'utf8'), /^TZ=\S+$/m);
@@ -213,9 +213,9 @@ test('mail stack: edgeban reads mail.log\'s zone-less stamps in the mail server\
 test('web stack: Traefik writes its access log as JSON into the folder edgeban reads', () => {
   assert.ok(web);
   const doc = web.docs[0];
-  const traefik = services(doc)['traefik'];
+  const traefik = services(doc).traefik;
   assert.ok(traefik);
-  const command = traefik['command'] as string[];
+  const command = traefik.command as string[];
   assert.ok(command.includes('--accesslog=true'));
   assert.ok(command.includes('--accesslog.format=json'), 'the traefik filter reads JSON (ClientHost, DownstreamStatus, StartUTC)');
   const filepath = command.find((c) => c.startsWith('--accesslog.filepath='))?.split('=')[1] ?? '';
@@ -240,16 +240,16 @@ test('cluster stack: two edgeban replicas on one Redis ledger (appendonly, appen
   assert.equal(replicas.length, 2);
   for (const replica of replicas) {
     const vars = env(replica);
-    assert.equal(vars['EDGEBAN_LEDGER'], 'redis');
-    assert.equal(vars['EDGEBAN_REDIS_URL'], 'redis://redis:6379');
-    assert.equal(vars['EDGEBAN_REDIS_PASSWORD_FILE'], '/run/secrets/redis_password');
-    assert.ok((replica['secrets'] as string[]).includes('redis_password'));
+    assert.equal(vars.EDGEBAN_LEDGER, 'redis');
+    assert.equal(vars.EDGEBAN_REDIS_URL, 'redis://redis:6379');
+    assert.equal(vars.EDGEBAN_REDIS_PASSWORD_FILE, '/run/secrets/redis_password');
+    assert.ok((replica.secrets as string[]).includes('redis_password'));
   }
   const [a, b] = replicas.map((r) => mounts(r));
   for (const target of ['/data', '/remotelogs/traefik']) {
     assert.notEqual(a!.find((m) => m.target === target)?.source, b!.find((m) => m.target === target)?.source, `${target} differs between the replicas`);
   }
-  const redis = services(doc)['redis'];
+  const redis = services(doc).redis;
   assert.ok(redis);
   const conf = mounts(redis).find((m) => m.target === '/usr/local/etc/redis/redis.conf');
   assert.ok(conf?.readOnly);

@@ -19,7 +19,7 @@ const podOwners = objects.filter(({ object }) => ['DaemonSet', 'Deployment', 'St
 const workloads = podOwners.filter(({ object }) => edgebanContainers(podSpec(object)).length > 0);
 
 function podSpec(workload: K8sObject): PodSpec {
-  const spec = (workload['spec'] as { template: { spec: PodSpec } }).template.spec;
+  const spec = (workload.spec as { template: { spec: PodSpec } }).template.spec;
   assert.ok(isRecord(spec));
   return spec;
 }
@@ -55,18 +55,18 @@ for (const { file, object } of podOwners) {
     assert.notEqual(spec.hostNetwork, true);
     assert.notEqual(spec.hostPID, true);
     assert.equal(spec.automountServiceAccountToken, false, 'no Kubernetes API token in the pod');
-    assert.deepEqual(spec.securityContext?.['seccompProfile'], { type: 'RuntimeDefault' });
+    assert.deepEqual(spec.securityContext?.seccompProfile, { type: 'RuntimeDefault' });
     for (const container of [...spec.containers, ...(spec.initContainers ?? [])]) {
       const sc = container.securityContext ?? {};
-      assert.equal(sc['runAsNonRoot'], true, `${container.name}: runAsNonRoot`);
-      assert.ok(Number.isInteger(sc['runAsUser']) && (sc['runAsUser'] as number) > 0, `${container.name}: numeric non-zero runAsUser (runAsNonRoot cannot check a user name)`);
-      assert.equal(sc['readOnlyRootFilesystem'], true, `${container.name}: readOnlyRootFilesystem`);
-      assert.equal(sc['allowPrivilegeEscalation'], false, `${container.name}: allowPrivilegeEscalation`);
-      assert.notEqual(sc['privileged'], true, `${container.name}: privileged`);
-      assert.deepEqual(sc['capabilities'], { drop: ['ALL'] }, `${container.name}: drop ALL, add nothing`);
-      assert.deepEqual(sc['seccompProfile'], { type: 'RuntimeDefault' }, `${container.name}: seccomp`);
+      assert.equal(sc.runAsNonRoot, true, `${container.name}: runAsNonRoot`);
+      assert.ok(Number.isInteger(sc.runAsUser) && (sc.runAsUser as number) > 0, `${container.name}: numeric non-zero runAsUser (runAsNonRoot cannot check a user name)`);
+      assert.equal(sc.readOnlyRootFilesystem, true, `${container.name}: readOnlyRootFilesystem`);
+      assert.equal(sc.allowPrivilegeEscalation, false, `${container.name}: allowPrivilegeEscalation`);
+      assert.notEqual(sc.privileged, true, `${container.name}: privileged`);
+      assert.deepEqual(sc.capabilities, { drop: ['ALL'] }, `${container.name}: drop ALL, add nothing`);
+      assert.deepEqual(sc.seccompProfile, { type: 'RuntimeDefault' }, `${container.name}: seccomp`);
     }
-    for (const edgeban of edgebanContainers(spec)) assert.equal(edgeban.securityContext?.['runAsUser'], 65534, 'edgeban runs as the image user');
+    for (const edgeban of edgebanContainers(spec)) assert.equal(edgeban.securityContext?.runAsUser, 65534, 'edgeban runs as the image user');
   });
 }
 
@@ -88,12 +88,12 @@ for (const { file, object } of workloads) {
       const mount: { name: string; mountPath: string; readOnly?: boolean } | undefined = edgeban.volumeMounts?.find((m) => file.startsWith(`${m.mountPath}/`));
       assert.ok(mount, `${variable}=${file} is not inside a mounted volume`);
       assert.equal(mount.readOnly, true);
-      const secret = volumeFor(spec, mount.name)['secret'] as { secretName: string; defaultMode?: number } | undefined;
+      const secret = volumeFor(spec, mount.name).secret as { secretName: string; defaultMode?: number } | undefined;
       assert.ok(secret, `${variable}: mounted from a Secret`);
       const manifest = find('Secret', secret.secretName);
       assert.ok(manifest, `Secret ${secret.secretName} is shipped (secret.yaml)`);
       const key = file.slice(mount.mountPath.length + 1);
-      assert.ok(key in ((manifest['stringData'] ?? manifest['data']) as object), `Secret ${secret.secretName} has key ${key}`);
+      assert.ok(key in ((manifest.stringData ?? manifest.data) as object), `Secret ${secret.secretName} has key ${key}`);
       assert.equal((secret.defaultMode ?? 0o644) & 0o007, 0, 'Secret files are not world-readable');
     }
   });
@@ -108,9 +108,9 @@ for (const { file, object } of workloads) {
       assert.match(m.mountPath, /^\/remotelogs\/[\w-]+$/);
       assert.equal(m.readOnly, true, `${m.mountPath} read-only`);
       const volume = volumeFor(spec, m.name);
-      const hostPath = volume['hostPath'] as { path: string } | undefined;
-      assert.ok(hostPath || volume['emptyDir'], `${m.mountPath}: a node folder (hostPath) or a folder shared in the pod (emptyDir)`);
-      if (volume['emptyDir']) {
+      const hostPath = volume.hostPath as { path: string } | undefined;
+      assert.ok(hostPath || volume.emptyDir, `${m.mountPath}: a node folder (hostPath) or a folder shared in the pod (emptyDir)`);
+      if (volume.emptyDir) {
         const writer = spec.containers.find((c) => c !== edgeban && c.volumeMounts?.some((w) => w.name === m.name && w.readOnly !== true));
         assert.ok(writer, `${m.mountPath}: the app container writes into the shared folder`);
       }
@@ -118,15 +118,15 @@ for (const { file, object } of workloads) {
     const data = mountsOf.find((m) => m.mountPath === '/data');
     assert.ok(data && data.readOnly !== true, '/data is writable');
     const dataVolume = volumeFor(spec, data.name);
-    assert.ok(dataVolume['hostPath'] || dataVolume['persistentVolumeClaim'], '/data survives pod restarts (the ledger)');
+    assert.ok(dataVolume.hostPath || dataVolume.persistentVolumeClaim, '/data survives pod restarts (the ledger)');
 
     const configDir = envOf(edgeban).get('EDGEBAN_CONFIG_DIR');
     const configMount = mountsOf.find((m) => m.mountPath === configDir);
     assert.ok(configMount?.readOnly, 'the config dir is mounted read-only');
-    const configMapName = (volumeFor(spec, configMount.name)['configMap'] as { name: string }).name;
+    const configMapName = (volumeFor(spec, configMount.name).configMap as { name: string }).name;
     const configMap = find('ConfigMap', configMapName);
     assert.ok(configMap, `ConfigMap ${configMapName} is shipped`);
-    const jailLocal = (configMap['data'] as Record<string, string>)['jail.local'];
+    const jailLocal = (configMap.data as Record<string, string>)['jail.local'];
     assert.ok(jailLocal);
     const loaded = await loadJailLocal(jailLocal);
     const enabled = loaded.jails.filter((j) => j.enabled);
@@ -138,8 +138,8 @@ for (const { file, object } of workloads) {
         const mount = logMounts.find((m) => logpath.startsWith(`${m.mountPath}/`));
         assert.ok(mount, `${jail.name}: ${logpath} is not in a mounted log folder`);
         // Container runtime logs are CRI-wrapped: a jail reading them must unwrap them.
-        const hostPath = volumeFor(spec, mount.name)['hostPath'] as { path: string } | undefined;
-        if (hostPath && /^\/var\/log\/(containers|pods)\b/.test(hostPath.path)) assert.match(jail.options['logformat'] ?? 'plain', /^(cri|auto)$/, `${jail.name}: logformat = cri for ${hostPath.path}`);
+        const hostPath = volumeFor(spec, mount.name).hostPath as { path: string } | undefined;
+        if (hostPath && /^\/var\/log\/(containers|pods)\b/.test(hostPath.path)) assert.match(jail.options.logformat ?? 'plain', /^(cri|auto)$/, `${jail.name}: logformat = cri for ${hostPath.path}`);
       }
     }
   });
@@ -153,6 +153,7 @@ test('the DaemonSet and the sidecar say why EDGEBAN_FOREIGN_ENTRIES must stay ke
 
 test('every object lives in one namespace that enforces the restricted Pod Security Standard', () => {
   const namespace = find('Namespace', 'edgeban');
-  assert.equal((namespace?.metadata as { labels?: Record<string, string> }).labels?.['pod-security.kubernetes.io/enforce'], 'restricted');
+  assert.ok(namespace, 'a Namespace edgeban');
+  assert.equal((namespace.metadata as { labels?: Record<string, string> }).labels?.['pod-security.kubernetes.io/enforce'], 'restricted');
   for (const { file, object } of objects) if (object.kind !== 'Namespace') assert.equal(object.metadata.namespace, 'edgeban', `${file} ${object.kind}/${object.metadata.name}`);
 });

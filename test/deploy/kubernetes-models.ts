@@ -16,11 +16,11 @@ const MODELS: Record<string, { apiVersion: string; create: (data: unknown) => { 
 
 /** Validates one manifest against the Kubernetes OpenAPI schema of its kind; throws naming the problem. */
 export function validateManifest(doc: unknown): void {
-  if (!isRecord(doc) || typeof doc['kind'] !== 'string' || typeof doc['apiVersion'] !== 'string') {
+  if (!isRecord(doc) || typeof doc.kind !== 'string' || typeof doc.apiVersion !== 'string') {
     throw new Error('not a Kubernetes object (apiVersion and kind required)');
   }
-  const model = MODELS[doc['kind']];
-  if (!model) throw new Error(`kind ${doc['kind']} has no validator here; add its kubernetes-models class to MODELS`);
-  if (doc['apiVersion'] !== model.apiVersion) throw new Error(`${doc['kind']}: apiVersion ${doc['apiVersion']}, expected ${model.apiVersion}`);
+  const model = MODELS[doc.kind];
+  if (!model) throw new Error(`kind ${doc.kind} has no validator here; add its kubernetes-models class to MODELS`);
+  if (doc.apiVersion !== model.apiVersion) throw new Error(`${doc.kind}: apiVersion ${doc.apiVersion}, expected ${model.apiVersion}`);
   model.create(doc).validate();
 }

@@ -37,23 +37,25 @@ test('release.yml: a semver tag runs the tests, then builds linux/amd64 and linu
   const matches = (tag: string) => workflow.on.push.tags.some((g) => tagGlob(g).test(tag));
   for (const tag of ['v1.2.3', 'v0.1.0', 'v10.20.30-rc.1']) assert.ok(matches(tag), `${tag} releases`);
   for (const tag of ['1.2.3', 'v1.2', 'latest', 'vnext']) assert.ok(!matches(tag), `${tag} does not release`);
-  assert.equal(workflow.permissions?.['packages'], undefined, 'only the image job may write packages');
+  assert.equal(workflow.permissions?.packages, undefined, 'only the image job may write packages');
 
   const steps = Object.values(workflow.jobs).flatMap((j) => j.steps);
   const build = Object.entries(workflow.jobs).find(([, j]) => j.steps.some((s) => s.uses?.startsWith('docker/build-push-action@')));
   assert.ok(build, 'a job builds with docker/build-push-action');
   const [, job] = build;
   const push = job.steps.find((s) => s.uses?.startsWith('docker/build-push-action@'))!;
-  assert.deepEqual(String(push.with?.['platforms']).split(',').map((p) => p.trim()).sort(), ['linux/amd64', 'linux/arm64']);
-  assert.equal(push.with?.['push'], true);
-  assert.equal(push.with?.['tags'], '${{ steps.meta.outputs.tags }}');
-  assert.equal(job.permissions?.['packages'], 'write');
+  assert.deepEqual(String(push.with?.platforms).split(',').map((p) => p.trim()).sort(), ['linux/amd64', 'linux/arm64']);
+  assert.equal(push.with?.push, true);
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a GitHub Actions expression, not a JS template
+  assert.equal(push.with?.tags, '${{ steps.meta.outputs.tags }}');
+  assert.equal(job.permissions?.packages, 'write');
   assert.ok(job.steps.some((s) => s.uses?.startsWith('docker/setup-qemu-action@')), 'QEMU for the arm64 build');
   const login = job.steps.find((s) => s.uses?.startsWith('docker/login-action@'));
-  assert.equal(login?.with?.['registry'], 'ghcr.io');
+  assert.equal(login?.with?.registry, 'ghcr.io');
   const meta = job.steps.find((s) => s.uses?.startsWith('docker/metadata-action@'));
-  assert.equal(meta?.with?.['images'], 'ghcr.io/${{ github.repository }}');
-  const tagRules = String(meta?.with?.['tags']);
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a GitHub Actions expression, not a JS template
+  assert.equal(meta?.with?.images, 'ghcr.io/${{ github.repository }}');
+  const tagRules = String(meta?.with?.tags);
   for (const pattern of ['{{version}}', '{{major}}.{{minor}}', '{{major}}']) assert.ok(tagRules.includes(`type=semver,pattern=${pattern}`), pattern);
   // The tests gate the push.
   const testJob = Object.entries(workflow.jobs).find(([, j]) => j.steps.some((s) => /\.ci\/run\b/.test(s.run ?? '')));

@@ -78,7 +78,7 @@ test('the validators reject broken files (so a pass means something)', () => {
   const broken = structuredClone(daemonSet) as { spec: { template: { spec: { containers: Array<{ securityContext: Record<string, unknown> }> } } } };
   const container = broken.spec.template.spec.containers[0];
   assert.ok(container);
-  container.securityContext['runAsUser'] = 'nobody';
+  container.securityContext.runAsUser = 'nobody';
   assert.throws(() => validateManifest(broken), /runAsUser/);
   assert.throws(() => validateManifest({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'x' } }), /no validator/);
   assert.throws(() => validateManifest({ apiVersion: 'apps/v1', kind: 'DaemonSet', metadata: { name: 'x' }, spec: { template: {} } }), /selector/);

@@ -19,7 +19,7 @@ test('all pass: reachable, credentials, privileges, External alias, headroom, fr
   for (const id of ['opnsense.reachable', 'opnsense.credentials', 'privilege.alias_util', 'privilege.kill_states', 'alias.exists', 'alias.type', 'opnsense.table_entries', 'log.readable', 'log.fresh', 'log.timestamps', 'log.proxy']) {
     assert.match(result.stdout, new RegExp(`^PASS  ${id.replace('.', '\\.')} `, 'm'), `${id} passes`);
   }
-  assert.match(result.stdout, /^SKIP  opnsense\.block_rule/m, 'the daemon key cannot read rules: skipped, not failed');
+  assert.match(result.stdout, /^SKIP {2}opnsense\.block_rule/m, 'the daemon key cannot read rules: skipped, not failed');
   assert.match(result.stdout, /0 failed, 0 warning\(s\)/);
   const json = await s.run(['--json']);
   assert.equal(json.code, 0);
@@ -54,8 +54,8 @@ test('a key lacking privileges: alias_util 403 fails with the privilege to add; 
   const noTables = await doctorSetup(t, ['--privileges', 'page-firewall-aliases,page-diagnostics-showstates'], freshFailures(5, publicAddress));
   const result = await noTables.run();
   assert.equal(result.code, 2, result.stdout);
-  assert.match(result.stdout, /^FAIL  privilege\.alias_util .*HTTP 403.*fix: .*"Diagnostics: PF Table IP addresses" \(page-diagnostics-tables\)/m);
-  assert.match(result.stdout, /^PASS  opnsense\.credentials/m, 'a 403 proves the credentials are fine');
+  assert.match(result.stdout, /^FAIL {2}privilege\.alias_util .*HTTP 403.*fix: .*"Diagnostics: PF Table IP addresses" \(page-diagnostics-tables\)/m);
+  assert.match(result.stdout, /^PASS {2}opnsense\.credentials/m, 'a 403 proves the credentials are fine');
 
   const noStates = await doctorSetup(t, ['--privileges', 'page-diagnostics-tables,page-firewall-aliases'], freshFailures(5, publicAddress));
   const partial = await noStates.run(['--json']);
@@ -72,11 +72,11 @@ test('table-entries near the limit warns with the setting to raise', async (t) =
   await s.admin('seed', { table: ALIAS, entries });
   const result = await s.run();
   assert.equal(result.code, 1, result.stdout);
-  assert.match(result.stdout, /^WARN  opnsense\.table_entries .*90 of 100 table entries in use \(90\.0%.*fix: raise Firewall ▸ Settings ▸ Advanced/m);
+  assert.match(result.stdout, /^WARN {2}opnsense\.table_entries .*90 of 100 table entries in use \(90\.0%.*fix: raise Firewall ▸ Settings ▸ Advanced/m);
   await s.admin('seed', { table: 'bogons', entries: Array.from({ length: 10 }, (_, i) => `198.51.100.${i + 1}`) });
   const full = await s.run();
   assert.equal(full.code, 2);
-  assert.match(full.stdout, /^FAIL  opnsense\.table_entries .*the limit is reached, pf silently drops new bans/m);
+  assert.match(full.stdout, /^FAIL {2}opnsense\.table_entries .*the limit is reached, pf silently drops new bans/m);
 });
 
 test('an unreadable log: a directory as logpath fails', async (t) => {
@@ -100,8 +100,8 @@ test('an unreadable log: chmod 000, doctor run as uid 65534 with setpriv, fails 
     (error, stdout, stderr) => resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr }));
   });
   assert.equal(result.code, 2, result.stdout + result.stderr);
-  assert.match(result.stdout, /^FAIL  log\.readable .*mail\.log: cannot be read \(EACCES\) by uid 65534 — fix: give edgeban's user read access/m);
-  assert.match(result.stdout, /^PASS  opnsense\.credentials/m, 'the rest still ran');
+  assert.match(result.stdout, /^FAIL {2}log\.readable .*mail\.log: cannot be read \(EACCES\) by uid 65534 — fix: give edgeban's user read access/m);
+  assert.match(result.stdout, /^PASS {2}opnsense\.credentials/m, 'the rest still ran');
 });
 
 test('a stale log warns with its age', async (t) => {
@@ -111,8 +111,8 @@ test('a stale log warns with its age', async (t) => {
   const result = await s.run();
   assert.equal(result.code, 1, result.stdout);
   assert.deepEqual(linesWith(result.stdout, 'WARN').map((l) => l.split(/\s+/)[1]), ['log.fresh']);
-  assert.match(result.stdout, /^WARN  log\.fresh .*last written 3 days ago — fix: check that the service still logs to this file/m);
-  assert.match(result.stdout, /^PASS  log\.timestamps/m, 'old but consistent stamps are no time-zone mistake');
+  assert.match(result.stdout, /^WARN {2}log\.fresh .*last written 3 days ago — fix: check that the service still logs to this file/m);
+  assert.match(result.stdout, /^PASS {2}log\.timestamps/m, 'old but consistent stamps are no time-zone mistake');
 });
 
 test('time stamps whole hours off the file time: a time-zone mistake, with the logtimezone to set', async (t) => {
@@ -120,12 +120,12 @@ test('time stamps whole hours off the file time: a time-zone mistake, with the l
   const s = await doctorSetup(t, [], freshFailures(5, publicAddress, twoHoursAgo));
   const result = await s.run();
   assert.equal(result.code, 1, result.stdout);
-  assert.match(result.stdout, /^WARN  log\.timestamps .*time stamps are 2 hour\(s\) behind the file's last write: a time-zone mistake.*ignored, so this jail bans nothing — fix: set `logtimezone = UTC-0200`/m);
+  assert.match(result.stdout, /^WARN {2}log\.timestamps .*time stamps are 2 hour\(s\) behind the file's last write: a time-zone mistake.*ignored, so this jail bans nothing — fix: set `logtimezone = UTC-0200`/m);
 
   const ahead = await doctorSetup(t, [], freshFailures(5, publicAddress, Date.now() + 3 * 3_600_000 + 20_000));
   const aheadResult = await ahead.run();
   assert.equal(aheadResult.code, 1, aheadResult.stdout);
-  assert.match(aheadResult.stdout, /^WARN  log\.timestamps .*3 hour\(s\) ahead of the file's last write.*logtimezone = UTC\+0300/m);
+  assert.match(aheadResult.stdout, /^WARN {2}log\.timestamps .*3 hour\(s\) ahead of the file's last write.*logtimezone = UTC\+0300/m);
 });
 
 test('failures dominated by one private address: the proxy warning', async (t) => {
@@ -133,7 +133,7 @@ test('failures dominated by one private address: the proxy warning', async (t) =
   const s = await doctorSetup(t, [], lines);
   const result = await s.run();
   assert.equal(result.code, 1, result.stdout);
-  assert.match(result.stdout, /^WARN  log\.proxy .*jail dovecot: 80% of 20 recent failures come from 10\.0\.0\.5, a private address.*fix: .*PROXY protocol/m);
+  assert.match(result.stdout, /^WARN {2}log\.proxy .*jail dovecot: 80% of 20 recent failures come from 10\.0\.0\.5, a private address.*fix: .*PROXY protocol/m);
 });
 
 test('a container log (logformat = cri): time stamps and failures are read from the lines the program wrote', async (t) => {
@@ -144,7 +144,7 @@ test('a container log (logformat = cri): time stamps and failures are read from 
   await appendFile(path.join(s.root, 'config', 'jail.local'), 'logformat = cri\n');
   const result = await s.run();
   // Unwrapped, the dovecot stamps are found and are 2 hours behind: without unwrapping no stamp would be recognised.
-  assert.match(result.stdout, /^WARN  log\.timestamps .*2 hour\(s\) behind/m, result.stdout);
+  assert.match(result.stdout, /^WARN {2}log\.timestamps .*2 hour\(s\) behind/m, result.stdout);
 });
 
 test('doctor checks the targets the daemon enforces: a jail naming the environment\'s firewall is checked once; an unused OPNSENSE_ALIAS is not', async (t) => {

@@ -26,9 +26,9 @@ test('doctor on a MikroTik list with drop rules: the target is reachable, usable
   const sim = await startCliSimulator(t, ['--kind', 'mikrotik', '--user', 'edgeban', '--password', PASSWORD, '--list', LIST]);
   const result = await doctorWith(t, `mikrotik[url="${sim.url}", user=edgeban, list=${LIST}]`, { MIKROTIK_PASSWORD: PASSWORD });
   assert.deepEqual(linesWith(result.stdout, 'FAIL'), [], result.stdout + result.stderr);
-  assert.match(result.stdout, /^PASS  target\.reachable\s+mikrotik \S+ edgeban: answers/m);
-  assert.match(result.stdout, /^PASS  target\.check\s+mikrotik .*the list exists/m);
-  assert.match(result.stdout, /^PASS  target\.facts\s+mikrotik .*rules_ipv4=\d/m);
+  assert.match(result.stdout, /^PASS {2}target\.reachable\s+mikrotik \S+ edgeban: answers/m);
+  assert.match(result.stdout, /^PASS {2}target\.check\s+mikrotik .*the list exists/m);
+  assert.match(result.stdout, /^PASS {2}target\.facts\s+mikrotik .*rules_ipv4=\d/m);
   assert.ok(!(result.stdout + result.stderr).includes(PASSWORD), 'the password is never printed');
 });
 
@@ -56,7 +56,7 @@ test('doctor on a Cloudflare list: usable, warns that no WAF rule uses it; a tok
   const action = (token: string) => `cloudflare[account=${ACCOUNT}, list=edgeban_blocklist, token=${token}, api="${sim.url}"]`;
   const ok = await doctorWith(t, action(TOKEN));
   assert.deepEqual(linesWith(ok.stdout, 'FAIL'), [], ok.stdout + ok.stderr);
-  assert.match(ok.stdout, /^PASS  target\.check\s+cloudflare /m);
+  assert.match(ok.stdout, /^PASS {2}target\.check\s+cloudflare /m);
   assert.match(linesWith(ok.stdout, 'WARN').join('\n'), /target\.warning\s+cloudflare .*no rule uses Cloudflare list edgeban_blocklist.* — fix: .*setup-cloudflare/);
   assert.equal(ok.code, 1);
   const refused = await doctorWith(t, action('a-token-without-the-permission-0123'));

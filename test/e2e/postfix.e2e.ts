@@ -50,13 +50,13 @@ async function masterCf(address: string): Promise<string> {
   const proxy = '-o smtpd_upstream_proxy_protocol=haproxy';
   const proxied = `${address}:${PROXIED_PORT} inet n - n - - smtpd ${proxy}\n`
     + `${address}:${PROXIED_TLS_PORT} inet n - n - - smtpd ${proxy} -o smtpd_tls_wrappermode=yes -o smtpd_tls_security_level=encrypt`;
-  return `${proxied}\n` + stock.split('\n').map((line) => {
+  return `${proxied}\n${stock.split('\n').map((line) => {
     const l = line.replace(/^#submission inet/, 'submission inet');
     const fields = l.split(/\s+/);
     if (l.startsWith('#') || l.startsWith(' ') || fields.length < 8) return l;
     fields[4] = 'n';
     return fields.join(' ');
-  }).join('\n');
+  }).join('\n')}`;
 }
 
 test('Postfix SMTP AUTH (SASL through Dovecot): a real brute force is dropped at the edge', async (t) => {

@@ -4,10 +4,11 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { RegexTranslationError, translatePythonRegex } from '../../src/filters/python-regex.ts';
 import { expandConditionals } from '../../src/filters/conditionals.ts';
+import { isAsciiText } from '../../src/filters/ascii.ts';
 
 function match(pattern: string, text: string, multiline = false): RegExpExecArray | null {
   const t = translatePythonRegex(pattern, { multiline });
-  const ascii = !/[^\x00-\x7f]/.test(text);
+  const ascii = isAsciiText(text);
   return (ascii ? t.ascii : t.unicode).exec(text);
 }
 

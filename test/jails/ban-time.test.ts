@@ -81,6 +81,8 @@ test('repeat-ban sequences match fail2ban\'s own bantime.increment', { skip: FAI
   cases.forEach((c, i) => {
     const ours = Array.from({ length: 24 }, (_, n) => banTimeSec({ bantimeSec: c.bantime, increment: c.ours }, n, () => random));
     const theirs = expected[i]!;
-    ours.forEach((value, n) => assert.ok(Math.abs(value - theirs[n]!) <= 1e-9 * Math.max(1, theirs[n]!), `case ${i} ban #${n + 1}: ${value} vs fail2ban ${theirs[n]}`));
+    ours.forEach((value, n) => {
+      assert.ok(Math.abs(value - theirs[n]!) <= 1e-9 * Math.max(1, theirs[n]!), `case ${i} ban #${n + 1}: ${value} vs fail2ban ${theirs[n]}`);
+    });
   });
 });

@@ -166,22 +166,22 @@ test('guards refuse before counting, by reason; a private address is reported on
   const stats = engine.stats('mail')[0]!;
   assert.deepEqual(stats.ignored, { invalid: 2, 'too-wide': 0, unspecified: 1, loopback: 1, 'link-local': 1, multicast: 1, broadcast: 1, firewall: 1, self: 1, gateway: 1, ignoreip: 1, private: 2 });
   assert.equal(stats.tracked, 0, 'refused addresses use no counter');
-  const privateLogs = logs.filter((l) => typeof l['msg'] === 'string' && (l['msg'] as string).includes('private address: not banned'));
+  const privateLogs = logs.filter((l) => typeof l.msg === 'string' && (l.msg as string).includes('private address: not banned'));
   assert.equal(privateLogs.length, 1);
 });
 
 test('one warning, naming the jail, when a private address causes most failures (a proxy hides client IPs)', async () => {
   const facts: NetworkFacts = { selfAddresses: [], gateways: ['172.18.0.1'], firewallAddresses: [] };
   const { engine, logs, now } = setup([jail('traefik', { maxretry: 1000 }), jail('quiet', { maxretry: 1000 })], { facts });
-  const warnings = () => logs.filter((l) => l['level'] === 40);
+  const warnings = () => logs.filter((l) => l.level === 40);
   // 19 failures, 10 from the proxy: not enough failures seen yet.
   for (let i = 0; i < 19; i++) await engine.onMatch('traefik', { host: i % 2 === 0 ? '172.18.0.1' : `192.0.2.${i}`, time: now() });
   assert.equal(warnings().length, 0);
   await engine.onMatch('traefik', { host: '192.0.2.99', time: now() });
   assert.equal(warnings().length, 1);
   const [warning] = warnings();
-  assert.equal(warning?.['jail'], 'traefik');
-  assert.match(String(warning?.['msg']), /traefik.*172\.18\.0\.1.*real client IPs.*PROXY protocol.*X-Forwarded-For/s);
+  assert.equal(warning?.jail, 'traefik');
+  assert.match(String(warning?.msg), /traefik.*172\.18\.0\.1.*real client IPs.*PROXY protocol.*X-Forwarded-For/s);
   for (let i = 0; i < 100; i++) await engine.onMatch('traefik', { host: '172.18.0.1', time: now() });
   assert.equal(warnings().length, 1, 'once');
   assert.deepEqual(engine.stats('traefik')[0]?.proxyWarning && { address: engine.stats('traefik')[0]!.proxyWarning!.address, share: engine.stats('traefik')[0]!.proxyWarning!.share }, { address: '172.18.0.1', share: 0.5 });

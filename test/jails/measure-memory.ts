@@ -35,6 +35,6 @@ console.log(JSON.stringify({
   arrayBuffersDelta: mb(after.arrayBuffers - before.arrayBuffers),
   bytesPerAddress: Math.round(rss / N),
   totalRss: mb(after.rss),
-  msPerAdd: (elapsed / N * 1000).toFixed(2) + ' µs',
+  msPerAdd: `${(elapsed / N * 1000).toFixed(2)} µs`,
 }));
 void keep;

@@ -76,7 +76,7 @@ test('a deleted journal is named, the snapshot\'s bans are kept', async (t) => {
 test('a record zeroed in the middle of the journal is named with its line; the records around it are kept', async (t) => {
   const { dir, journal } = await ledgerOnDisk(t);
   const lines = (await readFile(journal, 'utf8')).split('\n');
-  lines[2] = '\0'.repeat(lines[2]!.length - 1) + 'x';
+  lines[2] = `${'\0'.repeat(lines[2]!.length - 1)}x`;
   await writeFile(journal, lines.join('\n'));
   await assertRecovered(t, dir, { kept: [...IN_SNAPSHOT, '198.51.100.3', '198.51.100.5'], problem: /unreadable record\(s\) at line 3/, movedAside: 2 });
 });

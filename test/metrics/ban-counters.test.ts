@@ -8,7 +8,7 @@ import { EdgebanMetrics } from '../../src/metrics/edgeban-metrics.ts';
 import { ManualClock } from '../../src/util/clock.ts';
 import { CapturedLog } from '../helpers/enforcement-harness.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
-import { parseExposition, select, valueOf } from './prom-text.ts';
+import { parseExposition, select, sampleValue } from './prom-text.ts';
 
 test('bans and unbans are counted per jail, family and reason; one ban into two targets counts once', async (t) => {
   const log = new CapturedLog('warn');
@@ -27,13 +27,13 @@ test('bans and unbans are counted per jail, family and reason; one ban into two 
   await clock.advance(61_000); // 192.0.2.1 expires in both targets
 
   const samples = parseExposition((await metrics.scrape()).body);
-  assert.equal(valueOf(samples, 'edgeban_bans_total', { jail: 'dovecot', family: 'ipv4' }), 1);
-  assert.equal(valueOf(samples, 'edgeban_bans_total', { jail: 'dovecot', family: 'ipv6' }), 1);
-  assert.equal(valueOf(samples, 'edgeban_bans_total', { jail: 'postfix', family: 'ipv4' }), 1);
-  assert.equal(valueOf(samples, 'edgeban_unbans_total', { jail: 'postfix', reason: 'unbanned' }), 1);
-  assert.equal(valueOf(samples, 'edgeban_unbans_total', { jail: 'dovecot', reason: 'expired' }), 1);
+  assert.equal(sampleValue(samples, 'edgeban_bans_total', { jail: 'dovecot', family: 'ipv4' }), 1);
+  assert.equal(sampleValue(samples, 'edgeban_bans_total', { jail: 'dovecot', family: 'ipv6' }), 1);
+  assert.equal(sampleValue(samples, 'edgeban_bans_total', { jail: 'postfix', family: 'ipv4' }), 1);
+  assert.equal(sampleValue(samples, 'edgeban_unbans_total', { jail: 'postfix', reason: 'unbanned' }), 1);
+  assert.equal(sampleValue(samples, 'edgeban_unbans_total', { jail: 'dovecot', reason: 'expired' }), 1);
   assert.equal(select(samples, 'edgeban_unbans_total', { jail: 'dovecot', reason: 'unbanned' }).length, 0);
-  assert.equal(valueOf(samples, 'edgeban_build_info', { version: '9.9.9' }), 1);
-  assert.equal(valueOf(samples, 'edgeban_jail_running', { jail: 'dovecot' }), 1);
-  assert.equal(valueOf(samples, 'edgeban_jail_running', { jail: 'nginx' }), 0);
+  assert.equal(sampleValue(samples, 'edgeban_build_info', { version: '9.9.9' }), 1);
+  assert.equal(sampleValue(samples, 'edgeban_jail_running', { jail: 'dovecot' }), 1);
+  assert.equal(sampleValue(samples, 'edgeban_jail_running', { jail: 'nginx' }), 0);
 });

@@ -8,7 +8,7 @@ import { ALIAS, KEY, SECRET, startSimulator } from '../helpers/enforcement-harne
 import { dovecotFailure, dovecotLogin } from '../helpers/log-lines.ts';
 import { mailSetup } from '../helpers/mail-setup.ts';
 import { until } from '../helpers/until.ts';
-import { parseExposition, select, valueOf, type Sample } from './prom-text.ts';
+import { parseExposition, select, sampleValue, type Sample } from './prom-text.ts';
 
 const ATTACKER = '203.0.113.77';
 
@@ -66,20 +66,20 @@ test('edgeban run with EDGEBAN_METRICS_LISTEN: /readyz follows the first success
   await until('the attacker in the alias', async () => sim.tableEntries(ALIAS).includes(ATTACKER));
 
   let { text, samples } = await scrape();
-  assert.equal(valueOf(samples, 'edgeban_log_lines_read_total', { jail: 'dovecot', path: mailLog }), 5, 'lines read = lines written');
-  assert.equal(valueOf(samples, 'edgeban_filter_matches_total', { jail: 'dovecot' }), 3);
-  assert.equal(valueOf(samples, 'edgeban_failures_dropped_total', { jail: 'dovecot', reason: 'unusable' }), 0);
-  assert.equal(valueOf(samples, 'edgeban_active_bans', { target: ALIAS, jail: 'dovecot' }), 1);
-  assert.equal(valueOf(samples, 'edgeban_banned_addresses', { target: ALIAS }), 1);
-  assert.ok(valueOf(samples, 'edgeban_target_api_requests_total', { ...target, endpoint: 'POST firewall/alias_util/add', outcome: 'ok' }) >= 1);
-  assert.ok(valueOf(samples, 'edgeban_target_api_request_duration_seconds_count', { ...target, endpoint: 'POST firewall/alias_util/add' }) >= 1);
+  assert.equal(sampleValue(samples, 'edgeban_log_lines_read_total', { jail: 'dovecot', path: mailLog }), 5, 'lines read = lines written');
+  assert.equal(sampleValue(samples, 'edgeban_filter_matches_total', { jail: 'dovecot' }), 3);
+  assert.equal(sampleValue(samples, 'edgeban_failures_dropped_total', { jail: 'dovecot', reason: 'unusable' }), 0);
+  assert.equal(sampleValue(samples, 'edgeban_active_bans', { target: ALIAS, jail: 'dovecot' }), 1);
+  assert.equal(sampleValue(samples, 'edgeban_banned_addresses', { target: ALIAS }), 1);
+  assert.ok(sampleValue(samples, 'edgeban_target_api_requests_total', { ...target, endpoint: 'POST firewall/alias_util/add', outcome: 'ok' }) >= 1);
+  assert.ok(sampleValue(samples, 'edgeban_target_api_request_duration_seconds_count', { ...target, endpoint: 'POST firewall/alias_util/add' }) >= 1);
   assert.ok(select(samples, 'edgeban_target_api_requests_total', { ...target, outcome: 'network' }).some((s) => s.value >= 1), 'the refused pass');
-  assert.ok(valueOf(samples, 'edgeban_reconcile_last_success_timestamp_seconds', target) >= Math.floor(startedAt / 1000) - 1);
+  assert.ok(sampleValue(samples, 'edgeban_reconcile_last_success_timestamp_seconds', target) >= Math.floor(startedAt / 1000) - 1);
   for (const drift of ['edgeban_reconcile_last_pass_added_entries', 'edgeban_reconcile_last_pass_removed_entries', 'edgeban_reconcile_last_pass_foreign_entries',
     'edgeban_reconcile_added_entries_total', 'edgeban_reconcile_removed_entries_total']) {
-    assert.ok(valueOf(samples, drift, target) >= 0, drift);
+    assert.ok(sampleValue(samples, drift, target) >= 0, drift);
   }
-  assert.ok(valueOf(samples, 'edgeban_target_pending_entries', target) >= 0);
+  assert.ok(sampleValue(samples, 'edgeban_target_pending_entries', target) >= 0);
   assert.equal(select(samples, 'edgeban_target_state', target).reduce((sum, s) => sum + s.value, 0), 1, 'exactly one state at a time');
   assert.ok(select(samples, 'process_resident_memory_bytes').length === 1, 'process metrics missing');
   assert.ok(select(samples, 'nodejs_eventloop_lag_seconds').length === 1, 'event loop metrics missing');
@@ -91,7 +91,7 @@ test('edgeban run with EDGEBAN_METRICS_LISTEN: /readyz follows the first success
   await until('server errors in the metrics', async () =>
     select((await scrape()).samples, 'edgeban_target_api_requests_total', { ...target, outcome: 'server' }).some((s) => s.value >= 1));
   await until('the target shown unreachable', async () =>
-    valueOf((await scrape()).samples, 'edgeban_target_state', { ...target, state: 'unreachable' }) === 1);
+    sampleValue((await scrape()).samples, 'edgeban_target_state', { ...target, state: 'unreachable' }) === 1);
   assert.equal((await fetch(`${base}/readyz`)).status, 200, 'an outage after a successful pass keeps it ready');
   sim.setFaults({ errorRate: 0 });
 
@@ -100,8 +100,8 @@ test('edgeban run with EDGEBAN_METRICS_LISTEN: /readyz follows the first success
   daemon.child.kill('SIGHUP');
   await until('the reload', async () => daemon.stderr.filter((l) => l.includes('configuration reloaded')).length > reloadsBefore);
   ({ text, samples } = await scrape());
-  assert.equal(valueOf(samples, 'edgeban_log_lines_read_total', { jail: 'dovecot', path: mailLog }), 5, 'a reload reset a counter');
-  assert.equal(valueOf(samples, 'edgeban_filter_matches_total', { jail: 'dovecot' }), 3);
+  assert.equal(sampleValue(samples, 'edgeban_log_lines_read_total', { jail: 'dovecot', path: mailLog }), 5, 'a reload reset a counter');
+  assert.equal(sampleValue(samples, 'edgeban_filter_matches_total', { jail: 'dovecot' }), 3);
   assert.ok(!text.includes(ATTACKER));
 
   const logged = daemon.stderr.filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>);

@@ -4,7 +4,7 @@ import { register as globalRegistry } from 'prom-client';
 import { EdgebanMetrics } from '../../src/metrics/edgeban-metrics.ts';
 import { judgeReadiness } from '../../src/metrics/readiness.ts';
 import type { PassResult, TargetStatus } from '../../src/targets/target-reconciler.ts';
-import { parseExposition, select, valueOf } from './prom-text.ts';
+import { parseExposition, select, sampleValue } from './prom-text.ts';
 
 const FIREWALL = 'https://fw1.example.net';
 const ALIAS = 'fail2ban_blocklist';
@@ -46,18 +46,18 @@ test('registry: counters, bans from the ledger, target gauges and drift, from fa
   metrics.forJail('postfix');
 
   let samples = parseExposition((await metrics.scrape()).body);
-  assert.equal(valueOf(samples, 'edgeban_log_lines_read_total', { jail: 'dovecot', path: '/logs/mail.log' }), 7);
-  assert.equal(valueOf(samples, 'edgeban_log_lines_read_total', { jail: 'dovecot', path: '/logs/other.log' }), 1);
-  assert.equal(valueOf(samples, 'edgeban_filter_matches_total', { jail: 'dovecot' }), 3);
-  assert.equal(valueOf(samples, 'edgeban_filter_matches_total', { jail: 'postfix' }), 0, 'a configured jail shows 0 before its first match');
-  assert.equal(valueOf(samples, 'edgeban_failures_dropped_total', { jail: 'dovecot', reason: 'unusable' }), 1);
-  assert.equal(valueOf(samples, 'edgeban_failures_dropped_total', { jail: 'dovecot', reason: 'old' }), 0);
-  assert.equal(valueOf(samples, 'edgeban_active_bans', { target: ALIAS, jail: 'dovecot' }), 2);
-  assert.equal(valueOf(samples, 'edgeban_active_bans', { target: ALIAS, jail: 'postfix' }), 1);
-  assert.equal(valueOf(samples, 'edgeban_banned_addresses', { target: ALIAS }), 2, 'an address banned by two jails is one alias entry');
-  assert.equal(valueOf(samples, 'edgeban_target_state', { ...target, state: 'syncing' }), 1);
-  assert.equal(valueOf(samples, 'edgeban_target_state', { ...target, state: 'in-sync' }), 0);
-  assert.equal(valueOf(samples, 'edgeban_target_pending_entries', target), 4);
+  assert.equal(sampleValue(samples, 'edgeban_log_lines_read_total', { jail: 'dovecot', path: '/logs/mail.log' }), 7);
+  assert.equal(sampleValue(samples, 'edgeban_log_lines_read_total', { jail: 'dovecot', path: '/logs/other.log' }), 1);
+  assert.equal(sampleValue(samples, 'edgeban_filter_matches_total', { jail: 'dovecot' }), 3);
+  assert.equal(sampleValue(samples, 'edgeban_filter_matches_total', { jail: 'postfix' }), 0, 'a configured jail shows 0 before its first match');
+  assert.equal(sampleValue(samples, 'edgeban_failures_dropped_total', { jail: 'dovecot', reason: 'unusable' }), 1);
+  assert.equal(sampleValue(samples, 'edgeban_failures_dropped_total', { jail: 'dovecot', reason: 'old' }), 0);
+  assert.equal(sampleValue(samples, 'edgeban_active_bans', { target: ALIAS, jail: 'dovecot' }), 2);
+  assert.equal(sampleValue(samples, 'edgeban_active_bans', { target: ALIAS, jail: 'postfix' }), 1);
+  assert.equal(sampleValue(samples, 'edgeban_banned_addresses', { target: ALIAS }), 2, 'an address banned by two jails is one alias entry');
+  assert.equal(sampleValue(samples, 'edgeban_target_state', { ...target, state: 'syncing' }), 1);
+  assert.equal(sampleValue(samples, 'edgeban_target_state', { ...target, state: 'in-sync' }), 0);
+  assert.equal(sampleValue(samples, 'edgeban_target_pending_entries', target), 4);
   assert.equal(select(samples, 'edgeban_reconcile_last_success_timestamp_seconds').length, 0, 'no pass yet: no success time');
   assert.ok(select(samples, 'process_cpu_user_seconds_total').length === 1, 'process metrics missing');
 
@@ -65,12 +65,12 @@ test('registry: counters, bans from the ledger, target gauges and drift, from fa
   current = status(succeeded(pass({ add: ['a', 'b'], remove: ['c'], foreign: ['d'] }), 1));
   await metrics.scrape();
   samples = parseExposition((await metrics.scrape()).body);
-  assert.equal(valueOf(samples, 'edgeban_reconcile_last_pass_added_entries', target), 2);
-  assert.equal(valueOf(samples, 'edgeban_reconcile_last_pass_removed_entries', target), 1);
-  assert.equal(valueOf(samples, 'edgeban_reconcile_last_pass_foreign_entries', target), 1);
-  assert.equal(valueOf(samples, 'edgeban_reconcile_added_entries_total', target), 2);
-  assert.equal(valueOf(samples, 'edgeban_reconcile_removed_entries_total', target), 1);
-  assert.equal(valueOf(samples, 'edgeban_reconcile_last_success_timestamp_seconds', target), 1_700_000_000);
+  assert.equal(sampleValue(samples, 'edgeban_reconcile_last_pass_added_entries', target), 2);
+  assert.equal(sampleValue(samples, 'edgeban_reconcile_last_pass_removed_entries', target), 1);
+  assert.equal(sampleValue(samples, 'edgeban_reconcile_last_pass_foreign_entries', target), 1);
+  assert.equal(sampleValue(samples, 'edgeban_reconcile_added_entries_total', target), 2);
+  assert.equal(sampleValue(samples, 'edgeban_reconcile_removed_entries_total', target), 1);
+  assert.equal(sampleValue(samples, 'edgeban_reconcile_last_success_timestamp_seconds', target), 1_700_000_000);
 
   // Between two scrapes: another successful pass, seen through an API call of the next (failing) pass, then the failure.
   const second = pass({ add: ['e'], at: 1_700_000_060_000 });
@@ -78,18 +78,18 @@ test('registry: counters, bans from the ledger, target gauges and drift, from fa
   metrics.apiCall(current, { kind: 'opnsense', target: current.id, endpoint: 'POST firewall/alias_util/list', outcome: 'retry', reason: 'network', durationMs: 12 });
   current = status({ state: 'unreachable', lastError: { kind: 'network', message: 'refused', at: 0 }, lastPass: pass({ ok: false, error: 'refused', at: 1_700_000_120_000 }), lastSuccess: second, successfulPasses: 2 });
   samples = parseExposition((await metrics.scrape()).body);
-  assert.equal(valueOf(samples, 'edgeban_reconcile_added_entries_total', target), 3);
-  assert.equal(valueOf(samples, 'edgeban_reconcile_last_success_timestamp_seconds', target), 1_700_000_060, 'a failed pass is not a success');
-  assert.equal(valueOf(samples, 'edgeban_reconcile_last_pass_added_entries', target), 1);
-  assert.equal(valueOf(samples, 'edgeban_target_state', { ...target, state: 'unreachable' }), 1);
-  assert.equal(valueOf(samples, 'edgeban_target_api_requests_total', { firewall: FIREWALL, alias: ALIAS, endpoint: 'POST firewall/alias_util/list', outcome: 'network' }), 1);
-  assert.equal(valueOf(samples, 'edgeban_target_api_request_duration_seconds_count', { firewall: FIREWALL, alias: ALIAS, endpoint: 'POST firewall/alias_util/list' }), 1);
+  assert.equal(sampleValue(samples, 'edgeban_reconcile_added_entries_total', target), 3);
+  assert.equal(sampleValue(samples, 'edgeban_reconcile_last_success_timestamp_seconds', target), 1_700_000_060, 'a failed pass is not a success');
+  assert.equal(sampleValue(samples, 'edgeban_reconcile_last_pass_added_entries', target), 1);
+  assert.equal(sampleValue(samples, 'edgeban_target_state', { ...target, state: 'unreachable' }), 1);
+  assert.equal(sampleValue(samples, 'edgeban_target_api_requests_total', { firewall: FIREWALL, alias: ALIAS, endpoint: 'POST firewall/alias_util/list', outcome: 'network' }), 1);
+  assert.equal(sampleValue(samples, 'edgeban_target_api_request_duration_seconds_count', { firewall: FIREWALL, alias: ALIAS, endpoint: 'POST firewall/alias_util/list' }), 1);
 
   // Bans all ended: the series go, they do not keep their last value.
   claims.length = 0;
   samples = parseExposition((await metrics.scrape()).body);
   assert.equal(select(samples, 'edgeban_active_bans').length, 0);
-  assert.equal(valueOf(samples, 'edgeban_banned_addresses', { target: ALIAS }), 0);
+  assert.equal(sampleValue(samples, 'edgeban_banned_addresses', { target: ALIAS }), 0);
   const text = (await metrics.scrape()).body;
   assert.ok(!text.includes('198.51.100.'), 'an address in the metrics');
 });

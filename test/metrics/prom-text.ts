@@ -27,7 +27,7 @@ export function select(samples: readonly Sample[], name: string, labels: Record<
 }
 
 /** The one value of `name` with `labels`; throws when there is none or more than one. */
-export function valueOf(samples: readonly Sample[], name: string, labels: Record<string, string> = {}): number {
+export function sampleValue(samples: readonly Sample[], name: string, labels: Record<string, string> = {}): number {
   const found = select(samples, name, labels);
   if (found.length !== 1) throw new Error(`expected one ${name}${JSON.stringify(labels)}, found ${found.length}`);
   return found[0]!.value;

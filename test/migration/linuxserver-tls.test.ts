@@ -33,7 +33,7 @@ test("linuxserver's opnsense with allow_insecure=true bans into a firewall with 
   t.after(() => insecure.close());
   const tlsAlias = async () => {
     const res = await request(`${tls.url}/__simulator/state`, { dispatcher: insecure });
-    return ((await res.body.json()) as { tables: Record<string, string[]> }).tables['fail2ban_blocklist'] ?? [];
+    return ((await res.body.json()) as { tables: Record<string, string[]> }).tables.fail2ban_blocklist ?? [];
   };
   const env = {
     TZ: 'UTC', OPNSENSE_URL: plain.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET,

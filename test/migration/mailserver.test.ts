@@ -33,8 +33,8 @@ test('a docker-mailserver jail.local (1w, maxretry 6, nftables-allports, postfix
   const status = await statusJson(env);
   const jails = Object.fromEntries(status.jails.map((j) => [j.jail, j]));
   assert.deepEqual(Object.keys(jails).sort(), ['custom', 'dovecot', 'postfix', 'postfix-sasl'], 'every enabled jail is listed');
-  assert.equal(jails['custom']?.running, false);
-  assert.match(jails['custom']?.reason ?? '', /filter "custom" not found/);
+  assert.equal(jails.custom?.running, false);
+  assert.match(jails.custom?.reason ?? '', /filter "custom" not found/);
   for (const name of ['dovecot', 'postfix', 'postfix-sasl']) {
     assert.equal(jails[name]?.running, true, name);
     assert.deepEqual(jails[name]?.notes?.map((n) => [n.kind, n.subject]), [['substituted', 'nftables-allports']], name);

@@ -69,8 +69,8 @@ test('jail.local ntfy[…] and webhook[…] become channels: identical ones shar
   assert.ok(!ntfy.label.includes('mail-bans') && !ntfy.label.includes(TOKEN));
   assert.deepEqual(jailChannels, { dovecot: [ntfy.id], postfix: [ntfy.id, hook.id] });
   const byJail = Object.fromEntries(config.jails.map((j) => [j.definition.name, j.channels]));
-  assert.equal(byJail['dovecot']?.[0], byJail['postfix']?.[0], 'one object, so one rate limit');
-  assert.deepEqual(byJail['traefik'], []);
+  assert.equal(byJail.dovecot?.[0], byJail.postfix?.[0], 'one object, so one rate limit');
+  assert.deepEqual(byJail.traefik, []);
   for (const secret of [TOKEN, 'hook-token-123']) assert.ok(config.secrets.includes(secret), 'tokens are in the scrub list');
 });
 

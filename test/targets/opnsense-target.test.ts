@@ -38,7 +38,7 @@ test('OpnsenseTarget: add, list (owned null), delete; errors classified retry / 
   const check = await target.check();
   assert.deepEqual(check.errors, []);
   assert.deepEqual(check.warnings, []);
-  assert.equal(check.facts['aliasType'], 'external');
+  assert.equal(check.facts.aliasType, 'external');
 
   sim.setFaults({ errorRate: 1 });
   await assert.rejects(target.add(entry('192.0.2.2')), isTargetError('retry', 'server'));
@@ -75,6 +75,6 @@ test('OpnsenseTarget.check: a URL Table (IPs) alias (durable mode) is not warned
   const target = new OpnsenseTarget(new OpnsenseClient({ endpoint: endpointFor(sim, { timeoutMs: 2000 }), logger: new CapturedLog().logger }), ALIAS);
   t.after(() => target.close());
   const check = await target.check();
-  assert.equal(check.facts['aliasType'], 'urltable');
+  assert.equal(check.facts.aliasType, 'urltable');
   assert.deepEqual(check.warnings, [], 'no "rewrites config.xml" warning for a URL table');
 });

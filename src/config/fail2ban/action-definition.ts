@@ -181,10 +181,10 @@ export class ActionResolver {
   private combine(loaded: LoadedAction, name: string, entryParams: Record<string, string>, jailName: string, jailOptions: Options, source: SourceRef): Record<string, string> {
     // ActionReader: the jail name is always available as <name>; actname keeps names unique per jail.
     const params: Record<string, string> = { ...entryParams };
-    if (params['name'] === undefined) params['name'] = jailName;
-    if (params['actname'] === undefined) {
-      const n = params['name'];
-      params['actname'] = n === jailName ? name : name + (n.startsWith(jailName) ? n.slice(jailName.length) : `-${n}`);
+    if (params.name === undefined) params.name = jailName;
+    if (params.actname === undefined) {
+      const n = params.name;
+      params.actname = n === jailName ? name : name + (n.startsWith(jailName) ? n.slice(jailName.length) : `-${n}`);
     }
     const origin = { file: source.file, line: source.line };
     const { options, initNames } = combineDefinition({

@@ -70,12 +70,12 @@ export function mapParams(native: NativeTarget, resolved: Readonly<Record<string
     if (found !== undefined) params[target] = resolved[found]!.trim();
   }
   if (native === 'opnsense') {
-    const insecure = params['allow_insecure'] ?? '';
+    const insecure = params.allow_insecure ?? '';
     // The value is a flag, never a secret: safe to show.
     if (!BOOL_TRUE.test(insecure) && !BOOL_FALSE.test(insecure)) {
       throw new ConfigError(`allow_insecure: expected true or false${quotable(insecure) === null ? '' : `, not "${quotable(insecure)}"`}`, { file: source.file, line: source.line, key: 'allow_insecure' });
     }
-    params['allow_insecure'] = BOOL_TRUE.test(insecure) ? 'true' : 'false';
+    params.allow_insecure = BOOL_TRUE.test(insecure) ? 'true' : 'false';
   }
   return { params, renamed };
 }

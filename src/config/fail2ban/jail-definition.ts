@@ -391,10 +391,10 @@ export function loadJailFilter(jail: JailDefinition, dirs: ConfigDirs, options: 
     if (value !== undefined) jailOptions[key] = value;
   }
   const specMode = /\bmode\s*=\s*"?([^",\]]*)/.exec(jail.filter)?.[1]?.trim();
-  const modeSource = specMode !== undefined && specMode === jail.options['mode']?.trim() ? jail.sources['mode'] : undefined;
+  const modeSource = specMode !== undefined && specMode === jail.options.mode?.trim() ? jail.sources.mode : undefined;
   return loadFilter(jail.filter, dirs, {
-    from: jail.sources['filter'] ?? { file: '<unknown>', line: 0, key: 'filter' },
-    backend: jail.options['backend'] ?? 'auto',
+    from: jail.sources.filter ?? { file: '<unknown>', line: 0, key: 'filter' },
+    backend: jail.options.backend ?? 'auto',
     jailOptions,
     jailSources: jail.sources,
     ...(options.allowEmptyFailregex ? { allowEmptyFailregex: true } : {}),

@@ -38,10 +38,10 @@ export function extractOptions(spec: string): ExtractedOptions {
   if (list) {
     let lastOption = '';
     for (const m of list.matchAll(OPTION_EXTRACT_RE)) {
-      if (m.groups?.['wrngA'] !== undefined) {
+      if (m.groups?.wrngA !== undefined) {
         throw new OptionSyntaxError(`"${name}[…]": unexpected text after option "${m[1] ?? ''}" (a missing "]", or a value with commas or brackets that needs quotes)`);
       }
-      if (m.groups?.['wrngB'] !== undefined) {
+      if (m.groups?.wrngB !== undefined) {
         throw new OptionSyntaxError(
           `"${name}[…]": expected option=value${lastOption === '' ? '' : ` after option "${lastOption}"`} (quote values that hold commas or brackets)`,
         );

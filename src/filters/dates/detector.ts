@@ -4,6 +4,7 @@
  * last is tried first, so a log in one format costs one regex search per line.
  */
 import { zoneOffsetMinutes } from './timezone.ts';
+import { isAsciiText } from '../ascii.ts';
 import { groupsToEpoch, timeContext, type TimeContext } from './strptime.ts';
 import {
   epochTemplate, LINE_BEGIN, LINE_END, patternTemplate, RE_EPOCH_PATTERN, tai64nTemplate, templateTime,
@@ -110,7 +111,6 @@ export interface DateMatch {
   time: number | null;
 }
 
-const NON_ASCII = /[^\x00-\x7f]/;
 
 function codeAt(line: string, index: number): number {
   return index >= 0 && index < line.length ? line.charCodeAt(index) : -1;
@@ -162,7 +162,7 @@ export class DateDetector {
   time: number | null = null;
 
   /** Finds the date in `line`; `ascii` says the line has no non-ASCII characters (caller may know it). */
-  match(line: string, ascii = !NON_ASCII.test(line)): DateMatch | null {
+  match(line: string, ascii = isAsciiText(line)): DateMatch | null {
     return this.find(line, ascii) ? { start: this.start, end: this.end, time: this.time } : null;
   }
 

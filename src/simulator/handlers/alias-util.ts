@@ -131,7 +131,7 @@ function findReferences(ctx: ActionContext): ApiReply {
   const matches: string[] = [];
   for (const name of ctx.state.pf.names()) {
     const table = ctx.state.pf.get(name);
-    if (table && table.inPfOrder().some((entry) => entryContains(entry, ip))) matches.push(name);
+    if (table?.inPfOrder().some((entry) => entryContains(entry, ip))) matches.push(name);
   }
   return ok({ status: 'ok', matches });
 }

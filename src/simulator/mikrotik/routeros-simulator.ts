@@ -319,7 +319,7 @@ export class RouterOsSimulator {
     const name = decoded.slice(0, colon);
     const password = decoded.slice(colon + 1);
     const user = this.users.find((u) => u.name === name && u.password === password);
-    return user && user.policies.includes('rest-api') ? user : null;
+    return user?.policies.includes('rest-api') ? user : null;
   }
 
   private async handleAdmin(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

@@ -40,7 +40,7 @@ export const opnsenseKind: TargetKind<OpnsenseOptions> = {
   parseOptions(params) {
     const url = normalisedFirewall(requiredParam(params, 'firewall', 'the firewall address, or OPNSENSE_URL'));
     if (typeof url !== 'string') throw new TargetOptionError('firewall', url.problem);
-    const alias = (params['alias'] ?? '').trim() || DEFAULT_ALIAS;
+    const alias = (params.alias ?? '').trim() || DEFAULT_ALIAS;
     if (!isValidAliasName(alias)) {
       throw new TargetOptionError('alias', `"${alias.slice(0, 40)}" is not a valid OPNsense alias name (a letter or _ first, then letters, digits or _, at most 31)`);
     }

@@ -73,7 +73,7 @@ export class OpnsenseTarget implements EdgeTarget {
       throw new TargetError('operator', 'alias-missing', `GET /api/firewall/alias/get_alias_u_u_i_d/${this.alias}`,
         `no alias named ${this.alias} on ${this.client.baseUrl}: create it as type External (advanced) in Firewall ▸ Aliases and block it in a WAN rule (edgeban setup-opnsense does both)`);
     }
-    facts['aliasType'] = info.type;
+    facts.aliasType = info.type;
     // External and URL Table (IPs, durable mode) aliases take alias_util adds as plain pfctl adds, no config.xml write (deploy/opnsense-durable.md).
     const warnings = info.type === 'external' || info.type === 'urltable' ? [] : [
       `alias ${this.alias} is of type ${info.type}, not External: every ban rewrites config.xml and adds a backup revision (slow, and it evicts real backups). Recreate it as External (advanced)`,

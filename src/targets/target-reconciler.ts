@@ -1,5 +1,6 @@
 import pRetry from 'p-retry';
 import type { ForeignPolicy } from '../config/env.ts';
+import { isClaimActive } from '../ledger/ban-claim.ts';
 import type { Ledger, LedgerChange } from '../ledger/ledger.ts';
 import type { Logger } from '../logging/logger.ts';
 import { parsePfAddress } from '../net/address.ts';
@@ -397,7 +398,7 @@ export class TargetReconciler {
     const { ledger, ledgerTarget, clock } = this.options;
     const now = clock.now();
     const claims = [spelled, ...(this.spellings.get(spelled) ?? [])].flatMap((a) => ledger.claimsOf(ledgerTarget, a))
-      .filter((c) => c.endedAt === null && (c.expiresAt === null || c.expiresAt > now));
+      .filter((c) => isClaimActive(c, now));
     const permanent = claims.some((c) => c.expiresAt === null);
     const latest = permanent || claims.length === 0 ? null : Math.max(...claims.map((c) => c.expiresAt ?? 0));
     const jails = [...new Set(claims.map((c) => c.jail))].sort().join(',') || 'edgeban';

@@ -172,6 +172,16 @@ export class Ledger {
     return active;
   }
 
+  /** Addresses banned now, each counted once per target however many jails claim it (no list built: status asks it at 100,000 bans). */
+  activeCount(): number {
+    const now = this.clock.now();
+    let count = 0;
+    for (const target of this.index.targets()) {
+      for (const address of this.index.addresses(target)) if (this.index.isActive(target, address, now)) count++;
+    }
+    return count;
+  }
+
   activeClaims(target?: string): BanClaim[] {
     const now = this.clock.now();
     const claims: BanClaim[] = [];

@@ -65,5 +65,5 @@ HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
 # Exec form: node is PID 1 and receives SIGTERM itself; the daemon saves offsets and the ledger
 # and exits 0 within seconds, unbanning nothing. It starts no child processes, so no init is needed.
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["/usr/local/bin/node", "--enable-source-maps", "/app/dist/edgeban.mjs"]
+ENTRYPOINT ["/usr/local/bin/node", "--enable-source-maps", "--max-semi-space-size=16", "/app/dist/edgeban.mjs"]
 CMD ["run"]

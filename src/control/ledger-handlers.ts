@@ -63,7 +63,7 @@ export function createLedgerHandlers(options: LedgerHandlersOptions): ControlHan
       if (jail !== null && jails.jail(jail) === null && !(jails.isJail?.(jail) ?? false)) throw new ControlRequestError(`no jail named ${jail}`, 'jail', 404);
       const active = ledger.activeClaims();
       return {
-        activeBans: new Set(active.map((c) => `${c.target} ${c.address}`)).size,
+        activeBans: ledger.activeCount(),
         targets: options.targets(),
         jails: withBannedLists(jails.status?.(jail) ?? null, active),
         ledgerDamage: ledger.damage(),

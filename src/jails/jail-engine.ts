@@ -1,4 +1,4 @@
-import type { BanClaim } from '../ledger/ban-claim.ts';
+import { claimKey, isClaimActive, type BanClaim } from '../ledger/ban-claim.ts';
 import type { BanRequest } from '../ledger/ledger.ts';
 import type { Logger } from '../logging/logger.ts';
 import { InvalidAddressError } from '../net/address.ts';
@@ -359,7 +359,7 @@ export class JailEngine {
       this.logger.warn({ jail: name, address }, `[${name}] no opnsense action: ${address} is not banned at any firewall`);
     }
     const results = await Promise.allSettled(pending.map(async (target) => {
-      const key = `${target}\u0000${address}\u0000${name}`;
+      const key = claimKey(target, address, name);
       this.inFlight.add(key);
       try {
         await this.sink({ target, address, jail: name, origin: 'jail', durationMs });
@@ -377,8 +377,8 @@ export class JailEngine {
   }
 
   private isBanned(target: string, address: string, jail: string, nowMs: number): boolean {
-    if (this.inFlight.has(`${target}\u0000${address}\u0000${jail}`)) return true;
-    return this.history.claimsOf(target, address).some((c) => c.jail === jail && c.endedAt === null && (c.expiresAt === null || c.expiresAt > nowMs));
+    if (this.inFlight.has(claimKey(target, address, jail))) return true;
+    return this.history.claimsOf(target, address).some((c) => c.jail === jail && isClaimActive(c, nowMs));
   }
 }
 

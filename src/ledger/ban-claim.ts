@@ -35,6 +35,22 @@ export function isClaimActive(claim: BanClaim, now: number): boolean {
   return claim.endedAt === null && (claim.expiresAt === null || claim.expiresAt > now);
 }
 
+/** The map key of an address in a target: NUL occurs in no target name or address, so keys cannot collide. */
+export function addressKey(target: string, address: string): string {
+  return `${target}\u0000${address}`;
+}
+
+/** The map key of one jail's claim on an address in a target. */
+export function claimKey(target: string, address: string, jail: string): string {
+  return `${addressKey(target, address)}\u0000${jail}`;
+}
+
+/** The target and address an addressKey was built from. */
+export function splitAddressKey(key: string): [target: string, address: string] {
+  const at = key.indexOf('\u0000');
+  return [key.slice(0, at), key.slice(at + 1)];
+}
+
 /** When the claim stopped (or will stop) banning; null while it is permanent and not ended. */
 export function claimEnd(claim: BanClaim): number | null {
   if (claim.endedAt !== null) return claim.expiresAt === null ? claim.endedAt : Math.min(claim.endedAt, claim.expiresAt);

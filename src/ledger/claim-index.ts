@@ -23,26 +23,9 @@ export class ClaimIndex {
   /** Applies a mutation; returns whether it touched anything. */
   apply(mutation: LedgerMutation): boolean {
     switch (mutation.op) {
-      case 'ban': {
-        const claim = this.interned(mutation.claim);
-        const { target, address, jail } = claim;
-        let addresses = this.byTarget.get(target);
-        if (!addresses) this.byTarget.set(target, addresses = new Map());
-        const held = addresses.get(address);
-        if (held === undefined) {
-          addresses.set(address, claim);
-          this.count++;
-        } else if (held instanceof Map) {
-          if (!held.has(jail)) this.count++;
-          held.set(jail, claim);
-        } else if (held.jail === jail) {
-          addresses.set(address, claim);
-        } else {
-          addresses.set(address, new Map([[held.jail, held], [jail, claim]]));
-          this.count++;
-        }
+      case 'ban':
+        this.insert(this.interned(mutation.claim));
         return true;
-      }
       case 'end': {
         const addresses = this.byTarget.get(mutation.target);
         const held = addresses?.get(mutation.address);
@@ -76,6 +59,36 @@ export class ClaimIndex {
         this.count--;
         return true;
       }
+    }
+  }
+
+  /**
+   * Holds claims handed over from another index (a store's load), whose names are already one copy
+   * each: kept as they are, where `apply` would copy each claim to share its names.
+   */
+  adopt(claim: BanClaim): void {
+    this.intern(claim.target);
+    this.intern(claim.jail);
+    this.intern(claim.origin);
+    this.insert(claim);
+  }
+
+  private insert(claim: BanClaim): void {
+    const { target, address, jail } = claim;
+    let addresses = this.byTarget.get(target);
+    if (!addresses) this.byTarget.set(target, addresses = new Map());
+    const held = addresses.get(address);
+    if (held === undefined) {
+      addresses.set(address, claim);
+      this.count++;
+    } else if (held instanceof Map) {
+      if (!held.has(jail)) this.count++;
+      held.set(jail, claim);
+    } else if (held.jail === jail) {
+      addresses.set(address, claim);
+    } else {
+      addresses.set(address, new Map([[held.jail, held], [jail, claim]]));
+      this.count++;
     }
   }
 

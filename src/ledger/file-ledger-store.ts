@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import { open, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 import { crc32 } from 'node:zlib';
 import type { Logger } from '../logging/logger.ts';
 import { ensureDirectory, syncDirectory } from '../util/durable-files.ts';
@@ -78,7 +79,7 @@ interface Settle { resolve: () => void; reject: (error: unknown) => void }
 interface SnapshotHeader { format: string; version: number; ledger: string; claims: number; lastSeq: number }
 interface JournalHeader { format: string; version: number; ledger: string; after: number; committed: number }
 
-interface SnapshotRead { header: SnapshotHeader | null; claims: BanClaim[]; problems: string[] }
+interface SnapshotRead { header: SnapshotHeader | null; problems: string[] }
 interface JournalRead {
   header: JournalHeader | null;
   /** Records in order; legacy (version 1) records have no sequence number; null: a type this version does not know. */
@@ -150,15 +151,14 @@ export class FileLedgerStore implements LedgerStore {
   get journalPath(): string { return path.join(this.dir, JOURNAL_FILE); }
 
   async load(): Promise<BanClaim[]> {
-    const snapshot = await this.readSnapshot();
+    const index = new ClaimIndex();
+    const snapshot = await this.readSnapshot((claim) => index.apply({ op: 'ban', claim }));
     const journal = await this.readJournal();
     const problems = [...(snapshot?.problems ?? []), ...(journal?.problems ?? [])];
     // Version 1 created an empty journal at every start and a snapshot only on compaction: a ledger
     // that never recorded a ban is an empty journal alone, to be upgraded, not damage.
     const neverUsedV1 = snapshot === null && journal !== null && journal.header === null && journal.records.length === 0 && journal.tornBytes === 0 && journal.problems.length === 0;
     const legacy = neverUsedV1 || (snapshot !== null && snapshot.header?.version === 1) || (journal !== null && journal.header === null && journal.records.some((r) => r.seq === null));
-    const index = new ClaimIndex();
-    for (const claim of snapshot?.claims ?? []) index.apply({ op: 'ban', claim });
     const snapshotSeq = snapshot?.header?.lastSeq ?? 0;
     let lastSeq = snapshotSeq;
 
@@ -409,31 +409,45 @@ export class FileLedgerStore implements LedgerStore {
       ' Bans that were lost are no longer known to edgeban: their firewall entries count as foreign until removed or re-banned.');
   }
 
-  private async readSnapshot(): Promise<SnapshotRead | null> {
-    const text = await readIfExists(this.snapshotPath);
-    if (text === null) return null;
-    const lines = text.split('\n');
-    if (lines.at(-1) === '') lines.pop();
-    const decodedHeader = decodeLine(lines[0] ?? '');
-    if (!decodedHeader.ok) throw new LedgerCorruptError(this.snapshotPath, 1, decodedHeader.reason);
-    const meta = decodedHeader.value as Partial<SnapshotHeader>;
-    if (meta.format !== SNAPSHOT_FORMAT || typeof meta.claims !== 'number') throw new LedgerCorruptError(this.snapshotPath, 1, 'not an edgeban ledger snapshot header');
-    const version = meta.version === FORMAT_VERSION && typeof meta.ledger === 'string' && typeof meta.lastSeq === 'number' ? FORMAT_VERSION : 1;
-    const header: SnapshotHeader = { format: SNAPSHOT_FORMAT, version, ledger: meta.ledger ?? '', claims: meta.claims, lastSeq: version === 1 ? 0 : meta.lastSeq! };
-    const claims: BanClaim[] = [];
+  /**
+   * Read line by line, each claim handed to `onClaim` as it is read: the snapshot of a large
+   * ledger (16 MB at 100,000 bans) is never held whole, nor as an array of lines or claims —
+   * that transient grew the heap, and the RSS never gave it back.
+   */
+  private async readSnapshot(onClaim: (claim: BanClaim) => void): Promise<SnapshotRead | null> {
+    let header: SnapshotHeader | null = null;
+    let claims = 0;
+    let lineCount = 0;
     const unreadable: number[] = [];
-    for (let i = 1; i < lines.length; i++) {
-      const decoded = decodeLine(lines[i] ?? '');
+    const found = await forEachLine(this.snapshotPath, (line) => {
+      lineCount++;
+      if (header === null) {
+        const decodedHeader = decodeLine(line);
+        if (!decodedHeader.ok) throw new LedgerCorruptError(this.snapshotPath, 1, decodedHeader.reason);
+        const meta = decodedHeader.value as Partial<SnapshotHeader>;
+        if (meta.format !== SNAPSHOT_FORMAT || typeof meta.claims !== 'number') throw new LedgerCorruptError(this.snapshotPath, 1, 'not an edgeban ledger snapshot header');
+        const version = meta.version === FORMAT_VERSION && typeof meta.ledger === 'string' && typeof meta.lastSeq === 'number' ? FORMAT_VERSION : 1;
+        header = { format: SNAPSHOT_FORMAT, version, ledger: meta.ledger ?? '', claims: meta.claims, lastSeq: version === 1 ? 0 : meta.lastSeq! };
+        return;
+      }
+      const decoded = decodeLine(line);
       const claim = decoded.ok ? BanClaimSchema.safeParse(decoded.value) : null;
-      if (claim?.success) claims.push(claim.data);
-      else unreadable.push(i + 1);
-    }
+      if (claim?.success) {
+        onClaim(claim.data);
+        claims++;
+      } else {
+        unreadable.push(lineCount);
+      }
+    });
+    if (!found) return null;
+    if (header === null) throw new LedgerCorruptError(this.snapshotPath, 1, 'no checksum');
+    const read: SnapshotHeader = header;
     const problems: string[] = [];
     if (unreadable.length > 0) problems.push(`snapshot ${this.snapshotPath}: unreadable record(s) at line ${lineList(unreadable)}`);
-    const missing = header.claims - claims.length - unreadable.length;
-    if (missing > 0) problems.push(`snapshot ${this.snapshotPath} was cut short: ${missing} of its ${header.claims} records are gone`);
-    if (version === 1 && problems.length > 0) throw new LedgerCorruptError(this.snapshotPath, unreadable[0] ?? lines.length, problems[0]!);
-    return { header, claims, problems };
+    const missing = read.claims - claims - unreadable.length;
+    if (missing > 0) problems.push(`snapshot ${this.snapshotPath} was cut short: ${missing} of its ${read.claims} records are gone`);
+    if (read.version === 1 && problems.length > 0) throw new LedgerCorruptError(this.snapshotPath, unreadable[0] ?? lineCount, problems[0]!);
+    return { header: read, problems };
   }
 
   /**
@@ -583,6 +597,40 @@ export function decodeLine(line: string): { ok: true; value: unknown } | { ok: f
     return { ok: true, value: JSON.parse(json) };
   } catch {
     return { ok: false, reason: 'not JSON' };
+  }
+}
+
+/**
+ * Calls `onLine` with each line of `file` (without its newline; a final empty line is not one),
+ * reading it in chunks; false when the file does not exist.
+ */
+async function forEachLine(file: string, onLine: (line: string) => void): Promise<boolean> {
+  let handle: FileHandle;
+  try {
+    handle = await open(file, 'r');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw error;
+  }
+  try {
+    const decoder = new StringDecoder('utf8');
+    const chunk = Buffer.allocUnsafe(1 << 20);
+    let rest = '';
+    for (;;) {
+      const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
+      const text = bytesRead === 0 ? rest + decoder.end() : rest + decoder.write(chunk.subarray(0, bytesRead));
+      let start = 0;
+      for (let newline = text.indexOf('\n'); newline !== -1; newline = text.indexOf('\n', start)) {
+        onLine(text.slice(start, newline));
+        start = newline + 1;
+      }
+      rest = text.slice(start);
+      if (bytesRead === 0) break;
+    }
+    if (rest !== '') onLine(rest);
+    return true;
+  } finally {
+    await handle.close();
   }
 }
 

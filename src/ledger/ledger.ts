@@ -2,7 +2,7 @@ import TinyQueue from 'tinyqueue';
 import type { Logger } from '../logging/logger.ts';
 import { parsePfAddress } from '../net/address.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
-import { claimEnd, isClaimActive, type BanClaim, type LedgerMutation } from './ban-claim.ts';
+import { addressKey, claimEnd, claimKey, isClaimActive, type BanClaim, type LedgerMutation } from './ban-claim.ts';
 import { ClaimIndex } from './claim-index.ts';
 import type { LedgerDamage, LedgerStore } from './ledger-store.ts';
 
@@ -79,7 +79,7 @@ export class Ledger {
   static async open(options: LedgerOptions): Promise<Ledger> {
     const ledger = new Ledger(options);
     for (const claim of await options.store.load()) {
-      ledger.index.apply({ op: 'ban', claim });
+      ledger.index.adopt(claim);
       ledger.trackExpiry(claim);
     }
     ledger.unsubscribeRemote = options.store.onRemoteMutations((mutations) => ledger.applyRemote(mutations));
@@ -170,6 +170,16 @@ export class Ledger {
     const active = new Set<string>();
     for (const address of this.index.addresses(target)) if (this.index.isActive(target, address, now)) active.add(address);
     return active;
+  }
+
+  /** Addresses banned now, each counted once per target however many jails claim it (no list built: status asks it at 100,000 bans). */
+  activeCount(): number {
+    const now = this.clock.now();
+    let count = 0;
+    for (const target of this.index.targets()) {
+      for (const address of this.index.addresses(target)) if (this.index.isActive(target, address, now)) count++;
+    }
+    return count;
   }
 
   activeClaims(target?: string): BanClaim[] {
@@ -313,15 +323,11 @@ export class Ledger {
     for (let next = this.expiries.peek(); next && next.at <= now; next = this.expiries.peek()) {
       this.expiries.pop();
       // A later ban may have extended it: announce only what really stopped.
-      if (!this.index.isActive(next.target, next.address, now)) changes.set(`${next.target}\u0000${next.address}`, { target: next.target, address: next.address });
+      if (!this.index.isActive(next.target, next.address, now)) changes.set(addressKey(next.target, next.address), { target: next.target, address: next.address });
     }
     this.emit([...changes.values()]);
     this.armExpiryTimer();
   }
-}
-
-function claimKey(target: string, address: string, jail: string): string {
-  return `${target}\u0000${address}\u0000${jail}`;
 }
 
 function changeOf(mutation: LedgerMutation): LedgerChange {

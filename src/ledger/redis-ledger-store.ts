@@ -3,7 +3,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { z } from 'zod';
 import type { Logger } from '../logging/logger.ts';
 import { errorMessage, UserFacingError } from '../util/errors.ts';
-import { BanClaimSchema, KNOWN_MUTATION_OPS, LedgerMutationSchema, supersedes, type BanClaim, type LedgerMutation } from './ban-claim.ts';
+import { addressKey, BanClaimSchema, KNOWN_MUTATION_OPS, LedgerMutationSchema, splitAddressKey, supersedes, type BanClaim, type LedgerMutation } from './ban-claim.ts';
 import { ClaimIndex } from './claim-index.ts';
 import type { LedgerDamage, LedgerStore } from './ledger-store.ts';
 import { LedgerSpool } from './ledger-spool.ts';
@@ -942,15 +942,6 @@ function claimKey(target: string, address: string, jail: string): string {
   return JSON.stringify([target, address, jail]);
 }
 
-function addressKey(target: string, address: string): string {
-  return `${target}\u0000${address}`;
-}
-
-function splitAddressKey(key: string): [string, string] {
-  const at = key.indexOf('\u0000');
-  return [key.slice(0, at), key.slice(at + 1)];
-}
-
 function addressKeyOf(mutation: LedgerMutation): string {
   return mutation.op === 'ban' ? addressKey(mutation.claim.target, mutation.claim.address) : addressKey(mutation.target, mutation.address);
 }
@@ -961,7 +952,7 @@ function sameClaim(a: BanClaim, b: BanClaim): boolean {
 
 function copyIndex(source: ClaimIndex): ClaimIndex {
   const copy = new ClaimIndex();
-  for (const claim of source.all()) copy.apply({ op: 'ban', claim });
+  for (const claim of source.all()) copy.adopt(claim);
   return copy;
 }
 

@@ -30,9 +30,10 @@ export interface PassPlan {
  *   for its retention): decides ownership of entries without the backend's mark (`owned` not true)
  */
 export function planPass(
-  desired: Iterable<string>, listed: readonly ListedEntry[], ownedByLedger: (address: string) => boolean, foreignPolicy: ForeignPolicy,
+  desired: Iterable<string>, listed: Iterable<ListedEntry>, ownedByLedger: (address: string) => boolean, foreignPolicy: ForeignPolicy,
 ): PassPlan {
-  const wanted = new Set(desired);
+  // A full pass hands over its Set of every active ban (100,000 addresses): read, not copied.
+  const wanted: ReadonlySet<string> = desired instanceof Set ? desired : new Set(desired);
   const present = new Set<string>();
   const remove: string[] = [];
   const foreign: string[] = [];

@@ -1,5 +1,6 @@
 import pRetry from 'p-retry';
 import type { ForeignPolicy } from '../config/env.ts';
+import { isClaimActive } from '../ledger/ban-claim.ts';
 import type { Ledger, LedgerChange } from '../ledger/ledger.ts';
 import type { Logger } from '../logging/logger.ts';
 import { parsePfAddress } from '../net/address.ts';
@@ -262,9 +263,7 @@ export class TargetReconciler {
     try {
       await this.checkTarget();
       this.touchedDuringList = new Map();
-      const entries = await this.withRetry(() => this.target.list());
-      const listed = listedMap(entries);
-      this.learnExpiry(entries);
+      const listed = await this.readList();
       for (const [address, present] of this.touchedDuringList) {
         if (present) listed.set(address, this.ownMark());
         else listed.delete(address);
@@ -285,7 +284,8 @@ export class TargetReconciler {
     this.recover();
     if (plan.adopt.length > 0) await this.adopt(plan.adopt);
     // Bans that grew beyond what their entry was sent with (while standing by, or while edgeban was down) are sent again.
-    const work = [...plan.add, ...plan.remove, ...plan.deleteForeign, ...[...(this.remote?.keys() ?? [])].filter((a) => this.expiryGrew(a))];
+    const grown = this.target.capabilities.nativeExpiry ? [...(this.remote?.keys() ?? [])].filter((a) => this.expiryGrew(a)) : [];
+    const work = [...plan.add, ...plan.remove, ...plan.deleteForeign, ...grown];
     for (const address of work) this.dirty.add(address);
     await this.drainAddresses(work);
     // Stood by (or stopped) while draining: the adds were never sent, so a verifying list would blame the backend.
@@ -322,8 +322,14 @@ export class TargetReconciler {
       if (spelled === null) unholdable.push(address);
       else desired.add(spelled);
     }
-    const entries: ListedEntry[] = [...listed].map(([address, owned]) => ({ address, owned }));
-    return { plan: planPass(desired, entries, (a) => this.ledgerOwns(a), this.options.foreignPolicy), unholdable };
+    return { plan: planPass(desired, listedEntries(listed), (a) => this.ledgerOwns(a), this.options.foreignPolicy), unholdable };
+  }
+
+  /** The backend's list as a map; the listed entries (one object each) are garbage once it returns, before the pass plans. */
+  private async readList(): Promise<Map<string, boolean | null>> {
+    const entries = await this.withRetry(() => this.target.list());
+    this.learnExpiry(entries);
+    return listedMap(entries);
   }
 
   /**
@@ -398,7 +404,7 @@ export class TargetReconciler {
     const { ledger, ledgerTarget, clock } = this.options;
     const now = clock.now();
     const claims = [spelled, ...(this.spellings.get(spelled) ?? [])].flatMap((a) => ledger.claimsOf(ledgerTarget, a))
-      .filter((c) => c.endedAt === null && (c.expiresAt === null || c.expiresAt > now));
+      .filter((c) => isClaimActive(c, now));
     const permanent = claims.some((c) => c.expiresAt === null);
     const latest = permanent || claims.length === 0 ? null : Math.max(...claims.map((c) => c.expiresAt ?? 0));
     const jails = [...new Set(claims.map((c) => c.jail))].sort().join(',') || 'edgeban';
@@ -742,6 +748,10 @@ function isBanSpelling(entry: string): boolean {
 
 function listedMap(entries: readonly ListedEntry[]): Map<string, boolean | null> {
   return new Map(entries.map((e) => [e.address, e.owned]));
+}
+
+function* listedEntries(listed: ReadonlyMap<string, boolean | null>): Generator<ListedEntry> {
+  for (const [address, owned] of listed) yield { address, owned };
 }
 
 function outline(plan: PassPlan): PassOutline {

@@ -204,7 +204,7 @@ export class JailEngine {
     }
     stats.failures++;
     // Still synchronous: observers see failures in counting order.
-    this.observers.get(jailName)?.forEach((o) => o.failure(network, Math.min(match.time, nowMs / 1000), match.line));
+    for (const o of this.observers.get(jailName) ?? []) o.failure(network, Math.min(match.time, nowMs / 1000), match.line);
     const time = Math.min(match.time, nowMs / 1000);
     if (result.kind === 'counted') {
       this.logger.debug({ jail: settings.name, address: network.text, retry: result.retry }, `[${settings.name}] Found ${network.text}`);
@@ -256,7 +256,7 @@ export class JailEngine {
     for (const jail of this.jails.values()) {
       if (jailName !== undefined && jail.settings.name !== jailName) continue;
       const network = host.family === 6 ? coveringNetwork(host, jail.settings.ipv6prefix) : host;
-      if (jail.tracker.delete(network)) this.observers.get(jail.settings.name)?.forEach((o) => o.forget(network));
+      if (jail.tracker.delete(network)) for (const o of this.observers.get(jail.settings.name) ?? []) o.forget(network);
     }
   }
 

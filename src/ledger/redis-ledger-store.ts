@@ -735,7 +735,7 @@ export class RedisLedgerStore implements LedgerStore {
             this.snapshotId = meta!.snapshotId;
             this.recordsSinceSnapshot = 0;
           }
-          if (reply && reply[0]) this.process(reply[0][1]);
+          if (reply?.[0]) this.process(reply[0][1]);
           if (this.rolledBack) await this.resync(await this.readMeta(), true);
         }
         if (failures > 0) this.logger.info('shared ledger reads from Redis again');

@@ -196,7 +196,7 @@ export class TargetReconciler {
       alias: this.options.list,
       ledgerTarget: this.options.ledgerTarget,
       state: this.state,
-      aliasType: this.facts['aliasType'] ?? null,
+      aliasType: this.facts.aliasType ?? null,
       inAlias: this.remote?.size ?? null,
       pending: this.pendingCount(),
       rejected: [...this.rejected].slice(0, MAX_REJECTED_SHOWN),

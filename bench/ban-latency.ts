@@ -25,7 +25,10 @@ export async function runBanLatencyBenchmark(options: { bans: number; paceMs: nu
       for (let i = 0; i < options.bans; i++) {
         const address = `2001:db8:1:${(i + 1).toString(16)}::1`;
         appendedAt.set(address, Date.now());
-        await appendFile(log, `${syslogStamp(new Date())} mail dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<u${i}>, method=PLAIN, rip=${address}, lip=10.0.0.2, TLS, session=<b>\n`);
+        await appendFile(
+          log,
+          `${syslogStamp(new Date())} mail dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<u${i}>, method=PLAIN, rip=${address}, lip=10.0.0.2, TLS, session=<b>\n`,
+        );
         await sleep(options.paceMs);
       }
       let calls: Array<{ at: number; path: string; requestBody: string }> = [];
@@ -52,17 +55,33 @@ export async function runBanLatencyBenchmark(options: { bans: number; paceMs: nu
   }
   latencies.sort((a, b) => a - b);
   return {
-    summary: [{
-      figure: `Ban latency, log line → add at the firewall (p50 / p99 / max ms, ${latencies.length} bans)`,
-      edgeban: `${percentile(latencies, 50)} / ${percentile(latencies, 99)} / ${latencies.at(-1) ?? NaN}`,
-      peer: 'fail2ban 1.0.2: p50 ~405 (pyinotify), ~920 (polling); measured earlier, not in this run',
-    }],
+    summary: [
+      {
+        figure: `Ban latency, log line → add at the firewall (p50 / p99 / max ms, ${latencies.length} bans)`,
+        edgeban: `${percentile(latencies, 50)} / ${percentile(latencies, 99)} / ${latencies.at(-1) ?? NaN}`,
+        peer: 'fail2ban 1.0.2: p50 ~405 (pyinotify), ~920 (polling); measured earlier, not in this run',
+      },
+    ],
     name: 'Ban latency (failure line appended → add request at the firewall)',
     rows: [
-      { tool: 'edgeban run (inotify)', bans: latencies.length, 'p50 ms': percentile(latencies, 50), 'p99 ms': percentile(latencies, 99), 'max ms': latencies.at(-1) ?? NaN },
-      { tool: 'fail2ban 1.0.2 (measured earlier on this machine, not in this run)', bans: '', 'p50 ms': '~405 (pyinotify), ~920 (polling)', 'p99 ms': '', 'max ms': '' },
+      {
+        tool: 'edgeban run (inotify)',
+        bans: latencies.length,
+        'p50 ms': percentile(latencies, 50),
+        'p99 ms': percentile(latencies, 99),
+        'max ms': latencies.at(-1) ?? NaN,
+      },
+      {
+        tool: 'fail2ban 1.0.2 (measured earlier on this machine, not in this run)',
+        bans: '',
+        'p50 ms': '~405 (pyinotify), ~920 (polling)',
+        'p99 ms': '',
+        'max ms': '',
+      },
     ],
-    notes: [`${options.bans} distinct attackers, one line every ${options.paceMs} ms, maxretry = 1; the simulator answers without added latency. Times are the simulator's receive stamp minus the append stamp (same clock).`],
+    notes: [
+      `${options.bans} distinct attackers, one line every ${options.paceMs} ms, maxretry = 1; the simulator answers without added latency. Times are the simulator's receive stamp minus the append stamp (same clock).`,
+    ],
   };
 }
 

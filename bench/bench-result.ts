@@ -18,11 +18,7 @@ export function markdownTable(rows: ReadonlyArray<Record<string, string | number
   if (rows.length === 0) return '(no rows)';
   const columns = [...new Set(rows.flatMap((row) => Object.keys(row)))];
   const line = (cells: string[]) => `| ${cells.map((c) => c.replaceAll('|', '\\|')).join(' | ')} |`;
-  return [
-    line(columns),
-    line(columns.map(() => '---')),
-    ...rows.map((row) => line(columns.map((c) => String(row[c] ?? '')))),
-  ].join('\n');
+  return [line(columns), line(columns.map(() => '---')), ...rows.map((row) => line(columns.map((c) => String(row[c] ?? ''))))].join('\n');
 }
 
 /** 1234567 → "1,234,567" (en-US grouping, whatever the machine's locale). */

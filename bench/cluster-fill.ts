@@ -38,13 +38,25 @@ export async function runClusterFillBenchmark(options: ClusterFillOptions): Prom
       await fillLedger(redis.url, prefix, options.bans);
       fills[replicas] = await timeFill(redis.url, prefix, replicas, options);
       rows.push({
-        measure: `fill an empty alias, ${grouped(options.bans)} bans`, replicas,
-        seconds: round(fills[replicas]!.seconds), 'first to last add, s': round(fills[replicas]!.sendingSeconds),
-        'adds/s': grouped(options.bans / fills[replicas]!.seconds), 'adds sent': grouped(fills[replicas]!.adds),
+        measure: `fill an empty alias, ${grouped(options.bans)} bans`,
+        replicas,
+        seconds: round(fills[replicas]!.seconds),
+        'first to last add, s': round(fills[replicas]!.sendingSeconds),
+        'adds/s': grouped(options.bans / fills[replicas]!.seconds),
+        'adds sent': grouped(fills[replicas]!.adds),
       });
     }
     const memory = await replicaMemory(redis.url, 'bench-rss:', options);
-    rows.push({ measure: `RSS of a replica holding ${grouped(options.rssBans)} active bans (Redis ledger)`, replicas: 1, seconds: '', 'first to last add, s': '', 'adds/s': '', 'adds sent': '', 'RSS MiB': memory.rss, 'peak MiB': memory.hwm });
+    rows.push({
+      measure: `RSS of a replica holding ${grouped(options.rssBans)} active bans (Redis ledger)`,
+      replicas: 1,
+      seconds: '',
+      'first to last add, s': '',
+      'adds/s': '',
+      'adds sent': '',
+      'RSS MiB': memory.rss,
+      'peak MiB': memory.hwm,
+    });
     const one = fills[1]!;
     const three = fills[3]!;
     return {
@@ -55,7 +67,11 @@ export async function runClusterFillBenchmark(options: ClusterFillOptions): Prom
           edgeban: `1 replica ${round(one.seconds)} (adds over ${round(one.sendingSeconds)}), 3 replicas ${round(three.seconds)} (adds over ${round(three.sendingSeconds)}; ${grouped(three.adds)} adds)`,
           peer: 'before the leader lease: 3 replicas 3.3× slower than 1 (21.0 s vs 68.5 s for 50,000 bans, issue 14, other simulator settings)',
         },
-        { figure: `RSS of a replica holding ${grouped(options.rssBans)} active bans (Redis ledger)`, edgeban: `${memory.rss} MiB (peak ${memory.hwm})`, peer: 'before: 280–530 MB with 50,000 bans (issue 14)' },
+        {
+          figure: `RSS of a replica holding ${grouped(options.rssBans)} active bans (Redis ledger)`,
+          edgeban: `${memory.rss} MiB (peak ${memory.hwm})`,
+          peer: 'before: 280–530 MB with 50,000 bans (issue 14)',
+        },
       ],
       rows,
       notes: [
@@ -79,20 +95,34 @@ async function fillLedger(url: string, prefix: string, count: number): Promise<v
   await ledger.close();
 }
 
-async function startReplicas(url: string, prefix: string, count: number, sim: Awaited<ReturnType<typeof startSimulatorProcess>>): Promise<{ daemons: DaemonProcess[]; roots: string[] }> {
+async function startReplicas(
+  url: string,
+  prefix: string,
+  count: number,
+  sim: Awaited<ReturnType<typeof startSimulatorProcess>>,
+): Promise<{ daemons: DaemonProcess[]; roots: string[] }> {
   const roots: string[] = [];
   for (let i = 0; i < count; i++) roots.push(await mkdtemp(path.join(tmpdir(), 'edgeban-bench-cluster-')));
-  const daemons = await Promise.all(roots.map(async (root) => {
-    const log = path.join(root, 'mail.log');
-    await writeFile(log, '');
-    return startDaemonProcess(root, sim, `[dovecot]\nenabled = true\nlogpath = ${log}\nmaxretry = 5\nbantime = 1h\n`, {
-      EDGEBAN_LEDGER: 'redis', EDGEBAN_REDIS_URL: url, EDGEBAN_REDIS_PREFIX: prefix, EDGEBAN_RECONCILE_INTERVAL: '3600',
-    });
-  }));
+  const daemons = await Promise.all(
+    roots.map(async (root) => {
+      const log = path.join(root, 'mail.log');
+      await writeFile(log, '');
+      return startDaemonProcess(root, sim, `[dovecot]\nenabled = true\nlogpath = ${log}\nmaxretry = 5\nbantime = 1h\n`, {
+        EDGEBAN_LEDGER: 'redis',
+        EDGEBAN_REDIS_URL: url,
+        EDGEBAN_REDIS_PREFIX: prefix,
+        EDGEBAN_RECONCILE_INTERVAL: '3600',
+      });
+    }),
+  );
   return { daemons, roots };
 }
 
-interface Fill { seconds: number; sendingSeconds: number; adds: number }
+interface Fill {
+  seconds: number;
+  sendingSeconds: number;
+  adds: number;
+}
 
 async function timeFill(url: string, prefix: string, replicas: number, options: ClusterFillOptions): Promise<Fill> {
   const sim = await startSimulatorProcess({ latencyMs: options.latencyMs, lockMs: options.lockMs, tableEntries: Math.max(1_000_000, options.bans * 2) });
@@ -163,7 +193,11 @@ async function startRedis(): Promise<{ url: string; stop: () => Promise<void> }>
   const port = await freePort();
   let child: ChildProcess;
   try {
-    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir], { stdio: ['ignore', 'pipe', 'ignore'] });
+    child = spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir],
+      { stdio: ['ignore', 'pipe', 'ignore'] },
+    );
   } catch (error) {
     throw new Error(`redis-server could not be started (is it installed?): ${(error as Error).message}`);
   }

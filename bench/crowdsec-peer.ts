@@ -38,10 +38,21 @@ export interface CrowdsecFigures {
 }
 
 export async function crowdsecInstalled(): Promise<boolean> {
-  const binaries = await Promise.all(['crowdsec', 'cscli'].map((b) => new Promise<boolean>((resolve) => {
-    execFile(b, ['-version'], (error) => resolve(error === null || (error as { code?: unknown }).code !== 'ENOENT'));
-  })));
-  return binaries.every(Boolean) && await access(path.join(HUB, '.index.json')).then(() => true, () => false);
+  const binaries = await Promise.all(
+    ['crowdsec', 'cscli'].map(
+      (b) =>
+        new Promise<boolean>((resolve) => {
+          execFile(b, ['-version'], (error) => resolve(error === null || (error as { code?: unknown }).code !== 'ENOENT'));
+        }),
+    ),
+  );
+  return (
+    binaries.every(Boolean) &&
+    (await access(path.join(HUB, '.index.json')).then(
+      () => true,
+      () => false,
+    ))
+  );
 }
 
 function output(command: string, args: string[]): Promise<string> {
@@ -67,7 +78,10 @@ async function freePort(): Promise<number> {
 async function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = createConnection({ host: '127.0.0.1', port });
-    socket.once('connect', () => { socket.destroy(); resolve(true); });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
     socket.once('error', () => resolve(false));
   });
 }
@@ -113,8 +127,13 @@ async function prepare(root: string, port: number): Promise<string> {
   const config = parse(await readFile(path.join(ETC, 'config.yaml'), 'utf8')) as Record<string, Record<string, unknown>>;
   config.common = { ...config.common, daemonize: false, log_media: 'file', log_dir: path.join(root, 'log'), working_dir: root };
   config.config_paths = {
-    ...config.config_paths, config_dir: etc, data_dir: data, simulation_path: path.join(etc, 'simulation.yaml'),
-    hub_dir: HUB, index_path: path.join(HUB, '.index.json'), notification_dir: path.join(etc, 'notifications'),
+    ...config.config_paths,
+    config_dir: etc,
+    data_dir: data,
+    simulation_path: path.join(etc, 'simulation.yaml'),
+    hub_dir: HUB,
+    index_path: path.join(HUB, '.index.json'),
+    notification_dir: path.join(etc, 'notifications'),
   };
   config.crowdsec_service = { ...config.crowdsec_service, acquisition_path: path.join(etc, 'acquis.yaml') };
   delete config.crowdsec_service.acquisition_dir;
@@ -126,7 +145,19 @@ async function prepare(root: string, port: number): Promise<string> {
   config.prometheus = { ...config.prometheus, enabled: false };
   const configPath = path.join(etc, 'config.yaml');
   await writeFile(configPath, stringify(config));
-  await output('cscli', ['-c', configPath, 'machines', 'add', 'edgeban-bench', '--auto', '--force', '-f', path.join(etc, 'local_api_credentials.yaml'), '-u', `http://127.0.0.1:${port}`]);
+  await output('cscli', [
+    '-c',
+    configPath,
+    'machines',
+    'add',
+    'edgeban-bench',
+    '--auto',
+    '--force',
+    '-f',
+    path.join(etc, 'local_api_credentials.yaml'),
+    '-u',
+    `http://127.0.0.1:${port}`,
+  ]);
   return configPath;
 }
 
@@ -145,7 +176,7 @@ export async function runCrowdsecPeer(replays: CrowdsecReplay[]): Promise<Crowds
     const deadline = Date.now() + 60_000;
     while (!(await portOpen(port))) {
       if (lapi.exitCode !== null) throw new Error(`CrowdSec's local API exited ${lapi.exitCode} (log in ${root}/log)`);
-      if (Date.now() > deadline) throw new Error('CrowdSec\'s local API did not listen within 60 s');
+      if (Date.now() > deadline) throw new Error("CrowdSec's local API did not listen within 60 s");
       await sleep(100);
     }
     const runs: CrowdsecFigures['runs'] = [];
@@ -164,5 +195,14 @@ export async function runCrowdsecPeer(replays: CrowdsecReplay[]): Promise<Crowds
 
 if (import.meta.main) {
   const [mail, access_] = [process.argv[2]!, process.argv[3]!];
-  console.log(JSON.stringify(await runCrowdsecPeer([{ file: mail, type: 'syslog', lines: 0 }, { file: access_, type: 'nginx', lines: 0 }]), null, 2));
+  console.log(
+    JSON.stringify(
+      await runCrowdsecPeer([
+        { file: mail, type: 'syslog', lines: 0 },
+        { file: access_, type: 'nginx', lines: 0 },
+      ]),
+      null,
+      2,
+    ),
+  );
 }

@@ -25,8 +25,18 @@ import { runFail2banServer, type Fail2banJail, type Fail2banRun } from './fail2b
 import { generatedLog, type LogKind } from './log-generators.ts';
 import { cpuSeconds, mib, procMemory, sleep, startDaemonProcess, startSimulatorProcess } from './processes.ts';
 
-interface JailStatus { jail: string; lines: number; matches?: number; failures?: number; bans?: number; tracked?: number }
-interface Status { activeBans: number; jails: JailStatus[] }
+interface JailStatus {
+  jail: string;
+  lines: number;
+  matches?: number;
+  failures?: number;
+  bans?: number;
+  tracked?: number;
+}
+interface Status {
+  activeBans: number;
+  jails: JailStatus[];
+}
 
 export interface DaemonThroughputOptions {
   lines: number;
@@ -38,7 +48,14 @@ export interface DaemonThroughputOptions {
   crowdsecAccessLines: number;
 }
 
-interface EdgebanRun { seconds: number; cpuSeconds: number; peakRss: number; startMs: number; failures: number; bans: number }
+interface EdgebanRun {
+  seconds: number;
+  cpuSeconds: number;
+  peakRss: number;
+  startMs: number;
+  failures: number;
+  bans: number;
+}
 
 const MAIL_JAILS = ['postfix', 'dovecot'];
 const WEB_JAILS = ['traefik', 'nginx', 'apache'];
@@ -46,7 +63,10 @@ const WEB_JAILS = ['traefik', 'nginx', 'apache'];
 async function edgebanRun(jails: Fail2banJail[], linesPerLog: number): Promise<EdgebanRun> {
   const jailLines = jails.reduce((sum, j) => sum + j.logs.length * linesPerLog, 0);
   const jailLocal = [
-    '[DEFAULT]', 'findtime = 3650d', 'bantime = 3650d', '',
+    '[DEFAULT]',
+    'findtime = 3650d',
+    'bantime = 3650d',
+    '',
     ...jails.flatMap((j) => [`[${j.name}]`, 'enabled = true', `logpath = ${j.logs.join('\n          ')}`, '']),
   ].join('\n');
   const root = await mkdtemp(path.join(tmpdir(), 'edgeban-bench-daemon-'));
@@ -63,8 +83,12 @@ async function edgebanRun(jails: Fail2banJail[], linesPerLog: number): Promise<E
           const seconds = (performance.now() - started) / 1000;
           const total = (field: 'failures' | 'bans') => status.jails.reduce((sum, j) => sum + (j[field] ?? 0), 0);
           return {
-            seconds, cpuSeconds: await cpuSeconds(daemon.child.pid), peakRss: (await procMemory(daemon.child.pid))?.hwm ?? NaN,
-            startMs: daemon.startMs, failures: total('failures'), bans: total('bans'),
+            seconds,
+            cpuSeconds: await cpuSeconds(daemon.child.pid),
+            peakRss: (await procMemory(daemon.child.pid))?.hwm ?? NaN,
+            startMs: daemon.startMs,
+            failures: total('failures'),
+            bans: total('bans'),
           };
         }
         if (Date.now() > deadline) throw new Error(`daemon counted ${counted} of ${jailLines} jail-lines in 15 minutes`);
@@ -91,10 +115,24 @@ export async function runDaemonThroughputBenchmark(options: DaemonThroughputOpti
   const { lines, dataDir } = options;
   const mailKinds: LogKind[] = ['dovecot', 'postfix'];
   const workloads = [
-    { name: 'mail', label: 'mail logs (postfix + dovecot jails)', kinds: mailKinds, jails: MAIL_JAILS, crowdsecType: 'syslog' as const, crowdsecLines: options.crowdsecMailLines },
-    { name: 'web', label: 'access log (traefik + nginx + apache jails)', kinds: ['access'] as LogKind[], jails: WEB_JAILS, crowdsecType: 'nginx' as const, crowdsecLines: options.crowdsecAccessLines },
+    {
+      name: 'mail',
+      label: 'mail logs (postfix + dovecot jails)',
+      kinds: mailKinds,
+      jails: MAIL_JAILS,
+      crowdsecType: 'syslog' as const,
+      crowdsecLines: options.crowdsecMailLines,
+    },
+    {
+      name: 'web',
+      label: 'access log (traefik + nginx + apache jails)',
+      kinds: ['access'] as LogKind[],
+      jails: WEB_JAILS,
+      crowdsecType: 'nginx' as const,
+      crowdsecLines: options.crowdsecAccessLines,
+    },
   ];
-  const fail2banThere = options.peerLines > 0 && await fail2banInstalled();
+  const fail2banThere = options.peerLines > 0 && (await fail2banInstalled());
   const crowdsecThere = await crowdsecInstalled();
   const rows: BenchResult['rows'] = [];
   const summary: SummaryRow[] = [];
@@ -104,7 +142,8 @@ export async function runDaemonThroughputBenchmark(options: DaemonThroughputOpti
   if (crowdsecThere && crowdsecSlices.length > 0) {
     const replays = [];
     for (const w of crowdsecSlices) {
-      for (const file of await logsOf(dataDir, w.kinds, Math.min(lines, w.crowdsecLines))) replays.push({ file, type: w.crowdsecType, lines: Math.min(lines, w.crowdsecLines) });
+      for (const file of await logsOf(dataDir, w.kinds, Math.min(lines, w.crowdsecLines)))
+        replays.push({ file, type: w.crowdsecType, lines: Math.min(lines, w.crowdsecLines) });
     }
     crowdsec = await runCrowdsecPeer(replays);
   }
@@ -116,8 +155,15 @@ export async function runDaemonThroughputBenchmark(options: DaemonThroughputOpti
     const edge = await edgebanRun(jails, lines);
     const edgeRate = distinct / edge.seconds;
     rows.push({
-      workload: w.label, tool: 'edgeban run', 'log lines': distinct, seconds: round2(edge.seconds), 'lines/s': Math.round(edgeRate),
-      'CPU s': round2(edge.cpuSeconds), 'peak RSS MiB': mib(edge.peakRss), failures: edge.failures, 'bans / alerts': edge.bans,
+      workload: w.label,
+      tool: 'edgeban run',
+      'log lines': distinct,
+      seconds: round2(edge.seconds),
+      'lines/s': Math.round(edgeRate),
+      'CPU s': round2(edge.cpuSeconds),
+      'peak RSS MiB': mib(edge.peakRss),
+      failures: edge.failures,
+      'bans / alerts': edge.bans,
     });
     const peers: string[] = [];
 
@@ -128,8 +174,15 @@ export async function runDaemonThroughputBenchmark(options: DaemonThroughputOpti
       f2b = await runFail2banServer(jailsOn(w.jails, peerLogs));
       const rate = (peerLogs.length * peerLines) / f2b.seconds;
       rows.push({
-        workload: w.label, tool: 'fail2ban-server, no-op action', 'log lines': peerLogs.length * peerLines, seconds: round2(f2b.seconds), 'lines/s': Math.round(rate),
-        'CPU s': round2(f2b.cpuSeconds), 'peak RSS MiB': mib(f2b.peakRss), failures: f2b.failed, 'bans / alerts': f2b.banned,
+        workload: w.label,
+        tool: 'fail2ban-server, no-op action',
+        'log lines': peerLogs.length * peerLines,
+        seconds: round2(f2b.seconds),
+        'lines/s': Math.round(rate),
+        'CPU s': round2(f2b.cpuSeconds),
+        'peak RSS MiB': mib(f2b.peakRss),
+        failures: f2b.failed,
+        'bans / alerts': f2b.banned,
       });
       peers.push(`fail2ban-server ${grouped(rate)} (edgeban ${ratio(edgeRate, rate)}); ${mib(f2b.peakRss)} MiB peak`);
     }
@@ -140,8 +193,15 @@ export async function runDaemonThroughputBenchmark(options: DaemonThroughputOpti
       const rate = csLines / csSeconds;
       const peak = Math.max(...replays.map((r) => r.peakRss));
       rows.push({
-        workload: w.label, tool: `CrowdSec ${crowdsec!.version} replay (-type ${w.crowdsecType}), ${replays.length} run(s)`, 'log lines': csLines, seconds: round2(csSeconds), 'lines/s': Math.round(rate),
-        'CPU s': round2(replays.reduce((s, r) => s + r.cpuSeconds, 0)), 'peak RSS MiB': mib(peak), failures: '', 'bans / alerts': '',
+        workload: w.label,
+        tool: `CrowdSec ${crowdsec!.version} replay (-type ${w.crowdsecType}), ${replays.length} run(s)`,
+        'log lines': csLines,
+        seconds: round2(csSeconds),
+        'lines/s': Math.round(rate),
+        'CPU s': round2(replays.reduce((s, r) => s + r.cpuSeconds, 0)),
+        'peak RSS MiB': mib(peak),
+        failures: '',
+        'bans / alerts': '',
       });
       peers.push(`CrowdSec ${grouped(rate)} (edgeban ${ratio(edgeRate, rate)}; first ${grouped(replays[0]!.lines)} lines of each log); ${mib(peak)} MiB peak`);
     }
@@ -157,14 +217,24 @@ export async function runDaemonThroughputBenchmark(options: DaemonThroughputOpti
     'edgeban: timed from spawning `edgeban run` (start-up included) until its status counts every line in every jail (polled every 100 ms over the control socket); CPU s from /proc/PID/stat then; peak RSS is VmHWM. findtime = bantime = 3650d so the 2025 stamps count: every match goes through the jail engine, bans through the ledger to the simulator.',
   );
   if (fail2banThere) {
-    notes.push(`fail2ban-server: the same jails with the same filter files (edgeban's shipped filters, which fail2ban reads), findtime = bantime = 3650d, maxretry 5, a no-op action, dbfile :memory:, loglevel INFO (its default), backend auto; over the first ${grouped(Math.min(lines, options.peerLines))} lines of each log (the generators are deterministic: the same lines edgeban read first). It has no lines-read counter: timed from spawn (start-up included) until its CPU time stopped growing (sampled every 100 ms, 3 s quiet). "failures" is its Total failed, "bans" its Total banned.`);
+    notes.push(
+      `fail2ban-server: the same jails with the same filter files (edgeban's shipped filters, which fail2ban reads), findtime = bantime = 3650d, maxretry 5, a no-op action, dbfile :memory:, loglevel INFO (its default), backend auto; over the first ${grouped(Math.min(lines, options.peerLines))} lines of each log (the generators are deterministic: the same lines edgeban read first). It has no lines-read counter: timed from spawn (start-up included) until its CPU time stopped growing (sampled every 100 ms, 3 s quiet). "failures" is its Total failed, "bans" its Total banned.`,
+    );
   } else {
-    notes.push(options.peerLines === 0 ? 'fail2ban-server: not run (--daemon-peer-lines 0).' : 'fail2ban-server: not installed (apt-get install fail2ban); not run.');
+    notes.push(
+      options.peerLines === 0 ? 'fail2ban-server: not run (--daemon-peer-lines 0).' : 'fail2ban-server: not installed (apt-get install fail2ban); not run.',
+    );
   }
   if (crowdsec !== null) {
-    notes.push(`CrowdSec ${crowdsec.version} (Debian): \`crowdsec -dsn file://LOG -type syslog|nginx -no-api\`, one run per log, against its local API (\`crowdsec -no-cs\`, loopback, fresh SQLite database) in a copy of Debian's config with no Central API; collections postfix, dovecot, nginx, linux (and what they pull in, plus Debian's whitelists parser) linked from Debian's offline hub. Mail: first ${grouped(Math.min(lines, options.crowdsecMailLines))} lines of each mail log; web: first ${grouped(Math.min(lines, options.crowdsecAccessLines))} lines of the access log only — CrowdSec reads access logs at a few hundred lines a second, the whole log would take most of an hour. Timed per run from spawn to exit (start-up and bucket flush included); CPU s and peak RSS from getrusage of the run. Its scenarios are not fail2ban's jails (leaky buckets, their own thresholds), so its alerts are not comparable to bans: ${grouped(crowdsec.alerts)} alerts in its local API after all its runs.`);
+    notes.push(
+      `CrowdSec ${crowdsec.version} (Debian): \`crowdsec -dsn file://LOG -type syslog|nginx -no-api\`, one run per log, against its local API (\`crowdsec -no-cs\`, loopback, fresh SQLite database) in a copy of Debian's config with no Central API; collections postfix, dovecot, nginx, linux (and what they pull in, plus Debian's whitelists parser) linked from Debian's offline hub. Mail: first ${grouped(Math.min(lines, options.crowdsecMailLines))} lines of each mail log; web: first ${grouped(Math.min(lines, options.crowdsecAccessLines))} lines of the access log only — CrowdSec reads access logs at a few hundred lines a second, the whole log would take most of an hour. Timed per run from spawn to exit (start-up and bucket flush included); CPU s and peak RSS from getrusage of the run. Its scenarios are not fail2ban's jails (leaky buckets, their own thresholds), so its alerts are not comparable to bans: ${grouped(crowdsec.alerts)} alerts in its local API after all its runs.`,
+    );
   } else {
-    notes.push(crowdsecThere ? 'CrowdSec: not run (its slices are 0).' : 'CrowdSec: not installed (Debian\'s crowdsec package; the bench installs it when run as root); not run.');
+    notes.push(
+      crowdsecThere
+        ? 'CrowdSec: not run (its slices are 0).'
+        : "CrowdSec: not installed (Debian's crowdsec package; the bench installs it when run as root); not run.",
+    );
   }
   return { summary, name: 'Detection throughput of the daemon, beside fail2ban-server and CrowdSec', rows, notes };
 }

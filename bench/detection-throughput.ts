@@ -18,11 +18,17 @@ const NODE = process.execPath;
 const EDGEBAN = path.join(REPO, 'bin', 'edgeban.js');
 const FAIL2BAN_REGEX = 'fail2ban-regex';
 
-interface RunResult { seconds: number; hosts: string[] }
+interface RunResult {
+  seconds: number;
+  hosts: string[];
+}
 
 /** Whether Debian's fail2ban (fail2ban-regex and /etc/fail2ban) is installed: the peer and its filter files. */
 export async function fail2banInstalled(): Promise<boolean> {
-  const filters = await access('/etc/fail2ban/filter.d/common.conf').then(() => true, () => false);
+  const filters = await access('/etc/fail2ban/filter.d/common.conf').then(
+    () => true,
+    () => false,
+  );
   const regex = await new Promise<boolean>((resolve) => {
     const child = spawn(FAIL2BAN_REGEX, ['--version'], { stdio: 'ignore' });
     child.on('error', () => resolve(false));
@@ -32,7 +38,12 @@ export async function fail2banInstalled(): Promise<boolean> {
 }
 
 /** Runs a command to its end, timing it (start-up included) and handing each stdout line to `collect`. */
-export function runProcess(command: string, args: string[], collect: (line: string, hosts: string[]) => void, env: Record<string, string> = {}): Promise<RunResult> {
+export function runProcess(
+  command: string,
+  args: string[],
+  collect: (line: string, hosts: string[]) => void,
+  env: Record<string, string> = {},
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
     const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TZ: 'UTC', ...env } });
@@ -47,7 +58,9 @@ export function runProcess(command: string, args: string[], collect: (line: stri
       for (const line of lines) collect(line, hosts);
     });
     child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (d: string) => { if (stderr.length < 4000) stderr += d; });
+    child.stderr.on('data', (d: string) => {
+      if (stderr.length < 4000) stderr += d;
+    });
     child.on('error', reject);
     child.on('close', (code) => {
       if (rest !== '') collect(rest, hosts);
@@ -67,7 +80,7 @@ ignoreregex =
 export async function runDetectionBenchmark(options: { lines: number; dataDir: string }): Promise<BenchResult> {
   const { lines, dataDir } = options;
   if (!(await fail2banInstalled())) {
-    throw new Error('needs Debian\'s fail2ban (fail2ban-regex and the filters in /etc/fail2ban): apt-get install fail2ban');
+    throw new Error("needs Debian's fail2ban (fail2ban-regex and the filters in /etc/fail2ban): apt-get install fail2ban");
   }
   await mkdir(dataDir, { recursive: true });
   const forbidden = path.join(dataDir, 'httpd-forbidden.conf');
@@ -89,12 +102,17 @@ export async function runDetectionBenchmark(options: { lines: number; dataDir: s
     // Node's compile cache keeps the type-stripped, compiled modules between runs, as Python keeps
     // fail2ban's .pyc files; the --json run (first) fills it.
     const env = { NODE_COMPILE_CACHE: path.join(dataDir, 'node-compile-cache') };
-    const edgeJson = await runProcess(NODE, [...base, '--json'], (line, hosts) => {
-      if (line.includes('"match":true')) {
-        const host = (JSON.parse(line) as { host: string | null }).host;
-        hosts.push(host ?? '');
-      }
-    }, env);
+    const edgeJson = await runProcess(
+      NODE,
+      [...base, '--json'],
+      (line, hosts) => {
+        if (line.includes('"match":true')) {
+          const host = (JSON.parse(line) as { host: string | null }).host;
+          hosts.push(host ?? '');
+        }
+      },
+      env,
+    );
     const edge = await runProcess(NODE, base, () => undefined, env);
     const f2b = await runProcess(FAIL2BAN_REGEX, ['-o', 'ip', c.log, c.filter], (line, hosts) => {
       if (line.trim() !== '') hosts.push(line.trim());
@@ -103,7 +121,9 @@ export async function runDetectionBenchmark(options: { lines: number; dataDir: s
     const identical = edge.hosts.length === f2b.hosts.length && edge.hosts.every((h, i) => h === f2b.hosts[i]);
     if (!identical) {
       const at = edge.hosts.findIndex((h, i) => h !== f2b.hosts[i]);
-      notes.push(`${c.name}: MATCHES DIFFER: edgeban ${edge.hosts.length}, fail2ban-regex ${f2b.hosts.length}; first difference at match #${at + 1}: ${edge.hosts[at]} vs ${f2b.hosts[at]}`);
+      notes.push(
+        `${c.name}: MATCHES DIFFER: edgeban ${edge.hosts.length}, fail2ban-regex ${f2b.hosts.length}; first difference at match #${at + 1}: ${edge.hosts[at]} vs ${f2b.hosts[at]}`,
+      );
     }
     const ratio = f2b.seconds / edge.seconds;
     rows.push({
@@ -125,8 +145,12 @@ export async function runDetectionBenchmark(options: { lines: number; dataDir: s
       peer: `fail2ban-regex ${grouped(lines / f2b.seconds)} (edgeban ${ratio.toFixed(1)}x)`,
     });
   }
-  notes.push('Both tools run as processes on the same filter file and log, start-up included. Timed: edgeban test-filter (summary) and fail2ban-regex -o ip; matches compared between edgeban test-filter --json and that fail2ban-regex output, in order.');
-  notes.push('edgeban runs with NODE_COMPILE_CACHE (Node\'s cache of compiled modules, the counterpart of the .pyc files fail2ban-regex loads); it saves about 0.15 s of start-up per run.');
+  notes.push(
+    'Both tools run as processes on the same filter file and log, start-up included. Timed: edgeban test-filter (summary) and fail2ban-regex -o ip; matches compared between edgeban test-filter --json and that fail2ban-regex output, in order.',
+  );
+  notes.push(
+    "edgeban runs with NODE_COMPILE_CACHE (Node's cache of compiled modules, the counterpart of the .pyc files fail2ban-regex loads); it saves about 0.15 s of start-up per run.",
+  );
   notes.push(`Logs: ${lines} lines each, generated from seed ${SEED} into ${dataDir}; attacker addresses from documentation ranges.`);
   return { name: 'Detection throughput per filter (edgeban test-filter vs fail2ban-regex)', rows, notes, summary };
 }

@@ -11,7 +11,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { cpuSeconds, procMemory, REPO, sleep, stopChild } from './processes.ts';
 
-export interface Fail2banJail { name: string; logs: string[] }
+export interface Fail2banJail {
+  name: string;
+  logs: string[];
+}
 
 export interface Fail2banServer {
   child: ChildProcess;
@@ -37,16 +40,39 @@ export async function startFail2banServer(jails: Fail2banJail[]): Promise<Fail2b
   await mkdir(path.join(etc, 'action.d'), { recursive: true });
   for (const jail of jails) await copyFile(path.join(REPO, 'filters', `${jail.name}.conf`), path.join(etc, 'filter.d', `${jail.name}.conf`));
   await writeFile(path.join(etc, 'action.d', 'noop.conf'), '[Definition]\nactionstart =\nactionstop =\nactioncheck =\nactionban =\nactionunban =\n');
-  await writeFile(path.join(etc, 'fail2ban.conf'), [
-    '[Definition]', 'loglevel = INFO', `logtarget = ${path.join(root, 'fail2ban.log')}`, `socket = ${path.join(root, 'f2b.sock')}`,
-    `pidfile = ${path.join(root, 'f2b.pid')}`, 'dbfile = :memory:', '',
-  ].join('\n'));
-  await writeFile(path.join(etc, 'jail.conf'), [
-    '[DEFAULT]', 'findtime = 3650d', 'bantime = 3650d', 'maxretry = 5', 'backend = auto', 'usedns = no', 'banaction = noop', 'action = noop', '',
-    ...jails.flatMap((j) => [`[${j.name}]`, 'enabled = true', `filter = ${j.name}`, `logpath = ${j.logs.join('\n          ')}`, '']),
-  ].join('\n'));
-  const child = spawn('fail2ban-server', ['-c', etc, '-s', path.join(root, 'f2b.sock'), '-p', path.join(root, 'f2b.pid'), '-f', '-x', 'start'], { stdio: 'ignore' });
-  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`fail2ban-server exited with ${code} (log ${root}/fail2ban.log)`))));
+  await writeFile(
+    path.join(etc, 'fail2ban.conf'),
+    [
+      '[Definition]',
+      'loglevel = INFO',
+      `logtarget = ${path.join(root, 'fail2ban.log')}`,
+      `socket = ${path.join(root, 'f2b.sock')}`,
+      `pidfile = ${path.join(root, 'f2b.pid')}`,
+      'dbfile = :memory:',
+      '',
+    ].join('\n'),
+  );
+  await writeFile(
+    path.join(etc, 'jail.conf'),
+    [
+      '[DEFAULT]',
+      'findtime = 3650d',
+      'bantime = 3650d',
+      'maxretry = 5',
+      'backend = auto',
+      'usedns = no',
+      'banaction = noop',
+      'action = noop',
+      '',
+      ...jails.flatMap((j) => [`[${j.name}]`, 'enabled = true', `filter = ${j.name}`, `logpath = ${j.logs.join('\n          ')}`, '']),
+    ].join('\n'),
+  );
+  const child = spawn('fail2ban-server', ['-c', etc, '-s', path.join(root, 'f2b.sock'), '-p', path.join(root, 'f2b.pid'), '-f', '-x', 'start'], {
+    stdio: 'ignore',
+  });
+  const exited = new Promise<never>((_, reject) =>
+    child.once('exit', (code) => reject(new Error(`fail2ban-server exited with ${code} (log ${root}/fail2ban.log)`))),
+  );
   exited.catch(() => undefined);
   const deadline = Date.now() + 120_000;
   for (;;) {
@@ -67,7 +93,9 @@ export async function startFail2banServer(jails: Fail2banJail[]): Promise<Fail2b
     return { failed, banned };
   };
   return {
-    child, root, totals,
+    child,
+    root,
+    totals,
     stop: async () => {
       await stopChild(child);
       await rm(root, { recursive: true, force: true });
@@ -75,7 +103,13 @@ export async function startFail2banServer(jails: Fail2banJail[]): Promise<Fail2b
   };
 }
 
-export interface Fail2banRun { seconds: number; cpuSeconds: number; peakRss: number; failed: number; banned: number }
+export interface Fail2banRun {
+  seconds: number;
+  cpuSeconds: number;
+  peakRss: number;
+  failed: number;
+  banned: number;
+}
 
 /**
  * fail2ban-server over logs already written in full: from spawn until its CPU time has not grown
@@ -118,6 +152,21 @@ export async function fail2banIdleRss(jails: Fail2banJail[], settleMs: number): 
 
 if (import.meta.main) {
   const [mail1, mail2, access] = process.argv.slice(2);
-  console.log(JSON.stringify(await runFail2banServer([{ name: 'postfix', logs: [mail1!, mail2!] }, { name: 'dovecot', logs: [mail1!, mail2!] }])));
-  console.log(JSON.stringify(await runFail2banServer([{ name: 'traefik', logs: [access!] }, { name: 'nginx', logs: [access!] }, { name: 'apache', logs: [access!] }])));
+  console.log(
+    JSON.stringify(
+      await runFail2banServer([
+        { name: 'postfix', logs: [mail1!, mail2!] },
+        { name: 'dovecot', logs: [mail1!, mail2!] },
+      ]),
+    ),
+  );
+  console.log(
+    JSON.stringify(
+      await runFail2banServer([
+        { name: 'traefik', logs: [access!] },
+        { name: 'nginx', logs: [access!] },
+        { name: 'apache', logs: [access!] },
+      ]),
+    ),
+  );
 }

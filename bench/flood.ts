@@ -148,21 +148,38 @@ export async function runFloodBenchmark(options: FloodOptions): Promise<BenchRes
         edgeban: complete ? `${round1(allInAliasMs / 1000)} (${round1((allInAliasMs - lastLineMs) / 1000)} after the last line)` : `NOT ALL: ${inAlias}`,
         peer: `fail2ban + curl actions: ${grouped(options.attackers / 5)}–${grouped(options.attackers)} at the 1–5/s users report (not measured)`,
       },
-      { figure: 'Flood: ban latency p50 / p99 / max (ms)', edgeban: `${percentile(latencies, 50)} / ${percentile(latencies, 99)} / ${latencies.at(-1) ?? NaN}`, peer: 'no peer' },
+      {
+        figure: 'Flood: ban latency p50 / p99 / max (ms)',
+        edgeban: `${percentile(latencies, 50)} / ${percentile(latencies, 99)} / ${latencies.at(-1) ?? NaN}`,
+        peer: 'no peer',
+      },
       { figure: 'Flood: peak RSS of the daemon (MiB, VmHWM)', edgeban: String(mib(peak)), peer: 'no peer' },
       { figure: 'Flood: most API calls in flight at once', edgeban: String(maxInFlight), peer: 'no peer' },
     ],
     name: `Flood (${options.attackers} attackers crossing maxretry within ${options.windowMs / 1000} s)`,
-    rows: [{
-      tool: 'edgeban run', attackers: options.attackers, 'failure lines': order.length, 'lines appended in s': round1(lastLineMs / 1000),
-      'all in alias after s': complete ? round1(allInAliasMs / 1000) : `NOT ALL: ${inAlias} after ${round1(lastLineMs / 1000 + 300)} s`,
-      'after last line s': complete ? round1((allInAliasMs - lastLineMs) / 1000) : '',
-      'ban latency p50 ms': percentile(latencies, 50), 'p99 ms': percentile(latencies, 99), 'max ms': latencies.at(-1) ?? NaN,
-      'peak RSS MiB': mib(peak), 'RSS before MiB': mib(idleRss), 'max API calls in flight': maxInFlight,
-    }, {
-      tool: 'fail2ban + curl actions (users report, fail2ban#3088)', attackers: options.attackers, 'failure lines': '', 'lines appended in s': '',
-      'all in alias after s': `${Math.round(options.attackers / 5)}–${options.attackers} (1–5 addresses/s)`,
-    }],
+    rows: [
+      {
+        tool: 'edgeban run',
+        attackers: options.attackers,
+        'failure lines': order.length,
+        'lines appended in s': round1(lastLineMs / 1000),
+        'all in alias after s': complete ? round1(allInAliasMs / 1000) : `NOT ALL: ${inAlias} after ${round1(lastLineMs / 1000 + 300)} s`,
+        'after last line s': complete ? round1((allInAliasMs - lastLineMs) / 1000) : '',
+        'ban latency p50 ms': percentile(latencies, 50),
+        'p99 ms': percentile(latencies, 99),
+        'max ms': latencies.at(-1) ?? NaN,
+        'peak RSS MiB': mib(peak),
+        'RSS before MiB': mib(idleRss),
+        'max API calls in flight': maxInFlight,
+      },
+      {
+        tool: 'fail2ban + curl actions (users report, fail2ban#3088)',
+        attackers: options.attackers,
+        'failure lines': '',
+        'lines appended in s': '',
+        'all in alias after s': `${Math.round(options.attackers / 5)}–${options.attackers} (1–5 addresses/s)`,
+      },
+    ],
     notes: [
       `Dovecot jail, maxretry ${options.maxretry}: ${order.length} failure lines appended in ${TICK_MS} ms ticks at a steady rate over ${options.windowMs / 1000} s, the failures of ${GROUP} attackers interleaved at a time; ${Math.min(508, options.attackers)} IPv4 attackers (198.51.100.0/24, 203.0.113.0/24), the rest IPv6 (2001:db8::/32). kill_states off.`,
       `Simulator in its own process at ${options.latencyMs} ms per call (no lock); "max API calls in flight" is the simulator's own in-flight counter (reset after the daemon's first pass). edgeban's pool allows 16 adds/deletes per firewall (EDGEBAN_API_CONCURRENCY); a periodic full pass (every 60 s) lists the alias beside them: ${listCalls} list calls during the flood.`,
@@ -178,5 +195,11 @@ function round1(n: number): number {
 
 if (import.meta.main) {
   const { values } = parseArgs({ options: { attackers: { type: 'string', default: '10000' }, window: { type: 'string', default: '60' } } });
-  console.log(JSON.stringify(await runFloodBenchmark({ attackers: Number(values.attackers), windowMs: Number(values.window) * 1000, maxretry: 5, latencyMs: 20 }), null, 2));
+  console.log(
+    JSON.stringify(
+      await runFloodBenchmark({ attackers: Number(values.attackers), windowMs: Number(values.window) * 1000, maxretry: 5, latencyMs: 20 }),
+      null,
+      2,
+    ),
+  );
 }

@@ -19,7 +19,11 @@ const GENERATOR_VERSION = 2;
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 const pad = (n: number): string => String(n).padStart(2, '0');
 
-export interface Gen { rand: () => number; pick: <T>(items: readonly T[]) => T; int: (n: number) => number }
+export interface Gen {
+  rand: () => number;
+  pick: <T>(items: readonly T[]) => T;
+  int: (n: number) => number;
+}
 
 function gen(seed: number): Gen {
   const rand = seededRandom(seed);
@@ -52,11 +56,15 @@ export function dovecotLine(g: Gen, i: number): string {
   const pid = 1000 + g.int(9000);
   const sess = g.int(1 << 30).toString(36);
   const r = g.rand();
-  if (r < 0.2) return `${ts} mail dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<${g.pick(USERS)}>, method=PLAIN, rip=${ip}, lip=10.0.0.2, TLS, session=<${sess}>`;
-  if (r < 0.3) return `${ts} mail dovecot: auth: pam_unix(dovecot:auth): authentication failure; logname= uid=0 euid=0 tty=dovecot ruser=${g.pick(USERS)} rhost=${ip}`;
+  if (r < 0.2)
+    return `${ts} mail dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<${g.pick(USERS)}>, method=PLAIN, rip=${ip}, lip=10.0.0.2, TLS, session=<${sess}>`;
+  if (r < 0.3)
+    return `${ts} mail dovecot: auth: pam_unix(dovecot:auth): authentication failure; logname= uid=0 euid=0 tty=dovecot ruser=${g.pick(USERS)} rhost=${ip}`;
   if (r < 0.35) return `${ts} mail dovecot: auth-worker(${pid}): pam(${g.pick(USERS)},${ip},<${sess}>): unknown user`;
-  if (r < 0.55) return `${ts} mail dovecot: imap-login: Login: user=<${g.pick(USERS)}@example.org>, method=PLAIN, rip=10.0.1.${g.int(250)}, lip=10.0.0.2, mpid=${pid}, TLS, session=<${sess}>`;
-  if (r < 0.7) return `${ts} mail dovecot: imap(${g.pick(USERS)}@example.org)<${pid}><${sess}>: Logged out in=${g.int(9999)} out=${g.int(99999)} deleted=0 expunged=0 trashed=0 hdr_count=0 hdr_bytes=0 body_count=0 body_bytes=0`;
+  if (r < 0.55)
+    return `${ts} mail dovecot: imap-login: Login: user=<${g.pick(USERS)}@example.org>, method=PLAIN, rip=10.0.1.${g.int(250)}, lip=10.0.0.2, mpid=${pid}, TLS, session=<${sess}>`;
+  if (r < 0.7)
+    return `${ts} mail dovecot: imap(${g.pick(USERS)}@example.org)<${pid}><${sess}>: Logged out in=${g.int(9999)} out=${g.int(99999)} deleted=0 expunged=0 trashed=0 hdr_count=0 hdr_bytes=0 body_count=0 body_bytes=0`;
   if (r < 0.8) return `${ts} mail dovecot: pop3-login: Disconnected (no auth attempts in 0 secs): user=<>, rip=${ip}, lip=10.0.0.2, session=<${sess}>`;
   if (r < 0.9) return `${ts} mail postfix/smtpd[${pid}]: connect from unknown[${ip}]`;
   return `${ts} mail postfix/smtpd[${pid}]: disconnect from unknown[${ip}] ehlo=1 auth=0/1 quit=1 commands=2/3`;
@@ -69,18 +77,39 @@ export function postfixLine(g: Gen, i: number): string {
   const pid = 1000 + g.int(9000);
   const qid = g.int(0xfffffff).toString(16).toUpperCase().padStart(10, '0');
   const r = g.rand();
-  if (r < 0.12) return `${ts} mail postfix/smtpd[${pid}]: NOQUEUE: reject: RCPT from unknown[${ip}]: 554 5.7.1 <spam@example.net>: Relay access denied; from=<x@example.com> to=<spam@example.net> proto=ESMTP helo=<example.com>`;
-  if (r < 0.2) return `${ts} mail postfix/smtpd[${pid}]: NOQUEUE: reject: RCPT from unknown[${ip}]: 550 5.1.1 <${g.pick(USERS)}@example.org>: Recipient address rejected: User unknown in virtual mailbox table; from=<a@example.com> to=<b@example.org> proto=ESMTP helo=<x>`;
+  if (r < 0.12)
+    return `${ts} mail postfix/smtpd[${pid}]: NOQUEUE: reject: RCPT from unknown[${ip}]: 554 5.7.1 <spam@example.net>: Relay access denied; from=<x@example.com> to=<spam@example.net> proto=ESMTP helo=<example.com>`;
+  if (r < 0.2)
+    return `${ts} mail postfix/smtpd[${pid}]: NOQUEUE: reject: RCPT from unknown[${ip}]: 550 5.1.1 <${g.pick(USERS)}@example.org>: Recipient address rejected: User unknown in virtual mailbox table; from=<a@example.com> to=<b@example.org> proto=ESMTP helo=<x>`;
   if (r < 0.3) return `${ts} mail postfix/smtpd[${pid}]: warning: unknown[${ip}]: SASL LOGIN authentication failed: UGFzc3dvcmQ6`;
   if (r < 0.5) return `${ts} mail postfix/smtpd[${pid}]: connect from unknown[${ip}]`;
   if (r < 0.65) return `${ts} mail postfix/smtpd[${pid}]: disconnect from unknown[${ip}] ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4`;
   if (r < 0.8) return `${ts} mail postfix/qmgr[${pid}]: ${qid}: from=<news@example.com>, size=${g.int(99999)}, nrcpt=1 (queue active)`;
-  if (r < 0.9) return `${ts} mail postfix/smtp[${pid}]: ${qid}: to=<${g.pick(USERS)}@example.net>, relay=mx.example.net[198.51.100.25]:25, delay=0.4, delays=0.1/0/0.2/0.1, dsn=2.0.0, status=sent (250 OK)`;
+  if (r < 0.9)
+    return `${ts} mail postfix/smtp[${pid}]: ${qid}: to=<${g.pick(USERS)}@example.net>, relay=mx.example.net[198.51.100.25]:25, delay=0.4, delays=0.1/0/0.2/0.1, dsn=2.0.0, status=sent (250 OK)`;
   return `${ts} mail postfix/cleanup[${pid}]: ${qid}: message-id=<${qid}@example.org>`;
 }
 
-const PATHS = ['/', '/index.html', '/css/site.css', '/js/app.js', '/img/logo.png', '/api/items?page=2', '/login', '/.env', '/.git/config', '/wp-login.php', '/admin/', '/favicon.ico'];
-const AGENTS = ['Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0', 'curl/8.5.0', 'Mozilla/5.0 (compatible; bot/1.0)', 'Go-http-client/1.1'];
+const PATHS = [
+  '/',
+  '/index.html',
+  '/css/site.css',
+  '/js/app.js',
+  '/img/logo.png',
+  '/api/items?page=2',
+  '/login',
+  '/.env',
+  '/.git/config',
+  '/wp-login.php',
+  '/admin/',
+  '/favicon.ico',
+];
+const AGENTS = [
+  'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0',
+  'curl/8.5.0',
+  'Mozilla/5.0 (compatible; bot/1.0)',
+  'Go-http-client/1.1',
+];
 
 /** A combined-format access log (nginx, Apache, Traefik's CLF). */
 export function accessLine(g: Gen, i: number): string {
@@ -106,12 +135,18 @@ const MAKERS: Record<LogKind, { make: (g: Gen, i: number) => string; seed: numbe
 export async function generatedLog(dataDir: string, kind: LogKind, lines: number): Promise<string> {
   const { make, seed } = MAKERS[kind];
   const file = path.join(dataDir, `${kind}-v${GENERATOR_VERSION}-${seed}-${lines}.log`);
-  const complete = await stat(`${file}.lines`).then((s) => s.isFile(), () => false);
+  const complete = await stat(`${file}.lines`).then(
+    (s) => s.isFile(),
+    () => false,
+  );
   if (complete) return file;
   await mkdir(dataDir, { recursive: true });
   const g = gen(seed);
   const out = createWriteStream(file);
-  const finished = new Promise<void>((resolve, reject) => { out.on('finish', resolve); out.on('error', reject); });
+  const finished = new Promise<void>((resolve, reject) => {
+    out.on('finish', resolve);
+    out.on('error', reject);
+  });
   let chunk = '';
   for (let i = 0; i < lines; i++) {
     chunk += `${make(g, i)}\n`;

@@ -27,7 +27,7 @@ export const loadText = (l: LoadAverages): string => l.join(' / ');
 function commandOutput(command: string, args: string[]): Promise<string> {
   return new Promise((resolve) => {
     execFile(command, args, { timeout: 30_000 }, (error, stdout, stderr) => {
-      resolve(error ? 'not found' : `${stdout}${stderr}`.trim().split('\n')[0] ?? '');
+      resolve(error ? 'not found' : (`${stdout}${stderr}`.trim().split('\n')[0] ?? ''));
     });
   });
 }

@@ -39,12 +39,34 @@ const SECTIONS = ['detection', 'daemon', 'latency', 'flood', 'restore', 'memory'
 type Section = (typeof SECTIONS)[number];
 
 const QUICK: Record<string, string> = {
-  'detection-lines': '50000', 'daemon-peer-lines': '50000', 'crowdsec-mail-lines': '5000', 'crowdsec-access-lines': '500', 'latency-bans': '50', 'flood-attackers': '1000', 'flood-window': '10',
-  'restore-bans': '2000', 'restore-ideal-bans': '2000', 'memory-addresses': '100000', 'memory-bans': '5000', 'cluster-bans': '2000', 'cluster-rss-bans': '10000',
+  'detection-lines': '50000',
+  'daemon-peer-lines': '50000',
+  'crowdsec-mail-lines': '5000',
+  'crowdsec-access-lines': '500',
+  'latency-bans': '50',
+  'flood-attackers': '1000',
+  'flood-window': '10',
+  'restore-bans': '2000',
+  'restore-ideal-bans': '2000',
+  'memory-addresses': '100000',
+  'memory-bans': '5000',
+  'cluster-bans': '2000',
+  'cluster-rss-bans': '10000',
 };
 const DEFAULTS: Record<string, string> = {
-  'detection-lines': '1000000', 'daemon-peer-lines': '200000', 'crowdsec-mail-lines': '200000', 'crowdsec-access-lines': '10000', 'latency-bans': '300', 'flood-attackers': '10000', 'flood-window': '60',
-  'restore-bans': '100000', 'restore-ideal-bans': '25000', 'memory-addresses': '1000000', 'memory-bans': '100000', 'cluster-bans': '50000', 'cluster-rss-bans': '100000',
+  'detection-lines': '1000000',
+  'daemon-peer-lines': '200000',
+  'crowdsec-mail-lines': '200000',
+  'crowdsec-access-lines': '10000',
+  'latency-bans': '300',
+  'flood-attackers': '10000',
+  'flood-window': '60',
+  'restore-bans': '100000',
+  'restore-ideal-bans': '25000',
+  'memory-addresses': '1000000',
+  'memory-bans': '100000',
+  'cluster-bans': '50000',
+  'cluster-rss-bans': '100000',
 };
 
 let parsed;
@@ -52,8 +74,10 @@ try {
   parsed = parseArgs({
     strict: true,
     options: {
-      only: { type: 'string' }, quick: { type: 'boolean', default: false },
-      'data-dir': { type: 'string', default: DEFAULT_DATA_DIR }, out: { type: 'string', default: path.join(import.meta.dirname, 'results') },
+      only: { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      'data-dir': { type: 'string', default: DEFAULT_DATA_DIR },
+      out: { type: 'string', default: path.join(import.meta.dirname, 'results') },
       help: { type: 'boolean', short: 'h' },
       ...Object.fromEntries(Object.keys(DEFAULTS).map((k) => [k, { type: 'string' as const }])),
     },
@@ -67,7 +91,10 @@ if (values.help) {
   process.stdout.write(`${USAGE}\n`);
   process.exit(0);
 }
-const only = values.only?.split(',').map((s) => s.trim()).filter((s) => s !== '');
+const only = values.only
+  ?.split(',')
+  .map((s) => s.trim())
+  .filter((s) => s !== '');
 const unknown = only?.filter((s) => !(SECTIONS as readonly string[]).includes(s)) ?? [];
 if (unknown.length > 0) {
   process.stderr.write(`--only: unknown section ${unknown.join(', ')}\n${USAGE}\n`);
@@ -75,7 +102,7 @@ if (unknown.length > 0) {
 }
 const sizes: Record<string, number> = {};
 for (const key of Object.keys(DEFAULTS)) {
-  const text = (values as Record<string, unknown>)[key] as string | undefined ?? (values.quick ? QUICK[key] : DEFAULTS[key])!;
+  const text = ((values as Record<string, unknown>)[key] as string | undefined) ?? (values.quick ? QUICK[key] : DEFAULTS[key])!;
   const n = Number(text);
   const zeroAllowed = key === 'daemon-peer-lines' || key.startsWith('crowdsec-');
   if (!Number.isInteger(n) || n < (zeroAllowed ? 0 : 1)) {
@@ -94,10 +121,14 @@ await mkdir(dataDir, { recursive: true });
 
 const runners: Record<Section, () => Promise<BenchResult>> = {
   detection: () => runDetectionBenchmark({ lines: size('detection-lines'), dataDir }),
-  daemon: () => runDaemonThroughputBenchmark({
-    lines: size('detection-lines'), dataDir, peerLines: size('daemon-peer-lines'),
-    crowdsecMailLines: size('crowdsec-mail-lines'), crowdsecAccessLines: size('crowdsec-access-lines'),
-  }),
+  daemon: () =>
+    runDaemonThroughputBenchmark({
+      lines: size('detection-lines'),
+      dataDir,
+      peerLines: size('daemon-peer-lines'),
+      crowdsecMailLines: size('crowdsec-mail-lines'),
+      crowdsecAccessLines: size('crowdsec-access-lines'),
+    }),
   latency: () => runBanLatencyBenchmark({ bans: size('latency-bans'), paceMs: 20 }),
   flood: () => runFloodBenchmark({ attackers: size('flood-attackers'), windowMs: size('flood-window') * 1000, maxretry: 5, latencyMs: 20 }),
   restore: () => runRestoreBenchmark({ bans: size('restore-bans'), idealBans: size('restore-ideal-bans'), latencyMs: 20, lockMs: 2, concurrency: 16 }),
@@ -138,7 +169,9 @@ const summary: SummaryRow[] = results.flatMap((r) => r.summary ?? []);
 const markdown = [
   '# edgeban benchmarks',
   '',
-  `Machine: ${machineLine(machine)} Load average ${loadText(loadAtEnd)} at the end; the suite took ${totalSeconds} s (${Object.entries(durations).map(([k, v]) => `${k} ${v} s, 1-min load ${sectionLoads[k]!.start[0]} → ${sectionLoads[k]!.end[0]}`).join('; ')}).`,
+  `Machine: ${machineLine(machine)} Load average ${loadText(loadAtEnd)} at the end; the suite took ${totalSeconds} s (${Object.entries(durations)
+    .map(([k, v]) => `${k} ${v} s, 1-min load ${sectionLoads[k]!.start[0]} → ${sectionLoads[k]!.end[0]}`)
+    .join('; ')}).`,
   '',
   'Reproduce: `npm ci && npm run bench` (a check at small sizes: `npm run bench -- --quick`; one section: `npm run bench -- --only flood`).',
   '',
@@ -148,7 +181,10 @@ const markdown = [
 ].join('\n');
 const stem = partial ? 'results-partial' : 'results';
 await writeFile(path.join(resultsDir, `${stem}.md`), markdown);
-await writeFile(path.join(resultsDir, `${stem}.json`), `${JSON.stringify({ machine, loadAtEnd, totalSeconds, durations, sectionLoads, sizes, summary, results }, null, 2)}\n`);
+await writeFile(
+  path.join(resultsDir, `${stem}.json`),
+  `${JSON.stringify({ machine, loadAtEnd, totalSeconds, durations, sectionLoads, sizes, summary, results }, null, 2)}\n`,
+);
 process.stdout.write(`${markdown}\n`);
 process.stderr.write(`wrote ${path.join(resultsDir, `${stem}.md`)} and .json\n`);
 if (failed) process.exitCode = 1;

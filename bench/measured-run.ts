@@ -34,7 +34,9 @@ export async function measuredRun(command: string, args: string[], env: Record<s
     const { stderr } = await new Promise<{ stderr: string }>((resolve, reject) => {
       const child = spawn('python3', ['-c', WRAPPER, out, command, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
       let tail = '';
-      child.stderr.setEncoding('utf8').on('data', (d: string) => { tail = (tail + d).slice(-4000); });
+      child.stderr.setEncoding('utf8').on('data', (d: string) => {
+        tail = (tail + d).slice(-4000);
+      });
       child.on('error', reject);
       child.on('close', () => resolve({ stderr: tail }));
     });

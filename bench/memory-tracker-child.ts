@@ -26,6 +26,14 @@ for (let i = 0; i < count; i++) tracker.add(documentationCidr6(i), now - 300 + (
 const seconds = (performance.now() - started) / 1000;
 gc();
 const rssAfter = status('VmRSS');
-process.stdout.write(`${JSON.stringify({
-  count, tracked: tracker.tracked, rssBefore, rssAfter, hwm: status('VmHWM'), allocatedBytes: tracker.allocatedBytes, seconds,
-})}\n`);
+process.stdout.write(
+  `${JSON.stringify({
+    count,
+    tracked: tracker.tracked,
+    rssBefore,
+    rssAfter,
+    hwm: status('VmHWM'),
+    allocatedBytes: tracker.allocatedBytes,
+    seconds,
+  })}\n`,
+);

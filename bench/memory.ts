@@ -28,15 +28,29 @@ export interface MemoryOptions {
   settleMs: number;
 }
 
-interface TrackerFigures { count: number; tracked: number; rssBefore: number; rssAfter: number; hwm: number; allocatedBytes: number; seconds: number }
+interface TrackerFigures {
+  count: number;
+  tracked: number;
+  rssBefore: number;
+  rssAfter: number;
+  hwm: number;
+  allocatedBytes: number;
+  seconds: number;
+}
 
 function trackerChild(addresses: number): Promise<TrackerFigures> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--expose-gc', path.join(import.meta.dirname, 'memory-tracker-child.ts'), String(addresses)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--expose-gc', path.join(import.meta.dirname, 'memory-tracker-child.ts'), String(addresses)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => { out += d; });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { if (err.length < 4000) err += d; });
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      if (err.length < 4000) err += d;
+    });
     child.on('error', reject);
     child.on('close', (code) => {
       if (code !== 0) reject(new Error(`memory child exited ${code}: ${err}`));
@@ -130,13 +144,19 @@ export async function runMemoryBenchmark(options: MemoryOptions): Promise<BenchR
   const delta = tracker.rssAfter - tracker.rssBefore;
   return {
     summary: [
-      { figure: `Memory: RSS while tracking ${grouped(tracker.tracked)} addresses below maxretry (MiB)`, edgeban: `${mib(tracker.rssAfter)} (${mib(delta)} for the addresses, ${Math.round(delta / tracker.count)} B each)`, peer: 'no peer' },
       {
-        figure: 'Memory: idle RSS of the daemon, 5 shipped jails (MiB)', edgeban: `${mib(idle.rss)} (Node alone ${mib(node)})`,
+        figure: `Memory: RSS while tracking ${grouped(tracker.tracked)} addresses below maxretry (MiB)`,
+        edgeban: `${mib(tracker.rssAfter)} (${mib(delta)} for the addresses, ${Math.round(delta / tracker.count)} B each)`,
+        peer: 'no peer',
+      },
+      {
+        figure: 'Memory: idle RSS of the daemon, 5 shipped jails (MiB)',
+        edgeban: `${mib(idle.rss)} (Node alone ${mib(node)})`,
         peer: f2b === null ? 'fail2ban-server not installed' : `fail2ban-server ${mib(f2b.rss)} (edgeban ${(idle.rss / f2b.rss).toFixed(1)}x)`,
       },
       {
-        figure: `Memory: RSS of the daemon holding ${grouped(options.bans)} active bans (MiB)`, edgeban: `${mib(held.rss)} (${Math.round(perBan)} B per ban over idle)`,
+        figure: `Memory: RSS of the daemon holding ${grouped(options.bans)} active bans (MiB)`,
+        edgeban: `${mib(held.rss)} (${Math.round(perBan)} B per ban over idle)`,
         peer: 'no peer',
       },
     ],
@@ -144,12 +164,17 @@ export async function runMemoryBenchmark(options: MemoryOptions): Promise<BenchR
     rows: [
       {
         what: `FailureTracker counting ${tracker.tracked} distinct addresses below maxretry (own process)`,
-        'RSS MiB': mib(tracker.rssAfter), 'peak RSS MiB': mib(tracker.hwm), 'RSS before MiB': mib(tracker.rssBefore),
-        'added MiB': mib(delta), 'bytes/address': Math.round(delta / tracker.count), 'typed arrays MiB': mib(tracker.allocatedBytes),
+        'RSS MiB': mib(tracker.rssAfter),
+        'peak RSS MiB': mib(tracker.hwm),
+        'RSS before MiB': mib(tracker.rssBefore),
+        'added MiB': mib(delta),
+        'bytes/address': Math.round(delta / tracker.count),
+        'typed arrays MiB': mib(tracker.allocatedBytes),
       },
       {
         what: `edgeban run idle: 5 shipped jails (postfix, dovecot, traefik, nginx, apache) on empty logs, ${options.settleMs / 1000} s after start`,
-        'RSS MiB': mib(idle.rss), 'peak RSS MiB': mib(idle.hwm),
+        'RSS MiB': mib(idle.rss),
+        'peak RSS MiB': mib(idle.hwm),
       },
       { what: `Node ${process.version} alone (\`node -e 'setInterval(() => {}, 1000)'\`), ${options.settleMs / 1000} s after start`, 'RSS MiB': mib(node) },
       f2b === null
@@ -157,7 +182,10 @@ export async function runMemoryBenchmark(options: MemoryOptions): Promise<BenchR
         : { what: 'fail2ban-server 1.0.2, the same 5 jails and filter files on empty logs, no-op action', 'RSS MiB': mib(f2b.rss) },
       {
         what: `edgeban run, 5 shipped jails, ledger holding ${held.activeBans} active bans (alias already holding them), ${options.settleMs / 1000} s after they were all counted`,
-        'RSS MiB': mib(held.rss), 'peak RSS MiB': mib(held.hwm), 'added MiB': mib(held.rss - idle.rss), 'bytes/ban': Math.round(perBan),
+        'RSS MiB': mib(held.rss),
+        'peak RSS MiB': mib(held.hwm),
+        'added MiB': mib(held.rss - idle.rss),
+        'bytes/ban': Math.round(perBan),
       },
     ],
     notes: [

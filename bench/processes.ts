@@ -17,7 +17,10 @@ export const sleep = (ms: number): Promise<void> => new Promise((resolve) => set
 export function waitForLine(stream: NodeJS.ReadableStream, pattern: RegExp, timeoutMs = 60_000): Promise<string> {
   return new Promise((resolve, reject) => {
     const lines = createInterface({ input: stream });
-    const timer = setTimeout(() => { lines.close(); reject(new Error(`timed out waiting for ${pattern}`)); }, timeoutMs);
+    const timer = setTimeout(() => {
+      lines.close();
+      reject(new Error(`timed out waiting for ${pattern}`));
+    }, timeoutMs);
     timer.unref(); // a process that died first must not hold the bench open until the timeout
     lines.on('line', (line) => {
       const match = pattern.exec(line);
@@ -60,7 +63,7 @@ export async function startSimulatorProcess(options: SimulatorProcessOptions = {
   const admin = async <T>(adminPath: string, body?: unknown): Promise<T> => {
     const init: RequestInit = body === undefined ? {} : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) };
     const response = await fetch(`${url}/__simulator/${adminPath}`, init);
-    return await response.json() as T;
+    return (await response.json()) as T;
   };
   return { child, url, key, secret, admin, stop: () => stopChild(child) };
 }
@@ -78,7 +81,12 @@ export interface DaemonProcess {
  * `edgeban run` with `jailLocal` as its jail.local, data and config under `root`, against the
  * simulator. Resolves once it logs "edgeban running" (its log goes to root/daemon.log).
  */
-export async function startDaemonProcess(root: string, sim: SimulatorProcess, jailLocal: string, extraEnv: Record<string, string> = {}): Promise<DaemonProcess> {
+export async function startDaemonProcess(
+  root: string,
+  sim: SimulatorProcess,
+  jailLocal: string,
+  extraEnv: Record<string, string> = {},
+): Promise<DaemonProcess> {
   const configDir = path.join(root, 'config');
   const dataDir = path.join(root, 'data');
   await mkdir(configDir, { recursive: true });
@@ -87,20 +95,34 @@ export async function startDaemonProcess(root: string, sim: SimulatorProcess, ja
   const started = performance.now();
   const child = spawn(process.execPath, [EDGEBAN, 'run'], {
     env: {
-      PATH: process.env.PATH ?? '', TZ: 'UTC', OPNSENSE_URL: sim.url, OPNSENSE_KEY: sim.key, OPNSENSE_SECRET: sim.secret,
-      EDGEBAN_DATA_DIR: dataDir, EDGEBAN_CONFIG_DIR: configDir, EDGEBAN_KILL_STATES: '0', ...extraEnv,
+      PATH: process.env.PATH ?? '',
+      TZ: 'UTC',
+      OPNSENSE_URL: sim.url,
+      OPNSENSE_KEY: sim.key,
+      OPNSENSE_SECRET: sim.secret,
+      EDGEBAN_DATA_DIR: dataDir,
+      EDGEBAN_CONFIG_DIR: configDir,
+      EDGEBAN_KILL_STATES: '0',
+      ...extraEnv,
     },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const logLines: string[] = [];
-  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`edgeban run exited with ${code}: ${logLines.slice(-5).join('\n')}`))));
+  const exited = new Promise<never>((_, reject) =>
+    child.once('exit', (code) => reject(new Error(`edgeban run exited with ${code}: ${logLines.slice(-5).join('\n')}`))),
+  );
   exited.catch(() => undefined);
-  createInterface({ input: child.stderr! }).on('line', (line) => { if (logLines.length < 2000) logLines.push(line); });
+  createInterface({ input: child.stderr! }).on('line', (line) => {
+    if (logLines.length < 2000) logLines.push(line);
+  });
   await Promise.race([waitForLine(child.stderr!, /edgeban running/, 120_000), exited]);
   const startMs = performance.now() - started;
   const control = new ControlClient({ socketPath: path.join(dataDir, 'edgeban.sock') });
   return {
-    child, root, control, startMs,
+    child,
+    root,
+    control,
+    startMs,
     stop: async () => {
       await control.close().catch(() => undefined);
       await stopChild(child);

@@ -62,8 +62,17 @@ export async function runRestoreBenchmark(options: RestoreOptions): Promise<Benc
       connections: options.concurrency + 4,
     });
     const reconciler = new TargetReconciler({
-      ledgerTarget: ALIAS, list: ALIAS, target: new OpnsenseTarget(client, ALIAS), ledger, clock: systemClock, logger: silentLogger(),
-      intervalMs: 3_600_000, concurrency: options.concurrency, foreignPolicy: 'keep', adoptBantimeMs: 600_000, adoptionRefusal: () => null,
+      ledgerTarget: ALIAS,
+      list: ALIAS,
+      target: new OpnsenseTarget(client, ALIAS),
+      ledger,
+      clock: systemClock,
+      logger: silentLogger(),
+      intervalMs: 3_600_000,
+      concurrency: options.concurrency,
+      foreignPolicy: 'keep',
+      adoptBantimeMs: 600_000,
+      adoptionRefusal: () => null,
       killConnections: false,
     });
     const started = performance.now();
@@ -76,36 +85,65 @@ export async function runRestoreBenchmark(options: RestoreOptions): Promise<Benc
     if (!pass.ok || restored !== options.bans) throw new Error(`restore incomplete: ${restored}/${options.bans} (${pass.error ?? 'unconfirmed'})`);
     const durable = await durableRestore(sim, ledger, ALIAS, DURABLE_ALIAS);
     await ledger.close();
-    if (durable.restored !== options.bans || durable.edgebanCalls !== 0) throw new Error(`durable restore incomplete: ${durable.restored}/${options.bans} after the reboot, ${durable.edgebanCalls} API calls`);
+    if (durable.restored !== options.bans || durable.edgebanCalls !== 0)
+      throw new Error(`durable restore incomplete: ${durable.restored}/${options.bans} after the reboot, ${durable.edgebanCalls} API calls`);
     const edgebanRate = options.bans / seconds;
     return {
-      summary: [{
-        figure: `Restore ${grouped(options.bans)} bans into an emptied alias (addresses/s; ${options.latencyMs} ms per call + ${options.lockMs} ms lock)`,
-        edgeban: `${grouped(edgebanRate)} (${Math.round((edgebanRate / ideal.rate) * 100)}% of ideal; ${round(seconds)} s)`,
-        peer: `ideal client ${grouped(ideal.rate)}; fail2ban + curl actions 1–5 (users report, not measured)`,
-      }, {
-        figure: `Restore ${grouped(options.bans)} bans after an OPNsense reboot, durable mode (URL Table fed by edgeban's feed)`,
-        edgeban: `all ${grouped(durable.restored)} back at boot from OPNsense's own cache, 0 API calls by edgeban (simulator reboot ${Math.round(durable.rebootSeconds * 1000)} ms)`,
-        peer: `alias_util restore by edgeban: ${round(seconds)} s`,
-      }],
+      summary: [
+        {
+          figure: `Restore ${grouped(options.bans)} bans into an emptied alias (addresses/s; ${options.latencyMs} ms per call + ${options.lockMs} ms lock)`,
+          edgeban: `${grouped(edgebanRate)} (${Math.round((edgebanRate / ideal.rate) * 100)}% of ideal; ${round(seconds)} s)`,
+          peer: `ideal client ${grouped(ideal.rate)}; fail2ban + curl actions 1–5 (users report, not measured)`,
+        },
+        {
+          figure: `Restore ${grouped(options.bans)} bans after an OPNsense reboot, durable mode (URL Table fed by edgeban's feed)`,
+          edgeban: `all ${grouped(durable.restored)} back at boot from OPNsense's own cache, 0 API calls by edgeban (simulator reboot ${Math.round(durable.rebootSeconds * 1000)} ms)`,
+          peer: `alias_util restore by edgeban: ${round(seconds)} s`,
+        },
+      ],
       name: 'Restore after an OPNsense reboot',
       rows: [
-        { client: 'ideal (32 keep-alive connections, adds back to back)', bans: idealBans, seconds: round(ideal.seconds), 'addresses/s': Math.round(ideal.rate), 'of ideal': '100%', 'max in flight': '' },
         {
-          client: `edgeban full pass (list, ${options.concurrency} concurrent adds, verifying list)`, bans: options.bans, seconds: round(seconds),
-          'addresses/s': Math.round(edgebanRate), 'of ideal': `${Math.round((edgebanRate / ideal.rate) * 100)}%`, 'max in flight': state.maxInFlight,
+          client: 'ideal (32 keep-alive connections, adds back to back)',
+          bans: idealBans,
+          seconds: round(ideal.seconds),
+          'addresses/s': Math.round(ideal.rate),
+          'of ideal': '100%',
+          'max in flight': '',
         },
-        { client: 'fail2ban + curl actions (users report, fail2ban#3088; not measured)', bans: options.bans, seconds: `${Math.round(options.bans / 5)}–${options.bans}`, 'addresses/s': '1–5', 'of ideal': '' },
         {
-          client: 'OPNsense durable mode: URL Table reloaded from its cache at boot (edgeban makes no call)', bans: durable.restored,
-          seconds: Math.round(durable.rebootSeconds * 1000) / 1000, 'addresses/s': Math.round(durable.restored / Math.max(durable.rebootSeconds, 0.001)), 'of ideal': '', 'max in flight': 0,
+          client: `edgeban full pass (list, ${options.concurrency} concurrent adds, verifying list)`,
+          bans: options.bans,
+          seconds: round(seconds),
+          'addresses/s': Math.round(edgebanRate),
+          'of ideal': `${Math.round((edgebanRate / ideal.rate) * 100)}%`,
+          'max in flight': state.maxInFlight,
+        },
+        {
+          client: 'fail2ban + curl actions (users report, fail2ban#3088; not measured)',
+          bans: options.bans,
+          seconds: `${Math.round(options.bans / 5)}–${options.bans}`,
+          'addresses/s': '1–5',
+          'of ideal': '',
+        },
+        {
+          client: 'OPNsense durable mode: URL Table reloaded from its cache at boot (edgeban makes no call)',
+          bans: durable.restored,
+          seconds: Math.round(durable.rebootSeconds * 1000) / 1000,
+          'addresses/s': Math.round(durable.restored / Math.max(durable.rebootSeconds, 0.001)),
+          'of ideal': '',
+          'max in flight': 0,
         },
       ],
       notes: [
         `Simulator in its own process: ${options.latencyMs} ms per call plus ${options.lockMs} ms under one global lock per add (OPNsense serializes alias_util add/delete on its config lock), so no client can exceed ${Math.round(1000 / options.lockMs)} adds/s.`,
         'edgeban\'s figure includes listing the emptied alias first and the verifying list after the adds (it does not trust `done`); the ledger is filled before the clock starts. "max in flight" is the simulator\'s own count of concurrent API calls.',
         `Durable mode (deploy/opnsense-durable.md), same simulator and ledger: the bans are served by the daemon's listener code as the pull feed, a URL Table alias fetches them with the feed token (first fetch and load ${Math.round(durable.firstFetchSeconds * 1000)} ms), then the firewall reboots: the table is back from OPNsense's cache in the reboot itself, with no fetch and no call from edgeban. The seconds are the simulator's reboot call; a real OPNsense does it with one \`pfctl -T replace -f\` at boot. A later refresh (fetch ${grouped(options.bans)} lines, replace the table) took ${Math.round(durable.refreshSeconds * 1000)} ms.`,
-        ...(idealBans < options.bans ? [`The ideal client adds the first ${idealBans} of the addresses (its rate is steady after the first second), then the simulator reboots (tables emptied) before edgeban's pass.`] : []),
+        ...(idealBans < options.bans
+          ? [
+              `The ideal client adds the first ${idealBans} of the addresses (its rate is steady after the first second), then the simulator reboots (tables emptied) before edgeban's pass.`,
+            ]
+          : []),
       ],
     };
   } finally {
@@ -123,8 +161,10 @@ async function idealClient(url: string, key: string, secret: string, list: reado
     while (next < list.length) {
       const address = list[next++]!;
       const response = await pool.request({
-        path: `/api/firewall/alias_util/add/${ALIAS}`, method: 'POST',
-        headers: { authorization, 'content-type': 'application/json' }, body: JSON.stringify({ address }),
+        path: `/api/firewall/alias_util/add/${ALIAS}`,
+        method: 'POST',
+        headers: { authorization, 'content-type': 'application/json' },
+        body: JSON.stringify({ address }),
       });
       await response.body.text();
     }

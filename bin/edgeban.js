@@ -8,8 +8,11 @@ import module from 'node:module';
 // (bench/memory.ts). The limit is read only when the heap is set up, so `run` re-executes itself once
 // with it (same pid, same stdio); the container's ENTRYPOINT passes it directly.
 const SEMI_SPACE_FLAG = '--max-semi-space-size=16';
-if (process.argv[2] === 'run' && typeof process.execve === 'function'
-  && ![...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((a) => a.startsWith('--max-semi-space-size'))) {
+if (
+  process.argv[2] === 'run' &&
+  typeof process.execve === 'function' &&
+  ![...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((a) => a.startsWith('--max-semi-space-size'))
+) {
   try {
     process.execve(process.execPath, [process.execPath, SEMI_SPACE_FLAG, ...process.execArgv, ...process.argv.slice(1)], process.env);
   } catch {

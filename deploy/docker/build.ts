@@ -20,7 +20,11 @@ const REPO = path.resolve(import.meta.dirname, '../..');
 /** The entry file name the Dockerfile, the tests and the HEALTHCHECK refer to. */
 export const BUNDLE_ENTRY = 'edgeban.mjs';
 
-export interface BuildResult { outdir: string; entry: string; files: string[] }
+export interface BuildResult {
+  outdir: string;
+  entry: string;
+  files: string[];
+}
 
 export async function buildBundle(outdir: string): Promise<BuildResult> {
   await rm(outdir, { recursive: true, force: true });
@@ -45,7 +49,9 @@ export async function buildBundle(outdir: string): Promise<BuildResult> {
   });
   if (result.errors.length > 0) throw new Error(`esbuild failed with ${result.errors.length} errors`);
   await writeShims(outdir);
-  const files = Object.keys(result.metafile.outputs).map((file) => path.relative(outdir, path.resolve(REPO, file))).sort();
+  const files = Object.keys(result.metafile.outputs)
+    .map((file) => path.relative(outdir, path.resolve(REPO, file)))
+    .sort();
   return { outdir, entry: path.join(outdir, BUNDLE_ENTRY), files };
 }
 

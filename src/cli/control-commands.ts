@@ -23,7 +23,10 @@ const MANUAL_BANTIME_SEC = 86_400;
 const RECONCILE_TIMEOUT_MS = 30 * 60_000;
 const out = (line: string) => process.stdout.write(`${line}\n`);
 
-interface CommonFlags { socket?: string | undefined; tcp?: boolean | undefined }
+interface CommonFlags {
+  socket?: string | undefined;
+  tcp?: boolean | undefined;
+}
 const COMMON = { socket: { type: 'string' }, tcp: { type: 'boolean' } } as const;
 
 function parse<T extends Record<string, { type: 'string' | 'boolean' }>>(argv: string[], options: T, usage: string) {
@@ -48,7 +51,11 @@ function endpointFor(env: EdgebanEnv, flags: CommonFlags): ControlEndpoint {
  * answers; `offline = 'jails'` (bans) first reads the jails and discovers the network facts as
  * the daemon does, so the same guard, jails, targets and bantimes apply.
  */
-async function withHandlers<T>(flags: CommonFlags, offline: false | 'ledger' | 'jails', action: (handlers: ControlHandlers, viaDaemon: boolean) => Promise<T>): Promise<T> {
+async function withHandlers<T>(
+  flags: CommonFlags,
+  offline: false | 'ledger' | 'jails',
+  action: (handlers: ControlHandlers, viaDaemon: boolean) => Promise<T>,
+): Promise<T> {
   const env = loadEnv({ requireFirewall: false });
   const client = new ControlClient(endpointFor(env, flags));
   try {
@@ -93,7 +100,8 @@ function bantimeSeconds(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   if (/^(-1|permanent|forever)$/i.test(text)) return -1;
   const seconds = parseDuration(text);
-  if (seconds === null || seconds <= 0) throw new UserFacingError(`--bantime: ${JSON.stringify(text)} is not a duration (600, 10m, 1h, 1d, 1w, or -1 for permanent)`);
+  if (seconds === null || seconds <= 0)
+    throw new UserFacingError(`--bantime: ${JSON.stringify(text)} is not a duration (600, 10m, 1h, 1d, 1w, or -1 for permanent)`);
   return Math.round(seconds);
 }
 
@@ -103,7 +111,9 @@ function printOutcome(outcome: BanOutcome, viaDaemon: boolean): number {
     return 1;
   }
   const e = outcome.entry;
-  out(`banned ${e.address} in ${e.target} (jail ${e.jail}, until ${e.expiresAt ?? 'unbanned'})${viaDaemon ? '' : '; edgeban is not running: recorded in the ledger, enforced when it starts'}`);
+  out(
+    `banned ${e.address} in ${e.target} (jail ${e.jail}, until ${e.expiresAt ?? 'unbanned'})${viaDaemon ? '' : '; edgeban is not running: recorded in the ledger, enforced when it starts'}`,
+  );
   return 0;
 }
 
@@ -112,9 +122,16 @@ export async function runBanCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, { jail: { type: 'string' }, bantime: { type: 'string' } }, usage);
   if (positionals.length !== 1) throw new UserFacingError(`expected one address\nusage: ${usage}`);
   const bantimeSec = bantimeSeconds(values.bantime);
-  return withHandlers(values, 'jails', async (handlers, viaDaemon) => printOutcome(await handlers.ban({
-    address: positionals[0]!, ...(values.jail ? { jail: values.jail } : {}), ...(bantimeSec !== undefined ? { bantimeSec } : {}),
-  }), viaDaemon));
+  return withHandlers(values, 'jails', async (handlers, viaDaemon) =>
+    printOutcome(
+      await handlers.ban({
+        address: positionals[0]!,
+        ...(values.jail ? { jail: values.jail } : {}),
+        ...(bantimeSec !== undefined ? { bantimeSec } : {}),
+      }),
+      viaDaemon,
+    ),
+  );
 }
 
 export async function runUnbanCommand(argv: string[]): Promise<number> {
@@ -137,8 +154,10 @@ export async function runUnbanCommand(argv: string[]): Promise<number> {
         out(`${prefix}removed from ${outcome.foreignRemoved.join(', ')} (an entry edgeban never banned)`);
       } else if (outcome.foreign && outcome.foreign.length > 0) {
         // Still blocked, and no ban of ours to end: say why and how to remove it.
-        out(`${prefix}${bansEnded(outcome.ended)}; ${address} is in ${outcome.foreign.join(', ')} but edgeban never banned it, so it stays blocked. `
-          + `Remove it with \`edgeban unban --foreign ${address}\`, or let edgeban remove entries it did not ban with EDGEBAN_FOREIGN_ENTRIES=exclusive`);
+        out(
+          `${prefix}${bansEnded(outcome.ended)}; ${address} is in ${outcome.foreign.join(', ')} but edgeban never banned it, so it stays blocked. ` +
+            `Remove it with \`edgeban unban --foreign ${address}\`, or let edgeban remove entries it did not ban with EDGEBAN_FOREIGN_ENTRIES=exclusive`,
+        );
         code = 1;
       } else {
         out(`${prefix}${bansEnded(outcome.ended)}${offlineNote}`);
@@ -169,7 +188,10 @@ export async function runBannedCommand(argv: string[]): Promise<number> {
     }
     if (addresses.length > 0) return 0;
     if (banned.length === 0) out('no active bans');
-    for (const e of banned) out(`${e.address.padEnd(40)} ${e.jail.padEnd(16)} ${e.target.padEnd(24)} until ${e.expiresAt ?? 'unbanned'}${e.banCount > 1 ? ` (ban #${e.banCount})` : ''}`);
+    for (const e of banned)
+      out(
+        `${e.address.padEnd(40)} ${e.jail.padEnd(16)} ${e.target.padEnd(24)} until ${e.expiresAt ?? 'unbanned'}${e.banCount > 1 ? ` (ban #${e.banCount})` : ''}`,
+      );
     return 0;
   });
 }
@@ -189,7 +211,7 @@ export async function runStatusCommand(argv: string[]): Promise<number> {
   if (positionals.length > 1) throw new UserFacingError(`expected at most one jail\nusage: ${usage}`);
   const jail = positionals[0] ?? null;
   return withHandlers(values, false, async (handlers) => {
-    const status = await handlers.status(jail) as DaemonStatus;
+    const status = (await handlers.status(jail)) as DaemonStatus;
     if (values.json) out(JSON.stringify(status));
     else out(jail === null ? formatOverview(status) : formatJail(jail, status));
     return status.targets.some((t) => t.state === 'degraded') || status.ledgerDamage ? 1 : 0;
@@ -210,7 +232,7 @@ export async function runReloadCommand(argv: string[]): Promise<number> {
     if (jail !== null) {
       let status: DaemonStatus;
       try {
-        status = await handlers.status(jail) as DaemonStatus;
+        status = (await handlers.status(jail)) as DaemonStatus;
       } catch (error) {
         if (error instanceof UserFacingError) throw new UserFacingError(`${error.message} in the reloaded configuration`, 1);
         throw error;

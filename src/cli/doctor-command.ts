@@ -21,14 +21,20 @@ Only harmless calls are made. Exit code: 0 all passed, 1 a warning, 2 a failure.
 const WHOLE = /^\d+$/;
 
 export async function runDoctorCommand(argv: string[]): Promise<number> {
-  const values = parseCommandFlags(argv, {
-    json: { type: 'boolean', default: false },
-    'stale-after': { type: 'string', default: '86400' },
-    lines: { type: 'string', default: '200' },
-  }, USAGE);
+  const values = parseCommandFlags(
+    argv,
+    {
+      json: { type: 'boolean', default: false },
+      'stale-after': { type: 'string', default: '86400' },
+      lines: { type: 'string', default: '200' },
+    },
+    USAGE,
+  );
   if (values === null) return 0;
-  if (!WHOLE.test(values['stale-after']) || Number(values['stale-after']) < 1) throw new UserFacingError('--stale-after: expected a whole number of seconds (at least 1)');
-  if (!WHOLE.test(values.lines) || Number(values.lines) < 1 || Number(values.lines) > 100_000) throw new UserFacingError('--lines: expected a whole number from 1 to 100000');
+  if (!WHOLE.test(values['stale-after']) || Number(values['stale-after']) < 1)
+    throw new UserFacingError('--stale-after: expected a whole number of seconds (at least 1)');
+  if (!WHOLE.test(values.lines) || Number(values.lines) < 1 || Number(values.lines) > 100_000)
+    throw new UserFacingError('--lines: expected a whole number from 1 to 100000');
   const scrubber = new SecretScrubber();
   const report = await runDoctor({
     env: process.env,

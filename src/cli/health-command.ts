@@ -26,16 +26,24 @@ const DEFAULT_TIMEOUT_SEC = 5;
 /** The part of the daemon's status reply health looks at; validated like any reply from outside. */
 const StatusReplySchema = z.object({
   activeBans: z.number().int().nonnegative(),
-  targets: z.array(z.object({
-    id: z.string(),
-    state: z.string(),
-    lastError: z.object({ message: z.string() }).nullable().optional(),
-  })),
-  jails: z.array(z.object({ jail: z.string(), running: z.boolean().optional(), reason: z.string().optional() })).nullable().optional(),
+  targets: z.array(
+    z.object({
+      id: z.string(),
+      state: z.string(),
+      lastError: z.object({ message: z.string() }).nullable().optional(),
+    }),
+  ),
+  jails: z
+    .array(z.object({ jail: z.string(), running: z.boolean().optional(), reason: z.string().optional() }))
+    .nullable()
+    .optional(),
 });
 type StatusReply = z.infer<typeof StatusReplySchema>;
 
-export interface HealthVerdict { healthy: boolean; line: string }
+export interface HealthVerdict {
+  healthy: boolean;
+  line: string;
+}
 
 /** Judges a status reply: pure, so the policy is testable without a daemon. */
 export function judgeHealth(status: StatusReply, live: boolean): HealthVerdict {
@@ -45,7 +53,10 @@ export function judgeHealth(status: StatusReply, live: boolean): HealthVerdict {
   if (degraded.length > 0 && !live) {
     const first = degraded[0]!;
     const more = degraded.length > 1 ? ` (and ${degraded.length - 1} more)` : '';
-    return { healthy: false, line: `unhealthy: target ${first.id}: degraded${more}, bans do not reach it: ${first.lastError?.message ?? 'see edgeban status'}` };
+    return {
+      healthy: false,
+      line: `unhealthy: target ${first.id}: degraded${more}, bans do not reach it: ${first.lastError?.message ?? 'see edgeban status'}`,
+    };
   }
   // An enabled jail that does not run protects nobody while everything else looks fine.
   const stopped = (status.jails ?? []).filter((j) => j.running === false);
@@ -76,7 +87,8 @@ function parse(argv: string[]): { live: boolean; timeoutMs: number; socket: stri
     throw new UserFacingError(`${(error as Error).message}\n${USAGE}`);
   }
   const timeoutSec = values.timeout === undefined ? DEFAULT_TIMEOUT_SEC : Number(values.timeout);
-  if (!(timeoutSec > 0 && timeoutSec <= 300)) throw new UserFacingError(`--timeout: expected seconds from 1 to 300, got ${JSON.stringify(values.timeout)}\n${USAGE}`);
+  if (!(timeoutSec > 0 && timeoutSec <= 300))
+    throw new UserFacingError(`--timeout: expected seconds from 1 to 300, got ${JSON.stringify(values.timeout)}\n${USAGE}`);
   return { live: values.live ?? false, timeoutMs: timeoutSec * 1000, socket: values.socket, tcp: values.tcp ?? false };
 }
 
@@ -87,7 +99,9 @@ export async function runHealthCommand(argv: string[]): Promise<number> {
   const where = 'socketPath' in endpoint ? endpoint.socketPath : endpoint.url;
   const client = new ControlClient(endpoint);
   let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), options.timeoutMs); });
+  const timedOut = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), options.timeoutMs);
+  });
   let verdict: HealthVerdict;
   let hanging = false;
   try {
@@ -99,7 +113,10 @@ export async function runHealthCommand(argv: string[]): Promise<number> {
       const status = StatusReplySchema.safeParse(reply);
       verdict = status.success
         ? judgeHealth(status.data, options.live)
-        : { healthy: false, line: `unhealthy: the daemon's status reply is not understood (${status.error.issues[0]?.path.join('.') ?? ''}: ${status.error.issues[0]?.message ?? ''})` };
+        : {
+            healthy: false,
+            line: `unhealthy: the daemon's status reply is not understood (${status.error.issues[0]?.path.join('.') ?? ''}: ${status.error.issues[0]?.message ?? ''})`,
+          };
     }
   } catch (error) {
     verdict = { healthy: false, line: `unhealthy: ${errorMessage(error)}` };

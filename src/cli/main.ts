@@ -27,7 +27,7 @@ const COMMANDS: Record<string, CommandEntry> = {
   },
   status: {
     args: '[JAIL] [--json]',
-    summary: 'the running daemon: its jails like fail2ban-client status; with JAIL its counters, banned list and files; each target\'s enforcement state',
+    summary: "the running daemon: its jails like fail2ban-client status; with JAIL its counters, banned list and files; each target's enforcement state",
     load: async () => (await import('./control-commands.ts')).runStatusCommand,
   },
   ban: {
@@ -52,7 +52,7 @@ const COMMANDS: Record<string, CommandEntry> = {
   },
   set: {
     args: 'JAIL banip|unbanip IP [IP…]',
-    summary: 'fail2ban-client\'s set JAIL banip / unbanip',
+    summary: "fail2ban-client's set JAIL banip / unbanip",
     load: async () => (await import('./control-commands.ts')).runSetCommand,
   },
   reconcile: {
@@ -97,13 +97,13 @@ const COMMANDS: Record<string, CommandEntry> = {
   },
   'fail2ban-client': {
     args: '[-s SOCKET] status [JAIL] | set JAIL banip|unbanip IP… | unban IP… | banned [IP…] | reload [JAIL] | ping | version',
-    summary: 'fail2ban-client\'s commands mapped onto edgeban\'s (the image\'s fail2ban-client shim runs this)',
+    summary: "fail2ban-client's commands mapped onto edgeban's (the image's fail2ban-client shim runs this)",
     load: async () => (await import('./fail2ban-client-command.ts')).runFail2banClientCommand,
     ownHelp: true,
   },
   version: {
     args: '',
-    summary: 'print edgeban\'s version (also --version)',
+    summary: "print edgeban's version (also --version)",
     load: async () => async () => {
       process.stdout.write(`edgeban ${edgebanVersion()}\n`);
       return 0;

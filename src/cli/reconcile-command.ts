@@ -41,7 +41,9 @@ export async function runReconcileCommand(argv: string[]): Promise<number> {
     const { ledger, readOnly } = await openLedgerForCommand(env, systemClock, logger);
     if (readOnly) {
       await ledger.close();
-      throw new UserFacingError(`the ledger is locked by a running edgeban, but nothing answers on ${env.controlSocket}; try again, or set EDGEBAN_CONTROL_SOCKET to its socket`);
+      throw new UserFacingError(
+        `the ledger is locked by a running edgeban, but nothing answers on ${env.controlSocket}; try again, or set EDGEBAN_CONTROL_SOCKET to its socket`,
+      );
     }
     try {
       // As the daemon does at start: renamed targets move, bans the guard refuses end (not on a dry run: it changes nothing).
@@ -82,7 +84,13 @@ function printEntry(out: (line: string) => void, entry: ReconcileEntry, policy: 
   const kind = entry.kind ?? 'opnsense';
   const id = targetLabel({ kind, id: entry.target });
   const noun = holdingNoun(kind);
-  const plan: PassOutline = { add: entry.add ?? [], remove: entry.remove ?? [], foreign: entry.foreign ?? [], inAlias: entry.inAlias ?? 0, desired: entry.desired ?? 0 };
+  const plan: PassOutline = {
+    add: entry.add ?? [],
+    remove: entry.remove ?? [],
+    foreign: entry.foreign ?? [],
+    inAlias: entry.inAlias ?? 0,
+    desired: entry.desired ?? 0,
+  };
   if (entry.dryRun) {
     if (entry.ok) printPlan(out, id, noun, plan, policy, all, 'would ');
     else out(`${id}: cannot read the ${noun}: ${entry.error ?? 'unknown error'}`);
@@ -90,7 +98,10 @@ function printEntry(out: (line: string) => void, entry: ReconcileEntry, policy: 
   }
   printPlan(out, id, noun, plan, policy, all, '');
   if (entry.error) out(`  FAILED: ${entry.error}`);
-  else if ((entry.unconfirmed ?? []).length > 0) out(`  NOT CONVERGED: ${entry.unconfirmed!.length} addresses were accepted but are not in the ${noun}${kind === 'opnsense' ? ' (table-entries limit?)' : ''}`);
+  else if ((entry.unconfirmed ?? []).length > 0)
+    out(
+      `  NOT CONVERGED: ${entry.unconfirmed!.length} addresses were accepted but are not in the ${noun}${kind === 'opnsense' ? ' (table-entries limit?)' : ''}`,
+    );
   else if ((entry.pending ?? 0) > 0) out(`  NOT CONVERGED: ${entry.pending} changes still pending`);
   else out('  converged');
 }

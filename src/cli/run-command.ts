@@ -18,11 +18,15 @@ export async function runRunCommand(argv: string[]): Promise<number> {
   const env = loadEnv();
   if (env.dataDirDefaulted && !runsInContainer()) {
     // /data is the image's volume; on a host it would be a new directory at the root (or some other program's).
-    throw new UserFacingError(`EDGEBAN_DATA_DIR is not set and this is not a container: edgeban does not create ${env.dataDir} on a host. Set EDGEBAN_DATA_DIR to the directory for its ledger, log offsets and control socket (e.g. EDGEBAN_DATA_DIR=/var/lib/edgeban), in the environment or the .env file`);
+    throw new UserFacingError(
+      `EDGEBAN_DATA_DIR is not set and this is not a container: edgeban does not create ${env.dataDir} on a host. Set EDGEBAN_DATA_DIR to the directory for its ledger, log offsets and control socket (e.g. EDGEBAN_DATA_DIR=/var/lib/edgeban), in the environment or the .env file`,
+    );
   }
   // A token with nowhere to serve would leave a firewall pulling nothing while edgeban looks configured.
   if (env.feedToken !== null && env.metricsListen === null) {
-    throw new UserFacingError('invalid environment:\n  EDGEBAN_FEED_TOKEN: set, but EDGEBAN_METRICS_LISTEN is not; the feed /blocklist/TARGET.txt is served on that listener');
+    throw new UserFacingError(
+      'invalid environment:\n  EDGEBAN_FEED_TOKEN: set, but EDGEBAN_METRICS_LISTEN is not; the feed /blocklist/TARGET.txt is served on that listener',
+    );
   }
   // The daemon adds the secrets it learns later (jail actions, a reload's new tokens).
   const scrubber = new SecretScrubber(env.secrets);
@@ -31,7 +35,9 @@ export async function runRunCommand(argv: string[]): Promise<number> {
   let daemon: Daemon | null = null;
   let stopSignal: string | null = null;
   let resolveExit: (code: number) => void = () => {};
-  const exited = new Promise<number>((resolve) => { resolveExit = resolve; });
+  const exited = new Promise<number>((resolve) => {
+    resolveExit = resolve;
+  });
   const shutdown = (signal: string) => {
     if (stopSignal !== null) return;
     stopSignal = signal;

@@ -47,16 +47,21 @@ function setupEnvironment(): NodeJS.ProcessEnv {
 }
 
 export async function runSetupOpnsenseCommand(argv: string[]): Promise<number> {
-  const values = parseCommandFlags(argv, {
-    'dry-run': { type: 'boolean', default: false },
-    json: { type: 'boolean', default: false },
-    interface: { type: 'string', default: 'wan' },
-    durable: { type: 'boolean', default: false },
-    'feed-url': { type: 'string' },
-    'refresh-hours': { type: 'string', default: '1' },
-  }, USAGE);
+  const values = parseCommandFlags(
+    argv,
+    {
+      'dry-run': { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      interface: { type: 'string', default: 'wan' },
+      durable: { type: 'boolean', default: false },
+      'feed-url': { type: 'string' },
+      'refresh-hours': { type: 'string', default: '1' },
+    },
+    USAGE,
+  );
   if (values === null) return 0;
-  if (!INTERFACE_KEY.test(values.interface)) throw new UserFacingError(`--interface: ${JSON.stringify(values.interface)} is not an OPNsense interface key such as wan or opt1`);
+  if (!INTERFACE_KEY.test(values.interface))
+    throw new UserFacingError(`--interface: ${JSON.stringify(values.interface)} is not an OPNsense interface key such as wan or opt1`);
   const env: EdgebanEnv = loadEnv({ env: setupEnvironment(), requireFirewall: true });
   const scrubber = new SecretScrubber(env.secrets);
   const logger = createCommandLogger(env, scrubber);
@@ -92,7 +97,9 @@ export async function runSetupOpnsenseCommand(argv: string[]): Promise<number> {
         continue;
       }
       const result = await applySetup(client, plan, options);
-      out(`  done: ${planChanges(plan)} change(s); filter applied${result.applied === 'with-rollback' ? ' with a savepoint, rollback cancelled after the API answered' : ''}`);
+      out(
+        `  done: ${planChanges(plan)} change(s); filter applied${result.applied === 'with-rollback' ? ' with a savepoint, rollback cancelled after the API answered' : ''}`,
+      );
       report.push({ firewall: endpoint.url, ok: true, dryRun: false, changes: planChanges(plan), plan: jsonPlan(plan), result });
     } catch (error) {
       exitCode = 1;
@@ -108,13 +115,17 @@ export async function runSetupOpnsenseCommand(argv: string[]): Promise<number> {
 }
 
 function durableOptions(feedUrl: string | undefined, refreshHours: string, token: string | null): UrlTableSource {
-  if (feedUrl === undefined) throw new UserFacingError('--durable needs --feed-url, the address at which the firewall reaches edgeban\'s feed (e.g. https://edgeban.example.org/blocklist/fail2ban_blocklist.txt)');
+  if (feedUrl === undefined)
+    throw new UserFacingError(
+      "--durable needs --feed-url, the address at which the firewall reaches edgeban's feed (e.g. https://edgeban.example.org/blocklist/fail2ban_blocklist.txt)",
+    );
   const problem = feedUrlProblem(feedUrl);
   if (problem) throw new UserFacingError(`--feed-url: ${problem}`);
   const hours = Number(refreshHours);
   // The cron that refreshes URL tables runs every minute; a week is already long for unbans to reach a firewall whose alias_util deletes failed.
-  if (!/^\d+(\.\d+)?$/.test(refreshHours) || !(hours >= 1 / 60 && hours <= 168)) throw new UserFacingError(`--refresh-hours: expected a number of hours from 0.017 (one minute) to 168, got ${JSON.stringify(refreshHours)}`);
-  if (token === null) throw new UserFacingError('--durable: EDGEBAN_FEED_TOKEN (or EDGEBAN_FEED_TOKEN_FILE) is not set; give setup the daemon\'s feed token');
+  if (!/^\d+(\.\d+)?$/.test(refreshHours) || !(hours >= 1 / 60 && hours <= 168))
+    throw new UserFacingError(`--refresh-hours: expected a number of hours from 0.017 (one minute) to 168, got ${JSON.stringify(refreshHours)}`);
+  if (token === null) throw new UserFacingError("--durable: EDGEBAN_FEED_TOKEN (or EDGEBAN_FEED_TOKEN_FILE) is not set; give setup the daemon's feed token");
   return durableSource(feedUrl, token, hours);
 }
 
@@ -125,19 +136,31 @@ function printPlan(out: (line: string) => void, url: string, plan: SetupPlan, op
   for (const warning of plan.warnings) out(`  WARNING: ${warning}`);
   const alias = plan.alias;
   const durable = options.durable;
-  if (plan.createAlias && durable) out(`  alias: ${verb}create ${options.alias} as URL Table (IPs) from ${durable.url}, refreshed every ${Number((Number(durable.updatefreq) * 24).toFixed(2))} h, bearer auth, then reconfigure aliases (OPNsense fetches it)`);
+  if (plan.createAlias && durable)
+    out(
+      `  alias: ${verb}create ${options.alias} as URL Table (IPs) from ${durable.url}, refreshed every ${Number((Number(durable.updatefreq) * 24).toFixed(2))} h, bearer auth, then reconfigure aliases (OPNsense fetches it)`,
+    );
   else if (plan.createAlias) out(`  alias: ${verb}create ${options.alias} as External (advanced), then reconfigure aliases`);
-  else if (alias && plan.updateAlias) out(`  alias: ${alias.name} (${alias.type}): ${verb}set ${plan.updateAlias.changes.join(', ')} to the URL table from ${durable?.url ?? ''}, then reconfigure aliases`);
+  else if (alias && plan.updateAlias)
+    out(
+      `  alias: ${alias.name} (${alias.type}): ${verb}set ${plan.updateAlias.changes.join(', ')} to the URL table from ${durable?.url ?? ''}, then reconfigure aliases`,
+    );
   else if (alias) out(`  alias: ${alias.name} exists (${alias.type}), kept`);
   for (const rule of plan.existingRules) out(`  rule: ${rule.uuid} already blocks ${rule.families} from the alias on ${iface}, kept`);
   for (const rule of plan.addRules) {
     out(`  rule: ${verb}add "block in quick on ${iface} from <${rule.source_net}> to any" for ${familyLabel(rule.ipprotocol)} (log on)`);
   }
   if (plan.addRules.length > 0) {
-    const how = plan.savepoints === false ? 'apply' : plan.savepoints === true ? 'savepoint, apply with 60 s rollback, confirm' : 'savepoint if supported, apply, confirm';
+    const how =
+      plan.savepoints === false
+        ? 'apply'
+        : plan.savepoints === true
+          ? 'savepoint, apply with 60 s rollback, confirm'
+          : 'savepoint if supported, apply, confirm';
     out(`  filter: ${verb}${how}`);
   }
-  if (planChanges(plan) === 0) out(`  nothing to change: the alias${durable ? ' (URL table from the feed)' : ''} and a WAN block rule for IPv4 and IPv6 are in place`);
+  if (planChanges(plan) === 0)
+    out(`  nothing to change: the alias${durable ? ' (URL table from the feed)' : ''} and a WAN block rule for IPv4 and IPv6 are in place`);
 }
 
 function jsonPlan(plan: SetupPlan): unknown {

@@ -10,15 +10,19 @@ import { isFirmwareVersionText } from '../simulator/firmware.ts';
 import { NftEdgeError } from '../simulator/nft-table-store.ts';
 import { runMikrotikSimulateCommand } from './simulate-mikrotik-command.ts';
 
-const USAGE = 'usage: edgeban simulate [--kind opnsense|mikrotik|cloudflare] --port P [--host 127.0.0.1] [--key K --secret S] [--privileges p1,p2] [--read-only]\n'
-  + '         [--alias NAME[:external|host|network]]... | --no-alias] [--latency MS] [--lock-ms MS] [--error-rate R]\n'
-  + '         [--table-entries N] [--auth-fail-delay MS] [--seed N] [--tls-cert FILE --tls-key FILE]\n'
-  + '         [--opnsense-version 26.7.2] [--admin-key K --admin-secret S] [--nft-netns NS [--nft-table edgeban]]\n'
-  + 'The --key gets the daemon\'s least privileges (or --privileges); --admin-key gets page-all (for setup-opnsense).\n'
-  + '`edgeban simulate --kind cloudflare --help` for the Cloudflare API simulator.';
+const USAGE =
+  'usage: edgeban simulate [--kind opnsense|mikrotik|cloudflare] --port P [--host 127.0.0.1] [--key K --secret S] [--privileges p1,p2] [--read-only]\n' +
+  '         [--alias NAME[:external|host|network]]... | --no-alias] [--latency MS] [--lock-ms MS] [--error-rate R]\n' +
+  '         [--table-entries N] [--auth-fail-delay MS] [--seed N] [--tls-cert FILE --tls-key FILE]\n' +
+  '         [--opnsense-version 26.7.2] [--admin-key K --admin-secret S] [--nft-netns NS [--nft-table edgeban]]\n' +
+  "The --key gets the daemon's least privileges (or --privileges); --admin-key gets page-all (for setup-opnsense).\n" +
+  '`edgeban simulate --kind cloudflare --help` for the Cloudflare API simulator.';
 
 const intText = (name: string, min: number, max: number) =>
-  z.string().regex(/^\d+$/, `--${name} must be a whole number`).transform(Number)
+  z
+    .string()
+    .regex(/^\d+$/, `--${name} must be a whole number`)
+    .transform(Number)
     .refine((n) => n >= min && n <= max, `--${name} must be between ${min} and ${max}`);
 
 const aliasText = z.string().transform((text, ctx): SimulatorAlias => {
@@ -34,39 +38,63 @@ const aliasText = z.string().transform((text, ctx): SimulatorAlias => {
   return { name, type };
 });
 
-const optionsSchema = z.object({
-  port: intText('port', 0, 65535),
-  host: z.string().refine(isLoopbackHost, '--host must be a loopback address (127.0.0.1 or ::1)').default('127.0.0.1'),
-  key: z.string().min(1, '--key must not be empty').optional(),
-  secret: z.string().min(1, '--secret must not be empty').optional(),
-  privileges: z.string().transform((s) => s.split(',').map((p) => p.trim()).filter((p) => p !== ''))
-    .refine((list) => list.length > 0 && list.every((p) => KNOWN_PRIVILEGES.includes(p)),
-      `--privileges must be a comma-separated list of ${KNOWN_PRIVILEGES.join(', ')}`)
-    .optional(),
-  'read-only': z.boolean().default(false),
-  alias: z.array(aliasText).optional(),
-  'no-alias': z.boolean().default(false),
-  'opnsense-version': z.string().refine(isFirmwareVersionText, '--opnsense-version must be a release such as 24.7, 25.1.3 or 26.7.2').optional(),
-  'admin-key': z.string().min(1, '--admin-key must not be empty').optional(),
-  'admin-secret': z.string().min(1, '--admin-secret must not be empty').optional(),
-  latency: intText('latency', 0, 3_600_000).optional(),
-  'lock-ms': intText('lock-ms', 0, 3_600_000).optional(),
-  'error-rate': z.string().regex(/^(?:0(?:\.\d+)?|1(?:\.0+)?|\.\d+)$/, '--error-rate must be a number from 0 to 1').transform(Number).optional(),
-  'table-entries': intText('table-entries', 1, 100_000_000).optional(),
-  'auth-fail-delay': intText('auth-fail-delay', 0, 60_000).optional(),
-  seed: intText('seed', 0, 2 ** 32 - 1).optional(),
-  'tls-cert': z.string().min(1).optional(),
-  'tls-key': z.string().min(1).optional(),
-  'nft-netns': z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/, '--nft-netns must be a network namespace name').optional(),
-  'nft-table': z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/, '--nft-table must be an nftables table name').optional(),
-}).superRefine((o, ctx) => {
-  // Never the root namespace's firewall: the tables are a test edge's, wiped at start.
-  if (o['nft-table'] !== undefined && o['nft-netns'] === undefined) ctx.addIssue({ code: 'custom', path: ['nft-table'], message: '--nft-table needs --nft-netns' });
-  if ((o.key === undefined) !== (o.secret === undefined)) ctx.addIssue({ code: 'custom', path: ['key'], message: '--key and --secret go together' });
-  if ((o['tls-cert'] === undefined) !== (o['tls-key'] === undefined)) ctx.addIssue({ code: 'custom', path: ['tls-cert'], message: '--tls-cert and --tls-key go together' });
-  if ((o['admin-key'] === undefined) !== (o['admin-secret'] === undefined)) ctx.addIssue({ code: 'custom', path: ['admin-key'], message: '--admin-key and --admin-secret go together' });
-  if (o['no-alias'] && o.alias !== undefined) ctx.addIssue({ code: 'custom', path: ['no-alias'], message: '--no-alias and --alias exclude each other' });
-});
+const optionsSchema = z
+  .object({
+    port: intText('port', 0, 65535),
+    host: z.string().refine(isLoopbackHost, '--host must be a loopback address (127.0.0.1 or ::1)').default('127.0.0.1'),
+    key: z.string().min(1, '--key must not be empty').optional(),
+    secret: z.string().min(1, '--secret must not be empty').optional(),
+    privileges: z
+      .string()
+      .transform((s) =>
+        s
+          .split(',')
+          .map((p) => p.trim())
+          .filter((p) => p !== ''),
+      )
+      .refine(
+        (list) => list.length > 0 && list.every((p) => KNOWN_PRIVILEGES.includes(p)),
+        `--privileges must be a comma-separated list of ${KNOWN_PRIVILEGES.join(', ')}`,
+      )
+      .optional(),
+    'read-only': z.boolean().default(false),
+    alias: z.array(aliasText).optional(),
+    'no-alias': z.boolean().default(false),
+    'opnsense-version': z.string().refine(isFirmwareVersionText, '--opnsense-version must be a release such as 24.7, 25.1.3 or 26.7.2').optional(),
+    'admin-key': z.string().min(1, '--admin-key must not be empty').optional(),
+    'admin-secret': z.string().min(1, '--admin-secret must not be empty').optional(),
+    latency: intText('latency', 0, 3_600_000).optional(),
+    'lock-ms': intText('lock-ms', 0, 3_600_000).optional(),
+    'error-rate': z
+      .string()
+      .regex(/^(?:0(?:\.\d+)?|1(?:\.0+)?|\.\d+)$/, '--error-rate must be a number from 0 to 1')
+      .transform(Number)
+      .optional(),
+    'table-entries': intText('table-entries', 1, 100_000_000).optional(),
+    'auth-fail-delay': intText('auth-fail-delay', 0, 60_000).optional(),
+    seed: intText('seed', 0, 2 ** 32 - 1).optional(),
+    'tls-cert': z.string().min(1).optional(),
+    'tls-key': z.string().min(1).optional(),
+    'nft-netns': z
+      .string()
+      .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/, '--nft-netns must be a network namespace name')
+      .optional(),
+    'nft-table': z
+      .string()
+      .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/, '--nft-table must be an nftables table name')
+      .optional(),
+  })
+  .superRefine((o, ctx) => {
+    // Never the root namespace's firewall: the tables are a test edge's, wiped at start.
+    if (o['nft-table'] !== undefined && o['nft-netns'] === undefined)
+      ctx.addIssue({ code: 'custom', path: ['nft-table'], message: '--nft-table needs --nft-netns' });
+    if ((o.key === undefined) !== (o.secret === undefined)) ctx.addIssue({ code: 'custom', path: ['key'], message: '--key and --secret go together' });
+    if ((o['tls-cert'] === undefined) !== (o['tls-key'] === undefined))
+      ctx.addIssue({ code: 'custom', path: ['tls-cert'], message: '--tls-cert and --tls-key go together' });
+    if ((o['admin-key'] === undefined) !== (o['admin-secret'] === undefined))
+      ctx.addIssue({ code: 'custom', path: ['admin-key'], message: '--admin-key and --admin-secret go together' });
+    if (o['no-alias'] && o.alias !== undefined) ctx.addIssue({ code: 'custom', path: ['no-alias'], message: '--no-alias and --alias exclude each other' });
+  });
 
 /** Key and secret as OPNsense makes them: base64 of 60 random bytes each. */
 function generateCredential(): string {
@@ -106,14 +134,28 @@ export async function runSimulateCommand(args: string[]): Promise<number> {
       strict: true,
       allowPositionals: false,
       options: {
-        port: { type: 'string' }, host: { type: 'string' }, key: { type: 'string' }, secret: { type: 'string' },
-        privileges: { type: 'string' }, 'read-only': { type: 'boolean' }, alias: { type: 'string', multiple: true },
-        latency: { type: 'string' }, 'lock-ms': { type: 'string' }, 'error-rate': { type: 'string' },
-        'table-entries': { type: 'string' }, 'auth-fail-delay': { type: 'string' }, seed: { type: 'string' },
-        'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, help: { type: 'boolean', short: 'h' },
-        'no-alias': { type: 'boolean' }, 'opnsense-version': { type: 'string' },
-        'admin-key': { type: 'string' }, 'admin-secret': { type: 'string' },
-        'nft-netns': { type: 'string' }, 'nft-table': { type: 'string' },
+        port: { type: 'string' },
+        host: { type: 'string' },
+        key: { type: 'string' },
+        secret: { type: 'string' },
+        privileges: { type: 'string' },
+        'read-only': { type: 'boolean' },
+        alias: { type: 'string', multiple: true },
+        latency: { type: 'string' },
+        'lock-ms': { type: 'string' },
+        'error-rate': { type: 'string' },
+        'table-entries': { type: 'string' },
+        'auth-fail-delay': { type: 'string' },
+        seed: { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        'no-alias': { type: 'boolean' },
+        'opnsense-version': { type: 'string' },
+        'admin-key': { type: 'string' },
+        'admin-secret': { type: 'string' },
+        'nft-netns': { type: 'string' },
+        'nft-table': { type: 'string' },
       },
     }));
   } catch (error) {

@@ -45,11 +45,7 @@ export interface DaemonStatus {
 export function formatOverview(status: DaemonStatus): string {
   const jails = status.jails ?? [];
   const running = jails.filter((j) => j.running !== false);
-  const lines = [
-    'Status',
-    `|- Number of jail:\t${running.length}`,
-    `\`- Jail list:\t${running.map((j) => j.jail).join(', ')}`,
-  ];
+  const lines = ['Status', `|- Number of jail:\t${running.length}`, `\`- Jail list:\t${running.map((j) => j.jail).join(', ')}`];
   const stopped = jails.filter((j) => j.running === false);
   if (stopped.length > 0) {
     lines.push('', 'enabled but not running:');
@@ -60,16 +56,27 @@ export function formatOverview(status: DaemonStatus): string {
     lines.push('', 'running differently from fail2ban (edgeban status JAIL for the fixes):');
     for (const j of noted) for (const note of j.notes!) lines.push(`  ${j.jail}: ${note.message}`);
   }
-  lines.push('', `active bans: ${status.activeBans}`, ...formatLedgerDamage(status.ledgerDamage),
-    ...(status.unknownMutations ? [`ledger: ${status.unknownMutations.count} mutations of unknown types skipped (last: ${status.unknownMutations.last}); a newer edgeban wrote them: upgrade this replica`] : []),
-    ...formatClock(status.clock), ...formatTargets(status.targets));
+  lines.push(
+    '',
+    `active bans: ${status.activeBans}`,
+    ...formatLedgerDamage(status.ledgerDamage),
+    ...(status.unknownMutations
+      ? [
+          `ledger: ${status.unknownMutations.count} mutations of unknown types skipped (last: ${status.unknownMutations.last}); a newer edgeban wrote them: upgrade this replica`,
+        ]
+      : []),
+    ...formatClock(status.clock),
+    ...formatTargets(status.targets),
+  );
   return lines.join('\n');
 }
 
 function formatLedgerDamage(damage: LedgerDamage | null | undefined): string[] {
   if (!damage) return [];
-  return [`ledger damaged, recovered at ${new Date(damage.at).toISOString()} keeping ${damage.keptClaims} claims: ${damage.problems.join('; ')}` +
-    (damage.movedAside.length > 0 ? `; damaged files kept as ${damage.movedAside.join(', ')}` : '')];
+  return [
+    `ledger damaged, recovered at ${new Date(damage.at).toISOString()} keeping ${damage.keptClaims} claims: ${damage.problems.join('; ')}` +
+      (damage.movedAside.length > 0 ? `; damaged files kept as ${damage.movedAside.join(', ')}` : ''),
+  ];
 }
 
 function formatNotes(j: JailStatusEntry): string[] {
@@ -78,7 +85,10 @@ function formatNotes(j: JailStatusEntry): string[] {
 
 export function formatJail(name: string, status: DaemonStatus): string {
   const j = status.jails?.find((entry) => entry.jail === name) ?? { jail: name };
-  if (j.running === false) return [`Status for the jail: ${name}`, `\`- not running: ${j.reason ?? 'unknown reason'}`, ...formatNotes(j), '', ...formatTargets(status.targets)].join('\n');
+  if (j.running === false)
+    return [`Status for the jail: ${name}`, `\`- not running: ${j.reason ?? 'unknown reason'}`, ...formatNotes(j), '', ...formatTargets(status.targets)].join(
+      '\n',
+    );
   const banned = j.banned ?? [];
   const files = j.follower?.files ?? [];
   const lines = [
@@ -99,7 +109,8 @@ export function formatJail(name: string, status: DaemonStatus): string {
   if (ignored.length > 0) lines.push(`failures ignored: ${ignored.map(([reason, n]) => `${reason} ${n}`).join(', ')}`);
   for (const f of files) if (f.error) lines.push(`log ${f.path}: ${f.error}`);
   if (j.capReached) lines.push('tracked addresses reached maxtracked: the oldest are dropped');
-  if (j.proxyWarning) lines.push(`proxy warning: ${Math.round(j.proxyWarning.share * 100)}% of recent failures come from ${j.proxyWarning.address}, a private address`);
+  if (j.proxyWarning)
+    lines.push(`proxy warning: ${Math.round(j.proxyWarning.share * 100)}% of recent failures come from ${j.proxyWarning.address}, a private address`);
   lines.push(...formatTargets(status.targets));
   return lines.join('\n');
 }
@@ -107,7 +118,9 @@ export function formatJail(name: string, status: DaemonStatus): string {
 function formatTargets(targets: readonly ReportedTargetStatus[]): string[] {
   const lines: string[] = [];
   for (const t of targets) {
-    const last = t.lastPass ? `last full pass ${new Date(t.lastPass.at).toISOString()} ${t.lastPass.ok ? 'ok' : `failed: ${t.lastPass.error ?? `${t.lastPass.unconfirmed.length} unconfirmed`}`}` : 'no full pass yet';
+    const last = t.lastPass
+      ? `last full pass ${new Date(t.lastPass.at).toISOString()} ${t.lastPass.ok ? 'ok' : `failed: ${t.lastPass.error ?? `${t.lastPass.unconfirmed.length} unconfirmed`}`}`
+      : 'no full pass yet';
     lines.push(`target ${targetLabel(t)}: ${t.state}; ${t.inAlias ?? '?'} in the ${holdingNoun(t.kind)}, ${t.pending} pending; ${last}`);
     if (t.lastError && t.state !== 'in-sync') lines.push(`  last error: ${t.lastError.message}`);
   }
@@ -118,5 +131,7 @@ function formatTargets(targets: readonly ReportedTargetStatus[]): string[] {
 function formatClock(clock: ClockStatus | undefined): string[] {
   if (!clock?.skewed) return [];
   const seconds = (Math.abs(clock.offsetMs) / 1000).toFixed(1);
-  return [`clock: this host is ${seconds} s ${clock.offsetMs < 0 ? 'ahead of' : 'behind'} the Redis server; bans use Redis's time. Fix the host's time sync (NTP)`];
+  return [
+    `clock: this host is ${seconds} s ${clock.offsetMs < 0 ? 'ahead of' : 'behind'} the Redis server; bans use Redis's time. Fix the host's time sync (NTP)`,
+  ];
 }

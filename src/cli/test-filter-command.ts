@@ -42,7 +42,10 @@ function parse(argv: string[]): TestFilterArgs {
       args: argv,
       allowPositionals: true,
       options: {
-        'config-dir': { type: 'string' }, now: { type: 'string' }, logformat: { type: 'string', default: 'plain' }, json: { type: 'boolean', default: false },
+        'config-dir': { type: 'string' },
+        now: { type: 'string' },
+        logformat: { type: 'string', default: 'plain' },
+        json: { type: 'boolean', default: false },
       },
     });
   } catch (error) {
@@ -143,7 +146,15 @@ export async function runTestFilterCommand(argv: string[]): Promise<number> {
     if (text !== '') await out.write(text);
   }
   if (!args.json) {
-    await out.write(summary(filter.name, definition.file, filter.failregex.map((f) => f.pattern), matcher, samples));
+    await out.write(
+      summary(
+        filter.name,
+        definition.file,
+        filter.failregex.map((f) => f.pattern),
+        matcher,
+        samples,
+      ),
+    );
     if (unwrapper !== null) await out.write(containerSummary(args.logformat, unwrapper.stats, unwrapper.pendingLines, matcher.stats.noTime));
   }
   await out.flush();
@@ -203,8 +214,17 @@ async function arrange(first: string, second: string, dirs: ConfigDirs): Promise
 function rawRegexFilter(pattern: string): FilterDefinition {
   const source = { file: '<command line>', line: 0, key: 'failregex' };
   return {
-    name: 'regex', options: {}, file: '<command line>', prefregex: null, failregex: [{ pattern, source }], ignoreregex: [],
-    maxlines: 1, datepattern: null, logtimezone: null, journalmatch: null, jsonline: null,
+    name: 'regex',
+    options: {},
+    file: '<command line>',
+    prefregex: null,
+    failregex: [{ pattern, source }],
+    ignoreregex: [],
+    maxlines: 1,
+    datepattern: null,
+    logtimezone: null,
+    journalmatch: null,
+    jsonline: null,
   };
 }
 

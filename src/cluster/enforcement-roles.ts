@@ -68,7 +68,9 @@ class LeasedRoles implements EnforcementRoles {
     this.logger = logger;
     // Its own connection: a lease renewal must not queue behind the ledger's writes and reads.
     this.redis = new Redis(settings.url, {
-      protocol: 2, connectionName: 'edgeban-lease', ...(settings.password ? { password: settings.password } : {}),
+      protocol: 2,
+      connectionName: 'edgeban-lease',
+      ...(settings.password ? { password: settings.password } : {}),
     });
     this.redis.on('error', () => {}); // the leases and the counter report what they could not do
     this.sharedFailures = new RedisFailureCounter(this.redis, settings.prefix);
@@ -79,8 +81,13 @@ class LeasedRoles implements EnforcementRoles {
 
   private lease(name: string, onRole: LeaderLeaseOptions['onRole']): LeaderLease {
     return new LeaderLease({
-      redis: this.redis, clock: this.localClock, logger: this.logger, holder: this.holder,
-      key: `${this.settings.prefix}lease:${name}`, ttlMs: this.settings.leaseTtlMs, onRole,
+      redis: this.redis,
+      clock: this.localClock,
+      logger: this.logger,
+      holder: this.holder,
+      key: `${this.settings.prefix}lease:${name}`,
+      ttlMs: this.settings.leaseTtlMs,
+      onRole,
     });
   }
 

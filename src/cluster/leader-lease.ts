@@ -19,7 +19,11 @@ export interface LeaderLeaseOptions {
   onRole: (role: LeaseRole, token: number | null) => void;
 }
 
-export interface LeaseStatus { role: LeaseRole; token: number | null; holder: string }
+export interface LeaseStatus {
+  role: LeaseRole;
+  token: number | null;
+  holder: string;
+}
 
 // Takes the lease when nobody holds it (SET NX PX, under a fresh fencing token) or renews it when
 // this holder still does; otherwise answers minus the milliseconds the current lease has left.
@@ -69,9 +73,13 @@ export class LeaderLease {
     this.log = options.logger.child({ component: 'leader-lease', lease: options.key });
   }
 
-  private get renewMs(): number { return Math.max(50, Math.floor(this.options.ttlMs / 3)); }
+  private get renewMs(): number {
+    return Math.max(50, Math.floor(this.options.ttlMs / 3));
+  }
   /** Steps down this much before the lease could expire in Redis: timers and event loops run late. */
-  private get marginMs(): number { return Math.max(25, Math.floor(this.options.ttlMs / 5)); }
+  private get marginMs(): number {
+    return Math.max(25, Math.floor(this.options.ttlMs / 5));
+  }
 
   /** Tries at once, then keeps trying (follower) or renewing (leader) until `stop`. */
   start(): Promise<void> {
@@ -100,7 +108,9 @@ export class LeaderLease {
 
   private tick(): Promise<void> {
     if (this.stopped) return Promise.resolve();
-    this.attempt = this.tryOnce().finally(() => { this.attempt = null; });
+    this.attempt = this.tryOnce().finally(() => {
+      this.attempt = null;
+    });
     return this.attempt;
   }
 
@@ -122,7 +132,8 @@ export class LeaderLease {
       }
     } catch (error) {
       if (this.stopped) return;
-      if (this.role === 'leader') this.log.warn({ err: (error as Error).message }, 'could not renew the leader lease; stepping down if it is not renewed in time');
+      if (this.role === 'leader')
+        this.log.warn({ err: (error as Error).message }, 'could not renew the leader lease; stepping down if it is not renewed in time');
       this.checkExpiry();
     }
     if (!this.stopped) this.tickTimer = clock.setTimer(next, () => void this.tick());

@@ -80,14 +80,17 @@ export class ServerClock implements Clock {
       this.offsetMs = Math.round(serverMs + (received - sent) / 2 - received);
       this.measuredAt = serverMs;
     } catch (error) {
-      this.log.warn({ err: (error as Error).message }, 'could not read the Redis server\'s time; the last measured offset stays');
+      this.log.warn({ err: (error as Error).message }, "could not read the Redis server's time; the last measured offset stays");
       return;
     }
     const skewed = Math.abs(this.offsetMs) > SKEW_WARN_MS;
     if (skewed && !this.warned) {
-      this.log.warn({ offsetMs: this.offsetMs }, `this host's clock is ${Math.abs(this.offsetMs / 1000).toFixed(1)} s ${this.offsetMs < 0 ? 'ahead of' : 'behind'} the Redis server's: edgeban uses Redis's time for bans; fix the host's time sync (NTP)`);
+      this.log.warn(
+        { offsetMs: this.offsetMs },
+        `this host's clock is ${Math.abs(this.offsetMs / 1000).toFixed(1)} s ${this.offsetMs < 0 ? 'ahead of' : 'behind'} the Redis server's: edgeban uses Redis's time for bans; fix the host's time sync (NTP)`,
+      );
     } else if (!skewed && this.warned) {
-      this.log.info({ offsetMs: this.offsetMs }, 'this host\'s clock agrees with the Redis server\'s again');
+      this.log.info({ offsetMs: this.offsetMs }, "this host's clock agrees with the Redis server's again");
     }
     this.warned = skewed;
   }

@@ -35,7 +35,12 @@ export class RedisFailureCounter implements SharedFailureCounter {
     if (this.redis.status !== 'ready') throw new Error(`Redis is not connected (${this.redis.status})`);
     const member = `${this.replica}:${++this.seq}`;
     const horizon = nowSec - findtimeSec;
-    return Number(await withinDeadline(this.redis.eval(RECORD_SCRIPT, 1, this.key(jail, address), member, String(timeSec), String(horizon), String(Math.ceil(findtimeSec * 1000))), ANSWER_WITHIN_MS));
+    return Number(
+      await withinDeadline(
+        this.redis.eval(RECORD_SCRIPT, 1, this.key(jail, address), member, String(timeSec), String(horizon), String(Math.ceil(findtimeSec * 1000))),
+        ANSWER_WITHIN_MS,
+      ),
+    );
   }
 
   async reset(jail: string, address: string): Promise<void> {

@@ -18,6 +18,10 @@ export function reportTarget(status: TargetStatus, ledgerUnreachable: string | n
   return {
     ...status,
     state: 'ledger-unreachable',
-    lastError: { kind: 'ledger-unreachable', message: `${ledgerUnreachable}; nothing to fix on the firewall: enforcement resumes as soon as Redis answers`, at: now },
+    lastError: {
+      kind: 'ledger-unreachable',
+      message: `${ledgerUnreachable}; nothing to fix on the firewall: enforcement resumes as soon as Redis answers`,
+      at: now,
+    },
   };
 }

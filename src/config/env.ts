@@ -14,16 +14,16 @@ export const LEDGER_KINDS = ['file', 'redis'] as const;
 export type LedgerSettings =
   | { kind: 'file' }
   | {
-    kind: 'redis';
-    /** redis:// or rediss:// (TLS), as given (it may carry a password; never log it). */
-    url: string;
-    /** From EDGEBAN_REDIS_PASSWORD(_FILE); null when none or when the URL carries it. */
-    password: string | null;
-    /** Prefix of every key, so several deployments can share one Redis. */
-    prefix: string;
-    /** EDGEBAN_LEADER_LEASE: how long a target's leader lease lives without renewal (ms); a follower takes over within it. */
-    leaseTtlMs: number;
-  };
+      kind: 'redis';
+      /** redis:// or rediss:// (TLS), as given (it may carry a password; never log it). */
+      url: string;
+      /** From EDGEBAN_REDIS_PASSWORD(_FILE); null when none or when the URL carries it. */
+      password: string | null;
+      /** Prefix of every key, so several deployments can share one Redis. */
+      prefix: string;
+      /** EDGEBAN_LEADER_LEASE: how long a target's leader lease lives without renewal (ms); a follower takes over within it. */
+      leaseTtlMs: number;
+    };
 
 /** One firewall to enforce on (an HA pair is two of these: pf tables are not synced between CARP nodes). */
 export interface FirewallEndpoint {
@@ -95,31 +95,46 @@ export function isValidAliasName(name: string): boolean {
   return ALIAS_NAME.test(name);
 }
 
-const flag = (fallback: boolean) => z.string().trim().optional().transform((value, ctx) => {
-  if (value === undefined || value === '') return fallback;
-  if (/^(1|true|yes|on)$/i.test(value)) return true;
-  if (/^(0|false|no|off)$/i.test(value)) return false;
-  ctx.addIssue({ code: 'custom', message: `expected 1 or 0 (or true/false), got ${JSON.stringify(value)}` });
-  return z.NEVER;
-});
+const flag = (fallback: boolean) =>
+  z
+    .string()
+    .trim()
+    .optional()
+    .transform((value, ctx) => {
+      if (value === undefined || value === '') return fallback;
+      if (/^(1|true|yes|on)$/i.test(value)) return true;
+      if (/^(0|false|no|off)$/i.test(value)) return false;
+      ctx.addIssue({ code: 'custom', message: `expected 1 or 0 (or true/false), got ${JSON.stringify(value)}` });
+      return z.NEVER;
+    });
 
-const positiveInt = (fallback: number, max: number) => z.string().trim().optional().transform((value, ctx) => {
-  if (value === undefined || value === '') return fallback;
-  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > max) {
-    ctx.addIssue({ code: 'custom', message: `expected a whole number from 1 to ${max}, got ${JSON.stringify(value)}` });
-    return z.NEVER;
-  }
-  return Number(value);
-});
+const positiveInt = (fallback: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .optional()
+    .transform((value, ctx) => {
+      if (value === undefined || value === '') return fallback;
+      if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > max) {
+        ctx.addIssue({ code: 'custom', message: `expected a whole number from 1 to ${max}, got ${JSON.stringify(value)}` });
+        return z.NEVER;
+      }
+      return Number(value);
+    });
 
-const nonNegativeInt = (fallback: number, max: number) => z.string().trim().optional().transform((value, ctx) => {
-  if (value === undefined || value === '') return fallback;
-  if (!/^\d+$/.test(value) || Number(value) > max) {
-    ctx.addIssue({ code: 'custom', message: `expected a whole number from 0 to ${max}, got ${JSON.stringify(value)}` });
-    return z.NEVER;
-  }
-  return Number(value);
-});
+const nonNegativeInt = (fallback: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .optional()
+    .transform((value, ctx) => {
+      if (value === undefined || value === '') return fallback;
+      if (!/^\d+$/.test(value) || Number(value) > max) {
+        ctx.addIssue({ code: 'custom', message: `expected a whole number from 0 to ${max}, got ${JSON.stringify(value)}` });
+        return z.NEVER;
+      }
+      return Number(value);
+    });
 
 /** HOST:PORT or [IPv6]:PORT. */
 function parseListen(value: string): { host: string; port: number } | null {
@@ -136,14 +151,21 @@ const RawEnvSchema = z.object({
   OPNSENSE_KEY_FILE: z.string().optional(),
   OPNSENSE_SECRET: z.string().optional(),
   OPNSENSE_SECRET_FILE: z.string().optional(),
-  OPNSENSE_ALIAS: z.string().trim().optional().transform((value, ctx) => {
-    const alias = value === undefined || value === '' ? 'fail2ban_blocklist' : value;
-    if (!isValidAliasName(alias)) {
-      ctx.addIssue({ code: 'custom', message: `${JSON.stringify(alias)} is not a valid OPNsense alias name (a letter or _ first, then letters, digits or _, at most 31)` });
-      return z.NEVER;
-    }
-    return alias;
-  }),
+  OPNSENSE_ALIAS: z
+    .string()
+    .trim()
+    .optional()
+    .transform((value, ctx) => {
+      const alias = value === undefined || value === '' ? 'fail2ban_blocklist' : value;
+      if (!isValidAliasName(alias)) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `${JSON.stringify(alias)} is not a valid OPNsense alias name (a letter or _ first, then letters, digits or _, at most 31)`,
+        });
+        return z.NEVER;
+      }
+      return alias;
+    }),
   OPNSENSE_CA_FILE: z.string().optional(),
   OPNSENSE_TLS_INSECURE: flag(false),
   OPNSENSE_TIMEOUT: positiveInt(30, 600),
@@ -151,61 +173,87 @@ const RawEnvSchema = z.object({
   EDGEBAN_CONFIG_DIR: z.string().optional(),
   EDGEBAN_RECONCILE_INTERVAL: positiveInt(60, 86_400),
   EDGEBAN_KILL_STATES: flag(true),
-  EDGEBAN_FOREIGN_ENTRIES: z.string().trim().optional().transform((value, ctx) => {
-    if (value === undefined || value === '') return 'keep' as ForeignPolicy;
-    if ((FOREIGN_POLICIES as readonly string[]).includes(value)) return value as ForeignPolicy;
-    ctx.addIssue({ code: 'custom', message: `expected one of ${FOREIGN_POLICIES.join(', ')}, got ${JSON.stringify(value)}` });
-    return z.NEVER;
-  }),
+  EDGEBAN_FOREIGN_ENTRIES: z
+    .string()
+    .trim()
+    .optional()
+    .transform((value, ctx) => {
+      if (value === undefined || value === '') return 'keep' as ForeignPolicy;
+      if ((FOREIGN_POLICIES as readonly string[]).includes(value)) return value as ForeignPolicy;
+      ctx.addIssue({ code: 'custom', message: `expected one of ${FOREIGN_POLICIES.join(', ')}, got ${JSON.stringify(value)}` });
+      return z.NEVER;
+    }),
   EDGEBAN_ADOPT_BANTIME: positiveInt(600, 10 * 365 * 86_400),
   EDGEBAN_API_CONCURRENCY: positiveInt(16, 256),
   EDGEBAN_LIST_PAGE_SIZE: positiveInt(9999, 1_000_000),
   EDGEBAN_CONTROL_SOCKET: z.string().optional(),
-  EDGEBAN_CONTROL_LISTEN: z.string().trim().optional().transform((value, ctx) => {
-    if (value === undefined || value === '') return null;
-    const listen = parseListen(value);
-    if (!listen || !isLoopbackHost(listen.host)) {
-      ctx.addIssue({ code: 'custom', message: `expected a loopback HOST:PORT such as 127.0.0.1:9191 (the control API is never exposed beyond this host), got ${JSON.stringify(value)}` });
-      return z.NEVER;
-    }
-    return listen;
-  }),
+  EDGEBAN_CONTROL_LISTEN: z
+    .string()
+    .trim()
+    .optional()
+    .transform((value, ctx) => {
+      if (value === undefined || value === '') return null;
+      const listen = parseListen(value);
+      if (!listen || !isLoopbackHost(listen.host)) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `expected a loopback HOST:PORT such as 127.0.0.1:9191 (the control API is never exposed beyond this host), got ${JSON.stringify(value)}`,
+        });
+        return z.NEVER;
+      }
+      return listen;
+    }),
   // Metrics carry counts, never addresses or secrets; a pod or container network address is allowed so Prometheus can scrape.
-  EDGEBAN_METRICS_LISTEN: z.string().trim().optional().transform((value, ctx) => {
-    if (value === undefined || value === '') return null;
-    const listen = parseListen(value);
-    if (!listen) {
-      ctx.addIssue({ code: 'custom', message: `expected HOST:PORT such as 127.0.0.1:9464, got ${JSON.stringify(value)}` });
-      return z.NEVER;
-    }
-    return listen;
-  }),
+  EDGEBAN_METRICS_LISTEN: z
+    .string()
+    .trim()
+    .optional()
+    .transform((value, ctx) => {
+      if (value === undefined || value === '') return null;
+      const listen = parseListen(value);
+      if (!listen) {
+        ctx.addIssue({ code: 'custom', message: `expected HOST:PORT such as 127.0.0.1:9464, got ${JSON.stringify(value)}` });
+        return z.NEVER;
+      }
+      return listen;
+    }),
   EDGEBAN_WATCHDOG_SILENCE: nonNegativeInt(21_600, 30 * 86_400),
   EDGEBAN_ENFORCEMENT_ALERT_AFTER: positiveInt(300, 86_400),
   EDGEBAN_NOTIFY_INTERVAL: positiveInt(60, 86_400),
-  EDGEBAN_LEDGER: z.string().trim().optional().transform((value, ctx) => {
-    if (value === undefined || value === '') return 'file' as LedgerSettings['kind'];
-    if ((LEDGER_KINDS as readonly string[]).includes(value)) return value as LedgerSettings['kind'];
-    ctx.addIssue({ code: 'custom', message: `expected one of ${LEDGER_KINDS.join(', ')}, got ${JSON.stringify(value)}` });
-    return z.NEVER;
-  }),
-  EDGEBAN_REDIS_URL: z.string().trim().optional().transform((value, ctx) => {
-    if (value === undefined || value === '') return null;
-    const checked = checkRedisUrl(value);
-    if (typeof checked !== 'string') {
-      ctx.addIssue({ code: 'custom', message: checked.problem });
+  EDGEBAN_LEDGER: z
+    .string()
+    .trim()
+    .optional()
+    .transform((value, ctx) => {
+      if (value === undefined || value === '') return 'file' as LedgerSettings['kind'];
+      if ((LEDGER_KINDS as readonly string[]).includes(value)) return value as LedgerSettings['kind'];
+      ctx.addIssue({ code: 'custom', message: `expected one of ${LEDGER_KINDS.join(', ')}, got ${JSON.stringify(value)}` });
       return z.NEVER;
-    }
-    return checked;
-  }),
-  EDGEBAN_REDIS_PREFIX: z.string().optional().transform((value, ctx) => {
-    if (value === undefined || value === '') return 'edgeban:';
-    if (!/^[\x21-\x7e]{1,64}$/.test(value)) {
-      ctx.addIssue({ code: 'custom', message: `expected 1 to 64 printable characters without spaces, such as edgeban:prod:, got ${JSON.stringify(value)}` });
-      return z.NEVER;
-    }
-    return value;
-  }),
+    }),
+  EDGEBAN_REDIS_URL: z
+    .string()
+    .trim()
+    .optional()
+    .transform((value, ctx) => {
+      if (value === undefined || value === '') return null;
+      const checked = checkRedisUrl(value);
+      if (typeof checked !== 'string') {
+        ctx.addIssue({ code: 'custom', message: checked.problem });
+        return z.NEVER;
+      }
+      return checked;
+    }),
+  EDGEBAN_REDIS_PREFIX: z
+    .string()
+    .optional()
+    .transform((value, ctx) => {
+      if (value === undefined || value === '') return 'edgeban:';
+      if (!/^[\x21-\x7e]{1,64}$/.test(value)) {
+        ctx.addIssue({ code: 'custom', message: `expected 1 to 64 printable characters without spaces, such as edgeban:prod:, got ${JSON.stringify(value)}` });
+        return z.NEVER;
+      }
+      return value;
+    }),
   EDGEBAN_LEADER_LEASE: positiveInt(15, 600),
   EDGEBAN_LOCAL_ACTIONS: z.enum(['edge', 'skip', 'error']).optional(),
   EDGEBAN_ALLOW_NO_JAILS: flag(false),
@@ -252,7 +300,10 @@ export function loadEnv(options: LoadEnvOptions = {}): EdgebanEnv {
       problems.push(`OPNSENSE_CA_FILE: cannot read ${merged.OPNSENSE_CA_FILE} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
     }
   }
-  const urls = (merged.OPNSENSE_URL ?? '').split(',').map((u) => u.trim()).filter((u) => u !== '');
+  const urls = (merged.OPNSENSE_URL ?? '')
+    .split(',')
+    .map((u) => u.trim())
+    .filter((u) => u !== '');
   const requireFirewall = options.requireFirewall ?? false;
   if (requireFirewall && urls.length === 0) problems.push('OPNSENSE_URL: not set (the firewall API, e.g. https://192.0.2.1 or several separated by commas)');
   const firewalls: FirewallEndpoint[] = [];
@@ -306,7 +357,9 @@ export function loadEnv(options: LoadEnvOptions = {}): EdgebanEnv {
     allowNoJails: raw.EDGEBAN_ALLOW_NO_JAILS,
     procNet: path.resolve(raw.EDGEBAN_PROC_NET || '/proc/net'),
     targetEnv: Object.fromEntries(Object.entries(merged).filter((e): e is [string, string] => typeof e[1] === 'string')),
-    secrets: [key, secret, controlToken, feedToken, redisPassword, ...redisUrlSecrets(raw.EDGEBAN_REDIS_URL)].filter((s): s is string => typeof s === 'string' && s !== ''),
+    secrets: [key, secret, controlToken, feedToken, redisPassword, ...redisUrlSecrets(raw.EDGEBAN_REDIS_URL)].filter(
+      (s): s is string => typeof s === 'string' && s !== '',
+    ),
   };
 }
 
@@ -314,11 +367,15 @@ function ledgerSettings(raw: z.infer<typeof RawEnvSchema>, password: string | nu
   const url = raw.EDGEBAN_REDIS_URL;
   if (raw.EDGEBAN_LEDGER === 'file') {
     // A URL without EDGEBAN_LEDGER=redis would leave each replica on its own file, silently unshared.
-    if (url !== null) problems.push('EDGEBAN_REDIS_URL: set, but EDGEBAN_LEDGER is file; set EDGEBAN_LEDGER=redis to share the ledger through Redis, or unset EDGEBAN_REDIS_URL');
+    if (url !== null)
+      problems.push(
+        'EDGEBAN_REDIS_URL: set, but EDGEBAN_LEDGER is file; set EDGEBAN_LEDGER=redis to share the ledger through Redis, or unset EDGEBAN_REDIS_URL',
+      );
     return { kind: 'file' };
   }
   if (url === null) {
-    if (!problems.some((p) => p.startsWith('EDGEBAN_REDIS_URL'))) problems.push('EDGEBAN_REDIS_URL: required when EDGEBAN_LEDGER=redis (redis://HOST:6379/0, or rediss:// for TLS)');
+    if (!problems.some((p) => p.startsWith('EDGEBAN_REDIS_URL')))
+      problems.push('EDGEBAN_REDIS_URL: required when EDGEBAN_LEDGER=redis (redis://HOST:6379/0, or rediss:// for TLS)');
     return { kind: 'file' };
   }
   if (password !== null && new URL(url).password !== '') problems.push('EDGEBAN_REDIS_PASSWORD: the password is also in EDGEBAN_REDIS_URL; keep one');

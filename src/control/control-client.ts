@@ -17,9 +17,7 @@ export class ControlClient {
 
   constructor(endpoint: ControlEndpoint) {
     this.endpoint = endpoint;
-    this.client = 'socketPath' in endpoint
-      ? new Client('http://edgeban', { socketPath: endpoint.socketPath })
-      : new Client(endpoint.url);
+    this.client = 'socketPath' in endpoint ? new Client('http://edgeban', { socketPath: endpoint.socketPath }) : new Client(endpoint.url);
   }
 
   async close(): Promise<void> {
@@ -33,10 +31,18 @@ export class ControlClient {
     if (body !== undefined) headers['content-type'] = 'application/json';
     let response;
     try {
-      response = await this.client.request({ method, path, headers, body: body === undefined ? undefined : JSON.stringify(body), headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+      response = await this.client.request({
+        method,
+        path,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+      });
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ECONNREFUSED') throw new DaemonNotRunningError('socketPath' in this.endpoint ? this.endpoint.socketPath : this.endpoint.url);
+      if (code === 'ENOENT' || code === 'ECONNREFUSED')
+        throw new DaemonNotRunningError('socketPath' in this.endpoint ? this.endpoint.socketPath : this.endpoint.url);
       throw error;
     }
     const text = await response.body.text();

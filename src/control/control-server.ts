@@ -45,10 +45,15 @@ export class ControlServer {
   }
 
   async stop(): Promise<void> {
-    await Promise.all(this.servers.map((server) => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    })));
+    await Promise.all(
+      this.servers.map(
+        (server) =>
+          new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            server.closeAllConnections();
+          }),
+      ),
+    );
     await rm(this.options.socketPath, { force: true });
   }
 
@@ -106,8 +111,10 @@ export class ControlServer {
       const now = Date.now();
       if (now - lastDropLog < DROP_LOG_INTERVAL_MS) return;
       lastDropLog = now;
-      this.options.logger.warn({ listener: where, maxConnections: server.maxConnections },
-        `control API on ${where}: too many connections open at once; closing new ones (idle ones close after ${idleMs / 1000} s)`);
+      this.options.logger.warn(
+        { listener: where, maxConnections: server.maxConnections },
+        `control API on ${where}: too many connections open at once; closing new ones (idle ones close after ${idleMs / 1000} s)`,
+      );
     });
     return server;
   }
@@ -184,7 +191,10 @@ function bearerMatches(header: string | undefined, token: string): boolean {
 function isSocketAlive(socketPath: string): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect(socketPath);
-    socket.once('connect', () => { socket.destroy(); resolve(true); });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
     socket.once('error', () => resolve(false));
   });
 }

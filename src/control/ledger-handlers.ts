@@ -89,9 +89,13 @@ export function createLedgerHandlers(options: LedgerHandlersOptions): ControlHan
       if (!verdict.ok) return { banned: false, reason: describeRefusal(host.text, verdict, settings) };
       const targets = settings ? settings.targets.map((t) => t.id) : [jails.manualTarget()].filter((t) => t !== null);
       if (targets.length === 0) {
-        throw new ControlRequestError(settings
-          ? `jail ${settings.name} has no opnsense action: it bans at no firewall`
-          : 'OPNSENSE_URL is not set, so a ban without a jail has no firewall to go to; set it, or ban with --jail JAIL (a jail naming its firewall)', 'jail', 409);
+        throw new ControlRequestError(
+          settings
+            ? `jail ${settings.name} has no opnsense action: it bans at no firewall`
+            : 'OPNSENSE_URL is not set, so a ban without a jail has no firewall to go to; set it, or ban with --jail JAIL (a jail naming its firewall)',
+          'jail',
+          409,
+        );
       }
       let durationMs: number | null;
       if (command.bantimeSec !== undefined) durationMs = command.bantimeSec < 0 ? null : command.bantimeSec * 1000;
@@ -118,7 +122,10 @@ export function createLedgerHandlers(options: LedgerHandlersOptions): ControlHan
       }
     },
     async banned() {
-      return ledger.activeClaims().map(toEntry).sort((a, b) => a.address.localeCompare(b.address) || a.jail.localeCompare(b.jail));
+      return ledger
+        .activeClaims()
+        .map(toEntry)
+        .sort((a, b) => a.address.localeCompare(b.address) || a.jail.localeCompare(b.jail));
     },
     async reload() {
       return jails.reload ? jails.reload() : { ok: true, message: 'nothing to reload' };
@@ -139,7 +146,7 @@ function withBannedLists(jailStatus: unknown, active: readonly BanClaim[]): unkn
   const byJail = new Map<string, Set<string>>();
   for (const claim of active) {
     let set = byJail.get(claim.jail);
-    if (!set) byJail.set(claim.jail, set = new Set());
+    if (!set) byJail.set(claim.jail, (set = new Set()));
     set.add(claim.address);
   }
   return jailStatus.map((entry: unknown) => {
@@ -160,15 +167,17 @@ export async function endRefusedBans(ledger: Ledger, jails: JailDirectory, logge
     if (claim.origin === 'adopted') continue;
     const settings = jails.jail(claim.jail);
     let guard = guards.get(claim.jail);
-    if (!guard) guards.set(claim.jail, guard = manualBanGuard(jails.facts(), settings));
+    if (!guard) guards.set(claim.jail, (guard = manualBanGuard(jails.facts(), settings)));
     const verdict = guard.check(parseCidr(claim.address));
     if (verdict.ok) continue;
     // A jail that is not running now (disabled, its filter missing) may have allowed wider or private
     // bans: without its settings only protected and special addresses end its bans.
     if (settings === null && claim.jail !== 'manual' && (verdict.reason === 'too-wide' || verdict.reason === 'private')) continue;
     ended += await ledger.unban({ address: claim.address, target: claim.target, jail: claim.jail });
-    logger.error({ address: claim.address, jail: claim.jail, target: claim.target, reason: verdict.reason },
-      `ended the recorded ban of ${describeRefusal(claim.address, verdict, settings)}; it is not sent to the firewall`);
+    logger.error(
+      { address: claim.address, jail: claim.jail, target: claim.target, reason: verdict.reason },
+      `ended the recorded ban of ${describeRefusal(claim.address, verdict, settings)}; it is not sent to the firewall`,
+    );
   }
   return ended;
 }

@@ -60,9 +60,9 @@ export interface DaemonConfig {
 
 // Filters fail2ban ships that edgeban does not, and what to do instead.
 const FILTER_ADVICE: Record<string, string> = {
-  recidive: 'recidive reads fail2ban\'s own log, which edgeban does not write: remove the jail and set bantime.increment = true to ban repeat offenders longer',
-  'postfix-sasl': 'use filter = postfix[mode=auth] (edgeban\'s postfix filter covers SASL failures)',
-  sshd: 'edgeban ships no sshd filter: copy your filter.d/sshd.conf into the config dir\'s filter.d/',
+  recidive: "recidive reads fail2ban's own log, which edgeban does not write: remove the jail and set bantime.increment = true to ban repeat offenders longer",
+  'postfix-sasl': "use filter = postfix[mode=auth] (edgeban's postfix filter covers SASL failures)",
+  sshd: "edgeban ships no sshd filter: copy your filter.d/sshd.conf into the config dir's filter.d/",
 };
 
 /**
@@ -92,7 +92,9 @@ export async function loadDaemonConfig(env: EdgebanEnv): Promise<DaemonConfig> {
       plans.push({ definition, filter, manualOnly: entry.manualOnly });
     } catch (error) {
       if (!(error instanceof FilterNotFoundError)) throw error;
-      const advice = FILTER_ADVICE[error.filter] ?? `put ${error.filter}.conf into the config dir's filter.d/ (an empty failregex makes a manual-ban jail), or set enabled = false`;
+      const advice =
+        FILTER_ADVICE[error.filter] ??
+        `put ${error.filter}.conf into the config dir's filter.d/ (an empty failregex makes a manual-ban jail), or set enabled = false`;
       // The filter line is often edgeban's built-in `filter = %(__name__)s`: then name where the user enabled the jail.
       entry.reason = `${error.file === BUILTIN_JAIL_CONF_PATH ? atEnabled(definition, 'filter', error.what) : error.message}: ${advice}`;
     }
@@ -104,9 +106,18 @@ export async function loadDaemonConfig(env: EdgebanEnv): Promise<DaemonConfig> {
     const channels = (notify.jailChannels[definition.name] ?? []).map((id) => channelsById.get(id)).filter((c) => c !== undefined);
     return { definition, settings: jailSettings(definition, env), filter, channels, manualOnly };
   });
-  const { targets, manual } = planTargets(jails.map((j) => j.definition), env);
+  const { targets, manual } = planTargets(
+    jails.map((j) => j.definition),
+    env,
+  );
   return {
-    jails, targets, manualTarget: manual, unsupported: loaded.unsupported, report, mapped: loaded.mapped, notify,
+    jails,
+    targets,
+    manualTarget: manual,
+    unsupported: loaded.unsupported,
+    report,
+    mapped: loaded.mapped,
+    notify,
     // A disabled jail's unknown key may be why it is disabled (`enabeld = true`).
     warnings: [...loaded.warnings, ...loaded.jails.filter((j) => !j.enabled).flatMap((j) => j.notes.filter((n) => n.kind === 'unknown-key'))],
     secrets: [...actionSecrets(runnable.flatMap((j) => j.actions)), ...targets.flatMap((t) => t.spec?.secrets ?? [])],
@@ -126,11 +137,11 @@ function atEnabled(definition: JailDefinition, key: string, what: string): strin
 export function requireRunnableJails(config: DaemonConfig, env: Pick<EdgebanEnv, 'allowNoJails'>): void {
   if (config.jails.length > 0 || env.allowNoJails) return;
   const lines = config.report.map((r) => `  [${r.jail}] not running: ${r.reason ?? 'unknown reason'}`);
-  const head = config.report.length === 0
-    ? 'no jail is enabled, so nothing would be banned: set enabled = true in the jails you want (jail.local or jail.d/*.local)'
-    : 'no enabled jail can run, so nothing would be banned:';
+  const head =
+    config.report.length === 0
+      ? 'no jail is enabled, so nothing would be banned: set enabled = true in the jails you want (jail.local or jail.d/*.local)'
+      : 'no enabled jail can run, so nothing would be banned:';
   throw new UserFacingError([head, ...lines, '(EDGEBAN_ALLOW_NO_JAILS=1 starts anyway, for bans made with `edgeban ban` only)'].join('\n'), 2);
-
 }
 
 /** The targets to enforce now: the jails', and the manual one once a jail or a ledger claim uses it. */
@@ -144,7 +155,11 @@ export function enforcedTargets(config: Pick<DaemonConfig, 'targets' | 'manualTa
  * how many moved. The old claims end without a reconciler to act on them.
  */
 export async function moveRenamedTargets(
-  ledger: Ledger, config: Pick<DaemonConfig, 'targets' | 'manualTarget'>, env: Pick<EdgebanEnv, 'firewalls'>, clock: Clock, logger: Logger,
+  ledger: Ledger,
+  config: Pick<DaemonConfig, 'targets' | 'manualTarget'>,
+  env: Pick<EdgebanEnv, 'firewalls'>,
+  clock: Clock,
+  logger: Logger,
 ): Promise<number> {
   const ids = new Set(everyTarget(config).map((t) => t.id));
   let moved = 0;
@@ -154,7 +169,15 @@ export async function moveRenamedTargets(
     const now = clock.now();
     const claims = ledger.activeClaims(from);
     if (claims.length === 0) continue;
-    await ledger.banMany(claims.map((c) => ({ target: to, address: c.address, jail: c.jail, origin: c.origin, durationMs: c.expiresAt === null ? null : Math.max(1, c.expiresAt - now) })));
+    await ledger.banMany(
+      claims.map((c) => ({
+        target: to,
+        address: c.address,
+        jail: c.jail,
+        origin: c.origin,
+        durationMs: c.expiresAt === null ? null : Math.max(1, c.expiresAt - now),
+      })),
+    );
     await ledger.unbanAll(from);
     moved += claims.length;
     logger.warn({ from, to, bans: claims.length }, 'bans recorded under an older name of this firewall and alias now belong to its one target');
@@ -168,7 +191,12 @@ export async function moveRenamedTargets(
  * guard refuses end, so none reaches a firewall.
  */
 export async function settleLedger(
-  ledger: Ledger, config: Pick<DaemonConfig, 'targets' | 'manualTarget'>, jails: JailDirectory, env: Pick<EdgebanEnv, 'firewalls'>, clock: Clock, logger: Logger,
+  ledger: Ledger,
+  config: Pick<DaemonConfig, 'targets' | 'manualTarget'>,
+  jails: JailDirectory,
+  env: Pick<EdgebanEnv, 'firewalls'>,
+  clock: Clock,
+  logger: Logger,
 ): Promise<void> {
   await moveRenamedTargets(ledger, config, env, clock, logger);
   await endRefusedBans(ledger, jails, logger);
@@ -177,7 +205,7 @@ export async function settleLedger(
 /** Why an enabled jail of this configuration does not run (with the fix), or null. */
 export function whyNotRunning(config: Pick<DaemonConfig, 'report'>, jail: string): string | null {
   const report = config.report.find((r) => r.jail === jail);
-  return report && !report.running ? report.reason ?? 'not running' : null;
+  return report && !report.running ? (report.reason ?? 'not running') : null;
 }
 
 /** A configuration's jails as a manual ban sees them, for the CLI while the daemon is stopped. */
@@ -195,7 +223,11 @@ function everyTarget(config: Pick<DaemonConfig, 'targets' | 'manualTarget'>): En
 }
 
 /** What the ban guard protects, discovered the same way for the daemon and the offline CLI: this host, its gateways, every firewall bans may go to. */
-export async function guardFacts(config: Pick<DaemonConfig, 'targets' | 'manualTarget'>, env: Pick<EdgebanEnv, 'procNet'>, logger: Logger): Promise<NetworkFacts> {
+export async function guardFacts(
+  config: Pick<DaemonConfig, 'targets' | 'manualTarget'>,
+  env: Pick<EdgebanEnv, 'procNet'>,
+  logger: Logger,
+): Promise<NetworkFacts> {
   const urls = everyTarget(config).flatMap((t) => t.endpoints.map((e) => e.url));
   const { facts, unresolved } = await gatherNetworkFacts([...new Set(urls)], env.procNet);
   if (unresolved.length > 0) logger.warn({ unresolved }, 'cannot resolve these firewall names; their addresses are not protected from bans');

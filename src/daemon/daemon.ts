@@ -24,7 +24,16 @@ import { ensureDirectory, moveAside } from '../util/durable-files.ts';
 import { errorMessage, UserFacingError } from '../util/errors.ts';
 import type { EnforcementTarget } from '../jails/targets.ts';
 import { adoptionRefusal } from '../jails/ban-guard.ts';
-import { enforcedTargets, whyNotRunning, guardFacts, loadDaemonConfig, moveRenamedTargets, requireRunnableJails, settleLedger, type DaemonConfig } from './daemon-config.ts';
+import {
+  enforcedTargets,
+  whyNotRunning,
+  guardFacts,
+  loadDaemonConfig,
+  moveRenamedTargets,
+  requireRunnableJails,
+  settleLedger,
+  type DaemonConfig,
+} from './daemon-config.ts';
 import { JailPipeline } from './jail-pipeline.ts';
 
 export interface DaemonOptions {
@@ -122,10 +131,15 @@ export class Daemon {
     this.options = { ...this.options, clock };
     const store = await openLedgerStore(env, logger, { spool: true });
     this.ledger = await Ledger.open({ store, clock, logger });
-    this.facts = this.options.networkFacts ?? await guardFacts(this.config, env, logger);
+    this.facts = this.options.networkFacts ?? (await guardFacts(this.config, env, logger));
     this.engine = new JailEngine({
-      jails: this.config.jails.map((j) => j.settings), facts: this.facts, history: this.ledger,
-      ban: (request) => this.ledger.ban(request), clock, random: Math.random, logger,
+      jails: this.config.jails.map((j) => j.settings),
+      facts: this.facts,
+      history: this.ledger,
+      ban: (request) => this.ledger.ban(request),
+      clock,
+      random: Math.random,
+      logger,
       ...(this.roles.sharedFailures ? { shared: this.roles.sharedFailures } : {}),
     });
     await settleLedger(this.ledger, this.config, this.jailDirectory(), env, clock, logger);
@@ -134,7 +148,11 @@ export class Daemon {
     this.buildReconcilers();
     // Before the first passes and pipelines, so the first bans and an early outage are announced.
     this.notifier = Notifier.start({
-      plan: this.config.notify, ledger: this.ledger, clock, logger, env,
+      plan: this.config.notify,
+      ledger: this.ledger,
+      clock,
+      logger,
+      env,
       targets: () => this.targetStatuses(),
       sources: () => this.pipelines.map((p) => p.stats()),
       scrubber: this.options.scrubber,
@@ -144,12 +162,15 @@ export class Daemon {
     await this.startMetricsServer();
     this.control = await ControlServer.start({
       handlers: createLedgerHandlers({
-        ledger: this.ledger, targets: () => this.targetStatuses(),
-        manualBantimeSec: MANUAL_BANTIME_SEC, jails: this.jailDirectory(),
+        ledger: this.ledger,
+        targets: () => this.targetStatuses(),
+        manualBantimeSec: MANUAL_BANTIME_SEC,
+        jails: this.jailDirectory(),
         reconcile: (command) => reconcileTargets(this.reconcilers, { dryRun: command.dryRun, running: true, clock }),
         clock: () => this.roles?.clockStatus() ?? null,
       }),
-      logger, socketPath: env.controlSocket,
+      logger,
+      socketPath: env.controlSocket,
       ...(env.controlListen && env.controlToken ? { tcp: { ...env.controlListen, token: env.controlToken } } : {}),
     });
     // The first passes restore whatever an OPNsense reboot or our downtime left out; they run in the background.
@@ -159,7 +180,14 @@ export class Daemon {
     // Reconcilers, pipelines and the ledger all exist from here: observers of the running daemon hook in at this point.
     this.phase = 'running';
     this.enforceNewTargets(); // a manual ban made during start-up
-    logger.info({ jails: this.config.jails.map((j) => j.definition.name), targets: this.reconcilers.map((r) => r.status().id), metrics: this.metricsServer?.url() ?? null }, 'edgeban running');
+    logger.info(
+      {
+        jails: this.config.jails.map((j) => j.definition.name),
+        targets: this.reconcilers.map((r) => r.status().id),
+        metrics: this.metricsServer?.url() ?? null,
+      },
+      'edgeban running',
+    );
   }
 
   /** /readyz: see judgeReadiness for what "ready" means. */
@@ -250,7 +278,10 @@ export class Daemon {
       this.learnSecrets(next.secrets);
       reportConfig(next, logger);
       await this.notifier?.reconfigure(next.notify);
-      this.engine.reload(next.jails.map((j) => j.settings), this.facts);
+      this.engine.reload(
+        next.jails.map((j) => j.settings),
+        this.facts,
+      );
       // New targets, firewalls, aliases, credentials or reconcile settings: new reconcilers (the ledger keeps every ban).
       // A reconciler is its ledger target on one firewall's alias: a jail now naming OPNSENSE_URL's firewall changes the target.
       if (reconcilerSettings(enforcedTargets(next, this.ledger.targets()), env) !== before) {
@@ -281,7 +312,11 @@ export class Daemon {
     const engine = this.engine.stats(jail ?? undefined);
     // The pipeline's `matches` and `old` (filter matches, catch-up lines dropped) differ from the engine's: keep both.
     const running = pipelines.map(({ matches: filterMatches, old: oldCatchUp, ...p }) => ({
-      ...p, filterMatches, oldCatchUp, ...engine.find((e) => e.jail === p.jail), ...this.reportOf(p.jail),
+      ...p,
+      filterMatches,
+      oldCatchUp,
+      ...engine.find((e) => e.jail === p.jail),
+      ...this.reportOf(p.jail),
     }));
     // Every enabled jail is listed: manual-ban jails (no log) and those not running, with the reason.
     const others = this.config.report
@@ -323,7 +358,10 @@ export class Daemon {
     for (const target of enforcedTargets(this.config, this.ledger.targets())) {
       for (const where of targetBackends(target)) {
         if (running.has(backendKey(where, target))) continue;
-        const { backend, reconciler } = createTargetReconciler(env, where, target, this.ledger, clock, logger, { ...onCall, adoptionRefusal: adoptionRefusal(this.facts) });
+        const { backend, reconciler } = createTargetReconciler(env, where, target, this.ledger, clock, logger, {
+          ...onCall,
+          adoptionRefusal: adoptionRefusal(this.facts),
+        });
         this.backends.push(backend);
         this.reconcilers.push(reconciler);
         added.push(reconciler);
@@ -347,7 +385,10 @@ export class Daemon {
     this.pipelines = this.config.jails.filter((plan) => !plan.manualOnly).map((plan) => new JailPipeline(plan, clock));
     for (const pipeline of this.pipelines) {
       await pipeline.start({
-        engine: this.engine, dataDir: env.dataDir, logger, clock,
+        engine: this.engine,
+        dataDir: env.dataDir,
+        logger,
+        clock,
         ...(this.options.pollIntervalMs ? { pollIntervalMs: this.options.pollIntervalMs } : {}),
         ...(this.metrics ? { counters: this.metrics.forJail(pipeline.jail) } : {}),
       });
@@ -362,7 +403,10 @@ export class Daemon {
     const feeds = new LedgerFeeds(this.ledger, () => enforcedTargets(this.config, this.ledger.targets()).map((t) => t.id));
     this.feeds = feeds;
     this.metricsServer = await MetricsServer.start({
-      ...env.metricsListen, logger, scrape: () => metrics.scrape(), readiness: () => this.readiness(),
+      ...env.metricsListen,
+      logger,
+      scrape: () => metrics.scrape(),
+      readiness: () => this.readiness(),
       feed: { token: () => this.options.env.feedToken, isTarget: (id) => feeds.isTarget(id), document: (id, family) => feeds.document(id, family) },
     });
   }
@@ -371,11 +415,14 @@ export class Daemon {
   private async createMetrics(): Promise<EdgebanMetrics> {
     // Loaded only when metrics are served: prom-client and its dependencies cost idle memory.
     const { EdgebanMetrics } = await import('../metrics/edgeban-metrics.ts');
-    const metrics = new EdgebanMetrics({
-      activeClaims: () => this.ledger.activeClaims(),
-      targets: () => this.targetStatuses(),
-      jails: () => this.config.report.map((r) => ({ jail: r.jail, running: r.running })),
-    }, { version: edgebanVersion() });
+    const metrics = new EdgebanMetrics(
+      {
+        activeClaims: () => this.ledger.activeClaims(),
+        targets: () => this.targetStatuses(),
+        jails: () => this.config.report.map((r) => ({ jail: r.jail, running: r.running })),
+      },
+      { version: edgebanVersion() },
+    );
     this.unsubscribeMetrics = this.ledger.onChange((changes) => metrics.ledgerChanged(this.ledger, changes, this.options.clock.now()));
     return metrics;
   }
@@ -425,8 +472,18 @@ function reportConfig(config: DaemonConfig, logger: Logger): void {
 
 /** Environment settings a reload cannot apply: listeners, state, the manual-ban alias and notification timing. */
 const RESTART_ONLY = [
-  'alias', 'dataDir', 'controlSocket', 'controlListen', 'controlToken', 'metricsListen', 'ledger',
-  'watchdogSilenceSec', 'enforcementAlertAfterSec', 'notifyIntervalSec', 'logLevel', 'logFormat',
+  'alias',
+  'dataDir',
+  'controlSocket',
+  'controlListen',
+  'controlToken',
+  'metricsListen',
+  'ledger',
+  'watchdogSilenceSec',
+  'enforcementAlertAfterSec',
+  'notifyIntervalSec',
+  'logLevel',
+  'logFormat',
 ] as const satisfies ReadonlyArray<keyof EdgebanEnv>;
 
 /** Everything the reconcilers are built from, to tell whether a reload must rebuild them. */

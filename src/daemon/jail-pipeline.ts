@@ -11,7 +11,16 @@ import type { Logger } from '../logging/logger.ts';
 import { LogFollower, type LogLine } from '../sources/log-follower.ts';
 import { openRegularFile } from '../sources/open-regular.ts';
 import { bytesBeforeResume, loadResumeRecords, type ResumeRecord } from '../sources/resume-state.ts';
-import { CONTAINER_RECORD_BYTES, ContainerLogUnwrapper, continuedStreams, lineTime, RESUME_LOOKBACK_BYTES, type LogFormat, type LogStream, type UnwrappedLine } from '../sources/container-log-format.ts';
+import {
+  CONTAINER_RECORD_BYTES,
+  ContainerLogUnwrapper,
+  continuedStreams,
+  lineTime,
+  RESUME_LOOKBACK_BYTES,
+  type LogFormat,
+  type LogStream,
+  type UnwrappedLine,
+} from '../sources/container-log-format.ts';
 import type { Clock } from '../util/clock.ts';
 import { errorMessage } from '../util/errors.ts';
 import type { JailPlan } from './daemon-config.ts';
@@ -63,7 +72,13 @@ export class JailPipeline {
   }
 
   async start(options: {
-    engine: JailEngine; dataDir: string; logger: Logger; clock: Clock; pollIntervalMs?: number; forcePolling?: boolean; counters?: PipelineCounters;
+    engine: JailEngine;
+    dataDir: string;
+    logger: Logger;
+    clock: Clock;
+    pollIntervalMs?: number;
+    forcePolling?: boolean;
+    counters?: PipelineCounters;
   }): Promise<void> {
     const { definition } = this.plan;
     this.counters = options.counters ?? NO_COUNTERS;
@@ -74,7 +89,10 @@ export class JailPipeline {
     }
     this.clock = options.clock;
     for (const file of await expandPatterns(patterns)) {
-      const size = await stat(file).then((s) => s.size, () => null);
+      const size = await stat(file).then(
+        (s) => s.size,
+        () => null,
+      );
       if (size !== null) this.catchUpSizes.set(file, size);
     }
     const fileName = this.jail.replace(/[^A-Za-z0-9_.-]/g, '_');
@@ -89,13 +107,20 @@ export class JailPipeline {
     const journal = path.join(options.dataDir, 'failures', `${fileName}.journal`);
     try {
       this.persistence = await FailurePersistence.open({
-        jail: this.jail, file: journal, engine: options.engine, resumeOffsets: resumeRecords,
-        findtimeSec: this.plan.settings.findtimeSec, clock: options.clock, logger: options.logger,
+        jail: this.jail,
+        file: journal,
+        engine: options.engine,
+        resumeOffsets: resumeRecords,
+        findtimeSec: this.plan.settings.findtimeSec,
+        clock: options.clock,
+        logger: options.logger,
       });
     } catch (error) {
       // Detection and bans need no journal: run without, as edgeban did before it had one.
-      options.logger.error({ jail: this.jail, file: journal, err: errorMessage(error) },
-        `[${this.jail}] cannot open the failure journal: failure counts below maxretry will not survive a crash or restart`);
+      options.logger.error(
+        { jail: this.jail, file: journal, err: errorMessage(error) },
+        `[${this.jail}] cannot open the failure journal: failure counts below maxretry will not survive a crash or restart`,
+      );
     }
     this.follower = await LogFollower.start({
       patterns,
@@ -128,7 +153,9 @@ export class JailPipeline {
   stats(): PipelineStats {
     const unwrapper = this.unwrapper;
     return {
-      jail: this.jail, ...this.counts, follower: this.follower?.stats() ?? null,
+      jail: this.jail,
+      ...this.counts,
+      follower: this.follower?.stats() ?? null,
       ...(unwrapper ? { container: { logformat: unwrapper.format, ...unwrapper.stats, pending: unwrapper.pendingLines } } : {}),
       ...(this.persistence ? { failureJournal: this.persistence.stats() } : {}),
     };
@@ -136,7 +163,9 @@ export class JailPipeline {
 
   private trackBatch(batch: Promise<void>): Promise<void> {
     this.batchInFlight = batch;
-    const clear = () => { if (this.batchInFlight === batch) this.batchInFlight = null; };
+    const clear = () => {
+      if (this.batchInFlight === batch) this.batchInFlight = null;
+    };
     batch.then(clear, clear);
     return batch;
   }

@@ -30,9 +30,11 @@ function clfStamp(d = new Date()): string {
   const zone = `${offset >= 0 ? '+' : '-'}${pad(Math.floor(Math.abs(offset) / 60))}${pad(Math.abs(offset) % 60)}`;
   return `${pad(d.getDate())}/${MONTHS[d.getMonth()]}/${d.getFullYear()}:${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())} ${zone}`;
 }
-const dovecot = (rip: string, user: string) => `${syslogStamp()} mail dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<${user}>, method=PLAIN, rip=${rip}, lip=10.0.0.2, TLS, session=<demo>\n`;
+const dovecot = (rip: string, user: string) =>
+  `${syslogStamp()} mail dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<${user}>, method=PLAIN, rip=${rip}, lip=10.0.0.2, TLS, session=<demo>\n`;
 const postfix = (ip: string) => `${syslogStamp()} mail postfix/smtpd[2101]: warning: unknown[${ip}]: SASL LOGIN authentication failed: UGFzc3dvcmQ6\n`;
-const traefik = (ip: string, urlPath: string, status: number) => `${ip} - - [${clfStamp()}] "GET ${urlPath} HTTP/1.1" ${status} 17 "-" "curl/8.5.0" 7 "app@docker" "http://10.0.0.6:80" 2ms\n`;
+const traefik = (ip: string, urlPath: string, status: number) =>
+  `${ip} - - [${clfStamp()}] "GET ${urlPath} HTTP/1.1" ${status} 17 "-" "curl/8.5.0" 7 "app@docker" "http://10.0.0.6:80" 2ms\n`;
 
 /** Runs the demo; resolves with the exit code. */
 export async function runDemo(): Promise<number> {
@@ -44,26 +46,55 @@ export async function runDemo(): Promise<number> {
   await writeFile(mailLog, '');
   await writeFile(webLog, '');
   await mkdir(path.join(root, 'config'));
-  await writeFile(path.join(root, 'config', 'jail.local'), [
-    '# What a user writes: the shipped jails, enabled, on their log files.',
-    '[DEFAULT]', `bantime = ${BANTIME_SEC}`, 'findtime = 10m', 'maxretry = 3', '',
-    '[dovecot]', 'enabled = true', `logpath = ${mailLog}`, '',
-    '[postfix]', 'enabled = true', `logpath = ${mailLog}`, '',
-    '[traefik]', 'enabled = true', `logpath = ${webLog}`, '',
-  ].join('\n'));
+  await writeFile(
+    path.join(root, 'config', 'jail.local'),
+    [
+      '# What a user writes: the shipped jails, enabled, on their log files.',
+      '[DEFAULT]',
+      `bantime = ${BANTIME_SEC}`,
+      'findtime = 10m',
+      'maxretry = 3',
+      '',
+      '[dovecot]',
+      'enabled = true',
+      `logpath = ${mailLog}`,
+      '',
+      '[postfix]',
+      'enabled = true',
+      `logpath = ${mailLog}`,
+      '',
+      '[traefik]',
+      'enabled = true',
+      `logpath = ${webLog}`,
+      '',
+    ].join('\n'),
+  );
 
-  const sim = await OpnsenseSimulator.start({ keys: [{ key: KEY, secret: SECRET, privileges: LEAST_PRIVILEGES }], authFailDelayMs: 0, faults: { latencyMs: 5 } });
+  const sim = await OpnsenseSimulator.start({
+    keys: [{ key: KEY, secret: SECRET, privileges: LEAST_PRIVILEGES }],
+    authFailDelayMs: 0,
+    faults: { latencyMs: 5 },
+  });
   const warnings: string[] = [];
   const scrubber = new SecretScrubber([SECRET]);
   const logger = createLogger({
-    level: 'warn', scrubber,
-    destination: { write: (line: string) => { warnings.push(String((JSON.parse(line) as { msg?: string }).msg ?? line)); } },
+    level: 'warn',
+    scrubber,
+    destination: {
+      write: (line: string) => {
+        warnings.push(String((JSON.parse(line) as { msg?: string }).msg ?? line));
+      },
+    },
   });
   const env = loadEnv({
     envFile: path.join(root, 'no.env'),
     env: {
-      OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET, EDGEBAN_DATA_DIR: path.join(root, 'data'),
-      EDGEBAN_CONFIG_DIR: path.join(root, 'config'), EDGEBAN_RECONCILE_INTERVAL: '2',
+      OPNSENSE_URL: sim.url,
+      OPNSENSE_KEY: KEY,
+      OPNSENSE_SECRET: SECRET,
+      EDGEBAN_DATA_DIR: path.join(root, 'data'),
+      EDGEBAN_CONFIG_DIR: path.join(root, 'config'),
+      EDGEBAN_RECONCILE_INTERVAL: '2',
     },
   });
   say(`OPNsense simulator on ${sim.url}, External alias ${ALIAS}; logs and state in ${root}`);
@@ -106,15 +137,42 @@ export async function runDemo(): Promise<number> {
 
   let failed = false;
   try {
-    await attack('Dovecot brute force from 192.0.2.10 (3 failed IMAP logins)', mailLog, [1, 2, 3].map(() => dovecot('192.0.2.10', 'alice')), '192.0.2.10');
-    await attack('Postfix SASL brute force from 198.51.100.23', mailLog, [1, 2, 3].map(() => postfix('198.51.100.23')), '198.51.100.23');
-    await attack('web probing from 203.0.113.5 behind Traefik (/.env, /.git/config, /wp-login.php)', webLog,
-      ['/.env', '/.git/config', '/wp-login.php'].map((p) => traefik('203.0.113.5', p, 403)), '203.0.113.5');
-    await attack('an IPv6 attacker, 2001:db8:bad::7, failing basic auth', webLog, [1, 2, 3].map(() => traefik('2001:db8:bad::7', '/admin', 401)), '2001:db8:bad::7');
-    await attack('log injection: 198.51.100.99 logs in as user "rip=203.0.113.66" (only the real rip may be banned)', mailLog,
-      [1, 2, 3].map(() => dovecot('198.51.100.99', 'x, rip=203.0.113.66')), '198.51.100.99');
-    await attack('a proxy hides client IPs: 20 failures all from the Docker gateway 172.18.0.1', webLog,
-      Array.from({ length: 20 }, () => traefik('172.18.0.1', '/login', 401)), null);
+    await attack(
+      'Dovecot brute force from 192.0.2.10 (3 failed IMAP logins)',
+      mailLog,
+      [1, 2, 3].map(() => dovecot('192.0.2.10', 'alice')),
+      '192.0.2.10',
+    );
+    await attack(
+      'Postfix SASL brute force from 198.51.100.23',
+      mailLog,
+      [1, 2, 3].map(() => postfix('198.51.100.23')),
+      '198.51.100.23',
+    );
+    await attack(
+      'web probing from 203.0.113.5 behind Traefik (/.env, /.git/config, /wp-login.php)',
+      webLog,
+      ['/.env', '/.git/config', '/wp-login.php'].map((p) => traefik('203.0.113.5', p, 403)),
+      '203.0.113.5',
+    );
+    await attack(
+      'an IPv6 attacker, 2001:db8:bad::7, failing basic auth',
+      webLog,
+      [1, 2, 3].map(() => traefik('2001:db8:bad::7', '/admin', 401)),
+      '2001:db8:bad::7',
+    );
+    await attack(
+      'log injection: 198.51.100.99 logs in as user "rip=203.0.113.66" (only the real rip may be banned)',
+      mailLog,
+      [1, 2, 3].map(() => dovecot('198.51.100.99', 'x, rip=203.0.113.66')),
+      '198.51.100.99',
+    );
+    await attack(
+      'a proxy hides client IPs: 20 failures all from the Docker gateway 172.18.0.1',
+      webLog,
+      Array.from({ length: 20 }, () => traefik('172.18.0.1', '/login', 401)),
+      null,
+    );
     const expected = ['192.0.2.10', '198.51.100.23', '203.0.113.5', '2001:db8:bad::7', '198.51.100.99'];
     for (let i = 0; i < 500 && !expected.every((a) => everSeen.has(a)); i++) await sleep(20);
     for (const w of warnings.filter((m) => /client|proxy/i.test(m))) say(`WARNING  ${w}`);
@@ -124,12 +182,17 @@ export async function runDemo(): Promise<number> {
     stopWatching = true;
     await watcher;
 
-    const calls = sim.calls().filter((c) => /alias_util\/add/.test(c.path)).map((c) => (JSON.parse(c.requestBody) as { address: string }).address);
+    const calls = sim
+      .calls()
+      .filter((c) => /alias_util\/add/.test(c.path))
+      .map((c) => (JSON.parse(c.requestBody) as { address: string }).address);
     const injected = calls.includes('203.0.113.66');
     const proxied = calls.includes('172.18.0.1');
     const flushes = sim.calls().filter((c) => c.path.includes('/flush/')).length;
     say(`final alias: ${alias().join(', ') || '(empty)'}`);
-    say(`summary: ${new Set(calls).size} addresses banned and unbanned at the edge; injected address banned: ${injected}; proxy address banned: ${proxied}; flushes: ${flushes}`);
+    say(
+      `summary: ${new Set(calls).size} addresses banned and unbanned at the edge; injected address banned: ${injected}; proxy address banned: ${proxied}; flushes: ${flushes}`,
+    );
     failed = injected || proxied || flushes > 0 || alias().length > 0 || !expected.every((a) => calls.includes(a));
   } catch (error) {
     failed = true;

@@ -38,7 +38,9 @@ const TAIL_BYTES = 256 * 1024;
 export async function checkJailLogs(jail: JailLogInput, options: LogCheckOptions): Promise<CheckResult[]> {
   const scope = `jail ${jail.name}`;
   if (jail.logpath.length === 0) {
-    return [fail('log.paths', scope, 'no logpath set', 'set logpath in the jail (a file or a glob under the read-only log mount, e.g. /remotelogs/mail/*.log)')];
+    return [
+      fail('log.paths', scope, 'no logpath set', 'set logpath in the jail (a file or a glob under the read-only log mount, e.g. /remotelogs/mail/*.log)'),
+    ];
   }
   const results: CheckResult[] = [];
   const files: string[] = [];
@@ -46,8 +48,14 @@ export async function checkJailLogs(jail: JailLogInput, options: LogCheckOptions
     if (isGlob(pattern)) {
       const matches = await expandPatterns([pattern]);
       if (matches.length === 0) {
-        results.push(fail('log.paths', `${scope} ${pattern}`, 'the glob matches no file',
-          'mount the log folder (not single files, so rotation works) and check the pattern; files that appear later are picked up'));
+        results.push(
+          fail(
+            'log.paths',
+            `${scope} ${pattern}`,
+            'the glob matches no file',
+            'mount the log folder (not single files, so rotation works) and check the pattern; files that appear later are picked up',
+          ),
+        );
       } else {
         results.push(pass('log.paths', `${scope} ${pattern}`, `matches ${matches.length} file(s)`));
         files.push(...matches);
@@ -86,18 +94,21 @@ export async function checkJailLogs(jail: JailLogInput, options: LogCheckOptions
   }
   const suspicion = proxy.suspicion;
   if (suspicion !== null) {
-    results.push(warn('log.proxy', scope,
-      `${Math.round(suspicion.share * 100)}% of ${suspicion.window} recent failures come from ${suspicion.address}, a private address: the jail sees a proxy, not the clients`,
-      'make the proxy pass client addresses on and log those: PROXY protocol (Postfix smtpd_upstream_proxy_protocol = haproxy, Dovecot haproxy = yes) or X-Forwarded-For / real_ip for web servers'));
+    results.push(
+      warn(
+        'log.proxy',
+        scope,
+        `${Math.round(suspicion.share * 100)}% of ${suspicion.window} recent failures come from ${suspicion.address}, a private address: the jail sees a proxy, not the clients`,
+        'make the proxy pass client addresses on and log those: PROXY protocol (Postfix smtpd_upstream_proxy_protocol = haproxy, Dovecot haproxy = yes) or X-Forwarded-For / real_ip for web servers',
+      ),
+    );
   } else if (failures > 0) {
     results.push(pass('log.proxy', scope, `${failures} recent failure(s), not dominated by one private address`));
   }
   return results;
 }
 
-type Readability =
-  | { problem: null; stats: Stats }
-  | { problem: (scope: string) => CheckResult };
+type Readability = { problem: null; stats: Stats } | { problem: (scope: string) => CheckResult };
 
 /** Opens and reads one byte, as the follower will: only that proves readability (root, ACLs, mounts). */
 export async function readability(file: string): Promise<Readability> {
@@ -107,12 +118,23 @@ export async function readability(file: string): Promise<Readability> {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') {
-      return { problem: (scope) => fail('log.paths', scope, 'does not exist', 'mount the log folder into the container (read-only) and point logpath at the file inside it; the daemon starts following it when it appears') };
+      return {
+        problem: (scope) =>
+          fail(
+            'log.paths',
+            scope,
+            'does not exist',
+            'mount the log folder into the container (read-only) and point logpath at the file inside it; the daemon starts following it when it appears',
+          ),
+      };
     }
     return { problem: (scope) => unreadable(scope, code) };
   }
   if (stats.isDirectory()) {
-    return { problem: (scope) => fail('log.readable', scope, 'is a directory, not a log file', `point logpath at the files inside it, e.g. ${file.replace(/\/+$/, '')}/*.log`) };
+    return {
+      problem: (scope) =>
+        fail('log.readable', scope, 'is a directory, not a log file', `point logpath at the files inside it, e.g. ${file.replace(/\/+$/, '')}/*.log`),
+    };
   }
   try {
     const handle = await open(file, 'r');
@@ -130,15 +152,23 @@ export async function readability(file: string): Promise<Readability> {
 
 function unreadable(scope: string, code: string | undefined): CheckResult {
   const uid = typeof process.getuid === 'function' ? process.getuid() : null;
-  return fail('log.readable', scope, `cannot be read (${code ?? 'error'})${uid === null ? '' : ` by uid ${uid}`}`,
-    'give edgeban\'s user read access to the file and search access to its folders (e.g. group adm, chmod g+r, or mount the folder read-only with readable permissions)');
+  return fail(
+    'log.readable',
+    scope,
+    `cannot be read (${code ?? 'error'})${uid === null ? '' : ` by uid ${uid}`}`,
+    "give edgeban's user read access to the file and search access to its folders (e.g. group adm, chmod g+r, or mount the folder read-only with readable permissions)",
+  );
 }
 
 function freshness(stats: Stats, options: LogCheckOptions, scope: string): CheckResult {
   const ageSec = Math.round((options.nowMs - stats.mtimeMs) / 1000);
   if (ageSec > options.staleAfterSec) {
-    return warn('log.fresh', scope, `last written ${describeAge(ageSec)} ago`,
-      'check that the service still logs to this file (a new file name after rotation, logging switched to stdout/journald, the mount pointing at an old copy)');
+    return warn(
+      'log.fresh',
+      scope,
+      `last written ${describeAge(ageSec)} ago`,
+      'check that the service still logs to this file (a new file name after rotation, logging switched to stdout/journald, the mount pointing at an old copy)',
+    );
   }
   return pass('log.fresh', scope, `last written ${describeAge(Math.max(0, ageSec))} ago`);
 }
@@ -151,24 +181,39 @@ function freshness(stats: Stats, options: LogCheckOptions, scope: string): Check
 function timestampResult(newest: number | null, mtimeSec: number, lineCount: number, jail: JailLogInput, file: string, scope: string): CheckResult {
   if (lineCount === 0) return pass('log.timestamps', scope, 'empty: no time stamps to check yet');
   if (newest === null) {
-    return warn('log.timestamps', scope, `no time stamp recognised in the last ${lineCount} lines: the filter's date detection does not fit this log, so lines get no time`,
-      `check the filter's datepattern against the log with \`edgeban test-filter ${jail.filter.name} ${file}\``);
+    return warn(
+      'log.timestamps',
+      scope,
+      `no time stamp recognised in the last ${lineCount} lines: the filter's date detection does not fit this log, so lines get no time`,
+      `check the filter's datepattern against the log with \`edgeban test-filter ${jail.filter.name} ${file}\``,
+    );
   }
   const skew = newest - mtimeSec;
-  if (Math.abs(skew) <= SKEW_TOLERANCE_SEC) return pass('log.timestamps', scope, `the newest line's time stamp matches the file's last write (${Math.round(skew)} s)`);
+  if (Math.abs(skew) <= SKEW_TOLERANCE_SEC)
+    return pass('log.timestamps', scope, `the newest line's time stamp matches the file's last write (${Math.round(skew)} s)`);
   const hours = Math.round(skew / 3600);
   const direction = skew < 0 ? 'behind' : 'ahead of';
-  const consequence = skew < -jail.findtimeSec
-    ? `; lines older than findtime (${jail.findtimeSec} s) are ignored, so this jail bans nothing`
-    : skew > 0 ? '; lines from the future are ignored by fail2ban\'s rules' : '';
+  const consequence =
+    skew < -jail.findtimeSec
+      ? `; lines older than findtime (${jail.findtimeSec} s) are ignored, so this jail bans nothing`
+      : skew > 0
+        ? "; lines from the future are ignored by fail2ban's rules"
+        : '';
   if (hours !== 0 && Math.abs(skew - hours * 3600) <= WHOLE_HOUR_SLACK_SEC) {
     const zone = `UTC${hours > 0 ? '+' : '-'}${String(Math.abs(hours)).padStart(2, '0')}00`;
-    return warn('log.timestamps', scope,
+    return warn(
+      'log.timestamps',
+      scope,
       `time stamps are ${Math.abs(hours)} hour(s) ${direction} the file's last write: a time-zone mistake (the log is written in local time without a zone)${consequence}`,
-      `set \`logtimezone = ${zone}\` in the jail (or the filter's [Init]), or make the service log in UTC (TZ=UTC in its container)`);
+      `set \`logtimezone = ${zone}\` in the jail (or the filter's [Init]), or make the service log in UTC (TZ=UTC in its container)`,
+    );
   }
-  return warn('log.timestamps', scope, `time stamps are ${describeAge(Math.round(Math.abs(skew)))} ${direction} the file's last write${consequence}`,
-    'check the clocks of the log writer and of this host (NTP), and that the file is the live log and not a copy');
+  return warn(
+    'log.timestamps',
+    scope,
+    `time stamps are ${describeAge(Math.round(Math.abs(skew)))} ${direction} the file's last write${consequence}`,
+    'check the clocks of the log writer and of this host (NTP), and that the file is the live log and not a copy',
+  );
 }
 
 function proxyCandidate(host: string, candidates: readonly Cidr[]): string | null {

@@ -34,7 +34,9 @@ export interface DoctorReport {
 /** Every check, in the order a user fixes things: environment, configuration, firewalls, logs. */
 export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   const results: CheckResult[] = [];
-  const learn = (secrets: readonly string[]) => { for (const secret of secrets) options.scrubber.add(secret); };
+  const learn = (secrets: readonly string[]) => {
+    for (const secret of secrets) options.scrubber.add(secret);
+  };
   const add = (result: CheckResult) => {
     results.push(result);
     options.onResult?.(result);
@@ -80,9 +82,18 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     const facts = await discoverNetworkFacts({ procNet: env.procNet }).catch(() => null);
     const proxyCandidates = facts === null ? [] : cidrList([...facts.gateways, ...facts.selfAddresses]);
     for (const jail of config.jails.filter((j) => !j.manualOnly)) {
-      const input = { name: jail.definition.name, logpath: jail.definition.logpath, filter: jail.filter, findtimeSec: jail.settings.findtimeSec, logformat: jail.settings.logformat ?? 'plain' };
+      const input = {
+        name: jail.definition.name,
+        logpath: jail.definition.logpath,
+        filter: jail.filter,
+        findtimeSec: jail.settings.findtimeSec,
+        logformat: jail.settings.logformat ?? 'plain',
+      };
       const found = await checkJailLogs(input, {
-        nowMs: options.clock.now(), staleAfterSec: options.staleAfterSec, tailLines: options.tailLines, proxyCandidates,
+        nowMs: options.clock.now(),
+        staleAfterSec: options.staleAfterSec,
+        tailLines: options.tailLines,
+        proxyCandidates,
       });
       for (const result of found) add(result);
     }
@@ -97,7 +108,9 @@ async function checkRegistryTarget(spec: TargetSpec, clock: Clock, logger: Logge
   try {
     target = createTarget(spec, { clock, logger });
   } catch (error) {
-    return [fail('target.reachable', scope, `cannot be set up: ${errorMessage(error)}`, 'fix the action\'s parameters named; `edgeban run` would refuse to start')];
+    return [
+      fail('target.reachable', scope, `cannot be set up: ${errorMessage(error)}`, "fix the action's parameters named; `edgeban run` would refuse to start"),
+    ];
   }
   try {
     return await checkTarget(target);
@@ -114,10 +127,17 @@ async function checkRegistryTarget(spec: TargetSpec, clock: Clock, logger: Logge
  * or the jails could not be read.
  */
 function firewallsToCheck(env: EdgebanEnv, config: DaemonConfig | null): Array<{ endpoint: FirewallEndpoint; alias: string }> {
-  const manual = config === null
-    ? (env.firewalls.length > 0 ? { alias: env.alias, endpoints: env.firewalls } : null)
-    : (config.targets.length === 0 ? config.manualTarget : null);
-  return [...(config?.targets ?? []), ...(manual ? [manual] : [])].flatMap((t) => targetBackends(t).flatMap((b) => (b.endpoint ? [{ endpoint: b.endpoint, alias: t.alias }] : [])));
+  const manual =
+    config === null
+      ? env.firewalls.length > 0
+        ? { alias: env.alias, endpoints: env.firewalls }
+        : null
+      : config.targets.length === 0
+        ? config.manualTarget
+        : null;
+  return [...(config?.targets ?? []), ...(manual ? [manual] : [])].flatMap((t) =>
+    targetBackends(t).flatMap((b) => (b.endpoint ? [{ endpoint: b.endpoint, alias: t.alias }] : [])),
+  );
 }
 
 /** What runs differently from fail2ban: mapped action files (pass), substituted or not-run actions, jails not running, unknown keys (warn). */
@@ -127,8 +147,17 @@ function migrationChecks(config: DaemonConfig, env: EdgebanEnv): CheckResult[] {
   for (const note of config.warnings) out.push(warn(`config.${note.kind}`, `${note.file}:${note.line}`, note.message, note.fix));
   for (const report of config.report) {
     for (const note of report.notes) out.push(warn(`config.${note.kind}`, `jail ${report.jail}`, note.message, note.fix));
-    if (!report.running) out.push(warn('config.jail_not_running', `jail ${report.jail}`, `enabled but not running: ${report.reason ?? 'unknown reason'}`, 'see the reason; or set enabled = false for this jail'));
-    else if (report.manualOnly) out.push(pass('config.jail_manual', `jail ${report.jail}`, 'empty failregex: a manual-ban jail (edgeban ban --jail), reads no log'));
+    if (!report.running)
+      out.push(
+        warn(
+          'config.jail_not_running',
+          `jail ${report.jail}`,
+          `enabled but not running: ${report.reason ?? 'unknown reason'}`,
+          'see the reason; or set enabled = false for this jail',
+        ),
+      );
+    else if (report.manualOnly)
+      out.push(pass('config.jail_manual', `jail ${report.jail}`, 'empty failregex: a manual-ban jail (edgeban ban --jail), reads no log'));
   }
   try {
     requireRunnableJails(config, env);

@@ -16,8 +16,14 @@ export async function checkTarget(target: EdgeTarget): Promise<CheckResult[]> {
     if (error instanceof TargetError && error.kind !== 'retry') {
       return [pass('target.reachable', scope, 'answers'), failing('target.check', scope, error.message)];
     }
-    return [fail('target.reachable', scope, `cannot reach it: ${errorMessage(error)}`,
-      `check the ${target.kind} target's address (url=, or its environment default): scheme, host, port, TLS; that the service answers there and no rule blocks edgeban`)];
+    return [
+      fail(
+        'target.reachable',
+        scope,
+        `cannot reach it: ${errorMessage(error)}`,
+        `check the ${target.kind} target's address (url=, or its environment default): scheme, host, port, TLS; that the service answers there and no rule blocks edgeban`,
+      ),
+    ];
   }
   const results: CheckResult[] = [pass('target.reachable', scope, 'answers')];
   for (const error of result.errors) results.push(failing('target.check', scope, error));
@@ -26,7 +32,9 @@ export async function checkTarget(target: EdgeTarget): Promise<CheckResult[]> {
     const { message, fix } = splitFix(warning);
     results.push(warn('target.warning', scope, message, fix));
   }
-  const facts = Object.entries(result.facts).map(([key, value]) => `${key}=${value}`).join(', ');
+  const facts = Object.entries(result.facts)
+    .map(([key, value]) => `${key}=${value}`)
+    .join(', ');
   if (facts !== '') results.push(pass('target.facts', scope, facts));
   return results;
 }

@@ -38,11 +38,17 @@ export function canonicalIpv6(text: string): string | null {
   // Longest run of zero words (length >= 2, first on ties) becomes "::".
   let bestStart = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8;) {
-    if (words[i] !== 0) { i++; continue; }
+  for (let i = 0; i < 8; ) {
+    if (words[i] !== 0) {
+      i++;
+      continue;
+    }
     let j = i;
     while (j < 8 && words[j] === 0) j++;
-    if (j - i > bestLen) { bestStart = i; bestLen = j - i; }
+    if (j - i > bestLen) {
+      bestStart = i;
+      bestLen = j - i;
+    }
     i = j;
   }
   const hex = words.map((w) => w.toString(16));

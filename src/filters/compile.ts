@@ -80,9 +80,12 @@ function compileOne(filter: EngineFilterDefinition, spec: RegexSpec, multiline: 
     variants = expandConditionals(expanded).map((v) => translatePythonRegex(v, { multiline }));
   } catch (error) {
     // The user's regex with the position in it, not the expanded <HOST> they never wrote.
-    const reason = error instanceof RegexTranslationError && error.pattern === expanded
-      ? `${error.reason} at position ${sourcePosition(error.position)}: ${markAt(spec.pattern, sourcePosition(error.position))}`
-      : error instanceof RegexTranslationError || error instanceof ConditionalError ? error.message : String(error);
+    const reason =
+      error instanceof RegexTranslationError && error.pattern === expanded
+        ? `${error.reason} at position ${sourcePosition(error.position)}: ${markAt(spec.pattern, sourcePosition(error.position))}`
+        : error instanceof RegexTranslationError || error instanceof ConditionalError
+          ? error.message
+          : String(error);
     throw new FilterCompileError(`${where(filter, spec.source)}: cannot use regex ${JSON.stringify(spec.pattern)}: ${reason}`);
   }
   const t = variants[0] as TranslatedRegex;
@@ -154,9 +157,21 @@ export function compileFilter(def: EngineFilterDefinition, options: CompileOptio
     }
   }
   const gate = failregex.map((r) => withoutNewlines(r.required));
-  const literalGate = maxlines === 1 && failregex.length > 0 && failregex.length <= 30 && gate.every((g) => g !== null)
-    ? (gate as RequiredText[]) : null;
+  const literalGate = maxlines === 1 && failregex.length > 0 && failregex.length <= 30 && gate.every((g) => g !== null) ? (gate as RequiredText[]) : null;
   const tagNames = new Set([...(prefregex?.tagNames ?? []), ...failregex.flatMap((r) => [...r.tagNames])]);
   const gateRe = literalGate === null ? null : gateRegex(literalGate);
-  return { name: def.name, file: def.file, prefregex, failregex, ignoreregex, maxlines, datepattern, logtimezone: def.logtimezone, literalGate, gateRegex: gateRe, tagNames, jsonline: def.jsonline?.fields ?? null };
+  return {
+    name: def.name,
+    file: def.file,
+    prefregex,
+    failregex,
+    ignoreregex,
+    maxlines,
+    datepattern,
+    logtimezone: def.logtimezone,
+    literalGate,
+    gateRegex: gateRe,
+    tagNames,
+    jsonline: def.jsonline?.fields ?? null,
+  };
 }

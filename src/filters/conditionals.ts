@@ -24,7 +24,10 @@ function classEnd(src: string, open: number): number {
   let j = open + 1;
   if (src[j] === '^') j++;
   if (src[j] === ']') j++;
-  while (j < src.length && src[j] !== ']') { if (src[j] === '\\') j++; j++; }
+  while (j < src.length && src[j] !== ']') {
+    if (src[j] === '\\') j++;
+    j++;
+  }
   return j;
 }
 
@@ -32,7 +35,10 @@ function closeParen(src: string, open: number): number {
   let depth = 0;
   for (let i = open; i < src.length; i++) {
     const c = src[i];
-    if (c === '\\') { i++; continue; }
+    if (c === '\\') {
+      i++;
+      continue;
+    }
     if (c === '[') {
       i = classEnd(src, i);
       continue;
@@ -51,16 +57,25 @@ function topBars(src: string, from: number, to: number): number[] {
   const bars: number[] = [];
   for (let i = from; i < to; i++) {
     const c = src[i];
-    if (c === '\\') { i++; continue; }
+    if (c === '\\') {
+      i++;
+      continue;
+    }
     if (c === '[') {
       let j = i + 1;
       if (src[j] === '^') j++;
       if (src[j] === ']') j++;
-      while (j < to && src[j] !== ']') { if (src[j] === '\\') j++; j++; }
+      while (j < to && src[j] !== ']') {
+        if (src[j] === '\\') j++;
+        j++;
+      }
       i = j;
       continue;
     }
-    if (c === '(') { i = closeParen(src, i) - 1; continue; }
+    if (c === '(') {
+      i = closeParen(src, i) - 1;
+      continue;
+    }
     if (c === '|') bars.push(i);
   }
   return bars;
@@ -71,7 +86,10 @@ function enclosingGroup(src: string, at: number): number {
   const stack: number[] = [];
   for (let i = 0; i < at; i++) {
     const c = src[i];
-    if (c === '\\') { i++; continue; }
+    if (c === '\\') {
+      i++;
+      continue;
+    }
     if (c === '[') {
       i = classEnd(src, i);
       continue;

@@ -33,5 +33,5 @@ export function failureTime(lineTime: number | null, options: FailureTimeOptions
     if (time < now - findtime) return null;
   }
   // Never in the future.
-  return Math.min(time , now);
+  return Math.min(time, now);
 }

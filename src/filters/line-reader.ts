@@ -8,7 +8,10 @@ import type { Readable } from 'node:stream';
 import { isAsciiText } from './ascii.ts';
 
 /** A chunk's lines, and whether the chunk was pure ASCII (then no line needs its own check). */
-export interface LineBatch { lines: string[]; ascii: boolean }
+export interface LineBatch {
+  lines: string[];
+  ascii: boolean;
+}
 
 /**
  * Chunks of a file read into one reused buffer: no per-chunk allocation for the GC to chase.
@@ -38,7 +41,9 @@ export async function* readLineBatches(stream: AsyncIterable<Uint8Array> | Reada
   let decoderBusy = false;
   let restAscii = true;
   for await (const chunk of stream) {
-    const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from((chunk as Uint8Array).buffer, (chunk as Uint8Array).byteOffset, (chunk as Uint8Array).byteLength);
+    const bytes = Buffer.isBuffer(chunk)
+      ? chunk
+      : Buffer.from((chunk as Uint8Array).buffer, (chunk as Uint8Array).byteOffset, (chunk as Uint8Array).byteLength);
     const chunkAscii = isAscii(bytes);
     // Pure ASCII needs no UTF-8 decoding: latin1 copies the bytes straight into a string.
     const decoded = chunkAscii && !decoderBusy ? bytes.toString('latin1') : decoder.decode(bytes, { stream: true });
@@ -46,7 +51,11 @@ export async function* readLineBatches(stream: AsyncIterable<Uint8Array> | Reada
     const ascii: boolean = chunkAscii && restAscii;
     const text = rest + decoded;
     const nl = text.lastIndexOf('\n');
-    if (nl === -1) { rest = text; restAscii = ascii; continue; }
+    if (nl === -1) {
+      rest = text;
+      restAscii = ascii;
+      continue;
+    }
     const body = text.slice(0, nl);
     rest = text.slice(nl + 1);
     restAscii = ascii;
@@ -65,4 +74,3 @@ export async function* readLineBatches(stream: AsyncIterable<Uint8Array> | Reada
     yield { lines: [last], ascii: isAsciiText(last) };
   }
 }
-

@@ -15,7 +15,10 @@ export interface RequiredText {
 
 const MIN_LENGTH = 3;
 
-interface Branch { all: string[]; anyOf: string[][] }
+interface Branch {
+  all: string[];
+  anyOf: string[][];
+}
 
 interface Frame {
   branch: Branch;
@@ -54,7 +57,10 @@ export class LiteralTracker {
   literal(ch: string, caseInsensitive: boolean): void {
     const f = this.top;
     this.lastGroup = null;
-    if (caseInsensitive) { this.endRun(f); return; }
+    if (caseInsensitive) {
+      this.endRun(f);
+      return;
+    }
     f.run += ch;
     f.lastWasLiteral = true;
   }
@@ -140,7 +146,11 @@ export function mayMatch(required: RequiredText, text: string): boolean {
   for (let i = 0; i < anyOf.length; i++) {
     const set = anyOf[i] as string[];
     let found = false;
-    for (let k = 0; k < set.length; k++) if (text.includes(set[k] as string)) { found = true; break; }
+    for (let k = 0; k < set.length; k++)
+      if (text.includes(set[k] as string)) {
+        found = true;
+        break;
+      }
     if (!found) return false;
   }
   return true;
@@ -156,7 +166,10 @@ function keySet(required: RequiredText): string[] {
   let score = -1;
   const consider = (set: string[]): void => {
     const s = Math.min(...set.map((l) => l.length));
-    if (s > score) { best = set; score = s; }
+    if (s > score) {
+      best = set;
+      score = s;
+    }
   };
   for (const l of required.all) consider([l]);
   for (const set of required.anyOf) consider(set);
@@ -176,5 +189,10 @@ export function gateRegex(requirements: ReadonlyArray<RequiredText | null>): Reg
     for (const l of set) keys.add(l);
   }
   if (keys.size === 0) return null;
-  return new RegExp([...keys].sort((a, b) => b.length - a.length).map(escapeRegex).join('|'));
+  return new RegExp(
+    [...keys]
+      .sort((a, b) => b.length - a.length)
+      .map(escapeRegex)
+      .join('|'),
+  );
 }

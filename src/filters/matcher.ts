@@ -48,7 +48,11 @@ export interface MatcherOptions {
 
 type Groups = Record<string, string | undefined>;
 
-interface TupleLine { pre: string; date: string; post: string }
+interface TupleLine {
+  pre: string;
+  date: string;
+  post: string;
+}
 
 // Groups that carry the address or engine state rather than a user-visible tag.
 const INTERNAL = new Set(['ip4', 'ip6', 'dns', 'cidr', 'content', 'mlfid', 'nofail', 'mlfforget', 'mlfgained', 'mlfpending']);
@@ -57,7 +61,10 @@ const MLFID_CACHE_SIZE = 100;
 /** Shared by every result without tags (most lines): one object fewer per line. */
 const NO_TAGS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 
-interface MlfidEntry { groups: Groups; users: Set<string> | null }
+interface MlfidEntry {
+  groups: Groups;
+  users: Set<string> | null;
+}
 
 export class FilterMatcher {
   readonly stats: MatcherStats;
@@ -127,17 +134,24 @@ export class FilterMatcher {
       post = line.slice(dates.end);
       if (date !== '') {
         time = dates.time;
-        if (time !== null) { this.lastTimeText = date; this.lastDate = time; }
+        if (time !== null) {
+          this.lastTimeText = date;
+          this.lastDate = time;
+        }
       } else if (this.lastDate !== null && this.lastDate > this.now - 60) {
         // An optional (empty) date: the last known one if recent, else now.
-        pre = ''; date = this.lastTimeText; post = line;
+        pre = '';
+        date = this.lastTimeText;
+        post = line;
         time = this.lastDate;
       } else {
         time = this.now;
       }
     }
     if (time === null && this.lastDate !== null && this.lastDate > this.now - 60) {
-      pre = ''; date = this.lastTimeText; post = line;
+      pre = '';
+      date = this.lastTimeText;
+      post = line;
       time = this.lastDate;
     }
     result.time = time;
@@ -146,8 +160,9 @@ export class FilterMatcher {
     // With nothing before the date, the text the regexes see (less its newline) is a suffix of
     // the line: a line holding none of the key literals cannot match, and most lines are such
     // lines, so they are rejected without building that text.
-    else if (pre === '' && this.wholeLineGate !== null && !this.wholeLineGate.test(line)) { /* no match */ }
-    else this.findSingle(result, `${pre}${post}\n`, ascii);
+    else if (pre === '' && this.wholeLineGate !== null && !this.wholeLineGate.test(line)) {
+      /* no match */
+    } else this.findSingle(result, `${pre}${post}\n`, ascii);
     if (result.match) {
       this.stats.matched++;
       if (result.failregexIndex !== null) this.stats.perFailregex[result.failregexIndex] = (this.stats.perFailregex[result.failregexIndex] ?? 0) + 1;
@@ -251,9 +266,13 @@ export class FilterMatcher {
     let address: string | undefined;
     let cidr: string | undefined;
     const fid = fail.fid;
-    if (fail.ip4 !== undefined) { address = fail.ip4; cidr = fail.cidr; }
-    else if (fail.ip6 !== undefined) { address = fail.ip6; cidr = fail.cidr; }
-    else if (fail.dns !== undefined) {
+    if (fail.ip4 !== undefined) {
+      address = fail.ip4;
+      cidr = fail.cidr;
+    } else if (fail.ip6 !== undefined) {
+      address = fail.ip6;
+      cidr = fail.cidr;
+    } else if (fail.dns !== undefined) {
       result.hostname = fail.dns;
     } else if (fid !== undefined) {
       address = fid;

@@ -150,19 +150,40 @@ class Translator {
     this.globalI = this.flags.i;
     while (this.pos < src.length) this.step();
     if (this.stack.length > 0) this.fail('missing ), unterminated subpattern');
-    return { ascii: this.asciiOut, unicode: this.unicodeOut, groupNames: this.groupNames, groupIndex: this.groupIndex, required: this.tracker.finish(), globalI: this.globalI };
+    return {
+      ascii: this.asciiOut,
+      unicode: this.unicodeOut,
+      groupNames: this.groupNames,
+      groupIndex: this.groupIndex,
+      required: this.tracker.finish(),
+      globalI: this.globalI,
+    };
   }
 
   private setFlag(f: string, on: boolean, at: number): void {
     switch (f) {
-      case 'i': this.flags.i = on; break;
-      case 'm': this.flags.m = on; break;
-      case 's': this.flags.s = on; break;
-      case 'x': this.flags.x = on; break;
-      case 'a': this.flags.a = on; break;
-      case 'u': break;
-      case 'L': this.fail('the locale flag (?L) cannot be translated', at); break;
-      default: this.fail(`unknown flag ${f}`, at);
+      case 'i':
+        this.flags.i = on;
+        break;
+      case 'm':
+        this.flags.m = on;
+        break;
+      case 's':
+        this.flags.s = on;
+        break;
+      case 'x':
+        this.flags.x = on;
+        break;
+      case 'a':
+        this.flags.a = on;
+        break;
+      case 'u':
+        break;
+      case 'L':
+        this.fail('the locale flag (?L) cannot be translated', at);
+        break;
+      default:
+        this.fail(`unknown flag ${f}`, at);
     }
   }
 
@@ -170,7 +191,10 @@ class Translator {
     const src = this.src;
     const ch = src[this.pos] as string;
     if (this.flags.x) {
-      if (/\s/.test(ch)) { this.pos++; return; }
+      if (/\s/.test(ch)) {
+        this.pos++;
+        return;
+      }
       if (ch === '#') {
         const nl = src.indexOf('\n', this.pos);
         this.pos = nl === -1 ? src.length : nl + 1;
@@ -178,10 +202,18 @@ class Translator {
       }
     }
     switch (ch) {
-      case '\\': this.escape(); return;
-      case '[': this.charClass(); return;
-      case '(': this.openGroup(); return;
-      case ')': this.closeGroup(); return;
+      case '\\':
+        this.escape();
+        return;
+      case '[':
+        this.charClass();
+        return;
+      case '(':
+        this.openGroup();
+        return;
+      case ')':
+        this.closeGroup();
+        return;
       case '|':
         this.pos++;
         this.emit('|');
@@ -205,7 +237,9 @@ class Translator {
         this.emit(this.flags.m ? '(?=\\n|$)' : '(?=\\n?$)');
         this.atom();
         return;
-      case '*': case '+': case '?':
+      case '*':
+      case '+':
+      case '?':
         this.quantifier(ch);
         return;
       case '{': {
@@ -243,7 +277,10 @@ class Translator {
     }
     const next = src[this.pos];
     if (next === '+') this.fail('possessive quantifiers have no JavaScript equivalent');
-    if (next === '?') { js += '?'; this.pos++; }
+    if (next === '?') {
+      js += '?';
+      this.pos++;
+    }
     if (this.lastQuantEnd === this.asciiOut.length) this.fail('multiple repeat');
     this.emit(js);
     this.lastQuantEnd = this.asciiOut.length;
@@ -328,23 +365,54 @@ class Translator {
     this.pos += 2;
     const ascii = this.flags.a;
     switch (c) {
-      case 'd': this.emit('\\d', ascii ? '\\d' : '\\p{Nd}'); this.atom(); return;
-      case 'D': this.emit('\\D', ascii ? '\\D' : '\\P{Nd}'); this.atom(); return;
-      case 'w': this.emit('\\w', ascii ? '\\w' : `[${U_WORD}]`); this.atom(); return;
-      case 'W': this.emit('\\W', ascii ? '\\W' : `[^${U_WORD}]`); this.atom(); return;
-      case 's': this.emit(`[${A_SPACE}]`, ascii ? `[${A_SPACE}]` : `[${U_SPACE}]`); this.atom(); return;
-      case 'S': this.emit(`[^${A_SPACE}]`, ascii ? `[^${A_SPACE}]` : `[^${U_SPACE}]`); this.atom(); return;
-      case 'b': this.emit('\\b', ascii ? '\\b' : `(?:(?<=[${U_WORD}])(?![${U_WORD}])|(?<![${U_WORD}])(?=[${U_WORD}]))`); this.atom(); return;
-      case 'B': this.emit('\\B', ascii ? '\\B' : `(?:(?<=[${U_WORD}])(?=[${U_WORD}])|(?<![${U_WORD}])(?![${U_WORD}]))`); this.atom(); return;
-      case 'A': this.emit('^'); this.atom(); return;
-      case 'Z': this.emit('$'); this.atom(); return;
-      default: break;
+      case 'd':
+        this.emit('\\d', ascii ? '\\d' : '\\p{Nd}');
+        this.atom();
+        return;
+      case 'D':
+        this.emit('\\D', ascii ? '\\D' : '\\P{Nd}');
+        this.atom();
+        return;
+      case 'w':
+        this.emit('\\w', ascii ? '\\w' : `[${U_WORD}]`);
+        this.atom();
+        return;
+      case 'W':
+        this.emit('\\W', ascii ? '\\W' : `[^${U_WORD}]`);
+        this.atom();
+        return;
+      case 's':
+        this.emit(`[${A_SPACE}]`, ascii ? `[${A_SPACE}]` : `[${U_SPACE}]`);
+        this.atom();
+        return;
+      case 'S':
+        this.emit(`[^${A_SPACE}]`, ascii ? `[^${A_SPACE}]` : `[^${U_SPACE}]`);
+        this.atom();
+        return;
+      case 'b':
+        this.emit('\\b', ascii ? '\\b' : `(?:(?<=[${U_WORD}])(?![${U_WORD}])|(?<![${U_WORD}])(?=[${U_WORD}]))`);
+        this.atom();
+        return;
+      case 'B':
+        this.emit('\\B', ascii ? '\\B' : `(?:(?<=[${U_WORD}])(?=[${U_WORD}])|(?<![${U_WORD}])(?![${U_WORD}]))`);
+        this.atom();
+        return;
+      case 'A':
+        this.emit('^');
+        this.atom();
+        return;
+      case 'Z':
+        this.emit('$');
+        this.atom();
+        return;
+      default:
+        break;
     }
     if (/[1-9]/.test(c)) {
       // Backreference (up to two digits), or octal when three digits.
       const m = /^[1-9][0-9]?/.exec(src.slice(this.pos - 1));
       const digits = m?.[0] ?? c;
-      if (/^[0-7]{3}/.test(src.slice(this.pos - 1)) ) {
+      if (/^[0-7]{3}/.test(src.slice(this.pos - 1))) {
         const oct = src.slice(this.pos - 1, this.pos + 2);
         this.pos += 2;
         this.literalCode(parseInt(oct, 8), at);
@@ -356,7 +424,10 @@ class Translator {
       return;
     }
     const code = this.escapeCode(c, at, false);
-    if (code !== null) { this.literalCode(code, at); return; }
+    if (code !== null) {
+      this.literalCode(code, at);
+      return;
+    }
     if (/[A-Za-z0-9]/.test(c)) this.fail(`bad escape \\${c}`, at);
     this.pos--; // re-read the char as a literal (handles astral code points)
     const cp = src.codePointAt(this.pos) ?? 0;
@@ -366,7 +437,11 @@ class Translator {
 
   private literalCode(code: number, at: number): void {
     let ch: string;
-    try { ch = String.fromCodePoint(code); } catch { this.fail('bad escape: code point out of range', at); }
+    try {
+      ch = String.fromCodePoint(code);
+    } catch {
+      this.fail('bad escape: code point out of range', at);
+    }
     this.literalAtom(ch);
   }
 
@@ -374,24 +449,37 @@ class Translator {
   private escapeCode(c: string, at: number, inClass: boolean): number | null {
     const src = this.src;
     switch (c) {
-      case 'n': return 10;
-      case 't': return 9;
-      case 'r': return 13;
-      case 'f': return 12;
-      case 'v': return 11;
-      case 'a': return 7;
-      case 'b': return inClass ? 8 : null;
+      case 'n':
+        return 10;
+      case 't':
+        return 9;
+      case 'r':
+        return 13;
+      case 'f':
+        return 12;
+      case 'v':
+        return 11;
+      case 'a':
+        return 7;
+      case 'b':
+        return inClass ? 8 : null;
       case '0': {
         const m = /^[0-7]{0,2}/.exec(src.slice(this.pos));
         const digits = m?.[0] ?? '';
         this.pos += digits.length;
         return parseInt(`0${digits}`, 8);
       }
-      case 'x': return this.hex(2, at);
-      case 'u': return this.hex(4, at);
-      case 'U': return this.hex(8, at);
-      case 'N': this.fail('\\N{name} escapes are not supported', at); break;
-      default: break;
+      case 'x':
+        return this.hex(2, at);
+      case 'u':
+        return this.hex(4, at);
+      case 'U':
+        return this.hex(8, at);
+      case 'N':
+        this.fail('\\N{name} escapes are not supported', at);
+        break;
+      default:
+        break;
     }
     return null;
   }
@@ -409,13 +497,20 @@ class Translator {
     this.pos++;
     let a = '[';
     let u = '[';
-    if (src[this.pos] === '^') { a += '^'; u += '^'; this.pos++; }
+    if (src[this.pos] === '^') {
+      a += '^';
+      u += '^';
+      this.pos++;
+    }
     let first = true;
     const ascii = this.flags.a;
     for (;;) {
       const ch = src[this.pos];
       if (ch === undefined) this.fail('unterminated character set', start);
-      if (ch === ']' && !first) { this.pos++; break; }
+      if (ch === ']' && !first) {
+        this.pos++;
+        break;
+      }
       first = false;
       if (ch === '\\') {
         const c = src[this.pos + 1];
@@ -423,21 +518,41 @@ class Translator {
         const at = this.pos;
         this.pos += 2;
         switch (c) {
-          case 'd': a += '\\d'; u += ascii ? '\\d' : '\\p{Nd}'; continue;
-          case 'D': a += '\\D'; u += ascii ? '\\D' : '\\P{Nd}'; continue;
-          case 'w': a += '\\w'; u += ascii ? '\\w' : U_WORD; continue;
+          case 'd':
+            a += '\\d';
+            u += ascii ? '\\d' : '\\p{Nd}';
+            continue;
+          case 'D':
+            a += '\\D';
+            u += ascii ? '\\D' : '\\P{Nd}';
+            continue;
+          case 'w':
+            a += '\\w';
+            u += ascii ? '\\w' : U_WORD;
+            continue;
           // Negated Unicode classes cannot be unioned inside a JS class without the v flag;
           // JavaScript's own \W/\S are the closest (they differ only on rare code points).
-          case 'W': a += '\\W'; u += '\\W'; continue;
-          case 's': a += A_SPACE; u += ascii ? A_SPACE : U_SPACE; continue;
-          case 'S': a += '\\S'; u += '\\S'; continue;
-          default: break;
+          case 'W':
+            a += '\\W';
+            u += '\\W';
+            continue;
+          case 's':
+            a += A_SPACE;
+            u += ascii ? A_SPACE : U_SPACE;
+            continue;
+          case 'S':
+            a += '\\S';
+            u += '\\S';
+            continue;
+          default:
+            break;
         }
         const code = this.escapeCode(c, at, true);
         if (code !== null) {
           if (code > 0x10ffff) this.fail('bad escape: code point out of range', at);
           const lit = codeLiteral(code, true);
-          a += lit; u += lit;
+          a += lit;
+          u += lit;
           continue;
         }
         if (/[A-Za-z0-9]/.test(c)) this.fail(`bad escape \\${c}`, at);
@@ -449,7 +564,8 @@ class Translator {
       const lit = String.fromCodePoint(cp);
       // An unescaped '-' is a range operator between two items, as in JavaScript.
       const out = lit === '-' && !escaped ? '-' : literalChar(lit, true);
-      a += out; u += out;
+      a += out;
+      u += out;
     }
     a += ']';
     u += ']';

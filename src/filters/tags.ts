@@ -17,12 +17,18 @@ const R_CIDR = String.raw`(?P<cidr>\d+)`;
 const R_SUBNET = String.raw`\[?(?:${R_IPV4}|${R_IPV6})(?:/${R_CIDR})?\]?`;
 
 const STATIC_TAGS: Record<string, string> = {
-  IP4: R_IPV4, 'F-IP4/': R_IPV4,
-  IP6: R_IPV6, 'F-IP6/': R_IPV6,
-  ADDR: R_ADDR, 'F-ADDR/': R_ADDR,
-  CIDR: R_CIDR, 'F-CIDR/': R_CIDR,
-  SUBNET: R_SUBNET, 'F-SUBNET/': R_SUBNET,
-  DNS: R_DNS, 'F-DNS/': R_DNS,
+  IP4: R_IPV4,
+  'F-IP4/': R_IPV4,
+  IP6: R_IPV6,
+  'F-IP6/': R_IPV6,
+  ADDR: R_ADDR,
+  'F-ADDR/': R_ADDR,
+  CIDR: R_CIDR,
+  'F-CIDR/': R_CIDR,
+  SUBNET: R_SUBNET,
+  'F-SUBNET/': R_SUBNET,
+  DNS: R_DNS,
+  'F-DNS/': R_DNS,
   'F-ID/': String.raw`(?P<fid>\S+)`,
   'F-PORT/': String.raw`(?P<fport>\w+)`,
 };

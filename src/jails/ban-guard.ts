@@ -3,12 +3,22 @@ import type { NetworkFacts } from './network-facts.ts';
 
 /** Why an address was not banned; stable codes for status and metrics. */
 export const REFUSAL_REASONS = [
-  'invalid', 'too-wide', 'unspecified', 'loopback', 'link-local', 'multicast', 'broadcast',
-  'firewall', 'self', 'gateway', 'ignoreip', 'private',
+  'invalid',
+  'too-wide',
+  'unspecified',
+  'loopback',
+  'link-local',
+  'multicast',
+  'broadcast',
+  'firewall',
+  'self',
+  'gateway',
+  'ignoreip',
+  'private',
 ] as const;
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 
-export type GuardVerdict = { ok: true } | { ok: false; reason: RefusalReason; /** The protected address or range involved. */ match: string };
+export type GuardVerdict = { ok: true } | { ok: false; reason: RefusalReason /** The protected address or range involved. */; match: string };
 
 // Ranges no edge ban can mean anything for. Documentation ranges and shared address space
 // (100.64.0.0/10) are deliberately absent: they are banned like public addresses.
@@ -100,7 +110,7 @@ export class BanGuard {
 export function describeRefusal(address: string, verdict: Extract<GuardVerdict, { ok: false }>, jail: { name: string; ipv6prefix: number } | null): string {
   if (verdict.reason === 'too-wide') {
     const who = jail ? `jail ${jail.name}` : 'a ban without --jail';
-    return `${address} is wider than ${who} bans (single IPv4 hosts, IPv6 up to /${jail?.ipv6prefix ?? 128}${jail ? '; the jail\'s ipv6prefix sets that' : ''})`;
+    return `${address} is wider than ${who} bans (single IPv4 hosts, IPv6 up to /${jail?.ipv6prefix ?? 128}${jail ? "; the jail's ipv6prefix sets that" : ''})`;
   }
   if (verdict.reason === 'private') {
     return `${address} is protected (private: ${verdict.match}); a WAN rule cannot block internal hosts. To ban it anyway, ban with --jail JAIL where the jail sets banprivate = true`;

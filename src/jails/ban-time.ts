@@ -52,7 +52,7 @@ export function banTimeSec(settings: BanTimeSettings, previousBans: number, rand
   } else if (increment.formula === 'exponential') {
     seconds = Math.max(time, (time * Math.exp((count + 1) * factor)) / Math.exp(1 * factor));
   } else {
-    seconds = Math.max(time, time * 2 ** (Math.min(count , 20)) * factor);
+    seconds = Math.max(time, time * 2 ** Math.min(count, 20) * factor);
   }
   if (increment.maxtimeSec !== null) seconds = Math.min(seconds, increment.maxtimeSec);
   if (increment.rndtimeSec !== null) seconds += random() * increment.rndtimeSec;

@@ -98,8 +98,10 @@ export class FailureJournal {
         logger.warn({ file, keptAs: aside }, `failure journal ${file} is not an edgeban failure journal; set aside, failure counts start empty`);
         handle = await open(file, 'a+', 0o600);
       } else if (read.goodLength < read.size && read.goodLength > 0) {
-        logger.warn({ file, keptRecords: records, droppedBytes: read.size - read.goodLength },
-          'failure journal ends with a torn or damaged record (a crash during a write); dropped it');
+        logger.warn(
+          { file, keptRecords: records, droppedBytes: read.size - read.goodLength },
+          'failure journal ends with a torn or damaged record (a crash during a write); dropped it',
+        );
         await handle.truncate(read.goodLength);
       }
       if (size === 0) {
@@ -310,7 +312,12 @@ async function readRecords(handle: FileHandle, visit: (record: JournalRecord) =>
   }
   const bytes = new Uint8Array(16);
   const record: JournalRecord = {
-    kind: FAILURE, address: { family: 4, bytes, prefix: 32, text: '' }, time: 0, last: 0, retry: 0, line: null,
+    kind: FAILURE,
+    address: { family: 4, bytes, prefix: 32, text: '' },
+    time: 0,
+    last: 0,
+    retry: 0,
+    line: null,
   };
   const mutable = record.address as { family: 4 | 6; prefix: number };
   const frameHead = Buffer.alloc(FRAME_HEADER_BYTES);
@@ -359,4 +366,3 @@ function decodeRecord(buf: Buffer, o: number, record: JournalRecord, address: { 
   const endOffset = buf.readDoubleLE(o + 40);
   record.line = endOffset < 0 ? null : { pathHash: buf.readUInt32LE(o + 48), endOffset, lineHash: buf.readUInt32LE(o + 52) };
 }
-

@@ -159,12 +159,17 @@ export class FailurePersistence {
       }
     });
     if (forgotten > 0) {
-      logger.warn({ jail, forgotten, kept: maxRecountable }, `[${jail}] more counted lines past the saved log offsets than can be remembered; ${forgotten} of them may be counted twice when read again`);
+      logger.warn(
+        { jail, forgotten, kept: maxRecountable },
+        `[${jail}] more counted lines past the saved log offsets than can be remembered; ${forgotten} of them may be counted twice when read again`,
+      );
     }
     const persistence = new FailurePersistence(options, journal, recountable, replayed);
     if (tracker && journal.records > 0) {
-      logger.info({ jail, replayed, tracked: tracker.tracked, rereadExpected: recountable.size, journal: options.file },
-        `[${jail}] restored failure counts: ${tracker.tracked} addresses counting towards a ban`);
+      logger.info(
+        { jail, replayed, tracked: tracker.tracked, rereadExpected: recountable.size, journal: options.file },
+        `[${jail}] restored failure counts: ${tracker.tracked} addresses counting towards a ban`,
+      );
     }
     if (persistence.wantsCompaction()) await persistence.compact(async () => {});
     return persistence;
@@ -209,8 +214,10 @@ export class FailurePersistence {
       } catch (error) {
         this.counts.writeErrors++;
         if (!this.writeFailing) {
-          this.logger.warn({ jail: this.jail, file: this.journal.file, err: errorMessage(error) },
-            `[${this.jail}] cannot write the failure journal; counts are kept in memory but a crash now would lose them. Retrying with every batch`);
+          this.logger.warn(
+            { jail: this.jail, file: this.journal.file, err: errorMessage(error) },
+            `[${this.jail}] cannot write the failure journal; counts are kept in memory but a crash now would lose them. Retrying with every batch`,
+          );
         }
         this.writeFailing = true;
         if (this.journal.pending > MAX_UNWRITTEN) await this.journal.rewrite((sink) => this.snapshot(sink)).catch(() => undefined);
@@ -238,7 +245,10 @@ export class FailurePersistence {
         await this.journal.rewrite((sink) => this.snapshot(sink));
         this.counts.compactions++;
       } catch (error) {
-        this.logger.warn({ jail: this.jail, file: this.journal.file, err: errorMessage(error) }, `[${this.jail}] cannot compact the failure journal; it keeps growing until it can`);
+        this.logger.warn(
+          { jail: this.jail, file: this.journal.file, err: errorMessage(error) },
+          `[${this.jail}] cannot compact the failure journal; it keeps growing until it can`,
+        );
       }
     });
     return this.io;

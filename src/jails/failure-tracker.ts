@@ -227,8 +227,16 @@ export class FailureTracker {
 
   /** Bytes held by the typed arrays (for status and the memory report). */
   get allocatedBytes(): number {
-    return this.words.byteLength + this.tags.byteLength + this.first.byteLength + this.last.byteLength
-      + this.retry.byteLength + this.prev.byteLength + this.next.byteLength + this.index.byteLength;
+    return (
+      this.words.byteLength +
+      this.tags.byteLength +
+      this.first.byteLength +
+      this.last.byteLength +
+      this.retry.byteLength +
+      this.prev.byteLength +
+      this.next.byteLength +
+      this.index.byteLength
+    );
   }
 
   // --- keys -------------------------------------------------------------------------------

@@ -192,7 +192,10 @@ export class JailEngine {
     if (!verdict.ok) {
       if (verdict.reason === 'private' && !jail.privateReported) {
         jail.privateReported = true;
-        this.logger.info({ jail: settings.name, address: host.text }, `[${settings.name}] ${host.text} is a private address: not banned at the edge (a WAN rule cannot block internal hosts); set banprivate = true to ban such addresses anyway. Further ones are only counted in status.`);
+        this.logger.info(
+          { jail: settings.name, address: host.text },
+          `[${settings.name}] ${host.text} is a private address: not banned at the edge (a WAN rule cannot block internal hosts); set banprivate = true to ban such addresses anyway. Further ones are only counted in status.`,
+        );
       }
       return this.refuse(jail, verdict.reason, verdict.match, host.text);
     }
@@ -212,7 +215,10 @@ export class JailEngine {
       if (total < settings.maxretry) return { kind: 'counted', address: network.text, retry: result.retry };
       // Other replicas' failures complete the count: banned here, the local ticket goes as on a local ban.
       jail.tracker.delete(network);
-      this.logger.info({ jail: settings.name, address: network.text, failures: total }, `[${settings.name}] ${network.text} reached maxretry counting every replica's failures`);
+      this.logger.info(
+        { jail: settings.name, address: network.text, failures: total },
+        `[${settings.name}] ${network.text} reached maxretry counting every replica's failures`,
+      );
       return this.ban(jail, network.text, time, nowMs);
     }
     if (this.shared) void this.shared.reset(settings.name, network.text).catch(() => {});
@@ -231,7 +237,11 @@ export class JailEngine {
       this.sharedDown = false;
       return total;
     } catch (error) {
-      if (!this.sharedDown) this.logger.warn({ jail: name, err: (error as Error).message }, 'failures cannot be shared with the other replicas (Redis): each replica counts its own until it answers');
+      if (!this.sharedDown)
+        this.logger.warn(
+          { jail: name, err: (error as Error).message },
+          'failures cannot be shared with the other replicas (Redis): each replica counts its own until it answers',
+        );
       this.sharedDown = true;
       return 0;
     }
@@ -263,7 +273,7 @@ export class JailEngine {
   /** Watches a jail's counter (see CounterObserver); returns the unsubscribe function. */
   observeCounter(jailName: string, observer: CounterObserver): () => void {
     let set = this.observers.get(jailName);
-    if (!set) this.observers.set(jailName, set = new Set());
+    if (!set) this.observers.set(jailName, (set = new Set()));
     set.add(observer);
     return () => {
       set.delete(observer);
@@ -354,23 +364,29 @@ export class JailEngine {
     }
     stats.bans++;
     const bantime = seconds < 0 ? 'permanent' : `${Math.round(seconds)}s`;
-    this.logger.info({ jail: name, address, bantime, previousBans, targets: pending }, `[${name}] Ban ${address} (${bantime}${previousBans > 0 ? `, banned ${previousBans} time(s) before` : ''})`);
+    this.logger.info(
+      { jail: name, address, bantime, previousBans, targets: pending },
+      `[${name}] Ban ${address} (${bantime}${previousBans > 0 ? `, banned ${previousBans} time(s) before` : ''})`,
+    );
     if (targets.length === 0) {
       this.logger.warn({ jail: name, address }, `[${name}] no opnsense action: ${address} is not banned at any firewall`);
     }
-    const results = await Promise.allSettled(pending.map(async (target) => {
-      const key = claimKey(target, address, name);
-      this.inFlight.add(key);
-      try {
-        await this.sink({ target, address, jail: name, origin: 'jail', durationMs });
-      } finally {
-        this.inFlight.delete(key);
-      }
-    }));
+    const results = await Promise.allSettled(
+      pending.map(async (target) => {
+        const key = claimKey(target, address, name);
+        this.inFlight.add(key);
+        try {
+          await this.sink({ target, address, jail: name, origin: 'jail', durationMs });
+        } finally {
+          this.inFlight.delete(key);
+        }
+      }),
+    );
     const failed = results.filter((r) => r.status === 'rejected');
     if (failed.length > 0) {
       stats.banErrors++;
-      for (const failure of failed) this.logger.error({ jail: name, address, err: (failure as PromiseRejectedResult).reason }, `[${name}] could not record the ban of ${address}`);
+      for (const failure of failed)
+        this.logger.error({ jail: name, address, err: (failure as PromiseRejectedResult).reason }, `[${name}] could not record the ban of ${address}`);
       return { kind: 'ban-failed', address };
     }
     return { kind: 'banned', address, durationMs, previousBans, targets: pending };

@@ -128,7 +128,11 @@ export async function resolveFirewallAddresses(urls: readonly string[], lookup: 
  * interfaces and routes, and the addresses of every firewall bans go to (`unresolved` names the
  * firewall names that did not resolve: their addresses are not protected).
  */
-export async function gatherNetworkFacts(firewallUrls: readonly string[], procNet: string, lookup: Lookup = systemLookup): Promise<{ facts: NetworkFacts; unresolved: string[] }> {
+export async function gatherNetworkFacts(
+  firewallUrls: readonly string[],
+  procNet: string,
+  lookup: Lookup = systemLookup,
+): Promise<{ facts: NetworkFacts; unresolved: string[] }> {
   const resolved = await resolveFirewallAddresses(firewallUrls, lookup);
   return { facts: await discoverNetworkFacts({ firewallAddresses: resolved.addresses, procNet }), unresolved: resolved.unresolved };
 }

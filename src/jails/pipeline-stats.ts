@@ -28,4 +28,3 @@ export interface PipelineCounters {
   matches(count: number): void;
   dropped(reason: DropReason, count: number): void;
 }
-

@@ -46,8 +46,17 @@ const FORMULAS: Record<string, BanTimeFormula> = {
 };
 
 const logFormatText = z.string().trim().toLowerCase().pipe(z.enum(LOG_FORMATS));
-const intText = z.string().trim().regex(/^\+?\d+$/).transform(Number);
-const numberText = z.string().trim().regex(/^[+]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i).transform(Number).pipe(z.number().finite().positive());
+const intText = z
+  .string()
+  .trim()
+  .regex(/^\+?\d+$/)
+  .transform(Number);
+const numberText = z
+  .string()
+  .trim()
+  .regex(/^[+]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i)
+  .transform(Number)
+  .pipe(z.number().finite().positive());
 const durationText = z.string().transform((v, ctx) => {
   const seconds = parseDuration(v);
   if (seconds === null || seconds < 0) {
@@ -56,14 +65,17 @@ const durationText = z.string().transform((v, ctx) => {
   }
   return seconds;
 });
-const multipliersText = z.string().trim().transform((v, ctx) => {
-  const words = v === '' ? [] : v.split(/\s+/);
-  if (!words.every((w) => /^\d+$/.test(w))) {
-    ctx.addIssue({ code: 'custom', message: 'not whole numbers' });
-    return z.NEVER;
-  }
-  return words.map(Number);
-});
+const multipliersText = z
+  .string()
+  .trim()
+  .transform((v, ctx) => {
+    const words = v === '' ? [] : v.split(/\s+/);
+    if (!words.every((w) => /^\d+$/.test(w))) {
+      ctx.addIssue({ code: 'custom', message: 'not whole numbers' });
+      return z.NEVER;
+    }
+    return words.map(Number);
+  });
 
 /**
  * Reads the runtime options of a jail. Bad values are ConfigErrors at the line that set them;
@@ -86,7 +98,12 @@ export function jailSettings(jail: JailDefinition, env: Pick<EdgebanEnv, 'alias'
   if (formulaText !== undefined && formulaText.trim() !== '') {
     const known = FORMULAS[formulaText.replace(/\s+/g, '')];
     if (known === undefined) {
-      throw configError(jail, 'bantime.formula', '', 'edgeban does not evaluate Python; use fail2ban\'s default formula (leave it unset), its exponential one (ban.Time * math.exp(float(ban.Count+1)*banFactor)/math.exp(1*banFactor)), or bantime.multipliers');
+      throw configError(
+        jail,
+        'bantime.formula',
+        '',
+        "edgeban does not evaluate Python; use fail2ban's default formula (leave it unset), its exponential one (ban.Time * math.exp(float(ban.Count+1)*banFactor)/math.exp(1*banFactor)), or bantime.multipliers",
+      );
     }
     formula = known;
   }
@@ -108,9 +125,14 @@ export function jailSettings(jail: JailDefinition, env: Pick<EdgebanEnv, 'alias'
     } catch (error) {
       if (!(error instanceof InvalidAddressError)) throw error;
       const looksLikeName = /^[a-z0-9.-]+$/i.test(entry) && /[a-z]/i.test(entry);
-      throw configError(jail, 'ignoreip', '', looksLikeName
-        ? `"${entry.slice(0, 80)}" is a host name; edgeban does not resolve names in ignoreip (a name can change to any address): give its addresses or networks`
-        : `"${entry.slice(0, 80)}" is not an address or network (such as 192.0.2.7, 198.51.100.0/24, 2001:db8::/48)`);
+      throw configError(
+        jail,
+        'ignoreip',
+        '',
+        looksLikeName
+          ? `"${entry.slice(0, 80)}" is a host name; edgeban does not resolve names in ignoreip (a name can change to any address): give its addresses or networks`
+          : `"${entry.slice(0, 80)}" is not an address or network (such as 192.0.2.7, 198.51.100.0/24, 2001:db8::/48)`,
+      );
     }
   });
 
@@ -124,8 +146,18 @@ export function jailSettings(jail: JailDefinition, env: Pick<EdgebanEnv, 'alias'
     ignoreself: read('ignoreself', 'true', boolText, 'a boolean (true/false, yes/no, on/off, 1/0)'),
     ipv6prefix: read('ipv6prefix', '128', intText.pipe(z.number().int().min(32).max(128)), 'a prefix length from 32 to 128 (64 bans the covering /64)'),
     banprivate: read('banprivate', 'false', boolText, 'a boolean (true/false, yes/no, on/off, 1/0)'),
-    maxtracked: read('maxtracked', String(DEFAULT_TRACKER_CAP), intText.pipe(z.number().int().min(1).max(100_000_000)), 'a whole number of addresses from 1 to 100000000'),
-    logformat: read('logformat', 'plain', logFormatText, `one of ${LOG_FORMATS.join(', ')} (docker: json-file logs in /var/lib/docker/containers; cri: containerd and CRI-O logs in /var/log/pods)`),
+    maxtracked: read(
+      'maxtracked',
+      String(DEFAULT_TRACKER_CAP),
+      intText.pipe(z.number().int().min(1).max(100_000_000)),
+      'a whole number of addresses from 1 to 100000000',
+    ),
+    logformat: read(
+      'logformat',
+      'plain',
+      logFormatText,
+      `one of ${LOG_FORMATS.join(', ')} (docker: json-file logs in /var/lib/docker/containers; cri: containerd and CRI-O logs in /var/log/pods)`,
+    ),
     targets: jailTargets(jail, env),
   };
 }

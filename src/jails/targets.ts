@@ -76,8 +76,11 @@ function registryActions(jail: JailDefinition, env: TargetEnv): Array<{ spec: Ta
       out.push({ spec: parseTargetAction(action.targetKind, action.params, env.targetEnv ?? {}), source: action.source });
     } catch (error) {
       const key = (error as { key?: unknown }).key;
-      throw new ConfigError(`jail ${jail.name}: ${action.targetKind}[…]: ${(error as Error).message}`,
-        { file: action.source.file, line: action.source.line, key: typeof key === 'string' ? key : action.source.key });
+      throw new ConfigError(`jail ${jail.name}: ${action.targetKind}[…]: ${(error as Error).message}`, {
+        file: action.source.file,
+        line: action.source.line,
+        key: typeof key === 'string' ? key : action.source.key,
+      });
     }
   }
   return out;
@@ -99,15 +102,18 @@ export function planTargets(jails: readonly JailDefinition[], env: TargetEnv): T
       let entry = targets.get(target.id);
       if (target.firewall === null) {
         if (env.firewalls.length === 0) {
-          throw new ConfigError(`jail ${jail.name} bans through the environment's firewall, but OPNSENSE_URL is not set (set it, or give the action firewall=, key= and secret=)`, target.source);
+          throw new ConfigError(
+            `jail ${jail.name} bans through the environment's firewall, but OPNSENSE_URL is not set (set it, or give the action firewall=, key= and secret=)`,
+            target.source,
+          );
         }
-        if (!entry) targets.set(target.id, entry = envTarget(target.alias));
+        if (!entry) targets.set(target.id, (entry = envTarget(target.alias)));
         if (action.tlsInsecure) for (const e of env.firewalls) insecure.add(e.url);
       } else {
         const endpoint = ownEndpoint(jail, action, env);
         if (action.tlsInsecure) insecure.add(endpoint.url);
         if (!entry) {
-          targets.set(target.id, entry = { id: target.id, alias: target.alias, endpoints: [endpoint], jails: [], credentialsFrom: target.source });
+          targets.set(target.id, (entry = { id: target.id, alias: target.alias, endpoints: [endpoint], jails: [], credentialsFrom: target.source }));
         } else {
           const known = entry.endpoints[0];
           if (known && (known.key !== endpoint.key || known.secret !== endpoint.secret)) {
@@ -124,7 +130,7 @@ export function planTargets(jails: readonly JailDefinition[], env: TargetEnv): T
     for (const { spec, source } of registryActions(jail, env)) {
       let entry = targets.get(spec.ledgerTarget);
       if (!entry) {
-        targets.set(spec.ledgerTarget, entry = { id: spec.ledgerTarget, alias: spec.identity, endpoints: [], jails: [], spec, credentialsFrom: source });
+        targets.set(spec.ledgerTarget, (entry = { id: spec.ledgerTarget, alias: spec.identity, endpoints: [], jails: [], spec, credentialsFrom: source }));
       } else if (JSON.stringify(entry.spec?.options) !== JSON.stringify(spec.options)) {
         const other = entry.credentialsFrom;
         throw new ConfigError(
@@ -137,8 +143,14 @@ export function planTargets(jails: readonly JailDefinition[], env: TargetEnv): T
   }
   // allow_insecure on any action naming a firewall applies to that firewall everywhere: one TLS policy per endpoint.
   const withTls = (endpoints: FirewallEndpoint[]) => endpoints.map((e) => (insecure.has(e.url) && !e.tlsInsecure ? { ...e, tlsInsecure: true } : e));
-  const list = [...targets.values()].map(({ id, alias, endpoints, jails: names, spec }) => ({ id, alias, endpoints: withTls(endpoints), jails: names, ...(spec ? { spec } : {}) }));
-  const manual = env.firewalls.length === 0 ? null : list.find((t) => t.id === env.alias) ?? { ...envTarget(env.alias), endpoints: withTls(env.firewalls) };
+  const list = [...targets.values()].map(({ id, alias, endpoints, jails: names, spec }) => ({
+    id,
+    alias,
+    endpoints: withTls(endpoints),
+    jails: names,
+    ...(spec ? { spec } : {}),
+  }));
+  const manual = env.firewalls.length === 0 ? null : (list.find((t) => t.id === env.alias) ?? { ...envTarget(env.alias), endpoints: withTls(env.firewalls) });
   return { targets: list, manual };
 }
 
@@ -219,25 +231,36 @@ function opnsenseAction(jail: JailDefinition, action: ActionRef, explicit: Recor
   const aliasWritten = explicit === null ? aliasParam !== '' && aliasParam !== 'fail2ban_blocklist' : (explicit.alias ?? '').trim() !== '';
   const alias = aliasWritten ? aliasParam : env.alias;
   if (!isValidAliasName(alias)) {
-    throw new ConfigError(`jail ${jail.name}: "${alias.slice(0, 40)}" is not a valid OPNsense alias name (a letter or _ first, then letters, digits or _, at most 31)`, { ...action.source, key: 'alias' });
+    throw new ConfigError(
+      `jail ${jail.name}: "${alias.slice(0, 40)}" is not a valid OPNsense alias name (a letter or _ first, then letters, digits or _, at most 31)`,
+      { ...action.source, key: 'alias' },
+    );
   }
   const key = (action.params.key ?? '').trim();
   const secret = (action.params.secret ?? '').trim();
   const tlsInsecure = /^(1|true|yes|on)$/i.test((action.params.allow_insecure ?? '').trim());
   const url = firewall === '' ? null : firewallUrl(jail, firewall, action.source);
-  const shared = url === null ? null : env.firewalls.find((e) => e.url === url) ?? null;
+  const shared = url === null ? null : (env.firewalls.find((e) => e.url === url) ?? null);
   if (shared) {
     // The environment's firewall named again: the same target, so its credentials must be the environment's.
-    for (const [name, value] of [['key', key], ['secret', secret]] as const) {
+    for (const [name, value] of [
+      ['key', key],
+      ['secret', secret],
+    ] as const) {
       if (value !== '' && value !== shared[name]) {
-        throw new ConfigError(`jail ${jail.name}: firewall ${url} is OPNSENSE_URL's, but this ${name}= differs from OPNSENSE_${name.toUpperCase()}; one firewall takes one key and secret (or leave key= and secret= out)`, { ...action.source, key: name });
+        throw new ConfigError(
+          `jail ${jail.name}: firewall ${url} is OPNSENSE_URL's, but this ${name}= differs from OPNSENSE_${name.toUpperCase()}; one firewall takes one key and secret (or leave key= and secret= out)`,
+          { ...action.source, key: name },
+        );
       }
     }
   }
   const own = url !== null && shared === null;
   return {
     target: { id: own ? ownTargetId(url, alias) : alias, alias, firewall: own ? url : null, source: action.source },
-    key, secret, tlsInsecure,
+    key,
+    secret,
+    tlsInsecure,
   };
 }
 

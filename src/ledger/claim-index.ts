@@ -30,8 +30,7 @@ export class ClaimIndex {
         const addresses = this.byTarget.get(mutation.target);
         const held = addresses?.get(mutation.address);
         if (!addresses || held === undefined) return false;
-        const ended = (claim: BanClaim): boolean =>
-          (mutation.jail === null || claim.jail === mutation.jail) && claim.endedAt === null;
+        const ended = (claim: BanClaim): boolean => (mutation.jail === null || claim.jail === mutation.jail) && claim.endedAt === null;
         if (!(held instanceof Map)) {
           if (!ended(held)) return false;
           addresses.set(mutation.address, { ...held, endedAt: mutation.at });
@@ -76,7 +75,7 @@ export class ClaimIndex {
   private insert(claim: BanClaim): void {
     const { target, address, jail } = claim;
     let addresses = this.byTarget.get(target);
-    if (!addresses) this.byTarget.set(target, addresses = new Map());
+    if (!addresses) this.byTarget.set(target, (addresses = new Map()));
     const held = addresses.get(address);
     if (held === undefined) {
       addresses.set(address, claim);
@@ -87,7 +86,13 @@ export class ClaimIndex {
     } else if (held.jail === jail) {
       addresses.set(address, claim);
     } else {
-      addresses.set(address, new Map([[held.jail, held], [jail, claim]]));
+      addresses.set(
+        address,
+        new Map([
+          [held.jail, held],
+          [jail, claim],
+        ]),
+      );
       this.count++;
     }
   }

@@ -25,9 +25,11 @@ const HEADER_JSON_WIDTH = 200;
 export class LedgerCorruptError extends UserFacingError {
   readonly file: string;
   constructor(file: string, line: number, reason: string) {
-    super(`ledger file ${file} is corrupt at line ${line}: ${reason}. edgeban will not start on a ledger it cannot read; ` +
-      'restore the file from a backup, or move it aside and start again: edgeban then keeps every ban it can read from the other file and reports what was lost ' +
-      '(--reset-state would begin with an empty ledger)');
+    super(
+      `ledger file ${file} is corrupt at line ${line}: ${reason}. edgeban will not start on a ledger it cannot read; ` +
+        'restore the file from a backup, or move it aside and start again: edgeban then keeps every ban it can read from the other file and reports what was lost ' +
+        '(--reset-state would begin with an empty ledger)',
+    );
     this.name = 'LedgerCorruptError';
     this.file = file;
   }
@@ -71,15 +73,31 @@ export interface FileLedgerStoreOptions {
   now?: () => number;
 }
 
-type WriteTask =
-  | { kind: 'append'; mutations: LedgerMutation[]; done: Settle[] }
-  | { kind: 'compact'; claims: readonly BanClaim[]; done: Settle[] };
-interface Settle { resolve: () => void; reject: (error: unknown) => void }
+type WriteTask = { kind: 'append'; mutations: LedgerMutation[]; done: Settle[] } | { kind: 'compact'; claims: readonly BanClaim[]; done: Settle[] };
+interface Settle {
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
 
-interface SnapshotHeader { format: string; version: number; ledger: string; claims: number; lastSeq: number }
-interface JournalHeader { format: string; version: number; ledger: string; after: number; committed: number }
+interface SnapshotHeader {
+  format: string;
+  version: number;
+  ledger: string;
+  claims: number;
+  lastSeq: number;
+}
+interface JournalHeader {
+  format: string;
+  version: number;
+  ledger: string;
+  after: number;
+  committed: number;
+}
 
-interface SnapshotRead { header: SnapshotHeader | null; problems: string[] }
+interface SnapshotRead {
+  header: SnapshotHeader | null;
+  problems: string[];
+}
 interface JournalRead {
   header: JournalHeader | null;
   /** Records in order; legacy (version 1) records have no sequence number; null: a type this version does not know. */
@@ -147,8 +165,12 @@ export class FileLedgerStore implements LedgerStore {
     return store;
   }
 
-  get snapshotPath(): string { return path.join(this.dir, SNAPSHOT_FILE); }
-  get journalPath(): string { return path.join(this.dir, JOURNAL_FILE); }
+  get snapshotPath(): string {
+    return path.join(this.dir, SNAPSHOT_FILE);
+  }
+  get journalPath(): string {
+    return path.join(this.dir, JOURNAL_FILE);
+  }
 
   async load(): Promise<BanClaim[]> {
     const index = new ClaimIndex();
@@ -157,8 +179,17 @@ export class FileLedgerStore implements LedgerStore {
     const problems = [...(snapshot?.problems ?? []), ...(journal?.problems ?? [])];
     // Version 1 created an empty journal at every start and a snapshot only on compaction: a ledger
     // that never recorded a ban is an empty journal alone, to be upgraded, not damage.
-    const neverUsedV1 = snapshot === null && journal !== null && journal.header === null && journal.records.length === 0 && journal.tornBytes === 0 && journal.problems.length === 0;
-    const legacy = neverUsedV1 || (snapshot !== null && snapshot.header?.version === 1) || (journal !== null && journal.header === null && journal.records.some((r) => r.seq === null));
+    const neverUsedV1 =
+      snapshot === null &&
+      journal !== null &&
+      journal.header === null &&
+      journal.records.length === 0 &&
+      journal.tornBytes === 0 &&
+      journal.problems.length === 0;
+    const legacy =
+      neverUsedV1 ||
+      (snapshot !== null && snapshot.header?.version === 1) ||
+      (journal !== null && journal.header === null && journal.records.some((r) => r.seq === null));
     const snapshotSeq = snapshot?.header?.lastSeq ?? 0;
     let lastSeq = snapshotSeq;
 
@@ -169,13 +200,17 @@ export class FileLedgerStore implements LedgerStore {
       problems.push(`journal ${this.journalPath} has no header (emptied or replaced): bans recorded after record ${snapshotSeq} may be lost`);
     }
     if (!legacy && snapshot === null && journal !== null) {
-      problems.push(journal.header !== null && journal.header.after > 0
-        ? `snapshot ${this.snapshotPath} is missing: every ban recorded up to record ${journal.header.after} is lost`
-        : `snapshot ${this.snapshotPath} is missing`);
+      problems.push(
+        journal.header !== null && journal.header.after > 0
+          ? `snapshot ${this.snapshotPath} is missing: every ban recorded up to record ${journal.header.after} is lost`
+          : `snapshot ${this.snapshotPath} is missing`,
+      );
     }
     if (journal?.header && snapshot?.header) {
-      if (journal.header.ledger !== snapshot.header.ledger) problems.push(`journal ${this.journalPath} belongs to another ledger than snapshot ${this.snapshotPath}`);
-      else if (journal.header.after > snapshotSeq) problems.push(`records ${snapshotSeq + 1}–${journal.header.after} are missing: snapshot ${this.snapshotPath} is older than the journal`);
+      if (journal.header.ledger !== snapshot.header.ledger)
+        problems.push(`journal ${this.journalPath} belongs to another ledger than snapshot ${this.snapshotPath}`);
+      else if (journal.header.after > snapshotSeq)
+        problems.push(`records ${snapshotSeq + 1}–${journal.header.after} are missing: snapshot ${this.snapshotPath} is older than the journal`);
     }
     if (journal) {
       let expected = Math.max(journal.header?.after ?? 0, snapshotSeq) + 1;
@@ -194,7 +229,10 @@ export class FileLedgerStore implements LedgerStore {
         problems.push(`journal ${this.journalPath} was cut short: records ${range(lastSeq + 1, committed)} were saved and are gone`);
         lastSeq = committed;
       } else if (journal.tornBytes > 0) {
-        this.logger.warn({ file: this.journalPath, skippedBytes: journal.tornBytes }, 'ledger journal ends with a torn record (a crash during a write); skipped it');
+        this.logger.warn(
+          { file: this.journalPath, skippedBytes: journal.tornBytes },
+          'ledger journal ends with a torn record (a crash during a write); skipped it',
+        );
       }
       this.journalRecords = journal.records.length;
       this.journalLength = journal.goodLength;
@@ -305,7 +343,10 @@ export class FileLedgerStore implements LedgerStore {
       await this.io.datasync(journal);
     } catch (error) {
       await this.cutTail(journal).catch((cutError: unknown) => {
-        this.logger.error({ file: this.journalPath, err: describeIoError(cutError) }, 'could not cut a failed write off the ledger journal; the next write tries again first');
+        this.logger.error(
+          { file: this.journalPath, err: describeIoError(cutError) },
+          'could not cut a failed write off the ledger journal; the next write tries again first',
+        );
       });
       throw new LedgerWriteError(this.journalPath, error);
     }
@@ -336,7 +377,9 @@ export class FileLedgerStore implements LedgerStore {
     });
     // A crash between the two renames leaves the old journal, whose records the snapshot covers.
     const journalHeader = this.journalHeader(this.lastSeq, this.lastSeq);
-    await this.writeFileDurably(this.journalPath, function* () { yield journalHeader.toString(); });
+    await this.writeFileDurably(this.journalPath, function* () {
+      yield journalHeader.toString();
+    });
     await syncDirectory(this.dir);
     await this.journal?.close();
     this.journal = await open(this.journalPath, 'r+');
@@ -375,7 +418,7 @@ export class FileLedgerStore implements LedgerStore {
   }
 
   private async writeAll(handle: FileHandle, data: Buffer, position: number): Promise<void> {
-    for (let done = 0; done < data.length;) {
+    for (let done = 0; done < data.length; ) {
       const written = await this.io.write(handle, data.subarray(done), position + done);
       if (written <= 0) throw Object.assign(new Error('no space left on device (short write)'), { code: 'ENOSPC' });
       done += written;
@@ -403,10 +446,12 @@ export class FileLedgerStore implements LedgerStore {
       await this.installFresh(claims);
     }
     this.damageReport = { at: this.now(), problems, movedAside, keptClaims: claims.length };
-    this.logger.error({ dir: this.dir, problems, movedAside, keptClaims: claims.length },
+    this.logger.error(
+      { dir: this.dir, problems, movedAside, keptClaims: claims.length },
       `the ledger in ${this.dir} was damaged: ${problems.join('; ')}. Every readable ban was kept (${claims.length} claims)` +
-      (movedAside.length > 0 ? `; the damaged files were moved aside (${movedAside.join(', ')}).` : '.') +
-      ' Bans that were lost are no longer known to edgeban: their firewall entries count as foreign until removed or re-banned.');
+        (movedAside.length > 0 ? `; the damaged files were moved aside (${movedAside.join(', ')}).` : '.') +
+        ' Bans that were lost are no longer known to edgeban: their firewall entries count as foreign until removed or re-banned.',
+    );
   }
 
   /**
@@ -425,7 +470,8 @@ export class FileLedgerStore implements LedgerStore {
         const decodedHeader = decodeLine(line);
         if (!decodedHeader.ok) throw new LedgerCorruptError(this.snapshotPath, 1, decodedHeader.reason);
         const meta = decodedHeader.value as Partial<SnapshotHeader>;
-        if (meta.format !== SNAPSHOT_FORMAT || typeof meta.claims !== 'number') throw new LedgerCorruptError(this.snapshotPath, 1, 'not an edgeban ledger snapshot header');
+        if (meta.format !== SNAPSHOT_FORMAT || typeof meta.claims !== 'number')
+          throw new LedgerCorruptError(this.snapshotPath, 1, 'not an edgeban ledger snapshot header');
         const version = meta.version === FORMAT_VERSION && typeof meta.ledger === 'string' && typeof meta.lastSeq === 'number' ? FORMAT_VERSION : 1;
         header = { format: SNAPSHOT_FORMAT, version, ledger: meta.ledger ?? '', claims: meta.claims, lastSeq: version === 1 ? 0 : meta.lastSeq! };
         return;
@@ -478,7 +524,8 @@ export class FileLedgerStore implements LedgerStore {
       const decoded = complete ? decodeLine(line) : { ok: false as const, reason: 'incomplete record' };
       if (lineNumber === 1 && decoded.ok && (decoded.value as Partial<JournalHeader>).format === JOURNAL_FORMAT) {
         const value = decoded.value as JournalHeader;
-        if (value.version !== FORMAT_VERSION) throw new LedgerCorruptError(this.journalPath, 1, `journal format version ${value.version} is not one this edgeban reads`);
+        if (value.version !== FORMAT_VERSION)
+          throw new LedgerCorruptError(this.journalPath, 1, `journal format version ${value.version} is not one this edgeban reads`);
         header = value;
         goodLength = bytes;
         continue;
@@ -512,13 +559,15 @@ export class FileLedgerStore implements LedgerStore {
   private skipUnknown(line: number, seq: number | null, op: string): void {
     this.unknownSkipped.count++;
     this.unknownSkipped.last = `${this.journalPath} line ${line}${seq === null ? '' : ` (record ${seq})`}, op ${JSON.stringify(op)}`;
-    this.logger.warn({ file: this.journalPath, line, record: seq, op },
-      'skipped a ledger journal record of a type this version does not know (written by a newer edgeban?); upgrade edgeban to apply it');
+    this.logger.warn(
+      { file: this.journalPath, line, record: seq, op },
+      'skipped a ledger journal record of a type this version does not know (written by a newer edgeban?); upgrade edgeban to apply it',
+    );
   }
 
   private async acquireLock(): Promise<void> {
     const lockPath = path.join(this.dir, LOCK_FILE);
-    const own = `${process.pid} ${await processStartTime(process.pid) ?? ''}`.trim();
+    const own = `${process.pid} ${(await processStartTime(process.pid)) ?? ''}`.trim();
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         const handle = await open(lockPath, fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_WRONLY, 0o600);
@@ -529,12 +578,14 @@ export class FileLedgerStore implements LedgerStore {
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
         if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM') {
-          throw new UserFacingError(`cannot write the ledger lock in ${this.dir}: ${describeIoError(error)}; the data dir (EDGEBAN_DATA_DIR) must be writable by edgeban`);
+          throw new UserFacingError(
+            `cannot write the ledger lock in ${this.dir}: ${describeIoError(error)}; the data dir (EDGEBAN_DATA_DIR) must be writable by edgeban`,
+          );
         }
         if (code !== 'EEXIST') throw error;
         const [pidText, startText] = ((await readIfExists(lockPath)) ?? '').trim().split(/\s+/);
         const holder = Number(pidText);
-        if (Number.isInteger(holder) && holder > 0 && await isLockHolderAlive(holder, startText)) {
+        if (Number.isInteger(holder) && holder > 0 && (await isLockHolderAlive(holder, startText))) {
           throw new LedgerLockedError(this.dir, holder);
         }
         // A lock left by a process that died (or whose PID now belongs to another process): take it over.

@@ -70,7 +70,7 @@ export class LedgerSpool {
 
   private async write(batch: LedgerMutation[]): Promise<void> {
     // Not O_APPEND: every write goes at `length`, right after the last durable batch.
-    const handle = this.handle ??= await open(this.file, fsConstants.O_RDWR | fsConstants.O_CREAT, 0o600);
+    const handle = (this.handle ??= await open(this.file, fsConstants.O_RDWR | fsConstants.O_CREAT, 0o600));
     if (this.dirty) {
       try {
         await handle.truncate(this.length);
@@ -93,7 +93,10 @@ export class LedgerSpool {
         this.dirty = false;
       } catch (cutError) {
         // Cut before the next write (which fails if it still cannot): nothing is written after a partial record.
-        this.logger.error({ file: this.file, err: (cutError as Error).message }, 'could not cut a failed write off the ledger spool; the next write tries again first');
+        this.logger.error(
+          { file: this.file, err: (cutError as Error).message },
+          'could not cut a failed write off the ledger spool; the next write tries again first',
+        );
       }
       throw new LedgerWriteError(this.file, error);
     }
@@ -154,6 +157,10 @@ export class LedgerSpool {
     }
     this.length = Buffer.byteLength(text.slice(0, offset));
     if (offset < text.length) await this.rewrite(this.held);
-    if (this.held.length > 0) this.logger.warn({ file: this.file, batches: this.held.length }, 'the ledger spool holds changes not yet sent to Redis; they are replayed once it answers');
+    if (this.held.length > 0)
+      this.logger.warn(
+        { file: this.file, batches: this.held.length },
+        'the ledger spool holds changes not yet sent to Redis; they are replayed once it answers',
+      );
   }
 }

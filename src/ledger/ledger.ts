@@ -42,7 +42,11 @@ const DEFAULT_HISTORY_RETENTION_MS = 7 * 24 * 3600 * 1000;
 // setTimeout cannot wait longer than 2^31-1 ms; far expiries are re-armed.
 const MAX_TIMER_MS = 6 * 3600 * 1000;
 
-interface ExpiryEntry { at: number; target: string; address: string }
+interface ExpiryEntry {
+  at: number;
+  target: string;
+  address: string;
+}
 
 /**
  * The single source of truth for what must be banned. Mutations are written durably, and only
@@ -292,10 +296,13 @@ export class Ledger {
         purged++;
       }
     }
-    this.compacting = this.store.compact([...this.index.all()])
+    this.compacting = this.store
+      .compact([...this.index.all()])
       .then(() => this.logger.debug({ claims: this.index.size, purged }, 'ledger compacted'))
       .catch((error: unknown) => this.logger.error({ err: error }, 'ledger compaction failed; the journal keeps growing until it succeeds'))
-      .finally(() => { this.compacting = null; });
+      .finally(() => {
+        this.compacting = null;
+      });
   }
 
   private trackExpiry(claim: BanClaim): void {
@@ -323,7 +330,8 @@ export class Ledger {
     for (let next = this.expiries.peek(); next && next.at <= now; next = this.expiries.peek()) {
       this.expiries.pop();
       // A later ban may have extended it: announce only what really stopped.
-      if (!this.index.isActive(next.target, next.address, now)) changes.set(addressKey(next.target, next.address), { target: next.target, address: next.address });
+      if (!this.index.isActive(next.target, next.address, now))
+        changes.set(addressKey(next.target, next.address), { target: next.target, address: next.address });
     }
     this.emit([...changes.values()]);
     this.armExpiryTimer();
@@ -331,7 +339,5 @@ export class Ledger {
 }
 
 function changeOf(mutation: LedgerMutation): LedgerChange {
-  return mutation.op === 'ban'
-    ? { target: mutation.claim.target, address: mutation.claim.address }
-    : { target: mutation.target, address: mutation.address };
+  return mutation.op === 'ban' ? { target: mutation.claim.target, address: mutation.claim.address } : { target: mutation.target, address: mutation.address };
 }

@@ -29,7 +29,10 @@ export async function openLedgerStore(env: Pick<EdgebanEnv, 'dataDir' | 'ledger'
     // Loaded only for Redis: ioredis costs idle memory in every file-ledger daemon.
     const { RedisLedgerStore } = await import('./redis-ledger-store.ts');
     return RedisLedgerStore.open({
-      url: settings.url, password: settings.password, prefix: settings.prefix, logger,
+      url: settings.url,
+      password: settings.password,
+      prefix: settings.prefix,
+      logger,
       ...(options.spool ? { spoolDir: path.join(env.dataDir, 'ledger-spool') } : {}),
     });
   }

@@ -3,7 +3,16 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { z } from 'zod';
 import type { Logger } from '../logging/logger.ts';
 import { errorMessage, UserFacingError } from '../util/errors.ts';
-import { addressKey, BanClaimSchema, KNOWN_MUTATION_OPS, LedgerMutationSchema, splitAddressKey, supersedes, type BanClaim, type LedgerMutation } from './ban-claim.ts';
+import {
+  addressKey,
+  BanClaimSchema,
+  KNOWN_MUTATION_OPS,
+  LedgerMutationSchema,
+  splitAddressKey,
+  supersedes,
+  type BanClaim,
+  type LedgerMutation,
+} from './ban-claim.ts';
 import { ClaimIndex } from './claim-index.ts';
 import type { LedgerDamage, LedgerStore } from './ledger-store.ts';
 import { LedgerSpool } from './ledger-spool.ts';
@@ -33,8 +42,10 @@ export interface RedisLedgerStoreOptions {
 /** A journal entry or snapshot in Redis that is not what edgeban wrote. */
 export class RedisLedgerCorruptError extends UserFacingError {
   constructor(key: string, where: string, reason: string) {
-    super(`the shared ledger in Redis is corrupt: key ${key}, ${where}: ${reason}. edgeban will not start on a damaged ledger; ` +
-      'restore Redis from a backup, or delete the keys under this prefix to begin with an empty ledger');
+    super(
+      `the shared ledger in Redis is corrupt: key ${key}, ${where}: ${reason}. edgeban will not start on a damaged ledger; ` +
+        'restore Redis from a backup, or delete the keys under this prefix to begin with an empty ledger',
+    );
     this.name = 'RedisLedgerCorruptError';
   }
 }
@@ -66,7 +77,12 @@ const MetaSchema = z.object({
 type Meta = z.infer<typeof MetaSchema>;
 
 const EntrySchema = z.object({ w: z.string().min(1), n: z.coerce.number().int().positive(), m: z.string(), e: z.coerce.number().int().positive().optional() });
-interface Entry { writer: string; seq: number; mutations: LedgerMutation[]; ordinal: number | null }
+interface Entry {
+  writer: string;
+  seq: number;
+  mutations: LedgerMutation[];
+  ordinal: number | null;
+}
 
 // Creates the meta hash of an empty ledger unless one exists; returns it.
 const INIT_SCRIPT = `
@@ -114,10 +130,20 @@ const RELEASE_LOCK_SCRIPT = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 
-interface PendingAppend { keys: string[]; id: string | null }
+interface PendingAppend {
+  keys: string[];
+  id: string | null;
+}
 /** A batch in the spool: `seq` is its sequence number in the journal once replayed; `sent` once Redis has it. */
-interface SpooledBatch { seq: number; mutations: LedgerMutation[]; sent: boolean }
-interface CatchUpWaiter { target: string; resolve: () => void }
+interface SpooledBatch {
+  seq: number;
+  mutations: LedgerMutation[];
+  sent: boolean;
+}
+interface CatchUpWaiter {
+  target: string;
+  resolve: () => void;
+}
 
 /**
  * The shared ledger store for several replicas: an append-only Redis Stream (the journal) plus
@@ -237,8 +263,12 @@ export class RedisLedgerStore implements LedgerStore {
     return `${this.prefix}ledger:${name}`;
   }
 
-  private get metaKey(): string { return this.key('meta'); }
-  private get journalKey(): string { return this.key('journal'); }
+  private get metaKey(): string {
+    return this.key('meta');
+  }
+  private get journalKey(): string {
+    return this.key('journal');
+  }
 
   async load(): Promise<BanClaim[]> {
     const state = await this.readState(true);
@@ -275,8 +305,10 @@ export class RedisLedgerStore implements LedgerStore {
   unreachable(): string | null {
     if (this.closed || this.redis.status === 'ready') return null;
     const spooled = this.spooled.filter((b) => !b.sent).length;
-    return `the shared ledger in Redis is unreachable${this.lastError ? ` (${this.lastError})` : ''}` +
-      (this.spool ? `; ${spooled} change(s) decided meanwhile are kept in ${this.spool.file} and replayed in order once Redis answers` : '');
+    return (
+      `the shared ledger in Redis is unreachable${this.lastError ? ` (${this.lastError})` : ''}` +
+      (this.spool ? `; ${spooled} change(s) decided meanwhile are kept in ${this.spool.file} and replayed in order once Redis answers` : '')
+    );
   }
 
   /**
@@ -289,11 +321,12 @@ export class RedisLedgerStore implements LedgerStore {
     const keep = new Set(claims.map((c) => claimKey(c.target, c.address, c.jail)));
     const purges: LedgerMutation[] = [];
     for (const claim of this.view.all()) {
-      if (!keep.has(claimKey(claim.target, claim.address, claim.jail))) purges.push({ op: 'purge', target: claim.target, address: claim.address, jail: claim.jail });
+      if (!keep.has(claimKey(claim.target, claim.address, claim.jail)))
+        purges.push({ op: 'purge', target: claim.target, address: claim.address, jail: claim.jail });
     }
     for (let i = 0; i < purges.length; i += PAGE) await this.append(purges.slice(i, i + PAGE));
     const lockKey = this.key('compacting');
-    if (await this.redis.set(lockKey, this.writerId, 'PX', COMPACTION_LOCK_MS, 'NX') !== 'OK') return;
+    if ((await this.redis.set(lockKey, this.writerId, 'PX', COMPACTION_LOCK_MS, 'NX')) !== 'OK') return;
     try {
       await this.writeSnapshot();
     } finally {
@@ -384,7 +417,9 @@ export class RedisLedgerStore implements LedgerStore {
     let spooling = false;
     const sending = this.send(seq, mutations, () => !spooling, false);
     let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'late'>((resolve) => { timer = setTimeout(() => resolve('late'), WRITE_DEADLINE_MS); });
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), WRITE_DEADLINE_MS);
+    });
     let first: 'sent' | 'late';
     try {
       first = await Promise.race([sending.then(() => 'sent' as const), late]);
@@ -407,11 +442,21 @@ export class RedisLedgerStore implements LedgerStore {
       for (const mutation of mutations) this.view.apply(mutation);
       return;
     }
-    sending.then(() => { batch.sent = true; this.replaySoon(); }, () => this.replaySoon());
+    sending.then(
+      () => {
+        batch.sent = true;
+        this.replaySoon();
+      },
+      () => this.replaySoon(),
+    );
   }
 
   /** Writes a batch to the local spool (durable once this resolves); it is replayed once Redis answers. */
-  private async spoolBatch(mutations: readonly LedgerMutation[], seq: number, batch: SpooledBatch = { seq, mutations: [...mutations], sent: false }): Promise<void> {
+  private async spoolBatch(
+    mutations: readonly LedgerMutation[],
+    seq: number,
+    batch: SpooledBatch = { seq, mutations: [...mutations], sent: false },
+  ): Promise<void> {
     try {
       await this.spool!.add(mutations);
     } catch (error) {
@@ -420,7 +465,8 @@ export class RedisLedgerStore implements LedgerStore {
       throw error;
     }
     for (const mutation of mutations) this.view.apply(mutation);
-    if (this.spooled.length === 0) this.logger.warn({ file: this.spool!.file }, 'Redis does not answer: bans and unbans are kept in the local spool and replayed in order once it does');
+    if (this.spooled.length === 0)
+      this.logger.warn({ file: this.spool!.file }, 'Redis does not answer: bans and unbans are kept in the local spool and replayed in order once it does');
     this.spooled.push(batch);
     this.replaySoon();
   }
@@ -457,7 +503,10 @@ export class RedisLedgerStore implements LedgerStore {
           this.deliver(this.reconcile(new Set(batch.mutations.map(addressKeyOf))));
         }
         if (fresh.length < batch.mutations.length) {
-          this.logger.info({ dropped: batch.mutations.length - fresh.length }, 'spooled changes superseded by later ones in the shared ledger were not replayed');
+          this.logger.info(
+            { dropped: batch.mutations.length - fresh.length },
+            'spooled changes superseded by later ones in the shared ledger were not replayed',
+          );
           this.deliver(this.reconcile(new Set(batch.mutations.map(addressKeyOf))));
         }
         batch.sent = true;
@@ -506,7 +555,8 @@ export class RedisLedgerStore implements LedgerStore {
         if (current === undefined || !supersedes(current, mutation.claim) || sameClaim(current, mutation.claim)) fresh.push(mutation);
       } else if (mutation.op === 'end') {
         // Ends only the claims made before it: a ban made elsewhere since stays.
-        const ended = this.mirror.claimsOf(mutation.target, mutation.address)
+        const ended = this.mirror
+          .claimsOf(mutation.target, mutation.address)
           .filter((c) => (mutation.jail === null || c.jail === mutation.jail) && c.endedAt === null && c.bannedAt <= mutation.at);
         for (const claim of ended) fresh.push({ op: 'end', target: mutation.target, address: mutation.address, jail: claim.jail, at: mutation.at });
         if (ended.length === 0 && this.mirror.claimsOf(mutation.target, mutation.address).length === 0) fresh.push(mutation);
@@ -526,7 +576,9 @@ export class RedisLedgerStore implements LedgerStore {
     if (!pending) throw new Error('ledger write not tracked');
     let id: string | null;
     try {
-      id = String(await this.redis.eval(APPEND_SCRIPT, 2, this.metaKey, this.journalKey, this.writerId, String(seq), JSON.stringify(mutations), randomUUID(), FORMAT));
+      id = String(
+        await this.redis.eval(APPEND_SCRIPT, 2, this.metaKey, this.journalKey, this.writerId, String(seq), JSON.stringify(mutations), randomUUID(), FORMAT),
+      );
     } catch (error) {
       if (!settleOnError) throw error;
       // Not stored (as far as we know): whatever the tail delivered meanwhile stays as the stream has it.
@@ -567,10 +619,23 @@ export class RedisLedgerStore implements LedgerStore {
       const fields: string[] = [];
       for (const claim of claims.slice(i, i + PAGE)) fields.push(claimKey(claim.target, claim.address, claim.jail), JSON.stringify(claim));
       // Expires unless committed: an interrupted compaction leaves nothing behind.
-      await this.redis.multi().hset(snapshotKey, ...fields).pexpire(snapshotKey, OLD_SNAPSHOT_TTL_MS).exec();
+      await this.redis
+        .multi()
+        .hset(snapshotKey, ...fields)
+        .pexpire(snapshotKey, OLD_SNAPSHOT_TTL_MS)
+        .exec();
     }
-    const installed = await this.redis.eval(COMMIT_SNAPSHOT_SCRIPT, 3, this.metaKey, this.journalKey, snapshotKey,
-      this.epoch, at, String(claims.length), String(OLD_SNAPSHOT_TTL_MS));
+    const installed = await this.redis.eval(
+      COMMIT_SNAPSHOT_SCRIPT,
+      3,
+      this.metaKey,
+      this.journalKey,
+      snapshotKey,
+      this.epoch,
+      at,
+      String(claims.length),
+      String(OLD_SNAPSHOT_TTL_MS),
+    );
     if (installed === 1) {
       this.snapshotId = at;
       this.recordsSinceSnapshot = Math.max(0, this.recordsSinceSnapshot - recordsCovered);
@@ -586,8 +651,10 @@ export class RedisLedgerStore implements LedgerStore {
       const index = new ClaimIndex();
       let claims = await this.readSnapshot(meta);
       let snapshotLost = false;
-      if (claims === null && await this.snapshotLost(meta)) {
-        this.recordDamage(`snapshot key ${meta.snapshotKey} is missing: the ${meta.claims} claims it held (every ban recorded up to journal entry ${meta.snapshotId}) are lost`);
+      if (claims === null && (await this.snapshotLost(meta))) {
+        this.recordDamage(
+          `snapshot key ${meta.snapshotKey} is missing: the ${meta.claims} claims it held (every ban recorded up to journal entry ${meta.snapshotId}) are lost`,
+        );
         claims = [];
         snapshotLost = true;
       }
@@ -616,7 +683,9 @@ export class RedisLedgerStore implements LedgerStore {
       if (after === null || after.epoch !== meta.epoch || compareIds(after.trimmedBelow, meta.snapshotId) > 0) continue;
       return { index, applied, lastId, epoch: meta.epoch, snapshotId: meta.snapshotId, records, entries, tombstones, snapshotLost };
     }
-    throw new UserFacingError(`the shared ledger in Redis (${this.metaKey}) changed under every one of ${LOAD_ATTEMPTS} attempts to read it; is another edgeban compacting in a loop?`);
+    throw new UserFacingError(
+      `the shared ledger in Redis (${this.metaKey}) changed under every one of ${LOAD_ATTEMPTS} attempts to read it; is another edgeban compacting in a loop?`,
+    );
   }
 
   private installState(state: LoadedState): void {
@@ -652,13 +721,16 @@ export class RedisLedgerStore implements LedgerStore {
    * load starts from the journal without reporting it again.
    */
   private async snapshotLost(meta: Meta): Promise<boolean> {
-    if (await this.redis.exists(meta.snapshotKey) === 1) return false;
+    if ((await this.redis.exists(meta.snapshotKey)) === 1) return false;
     const unlinked = await this.redis.eval(UNLINK_LOST_SNAPSHOT_SCRIPT, 2, this.metaKey, meta.snapshotKey, meta.epoch);
     return unlinked === 1;
   }
 
   private recordDamage(problem: string): void {
-    this.logger.error({ key: this.metaKey }, `the shared ledger in Redis was damaged: ${problem}. Every readable ban was kept; bans that were lost are no longer known to edgeban: their firewall entries count as foreign until removed or re-banned.`);
+    this.logger.error(
+      { key: this.metaKey },
+      `the shared ledger in Redis was damaged: ${problem}. Every readable ban was kept; bans that were lost are no longer known to edgeban: their firewall entries count as foreign until removed or re-banned.`,
+    );
     this.damageReport ??= { at: Date.now(), problems: [], movedAside: [], keptClaims: 0 };
     this.damageReport.problems.push(problem);
   }
@@ -702,7 +774,10 @@ export class RedisLedgerStore implements LedgerStore {
     if (typeof op !== 'string' || KNOWN_MUTATION_OPS.has(op)) return false;
     this.unknownSkipped.count++;
     this.unknownSkipped.last = `entry ${id}, op ${JSON.stringify(op.slice(0, 40))}`;
-    this.logger.warn({ key: this.journalKey, entry: id, op: op.slice(0, 40) }, 'skipped a shared-ledger mutation of a type this version does not know (written by a newer edgeban?); upgrade this replica');
+    this.logger.warn(
+      { key: this.journalKey, entry: id, op: op.slice(0, 40) },
+      'skipped a shared-ledger mutation of a type this version does not know (written by a newer edgeban?); upgrade this replica',
+    );
     return true;
   }
 
@@ -713,7 +788,9 @@ export class RedisLedgerStore implements LedgerStore {
 
   private startTail(): void {
     if (this.tailing || this.closed || !this.loaded) return;
-    this.tailing = this.tail().finally(() => { this.tailing = null; });
+    this.tailing = this.tail().finally(() => {
+      this.tailing = null;
+    });
   }
 
   private async tail(): Promise<void> {
@@ -721,7 +798,9 @@ export class RedisLedgerStore implements LedgerStore {
     while (!this.closed) {
       try {
         const from = this.lastId;
-        const reply = await this.untilClosed(this.reader.xread('COUNT', PAGE, 'BLOCK', this.blockMs, 'STREAMS', this.journalKey, from) as Promise<StreamReply | null>);
+        const reply = await this.untilClosed(
+          this.reader.xread('COUNT', PAGE, 'BLOCK', this.blockMs, 'STREAMS', this.journalKey, from) as Promise<StreamReply | null>,
+        );
         if (this.closed) break;
         // Checked after the read: trimming and the epoch only move forward, so a meta that is
         // fine now was fine when the read ran.
@@ -745,7 +824,11 @@ export class RedisLedgerStore implements LedgerStore {
       } catch (error) {
         if (this.closed) break;
         if (error instanceof RedisLedgerCorruptError) this.logger.error({ err: error.message }, 'shared ledger unreadable');
-        else if (failures === 0) this.logger.warn({ err: errorMessage(error) }, 'cannot read the shared ledger from Redis; retrying (changes by other replicas arrive once it answers)');
+        else if (failures === 0)
+          this.logger.warn(
+            { err: errorMessage(error) },
+            'cannot read the shared ledger from Redis; retrying (changes by other replicas arrive once it answers)',
+          );
         failures++;
         await this.sleep(Math.min(5_000, 50 * 2 ** Math.min(failures, 7)));
       }
@@ -789,13 +872,24 @@ export class RedisLedgerStore implements LedgerStore {
     // The tail and a replay may both find the journal discontinuous: one reload at a time.
     while (this.resyncing) await this.resyncing;
     const done = this.resyncNow(meta, lost);
-    this.resyncing = done.catch(() => undefined).finally(() => { this.resyncing = null; });
+    this.resyncing = done
+      .catch(() => undefined)
+      .finally(() => {
+        this.resyncing = null;
+      });
     return done;
   }
 
   private async resyncNow(meta: Meta | null, lost: boolean): Promise<void> {
-    if (meta === null || meta.epoch !== this.epoch) this.logger.error('the shared ledger in Redis was emptied (restarted without persistence, or flushed); writing back the claims this replica knows that it lacks');
-    else if (lost) this.logger.error({ seenEntries: this.seenEntries, redisEntries: meta.entries }, 'the shared ledger in Redis went back in time (restored from an older snapshot?); writing back the changes this replica saw that it lost');
+    if (meta === null || meta.epoch !== this.epoch)
+      this.logger.error(
+        'the shared ledger in Redis was emptied (restarted without persistence, or flushed); writing back the claims this replica knows that it lacks',
+      );
+    else if (lost)
+      this.logger.error(
+        { seenEntries: this.seenEntries, redisEntries: meta.entries },
+        'the shared ledger in Redis went back in time (restored from an older snapshot?); writing back the changes this replica saw that it lost',
+      );
     else this.logger.warn('this replica fell behind a compaction of the shared ledger; reloading it');
     const state = await this.readState(false);
     this.installState(state);
@@ -827,8 +921,10 @@ export class RedisLedgerStore implements LedgerStore {
 
   /** When an end that matched nothing (Redis had lost the claim) ended `claim` after it was made, or null. */
   private tombstoneFor(claim: BanClaim): number | null {
-    const at = Math.max(this.tombstones.get(claimKey(claim.target, claim.address, '*')) ?? -Infinity,
-      this.tombstones.get(claimKey(claim.target, claim.address, claim.jail)) ?? -Infinity);
+    const at = Math.max(
+      this.tombstones.get(claimKey(claim.target, claim.address, '*')) ?? -Infinity,
+      this.tombstones.get(claimKey(claim.target, claim.address, claim.jail)) ?? -Infinity,
+    );
     return at >= claim.bannedAt ? at : null;
   }
 
@@ -882,8 +978,15 @@ export class RedisLedgerStore implements LedgerStore {
 
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(() => { this.wake = null; resolve(); }, ms);
-      this.wake = () => { clearTimeout(timer); this.wake = null; resolve(); };
+      const timer = setTimeout(() => {
+        this.wake = null;
+        resolve();
+      }, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        this.wake = null;
+        resolve();
+      };
     });
   }
 

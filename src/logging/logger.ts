@@ -5,9 +5,23 @@ export type { Logger };
 
 /** Paths pino censors wherever they appear in a log object. */
 export const REDACTED_PATHS = [
-  'secret', 'key', 'apiKey', 'apiSecret', 'token', 'password', 'authorization',
-  '*.secret', '*.key', '*.apiKey', '*.apiSecret', '*.token', '*.password', '*.authorization',
-  'headers.authorization', '*.headers.authorization', 'req.headers.authorization',
+  'secret',
+  'key',
+  'apiKey',
+  'apiSecret',
+  'token',
+  'password',
+  'authorization',
+  '*.secret',
+  '*.key',
+  '*.apiKey',
+  '*.apiSecret',
+  '*.token',
+  '*.password',
+  '*.authorization',
+  'headers.authorization',
+  '*.headers.authorization',
+  'req.headers.authorization',
 ];
 
 export interface LoggerOptions {
@@ -39,11 +53,14 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       sink.write(scrubber ? scrubber.scrub(text) : text);
     },
   };
-  return pino({
-    level: options.level ?? process.env.EDGEBAN_LOG_LEVEL ?? 'info',
-    redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
-    base: undefined,
-  }, destination);
+  return pino(
+    {
+      level: options.level ?? process.env.EDGEBAN_LOG_LEVEL ?? 'info',
+      redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+      base: undefined,
+    },
+    destination,
+  );
 }
 
 const LEVEL_NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };

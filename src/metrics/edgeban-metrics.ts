@@ -63,31 +63,43 @@ export class EdgebanMetrics {
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
 
     this.linesRead = new Counter({
-      name: 'edgeban_log_lines_read_total', help: 'Log lines read, per jail and log file (a globbed logpath has one series per file it matched).',
-      labelNames: ['jail', 'path'], registers,
+      name: 'edgeban_log_lines_read_total',
+      help: 'Log lines read, per jail and log file (a globbed logpath has one series per file it matched).',
+      labelNames: ['jail', 'path'],
+      registers,
     });
-    this.matches = new Counter({ name: 'edgeban_filter_matches_total', help: 'Lines a jail\'s filter matched as failures.', labelNames: ['jail'], registers });
+    this.matches = new Counter({ name: 'edgeban_filter_matches_total', help: "Lines a jail's filter matched as failures.", labelNames: ['jail'], registers });
     this.dropped = new Counter({
-      name: 'edgeban_failures_dropped_total', help: 'Matched failures not counted: unusable (no address, e.g. a host name, never resolved) or old (catch-up lines older than findtime).',
-      labelNames: ['jail', 'reason'], registers,
+      name: 'edgeban_failures_dropped_total',
+      help: 'Matched failures not counted: unusable (no address, e.g. a host name, never resolved) or old (catch-up lines older than findtime).',
+      labelNames: ['jail', 'reason'],
+      registers,
     });
 
     new Gauge({
-      name: 'edgeban_build_info', help: 'Always 1; the labels say which edgeban and Node.js run.',
-      labelNames: ['version', 'node'], registers,
+      name: 'edgeban_build_info',
+      help: 'Always 1; the labels say which edgeban and Node.js run.',
+      labelNames: ['version', 'node'],
+      registers,
     }).set({ version: options.version ?? 'unknown', node: process.versions.node }, 1);
     this.bans = new Counter({
-      name: 'edgeban_bans_total', help: 'Bans that started, per jail (manual, adopted or the jail\'s name) and address family (ipv4, ipv6).',
-      labelNames: ['jail', 'family'], registers,
+      name: 'edgeban_bans_total',
+      help: "Bans that started, per jail (manual, adopted or the jail's name) and address family (ipv4, ipv6).",
+      labelNames: ['jail', 'family'],
+      registers,
     });
     this.unbans = new Counter({
-      name: 'edgeban_unbans_total', help: 'Bans that ended, per jail and reason: expired (bantime over) or unbanned (ended early by an operator or a reload).',
-      labelNames: ['jail', 'reason'], registers,
+      name: 'edgeban_unbans_total',
+      help: 'Bans that ended, per jail and reason: expired (bantime over) or unbanned (ended early by an operator or a reload).',
+      labelNames: ['jail', 'reason'],
+      registers,
     });
     const jails = () => this.sources.jails?.() ?? [];
     new Gauge({
-      name: 'edgeban_jail_running', help: 'Each enabled jail: 1 when it runs, 0 when it does not (edgeban status names the reason).',
-      labelNames: ['jail'], registers,
+      name: 'edgeban_jail_running',
+      help: 'Each enabled jail: 1 when it runs, 0 when it does not (edgeban status names the reason).',
+      labelNames: ['jail'],
+      registers,
       collect() {
         this.reset();
         for (const { jail, running } of jails()) this.set({ jail }, running ? 1 : 0);
@@ -96,8 +108,10 @@ export class EdgebanMetrics {
 
     const activeClaims = () => this.sources.activeClaims();
     new Gauge({
-      name: 'edgeban_active_bans', help: 'Active ban claims per ledger target and jail (an address banned by two jails counts in both).',
-      labelNames: ['target', 'jail'], registers,
+      name: 'edgeban_active_bans',
+      help: 'Active ban claims per ledger target and jail (an address banned by two jails counts in both).',
+      labelNames: ['target', 'jail'],
+      registers,
       collect() {
         const counts = new Map<string, { target: string; jail: string; count: number }>();
         for (const claim of activeClaims()) {
@@ -113,8 +127,10 @@ export class EdgebanMetrics {
     });
     const targets = () => this.sources.targets();
     new Gauge({
-      name: 'edgeban_banned_addresses', help: 'Distinct addresses each ledger target\'s alias must hold now.',
-      labelNames: ['target'], registers,
+      name: 'edgeban_banned_addresses',
+      help: "Distinct addresses each ledger target's alias must hold now.",
+      labelNames: ['target'],
+      registers,
       collect() {
         const perTarget = new Map<string, Set<string>>();
         for (const status of targets()) perTarget.set(status.ledgerTarget, new Set());
@@ -129,24 +145,44 @@ export class EdgebanMetrics {
     });
 
     this.apiCalls = new Counter({
-      name: 'edgeban_target_api_requests_total', help: 'API calls to each backend (kind: opnsense, memory, …) by route and outcome (ok, or the backend\'s error reason: network, timeout, server, auth, forbidden, …).',
-      labelNames: [...TARGET_LABELS, 'endpoint', 'outcome'], registers,
+      name: 'edgeban_target_api_requests_total',
+      help: "API calls to each backend (kind: opnsense, memory, …) by route and outcome (ok, or the backend's error reason: network, timeout, server, auth, forbidden, …).",
+      labelNames: [...TARGET_LABELS, 'endpoint', 'outcome'],
+      registers,
     });
     this.apiSeconds = new Histogram({
-      name: 'edgeban_target_api_request_duration_seconds', help: 'Backend API call duration, whatever the outcome.',
-      labelNames: [...TARGET_LABELS, 'endpoint'], buckets: API_SECONDS_BUCKETS, registers,
+      name: 'edgeban_target_api_request_duration_seconds',
+      help: 'Backend API call duration, whatever the outcome.',
+      labelNames: [...TARGET_LABELS, 'endpoint'],
+      buckets: API_SECONDS_BUCKETS,
+      registers,
     });
 
-    this.targetGauge('edgeban_target_state', 'State of each firewall alias target: 1 for the state it is in, 0 for the others.', ['state'], (gauge, status, labels) => {
-      const states = TARGET_STATES.includes(status.state) ? TARGET_STATES : [...TARGET_STATES, status.state];
-      for (const state of states) gauge.set({ ...labels, state }, state === status.state ? 1 : 0);
-    });
-    this.targetGauge('edgeban_target_leader', 'Whether this replica enforces the target (1), or stands by while another replica holds its leader lease (0); always 1 with the file ledger.', [], (gauge, status, labels) => {
-      gauge.set(labels, status.state === 'standby' ? 0 : 1);
-    });
-    this.targetGauge('edgeban_target_pending_entries', 'Alias changes queued or in flight (the retry queue), waiting for the firewall.', [], (gauge, status, labels) => {
-      gauge.set(labels, status.pending);
-    });
+    this.targetGauge(
+      'edgeban_target_state',
+      'State of each firewall alias target: 1 for the state it is in, 0 for the others.',
+      ['state'],
+      (gauge, status, labels) => {
+        const states = TARGET_STATES.includes(status.state) ? TARGET_STATES : [...TARGET_STATES, status.state];
+        for (const state of states) gauge.set({ ...labels, state }, state === status.state ? 1 : 0);
+      },
+    );
+    this.targetGauge(
+      'edgeban_target_leader',
+      'Whether this replica enforces the target (1), or stands by while another replica holds its leader lease (0); always 1 with the file ledger.',
+      [],
+      (gauge, status, labels) => {
+        gauge.set(labels, status.state === 'standby' ? 0 : 1);
+      },
+    );
+    this.targetGauge(
+      'edgeban_target_pending_entries',
+      'Alias changes queued or in flight (the retry queue), waiting for the firewall.',
+      [],
+      (gauge, status, labels) => {
+        gauge.set(labels, status.pending);
+      },
+    );
     this.targetGauge('edgeban_target_alias_entries', 'Entries in the alias as last listed or changed by edgeban.', [], (gauge, status, labels) => {
       if (status.inAlias !== null) gauge.set(labels, status.inAlias);
     });
@@ -155,13 +191,37 @@ export class EdgebanMetrics {
         this.observePass(status);
         if (status.lastSuccess) gauge.set(labels, value(status.lastSuccess));
       });
-    fromLastSuccess('edgeban_reconcile_last_pass_added_entries', 'Drift repaired by the last successful full pass: entries it added (missing from the alias).', (p) => p.add.length);
-    fromLastSuccess('edgeban_reconcile_last_pass_removed_entries', 'Drift repaired by the last successful full pass: ended bans it removed.', (p) => p.remove.length);
-    fromLastSuccess('edgeban_reconcile_last_pass_foreign_entries', 'Alias entries edgeban never banned, seen by the last successful full pass.', (p) => p.foreign.length);
-    fromLastSuccess('edgeban_reconcile_last_success_timestamp_seconds', 'Start time (unix seconds) of the last successful full pass.', (p) => Math.floor(p.at / 1000));
+    fromLastSuccess(
+      'edgeban_reconcile_last_pass_added_entries',
+      'Drift repaired by the last successful full pass: entries it added (missing from the alias).',
+      (p) => p.add.length,
+    );
+    fromLastSuccess(
+      'edgeban_reconcile_last_pass_removed_entries',
+      'Drift repaired by the last successful full pass: ended bans it removed.',
+      (p) => p.remove.length,
+    );
+    fromLastSuccess(
+      'edgeban_reconcile_last_pass_foreign_entries',
+      'Alias entries edgeban never banned, seen by the last successful full pass.',
+      (p) => p.foreign.length,
+    );
+    fromLastSuccess('edgeban_reconcile_last_success_timestamp_seconds', 'Start time (unix seconds) of the last successful full pass.', (p) =>
+      Math.floor(p.at / 1000),
+    );
 
-    this.driftAdded = new Counter({ name: 'edgeban_reconcile_added_entries_total', help: 'Entries added by successful full passes (drift: bans missing from the alias).', labelNames: TARGET_LABELS, registers });
-    this.driftRemoved = new Counter({ name: 'edgeban_reconcile_removed_entries_total', help: 'Entries removed by successful full passes (ended bans left in the alias).', labelNames: TARGET_LABELS, registers });
+    this.driftAdded = new Counter({
+      name: 'edgeban_reconcile_added_entries_total',
+      help: 'Entries added by successful full passes (drift: bans missing from the alias).',
+      labelNames: TARGET_LABELS,
+      registers,
+    });
+    this.driftRemoved = new Counter({
+      name: 'edgeban_reconcile_removed_entries_total',
+      help: 'Entries removed by successful full passes (ended bans left in the alias).',
+      labelNames: TARGET_LABELS,
+      registers,
+    });
   }
 
   /** The counters one jail's pipeline increments; its series exist (at 0) from the start. */
@@ -182,7 +242,7 @@ export class EdgebanMetrics {
    */
   apiCall(status: ReportedTargetStatus, call: TargetCallRecord): void {
     const labels = targetLabels(status);
-    this.apiCalls.inc({ ...labels, endpoint: call.endpoint, outcome: call.outcome === 'ok' ? 'ok' : call.reason ?? call.outcome });
+    this.apiCalls.inc({ ...labels, endpoint: call.endpoint, outcome: call.outcome === 'ok' ? 'ok' : (call.reason ?? call.outcome) });
     this.apiSeconds.observe({ ...labels, endpoint: call.endpoint }, call.durationMs / 1000);
     this.observePass(status);
   }
@@ -232,10 +292,18 @@ export class EdgebanMetrics {
   }
 
   /** A gauge with one series per reconciler (plus `extra` labels), rebuilt at every scrape. */
-  private targetGauge(name: string, help: string, extra: string[], fill: (gauge: Gauge<string>, status: ReportedTargetStatus, labels: TargetLabels) => void): void {
+  private targetGauge(
+    name: string,
+    help: string,
+    extra: string[],
+    fill: (gauge: Gauge<string>, status: ReportedTargetStatus, labels: TargetLabels) => void,
+  ): void {
     const targets = () => this.sources.targets();
     new Gauge({
-      name, help, labelNames: [...TARGET_LABELS, ...extra], registers: [this.registry],
+      name,
+      help,
+      labelNames: [...TARGET_LABELS, ...extra],
+      registers: [this.registry],
       collect() {
         // Reset first: a target removed by a reload must vanish.
         this.reset();

@@ -46,8 +46,9 @@ export class MetricsServer {
   static async start(options: MetricsServerOptions): Promise<MetricsServer> {
     const metrics = new MetricsServer(options);
     await new Promise<void>((resolve, reject) => {
-      metrics.server.once('error', (error: NodeJS.ErrnoException) => reject(new UserFacingError(
-        `EDGEBAN_METRICS_LISTEN: cannot listen on ${options.host}:${options.port} (${error.code ?? error.message})`)));
+      metrics.server.once('error', (error: NodeJS.ErrnoException) =>
+        reject(new UserFacingError(`EDGEBAN_METRICS_LISTEN: cannot listen on ${options.host}:${options.port} (${error.code ?? error.message})`)),
+      );
       metrics.server.listen(options.port, options.host, () => resolve());
     });
     options.logger.info({ url: metrics.url() }, 'metrics served');
@@ -107,7 +108,11 @@ export class MetricsServer {
   }
 }
 
-interface FeedReply { status: number; headers: Record<string, string>; body: string }
+interface FeedReply {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
 
 function jsonReply(status: number, body: unknown, headers: Record<string, string> = {}): FeedReply {
   return { status, headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(body) };

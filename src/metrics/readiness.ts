@@ -38,7 +38,8 @@ export function judgeReadiness(phase: DaemonPhase, targets: readonly ReportedTar
     // Redis down: an outage like the firewall's `unreachable` (bans wait, spooled, and are enforced
     // once it answers; a restart would not help), shown as its own state naming Redis.
     else if (status.state === 'ledger-unreachable') reason = null;
-    else if (status.state === 'degraded') reason = `degraded (${kind ?? 'unknown'}): needs a fix on the firewall${kind === 'not-stored' ? '' : ' or in the credentials'}`;
+    else if (status.state === 'degraded')
+      reason = `degraded (${kind ?? 'unknown'}): needs a fix on the firewall${kind === 'not-stored' ? '' : ' or in the credentials'}`;
     else if (status.lastSuccess === null) reason = `no successful full pass yet (state ${status.state}${kind ? `, last error ${kind}` : ''})`;
     return { ...labels, state: status.state, ready: reason === null, reason };
   });

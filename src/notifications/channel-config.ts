@@ -82,11 +82,19 @@ function ntfyChannel(jail: string, action: ActionRef): NtfyChannelConfig {
   const priorityText = param(action, 'ntfypriority').toLowerCase() || 'default';
   const priority = PRIORITY_WORDS[priorityText] ?? (/^[1-5]$/.test(priorityText) ? (Number(priorityText) as NtfyPriority) : null);
   if (priority === null) {
-    throw new ConfigError(`jail ${jail}: "${priorityText.slice(0, 20)}" is not an ntfy priority (min, low, default, high, max, or 1 to 5)`, where('ntfypriority'));
+    throw new ConfigError(
+      `jail ${jail}: "${priorityText.slice(0, 20)}" is not an ntfy priority (min, low, default, high, max, or 1 to 5)`,
+      where('ntfypriority'),
+    );
   }
   requireTls(jail, action, 'ntfyurl', url, token);
   return {
-    kind: 'ntfy', url, topic, token, priority, source: action.source,
+    kind: 'ntfy',
+    url,
+    topic,
+    token,
+    priority,
+    source: action.source,
     id: JSON.stringify(['ntfy', url, topic, token, priority]),
     label: `ntfy ${new URL(url).origin} (${action.source.file}:${action.source.line})`,
   };
@@ -102,7 +110,11 @@ function webhookChannel(jail: string, action: ActionRef): WebhookChannelConfig {
   if (!HEADER_NAME.test(header)) throw new ConfigError(`jail ${jail}: "${header.slice(0, 40)}" is not an HTTP header name`, where('header'));
   requireTls(jail, action, 'url', url, token);
   return {
-    kind: 'webhook', url, token, header, source: action.source,
+    kind: 'webhook',
+    url,
+    token,
+    header,
+    source: action.source,
     id: JSON.stringify(['webhook', url, token, header]),
     // A webhook URL's path is often its secret (Slack, Discord): only the origin is shown.
     label: `webhook ${new URL(url).origin} (${action.source.file}:${action.source.line})`,
@@ -125,7 +137,8 @@ function checkedUrl(jail: string, action: ActionRef, key: string, raw: string): 
     // The value may hold a secret path: say what is wrong, not what was written.
     throw new ConfigError(`jail ${jail}: not a URL (expected https://host[/path])`, located(action)(key));
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new ConfigError(`jail ${jail}: expected an https:// URL, got ${url.protocol}`, located(action)(key));
+  if (url.protocol !== 'https:' && url.protocol !== 'http:')
+    throw new ConfigError(`jail ${jail}: expected an https:// URL, got ${url.protocol}`, located(action)(key));
   if (url.username || url.password) throw new ConfigError(`jail ${jail}: no credentials in the URL; use the token parameter`, located(action)(key));
   if (url.hash) throw new ConfigError(`jail ${jail}: no #fragment expected in the URL`, located(action)(key));
   return `${url.origin}${url.pathname.replace(/\/+$/, '')}${url.search}`;

@@ -179,7 +179,10 @@ export class ChannelOutbox {
       const problem = error instanceof DeliveryError ? error.message : 'internal error';
       this.lastError = problem;
       const final = error instanceof DeliveryError && !error.retryable;
-      this.log.error({ kind: message.kind, problem }, final ? 'notification refused; not retried (check the channel settings)' : 'notification dropped after retries');
+      this.log.error(
+        { kind: message.kind, problem },
+        final ? 'notification refused; not retried (check the channel settings)' : 'notification dropped after retries',
+      );
     }
   }
 }

@@ -33,7 +33,10 @@ export class EnforcementMonitor {
           watch.alerted = true;
           const reason = target.lastError ? `: ${target.lastError.message}` : '';
           out.push({
-            kind: 'alert', source: 'enforcement', subject: target.id, at: now,
+            kind: 'alert',
+            source: 'enforcement',
+            subject: target.id,
+            at: now,
             title: `Bans not enforced on ${target.id}`,
             text: `${target.id} has been ${target.state} for ${humanDuration(now - watch.failingSince)}${reason}. New bans wait in the ledger and are applied when it is back.`,
           });
@@ -41,7 +44,10 @@ export class EnforcementMonitor {
       } else if (target.state === 'in-sync') {
         if (watch.alerted && watch.failingSince !== null) {
           out.push({
-            kind: 'recovery', source: 'enforcement', subject: target.id, at: now,
+            kind: 'recovery',
+            source: 'enforcement',
+            subject: target.id,
+            at: now,
             title: `Bans enforced again on ${target.id}`,
             text: `${target.id} is in sync again after ${humanDuration(now - watch.failingSince)} of failure.`,
           });

@@ -59,23 +59,26 @@ export async function deliver(post: HttpPost, options: DeliverOptions): Promise<
   const { policy, clock, signal } = options;
   const random = options.random ?? Math.random;
   let attempts = 0;
-  await pRetry(async () => {
-    attempts++;
-    await postOnce(post, options.dispatcher, policy.timeoutMs, signal, clock);
-  }, {
-    retries: policy.retries,
-    minTimeout: 0,
-    factor: 1,
-    randomize: false,
-    shouldRetry: async ({ error, attemptNumber }) => {
-      if (!(error instanceof DeliveryError) || !error.retryable || signal.aborted) return false;
-      const backoff = Math.min(policy.maxDelayMs, policy.minDelayMs * 2 ** (attemptNumber - 1)) * (0.5 + random() / 2);
-      const delay = Math.round(error.retryAfterMs === null ? backoff : Math.min(Math.max(error.retryAfterMs, policy.minDelayMs), policy.maxRetryAfterMs));
-      options.onRetry?.(error, delay, attemptNumber);
-      await sleepUnlessAborted(clock, delay, signal);
-      return !signal.aborted;
+  await pRetry(
+    async () => {
+      attempts++;
+      await postOnce(post, options.dispatcher, policy.timeoutMs, signal, clock);
     },
-  });
+    {
+      retries: policy.retries,
+      minTimeout: 0,
+      factor: 1,
+      randomize: false,
+      shouldRetry: async ({ error, attemptNumber }) => {
+        if (!(error instanceof DeliveryError) || !error.retryable || signal.aborted) return false;
+        const backoff = Math.min(policy.maxDelayMs, policy.minDelayMs * 2 ** (attemptNumber - 1)) * (0.5 + random() / 2);
+        const delay = Math.round(error.retryAfterMs === null ? backoff : Math.min(Math.max(error.retryAfterMs, policy.minDelayMs), policy.maxRetryAfterMs));
+        options.onRetry?.(error, delay, attemptNumber);
+        await sleepUnlessAborted(clock, delay, signal);
+        return !signal.aborted;
+      },
+    },
+  );
   return { attempts };
 }
 

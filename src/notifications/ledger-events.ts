@@ -25,17 +25,31 @@ export function eventsOfChange(ledger: LedgerView, change: LedgerChange, now: nu
     if (end !== null && end <= now && !isClaimActive(claim, now)) latestEnd = Math.max(latestEnd, end);
   }
   if (latestStart !== null && latestStart.bannedAt >= latestEnd) {
-    return [{
-      kind: 'ban', jail: latestStart.jail, origin: latestStart.origin, target: change.target, address: change.address,
-      at: latestStart.bannedAt, expiresAt: latestStart.expiresAt, banCount: latestStart.banCount,
-    }];
+    return [
+      {
+        kind: 'ban',
+        jail: latestStart.jail,
+        origin: latestStart.origin,
+        target: change.target,
+        address: change.address,
+        at: latestStart.bannedAt,
+        expiresAt: latestStart.expiresAt,
+        banCount: latestStart.banCount,
+      },
+    ];
   }
   if (latestStart !== null || latestEnd === -Infinity) return [];
   const ended = claims.filter((c) => claimEnd(c) === latestEnd);
   return [...new Set(ended.map((c) => c.jail))].map((jail) => {
     const claim = ended.find((c) => c.jail === jail)!;
     return {
-      kind: 'unban' as const, jail, origin: claim.origin, target: change.target, address: change.address, at: latestEnd, expiresAt: null,
+      kind: 'unban' as const,
+      jail,
+      origin: claim.origin,
+      target: change.target,
+      address: change.address,
+      at: latestEnd,
+      expiresAt: null,
       banCount: claim.banCount,
     };
   });

@@ -46,7 +46,10 @@ export class LogWatchdog {
       const who = `jail${jails.length > 1 ? 's' : ''} ${jails.join(', ')}`;
       if (watch.alertedAt !== null && watch.lastActivity > watch.alertedAt) {
         out.push({
-          kind: 'recovery', source: 'watchdog', subject: path, at: now,
+          kind: 'recovery',
+          source: 'watchdog',
+          subject: path,
+          at: now,
           title: `Log written again: ${path}`,
           text: `${path} (${who}) has new lines again.`,
         });
@@ -55,7 +58,10 @@ export class LogWatchdog {
         watch.alertedAt = now;
         const last = watch.lastLineAt === null ? 'no line since edgeban started' : `last line ${new Date(watch.lastLineAt).toISOString()}`;
         out.push({
-          kind: 'alert', source: 'watchdog', subject: path, at: now,
+          kind: 'alert',
+          source: 'watchdog',
+          subject: path,
+          at: now,
           title: `Log silent: ${path}`,
           text: `${path} (${who}) has been silent for ${humanDuration(now - watch.lastActivity)} (${last}). Is the service still logging there? Bans from it have stopped.`,
         });

@@ -129,7 +129,11 @@ export function banMessage(event: BanEvent): OutgoingMessage {
 export function digestMessage(digest: DigestSnapshot, windowStart: number, now: number): OutgoingMessage {
   const parts = [digest.bans > 0 ? plural(digest.bans, 'ban') : null, digest.unbans > 0 ? plural(digest.unbans, 'unban') : null].filter((p) => p !== null);
   const seconds = Math.max(1, Math.round((now - Math.min(windowStart, digest.firstAt)) / 1000));
-  const top = digest.byJail.slice(0, TOP_JAILS).map((j) => `${j.jail} ${[j.bans > 0 ? plural(j.bans, 'ban') : null, j.unbans > 0 ? plural(j.unbans, 'unban') : null].filter((p) => p !== null).join(', ')}`);
+  const top = digest.byJail
+    .slice(0, TOP_JAILS)
+    .map(
+      (j) => `${j.jail} ${[j.bans > 0 ? plural(j.bans, 'ban') : null, j.unbans > 0 ? plural(j.unbans, 'unban') : null].filter((p) => p !== null).join(', ')}`,
+    );
   const more = digest.byJail.length > TOP_JAILS ? `, and ${digest.byJail.length - TOP_JAILS} more jails` : '';
   const sample = digest.sample.map((e) => `${e.address} (${e.kind === 'ban' ? '' : 'unban, '}${e.jail})`);
   const text = [

@@ -140,16 +140,19 @@ export class Notifier implements NotifierHandle {
   private applyPlan(plan: NotifyPlan): void {
     for (const channel of plan.channels) {
       if (this.outboxes.has(channel.id)) continue;
-      this.outboxes.set(channel.id, new ChannelOutbox({
-        channel,
-        dispatcher: this.dispatcher,
-        clock: this.options.clock,
-        logger: this.options.logger,
-        intervalMs: this.options.env.notifyIntervalSec * 1000,
-        policy: this.policy,
-        ...(this.options.scrubber ? { scrubber: this.options.scrubber } : {}),
-        ...(this.options.random ? { random: this.options.random } : {}),
-      }));
+      this.outboxes.set(
+        channel.id,
+        new ChannelOutbox({
+          channel,
+          dispatcher: this.dispatcher,
+          clock: this.options.clock,
+          logger: this.options.logger,
+          intervalMs: this.options.env.notifyIntervalSec * 1000,
+          policy: this.policy,
+          ...(this.options.scrubber ? { scrubber: this.options.scrubber } : {}),
+          ...(this.options.random ? { random: this.options.random } : {}),
+        }),
+      );
     }
     this.jailChannels = plan.jailChannels;
   }

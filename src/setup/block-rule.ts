@@ -4,23 +4,28 @@ export type Family = 'inet' | 'inet6';
 
 /** Which address families a rule blocks from the alias on the interface, inbound; none when it does not qualify. */
 export function familiesBlocked(rule: RuleFields, alias: string, iface: string): Family[] {
-  const qualifies = rule.enabled === '1'
-    && (rule.action === 'block' || rule.action === 'reject')
-    && (rule.direction ?? 'in') === 'in'
-    && (rule.interface ?? '').split(',').includes(iface)
-    && (rule.source_net ?? '').split(',').includes(alias)
-    && (rule.source_not ?? '0') === '0'
-    && (rule.destination_net ?? 'any') === 'any'
-    && (rule.destination_not ?? '0') === '0'
-    && ['', 'any'].includes(rule.protocol ?? 'any')
-    && ['', 'any'].includes(rule.source_port ?? '')
-    && ['', 'any'].includes(rule.destination_port ?? '');
+  const qualifies =
+    rule.enabled === '1' &&
+    (rule.action === 'block' || rule.action === 'reject') &&
+    (rule.direction ?? 'in') === 'in' &&
+    (rule.interface ?? '').split(',').includes(iface) &&
+    (rule.source_net ?? '').split(',').includes(alias) &&
+    (rule.source_not ?? '0') === '0' &&
+    (rule.destination_net ?? 'any') === 'any' &&
+    (rule.destination_not ?? '0') === '0' &&
+    ['', 'any'].includes(rule.protocol ?? 'any') &&
+    ['', 'any'].includes(rule.source_port ?? '') &&
+    ['', 'any'].includes(rule.destination_port ?? '');
   if (!qualifies) return [];
   switch (rule.ipprotocol) {
-    case 'inet': return ['inet'];
-    case 'inet6': return ['inet6'];
-    case 'inet46': return ['inet', 'inet6'];
-    default: return [];
+    case 'inet':
+      return ['inet'];
+    case 'inet6':
+      return ['inet6'];
+    case 'inet46':
+      return ['inet', 'inet6'];
+    default:
+      return [];
   }
 }
 
@@ -36,8 +41,18 @@ export function missingRules(covered: ReadonlySet<Family>, inet46: boolean): Arr
 
 export function blockRule(alias: string, iface: string, ipprotocol: BlockRuleSpec['ipprotocol']): BlockRuleSpec {
   return {
-    enabled: '1', action: 'block', quick: '1', interface: iface, direction: 'in', ipprotocol, protocol: 'any',
-    source_net: alias, source_not: '0', destination_net: 'any', destination_not: '0', log: '1',
+    enabled: '1',
+    action: 'block',
+    quick: '1',
+    interface: iface,
+    direction: 'in',
+    ipprotocol,
+    protocol: 'any',
+    source_net: alias,
+    source_not: '0',
+    destination_net: 'any',
+    destination_not: '0',
+    log: '1',
     description: `edgeban: block sources in ${alias}`,
   };
 }

@@ -55,28 +55,42 @@ export async function planSetup(client: OpnsenseAdminClient, options: SetupOptio
     if (!(error instanceof OpnsenseApiError) || (error.kind !== 'forbidden' && error.kind !== 'not-found')) throw error;
   }
   if (version !== null && seriesAtLeast(version, 24, 1) === false) {
-    throw new OpnsenseApiError('not-found', 'version check', `OPNsense ${version} has no filter API (it came with 24.1): upgrade, or create the alias and the WAN rule by hand as deploy/opnsense.md shows`);
+    throw new OpnsenseApiError(
+      'not-found',
+      'version check',
+      `OPNsense ${version} has no filter API (it came with 24.1): upgrade, or create the alias and the WAN rule by hand as deploy/opnsense.md shows`,
+    );
   }
   if (options.durable && version !== null && seriesAtLeast(version, 25, 7) === false) {
-    throw new OpnsenseApiError('not-found', 'version check', `OPNsense ${version} cannot authenticate to a URL table (that came with 25.7), and edgeban's feed is never open: upgrade, or see deploy/opnsense-durable.md for the manual fallback`);
+    throw new OpnsenseApiError(
+      'not-found',
+      'version check',
+      `OPNsense ${version} cannot authenticate to a URL table (that came with 25.7), and edgeban's feed is never open: upgrade, or see deploy/opnsense-durable.md for the manual fallback`,
+    );
   }
   const alias = await client.getAlias(options.alias);
   let updateAlias: SetupPlan['updateAlias'] = null;
   if (options.durable && alias !== null && (alias.type === 'external' || alias.type === 'urltable')) {
-    const changes = alias.type === 'external' ? ['type External → URL Table (IPs)', 'url', 'refresh', 'auth'] : urlTableChanges(await client.urlTableSource(alias.uuid), options.durable);
+    const changes =
+      alias.type === 'external'
+        ? ['type External → URL Table (IPs)', 'url', 'refresh', 'auth']
+        : urlTableChanges(await client.urlTableSource(alias.uuid), options.durable);
     if (changes.length > 0) updateAlias = { uuid: alias.uuid, changes };
   } else if (alias !== null && alias.type === 'urltable') {
-    warnings.push(`alias ${alias.name} is a URL Table (durable mode, set up by setup-opnsense --durable): kept as it is; OPNsense refills it from edgeban's feed`);
+    warnings.push(
+      `alias ${alias.name} is a URL Table (durable mode, set up by setup-opnsense --durable): kept as it is; OPNsense refills it from edgeban's feed`,
+    );
   } else if (alias !== null && alias.type !== 'external') {
-    warnings.push(alias.type === 'host' || alias.type === 'network'
-      ? `alias ${alias.name} exists as type ${alias.type}, not External: edgeban works with it, but every ban and unban rewrites config.xml and adds a backup revision (opnsense/plugins#3397), evicting real backups. Recreate it as External (advanced): remove the rules using it, delete it in Firewall ▸ Aliases, run setup-opnsense again. Left as it is.`
-      : `alias ${alias.name} exists as type ${alias.type}: OPNsense refills that type by itself and drops edgeban's bans. Recreate it as External (advanced). Left as it is.`);
+    warnings.push(
+      alias.type === 'host' || alias.type === 'network'
+        ? `alias ${alias.name} exists as type ${alias.type}, not External: edgeban works with it, but every ban and unban rewrites config.xml and adds a backup revision (opnsense/plugins#3397), evicting real backups. Recreate it as External (advanced): remove the rules using it, delete it in Firewall ▸ Aliases, run setup-opnsense again. Left as it is.`
+        : `alias ${alias.name} exists as type ${alias.type}: OPNsense refills that type by itself and drops edgeban's bans. Recreate it as External (advanced). Left as it is.`,
+    );
   }
-  if (alias !== null && !alias.enabled) warnings.push(`alias ${alias.name} is disabled: pf does not load a disabled alias, so nothing is blocked; enable it in Firewall ▸ Aliases. Left as it is.`);
+  if (alias !== null && !alias.enabled)
+    warnings.push(`alias ${alias.name} is disabled: pf does not load a disabled alias, so nothing is blocked; enable it in Firewall ▸ Aliases. Left as it is.`);
   // inet46 from 25.1: by version when readable, else from the rule model's option list.
-  const inet46 = version !== null
-    ? seriesAtLeast(version, 25, 1) === true
-    : (await client.ruleFieldOptions('ipprotocol')).includes('inet46');
+  const inet46 = version !== null ? seriesAtLeast(version, 25, 1) === true : (await client.ruleFieldOptions('ipprotocol')).includes('inet46');
   const existing = alias === null ? [] : await client.rulesWithSource(options.alias);
   const covered = new Set<Family>();
   const existingRules: SetupPlan['existingRules'] = [];
@@ -117,7 +131,11 @@ export async function applySetup(client: OpnsenseAdminClient, plan: SetupPlan, o
   const result: SetupResult = { createdAlias: null, addedRules: [], applied: 'none' };
   if (plan.createAlias) {
     result.createdAlias = options.durable
-      ? await client.createUrlTableAlias(options.alias, options.durable, 'edgeban blocklist (durable: refreshed from edgeban\'s feed, kept on disk across reboots; edgeban also adds to it directly)')
+      ? await client.createUrlTableAlias(
+          options.alias,
+          options.durable,
+          "edgeban blocklist (durable: refreshed from edgeban's feed, kept on disk across reboots; edgeban also adds to it directly)",
+        )
       : await client.createExternalAlias(options.alias, 'edgeban blocklist (managed by edgeban; External: contents live in pf only)');
   }
   if (plan.updateAlias && options.durable) await client.setUrlTableAlias(plan.updateAlias.uuid, options.durable);
@@ -143,7 +161,11 @@ export async function applySetup(client: OpnsenseAdminClient, plan: SetupPlan, o
   // Still reachable after the new ruleset: keep it.
   const firstRule = result.addedRules[0];
   if (firstRule !== undefined && (await client.getRule(firstRule)) === null) {
-    throw new OpnsenseApiError('server', `GET /api/firewall/filter/get_rule/${firstRule}`, 'the rule just added is not there after apply; the change will roll back within 60 s');
+    throw new OpnsenseApiError(
+      'server',
+      `GET /api/firewall/filter/get_rule/${firstRule}`,
+      'the rule just added is not there after apply; the change will roll back within 60 s',
+    );
   }
   await client.cancelRollback(revision);
   result.applied = 'with-rollback';

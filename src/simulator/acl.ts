@@ -2,12 +2,7 @@
 export const PRIVILEGE_PATTERNS: Record<string, readonly string[]> = {
   'page-diagnostics-tables': ['api/firewall/alias_util/*'],
   'page-firewall-alias-edit': ['api/firewall/alias/*'],
-  'page-firewall-aliases': [
-    'api/firewall/alias/search*',
-    'api/firewall/alias/list*',
-    'api/firewall/alias/get*',
-    'api/firewall/alias/export',
-  ],
+  'page-firewall-aliases': ['api/firewall/alias/search*', 'api/firewall/alias/list*', 'api/firewall/alias/get*', 'api/firewall/alias/export'],
   'page-diagnostics-showstates': [
     'api/diagnostics/firewall/query_states*',
     'api/diagnostics/firewall/del_state*',
@@ -31,7 +26,10 @@ const compiled = new Map<string, RegExp>();
 function patternRegex(pattern: string): RegExp {
   let re = compiled.get(pattern);
   if (!re) {
-    const body = pattern.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*');
+    const body = pattern
+      .split('*')
+      .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*');
     re = new RegExp(`^/${body}$`);
     compiled.set(pattern, re);
   }

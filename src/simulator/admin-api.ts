@@ -42,7 +42,10 @@ const adminFaultsSchema = faultsSchema.extend({
 const seedSchema = z.strictObject({ table: z.string().min(1).max(64), entries: z.array(z.string().max(200)).max(2_000_000) });
 const statesSchema = z.strictObject({ address: z.string().min(1).max(100), count: z.number().int().min(0).max(1_000_000) });
 const aliasesSchema = z.strictObject({
-  create: z.array(z.strictObject({ name: z.string().min(1).max(64), type: z.enum(['external', 'host', 'network']) })).max(100).default([]),
+  create: z
+    .array(z.strictObject({ name: z.string().min(1).max(64), type: z.enum(['external', 'host', 'network']) }))
+    .max(100)
+    .default([]),
   delete: z.array(z.string().min(1).max(64)).max(100).default([]),
 });
 const keySchema = z.strictObject({
@@ -89,9 +92,14 @@ export async function handleAdmin(target: AdminTarget, req: IncomingMessage, res
   const route = `${method} ${path}`;
   if (route === 'GET /__simulator/state') {
     send(res, 200, {
-      tables: target.tableSnapshot(), configRevisions: target.configRevisions(),
-      maxInFlight: target.maxInFlight(), calls: target.calls().length, faults: target.faults(),
-      aliases: target.aliases(), filter: target.filterRules(), firmwareVersion: target.firmwareVersion(),
+      tables: target.tableSnapshot(),
+      configRevisions: target.configRevisions(),
+      maxInFlight: target.maxInFlight(),
+      calls: target.calls().length,
+      faults: target.faults(),
+      aliases: target.aliases(),
+      filter: target.filterRules(),
+      firmwareVersion: target.firmwareVersion(),
       tableEntriesLimit: target.tableEntriesLimit(),
     });
     return;

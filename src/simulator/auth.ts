@@ -8,11 +8,7 @@ export interface SimulatorKey {
   user?: string;
 }
 
-export type AuthOutcome =
-  | { kind: 'missing' }
-  | { kind: 'malformed' }
-  | { kind: 'failed' }
-  | { kind: 'ok'; key: SimulatorKey; user: string };
+export type AuthOutcome = { kind: 'missing' } | { kind: 'malformed' } | { kind: 'failed' } | { kind: 'ok'; key: SimulatorKey; user: string };
 
 function digest(text: string): Buffer {
   return createHash('sha256').update(text).digest();

@@ -25,11 +25,19 @@ export interface SimulatorFaults {
 }
 
 export const LIST_SPELLINGS = ['pf', 'host-prefix', 'upper-case'] as const;
-export type ListSpelling = typeof LIST_SPELLINGS[number];
+export type ListSpelling = (typeof LIST_SPELLINGS)[number];
 
 export const DEFAULT_FAULTS: SimulatorFaults = {
-  latencyMs: 0, lockMs: 0, errorRate: 0, hangRate: 0, refuse: false, flapPeriodMs: 0,
-  listPageCap: 0, listIgnoresPage: false, listSpelling: 'pf', discardAdds: false,
+  latencyMs: 0,
+  lockMs: 0,
+  errorRate: 0,
+  hangRate: 0,
+  refuse: false,
+  flapPeriodMs: 0,
+  listPageCap: 0,
+  listIgnoresPage: false,
+  listSpelling: 'pf',
+  discardAdds: false,
 };
 
 const ms = z.number().int().min(0).max(3_600_000);

@@ -22,9 +22,22 @@ export interface FilterRule {
 }
 
 export const RULE_DEFAULTS: Omit<FilterRule, 'uuid'> = {
-  enabled: '1', sequence: '1', action: 'pass', quick: '1', interface: '', direction: 'in', ipprotocol: 'inet',
-  protocol: 'any', source_net: 'any', source_not: '0', source_port: '', destination_net: 'any',
-  destination_not: '0', destination_port: '', log: '0', description: '',
+  enabled: '1',
+  sequence: '1',
+  action: 'pass',
+  quick: '1',
+  interface: '',
+  direction: 'in',
+  ipprotocol: 'inet',
+  protocol: 'any',
+  source_net: 'any',
+  source_not: '0',
+  source_port: '',
+  destination_net: 'any',
+  destination_not: '0',
+  destination_port: '',
+  log: '0',
+  description: '',
 };
 
 /** Option lists of the rule model: get_rule renders these as `{key:{value,selected}}`. */
@@ -94,7 +107,10 @@ export class FilterRules {
   }
 
   savepoint(revision: string): void {
-    this.savepoints.set(revision, this.rules.map((r) => ({ ...r })));
+    this.savepoints.set(
+      revision,
+      this.rules.map((r) => ({ ...r })),
+    );
   }
 
   /** apply/<revision>: arms the 60 s rollback timer (only for a known savepoint). */

@@ -21,7 +21,8 @@ export function isFirmwareVersionText(text: string): boolean {
 
 export function parseFirmwareVersion(text: string): FirmwareVersion {
   const m = VERSION_TEXT.exec(text);
-  if (!m || !isFirmwareVersionText(text)) throw new RangeError(`${JSON.stringify(text)} is not an OPNsense version such as 25.1 or 26.7.2 (series are YY.1 and YY.7)`);
+  if (!m || !isFirmwareVersionText(text))
+    throw new RangeError(`${JSON.stringify(text)} is not an OPNsense version such as 25.1 or 26.7.2 (series are YY.1 and YY.7)`);
   return { text, major: Number(m[1]), minor: Number(m[2]) };
 }
 

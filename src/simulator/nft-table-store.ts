@@ -15,15 +15,9 @@ export class NftEdgeError extends Error {}
 const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
 
 /** `nft -j list set` output, only as far as set elements go: a plain address or a prefix. */
-const elementSchema = z.union([
-  z.string(),
-  z.object({ prefix: z.object({ addr: z.string(), len: z.number().int() }) }),
-]);
+const elementSchema = z.union([z.string(), z.object({ prefix: z.object({ addr: z.string(), len: z.number().int() }) })]);
 const listSetSchema = z.object({
-  nftables: z.array(z.union([
-    z.object({ set: z.object({ name: z.string(), elem: z.array(elementSchema).optional() }) }),
-    z.record(z.string(), z.unknown()),
-  ])),
+  nftables: z.array(z.union([z.object({ set: z.object({ name: z.string(), elem: z.array(elementSchema).optional() }) }), z.record(z.string(), z.unknown())])),
 });
 
 function elementText(element: z.infer<typeof elementSchema>): string {

@@ -56,7 +56,8 @@ export interface SimulatorOptions {
 
 const JSON_TYPE = 'application/json; charset=UTF-8';
 const MAX_BODY = 16 * 1024 * 1024;
-const UNAVAILABLE_HTML = '<?xml version="1.0" encoding="iso-8859-1"?>\n<html><head><title>503 Service Unavailable</title></head><body><h1>503 Service Unavailable</h1></body></html>\n';
+const UNAVAILABLE_HTML =
+  '<?xml version="1.0" encoding="iso-8859-1"?>\n<html><head><title>503 Service Unavailable</title></head><body><h1>503 Service Unavailable</h1></body></html>\n';
 
 /**
  * An OPNsense API on loopback that behaves like the real one (routing, auth, ACL, body parsing,
@@ -187,7 +188,10 @@ export class OpnsenseSimulator {
 
   /** Configured user aliases (built-ins left out). */
   aliases(): Array<{ name: string; type: string; uuid: string; enabled: boolean }> {
-    return this.state.aliases.all().filter((a) => !a.builtin).map((a) => ({ name: a.name, type: a.type, uuid: a.uuid, enabled: a.enabled }));
+    return this.state.aliases
+      .all()
+      .filter((a) => !a.builtin)
+      .map((a) => ({ name: a.name, type: a.type, uuid: a.uuid, enabled: a.enabled }));
   }
 
   /** Filter rules as saved, and whether they are applied (live in pf). */
@@ -296,9 +300,7 @@ export class OpnsenseSimulator {
       if ((req.url ?? '').startsWith('/__simulator/')) void handleAdmin(this.adminTarget(), req, res).catch(() => res.destroy());
       else void this.handleApi(req, res).catch(() => res.destroy());
     };
-    const server: http.Server = this.tls
-      ? https.createServer({ cert: this.tls.cert, key: this.tls.key }, handler)
-      : http.createServer(handler);
+    const server: http.Server = this.tls ? https.createServer({ cert: this.tls.cert, key: this.tls.key }, handler) : http.createServer(handler);
     // Long enough that clients' keep-alive pools (undici: 4 s) drop idle sockets before we do.
     server.keepAliveTimeout = 30_000;
     server.headersTimeout = 35_000;

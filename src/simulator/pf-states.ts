@@ -47,8 +47,14 @@ export class PfStates {
     const dst = src.includes(':') ? '2001:db8:ffff::fe' : STATE_LOCAL_ADDRESS;
     for (let i = 0; i < count; i++) {
       this.states.push({
-        id: this.hex(16), creator: this.hex(8), proto: 'tcp', src, srcPort: 40000 + (i % 20000),
-        dst, dstPort: 443, label: '',
+        id: this.hex(16),
+        creator: this.hex(8),
+        proto: 'tcp',
+        src,
+        srcPort: 40000 + (i % 20000),
+        dst,
+        dstPort: 443,
+        label: '',
       });
     }
   }

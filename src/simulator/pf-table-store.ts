@@ -116,15 +116,22 @@ export class PfTable {
       return this.ordered;
     }
     if (this.pendingAdds.size === 0 && this.pendingDeletes.size === 0) return this.ordered;
-    const base = this.pendingDeletes.size === 0
-      ? this.ordered
-      : this.ordered.filter((e) => !this.pendingDeletes.has(e[0]));
+    const base = this.pendingDeletes.size === 0 ? this.ordered : this.ordered.filter((e) => !this.pendingDeletes.has(e[0]));
     const adds = [...this.pendingAdds.entries()].sort(byKey);
     const merged: [string, string][] = new Array(base.length + adds.length);
-    let i = 0, j = 0, k = 0;
+    let i = 0,
+      j = 0,
+      k = 0;
     while (i < base.length && j < adds.length) {
-      const a = base[i]!, b = adds[j]!;
-      if (a[1] <= b[1]) { merged[k++] = a; i++; } else { merged[k++] = b; j++; }
+      const a = base[i]!,
+        b = adds[j]!;
+      if (a[1] <= b[1]) {
+        merged[k++] = a;
+        i++;
+      } else {
+        merged[k++] = b;
+        j++;
+      }
     }
     while (i < base.length) merged[k++] = base[i++]!;
     while (j < adds.length) merged[k++] = adds[j++]!;

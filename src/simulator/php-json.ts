@@ -6,7 +6,5 @@
 export function phpJsonEncode(value: unknown): string {
   const json = JSON.stringify(value) ?? 'null';
   // Both characters can only occur inside string literals in JSON text, so a global replace is safe.
-  return json
-    .replace(/\//g, '\\/')
-    .replace(/[\u0080-\uffff]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return json.replace(/\//g, '\\/').replace(/[\u0080-\uffff]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }

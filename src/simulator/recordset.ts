@@ -11,7 +11,10 @@ export interface PageRequest {
 export function pageRequest(params: PhpArray, defaultRowCount: number): PageRequest {
   const rowCount = int(params, 'rowCount', defaultRowCount);
   const current = Math.max(1, int(params, 'current', 1));
-  const tokens = (str(params, 'searchPhrase') ?? '').toLowerCase().split(/\s+/).filter((t) => t !== '');
+  const tokens = (str(params, 'searchPhrase') ?? '')
+    .toLowerCase()
+    .split(/\s+/)
+    .filter((t) => t !== '');
   let sort: PageRequest['sort'] = null;
   const sortParam = params.sort;
   if (sortParam && typeof sortParam === 'object') {
@@ -43,7 +46,8 @@ export function searchRecords<T extends Record<string, unknown>>(
   const sort = request.sort;
   if (sort) {
     rows = rows.sort((a, b) => {
-      const x = String(a[sort.field] ?? ''), y = String(b[sort.field] ?? '');
+      const x = String(a[sort.field] ?? ''),
+        y = String(b[sort.field] ?? '');
       return x < y ? -1 : x > y ? 1 : 0;
     });
     if (sort.descending) rows.reverse();

@@ -1,10 +1,10 @@
 /** A PHP request value: a string, or an (ordered) array. null stands for a JSON null. */
 export type PhpValue = string | null | PhpArray;
-export interface PhpArray { [key: string]: PhpValue }
+export interface PhpArray {
+  [key: string]: PhpValue;
+}
 
-export type ParsedBody =
-  | { kind: 'ok'; params: PhpArray }
-  | { kind: 'invalid-json' };
+export type ParsedBody = { kind: 'ok'; params: PhpArray } | { kind: 'invalid-json' };
 
 const JSON_TYPES = new Set(['application/json', 'application/json;charset=utf-8']);
 
@@ -16,7 +16,9 @@ function fromJson(value: unknown): PhpValue {
   if (typeof value === 'boolean') return value ? '1' : '';
   if (Array.isArray(value)) {
     const out: PhpArray = {};
-    value.forEach((v, i) => { out[String(i)] = fromJson(v); });
+    value.forEach((v, i) => {
+      out[String(i)] = fromJson(v);
+    });
     return out;
   }
   if (typeof value === 'object') {

@@ -19,7 +19,10 @@ export interface ResolvedRoute {
 
 /** `alias_util` → `AliasUtil`: ucfirst on each `_` part (so `aliasUtil` → `AliasUtil`, `aliasutil` → `Aliasutil`). */
 function camelize(segment: string): string {
-  return segment.split('_').map((p) => (p === '' ? '' : p[0]!.toUpperCase() + p.slice(1))).join('');
+  return segment
+    .split('_')
+    .map((p) => (p === '' ? '' : p[0]!.toUpperCase() + p.slice(1)))
+    .join('');
 }
 
 /**

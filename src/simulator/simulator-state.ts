@@ -46,9 +46,7 @@ export class SimulatorState {
     this.faults = options.faults;
     this.firmware = options.firmware;
     this.edge = options.edge;
-    this.pf = options.edge
-      ? new NftTableStore(options.tableEntriesLimit, options.now, options.edge)
-      : new PfTableStore(options.tableEntriesLimit, options.now);
+    this.pf = options.edge ? new NftTableStore(options.tableEntriesLimit, options.now, options.edge) : new PfTableStore(options.tableEntriesLimit, options.now);
     this.aliases = new AliasConfig(options.rng);
     this.states = new PfStates(options.rng);
     this.rules = new FilterRules(options.rng);
@@ -106,7 +104,10 @@ export class SimulatorState {
 
   /** Aliases whose table the ruleset declares (`table <x> persist` for every non-port alias). */
   declaredAliasNames(): string[] {
-    return this.aliases.all().filter((a) => a.enabled && a.type !== 'port').map((a) => a.name);
+    return this.aliases
+      .all()
+      .filter((a) => a.enabled && a.type !== 'port')
+      .map((a) => a.name);
   }
 
   /**

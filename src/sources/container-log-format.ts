@@ -126,9 +126,12 @@ export function parseCriRecord(record: string): WrappedRecord | null {
 /** A record's wrapper read per `format`: a wrapped record, a plain line, or null (malformed). */
 export function readRecord(format: LogFormat, record: string): WrappedRecord | { format: 'plain'; text: string } | null {
   switch (format) {
-    case 'plain': return { format: 'plain', text: record };
-    case 'docker': return parseDockerRecord(record);
-    case 'cri': return parseCriRecord(record);
+    case 'plain':
+      return { format: 'plain', text: record };
+    case 'docker':
+      return parseDockerRecord(record);
+    case 'cri':
+      return parseCriRecord(record);
     case 'auto': {
       if (record.startsWith('{')) {
         const docker = parseDockerRecord(record);

@@ -93,8 +93,15 @@ export class FollowedFiles {
 
   add(file: string): Track {
     const track: Track = {
-      path: file, dir: path.dirname(file), base: path.basename(file), current: null, draining: [],
-      pendingCurrent: null, error: null, lastLineAt: null, dirty: true,
+      path: file,
+      dir: path.dirname(file),
+      base: path.basename(file),
+      current: null,
+      draining: [],
+      pendingCurrent: null,
+      error: null,
+      lastLineAt: null,
+      dirty: true,
     };
     this.tracks.set(file, track);
     return track;
@@ -104,7 +111,11 @@ export class FollowedFiles {
   makeSource(label: string, file: string, opened: Opened, offset: number, anchor: Buffer, closeAtEof: boolean): Source {
     this.openFiles++;
     return {
-      label, file, handle: opened.handle, dev: opened.st.dev, ino: opened.st.ino,
+      label,
+      file,
+      handle: opened.handle,
+      dev: opened.st.dev,
+      ino: opened.st.ino,
       asm: new LineAssembler(this.maxLineBytes, offset, anchor),
       committed: { offset, anchor },
       lastGrowthAt: this.clock.now(),
@@ -147,8 +158,10 @@ export class FollowedFiles {
         if (failed) return 'retry';
         if (s !== t.current) {
           this.counters.errors++;
-          this.logger.warn({ path: t.path, inode: s.ino, offset: s.committed.offset },
-            'a log file closed while quiet (descriptor limit) was rotated away and removed before it was read again: lines written to it after that offset were not read');
+          this.logger.warn(
+            { path: t.path, inode: s.ino, offset: s.committed.offset },
+            'a log file closed while quiet (descriptor limit) was rotated away and removed before it was read again: lines written to it after that offset were not read',
+          );
         }
         return 'gone';
       }

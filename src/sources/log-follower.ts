@@ -136,7 +136,10 @@ export class LogFollower {
     this.files = new FollowedFiles({ logger, clock, maxLineBytes, maxOpenFiles, testHooks: options.testHooks ?? {}, counters });
     this.rotation = new Rotation({ files: this.files, logger, clock, counters });
     this.watch = new DirectoryWatch({
-      patterns: this.patterns, forcePolling: this.forcePolling, logger, files: this.files,
+      patterns: this.patterns,
+      forcePolling: this.forcePolling,
+      logger,
+      files: this.files,
       wakeups: {
         wake: (rescan) => {
           if (rescan) this.rescanWanted = true;
@@ -151,7 +154,7 @@ export class LogFollower {
 
   static async start(options: LogFollowerOptions): Promise<LogFollower> {
     const follower = new LogFollower(options);
-    await follower.init(options.resumeRecords ?? await loadResumeRecords(options.stateFile, options.logger));
+    await follower.init(options.resumeRecords ?? (await loadResumeRecords(options.stateFile, options.logger)));
     return follower;
   }
 
@@ -231,8 +234,7 @@ export class LogFollower {
       await this.files.parkIdle(null);
     }
     await this.watch.sync();
-    this.logger.info({ files: [...this.files.tracks.keys()], polling: this.forcePolling, resumed: records.length },
-      'following log files');
+    this.logger.info({ files: [...this.files.tracks.keys()], polling: this.forcePolling, resumed: records.length }, 'following log files');
     this.kick();
     this.scheduleTick();
   }

@@ -37,8 +37,11 @@ export function anchorHash(anchor: Buffer): string {
 }
 
 /** The record of a file read up to its committed position, `file` being the path it is followed under. */
-export function resumeRecord(file: string, role: ResumeRecord['role'],
-  s: { dev: number; ino: number; committed: { offset: number; anchor: Buffer } }): ResumeRecord {
+export function resumeRecord(
+  file: string,
+  role: ResumeRecord['role'],
+  s: { dev: number; ino: number; committed: { offset: number; anchor: Buffer } },
+): ResumeRecord {
   const { offset, anchor } = s.committed;
   return { path: file, role, dev: s.dev, ino: s.ino, offset, anchorLength: anchor.length, anchorSha256: anchorHash(anchor) };
 }
@@ -68,15 +71,17 @@ export async function loadResumeRecords(stateFile: string, logger: Logger): Prom
     text = await readFile(stateFile, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    logger.warn({ stateFile, err: errorMessage(error) },
-      'cannot read the log offsets file; following every log file from its beginning');
+    logger.warn({ stateFile, err: errorMessage(error) }, 'cannot read the log offsets file; following every log file from its beginning');
     return [];
   }
   let reason: string;
   try {
     const parsed = StateSchema.safeParse(JSON.parse(text));
     if (parsed.success) return parsed.data.files;
-    reason = parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    reason = parsed.error.issues
+      .slice(0, 3)
+      .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
+      .join('; ');
   } catch (error) {
     reason = errorMessage(error);
   }
@@ -87,8 +92,10 @@ export async function loadResumeRecords(stateFile: string, logger: Logger): Prom
     // Keeping it aside is only for inspection; the next checkpoint overwrites it either way.
   }
   // Loud, and the daemon goes on: refusing to start would leave every address unblocked for the sake of a position.
-  logger.warn({ stateFile, keptAs: aside, reason },
-    `log offsets file ${stateFile} is damaged (${reason}); kept as ${aside}; reading every log file of this jail from its beginning (lines older than findtime are ignored, failures already counted are recognised by the failure journal)`);
+  logger.warn(
+    { stateFile, keptAs: aside, reason },
+    `log offsets file ${stateFile} is damaged (${reason}); kept as ${aside}; reading every log file of this jail from its beginning (lines older than findtime are ignored, failures already counted are recognised by the failure journal)`,
+  );
   return [];
 }
 

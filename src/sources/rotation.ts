@@ -56,22 +56,25 @@ export class Rotation {
       siblings ??= await this.files.siblingsOf(t);
       const sib = siblings.find((s) => s.ino === rec.ino);
       if (!sib) {
-        this.logger.warn({ path: t.path, inode: rec.ino, offset: rec.offset },
-          'a file followed before the restart was rotated away and is not beside its path any more (deleted, compressed or moved): lines written to it after the saved offset were not read');
+        this.logger.warn(
+          { path: t.path, inode: rec.ino, offset: rec.offset },
+          'a file followed before the restart was rotated away and is not beside its path any more (deleted, compressed or moved): lines written to it after the saved offset were not read',
+        );
         continue;
       }
       const opened = await openQuiet(sib.path);
       const anchor = opened && opened.st.ino === rec.ino ? await bytesBeforeResume(opened, rec) : null;
       if (!opened || !anchor) {
         await opened?.handle.close();
-        this.logger.warn({ path: t.path, candidate: sib.path, inode: rec.ino },
-          'a rotated file with the saved inode no longer holds the content read before the restart; skipping it');
+        this.logger.warn(
+          { path: t.path, candidate: sib.path, inode: rec.ino },
+          'a rotated file with the saved inode no longer holds the content read before the restart; skipping it',
+        );
         continue;
       }
       t.draining.push(this.files.makeSource(t.path, sib.path, opened, rec.offset, anchor, false));
       newestRotated = sib;
-      this.logger.info({ path: t.path, rotatedTo: sib.path, offset: rec.offset },
-        'rotated during the restart: reading the rest of the old file first');
+      this.logger.info({ path: t.path, rotatedTo: sib.path, offset: rec.offset }, 'rotated during the restart: reading the rest of the old file first');
     }
     if (t.current === null && t.pendingCurrent === null && newestRotated && siblings) {
       await this.drainNewerRotations(t, siblings, newestRotated, atPath ? [atPath.ino] : []);
@@ -148,8 +151,7 @@ export class Rotation {
       // Copies made by later copytruncates before we looked hold the lines after it.
       await this.drainNewerRotations(t, siblings, copy, [], true);
     }
-    this.logger.info({ path: t.path, offset, copy: copy?.path ?? null },
-      'log file truncated (copytruncate): reading it again from its beginning');
+    this.logger.info({ path: t.path, offset, copy: copy?.path ?? null }, 'log file truncated (copytruncate): reading it again from its beginning');
     cur.asm.reset(0);
     cur.committed = { offset: 0, anchor: Buffer.alloc(0) };
     cur.seenSize = 0;
@@ -171,12 +173,16 @@ export class Rotation {
     if (copied && copyAnchor && copy) {
       t.draining.push(this.files.makeSource(t.path, copy.path, copied, rec.offset, copyAnchor, true));
       await this.drainNewerRotations(t, siblings, copy, [opened.st.ino], true);
-      this.logger.info({ path: t.path, copy: copy.path, offset: rec.offset },
-        'truncated during the restart (copytruncate): reading the rest from its copy, then the file from its beginning');
+      this.logger.info(
+        { path: t.path, copy: copy.path, offset: rec.offset },
+        'truncated during the restart (copytruncate): reading the rest from its copy, then the file from its beginning',
+      );
     } else {
       await copied?.handle.close();
-      this.logger.warn({ path: t.path, offset: rec.offset },
-        'the file no longer holds what was read before the restart (truncated or replaced, no copy found): reading it from its beginning');
+      this.logger.warn(
+        { path: t.path, offset: rec.offset },
+        'the file no longer holds what was read before the restart (truncated or replaced, no copy found): reading it from its beginning',
+      );
     }
     t.current = await this.startOfFile(t, opened);
   }

@@ -37,7 +37,11 @@ export async function listSiblings(dir: string, exceptName: string, afterReaddir
 }
 
 function sameFiles(a: readonly Sibling[], b: readonly Sibling[]): boolean {
-  const key = (list: readonly Sibling[]) => list.map((s) => `${s.dev}:${s.ino}:${s.name}`).sort().join('/');
+  const key = (list: readonly Sibling[]) =>
+    list
+      .map((s) => `${s.dev}:${s.ino}:${s.name}`)
+      .sort()
+      .join('/');
   return a.length === b.length && key(a) === key(b);
 }
 

@@ -51,18 +51,33 @@ function registryKey(kind: string, ledgerTarget: string): string {
 
 /** A backend as an EdgeTarget and the reconciler that keeps it in line with a ledger target. */
 export function createTargetReconciler(
-  env: EdgebanEnv, chosen: TargetBackend, target: { id: string; alias: string },
-  ledger: Ledger, clock: Clock, logger: Logger, options: BuildOptions,
+  env: EdgebanEnv,
+  chosen: TargetBackend,
+  target: { id: string; alias: string },
+  ledger: Ledger,
+  clock: Clock,
+  logger: Logger,
+  options: BuildOptions,
 ): { backend: EdgeTarget; reconciler: TargetReconciler } {
   const { retry, onCall, adoptionRefusal } = options;
   if (chosen.endpoint?.tlsInsecure) {
-    logger.warn({ firewall: chosen.endpoint.url }, 'OPNSENSE_TLS_INSECURE=1: the firewall\'s certificate is not verified, so anyone in the path can read the API key; set OPNSENSE_CA_FILE instead');
+    logger.warn(
+      { firewall: chosen.endpoint.url },
+      "OPNSENSE_TLS_INSECURE=1: the firewall's certificate is not verified, so anyone in the path can read the API key; set OPNSENSE_CA_FILE instead",
+    );
   }
   // The backend exists before its reconciler; calls can only start once both exist.
   let reconciler: TargetReconciler | null = null;
   const deps = {
-    clock, logger,
-    ...(onCall ? { onCall: (call: TargetCallRecord) => { if (reconciler) onCall(call, reconciler); } } : {}),
+    clock,
+    logger,
+    ...(onCall
+      ? {
+          onCall: (call: TargetCallRecord) => {
+            if (reconciler) onCall(call, reconciler);
+          },
+        }
+      : {}),
   };
   const backend = chosen.spec ? createTarget(chosen.spec, deps) : opnsenseKind.create(opnsenseOptions(chosen.endpoint, target.alias, env), deps);
   reconciler = new TargetReconciler({
@@ -85,10 +100,19 @@ export function createTargetReconciler(
 
 /** One reconciler per backend of each target: every firewall of an HA pair gets every ban. */
 export function buildEnforcement(
-  env: EdgebanEnv, targets: readonly { id: string; alias: string; endpoints: readonly FirewallEndpoint[]; spec?: TargetSpec }[],
-  ledger: Ledger, clock: Clock, logger: Logger, adoptionRefusal: (address: string) => string | null, retry?: RetryPolicy,
+  env: EdgebanEnv,
+  targets: readonly { id: string; alias: string; endpoints: readonly FirewallEndpoint[]; spec?: TargetSpec }[],
+  ledger: Ledger,
+  clock: Clock,
+  logger: Logger,
+  adoptionRefusal: (address: string) => string | null,
+  retry?: RetryPolicy,
 ): Enforcement {
-  const built = targets.flatMap((target) => targetBackends(target).map((backend) => createTargetReconciler(env, backend, target, ledger, clock, logger, { adoptionRefusal, ...(retry ? { retry } : {}) })));
+  const built = targets.flatMap((target) =>
+    targetBackends(target).map((backend) =>
+      createTargetReconciler(env, backend, target, ledger, clock, logger, { adoptionRefusal, ...(retry ? { retry } : {}) }),
+    ),
+  );
   const backends = built.map((b) => b.backend);
   const reconcilers = built.map((b) => b.reconciler);
   return {
@@ -103,20 +127,25 @@ export function buildEnforcement(
 
 /** One target's outcome of `edgeban reconcile`: the pass (or, dry, its plan) and whether it converged. */
 export type ReconcileEntry = { target: string; kind?: string; ok: boolean; pending?: number; dryRun?: true; error?: string | null } & Partial<PassResult>;
-export interface ReconcileReport { targets: ReconcileEntry[] }
+export interface ReconcileReport {
+  targets: ReconcileEntry[];
+}
 
 /**
  * One full pass of each reconciler, one after the other. `running`: the daemon's own reconcilers,
  * which keep running (a pass already under way when asked is followed by a fresh one, so the
  * pass sees the ledger as it is now); otherwise reconcilers built for this pass, started and stopped.
  */
-export async function reconcileTargets(reconcilers: readonly TargetReconciler[], options: { dryRun: boolean; running: boolean; clock: Clock }): Promise<ReconcileReport> {
+export async function reconcileTargets(
+  reconcilers: readonly TargetReconciler[],
+  options: { dryRun: boolean; running: boolean; clock: Clock },
+): Promise<ReconcileReport> {
   const report: ReconcileEntry[] = [];
   for (const reconciler of reconcilers) {
     const { id, kind } = reconciler.status();
     if (options.dryRun) {
       try {
-        report.push({ target: id, kind, ok: true, dryRun: true, ...await reconciler.plan() });
+        report.push({ target: id, kind, ok: true, dryRun: true, ...(await reconciler.plan()) });
       } catch (error) {
         report.push({ target: id, kind, ok: false, dryRun: true, error: (error as Error).message });
       }

@@ -30,7 +30,10 @@ export interface PassPlan {
  *   for its retention): decides ownership of entries without the backend's mark (`owned` not true)
  */
 export function planPass(
-  desired: Iterable<string>, listed: Iterable<ListedEntry>, ownedByLedger: (address: string) => boolean, foreignPolicy: ForeignPolicy,
+  desired: Iterable<string>,
+  listed: Iterable<ListedEntry>,
+  ownedByLedger: (address: string) => boolean,
+  foreignPolicy: ForeignPolicy,
 ): PassPlan {
   // A full pass hands over its Set of every active ban (100,000 addresses): read, not copied.
   const wanted: ReadonlySet<string> = desired instanceof Set ? desired : new Set(desired);
@@ -49,7 +52,9 @@ export function planPass(
   const add: string[] = [];
   for (const address of wanted) if (!present.has(address)) add.push(address);
   return {
-    add, remove, foreign,
+    add,
+    remove,
+    foreign,
     deleteForeign: foreignPolicy === 'exclusive' ? [...foreign] : [],
     adopt: foreignPolicy === 'adopt' ? [...foreign] : [],
     inAlias: present.size,

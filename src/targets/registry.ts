@@ -14,13 +14,7 @@ import { ledgerTargetOf } from './target-ids.ts';
  * kind's `parseOptions`, over the env defaults its `env` names; its bans are recorded under the
  * ledger target `kind:identity`.
  */
-export const TARGET_KINDS: readonly TargetKind<unknown>[] = [
-  opnsenseKind,
-  mikrotikKind,
-  cloudflareKind,
-  feedKind,
-  memoryKind,
-];
+export const TARGET_KINDS: readonly TargetKind<unknown>[] = [opnsenseKind, mikrotikKind, cloudflareKind, feedKind, memoryKind];
 
 /**
  * Kinds a jail names through the generic path. `opnsense` keeps its own (src/jails/targets.ts:
@@ -48,7 +42,11 @@ export interface TargetSpec {
  * The env defaults of a kind (`MIKROTIK_URL` → `url`), a `VAR_FILE` read when `VAR` is unset, under
  * the action's own parameters. Empty values count as unset.
  */
-export function paramsOverEnv(kind: TargetKind<unknown>, params: Readonly<Record<string, string>>, env: Readonly<Record<string, string | undefined>>): Record<string, string> {
+export function paramsOverEnv(
+  kind: TargetKind<unknown>,
+  params: Readonly<Record<string, string>>,
+  env: Readonly<Record<string, string | undefined>>,
+): Record<string, string> {
   const merged: Record<string, string> = {};
   for (const [variable, param] of Object.entries(kind.env)) {
     let value = env[variable];
@@ -72,7 +70,11 @@ export function parseTargetAction(kindName: string, params: Readonly<Record<stri
   if (kind === null) throw new TargetOptionError('action', `no backend kind ${kindName} (known: ${TARGET_KINDS.map((k) => k.kind).join(', ')})`);
   const own = Object.fromEntries(Object.entries(params).filter(([key]) => !FAIL2BAN_ACTION_PARAMS.has(key)));
   for (const key of kind.envOnlyParams ?? []) {
-    if (own[key] !== undefined) throw new TargetOptionError(key, `${key}: set only in the environment (${Object.keys(kind.env).find((v) => kind.env[v] === key) ?? 'see README'}), not in a jail file`);
+    if (own[key] !== undefined)
+      throw new TargetOptionError(
+        key,
+        `${key}: set only in the environment (${Object.keys(kind.env).find((v) => kind.env[v] === key) ?? 'see README'}), not in a jail file`,
+      );
   }
   const merged = paramsOverEnv(kind, own, env);
   const options = kind.parseOptions(merged);

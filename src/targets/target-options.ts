@@ -19,7 +19,17 @@ export class TargetOptionError extends Error {
  * `parseOptions`, which then refuses any other unknown key (a misspelt `pasword=` is not dropped).
  */
 export const FAIL2BAN_ACTION_PARAMS: ReadonlySet<string> = new Set([
-  'actname', 'port', 'protocol', 'chain', 'bantime', 'timeout', 'family', 'blocktype', 'returntype', 'banaction', 'banaction_allports',
+  'actname',
+  'port',
+  'protocol',
+  'chain',
+  'bantime',
+  'timeout',
+  'family',
+  'blocktype',
+  'returntype',
+  'banaction',
+  'banaction_allports',
 ]);
 
 /** `true`/`false` as fail2ban spells flags (1, yes, on…); an empty value is `fallback`. */
@@ -36,7 +46,8 @@ export function intParam(params: Readonly<Record<string, string>>, key: string, 
   const value = (params[key] ?? '').trim();
   if (value === '') return fallback;
   const parsed = Number(value);
-  if (!Number.isInteger(parsed) || parsed < 1 || parsed > max) throw new TargetOptionError(key, `${key}: expected a whole number from 1 to ${max}, not "${value.slice(0, 20)}"`);
+  if (!Number.isInteger(parsed) || parsed < 1 || parsed > max)
+    throw new TargetOptionError(key, `${key}: expected a whole number from 1 to ${max}, not "${value.slice(0, 20)}"`);
   return parsed;
 }
 

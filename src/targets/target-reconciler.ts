@@ -186,7 +186,18 @@ export class TargetReconciler {
 
   /** A pass asked of a follower: nothing is listed or sent. */
   private standingBy(at: number): PassResult {
-    return { add: [], remove: [], foreign: [], inAlias: this.remote?.size ?? 0, desired: 0, ok: false, at, unconfirmed: [], unholdable: [], error: 'standby: another replica holds the leader lease and enforces this target' };
+    return {
+      add: [],
+      remove: [],
+      foreign: [],
+      inAlias: this.remote?.size ?? 0,
+      desired: 0,
+      ok: false,
+      at,
+      unconfirmed: [],
+      unholdable: [],
+      error: 'standby: another replica holds the leader lease and enforces this target',
+    };
   }
 
   status(): TargetStatus {
@@ -309,7 +320,17 @@ export class TargetReconciler {
     this.lastSuccess = this.lastPass;
     this.successfulPasses++;
     if (this.dirty.size === 0 && this.inFlight.size === 0 && this.notStored === null && !this.stopped) this.state = 'in-sync';
-    this.log.info({ added: plan.add.length, removed: plan.remove.length, foreign: plan.foreign.length, inAlias: this.remote?.size, unconfirmed: unconfirmed.length, unholdable: unholdable.length }, 'full reconcile pass done');
+    this.log.info(
+      {
+        added: plan.add.length,
+        removed: plan.remove.length,
+        foreign: plan.foreign.length,
+        inAlias: this.remote?.size,
+        unconfirmed: unconfirmed.length,
+        unholdable: unholdable.length,
+      },
+      'full reconcile pass done',
+    );
     return this.lastPass;
   }
 
@@ -403,8 +424,7 @@ export class TargetReconciler {
   private desiredEntry(spelled: string): DesiredEntry {
     const { ledger, ledgerTarget, clock } = this.options;
     const now = clock.now();
-    const claims = [spelled, ...(this.spellings.get(spelled) ?? [])].flatMap((a) => ledger.claimsOf(ledgerTarget, a))
-      .filter((c) => isClaimActive(c, now));
+    const claims = [spelled, ...(this.spellings.get(spelled) ?? [])].flatMap((a) => ledger.claimsOf(ledgerTarget, a)).filter((c) => isClaimActive(c, now));
     const permanent = claims.some((c) => c.expiresAt === null);
     const latest = permanent || claims.length === 0 ? null : Math.max(...claims.map((c) => c.expiresAt ?? 0));
     const jails = [...new Set(claims.map((c) => c.jail))].sort().join(',') || 'edgeban';
@@ -429,18 +449,29 @@ export class TargetReconciler {
       } else if (!this.unadoptableReported.has(entry)) {
         // Refused by the ban guard: it stays where it is (kept, never deleted), but is not taken on as a ban.
         this.unadoptableReported.add(entry);
-        this.log.warn({ entry, reason: refusal }, 'alias entry not adopted: edgeban would never ban it; it stays in the alias as it was, delete it there if it should not be blocked');
+        this.log.warn(
+          { entry, reason: refusal },
+          'alias entry not adopted: edgeban would never ban it; it stays in the alias as it was, delete it there if it should not be blocked',
+        );
       }
     }
     if (unadoptable.length > 0) {
       for (const entry of unadoptable) this.unadoptableReported.add(entry);
-      this.log.warn({ count: unadoptable.length, sample: unadoptable.slice(0, 5) },
-        'alias entries not adopted: not an address edgeban would ban as spelled (an IPv4-mapped ::ffff:a.b.c.d entry never matches IPv4 traffic); delete them, or ban the IPv4 addresses');
+      this.log.warn(
+        { count: unadoptable.length, sample: unadoptable.slice(0, 5) },
+        'alias entries not adopted: not an address edgeban would ban as spelled (an IPv4-mapped ::ffff:a.b.c.d entry never matches IPv4 traffic); delete them, or ban the IPv4 addresses',
+      );
     }
     if (adoptable.length === 0) return;
-    await this.options.ledger.banMany(adoptable.map((address) => ({
-      target: this.options.ledgerTarget, address, jail: 'adopted', origin: 'adopted' as const, durationMs: this.options.adoptBantimeMs,
-    })));
+    await this.options.ledger.banMany(
+      adoptable.map((address) => ({
+        target: this.options.ledgerTarget,
+        address,
+        jail: 'adopted',
+        origin: 'adopted' as const,
+        durationMs: this.options.adoptBantimeMs,
+      })),
+    );
     this.log.info({ adopted: adoptable.length }, 'took over alias entries edgeban did not ban (EDGEBAN_FOREIGN_ENTRIES=adopt)');
   }
 
@@ -629,9 +660,16 @@ export class TargetReconciler {
     this.block(error);
     const message = describe(error);
     this.lastPass = {
-      add: plan?.add ?? [], remove: plan?.remove ?? [], foreign: plan?.foreign ?? [],
-      inAlias: plan?.inAlias ?? this.remote?.size ?? 0, desired: plan?.desired ?? 0,
-      ok: false, at, unconfirmed: [], unholdable: [], error: message,
+      add: plan?.add ?? [],
+      remove: plan?.remove ?? [],
+      foreign: plan?.foreign ?? [],
+      inAlias: plan?.inAlias ?? this.remote?.size ?? 0,
+      desired: plan?.desired ?? 0,
+      ok: false,
+      at,
+      unconfirmed: [],
+      unholdable: [],
+      error: message,
     };
     return this.lastPass;
   }
@@ -662,7 +700,8 @@ export class TargetReconciler {
     if (this.stopped) return;
     this.state = this.notStored === null ? 'syncing' : 'degraded';
     // Still degraded for what pf dropped: that, not the outage just ended, is the error to show.
-    if (this.notStored !== null && this.lastError?.kind !== 'not-stored') this.lastError = { kind: 'not-stored', message: this.notStored, at: this.options.clock.now() };
+    if (this.notStored !== null && this.lastError?.kind !== 'not-stored')
+      this.lastError = { kind: 'not-stored', message: this.notStored, at: this.options.clock.now() };
     this.pump();
   }
 
@@ -713,7 +752,13 @@ export class TargetReconciler {
     const remaining = new Set(addresses.filter((a) => this.dirty.has(a) || this.inFlight.has(a)));
     if (remaining.size === 0 || this.blocked) return Promise.resolve();
     return new Promise((resolve) => {
-      this.watched = { addresses: remaining, resolve: () => { this.watched = null; resolve(); } };
+      this.watched = {
+        addresses: remaining,
+        resolve: () => {
+          this.watched = null;
+          resolve();
+        },
+      };
       this.pump();
     });
   }

@@ -50,7 +50,11 @@ export class ManualClock implements Clock {
   setTimer(ms: number, fn: () => void): TimerHandle {
     const timer: PendingTimer = { at: this.current + Math.max(0, ms), seq: this.seq++, fn, cancelled: false };
     this.timers.push(timer);
-    return { cancel: () => { timer.cancelled = true; } };
+    return {
+      cancel: () => {
+        timer.cancelled = true;
+      },
+    };
   }
 
   sleep(ms: number): Promise<void> {

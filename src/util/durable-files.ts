@@ -27,10 +27,14 @@ export async function ensureDirectory(dir: string, what: string): Promise<void> 
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'EEXIST' && (await stat(level)).isDirectory()) continue;
-      const reason = code === 'EROFS' ? `${path.dirname(level)} is on a read-only file system (EROFS)`
-        : code === 'EACCES' || code === 'EPERM' ? `edgeban (uid ${process.getuid?.() ?? '?'}) may not write in ${path.dirname(level)} (${code})`
-        : code === 'EEXIST' ? `${level} exists and is not a directory`
-        : (error as Error).message;
+      const reason =
+        code === 'EROFS'
+          ? `${path.dirname(level)} is on a read-only file system (EROFS)`
+          : code === 'EACCES' || code === 'EPERM'
+            ? `edgeban (uid ${process.getuid?.() ?? '?'}) may not write in ${path.dirname(level)} (${code})`
+            : code === 'EEXIST'
+              ? `${level} exists and is not a directory`
+              : (error as Error).message;
       throw new UserFacingError(`cannot create ${what} ${absolute}: ${reason}; the data dir (EDGEBAN_DATA_DIR) must be writable by edgeban`);
     }
   }

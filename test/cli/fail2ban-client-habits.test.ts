@@ -29,7 +29,7 @@ function runShim(args: string[], env: Record<string, string>): Promise<{ code: n
   });
 }
 
-test('--help works for every command of the command table, and version prints package.json\'s version', async () => {
+test("--help works for every command of the command table, and version prints package.json's version", async () => {
   const top = await runCli(['--help']);
   assert.equal(top.code, 0, top.stderr);
   const commands = [...top.stdout.matchAll(/^ {2}(\S+)\s/gm)].map((m) => m[1]!);
@@ -62,9 +62,16 @@ test('banned --json is written in full into a pipe (it was cut at 64 KiB, exit 0
   await ledger.close();
   // A shell pipe (a 64 KiB kernel buffer) whose reader starts late, as `edgeban banned --json | jq` on a busy host.
   const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    execFile('/bin/sh', ['-c', '"$0" "$1" banned --json | { sleep 1; cat; }', process.execPath, EDGEBAN], {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', EDGEBAN_DATA_DIR: dataDir }, maxBuffer: 64 * 1024 * 1024, timeout: 60_000,
-    }, (error, stdout, stderr) => resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr }));
+    execFile(
+      '/bin/sh',
+      ['-c', '"$0" "$1" banned --json | { sleep 1; cat; }', process.execPath, EDGEBAN],
+      {
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', EDGEBAN_DATA_DIR: dataDir },
+        maxBuffer: 64 * 1024 * 1024,
+        timeout: 60_000,
+      },
+      (error, stdout, stderr) => resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr }),
+    );
   });
   assert.equal(result.code, 0, result.stderr);
   assert.ok(Buffer.byteLength(result.stdout) > 128 * 1024, `only ${Buffer.byteLength(result.stdout)} bytes`);
@@ -74,12 +81,17 @@ test('banned --json is written in full into a pipe (it was cut at 64 KiB, exit 0
 test('status like fail2ban-client, status JAIL with its banned list, banned IP, unban of several, reload JAIL, and a log line for every ban and unban (pretty format)', async (t) => {
   const sim = await startCliSimulator(t, ['--key', KEY, '--secret', SECRET, '--auth-fail-delay', '0']);
   const { root, configDir, mailLog } = await mailSetup(t);
-  await writeFile(path.join(configDir, 'jail.local'), [
-    '[dovecot]', 'enabled = true', `logpath = ${mailLog}`, 'maxretry = 2', 'findtime = 10m', 'bantime = 1h', '',
-  ].join('\n'));
+  await writeFile(
+    path.join(configDir, 'jail.local'),
+    ['[dovecot]', 'enabled = true', `logpath = ${mailLog}`, 'maxretry = 2', 'findtime = 10m', 'bantime = 1h', ''].join('\n'),
+  );
   const env = {
-    OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET, EDGEBAN_DATA_DIR: path.join(root, 'data'),
-    EDGEBAN_CONFIG_DIR: configDir, EDGEBAN_RECONCILE_INTERVAL: '2',
+    OPNSENSE_URL: sim.url,
+    OPNSENSE_KEY: KEY,
+    OPNSENSE_SECRET: SECRET,
+    EDGEBAN_DATA_DIR: path.join(root, 'data'),
+    EDGEBAN_CONFIG_DIR: configDir,
+    EDGEBAN_RECONCILE_INTERVAL: '2',
   };
   const alias = async () => ((await sim.admin('state')) as { tables: Record<string, string[]> }).tables[ALIAS] ?? [];
   await sim.admin('seed', { table: ALIAS, entries: ['203.0.113.90'] }); // put there by hand, not by edgeban
@@ -120,7 +132,10 @@ test('status like fail2ban-client, status JAIL with its banned list, banned IP, 
   assert.match(which.stdout, /^192\.0\.2\.61 is banned by dovecot \(fail2ban_blocklist, until /);
   assert.match((await runCli(['banned', '203.0.113.99'], { env })).stdout, /203\.0\.113\.99 is not banned/);
   const two = await runCli(['banned', '203.0.113.64', '192.0.2.61', '--json'], { env });
-  assert.deepEqual(JSON.parse(two.stdout).addresses, [{ address: '203.0.113.64', jails: ['manual'] }, { address: '192.0.2.61', jails: ['dovecot'] }]);
+  assert.deepEqual(JSON.parse(two.stdout).addresses, [
+    { address: '203.0.113.64', jails: ['manual'] },
+    { address: '192.0.2.61', jails: ['dovecot'] },
+  ]);
 
   const unban = await runCli(['unban', '192.0.2.61', '203.0.113.64'], { env });
   assert.equal(unban.code, 0, unban.stderr);
@@ -130,7 +145,10 @@ test('status like fail2ban-client, status JAIL with its banned list, banned IP, 
   // An address in the alias that edgeban never banned: said so, with the two ways to remove it.
   const foreign = await runCli(['unban', '203.0.113.90'], { env });
   assert.equal(foreign.code, 1, foreign.stderr);
-  assert.match(foreign.stdout, /^0 bans ended; 203\.0\.113\.90 is in .*fail2ban_blocklist but edgeban never banned it, so it stays blocked\. Remove it with `edgeban unban --foreign 203\.0\.113\.90`, or .*EDGEBAN_FOREIGN_ENTRIES=exclusive\n$/);
+  assert.match(
+    foreign.stdout,
+    /^0 bans ended; 203\.0\.113\.90 is in .*fail2ban_blocklist but edgeban never banned it, so it stays blocked\. Remove it with `edgeban unban --foreign 203\.0\.113\.90`, or .*EDGEBAN_FOREIGN_ENTRIES=exclusive\n$/,
+  );
   assert.ok((await alias()).includes('203.0.113.90'), 'nothing removed without --foreign');
   const removed = await runCli(['unban', '--foreign', '203.0.113.90'], { env });
   assert.equal(removed.code, 0, removed.stderr);
@@ -163,47 +181,71 @@ test('status like fail2ban-client, status JAIL with its banned list, banned IP, 
   assert.match(unmapped.stderr, /"get dovecot bantime" is not mapped by edgeban's fail2ban-client shim/);
   await until('shim unbans out of the alias', async () => (await alias()).join() === '198.51.100.62');
 
-  await until('ban and unban lines in the log', () => logHas(/ INFO +\[dovecot\] Ban 192\.0\.2\.61 /)
-    && logHas(/ INFO +\[manual\] Ban 203\.0\.113\.64 \(manual, until /)
-    && logHas(/ INFO +\[dovecot\] Unban 192\.0\.2\.61(?: |$)/)
-    && logHas(/ INFO +\[manual\] Unban 203\.0\.113\.64(?: |$)/));
-  assert.ok(daemon.stderr.every((line) => !line.startsWith('{')), 'EDGEBAN_LOG_FORMAT=pretty: no JSON line');
-  assert.ok(daemon.stderr.every((line) => /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} (TRACE|DEBUG|INFO|WARN|ERROR|FATAL) /.test(line)), daemon.stderr.join('\n'));
+  await until(
+    'ban and unban lines in the log',
+    () =>
+      logHas(/ INFO +\[dovecot\] Ban 192\.0\.2\.61 /) &&
+      logHas(/ INFO +\[manual\] Ban 203\.0\.113\.64 \(manual, until /) &&
+      logHas(/ INFO +\[dovecot\] Unban 192\.0\.2\.61(?: |$)/) &&
+      logHas(/ INFO +\[manual\] Unban 203\.0\.113\.64(?: |$)/),
+  );
+  assert.ok(
+    daemon.stderr.every((line) => !line.startsWith('{')),
+    'EDGEBAN_LOG_FORMAT=pretty: no JSON line',
+  );
+  assert.ok(
+    daemon.stderr.every((line) => /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} (TRACE|DEBUG|INFO|WARN|ERROR|FATAL) /.test(line)),
+    daemon.stderr.join('\n'),
+  );
   assert.equal(await daemon.stop(), 0);
 });
 
 test('an expiring ban logs its Unban line (JSON format by default when stderr is not a terminal)', async (t) => {
   const sim = await startCliSimulator(t, ['--key', KEY, '--secret', SECRET, '--auth-fail-delay', '0']);
   const { root, configDir, mailLog } = await mailSetup(t);
-  await writeFile(path.join(configDir, 'jail.local'), [
-    '[dovecot]', 'enabled = true', `logpath = ${mailLog}`, 'maxretry = 1', 'findtime = 10m', 'bantime = 3', '',
-  ].join('\n'));
+  await writeFile(
+    path.join(configDir, 'jail.local'),
+    ['[dovecot]', 'enabled = true', `logpath = ${mailLog}`, 'maxretry = 1', 'findtime = 10m', 'bantime = 3', ''].join('\n'),
+  );
   const env = {
-    OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET, EDGEBAN_DATA_DIR: path.join(root, 'data'),
-    EDGEBAN_CONFIG_DIR: configDir, EDGEBAN_RECONCILE_INTERVAL: '2',
+    OPNSENSE_URL: sim.url,
+    OPNSENSE_KEY: KEY,
+    OPNSENSE_SECRET: SECRET,
+    EDGEBAN_DATA_DIR: path.join(root, 'data'),
+    EDGEBAN_CONFIG_DIR: configDir,
+    EDGEBAN_RECONCILE_INTERVAL: '2',
   };
   const daemon = await startCliDaemon(t, { TZ: 'UTC', ...env });
   await appendFile(mailLog, dovecotFailure('198.51.100.71'));
   const messages = () => daemon.stderr.map((line) => (JSON.parse(line) as { msg: string }).msg);
-  await until('the ban and its expiry logged', () => messages().some((m) => m.startsWith('[dovecot] Ban 198.51.100.71'))
-    && messages().includes('[dovecot] Unban 198.51.100.71'));
+  await until(
+    'the ban and its expiry logged',
+    () => messages().some((m) => m.startsWith('[dovecot] Ban 198.51.100.71')) && messages().includes('[dovecot] Unban 198.51.100.71'),
+  );
   assert.equal(messages().filter((m) => m === '[dovecot] Unban 198.51.100.71').length, 1, 'one Unban line');
   assert.equal(await daemon.stop(), 0);
 });
 
-test('test-filter takes fail2ban-regex\'s order (LOG FILTER), a raw regex and a single line', async (t) => {
+test("test-filter takes fail2ban-regex's order (LOG FILTER), a raw regex and a single line", async (t) => {
   const dir = await tempDir(t);
-  const line = 'Jan  1 00:00:00 mail dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<a>, method=PLAIN, rip=198.51.100.4, lip=10.0.0.2, TLS, session=<x>';
+  const line =
+    'Jan  1 00:00:00 mail dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<a>, method=PLAIN, rip=198.51.100.4, lip=10.0.0.2, TLS, session=<x>';
   const log = path.join(dir, 'mail.log');
   await writeFile(log, `${line}\nJan  1 00:00:01 mail dovecot: imap-login: Login: user=<bob>, rip=198.51.100.9\n`);
   const env = { TZ: 'UTC' };
   const expected = '{"line":1,"match":true,"host":"198.51.100.4","time":1767225600,"user":"a"}\n{"line":2,"match":false,"host":null,"time":1767225601}\n';
-  for (const args of [['dovecot', log], [log, 'dovecot']]) {
+  for (const args of [
+    ['dovecot', log],
+    [log, 'dovecot'],
+  ]) {
     const r = await runCli(['test-filter', ...args, '--json'], { env });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, expected, args.join(' '));
   }
-  for (const args of [['dovecot', line], [line, 'dovecot']]) {
+  for (const args of [
+    ['dovecot', line],
+    [line, 'dovecot'],
+  ]) {
     const r = await runCli(['test-filter', ...args, '--json'], { env });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, '{"line":1,"match":true,"host":"198.51.100.4","time":1767225600,"user":"a"}\n', 'a single line');
@@ -213,7 +255,7 @@ test('test-filter takes fail2ban-regex\'s order (LOG FILTER), a raw regex and a 
   assert.match(raw.stdout, /lines read: 2, matched: 1,/);
   assert.match(raw.stdout, /#1 +1 +rip=<HOST>, lip=/);
   const rawLine = await runCli(['test-filter', 'user=<F-USER>\\S+</F-USER>, method', line, '--json'], { env });
-  assert.equal(rawLine.code, 2, 'a raw regex is checked as a filter\'s would be');
+  assert.equal(rawLine.code, 2, "a raw regex is checked as a filter's would be");
   assert.match(rawLine.stderr, /<command line>:0: failregex: .*has no failure-id group/);
   const rawOnLine = await runCli(['test-filter', line, 'user=<F-USER>\\S+</F-USER>, method=PLAIN, rip=<ADDR>,', '--json'], { env });
   assert.equal(rawOnLine.stdout, '{"line":1,"match":true,"host":"198.51.100.4","time":1767225600,"user":"<a>"}\n');

@@ -15,22 +15,38 @@ const LIST = 'edgeban';
 test('a jail banning through mikrotik[…] (a registry backend): the ban reaches the router; status and reconcile (beside the daemon and without it) name the kind and the list; the password is in no log', async (t) => {
   const sim = await startCliSimulator(t, ['--kind', 'mikrotik', '--user', 'edgeban', '--password', PASSWORD, '--list', LIST]);
   const { root, configDir, mailLog } = await mailSetup(t);
-  await writeFile(path.join(configDir, 'jail.local'), [
-    '[dovecot]', 'enabled = true', `logpath = ${mailLog}`, 'maxretry = 3', 'findtime = 10m', 'bantime = 1h',
-    `banaction = mikrotik[url="${sim.url}", user=edgeban, list=${LIST}]`, '',
-  ].join('\n'));
+  await writeFile(
+    path.join(configDir, 'jail.local'),
+    [
+      '[dovecot]',
+      'enabled = true',
+      `logpath = ${mailLog}`,
+      'maxretry = 3',
+      'findtime = 10m',
+      'bantime = 1h',
+      `banaction = mikrotik[url="${sim.url}", user=edgeban, list=${LIST}]`,
+      '',
+    ].join('\n'),
+  );
   // The password from the env default, as a user would keep it out of jail.local.
   const env = { MIKROTIK_PASSWORD: PASSWORD, EDGEBAN_DATA_DIR: path.join(root, 'data'), EDGEBAN_CONFIG_DIR: configDir, EDGEBAN_RECONCILE_INTERVAL: '1' };
   const daemon = await startCliDaemon(t, { TZ: 'UTC', ...env });
-  const listed = async () => ((await sim.admin('state')) as { ip: Array<{ list: string; address: string }> }).ip.filter((r) => r.list === LIST).map((r) => r.address);
+  const listed = async () =>
+    ((await sim.admin('state')) as { ip: Array<{ list: string; address: string }> }).ip.filter((r) => r.list === LIST).map((r) => r.address);
 
   for (let i = 0; i < 3; i++) await appendFile(mailLog, dovecotFailure('192.0.2.60'));
-  await until('the jail\'s ban in the router\'s address list', async () => (await listed()).includes('192.0.2.60'));
+  await until("the jail's ban in the router's address list", async () => (await listed()).includes('192.0.2.60'));
   const status = await runCli(['status', '--json'], { env });
   assert.equal(status.code, 0, status.stdout + status.stderr);
   const targets = (JSON.parse(status.stdout) as { targets: Array<{ id: string; kind: string; ledgerTarget: string; state: string }> }).targets;
-  assert.deepEqual(targets.map((x) => [x.kind, x.ledgerTarget]), [['mikrotik', `mikrotik:${sim.url} ${LIST}`]]);
-  await until('the target in sync', async () => (JSON.parse((await runCli(['status', '--json'], { env })).stdout) as { targets: Array<{ state: string }> }).targets[0]?.state === 'in-sync');
+  assert.deepEqual(
+    targets.map((x) => [x.kind, x.ledgerTarget]),
+    [['mikrotik', `mikrotik:${sim.url} ${LIST}`]],
+  );
+  await until(
+    'the target in sync',
+    async () => (JSON.parse((await runCli(['status', '--json'], { env })).stdout) as { targets: Array<{ state: string }> }).targets[0]?.state === 'in-sync',
+  );
   const human = await runCli(['status'], { env });
   assert.match(human.stdout, new RegExp(`^target mikrotik ${sim.url} ${LIST}: in-sync; 1 in the list, 0 pending`, 'm'));
   // Beside the daemon, reconcile asks it: the plan names the kind and the list.
@@ -45,7 +61,10 @@ test('a jail banning through mikrotik[…] (a registry backend): the ban reaches
   assert.deepEqual(await listed(), []);
   const offline = await runCli(['reconcile'], { env });
   assert.equal(offline.code, 0, offline.stdout + offline.stderr);
-  assert.match(offline.stdout, new RegExp(`^mikrotik ${sim.url} ${LIST}: 0 in the list, 1 banned in the ledger\\n\\s+add: 1\\n\\s+192\\.0\\.2\\.60\\n\\s+converged`, 'm'));
+  assert.match(
+    offline.stdout,
+    new RegExp(`^mikrotik ${sim.url} ${LIST}: 0 in the list, 1 banned in the ledger\\n\\s+add: 1\\n\\s+192\\.0\\.2\\.60\\n\\s+converged`, 'm'),
+  );
   assert.deepEqual(await listed(), ['192.0.2.60']);
   assert.ok(!(human.stdout + dry.stdout + offline.stdout + offline.stderr).includes(PASSWORD), 'the password is never printed');
 });
@@ -53,10 +72,19 @@ test('a jail banning through mikrotik[…] (a registry backend): the ban reaches
 test('reconcile --dry-run needs no write access: a read-only RouterOS user gets the plan; the real pass is refused and says so', async (t) => {
   const sim = await startCliSimulator(t, ['--kind', 'mikrotik', '--user', 'reader', '--password', PASSWORD, '--list', LIST, '--policies', 'read,api,rest-api']);
   const { root, configDir, mailLog } = await mailSetup(t);
-  await writeFile(path.join(configDir, 'jail.local'), [
-    '[dovecot]', 'enabled = true', `logpath = ${mailLog}`, 'maxretry = 3', 'findtime = 10m', 'bantime = 1h',
-    `banaction = mikrotik[url="${sim.url}", user=reader, list=${LIST}]`, '',
-  ].join('\n'));
+  await writeFile(
+    path.join(configDir, 'jail.local'),
+    [
+      '[dovecot]',
+      'enabled = true',
+      `logpath = ${mailLog}`,
+      'maxretry = 3',
+      'findtime = 10m',
+      'bantime = 1h',
+      `banaction = mikrotik[url="${sim.url}", user=reader, list=${LIST}]`,
+      '',
+    ].join('\n'),
+  );
   const env = { MIKROTIK_PASSWORD: PASSWORD, EDGEBAN_DATA_DIR: path.join(root, 'data'), EDGEBAN_CONFIG_DIR: configDir, TZ: 'UTC' };
   const ban = await runCli(['ban', '192.0.2.70', '--jail', 'dovecot', '--bantime', '1h'], { env });
   assert.equal(ban.code, 0, ban.stdout + ban.stderr);
@@ -74,12 +102,32 @@ test('reconcile --dry-run needs no write access: a read-only RouterOS user gets 
 test('a cloudflare[…] target through the CLI: reconcile --dry-run, then reconcile, name the kind and the list; the item reaches the list; the token is never printed', async (t) => {
   const account = '0123456789abcdef0123456789abcdef';
   const token = 'registry-cloudflare-token-0123456789';
-  const sim = await startCliSimulator(t, ['--kind', 'cloudflare', '--account', account, '--list', 'edgeban_blocklist', '--token', token, '--operation-delay-ms', '0']);
+  const sim = await startCliSimulator(t, [
+    '--kind',
+    'cloudflare',
+    '--account',
+    account,
+    '--list',
+    'edgeban_blocklist',
+    '--token',
+    token,
+    '--operation-delay-ms',
+    '0',
+  ]);
   const { root, configDir, mailLog } = await mailSetup(t);
-  await writeFile(path.join(configDir, 'jail.local'), [
-    '[dovecot]', 'enabled = true', `logpath = ${mailLog}`, 'maxretry = 3', 'findtime = 10m', 'bantime = 1h',
-    `banaction = cloudflare[account=${account}, list=edgeban_blocklist, api="${sim.url}"]`, '',
-  ].join('\n'));
+  await writeFile(
+    path.join(configDir, 'jail.local'),
+    [
+      '[dovecot]',
+      'enabled = true',
+      `logpath = ${mailLog}`,
+      'maxretry = 3',
+      'findtime = 10m',
+      'bantime = 1h',
+      `banaction = cloudflare[account=${account}, list=edgeban_blocklist, api="${sim.url}"]`,
+      '',
+    ].join('\n'),
+  );
   const env = { CLOUDFLARE_API_TOKEN: token, EDGEBAN_DATA_DIR: path.join(root, 'data'), EDGEBAN_CONFIG_DIR: configDir, TZ: 'UTC' };
   assert.equal((await runCli(['ban', '203.0.113.70', '--jail', 'dovecot', '--bantime', '1h'], { env })).code, 0);
   const label = `cloudflare ${account}/edgeban_blocklist`;

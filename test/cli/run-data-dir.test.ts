@@ -34,9 +34,16 @@ async function hostRoot(root: string): Promise<string> {
 
 function runIn(script: string, args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', process.execPath, EDGEBAN, ...args], {
-      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', ...env }, cwd: '/', timeout: 60_000,
-    }, (error, stdout, stderr) => resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr }));
+    execFile(
+      'unshare',
+      ['--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', process.execPath, EDGEBAN, ...args],
+      {
+        env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', ...env },
+        cwd: '/',
+        timeout: 60_000,
+      },
+      (error, stdout, stderr) => resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr }),
+    );
   });
 }
 
@@ -50,7 +57,9 @@ test('edgeban run without EDGEBAN_DATA_DIR: refused on a host, naming the variab
   await mkdir(configDir);
   await writeFile(path.join(configDir, 'jail.local'), '[dovecot]\nenabled = maybe\n');
   const env = {
-    OPNSENSE_URL: 'http://127.0.0.1:9', OPNSENSE_KEY: 'dataDirTestKey0123456789', OPNSENSE_SECRET: 'dataDirTestSecret0123456789',
+    OPNSENSE_URL: 'http://127.0.0.1:9',
+    OPNSENSE_KEY: 'dataDirTestKey0123456789',
+    OPNSENSE_SECRET: 'dataDirTestSecret0123456789',
     EDGEBAN_CONFIG_DIR: configDir,
   };
 

@@ -9,9 +9,17 @@ const status: DaemonStatus = {
   targets: [],
   jails: [
     {
-      jail: 'httpd-forbidden', running: true, lines: 10, failures: 4, tracked: 2, bans: 1, banned: ['203.0.113.7'],
+      jail: 'httpd-forbidden',
+      running: true,
+      lines: 10,
+      failures: 4,
+      tracked: 2,
+      bans: 1,
+      banned: ['203.0.113.7'],
       follower: { files: [{ path: '/remotelogs/web/access.log', error: null }] },
-      notes: [{ kind: 'substituted', file: '/data/jail.local', line: 12, message: 'iptables-multiport runs as an edge ban (opnsense)', fix: 'banaction = opnsense' }],
+      notes: [
+        { kind: 'substituted', file: '/data/jail.local', line: 12, message: 'iptables-multiport runs as an edge ban (opnsense)', fix: 'banaction = opnsense' },
+      ],
     },
     { jail: 'postfix-sasl', running: false, reason: 'edgeban ships no filter postfix-sasl', notes: [] },
     { jail: 'blocklist', running: true, manualOnly: true, banned: [] },
@@ -28,7 +36,10 @@ test('overview: running jails as fail2ban-client lists them, the others with the
 
 test('status JAIL: the fail2ban-client block, the notes with file:line and fix; a jail not running says why', () => {
   const text = formatJail('httpd-forbidden', status);
-  assert.match(text, /\| {2}\|- Currently failed:\t2\n\| {2}\|- Total failed:\t4\n\| {2}`- File list:\t\/remotelogs\/web\/access\.log\n`- Actions\n {3}\|- Currently banned:\t1\n {3}\|- Total banned:\t1\n {3}`- Banned IP list:\t203\.0\.113\.7\n/);
+  assert.match(
+    text,
+    /\| {2}\|- Currently failed:\t2\n\| {2}\|- Total failed:\t4\n\| {2}`- File list:\t\/remotelogs\/web\/access\.log\n`- Actions\n {3}\|- Currently banned:\t1\n {3}\|- Total banned:\t1\n {3}`- Banned IP list:\t203\.0\.113\.7\n/,
+  );
   assert.match(text, /\/data\/jail\.local:12: iptables-multiport runs as an edge ban \(opnsense\) \(fix: banaction = opnsense\)/);
   assert.equal(formatJail('postfix-sasl', status), 'Status for the jail: postfix-sasl\n`- not running: edgeban ships no filter postfix-sasl\n');
   assert.match(formatJail('blocklist', status), /a manual-ban jail: it reads no log/);

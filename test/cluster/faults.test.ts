@@ -10,8 +10,16 @@ import { until } from '../helpers/until.ts';
 import { RedisServer } from '../ledger-redis/redis-server.ts';
 import { ALIAS, KEY, SECRET, startNode, targetStates, type Call, type Node } from './cluster-nodes.ts';
 
-interface TargetReport { state: string; lastError: { message: string } | null; lastPass: { foreign: string[] } | null }
-interface Status { targets: TargetReport[]; clock?: { offsetMs: number; skewed: boolean }; unknownMutations?: { count: number; last: string } }
+interface TargetReport {
+  state: string;
+  lastError: { message: string } | null;
+  lastPass: { foreign: string[] } | null;
+}
+interface Status {
+  targets: TargetReport[];
+  clock?: { offsetMs: number; skewed: boolean };
+  unknownMutations?: { count: number; last: string };
+}
 
 /** Redis, the simulator as a process, and helpers reading its alias and call log. */
 async function cluster(t: TestContext) {
@@ -52,7 +60,7 @@ async function oneLeader(nodes: readonly Node[]): Promise<number> {
   return states.findIndex((s) => s[0] === 'in-sync');
 }
 
-test('a replica whose clock is 60 s ahead leads without deleting live bans early: bans are dated by Redis\'s clock, and status shows its skew', async (t) => {
+test("a replica whose clock is 60 s ahead leads without deleting live bans early: bans are dated by Redis's clock, and status shows its skew", async (t) => {
   const { sim, redis, alias, sent } = await cluster(t);
   // Started first, so it takes the lease and is the one that would delete.
   const ahead = await startNode(t, sim.url, redis.url, undefined, { EDGEBAN_TEST_CLOCK_OFFSET_MS: '60000' });
@@ -108,12 +116,18 @@ test('Redis stopped past the old client retry limit: bans decided meanwhile are 
   await redis.start();
   const expected = ['198.51.100.71', '198.51.100.73', '203.0.113.72'];
   let held: string[] = [];
-  await until('every ban decided meanwhile is enforced', async () => {
-    held = await alias();
-    return expected.every((a) => held.includes(a)) && !held.includes('192.0.2.70');
-  }, 60_000).catch(async (error: Error) => {
+  await until(
+    'every ban decided meanwhile is enforced',
+    async () => {
+      held = await alias();
+      return expected.every((a) => held.includes(a)) && !held.includes('192.0.2.70');
+    },
+    60_000,
+  ).catch(async (error: Error) => {
     const states = await Promise.all(nodes.map(status));
-    throw new Error(`${error.message}: alias ${JSON.stringify(held)}, targets ${JSON.stringify(states.map((s) => s.targets))}\n${nodes.map((n) => n.daemon.stdout.slice(-40).join('\n')).join('\n---\n')}`);
+    throw new Error(
+      `${error.message}: alias ${JSON.stringify(held)}, targets ${JSON.stringify(states.map((s) => s.targets))}\n${nodes.map((n) => n.daemon.stdout.slice(-40).join('\n')).join('\n---\n')}`,
+    );
   });
   for (const node of nodes) await until('each replica holds them', async () => JSON.stringify(await banned(node)) === JSON.stringify(expected));
   for (const address of expected) assert.equal(await sent('/alias_util/add/', address), 1, `one add for ${address}`);
@@ -121,7 +135,7 @@ test('Redis stopped past the old client retry limit: bans decided meanwhile are 
   assert.deepEqual(await banned(fresh), expected, 'Redis holds them all');
 });
 
-test('Redis restored from an older snapshot: the replicas write back what it lost, so a replica started afterwards knows every ban in the alias as edgeban\'s', async (t) => {
+test("Redis restored from an older snapshot: the replicas write back what it lost, so a replica started afterwards knows every ban in the alias as edgeban's", async (t) => {
   const { sim, redis, alias, sent } = await cluster(t);
   const nodes = [await startNode(t, sim.url, redis.url), await startNode(t, sim.url, redis.url)];
   await oneLeader(nodes);
@@ -141,10 +155,18 @@ test('Redis restored from an older snapshot: the replicas write back what it los
   await redis.start();
   const expected = ['192.0.2.80', '192.0.2.81', '192.0.2.82'];
   // A replica started now loads only what Redis holds.
-  await until('Redis holds every ban again', async () => {
-    const probe = await runCli(['banned', '--json'], { env: { ...nodes[0]!.env, EDGEBAN_CONTROL_SOCKET: path.join(await tempDir(t), 'none.sock') } });
-    return probe.code === 0 && JSON.stringify((JSON.parse(probe.stdout) as { banned: Array<{ address: string }> }).banned.map((b) => b.address).sort()) === JSON.stringify(expected);
-  }, 60_000, 500);
+  await until(
+    'Redis holds every ban again',
+    async () => {
+      const probe = await runCli(['banned', '--json'], { env: { ...nodes[0]!.env, EDGEBAN_CONTROL_SOCKET: path.join(await tempDir(t), 'none.sock') } });
+      return (
+        probe.code === 0 &&
+        JSON.stringify((JSON.parse(probe.stdout) as { banned: Array<{ address: string }> }).banned.map((b) => b.address).sort()) === JSON.stringify(expected)
+      );
+    },
+    60_000,
+    500,
+  );
   // The old replicas go; a new one leads and finds nothing foreign in the alias.
   const fresh = await startNode(t, sim.url, redis.url);
   for (const node of nodes) assert.equal(await node.daemon.stop(), 0);
@@ -181,11 +203,23 @@ test('a journal entry of a type this version does not know: a restarted replica 
   const { sim, redis, raw } = await cluster(t);
   const node = await startNode(t, sim.url, redis.url);
   await ban(node, '192.0.2.95');
-  const id = await raw.xadd('edgeban:ledger:journal', '*', 'w', 'newer-replica', 'n', '1', 'm', JSON.stringify([{ op: 'quarantine', target: ALIAS, address: '192.0.2.96' }]));
+  const id = await raw.xadd(
+    'edgeban:ledger:journal',
+    '*',
+    'w',
+    'newer-replica',
+    'n',
+    '1',
+    'm',
+    JSON.stringify([{ op: 'quarantine', target: ALIAS, address: '192.0.2.96' }]),
+  );
   assert.equal(await node.daemon.stop(), 0);
   const restarted = await startNode(t, sim.url, redis.url);
   const report = await status(restarted);
   assert.deepEqual(report.unknownMutations, { count: 1, last: `entry ${id}, op "quarantine"` });
-  assert.ok(restarted.daemon.stdout.concat(restarted.daemon.stderr).some((line) => line.includes(id!) && line.includes('does not know')), 'the log names the entry');
+  assert.ok(
+    restarted.daemon.stdout.concat(restarted.daemon.stderr).some((line) => line.includes(id!) && line.includes('does not know')),
+    'the log names the entry',
+  );
   assert.deepEqual(await banned(restarted), ['192.0.2.95']);
 });

@@ -21,7 +21,9 @@ test('three replicas on one Redis: one leader enforces, each ban is one add and 
   await until('one leader elected and in sync', async () => {
     states = await Promise.all(nodes.map(targetStates));
     return states.filter((s) => s[0] === 'in-sync').length === 1 && states.filter((s) => s[0] === 'standby').length === 2;
-  }).catch((error: Error) => { throw new Error(`${error.message}: ${JSON.stringify(states)}\n${nodes.map((n) => n.daemon.stderr.join('\n')).join('\n---\n')}`); });
+  }).catch((error: Error) => {
+    throw new Error(`${error.message}: ${JSON.stringify(states)}\n${nodes.map((n) => n.daemon.stderr.join('\n')).join('\n---\n')}`);
+  });
   const leader = states.findIndex((s) => s[0] === 'in-sync');
   const followers = nodes.filter((_, i) => i !== leader);
 

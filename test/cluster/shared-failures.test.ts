@@ -29,7 +29,10 @@ test('three replicas, maxretry 5: 4+4+4 failures spread over them ban at the fif
   await appendFile(nodes[1]!.mailLog, dovecotFailure(attacker));
   await until('banned at the fifth failure', async () => (await alias()).includes(attacker));
   const banned = JSON.parse((await runCli(['banned', '--json'], { env: nodes[2]!.env })).stdout) as { banned: Array<{ address: string; jail: string }> };
-  assert.deepEqual(banned.banned.map((b) => [b.address, b.jail]), [[attacker, 'dovecot']]);
+  assert.deepEqual(
+    banned.banned.map((b) => [b.address, b.jail]),
+    [[attacker, 'dovecot']],
+  );
 
   // Another attacker spreads 4+4+4 over the three: banned too (at its fifth failure in the order they arrive).
   const spread = '203.0.113.45';

@@ -9,12 +9,15 @@ import { tempDir } from '../helpers/temp-dir.ts';
 const base = { OPNSENSE_URL: 'https://192.0.2.1', OPNSENSE_KEY: 'k'.repeat(20), OPNSENSE_SECRET: 's'.repeat(20) };
 
 function rejectsNaming(env: Record<string, string>, variable: string, pattern?: RegExp): void {
-  assert.throws(() => loadEnv({ env, envFile: '/nonexistent/.env' }), (error: unknown) => {
-    assert.ok(error instanceof UserFacingError);
-    assert.match(error.message, new RegExp(`${variable}:`));
-    if (pattern) assert.match(error.message, pattern);
-    return true;
-  });
+  assert.throws(
+    () => loadEnv({ env, envFile: '/nonexistent/.env' }),
+    (error: unknown) => {
+      assert.ok(error instanceof UserFacingError);
+      assert.match(error.message, new RegExp(`${variable}:`));
+      if (pattern) assert.match(error.message, pattern);
+      return true;
+    },
+  );
 }
 
 test('defaults', () => {
@@ -30,7 +33,10 @@ test('defaults', () => {
 
 test('several firewalls (an HA pair) from a comma-separated OPNSENSE_URL', () => {
   const env = loadEnv({ env: { ...base, OPNSENSE_URL: 'https://192.0.2.1, https://192.0.2.2/' }, envFile: '/nonexistent/.env' });
-  assert.deepEqual(env.firewalls.map((f) => f.url), ['https://192.0.2.1', 'https://192.0.2.2']);
+  assert.deepEqual(
+    env.firewalls.map((f) => f.url),
+    ['https://192.0.2.1', 'https://192.0.2.2'],
+  );
 });
 
 test('plain http only towards loopback', () => {
@@ -50,7 +56,10 @@ test('each bad variable is named', () => {
   rejectsNaming({ ...base, EDGEBAN_FOREIGN_ENTRIES: 'steal' }, 'EDGEBAN_FOREIGN_ENTRIES');
   rejectsNaming({ ...base, OPNSENSE_TLS_INSECURE: 'sure' }, 'OPNSENSE_TLS_INSECURE');
   rejectsNaming({ OPNSENSE_URL: 'https://192.0.2.1' }, 'OPNSENSE_KEY');
-  assert.throws(() => loadEnv({ env: { OPNSENSE_KEY: 'x', OPNSENSE_SECRET: 'y' }, envFile: '/nonexistent/.env', requireFirewall: true }), /OPNSENSE_URL: not set/);
+  assert.throws(
+    () => loadEnv({ env: { OPNSENSE_KEY: 'x', OPNSENSE_SECRET: 'y' }, envFile: '/nonexistent/.env', requireFirewall: true }),
+    /OPNSENSE_URL: not set/,
+  );
   rejectsNaming({ ...base, OPNSENSE_CA_FILE: '/nonexistent/ca.pem' }, 'OPNSENSE_CA_FILE');
 });
 
@@ -69,11 +78,14 @@ test('secrets from files (Docker secrets), never both ways at once, and never ec
   assert.equal(env.firewalls[0]?.key, 'KEYFROMFILE0123');
   assert.equal(env.firewalls[0]?.secret, 'SECRETFROMFILE0123');
   assert.deepEqual(env.secrets, ['KEYFROMFILE0123', 'SECRETFROMFILE0123']);
-  assert.throws(() => loadEnv({ env: { ...base, OPNSENSE_SECRET_FILE: secretFile, OPNSENSE_ALIAS: 'bad-' }, envFile: '/nonexistent/.env' }), (error: unknown) => {
-    assert.match((error as Error).message, /OPNSENSE_SECRET: set both/);
-    assert.ok(!(error as Error).message.includes(base.OPNSENSE_SECRET), 'the secret is not echoed');
-    return true;
-  });
+  assert.throws(
+    () => loadEnv({ env: { ...base, OPNSENSE_SECRET_FILE: secretFile, OPNSENSE_ALIAS: 'bad-' }, envFile: '/nonexistent/.env' }),
+    (error: unknown) => {
+      assert.match((error as Error).message, /OPNSENSE_SECRET: set both/);
+      assert.ok(!(error as Error).message.includes(base.OPNSENSE_SECRET), 'the secret is not echoed');
+      return true;
+    },
+  );
 });
 
 test('.env is read, and the real environment wins over it', async (t) => {
@@ -87,15 +99,42 @@ test('.env is read, and the real environment wins over it', async (t) => {
 
 test('ledger store: file by default; redis with a URL, prefix and password (scrubbed from logs)', async (t) => {
   assert.deepEqual(loadEnv({ env: base, envFile: '/nonexistent/.env' }).ledger, { kind: 'file' });
-  const redis = loadEnv({ env: { ...base, EDGEBAN_LEDGER: 'redis', EDGEBAN_REDIS_URL: 'rediss://:s3cr%40t-pass@redis.example.org:6380/2' }, envFile: '/nonexistent/.env' });
-  assert.deepEqual(redis.ledger, { kind: 'redis', url: 'rediss://:s3cr%40t-pass@redis.example.org:6380/2', password: null, prefix: 'edgeban:', leaseTtlMs: 15_000 });
-  assert.ok(redis.secrets.includes('s3cr%40t-pass') && redis.secrets.includes('s3cr@t-pass'), 'the URL password, as written and decoded, is scrubbed from logs');
+  const redis = loadEnv({
+    env: { ...base, EDGEBAN_LEDGER: 'redis', EDGEBAN_REDIS_URL: 'rediss://:s3cr%40t-pass@redis.example.org:6380/2' },
+    envFile: '/nonexistent/.env',
+  });
+  assert.deepEqual(redis.ledger, {
+    kind: 'redis',
+    url: 'rediss://:s3cr%40t-pass@redis.example.org:6380/2',
+    password: null,
+    prefix: 'edgeban:',
+    leaseTtlMs: 15_000,
+  });
+  assert.ok(
+    redis.secrets.includes('s3cr%40t-pass') && redis.secrets.includes('s3cr@t-pass'),
+    'the URL password, as written and decoded, is scrubbed from logs',
+  );
 
   const dir = await tempDir(t);
   const passwordFile = path.join(dir, 'redis-password');
   await writeFile(passwordFile, 'from-a-docker-secret\n');
-  const fromFile = loadEnv({ env: { ...base, EDGEBAN_LEDGER: 'redis', EDGEBAN_REDIS_URL: 'redis://redis:6379', EDGEBAN_REDIS_PASSWORD_FILE: passwordFile, EDGEBAN_REDIS_PREFIX: 'edgeban:mail:' }, envFile: '/nonexistent/.env' });
-  assert.deepEqual(fromFile.ledger, { kind: 'redis', url: 'redis://redis:6379', password: 'from-a-docker-secret', prefix: 'edgeban:mail:', leaseTtlMs: 15_000 });
+  const fromFile = loadEnv({
+    env: {
+      ...base,
+      EDGEBAN_LEDGER: 'redis',
+      EDGEBAN_REDIS_URL: 'redis://redis:6379',
+      EDGEBAN_REDIS_PASSWORD_FILE: passwordFile,
+      EDGEBAN_REDIS_PREFIX: 'edgeban:mail:',
+    },
+    envFile: '/nonexistent/.env',
+  });
+  assert.deepEqual(fromFile.ledger, {
+    kind: 'redis',
+    url: 'redis://redis:6379',
+    password: 'from-a-docker-secret',
+    prefix: 'edgeban:mail:',
+    leaseTtlMs: 15_000,
+  });
   assert.ok(fromFile.secrets.includes('from-a-docker-secret'));
 });
 
@@ -106,11 +145,21 @@ test('ledger store: each bad variable is named, and a URL with a password is nev
   rejectsNaming({ ...base, EDGEBAN_LEDGER: 'redis', EDGEBAN_REDIS_URL: 'http://redis:6379' }, 'EDGEBAN_REDIS_URL', /redis:\/\/ or rediss:\/\//);
   rejectsNaming({ ...base, EDGEBAN_LEDGER: 'redis', EDGEBAN_REDIS_URL: 'redis://redis:6379/db' }, 'EDGEBAN_REDIS_URL', /database number/);
   rejectsNaming({ ...base, EDGEBAN_LEDGER: 'redis', EDGEBAN_REDIS_URL: 'redis://redis:6379', EDGEBAN_REDIS_PREFIX: 'has space' }, 'EDGEBAN_REDIS_PREFIX');
-  rejectsNaming({ ...base, EDGEBAN_LEDGER: 'redis', EDGEBAN_REDIS_URL: 'redis://:inurl-pass@redis:6379', EDGEBAN_REDIS_PASSWORD: 'also-here' }, 'EDGEBAN_REDIS_PASSWORD', /keep one/);
-  rejectsNaming({ ...base, EDGEBAN_LEDGER: 'redis', EDGEBAN_REDIS_URL: 'redis://redis:6379', EDGEBAN_REDIS_PASSWORD_FILE: '/nonexistent/pw' }, 'EDGEBAN_REDIS_PASSWORD_FILE');
-  assert.throws(() => loadEnv({ env: { ...base, EDGEBAN_LEDGER: 'redis', EDGEBAN_REDIS_URL: 'redis://:hunter2-secret@redis:6379/bad' }, envFile: '/nonexistent/.env' }), (error: unknown) => {
-    assert.ok(error instanceof UserFacingError);
-    assert.doesNotMatch(error.message, /hunter2-secret/);
-    return true;
-  });
+  rejectsNaming(
+    { ...base, EDGEBAN_LEDGER: 'redis', EDGEBAN_REDIS_URL: 'redis://:inurl-pass@redis:6379', EDGEBAN_REDIS_PASSWORD: 'also-here' },
+    'EDGEBAN_REDIS_PASSWORD',
+    /keep one/,
+  );
+  rejectsNaming(
+    { ...base, EDGEBAN_LEDGER: 'redis', EDGEBAN_REDIS_URL: 'redis://redis:6379', EDGEBAN_REDIS_PASSWORD_FILE: '/nonexistent/pw' },
+    'EDGEBAN_REDIS_PASSWORD_FILE',
+  );
+  assert.throws(
+    () => loadEnv({ env: { ...base, EDGEBAN_LEDGER: 'redis', EDGEBAN_REDIS_URL: 'redis://:hunter2-secret@redis:6379/bad' }, envFile: '/nonexistent/.env' }),
+    (error: unknown) => {
+      assert.ok(error instanceof UserFacingError);
+      assert.doesNotMatch(error.message, /hunter2-secret/);
+      return true;
+    },
+  );
 });

@@ -44,18 +44,20 @@ const jails = (dirs: ConfigDirs): Promise<unknown> => loadJails(dirs);
 const sshFilter = (dirs: ConfigDirs): Promise<unknown> => loadFilter('app', dirs);
 
 test('unknown %(…)s reference', () =>
-  expectError(
-    { 'jail.local': `[DEFAULT]\nbanaction = ${OPNSENSE}\n[dovecot]\nenabled = true\nbantime = %(long_ban)s\n` },
-    jails,
-    { file: 'jail.local', line: 5, key: 'bantime', message: /unknown reference %\(long_ban\)s/ },
-  ));
+  expectError({ 'jail.local': `[DEFAULT]\nbanaction = ${OPNSENSE}\n[dovecot]\nenabled = true\nbantime = %(long_ban)s\n` }, jails, {
+    file: 'jail.local',
+    line: 5,
+    key: 'bantime',
+    message: /unknown reference %\(long_ban\)s/,
+  }));
 
 test('unknown section in %(section/key)s', () =>
-  expectError(
-    { 'filter.d/app.conf': '[Definition]\nfailregex = ^%(nosuch/prefix)s<HOST>$\n' },
-    sshFilter,
-    { file: 'filter.d/app.conf', line: 2, key: 'failregex', message: /there is no section \[nosuch\]/ },
-  ));
+  expectError({ 'filter.d/app.conf': '[Definition]\nfailregex = ^%(nosuch/prefix)s<HOST>$\n' }, sshFilter, {
+    file: 'filter.d/app.conf',
+    line: 2,
+    key: 'failregex',
+    message: /there is no section \[nosuch\]/,
+  }));
 
 test('include cycle', () =>
   expectError(
@@ -69,11 +71,12 @@ test('include cycle', () =>
   ));
 
 test('missing include (a .conf; optional .local overrides may be absent)', () =>
-  expectError(
-    { 'filter.d/app.conf': '[INCLUDES]\nbefore = common.conf\nafter = app-extra.local\n[Definition]\nfailregex = ^<HOST>$\n' },
-    sshFilter,
-    { file: 'filter.d/app.conf', line: 2, key: 'before', message: /included file common\.conf not found/ },
-  ));
+  expectError({ 'filter.d/app.conf': '[INCLUDES]\nbefore = common.conf\nafter = app-extra.local\n[Definition]\nfailregex = ^<HOST>$\n' }, sshFilter, {
+    file: 'filter.d/app.conf',
+    line: 2,
+    key: 'before',
+    message: /included file common\.conf not found/,
+  }));
 
 test("missing filter, named at the jail's filter line", () =>
   expectError(
@@ -88,35 +91,39 @@ test("missing filter, named at the jail's filter line", () =>
   ));
 
 test('filter with no failregex', () =>
-  expectError(
-    { 'filter.d/app.conf': '[INCLUDES]\n\n[Definition]\nprefregex = ^<F-CONTENT>.+</F-CONTENT>$\n' },
-    sshFilter,
-    { file: 'filter.d/app.conf', line: 3, key: 'failregex', message: /no failregex/ },
-  ));
+  expectError({ 'filter.d/app.conf': '[INCLUDES]\n\n[Definition]\nprefregex = ^<F-CONTENT>.+</F-CONTENT>$\n' }, sshFilter, {
+    file: 'filter.d/app.conf',
+    line: 3,
+    key: 'failregex',
+    message: /no failregex/,
+  }));
 
 test('bad number', () =>
-  expectError(
-    { 'jail.d/mail.conf': '[postfix]\nenabled = true\nmaxretry = five\n', 'jail.local': `[DEFAULT]\nbanaction = ${OPNSENSE}\n` },
-    jails,
-    { file: 'jail.d/mail.conf', line: 3, key: 'maxretry', message: /whole number.*"five"/ },
-  ));
+  expectError({ 'jail.d/mail.conf': '[postfix]\nenabled = true\nmaxretry = five\n', 'jail.local': `[DEFAULT]\nbanaction = ${OPNSENSE}\n` }, jails, {
+    file: 'jail.d/mail.conf',
+    line: 3,
+    key: 'maxretry',
+    message: /whole number.*"five"/,
+  }));
 
 test('bad duration, set in [DEFAULT] (named as such, with the jail)', () =>
-  expectError(
-    { 'jail.local': `[DEFAULT]\nbanaction = ${OPNSENSE}\nfindtime = 10 mins and a bit\n[dovecot]\nenabled = true\n` },
-    jails,
-    { file: 'jail.local', line: 3, key: 'findtime', message: /^.*\[DEFAULT\] findtime: expected a positive duration.*\(jail dovecot\)/ },
-  ));
+  expectError({ 'jail.local': `[DEFAULT]\nbanaction = ${OPNSENSE}\nfindtime = 10 mins and a bit\n[dovecot]\nenabled = true\n` }, jails, {
+    file: 'jail.local',
+    line: 3,
+    key: 'findtime',
+    message: /^.*\[DEFAULT\] findtime: expected a positive duration.*\(jail dovecot\)/,
+  }));
 
 test('bad boolean', () =>
   expectError({ 'jail.local': '[dovecot]\n\nenabled = maybe\n' }, jails, { file: 'jail.local', line: 3, key: 'enabled', message: /expected a boolean/ }));
 
 test('malformed line (no key = value)', () =>
-  expectError(
-    { 'jail.local': `[DEFAULT]\nbanaction = ${OPNSENSE}\n[dovecot]\nenabled true\n` },
-    jails,
-    { file: 'jail.local', line: 4, key: null, message: /\[dovecot\]: malformed line/ },
-  ));
+  expectError({ 'jail.local': `[DEFAULT]\nbanaction = ${OPNSENSE}\n[dovecot]\nenabled true\n` }, jails, {
+    file: 'jail.local',
+    line: 4,
+    key: null,
+    message: /\[dovecot\]: malformed line/,
+  }));
 
 test('unterminated name[ option list, without echoing the secrets in it', () =>
   expectError(
@@ -141,35 +148,44 @@ test('a bare % in a value (fail2ban needs %%)', () =>
   ));
 
 test('the same key twice in one section of one file', () =>
-  expectError(
-    { 'filter.d/app.conf': '[Definition]\nfailregex = ^a <HOST>$\nFailRegex = ^b <HOST>$\n' },
-    sshFilter,
-    { file: 'filter.d/app.conf', line: 3, key: 'failregex', message: /appears twice/ },
-  ));
+  expectError({ 'filter.d/app.conf': '[Definition]\nfailregex = ^a <HOST>$\nFailRegex = ^b <HOST>$\n' }, sshFilter, {
+    file: 'filter.d/app.conf',
+    line: 3,
+    key: 'failregex',
+    message: /appears twice/,
+  }));
 
 test('bad maxlines in a filter', () =>
-  expectError(
-    { 'filter.d/app.conf': '[Definition]\nfailregex = ^<HOST>$\nmaxlines = zero\n' },
-    sshFilter,
-    { file: 'filter.d/app.conf', line: 3, key: 'maxlines', message: /maxlines must be a whole number/ },
-  ));
+  expectError({ 'filter.d/app.conf': '[Definition]\nfailregex = ^<HOST>$\nmaxlines = zero\n' }, sshFilter, {
+    file: 'filter.d/app.conf',
+    line: 3,
+    key: 'maxlines',
+    message: /maxlines must be a whole number/,
+  }));
 
 test('self-referencing <tags> in a filter', () =>
-  expectError(
-    { 'filter.d/app.conf': '[Definition]\nfailregex = ^<a> <HOST>$\na = x<b>\nb = <a>y\n' },
-    sshFilter,
-    { file: 'filter.d/app.conf', line: 2, key: 'failregex', message: /<a> refers back to itself/ },
-  ));
+  expectError({ 'filter.d/app.conf': '[Definition]\nfailregex = ^<a> <HOST>$\na = x<b>\nb = <a>y\n' }, sshFilter, {
+    file: 'filter.d/app.conf',
+    line: 2,
+    key: 'failregex',
+    message: /<a> refers back to itself/,
+  }));
 
 test('%(…)s references that loop', () =>
-  expectError(
-    { 'jail.local': '[DEFAULT]\na = %(b)s\nb = %(a)s\n[dovecot]\nenabled = true\nport = %(a)s\n' },
-    jails,
-    { file: 'jail.local', line: 3, key: 'b', message: /nested more than 10 deep.*\(resolving \[dovecot\] \w+\)/ },
-  ));
+  expectError({ 'jail.local': '[DEFAULT]\na = %(b)s\nb = %(a)s\n[dovecot]\nenabled = true\nport = %(a)s\n' }, jails, {
+    file: 'jail.local',
+    line: 3,
+    key: 'b',
+    message: /nested more than 10 deep.*\(resolving \[dovecot\] \w+\)/,
+  }));
 
 test('a key before any section header', () =>
-  expectError({ 'jail.local': '# comment\nenabled = true\n[dovecot]\n' }, jails, { file: 'jail.local', line: 2, key: null, message: /outside any \[section\]/ }));
+  expectError({ 'jail.local': '# comment\nenabled = true\n[dovecot]\n' }, jails, {
+    file: 'jail.local',
+    line: 2,
+    key: null,
+    message: /outside any \[section\]/,
+  }));
 
 test('a broken disabled jail is left out, as fail2ban never reads it', async () => {
   const { dir, cleanup } = await tempConfig({ 'jail.local': '[old]\nenabled = false\nbantime = forever\n' });

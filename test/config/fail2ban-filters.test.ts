@@ -9,7 +9,7 @@ import { DEBIAN_DIR, HAVE_FAIL2BAN, REPO, runFail2banPython } from './fixtures.t
 const DIRS: ConfigDirs = { configDir: DEBIAN_DIR, shippedFilterDir: path.join(REPO, 'test/config/no-such-dir'), shippedActionDir: path.join(REPO, 'actions') };
 // Never skipped: .ci/run installs Debian's fail2ban, the reference these tests compare against.
 test('fail2ban (Debian package) is installed', () => {
-  assert.ok(HAVE_FAIL2BAN, "fail2ban-regex and /etc/fail2ban are missing: apt-get install fail2ban");
+  assert.ok(HAVE_FAIL2BAN, 'fail2ban-regex and /etc/fail2ban are missing: apt-get install fail2ban');
 });
 
 // What fail2ban-regex does with a filter name (fail2banregex.py readRegex + FilterReader.convert).
@@ -86,7 +86,7 @@ test('mail and web filters with their modes resolve exactly as fail2ban resolves
   ]);
 });
 
-test('every filter in Debian\'s filter.d that has a failregex resolves as fail2ban resolves it', async () => {
+test("every filter in Debian's filter.d that has a failregex resolves as fail2ban resolves it", async () => {
   const names = readdirSync(path.join(DEBIAN_DIR, 'filter.d'))
     .filter((f) => f.endsWith('.conf'))
     .map((f) => f.slice(0, -'.conf'.length));

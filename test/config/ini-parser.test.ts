@@ -42,7 +42,11 @@ test('each line of a multi-line value keeps its own line number', () => {
   assert.equal(value.line, 3);
   assert.deepEqual(
     value.text.filter((p) => p.text.trim() !== '').map((p) => [p.text.trim(), p.origin.line]),
-    [['^one$', 3], ['^two$', 4], ['^three$', 6]],
+    [
+      ['^one$', 3],
+      ['^two$', 4],
+      ['^three$', 6],
+    ],
   );
 });
 

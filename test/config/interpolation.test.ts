@@ -53,7 +53,12 @@ after(() => cleanup());
 function dump(store: ConfigStore): Record<string, Record<string, string>> {
   const out: Record<string, Record<string, string>> = {};
   for (const section of store.sectionNames().filter((s) => s !== 'INCLUDES')) {
-    out[section] = Object.fromEntries(store.allOptions(section).sort().map((key) => [key, textOf(store.get(section, key))]));
+    out[section] = Object.fromEntries(
+      store
+        .allOptions(section)
+        .sort()
+        .map((key) => [key, textOf(store.get(section, key))]),
+    );
   }
   return out;
 }
@@ -76,7 +81,7 @@ test('interpolation: DEFAULT, section, %(known/…)s, %(section/key)s, %(default
   assert.equal(v.gamma?.x, '100%', 'main.d/*.conf are read');
 });
 
-test('the result equals what fail2ban\'s ConfigReader makes of the same files', async () => {
+test("the result equals what fail2ban's ConfigReader makes of the same files", async () => {
   const script = `
 import json, sys, logging
 logging.disable(logging.CRITICAL)
@@ -117,7 +122,10 @@ test('a raw value of another section is interpolated in the referring section (a
     const { store } = await files.load(await files.standardFiles('main'));
     assert.equal(textOf(store.get('alpha', 'port')), 'ssh,2222');
     // fail2ban: "option 'port' in section 'beta' contains an interpolation key 'known/port' …"
-    assert.throws(() => store.get('beta', 'port'), (e: Error) => e.message.startsWith(`${d}/main.local:2: [alpha] port: unknown reference %(known/port)s`) && e.message.includes('(resolving [beta] port)'));
+    assert.throws(
+      () => store.get('beta', 'port'),
+      (e: Error) => e.message.startsWith(`${d}/main.local:2: [alpha] port: unknown reference %(known/port)s`) && e.message.includes('(resolving [beta] port)'),
+    );
   } finally {
     await c();
   }

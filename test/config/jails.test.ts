@@ -3,11 +3,21 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { loadFilter, type ConfigDirs } from '../../src/config/fail2ban/filter-definition.ts';
 import { loadJailFilter, loadJails, type JailDefinition } from '../../src/config/fail2ban/jail-definition.ts';
-import { copyOfDebianConfig, copyShippedActions, DEBIAN_DIR, HAVE_FAIL2BAN, REPO, runFail2banPython, SHIPPED_ACTIONS, tempConfig, writeFiles } from './fixtures.ts';
+import {
+  copyOfDebianConfig,
+  copyShippedActions,
+  DEBIAN_DIR,
+  HAVE_FAIL2BAN,
+  REPO,
+  runFail2banPython,
+  SHIPPED_ACTIONS,
+  tempConfig,
+  writeFiles,
+} from './fixtures.ts';
 
 // Never skipped: .ci/run installs Debian's fail2ban, the reference these tests compare against.
 test('fail2ban (Debian package) is installed', () => {
-  assert.ok(HAVE_FAIL2BAN, "fail2ban-regex and /etc/fail2ban are missing: apt-get install fail2ban");
+  assert.ok(HAVE_FAIL2BAN, 'fail2ban-regex and /etc/fail2ban are missing: apt-get install fail2ban');
 });
 const NO_FILTERS = path.join(REPO, 'test/config/no-such-dir');
 const dirsFor = (configDir?: string): ConfigDirs => ({
@@ -81,9 +91,15 @@ test("Debian's /etc/fail2ban loads as it is; its iptables jails ban at the edge 
   assert.equal(sshd.enabled, true, 'Debian enables sshd in jail.d/defaults-debian.conf');
   assert.equal(sshd.supported, true);
   // No firewall, no alias: the environment's (OPNSENSE_URL, OPNSENSE_ALIAS).
-  assert.deepEqual(sshd.actions.map((a) => [a.native, a.substitutedFor, a.params]), [['opnsense', 'iptables-multiport', {}]]);
+  assert.deepEqual(
+    sshd.actions.map((a) => [a.native, a.substitutedFor, a.params]),
+    [['opnsense', 'iptables-multiport', {}]],
+  );
   assert.deepEqual(unsupported, []);
-  assert.deepEqual(sshd.notes.map((n) => [n.kind, n.subject, n.file]), [['substituted', 'iptables-multiport', path.join(DEBIAN_DIR, 'jail.conf')]]);
+  assert.deepEqual(
+    sshd.notes.map((n) => [n.kind, n.subject, n.file]),
+    [['substituted', 'iptables-multiport', path.join(DEBIAN_DIR, 'jail.conf')]],
+  );
   assert.match(sshd.notes[0]?.message ?? '', /jail\.conf:\d+\) replaced by an edge ban/);
   const skipped = await loadJails(dirsFor(DEBIAN_DIR), { localActions: 'skip' });
   assert.equal(byName(skipped.jails, 'sshd').supported, false);
@@ -94,7 +110,8 @@ test("Debian's /etc/fail2ban loads as it is; its iptables jails ban at the edge 
   assert.equal(sshd.sources.enabled?.file, path.join(DEBIAN_DIR, 'jail.d/defaults-debian.conf'));
   // Every jail of jail.conf is there (disabled), plus edgeban's built-in ones.
   const names = jails.map((j) => j.name);
-  for (const name of ['apache-auth', 'nginx-http-auth', 'postfix', 'dovecot', 'traefik-auth', 'recidive', 'traefik', 'nginx', 'apache']) assert.ok(names.includes(name), name);
+  for (const name of ['apache-auth', 'nginx-http-auth', 'postfix', 'dovecot', 'traefik-auth', 'recidive', 'traefik', 'nginx', 'apache'])
+    assert.ok(names.includes(name), name);
   assert.ok(jails.length > 90);
 });
 
@@ -120,7 +137,11 @@ test('a jail.local setting banaction = opnsense[…] makes the jails supported, 
       assert.equal(jail.maxretry, ref.maxretry);
       assert.deepEqual(jail.ignoreip, ref.ignoreip);
       const filter = await loadJailFilter(jail, dirsFor(dir));
-      assert.deepEqual(filter.failregex.map((r) => r.pattern), ref.failregex, `${jail.name} failregex`);
+      assert.deepEqual(
+        filter.failregex.map((r) => r.pattern),
+        ref.failregex,
+        `${jail.name} failregex`,
+      );
       assert.equal(filter.prefregex?.pattern, ref.prefregex, `${jail.name} prefregex`);
     }
     const sshd = byName(jails, 'sshd');
@@ -138,7 +159,10 @@ test('a jail.local setting banaction = opnsense[…] makes the jails supported, 
     });
     assert.deepEqual(sshd.actions[0]?.source, { file: path.join(dir, 'jail.local'), line: 3, key: 'banaction' });
     const dovecot = byName(jails, 'dovecot');
-    assert.deepEqual(dovecot.actions.map((a) => a.native), ['opnsense', 'ntfy']);
+    assert.deepEqual(
+      dovecot.actions.map((a) => a.native),
+      ['opnsense', 'ntfy'],
+    );
     assert.deepEqual(dovecot.actions[1]?.source, { file: path.join(dir, 'jail.local'), line: 14, key: 'action' });
     assert.equal(byName(jails, 'postfix').bantime, -1);
     assert.equal(byName(jails, 'postfix').options.bantime, '-1');
@@ -199,20 +223,32 @@ test("a config dir with only jail.local gets edgeban's built-in defaults: %(acti
     const postfix = byName(jails, 'postfix');
     assert.equal(postfix.supported, true);
     assert.equal(postfix.filter, 'postfix[mode=aggressive]');
-    assert.deepEqual(postfix.actions.map((a) => a.name), ['opnsense']);
-    assert.deepEqual(unsupported.map((u) => [u.jail, u.action]), [['postfix', 'sendmail-whois']]);
+    assert.deepEqual(
+      postfix.actions.map((a) => a.name),
+      ['opnsense'],
+    );
+    assert.deepEqual(
+      unsupported.map((u) => [u.jail, u.action]),
+      [['postfix', 'sendmail-whois']],
+    );
     assert.match(unsupported[0]?.reason ?? '', /sendmail-whois is a fail2ban action edgeban does not run/);
-    assert.deepEqual(postfix.notes.map((n) => [n.kind, n.subject]), [['not-run', 'sendmail-whois']]);
+    assert.deepEqual(
+      postfix.notes.map((n) => [n.kind, n.subject]),
+      [['not-run', 'sendmail-whois']],
+    );
 
     const myapp = byName(jails, 'myapp');
     assert.equal(myapp.supported, true);
     assert.deepEqual(myapp.logpath, ['/var/log/myapp/*.log', '/var/log/myapp.log']);
     assert.deepEqual([myapp.maxretry, myapp.findtime, myapp.bantime], [3, 86400, 604800]);
     assert.equal(myapp.options['bantime.increment'], 'true');
-    assert.deepEqual(myapp.actions.map((a) => [a.native, a.params.url ?? a.params.alias]), [
-      ['opnsense', 'fail2ban_blocklist'],
-      ['webhook', 'https://hooks.example.org/x'],
-    ]);
+    assert.deepEqual(
+      myapp.actions.map((a) => [a.native, a.params.url ?? a.params.alias]),
+      [
+        ['opnsense', 'fail2ban_blocklist'],
+        ['webhook', 'https://hooks.example.org/x'],
+      ],
+    );
     // The stock jails stay off.
     for (const name of ['traefik', 'nginx', 'apache']) assert.equal(byName(jails, name).enabled, false);
   } finally {
@@ -222,14 +258,17 @@ test("a config dir with only jail.local gets edgeban's built-in defaults: %(acti
 
 test('without any config dir the built-in jails load, all disabled', async () => {
   const { jails, unsupported } = await loadJails(dirsFor());
-  assert.deepEqual(jails.map((j) => [j.name, j.enabled]), [
-    ['postfix', false],
-    ['dovecot', false],
-    ['postfix-sasl', false],
-    ['traefik', false],
-    ['nginx', false],
-    ['apache', false],
-  ]);
+  assert.deepEqual(
+    jails.map((j) => [j.name, j.enabled]),
+    [
+      ['postfix', false],
+      ['dovecot', false],
+      ['postfix-sasl', false],
+      ['traefik', false],
+      ['nginx', false],
+      ['apache', false],
+    ],
+  );
   assert.deepEqual(unsupported, []);
 });
 
@@ -260,10 +299,19 @@ test("a jail's filter is read as JailReader reads it: [Init] values and the jail
     const jail = byName((await loadJails(dirs)).jails, 'initvar');
     const expected = runFail2banPython(FAIL2BAN_JAILS, [dir]) as Record<string, Record<string, unknown>>;
     const forJail = await loadJailFilter(jail, dirs);
-    assert.deepEqual(forJail.failregex.map((r) => r.pattern), expected.initvar?.failregex);
-    assert.deepEqual(forJail.failregex.map((r) => r.pattern), ['^hello <HOST> fin$']);
+    assert.deepEqual(
+      forJail.failregex.map((r) => r.pattern),
+      expected.initvar?.failregex,
+    );
+    assert.deepEqual(
+      forJail.failregex.map((r) => r.pattern),
+      ['^hello <HOST> fin$'],
+    );
     // fail2ban-regex (no jail) does not see [Init] values as %(…)s vars: `fail2ban-regex -c DIR x initvar -v`.
-    assert.deepEqual((await loadFilter('initvar', dirs)).failregex.map((r) => r.pattern), ['^dflt <HOST> end$']);
+    assert.deepEqual(
+      (await loadFilter('initvar', dirs)).failregex.map((r) => r.pattern),
+      ['^dflt <HOST> end$'],
+    );
   } finally {
     await cleanup();
   }

@@ -22,14 +22,22 @@ test('an unterminated option list is an error that does not echo values', () => 
     () => extractOptions('opnsense[firewall="192.0.2.1", secret="hunter2"'),
     (e: Error) => e instanceof OptionSyntaxError && e.message.includes('not closed') && !e.message.includes('hunter2'),
   );
-  assert.throws(() => extractOptions('x[key="s3cret" b=2]'), (e: Error) => e instanceof OptionSyntaxError && !e.message.includes('s3cret'));
+  assert.throws(
+    () => extractOptions('x[key="s3cret" b=2]'),
+    (e: Error) => e instanceof OptionSyntaxError && !e.message.includes('s3cret'),
+  );
 });
 
 test('multi-line action values split into entries, option lists kept whole', () => {
-  const value = 'opnsense[firewall="192.0.2.1", key="k"][port="ssh", protocol="tcp", chain="<known/chain>"]\n ntfy[ntfyurl=https://ntfy.example.org, ntfytopic=t, ntfypriority=max]\nwebhook';
+  const value =
+    'opnsense[firewall="192.0.2.1", key="k"][port="ssh", protocol="tcp", chain="<known/chain>"]\n ntfy[ntfyurl=https://ntfy.example.org, ntfytopic=t, ntfypriority=max]\nwebhook';
   assert.deepEqual(
     splitWithOptions(value).map((i) => i.text.trim()),
-    ['opnsense[firewall="192.0.2.1", key="k"][port="ssh", protocol="tcp", chain="<known/chain>"]', 'ntfy[ntfyurl=https://ntfy.example.org, ntfytopic=t, ntfypriority=max]', 'webhook'],
+    [
+      'opnsense[firewall="192.0.2.1", key="k"][port="ssh", protocol="tcp", chain="<known/chain>"]',
+      'ntfy[ntfyurl=https://ntfy.example.org, ntfytopic=t, ntfypriority=max]',
+      'webhook',
+    ],
   );
 });
 
@@ -70,7 +78,25 @@ print(json.dumps(out))
   });
 });
 
-const DURATIONS = ['600', '10m', '1h', '1d', '1w', '1h30m', '-1', '1d 12h', '1year-6mo', '6 months', '0d 1h 30m', '1hour+30min', '5 m', '3600s', '1mo', '2*(3m)', '1.5h'];
+const DURATIONS = [
+  '600',
+  '10m',
+  '1h',
+  '1d',
+  '1w',
+  '1h30m',
+  '-1',
+  '1d 12h',
+  '1year-6mo',
+  '6 months',
+  '0d 1h 30m',
+  '1hour+30min',
+  '5 m',
+  '3600s',
+  '1mo',
+  '2*(3m)',
+  '1.5h',
+];
 
 test('durations as MyTime.str2seconds reads them', () => {
   assert.equal(parseDuration('600'), 600);

@@ -43,11 +43,12 @@ test('the bundle runs without node_modules and finds the shipped filters next to
     await chmod(path.join(image.appDir, 'dist/bin', name), 0o755);
     await symlink(path.join(image.appDir, 'dist/bin', name), path.join(pathDir, name));
   }
-  const onPath = (command: string, args: string[]) => new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(command, args, { cwd: '/', env: { PATH: `${pathDir}:/usr/bin:/bin`, EDGEBAN_DATA_DIR: root }, timeout: 60_000 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
+  const onPath = (command: string, args: string[]) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(command, args, { cwd: '/', env: { PATH: `${pathDir}:/usr/bin:/bin`, EDGEBAN_DATA_DIR: root }, timeout: 60_000 }, (error, stdout, stderr) => {
+        resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
+      });
     });
-  });
   assert.match((await onPath('edgeban', ['version'])).stdout, /^edgeban \d+\.\d+\.\d+/);
   assert.match((await onPath('fail2ban-client', ['version'])).stdout, /fail2ban-client shim/);
   const shimStatus = await onPath('fail2ban-client', ['status', 'sshd']);
@@ -56,7 +57,10 @@ test('the bundle runs without node_modules and finds the shipped filters next to
 
   // test-filter resolves the filter by name among the shipped ones: from a cwd unrelated to the image.
   const log = path.join(root, 'mail.log');
-  await writeFile(log, 'Jan  1 00:00:00 mail dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<a>, method=PLAIN, rip=198.51.100.4, lip=10.0.0.2, TLS, session=<x>\n');
+  await writeFile(
+    log,
+    'Jan  1 00:00:00 mail dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<a>, method=PLAIN, rip=198.51.100.4, lip=10.0.0.2, TLS, session=<x>\n',
+  );
   const matched = await runNode(image.node, [image.bundle, 'test-filter', 'dovecot', log, '--json'], '/');
   assert.equal(matched.code, 0, matched.stderr);
   assert.deepEqual(JSON.parse(matched.stdout), { line: 1, match: true, host: '198.51.100.4', time: 1767225600, user: 'a' });
@@ -79,14 +83,21 @@ test('the bundle keeps commands lazy: the entry and `health` do not load the sim
   const files = await readdir(outdir);
   // One chunk per lazily imported command module (esbuild names them after the source file).
   for (const command of ['run-command', 'health-command', 'simulate-command', 'test-filter-command']) {
-    assert.ok(files.some((f) => f.startsWith(`${command}-`) && f.endsWith('.mjs')), `no separate chunk for ${command}`);
+    assert.ok(
+      files.some((f) => f.startsWith(`${command}-`) && f.endsWith('.mjs')),
+      `no separate chunk for ${command}`,
+    );
   }
   const holdsSimulator = async (file: string) => (await readFile(path.join(outdir, file), 'utf8')).includes('GET /__simulator/state');
   const simulate = files.find((f) => f.startsWith('simulate-command-'))!;
-  assert.ok((await Promise.all([...await staticClosure(outdir, simulate)].map(holdsSimulator))).some(Boolean), 'the marker finds the simulator where it is');
+  assert.ok((await Promise.all([...(await staticClosure(outdir, simulate))].map(holdsSimulator))).some(Boolean), 'the marker finds the simulator where it is');
   for (const start of [path.basename(entry), files.find((f) => f.startsWith('health-command-'))!]) {
-    const closure = [...await staticClosure(outdir, start)];
+    const closure = [...(await staticClosure(outdir, start))];
     assert.ok(closure.length >= 1);
-    assert.deepEqual((await Promise.all(closure.map(async (f) => (await holdsSimulator(f)) ? f : null))).filter(Boolean), [], `${start} loads the simulator up front`);
+    assert.deepEqual(
+      (await Promise.all(closure.map(async (f) => ((await holdsSimulator(f)) ? f : null)))).filter(Boolean),
+      [],
+      `${start} loads the simulator up front`,
+    );
   }
 });

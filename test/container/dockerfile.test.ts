@@ -30,11 +30,17 @@ function workdirAt(stage: Stage, instruction: Instruction): string {
 test('Dockerfile: a build stage, then a fresh node 24 Debian slim final stage', () => {
   assert.ok(stages.length >= 2, `multi-stage expected, found ${stages.length} FROM`);
   assert.match(final.image, /^node:24(?:\.\d+){0,2}-(?:bookworm|trixie)-slim(?:@sha256:[0-9a-f]{64})?$/, `final base image ${final.image}`);
-  assert.ok(!earlier.some((s) => s.name !== null && s.name === final.image), 'the final stage must start from a base image, not from the build stage (which holds dev dependencies)');
+  assert.ok(
+    !earlier.some((s) => s.name !== null && s.name === final.image),
+    'the final stage must start from a base image, not from the build stage (which holds dev dependencies)',
+  );
   const builder = earlier.find((s) => all(s, 'RUN').some((r) => /\bnpm run build\b/.test(r.args)));
   assert.ok(builder, 'a stage runs `npm run build`');
   assert.match(builder.image, /^node:24\b/, 'the bundle is built by the Node major it runs on');
-  assert.ok(all(builder, 'RUN').some((r) => /\bnpm ci\b/.test(r.args) && !/--omit[= ]dev|--production/.test(r.args)), 'the build stage installs dev dependencies (esbuild) with npm ci');
+  assert.ok(
+    all(builder, 'RUN').some((r) => /\bnpm ci\b/.test(r.args) && !/--omit[= ]dev|--production/.test(r.args)),
+    'the build stage installs dev dependencies (esbuild) with npm ci',
+  );
 });
 
 test('Dockerfile: the final stage carries the bundle, filters and actions only, and installs nothing', () => {
@@ -46,10 +52,19 @@ test('Dockerfile: the final stage carries the bundle, filters and actions only, 
     const sources = copy.args.split(/\s+/).slice(0, -1);
     assert.ok(!sources.some((s) => s === '.' || s === './'), `${where(copy)}: the whole context must not be copied`);
     if (copy.flags.from !== undefined) {
-      assert.ok(earlier.some((s) => s.name === copy.flags.from), `${where(copy)}: --from names an earlier stage`);
-      assert.ok(sources.every((s) => /\/dist\/?$/.test(s)), `${where(copy)}: only the bundle (dist/) comes from the build stage`);
+      assert.ok(
+        earlier.some((s) => s.name === copy.flags.from),
+        `${where(copy)}: --from names an earlier stage`,
+      );
+      assert.ok(
+        sources.every((s) => /\/dist\/?$/.test(s)),
+        `${where(copy)}: only the bundle (dist/) comes from the build stage`,
+      );
     } else {
-      assert.ok(sources.every((s) => /^(?:\.\/)?(?:filters|actions)\/?$/.test(s)), `${where(copy)}: from the context only filters/ and actions/`);
+      assert.ok(
+        sources.every((s) => /^(?:\.\/)?(?:filters|actions)\/?$/.test(s)),
+        `${where(copy)}: from the context only filters/ and actions/`,
+      );
     }
   }
   for (const run of all(final, 'RUN')) assert.doesNotMatch(run.args, PACKAGE_INSTALL, `${where(run)}: no package installs in the final stage`);
@@ -77,7 +92,11 @@ test('Dockerfile: the entrypoint runs the bundle the build produces, with node a
   assert.equal(path.posix.dirname(bundle), distDir, 'the entrypoint runs the copied dist/');
   const builtIn = earlier.find((s) => s.name === distCopy.flags.from)!;
   const buildRun = all(builtIn, 'RUN').find((r) => /\bnpm run build\b/.test(r.args))!;
-  assert.equal(path.posix.resolve(workdirAt(builtIn, buildRun), 'dist'), distCopy.args.split(/\s+/)[0]!.replace(/\/$/, ''), 'dist/ is copied from where npm run build writes it');
+  assert.equal(
+    path.posix.resolve(workdirAt(builtIn, buildRun), 'dist'),
+    distCopy.args.split(/\s+/)[0]!.replace(/\/$/, ''),
+    'dist/ is copied from where npm run build writes it',
+  );
   const packageRoot = path.posix.dirname(distDir);
   for (const dir of ['filters', 'actions']) {
     const copy = all(final, 'COPY').find((c) => c.args.split(/\s+/)[0]!.replace(/^\.\/|\/$/g, '') === dir);
@@ -99,13 +118,18 @@ test('Dockerfile: runs as a numeric non-root user, state and socket under the /d
 
   const volumes = all(final, 'VOLUME').flatMap((v) => v.exec ?? v.args.split(/\s+/));
   assert.ok(volumes.includes('/data'), 'VOLUME /data');
-  const env = Object.fromEntries(all(final, 'ENV').flatMap((e) => [...e.args.matchAll(/(\w+)=("[^"]*"|\S+)/g)].map((m) => [m[1]!, m[2]!.replace(/^"|"$/g, '')])));
+  const env = Object.fromEntries(
+    all(final, 'ENV').flatMap((e) => [...e.args.matchAll(/(\w+)=("[^"]*"|\S+)/g)].map((m) => [m[1]!, m[2]!.replace(/^"|"$/g, '')])),
+  );
   assert.equal(env.EDGEBAN_DATA_DIR, '/data', 'ENV EDGEBAN_DATA_DIR=/data');
   if (env.EDGEBAN_CONTROL_SOCKET !== undefined) assert.match(env.EDGEBAN_CONTROL_SOCKET, /^\/data\//, 'the control socket lives in /data');
   if (env.EDGEBAN_CONFIG_DIR !== undefined) assert.match(env.EDGEBAN_CONFIG_DIR, /^\/data\b/, 'config in /data, as in the fail2ban images');
   // The anonymous volume is initialized from the image: /data must belong to the runtime user.
   const uid = match[1]!;
-  assert.ok(all(final, 'RUN').some((r) => new RegExp(`\\bchown\\s+(?:-R\\s+)?${uid}(?::\\d+)?\\s+/data\\b`).test(r.args)), `/data owned by uid ${uid} in the image`);
+  assert.ok(
+    all(final, 'RUN').some((r) => new RegExp(`\\bchown\\s+(?:-R\\s+)?${uid}(?::\\d+)?\\s+/data\\b`).test(r.args)),
+    `/data owned by uid ${uid} in the image`,
+  );
 });
 
 test('Dockerfile: HEALTHCHECK asks the daemon with `edgeban health`, and gives it longer than its own timeout', () => {
@@ -117,10 +141,17 @@ test('Dockerfile: HEALTHCHECK asks the daemon with `edgeban health`, and gives i
   const entrypoint = all(final, 'ENTRYPOINT')[0]!.exec!;
   const bundle = entrypoint.find((a, i) => i > 0 && !a.startsWith('-'));
   assert.equal(exec[0], entrypoint[0], 'the same node');
-  assert.equal(exec.find((a, i) => i > 0 && !a.startsWith('-')), bundle, 'the same bundle');
+  assert.equal(
+    exec.find((a, i) => i > 0 && !a.startsWith('-')),
+    bundle,
+    'the same bundle',
+  );
   assert.equal(exec.at(-1), 'health', 'the health command');
   const timeoutMs = durationMs(check.flags.timeout ?? '30s');
-  assert.ok(timeoutMs > HEALTH_COMMAND_TIMEOUT_MS, `--timeout ${check.flags.timeout} must exceed edgeban health's own ${HEALTH_COMMAND_TIMEOUT_MS / 1000} s, so its one line is what Docker records`);
+  assert.ok(
+    timeoutMs > HEALTH_COMMAND_TIMEOUT_MS,
+    `--timeout ${check.flags.timeout} must exceed edgeban health's own ${HEALTH_COMMAND_TIMEOUT_MS / 1000} s, so its one line is what Docker records`,
+  );
   assert.ok(durationMs(check.flags.interval ?? '30s') >= timeoutMs, 'interval not shorter than the timeout');
 });
 
@@ -138,8 +169,15 @@ test('Dockerfile: everything copied from the context exists and is not excluded 
 
 test('.dockerignore keeps dependencies, history, tests, state and secrets out of the build context', () => {
   const mustExclude = [
-    'node_modules/pino/package.json', 'deploy/docker/node_modules/x', '.git/HEAD', 'test/container/dockerfile.test.ts',
-    'data/ledger.journal', '.data/ledger.journal', '.env', 'dist/edgeban.mjs', 'bench/results/results.json',
+    'node_modules/pino/package.json',
+    'deploy/docker/node_modules/x',
+    '.git/HEAD',
+    'test/container/dockerfile.test.ts',
+    'data/ledger.journal',
+    '.data/ledger.journal',
+    '.env',
+    'dist/edgeban.mjs',
+    'bench/results/results.json',
   ];
   for (const rel of mustExclude) assert.ok(isIgnored(dockerignore, rel), `.dockerignore lets ${rel} into the build context`);
   // The matcher itself: a file the build needs must stay in, or the checks above prove nothing.
@@ -151,7 +189,9 @@ test('.dockerignore keeps dependencies, history, tests, state and secrets out of
 test('Dockerfile: edgeban and the fail2ban-client shim are on the PATH, linked to the launchers the build writes', () => {
   const distCopy = all(final, 'COPY').find((c) => c.flags.from !== undefined)!;
   const distDir = path.posix.resolve(workdirAt(final, distCopy), distCopy.args.split(/\s+/).at(-1)!);
-  const runs = all(final, 'RUN').map((r) => r.args).join('\n');
+  const runs = all(final, 'RUN')
+    .map((r) => r.args)
+    .join('\n');
   for (const name of Object.keys(SHIMS)) {
     assert.match(runs, new RegExp(`\\bln -s ${distDir}/bin/${name} /usr/local/bin/${name}\\b`), `${name} linked into /usr/local/bin (on node's image PATH)`);
   }

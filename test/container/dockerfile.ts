@@ -12,7 +12,11 @@ export interface Instruction {
   line: number;
 }
 
-export interface Stage { image: string; name: string | null; instructions: Instruction[] }
+export interface Stage {
+  image: string;
+  name: string | null;
+  instructions: Instruction[];
+}
 
 /** Joins continuation lines, drops comments and parser directives, splits off flags and exec form. */
 export function parseDockerfile(text: string): Instruction[] {
@@ -91,7 +95,10 @@ export function durationMs(text: string): number {
  * match wins, `!` re-includes, and a pattern matching a directory covers everything under it.
  */
 export function isIgnored(dockerignore: string, relPath: string): boolean {
-  const patterns = dockerignore.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  const patterns = dockerignore
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
   const parts = relPath.split('/');
   const prefixes = parts.map((_, i) => parts.slice(0, i + 1).join('/'));
   let ignored = false;

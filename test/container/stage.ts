@@ -46,7 +46,12 @@ async function normalizeModes(dir: string): Promise<void> {
   }
 }
 
-export interface FileFacts { mode: number; uid: number; size: number; mtimeMs: number }
+export interface FileFacts {
+  mode: number;
+  uid: number;
+  size: number;
+  mtimeMs: number;
+}
 
 /** Every path under `dir` (but `except`) with its mode, owner, size and mtime: a before/after witness. */
 export async function snapshot(dir: string, except: string[] = []): Promise<Map<string, FileFacts>> {

@@ -35,24 +35,37 @@ function requireConfinementTools(): void {
   }
   const version = spawnSync('setpriv', ['--version'], { encoding: 'utf8' }).stdout;
   const match = /(\d+)\.(\d+)/.exec(version);
-  assert.ok(match && (Number(match[1]) > 2 || Number(match[2]) >= 33), `setpriv from util-linux >= 2.33 needed (--inh-caps=-all, --bounding-set=-all), found ${version.trim()}`);
+  assert.ok(
+    match && (Number(match[1]) > 2 || Number(match[2]) >= 33),
+    `setpriv from util-linux >= 2.33 needed (--inh-caps=-all, --bounding-set=-all), found ${version.trim()}`,
+  );
 }
 
 /** Runs a command as uid 65534 without capabilities (outside the namespaces): a probe or a CLI call. */
 function asNobody(argv: string[], options: { env?: Record<string, string>; cwd?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile('setpriv', [...SETPRIV_NOBODY, ...argv], { env: { PATH: '/usr/bin:/bin', ...options.env }, cwd: options.cwd ?? '/', timeout: 60_000 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
-    });
+    execFile(
+      'setpriv',
+      [...SETPRIV_NOBODY, ...argv],
+      { env: { PATH: '/usr/bin:/bin', ...options.env }, cwd: options.cwd ?? '/', timeout: 60_000 },
+      (error, stdout, stderr) => {
+        resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
 /** Runs a command confined like the daemon (read-only mounts but `writable`, uid 65534, no capabilities), as `docker exec` would. */
 function confined(writable: string, argv: string[], env: Record<string, string>, cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile('unshare', [...UNSHARE, 'sh', CONFINE, writable, ...argv], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', ...env }, cwd, timeout: 60_000 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
-    });
+    execFile(
+      'unshare',
+      [...UNSHARE, 'sh', CONFINE, writable, ...argv],
+      { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', ...env }, cwd, timeout: 60_000 },
+      (error, stdout, stderr) => {
+        resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -80,7 +93,9 @@ async function nobodyOwnedInSharedTmp(): Promise<string[]> {
   return found.sort();
 }
 
-test('container contract: the bundle as uid 65534, no capabilities, read-only root, PID 1, bans an attacker in the alias and stops on SIGTERM', { timeout: 300_000 }, async (t) => {
+test('container contract: the bundle as uid 65534, no capabilities, read-only root, PID 1, bans an attacker in the alias and stops on SIGTERM', {
+  timeout: 300_000,
+}, async (t) => {
   requireConfinementTools();
   const sim = await startCliSimulator(t, ['--key', KEY, '--secret', SECRET, '--auth-fail-delay', '0']);
   const alias = async () => ((await sim.admin('state')) as { tables: Record<string, string[]> }).tables[ALIAS] ?? [];
@@ -104,8 +119,12 @@ test('container contract: the bundle as uid 65534, no capabilities, read-only ro
   // the volume that belongs to uid 65534 and is the only place it may write.
   const dataDir = path.join(root, 'data');
   await mkdir(path.join(dataDir, 'jail.d'), { recursive: true });
-  await writeFile(path.join(dataDir, 'jail.local'), `[dovecot]\nenabled = true\nlogpath = ${logDir}/*.log\nmaxretry = 3\nfindtime = 10m\nbantime = 1h\n`, { mode: 0o644 });
-  await writeFile(path.join(dataDir, 'jail.d', 'postfix.conf'), `[postfix]\nenabled = true\nlogpath = ${mailLog}\nmaxretry = 3\nbantime = 1h\n`, { mode: 0o644 });
+  await writeFile(path.join(dataDir, 'jail.local'), `[dovecot]\nenabled = true\nlogpath = ${logDir}/*.log\nmaxretry = 3\nfindtime = 10m\nbantime = 1h\n`, {
+    mode: 0o644,
+  });
+  await writeFile(path.join(dataDir, 'jail.d', 'postfix.conf'), `[postfix]\nenabled = true\nlogpath = ${mailLog}\nmaxretry = 3\nbantime = 1h\n`, {
+    mode: 0o644,
+  });
   await chmod(path.join(dataDir, 'jail.d'), 0o755);
   await chown(dataDir, NOBODY, NOBODY);
   await chmod(dataDir, 0o700);
@@ -119,7 +138,11 @@ test('container contract: the bundle as uid 65534, no capabilities, read-only ro
   // The confinement bites: /tmp is writable by uid 65534 outside, read-only inside; the data dir is not.
   const probe = path.join(path.dirname(root), `edgeban-probe-${process.pid}`);
   const inside = await confined(dataDir, ['sh', '-c', `touch '${probe}' || touch '${dataDir}/probe' && echo data-ok`], {}, '/');
-  assert.equal(inside.stdout.trim(), 'data-ok', `the confinement did not work (unshare --pid --mount needs real root with CAP_SYS_ADMIN, e.g. a privileged CI container):\n${inside.stderr}`);
+  assert.equal(
+    inside.stdout.trim(),
+    'data-ok',
+    `the confinement did not work (unshare --pid --mount needs real root with CAP_SYS_ADMIN, e.g. a privileged CI container):\n${inside.stderr}`,
+  );
   assert.match(inside.stderr, /Read-only file system/, 'a write outside the data dir fails with EROFS');
   assert.ok(!existsSync(probe));
   await rm(path.join(dataDir, 'probe'));
@@ -127,11 +150,19 @@ test('container contract: the bundle as uid 65534, no capabilities, read-only ro
   const outsideBefore = await snapshot(root, [dataDir, logDir]);
   const tmpBefore = await nobodyOwnedInSharedTmp();
   const env = {
-    PATH: '/usr/sbin:/usr/bin:/sbin:/bin', TZ: 'UTC',
-    OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET,
-    EDGEBAN_DATA_DIR: dataDir, EDGEBAN_RECONCILE_INTERVAL: '2',
+    PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
+    TZ: 'UTC',
+    OPNSENSE_URL: sim.url,
+    OPNSENSE_KEY: KEY,
+    OPNSENSE_SECRET: SECRET,
+    EDGEBAN_DATA_DIR: dataDir,
+    EDGEBAN_RECONCILE_INTERVAL: '2',
   };
-  const unshare = spawn('unshare', [...UNSHARE, 'sh', CONFINE, dataDir, image.node, image.bundle, 'run'], { cwd: image.appDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const unshare = spawn('unshare', [...UNSHARE, 'sh', CONFINE, dataDir, image.node, image.bundle, 'run'], {
+    cwd: image.appDir,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const stderr: string[] = [];
   const exited = new Promise<number | null>((resolve) => unshare.once('exit', (code) => resolve(code)));
   t.after(async () => {
@@ -145,12 +176,19 @@ test('container contract: the bundle as uid 65534, no capabilities, read-only ro
     void exited.then((code) => reject(new Error(`the confined daemon exited with ${code}:\n${stderr.join('\n')}`)));
     createInterface({ input: unshare.stderr }).on('line', (line) => {
       stderr.push(line);
-      if (line.includes('edgeban running')) { clearTimeout(timer); resolve(); }
+      if (line.includes('edgeban running')) {
+        clearTimeout(timer);
+        resolve();
+      }
     });
   });
 
   const running = JSON.parse(stderr.find((line) => line.includes('edgeban running'))!) as { jails: string[] };
-  assert.deepEqual(running.jails.sort(), ['dovecot', 'postfix'], `the jails of /data/jail.local and /data/jail.d run, with the shipped filters:\n${stderr.join('\n')}`);
+  assert.deepEqual(
+    running.jails.sort(),
+    ['dovecot', 'postfix'],
+    `the jails of /data/jail.local and /data/jail.d run, with the shipped filters:\n${stderr.join('\n')}`,
+  );
 
   // Who is running: the bundle, PID 1 of its namespace, uid/gid 65534, no groups, no capability, no_new_privs.
   const pid = await childOf(unshare.pid!);
@@ -168,10 +206,14 @@ test('container contract: the bundle as uid 65534, no capabilities, read-only ro
 
   // The attack, written by the mail server (root) into the log the daemon may only read.
   for (let i = 0; i < 3; i++) await appendFile(mailLog, dovecotFailure('198.51.100.31') + postfixFailure('198.51.100.32'));
-  await until('both attackers in the alias', async () => {
-    const entries = await alias();
-    return entries.includes('198.51.100.31') && entries.includes('198.51.100.32');
-  }, 60_000);
+  await until(
+    'both attackers in the alias',
+    async () => {
+      const entries = await alias();
+      return entries.includes('198.51.100.31') && entries.includes('198.51.100.32');
+    },
+    60_000,
+  );
 
   // The HEALTHCHECK, as the image runs it: same user, same environment, through the socket.
   const healthy = await confined(dataDir, [image.node, image.bundle, 'health'], { EDGEBAN_DATA_DIR: dataDir }, image.appDir);
@@ -184,7 +226,12 @@ test('container contract: the bundle as uid 65534, no capabilities, read-only ro
   // docker stop: SIGTERM to PID 1 (from outside its namespace, as the engine sends it).
   process.kill(pid, 'SIGTERM');
   let stopTimer: NodeJS.Timeout | undefined;
-  const code = await Promise.race([exited, new Promise<string>((resolve) => { stopTimer = setTimeout(() => resolve('still running after 30 s'), 30_000); })]);
+  const code = await Promise.race([
+    exited,
+    new Promise<string>((resolve) => {
+      stopTimer = setTimeout(() => resolve('still running after 30 s'), 30_000);
+    }),
+  ]);
   clearTimeout(stopTimer);
   assert.equal(code, 0, `PID 1 exits 0 on SIGTERM:\n${stderr.join('\n')}`);
   assert.deepEqual((await alias()).sort(), ['198.51.100.31', '198.51.100.32'], 'stopping unbans nothing');
@@ -198,6 +245,9 @@ test('container contract: the bundle as uid 65534, no capabilities, read-only ro
   assert.deepEqual(await nobodyOwnedInSharedTmp(), tmpBefore, 'uid 65534 left files in /tmp, /var/tmp or /dev/shm');
   assert.ok(!stderr.some((line) => /EROFS|EACCES|EPERM|confine:/.test(line)), `the daemon hit a permission wall:\n${stderr.join('\n')}`);
   const written = (await readdir(dataDir, { recursive: true })).sort();
-  assert.ok(written.some((f) => /ledger/i.test(f)), `the ledger is in the data dir (found ${written.join(', ')})`);
+  assert.ok(
+    written.some((f) => /ledger/i.test(f)),
+    `the ledger is in the data dir (found ${written.join(', ')})`,
+  );
   assert.ok(!stderr.some((line) => line.includes(SECRET)), 'the secret reached the log');
 });

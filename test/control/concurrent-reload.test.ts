@@ -21,24 +21,37 @@ function reloadOverSocket(socketPath: string): Promise<{ status: number; body: s
   return new Promise((resolve, reject) => {
     const req = request({ socketPath, method: 'POST', path: '/reload' }, (res) => {
       let body = '';
-      res.setEncoding('utf8').on('data', (chunk: string) => { body += chunk; }).on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res
+        .setEncoding('utf8')
+        .on('data', (chunk: string) => {
+          body += chunk;
+        })
+        .on('end', () => resolve({ status: res.statusCode ?? 0, body }));
     });
     req.once('error', reject);
     req.end();
   });
 }
 
-interface JailStatus { jail: string; failures: number; bans: number }
+interface JailStatus {
+  jail: string;
+  failures: number;
+  bans: number;
+}
 
 test('several reloads at once: one pipeline per jail, failures counted once, nobody banned below maxretry, daemon alive', { timeout: 180_000 }, async (t) => {
   const sim = await startCliSimulator(t, ['--key', KEY, '--secret', SECRET, '--auth-fail-delay', '0']);
   const { root, configDir, mailLog } = await mailSetup(t);
   const dataDir = path.join(root, 'data');
-  await writeFile(path.join(configDir, 'jail.local'),
-    `[dovecot]\nenabled = true\nlogpath = ${mailLog}\nmaxretry = 3\nfindtime = 1h\nbantime = 1h\n`);
+  await writeFile(path.join(configDir, 'jail.local'), `[dovecot]\nenabled = true\nlogpath = ${mailLog}\nmaxretry = 3\nfindtime = 1h\nbantime = 1h\n`);
   const env = {
-    OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET, EDGEBAN_DATA_DIR: dataDir, EDGEBAN_CONFIG_DIR: configDir,
-    EDGEBAN_RECONCILE_INTERVAL: '2', TZ: 'UTC',
+    OPNSENSE_URL: sim.url,
+    OPNSENSE_KEY: KEY,
+    OPNSENSE_SECRET: SECRET,
+    EDGEBAN_DATA_DIR: dataDir,
+    EDGEBAN_CONFIG_DIR: configDir,
+    EDGEBAN_RECONCILE_INTERVAL: '2',
+    TZ: 'UTC',
   };
   const daemon = await startCliDaemon(t, env, { readyTimeoutMs: 60_000 });
 
@@ -65,7 +78,11 @@ test('several reloads at once: one pipeline per jail, failures counted once, nob
   };
   await until('every failure counted', async () => (await jails()).reduce((n, j) => n + j.failures, 0) >= 2 * ADDRESSES, 60_000);
   const status = await jails();
-  assert.deepEqual(status.map((j) => j.jail), ['dovecot'], 'one pipeline per jail');
+  assert.deepEqual(
+    status.map((j) => j.jail),
+    ['dovecot'],
+    'one pipeline per jail',
+  );
   assert.equal(status[0]?.failures, 2 * ADDRESSES, 'each failure counted once');
   assert.equal(status[0]?.bans, 0);
   const banned = await runCli(['banned', '--json'], { env });

@@ -19,25 +19,36 @@ const SECRET = 'limitsSecret0123456789+/=';
 const TOKEN = 'a-long-control-token-0123456789';
 const IDLE = 400;
 
-test('idle connections to the TCP control listener cannot use up the daemon\'s descriptors', { timeout: 180_000 }, async (t) => {
+test("idle connections to the TCP control listener cannot use up the daemon's descriptors", { timeout: 180_000 }, async (t) => {
   const sim = await startCliSimulator(t, ['--key', KEY, '--secret', SECRET, '--auth-fail-delay', '0']);
   const { root, configDir, mailLog } = await mailSetup(t);
   await writeFile(path.join(configDir, 'jail.local'), `[dovecot]\nenabled = true\nlogpath = ${mailLog}\n`);
   const port = await freePort();
   const env = {
-    OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET, EDGEBAN_DATA_DIR: path.join(root, 'data'), EDGEBAN_CONFIG_DIR: configDir,
-    EDGEBAN_CONTROL_LISTEN: `127.0.0.1:${port}`, EDGEBAN_CONTROL_TOKEN: TOKEN, EDGEBAN_RECONCILE_INTERVAL: '2', TZ: 'UTC',
+    OPNSENSE_URL: sim.url,
+    OPNSENSE_KEY: KEY,
+    OPNSENSE_SECRET: SECRET,
+    EDGEBAN_DATA_DIR: path.join(root, 'data'),
+    EDGEBAN_CONFIG_DIR: configDir,
+    EDGEBAN_CONTROL_LISTEN: `127.0.0.1:${port}`,
+    EDGEBAN_CONTROL_TOKEN: TOKEN,
+    EDGEBAN_RECONCILE_INTERVAL: '2',
+    TZ: 'UTC',
   };
   const daemon = await startCliDaemon(t, env, { readyTimeoutMs: 60_000 });
   execFileSync('prlimit', ['--pid', String(daemon.pid), '--nofile=128:128']);
 
   const sockets: Socket[] = [];
-  t.after(() => { for (const s of sockets) s.destroy(); });
+  t.after(() => {
+    for (const s of sockets) s.destroy();
+  });
   let closedByDaemon = 0;
   for (let i = 0; i < IDLE; i++) {
     const socket = connect(port, '127.0.0.1');
     socket.on('error', () => undefined);
-    socket.on('close', () => { closedByDaemon++; });
+    socket.on('close', () => {
+      closedByDaemon++;
+    });
     sockets.push(socket);
   }
   await until('the idle connections made or refused', () => sockets.every((s) => !s.connecting), 30_000);
@@ -53,6 +64,9 @@ test('idle connections to the TCP control listener cannot use up the daemon\'s d
   const tcp = await runCli(['banned', '--tcp'], { env });
   assert.equal(tcp.code, 0, `the TCP listener answers again: ${tcp.stderr}`);
   assert.match(tcp.stdout, /198\.51\.100\.44/);
-  assert.ok(daemon.stderr.some((l) => l.includes('too many connections')), 'the refusals are logged');
+  assert.ok(
+    daemon.stderr.some((l) => l.includes('too many connections')),
+    'the refusals are logged',
+  );
   assert.equal(await daemon.stop(), 0);
 });

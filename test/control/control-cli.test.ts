@@ -16,8 +16,17 @@ import { runCli } from '../helpers/cli.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
 const DOVECOT: JailSettings = {
-  name: 'dovecot', maxretry: 5, findtimeSec: 600, bantimeSec: 3600, increment: DEFAULT_INCREMENT, ignoreip: [], ignoreself: true,
-  ipv6prefix: 128, banprivate: false, maxtracked: 1000, targets: [{ id: ALIAS, alias: ALIAS, firewall: null, source: { file: 'jail.local', line: 1, key: 'action' } }],
+  name: 'dovecot',
+  maxretry: 5,
+  findtimeSec: 600,
+  bantimeSec: 3600,
+  increment: DEFAULT_INCREMENT,
+  ignoreip: [],
+  ignoreself: true,
+  ipv6prefix: 128,
+  banprivate: false,
+  maxtracked: 1000,
+  targets: [{ id: ALIAS, alias: ALIAS, firewall: null, source: { file: 'jail.local', line: 1, key: 'action' } }],
 };
 
 async function startControl(t: import('node:test').TestContext, tcp?: { host: string; port: number; token: string }) {
@@ -26,10 +35,14 @@ async function startControl(t: import('node:test').TestContext, tcp?: { host: st
   const socketPath = path.join(h.dataDir, 'edgeban.sock');
   const server = await ControlServer.start({
     handlers: createLedgerHandlers({
-      ledger: h.ledger, targets: () => [h.reconciler.status()], manualBantimeSec: 86_400,
+      ledger: h.ledger,
+      targets: () => [h.reconciler.status()],
+      manualBantimeSec: 86_400,
       jails: { jail: (name) => (name === 'dovecot' ? DOVECOT : null), manualTarget: () => ALIAS, facts: () => NO_NETWORK_FACTS },
     }),
-    logger: silentLogger(), socketPath, ...(tcp ? { tcp } : {}),
+    logger: silentLogger(),
+    socketPath,
+    ...(tcp ? { tcp } : {}),
   });
   t.after(() => server.stop());
   const env = { EDGEBAN_DATA_DIR: h.dataDir, EDGEBAN_CONTROL_SOCKET: socketPath };
@@ -54,7 +67,13 @@ test('ban, banned, set banip, unban and status from the CLI against the control 
 
   const list = await runCli(['banned', '--json'], { env });
   const entries = (JSON.parse(list.stdout) as { banned: Array<{ address: string; jail: string }> }).banned;
-  assert.deepEqual(entries.map((e) => [e.address, e.jail]), [['192.0.2.44', 'manual'], ['2001:db8::44', 'dovecot']]);
+  assert.deepEqual(
+    entries.map((e) => [e.address, e.jail]),
+    [
+      ['192.0.2.44', 'manual'],
+      ['2001:db8::44', 'dovecot'],
+    ],
+  );
 
   const unban = await runCli(['set', 'dovecot', 'unbanip', '2001:db8::44'], { env });
   assert.equal(unban.code, 0, unban.stderr);
@@ -67,7 +86,10 @@ test('ban, banned, set banip, unban and status from the CLI against the control 
   assert.equal(status.code, 0, status.stderr);
   const parsed = JSON.parse(status.stdout) as { activeBans: number; targets: Array<{ state: string; inAlias: number }> };
   assert.equal(parsed.activeBans, 0);
-  assert.deepEqual(parsed.targets.map((x) => [x.state, x.inAlias]), [['in-sync', 0]]);
+  assert.deepEqual(
+    parsed.targets.map((x) => [x.state, x.inAlias]),
+    [['in-sync', 0]],
+  );
 });
 
 test('bad requests name the field and change nothing', async (t) => {
@@ -87,7 +109,12 @@ test('bad requests name the field and change nothing', async (t) => {
 test('with no daemon running, ban and unban act on the ledger and the daemon applies them later', async (t) => {
   const dataDir = await tempDir(t);
   // A ban without a jail goes to OPNSENSE_ALIAS on the environment's firewall; nothing is called while edgeban is stopped.
-  const env = { EDGEBAN_DATA_DIR: dataDir, OPNSENSE_URL: 'https://192.0.2.1', OPNSENSE_KEY: 'offlineKey0123456789', OPNSENSE_SECRET: 'offlineSecret0123456789' };
+  const env = {
+    EDGEBAN_DATA_DIR: dataDir,
+    OPNSENSE_URL: 'https://192.0.2.1',
+    OPNSENSE_KEY: 'offlineKey0123456789',
+    OPNSENSE_SECRET: 'offlineSecret0123456789',
+  };
   const result = await runCli(['ban', '203.0.113.70', '--bantime=-1'], { env });
   assert.equal(result.code, 0, result.stderr);
   assert.match(result.stdout, /edgeban is not running: recorded in the ledger/);

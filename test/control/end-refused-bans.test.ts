@@ -23,5 +23,11 @@ test('bans of a jail that is not running now keep what only its settings allowed
   // Neither jail runs now (disabled, or its filter is missing): no settings for them.
   const ended = await endRefusedBans(ledger, { jail: () => null, manualTarget: () => T, facts: () => facts }, silentLogger());
   assert.equal(ended, 2);
-  assert.deepEqual(ledger.activeClaims().map((c) => `${c.jail} ${c.address}`).sort(), ['dovecot6 2001:db8:5::/64', 'internal 10.0.0.5']);
+  assert.deepEqual(
+    ledger
+      .activeClaims()
+      .map((c) => `${c.jail} ${c.address}`)
+      .sort(),
+    ['dovecot6 2001:db8:5::/64', 'internal 10.0.0.5'],
+  );
 });

@@ -14,7 +14,8 @@ const KEY = 'guardTestKey0123456789abcdef';
 const SECRET = 'guardTestSecret0123456789abcdef+/=';
 const ALIAS = 'fail2ban_blocklist';
 // /proc/net/route with a default route via 172.18.0.1 (a Docker bridge gateway; hex in host byte order).
-const ROUTE = 'Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\neth0\t00000000\t010012AC\t0003\t0\t0\t0\t00000000\t0\t0\t0\n';
+const ROUTE =
+  'Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\neth0\t00000000\t010012AC\t0003\t0\t0\t0\t00000000\t0\t0\t0\n';
 
 /** Each refused request and what must come of it, the same with the daemon stopped and running. */
 const REFUSED: Array<{ args: string[]; code: number; output: RegExp }> = [
@@ -34,7 +35,7 @@ function outputOf(result: CliResult): string {
   return result.stdout + result.stderr;
 }
 
-test('offline ban obeys the daemon\'s guard, jails and bantimes; refusals read the same with the daemon running', async (t) => {
+test("offline ban obeys the daemon's guard, jails and bantimes; refusals read the same with the daemon running", async (t) => {
   const sim = await startCliSimulator(t, ['--key', KEY, '--secret', SECRET, '--auth-fail-delay', '0']);
   const { root, configDir, mailLog } = await mailSetup(t);
   const procNet = path.join(root, 'proc-net');
@@ -42,12 +43,17 @@ test('offline ban obeys the daemon\'s guard, jails and bantimes; refusals read t
   await writeFile(path.join(procNet, 'route'), ROUTE);
   await writeFile(path.join(procNet, 'ipv6_route'), '');
   // banprivate: the gateway (a private address) is refused as the gateway, not merely as private.
-  await writeFile(path.join(configDir, 'jail.local'), [
-    '[dovecot]', 'enabled = true', `logpath = ${mailLog}`, 'bantime = 1h', 'bantime.increment = true', 'banprivate = true', '',
-  ].join('\n'));
+  await writeFile(
+    path.join(configDir, 'jail.local'),
+    ['[dovecot]', 'enabled = true', `logpath = ${mailLog}`, 'bantime = 1h', 'bantime.increment = true', 'banprivate = true', ''].join('\n'),
+  );
   const env = {
-    OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET, EDGEBAN_DATA_DIR: path.join(root, 'data'),
-    EDGEBAN_CONFIG_DIR: configDir, EDGEBAN_PROC_NET: procNet,
+    OPNSENSE_URL: sim.url,
+    OPNSENSE_KEY: KEY,
+    OPNSENSE_SECRET: SECRET,
+    EDGEBAN_DATA_DIR: path.join(root, 'data'),
+    EDGEBAN_CONFIG_DIR: configDir,
+    EDGEBAN_PROC_NET: procNet,
   };
 
   const offline: CliResult[] = [];
@@ -62,7 +68,11 @@ test('offline ban obeys the daemon\'s guard, jails and bantimes; refusals read t
 
   // The jail's bantime (1h), then bantime.increment doubles it for the second ban.
   const expiry = async () => {
-    const banned = (JSON.parse((await runCli(['banned', '--json'], { env })).stdout) as { banned: Array<{ address: string; jail: string; target: string; expiresAt: string }> }).banned;
+    const banned = (
+      JSON.parse((await runCli(['banned', '--json'], { env })).stdout) as {
+        banned: Array<{ address: string; jail: string; target: string; expiresAt: string }>;
+      }
+    ).banned;
     assert.equal(banned.length, 1);
     assert.equal(banned[0]!.jail, 'dovecot');
     assert.equal(banned[0]!.target, ALIAS);
@@ -109,9 +119,15 @@ test('bans an older edgeban recorded unguarded are ended at start, before any re
   const added = calls.filter((c) => c.path.includes('alias_util/add')).map((c) => (JSON.parse(c.requestBody) as { address: string }).address);
   assert.deepEqual(added, ['203.0.113.20'], 'only the allowed ban was sent');
   for (const address of ['0.0.0.0/0', '32.0.0.0/3', '127.0.0.1', '10.0.0.5']) {
-    assert.ok(daemon.stderr.some((line) => line.includes(`ended the recorded ban of ${address} is`)), `no log line for ${address}`);
+    assert.ok(
+      daemon.stderr.some((line) => line.includes(`ended the recorded ban of ${address} is`)),
+      `no log line for ${address}`,
+    );
   }
   const banned = (JSON.parse((await runCli(['banned', '--json'], { env })).stdout) as { banned: Array<{ address: string }> }).banned;
-  assert.deepEqual(banned.map((b) => b.address), ['203.0.113.20']);
+  assert.deepEqual(
+    banned.map((b) => b.address),
+    ['203.0.113.20'],
+  );
   assert.equal(await daemon.stop(), 0);
 });

@@ -27,6 +27,12 @@ test('edgeban run --reset-state moves the ledger and the failure journals aside 
   const second = await startCliDaemon(t, env, { args: ['run', '--reset-state'] });
   assert.equal(await second.stop(), 0);
   const after = await readdir(dataDir);
-  assert.ok(after.some((name) => name.startsWith('ledger.reset-')), `the ledger was not moved aside: ${after.join(', ')}`);
-  assert.ok(after.some((name) => name.startsWith('failures.reset-')), `the failure journals were not moved aside: ${after.join(', ')}`);
+  assert.ok(
+    after.some((name) => name.startsWith('ledger.reset-')),
+    `the ledger was not moved aside: ${after.join(', ')}`,
+  );
+  assert.ok(
+    after.some((name) => name.startsWith('failures.reset-')),
+    `the failure journals were not moved aside: ${after.join(', ')}`,
+  );
 });

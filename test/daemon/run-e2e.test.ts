@@ -16,12 +16,27 @@ test('edgeban run: failures cross maxretry -> in the alias; the ban ends -> out;
   const sim = await startCliSimulator(t, ['--key', KEY, '--secret', SECRET, '--auth-fail-delay', '0']);
   const { root, configDir, mailLog } = await mailSetup(t);
   const dataDir = path.join(root, 'data');
-  await writeFile(path.join(configDir, 'jail.local'), [
-    '[DEFAULT]', 'ignoreip = 127.0.0.1/8 ::1 198.51.100.77', '',
-    '[dovecot]', 'enabled = true', `logpath = ${mailLog}`, 'maxretry = 3', 'findtime = 10m', 'bantime = 4', '',
-  ].join('\n'));
+  await writeFile(
+    path.join(configDir, 'jail.local'),
+    [
+      '[DEFAULT]',
+      'ignoreip = 127.0.0.1/8 ::1 198.51.100.77',
+      '',
+      '[dovecot]',
+      'enabled = true',
+      `logpath = ${mailLog}`,
+      'maxretry = 3',
+      'findtime = 10m',
+      'bantime = 4',
+      '',
+    ].join('\n'),
+  );
   const env = {
-    OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET, EDGEBAN_DATA_DIR: dataDir, EDGEBAN_CONFIG_DIR: configDir,
+    OPNSENSE_URL: sim.url,
+    OPNSENSE_KEY: KEY,
+    OPNSENSE_SECRET: SECRET,
+    EDGEBAN_DATA_DIR: dataDir,
+    EDGEBAN_CONFIG_DIR: configDir,
     EDGEBAN_RECONCILE_INTERVAL: '2',
   };
   const alias = async () => ((await sim.admin('state')) as { tables: Record<string, string[]> }).tables[ALIAS] ?? [];
@@ -51,7 +66,10 @@ test('edgeban run: failures cross maxretry -> in the alias; the ban ends -> out;
   daemon.child.kill('SIGTERM');
   assert.equal(await daemon.exited, 0);
   assert.deepEqual(await alias(), ['203.0.113.9'], 'stopping unbans nothing');
-  assert.ok(daemon.stderr.every((line) => !line.includes(SECRET)), 'secret in the daemon log');
+  assert.ok(
+    daemon.stderr.every((line) => !line.includes(SECRET)),
+    'secret in the daemon log',
+  );
 });
 
 test('edgeban run: the gateway is never banned; rotation mid-attack loses no failure; SIGKILL and restart keep the ban and its expiry; CLI unban', async (t) => {
@@ -60,11 +78,14 @@ test('edgeban run: the gateway is never banned; rotation mid-attack loses no fai
   const gateway = parseIpv4Routes(await readFile('/proc/net/route', 'utf8').catch(() => ''))[0] ?? null;
   const sim = await startCliSimulator(t, ['--key', KEY, '--secret', SECRET, '--auth-fail-delay', '0']);
   const { root, configDir, mailLog } = await mailSetup(t);
-  await writeFile(path.join(configDir, 'jail.local'),
-    `[dovecot]\nenabled = true\nlogpath = ${mailLog}\nmaxretry = 4\nfindtime = 10m\nbantime = 1h\n`);
+  await writeFile(path.join(configDir, 'jail.local'), `[dovecot]\nenabled = true\nlogpath = ${mailLog}\nmaxretry = 4\nfindtime = 10m\nbantime = 1h\n`);
   const env = {
-    OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET, EDGEBAN_DATA_DIR: path.join(root, 'data'),
-    EDGEBAN_CONFIG_DIR: configDir, EDGEBAN_RECONCILE_INTERVAL: '2',
+    OPNSENSE_URL: sim.url,
+    OPNSENSE_KEY: KEY,
+    OPNSENSE_SECRET: SECRET,
+    EDGEBAN_DATA_DIR: path.join(root, 'data'),
+    EDGEBAN_CONFIG_DIR: configDir,
+    EDGEBAN_RECONCILE_INTERVAL: '2',
   };
   const alias = async () => ((await sim.admin('state')) as { tables: Record<string, string[]> }).tables[ALIAS] ?? [];
   const first = await startCliDaemon(t, { TZ: 'UTC', ...env });
@@ -90,7 +111,8 @@ test('edgeban run: the gateway is never banned; rotation mid-attack loses no fai
   const size = (await stat(mailLog)).size;
   const persistedOffset = async () => {
     const text = await readFile(offsetsFile, 'utf8').catch(() => '{"files":[]}');
-    return (JSON.parse(text) as { files: Array<{ path: string; role: string; offset: number }> }).files.find((f) => f.path === mailLog && f.role === 'current')?.offset;
+    return (JSON.parse(text) as { files: Array<{ path: string; role: string; offset: number }> }).files.find((f) => f.path === mailLog && f.role === 'current')
+      ?.offset;
   };
   await until('offsets persisted', async () => (await persistedOffset()) === size, 5000);
   first.child.kill('SIGKILL');
@@ -99,7 +121,11 @@ test('edgeban run: the gateway is never banned; rotation mid-attack loses no fai
   const second = await startCliDaemon(t, { TZ: 'UTC', ...env });
   await until('restored after restart', async () => (await alias()).includes('198.51.100.60'));
   const after = JSON.parse((await runCli(['banned', '--json'], { env })).stdout) as { banned: Array<{ address: string; expiresAt: string }> };
-  assert.deepEqual(after.banned.map((b) => [b.address, b.expiresAt]), before.banned.map((b) => [b.address, b.expiresAt]), 'original expiry kept');
+  assert.deepEqual(
+    after.banned.map((b) => [b.address, b.expiresAt]),
+    before.banned.map((b) => [b.address, b.expiresAt]),
+    'original expiry kept',
+  );
   const status = JSON.parse((await runCli(['status', 'dovecot', '--json'], { env })).stdout) as { jails: Array<{ lines: number }> };
   assert.equal(status.jails[0]?.lines ?? 0, 0, 'no line read twice after the restart');
 
@@ -125,11 +151,16 @@ test('edgeban reload: a broken configuration is refused and the running one stay
   const jail = (maxretry: string) => `[dovecot]\nenabled = true\nlogpath = ${mailLog}\nmaxretry = ${maxretry}\nbantime = 1h\n`;
   await writeFile(jailLocal, jail('10'));
   const env = {
-    OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET, EDGEBAN_DATA_DIR: path.join(root, 'data'),
-    EDGEBAN_CONFIG_DIR: configDir, EDGEBAN_RECONCILE_INTERVAL: '2',
+    OPNSENSE_URL: sim.url,
+    OPNSENSE_KEY: KEY,
+    OPNSENSE_SECRET: SECRET,
+    EDGEBAN_DATA_DIR: path.join(root, 'data'),
+    EDGEBAN_CONFIG_DIR: configDir,
+    EDGEBAN_RECONCILE_INTERVAL: '2',
   };
   const alias = async () => ((await sim.admin('state')) as { tables: Record<string, string[]> }).tables[ALIAS] ?? [];
-  const failures = async () => (JSON.parse((await runCli(['status', 'dovecot', '--json'], { env })).stdout) as { jails: Array<{ failures: number }> }).jails[0]?.failures;
+  const failures = async () =>
+    (JSON.parse((await runCli(['status', 'dovecot', '--json'], { env })).stdout) as { jails: Array<{ failures: number }> }).jails[0]?.failures;
   const daemon = await startCliDaemon(t, { TZ: 'UTC', ...env });
   for (let i = 0; i < 3; i++) await appendFile(mailLog, dovecotFailure('203.0.113.77'));
   await until('three failures counted', async () => (await failures()) === 3);

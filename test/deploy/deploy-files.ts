@@ -64,5 +64,5 @@ export function isRecord(value: unknown): value is Record<string, unknown> {
 export function knownEnvNames(): Set<string> {
   const source = readFileSync(path.join(REPO, 'src/config/env.ts'), 'utf8');
   // TZ is read by Node itself: the zone of log stamps written without one.
-  return new Set([...source.match(/\b(?:OPNSENSE|EDGEBAN)_[A-Z0-9_]+\b/g) ?? [], 'TZ']);
+  return new Set([...(source.match(/\b(?:OPNSENSE|EDGEBAN)_[A-Z0-9_]+\b/g) ?? []), 'TZ']);
 }

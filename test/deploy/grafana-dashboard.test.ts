@@ -8,13 +8,14 @@ import { Histogram } from 'prom-client';
 import { EdgebanMetrics } from '../../src/metrics/edgeban-metrics.ts';
 import { REPO } from '../config/fixtures.ts';
 
-interface Panel { title?: string; targets?: Array<{ expr?: string }>; panels?: Panel[] }
+interface Panel {
+  title?: string;
+  targets?: Array<{ expr?: string }>;
+  panels?: Panel[];
+}
 
 function expressions(panels: readonly Panel[]): Array<{ panel: string; expr: string }> {
-  return panels.flatMap((p) => [
-    ...(p.targets ?? []).map((t) => ({ panel: p.title ?? '?', expr: t.expr ?? '' })),
-    ...expressions(p.panels ?? []),
-  ]);
+  return panels.flatMap((p) => [...(p.targets ?? []).map((t) => ({ panel: p.title ?? '?', expr: t.expr ?? '' })), ...expressions(p.panels ?? [])]);
 }
 
 /** Every series name edgeban's registry exports (histograms with their _bucket/_sum/_count), with its label names. */

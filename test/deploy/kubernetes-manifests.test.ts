@@ -7,10 +7,32 @@ import { loadJailLocal } from './jail-check.ts';
 
 /** Security and wiring of the Kubernetes manifests beyond what the schemas can say. */
 
-interface K8sObject { apiVersion: string; kind: string; metadata: { name: string; namespace?: string }; [key: string]: unknown }
-interface Container { name: string; image: string; env?: Array<{ name: string; value?: string; valueFrom?: unknown }>; securityContext?: Record<string, unknown>; volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }> }
-interface Volume { name: string; [source: string]: unknown }
-interface PodSpec { containers: Container[]; initContainers?: Container[]; volumes?: Volume[]; securityContext?: Record<string, unknown>; automountServiceAccountToken?: boolean; hostNetwork?: boolean; hostPID?: boolean }
+interface K8sObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string };
+  [key: string]: unknown;
+}
+interface Container {
+  name: string;
+  image: string;
+  env?: Array<{ name: string; value?: string; valueFrom?: unknown }>;
+  securityContext?: Record<string, unknown>;
+  volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
+}
+interface Volume {
+  name: string;
+  [source: string]: unknown;
+}
+interface PodSpec {
+  containers: Container[];
+  initContainers?: Container[];
+  volumes?: Volume[];
+  securityContext?: Record<string, unknown>;
+  automountServiceAccountToken?: boolean;
+  hostNetwork?: boolean;
+  hostPID?: boolean;
+}
 
 const files = loadDeployFiles().filter((f) => f.kind === 'kubernetes');
 const objects = files.flatMap((f) => f.docs.map((d) => ({ file: f.rel, object: d as K8sObject })));
@@ -43,7 +65,10 @@ function find(kind: string, name: string): K8sObject | undefined {
 }
 
 test('there is a DaemonSet and a sidecar Deployment running edgeban', () => {
-  const kinds = workloads.filter(({ object }) => edgebanContainers(podSpec(object)).length === 1).map(({ object }) => object.kind).sort();
+  const kinds = workloads
+    .filter(({ object }) => edgebanContainers(podSpec(object)).length === 1)
+    .map(({ object }) => object.kind)
+    .sort();
   assert.deepEqual(kinds, ['DaemonSet', 'Deployment']);
 });
 
@@ -59,7 +84,10 @@ for (const { file, object } of podOwners) {
     for (const container of [...spec.containers, ...(spec.initContainers ?? [])]) {
       const sc = container.securityContext ?? {};
       assert.equal(sc.runAsNonRoot, true, `${container.name}: runAsNonRoot`);
-      assert.ok(Number.isInteger(sc.runAsUser) && (sc.runAsUser as number) > 0, `${container.name}: numeric non-zero runAsUser (runAsNonRoot cannot check a user name)`);
+      assert.ok(
+        Number.isInteger(sc.runAsUser) && (sc.runAsUser as number) > 0,
+        `${container.name}: numeric non-zero runAsUser (runAsNonRoot cannot check a user name)`,
+      );
       assert.equal(sc.readOnlyRootFilesystem, true, `${container.name}: readOnlyRootFilesystem`);
       assert.equal(sc.allowPrivilegeEscalation, false, `${container.name}: allowPrivilegeEscalation`);
       assert.notEqual(sc.privileged, true, `${container.name}: privileged`);
@@ -130,7 +158,10 @@ for (const { file, object } of workloads) {
     assert.ok(jailLocal);
     const loaded = await loadJailLocal(jailLocal);
     const enabled = loaded.jails.filter((j) => j.enabled);
-    assert.deepEqual(enabled.map((j) => j.name), [object.kind === 'DaemonSet' ? 'traefik' : 'nginx']);
+    assert.deepEqual(
+      enabled.map((j) => j.name),
+      [object.kind === 'DaemonSet' ? 'traefik' : 'nginx'],
+    );
     assert.deepEqual(loaded.unsupported, []);
     for (const jail of enabled) {
       assert.ok(jail.supported);
@@ -139,7 +170,8 @@ for (const { file, object } of workloads) {
         assert.ok(mount, `${jail.name}: ${logpath} is not in a mounted log folder`);
         // Container runtime logs are CRI-wrapped: a jail reading them must unwrap them.
         const hostPath = volumeFor(spec, mount.name).hostPath as { path: string } | undefined;
-        if (hostPath && /^\/var\/log\/(containers|pods)\b/.test(hostPath.path)) assert.match(jail.options.logformat ?? 'plain', /^(cri|auto)$/, `${jail.name}: logformat = cri for ${hostPath.path}`);
+        if (hostPath && /^\/var\/log\/(containers|pods)\b/.test(hostPath.path))
+          assert.match(jail.options.logformat ?? 'plain', /^(cri|auto)$/, `${jail.name}: logformat = cri for ${hostPath.path}`);
       }
     }
   });
@@ -155,5 +187,6 @@ test('every object lives in one namespace that enforces the restricted Pod Secur
   const namespace = find('Namespace', 'edgeban');
   assert.ok(namespace, 'a Namespace edgeban');
   assert.equal((namespace.metadata as { labels?: Record<string, string> }).labels?.['pod-security.kubernetes.io/enforce'], 'restricted');
-  for (const { file, object } of objects) if (object.kind !== 'Namespace') assert.equal(object.metadata.namespace, 'edgeban', `${file} ${object.kind}/${object.metadata.name}`);
+  for (const { file, object } of objects)
+    if (object.kind !== 'Namespace') assert.equal(object.metadata.namespace, 'edgeban', `${file} ${object.kind}/${object.metadata.name}`);
 });

@@ -22,7 +22,11 @@ test('the walk finds every YAML file below deploy/, each parses, each is a Compo
     assert.ok(rels.includes(expected), `${expected} not found by the walk (found: ${rels.join(', ')})`);
   }
   for (const file of files) {
-    assert.notEqual(file.kind, 'other', `${file.rel}: YAML outside deploy/compose and deploy/kubernetes is not validated by any schema; put it under one of them or add its validator`);
+    assert.notEqual(
+      file.kind,
+      'other',
+      `${file.rel}: YAML outside deploy/compose and deploy/kubernetes is not validated by any schema; put it under one of them or add its validator`,
+    );
     assert.ok(file.docs.length > 0, `${file.rel}: no YAML document`);
   }
 });
@@ -33,7 +37,10 @@ test('the walk descends into new folders and picks up .yml as well as .yaml', as
   await writeFile(path.join(dir, 'a/b/new.yml'), 'x: 1\n');
   await writeFile(path.join(dir, 'a/top.yaml'), 'y: 2\n');
   await writeFile(path.join(dir, 'a/notes.md'), '# no\n');
-  assert.deepEqual(findYamlFiles(dir).map((f) => path.relative(dir, f)), ['a/b/new.yml', 'a/top.yaml']);
+  assert.deepEqual(
+    findYamlFiles(dir).map((f) => path.relative(dir, f)),
+    ['a/b/new.yml', 'a/top.yaml'],
+  );
 });
 
 test('a YAML syntax error or a duplicate key fails with the file name', async (t) => {
@@ -56,9 +63,12 @@ for (const file of files.filter((f) => f.kind === 'compose')) {
 for (const file of files.filter((f) => f.kind === 'kubernetes')) {
   test(`${file.rel} validates against the Kubernetes schemas (kubernetes-models)`, () => {
     file.docs.forEach((doc, index) => {
-      assert.doesNotThrow(() => validateManifest(doc), (error: unknown) => {
-        throw new Error(`${file.rel} document ${index + 1}: ${(error as Error).message}`);
-      });
+      assert.doesNotThrow(
+        () => validateManifest(doc),
+        (error: unknown) => {
+          throw new Error(`${file.rel} document ${index + 1}: ${(error as Error).message}`);
+        },
+      );
     });
   });
 }

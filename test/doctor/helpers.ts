@@ -39,11 +39,14 @@ export async function doctorSetup(t: TestContext, simArgs: string[], lines: stri
   await mkdir(logDir, { mode: 0o755 });
   const mailLog = path.join(logDir, 'mail.log');
   await writeFile(mailLog, lines);
-  await writeFile(path.join(configDir, 'jail.local'),
-    `[dovecot]\nenabled = true\nlogpath = ${mailLog}\nmaxretry = 5\nfindtime = 10m\nbantime = 1h\n`);
+  await writeFile(path.join(configDir, 'jail.local'), `[dovecot]\nenabled = true\nlogpath = ${mailLog}\nmaxretry = 5\nfindtime = 10m\nbantime = 1h\n`);
   const env = {
-    OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET,
-    EDGEBAN_DATA_DIR: path.join(root, 'data'), EDGEBAN_CONFIG_DIR: configDir, TZ: 'UTC',
+    OPNSENSE_URL: sim.url,
+    OPNSENSE_KEY: KEY,
+    OPNSENSE_SECRET: SECRET,
+    EDGEBAN_DATA_DIR: path.join(root, 'data'),
+    EDGEBAN_CONFIG_DIR: configDir,
+    TZ: 'UTC',
   };
   return { root, mailLog, env, admin: sim.admin, run: (args = []) => runCli(['doctor', ...args], { env, cwd: root }) };
 }

@@ -16,9 +16,10 @@ const TOKEN = 'doctor-cloudflare-token-0123456789';
 /** A config dir with one dovecot jail banning through `banaction`, and `edgeban doctor` run on it. */
 async function doctorWith(t: TestContext, banaction: string, env: Record<string, string> = {}): Promise<CliResult> {
   const { root, configDir, mailLog } = await mailSetup(t);
-  await writeFile(path.join(configDir, 'jail.local'), [
-    '[dovecot]', 'enabled = true', `logpath = ${mailLog}`, 'maxretry = 3', 'findtime = 10m', 'bantime = 1h', `banaction = ${banaction}`, '',
-  ].join('\n'));
+  await writeFile(
+    path.join(configDir, 'jail.local'),
+    ['[dovecot]', 'enabled = true', `logpath = ${mailLog}`, 'maxretry = 3', 'findtime = 10m', 'bantime = 1h', `banaction = ${banaction}`, ''].join('\n'),
+  );
   return runCli(['doctor'], { env: { TZ: 'UTC', EDGEBAN_DATA_DIR: path.join(root, 'data'), EDGEBAN_CONFIG_DIR: configDir, ...env }, cwd: root });
 }
 
@@ -37,8 +38,14 @@ test('doctor on a MikroTik list no rule drops from: FAIL naming the rule to add 
   const result = await doctorWith(t, `mikrotik[url="${sim.url}", user=edgeban, password=${PASSWORD}, list=${LIST}]`);
   assert.equal(result.code, 2, result.stdout + result.stderr);
   const [failed] = linesWith(result.stdout, 'FAIL');
-  assert.match(failed ?? '', /target\.check\s+mikrotik .*no enabled drop rule in \/ip\/firewall\/filter or raw matches src-address-list=edgeban — fix: add one/);
-  assert.ok(linesWith(result.stdout, 'WARN').some((l) => /\/ipv6\/firewall/.test(l)), 'the missing IPv6 rule warns');
+  assert.match(
+    failed ?? '',
+    /target\.check\s+mikrotik .*no enabled drop rule in \/ip\/firewall\/filter or raw matches src-address-list=edgeban — fix: add one/,
+  );
+  assert.ok(
+    linesWith(result.stdout, 'WARN').some((l) => /\/ipv6\/firewall/.test(l)),
+    'the missing IPv6 rule warns',
+  );
 });
 
 test('doctor on a MikroTik router with a wrong password: FAIL naming the credentials; an unreachable router: FAIL target.reachable', async (t) => {
@@ -57,7 +64,10 @@ test('doctor on a Cloudflare list: usable, warns that no WAF rule uses it; a tok
   const ok = await doctorWith(t, action(TOKEN));
   assert.deepEqual(linesWith(ok.stdout, 'FAIL'), [], ok.stdout + ok.stderr);
   assert.match(ok.stdout, /^PASS {2}target\.check\s+cloudflare /m);
-  assert.match(linesWith(ok.stdout, 'WARN').join('\n'), /target\.warning\s+cloudflare .*no rule uses Cloudflare list edgeban_blocklist.* — fix: .*setup-cloudflare/);
+  assert.match(
+    linesWith(ok.stdout, 'WARN').join('\n'),
+    /target\.warning\s+cloudflare .*no rule uses Cloudflare list edgeban_blocklist.* — fix: .*setup-cloudflare/,
+  );
   assert.equal(ok.code, 1);
   const refused = await doctorWith(t, action('a-token-without-the-permission-0123'));
   assert.equal(refused.code, 2, refused.stdout + refused.stderr);

@@ -15,7 +15,10 @@ const MODULES = '/usr/lib/apache2/modules';
 
 test('Apache basic auth and CGI probes: a real brute force is dropped at the edge', async (t) => {
   const started = Date.now();
-  requirePackages([['apache2', 'apache2'], ['htpasswd', 'apache2-utils']]);
+  requirePackages([
+    ['apache2', 'apache2'],
+    ['htpasswd', 'apache2-utils'],
+  ]);
   const edge = await startEdge(t);
   const { net, sim, dir } = edge;
   const errorLog = await logFile(dir, 'apache-error.log');
@@ -25,7 +28,9 @@ test('Apache basic auth and CGI probes: a real brute force is dropped at the edg
   await writeFile(path.join(root, 'www/index.html'), 'members only\n', { mode: 0o644 });
   // bcrypt, as `htpasswd -B` writes it (Apache on Linux takes no plain-text passwords).
   await writeFile(path.join(root, 'htpasswd'), execFileSync('htpasswd', ['-nbB', 'alice', 'correct-horse'], { encoding: 'utf8' }), { mode: 0o644 });
-  await writeFile(path.join(root, 'httpd.conf'), `
+  await writeFile(
+    path.join(root, 'httpd.conf'),
+    `
 ServerRoot ${root}
 DefaultRuntimeDir ${root}/run
 PidFile ${root}/run/httpd.pid
@@ -56,12 +61,16 @@ ScriptAlias /cgi-bin/ ${root}/cgi-bin/
   AuthUserFile ${root}/htpasswd
   Require valid-user
 </Directory>
-`);
+`,
+  );
   const version = (await tryInNs(net.servers.ns, ['apache2', '-v'])).stdout.split('\n')[0]!.trim();
   serveInNs(t, net.servers.ns, ['env', 'TZ=UTC', 'apache2', '-f', path.join(root, 'httpd.conf'), '-DFOREGROUND']);
   await until('Apache answers the client', async () => (await httpStatus(net.client.ns, net.servers.v4, '/', 'alice:correct-horse')) === '200', 20_000, 200);
 
-  await startEdgebanAsNobody(t, edge, `
+  await startEdgebanAsNobody(
+    t,
+    edge,
+    `
 [apache-auth]
 enabled = true
 filter = apache[mode=auth]
@@ -77,7 +86,8 @@ logpath = ${errorLog}
 maxretry = ${MAXRETRY}
 findtime = 10m
 bantime = 10m
-`);
+`,
+  );
 
   await t.test(`the attacker is banned after ${MAXRETRY} real failed logins (wrong passwords, an unknown user)`, async () => {
     for (const user of ['alice:guess0', 'alice:guess1', 'mallory:guess2']) {
@@ -112,7 +122,10 @@ bantime = 10m
   });
 
   await t.test('no flush ever reached the edge', () => {
-    assert.deepEqual(sim.calls().filter((c) => c.path.includes('/flush/')), []);
+    assert.deepEqual(
+      sim.calls().filter((c) => c.path.includes('/flush/')),
+      [],
+    );
   });
   t.diagnostic(`duration ${Date.now() - started} ms`);
 });

@@ -25,10 +25,15 @@ test('Caddy reverse proxy: real probes and a basic-auth brute force are dropped 
   const home = path.join(dir, 'caddy');
   await mkdir(home, { mode: 0o700 });
   // The app behind Caddy, on the servers' loopback: / and /private/ exist, nothing else.
-  serveInNs(t, net.servers.ns, [process.execPath, '-e',
-    'require("http").createServer((q, s) => { const ok = q.url === "/" || q.url.startsWith("/private/"); s.writeHead(ok ? 200 : 404); s.end(ok ? "app\\n" : "no\\n"); }).listen(9000, "127.0.0.1")']);
+  serveInNs(t, net.servers.ns, [
+    process.execPath,
+    '-e',
+    'require("http").createServer((q, s) => { const ok = q.url === "/" || q.url.startsWith("/private/"); s.writeHead(ok ? 200 : 404); s.end(ok ? "app\\n" : "no\\n"); }).listen(9000, "127.0.0.1")',
+  ]);
   const hash = execFileSync('caddy', ['hash-password', '--plaintext', 'correct-horse'], { encoding: 'utf8' }).trim();
-  await writeFile(path.join(home, 'Caddyfile'), `
+  await writeFile(
+    path.join(home, 'Caddyfile'),
+    `
 {
   admin off
   auto_https off
@@ -43,13 +48,32 @@ test('Caddy reverse proxy: real probes and a basic-auth brute force are dropped 
   }
   reverse_proxy 127.0.0.1:9000
 }
-`);
+`,
+  );
   const version = execFileSync('caddy', ['version'], { encoding: 'utf8' }).trim();
-  serveInNs(t, net.servers.ns, ['env', `HOME=${home}`, `XDG_DATA_HOME=${home}`, `XDG_CONFIG_HOME=${home}`,
-    'caddy', 'run', '--adapter', 'caddyfile', '--config', path.join(home, 'Caddyfile')]);
-  await until('Caddy passes the client to the app', async () => (await httpStatus(net.client.ns, net.servers.v4, '/', undefined, CURL_S)) === '200', 20_000, 200);
+  serveInNs(t, net.servers.ns, [
+    'env',
+    `HOME=${home}`,
+    `XDG_DATA_HOME=${home}`,
+    `XDG_CONFIG_HOME=${home}`,
+    'caddy',
+    'run',
+    '--adapter',
+    'caddyfile',
+    '--config',
+    path.join(home, 'Caddyfile'),
+  ]);
+  await until(
+    'Caddy passes the client to the app',
+    async () => (await httpStatus(net.client.ns, net.servers.v4, '/', undefined, CURL_S)) === '200',
+    20_000,
+    200,
+  );
 
-  await startEdgebanAsNobody(t, edge, `
+  await startEdgebanAsNobody(
+    t,
+    edge,
+    `
 [caddy]
 enabled = true
 filter = caddy
@@ -57,7 +81,8 @@ logpath = ${accessLog}
 maxretry = ${MAXRETRY}
 findtime = 10m
 bantime = 10m
-`);
+`,
+  );
 
   await t.test(`the attacker probing ${PROBES.join(', ')} is banned and dropped; the client still gets through`, async () => {
     for (const probe of PROBES) assert.equal(await httpStatus(net.attacker.ns, net.servers.v4, probe, undefined, CURL_S), '404');
@@ -82,7 +107,10 @@ bantime = 10m
   });
 
   await t.test('no flush ever reached the edge', () => {
-    assert.deepEqual(sim.calls().filter((c) => c.path.includes('/flush/')), []);
+    assert.deepEqual(
+      sim.calls().filter((c) => c.path.includes('/flush/')),
+      [],
+    );
   });
   t.diagnostic(`duration ${Date.now() - started} ms`);
 });

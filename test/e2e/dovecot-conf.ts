@@ -17,7 +17,10 @@ export interface DovecotOptions {
  */
 export async function writeDovecotConf(dir: string, log: string, options: DovecotOptions = {}): Promise<string> {
   // Dovecot refuses a PROXY header from an address not in haproxy_trusted_networks.
-  const proxied = options.proxied === undefined ? '' : `
+  const proxied =
+    options.proxied === undefined
+      ? ''
+      : `
 haproxy_trusted_networks = ${options.proxied.trusted.join(' ')}
 ssl = yes
 ssl_cert = <${options.proxied.certificate.cert}
@@ -41,7 +44,9 @@ service imap-login {
   await chown(path.join(dir, 'home/alice'), 65534, 65534);
   await writeFile(path.join(dir, 'users'), 'alice:{PLAIN}correct-horse:65534:65534::/nonexistent::\n', { mode: 0o644 });
   const file = path.join(dir, 'dovecot.conf');
-  await writeFile(file, `
+  await writeFile(
+    file,
+    `
 base_dir = ${dir}/dovecot-run
 state_dir = ${dir}/dovecot-run
 log_path = ${log}
@@ -62,6 +67,7 @@ userdb {
 mail_location = maildir:~/Maildir
 ${proxied}
 ${options.extra ?? ''}
-`);
+`,
+  );
   return file;
 }

@@ -25,9 +25,10 @@ const PROXIED_TLS_PORT = 10993;
  * the same address (its auth penalty, 2^n s).
  */
 function imapLogin(ns: string, address: string, user: string, password: string, reset = false, tlsPort?: number) {
-  const connect = tlsPort === undefined
-    ? `require("net").connect({ host: ${JSON.stringify(address)}, port: 143, timeout: 20000 })`
-    : `require("tls").connect({ host: ${JSON.stringify(address)}, port: ${tlsPort}, timeout: 20000, rejectUnauthorized: false })`;
+  const connect =
+    tlsPort === undefined
+      ? `require("net").connect({ host: ${JSON.stringify(address)}, port: 143, timeout: 20000 })`
+      : `require("tls").connect({ host: ${JSON.stringify(address)}, port: ${tlsPort}, timeout: 20000, rejectUnauthorized: false })`;
   const script = `
 const s = ${connect};
 let buf = "", step = 0;
@@ -68,7 +69,9 @@ require("readline").createInterface({ input: process.stdin }).on("line", () => {
   setTimeout(() => { if (step === 5) console.log("silent"); }, 3000);
 });`;
   const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', script], { stdio: ['pipe', 'pipe', 'ignore'] });
-  t.after(() => { child.kill('SIGKILL'); });
+  t.after(() => {
+    child.kill('SIGKILL');
+  });
   const lines: string[] = [];
   createInterface({ input: child.stdout! }).on('line', (line) => lines.push(line));
   await until('the IDLE session is up', () => lines.includes('idling'), 20_000, 100);
@@ -84,7 +87,11 @@ require("readline").createInterface({ input: process.stdin }).on("line", () => {
 
 test('Dovecot IMAP LOGIN: a real brute force is dropped at the edge', async (t) => {
   const started = Date.now();
-  requirePackages([['dovecot', 'dovecot-imapd'], ['haproxy', 'haproxy'], ['openssl', 'openssl']]);
+  requirePackages([
+    ['dovecot', 'dovecot-imapd'],
+    ['haproxy', 'haproxy'],
+    ['openssl', 'openssl'],
+  ]);
   const edge = await startEdge(t);
   const { net, sim, dir } = edge;
   const log = await logFile(dir, 'dovecot.log');
@@ -93,12 +100,28 @@ test('Dovecot IMAP LOGIN: a real brute force is dropped at the edge', async (t) 
   });
   const version = (await tryInNs(net.servers.ns, ['dovecot', '--version'])).stdout.trim();
   serveInNs(t, net.servers.ns, ['env', 'TZ=UTC', 'dovecot', '-F', '-c', conf]);
-  await until('Dovecot lets the client log in', async () => (await imapLogin(net.client.ns, net.servers.v4, 'alice', 'correct-horse')).stdout.startsWith('a1 OK'), 20_000, 200);
-  await startHaproxy(t, net, dir, [{ name: 'imap', port: 143, backendPort: PROXIED_PORT }, { name: 'imaps', port: 993, backendPort: PROXIED_TLS_PORT }]);
-  await until('HAProxy passes the client to Dovecot', async () => (await imapLogin(net.client.ns, net.proxy.v4, 'alice', 'correct-horse')).stdout.startsWith('a1 OK'), 20_000, 200);
+  await until(
+    'Dovecot lets the client log in',
+    async () => (await imapLogin(net.client.ns, net.servers.v4, 'alice', 'correct-horse')).stdout.startsWith('a1 OK'),
+    20_000,
+    200,
+  );
+  await startHaproxy(t, net, dir, [
+    { name: 'imap', port: 143, backendPort: PROXIED_PORT },
+    { name: 'imaps', port: 993, backendPort: PROXIED_TLS_PORT },
+  ]);
+  await until(
+    'HAProxy passes the client to Dovecot',
+    async () => (await imapLogin(net.client.ns, net.proxy.v4, 'alice', 'correct-horse')).stdout.startsWith('a1 OK'),
+    20_000,
+    200,
+  );
   assert.match((await imapLogin(net.client.ns, net.proxy.v4, 'alice', 'correct-horse', false, 993)).stdout, /^a1 OK/, 'IMAPS through HAProxy');
 
-  await startEdgebanAsNobody(t, edge, `
+  await startEdgebanAsNobody(
+    t,
+    edge,
+    `
 [dovecot]
 enabled = true
 filter = dovecot
@@ -106,7 +129,8 @@ logpath = ${log}
 maxretry = ${MAXRETRY}
 findtime = 10m
 bantime = ${BANTIME_S}s
-`);
+`,
+  );
 
   // The attacker also holds a session it logged into before (a stolen password, say).
   const held = await idleSession(t, net.attacker.ns, net.servers.v4);
@@ -114,7 +138,7 @@ bantime = ${BANTIME_S}s
   await t.test(`the attacker's real address is banned after ${MAXRETRY} real failed IMAP logins`, async () => {
     for (let i = 0; i < MAXRETRY; i++) {
       const reply = await imapLogin(net.attacker.ns, net.servers.v4, 'alice', `guess${i}`, i === MAXRETRY - 1);
-      assert.match(reply.stdout, /^a1 NO/, `exit ${reply.code} ${reply.stderr}\n${await readFile(log, "utf8")}`);
+      assert.match(reply.stdout, /^a1 NO/, `exit ${reply.code} ${reply.stderr}\n${await readFile(log, 'utf8')}`);
     }
     await until('the attacker is in the edge set', () => edge.setEntries().includes(net.attacker.v4), 20_000, 200);
     assert.deepEqual(edge.setEntries(), [net.attacker.v4]);
@@ -134,15 +158,25 @@ bantime = ${BANTIME_S}s
   });
 
   await t.test('after the ban expires the attacker connects again', async () => {
-    await until('the attacker can connect', async () => (await tcpProbe(net.attacker.ns, net.servers.v4, 143)) === 'open', (BANTIME_S + RECONCILE_S + 20) * 1000, 500);
+    await until(
+      'the attacker can connect',
+      async () => (await tcpProbe(net.attacker.ns, net.servers.v4, 143)) === 'open',
+      (BANTIME_S + RECONCILE_S + 20) * 1000,
+      500,
+    );
     assert.deepEqual(edge.setEntries(), []);
   });
 
   await t.test("a PROXY v2 header forged by the attacker straight to Dovecot's proxied listener frames nobody", async () => {
     const before = (await readFile(log, 'utf8')).length;
     // Claims to relay the client 203.0.113.9; Dovecot takes it only from haproxy_trusted_networks.
-    const header = Buffer.concat([Buffer.from('0d0a0d0a000d0a515549540a', 'hex'), Buffer.from([0x21, 0x11, 0, 12]),
-      Buffer.from(net.client.v4.split('.').map(Number)), Buffer.from(net.servers.v4.split('.').map(Number)), Buffer.from([0x9c, 0x40, 0x27, 0x9f])]);
+    const header = Buffer.concat([
+      Buffer.from('0d0a0d0a000d0a515549540a', 'hex'),
+      Buffer.from([0x21, 0x11, 0, 12]),
+      Buffer.from(net.client.v4.split('.').map(Number)),
+      Buffer.from(net.servers.v4.split('.').map(Number)),
+      Buffer.from([0x9c, 0x40, 0x27, 0x9f]),
+    ]);
     for (let i = 0; i < MAXRETRY; i++) {
       const script = `
 const s = require("net").connect({ host: ${JSON.stringify(net.servers.v4)}, port: ${PROXIED_PORT} }, () => {
@@ -183,7 +217,10 @@ setTimeout(() => { console.log("open"); process.exit(0); }, 5000);`;
   });
 
   await t.test('no flush ever reached the edge', () => {
-    assert.deepEqual(sim.calls().filter((c) => c.path.includes('/flush/')), []);
+    assert.deepEqual(
+      sim.calls().filter((c) => c.path.includes('/flush/')),
+      [],
+    );
   });
   t.diagnostic(`duration ${Date.now() - started} ms`);
 });

@@ -64,16 +64,25 @@ export async function startEdgebanAsNobody(t: TestContext, edge: Edge, jailLocal
   await chown(home, NOBODY, NOBODY);
   await chown(path.join(home, 'jail.local'), NOBODY, NOBODY);
   // The image's bundle, staged where uid 65534 can read it (a checkout under /root is not).
-  const image = edge.image ??= await stageImage(path.join(edge.dir, 'image'), path.dirname(await buildBundle(path.join(edge.dir, 'build'))));
-  const child = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs', '--',
-    image.node, image.bundle, 'run'], {
-    cwd: image.appDir,
-    env: {
-      PATH: '/usr/bin:/bin', TZ: 'UTC', OPNSENSE_URL: edge.sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET,
-      EDGEBAN_DATA_DIR: home, EDGEBAN_CONFIG_DIR: home, EDGEBAN_RECONCILE_INTERVAL: String(RECONCILE_S),
+  const image = (edge.image ??= await stageImage(path.join(edge.dir, 'image'), path.dirname(await buildBundle(path.join(edge.dir, 'build')))));
+  const child = spawn(
+    'setpriv',
+    ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs', '--', image.node, image.bundle, 'run'],
+    {
+      cwd: image.appDir,
+      env: {
+        PATH: '/usr/bin:/bin',
+        TZ: 'UTC',
+        OPNSENSE_URL: edge.sim.url,
+        OPNSENSE_KEY: KEY,
+        OPNSENSE_SECRET: SECRET,
+        EDGEBAN_DATA_DIR: home,
+        EDGEBAN_CONFIG_DIR: home,
+        EDGEBAN_RECONCILE_INTERVAL: String(RECONCILE_S),
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
     },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  );
   const stderr: string[] = [];
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   t.after(async () => {
@@ -82,10 +91,16 @@ export async function startEdgebanAsNobody(t: TestContext, edge: Edge, jailLocal
   });
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`edgeban not up within 30 s:\n${stderr.join('\n')}`)), 30_000);
-    void exited.then(() => { clearTimeout(timer); reject(new Error(`edgeban exited:\n${stderr.join('\n')}`)); });
+    void exited.then(() => {
+      clearTimeout(timer);
+      reject(new Error(`edgeban exited:\n${stderr.join('\n')}`));
+    });
     createInterface({ input: child.stderr! }).on('line', (line) => {
       stderr.push(line);
-      if (line.includes('edgeban running')) { clearTimeout(timer); resolve(); }
+      if (line.includes('edgeban running')) {
+        clearTimeout(timer);
+        resolve();
+      }
     });
   });
   const stop = async (): Promise<void> => {
@@ -99,8 +114,9 @@ export async function startEdgebanAsNobody(t: TestContext, edge: Edge, jailLocal
 
 /** A TCP connect from `ns` to address:port: 'open', 'refused' or 'silent' (no answer within 2 s: dropped). */
 export async function tcpProbe(ns: string, address: string, port: number): Promise<'open' | 'refused' | 'silent'> {
-  const script = `const s = require("net").connect({ host: ${JSON.stringify(address)}, port: ${port}, timeout: 2000 }, () => process.exit(0));`
-    + ' s.on("timeout", () => process.exit(3)); s.on("error", () => process.exit(4));';
+  const script =
+    `const s = require("net").connect({ host: ${JSON.stringify(address)}, port: ${port}, timeout: 2000 }, () => process.exit(0));` +
+    ' s.on("timeout", () => process.exit(3)); s.on("error", () => process.exit(4));';
   const { code } = await tryInNs(ns, [process.execPath, '-e', script]);
   return code === 0 ? 'open' : code === 3 ? 'silent' : 'refused';
 }
@@ -109,7 +125,22 @@ export async function tcpProbe(ns: string, address: string, port: number): Promi
 export async function httpStatus(ns: string, address: string, urlPath: string, user?: string, timeoutS = 5): Promise<string> {
   const host = address.includes(':') ? `[${address}]` : address;
   const auth = user === undefined ? [] : ['-u', user];
-  return (await tryInNs(ns, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--connect-timeout', '2', '-m', String(timeoutS), ...auth, `http://${host}${urlPath}`])).stdout;
+  return (
+    await tryInNs(ns, [
+      'curl',
+      '-s',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      '--connect-timeout',
+      '2',
+      '-m',
+      String(timeoutS),
+      ...auth,
+      `http://${host}${urlPath}`,
+    ])
+  ).stdout;
 }
 
 /**
@@ -124,8 +155,28 @@ export async function saveSample(name: string, text: string): Promise<void> {
 
 /** A self-signed certificate for mail.example.org in `dir` (openssl, EC key; the servers read it as root). */
 export function mailCertificate(dir: string): { cert: string; key: string } {
-  const cert = path.join(dir, 'mail-cert.pem'), key = path.join(dir, 'mail-key.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=mail.example.org'], { stdio: 'ignore' });
+  const cert = path.join(dir, 'mail-cert.pem'),
+    key = path.join(dir, 'mail-key.pem');
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '2',
+      '-subj',
+      '/CN=mail.example.org',
+    ],
+    { stdio: 'ignore' },
+  );
   return { cert, key };
 }

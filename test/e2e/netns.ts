@@ -5,7 +5,11 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import type { TestContext } from 'node:test';
 
-export interface Host { ns: string; v4: string; v6: string }
+export interface Host {
+  ns: string;
+  v4: string;
+  v6: string;
+}
 export interface Internet {
   id: string;
   edge: string;
@@ -29,11 +33,19 @@ export function inNs(ns: string, argv: string[], input?: string): string {
 export function tryInNs(ns: string, argv: string[], timeoutMs = 20_000): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '', stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    let stdout = '',
+      stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('close', (code) => { clearTimeout(timer); resolve({ code: code ?? -1, stdout, stderr }); });
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
   });
 }
 
@@ -41,21 +53,37 @@ export function tryInNs(ns: string, argv: string[], timeoutMs = 20_000): Promise
 export function serveInNs(t: TestContext, ns: string, argv: string[]): ChildProcess {
   const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
-  child.once('exit', (code) => { if (code !== 0 && code !== null) process.stderr.write(`${argv[0]} in ${ns} exited ${code}: ${stderr}\n`); });
-  t.after(() => new Promise<void>((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-    child.once('exit', () => { clearTimeout(timer); resolve(); });
-    child.kill('SIGTERM');
-  }));
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  child.once('exit', (code) => {
+    if (code !== 0 && code !== null) process.stderr.write(`${argv[0]} in ${ns} exited ${code}: ${stderr}\n`);
+  });
+  t.after(
+    () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+        child.once('exit', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        child.kill('SIGTERM');
+      }),
+  );
   return child;
 }
 
 /** The tools the suite needs, as a failing assertion naming the package (never a skip). */
 export function requireTools(): void {
   assert.equal(process.getuid?.(), 0, 'the e2e suite runs as root (network namespaces, nftables)');
-  requirePackages([['ip', 'iproute2'], ['nft', 'nftables'], ['conntrack', 'conntrack'], ['curl', 'curl'], ['setpriv', 'util-linux']]);
+  requirePackages([
+    ['ip', 'iproute2'],
+    ['nft', 'nftables'],
+    ['conntrack', 'conntrack'],
+    ['curl', 'curl'],
+    ['setpriv', 'util-linux'],
+  ]);
 }
 
 /** Each [command, Debian package] present, or a failing assertion naming the package (never a skip). */
@@ -81,7 +109,9 @@ export function buildInternet(t: TestContext): Internet {
     servers: { ns: `eb-${id}-servers`, v4: '192.0.2.10', v6: '2001:db8:5::10' },
   };
   const all = [net.edge, net.attacker.ns, net.client.ns, net.proxy.ns, net.servers.ns];
-  t.after(() => { for (const ns of all) spawnSync('ip', ['netns', 'del', ns]); });
+  t.after(() => {
+    for (const ns of all) spawnSync('ip', ['netns', 'del', ns]);
+  });
   for (const ns of all) {
     execFileSync('ip', ['netns', 'add', ns]);
     inNs(ns, ['ip', 'link', 'set', 'lo', 'up']);
@@ -96,7 +126,8 @@ export function buildInternet(t: TestContext): Internet {
   ];
   for (const [host, tag, gw4, len4, gw6] of links) {
     // Interface names: at most 15 characters, unique per run in the root namespace while created.
-    const outer = `e${tag}${id}`.slice(0, 15), inner = `h${tag}${id}`.slice(0, 15);
+    const outer = `e${tag}${id}`.slice(0, 15),
+      inner = `h${tag}${id}`.slice(0, 15);
     execFileSync('ip', ['link', 'add', outer, 'netns', net.edge, 'type', 'veth', 'peer', 'name', inner, 'netns', host.ns]);
     inNs(net.edge, ['ip', 'addr', 'add', `${gw4}/${len4}`, 'dev', outer]);
     inNs(net.edge, ['ip', 'addr', 'add', `${gw6}/64`, 'dev', outer, 'nodad']);
@@ -113,5 +144,5 @@ export function buildInternet(t: TestContext): Internet {
 /** The elements of an nftables set in namespace `ns`, as nft prints them (JSON for prefixes). */
 export function nftSetEntries(ns: string, table: string, set: string): string[] {
   const raw = JSON.parse(inNs(ns, ['nft', '-j', 'list', 'set', 'inet', table, set])) as { nftables: Array<{ set?: { elem?: unknown[] } }> };
-  return (raw.nftables.find((i) => i.set)?.set?.elem ?? []).map((e) => typeof e === 'string' ? e : JSON.stringify(e));
+  return (raw.nftables.find((i) => i.set)?.set?.elem ?? []).map((e) => (typeof e === 'string' ? e : JSON.stringify(e)));
 }

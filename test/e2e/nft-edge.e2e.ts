@@ -21,7 +21,11 @@ test('alias_util add/list/delete/flush, kill_states and reboot act on the edge s
   const sim = await startSim({ nft: { netns: net.edge, table: 'edgeban' } });
   t.after(() => sim.stop());
   // A TCP listener inside (a shell's nc would be one more package: Node itself listens).
-  serveInNs(t, net.servers.ns, [process.execPath, '-e', 'require("net").createServer((s) => { s.on("error", () => {}); s.write("hi\\n"); }).listen(7000, "::")']);
+  serveInNs(t, net.servers.ns, [
+    process.execPath,
+    '-e',
+    'require("net").createServer((s) => { s.on("error", () => {}); s.write("hi\\n"); }).listen(7000, "::")',
+  ]);
   const connect = (from: string, address: string) => tcpProbe(from, address, 7000);
   await until('the server listens', async () => (await connect(net.attacker.ns, net.servers.v4)) === 'open', 20_000, 200);
 
@@ -49,8 +53,11 @@ test('alias_util add/list/delete/flush, kill_states and reboot act on the edge s
   });
 
   await t.test('kill_states deletes the conntrack flows of the address in the edge', async () => {
-    const held = serveInNs(t, net.attacker.ns, [process.execPath, '-e',
-      `const s = require("net").connect({ host: "${net.servers.v4}", port: 7000 }); s.on("data", () => {}); s.on("error", () => {}); setTimeout(() => {}, 60000);`]);
+    const held = serveInNs(t, net.attacker.ns, [
+      process.execPath,
+      '-e',
+      `const s = require("net").connect({ host: "${net.servers.v4}", port: 7000 }); s.on("data", () => {}); s.on("error", () => {}); setTimeout(() => {}, 60000);`,
+    ]);
     const tracked = () => inNs(net.edge, ['conntrack', '-L', '-s', net.attacker.v4]).includes('dport=7000');
     await until('the flow is tracked', tracked, 10_000, 100);
     // Listed after the flow was set up: like pf, the edge keeps passing it until its state is killed.
@@ -75,7 +82,10 @@ test('alias_util add/list/delete/flush, kill_states and reboot act on the edge s
 
 test('edgeban simulate --nft-netns with a namespace that does not exist exits 2 naming the option', () => {
   requireTools();
-  const result = spawnSync(process.execPath, [EDGEBAN, 'simulate', '--port', '0', '--nft-netns', `eb-missing-${process.pid}`], { encoding: 'utf8', timeout: 30_000 });
+  const result = spawnSync(process.execPath, [EDGEBAN, 'simulate', '--port', '0', '--nft-netns', `eb-missing-${process.pid}`], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
   assert.equal(result.status, 2, result.stderr);
   assert.match(result.stderr, /--nft-netns: nft in namespace eb-missing-\d+ failed: Cannot open network namespace/);
 });

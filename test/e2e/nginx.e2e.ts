@@ -22,7 +22,9 @@ test('nginx basic auth: a real brute force is dropped at the edge', async (t) =>
   await mkdir(path.join(dir, 'www'), { mode: 0o755 });
   await writeFile(path.join(dir, 'www/index.html'), 'members only\n', { mode: 0o644 });
   await writeFile(path.join(dir, 'htpasswd'), 'alice:{PLAIN}correct-horse\n', { mode: 0o644 });
-  await writeFile(path.join(dir, 'nginx.conf'), `
+  await writeFile(
+    path.join(dir, 'nginx.conf'),
+    `
 daemon off;
 worker_processes 1;
 user nobody nogroup;
@@ -44,7 +46,8 @@ http {
     location / { auth_basic "members"; auth_basic_user_file ${dir}/htpasswd; }
   }
 }
-`);
+`,
+  );
   const version = (await tryInNs(net.servers.ns, ['nginx', '-v'])).stderr.trim();
   serveInNs(t, net.servers.ns, ['env', 'TZ=UTC', 'nginx', '-p', dir, '-e', errorLog, '-c', path.join(dir, 'nginx.conf')]);
   await until('nginx answers the client', async () => (await httpStatus(net.client.ns, net.servers.v4, '/', 'alice:correct-horse')) === '200', 20_000, 200);
@@ -101,7 +104,12 @@ bantime = ${BANTIME_S}s
   });
 
   await t.test('after the ban expires the attacker connects again', async () => {
-    await until('the attacker can connect', async () => (await tcpProbe(net.attacker.ns, net.servers.v4, 80)) === 'open', (BANTIME_S + RECONCILE_S + 20) * 1000, 500);
+    await until(
+      'the attacker can connect',
+      async () => (await tcpProbe(net.attacker.ns, net.servers.v4, 80)) === 'open',
+      (BANTIME_S + RECONCILE_S + 20) * 1000,
+      500,
+    );
     assert.deepEqual(edge.setEntries(), []);
   });
 
@@ -115,7 +123,10 @@ bantime = ${BANTIME_S}s
   });
 
   await t.test('no flush ever reached the edge', () => {
-    assert.deepEqual(sim.calls().filter((c) => c.path.includes('/flush/')), []);
+    assert.deepEqual(
+      sim.calls().filter((c) => c.path.includes('/flush/')),
+      [],
+    );
   });
   t.diagnostic(`duration ${Date.now() - started} ms`);
 });

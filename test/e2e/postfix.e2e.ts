@@ -48,30 +48,41 @@ async function masterCf(address: string): Promise<string> {
   // Postfix has no list of proxies it trusts: in a real stack this port is reachable only from
   // the proxy (a container network).
   const proxy = '-o smtpd_upstream_proxy_protocol=haproxy';
-  const proxied = `${address}:${PROXIED_PORT} inet n - n - - smtpd ${proxy}\n`
-    + `${address}:${PROXIED_TLS_PORT} inet n - n - - smtpd ${proxy} -o smtpd_tls_wrappermode=yes -o smtpd_tls_security_level=encrypt`;
-  return `${proxied}\n${stock.split('\n').map((line) => {
-    const l = line.replace(/^#submission inet/, 'submission inet');
-    const fields = l.split(/\s+/);
-    if (l.startsWith('#') || l.startsWith(' ') || fields.length < 8) return l;
-    fields[4] = 'n';
-    return fields.join(' ');
-  }).join('\n')}`;
+  const proxied =
+    `${address}:${PROXIED_PORT} inet n - n - - smtpd ${proxy}\n` +
+    `${address}:${PROXIED_TLS_PORT} inet n - n - - smtpd ${proxy} -o smtpd_tls_wrappermode=yes -o smtpd_tls_security_level=encrypt`;
+  return `${proxied}\n${stock
+    .split('\n')
+    .map((line) => {
+      const l = line.replace(/^#submission inet/, 'submission inet');
+      const fields = l.split(/\s+/);
+      if (l.startsWith('#') || l.startsWith(' ') || fields.length < 8) return l;
+      fields[4] = 'n';
+      return fields.join(' ');
+    })
+    .join('\n')}`;
 }
 
 test('Postfix SMTP AUTH (SASL through Dovecot): a real brute force is dropped at the edge', async (t) => {
   const started = Date.now();
-  requirePackages([['postfix', 'postfix'], ['dovecot', 'dovecot-imapd'], ['haproxy', 'haproxy'], ['openssl', 'openssl']]);
+  requirePackages([
+    ['postfix', 'postfix'],
+    ['dovecot', 'dovecot-imapd'],
+    ['haproxy', 'haproxy'],
+    ['openssl', 'openssl'],
+  ]);
   const edge = await startEdge(t);
   const { net, sim, dir } = edge;
   const dovecotLog = await logFile(dir, 'dovecot.log');
   const maillog = await logFile(dir, 'mail.log');
-  const dovecotConf = await writeDovecotConf(dir, dovecotLog, { extra: `
+  const dovecotConf = await writeDovecotConf(dir, dovecotLog, {
+    extra: `
 service auth {
   unix_listener ${dir}/postfix-auth {
     mode = 0666
   }
-}` });
+}`,
+  });
   serveInNs(t, net.servers.ns, ['env', 'TZ=UTC', 'dovecot', '-F', '-c', dovecotConf]);
   const conf = path.join(dir, 'postfix');
   await mkdir(conf, { mode: 0o755 });
@@ -80,7 +91,9 @@ service auth {
   await chown(path.join(dir, 'postfix-data'), Number(inNs(net.servers.ns, ['id', '-u', 'postfix']).trim()), 0);
   await writeFile(path.join(conf, 'master.cf'), await masterCf(net.servers.v4));
   const certificate = mailCertificate(dir);
-  await writeFile(path.join(conf, 'main.cf'), `
+  await writeFile(
+    path.join(conf, 'main.cf'),
+    `
 compatibility_level = 3.6
 queue_directory = ${dir}/postfix-queue
 data_directory = ${dir}/postfix-data
@@ -98,21 +111,44 @@ smtpd_tls_security_level = none
 smtpd_tls_cert_file = ${certificate.cert}
 smtpd_tls_key_file = ${certificate.key}
 smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination
-`);
+`,
+  );
   const version = inNs(net.servers.ns, ['postconf', '-h', '-c', conf, 'mail_version']).trim();
   serveInNs(t, net.servers.ns, ['env', 'TZ=UTC', 'postfix', '-c', conf, 'start-fg']);
   // A signal to start-fg's wrapper does not reach master, which takes its children with it on SIGTERM.
   const masterPid = path.join(dir, 'postfix-queue/pid/master.pid');
   await until('Postfix master is up', () => existsSync(masterPid), 30_000, 100);
   const pid = Number((await readFile(masterPid, 'utf8')).trim());
-  t.after(() => { try { process.kill(pid, 'SIGTERM'); } catch { /* already gone */ } });
-  await until('Postfix lets the client authenticate', async () => /^235 /.test((await smtpAuth(net.client.ns, net.servers.v4, 'PLAIN', 'alice', 'correct-horse')).stdout), 30_000, 300);
+  t.after(() => {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      /* already gone */
+    }
+  });
+  await until(
+    'Postfix lets the client authenticate',
+    async () => /^235 /.test((await smtpAuth(net.client.ns, net.servers.v4, 'PLAIN', 'alice', 'correct-horse')).stdout),
+    30_000,
+    300,
+  );
 
-  await startHaproxy(t, net, dir, [{ name: 'submission', port: 587, backendPort: PROXIED_PORT }, { name: 'smtps', port: 465, backendPort: PROXIED_TLS_PORT }]);
-  await until('HAProxy passes the client to Postfix', async () => /^235 /.test((await smtpAuth(net.client.ns, net.proxy.v4, 'PLAIN', 'alice', 'correct-horse')).stdout), 30_000, 300);
+  await startHaproxy(t, net, dir, [
+    { name: 'submission', port: 587, backendPort: PROXIED_PORT },
+    { name: 'smtps', port: 465, backendPort: PROXIED_TLS_PORT },
+  ]);
+  await until(
+    'HAProxy passes the client to Postfix',
+    async () => /^235 /.test((await smtpAuth(net.client.ns, net.proxy.v4, 'PLAIN', 'alice', 'correct-horse')).stdout),
+    30_000,
+    300,
+  );
   assert.match((await smtpAuth(net.client.ns, net.proxy.v4, 'PLAIN', 'alice', 'correct-horse', true)).stdout, /^235 /, 'SMTPS through HAProxy');
 
-  await startEdgebanAsNobody(t, edge, `
+  await startEdgebanAsNobody(
+    t,
+    edge,
+    `
 [postfix]
 enabled = true
 filter = postfix[mode=auth]
@@ -120,7 +156,8 @@ logpath = ${maillog}
 maxretry = ${MAXRETRY}
 findtime = 10m
 bantime = 10m
-`);
+`,
+  );
 
   await t.test(`the attacker is banned after ${MAXRETRY} failed SMTP AUTH (PLAIN and plain)`, async () => {
     for (let i = 0; i < MAXRETRY; i++) {
@@ -158,7 +195,10 @@ bantime = 10m
   });
 
   await t.test('no flush ever reached the edge', () => {
-    assert.deepEqual(sim.calls().filter((c) => c.path.includes('/flush/')), []);
+    assert.deepEqual(
+      sim.calls().filter((c) => c.path.includes('/flush/')),
+      [],
+    );
   });
   t.diagnostic(`duration ${Date.now() - started} ms`);
 });

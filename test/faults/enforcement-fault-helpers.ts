@@ -36,7 +36,12 @@ export function until(what: string, predicate: () => Promise<boolean> | boolean,
  * real work started by a step finish (HTTP is real even when time is not).
  */
 export async function advanceUntil(
-  clock: ManualClock, what: string, predicate: () => boolean, stepMs: number, maxSteps: number, afterStep: () => Promise<void>,
+  clock: ManualClock,
+  what: string,
+  predicate: () => boolean,
+  stepMs: number,
+  maxSteps: number,
+  afterStep: () => Promise<void>,
 ): Promise<number> {
   for (let step = 0; step < maxSteps; step++) {
     if (predicate()) return step;
@@ -74,12 +79,19 @@ export async function startDaemonProcess(t: TestContext, env: Record<string, str
   const child = spawn(process.execPath, [EDGEBAN, 'run'], { env: { PATH: process.env.PATH ?? '', TZ: 'UTC', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
   const stderr: string[] = [];
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
   createInterface({ input: child.stderr! }).on('line', (line) => stderr.push(line));
-  await until('edgeban running', () => {
-    if (child.exitCode !== null) throw new Error(`daemon exited with ${child.exitCode}: ${stderr.join('\n')}`);
-    return stderr.some((line) => line.includes('edgeban running'));
-  }, 60_000, 20);
+  await until(
+    'edgeban running',
+    () => {
+      if (child.exitCode !== null) throw new Error(`daemon exited with ${child.exitCode}: ${stderr.join('\n')}`);
+      return stderr.some((line) => line.includes('edgeban running'));
+    },
+    60_000,
+    20,
+  );
   return { child, stderr, exited };
 }
 

@@ -45,41 +45,66 @@ interface LogPlan {
 
 const PLANS: LogPlan[] = [
   {
-    jail: 'dovecot', file: 'mail.log', share: 0.3, sample: 'dovecot.log',
+    jail: 'dovecot',
+    file: 'mail.log',
+    share: 0.3,
+    sample: 'dovecot.log',
     crafted: [
-      (p, r) => `Nov 21 10:01:20 mail dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<a\0, rip=${p}, lip=10.0.0.2, TLS, session=<x>\xff\xfe>, method=PLAIN, rip=${r}, lip=10.0.0.2, TLS, session=<r>`,
-      (p, r) => `Nov 21 10:01:21 mail dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<rip=${p}, lip=10.0.0.2>, method=PLAIN, rip=${r}, lip=10.0.0.2, session=<r>`,
+      (p, r) =>
+        `Nov 21 10:01:20 mail dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<a\0, rip=${p}, lip=10.0.0.2, TLS, session=<x>\xff\xfe>, method=PLAIN, rip=${r}, lip=10.0.0.2, TLS, session=<r>`,
+      (p, r) =>
+        `Nov 21 10:01:21 mail dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<rip=${p}, lip=10.0.0.2>, method=PLAIN, rip=${r}, lip=10.0.0.2, session=<r>`,
       (p, r) => `Nov 21 10:01:22 mail dovecot: auth: passwd-file(from ${p},${p},<s>): unknown user x,${r},<q>): unknown user`,
     ],
-    control: (a) => `Nov 21 10:01:01 mail dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<alice>, method=PLAIN, rip=${a}, lip=10.0.0.2, TLS, session=<c>`,
+    control: (a) =>
+      `Nov 21 10:01:01 mail dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<alice>, method=PLAIN, rip=${a}, lip=10.0.0.2, TLS, session=<c>`,
   },
   {
-    jail: 'postfix', file: 'mail.log', share: 0.1, sample: 'postfix.log',
+    jail: 'postfix',
+    file: 'mail.log',
+    share: 0.1,
+    sample: 'postfix.log',
     crafted: [
-      (p, r) => `Nov 21 10:00:20 mail postfix/smtpd[2120]: warning: unknown[${r}]: SASL LOGIN authentication failed: UGFzc3dvcmQ6, sasl_username=from ${p} unknown[${p}]: SASL LOGIN authentication failed:`,
-      (p, r) => `Nov 21 10:00:21 mail postfix/smtpd[2121]: NOQUEUE: reject: RCPT from unknown[${r}]: 554 5.7.1 <x@[${p}]>: Relay access denied; from=<unknown[${p}]> to=<y> proto=ESMTP helo=<unknown[${p}]>`,
+      (p, r) =>
+        `Nov 21 10:00:20 mail postfix/smtpd[2120]: warning: unknown[${r}]: SASL LOGIN authentication failed: UGFzc3dvcmQ6, sasl_username=from ${p} unknown[${p}]: SASL LOGIN authentication failed:`,
+      (p, r) =>
+        `Nov 21 10:00:21 mail postfix/smtpd[2121]: NOQUEUE: reject: RCPT from unknown[${r}]: 554 5.7.1 <x@[${p}]>: Relay access denied; from=<unknown[${p}]> to=<y> proto=ESMTP helo=<unknown[${p}]>`,
     ],
     control: (a) => `Nov 21 10:00:01 mail postfix/smtpd[2101]: warning: unknown[${a}]: SASL LOGIN authentication failed: UGFzc3dvcmQ6`,
   },
   {
-    jail: 'traefik', file: 'traefik.log', share: 0.3, sample: 'traefik.log',
+    jail: 'traefik',
+    file: 'traefik.log',
+    share: 0.3,
+    sample: 'traefik.log',
     crafted: [
-      (p, r) => `${r} - - [21/Nov/2026:10:02:20 +0000] "GET /?rip=${p}&from=${p} HTTP/1.1" 401 17 "from ${p}" "client: ${p}" 120 "app@docker" "http://10.0.0.6:80" 1ms`,
-      (p, r) => `{"ClientAddr":"${r}:4001","ClientHost":"${r}","ClientUsername":"\\",\\"ClientHost\\":\\"${p}\\"","DownstreamContentSize":17,"DownstreamStatus":401,"RequestMethod":"GET","RequestPath":"/\\",\\"ClientHost\\":\\"${p}\\",\\"DownstreamStatus\\":401","StartUTC":"2026-11-21T10:02:21Z","level":"info","msg":"","time":"2026-11-21T10:02:21Z"}`,
+      (p, r) =>
+        `${r} - - [21/Nov/2026:10:02:20 +0000] "GET /?rip=${p}&from=${p} HTTP/1.1" 401 17 "from ${p}" "client: ${p}" 120 "app@docker" "http://10.0.0.6:80" 1ms`,
+      (p, r) =>
+        `{"ClientAddr":"${r}:4001","ClientHost":"${r}","ClientUsername":"\\",\\"ClientHost\\":\\"${p}\\"","DownstreamContentSize":17,"DownstreamStatus":401,"RequestMethod":"GET","RequestPath":"/\\",\\"ClientHost\\":\\"${p}\\",\\"DownstreamStatus\\":401","StartUTC":"2026-11-21T10:02:21Z","level":"info","msg":"","time":"2026-11-21T10:02:21Z"}`,
     ],
     control: (a) => `${a} - - [21/Nov/2026:10:02:01 +0000] "GET /admin HTTP/1.1" 401 17 "-" "curl/8.5.0" 101 "dashboard@docker" "http://10.0.0.5:8080" 2ms`,
   },
   {
-    jail: 'nginx', file: 'nginx-error.log', share: 0.15, sample: 'nginx.log',
+    jail: 'nginx',
+    file: 'nginx-error.log',
+    share: 0.15,
+    sample: 'nginx.log',
     crafted: [
-      (p, r) => `2026/11/21 10:03:20 [error] 31#31: *20 user "from ${p}, client: ${p}": password mismatch, client: ${r}, server: example.org, request: "GET /?client: ${p} HTTP/1.1", host: "example.org"`,
+      (p, r) =>
+        `2026/11/21 10:03:20 [error] 31#31: *20 user "from ${p}, client: ${p}": password mismatch, client: ${r}, server: example.org, request: "GET /?client: ${p} HTTP/1.1", host: "example.org"`,
     ],
-    control: (a) => `2026/11/21 10:03:01 [error] 31#31: *7 user "alice": password mismatch, client: ${a}, server: example.org, request: "GET /private/ HTTP/1.1", host: "example.org"`,
+    control: (a) =>
+      `2026/11/21 10:03:01 [error] 31#31: *7 user "alice": password mismatch, client: ${a}, server: example.org, request: "GET /private/ HTTP/1.1", host: "example.org"`,
   },
   {
-    jail: 'apache', file: 'apache-error.log', share: 0.15, sample: 'apache.log',
+    jail: 'apache',
+    file: 'apache-error.log',
+    share: 0.15,
+    sample: 'apache.log',
     crafted: [
-      (p, r) => `[Sat Nov 21 10:04:20.1 2026] [auth_basic:error] [pid 1239:tid 140006] [client ${r}:40009] AH01618: user [client ${p}:1] from ${p} rip=${p} not found: /private/`,
+      (p, r) =>
+        `[Sat Nov 21 10:04:20.1 2026] [auth_basic:error] [pid 1239:tid 140006] [client ${r}:40009] AH01618: user [client ${p}:1] from ${p} rip=${p} not found: /private/`,
     ],
     control: (a) => `[Sat Nov 21 10:04:01.123456 2026] [auth_basic:error] [pid 1234:tid 140001] [client ${a}:51234] AH01618: user mallory not found: /private/`,
   },
@@ -101,7 +126,9 @@ function randomBytes(random: () => number, length: number): Buffer {
 /** The sample's injection lines (those planting 192.0.2.9), planting `planted`; other 192.0.2.x become 198.51.100.x. */
 async function sampleInjections(sample: string, planted: string): Promise<string[]> {
   const text = await readFile(path.join(REPO, 'test/filters/samples', sample), 'utf8');
-  return text.split('\n').filter((l) => /192\.0\.2\.9(?!\d)/.test(l))
+  return text
+    .split('\n')
+    .filter((l) => /192\.0\.2\.9(?!\d)/.test(l))
     .map((l) => l.replace(/192\.0\.2\.9(?!\d)/g, planted).replace(/192\.0\.2\.(\d+)/g, '198.51.100.$1'));
 }
 
@@ -129,10 +156,22 @@ class Appender {
   }
 }
 
-interface JailStatus { jail: string; lines: number; failures: number; bans: number; follower?: { linesTruncated: number; invalidUtf8Lines: number } | null }
+interface JailStatus {
+  jail: string;
+  lines: number;
+  failures: number;
+  bans: number;
+  follower?: { linesTruncated: number; invalidUtf8Lines: number } | null;
+}
 
-test('hostile input: a million random-byte lines, 1 MiB lines, NULs, invalid UTF-8 and injection attempts: no crash, RSS bounded, skipped lines counted, no planted address banned', { timeout: 600_000 }, async (t) => {
-  const sim = await OpnsenseSimulator.start({ keys: [{ key: KEY, secret: SECRET, privileges: LEAST_PRIVILEGES, user: 'edgeban' }], authFailDelayMs: 0, seed: 3 });
+test('hostile input: a million random-byte lines, 1 MiB lines, NULs, invalid UTF-8 and injection attempts: no crash, RSS bounded, skipped lines counted, no planted address banned', {
+  timeout: 600_000,
+}, async (t) => {
+  const sim = await OpnsenseSimulator.start({
+    keys: [{ key: KEY, secret: SECRET, privileges: LEAST_PRIVILEGES, user: 'edgeban' }],
+    authFailDelayMs: 0,
+    seed: 3,
+  });
   t.after(() => sim.stop());
   const root = await tempDir(t, 'edgeban-hostile-');
   const logDir = path.join(root, 'logs');
@@ -141,13 +180,26 @@ test('hostile input: a million random-byte lines, 1 MiB lines, NULs, invalid UTF
   await mkdir(configDir, { recursive: true });
   const files = [...new Set(PLANS.map((p) => p.file))];
   for (const f of files) await writeFile(path.join(logDir, f), '');
-  await writeFile(path.join(configDir, 'jail.local'), [
-    '[DEFAULT]', `maxretry = ${MAXRETRY}`, 'findtime = 1h', 'bantime = 1h', '',
-    ...PLANS.flatMap((p) => [`[${p.jail}]`, 'enabled = true', `logpath = ${path.join(logDir, p.file)}`, '']),
-  ].join('\n'));
+  await writeFile(
+    path.join(configDir, 'jail.local'),
+    [
+      '[DEFAULT]',
+      `maxretry = ${MAXRETRY}`,
+      'findtime = 1h',
+      'bantime = 1h',
+      '',
+      ...PLANS.flatMap((p) => [`[${p.jail}]`, 'enabled = true', `logpath = ${path.join(logDir, p.file)}`, '']),
+    ].join('\n'),
+  );
   const env = {
-    TZ: 'UTC', OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET, EDGEBAN_DATA_DIR: path.join(root, 'data'),
-    EDGEBAN_CONFIG_DIR: configDir, EDGEBAN_RECONCILE_INTERVAL: '5', EDGEBAN_LOG_LEVEL: 'info',
+    TZ: 'UTC',
+    OPNSENSE_URL: sim.url,
+    OPNSENSE_KEY: KEY,
+    OPNSENSE_SECRET: SECRET,
+    EDGEBAN_DATA_DIR: path.join(root, 'data'),
+    EDGEBAN_CONFIG_DIR: configDir,
+    EDGEBAN_RECONCILE_INTERVAL: '5',
+    EDGEBAN_LOG_LEVEL: 'info',
   };
   const daemon = await startCliDaemon(t, env, { cwd: root });
 
@@ -172,7 +224,11 @@ test('hostile input: a million random-byte lines, 1 MiB lines, NULs, invalid UTF
     Buffer.alloc(MIB, 'A'),
     randomBytes(random, MIB),
     // A failure whose real tail lies beyond the line cap: the cut line must not yield the planted address.
-    Buffer.concat([Buffer.from(`Nov 21 10:01:30 mail dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<`), Buffer.alloc(MIB, 'u'), Buffer.from(`>, method=PLAIN, rip=${p}, lip=10.0.0.2, TLS, session=<h>`)]),
+    Buffer.concat([
+      Buffer.from(`Nov 21 10:01:30 mail dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<`),
+      Buffer.alloc(MIB, 'u'),
+      Buffer.from(`>, method=PLAIN, rip=${p}, lip=10.0.0.2, TLS, session=<h>`),
+    ]),
     Buffer.concat([Buffer.from(`rip=${p}, lip=10.0.0.2 `), Buffer.alloc(MIB, 0)]),
   ];
   let hugeCount = 0;
@@ -229,7 +285,9 @@ test('hostile input: a million random-byte lines, 1 MiB lines, NULs, invalid UTF
   const until = Date.now() + 30_000;
   while (Date.now() < until && !controls.every(({ address }) => sim.tableEntries(ALIAS).includes(address))) await sleep(200);
   const peakRssMiB = Number(/VmHWM:\s+(\d+) kB/.exec(await readFile(`/proc/${daemon.pid}/status`, 'utf8'))?.[1]) / 1024;
-  t.diagnostic(`daemon peak RSS ${peakRssMiB.toFixed(0)} MiB; lines per jail ${JSON.stringify(Object.fromEntries(jails.map((j) => [j.jail, j.lines])))}; huge lines ${hugeCount}`);
+  t.diagnostic(
+    `daemon peak RSS ${peakRssMiB.toFixed(0)} MiB; lines per jail ${JSON.stringify(Object.fromEntries(jails.map((j) => [j.jail, j.lines])))}; huge lines ${hugeCount}`,
+  );
 
   await t.test('no crash: every jail counted every line, and still bans a plain attacker written after all of it', async () => {
     assert.deepEqual(

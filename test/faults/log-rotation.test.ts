@@ -42,7 +42,9 @@ class ObservedEngine extends JailEngine {
 
   hold(): void {
     let open = () => {};
-    const promise = new Promise<void>((resolve) => { open = resolve; });
+    const promise = new Promise<void>((resolve) => {
+      open = resolve;
+    });
     this.gate = { promise, open };
     this.waiting = false;
   }
@@ -225,21 +227,31 @@ test('log rotation of every kind during a 100,000-line stream: every failure cou
   const dataDir = path.join(root, 'data');
   await mkdir(configDir, { recursive: true });
   // maxretry beyond the stream: nothing is banned, every failure is counted (and shows up once).
-  await writeFile(path.join(configDir, 'jail.local'),
-    `[dovecot]\nenabled = true\nlogpath = ${logPath}\nmaxretry = 1000000\nfindtime = 1d\nbantime = 1h\n`);
+  await writeFile(path.join(configDir, 'jail.local'), `[dovecot]\nenabled = true\nlogpath = ${logPath}\nmaxretry = 1000000\nfindtime = 1d\nbantime = 1h\n`);
   const writer = new AppendWriter(logPath);
   await writer.open();
 
   const env = loadEnv({
-    env: { OPNSENSE_URL: 'http://127.0.0.1:9', OPNSENSE_KEY: 'rotationKey1234', OPNSENSE_SECRET: 'rotationSecret1234', EDGEBAN_DATA_DIR: dataDir, EDGEBAN_CONFIG_DIR: configDir },
+    env: {
+      OPNSENSE_URL: 'http://127.0.0.1:9',
+      OPNSENSE_KEY: 'rotationKey1234',
+      OPNSENSE_SECRET: 'rotationSecret1234',
+      EDGEBAN_DATA_DIR: dataDir,
+      EDGEBAN_CONFIG_DIR: configDir,
+    },
     envFile: path.join(root, 'none.env'),
   });
   const config = await loadDaemonConfig(env);
   const plan = config.jails.find((j) => j.definition.name === 'dovecot');
   assert.ok(plan, 'the dovecot jail is configured');
   const engine = new ObservedEngine({
-    jails: [plan.settings], facts: NO_NETWORK_FACTS, history: { claimsOf: () => [], targets: () => [] },
-    ban: async () => undefined, clock: systemClock, random: seededRandom(1), logger: silentLogger(),
+    jails: [plan.settings],
+    facts: NO_NETWORK_FACTS,
+    history: { claimsOf: () => [], targets: () => [] },
+    ban: async () => undefined,
+    clock: systemClock,
+    random: seededRandom(1),
+    logger: silentLogger(),
   });
   const pipeline = new JailPipeline(plan, systemClock);
   await pipeline.start({ engine, dataDir, logger: silentLogger(), clock: systemClock, pollIntervalMs: 100 });
@@ -275,15 +287,21 @@ test('log rotation of every kind during a 100,000-line stream: every failure cou
   };
   const delivered = () => pipeline.stats().lines;
   const ctx: Ctx = {
-    logDir, logPath, writer, write,
+    logDir,
+    logPath,
+    writer,
+    write,
     followerHoldsCurrent: async () => {
       const ino = (await stat(logPath)).ino;
       await until('the follower to open the current file', () => pipeline.stats().follower?.files.some((f) => f.inode === ino) ?? false, 20_000);
     },
     caughtUp: async () => {
       const { ino, size } = await stat(logPath);
-      await until('the follower to read the file to its end', () =>
-        pipeline.stats().follower?.files.some((f) => f.inode === ino && f.offset === size) ?? false, 30_000);
+      await until(
+        'the follower to read the file to its end',
+        () => pipeline.stats().follower?.files.some((f) => f.inode === ino && f.offset === size) ?? false,
+        30_000,
+      );
     },
   };
 
@@ -314,11 +332,15 @@ test('log rotation of every kind during a 100,000-line stream: every failure cou
   // Until every line is in, or nothing more arrives for 5 s (then the checks below say which rotation lost lines).
   let last = -1;
   let lastChange = Date.now();
-  await until(`all ${source.lines} lines delivered`, () => {
-    const now = delivered();
-    if (now !== last) [last, lastChange] = [now, Date.now()];
-    return now >= source.lines || Date.now() - lastChange > 5000;
-  }, 120_000);
+  await until(
+    `all ${source.lines} lines delivered`,
+    () => {
+      const now = delivered();
+      if (now !== last) [last, lastChange] = [now, Date.now()];
+      return now >= source.lines || Date.now() - lastChange > 5000;
+    },
+    120_000,
+  );
   await sleep(500); // a doubled line would arrive in this time
   await writer.close();
 

@@ -46,7 +46,9 @@ function heapAfterGc(): number {
   return process.memoryUsage().heapUsed;
 }
 
-test('OPNsense down for 5 minutes during a 10,000-address attack: no ban lost, alias == ledger after recovery, pending and heap bounded', { timeout: 240_000 }, async (t) => {
+test('OPNsense down for 5 minutes during a 10,000-address attack: no ban lost, alias == ledger after recovery, pending and heap bounded', {
+  timeout: 240_000,
+}, async (t) => {
   const h = await harnessOnInjectedTime(t);
   const before = documentationAddresses(20);
   await h.ledger.banMany(before.map((a) => ban(a)));
@@ -98,24 +100,43 @@ test('OPNsense down for 5 minutes during a 10,000-address attack: no ban lost, a
   h.sim.setFaults({ refuse: false });
   // Recovery passes back off up to the interval, never beyond: one interval brings it back.
   h.sim.clearCalls();
-  await advanceUntil(h.clock, 'the first pass after recovery', () => h.reconciler.status().lastPass?.ok === true, SECOND, INTERVAL / SECOND, () => h.reconciler.idle());
+  await advanceUntil(
+    h.clock,
+    'the first pass after recovery',
+    () => h.reconciler.status().lastPass?.ok === true,
+    SECOND,
+    INTERVAL / SECOND,
+    () => h.reconciler.idle(),
+  );
   await h.reconciler.idle();
   assertAliasEqualsLedger(h, 'converged after recovery');
   assert.equal(h.reconciler.status().state, 'in-sync');
   assert.equal(h.reconciler.status().pending, 0);
-  const sent = new Set(h.sim.calls().filter((c) => c.path.includes('/add/')).map((c) => JSON.parse(c.requestBody).address as string));
+  const sent = new Set(
+    h.sim
+      .calls()
+      .filter((c) => c.path.includes('/add/'))
+      .map((c) => JSON.parse(c.requestBody).address as string),
+  );
   for (const a of shortLived) assert.ok(!sent.has(a), `${a}: its ban ended during the outage but it was sent`);
 
   const perAddress = (heapAfterAttack - heapAtOutage) / 10_000;
-  t.diagnostic(`${starts.length} recovery passes in 10 minutes down, longest gap ${Math.max(...gaps)} ms; max pending ${maxPending}; heap +${((heapAfterAttack - heapAtOutage) / 2 ** 20).toFixed(1)} MiB for 10,000 bans (${perAddress.toFixed(0)} B each), `
-    + `${((heapAfterLongerOutage - heapAfterAttack) / 2 ** 20).toFixed(1)} MiB over 5 more minutes down`);
+  t.diagnostic(
+    `${starts.length} recovery passes in 10 minutes down, longest gap ${Math.max(...gaps)} ms; max pending ${maxPending}; heap +${((heapAfterAttack - heapAtOutage) / 2 ** 20).toFixed(1)} MiB for 10,000 bans (${perAddress.toFixed(0)} B each), ` +
+      `${((heapAfterLongerOutage - heapAfterAttack) / 2 ** 20).toFixed(1)} MiB over 5 more minutes down`,
+  );
   assert.ok(maxPending <= distinct.size);
   // Generous bounds (ledger claims and indexes are legitimately per address); a leak per call or per retry blows them.
   assert.ok(perAddress < 4096, `heap per banned address while down: ${perAddress.toFixed(0)} B`);
-  assert.ok(heapAfterLongerOutage - heapAfterAttack < 16 * 2 ** 20, `heap grew ${((heapAfterLongerOutage - heapAfterAttack) / 2 ** 20).toFixed(1)} MiB while staying down`);
+  assert.ok(
+    heapAfterLongerOutage - heapAfterAttack < 16 * 2 ** 20,
+    `heap grew ${((heapAfterLongerOutage - heapAfterAttack) / 2 ** 20).toFixed(1)} MiB while staying down`,
+  );
 });
 
-test('flapping OPNsense (half the calls answered 500, seeded) during an attack: every ban lands, alias == ledger once it stops', { timeout: 120_000 }, async (t) => {
+test('flapping OPNsense (half the calls answered 500, seeded) during an attack: every ban lands, alias == ledger once it stops', {
+  timeout: 120_000,
+}, async (t) => {
   const h = await harnessOnInjectedTime(t);
   h.sim.setFaults({ errorRate: 0.5 });
   await h.reconciler.start();
@@ -126,9 +147,19 @@ test('flapping OPNsense (half the calls answered 500, seeded) during an attack: 
     assert.ok(h.reconciler.status().pending <= (step + 1) * 20);
   }
   assert.ok(h.sim.tableEntries(ALIAS).length > 0, 'progress while flapping');
-  assert.ok(h.sim.calls().some((c) => c.status === 500), 'the fault did strike');
+  assert.ok(
+    h.sim.calls().some((c) => c.status === 500),
+    'the fault did strike',
+  );
   h.sim.setFaults({ errorRate: 0 });
-  await advanceUntil(h.clock, 'alias == ledger after the flapping stopped', () => sameEntries(h), SECOND, INTERVAL / SECOND, () => h.reconciler.idle());
+  await advanceUntil(
+    h.clock,
+    'alias == ledger after the flapping stopped',
+    () => sameEntries(h),
+    SECOND,
+    INTERVAL / SECOND,
+    () => h.reconciler.idle(),
+  );
   await h.reconciler.idle();
   assertAliasEqualsLedger(h, 'converged within one interval after the flapping stopped');
   assert.equal(h.ledger.activeAddresses(ALIAS).size, 400);
@@ -140,7 +171,8 @@ test('flapping OPNsense (30 s up, 30 s answering 503) during an attack: converge
   h.sim.setFaults({ flapPeriodMs: 30 * SECOND });
   const attack = documentationAddresses(240, 600);
   let sawUnreachable = false;
-  for (let step = 0; step < 24; step++) { // four minutes: four outages
+  for (let step = 0; step < 24; step++) {
+    // four minutes: four outages
     await h.ledger.banMany(attack.slice(step * 10, step * 10 + 10).map((a) => ban(a)));
     await tick(h, 10 * SECOND);
     sawUnreachable ||= h.reconciler.status().state === 'unreachable';
@@ -148,13 +180,22 @@ test('flapping OPNsense (30 s up, 30 s answering 503) during an attack: converge
   assert.ok(sawUnreachable, 'the flapping made the firewall unreachable at times');
   assert.ok(h.sim.calls().some((c) => c.status === 503));
   h.sim.setFaults({ flapPeriodMs: 0 });
-  await advanceUntil(h.clock, 'alias == ledger after the flapping stopped', () => sameEntries(h), SECOND, INTERVAL / SECOND, () => h.reconciler.idle());
+  await advanceUntil(
+    h.clock,
+    'alias == ledger after the flapping stopped',
+    () => sameEntries(h),
+    SECOND,
+    INTERVAL / SECOND,
+    () => h.reconciler.idle(),
+  );
   await h.reconciler.idle();
   assertAliasEqualsLedger(h, 'converged');
   assert.equal(h.ledger.activeAddresses(ALIAS).size, 240);
 });
 
-test('slow OPNsense (2 s per call, injected time) during an attack: bans still land through the bounded pool, none time out', { timeout: 120_000 }, async (t) => {
+test('slow OPNsense (2 s per call, injected time) during an attack: bans still land through the bounded pool, none time out', {
+  timeout: 120_000,
+}, async (t) => {
   const h = await harnessOnInjectedTime(t, { injectedLatency: true, timeoutMs: 30_000 });
   h.sim.setFaults({ latencyMs: 2000 });
   const started = h.reconciler.start();
@@ -177,7 +218,9 @@ test('slow OPNsense (2 s per call, injected time) during an attack: bans still l
   assert.ok(h.sim.maxInFlight() <= 16 + 1, `bounded concurrency while slow (saw ${h.sim.maxInFlight()})`);
 });
 
-test('hanging OPNsense connections: the client timeout fires, hung sockets are released, the alias converges once answers return', { timeout: 120_000 }, async (t) => {
+test('hanging OPNsense connections: the client timeout fires, hung sockets are released, the alias converges once answers return', {
+  timeout: 120_000,
+}, async (t) => {
   const h = await harnessOnInjectedTime(t, { timeoutMs: 500 });
   const attack = documentationAddresses(60, 1200);
   await h.ledger.banMany(attack.slice(0, 20).map((a) => ban(a)));
@@ -192,7 +235,14 @@ test('hanging OPNsense connections: the client timeout fires, hung sockets are r
     await tick(h, 30 * SECOND);
   }
   h.sim.setFaults({ hangRate: 0 });
-  await advanceUntil(h.clock, 'alias == ledger after the hangs stopped', () => sameEntries(h), SECOND, 3 * INTERVAL / SECOND, () => h.reconciler.idle());
+  await advanceUntil(
+    h.clock,
+    'alias == ledger after the hangs stopped',
+    () => sameEntries(h),
+    SECOND,
+    (3 * INTERVAL) / SECOND,
+    () => h.reconciler.idle(),
+  );
   await h.reconciler.idle();
   assertAliasEqualsLedger(h, 'converged after hangs');
   assert.ok(h.sim.calls().filter((c) => c.status === 0).length > 0, 'calls did hang');

@@ -5,9 +5,7 @@ import { test } from 'node:test';
 import { ManualClock } from '../../src/util/clock.ts';
 import { ALIAS, KEY, SECRET, startHarness, startSimulator } from '../helpers/enforcement-harness.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
-import {
-  activeAddresses, documentationAddresses, dovecotFailure, readLedgerClaims, startDaemonProcess, until,
-} from './enforcement-fault-helpers.ts';
+import { activeAddresses, documentationAddresses, dovecotFailure, readLedgerClaims, startDaemonProcess, until } from './enforcement-fault-helpers.ts';
 
 const SECOND = 1000;
 const INTERVAL = 60 * SECOND;
@@ -54,7 +52,11 @@ test('OPNsense reboot under edgeban run (EDGEBAN_RECONCILE_INTERVAL=2): restored
   await writeFile(mailLog, '');
   await writeFile(path.join(configDir, 'jail.local'), `[dovecot]\nenabled = true\nlogpath = ${mailLog}\nmaxretry = 2\nfindtime = 10m\nbantime = 1h\n`);
   const daemon = await startDaemonProcess(t, {
-    OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET, EDGEBAN_DATA_DIR: dataDir, EDGEBAN_CONFIG_DIR: configDir,
+    OPNSENSE_URL: sim.url,
+    OPNSENSE_KEY: KEY,
+    OPNSENSE_SECRET: SECRET,
+    EDGEBAN_DATA_DIR: dataDir,
+    EDGEBAN_CONFIG_DIR: configDir,
     EDGEBAN_RECONCILE_INTERVAL: '2',
   });
   const attackers = documentationAddresses(40, 300);
@@ -73,7 +75,10 @@ test('OPNsense reboot under edgeban run (EDGEBAN_RECONCILE_INTERVAL=2): restored
   const firstList = calls.findIndex((c) => c.path.includes('alias_util/list'));
   const adds = calls.map((c, i) => ({ c, i })).filter(({ c }) => c.path.includes('alias_util/add'));
   assert.ok(firstList >= 0 && adds.length === 40, `one list then 40 adds (saw list at ${firstList}, ${adds.length} adds)`);
-  assert.ok(adds.every(({ i }) => i > firstList), 'restored by the first pass after the reboot');
+  assert.ok(
+    adds.every(({ i }) => i > firstList),
+    'restored by the first pass after the reboot',
+  );
   const listsBeforeLastAdd = calls.slice(0, adds.at(-1)!.i).filter((c) => c.path.includes('alias_util/list')).length;
   assert.equal(listsBeforeLastAdd, 1, 'no second pass was needed');
   t.diagnostic(`restored ${restoredAfterMs} ms after the reboot (interval 2 s)`);

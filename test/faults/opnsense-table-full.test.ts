@@ -12,14 +12,22 @@ import { dovecotFailure } from '../helpers/log-lines.ts';
 import { mailSetup } from '../helpers/mail-setup.ts';
 import { until } from '../helpers/until.ts';
 
-test('pf table full: 45 of 50 bans not stored make the target degraded, health exit 1 and /readyz 503 naming the limit; raising it recovers', { timeout: 180_000 }, async (t) => {
+test('pf table full: 45 of 50 bans not stored make the target degraded, health exit 1 and /readyz 503 naming the limit; raising it recovers', {
+  timeout: 180_000,
+}, async (t) => {
   const sim = await startSimulator(t, { tableEntriesLimit: 5 });
   const { root, configDir, mailLog } = await mailSetup(t);
   await writeFile(path.join(configDir, 'jail.local'), `[dovecot]\nenabled = true\nlogpath = ${mailLog}\nmaxretry = 1\nfindtime = 10m\nbantime = 1h\n`);
   const port = await freePort();
   const env = {
-    TZ: 'UTC', OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET, EDGEBAN_DATA_DIR: path.join(root, 'data'),
-    EDGEBAN_CONFIG_DIR: configDir, EDGEBAN_RECONCILE_INTERVAL: '2', EDGEBAN_METRICS_LISTEN: `127.0.0.1:${port}`,
+    TZ: 'UTC',
+    OPNSENSE_URL: sim.url,
+    OPNSENSE_KEY: KEY,
+    OPNSENSE_SECRET: SECRET,
+    EDGEBAN_DATA_DIR: path.join(root, 'data'),
+    EDGEBAN_CONFIG_DIR: configDir,
+    EDGEBAN_RECONCILE_INTERVAL: '2',
+    EDGEBAN_METRICS_LISTEN: `127.0.0.1:${port}`,
   };
   const daemon = await startCliDaemon(t, env);
   await until('/readyz 200 after the first pass', async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200);

@@ -34,7 +34,12 @@ const FILE_ALIAS = 'postfix_block';
 /** Every form a secret travels in; none may appear in any output or state file. */
 function forbiddenForms(): Map<string, string> {
   const forms = new Map<string, string>();
-  for (const [name, value] of [['OPNSENSE_SECRET', SECRET], ['control token', TOKEN], ['jail.local secret', FILE_SECRET], ['a wrong secret tried', WRONG_SECRET]] as const) {
+  for (const [name, value] of [
+    ['OPNSENSE_SECRET', SECRET],
+    ['control token', TOKEN],
+    ['jail.local secret', FILE_SECRET],
+    ['a wrong secret tried', WRONG_SECRET],
+  ] as const) {
     forms.set(value, name);
     forms.set(encodeURIComponent(value), `${name} (URL-encoded)`);
     forms.set(Buffer.from(value).toString('base64'), `${name} (base64)`);
@@ -59,11 +64,34 @@ async function freePort(): Promise<number> {
 async function untrustedTlsSimulator(t: TestContext, dir: string): Promise<string | null> {
   const key = path.join(dir, 'tls-key.pem');
   const cert = path.join(dir, 'tls-cert.pem');
-  const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+  const made = spawnSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '2',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ],
+    { stdio: 'ignore' },
+  );
   if (made.status !== 0) return null;
   const sim = await OpnsenseSimulator.start({
-    keys: [{ key: KEY, secret: SECRET, privileges: LEAST_PRIVILEGES, user: 'edgeban' }], authFailDelayMs: 0, seed: 6,
+    keys: [{ key: KEY, secret: SECRET, privileges: LEAST_PRIVILEGES, user: 'edgeban' }],
+    authFailDelayMs: 0,
+    seed: 6,
     tls: { cert: await readFile(cert, 'utf8'), key: await readFile(key, 'utf8') },
   });
   t.after(() => sim.stop());
@@ -74,7 +102,7 @@ async function filesUnder(dir: string): Promise<string[]> {
   const out: string[] = [];
   for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
     const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...await filesUnder(full));
+    if (entry.isDirectory()) out.push(...(await filesUnder(full)));
     else if (entry.isFile()) out.push(full);
   }
   return out;
@@ -84,14 +112,20 @@ function failure(address: string, user = 'alice'): string {
   return `Nov 21 10:01:01 mail dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<${user}>, method=PLAIN, rip=${address}, lip=10.0.0.2, TLS, session=<s>\n`;
 }
 
-test('secrets: no output of any edgeban process, and no state file, holds the API secret, the control token or their encodings', { timeout: 240_000 }, async (t: TestContext) => {
+test('secrets: no output of any edgeban process, and no state file, holds the API secret, the control token or their encodings', {
+  timeout: 240_000,
+}, async (t: TestContext) => {
   const sim = await OpnsenseSimulator.start({
     keys: [
       { key: KEY, secret: SECRET, privileges: LEAST_PRIVILEGES, user: 'edgeban' },
       { key: FILE_KEY, secret: FILE_SECRET, privileges: LEAST_PRIVILEGES, user: 'edgeban2' },
     ],
-    aliases: [{ name: ALIAS, type: 'external' }, { name: FILE_ALIAS, type: 'external' }],
-    authFailDelayMs: 0, seed: 5,
+    aliases: [
+      { name: ALIAS, type: 'external' },
+      { name: FILE_ALIAS, type: 'external' },
+    ],
+    authFailDelayMs: 0,
+    seed: 5,
   });
   t.after(() => sim.stop());
   const root = await tempDir(t, 'edgeban-secrets-');
@@ -103,20 +137,38 @@ test('secrets: no output of any edgeban process, and no state file, holds the AP
   await writeFile(mailLog, '');
   const jailLocal = path.join(configDir, 'jail.local');
   const goodConfig = [
-    '[dovecot]', 'enabled = true', `logpath = ${mailLog}`, 'maxretry = 2', 'bantime = 1h', '',
-    '[postfix]', 'enabled = true', `logpath = ${mailLog}`, 'maxretry = 2', 'bantime = 1h',
+    '[dovecot]',
+    'enabled = true',
+    `logpath = ${mailLog}`,
+    'maxretry = 2',
+    'bantime = 1h',
+    '',
+    '[postfix]',
+    'enabled = true',
+    `logpath = ${mailLog}`,
+    'maxretry = 2',
+    'bantime = 1h',
     // The same simulator under another name: a firewall of its own (the environment's is 127.0.0.1), with its own key.
-    `banaction = opnsense[firewall="${sim.url.replace('127.0.0.1', 'localhost')}", key="${FILE_KEY}", secret="${FILE_SECRET}", alias="${FILE_ALIAS}"]`, '',
+    `banaction = opnsense[firewall="${sim.url.replace('127.0.0.1', 'localhost')}", key="${FILE_KEY}", secret="${FILE_SECRET}", alias="${FILE_ALIAS}"]`,
+    '',
   ].join('\n');
   await writeFile(jailLocal, goodConfig);
   const port = await freePort();
   // A second firewall over https with a self-signed certificate edgeban does not trust: every call
   // there fails certificate verification (without openssl: https to the plain-http port, a failed handshake).
-  const tlsUrl = await untrustedTlsSimulator(t, root) ?? sim.url.replace('http://', 'https://');
+  const tlsUrl = (await untrustedTlsSimulator(t, root)) ?? sim.url.replace('http://', 'https://');
   const env: Record<string, string> = {
-    TZ: 'UTC', OPNSENSE_URL: `${sim.url},${tlsUrl}`, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET,
-    OPNSENSE_TIMEOUT: '1', EDGEBAN_DATA_DIR: dataDir, EDGEBAN_CONFIG_DIR: configDir, EDGEBAN_RECONCILE_INTERVAL: '1',
-    EDGEBAN_LOG_LEVEL: 'trace', EDGEBAN_CONTROL_LISTEN: `127.0.0.1:${port}`, EDGEBAN_CONTROL_TOKEN: TOKEN,
+    TZ: 'UTC',
+    OPNSENSE_URL: `${sim.url},${tlsUrl}`,
+    OPNSENSE_KEY: KEY,
+    OPNSENSE_SECRET: SECRET,
+    OPNSENSE_TIMEOUT: '1',
+    EDGEBAN_DATA_DIR: dataDir,
+    EDGEBAN_CONFIG_DIR: configDir,
+    EDGEBAN_RECONCILE_INTERVAL: '1',
+    EDGEBAN_LOG_LEVEL: 'trace',
+    EDGEBAN_CONTROL_LISTEN: `127.0.0.1:${port}`,
+    EDGEBAN_CONTROL_TOKEN: TOKEN,
   };
   const outputs: Array<{ what: string; text: string }> = [];
   const cli = async (args: string[], extraEnv: Record<string, string> = {}): Promise<CliResult> => {
@@ -134,7 +186,10 @@ test('secrets: no output of any edgeban process, and no state file, holds the AP
       await appendFile(mailLog, failure('198.51.100.31', i === 0 ? SECRET : 'alice'));
       await appendFile(mailLog, `Nov 21 10:00:01 mail postfix/smtpd[2101]: warning: unknown[198.51.100.32]: SASL LOGIN authentication failed: UGFzc3dvcmQ6\n`);
     }
-    await until('the jail bans in both aliases', () => sim.tableEntries(ALIAS).includes('198.51.100.31') && sim.tableEntries(FILE_ALIAS).includes('198.51.100.32'));
+    await until(
+      'the jail bans in both aliases',
+      () => sim.tableEntries(ALIAS).includes('198.51.100.31') && sim.tableEntries(FILE_ALIAS).includes('198.51.100.32'),
+    );
 
     // Control commands, over the unix socket and over TCP with the token.
     assert.equal((await cli(['ban', '203.0.113.31', '--bantime', '1h'])).code, 0);
@@ -204,7 +259,10 @@ test('secrets: no output of any edgeban process, and no state file, holds the AP
   assert.ok(statuses().has(500) && statuses().has(401) && statuses().has(403), 'the API errors happened');
   assert.match(daemonLog, /reload failed/);
   assert.match(daemonLog, /certificate|TLS|ECONNRESET/i, 'the TLS failure was logged');
-  assert.ok(outputs.some((o) => o.what.startsWith('edgeban doctor') && o.text.length > 0), 'doctor printed');
+  assert.ok(
+    outputs.some((o) => o.what.startsWith('edgeban doctor') && o.text.length > 0),
+    'doctor printed',
+  );
 
   const leaks: string[] = [];
   for (const { what, text } of outputs) {

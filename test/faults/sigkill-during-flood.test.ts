@@ -7,9 +7,7 @@ import { anchorHash } from '../../src/sources/resume-state.ts';
 import { seededRandom } from '../../src/util/seeded-random.ts';
 import { ALIAS, KEY, SECRET, startSimulator } from '../helpers/enforcement-harness.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
-import {
-  activeAddresses, documentationAddresses, dovecotFailure, killHard, readLedgerClaims, startDaemonProcess, until,
-} from './enforcement-fault-helpers.ts';
+import { activeAddresses, documentationAddresses, dovecotFailure, killHard, readLedgerClaims, startDaemonProcess, until } from './enforcement-fault-helpers.ts';
 
 const RUNS = Number(process.env.FAULT_RUNS ?? 20);
 const MAXRETRY = 3;
@@ -48,7 +46,7 @@ function planFlood(seed: number): Flood {
     [lines[i], lines[j]] = [lines[j]!, lines[i]!];
   }
   const batches: string[][] = [];
-  for (let i = 0; i < lines.length;) {
+  for (let i = 0; i < lines.length; ) {
     const size = pick(1, 8);
     batches.push(lines.slice(i, i + size));
     i += size;
@@ -113,11 +111,18 @@ async function floodKillRestart(t: TestContext, seed: number): Promise<void> {
   await mkdir(configDir);
   const mailLog = path.join(root, 'mail.log');
   await writeFile(mailLog, '');
-  await writeFile(path.join(configDir, 'jail.local'),
-    `[dovecot]\nenabled = true\nlogpath = ${mailLog}\nmaxretry = ${MAXRETRY}\nfindtime = 10m\nbantime = 1h\n`);
+  await writeFile(
+    path.join(configDir, 'jail.local'),
+    `[dovecot]\nenabled = true\nlogpath = ${mailLog}\nmaxretry = ${MAXRETRY}\nfindtime = 10m\nbantime = 1h\n`,
+  );
   const env = {
-    OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET, EDGEBAN_DATA_DIR: dataDir, EDGEBAN_CONFIG_DIR: configDir,
-    EDGEBAN_RECONCILE_INTERVAL: '2', EDGEBAN_LOG_LEVEL: 'info',
+    OPNSENSE_URL: sim.url,
+    OPNSENSE_KEY: KEY,
+    OPNSENSE_SECRET: SECRET,
+    EDGEBAN_DATA_DIR: dataDir,
+    EDGEBAN_CONFIG_DIR: configDir,
+    EDGEBAN_RECONCILE_INTERVAL: '2',
+    EDGEBAN_LOG_LEVEL: 'info',
   };
   const alias = () => new Set(sim.tableEntries(ALIAS));
   const write = (batch: readonly string[]) => appendFile(mailLog, batch.map((address) => dovecotFailure(address)).join(''));
@@ -152,17 +157,24 @@ async function floodKillRestart(t: TestContext, seed: number): Promise<void> {
 
   const second = await startDaemonProcess(t, env);
   let ledgerActive = new Set<string>();
-  await until(`seed ${seed}: ${expected.size} attackers banned and the alias equal to the ledger`, async () => {
-    ledgerActive = activeAddresses(await readLedgerClaims(dataDir), ALIAS);
-    return sameSet(ledgerActive, expected) && sameSet(alias(), ledgerActive);
-  }, 20_000, 100).catch((error: Error) => {
+  await until(
+    `seed ${seed}: ${expected.size} attackers banned and the alias equal to the ledger`,
+    async () => {
+      ledgerActive = activeAddresses(await readLedgerClaims(dataDir), ALIAS);
+      return sameSet(ledgerActive, expected) && sameSet(alias(), ledgerActive);
+    },
+    20_000,
+    100,
+  ).catch((error: Error) => {
     const missing = [...expected].filter((a) => !ledgerActive.has(a));
     const straddling = missing.filter((a) => straddlers.includes(a));
-    throw new Error(`${error.message}\n  killed after batch ${flood.killAfterBatch}/${flood.batches.length} +${flood.killDelayMs} ms; `
-      + `in the ledger at the kill: ${beforeKill.length}, in the alias at the kill: ${aliasAtKill.size}\n  not banned: ${missing.join(' ')}\n`
-      + `  of them, failures straddling the kill (counts lost in the crash): ${straddling.join(' ')}\n`
-      + `  banned but never crossing maxretry (counted twice): ${[...ledgerActive].filter((a) => !expected.has(a)).join(' ')}\n`
-      + `  alias minus ledger: ${[...alias()].filter((a) => !ledgerActive.has(a)).join(' ')}\n  daemon log: ${second.stderr.slice(-5).join('\n')}`);
+    throw new Error(
+      `${error.message}\n  killed after batch ${flood.killAfterBatch}/${flood.batches.length} +${flood.killDelayMs} ms; ` +
+        `in the ledger at the kill: ${beforeKill.length}, in the alias at the kill: ${aliasAtKill.size}\n  not banned: ${missing.join(' ')}\n` +
+        `  of them, failures straddling the kill (counts lost in the crash): ${straddling.join(' ')}\n` +
+        `  banned but never crossing maxretry (counted twice): ${[...ledgerActive].filter((a) => !expected.has(a)).join(' ')}\n` +
+        `  alias minus ledger: ${[...alias()].filter((a) => !ledgerActive.has(a)).join(' ')}\n  daemon log: ${second.stderr.slice(-5).join('\n')}`,
+    );
   });
   second.child.kill('SIGTERM');
   assert.equal(await second.exited, 0, second.stderr.join('\n'));
@@ -170,7 +182,11 @@ async function floodKillRestart(t: TestContext, seed: number): Promise<void> {
   // Settled: judged on the files and the simulator with no daemon running.
   const after = await readLedgerClaims(dataDir);
   const active = activeAddresses(after, ALIAS);
-  assert.deepEqual(sorted(active), sorted(expected), 'no lost bans: every attacker crossing maxretry in the log, its failures before the kill, after it or both');
+  assert.deepEqual(
+    sorted(active),
+    sorted(expected),
+    'no lost bans: every attacker crossing maxretry in the log, its failures before the kill, after it or both',
+  );
   for (const address of active) assert.ok(flood.crossing.has(address), `${address} never crossed maxretry but was banned`);
   for (const address of straddlers) assert.ok(active.has(address), `${address}: failures straddling the kill were not added up`);
   assert.deepEqual(sorted(alias()), sorted(active), 'alias == ledger active set: nothing missing, no zombie entry');
@@ -193,7 +209,9 @@ function sorted(values: Iterable<string>): string[] {
   return [...values].sort();
 }
 
-test(`SIGKILL of edgeban run at a seeded moment of a flood, ${RUNS} runs: after restart alias == ledger, no lost or zombie bans, expiries unchanged`, { timeout: 600_000 }, async (t) => {
+test(`SIGKILL of edgeban run at a seeded moment of a flood, ${RUNS} runs: after restart alias == ledger, no lost or zombie bans, expiries unchanged`, {
+  timeout: 600_000,
+}, async (t) => {
   let failedSeed: number | null = null;
   for (let run = 1; run <= RUNS; run++) {
     // One failure is enough to report: skip the rest rather than wait out every seed's timeout.
@@ -211,11 +229,13 @@ test(`SIGKILL of edgeban run at a seeded moment of a flood, ${RUNS} runs: after 
 
 // The runs above ban every straddling attacker; this makes sure they had some to ban (the kill
 // lands mid-attack in most seeds), so a passing run is not one that never tested the crash case.
-test('SIGKILL mid-flood: the seeded kills split attackers\' failures across the restart, and those attackers are banned', (t) => {
+test("SIGKILL mid-flood: the seeded kills split attackers' failures across the restart, and those attackers are banned", (t) => {
   const seeds = [...straddlersPerSeed].filter(([, addresses]) => addresses.length > 0);
   const straddlers = seeds.reduce((sum, [, addresses]) => sum + addresses.length, 0);
-  t.diagnostic(`${straddlers} attackers in ${seeds.length} of ${RUNS} seeds banned only by adding up failures from both sides of the kill; `
-    + `${[...rereadPerSeed.values()].reduce((a, b) => a + b, 0)} counted failure lines read again in ${rereadPerSeed.size} rewound seeds`);
+  t.diagnostic(
+    `${straddlers} attackers in ${seeds.length} of ${RUNS} seeds banned only by adding up failures from both sides of the kill; ` +
+      `${[...rereadPerSeed.values()].reduce((a, b) => a + b, 0)} counted failure lines read again in ${rereadPerSeed.size} rewound seeds`,
+  );
   assert.equal(straddlersPerSeed.size, RUNS, 'every seed ran');
   assert.ok(seeds.length >= Math.ceil(RUNS / 2), `only ${seeds.length} of ${RUNS} seeds killed edgeban between an attacker's failures`);
   const rewound = [...rereadPerSeed.values()].filter((lines) => lines > 0);

@@ -14,8 +14,15 @@ function spec(pattern: string, key = 'failregex'): RegexSpec {
 
 function def(failregex: string[], extra: Partial<EngineFilterDefinition> = {}): EngineFilterDefinition {
   return {
-    name: 'test', file: '/etc/edgeban/filter.d/test.conf', prefregex: null, failregex: failregex.map((p) => spec(p)),
-    ignoreregex: [], maxlines: 1, datepattern: null, logtimezone: null, ...extra,
+    name: 'test',
+    file: '/etc/edgeban/filter.d/test.conf',
+    prefregex: null,
+    failregex: failregex.map((p) => spec(p)),
+    ignoreregex: [],
+    maxlines: 1,
+    datepattern: null,
+    logtimezone: null,
+    ...extra,
   };
 }
 
@@ -27,12 +34,18 @@ function run(d: EngineFilterDefinition, lines: string[]) {
 describe('compileFilter', () => {
   it('an untranslatable regex names the filter, file:line, key and regex', () => {
     const d = def(['^ok from <HOST>$', '^(?>atomic) from <HOST>$']);
-    assert.throws(() => compileFilter(d), (error: unknown) => {
-      assert.ok(error instanceof FilterCompileError);
-      assert.equal(error.exitCode, 2);
-      assert.match(error.message, /^\/etc\/edgeban\/filter\.d\/test\.conf:\d+: failregex: filter test: cannot use regex "\^\(\?>atomic\) from <HOST>\$": atomic groups/);
-      return true;
-    });
+    assert.throws(
+      () => compileFilter(d),
+      (error: unknown) => {
+        assert.ok(error instanceof FilterCompileError);
+        assert.equal(error.exitCode, 2);
+        assert.match(
+          error.message,
+          /^\/etc\/edgeban\/filter\.d\/test\.conf:\d+: failregex: filter test: cannot use regex "\^\(\?>atomic\) from <HOST>\$": atomic groups/,
+        );
+        return true;
+      },
+    );
   });
 
   it('a failregex without a failure-id group is an error', () => {
@@ -53,8 +66,9 @@ describe('FilterMatcher', () => {
   });
 
   it('a date inside the attacker-controlled part does not shift the anchor', () => {
-    const { results } = run(def([String.raw`^\s*app: user \S+ failed from <HOST>$`], { datepattern: spec('{^LN-BEG}', 'datepattern') }),
-      ['Nov 21 10:00:00 app: user Nov_21_10:00:00 failed from 192.0.2.2']);
+    const { results } = run(def([String.raw`^\s*app: user \S+ failed from <HOST>$`], { datepattern: spec('{^LN-BEG}', 'datepattern') }), [
+      'Nov 21 10:00:00 app: user Nov_21_10:00:00 failed from 192.0.2.2',
+    ]);
     assert.equal(results[0]?.host, '192.0.2.2');
   });
 
@@ -65,7 +79,10 @@ describe('FilterMatcher', () => {
       '2026-11-21T10:00:01Z a: from ::ffff:198.51.100.3',
       '2026-11-21T10:00:02Z b: net 203.0.113.77/24',
     ]);
-    assert.deepEqual(results.map((r) => r.host), ['2001:db8::1', '198.51.100.3', '203.0.113.0/24']);
+    assert.deepEqual(
+      results.map((r) => r.host),
+      ['2001:db8::1', '198.51.100.3', '203.0.113.0/24'],
+    );
   });
 
   it('a host name is never resolved: no host, reported and counted', () => {
@@ -85,9 +102,15 @@ describe('FilterMatcher', () => {
   it('an IPv4 address with a leading zero is invalid, whether plain or IPv4-mapped: octal or decimal would be a guess', () => {
     const lines = ['192.030.0.6', '192.0.2.06', '010.1.1.1', '::ffff:192.030.0.6'].map((a, i) => `2026-11-21T10:00:0${i}Z a: from ${a}`);
     const { results, stats } = run(def([String.raw`^\s*a: from <HOST>$`]), lines);
-    assert.deepEqual(results.map((r) => [r.match, r.host, r.invalidHost]), [
-      [true, null, '192.030.0.6'], [true, null, '192.0.2.06'], [true, null, '010.1.1.1'], [true, null, '192.030.0.6'],
-    ]);
+    assert.deepEqual(
+      results.map((r) => [r.match, r.host, r.invalidHost]),
+      [
+        [true, null, '192.030.0.6'],
+        [true, null, '192.0.2.06'],
+        [true, null, '010.1.1.1'],
+        [true, null, '192.030.0.6'],
+      ],
+    );
     assert.equal(stats.invalidHosts, 4);
   });
 
@@ -107,7 +130,14 @@ describe('FilterMatcher', () => {
         maxlines,
       });
       const { results } = run(d, ['2026-11-21T10:00:00Z web: 192.0.2.5 denied', '2026-11-21T10:00:01Z web: 192.0.2.6 denied via 198.51.100.6']);
-      assert.deepEqual(results.map((r) => [r.match, r.host]), [[true, '192.0.2.5'], [true, '198.51.100.6']], `maxlines=${maxlines}`);
+      assert.deepEqual(
+        results.map((r) => [r.match, r.host]),
+        [
+          [true, '192.0.2.5'],
+          [true, '198.51.100.6'],
+        ],
+        `maxlines=${maxlines}`,
+      );
     }
   });
 
@@ -121,7 +151,14 @@ describe('FilterMatcher', () => {
       '2026-11-21T10:00:01Z other: denied 192.0.2.6',
       '2026-11-21T10:00:02Z web: denied 198.51.100.7',
     ]);
-    assert.deepEqual(results.map((r) => [r.match, r.host, r.ignored]), [[true, '192.0.2.5', false], [false, null, false], [false, null, true]]);
+    assert.deepEqual(
+      results.map((r) => [r.match, r.host, r.ignored]),
+      [
+        [true, '192.0.2.5', false],
+        [false, null, false],
+        [false, null, true],
+      ],
+    );
     assert.deepEqual([stats.matched, stats.missed, stats.ignored], [1, 1, 1]);
   });
 
@@ -140,7 +177,10 @@ describe('FilterMatcher', () => {
       '\u0000\u0000\u0000',
       '',
     ]);
-    assert.deepEqual(results.map((r) => r.host), [null, '192.0.2.10', '192.0.2.11', null, null]);
+    assert.deepEqual(
+      results.map((r) => r.host),
+      [null, '192.0.2.10', '192.0.2.11', null, null],
+    );
   });
 
   it('a line without a date matches with no time', () => {

@@ -25,7 +25,11 @@ const CASES: Record<string, string[]> = {
 /** Filters written for these tests (samples/fail2ban/custom/NAME.conf), for the engine features Debian's filters barely touch. */
 const CUSTOM = ['multiline', 'skiplines', 'mlfid', 'ignore'];
 
-interface Failure { line: number; host: string; time: number }
+interface Failure {
+  line: number;
+  host: string;
+  time: number;
+}
 
 /** fail2ban-regex's failures: one output row per matched log line, grouped by ticket (host, time). */
 async function fail2banRegex(spec: string, log: string, lines: readonly string[]): Promise<Failure[]> {
@@ -56,10 +60,7 @@ async function fail2banRegex(spec: string, log: string, lines: readonly string[]
 function compare(spec: string, log: string, lines: readonly string[]): () => Promise<void> {
   return async () => {
     const now = Date.now() / 1000;
-    const [expected, results] = await Promise.all([
-      fail2banRegex(spec, log, lines),
-      runFilter(spec, lines, now, FAIL2BAN_DIR),
-    ]);
+    const [expected, results] = await Promise.all([fail2banRegex(spec, log, lines), runFilter(spec, lines, now, FAIL2BAN_DIR)]);
     const ours: Failure[] = [];
     for (const [i, r] of results.entries()) {
       if (!r.match) continue;

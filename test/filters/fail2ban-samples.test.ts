@@ -24,7 +24,7 @@ function annotatedTime(time: string): number {
   return Math.floor(new Date(y, mo - 1, d, h, mi, sec).getTime() / 1000);
 }
 
-describe('fail2ban\'s sample suite with its own filters', { skip: !fail2banInstalled && 'fail2ban is not installed' }, () => {
+describe("fail2ban's sample suite with its own filters", { skip: !fail2banInstalled && 'fail2ban is not installed' }, () => {
   it(`agrees with the annotations on at least ${REQUIRED * 100}% of the lines (host names counted apart)`, { timeout: 300_000 }, async () => {
     let checked = 0;
     let agreed = 0;
@@ -36,7 +36,12 @@ describe('fail2ban\'s sample suite with its own filters', { skip: !fail2banInsta
         const section: Annotated[] = lines.filter((l) => l.specs.includes(spec));
         let results;
         try {
-          results = await runFilter(spec, section.map((l) => l.text), TEST_NOW, FAIL2BAN_DIR);
+          results = await runFilter(
+            spec,
+            section.map((l) => l.text),
+            TEST_NOW,
+            FAIL2BAN_DIR,
+          );
         } catch (error) {
           checked += section.length;
           disagreements.push(`${spec}: cannot load: ${(error as Error).message.split('\n')[0]}`);
@@ -45,17 +50,25 @@ describe('fail2ban\'s sample suite with its own filters', { skip: !fail2banInsta
         for (const [i, line] of section.entries()) {
           if (line.constrained) continue;
           const r = results[i];
-          if (line.match && line.host !== null && isIP(line.host) === 0) { hostNames++; continue; }
+          if (line.match && line.host !== null && isIP(line.host) === 0) {
+            hostNames++;
+            continue;
+          }
           checked++;
           const timeOk = !line.match || line.time === null || (r?.time != null && Math.floor(r.time) === annotatedTime(line.time));
           const hostOk = !line.match || line.host === null || r?.host === line.host;
           if (r?.match === line.match && hostOk && timeOk) agreed++;
-          else disagreements.push(`${spec}: want ${line.match ? `${line.host ?? '?'} @${line.time ?? '?'}` : 'no match'}, got ${r?.match === true ? `${r.host ?? r.hostname ?? r.invalidHost ?? '?'} @${r.time ?? '?'}` : 'no match'}: ${line.text.slice(0, 160)}`);
+          else
+            disagreements.push(
+              `${spec}: want ${line.match ? `${line.host ?? '?'} @${line.time ?? '?'}` : 'no match'}, got ${r?.match === true ? `${r.host ?? r.hostname ?? r.invalidHost ?? '?'} @${r.time ?? '?'}` : 'no match'}: ${line.text.slice(0, 160)}`,
+            );
         }
       }
     }
     const score = agreed / checked;
-    console.log(`fail2ban sample suite: ${agreed}/${checked} lines agree (${(score * 100).toFixed(2)}%), ${hostNames} host-name lines apart, ${disagreements.length} disagreements`);
+    console.log(
+      `fail2ban sample suite: ${agreed}/${checked} lines agree (${(score * 100).toFixed(2)}%), ${hostNames} host-name lines apart, ${disagreements.length} disagreements`,
+    );
     for (const d of disagreements) console.log(`  ${d}`);
     assert.ok(checked > 1000, 'the sample suite must hold lines');
     assert.ok(score >= REQUIRED, `agreement ${(score * 100).toFixed(2)}% < ${REQUIRED * 100}%`);

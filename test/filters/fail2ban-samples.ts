@@ -27,7 +27,7 @@ export interface Annotated {
 
 /** fail2ban annotates addresses as logged; edgeban reports IPv6 in its canonical spelling. */
 export function spelled(host: string): string {
-  return isIP(host) === 6 ? canonicalIpv6(host) ?? host : host;
+  return isIP(host) === 6 ? (canonicalIpv6(host) ?? host) : host;
 }
 
 function specOf(name: string, opts: Record<string, unknown>): string {
@@ -37,7 +37,9 @@ function specOf(name: string, opts: Record<string, unknown>): string {
 
 /** The sample files of fail2ban's filters (a file per filter of the same name), sorted. */
 export function sampleNames(): string[] {
-  return readdirSync(FAIL2BAN_LOGS).filter((n) => existsSync(path.join(FAIL2BAN_DIR, 'filter.d', `${n}.conf`))).sort();
+  return readdirSync(FAIL2BAN_LOGS)
+    .filter((n) => existsSync(path.join(FAIL2BAN_DIR, 'filter.d', `${n}.conf`)))
+    .sort();
 }
 
 /**

@@ -28,15 +28,33 @@ interface Family {
 }
 
 const FAMILIES: Family[] = [
-  { shipped: 'postfix', modes: ['normal', 'more', 'auth', 'extra', 'rbl', 'errors', 'ddos', 'aggressive'], samples: ['postfix'], sameModes: ['more', 'auth', 'extra', 'rbl', 'errors', 'ddos', 'aggressive'] },
+  {
+    shipped: 'postfix',
+    modes: ['normal', 'more', 'auth', 'extra', 'rbl', 'errors', 'ddos', 'aggressive'],
+    samples: ['postfix'],
+    sameModes: ['more', 'auth', 'extra', 'rbl', 'errors', 'ddos', 'aggressive'],
+  },
   { shipped: 'dovecot', modes: ['normal', 'aggressive'], samples: ['dovecot'], sameModes: ['normal', 'aggressive'] },
   {
-    shipped: 'nginx', modes: ['normal', 'auth', 'access', 'limit-req', 'botsearch', 'bad-request', 'forbidden', 'aggressive'],
+    shipped: 'nginx',
+    modes: ['normal', 'auth', 'access', 'limit-req', 'botsearch', 'bad-request', 'forbidden', 'aggressive'],
     samples: ['nginx-http-auth', 'nginx-botsearch', 'nginx-limit-req', 'nginx-bad-request'],
   },
   {
-    shipped: 'apache', modes: ['normal', 'auth', 'access', 'noscript', 'botsearch', 'badbots', 'overflows', 'nohome', 'modsecurity', 'shellshock', 'aggressive'],
-    samples: ['apache-auth', 'apache-noscript', 'apache-botsearch', 'apache-badbots', 'apache-overflows', 'apache-nohome', 'apache-modsecurity', 'apache-shellshock', 'apache-pass', 'apache-fakegooglebot'],
+    shipped: 'apache',
+    modes: ['normal', 'auth', 'access', 'noscript', 'botsearch', 'badbots', 'overflows', 'nohome', 'modsecurity', 'shellshock', 'aggressive'],
+    samples: [
+      'apache-auth',
+      'apache-noscript',
+      'apache-botsearch',
+      'apache-badbots',
+      'apache-overflows',
+      'apache-nohome',
+      'apache-modsecurity',
+      'apache-shellshock',
+      'apache-pass',
+      'apache-fakegooglebot',
+    ],
   },
   { shipped: 'traefik', modes: ['normal', 'auth'], samples: ['traefik-auth'] },
 ];
@@ -47,10 +65,11 @@ const FAMILIES: Family[] = [
  */
 const DEPARTURES: Array<{ sample: string; line: RegExp; why: string }> = [
   {
-    sample: 'postfix', line: /: lost connection after AUTH from /,
+    sample: 'postfix',
+    line: /: lost connection after AUTH from /,
     why: 'the "disconnect ... auth=0/N" line that follows counts the session once (fail2ban gh-3505, fixed after 1.0.2)',
   },
-  { sample: 'apache-pass', line: /./, why: 'port knocking: fail2ban\'s action grants access, a blocklist would lock the knocker out' },
+  { sample: 'apache-pass', line: /./, why: "port knocking: fail2ban's action grants access, a blocklist would lock the knocker out" },
   { sample: 'apache-fakegooglebot', line: /./, why: 'bans every Googlebot claim; safe only with a reverse-DNS ignorecommand' },
 ];
 
@@ -89,7 +108,20 @@ interface Score {
 async function score(family: Family, dir: string): Promise<Score> {
   const falseLines: string[] = [];
   const familySpecs = new Set<string>();
-  const s: Score = { failures: 0, hostNames: 0, departures: 0, fail2ban: 0, shipped: 0, wrongHosts: 0, fail2banFalse: 0, shippedFalse: 0, missed: [], wrong: [], falses: [], modeMisses: [] };
+  const s: Score = {
+    failures: 0,
+    hostNames: 0,
+    departures: 0,
+    fail2ban: 0,
+    shipped: 0,
+    wrongHosts: 0,
+    fail2banFalse: 0,
+    shippedFalse: 0,
+    missed: [],
+    wrong: [],
+    falses: [],
+    modeMisses: [],
+  };
   for (const name of family.samples) {
     const log = path.join(FAIL2BAN_LOGS, name);
     const lines = annotated(name);
@@ -102,17 +134,28 @@ async function score(family: Family, dir: string): Promise<Score> {
     for (const [i, line] of lines.entries()) {
       // fail2ban in the modes of the line's section.
       const f2bHosts = new Set(line.specs.flatMap((spec) => [...(theirs.get(spec)?.get(line.text) ?? [])]));
-      const shippedHosts = new Set(ours.flatMap((results) => {
-        const r = results[i];
-        return r?.match === true ? [r.host ?? r.hostname ?? '?'] : [];
-      }));
+      const shippedHosts = new Set(
+        ours.flatMap((results) => {
+          const r = results[i];
+          return r?.match === true ? [r.host ?? r.hostname ?? '?'] : [];
+        }),
+      );
       if (!line.match) {
         falseLines.push(line.text);
-        if (shippedHosts.size > 0) { s.shippedFalse++; s.falses.push(`${name}: ${line.text}`); }
+        if (shippedHosts.size > 0) {
+          s.shippedFalse++;
+          s.falses.push(`${name}: ${line.text}`);
+        }
         continue;
       }
-      if (line.host !== null && isIP(line.host) === 0) { s.hostNames++; continue; }
-      if (DEPARTURES.some((d) => d.sample === name && d.line.test(line.text))) { s.departures++; continue; }
+      if (line.host !== null && isIP(line.host) === 0) {
+        s.hostNames++;
+        continue;
+      }
+      if (DEPARTURES.some((d) => d.sample === name && d.line.test(line.text))) {
+        s.departures++;
+        continue;
+      }
       s.failures++;
       if (line.host !== null && f2bHosts.has(line.host)) s.fail2ban++;
       for (const mode of family.sameModes ?? []) {
@@ -124,7 +167,10 @@ async function score(family: Family, dir: string): Promise<Score> {
       if (right) s.shipped++;
       else s.missed.push(`${name}: ${line.text}`);
       const wrong = [...shippedHosts].filter((h) => h !== line.host);
-      if (wrong.length > 0) { s.wrongHosts++; s.wrong.push(`${name}: ${wrong.join(',')} <- ${line.text}`); }
+      if (wrong.length > 0) {
+        s.wrongHosts++;
+        s.wrong.push(`${name}: ${wrong.join(',')} <- ${line.text}`);
+      }
     }
   }
   // Non-failures against every fail2ban filter and mode of the family, as the shipped side runs all its modes.
@@ -144,11 +190,14 @@ describe('shipped filters against fail2ban on its annotated sample logs', { skip
   for (const family of FAMILIES) {
     it(`${family.shipped}: catches what fail2ban catches, no wrong host, no more false positives`, async (t) => {
       const s = await score(family, await tempDir(t));
-      table.push([family.shipped.padEnd(10), s.failures, s.fail2ban, s.shipped, s.wrongHosts, s.fail2banFalse, s.shippedFalse, s.hostNames, s.departures]
-        .map((v, i) => (i === 0 ? v : String(v).padStart(9))).join(' '));
+      table.push(
+        [family.shipped.padEnd(10), s.failures, s.fail2ban, s.shipped, s.wrongHosts, s.fail2banFalse, s.shippedFalse, s.hostNames, s.departures]
+          .map((v, i) => (i === 0 ? v : String(v).padStart(9)))
+          .join(' '),
+      );
       const detail = `\nmissed:\n  ${s.missed.join('\n  ')}\nwrong:\n  ${s.wrong.join('\n  ')}\nfalse positives:\n  ${s.falses.join('\n  ')}`;
       assert.equal(s.wrongHosts, 0, `wrong hosts${detail}`);
-      assert.deepEqual(s.modeMisses, [], 'a shipped mode misses what fail2ban\'s mode of the same name catches');
+      assert.deepEqual(s.modeMisses, [], "a shipped mode misses what fail2ban's mode of the same name catches");
       assert.ok(s.shipped >= s.fail2ban, `shipped ${s.shipped} < fail2ban ${s.fail2ban}${detail}`);
       assert.ok(s.shippedFalse <= s.fail2banFalse, `false positives: shipped ${s.shippedFalse} > fail2ban ${s.fail2banFalse}${detail}`);
     });

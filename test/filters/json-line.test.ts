@@ -47,27 +47,38 @@ describe('a filter with jsonline', () => {
   }
 
   it('matches JSON lines by their fields and plain lines as written', async (t) => {
-    const dir = await filterDir(t, [
-      '[Definition]',
-      'jsonline = time client.ip result',
-      'failregex = ^"" "<ADDR>" "denied"$',
-      '            ^\\s*plain denied from <ADDR>$',
-      'datepattern = ^"(%%Y-%%m-%%dT%%H:%%M:%%S%%z)"',
-      '              {^LN-BEG}',
-      '',
-    ].join('\n'));
-    const results = await runFilter('app', [
-      '{"result":"denied","client":{"ip":"192.0.2.1"},"time":"2026-11-21T10:00:00Z"}',
-      '{"time":"2026-11-21T10:00:01Z","client":{"ip":"192.0.2.9\\" \\"198.51.100.2"},"result":"denied"}',
-      '{"time":"2026-11-21T10:00:02Z","client":{"ip":"192.0.2.9"},"result":"ok","note":"\\"192.0.2.9\\" \\"denied\\""}',
-      '2026-11-21T10:00:03Z plain denied from 198.51.100.3',
-    ], SAMPLE_NOW, dir);
-    assert.deepEqual(results.map((r) => [r.match, r.host, r.time]), [
-      [true, '192.0.2.1', Date.UTC(2026, 10, 21, 10, 0, 0) / 1000],
-      [false, null, Date.UTC(2026, 10, 21, 10, 0, 1) / 1000],
-      [false, null, Date.UTC(2026, 10, 21, 10, 0, 2) / 1000],
-      [true, '198.51.100.3', Date.UTC(2026, 10, 21, 10, 0, 3) / 1000],
-    ]);
+    const dir = await filterDir(
+      t,
+      [
+        '[Definition]',
+        'jsonline = time client.ip result',
+        'failregex = ^"" "<ADDR>" "denied"$',
+        '            ^\\s*plain denied from <ADDR>$',
+        'datepattern = ^"(%%Y-%%m-%%dT%%H:%%M:%%S%%z)"',
+        '              {^LN-BEG}',
+        '',
+      ].join('\n'),
+    );
+    const results = await runFilter(
+      'app',
+      [
+        '{"result":"denied","client":{"ip":"192.0.2.1"},"time":"2026-11-21T10:00:00Z"}',
+        '{"time":"2026-11-21T10:00:01Z","client":{"ip":"192.0.2.9\\" \\"198.51.100.2"},"result":"denied"}',
+        '{"time":"2026-11-21T10:00:02Z","client":{"ip":"192.0.2.9"},"result":"ok","note":"\\"192.0.2.9\\" \\"denied\\""}',
+        '2026-11-21T10:00:03Z plain denied from 198.51.100.3',
+      ],
+      SAMPLE_NOW,
+      dir,
+    );
+    assert.deepEqual(
+      results.map((r) => [r.match, r.host, r.time]),
+      [
+        [true, '192.0.2.1', Date.UTC(2026, 10, 21, 10, 0, 0) / 1000],
+        [false, null, Date.UTC(2026, 10, 21, 10, 0, 1) / 1000],
+        [false, null, Date.UTC(2026, 10, 21, 10, 0, 2) / 1000],
+        [true, '198.51.100.3', Date.UTC(2026, 10, 21, 10, 0, 3) / 1000],
+      ],
+    );
   });
 
   it('a field path that is not one is a ConfigError naming file and line', async (t) => {

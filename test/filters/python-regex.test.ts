@@ -48,7 +48,7 @@ describe('python-regex translation', () => {
     assert.ok(match('a.b', 'a\rb'));
   });
 
-  it("$ matches at the end and before a final newline; \\Z only at the very end", () => {
+  it('$ matches at the end and before a final newline; \\Z only at the very end', () => {
     assert.ok(match('foo$', 'foo\n'));
     assert.ok(match('foo$', 'foo'));
     assert.equal(match('foo$', 'foo\nbar'), null);

@@ -11,11 +11,18 @@ import { EDGEBAN, logLines, NODE, SAMPLE_NOW, SAMPLES } from './helpers.ts';
 
 const exec = promisify(execFile);
 
-interface Outcome { code: number; stdout: string; stderr: string }
+interface Outcome {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 
 async function testFilter(args: string[]): Promise<Outcome> {
   try {
-    const { stdout, stderr } = await exec(NODE, [EDGEBAN, 'test-filter', ...args], { env: { ...process.env, TZ: 'UTC', EDGEBAN_CONFIG_DIR: '' }, maxBuffer: 1 << 24 });
+    const { stdout, stderr } = await exec(NODE, [EDGEBAN, 'test-filter', ...args], {
+      env: { ...process.env, TZ: 'UTC', EDGEBAN_CONFIG_DIR: '' },
+      maxBuffer: 1 << 24,
+    });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const e = error as { code?: number; stdout?: string; stderr?: string };
@@ -46,7 +53,10 @@ describe('edgeban test-filter', () => {
   it('--json prints exactly one object per input line, in order, with tags', async () => {
     const r = await testFilter(['postfix', path.join(SAMPLES, 'postfix.log'), '--json', '--now', String(SAMPLE_NOW)]);
     assert.equal(r.code, 0, r.stderr);
-    const rows = r.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const rows = r.stdout
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.equal(rows.length, logLines(path.join(SAMPLES, 'postfix.log')).length);
     rows.forEach((row, i) => {
       assert.equal(row.line, i + 1);
@@ -60,7 +70,10 @@ describe('edgeban test-filter', () => {
   it('handles invalid UTF-8, NULs, CRLF and a last line without newline; --now sets the year', async () => {
     const r = await testFilter(['mine', path.join(dir, 'odd.log'), '--config-dir', dir, '--json', '--now', String(Date.UTC(2027, 0, 2) / 1000)]);
     assert.equal(r.code, 0, r.stderr);
-    const rows = r.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const rows = r.stdout
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.equal(rows.length, 4);
     assert.deepEqual(rows[0], { line: 1, match: true, host: '192.0.2.1', time: Date.UTC(2026, 10, 21, 10, 0, 0) / 1000, user: 'b\uFFFDb' });
     assert.equal(rows[1]?.match, false);
@@ -79,7 +92,9 @@ describe('edgeban test-filter', () => {
     const r = await testFilter(['nginx', path.join(SAMPLES, 'nginx.log'), '--now', String(SAMPLE_NOW)]);
     assert.equal(r.code, 0, r.stderr);
     // The counts the sample's expectations give for the default mode.
-    const expected = logLines(path.join(SAMPLES, 'nginx.expected.jsonl')).map((l) => JSON.parse(l) as { host: string | null; modes?: Record<string, string | null> });
+    const expected = logLines(path.join(SAMPLES, 'nginx.expected.jsonl')).map(
+      (l) => JSON.parse(l) as { host: string | null; modes?: Record<string, string | null> },
+    );
     const matched = expected.filter((e) => (e.modes && 'normal' in e.modes ? e.modes.normal : e.host) !== null).length;
     assert.match(r.stdout, new RegExp(`lines read: ${expected.length}, matched: ${matched}, ignored: 0, missed: ${expected.length - matched}\\b`));
     assert.match(r.stdout, /matches per failregex:/);

@@ -22,7 +22,15 @@ export class CapturedLog {
   readonly lines: string[] = [];
   readonly logger: Logger;
   constructor(level = 'debug') {
-    this.logger = createLogger({ level, destination: { write: (line: string) => { this.lines.push(line); } }, scrubber: new SecretScrubber([SECRET]) });
+    this.logger = createLogger({
+      level,
+      destination: {
+        write: (line: string) => {
+          this.lines.push(line);
+        },
+      },
+      scrubber: new SecretScrubber([SECRET]),
+    });
   }
   entries(): Array<Record<string, unknown>> {
     return this.lines.map((line) => JSON.parse(line) as Record<string, unknown>);
@@ -65,9 +73,15 @@ export interface Harness {
 
 export async function startHarness(
   t: TestContext,
-  options: { simulator?: SimulatorOptions; reconciler?: Partial<TargetReconcilerOptions>; endpoint?: Partial<FirewallEndpoint>; clock?: ManualClock; sim?: OpnsenseSimulator } = {},
+  options: {
+    simulator?: SimulatorOptions;
+    reconciler?: Partial<TargetReconcilerOptions>;
+    endpoint?: Partial<FirewallEndpoint>;
+    clock?: ManualClock;
+    sim?: OpnsenseSimulator;
+  } = {},
 ): Promise<Harness> {
-  const sim = options.sim ?? await startSimulator(t, options.simulator);
+  const sim = options.sim ?? (await startSimulator(t, options.simulator));
   const clock = options.clock ?? new ManualClock();
   const log = new CapturedLog();
   const dataDir = await tempDir(t);
@@ -76,8 +90,18 @@ export async function startHarness(
     const store = await FileLedgerStore.open({ dir: dataDir, logger: log.logger });
     const ledger = await Ledger.open({ store, clock, logger: log.logger });
     const reconciler = new TargetReconciler({
-      ledgerTarget: ALIAS, list: ALIAS, target: new OpnsenseTarget(client, ALIAS), ledger, clock, logger: log.logger,
-      intervalMs: 60_000, concurrency: 16, foreignPolicy: 'keep', adoptBantimeMs: 600_000, adoptionRefusal: () => null, killConnections: true,
+      ledgerTarget: ALIAS,
+      list: ALIAS,
+      target: new OpnsenseTarget(client, ALIAS),
+      ledger,
+      clock,
+      logger: log.logger,
+      intervalMs: 60_000,
+      concurrency: 16,
+      foreignPolicy: 'keep',
+      adoptBantimeMs: 600_000,
+      adoptionRefusal: () => null,
+      killConnections: true,
       retry: { retries: 3, minTimeoutMs: 5, maxTimeoutMs: 40 },
       ...options.reconciler,
     });

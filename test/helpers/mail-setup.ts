@@ -4,7 +4,12 @@ import type { TestContext } from 'node:test';
 import { tempDir } from './temp-dir.ts';
 
 /** A daemon's files in a fresh temp root: an empty logs/mail.log and a config/ dir for jail.local. */
-export interface MailSetup { root: string; logDir: string; configDir: string; mailLog: string }
+export interface MailSetup {
+  root: string;
+  logDir: string;
+  configDir: string;
+  mailLog: string;
+}
 
 /** Creates them; the root is removed when the test ends. */
 export async function mailSetup(t: TestContext): Promise<MailSetup> {

@@ -2,7 +2,15 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BanGuard, manualBanGuard, REFUSAL_REASONS, type RefusalReason } from '../../src/jails/ban-guard.ts';
 import { cidrList, coveringNetwork } from '../../src/jails/cidr.ts';
-import { NO_NETWORK_FACTS, discoverNetworkFacts, interfaceAddresses, parseIpv4Routes, parseIpv6Routes, resolveFirewallAddresses, type NetworkFacts } from '../../src/jails/network-facts.ts';
+import {
+  NO_NETWORK_FACTS,
+  discoverNetworkFacts,
+  interfaceAddresses,
+  parseIpv4Routes,
+  parseIpv6Routes,
+  resolveFirewallAddresses,
+  type NetworkFacts,
+} from '../../src/jails/network-facts.ts';
 import { ip } from './helpers.ts';
 
 const ROUTE = `Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT
@@ -18,8 +26,24 @@ const INTERFACES = {
   lo: [{ address: '127.0.0.1', netmask: '255.0.0.0', family: 'IPv4', mac: '00:00:00:00:00:00', internal: true, cidr: '127.0.0.1/8' }],
   eth0: [
     { address: '172.17.0.5', netmask: '255.255.0.0', family: 'IPv4', mac: '02:42:ac:11:00:05', internal: false, cidr: '172.17.0.5/16' },
-    { address: 'fe80::42:acff:fe11:5', netmask: 'ffff:ffff:ffff:ffff::', family: 'IPv6', mac: '02:42:ac:11:00:05', internal: false, cidr: 'fe80::42:acff:fe11:5/64', scopeid: 2 },
-    { address: '2001:db8:aa::5', netmask: 'ffff:ffff:ffff:ffff::', family: 'IPv6', mac: '02:42:ac:11:00:05', internal: false, cidr: '2001:db8:aa::5/64', scopeid: 0 },
+    {
+      address: 'fe80::42:acff:fe11:5',
+      netmask: 'ffff:ffff:ffff:ffff::',
+      family: 'IPv6',
+      mac: '02:42:ac:11:00:05',
+      internal: false,
+      cidr: 'fe80::42:acff:fe11:5/64',
+      scopeid: 2,
+    },
+    {
+      address: '2001:db8:aa::5',
+      netmask: 'ffff:ffff:ffff:ffff::',
+      family: 'IPv6',
+      mac: '02:42:ac:11:00:05',
+      internal: false,
+      cidr: '2001:db8:aa::5/64',
+      scopeid: 0,
+    },
   ],
 } as const satisfies NodeJS.Dict<import('node:os').NetworkInterfaceInfo[]>;
 
@@ -44,7 +68,10 @@ test('firewall addresses from URLs: literals kept, names resolved through the gi
     if (host === 'fw.example.net') return ['198.51.100.1', '2001:db8::fe'];
     throw new Error('ENOTFOUND');
   };
-  const result = await resolveFirewallAddresses(['https://203.0.113.1', 'https://[2001:db8::1]:8443/api', 'https://fw.example.net', 'https://missing.example.net'], lookup);
+  const result = await resolveFirewallAddresses(
+    ['https://203.0.113.1', 'https://[2001:db8::1]:8443/api', 'https://fw.example.net', 'https://missing.example.net'],
+    lookup,
+  );
   assert.deepEqual(result, { addresses: ['203.0.113.1', '2001:db8::1', '198.51.100.1', '2001:db8::fe'], unresolved: ['missing.example.net'] });
 });
 
@@ -94,7 +121,19 @@ test('every refusal reason', () => {
 
 test('documentation ranges, shared address space and public neighbours of private ranges are banned', () => {
   const guard = new BanGuard({ facts: FACTS, ignoreip: [], banprivate: false, ipv6prefix: 128 });
-  for (const host of ['192.0.2.7', '198.51.100.9', '203.0.113.50', '2001:db8::7', '100.64.0.1', '100.127.255.254', '172.32.0.1', '172.15.255.255', '11.0.0.1', 'fe00::1', '2001:db8:aa::6']) {
+  for (const host of [
+    '192.0.2.7',
+    '198.51.100.9',
+    '203.0.113.50',
+    '2001:db8::7',
+    '100.64.0.1',
+    '100.127.255.254',
+    '172.32.0.1',
+    '172.15.255.255',
+    '11.0.0.1',
+    'fe00::1',
+    '2001:db8:aa::6',
+  ]) {
     assert.equal(reasonOf(guard, host), 'ok', host);
   }
 });

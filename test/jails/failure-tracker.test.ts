@@ -57,7 +57,7 @@ test('a ticket whose last failure is findtime old is forgotten', () => {
   assert.equal(t.stats().evictedByFindtime, 3);
 });
 
-test('slow failures spread over more than findtime are scaled by fail2ban\'s rate estimate', () => {
+test("slow failures spread over more than findtime are scaled by fail2ban's rate estimate", () => {
   const t = new FailureTracker({ maxretry: 3, findtimeSec: 600 });
   t.add(A, 1000, 1000);
   t.add(A, 1500, 1500);
@@ -119,8 +119,15 @@ for host, t, now in cfg['events']:
 print(json.dumps(out))
 `;
 
-test('same counts and bans as fail2ban\'s FailManager on a random sequence with out-of-order and old lines', { skip: FAIL2BAN_PYTHON === null && 'fail2ban not installed' }, () => {
-  for (const [maxretry, findtime, seed] of [[3, 600, 1], [5, 120, 2], [2, 60, 3], [10, 3600, 4]] as const) {
+test("same counts and bans as fail2ban's FailManager on a random sequence with out-of-order and old lines", {
+  skip: FAIL2BAN_PYTHON === null && 'fail2ban not installed',
+}, () => {
+  for (const [maxretry, findtime, seed] of [
+    [3, 600, 1],
+    [5, 120, 2],
+    [2, 60, 3],
+    [10, 3600, 4],
+  ] as const) {
     const random = seeded(seed);
     const hosts = ['192.0.2.1', '192.0.2.2', '198.51.100.9', '2001:db8::5'];
     const events: [string, number, number][] = [];
@@ -148,13 +155,19 @@ test('reconfigure: a lower cap evicts the oldest at once, a higher one grows pas
   const hosts = Array.from({ length: 12 }, (_, i) => ip(`192.0.2.${i + 1}`));
   for (const h of hosts.slice(0, 4)) t.add(h, 1000, 1000);
   t.reconfigure({ maxretry: 100, findtimeSec: 600, cap: 2 });
-  assert.deepEqual(hosts.slice(0, 4).map((h) => t.retryOf(h)), [0, 0, 1, 1]);
+  assert.deepEqual(
+    hosts.slice(0, 4).map((h) => t.retryOf(h)),
+    [0, 0, 1, 1],
+  );
   assert.equal(t.stats().capReached, true);
   t.reconfigure({ maxretry: 2, findtimeSec: 600, cap: 12 });
   for (const h of hosts) t.add(h, 1001, 1001);
   assert.equal(t.tracked, 10, 'the two surviving ones reached the new maxretry of 2 and were banned');
   // .1 and .2 were evicted and start again; .3 and .4 were banned.
-  assert.deepEqual(hosts.map((h) => t.retryOf(h)), [1, 1, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1]);
+  assert.deepEqual(
+    hosts.map((h) => t.retryOf(h)),
+    [1, 1, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1],
+  );
 });
 
 test('forEachTicket and restoreTicket carry tickets into a new tracker: counts, times and eviction order kept, findtime-old ones dropped', () => {
@@ -164,12 +177,24 @@ test('forEachTicket and restoreTicket carry tickets into a new tracker: counts, 
   t.add(A, 1200, 1200);
   t.add(B, 1300, 1300);
   const tickets: Array<[string, number, number, number, number]> = [];
-  t.forEachTicket((address, first, last, retry) => tickets.push([`${address.family}:${Buffer.from(address.bytes.subarray(0, address.family === 4 ? 4 : 16)).toString('hex')}/${address.prefix}`, address.family, first, last, retry]));
-  assert.deepEqual(tickets, [
-    ['6:20010db8000000000000000000000000/64', 6, 1100, 1100, 1],
-    ['4:c0000201/32', 4, 1000, 1200, 2],
-    ['4:c6336407/32', 4, 1300, 1300, 1],
-  ], 'least recently failing first');
+  t.forEachTicket((address, first, last, retry) =>
+    tickets.push([
+      `${address.family}:${Buffer.from(address.bytes.subarray(0, address.family === 4 ? 4 : 16)).toString('hex')}/${address.prefix}`,
+      address.family,
+      first,
+      last,
+      retry,
+    ]),
+  );
+  assert.deepEqual(
+    tickets,
+    [
+      ['6:20010db8000000000000000000000000/64', 6, 1100, 1100, 1],
+      ['4:c0000201/32', 4, 1000, 1200, 2],
+      ['4:c6336407/32', 4, 1300, 1300, 1],
+    ],
+    'least recently failing first',
+  );
 
   const copy = new FailureTracker({ maxretry: 5, findtimeSec: 600, cap: 2 });
   const restored: boolean[] = [];

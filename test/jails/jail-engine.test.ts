@@ -40,16 +40,30 @@ interface Setup {
   now: () => number;
 }
 
-function setup(jails: JailSettings[], options: { facts?: NetworkFacts; history?: BanHistory; sink?: BanSink; clock?: ManualClock; random?: () => number } = {}): Setup {
+function setup(
+  jails: JailSettings[],
+  options: { facts?: NetworkFacts; history?: BanHistory; sink?: BanSink; clock?: ManualClock; random?: () => number } = {},
+): Setup {
   const clock = options.clock ?? new ManualClock();
   const bans: BanRequest[] = [];
   const logs: Record<string, unknown>[] = [];
-  const logger = createLogger({ level: 'info', destination: { write: (line: string) => { logs.push(JSON.parse(line) as Record<string, unknown>); } } });
+  const logger = createLogger({
+    level: 'info',
+    destination: {
+      write: (line: string) => {
+        logs.push(JSON.parse(line) as Record<string, unknown>);
+      },
+    },
+  });
   const engine = new JailEngine({
     jails,
     facts: options.facts ?? NO_NETWORK_FACTS,
     history: options.history ?? EMPTY_HISTORY,
-    ban: options.sink ?? (async (request) => { bans.push(request); }),
+    ban:
+      options.sink ??
+      (async (request) => {
+        bans.push(request);
+      }),
     clock,
     random: options.random ?? (() => 0),
     logger,
@@ -79,7 +93,7 @@ test('maxretry failures ban through the sink; the counter starts again after the
   assert.equal(await engine.onMatch('nope', { host: '192.0.2.10', time: now() }).then((o) => o.kind), 'unknown-jail');
 });
 
-test('the ban runs from the failure\'s time, as in fail2ban; a ban that would be over is not made', async () => {
+test("the ban runs from the failure's time, as in fail2ban; a ban that would be over is not made", async () => {
   const { engine, bans, now } = setup([jail('dovecot', { maxretry: 2, findtimeSec: 3600, bantimeSec: 600 })]);
   await engine.onMatch('dovecot', { host: '192.0.2.11', time: now() - 200 });
   const banned = await engine.onMatch('dovecot', { host: '192.0.2.11', time: now() - 100 });
@@ -97,7 +111,7 @@ test('lines older than findtime are not counted', async () => {
   assert.equal(engine.stats()[0]?.tracked, 0);
 });
 
-test('repeat offenders get fail2ban\'s increasing bantime from the ledger\'s ban counts; an active ban is not re-made', async (t) => {
+test("repeat offenders get fail2ban's increasing bantime from the ledger's ban counts; an active ban is not re-made", async (t) => {
   const clock = new ManualClock();
   const ledger = await openLedger(t, clock);
   const increment = { ...DEFAULT_INCREMENT, enabled: true, maxtimeSec: 3000 };
@@ -130,7 +144,11 @@ test('bantime.overalljails counts the bans of every jail', async (t) => {
   await ledger.ban({ target: TARGET, address: '198.51.100.30', jail: 'adopted', origin: 'adopted', durationMs: 1000 });
   await clock.advance(2000);
   const increment = { ...DEFAULT_INCREMENT, enabled: true };
-  const { engine, now } = setup([jail('own', { maxretry: 1, increment }), jail('all', { maxretry: 1, increment: { ...increment, overalljails: true } })], { clock, history: ledger, sink: (r) => ledger.ban(r) });
+  const { engine, now } = setup([jail('own', { maxretry: 1, increment }), jail('all', { maxretry: 1, increment: { ...increment, overalljails: true } })], {
+    clock,
+    history: ledger,
+    sink: (r) => ledger.ban(r),
+  });
   const own = await engine.onMatch('own', { host: '198.51.100.30', time: now() });
   const all = await engine.onMatch('all', { host: '198.51.100.30', time: now() });
   assert.deepEqual([own.kind === 'banned' && own.previousBans, own.kind === 'banned' && own.durationMs], [0, 600_000]);
@@ -146,25 +164,54 @@ test('IPv6 offenders are counted and banned by their covering prefix', async () 
   assert.equal(outcome.kind === 'banned' && outcome.address, '2001:db8:1:2::/64');
   await engine.onMatch('host', { host: '2001:db8:1:2::a', time: now() });
   assert.deepEqual(await engine.onMatch('host', { host: '2001:db8:1:2::b', time: now() }), { kind: 'counted', address: '2001:db8:1:2::b', retry: 1 });
-  assert.deepEqual(bans.map((b) => b.address), ['2001:db8:1:2::/64']);
+  assert.deepEqual(
+    bans.map((b) => b.address),
+    ['2001:db8:1:2::/64'],
+  );
 });
 
 test('guards refuse before counting, by reason; a private address is reported once; documentation and shared space are banned', async () => {
   const facts: NetworkFacts = { selfAddresses: ['172.17.0.5'], gateways: ['172.17.0.1'], firewallAddresses: ['203.0.113.1'] };
   const { engine, bans, logs, now } = setup([jail('mail', { maxretry: 1, ignoreip: cidrList(['127.0.0.1/8', '::1', '198.51.100.0/24']) })], { facts });
   const hosts: [string, string][] = [
-    ['not-an-ip', 'invalid'], ['198.51.100.0/24', 'invalid'], ['0.0.0.0', 'unspecified'], ['127.0.0.1', 'loopback'], ['fe80::1', 'link-local'],
-    ['224.0.0.1', 'multicast'], ['255.255.255.255', 'broadcast'], ['203.0.113.1', 'firewall'], ['172.17.0.5', 'self'],
-    ['172.17.0.1', 'gateway'], ['198.51.100.77', 'ignoreip'], ['10.0.0.8', 'private'], ['192.168.1.9', 'private'],
+    ['not-an-ip', 'invalid'],
+    ['198.51.100.0/24', 'invalid'],
+    ['0.0.0.0', 'unspecified'],
+    ['127.0.0.1', 'loopback'],
+    ['fe80::1', 'link-local'],
+    ['224.0.0.1', 'multicast'],
+    ['255.255.255.255', 'broadcast'],
+    ['203.0.113.1', 'firewall'],
+    ['172.17.0.5', 'self'],
+    ['172.17.0.1', 'gateway'],
+    ['198.51.100.77', 'ignoreip'],
+    ['10.0.0.8', 'private'],
+    ['192.168.1.9', 'private'],
   ];
   for (const [host, reason] of hosts) {
     const outcome = await engine.onMatch('mail', { host, time: now() });
     assert.equal(outcome.kind === 'ignored' && outcome.reason, reason, host);
   }
   for (const host of ['192.0.2.40', '2001:db8::40', '100.64.7.7']) assert.equal((await engine.onMatch('mail', { host, time: now() })).kind, 'banned', host);
-  assert.deepEqual(bans.map((b) => b.address), ['192.0.2.40', '2001:db8::40', '100.64.7.7']);
+  assert.deepEqual(
+    bans.map((b) => b.address),
+    ['192.0.2.40', '2001:db8::40', '100.64.7.7'],
+  );
   const stats = engine.stats('mail')[0]!;
-  assert.deepEqual(stats.ignored, { invalid: 2, 'too-wide': 0, unspecified: 1, loopback: 1, 'link-local': 1, multicast: 1, broadcast: 1, firewall: 1, self: 1, gateway: 1, ignoreip: 1, private: 2 });
+  assert.deepEqual(stats.ignored, {
+    invalid: 2,
+    'too-wide': 0,
+    unspecified: 1,
+    loopback: 1,
+    'link-local': 1,
+    multicast: 1,
+    broadcast: 1,
+    firewall: 1,
+    self: 1,
+    gateway: 1,
+    ignoreip: 1,
+    private: 2,
+  });
   assert.equal(stats.tracked, 0, 'refused addresses use no counter');
   const privateLogs = logs.filter((l) => typeof l.msg === 'string' && (l.msg as string).includes('private address: not banned'));
   assert.equal(privateLogs.length, 1);
@@ -184,7 +231,13 @@ test('one warning, naming the jail, when a private address causes most failures 
   assert.match(String(warning?.msg), /traefik.*172\.18\.0\.1.*real client IPs.*PROXY protocol.*X-Forwarded-For/s);
   for (let i = 0; i < 100; i++) await engine.onMatch('traefik', { host: '172.18.0.1', time: now() });
   assert.equal(warnings().length, 1, 'once');
-  assert.deepEqual(engine.stats('traefik')[0]?.proxyWarning && { address: engine.stats('traefik')[0]!.proxyWarning!.address, share: engine.stats('traefik')[0]!.proxyWarning!.share }, { address: '172.18.0.1', share: 0.5 });
+  assert.deepEqual(
+    engine.stats('traefik')[0]?.proxyWarning && {
+      address: engine.stats('traefik')[0]!.proxyWarning!.address,
+      share: engine.stats('traefik')[0]!.proxyWarning!.share,
+    },
+    { address: '172.18.0.1', share: 0.5 },
+  );
   // A jail with public attackers and a few private ones is not flagged.
   for (let i = 0; i < 100; i++) await engine.onMatch('quiet', { host: i % 5 === 0 ? '10.0.0.1' : `198.51.100.${i % 50}`, time: now() });
   assert.equal(engine.stats('quiet')[0]?.proxyWarning, null);
@@ -217,7 +270,9 @@ test('several targets each get the ban; a failing sink is reported, not thrown; 
   const targets = ['t1', 't2'].map((id) => ({ id, alias: id, firewall: null, source: { file: 'x', line: 1, key: 'action' } }));
   const seen: string[] = [];
   let release: () => void = () => {};
-  const gate = new Promise<void>((resolve) => { release = resolve; });
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
   const { engine, now } = setup([jail('a', { maxretry: 1, targets }), jail('broken', { maxretry: 1 })], {
     sink: async (r) => {
       if (r.jail === 'broken') throw new Error('disk full');

@@ -27,14 +27,16 @@ const elapsed = performance.now() - started;
 gc();
 const after = process.memoryUsage();
 const rss = after.rss - before.rss;
-console.log(JSON.stringify({
-  mode,
-  addresses: N,
-  rssDelta: mb(rss),
-  heapDelta: mb(after.heapUsed - before.heapUsed),
-  arrayBuffersDelta: mb(after.arrayBuffers - before.arrayBuffers),
-  bytesPerAddress: Math.round(rss / N),
-  totalRss: mb(after.rss),
-  msPerAdd: `${(elapsed / N * 1000).toFixed(2)} µs`,
-}));
+console.log(
+  JSON.stringify({
+    mode,
+    addresses: N,
+    rssDelta: mb(rss),
+    heapDelta: mb(after.heapUsed - before.heapUsed),
+    arrayBuffersDelta: mb(after.arrayBuffers - before.arrayBuffers),
+    bytesPerAddress: Math.round(rss / N),
+    totalRss: mb(after.rss),
+    msPerAdd: `${((elapsed / N) * 1000).toFixed(2)} µs`,
+  }),
+);
 void keep;

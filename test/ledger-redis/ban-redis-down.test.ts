@@ -13,8 +13,12 @@ test('edgeban ban with the Redis ledger down fails within seconds, naming Redis 
   const started = Date.now();
   const result = await runCli(['ban', '192.0.2.44'], {
     env: {
-      OPNSENSE_URL: 'http://127.0.0.1:9', OPNSENSE_KEY: 'k'.repeat(20), OPNSENSE_SECRET: 's'.repeat(20),
-      EDGEBAN_DATA_DIR: path.join(root, 'data'), EDGEBAN_LEDGER: 'redis', EDGEBAN_REDIS_URL: url,
+      OPNSENSE_URL: 'http://127.0.0.1:9',
+      OPNSENSE_KEY: 'k'.repeat(20),
+      OPNSENSE_SECRET: 's'.repeat(20),
+      EDGEBAN_DATA_DIR: path.join(root, 'data'),
+      EDGEBAN_LEDGER: 'redis',
+      EDGEBAN_REDIS_URL: url,
     },
     cwd: root,
   });

@@ -117,7 +117,7 @@ test('an unban right after FLUSHALL stays: the replicas refilling Redis write th
   await settle(a, b);
   for (const replica of [a, b]) {
     assert.deepEqual([...replica.ledger.activeAddresses(T)], ['198.51.100.2']);
-    assert.equal(replica.ledger.isKnown(T, '198.51.100.1'), true, 'still edgeban\'s: its entry is removed, not left as foreign');
+    assert.equal(replica.ledger.isKnown(T, '198.51.100.1'), true, "still edgeban's: its entry is removed, not left as foreign");
   }
   const fresh = await openReplica(t, redis.url);
   assert.deepEqual([...fresh.ledger.activeAddresses(T)], ['198.51.100.2']);

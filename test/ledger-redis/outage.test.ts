@@ -19,7 +19,10 @@ test('a replica cut off from Redis gets every mutation written meanwhile once it
   await a.ledger.ban({ target: T, address: '2001:db8::7', jail: 'traefik', origin: 'jail', durationMs: null });
   await until('the cut-off replica to notice', () => b.store.connected === false);
   const started = Date.now();
-  await assert.rejects(b.ledger.ban({ target: T, address: '198.51.100.9', jail: 'dovecot', origin: 'jail', durationMs: 600_000 }), /the shared ledger in Redis is unreachable/);
+  await assert.rejects(
+    b.ledger.ban({ target: T, address: '198.51.100.9', jail: 'dovecot', origin: 'jail', durationMs: 600_000 }),
+    /the shared ledger in Redis is unreachable/,
+  );
   assert.ok(Date.now() - started < 1_000, `refused at once (${Date.now() - started} ms), not after the client's retries`);
   assert.equal(b.ledger.isActive(T, '198.51.100.9'), false, 'a ban that was not recorded is not enforced');
   assert.equal(b.ledger.isActive(T, '203.0.113.5'), false, 'nothing arrives while cut off');
@@ -31,7 +34,10 @@ test('a replica cut off from Redis gets every mutation written meanwhile once it
     assert.deepEqual([...replica.ledger.activeAddresses(T)].sort(), ['2001:db8::7', '203.0.113.5']);
     assert.equal(replica.ledger.isKnown(T, '198.51.100.1'), true);
   }
-  assert.ok(b.changes.some((c) => c.address === '198.51.100.1'), 'the unban made while cut off reached the listener');
+  assert.ok(
+    b.changes.some((c) => c.address === '198.51.100.1'),
+    'the unban made while cut off reached the listener',
+  );
 });
 
 test('a Redis restart (AOF) loses nothing; both replicas reconnect and keep exchanging mutations', async (t) => {

@@ -8,7 +8,10 @@ import type { OpnsenseSimulator } from '../../src/simulator/opnsense-simulator.t
 import { RedisServer } from './redis-server.ts';
 import { openReplica, settle, type Replica } from './replicas.ts';
 
-interface Node { replica: Replica; reconciler: TargetReconciler }
+interface Node {
+  replica: Replica;
+  reconciler: TargetReconciler;
+}
 
 /** One edgeban replica: its own ledger on the shared Redis, its own client and reconciler for the one alias. */
 async function startNode(t: TestContext, sim: OpnsenseSimulator, url: string): Promise<Node> {
@@ -16,8 +19,18 @@ async function startNode(t: TestContext, sim: OpnsenseSimulator, url: string): P
   const replica = await openReplica(t, url, { logger: log.logger });
   const client = new OpnsenseClient({ endpoint: endpointFor(sim), logger: log.logger });
   const reconciler = new TargetReconciler({
-    ledgerTarget: ALIAS, list: ALIAS, target: new OpnsenseTarget(client, ALIAS), ledger: replica.ledger, clock: replica.clock, logger: log.logger,
-    intervalMs: 3_600_000, concurrency: 4, foreignPolicy: 'keep', adoptBantimeMs: 600_000, adoptionRefusal: () => null, killConnections: false,
+    ledgerTarget: ALIAS,
+    list: ALIAS,
+    target: new OpnsenseTarget(client, ALIAS),
+    ledger: replica.ledger,
+    clock: replica.clock,
+    logger: log.logger,
+    intervalMs: 3_600_000,
+    concurrency: 4,
+    foreignPolicy: 'keep',
+    adoptBantimeMs: 600_000,
+    adoptionRefusal: () => null,
+    killConnections: false,
     retry: { retries: 3, minTimeoutMs: 5, maxTimeoutMs: 40 },
   });
   t.after(async () => {
@@ -42,7 +55,7 @@ function deletesOf(sim: OpnsenseSimulator, address: string): number {
   return sim.calls().filter((c) => c.path.includes('/delete/') && JSON.parse(c.requestBody || '{}').address === address).length;
 }
 
-test('two replicas on one alias: the alias holds the union of their bans, neither removes the other\'s, the last claim to end removes it', async (t) => {
+test("two replicas on one alias: the alias holds the union of their bans, neither removes the other's, the last claim to end removes it", async (t) => {
   const redis = await RedisServer.start(t);
   const sim = await startSimulator(t);
   const a = await startNode(t, sim, redis.url);
@@ -60,7 +73,7 @@ test('two replicas on one alias: the alias holds the union of their bans, neithe
   // Node A's claim on the shared address ends: node B's claim keeps it banned, on both nodes.
   await a.replica.ledger.unban({ address: shared, jail: 'dovecot' });
   await quiesce([a, b]);
-  assert.ok(sim.tableEntries(ALIAS).includes(shared), 'still banned by the other node\'s claim');
+  assert.ok(sim.tableEntries(ALIAS).includes(shared), "still banned by the other node's claim");
   assert.equal(deletesOf(sim, shared), 0, 'nobody deleted it meanwhile');
 
   // The last claim ends (on the other node): it leaves the alias.

@@ -20,14 +20,23 @@ test('store contract: append is durable and load replays it; compact replaces th
   const redis = await RedisServer.start(t);
   const first = await openStore(redis.url);
   assert.deepEqual(await first.load(), [], 'a new prefix starts empty');
-  await first.append([{ op: 'ban', claim: claim('198.51.100.1', 'dovecot') }, { op: 'ban', claim: claim('198.51.100.2', 'postfix') }]);
+  await first.append([
+    { op: 'ban', claim: claim('198.51.100.1', 'dovecot') },
+    { op: 'ban', claim: claim('198.51.100.2', 'postfix') },
+  ]);
   await first.append([{ op: 'end', target: T, address: '198.51.100.1', jail: null, at: 5_000 }]);
   await first.close();
 
   const second = await openStore(redis.url);
   const loaded = await second.load();
-  assert.deepEqual(loaded.find((c) => c.address === '198.51.100.1'), claim('198.51.100.1', 'dovecot', { endedAt: 5_000 }));
-  assert.deepEqual(loaded.find((c) => c.address === '198.51.100.2'), claim('198.51.100.2', 'postfix'));
+  assert.deepEqual(
+    loaded.find((c) => c.address === '198.51.100.1'),
+    claim('198.51.100.1', 'dovecot', { endedAt: 5_000 }),
+  );
+  assert.deepEqual(
+    loaded.find((c) => c.address === '198.51.100.2'),
+    claim('198.51.100.2', 'postfix'),
+  );
   // Compaction keeps only what it is given (the ledger purged the ended claim).
   await second.compact([claim('198.51.100.2', 'postfix')]);
   await second.append([{ op: 'ban', claim: claim('203.0.113.7', 'traefik', { expiresAt: null }) }]);
@@ -68,8 +77,15 @@ test('compaction bounds the journal: a snapshot plus at most one compaction peri
 
   const reopened = await openStore(redis.url);
   const claims = await reopened.load();
-  assert.deepEqual(claims.map((c) => c.address).sort(), ['198.51.100.0', '198.51.100.1', '198.51.100.2', '198.51.100.3', '198.51.100.4'], 'the purged claim is gone');
-  assert.ok(claims.every((c) => c.banCount === rounds), 'every repeat counted, across snapshot and journal');
+  assert.deepEqual(
+    claims.map((c) => c.address).sort(),
+    ['198.51.100.0', '198.51.100.1', '198.51.100.2', '198.51.100.3', '198.51.100.4'],
+    'the purged claim is gone',
+  );
+  assert.ok(
+    claims.every((c) => c.banCount === rounds),
+    'every repeat counted, across snapshot and journal',
+  );
   await reopened.close();
 });
 
@@ -186,7 +202,7 @@ test('purges decided by one replica compaction reach the others', async (t) => {
   assert.deepEqual([...b.ledger.activeAddresses(T)], ['203.0.113.1']);
 });
 
-test('a snapshot key lost from Redis is named and reported; the journal\'s bans after it are kept, and the next load is clean', async (t) => {
+test("a snapshot key lost from Redis is named and reported; the journal's bans after it are kept, and the next load is clean", async (t) => {
   const redis = await RedisServer.start(t);
   const raw = rawClient(t, redis.url);
   const store = await openStore(redis.url);
@@ -202,14 +218,24 @@ test('a snapshot key lost from Redis is named and reported; the journal\'s bans 
 
   const reopened = await openStore(redis.url);
   const claims = await reopened.load();
-  assert.deepEqual(claims.map((c) => c.address), ['203.0.113.2'], 'what the journal still holds is kept');
+  assert.deepEqual(
+    claims.map((c) => c.address),
+    ['203.0.113.2'],
+    'what the journal still holds is kept',
+  );
   const damage = reopened.damage();
   assert.ok(damage);
-  assert.match(damage.problems.join(), new RegExp(`snapshot key ${meta.snapshotKey!.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is missing: the 1 claims it held .* are lost`));
+  assert.match(
+    damage.problems.join(),
+    new RegExp(`snapshot key ${meta.snapshotKey!.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is missing: the 1 claims it held .* are lost`),
+  );
   assert.equal(damage.keptClaims, 1);
   await reopened.close();
   const again = await openStore(redis.url);
-  assert.deepEqual((await again.load()).map((c) => c.address), ['203.0.113.2']);
+  assert.deepEqual(
+    (await again.load()).map((c) => c.address),
+    ['203.0.113.2'],
+  );
   assert.equal(again.damage(), null, 'reported once, not at every start');
   await again.close();
 });

@@ -55,10 +55,26 @@ export class RedisServer {
   }
 
   private async startProcess(): Promise<void> {
-    const child = spawn('redis-server', [
-      '--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always',
-      '--dir', this.dir, '--protected-mode', 'yes',
-    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      'redis-server',
+      [
+        '--port',
+        String(this.port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'yes',
+        '--appendfsync',
+        'always',
+        '--dir',
+        this.dir,
+        '--protected-mode',
+        'yes',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     this.child = child;
     let output = '';
     await new Promise<void>((resolve, reject) => {
@@ -73,10 +89,18 @@ export class RedisServer {
         child.stdout?.off('data', onData);
         child.off('exit', onExit);
       };
-      function done() { cleanup(); resolve(); }
-      function fail(error: Error) { cleanup(); reject(error); }
+      function done() {
+        cleanup();
+        resolve();
+      }
+      function fail(error: Error) {
+        cleanup();
+        reject(error);
+      }
       child.stdout?.on('data', onData);
-      child.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString(); });
+      child.stderr?.on('data', (chunk: Buffer) => {
+        output += chunk.toString();
+      });
       child.once('exit', onExit);
     });
     // Keep draining so a full pipe never blocks Redis.
@@ -122,8 +146,15 @@ export class CuttableProxy {
       upstream.connect(this.targetPort, '127.0.0.1');
       for (const socket of [client, upstream]) {
         this.sockets.add(socket);
-        socket.on('error', () => { client.destroy(); upstream.destroy(); });
-        socket.on('close', () => { this.sockets.delete(socket); client.destroy(); upstream.destroy(); });
+        socket.on('error', () => {
+          client.destroy();
+          upstream.destroy();
+        });
+        socket.on('close', () => {
+          this.sockets.delete(socket);
+          client.destroy();
+          upstream.destroy();
+        });
       }
       client.pipe(upstream);
       upstream.pipe(client);

@@ -21,15 +21,23 @@ export interface Replica {
 
 /** One edgeban replica's ledger on a shared Redis, closed when the test ends. */
 export async function openReplica(
-  t: TestContext, url: string,
+  t: TestContext,
+  url: string,
   options: { clock?: ManualClock; logger?: Logger; store?: Partial<RedisLedgerStoreOptions>; historyRetentionMs?: number } = {},
 ): Promise<Replica> {
   const clock = options.clock ?? new ManualClock();
   const logger = options.logger ?? silentLogger();
   const store = await RedisLedgerStore.open({ url, prefix: PREFIX, logger, ...options.store });
-  const ledger = await Ledger.open({ store, clock, logger, ...(options.historyRetentionMs !== undefined ? { historyRetentionMs: options.historyRetentionMs } : {}) });
+  const ledger = await Ledger.open({
+    store,
+    clock,
+    logger,
+    ...(options.historyRetentionMs !== undefined ? { historyRetentionMs: options.historyRetentionMs } : {}),
+  });
   const changes: LedgerChange[] = [];
-  ledger.onChange((batch) => { changes.push(...batch); });
+  ledger.onChange((batch) => {
+    changes.push(...batch);
+  });
   let closed = false;
   const close = async () => {
     if (closed) return;

@@ -8,8 +8,12 @@ test('edgeban run --reset-state with the shared Redis ledger is refused before a
   const root = await tempDir(t);
   const result = await runCli(['run', '--reset-state'], {
     env: {
-      OPNSENSE_URL: 'http://127.0.0.1:9', OPNSENSE_KEY: 'k'.repeat(20), OPNSENSE_SECRET: 's'.repeat(20),
-      EDGEBAN_DATA_DIR: path.join(root, 'data'), EDGEBAN_LEDGER: 'redis', EDGEBAN_REDIS_URL: 'redis://127.0.0.1:9',
+      OPNSENSE_URL: 'http://127.0.0.1:9',
+      OPNSENSE_KEY: 'k'.repeat(20),
+      OPNSENSE_SECRET: 's'.repeat(20),
+      EDGEBAN_DATA_DIR: path.join(root, 'data'),
+      EDGEBAN_LEDGER: 'redis',
+      EDGEBAN_REDIS_URL: 'redis://127.0.0.1:9',
     },
     cwd: root,
   });

@@ -30,16 +30,19 @@ async function serverClock(t: TestContext, url: string, base: Clock, log = new C
   return clock;
 }
 
-test('one clock: a replica whose clock is 60 s ahead dates and ends bans by Redis\'s time, warns and reports the offset; its reconciler deletes no live ban', async (t) => {
+test("one clock: a replica whose clock is 60 s ahead dates and ends bans by Redis's time, warns and reports the offset; its reconciler deletes no live ban", async (t) => {
   const redis = await RedisServer.start(t);
   const sim = await startSimulator(t);
   const log = new CapturedLog('warn');
   const skewed = await serverClock(t, redis.url, aheadClock, log);
-  assert.ok(Math.abs(skewed.now() - Date.now()) < 1_000, 'the skewed replica reads Redis\'s time');
+  assert.ok(Math.abs(skewed.now() - Date.now()) < 1_000, "the skewed replica reads Redis's time");
   const status = skewed.status();
   assert.equal(status.skewed, true);
   assert.ok(Math.abs(status.offsetMs + AHEAD_MS) < 1_000, `offset ${status.offsetMs}`);
-  assert.ok(log.entries().some((e) => String(e.msg).includes('60.0 s ahead of the Redis server')), 'a warning names the offset');
+  assert.ok(
+    log.entries().some((e) => String(e.msg).includes('60.0 s ahead of the Redis server')),
+    'a warning names the offset',
+  );
   assert.equal((await serverClock(t, redis.url, systemClock)).status().skewed, false);
 
   const right = await replica(t, redis.url, await serverClock(t, redis.url, systemClock));
@@ -49,7 +52,7 @@ test('one clock: a replica whose clock is 60 s ahead dates and ends bans by Redi
   for (const ledger of [ahead, uncorrected]) await ledger.sync();
   assert.equal(uncorrected.isKnown(ALIAS, '198.51.100.30'), true, 'the claim reached the uncorrected replica');
   assert.equal(uncorrected.isActive(ALIAS, '198.51.100.30'), false, 'by its own clock the ban has already ended (the bug this prevents)');
-  assert.equal(ahead.isActive(ALIAS, '198.51.100.30'), true, 'by Redis\'s clock the ban is live');
+  assert.equal(ahead.isActive(ALIAS, '198.51.100.30'), true, "by Redis's clock the ban is live");
 
   // The skewed replica's own ban lasts its bantime in Redis's time, not a minute less.
   await ahead.ban({ target: ALIAS, address: '198.51.100.31', jail: 'dovecot', origin: 'jail', durationMs: 30_000 });
@@ -59,10 +62,23 @@ test('one clock: a replica whose clock is 60 s ahead dates and ends bans by Redi
   // Its reconciler keeps both in the alias and deletes nothing.
   const client = new OpnsenseClient({ endpoint: endpointFor(sim), logger: silentLogger() });
   const reconciler = new TargetReconciler({
-    ledgerTarget: ALIAS, list: ALIAS, target: new OpnsenseTarget(client, ALIAS), ledger: ahead, clock: skewed, logger: silentLogger(),
-    intervalMs: 3_600_000, concurrency: 4, foreignPolicy: 'keep', adoptBantimeMs: 600_000, adoptionRefusal: () => null, killConnections: false,
+    ledgerTarget: ALIAS,
+    list: ALIAS,
+    target: new OpnsenseTarget(client, ALIAS),
+    ledger: ahead,
+    clock: skewed,
+    logger: silentLogger(),
+    intervalMs: 3_600_000,
+    concurrency: 4,
+    foreignPolicy: 'keep',
+    adoptBantimeMs: 600_000,
+    adoptionRefusal: () => null,
+    killConnections: false,
   });
-  t.after(async () => { await reconciler.stop(); await client.close(); });
+  t.after(async () => {
+    await reconciler.stop();
+    await client.close();
+  });
   const pass = await reconciler.start();
   assert.equal(pass.ok, true, pass.error ?? '');
   await reconciler.idle();

@@ -48,11 +48,20 @@ test('a torn last record is skipped with a warning, and the ledger still opens',
   await appendFile(journal, `${lastLine.slice(0, 30)}\0\0\0\0`);
 
   const lines: string[] = [];
-  const logger = createLogger({ destination: { write: (line: string) => { lines.push(line); } } });
+  const logger = createLogger({
+    destination: {
+      write: (line: string) => {
+        lines.push(line);
+      },
+    },
+  });
   const store = await FileLedgerStore.open({ dir, logger });
   const reopened = await Ledger.open({ store, clock, logger });
   assert.deepEqual([...reopened.activeAddresses(T)].sort(), ['192.0.2.1', '192.0.2.2']);
-  assert.ok(lines.some((l) => JSON.parse(l).level === 40 && /torn/.test(l)), 'a warning names the torn record');
+  assert.ok(
+    lines.some((l) => JSON.parse(l).level === 40 && /torn/.test(l)),
+    'a warning names the torn record',
+  );
   assert.equal(reopened.damage(), null, 'a torn last write is what a crash leaves: not damage');
   // The torn bytes were cut away, so new records append cleanly after the last good one.
   await reopened.ban({ target: T, address: '192.0.2.3', jail: 'sshd', origin: 'jail', durationMs: 60_000 });
@@ -136,10 +145,16 @@ test('compaction while bans are still being written loses none of them', async (
 
 test('a ledger written by the previous version (no record numbers) loads and is rewritten with them', async (t) => {
   const dir = await tempDir(t);
-  const line = (value: unknown) => { const json = JSON.stringify(value); return `${crc32(json).toString(16).padStart(8, '0')} ${json}\n`; };
+  const line = (value: unknown) => {
+    const json = JSON.stringify(value);
+    return `${crc32(json).toString(16).padStart(8, '0')} ${json}\n`;
+  };
   const claim = { target: T, address: '192.0.2.60', jail: 'sshd', origin: 'jail', bannedAt: 1, expiresAt: null, endedAt: null, banCount: 1 };
   await writeFile(path.join(dir, SNAPSHOT_FILE), line({ format: 'edgeban-ledger', version: 1, claims: 1 }) + line(claim));
-  await writeFile(path.join(dir, JOURNAL_FILE), line({ op: 'ban', claim: { ...claim, address: '198.51.100.60' } }) + line({ op: 'end', target: T, address: '192.0.2.60', jail: null, at: 5 }));
+  await writeFile(
+    path.join(dir, JOURNAL_FILE),
+    line({ op: 'ban', claim: { ...claim, address: '198.51.100.60' } }) + line({ op: 'end', target: T, address: '192.0.2.60', jail: null, at: 5 }),
+  );
   const clock = new ManualClock();
   const ledger = await openLedger(dir, clock);
   assert.deepEqual([...ledger.activeAddresses(T)], ['198.51.100.60']);
@@ -182,7 +197,11 @@ test('a failed write that cannot be cut off at once is cut off before the next a
   await assert.rejects(ledger.ban({ target: T, address: '192.0.2.2', jail: 'sshd', origin: 'jail', durationMs: null }), /ENOSPC/);
   const partial = await readFile(path.join(dir, JOURNAL_FILE), 'utf8');
   assert.ok(!partial.endsWith('\n'), 'the partial record is still there');
-  await assert.rejects(ledger.ban({ target: T, address: '192.0.2.3', jail: 'sshd', origin: 'jail', durationMs: null }), /EIO/, 'no record is written after a partial one');
+  await assert.rejects(
+    ledger.ban({ target: T, address: '192.0.2.3', jail: 'sshd', origin: 'jail', durationMs: null }),
+    /EIO/,
+    'no record is written after a partial one',
+  );
   await ledger.ban({ target: T, address: '192.0.2.4', jail: 'sshd', origin: 'jail', durationMs: null });
   await ledger.close();
   const reopened = await openLedger(dir, clock);

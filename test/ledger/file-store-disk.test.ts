@@ -71,8 +71,10 @@ test('a data dir on a read-only file system is named as such (EROFS), not ENOENT
   execFileSync('mount', ['-o', 'remount,ro', fs]);
   // The ledger directory still to be made (Node's recursive mkdir said ENOENT), and one that exists (its lock cannot be written).
   for (const dir of [path.join(fs, 'data', 'ledger'), path.join(fs, 'existing', 'ledger')]) {
-    await assert.rejects(FileLedgerStore.open({ dir, logger: silentLogger() }),
-      (error: Error) => /read-only[^;]*\(EROFS\)/.test(error.message) && !/ENOENT/.test(error.message) && /EDGEBAN_DATA_DIR/.test(error.message));
+    await assert.rejects(
+      FileLedgerStore.open({ dir, logger: silentLogger() }),
+      (error: Error) => /read-only[^;]*\(EROFS\)/.test(error.message) && !/ENOENT/.test(error.message) && /EDGEBAN_DATA_DIR/.test(error.message),
+    );
   }
 });
 
@@ -80,7 +82,9 @@ test('a stale lock whose PID now belongs to another process does not block start
   const dir = await tempDir(t);
   // Another live process, started after the "crashed" holder: same PID, other start time.
   const other = spawn('sleep', ['60'], { stdio: 'ignore' });
-  t.after(() => { other.kill(); });
+  t.after(() => {
+    other.kill();
+  });
   const pid = other.pid!;
   await writeFile(path.join(dir, 'lock'), `${pid} 1`);
   const store = await FileLedgerStore.open({ dir, logger: silentLogger() });

@@ -29,7 +29,13 @@ async function ledgerOnDisk(t: TestContext): Promise<{ dir: string; snapshot: st
 
 async function reopen(t: TestContext, dir: string) {
   const logged: Array<{ level: number; msg: string }> = [];
-  const logger = createLogger({ destination: { write: (line: string) => { logged.push(JSON.parse(line)); } } });
+  const logger = createLogger({
+    destination: {
+      write: (line: string) => {
+        logged.push(JSON.parse(line));
+      },
+    },
+  });
   const ledger = await Ledger.open({ store: await FileLedgerStore.open({ dir, logger }), clock: new ManualClock(), logger });
   t.after(() => ledger.close());
   return { ledger, logged };
@@ -40,14 +46,23 @@ async function assertRecovered(t: TestContext, dir: string, expected: { kept: st
   assert.deepEqual([...ledger.activeAddresses(T)].sort(), [...expected.kept].sort(), 'every readable ban is kept');
   const damage = ledger.damage();
   assert.ok(damage, 'the damage is reported for status');
-  assert.ok(damage.problems.some((p) => expected.problem.test(p)), `named: ${damage.problems.join(' | ')}`);
+  assert.ok(
+    damage.problems.some((p) => expected.problem.test(p)),
+    `named: ${damage.problems.join(' | ')}`,
+  );
   assert.equal(damage.keptClaims, expected.kept.length);
   assert.equal(damage.movedAside.length, expected.movedAside);
   for (const file of damage.movedAside) assert.match(path.basename(file), /\.damaged-/);
-  assert.ok(logged.some((l) => l.level === 50 && expected.problem.test(l.msg)), 'an error line names what was lost');
-  const status = await createLedgerHandlers({
-    ledger, targets: () => [], manualBantimeSec: 60, jails: { jail: () => null, manualTarget: () => T, facts: () => NO_NETWORK_FACTS },
-  }).status(null) as { ledgerDamage: unknown };
+  assert.ok(
+    logged.some((l) => l.level === 50 && expected.problem.test(l.msg)),
+    'an error line names what was lost',
+  );
+  const status = (await createLedgerHandlers({
+    ledger,
+    targets: () => [],
+    manualBantimeSec: 60,
+    jails: { jail: () => null, manualTarget: () => T, facts: () => NO_NETWORK_FACTS },
+  }).status(null)) as { ledgerDamage: unknown };
   assert.deepEqual(status.ledgerDamage, damage, 'edgeban status shows it');
   await ledger.close();
   // Recovery wrote a clean ledger: the next start is silent and keeps the same bans.
@@ -61,16 +76,24 @@ async function assertRecovered(t: TestContext, dir: string, expected: { kept: st
   assert.equal(third.ledger.damage(), null);
 }
 
-test('a deleted snapshot is named (the bans it held are lost), the journal\'s bans are kept', async (t) => {
+test("a deleted snapshot is named (the bans it held are lost), the journal's bans are kept", async (t) => {
   const { dir, snapshot } = await ledgerOnDisk(t);
   await rm(snapshot);
-  await assertRecovered(t, dir, { kept: IN_JOURNAL, problem: /snapshot .*snapshot\.jsonl is missing: every ban recorded up to record 2 is lost/, movedAside: 1 });
+  await assertRecovered(t, dir, {
+    kept: IN_JOURNAL,
+    problem: /snapshot .*snapshot\.jsonl is missing: every ban recorded up to record 2 is lost/,
+    movedAside: 1,
+  });
 });
 
-test('a deleted journal is named, the snapshot\'s bans are kept', async (t) => {
+test("a deleted journal is named, the snapshot's bans are kept", async (t) => {
   const { dir, journal } = await ledgerOnDisk(t);
   await rm(journal);
-  await assertRecovered(t, dir, { kept: IN_SNAPSHOT, problem: /journal .*journal\.jsonl is missing: every ban recorded after record 2 is lost/, movedAside: 1 });
+  await assertRecovered(t, dir, {
+    kept: IN_SNAPSHOT,
+    problem: /journal .*journal\.jsonl is missing: every ban recorded after record 2 is lost/,
+    movedAside: 1,
+  });
 });
 
 test('a record zeroed in the middle of the journal is named with its line; the records around it are kept', async (t) => {
@@ -123,7 +146,11 @@ test('a version-1 ledger that never recorded a ban (an empty journal, no snapsho
   await writeFile(path.join(dir, JOURNAL_FILE), '');
   const { ledger, logged } = await reopen(t, dir);
   assert.equal(ledger.damage(), null, 'no damage');
-  assert.deepEqual(logged.filter((l) => l.level >= 50), [], 'no error logged');
+  assert.deepEqual(
+    logged.filter((l) => l.level >= 50),
+    [],
+    'no error logged',
+  );
   await ledger.ban({ target: T, address: '198.51.100.9', jail: 'sshd', origin: 'jail', durationMs: null });
   await ledger.close();
   const again = await reopen(t, dir);
@@ -141,10 +168,16 @@ test('a journal record of a mutation type this version does not know (a newer ed
   assert.deepEqual([...ledger.activeAddresses(T)].sort(), [...IN_SNAPSHOT, '198.51.100.3', '198.51.100.5'].sort());
   assert.equal(ledger.damage(), null, 'nothing is moved aside or reported lost');
   assert.deepEqual(ledger.unknownMutations(), { count: 1, last: `${journal} line 3 (record 4), op "quarantine"` });
-  assert.ok(logged.some((l) => l.level === 40 && /type this version does not know/.test(l.msg)), 'a warning names it');
-  const status = await createLedgerHandlers({
-    ledger, targets: () => [], manualBantimeSec: 60, jails: { jail: () => null, manualTarget: () => T, facts: () => NO_NETWORK_FACTS },
-  }).status(null) as { unknownMutations: unknown };
+  assert.ok(
+    logged.some((l) => l.level === 40 && /type this version does not know/.test(l.msg)),
+    'a warning names it',
+  );
+  const status = (await createLedgerHandlers({
+    ledger,
+    targets: () => [],
+    manualBantimeSec: 60,
+    jails: { jail: () => null, manualTarget: () => T, facts: () => NO_NETWORK_FACTS },
+  }).status(null)) as { unknownMutations: unknown };
   assert.deepEqual(status.unknownMutations, { count: 1, last: `${journal} line 3 (record 4), op "quarantine"` });
   // Later records are numbered on; the next start is the same.
   await ledger.ban({ target: T, address: '203.0.113.9', jail: 'sshd', origin: 'jail', durationMs: null });

@@ -9,7 +9,8 @@ import { tempDir } from '../helpers/temp-dir.ts';
 
 const T = 'fail2ban_blocklist';
 const ban = (address: string): LedgerMutation => ({
-  op: 'ban', claim: { target: T, address, jail: 'sshd', origin: 'jail', bannedAt: 1, expiresAt: null, endedAt: null, banCount: 1 },
+  op: 'ban',
+  claim: { target: T, address, jail: 'sshd', origin: 'jail', bannedAt: 1, expiresAt: null, endedAt: null, banCount: 1 },
 });
 
 test('the ledger spool keeps batches in order across a restart, skips a torn last write (a crash) and writes on after it; replayed batches leave it', async (t) => {
@@ -22,17 +23,26 @@ test('the ledger spool keeps batches in order across a restart, skips a torn las
   await appendFile(path.join(dir, SPOOL_FILE), '1a2b3c4d {"m":[{"op":"ban","cl');
 
   const reopened = await LedgerSpool.open(dir, silentLogger());
-  assert.deepEqual(reopened.batches().map((b) => b.length), [1, 2]);
+  assert.deepEqual(
+    reopened.batches().map((b) => b.length),
+    [1, 2],
+  );
   await reopened.add([ban('192.0.2.3')]);
   await reopened.close();
   const again = await LedgerSpool.open(dir, silentLogger());
-  assert.deepEqual(again.batches().map((b) => (b[0] as { claim: { address: string } }).claim?.address), ['192.0.2.1', '192.0.2.2', '192.0.2.3']);
+  assert.deepEqual(
+    again.batches().map((b) => (b[0] as { claim: { address: string } }).claim?.address),
+    ['192.0.2.1', '192.0.2.2', '192.0.2.3'],
+  );
 
   await again.dropFirst(2);
   await again.add([ban('192.0.2.4')]);
   await again.close();
   const last = await LedgerSpool.open(dir, silentLogger());
-  assert.deepEqual(last.batches().map((b) => (b[0] as { claim: { address: string } }).claim.address), ['192.0.2.3', '192.0.2.4']);
+  assert.deepEqual(
+    last.batches().map((b) => (b[0] as { claim: { address: string } }).claim.address),
+    ['192.0.2.3', '192.0.2.4'],
+  );
   await last.dropFirst(2);
   await last.close();
   assert.equal(await readFile(path.join(dir, SPOOL_FILE), 'utf8'), '');

@@ -39,10 +39,13 @@ test('expiry is announced by a timer on the injected clock', async (t) => {
   await clock.advance(31_000);
   assert.deepEqual(seen, [{ target: T, address: '198.51.100.1' }]);
   await clock.advance(60_000);
-  assert.deepEqual(seen.map((c) => c.address), ['198.51.100.1', '198.51.100.2']);
+  assert.deepEqual(
+    seen.map((c) => c.address),
+    ['198.51.100.1', '198.51.100.2'],
+  );
 });
 
-test('a repeat ban counts the repeat, and a manual unban ends every jail\'s claim', async (t) => {
+test("a repeat ban counts the repeat, and a manual unban ends every jail's claim", async (t) => {
   const clock = new ManualClock();
   const ledger = await open(t, clock);
   await ledger.ban({ target: T, address: '203.0.113.9', jail: 'sshd', origin: 'jail', durationMs: 1000 });

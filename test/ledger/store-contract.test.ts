@@ -71,10 +71,24 @@ async function fileStore(t: TestContext): Promise<StoreUnderTest> {
       release();
     },
     faults: [
-      { name: 'disk full (a short write, then ENOSPC)', pattern: /no space left on the device \(ENOSPC\)/, inject: async () => { fault = { kind: 'short-write-then-enospc', shortDone: false }; } },
-      { name: 'fdatasync fails with EIO', pattern: /input\/output error from the disk \(EIO\)/, inject: async () => { fault = { kind: 'fsync-eio' }; } },
+      {
+        name: 'disk full (a short write, then ENOSPC)',
+        pattern: /no space left on the device \(ENOSPC\)/,
+        inject: async () => {
+          fault = { kind: 'short-write-then-enospc', shortDone: false };
+        },
+      },
+      {
+        name: 'fdatasync fails with EIO',
+        pattern: /input\/output error from the disk \(EIO\)/,
+        inject: async () => {
+          fault = { kind: 'fsync-eio' };
+        },
+      },
     ],
-    async heal() { fault = null; },
+    async heal() {
+      fault = null;
+    },
   };
 }
 
@@ -92,38 +106,60 @@ async function redisStore(t: TestContext, spoolDir?: string): Promise<StoreUnder
       await admin.call('CLIENT', 'PAUSE', '60000', 'WRITE');
       start();
       // A paused write is a blocked client, beside the stores' blocking reads.
-      await until('the write to reach Redis and wait there', async () => await blockedClients() > before, 30_000, 20);
+      await until('the write to reach Redis and wait there', async () => (await blockedClients()) > before, 30_000, 20);
     },
     async release() {
       await admin.call('CLIENT', 'UNPAUSE');
     },
     faults: [
-      { name: 'Redis refuses the write (OOM)', pattern: /OOM/, inject: async () => { await admin.config('SET', 'maxmemory-policy', 'noeviction'); await admin.config('SET', 'maxmemory', '1'); } },
+      {
+        name: 'Redis refuses the write (OOM)',
+        pattern: /OOM/,
+        inject: async () => {
+          await admin.config('SET', 'maxmemory-policy', 'noeviction');
+          await admin.config('SET', 'maxmemory', '1');
+        },
+      },
     ],
-    async heal() { await admin.config('SET', 'maxmemory', '0'); },
+    async heal() {
+      await admin.config('SET', 'maxmemory', '0');
+    },
   };
 }
 
 // With a spool (the daemon's), a write Redis holds past 2 s is kept on the local disk instead: durable then too.
 const spooledRedisStore = async (t: TestContext) => redisStore(t, path.join(await tempDir(t), 'ledger-spool'));
 
-for (const [name, make] of [['file store', fileStore], ['Redis store', redisStore], ['Redis store with a spool', spooledRedisStore]] as const) {
+for (const [name, make] of [
+  ['file store', fileStore],
+  ['Redis store', redisStore],
+  ['Redis store with a spool', spooledRedisStore],
+] as const) {
   describe(`LedgerStore contract: ${name}`, () => {
     async function openLedger(t: TestContext, store: StoreUnderTest, clock = new ManualClock()) {
       const ledger = await Ledger.open({ store: await store.open(), clock, logger: silentLogger() });
       const changes: LedgerChange[] = [];
-      ledger.onChange((batch) => { changes.push(...batch); });
+      ledger.onChange((batch) => {
+        changes.push(...batch);
+      });
       let closed = false;
-      const close = async () => { if (!closed) { closed = true; await ledger.close(); } };
+      const close = async () => {
+        if (!closed) {
+          closed = true;
+          await ledger.close();
+        }
+      };
       t.after(close);
       return { ledger, changes, close };
     }
 
-    test('a ban becomes visible (memory, listeners, the CLI\'s reads) only once it is durable', async (t) => {
+    test("a ban becomes visible (memory, listeners, the CLI's reads) only once it is durable", async (t) => {
       const store = await make(t);
       const { ledger, changes } = await openLedger(t, store);
       let banning!: Promise<unknown>;
-      await store.hold(() => { banning = ledger.ban({ target: T, address: '192.0.2.10', jail: 'sshd', origin: 'jail', durationMs: 600_000 }); });
+      await store.hold(() => {
+        banning = ledger.ban({ target: T, address: '192.0.2.10', jail: 'sshd', origin: 'jail', durationMs: 600_000 });
+      });
       try {
         assert.equal(ledger.isActive(T, '192.0.2.10'), false, 'not enforced while the write is in flight');
         assert.deepEqual(ledger.activeClaims(), [], 'not listed while the write is in flight');
@@ -142,7 +178,9 @@ for (const [name, make] of [['file store', fileStore], ['Redis store', redisStor
       await ledger.ban({ target: T, address: '198.51.100.4', jail: 'sshd', origin: 'jail', durationMs: null });
       changes.length = 0;
       let unbanning!: Promise<unknown>;
-      await store.hold(() => { unbanning = ledger.unban({ address: '198.51.100.4' }); });
+      await store.hold(() => {
+        unbanning = ledger.unban({ address: '198.51.100.4' });
+      });
       try {
         assert.equal(ledger.isActive(T, '198.51.100.4'), true, 'still enforced while the unban is in flight');
         assert.deepEqual(changes, []);
@@ -157,7 +195,9 @@ for (const [name, make] of [['file store', fileStore], ['Redis store', redisStor
       const store = await make(t);
       const { ledger } = await openLedger(t, store);
       let first!: Promise<{ banCount: number }>;
-      await store.hold(() => { first = ledger.ban({ target: T, address: '203.0.113.5', jail: 'sshd', origin: 'jail', durationMs: 60_000 }); });
+      await store.hold(() => {
+        first = ledger.ban({ target: T, address: '203.0.113.5', jail: 'sshd', origin: 'jail', durationMs: 60_000 });
+      });
       const second = ledger.ban({ target: T, address: '203.0.113.5', jail: 'sshd', origin: 'jail', durationMs: 60_000 });
       await store.release();
       assert.deepEqual([(await first).banCount, (await second).banCount], [1, 2]);

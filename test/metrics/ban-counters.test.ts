@@ -15,8 +15,14 @@ test('bans and unbans are counted per jail, family and reason; one ban into two 
   const clock = new ManualClock();
   const ledger = await Ledger.open({ store: await FileLedgerStore.open({ dir: await tempDir(t), logger: log.logger }), clock, logger: log.logger });
   t.after(() => ledger.close());
-  const running = [{ jail: 'dovecot', running: true }, { jail: 'nginx', running: false }];
-  const metrics = new EdgebanMetrics({ activeClaims: () => ledger.activeClaims(), targets: () => [], jails: () => running }, { processMetrics: false, version: '9.9.9' });
+  const running = [
+    { jail: 'dovecot', running: true },
+    { jail: 'nginx', running: false },
+  ];
+  const metrics = new EdgebanMetrics(
+    { activeClaims: () => ledger.activeClaims(), targets: () => [], jails: () => running },
+    { processMetrics: false, version: '9.9.9' },
+  );
   ledger.onChange((changes) => metrics.ledgerChanged(ledger, changes, clock.now()));
 
   const ban = (target: string, address: string, jail: string, durationMs: number) => ({ target, address, jail, origin: 'jail' as const, durationMs });

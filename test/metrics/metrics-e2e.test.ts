@@ -20,19 +20,25 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-test('edgeban run with EDGEBAN_METRICS_LISTEN: /readyz follows the first successful pass, /metrics carries every series, failures show in outcomes, reload keeps counters, SIGTERM closes it', { timeout: 180_000 }, async (t) => {
+test('edgeban run with EDGEBAN_METRICS_LISTEN: /readyz follows the first successful pass, /metrics carries every series, failures show in outcomes, reload keeps counters, SIGTERM closes it', {
+  timeout: 180_000,
+}, async (t) => {
   // The firewall refuses connections from the start: the first pass cannot succeed.
   const sim = await startSimulator(t, { faults: { refuse: true } });
   const { root, configDir, mailLog } = await mailSetup(t);
-  await writeFile(path.join(configDir, 'jail.local'),
-    `[dovecot]\nenabled = true\nlogpath = ${mailLog}\nmaxretry = 3\nfindtime = 10m\nbantime = 1h\n`);
+  await writeFile(path.join(configDir, 'jail.local'), `[dovecot]\nenabled = true\nlogpath = ${mailLog}\nmaxretry = 3\nfindtime = 10m\nbantime = 1h\n`);
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const startedAt = Date.now();
   const daemon = await startCliDaemon(t, {
     TZ: 'UTC',
-    OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET, EDGEBAN_DATA_DIR: path.join(root, 'data'),
-    EDGEBAN_CONFIG_DIR: configDir, EDGEBAN_RECONCILE_INTERVAL: '2', EDGEBAN_METRICS_LISTEN: `127.0.0.1:${port}`,
+    OPNSENSE_URL: sim.url,
+    OPNSENSE_KEY: KEY,
+    OPNSENSE_SECRET: SECRET,
+    EDGEBAN_DATA_DIR: path.join(root, 'data'),
+    EDGEBAN_CONFIG_DIR: configDir,
+    EDGEBAN_RECONCILE_INTERVAL: '2',
+    EDGEBAN_METRICS_LISTEN: `127.0.0.1:${port}`,
   });
   const scrape = async (): Promise<{ text: string; samples: Sample[] }> => {
     const response = await fetch(`${base}/metrics`);
@@ -55,8 +61,10 @@ test('edgeban run with EDGEBAN_METRICS_LISTEN: /readyz follows the first success
   assert.equal(reason.ready, false);
   assert.equal(reason.targets[0]?.firewall, sim.url);
   assert.match(reason.targets[0]?.reason ?? '', /no successful full pass yet/);
-  await until('a refused call in the metrics', async () =>
-    select((await scrape()).samples, 'edgeban_target_api_requests_total', { ...target, outcome: 'network' }).length > 0);
+  await until(
+    'a refused call in the metrics',
+    async () => select((await scrape()).samples, 'edgeban_target_api_requests_total', { ...target, outcome: 'network' }).length > 0,
+  );
 
   sim.setFaults({ refuse: false });
   await until('/readyz 200 after the first successful pass', async () => (await fetch(`${base}/readyz`)).status === 200);
@@ -73,25 +81,40 @@ test('edgeban run with EDGEBAN_METRICS_LISTEN: /readyz follows the first success
   assert.equal(sampleValue(samples, 'edgeban_banned_addresses', { target: ALIAS }), 1);
   assert.ok(sampleValue(samples, 'edgeban_target_api_requests_total', { ...target, endpoint: 'POST firewall/alias_util/add', outcome: 'ok' }) >= 1);
   assert.ok(sampleValue(samples, 'edgeban_target_api_request_duration_seconds_count', { ...target, endpoint: 'POST firewall/alias_util/add' }) >= 1);
-  assert.ok(select(samples, 'edgeban_target_api_requests_total', { ...target, outcome: 'network' }).some((s) => s.value >= 1), 'the refused pass');
+  assert.ok(
+    select(samples, 'edgeban_target_api_requests_total', { ...target, outcome: 'network' }).some((s) => s.value >= 1),
+    'the refused pass',
+  );
   assert.ok(sampleValue(samples, 'edgeban_reconcile_last_success_timestamp_seconds', target) >= Math.floor(startedAt / 1000) - 1);
-  for (const drift of ['edgeban_reconcile_last_pass_added_entries', 'edgeban_reconcile_last_pass_removed_entries', 'edgeban_reconcile_last_pass_foreign_entries',
-    'edgeban_reconcile_added_entries_total', 'edgeban_reconcile_removed_entries_total']) {
+  for (const drift of [
+    'edgeban_reconcile_last_pass_added_entries',
+    'edgeban_reconcile_last_pass_removed_entries',
+    'edgeban_reconcile_last_pass_foreign_entries',
+    'edgeban_reconcile_added_entries_total',
+    'edgeban_reconcile_removed_entries_total',
+  ]) {
     assert.ok(sampleValue(samples, drift, target) >= 0, drift);
   }
   assert.ok(sampleValue(samples, 'edgeban_target_pending_entries', target) >= 0);
-  assert.equal(select(samples, 'edgeban_target_state', target).reduce((sum, s) => sum + s.value, 0), 1, 'exactly one state at a time');
+  assert.equal(
+    select(samples, 'edgeban_target_state', target).reduce((sum, s) => sum + s.value, 0),
+    1,
+    'exactly one state at a time',
+  );
   assert.ok(select(samples, 'process_resident_memory_bytes').length === 1, 'process metrics missing');
   assert.ok(select(samples, 'nodejs_eventloop_lag_seconds').length === 1, 'event loop metrics missing');
-  assert.ok(!text.includes(ATTACKER), 'the attacker\'s address is in the metrics');
+  assert.ok(!text.includes(ATTACKER), "the attacker's address is in the metrics");
   assert.ok(!text.includes(SECRET) && !text.includes(KEY), 'an API credential is in the metrics');
 
   // The firewall fails every call: the outcome label says so.
   sim.setFaults({ errorRate: 1 });
   await until('server errors in the metrics', async () =>
-    select((await scrape()).samples, 'edgeban_target_api_requests_total', { ...target, outcome: 'server' }).some((s) => s.value >= 1));
-  await until('the target shown unreachable', async () =>
-    sampleValue((await scrape()).samples, 'edgeban_target_state', { ...target, state: 'unreachable' }) === 1);
+    select((await scrape()).samples, 'edgeban_target_api_requests_total', { ...target, outcome: 'server' }).some((s) => s.value >= 1),
+  );
+  await until(
+    'the target shown unreachable',
+    async () => sampleValue((await scrape()).samples, 'edgeban_target_state', { ...target, state: 'unreachable' }) === 1,
+  );
   assert.equal((await fetch(`${base}/readyz`)).status, 200, 'an outage after a successful pass keeps it ready');
   sim.setFaults({ errorRate: 0 });
 
@@ -105,10 +128,16 @@ test('edgeban run with EDGEBAN_METRICS_LISTEN: /readyz follows the first success
   assert.ok(!text.includes(ATTACKER));
 
   const logged = daemon.stderr.filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>);
-  assert.ok(logged.some((l) => l.msg === 'metrics served' && l.url === base), 'the metrics address is logged as a field');
+  assert.ok(
+    logged.some((l) => l.msg === 'metrics served' && l.url === base),
+    'the metrics address is logged as a field',
+  );
 
   daemon.child.kill('SIGTERM');
   assert.equal(await daemon.exited, 0);
   await assert.rejects(fetch(`${base}/healthz`), 'the metrics server outlived the daemon');
-  assert.ok(daemon.stderr.every((line) => !line.includes(SECRET)), 'secret in the daemon log');
+  assert.ok(
+    daemon.stderr.every((line) => !line.includes(SECRET)),
+    'secret in the daemon log',
+  );
 });

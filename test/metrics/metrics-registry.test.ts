@@ -10,13 +10,38 @@ const FIREWALL = 'https://fw1.example.net';
 const ALIAS = 'fail2ban_blocklist';
 
 function pass(overrides: Partial<PassResult> = {}): PassResult {
-  return { add: [], remove: [], foreign: [], inAlias: 0, desired: 0, ok: true, at: 1_700_000_000_000, unconfirmed: [], unholdable: [], error: null, ...overrides };
+  return {
+    add: [],
+    remove: [],
+    foreign: [],
+    inAlias: 0,
+    desired: 0,
+    ok: true,
+    at: 1_700_000_000_000,
+    unconfirmed: [],
+    unholdable: [],
+    error: null,
+    ...overrides,
+  };
 }
 
 function status(overrides: Partial<TargetStatus> = {}): TargetStatus {
   return {
-    id: `${FIREWALL} ${ALIAS}`, kind: 'opnsense', alias: ALIAS, ledgerTarget: ALIAS, state: 'in-sync', aliasType: 'external', inAlias: 3,
-    pending: 0, rejected: [], killStates: true, lastError: null, lastPass: null, lastSuccess: null, successfulPasses: 0, ...overrides,
+    id: `${FIREWALL} ${ALIAS}`,
+    kind: 'opnsense',
+    alias: ALIAS,
+    ledgerTarget: ALIAS,
+    state: 'in-sync',
+    aliasType: 'external',
+    inAlias: 3,
+    pending: 0,
+    rejected: [],
+    killStates: true,
+    lastError: null,
+    lastPass: null,
+    lastSuccess: null,
+    successfulPasses: 0,
+    ...overrides,
   };
 }
 
@@ -35,7 +60,7 @@ test('registry: counters, bans from the ledger, target gauges and drift, from fa
   ];
   let current = status({ state: 'syncing', pending: 4, lastPass: null });
   const metrics = new EdgebanMetrics({ activeClaims: () => claims, targets: () => [current] });
-  assert.equal(globalRegistry.getMetricsAsArray().length, 0, 'something registered in prom-client\'s global registry');
+  assert.equal(globalRegistry.getMetricsAsArray().length, 0, "something registered in prom-client's global registry");
 
   const dovecot = metrics.forJail('dovecot');
   dovecot.lines('/logs/mail.log', 5);
@@ -75,15 +100,39 @@ test('registry: counters, bans from the ledger, target gauges and drift, from fa
   // Between two scrapes: another successful pass, seen through an API call of the next (failing) pass, then the failure.
   const second = pass({ add: ['e'], at: 1_700_000_060_000 });
   current = status(succeeded(second, 2));
-  metrics.apiCall(current, { kind: 'opnsense', target: current.id, endpoint: 'POST firewall/alias_util/list', outcome: 'retry', reason: 'network', durationMs: 12 });
-  current = status({ state: 'unreachable', lastError: { kind: 'network', message: 'refused', at: 0 }, lastPass: pass({ ok: false, error: 'refused', at: 1_700_000_120_000 }), lastSuccess: second, successfulPasses: 2 });
+  metrics.apiCall(current, {
+    kind: 'opnsense',
+    target: current.id,
+    endpoint: 'POST firewall/alias_util/list',
+    outcome: 'retry',
+    reason: 'network',
+    durationMs: 12,
+  });
+  current = status({
+    state: 'unreachable',
+    lastError: { kind: 'network', message: 'refused', at: 0 },
+    lastPass: pass({ ok: false, error: 'refused', at: 1_700_000_120_000 }),
+    lastSuccess: second,
+    successfulPasses: 2,
+  });
   samples = parseExposition((await metrics.scrape()).body);
   assert.equal(sampleValue(samples, 'edgeban_reconcile_added_entries_total', target), 3);
   assert.equal(sampleValue(samples, 'edgeban_reconcile_last_success_timestamp_seconds', target), 1_700_000_060, 'a failed pass is not a success');
   assert.equal(sampleValue(samples, 'edgeban_reconcile_last_pass_added_entries', target), 1);
   assert.equal(sampleValue(samples, 'edgeban_target_state', { ...target, state: 'unreachable' }), 1);
-  assert.equal(sampleValue(samples, 'edgeban_target_api_requests_total', { firewall: FIREWALL, alias: ALIAS, endpoint: 'POST firewall/alias_util/list', outcome: 'network' }), 1);
-  assert.equal(sampleValue(samples, 'edgeban_target_api_request_duration_seconds_count', { firewall: FIREWALL, alias: ALIAS, endpoint: 'POST firewall/alias_util/list' }), 1);
+  assert.equal(
+    sampleValue(samples, 'edgeban_target_api_requests_total', {
+      firewall: FIREWALL,
+      alias: ALIAS,
+      endpoint: 'POST firewall/alias_util/list',
+      outcome: 'network',
+    }),
+    1,
+  );
+  assert.equal(
+    sampleValue(samples, 'edgeban_target_api_request_duration_seconds_count', { firewall: FIREWALL, alias: ALIAS, endpoint: 'POST firewall/alias_util/list' }),
+    1,
+  );
 
   // Bans all ended: the series go, they do not keep their last value.
   claims.length = 0;
@@ -100,7 +149,9 @@ test('readiness: running, every target past a successful pass, none degraded; a 
   assert.equal(judgeReadiness('stopping', [status(done)]).ready, false);
   assert.equal(judgeReadiness('running', []).ready, true, 'no target: nothing to wait for');
 
-  const refusing = judgeReadiness('running', [status({ state: 'unreachable', lastError: { kind: 'network', message: 'connect ECONNREFUSED 127.0.0.1:1', at: 0 } })]);
+  const refusing = judgeReadiness('running', [
+    status({ state: 'unreachable', lastError: { kind: 'network', message: 'connect ECONNREFUSED 127.0.0.1:1', at: 0 } }),
+  ]);
   assert.equal(refusing.ready, false);
   assert.match(refusing.targets[0]?.reason ?? '', /no successful full pass yet \(state unreachable, last error network\)/);
   assert.ok(!JSON.stringify(refusing).includes('127.0.0.1:1'), 'error texts are not repeated in /readyz');
@@ -109,5 +160,8 @@ test('readiness: running, every target past a successful pass, none degraded; a 
   const degraded = judgeReadiness('running', [status({ state: 'degraded', lastError: { kind: 'auth', message: '401', at: 0 }, ...done })]);
   assert.equal(degraded.ready, false);
   assert.match(degraded.targets[0]?.reason ?? '', /degraded \(auth\)/);
-  assert.deepEqual(degraded.targets.map((t) => [t.firewall, t.alias]), [[FIREWALL, ALIAS]]);
+  assert.deepEqual(
+    degraded.targets.map((t) => [t.firewall, t.alias]),
+    [[FIREWALL, ALIAS]],
+  );
 });

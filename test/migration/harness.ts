@@ -10,7 +10,13 @@ export const KEY = 'migrationKey0123456789abcdefABCDEF';
 export const SECRET = 'migrationSecret0123456789abcdef+/=';
 
 /** A fixture config dir as a user mounts it, with `@NAME@` placeholders filled (log paths, firewall URL…). */
-export interface Mounted { root: string; configDir: string; dataDir: string; mailLog: string; webLog: string }
+export interface Mounted {
+  root: string;
+  configDir: string;
+  dataDir: string;
+  mailLog: string;
+  webLog: string;
+}
 
 async function copyFilled(from: string, to: string, vars: Record<string, string>): Promise<void> {
   await mkdir(to, { recursive: true });
@@ -53,7 +59,14 @@ export function apacheDenied(address: string): string {
   return `[${stamp}] [authz_core:error] [pid 77:tid 140] [client ${address}:51234] AH01630: client denied by server configuration: /var/www/html/.env\n`;
 }
 
-export interface JailStatus { jail: string; running?: boolean; reason?: string; manualOnly?: boolean; bans?: number; notes?: Array<{ kind: string; subject: string; message: string }> }
+export interface JailStatus {
+  jail: string;
+  running?: boolean;
+  reason?: string;
+  manualOnly?: boolean;
+  bans?: number;
+  notes?: Array<{ kind: string; subject: string; message: string }>;
+}
 
 /** `edgeban status --json` of the running daemon. */
 export async function statusJson(env: Record<string, string>): Promise<{ jails: JailStatus[]; targets: Array<{ id: string }> }> {

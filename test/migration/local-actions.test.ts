@@ -10,11 +10,19 @@ test('PR #2761 opnsense-alias (oskey, ossecret, osaddress, osalias) runs as the 
   const sim = await startCliSimulator(t, ['--key', KEY, '--secret', SECRET, '--auth-fail-delay', '0', '--alias', 'fail2ban_blocklist', '--alias', 'f2b_edge']);
   const mounted = await mountFixture(t, 'pr2761', { FIREWALL: sim.url });
   const env = {
-    TZ: 'UTC', OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET,
-    EDGEBAN_DATA_DIR: mounted.dataDir, EDGEBAN_CONFIG_DIR: mounted.configDir, EDGEBAN_RECONCILE_INTERVAL: '2',
+    TZ: 'UTC',
+    OPNSENSE_URL: sim.url,
+    OPNSENSE_KEY: KEY,
+    OPNSENSE_SECRET: SECRET,
+    EDGEBAN_DATA_DIR: mounted.dataDir,
+    EDGEBAN_CONFIG_DIR: mounted.configDir,
+    EDGEBAN_RECONCILE_INTERVAL: '2',
   };
   const daemon = await startCliDaemon(t, env);
-  assert.match(daemon.stderr.join('\n'), /opnsense-alias\.conf: run as edgeban's native opnsense action \(parameters osaddress → firewall, oskey → key, ossecret → secret, osalias → alias\); its shell commands are not run/);
+  assert.match(
+    daemon.stderr.join('\n'),
+    /opnsense-alias\.conf: run as edgeban's native opnsense action \(parameters osaddress → firewall, oskey → key, ossecret → secret, osalias → alias\); its shell commands are not run/,
+  );
   for (let i = 0; i < 3; i++) await appendFile(mounted.mailLog, dovecotFailure('198.51.100.61'));
   await until('198.51.100.61 in f2b_edge', async () => (await aliasContent(sim, 'f2b_edge')).includes('198.51.100.61'));
   assert.deepEqual(await aliasContent(sim, 'fail2ban_blocklist'), [], 'the osalias was ignored');
@@ -28,8 +36,13 @@ test('the httpd-forbidden jail (banaction and action iptables-multiport[name=apa
   const sim = await startCliSimulator(t, ['--key', KEY, '--secret', SECRET, '--auth-fail-delay', '0']);
   const mounted = await mountFixture(t, 'httpd-forbidden');
   const env = {
-    TZ: 'UTC', OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET,
-    EDGEBAN_DATA_DIR: mounted.dataDir, EDGEBAN_CONFIG_DIR: mounted.configDir, EDGEBAN_RECONCILE_INTERVAL: '2',
+    TZ: 'UTC',
+    OPNSENSE_URL: sim.url,
+    OPNSENSE_KEY: KEY,
+    OPNSENSE_SECRET: SECRET,
+    EDGEBAN_DATA_DIR: mounted.dataDir,
+    EDGEBAN_CONFIG_DIR: mounted.configDir,
+    EDGEBAN_RECONCILE_INTERVAL: '2',
   };
   const daemon = await startCliDaemon(t, env);
   const warnings = daemon.stderr.filter((l) => l.includes('local firewall action'));
@@ -40,9 +53,15 @@ test('the httpd-forbidden jail (banaction and action iptables-multiport[name=apa
   await until('192.0.2.88 in the alias', async () => (await aliasContent(sim)).includes('192.0.2.88'));
   const jail = (await statusJson(env)).jails.find((j) => j.jail === 'httpd-forbidden');
   assert.equal(jail?.running, true);
-  assert.deepEqual(jail?.notes?.map((n) => [n.kind, n.subject]), [['substituted', 'iptables-multiport']]);
+  assert.deepEqual(
+    jail?.notes?.map((n) => [n.kind, n.subject]),
+    [['substituted', 'iptables-multiport']],
+  );
   const doctor = await runCli(['doctor'], { env });
-  assert.match(doctor.stdout, /^WARN {2}config\.substituted +jail httpd-forbidden: .*iptables-multiport .*replaced by an edge ban.* — fix: set banaction = opnsense/m);
+  assert.match(
+    doctor.stdout,
+    /^WARN {2}config\.substituted +jail httpd-forbidden: .*iptables-multiport .*replaced by an edge ban.* — fix: set banaction = opnsense/m,
+  );
   assert.equal(doctor.code, 1, doctor.stdout);
   assert.equal(await daemon.stop(), 0);
 

@@ -10,12 +10,20 @@ test('a docker-mailserver jail.local (1w, maxretry 6, nftables-allports, postfix
   const sim = await startCliSimulator(t, ['--key', KEY, '--secret', SECRET, '--auth-fail-delay', '0']);
   const mounted = await mountFixture(t, 'mailserver');
   const env = {
-    TZ: 'UTC', OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET,
-    EDGEBAN_DATA_DIR: mounted.dataDir, EDGEBAN_CONFIG_DIR: mounted.configDir, EDGEBAN_RECONCILE_INTERVAL: '2',
+    TZ: 'UTC',
+    OPNSENSE_URL: sim.url,
+    OPNSENSE_KEY: KEY,
+    OPNSENSE_SECRET: SECRET,
+    EDGEBAN_DATA_DIR: mounted.dataDir,
+    EDGEBAN_CONFIG_DIR: mounted.configDir,
+    EDGEBAN_RECONCILE_INTERVAL: '2',
   };
   const daemon = await startCliDaemon(t, env);
   const log = daemon.stderr.join('\n');
-  assert.match(log, /\[custom\] not running: [^"]*jail\.local:24: \[custom\] filter: filter \\"custom\\" not found .*an empty failregex makes a manual-ban jail/);
+  assert.match(
+    log,
+    /\[custom\] not running: [^"]*jail\.local:24: \[custom\] filter: filter \\"custom\\" not found .*an empty failregex makes a manual-ban jail/,
+  );
 
   // Five failures: below maxretry = 6 from [DEFAULT]; the sixth bans (postfix in mode extra, and postfix-sasl).
   for (let i = 0; i < 5; i++) await appendFile(mounted.mailLog, postfixSaslFailure('203.0.113.66'));
@@ -37,19 +45,30 @@ test('a docker-mailserver jail.local (1w, maxretry 6, nftables-allports, postfix
   assert.match(jails.custom?.reason ?? '', /filter "custom" not found/);
   for (const name of ['dovecot', 'postfix', 'postfix-sasl']) {
     assert.equal(jails[name]?.running, true, name);
-    assert.deepEqual(jails[name]?.notes?.map((n) => [n.kind, n.subject]), [['substituted', 'nftables-allports']], name);
+    assert.deepEqual(
+      jails[name]?.notes?.map((n) => [n.kind, n.subject]),
+      [['substituted', 'nftables-allports']],
+      name,
+    );
   }
   const one = await runCli(['status', 'custom', '--json'], { env });
   assert.equal(one.code, 0, `status of an enabled jail that does not run answers: ${one.stderr}`);
   assert.equal((JSON.parse(one.stdout) as { jails: Array<{ running: boolean }> }).jails[0]?.running, false);
   const refused = await runCli(['ban', '198.51.100.23', '--jail', 'custom'], { env });
   assert.notEqual(refused.code, 0, 'a manual ban into a jail that does not run is refused');
-  assert.match(refused.stderr + refused.stdout, /jail custom is enabled but not running: .*filter "custom" not found/, 'naming why, not "no jail named custom"');
+  assert.match(
+    refused.stderr + refused.stdout,
+    /jail custom is enabled but not running: .*filter "custom" not found/,
+    'naming why, not "no jail named custom"',
+  );
   const health = await runCli(['health'], { env });
   assert.equal(health.code, 1, 'an enabled jail not running is unhealthy');
   assert.match(health.stdout, /unhealthy: jail custom is enabled but not running/);
   const doctor = await runCli(['doctor'], { env });
-  assert.match(doctor.stdout, /^WARN {2}config\.jail_not_running +jail custom: enabled but not running: \S+jail\.local:24: \[custom\] filter: filter "custom" not found/m);
+  assert.match(
+    doctor.stdout,
+    /^WARN {2}config\.jail_not_running +jail custom: enabled but not running: \S+jail\.local:24: \[custom\] filter: filter "custom" not found/m,
+  );
   assert.match(doctor.stdout, /^WARN {2}config\.substituted +jail postfix: .*nftables-allports \(.*jail\.local:7\) replaced by an edge ban/m);
 
   // docker-mailserver's image has an empty custom filter: with it, custom is a manual-ban jail.
@@ -66,9 +85,16 @@ test('a docker-mailserver jail.local (1w, maxretry 6, nftables-allports, postfix
   assert.equal(await daemon.stop(), 0);
 });
 
-test('postfix and dovecot modes: fail2ban\'s names map to the shipped modes; an unknown one names the modes at the user\'s line', async (t) => {
+test("postfix and dovecot modes: fail2ban's names map to the shipped modes; an unknown one names the modes at the user's line", async (t) => {
   const mounted = await mountFixture(t, 'mailserver');
-  const env = { TZ: 'UTC', OPNSENSE_URL: 'http://127.0.0.1:9', OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET, EDGEBAN_DATA_DIR: mounted.dataDir, EDGEBAN_CONFIG_DIR: mounted.configDir };
+  const env = {
+    TZ: 'UTC',
+    OPNSENSE_URL: 'http://127.0.0.1:9',
+    OPNSENSE_KEY: KEY,
+    OPNSENSE_SECRET: SECRET,
+    EDGEBAN_DATA_DIR: mounted.dataDir,
+    EDGEBAN_CONFIG_DIR: mounted.configDir,
+  };
   await writeFile(path.join(mounted.configDir, 'jail.local'), `[postfix]\nenabled = true\nlogpath = ${mounted.mailLog}\nmode = bogus\n`);
   const run = await runCli(['run'], { env });
   assert.equal(run.code, 2, run.stderr);

@@ -14,18 +14,29 @@ test("the recipe's action.d/opnsense.conf and ntfy.conf curl scripts run as edge
   const ntfy = await startReceiver(t, { token: NTFY_TOKEN });
   const mounted = await mountFixture(t, 'recipe', { FIREWALL: sim.url, NTFY: ntfy.url, NTFYTOKEN: NTFY_TOKEN });
   const env = {
-    TZ: 'UTC', OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET,
-    EDGEBAN_DATA_DIR: mounted.dataDir, EDGEBAN_CONFIG_DIR: mounted.configDir, EDGEBAN_RECONCILE_INTERVAL: '2', EDGEBAN_NOTIFY_INTERVAL: '1',
+    TZ: 'UTC',
+    OPNSENSE_URL: sim.url,
+    OPNSENSE_KEY: KEY,
+    OPNSENSE_SECRET: SECRET,
+    EDGEBAN_DATA_DIR: mounted.dataDir,
+    EDGEBAN_CONFIG_DIR: mounted.configDir,
+    EDGEBAN_RECONCILE_INTERVAL: '2',
+    EDGEBAN_NOTIFY_INTERVAL: '1',
   };
   const daemon = await startCliDaemon(t, env);
   const log = daemon.stderr.join('\n');
   assert.match(log, /action\.d\/opnsense\.conf: run as edgeban's native opnsense action .*its shell commands are not run/);
-  assert.match(log, /action\.d\/ntfy\.conf: run as edgeban's native ntfy action \(parameters ntfy_url → ntfyurl, ntfy_topic → ntfytopic, ntfy_token → ntfytoken, ntfy_priority → ntfypriority\)/);
+  assert.match(
+    log,
+    /action\.d\/ntfy\.conf: run as edgeban's native ntfy action \(parameters ntfy_url → ntfyurl, ntfy_topic → ntfytopic, ntfy_token → ntfytoken, ntfy_priority → ntfypriority\)/,
+  );
   assert.ok(!log.includes(SECRET) && !log.includes(NTFY_TOKEN), 'a secret in the log');
 
   for (let i = 0; i < 3; i++) await appendFile(mounted.mailLog, dovecotFailure('203.0.113.41'));
   await until('203.0.113.41 in the alias', async () => (await aliasContent(sim)).includes('203.0.113.41'));
-  await ntfy.until('the ban pushed to the topic of the user\'s ntfy.conf', (requests) => requests.some((r) => r.path === '/fail2ban' && r.body.includes('203.0.113.41')));
+  await ntfy.until("the ban pushed to the topic of the user's ntfy.conf", (requests) =>
+    requests.some((r) => r.path === '/fail2ban' && r.body.includes('203.0.113.41')),
+  );
   assert.equal(ntfy.requests.find((r) => r.path === '/fail2ban')?.headers.authorization, `Bearer ${NTFY_TOKEN}`);
 
   const status = await statusJson(env);

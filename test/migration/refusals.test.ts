@@ -13,7 +13,14 @@ async function setup(t: Parameters<typeof tempDir>[0], jailLocal: (log: string) 
   const log = path.join(root, 'mail.log');
   await writeFile(log, '');
   await writeFile(path.join(root, 'jail.local'), jailLocal(log));
-  const env = { TZ: 'UTC', OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET, EDGEBAN_DATA_DIR: path.join(root, 'data'), EDGEBAN_CONFIG_DIR: root };
+  const env = {
+    TZ: 'UTC',
+    OPNSENSE_URL: sim.url,
+    OPNSENSE_KEY: KEY,
+    OPNSENSE_SECRET: SECRET,
+    EDGEBAN_DATA_DIR: path.join(root, 'data'),
+    EDGEBAN_CONFIG_DIR: root,
+  };
   const calls = async () => (await sim.admin('calls')) as unknown[];
   return { env, calls, file: path.join(root, 'jail.local') };
 }
@@ -22,7 +29,12 @@ test('banaction = opnsens (a typo) is a config error at its file:line, exit 2, b
   const { env, calls, file } = await setup(t, (log) => `[DEFAULT]\nbanaction = opnsens\n\n[dovecot]\nenabled = true\nlogpath = ${log}\n`);
   const run = await runCli(['run'], { env });
   assert.equal(run.code, 2, run.stderr);
-  assert.match(run.stderr, new RegExp(`${file.replaceAll('.', '\\.')}:2: banaction: action "opnsens" of jail dovecot resolves to nothing: no action\\.d/opnsens\\.conf .*; did you mean opnsense\\?`));
+  assert.match(
+    run.stderr,
+    new RegExp(
+      `${file.replaceAll('.', '\\.')}:2: banaction: action "opnsens" of jail dovecot resolves to nothing: no action\\.d/opnsens\\.conf .*; did you mean opnsense\\?`,
+    ),
+  );
   assert.deepEqual(await calls(), [], 'an API call was made');
   const doctor = await runCli(['doctor'], { env });
   assert.equal(doctor.code, 2);
@@ -44,11 +56,20 @@ test('enabeld = true: a warning with "did you mean enabled?" at its line, and si
 test('maxretyr = 3 warns with "did you mean maxretry?"; the jail runs; status and doctor show it', async (t) => {
   const { env, file } = await setup(t, (log) => `[dovecot]\nenabled = true\nlogpath = ${log}\nmaxretyr = 3\n`);
   const daemon = await startCliDaemon(t, env);
-  assert.ok(daemon.stderr.some((l) => l.includes(`${file}:4: [dovecot] maxretyr: unknown key, ignored (as fail2ban ignores it); did you mean maxretry?`)), daemon.stderr.join('\n'));
+  assert.ok(
+    daemon.stderr.some((l) => l.includes(`${file}:4: [dovecot] maxretyr: unknown key, ignored (as fail2ban ignores it); did you mean maxretry?`)),
+    daemon.stderr.join('\n'),
+  );
   const dovecot = (await statusJson(env)).jails.find((j) => j.jail === 'dovecot');
-  assert.deepEqual(dovecot?.notes?.map((n) => [n.kind, n.subject]), [['unknown-key', 'maxretyr']]);
+  assert.deepEqual(
+    dovecot?.notes?.map((n) => [n.kind, n.subject]),
+    [['unknown-key', 'maxretyr']],
+  );
   const doctor = await runCli(['doctor'], { env });
-  assert.match(doctor.stdout, /^WARN {2}config\.unknown-key +jail dovecot: .*maxretyr: unknown key.*did you mean maxretry\? — fix: rename maxretyr to maxretry/m);
+  assert.match(
+    doctor.stdout,
+    /^WARN {2}config\.unknown-key +jail dovecot: .*maxretyr: unknown key.*did you mean maxretry\? — fix: rename maxretyr to maxretry/m,
+  );
   assert.equal(await daemon.stop(), 0);
 });
 
@@ -56,7 +77,10 @@ test('zero runnable jails (the only jail skipped by localactions = skip) exit 2 
   const { env, calls } = await setup(t, (log) => `[DEFAULT]\nlocalactions = skip\n\n[dovecot]\nenabled = true\nlogpath = ${log}\nbanaction = ufw\n`);
   const run = await runCli(['run'], { env });
   assert.equal(run.code, 2, run.stderr);
-  assert.match(run.stderr, /no enabled jail can run, so nothing would be banned:\n {2}\[dovecot\] not running: local firewall action ufw \(.*jail\.local:7\) and localactions = skip/);
+  assert.match(
+    run.stderr,
+    /no enabled jail can run, so nothing would be banned:\n {2}\[dovecot\] not running: local firewall action ufw \(.*jail\.local:7\) and localactions = skip/,
+  );
   assert.deepEqual(await calls(), []);
 });
 
@@ -74,6 +98,9 @@ test('an enabled recidive jail does not run and says to use bantime.increment; a
   const { env, calls } = await setup(t, () => '[recidive]\nenabled = true\nlogpath = /var/log/fail2ban.log\n');
   const run = await runCli(['run'], { env });
   assert.equal(run.code, 2, run.stderr);
-  assert.match(run.stderr, /\[recidive\] not running: .*jail\.local:2: \[recidive\] filter: recidive reads fail2ban's own log, which edgeban does not write: remove the jail and set bantime\.increment = true/);
+  assert.match(
+    run.stderr,
+    /\[recidive\] not running: .*jail\.local:2: \[recidive\] filter: recidive reads fail2ban's own log, which edgeban does not write: remove the jail and set bantime\.increment = true/,
+  );
   assert.deepEqual(await calls(), []);
 });

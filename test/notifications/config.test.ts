@@ -23,7 +23,13 @@ async function envFor(t: TestContext, jailLocal: string): Promise<{ env: Edgeban
   const file = path.join(configDir, 'jail.local');
   await writeFile(file, jailLocal);
   const env = loadEnv({
-    env: { OPNSENSE_URL: 'http://127.0.0.1:9', OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET, EDGEBAN_DATA_DIR: path.join(root, 'data'), EDGEBAN_CONFIG_DIR: configDir },
+    env: {
+      OPNSENSE_URL: 'http://127.0.0.1:9',
+      OPNSENSE_KEY: KEY,
+      OPNSENSE_SECRET: SECRET,
+      EDGEBAN_DATA_DIR: path.join(root, 'data'),
+      EDGEBAN_CONFIG_DIR: configDir,
+    },
     envFile: path.join(root, 'no.env'),
   });
   return { env, file };
@@ -31,31 +37,37 @@ async function envFor(t: TestContext, jailLocal: string): Promise<{ env: Edgeban
 
 async function configError(t: TestContext, jailLocal: string): Promise<{ error: ConfigError; file: string }> {
   const { env, file } = await envFor(t, jailLocal);
-  const error = await loadDaemonConfig(env).then(() => null, (e: unknown) => e);
+  const error = await loadDaemonConfig(env).then(
+    () => null,
+    (e: unknown) => e,
+  );
   assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
   return { error, file };
 }
 
 test('jail.local ntfy[…] and webhook[…] become channels: identical ones shared across jails, each jail its own list', async (t) => {
-  const { env, file } = await envFor(t, [
-    '[DEFAULT]',
-    'banaction = opnsense',
-    '',
-    '[dovecot]',
-    'enabled = true',
-    'action = %(action_)s',
-    `         ntfy[ntfyurl="https://ntfy.example.org/", ntfytopic=mail-bans, ntfytoken="${TOKEN}", ntfypriority=high]`,
-    '',
-    '[postfix]',
-    'enabled = true',
-    'action = %(action_)s',
-    `         ntfy[ntfyurl="https://ntfy.example.org", ntfytopic=mail-bans, ntfytoken="${TOKEN}", ntfypriority=high]`,
-    '         webhook[url="https://hooks.example.org/T000/B000/secretpath", token="hook-token-123", header="X-Api-Key"]',
-    '',
-    '[traefik]',
-    'enabled = true',
-    '',
-  ].join('\n'));
+  const { env, file } = await envFor(
+    t,
+    [
+      '[DEFAULT]',
+      'banaction = opnsense',
+      '',
+      '[dovecot]',
+      'enabled = true',
+      'action = %(action_)s',
+      `         ntfy[ntfyurl="https://ntfy.example.org/", ntfytopic=mail-bans, ntfytoken="${TOKEN}", ntfypriority=high]`,
+      '',
+      '[postfix]',
+      'enabled = true',
+      'action = %(action_)s',
+      `         ntfy[ntfyurl="https://ntfy.example.org", ntfytopic=mail-bans, ntfytoken="${TOKEN}", ntfypriority=high]`,
+      '         webhook[url="https://hooks.example.org/T000/B000/secretpath", token="hook-token-123", header="X-Api-Key"]',
+      '',
+      '[traefik]',
+      'enabled = true',
+      '',
+    ].join('\n'),
+  );
   const config = await loadDaemonConfig(env);
   const { channels, jailChannels } = config.notify;
   assert.equal(channels.length, 2, 'the two identical ntfy entries are one channel');
@@ -98,22 +110,32 @@ test('a missing ntfytopic or url, a bad priority, a token over plain http: Confi
 
 test('end to end: jail.local → loadDaemonConfig → channels → Notifier with a real ledger → the ntfy receiver', async (t) => {
   const receiver = await startReceiver(t, { token: TOKEN });
-  const { env } = await envFor(t, [
-    '[DEFAULT]',
-    'banaction = opnsense',
-    '',
-    '[dovecot]',
-    'enabled = true',
-    'action = %(action_)s',
-    `         ntfy[ntfyurl="${receiver.url}", ntfytopic=edge-bans, ntfytoken="${TOKEN}", ntfypriority=max]`,
-    '',
-  ].join('\n'));
+  const { env } = await envFor(
+    t,
+    [
+      '[DEFAULT]',
+      'banaction = opnsense',
+      '',
+      '[dovecot]',
+      'enabled = true',
+      'action = %(action_)s',
+      `         ntfy[ntfyurl="${receiver.url}", ntfytopic=edge-bans, ntfytoken="${TOKEN}", ntfypriority=max]`,
+      '',
+    ].join('\n'),
+  );
   const config = await loadDaemonConfig(env);
   const clock = new ManualClock();
   const log = new CapturedLog();
   const ledger = await openLedger(t, clock, log);
   const notifier = Notifier.start({
-    plan: config.notify, ledger, targets: () => [], sources: () => [], clock, logger: log.logger, env, scrubber: new SecretScrubber(config.secrets),
+    plan: config.notify,
+    ledger,
+    targets: () => [],
+    sources: () => [],
+    clock,
+    logger: log.logger,
+    env,
+    scrubber: new SecretScrubber(config.secrets),
   });
   t.after(() => notifier.stop());
 

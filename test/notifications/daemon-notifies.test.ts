@@ -18,20 +18,38 @@ test('edgeban run with `action = %(action_)s ntfy[…]`: a ban reaches the alias
   const sim = await startCliSimulator(t, ['--key', KEY, '--secret', SECRET, '--auth-fail-delay', '0']);
   const receiver = await startReceiver(t, { token: TOKEN });
   const { root, configDir, mailLog } = await mailSetup(t);
-  await writeFile(path.join(configDir, 'jail.local'), [
-    '[DEFAULT]',
-    'action = %(action_)s',
-    `         ntfy[ntfyurl="${receiver.url}", ntfytopic="bans", ntfytoken="${TOKEN}", ntfypriority=max]`,
-    '',
-    '[dovecot]', 'enabled = true', `logpath = ${mailLog}`, 'maxretry = 3', 'findtime = 10m', 'bantime = 1h', '',
-  ].join('\n'));
+  await writeFile(
+    path.join(configDir, 'jail.local'),
+    [
+      '[DEFAULT]',
+      'action = %(action_)s',
+      `         ntfy[ntfyurl="${receiver.url}", ntfytopic="bans", ntfytoken="${TOKEN}", ntfypriority=max]`,
+      '',
+      '[dovecot]',
+      'enabled = true',
+      `logpath = ${mailLog}`,
+      'maxretry = 3',
+      'findtime = 10m',
+      'bantime = 1h',
+      '',
+    ].join('\n'),
+  );
   const daemon = await startCliDaemon(t, {
-    TZ: 'UTC', OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET,
-    EDGEBAN_DATA_DIR: path.join(root, 'data'), EDGEBAN_CONFIG_DIR: configDir, EDGEBAN_LOG_LEVEL: 'debug',
+    TZ: 'UTC',
+    OPNSENSE_URL: sim.url,
+    OPNSENSE_KEY: KEY,
+    OPNSENSE_SECRET: SECRET,
+    EDGEBAN_DATA_DIR: path.join(root, 'data'),
+    EDGEBAN_CONFIG_DIR: configDir,
+    EDGEBAN_LOG_LEVEL: 'debug',
   });
 
   for (let i = 0; i < 3; i++) await appendFile(mailLog, dovecotFailure('203.0.113.45', 'alice', isoStampNow()));
-  await receiver.until('the ban pushed to ntfy', (requests) => requests.some((r) => r.path === '/bans' && r.status === 200 && r.body.includes('203.0.113.45')), 30_000);
+  await receiver.until(
+    'the ban pushed to ntfy',
+    (requests) => requests.some((r) => r.path === '/bans' && r.status === 200 && r.body.includes('203.0.113.45')),
+    30_000,
+  );
   const state = (await sim.admin('state')) as { tables: Record<string, string[]> };
   assert.ok(state.tables.fail2ban_blocklist?.includes('203.0.113.45'), 'the ban is in the alias');
 

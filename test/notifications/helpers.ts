@@ -21,19 +21,38 @@ export async function openLedger(t: TestContext, clock: ManualClock, log: Captur
 }
 
 export function ntfyChannel(url: string, over: Partial<NtfyChannelConfig> = {}): NtfyChannelConfig {
-  const channel = { kind: 'ntfy' as const, url, topic: 'bans', token: NTFY_TOKEN, priority: 5 as const, source: { file: 'jail.local', line: 3, key: 'action' }, ...over };
+  const channel = {
+    kind: 'ntfy' as const,
+    url,
+    topic: 'bans',
+    token: NTFY_TOKEN,
+    priority: 5 as const,
+    source: { file: 'jail.local', line: 3, key: 'action' },
+    ...over,
+  };
   return { ...channel, id: JSON.stringify(['ntfy', channel.url, channel.topic, channel.token, channel.priority]), label: `ntfy ${url} (jail.local:3)` };
 }
 
 export function webhookChannel(url: string, over: Partial<WebhookChannelConfig> = {}): WebhookChannelConfig {
-  const channel = { kind: 'webhook' as const, url, token: HOOK_TOKEN, header: 'authorization', source: { file: 'jail.local', line: 5, key: 'action' }, ...over };
+  const channel = {
+    kind: 'webhook' as const,
+    url,
+    token: HOOK_TOKEN,
+    header: 'authorization',
+    source: { file: 'jail.local', line: 5, key: 'action' },
+    ...over,
+  };
   return { ...channel, id: JSON.stringify(['webhook', channel.url, channel.token, channel.header]), label: `webhook ${url} (jail.local:5)` };
 }
 
 export const FAST_RETRY = { retries: 3, minDelayMs: 1_000, maxDelayMs: 8_000, timeoutMs: 10_000 };
 
 /** A notifier on a ManualClock, stopped when the test ends. */
-export function startNotifier(t: TestContext, options: Omit<NotifierOptions, 'env' | 'logger' | 'targets' | 'sources'> & Partial<Pick<NotifierOptions, 'env' | 'targets' | 'sources'>> & { log: CapturedLog; plan: NotifyPlan }): Notifier {
+export function startNotifier(
+  t: TestContext,
+  options: Omit<NotifierOptions, 'env' | 'logger' | 'targets' | 'sources'> &
+    Partial<Pick<NotifierOptions, 'env' | 'targets' | 'sources'>> & { log: CapturedLog; plan: NotifyPlan },
+): Notifier {
   const notifier = Notifier.start({
     targets: () => [],
     sources: () => [],
@@ -63,7 +82,9 @@ export async function advanceUntil(clock: ManualClock, stepMs: number, done: () 
 /** notifier.idle(), bounded in real time: a delivery stuck waiting on the manual clock fails the test instead of hanging it. */
 export async function idle(notifier: { idle(): Promise<void> }, limitMs = 10_000): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('notifier still busy (a delivery waiting to retry?)')), limitMs); });
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('notifier still busy (a delivery waiting to retry?)')), limitMs);
+  });
   try {
     await Promise.race([notifier.idle(), limit]);
   } finally {

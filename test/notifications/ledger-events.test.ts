@@ -18,10 +18,14 @@ test('ledger changes read as events: a ban names its jail; an unban only when th
   await ledger.ban({ target: TARGET, address: a, jail: 'postfix', origin: 'jail', durationMs: 600_000 });
   await clock.advance(1_000);
   await ledger.unban({ address: a, jail: 'dovecot' });
-  assert.deepEqual(seen, [
-    { kind: 'ban', jail: 'dovecot', address: a },
-    { kind: 'ban', jail: 'postfix', address: a },
-  ], "dovecot's claim ending while postfix still bans is no unban");
+  assert.deepEqual(
+    seen,
+    [
+      { kind: 'ban', jail: 'dovecot', address: a },
+      { kind: 'ban', jail: 'postfix', address: a },
+    ],
+    "dovecot's claim ending while postfix still bans is no unban",
+  );
   await ledger.unban({ address: a });
   assert.deepEqual(seen.at(-1), { kind: 'unban', jail: 'postfix', address: a });
 

@@ -66,7 +66,9 @@ test('10,000 bans: the first is pushed at once, the rest arrive as one digest pe
   // 50 batches of 200, 3 s apart: 150 s of flood.
   for (let batch = 0; batch < 50; batch++) {
     const slice = addresses.slice(batch * 200, (batch + 1) * 200);
-    await ledger.banMany(slice.map((address, i) => ({ target: TARGET, address, jail: i % 4 === 0 ? 'postfix' : 'dovecot', origin: 'jail' as const, durationMs: 86_400_000 })));
+    await ledger.banMany(
+      slice.map((address, i) => ({ target: TARGET, address, jail: i % 4 === 0 ? 'postfix' : 'dovecot', origin: 'jail' as const, durationMs: 86_400_000 })),
+    );
     await clock.advance(3_000);
   }
   await advanceUntil(clock, 10_000, () => notifier.stats().channels[0]!.pendingEvents === 0, 'every ban announced');
@@ -77,7 +79,10 @@ test('10,000 bans: the first is pushed at once, the rest arrive as one digest pe
   // 150 s of flood at one message per 60 s: the first ban, then at most one digest per interval.
   assert.ok(pushes.length <= 5, `${pushes.length} pushes for 10,000 bans`);
   assert.equal(bansAnnounced(pushes[0]!), 1, 'the first ban goes out alone, at once');
-  assert.equal(pushes.reduce((n, r) => n + bansAnnounced(r), 0), 10_000);
+  assert.equal(
+    pushes.reduce((n, r) => n + bansAnnounced(r), 0),
+    10_000,
+  );
   const digest = pushes[1]!;
   assert.match(digest.body, /in the last \d+ s\./);
   assert.match(digest.body, /Top jails: dovecot [\d,]+ bans; postfix [\d,]+ bans\./);
@@ -128,7 +133,10 @@ test('retries: 500 then 200 → delivered once; 429 waits its Retry-After on the
   await receiver.until('the failed attempt', (r) => r.length >= 1);
   await advanceUntil(clock, 500, () => receiver.published().length >= 1, 'the retry');
   await idle(notifier);
-  assert.deepEqual(receiver.requests.map((r) => r.status), [500, 200]);
+  assert.deepEqual(
+    receiver.requests.map((r) => r.status),
+    [500, 200],
+  );
   assert.match(receiver.requests[1]!.body, /198\.51\.100\.1 banned .* permanently/);
 
   receiver.failNext(1, 429, { 'retry-after': '30' });
@@ -142,7 +150,10 @@ test('retries: 500 then 200 → delivered once; 429 waits its Retry-After on the
   await clock.advance(1_000);
   await receiver.until('the retry after 30 s', (r) => r.length >= 4);
   await idle(notifier);
-  assert.deepEqual(receiver.requests.map((r) => r.status), [500, 200, 429, 200]);
+  assert.deepEqual(
+    receiver.requests.map((r) => r.status),
+    [500, 200, 429, 200],
+  );
 
   receiver.failNext(1, 400);
   await clock.advance(MINUTE);
@@ -178,7 +189,11 @@ test('watchdog: a log silent for the configured time raises one alert, and one m
   ];
   // No jail notifies bans: system alerts still go to every configured channel.
   startNotifier(t, {
-    clock, log, ledger, sources, checkIntervalMs: 10_000,
+    clock,
+    log,
+    ledger,
+    sources,
+    checkIntervalMs: 10_000,
     env: { notifyIntervalSec: 60, watchdogSilenceSec: 3600, enforcementAlertAfterSec: 300 },
     plan: { channels: [mail, web], jailChannels: {} },
   });
@@ -194,7 +209,10 @@ test('watchdog: a log silent for the configured time raises one alert, and one m
   assert.match(alert.body, /\(jails dovecot, postfix\) has been silent for 60 min/);
   const hook = JSON.parse(receiver.requests.find((r) => r.path === '/hook')!.body) as { event: string; alerts: Array<{ source: string; subject: string }> };
   assert.equal(hook.event, 'alert');
-  assert.deepEqual(hook.alerts.map((a) => [a.source, a.subject]), [['watchdog', '/remotelogs/mail/mail.log']]);
+  assert.deepEqual(
+    hook.alerts.map((a) => [a.source, a.subject]),
+    [['watchdog', '/remotelogs/mail/mail.log']],
+  );
 
   // Still silent for hours: no second alert.
   for (let i = 0; i < 30; i++) await clock.advance(10 * MINUTE);
@@ -219,7 +237,11 @@ test('enforcement failing: a firewall unreachable past the threshold raises one 
   await h.reconciler.start();
   const channel = ntfyChannel(receiver.url, { priority: 3 });
   startNotifier(t, {
-    clock: h.clock, log: h.log, ledger: h.ledger, targets: () => [h.reconciler.status()], checkIntervalMs: 10_000,
+    clock: h.clock,
+    log: h.log,
+    ledger: h.ledger,
+    targets: () => [h.reconciler.status()],
+    checkIntervalMs: 10_000,
     env: { notifyIntervalSec: 60, watchdogSilenceSec: 0, enforcementAlertAfterSec: 300 },
     plan: { channels: [channel], jailChannels: {} },
   });
@@ -264,12 +286,31 @@ test('alerts are not starved by a ban flood: the next slot carries the alert, th
   const ledger = await openLedger(t, clock, log);
   const channel = ntfyChannel(receiver.url);
   let state: 'in-sync' | 'degraded' = 'in-sync';
-  const targets = () => [{
-    id: 'fw1 fail2ban_blocklist', kind: 'opnsense', alias: TARGET, ledgerTarget: TARGET, state, aliasType: 'external', inAlias: 0, pending: 0, rejected: [], killStates: true, lastPass: null, lastSuccess: null, successfulPasses: 0,
-    lastError: state === 'degraded' ? { kind: 'auth' as const, message: 'authentication failed: check OPNSENSE_KEY and OPNSENSE_SECRET', at: clock.now() } : null,
-  }];
+  const targets = () => [
+    {
+      id: 'fw1 fail2ban_blocklist',
+      kind: 'opnsense',
+      alias: TARGET,
+      ledgerTarget: TARGET,
+      state,
+      aliasType: 'external',
+      inAlias: 0,
+      pending: 0,
+      rejected: [],
+      killStates: true,
+      lastPass: null,
+      lastSuccess: null,
+      successfulPasses: 0,
+      lastError:
+        state === 'degraded' ? { kind: 'auth' as const, message: 'authentication failed: check OPNSENSE_KEY and OPNSENSE_SECRET', at: clock.now() } : null,
+    },
+  ];
   const notifier = startNotifier(t, {
-    clock, log, ledger, targets, checkIntervalMs: 5_000,
+    clock,
+    log,
+    ledger,
+    targets,
+    checkIntervalMs: 5_000,
     env: { notifyIntervalSec: 60, watchdogSilenceSec: 0, enforcementAlertAfterSec: 30 },
     plan: { channels: [channel], jailChannels: { dovecot: [channel.id] } },
   });

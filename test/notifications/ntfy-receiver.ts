@@ -82,16 +82,27 @@ export async function startReceiver(t: TestContext, options: ReceiverOptions = {
         return;
       }
       reply(200, {
-        id: `m${nextId++}`, time: Math.floor(Date.now() / 1000), event: 'message', topic,
-        message: body, title: header('title'), priority, tags: header('tags')?.split(',').filter((s) => s !== ''),
+        id: `m${nextId++}`,
+        time: Math.floor(Date.now() / 1000),
+        event: 'message',
+        topic,
+        message: body,
+        title: header('title'),
+        priority,
+        tags: header('tags')
+          ?.split(',')
+          .filter((s) => s !== ''),
       });
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise<void>((resolve) => {
-    server.closeAllConnections();
-    server.close(() => resolve());
-  }));
+  t.after(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,

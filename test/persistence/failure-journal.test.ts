@@ -8,11 +8,27 @@ import { createLogger, silentLogger } from '../../src/logging/logger.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
 /** A decoded record, copied out of the reader's reused object. */
-interface Seen { kind: number; address: string; time: number; last: number; retry: number; line: JournalRecord['line'] }
+interface Seen {
+  kind: number;
+  address: string;
+  time: number;
+  last: number;
+  retry: number;
+  line: JournalRecord['line'];
+}
 
 async function openAndRead(file: string, logs?: Record<string, unknown>[]): Promise<{ journal: FailureJournal; records: Seen[] }> {
   const records: Seen[] = [];
-  const logger = logs ? createLogger({ level: 'info', destination: { write: (line: string) => { logs.push(JSON.parse(line) as Record<string, unknown>); } } }) : silentLogger();
+  const logger = logs
+    ? createLogger({
+        level: 'info',
+        destination: {
+          write: (line: string) => {
+            logs.push(JSON.parse(line) as Record<string, unknown>);
+          },
+        },
+      })
+    : silentLogger();
   const journal = await FailureJournal.open(file, logger, (r) => {
     const bytes = r.address.family === 4 ? [...r.address.bytes.subarray(0, 4)].join('.') : Buffer.from(r.address.bytes).toString('hex');
     records.push({ kind: r.kind, address: `${bytes}/${r.address.prefix}`, time: r.time, last: r.last, retry: r.retry, line: r.line && { ...r.line } });
@@ -51,7 +67,7 @@ test('records written by commit come back in order after reopening: failures (IP
 test('a batch larger than one frame is written and read back whole', async (t) => {
   const file = path.join(await tempDir(t), 'j.journal');
   const { journal } = await openAndRead(file);
-  for (let i = 0; i < 10_000; i++) journal.addFailure(parseCidr(`203.0.113.${i % 250 + 1}`), 1000 + i, line(i * 100 + 100));
+  for (let i = 0; i < 10_000; i++) journal.addFailure(parseCidr(`203.0.113.${(i % 250) + 1}`), 1000 + i, line(i * 100 + 100));
   await journal.commit();
   await journal.close();
   const { journal: again, records } = await openAndRead(file);
@@ -62,14 +78,32 @@ test('a batch larger than one frame is written and read back whole', async (t) =
 });
 
 for (const [name, damage] of [
-  ['cut in the middle of its last frame', async (file: string) => { await truncate(file, (await stat(file)).size - 30); }],
-  ['cut inside its last frame header', async (file: string) => { await truncate(file, (await stat(file)).size - 2 * RECORD_BYTES - 6); }],
-  ['followed by zeros (blocks the filesystem allocated but never wrote)', async (file: string) => { await appendFile(file, Buffer.alloc(4096)); }],
-  ['with a flipped byte in its last frame', async (file: string) => {
-    const bytes = await readFile(file);
-    bytes[bytes.length - 10]! ^= 0xff;
-    await writeFile(file, bytes);
-  }],
+  [
+    'cut in the middle of its last frame',
+    async (file: string) => {
+      await truncate(file, (await stat(file)).size - 30);
+    },
+  ],
+  [
+    'cut inside its last frame header',
+    async (file: string) => {
+      await truncate(file, (await stat(file)).size - 2 * RECORD_BYTES - 6);
+    },
+  ],
+  [
+    'followed by zeros (blocks the filesystem allocated but never wrote)',
+    async (file: string) => {
+      await appendFile(file, Buffer.alloc(4096));
+    },
+  ],
+  [
+    'with a flipped byte in its last frame',
+    async (file: string) => {
+      const bytes = await readFile(file);
+      bytes[bytes.length - 10]! ^= 0xff;
+      await writeFile(file, bytes);
+    },
+  ],
 ] as const) {
   test(`a torn tail (${name}) is dropped with a warning; earlier frames are kept and later appends read back`, async (t) => {
     const file = path.join(await tempDir(t), 'j.journal');
@@ -88,7 +122,10 @@ for (const [name, damage] of [
     const expectLast = name.startsWith('followed by zeros') ? 3 : 1;
     assert.equal(records.length, expectLast, 'the damaged frame is dropped whole, never in part');
     assert.equal(records[0]!.time, 1000);
-    assert.ok(logs.some((l) => String(l.msg).includes('torn or damaged')), 'the cut is reported');
+    assert.ok(
+      logs.some((l) => String(l.msg).includes('torn or damaged')),
+      'the cut is reported',
+    );
     if (expectLast === 3) assert.equal((await stat(file)).size, intact.size, 'the zeros are cut off');
     reopened.addFailure(A, 1003, line(400));
     await reopened.commit();
@@ -96,7 +133,11 @@ for (const [name, damage] of [
 
     const { journal: last, records: after } = await openAndRead(file);
     t.after(() => last.close());
-    assert.deepEqual(after.map((r) => r.time), [...records.map((r) => r.time), 1003], 'an append after the cut is not hidden behind it');
+    assert.deepEqual(
+      after.map((r) => r.time),
+      [...records.map((r) => r.time), 1003],
+      'an append after the cut is not hidden behind it',
+    );
   });
 }
 

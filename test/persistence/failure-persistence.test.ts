@@ -19,8 +19,16 @@ const FINDTIME = 600;
 
 function settings(over: Partial<JailSettings> = {}): JailSettings {
   return {
-    name: 'dovecot', maxretry: 3, findtimeSec: FINDTIME, bantimeSec: 3600, increment: DEFAULT_INCREMENT,
-    ignoreip: cidrList(['127.0.0.1/8']), ignoreself: true, ipv6prefix: 64, banprivate: false, maxtracked: 1_000_000,
+    name: 'dovecot',
+    maxretry: 3,
+    findtimeSec: FINDTIME,
+    bantimeSec: 3600,
+    increment: DEFAULT_INCREMENT,
+    ignoreip: cidrList(['127.0.0.1/8']),
+    ignoreself: true,
+    ipv6prefix: 64,
+    banprivate: false,
+    maxtracked: 1_000_000,
     targets: [{ id: 'blocklist', alias: 'blocklist', firewall: null, source: { file: 'jail.local', line: 1, key: 'action' } }],
     ...over,
   };
@@ -36,14 +44,25 @@ class Process {
   constructor(clock: ManualClock, jail: JailSettings = settings()) {
     this.clock = clock;
     this.engine = new JailEngine({
-      jails: [jail], facts: NO_NETWORK_FACTS, history: NO_HISTORY, clock, random: () => 0, logger: silentLogger(),
-      ban: async (request) => { this.bans.push(request); },
+      jails: [jail],
+      facts: NO_NETWORK_FACTS,
+      history: NO_HISTORY,
+      clock,
+      random: () => 0,
+      logger: silentLogger(),
+      ban: async (request) => {
+        this.bans.push(request);
+      },
     });
   }
 }
 
 /** A log line: the attacker and its place in the log (offsets as the follower reports them). */
-interface Line { host: string; endOffset: number; text: string }
+interface Line {
+  host: string;
+  endOffset: number;
+  text: string;
+}
 
 /** `hosts` as consecutive log lines of a mail log starting at byte `from`. */
 function logLines(hosts: string[], from = 0): Line[] {
@@ -70,17 +89,29 @@ async function feed(p: FailurePersistence, proc: Process, lines: Line[]): Promis
   return outcomes;
 }
 
-async function open(t: TestContext, dir: string, proc: Process, resumeAt: number | null, extra: Partial<Parameters<typeof FailurePersistence.open>[0]> = {}): Promise<FailurePersistence> {
+async function open(
+  t: TestContext,
+  dir: string,
+  proc: Process,
+  resumeAt: number | null,
+  extra: Partial<Parameters<typeof FailurePersistence.open>[0]> = {},
+): Promise<FailurePersistence> {
   const p = await FailurePersistence.open({
-    jail: 'dovecot', file: path.join(dir, 'dovecot.journal'), engine: proc.engine,
+    jail: 'dovecot',
+    file: path.join(dir, 'dovecot.journal'),
+    engine: proc.engine,
     resumeOffsets: resumeAt === null ? [] : [{ path: LOG, offset: resumeAt }],
-    findtimeSec: FINDTIME, clock: proc.clock, logger: silentLogger(), ...extra,
+    findtimeSec: FINDTIME,
+    clock: proc.clock,
+    logger: silentLogger(),
+    ...extra,
   });
   t.after(() => p.close());
   return p;
 }
 
-const kinds = (outcomes: Array<MatchOutcome | 'already counted'>) => outcomes.map((o) => typeof o === 'string' ? o : o.kind === 'counted' ? `counted ${o.retry}` : o.kind);
+const kinds = (outcomes: Array<MatchOutcome | 'already counted'>) =>
+  outcomes.map((o) => (typeof o === 'string' ? o : o.kind === 'counted' ? `counted ${o.retry}` : o.kind));
 
 test('failures below maxretry survive a crash: after the restart the count goes on where it stopped (IPv4 and IPv6 /64)', async (t) => {
   const dir = await tempDir(t);
@@ -97,7 +128,10 @@ test('failures below maxretry survive a crash: after the restart the count goes 
   assert.equal(p2.stats().replayed, 4);
   const after = logLines(['2001:db8:1:2::30', '198.51.100.7'], before.at(-1)!.endOffset);
   assert.deepEqual(kinds(await feed(p2, second, after)), ['banned', 'banned']);
-  assert.deepEqual(second.bans.map((b) => b.address), ['2001:db8:1:2::/64', '198.51.100.7']);
+  assert.deepEqual(
+    second.bans.map((b) => b.address),
+    ['2001:db8:1:2::/64', '198.51.100.7'],
+  );
 
   // The same lines without the restart decide the same.
   const straight = new Process(clock);
@@ -192,7 +226,9 @@ test('compaction keeps the counts and the lines still to skip; the journal shrin
   for (let i = 0; i < lines.length; i += 2) await feed(p1, first, lines.slice(i, i + 2));
   assert.equal(p1.stats().journalRecords, 43);
   let offsetsSaved = 0;
-  await p1.compact(async () => { offsetsSaved++; });
+  await p1.compact(async () => {
+    offsetsSaved++;
+  });
   assert.equal(offsetsSaved, 1, 'the offsets are saved before failures are folded into tickets');
   assert.deepEqual([p1.stats().journalRecords, p1.stats().compactions], [20, 1], 'one ticket per live attacker');
   const more = logLines(['198.51.100.1', '198.51.100.1'], lines.at(-1)!.endOffset);
@@ -226,8 +262,15 @@ test('a journal far larger than the live tickets is compacted at start, keeping 
   assert.deepEqual([p2.stats().compactions, p2.stats().recountable, p2.stats().journalRecords], [1, 5, 25], '20 tickets and 5 lines to skip');
   const third = new Process(clock);
   const p3 = await open(t, dir, third, resumeAt);
-  assert.deepEqual(kinds(await feed(p3, third, [...lines.slice(38), ...logLines(['203.0.113.1', '198.51.100.99'], 100_000)])),
-    ['already counted', 'already counted', 'already counted', 'already counted', 'already counted', 'banned', 'counted 1']);
+  assert.deepEqual(kinds(await feed(p3, third, [...lines.slice(38), ...logLines(['203.0.113.1', '198.51.100.99'], 100_000)])), [
+    'already counted',
+    'already counted',
+    'already counted',
+    'already counted',
+    'already counted',
+    'banned',
+    'counted 1',
+  ]);
 });
 
 test('a reload restarts the pipeline but does not replay into the counter that kept its counts', async (t) => {
@@ -251,10 +294,20 @@ test('the lines remembered for skipping are bounded; the excess is reported', as
   const p1 = await open(t, dir, first, null);
   await feed(p1, first, logLines(Array.from({ length: 10 }, (_, i) => `203.0.113.${i + 1}`)));
   const logs: Record<string, unknown>[] = [];
-  const logger = createLogger({ level: 'info', destination: { write: (line: string) => { logs.push(JSON.parse(line) as Record<string, unknown>); } } });
+  const logger = createLogger({
+    level: 'info',
+    destination: {
+      write: (line: string) => {
+        logs.push(JSON.parse(line) as Record<string, unknown>);
+      },
+    },
+  });
   const second = new Process(clock);
   const p2 = await open(t, dir, second, 0, { maxRecountable: 4, logger });
   assert.equal(p2.stats().recountable, 4);
-  assert.ok(logs.some((l) => l.forgotten === 6), 'the 6 lines that may be counted twice are reported');
+  assert.ok(
+    logs.some((l) => l.forgotten === 6),
+    'the 6 lines that may be counted twice are reported',
+  );
   assert.ok(logs.some((l) => String(l.msg).includes('restored failure counts: 10 addresses')));
 });

@@ -20,7 +20,9 @@ test('no file in the repository points outside it', () => {
     // This file names the patterns it looks for; sample logs hold paths on the servers that wrote them.
     if (file === 'test/repo/self-contained.test.ts' || file.startsWith('test/filters/samples/')) continue;
     const lines = readFileSync(path.join(root, file), 'utf8').split('\n');
-    lines.forEach((line, i) => { if (OUTSIDE.test(line)) found.push(`${file}:${i + 1}: ${line.trim()}`); });
+    lines.forEach((line, i) => {
+      if (OUTSIDE.test(line)) found.push(`${file}:${i + 1}: ${line.trim()}`);
+    });
   }
   assert.deepEqual(found, []);
 });

@@ -18,8 +18,18 @@ interface SimState {
 
 async function setup(t: TestContext, simArgs: string[]) {
   const sim = await startCliSimulator(t, [
-    '--key', DAEMON_KEY, '--secret', DAEMON_SECRET, '--admin-key', ADMIN_KEY, '--admin-secret', ADMIN_SECRET,
-    '--auth-fail-delay', '0', '--no-alias', ...simArgs,
+    '--key',
+    DAEMON_KEY,
+    '--secret',
+    DAEMON_SECRET,
+    '--admin-key',
+    ADMIN_KEY,
+    '--admin-secret',
+    ADMIN_SECRET,
+    '--auth-fail-delay',
+    '0',
+    '--no-alias',
+    ...simArgs,
   ]);
   const dir = await tempDir(t, 'edgeban-setup-');
   const base = { OPNSENSE_URL: sim.url, OPNSENSE_KEY: DAEMON_KEY, OPNSENSE_SECRET: DAEMON_SECRET, EDGEBAN_DATA_DIR: dir };
@@ -49,7 +59,10 @@ test('fresh 26.7 firewall: --dry-run changes nothing; then one External alias an
   assert.equal(first.code, 0, first.stdout + first.stderr);
   assert.match(first.stdout, /done: 2 change\(s\); filter applied/);
   state = await s.state();
-  assert.deepEqual(state.aliases.map((a) => [a.name, a.type]), [[ALIAS, 'external']]);
+  assert.deepEqual(
+    state.aliases.map((a) => [a.name, a.type]),
+    [[ALIAS, 'external']],
+  );
   assert.equal(state.filter.rules.length, 1);
   const rule = state.filter.rules[0]!;
   for (const [field, value] of Object.entries({ ...BLOCK, ipprotocol: 'inet46' })) assert.equal(rule[field], value, field);
@@ -69,7 +82,10 @@ test('fresh 26.7 firewall: --dry-run changes nothing; then one External alias an
   const json = await s.asAdmin(['--json']);
   assert.equal(json.code, 0);
   const report = JSON.parse(json.stdout) as { firewalls: Array<{ ok: boolean; changes: number }> };
-  assert.deepEqual(report.firewalls.map((f) => [f.ok, f.changes]), [[true, 0]]);
+  assert.deepEqual(
+    report.firewalls.map((f) => [f.ok, f.changes]),
+    [[true, 0]],
+  );
 });
 
 test('24.7: two rules (inet and inet6), applied against a savepoint whose rollback is cancelled', async (t) => {
@@ -104,12 +120,19 @@ test('an existing Host alias is kept with a loud warning; only the missing IPv6 
   assert.match(result.stdout, /already blocks IPv4 from the alias on wan, kept/);
   assert.match(result.stdout, /rule: add .* for IPv6 \(log on\)/);
   const state = await s.state();
-  assert.deepEqual(state.aliases.map((a) => [a.name, a.type]), [[ALIAS, 'host']], 'the alias is not touched');
-  assert.deepEqual(state.filter.rules.map((r) => r.ipprotocol), ['inet', 'inet6']);
+  assert.deepEqual(
+    state.aliases.map((a) => [a.name, a.type]),
+    [[ALIAS, 'host']],
+    'the alias is not touched',
+  );
+  assert.deepEqual(
+    state.filter.rules.map((r) => r.ipprotocol),
+    ['inet', 'inet6'],
+  );
   assert.equal(state.filter.applied, true);
 });
 
-test('the daemon\'s least-privilege key gets a 403 with the privileges setup needs, and nothing changes', async (t) => {
+test("the daemon's least-privilege key gets a 403 with the privileges setup needs, and nothing changes", async (t) => {
   const s = await setup(t, []);
   const result = await s.asDaemon();
   assert.equal(result.code, 1, result.stdout + result.stderr);

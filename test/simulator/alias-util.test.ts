@@ -4,8 +4,17 @@ import type { OpnsenseSimulator } from '../../src/simulator/opnsense-simulator.t
 import { ADD, ADMIN, DELETE, call, post, startSim } from './helpers.ts';
 
 let sim: OpnsenseSimulator;
-before(async () => { sim = await startSim({ aliases: [{ name: 'fail2ban_blocklist', type: 'external' }, { name: 'second', type: 'external' }] }); });
-after(async () => { await sim.stop(); });
+before(async () => {
+  sim = await startSim({
+    aliases: [
+      { name: 'fail2ban_blocklist', type: 'external' },
+      { name: 'second', type: 'external' },
+    ],
+  });
+});
+after(async () => {
+  await sim.stop();
+});
 
 const entries = () => sim.tableEntries('fail2ban_blocklist');
 
@@ -68,7 +77,10 @@ test('pf order: IPv4 first, then IPv6, each ascending (numerically, not as strin
   }
   assert.deepEqual(sim.tableEntries('second'), ['192.0.2.9', '198.51.100.9', '198.51.100.10', '2001:db8::9', '2001:db8::10']);
   const listed = await post(sim, '/api/firewall/alias_util/list/second');
-  assert.deepEqual((listed.json as { rows: { ip: string }[] }).rows.map((r) => r.ip), sim.tableEntries('second'));
+  assert.deepEqual(
+    (listed.json as { rows: { ip: string }[] }).rows.map((r) => r.ip),
+    sim.tableEntries('second'),
+  );
 });
 
 test('trap 5: delete needs pfctl spelling, silently deletes nothing otherwise, always done', async () => {
@@ -107,7 +119,10 @@ test('trap 13: aliases lists pf tables (built-ins, pfctl-created), natural case-
   assert.ok(names.indexOf('zeta9') < names.indexOf('Zeta10'));
   // list works on any table, add only on configured aliases.
   assert.equal((await post(sim, '/api/firewall/alias_util/list/Zeta10')).status, 200);
-  assert.deepEqual((await post(sim, '/api/firewall/alias_util/add/Zeta10', { address: '192.0.2.2' })).json, { status: 'failed', status_msg: 'nonexistent alias Zeta10' });
+  assert.deepEqual((await post(sim, '/api/firewall/alias_util/add/Zeta10', { address: '192.0.2.2' })).json, {
+    status: 'failed',
+    status_msg: 'nonexistent alias Zeta10',
+  });
 });
 
 test('list: defaults, nonexistent table, search, sort, GET', async () => {
@@ -115,7 +130,12 @@ test('list: defaults, nonexistent table, search, sort, GET', async () => {
   assert.deepEqual(empty.json, { total: 0, rowCount: 0, current: 1, rows: [] });
   sim.seedTableEntries('listing', ['192.0.2.1', '192.0.2.10', '192.0.2.2', '2001:db8::aa', '2001:db8::AB'.toLowerCase()]);
   const all = await call(sim, 'GET', '/api/firewall/alias_util/list/listing');
-  assert.deepEqual(all.json, { total: 5, rowCount: 5, current: 1, rows: ['192.0.2.1', '192.0.2.2', '192.0.2.10', '2001:db8::aa', '2001:db8::ab'].map((ip) => ({ ip })) });
+  assert.deepEqual(all.json, {
+    total: 5,
+    rowCount: 5,
+    current: 1,
+    rows: ['192.0.2.1', '192.0.2.2', '192.0.2.10', '2001:db8::aa', '2001:db8::ab'].map((ip) => ({ ip })),
+  });
   const search = await post(sim, '/api/firewall/alias_util/list/listing', { searchPhrase: 'DB8 ::A' });
   assert.deepEqual((search.json as { total: number }).total, 2);
   const both = await post(sim, '/api/firewall/alias_util/list/listing', { searchPhrase: '192.0.2.1' });
@@ -128,7 +148,10 @@ test('list: defaults, nonexistent table, search, sort, GET', async () => {
   const page = await post(sim, '/api/firewall/alias_util/list/listing', { rowCount: 2, current: 3 });
   assert.deepEqual(page.json, { total: 5, rowCount: 1, current: 3, rows: [{ ip: '2001:db8::ab' }] });
   const rows = (all.json as { rows: object[] }).rows;
-  assert.ok(rows.every((r) => Object.keys(r).join() === 'ip'), 'no counters without per-entry counters');
+  assert.ok(
+    rows.every((r) => Object.keys(r).join() === 'ip'),
+    'no counters without per-entry counters',
+  );
 });
 
 test('find_references names the tables holding an address', async () => {

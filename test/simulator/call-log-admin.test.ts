@@ -12,7 +12,11 @@ test('the call log records method, path, status, key id and bodies, never the se
     assert.equal(calls.length, 3);
     assert.deepEqual(
       calls.map((c) => [c.seq, c.method, c.path, c.status, c.key]),
-      [[1, 'POST', ADD, 200, 'daemon-key'], [2, 'GET', '/api/firewall/alias_util/aliases', 401, 'daemon-key'], [3, 'GET', '/api/firewall/alias_util/aliases', 401, null]],
+      [
+        [1, 'POST', ADD, 200, 'daemon-key'],
+        [2, 'GET', '/api/firewall/alias_util/aliases', 401, 'daemon-key'],
+        [3, 'GET', '/api/firewall/alias_util/aliases', 401, null],
+      ],
     );
     assert.equal(calls[0]?.requestBody, '{"address":"192.0.2.1"}');
     assert.equal(calls[0]?.replyBody, '{"status":"done"}');
@@ -28,10 +32,16 @@ test('the call log records method, path, status, key id and bodies, never the se
 test('callLogLimit keeps the newest entries; long bodies are truncated', async () => {
   const sim = await startSim({ callLogLimit: 3 });
   try {
-    sim.seedTableEntries('fail2ban_blocklist', Array.from({ length: 2000 }, (_, i) => `10.0.${i >> 8}.${i & 255}`));
+    sim.seedTableEntries(
+      'fail2ban_blocklist',
+      Array.from({ length: 2000 }, (_, i) => `10.0.${i >> 8}.${i & 255}`),
+    );
     for (let i = 0; i < 5; i++) await post(sim, LIST, { current: i + 1, rowCount: 1000 });
     const calls = sim.calls();
-    assert.deepEqual(calls.map((c) => c.seq), [3, 4, 5]);
+    assert.deepEqual(
+      calls.map((c) => c.seq),
+      [3, 4, 5],
+    );
     assert.ok(calls.every((c) => c.replyBody.length < 600));
   } finally {
     await sim.stop();
@@ -42,7 +52,7 @@ test('admin interface: state, calls, faults (validated), seed, reboot, states; n
   const sim = await startSim();
   const admin = async (method: string, path: string, body?: unknown) => {
     const res = await fetch(`${sim.url}/__simulator/${path}`, { method, body: body === undefined ? undefined : JSON.stringify(body) });
-    return { status: res.status, json: await res.json() as Record<string, unknown> };
+    return { status: res.status, json: (await res.json()) as Record<string, unknown> };
   };
   try {
     assert.equal((await admin('POST', 'seed', { table: 'fail2ban_blocklist', entries: ['192.0.2.2', '192.0.2.1/32'] })).status, 200);
@@ -54,7 +64,10 @@ test('admin interface: state, calls, faults (validated), seed, reboot, states; n
     assert.equal(state.calls, 1);
     assert.equal(state.maxInFlight, 1);
     const calls = (await admin('GET', 'calls')).json as unknown as { path: string }[];
-    assert.deepEqual(calls.map((c) => c.path), [ADD]);
+    assert.deepEqual(
+      calls.map((c) => c.path),
+      [ADD],
+    );
     const bad = await admin('POST', 'faults', { errorRate: 'lots' });
     assert.equal(bad.status, 400);
     assert.match(String(bad.json.error), /errorRate/);

@@ -22,8 +22,12 @@ async function spawnSimulator(args: string[]): Promise<Running> {
   const child = spawn(NODE, [BIN, 'simulate', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d; });
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    out += d;
+  });
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    err += d;
+  });
   const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   for (let i = 0; i < 600; i++) {
     const match = /^edgeban simulate: listening on (\S+)$/m.exec(out);
@@ -40,20 +44,41 @@ function auth(key: string, secret: string): string {
 }
 
 test('edgeban simulate serves the API and the admin interface, and stops cleanly on SIGTERM', async () => {
-  const sim = await spawnSimulator(['--port', '0', '--key', 'cli-key', '--secret', 'cli-secret', '--alias', 'fail2ban_blocklist',
-    '--alias', 'static_hosts:host', '--auth-fail-delay', '0', '--seed', '7']);
+  const sim = await spawnSimulator([
+    '--port',
+    '0',
+    '--key',
+    'cli-key',
+    '--secret',
+    'cli-secret',
+    '--alias',
+    'fail2ban_blocklist',
+    '--alias',
+    'static_hosts:host',
+    '--auth-fail-delay',
+    '0',
+    '--seed',
+    '7',
+  ]);
   try {
     assert.match(sim.url, /^http:\/\/127\.0\.0\.1:\d+$/);
-    assert.equal(sim.stdout().split('\n').filter((l) => l.includes('listening on')).length, 1);
+    assert.equal(
+      sim
+        .stdout()
+        .split('\n')
+        .filter((l) => l.includes('listening on')).length,
+      1,
+    );
     const add = await request(`${sim.url}/api/firewall/alias_util/add/static_hosts`, {
-      method: 'POST', headers: { authorization: auth('cli-key', 'cli-secret'), 'content-type': 'application/json' },
+      method: 'POST',
+      headers: { authorization: auth('cli-key', 'cli-secret'), 'content-type': 'application/json' },
       body: JSON.stringify({ address: '192.0.2.1' }),
     });
     assert.deepEqual(await add.body.json(), { status: 'done' });
     const bad = await request(`${sim.url}/api/firewall/alias_util/aliases`, { headers: { authorization: auth('cli-key', 'nope') } });
     assert.equal(bad.statusCode, 401);
     await bad.body.text();
-    const state = await (await fetch(`${sim.url}/__simulator/state`)).json() as { tables: Record<string, string[]>; configRevisions: number };
+    const state = (await (await fetch(`${sim.url}/__simulator/state`)).json()) as { tables: Record<string, string[]>; configRevisions: number };
     assert.deepEqual(state.tables.static_hosts, ['192.0.2.1']);
     assert.deepEqual(state.tables.fail2ban_blocklist, []);
     assert.equal(state.configRevisions, 1);
@@ -72,7 +97,8 @@ test('without --key/--secret it generates 60-byte base64 credentials and prints 
     assert.equal(Buffer.from(key, 'base64').length, 60);
     assert.equal(Buffer.from(secret, 'base64').length, 60);
     const res = await request(`${sim.url}/api/firewall/alias_util/add/fail2ban_blocklist`, {
-      method: 'POST', headers: { authorization: auth(key, secret), 'content-type': 'application/json' },
+      method: 'POST',
+      headers: { authorization: auth(key, secret), 'content-type': 'application/json' },
       body: JSON.stringify({ address: '192.0.2.1' }),
     });
     assert.equal(res.statusCode, 500);
@@ -109,8 +135,10 @@ test('--tls-cert/--tls-key serve https', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'edgeban-sim-tls-'));
   const cert = join(dir, 'cert.pem');
   const key = join(dir, 'key.pem');
-  const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert,
-    '-days', '1', '-subj', '/CN=127.0.0.1'], { encoding: 'utf8', timeout: 60_000 });
+  const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1'], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   if (made.status !== 0) {
     rmSync(dir, { recursive: true, force: true });
     // Never skipped: .ci/run installs openssl.

@@ -8,11 +8,13 @@ test('hundreds of concurrent keep-alive connections are all served, and maxInFli
   const sim = await startSim({ sleep: gate.sleep, faults: { latencyMs: 10 } });
   const dispatcher = new Agent({ connections: 300 });
   try {
-    const send = (i: number) => request(`${sim.url}${ADD}`, {
-      method: 'POST', dispatcher,
-      headers: { authorization: basic(DAEMON), 'content-type': 'application/json' },
-      body: JSON.stringify({ address: `10.0.${i >> 8}.${i & 255}` }),
-    }).then(async (res) => ({ status: res.statusCode, body: await res.body.json() }));
+    const send = (i: number) =>
+      request(`${sim.url}${ADD}`, {
+        method: 'POST',
+        dispatcher,
+        headers: { authorization: basic(DAEMON), 'content-type': 'application/json' },
+        body: JSON.stringify({ address: `10.0.${i >> 8}.${i & 255}` }),
+      }).then(async (res) => ({ status: res.statusCode, body: await res.body.json() }));
     const first = Array.from({ length: 300 }, (_, i) => send(i));
     await until(() => gate.waiting === 300, '300 calls in flight');
     assert.equal(sim.inFlight(), 300);

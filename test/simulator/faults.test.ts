@@ -90,7 +90,8 @@ test('hangRate: the call is never answered until the client gives up; logged wit
   try {
     const controller = new AbortController();
     const pending = request(`${sim.url}${ADD}`, {
-      method: 'POST', signal: controller.signal,
+      method: 'POST',
+      signal: controller.signal,
       headers: { authorization: basic(DAEMON), 'content-type': 'application/json' },
       body: JSON.stringify({ address: '192.0.2.1' }),
     });

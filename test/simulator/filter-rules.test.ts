@@ -4,12 +4,26 @@ import type { OpnsenseSimulator } from '../../src/simulator/opnsense-simulator.t
 import { EDITOR, READ_ONLY, call, post, startSim } from './helpers.ts';
 
 let sim: OpnsenseSimulator;
-before(async () => { sim = await startSim(); });
-after(async () => { await sim.stop(); });
+before(async () => {
+  sim = await startSim();
+});
+after(async () => {
+  await sim.stop();
+});
 
 const RULE = {
-  enabled: '1', action: 'block', quick: '1', interface: 'wan', direction: 'in', ipprotocol: 'inet46', protocol: 'any',
-  source_net: 'fail2ban_blocklist', source_not: '0', destination_net: 'any', log: '1', description: 'api blocklist',
+  enabled: '1',
+  action: 'block',
+  quick: '1',
+  interface: 'wan',
+  direction: 'in',
+  ipprotocol: 'inet46',
+  protocol: 'any',
+  source_net: 'fail2ban_blocklist',
+  source_not: '0',
+  destination_net: 'any',
+  log: '1',
+  description: 'api blocklist',
 };
 
 test('add_rule with a block rule on the blocklist alias, then search, get, apply, delete', async () => {
@@ -17,10 +31,15 @@ test('add_rule with a block rule on the blocklist alias, then search, get, apply
   const added = (await post(sim, '/api/firewall/filter/add_rule', { rule: RULE }, EDITOR)).json as { result: string; uuid: string };
   assert.equal(added.result, 'saved');
   assert.equal(sim.configRevisions(), revisions + 1);
-  const search = (await call(sim, 'GET', '/api/firewall/filter/search_rule?searchPhrase=api%20blocklist', { auth: EDITOR })).json as { total: number; rows: { uuid: string }[] };
+  const search = (await call(sim, 'GET', '/api/firewall/filter/search_rule?searchPhrase=api%20blocklist', { auth: EDITOR })).json as {
+    total: number;
+    rows: { uuid: string }[];
+  };
   assert.equal(search.total, 1);
   assert.equal(search.rows[0]?.uuid, added.uuid);
-  const got = (await call(sim, 'GET', `/api/firewall/filter/get_rule/${added.uuid}`, { auth: EDITOR })).json as { rule: { action: Record<string, { selected: number }>; source_net: string } };
+  const got = (await call(sim, 'GET', `/api/firewall/filter/get_rule/${added.uuid}`, { auth: EDITOR })).json as {
+    rule: { action: Record<string, { selected: number }>; source_net: string };
+  };
   assert.equal(got.rule.action.block?.selected, 1);
   assert.equal(got.rule.source_net, 'fail2ban_blocklist');
   assert.equal((await call(sim, 'GET', '/api/firewall/filter/get_rule/nope', { auth: EDITOR })).text, '[]');
@@ -32,7 +51,8 @@ test('add_rule with a block rule on the blocklist alias, then search, get, apply
 
 test('add_rule validations: unknown alias, bad option; read-only refused; 26.7 has no savepoint', async () => {
   const bad = (await post(sim, '/api/firewall/filter/add_rule', { rule: { ...RULE, source_net: 'no_such_alias', action: 'drop' } }, EDITOR)).json as {
-    result: string; validations: Record<string, string>;
+    result: string;
+    validations: Record<string, string>;
   };
   assert.equal(bad.result, 'failed');
   assert.ok('rule.source_net' in bad.validations);

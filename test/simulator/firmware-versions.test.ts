@@ -3,20 +3,36 @@ import assert from 'node:assert/strict';
 import { ADMIN, DAEMON, call, post, startSim } from './helpers.ts';
 
 const RULE = {
-  enabled: '1', action: 'block', quick: '1', interface: 'wan', direction: 'in', ipprotocol: 'inet46', protocol: 'any',
-  source_net: 'fail2ban_blocklist', source_not: '0', destination_net: 'any', log: '1', description: 'edgeban',
+  enabled: '1',
+  action: 'block',
+  quick: '1',
+  interface: 'wan',
+  direction: 'in',
+  ipprotocol: 'inet46',
+  protocol: 'any',
+  source_net: 'fail2ban_blocklist',
+  source_not: '0',
+  destination_net: 'any',
+  log: '1',
+  description: 'edgeban',
 };
 
 test('core/firmware/status reports the played release; it needs System: Firmware', async (t) => {
   const sim = await startSim({ firmwareVersion: '25.1.3' });
   t.after(() => sim.stop());
-  const status = (await call(sim, 'GET', '/api/core/firmware/status', { auth: ADMIN })).json as { product: { product_version: string; product_series: string }; status: string };
+  const status = (await call(sim, 'GET', '/api/core/firmware/status', { auth: ADMIN })).json as {
+    product: { product_version: string; product_series: string };
+    status: string;
+  };
   assert.equal(status.product.product_version, '25.1.3');
   assert.equal(status.product.product_series, '25.1');
   assert.equal(status.status, 'none');
   assert.equal((await call(sim, 'GET', '/api/core/firmware/status', { auth: DAEMON })).status, 403);
   sim.setFirmwareVersion('26.7.2');
-  assert.equal(((await call(sim, 'GET', '/api/core/firmware/status', { auth: ADMIN })).json as { product: { product_version: string } }).product.product_version, '26.7.2');
+  assert.equal(
+    ((await call(sim, 'GET', '/api/core/firmware/status', { auth: ADMIN })).json as { product: { product_version: string } }).product.product_version,
+    '26.7.2',
+  );
   assert.throws(() => sim.setFirmwareVersion('25.4'), RangeError);
 });
 
@@ -56,7 +72,9 @@ test('23.7 has no filter API (404); search_item shows the type label before 25.7
   t.after(() => sim.stop());
   assert.equal((await call(sim, 'GET', '/api/firewall/filter/get_rule', { auth: ADMIN })).status, 404);
   assert.equal((await post(sim, '/api/firewall/filter/add_rule', { rule: RULE }, ADMIN)).status, 404);
-  const rows = ((await call(sim, 'GET', '/api/firewall/alias/search_item?searchPhrase=fail2ban', { auth: ADMIN })).json as { rows: Array<Record<string, string>> }).rows;
+  const rows = (
+    (await call(sim, 'GET', '/api/firewall/alias/search_item?searchPhrase=fail2ban', { auth: ADMIN })).json as { rows: Array<Record<string, string>> }
+  ).rows;
   assert.equal(rows[0]?.type, 'External (advanced)');
   assert.equal(rows[0]?.['%type'], undefined);
 });
@@ -65,8 +83,11 @@ test('admin API: aliases created and deleted, keys added, firmware and table-ent
   const sim = await startSim({ aliases: [] });
   t.after(() => sim.stop());
   const admin = async (path: string, body?: unknown) => {
-    const res = await fetch(`${sim.url}/__simulator/${path}`, body === undefined ? {} : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-    return { status: res.status, json: await res.json() as Record<string, unknown> };
+    const res = await fetch(
+      `${sim.url}/__simulator/${path}`,
+      body === undefined ? {} : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) },
+    );
+    return { status: res.status, json: (await res.json()) as Record<string, unknown> };
   };
   assert.equal((await call(sim, 'GET', '/api/firewall/alias/get_alias_u_u_i_d/fail2ban_blocklist', { auth: ADMIN })).text, '[]');
   assert.equal((await admin('aliases', { create: [{ name: 'fail2ban_blocklist', type: 'host' }] })).status, 200);

@@ -6,7 +6,9 @@ export const DAEMON: SimulatorKey = { key: 'daemon-key', secret: 'daemon-secret'
 export const ADMIN: SimulatorKey = { key: 'admin-key', secret: 'admin-secret', privileges: ['page-all'], user: 'root' };
 export const READ_ONLY: SimulatorKey = { key: 'ro-key', secret: 'ro-secret', privileges: ['page-all'], readOnly: true, user: 'auditor' };
 export const EDITOR: SimulatorKey = {
-  key: 'editor-key', secret: 'editor-secret', user: 'editor',
+  key: 'editor-key',
+  secret: 'editor-secret',
+  user: 'editor',
   privileges: [...LEAST_PRIVILEGES, 'page-firewall-alias-edit', 'page-filter-api'],
 };
 

@@ -4,8 +4,12 @@ import type { OpnsenseSimulator } from '../../src/simulator/opnsense-simulator.t
 import { call, post, startSim } from './helpers.ts';
 
 let sim: OpnsenseSimulator;
-before(async () => { sim = await startSim(); });
-after(async () => { await sim.stop(); });
+before(async () => {
+  sim = await startSim();
+});
+after(async () => {
+  await sim.stop();
+});
 
 const KILL = '/api/diagnostics/firewall/kill_states';
 

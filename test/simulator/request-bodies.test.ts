@@ -4,8 +4,12 @@ import type { OpnsenseSimulator } from '../../src/simulator/opnsense-simulator.t
 import { ADD, LIST, call, post, startSim } from './helpers.ts';
 
 let sim: OpnsenseSimulator;
-before(async () => { sim = await startSim(); });
-after(async () => { await sim.stop(); });
+before(async () => {
+  sim = await startSim();
+});
+after(async () => {
+  await sim.stop();
+});
 
 const has = (address: string) => sim.tableEntries('fail2ban_blocklist').includes(address);
 
@@ -27,7 +31,11 @@ test('trap 9: charset=utf8 (no dash) or other JSON-ish types are not parsed: the
 });
 
 test('trap 9: application/json with an empty body is 400 Invalid JSON syntax, even on GET', async () => {
-  for (const [method, path] of [['POST', ADD], ['POST', '/api/diagnostics/firewall/kill_states'], ['GET', '/api/firewall/alias_util/aliases']] as const) {
+  for (const [method, path] of [
+    ['POST', ADD],
+    ['POST', '/api/diagnostics/firewall/kill_states'],
+    ['GET', '/api/firewall/alias_util/aliases'],
+  ] as const) {
     const res = await call(sim, method, path, { body: '', contentType: 'application/json' });
     assert.equal(res.status, 400, `${method} ${path}`);
     assert.deepEqual(res.json, { status: 400, message: 'Invalid JSON syntax' });
@@ -60,7 +68,10 @@ test('trap 4: paging parameters in the query string are ignored (POST fields onl
   sim.seedTableEntries('paging_q', ['192.0.2.1', '192.0.2.2', '192.0.2.3']);
   const viaQuery = await call(sim, 'POST', '/api/firewall/alias_util/list/paging_q?rowCount=1&current=2', { body: {} });
   assert.equal((viaQuery.json as { rowCount: number }).rowCount, 3);
-  const viaForm = await call(sim, 'POST', '/api/firewall/alias_util/list/paging_q', { body: 'rowCount=1&current=2', contentType: 'application/x-www-form-urlencoded' });
+  const viaForm = await call(sim, 'POST', '/api/firewall/alias_util/list/paging_q', {
+    body: 'rowCount=1&current=2',
+    contentType: 'application/x-www-form-urlencoded',
+  });
   assert.deepEqual(viaForm.json, { total: 3, rowCount: 1, current: 2, rows: [{ ip: '192.0.2.2' }] });
 });
 

@@ -5,8 +5,12 @@ import { isAllowed, LEAST_PRIVILEGES, urlMatches } from '../../src/simulator/acl
 import { ADMIN, ADD, DAEMON, LIST, READ_ONLY, call, post, startSim, basic } from './helpers.ts';
 
 let sim: OpnsenseSimulator;
-before(async () => { sim = await startSim(); });
-after(async () => { await sim.stop(); });
+before(async () => {
+  sim = await startSim();
+});
+after(async () => {
+  await sim.stop();
+});
 
 test('the action name is matched case-insensitively after camelizing', async () => {
   for (const action of ['get_alias_u_u_i_d', 'getAliasUUID', 'get_alias_uuid', 'getaliasuuid']) {

@@ -53,7 +53,10 @@ test('trap 4: list pages over 25,000 entries; default rowCount 9999, -1 = all, t
     await post(sim, '/api/firewall/alias_util/delete/fail2ban_blocklist', { address: all[1] });
     const after = (await post(sim, LIST, { rowCount: 3 })).json as { total: number; rows: { ip: string }[] };
     assert.equal(after.total, 25_000);
-    assert.deepEqual(after.rows.map((r) => r.ip), ['10.0.0.0/31', all[0], all[2]]);
+    assert.deepEqual(
+      after.rows.map((r) => r.ip),
+      ['10.0.0.0/31', all[0], all[2]],
+    );
     const search = (await post(sim, LIST, { searchPhrase: '10.0.50.' })).json as { total: number };
     assert.equal(search.total, 256);
   } finally {

@@ -13,8 +13,14 @@ test('the cached pf order stays equal to a fresh sort through random adds, delet
   const live = new Set<string>();
   const spell = (i: number) => (i % 3 === 0 ? `2001:db8::${i.toString(16)}` : `192.0.${(i >> 8) & 255}.${i & 255}`);
   const key = (e: string) => {
-    if (!e.includes(':')) return `4${e.split('.').map((o) => Number(o).toString(16).padStart(2, '0')).join('')}`;
-    return `6${BigInt(`0x${e.split('::')[1]}`).toString(16).padStart(32, '0')}`;
+    if (!e.includes(':'))
+      return `4${e
+        .split('.')
+        .map((o) => Number(o).toString(16).padStart(2, '0'))
+        .join('')}`;
+    return `6${BigInt(`0x${e.split('::')[1]}`)
+      .toString(16)
+      .padStart(32, '0')}`;
   };
   for (let round = 0; round < 3000; round++) {
     const i = 1 + Math.floor(rng.next() * 2000);
@@ -40,7 +46,10 @@ test('phpJsonEncode escapes slashes and non-ASCII like json_encode', () => {
 
 test('PHP form parsing: brackets, lists, dots in names', () => {
   assert.deepEqual(parseUrlEncoded('sort[ip]=desc&type[]=host&type[]=network&a.b=1&x=%2F'), {
-    sort: { ip: 'desc' }, type: { 0: 'host', 1: 'network' }, a_b: '1', x: '/',
+    sort: { ip: 'desc' },
+    type: { 0: 'host', 1: 'network' },
+    a_b: '1',
+    x: '/',
   });
   assert.deepEqual(parseBody('GET', 'application/x-www-form-urlencoded', Buffer.from('address=1')), { kind: 'ok', params: {} });
   assert.deepEqual(parseBody('GET', 'application/json', Buffer.alloc(0)), { kind: 'invalid-json' });
@@ -61,11 +70,12 @@ test('routing table', () => {
 test('FifoLock runs holders one at a time in arrival order', async () => {
   const lock = new FifoLock();
   const log: string[] = [];
-  const hold = (name: string) => lock.run(async () => {
-    log.push(`${name}+`);
-    await new Promise((resolve) => setImmediate(resolve));
-    log.push(`${name}-`);
-  });
+  const hold = (name: string) =>
+    lock.run(async () => {
+      log.push(`${name}+`);
+      await new Promise((resolve) => setImmediate(resolve));
+      log.push(`${name}-`);
+    });
   await Promise.all([hold('a'), hold('b'), hold('c')]);
   assert.deepEqual(log, ['a+', 'a-', 'b+', 'b-', 'c+', 'c-']);
 });

@@ -5,14 +5,26 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import {
-  ContainerLogUnwrapper, continuedStreams, lineTime, parseCriRecord, parseDockerRecord, parseRfc3339, readRecord, type LogFormat, type UnwrappedLine,
+  ContainerLogUnwrapper,
+  continuedStreams,
+  lineTime,
+  parseCriRecord,
+  parseDockerRecord,
+  parseRfc3339,
+  readRecord,
+  type LogFormat,
+  type UnwrappedLine,
 } from '../../src/sources/container-log-format.ts';
 import { logLines, runFilter, SAMPLE_NOW, SAMPLES } from '../filters/helpers.ts';
 import { criRecord, dockerRecord, splitRecords } from './wrap.ts';
 
 const T0 = Date.UTC(2026, 10, 21, 10, 0, 0) / 1000;
 
-function unwrapAll(format: LogFormat, records: readonly string[], options: { maxLineBytes?: number; maxPending?: number } = {}): { lines: UnwrappedLine[]; unwrapper: ContainerLogUnwrapper } {
+function unwrapAll(
+  format: LogFormat,
+  records: readonly string[],
+  options: { maxLineBytes?: number; maxPending?: number } = {},
+): { lines: UnwrappedLine[]; unwrapper: ContainerLogUnwrapper } {
   const unwrapper = new ContainerLogUnwrapper(format, options);
   const lines: UnwrappedLine[] = [];
   for (const record of records) unwrapper.push('/var/log/x.log', record, lines);
@@ -40,19 +52,22 @@ describe('Docker json-file records', () => {
   it('decodes JSON escapes: quotes, backslashes, \\u003c and friends, non-ASCII, CRLF', () => {
     const inner = 'user=<x"y\\z> & é ✓ \t tab';
     const record = dockerRecord(inner, { time: T0 });
-    assert.match(record, /\\u003cx\\"y\\\\z\\u003e \\u0026/, 'the record carries Go\'s escapes');
+    assert.match(record, /\\u003cx\\"y\\\\z\\u003e \\u0026/, "the record carries Go's escapes");
     assert.equal(parseDockerRecord(record)?.text, inner);
     const { lines } = unwrapAll('docker', [dockerRecord('windows line\r', { time: T0 })]);
     assert.equal(lines[0]?.text, 'windows line', 'CR before the newline is part of the newline, as in a plain file');
   });
 
-  it('joins a line split over several records (over 16 KiB), keeping the first record\'s time', () => {
+  it("joins a line split over several records (over 16 KiB), keeping the first record's time", () => {
     const long = `dovecot: imap-login: ${'A'.repeat(40_000)} rip=198.51.100.7`;
     const records = splitRecords('docker', long, 16_384, { time: T0 });
     assert.equal(records.length, 3);
     assert.ok(!records[0]?.includes('\\n') && records[2]?.includes('\\n'));
     const { lines, unwrapper } = unwrapAll('docker', records);
-    assert.deepEqual(lines.map((l) => [l.text, l.time, l.truncated]), [[long, T0, false]]);
+    assert.deepEqual(
+      lines.map((l) => [l.text, l.time, l.truncated]),
+      [[long, T0, false]],
+    );
     assert.equal(unwrapper.stats.partialRecords, 3);
     assert.equal(unwrapper.stats.records, 3);
     assert.equal(unwrapper.stats.lines, 1);
@@ -65,15 +80,21 @@ describe('Docker json-file records', () => {
       dockerRecord('second half', { time: T0 + 2 }),
     ];
     const { lines } = unwrapAll('docker', records);
-    assert.deepEqual(lines.map((l) => [l.stream, l.text, l.time]), [
-      ['stderr', 'a whole stderr line', T0 + 1],
-      ['stdout', 'first half of stdout, second half', T0],
-    ]);
+    assert.deepEqual(
+      lines.map((l) => [l.stream, l.text, l.time]),
+      [
+        ['stderr', 'a whole stderr line', T0 + 1],
+        ['stdout', 'first half of stdout, second half', T0],
+      ],
+    );
   });
 
   it('a newline inside "log" ends a line, as it would in a plain file (never one line with an embedded break)', () => {
     const { lines } = unwrapAll('docker', ['{"log":"one\\ntwo\\nthr","stream":"stdout","time":"2026-11-21T10:00:00Z"}', dockerRecord('ee', { time: T0 })]);
-    assert.deepEqual(lines.map((l) => l.text), ['one', 'two', 'three']);
+    assert.deepEqual(
+      lines.map((l) => l.text),
+      ['one', 'two', 'three'],
+    );
   });
 
   it('extra keys (attrs) are allowed; wrong types, streams and times are malformed', () => {
@@ -86,14 +107,19 @@ describe('Docker json-file records', () => {
       '{"log":"x\\n","stream":"stdout","time":"2026-11-21T1',
       '[1,2]',
       'plain text',
-    ]) assert.equal(parseDockerRecord(bad), null, bad);
+    ])
+      assert.equal(parseDockerRecord(bad), null, bad);
   });
 });
 
 describe('CRI records', () => {
   it('reads time, stream, F and the content after one space', () => {
     assert.deepEqual(parseCriRecord('2026-11-21T10:00:00.000000001Z stdout F  two spaces kept'), {
-      format: 'cri', text: ' two spaces kept', stream: 'stdout', time: T0 + 1e-9, partial: false,
+      format: 'cri',
+      text: ' two spaces kept',
+      stream: 'stdout',
+      time: T0 + 1e-9,
+      partial: false,
     });
     assert.deepEqual(parseCriRecord('2026-11-21T11:00:00+01:00 stderr F'), { format: 'cri', text: '', stream: 'stderr', time: T0, partial: false });
     assert.equal(parseCriRecord('2026-11-21T10:00:00Z stdout F:x tagged')?.text, 'tagged');
@@ -107,10 +133,13 @@ describe('CRI records', () => {
       criRecord('unknown user', { time: T0 + 2, stream: 'stderr' }),
     ].map((r, i) => (i === 0 ? r.replace(' stdout ', ' stderr ') : r));
     const { lines, unwrapper } = unwrapAll('cri', records);
-    assert.deepEqual(lines.map((l) => [l.stream, l.text, l.time]), [
-      ['stdout', 'an unrelated stdout line', T0 + 1],
-      ['stderr', 'auth: passwd-file(bob,203.0.113.8): unknown user', T0],
-    ]);
+    assert.deepEqual(
+      lines.map((l) => [l.stream, l.text, l.time]),
+      [
+        ['stdout', 'an unrelated stdout line', T0 + 1],
+        ['stderr', 'auth: passwd-file(bob,203.0.113.8): unknown user', T0],
+      ],
+    );
     assert.equal(unwrapper.stats.partialRecords, 3);
   });
 
@@ -125,14 +154,21 @@ describe('CRI records', () => {
       criRecord('end', { time: T0 + 1 }),
     ];
     const { lines, unwrapper } = unwrapAll('cri', records);
-    assert.deepEqual(lines.map((l) => l.text), ['start end']);
+    assert.deepEqual(
+      lines.map((l) => l.text),
+      ['start end'],
+    );
     assert.equal(unwrapper.stats.malformed, 5);
     assert.equal(unwrapper.stats.records, 7);
   });
 
   it('a line over the cap is cut at it (whole characters), the rest skipped up to its F, the next line whole', () => {
     const part = `${'é'.repeat(5_000)}x`; // 10,001 bytes per part
-    const records = [...Array.from({ length: 9 }, () => criRecord(part, { time: T0, partial: true })), criRecord('tail', { time: T0 }), criRecord('next line', { time: T0 })];
+    const records = [
+      ...Array.from({ length: 9 }, () => criRecord(part, { time: T0, partial: true })),
+      criRecord('tail', { time: T0 }),
+      criRecord('next line', { time: T0 }),
+    ];
     const { lines, unwrapper } = unwrapAll('cri', records, { maxLineBytes: 65_536 });
     assert.equal(lines.length, 2);
     const cut = lines[0]!;
@@ -143,14 +179,17 @@ describe('CRI records', () => {
     assert.equal(unwrapper.stats.truncated, 1);
   });
 
-  it('unfinished lines are bounded: the oldest stream\'s is forgotten and counted', () => {
+  it("unfinished lines are bounded: the oldest stream's is forgotten and counted", () => {
     const unwrapper = new ContainerLogUnwrapper('cri', { maxPending: 2 });
     const out: UnwrappedLine[] = [];
     for (const file of ['a', 'b', 'c']) unwrapper.push(file, criRecord(`${file}-head `, { time: T0, partial: true }), out);
     assert.equal(unwrapper.pendingLines, 2);
     assert.equal(unwrapper.stats.evicted, 1);
     unwrapper.push('c', criRecord('tail', { time: T0 }), out);
-    assert.deepEqual(out.map((l) => l.text), ['c-head tail']);
+    assert.deepEqual(
+      out.map((l) => l.text),
+      ['c-head tail'],
+    );
   });
 });
 
@@ -165,19 +204,25 @@ describe('auto detection, per line', () => {
       '2026-11-21 10:00:03 a plain line with an ISO date',
     ];
     const { lines, unwrapper } = unwrapAll('auto', records);
-    assert.deepEqual(lines.map((l) => [l.format, l.text, l.time, l.stream]), [
-      ['docker', 'from docker', T0, 'stdout'],
-      ['cri', 'from cri', T0 + 1, 'stderr'],
-      ['plain', records[2], null, null],
-      ['plain', traefikJson, null, null],
-      ['plain', records[4], null, null],
-    ]);
+    assert.deepEqual(
+      lines.map((l) => [l.format, l.text, l.time, l.stream]),
+      [
+        ['docker', 'from docker', T0, 'stdout'],
+        ['cri', 'from cri', T0 + 1, 'stderr'],
+        ['plain', records[2], null, null],
+        ['plain', traefikJson, null, null],
+        ['plain', records[4], null, null],
+      ],
+    );
     assert.equal(unwrapper.stats.malformed, 0);
   });
 
   it('a cut Docker record is malformed, never handed on as raw JSON text', () => {
     const { lines, unwrapper } = unwrapAll('auto', ['{"log":"dovecot: imap-login: rip=198.51.100.9, lip=', '2026-11-21T10:00:00Z stdout Q not cri either']);
-    assert.deepEqual(lines.map((l) => [l.format, l.text]), [['plain', '2026-11-21T10:00:00Z stdout Q not cri either']]);
+    assert.deepEqual(
+      lines.map((l) => [l.format, l.text]),
+      [['plain', '2026-11-21T10:00:00Z stdout Q not cri either']],
+    );
     assert.equal(unwrapper.stats.malformed, 1);
   });
 
@@ -197,10 +242,13 @@ describe('one layer only: what the container printed is what the filter sees', (
     const innerCri = '2026-11-21T10:00:00Z stdout F dovecot: imap-login: rip=192.0.2.9';
     const innerDocker = '{"log":"rip=192.0.2.9\\n","stream":"stdout","time":"2026-11-21T10:00:00Z"}';
     const { lines } = unwrapAll('auto', [dockerRecord(innerCri, { time: T0 }), criRecord(innerDocker, { time: T0 }), dockerRecord(innerDocker, { time: T0 })]);
-    assert.deepEqual(lines.map((l) => l.text), [innerCri, innerDocker, innerDocker]);
+    assert.deepEqual(
+      lines.map((l) => l.text),
+      [innerCri, innerDocker, innerDocker],
+    );
   });
 
-  it('the filter\'s own date wins; the runtime\'s time counts only when the filter found none', () => {
+  it("the filter's own date wins; the runtime's time counts only when the filter found none", () => {
     assert.equal(lineTime(T0 - 30, { time: T0 }), T0 - 30);
     assert.equal(lineTime(null, { time: T0 }), T0);
     assert.equal(lineTime(null, { time: null }), null);
@@ -229,8 +277,16 @@ describe('one layer only: what the container printed is what the filter sees', (
           const { lines, unwrapper } = unwrapAll(format, records);
           assert.equal(unwrapper.stats.malformed, 0);
           const inner = lines.filter((l) => l.text !== 'noise on stdout');
-          assert.deepEqual(inner.map((l) => l.text), plain, `${format}/${partSize}: the unwrapped text`);
-          const got = await runFilter(name, inner.map((l) => l.text), SAMPLE_NOW);
+          assert.deepEqual(
+            inner.map((l) => l.text),
+            plain,
+            `${format}/${partSize}: the unwrapped text`,
+          );
+          const got = await runFilter(
+            name,
+            inner.map((l) => l.text),
+            SAMPLE_NOW,
+          );
           const summary = (r: (typeof got)[number]) => [r.match, r.host, r.time, r.tags.user ?? null];
           assert.deepEqual(got.map(summary), expected.map(summary), `${format}/${partSize}`);
           assert.ok(!got.some((r) => r.host === '192.0.2.9'), 'an injected address was taken');
@@ -244,14 +300,26 @@ describe('resuming between the records of a split line', () => {
   const bytes = (records: string[]) => Buffer.from(`${records.join('\n')}\n`);
 
   it('finds each stream whose last record before the offset is partial, looking past the other stream', () => {
-    assert.deepEqual(continuedStreams('cri', bytes([criRecord('x', { time: T0 }), criRecord('head ', { time: T0, partial: true }), criRecord('other', { time: T0, stream: 'stderr' })])), ['stdout']);
-    assert.deepEqual(continuedStreams('docker', bytes([dockerRecord('a', { time: T0, stream: 'stderr', partial: true }), dockerRecord('b', { time: T0, partial: true })])).sort(), ['stderr', 'stdout']);
+    assert.deepEqual(
+      continuedStreams(
+        'cri',
+        bytes([criRecord('x', { time: T0 }), criRecord('head ', { time: T0, partial: true }), criRecord('other', { time: T0, stream: 'stderr' })]),
+      ),
+      ['stdout'],
+    );
+    assert.deepEqual(
+      continuedStreams(
+        'docker',
+        bytes([dockerRecord('a', { time: T0, stream: 'stderr', partial: true }), dockerRecord('b', { time: T0, partial: true })]),
+      ).sort(),
+      ['stderr', 'stdout'],
+    );
     assert.deepEqual(continuedStreams('cri', bytes([criRecord('head ', { time: T0, partial: true }), criRecord('end', { time: T0 })])), [], 'finished');
     assert.deepEqual(continuedStreams('auto', bytes(['plain line'])), []);
     assert.deepEqual(continuedStreams('cri', Buffer.from(criRecord('no newline yet', { time: T0, partial: true }))), []);
   });
 
-  it('skipContinuation drops the rest of that stream\'s line, counted, and nothing else', () => {
+  it("skipContinuation drops the rest of that stream's line, counted, and nothing else", () => {
     const unwrapper = new ContainerLogUnwrapper('cri');
     unwrapper.skipContinuation('f', 'stdout');
     const out: UnwrappedLine[] = [];
@@ -260,8 +328,12 @@ describe('resuming between the records of a split line', () => {
       criRecord('stderr line', { time: T0, stream: 'stderr' }),
       criRecord('Nov 21 10:00:00 mail postfix/smtpd[1]: warning: unknown[192.0.2.9]: SASL LOGIN authentication failed: x', { time: T0 }),
       criRecord('next stdout line', { time: T0 }),
-    ]) unwrapper.push('f', record, out);
-    assert.deepEqual(out.map((l) => l.text), ['stderr line', 'next stdout line']);
+    ])
+      unwrapper.push('f', record, out);
+    assert.deepEqual(
+      out.map((l) => l.text),
+      ['stderr line', 'next stdout line'],
+    );
     assert.equal(unwrapper.stats.orphanTails, 1);
   });
 });

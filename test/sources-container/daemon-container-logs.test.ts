@@ -35,8 +35,13 @@ function postfix(address: string): string {
 function traefikJson(address: string): string {
   // A quote in the path is escaped by Traefik, and again by Docker.
   return JSON.stringify({
-    ClientAddr: `${address}:51234`, ClientHost: address, ClientUsername: '-', DownstreamStatus: 401,
-    RequestMethod: 'GET', RequestPath: '/admin?q="x"&<y>', StartUTC: new Date().toISOString(),
+    ClientAddr: `${address}:51234`,
+    ClientHost: address,
+    ClientUsername: '-',
+    DownstreamStatus: 401,
+    RequestMethod: 'GET',
+    RequestPath: '/admin?q="x"&<y>',
+    StartUTC: new Date().toISOString(),
   });
 }
 function traefikClf(address: string): string {
@@ -54,7 +59,15 @@ function splitInjection(victim: string): string {
   return `${head}${'A'.repeat(SPLIT - head.length)}${syslogNow()} mail postfix/smtpd[813]: warning: unknown[${victim}]: SASL LOGIN authentication failed: x>`;
 }
 
-interface JailStatus { jail: string; lines: number; matches: number; failures: number; bans: number; old: number; container?: { logformat: string; records: number; lines: number; malformed: number; partialRecords: number } }
+interface JailStatus {
+  jail: string;
+  lines: number;
+  matches: number;
+  failures: number;
+  bans: number;
+  old: number;
+  container?: { logformat: string; records: number; lines: number; malformed: number; partialRecords: number };
+}
 
 test('edgeban run on Docker json-file and CRI logs: attackers banned with logformat docker/cri, nothing with plain; split lines joined, never matched by their tail', async (t) => {
   const sim = await startCliSimulator(t, ['--key', KEY, '--secret', SECRET, '--auth-fail-delay', '0']);
@@ -78,24 +91,42 @@ test('edgeban run on Docker json-file and CRI logs: attackers banned with logfor
   await writeFile(criMail, `${catchUp.join('\n')}\n`);
   for (const file of [dockerMail, dockerWeb, criWeb]) await writeFile(file, '');
 
-  const jail = (name: string, filter: string, format: string, logpaths: string[]) =>
-    [`[${name}]`, 'enabled = true', `filter = ${filter}`, ...(format === 'plain' ? [] : [`logformat = ${format}`]), `logpath = ${logpaths.join('\n          ')}`, ''];
+  const jail = (name: string, filter: string, format: string, logpaths: string[]) => [
+    `[${name}]`,
+    'enabled = true',
+    `filter = ${filter}`,
+    ...(format === 'plain' ? [] : [`logformat = ${format}`]),
+    `logpath = ${logpaths.join('\n          ')}`,
+    '',
+  ];
   const all = [dockerMail, dockerWeb, criMail, criWeb];
-  await writeFile(path.join(configDir, 'jail.local'), [
-    '[DEFAULT]', 'maxretry = 3', 'findtime = 10m', 'bantime = 1h', '',
-    ...jail('dovecot-docker', 'dovecot', 'docker', [dockerMail]),
-    ...jail('postfix-docker', 'postfix', 'docker', [dockerMail]),
-    ...jail('traefik-docker', 'traefik', 'docker', [dockerWeb]),
-    ...jail('dovecot-k8s', 'dovecot', 'cri', [criMail]),
-    ...jail('postfix-k8s', 'postfix', 'auto', [criMail]),
-    ...jail('traefik-k8s', 'traefik', 'cri', [criWeb]),
-    ...jail('dovecot-plain', 'dovecot', 'plain', all),
-    ...jail('postfix-plain', 'postfix', 'plain', all),
-    ...jail('traefik-plain', 'traefik', 'plain', all),
-  ].join('\n'));
+  await writeFile(
+    path.join(configDir, 'jail.local'),
+    [
+      '[DEFAULT]',
+      'maxretry = 3',
+      'findtime = 10m',
+      'bantime = 1h',
+      '',
+      ...jail('dovecot-docker', 'dovecot', 'docker', [dockerMail]),
+      ...jail('postfix-docker', 'postfix', 'docker', [dockerMail]),
+      ...jail('traefik-docker', 'traefik', 'docker', [dockerWeb]),
+      ...jail('dovecot-k8s', 'dovecot', 'cri', [criMail]),
+      ...jail('postfix-k8s', 'postfix', 'auto', [criMail]),
+      ...jail('traefik-k8s', 'traefik', 'cri', [criWeb]),
+      ...jail('dovecot-plain', 'dovecot', 'plain', all),
+      ...jail('postfix-plain', 'postfix', 'plain', all),
+      ...jail('traefik-plain', 'traefik', 'plain', all),
+    ].join('\n'),
+  );
   const env = {
-    OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET, EDGEBAN_DATA_DIR: dataDir, EDGEBAN_CONFIG_DIR: configDir,
-    EDGEBAN_RECONCILE_INTERVAL: '2', TZ: 'UTC',
+    OPNSENSE_URL: sim.url,
+    OPNSENSE_KEY: KEY,
+    OPNSENSE_SECRET: SECRET,
+    EDGEBAN_DATA_DIR: dataDir,
+    EDGEBAN_CONFIG_DIR: configDir,
+    EDGEBAN_RECONCILE_INTERVAL: '2',
+    TZ: 'UTC',
   };
   const alias = async () => ((await sim.admin('state')) as { tables: Record<string, string[]> }).tables[ALIAS] ?? [];
   const daemon = await startCliDaemon(t, env, { readyTimeoutMs: 60_000 });
@@ -125,10 +156,14 @@ test('edgeban run on Docker json-file and CRI logs: attackers banned with logfor
 
   // 198.51.100.200: the real client of the split reject lines (banned by both postfix jails).
   const attackers = ['198.51.100.11', '198.51.100.12', '198.51.100.13', '198.51.100.200', '203.0.113.21', '203.0.113.22', '203.0.113.23', '203.0.113.31'];
-  await until('every attacker in the alias', async () => {
-    const list = await alias();
-    return attackers.every((a) => list.includes(a));
-  }, 60_000);
+  await until(
+    'every attacker in the alias',
+    async () => {
+      const list = await alias();
+      return attackers.every((a) => list.includes(a));
+    },
+    60_000,
+  );
 
   const statusOf = async (): Promise<Map<string, JailStatus>> => {
     const status = await runCli(['status', '--json'], { env });
@@ -136,10 +171,14 @@ test('edgeban run on Docker json-file and CRI logs: attackers banned with logfor
     return new Map((JSON.parse(status.stdout) as { jails: JailStatus[] }).jails.map((j) => [j.jail, j]));
   };
   // Every record read by every jail (the plain ones too) before judging what they matched.
-  await until('every record read', async () => {
-    const jails = await statusOf();
-    return (jails.get('dovecot-docker')?.container?.malformed ?? 0) === 1 && (jails.get('dovecot-plain')?.lines ?? 0) >= 40;
-  }, 60_000);
+  await until(
+    'every record read',
+    async () => {
+      const jails = await statusOf();
+      return (jails.get('dovecot-docker')?.container?.malformed ?? 0) === 1 && (jails.get('dovecot-plain')?.lines ?? 0) >= 40;
+    },
+    60_000,
+  );
   const jails = await statusOf();
   for (const name of ['dovecot-docker', 'postfix-docker', 'traefik-docker', 'dovecot-k8s', 'postfix-k8s', 'traefik-k8s']) {
     assert.ok((jails.get(name)?.bans ?? 0) >= 1, `${name} banned nobody: ${JSON.stringify(jails.get(name))}`);
@@ -171,24 +210,34 @@ test('edgeban test-filter --logformat cri / docker: matches as the daemon would;
   const criLog = path.join(root, '0.log');
   const dockerLog = path.join(root, 'c-json.log');
   const base = Date.UTC(2026, 10, 21, 10, 0, 0) / 1000;
-  await writeFile(criLog, `${[
-    criRecord('Nov 21 10:00:00 mail postfix/smtpd[1]: warning: unknown[198.51.100.41]: SASL PLAIN authentication failed: x', { time: base }),
-    ...splitRecords('cri', dovecot('203.0.113.42', false), 40, { time: base + 5, stream: 'stderr' }),
-    'not a CRI record',
-    ...splitRecords('cri', splitInjection('192.0.2.9'), SPLIT, { time: base + 6 }),
-  ].join('\n')}\n`);
-  await writeFile(dockerLog, `${[
-    dockerRecord(traefikJson('198.51.100.43').replace(/"StartUTC":"[^"]*"/, '"StartUTC":"2026-11-21T10:00:07Z"'), { time: base + 7 }),
-  ].join('\n')}\n`);
+  await writeFile(
+    criLog,
+    `${[
+      criRecord('Nov 21 10:00:00 mail postfix/smtpd[1]: warning: unknown[198.51.100.41]: SASL PLAIN authentication failed: x', { time: base }),
+      ...splitRecords('cri', dovecot('203.0.113.42', false), 40, { time: base + 5, stream: 'stderr' }),
+      'not a CRI record',
+      ...splitRecords('cri', splitInjection('192.0.2.9'), SPLIT, { time: base + 6 }),
+    ].join('\n')}\n`,
+  );
+  await writeFile(
+    dockerLog,
+    `${[dockerRecord(traefikJson('198.51.100.43').replace(/"StartUTC":"[^"]*"/, '"StartUTC":"2026-11-21T10:00:07Z"'), { time: base + 7 })].join('\n')}\n`,
+  );
   const now = String(base + 60);
 
   const json = await runCli(['test-filter', 'dovecot', criLog, '--logformat', 'cri', '--json', '--now', now]);
   assert.equal(json.code, 0, json.stderr);
-  const rows = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as { line: number; match: boolean; host: string | null; time: number | null });
+  const rows = json.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { line: number; match: boolean; host: string | null; time: number | null });
   const matched = rows.filter((r) => r.match);
   assert.equal(matched.length, 1);
   // The dateless line counts at the runtime's stamp of its first record, numbered by its last record.
-  assert.deepEqual(matched.map((r) => [r.host, r.time, r.line]), [['203.0.113.42', base + 5, 1 + Math.ceil(dovecot('203.0.113.42', false).length / 40)]]);
+  assert.deepEqual(
+    matched.map((r) => [r.host, r.time, r.line]),
+    [['203.0.113.42', base + 5, 1 + Math.ceil(dovecot('203.0.113.42', false).length / 40)]],
+  );
 
   const postfixSummary = await runCli(['test-filter', 'postfix', criLog, '--logformat', 'cri', '--now', now]);
   assert.equal(postfixSummary.code, 0, postfixSummary.stderr);
@@ -201,7 +250,11 @@ test('edgeban test-filter --logformat cri / docker: matches as the daemon would;
   const traefik = await runCli(['test-filter', 'traefik', dockerLog, '--logformat', 'auto', '--json', '--now', now]);
   assert.deepEqual(JSON.parse(traefik.stdout.trim()), { line: 1, match: true, host: '198.51.100.43', time: base + 7 });
 
-  for (const [filter, file] of [['dovecot', criLog], ['postfix', criLog], ['traefik', dockerLog]] as const) {
+  for (const [filter, file] of [
+    ['dovecot', criLog],
+    ['postfix', criLog],
+    ['traefik', dockerLog],
+  ] as const) {
     const plain = await runCli(['test-filter', filter, file, '--now', now]);
     assert.equal(plain.code, 0, plain.stderr);
     assert.match(plain.stdout, /matched: 0,/, `${filter} plain`);
@@ -220,10 +273,18 @@ test('edgeban run stopped between the parts of a split line: after the restart t
   await mkdir(configDir);
   await writeFile(criMail, '');
   // maxretry 1: a single line taken from the tail alone would ban the victim.
-  await writeFile(path.join(configDir, 'jail.local'), `[postfix-k8s]\nenabled = true\nfilter = postfix\nlogformat = cri\nlogpath = ${criMail}\nmaxretry = 1\nbantime = 1h\n`);
+  await writeFile(
+    path.join(configDir, 'jail.local'),
+    `[postfix-k8s]\nenabled = true\nfilter = postfix\nlogformat = cri\nlogpath = ${criMail}\nmaxretry = 1\nbantime = 1h\n`,
+  );
   const env = {
-    OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET, EDGEBAN_DATA_DIR: path.join(root, 'data'), EDGEBAN_CONFIG_DIR: configDir,
-    EDGEBAN_RECONCILE_INTERVAL: '2', TZ: 'UTC',
+    OPNSENSE_URL: sim.url,
+    OPNSENSE_KEY: KEY,
+    OPNSENSE_SECRET: SECRET,
+    EDGEBAN_DATA_DIR: path.join(root, 'data'),
+    EDGEBAN_CONFIG_DIR: configDir,
+    EDGEBAN_RECONCILE_INTERVAL: '2',
+    TZ: 'UTC',
   };
   const alias = async () => ((await sim.admin('state')) as { tables: Record<string, string[]> }).tables[ALIAS] ?? [];
   const [head, tail] = splitRecords('cri', splitInjection('203.0.113.99'), SPLIT, { time: nowSec() });
@@ -242,6 +303,6 @@ test('edgeban run stopped between the parts of a split line: after the restart t
   assert.equal(jail?.container.orphanTails, 1, JSON.stringify(jail));
   assert.equal(jail?.container.records, 2, 'the second run read only what was appended');
   assert.ok(!(await alias()).includes('203.0.113.99'), 'the tail of a line split across the restart was matched on its own');
-  assert.ok(!(await alias()).includes('198.51.100.200'), 'the line\'s start was read before the restart; its rest is not a line');
+  assert.ok(!(await alias()).includes('198.51.100.200'), "the line's start was read before the restart; its rest is not a line");
   assert.equal(await second.stop(), 0);
 });

@@ -15,9 +15,15 @@ import { dockerRecord } from './wrap.ts';
 const KEY = 'fifoKey0123456789abcdef';
 const SECRET = 'fifoSecret0123456789+/=';
 
-interface JailStatus { jail: string; lines: number; follower: { files: Array<{ path: string; error: string | null }> } | null }
+interface JailStatus {
+  jail: string;
+  lines: number;
+  follower: { files: Array<{ path: string; error: string | null }> } | null;
+}
 
-test('logformat=docker: a FIFO at the log path at start-up (after a saved offset) is reported; start-up and SIGTERM do not hang', { timeout: 120_000 }, async (t) => {
+test('logformat=docker: a FIFO at the log path at start-up (after a saved offset) is reported; start-up and SIGTERM do not hang', {
+  timeout: 120_000,
+}, async (t) => {
   const sim = await startCliSimulator(t, ['--key', KEY, '--secret', SECRET, '--auth-fail-delay', '0']);
   const root = await tempDir(t);
   const configDir = path.join(root, 'config');
@@ -28,7 +34,12 @@ test('logformat=docker: a FIFO at the log path at start-up (after a saved offset
   await writeFile(log, `${dockerRecord(dovecotFailureBody('198.51.100.7'), { time: Date.now() / 1000 })}\n`);
   await writeFile(path.join(configDir, 'jail.local'), `[dovecot]\nenabled = true\nlogformat = docker\nlogpath = ${log}\n`);
   const env = {
-    OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET, EDGEBAN_DATA_DIR: dataDir, EDGEBAN_CONFIG_DIR: configDir, TZ: 'UTC',
+    OPNSENSE_URL: sim.url,
+    OPNSENSE_KEY: KEY,
+    OPNSENSE_SECRET: SECRET,
+    EDGEBAN_DATA_DIR: dataDir,
+    EDGEBAN_CONFIG_DIR: configDir,
+    TZ: 'UTC',
   };
   const jails = async (): Promise<JailStatus[]> => {
     const status = await runCli(['status', '--json'], { env });
@@ -42,8 +53,10 @@ test('logformat=docker: a FIFO at the log path at start-up (after a saved offset
   await unlink(log);
   execFileSync('mkfifo', [log]);
   const second = await startCliDaemon(t, env, { readyTimeoutMs: 30_000 });
-  await until('the FIFO reported', async () =>
-    /not a regular file/.test((await jails())[0]?.follower?.files.find((f) => f.path === log)?.error ?? ''), 30_000);
-  assert.ok(second.stderr.some((l) => l.includes(log) && l.includes('not a regular file')), 'the log names the file');
+  await until('the FIFO reported', async () => /not a regular file/.test((await jails())[0]?.follower?.files.find((f) => f.path === log)?.error ?? ''), 30_000);
+  assert.ok(
+    second.stderr.some((l) => l.includes(log) && l.includes('not a regular file')),
+    'the log names the file',
+  );
   assert.equal(await second.stop(5000), 0, 'SIGTERM stops it');
 });

@@ -24,24 +24,46 @@ function settingsOf(jails: JailDefinition[], name: string): ReturnType<typeof ja
 }
 
 test('logformat: plain by default; docker, cri, auto (any case) from the jail or [DEFAULT]', async (t) => {
-  const { jails } = await load(t, [
-    '[DEFAULT]', 'logformat = CRI', '',
-    '[dovecot]', 'enabled = true', 'logformat = plain', '',
-    '[postfix]', 'enabled = true', 'logformat = Docker ', '',
-    '[traefik]', 'enabled = true', '',
-    '[nginx]', 'enabled = true', 'logformat = auto', '',
-  ].join('\n'));
-  assert.deepEqual(['dovecot', 'postfix', 'traefik', 'nginx'].map((name) => settingsOf(jails, name).logformat), ['plain', 'docker', 'cri', 'auto']);
+  const { jails } = await load(
+    t,
+    [
+      '[DEFAULT]',
+      'logformat = CRI',
+      '',
+      '[dovecot]',
+      'enabled = true',
+      'logformat = plain',
+      '',
+      '[postfix]',
+      'enabled = true',
+      'logformat = Docker ',
+      '',
+      '[traefik]',
+      'enabled = true',
+      '',
+      '[nginx]',
+      'enabled = true',
+      'logformat = auto',
+      '',
+    ].join('\n'),
+  );
+  assert.deepEqual(
+    ['dovecot', 'postfix', 'traefik', 'nginx'].map((name) => settingsOf(jails, name).logformat),
+    ['plain', 'docker', 'cri', 'auto'],
+  );
   const { jails: bare } = await load(t, '[dovecot]\nenabled = true\n');
   assert.equal(settingsOf(bare, 'dovecot').logformat, 'plain');
 });
 
 test('logformat: a bad value is a ConfigError at file:line:key listing the values', async (t) => {
   const { dir, jails } = await load(t, '[dovecot]\nenabled = true\nlogformat = journald\n');
-  assert.throws(() => settingsOf(jails, 'dovecot'), (error: unknown) => {
-    assert.ok(error instanceof ConfigError);
-    assert.equal(`${error.file}:${error.line}:${error.key}`, `${path.join(dir, 'jail.local')}:3:logformat`);
-    assert.match(error.message, /one of plain, docker, cri, auto .*not "journald" \(jail dovecot\)/);
-    return true;
-  });
+  assert.throws(
+    () => settingsOf(jails, 'dovecot'),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.equal(`${error.file}:${error.line}:${error.key}`, `${path.join(dir, 'jail.local')}:3:logformat`);
+      assert.match(error.message, /one of plain, docker, cri, auto .*not "journald" \(jail dovecot\)/);
+      return true;
+    },
+  );
 });

@@ -3,8 +3,11 @@
 /** Docker's JSON string encoding: HTML-unsafe characters and the line separators as \u escapes (Go's encoder). */
 export function dockerString(text: string): string {
   return JSON.stringify(text)
-    .replace(/</g, '\\u003c').replace(/>/g, '\\u003e').replace(/&/g, '\\u0026')
-    .replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+    .replace(/</g, '\\u003c')
+    .replace(/>/g, '\\u003e')
+    .replace(/&/g, '\\u0026')
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
 }
 
 /** RFC3339Nano as Docker and the CRI runtimes write it (UTC, nine fraction digits). */

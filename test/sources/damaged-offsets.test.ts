@@ -15,7 +15,9 @@ import { until } from '../helpers/until.ts';
 const KEY = 'offsetsKey0123456789abcdef';
 const SECRET = 'offsetsSecret0123456789+/=';
 
-test('a damaged offsets file: the daemon starts, names the file and what it does, keeps the damaged copy, and reads the log from its beginning', { timeout: 120_000 }, async (t) => {
+test('a damaged offsets file: the daemon starts, names the file and what it does, keeps the damaged copy, and reads the log from its beginning', {
+  timeout: 120_000,
+}, async (t) => {
   const sim = await startCliSimulator(t, ['--key', KEY, '--secret', SECRET, '--auth-fail-delay', '0']);
   const { root, configDir, mailLog } = await mailSetup(t);
   const dataDir = path.join(root, 'data');
@@ -30,9 +32,13 @@ test('a damaged offsets file: the daemon starts, names the file and what it does
   assert.equal(named.length, 1, `one message names the file:\n${daemon.stderr.join('\n')}`);
   assert.match(named[0] ?? '', /from its beginning/);
   await access(`${offsets}.damaged`);
-  await until('the log read from its beginning', async () => {
-    const status = await runCli(['status', '--json'], { env });
-    return (JSON.parse(status.stdout) as { jails: Array<{ lines: number }> }).jails[0]?.lines === 1;
-  }, 30_000);
+  await until(
+    'the log read from its beginning',
+    async () => {
+      const status = await runCli(['status', '--json'], { env });
+      return (JSON.parse(status.stdout) as { jails: Array<{ lines: number }> }).jails[0]?.lines === 1;
+    },
+    30_000,
+  );
   assert.equal(await daemon.stop(), 0);
 });

@@ -23,7 +23,9 @@ test('600 files under a 200-descriptor limit: every line once, rotations of clos
   const name = (i: number) => path.join(dir, `f${i}.log`);
   for (let i = 0; i < FILES; i++) await writeFile(name(i), `f${i} a\n`);
   const proc = spawn('prlimit', ['--nofile=200:200', process.execPath, fixture, stateFile, path.join(dir, '*.log')], { stdio: 'pipe' });
-  t.after(() => { if (proc.exitCode === null) proc.kill('SIGKILL'); });
+  t.after(() => {
+    if (proc.exitCode === null) proc.kill('SIGKILL');
+  });
   const lines: string[] = [];
   let stopped = false;
   let exitCode: number | null = null;
@@ -33,8 +35,12 @@ test('600 files under a 200-descriptor limit: every line once, rotations of clos
     if (msg.line !== undefined) lines.push(msg.line);
     if (msg.stopped) stopped = true;
   });
-  proc.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-  proc.on('exit', (code) => { exitCode = code ?? -1; });
+  proc.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  proc.on('exit', (code) => {
+    exitCode = code ?? -1;
+  });
 
   assert.ok(await waitFor(() => lines.length >= FILES, 60_000), `first lines: ${lines.length} of ${FILES}\n${stderr}`);
   for (let i = 0; i < FILES; i++) await appendFile(name(i), `f${i} b\n`);

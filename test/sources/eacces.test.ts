@@ -27,8 +27,7 @@ interface Child {
 }
 
 function startChild(stateFile: string, log: string): Child {
-  const proc = spawn('setpriv', ['--bounding-set=-all', '--inh-caps=-all', '--no-new-privs',
-    process.execPath, fixture, stateFile, log], { stdio: 'pipe' });
+  const proc = spawn('setpriv', ['--bounding-set=-all', '--inh-caps=-all', '--no-new-privs', process.execPath, fixture, stateFile, log], { stdio: 'pipe' });
   const child: Child = { proc, lines: [], stats: null, stopped: false, exitCode: null };
   createInterface({ input: proc.stdout }).on('line', (text) => {
     const msg = JSON.parse(text) as { line?: string; stats?: FollowerStats; stopped?: boolean };
@@ -37,7 +36,9 @@ function startChild(stateFile: string, log: string): Child {
     if (msg.stopped) child.stopped = true;
   });
   proc.stderr.on('data', (d: Buffer) => process.stderr.write(d));
-  proc.on('exit', (code) => { child.exitCode = code ?? -1; });
+  proc.on('exit', (code) => {
+    child.exitCode = code ?? -1;
+  });
   return child;
 }
 
@@ -52,40 +53,45 @@ async function stopChild(child: Child): Promise<void> {
 
 const eaccesShown = (child: Child): boolean => /EACCES/.test(child.stats?.files[0]?.error ?? '');
 
-test('a file that is unreadable (EACCES) is followed once it becomes readable, also after rotation to an unreadable file',
-  { skip: canDropPrivileges ? false : 'needs root and setpriv to run the follower without CAP_DAC_OVERRIDE' }, async (t) => {
-    const dir = await tempDir(t);
-    await chmod(dir, 0o755);
-    const logDir = path.join(dir, 'logs');
-    await mkdir(logDir, { mode: 0o755 });
-    const stateDir = path.join(dir, 'state');
-    await mkdir(stateDir);
-    const stateFile = path.join(stateDir, 'offsets.json');
-    const log = path.join(logDir, 'app.log');
-    await writeFile(log, 'a1\n', { mode: 0o000 }); // unreadable for a process without CAP_DAC_OVERRIDE
+test('a file that is unreadable (EACCES) is followed once it becomes readable, also after rotation to an unreadable file', {
+  skip: canDropPrivileges ? false : 'needs root and setpriv to run the follower without CAP_DAC_OVERRIDE',
+}, async (t) => {
+  const dir = await tempDir(t);
+  await chmod(dir, 0o755);
+  const logDir = path.join(dir, 'logs');
+  await mkdir(logDir, { mode: 0o755 });
+  const stateDir = path.join(dir, 'state');
+  await mkdir(stateDir);
+  const stateFile = path.join(stateDir, 'offsets.json');
+  const log = path.join(logDir, 'app.log');
+  await writeFile(log, 'a1\n', { mode: 0o000 }); // unreadable for a process without CAP_DAC_OVERRIDE
 
-    // Stopping while the file is unreadable must not hang.
-    const first = startChild(stateFile, log);
-    t.after(() => { first.proc.kill('SIGKILL'); });
-    assert.ok(await waitFor(() => eaccesShown(first), 15_000), 'the error is reported in stats');
-    await stopChild(first);
-
-    const child = startChild(stateFile, log);
-    t.after(() => { child.proc.kill('SIGKILL'); });
-    assert.ok(await waitFor(() => eaccesShown(child), 15_000));
-    await chmod(log, 0o644);
-    assert.ok(await waitFor(() => child.lines.length >= 1, 15_000), 'read once readable');
-    assert.ok(await waitFor(() => child.stats?.files[0]?.error === null, 5000), 'the error is cleared');
-
-    // Rotated to a file created unreadable (logrotate `create 0600 root`); the writer still writes the old one.
-    await rename(log, `${log}.1`);
-    await writeFile(log, 'b1\n', { mode: 0o000 });
-    await appendFile(`${log}.1`, 'a2\n');
-    assert.ok(await waitFor(() => child.lines.length >= 2 && eaccesShown(child), 15_000));
-    await chmod(log, 0o644);
-    await appendFile(log, 'b2\n');
-    assert.ok(await waitFor(() => child.lines.length >= 4, 15_000));
-    await stopChild(child);
-    assert.deepEqual(child.lines, ['a1', 'a2', 'b1', 'b2']);
-    assert.ok((child.stats?.errors ?? 0) >= 2);
+  // Stopping while the file is unreadable must not hang.
+  const first = startChild(stateFile, log);
+  t.after(() => {
+    first.proc.kill('SIGKILL');
   });
+  assert.ok(await waitFor(() => eaccesShown(first), 15_000), 'the error is reported in stats');
+  await stopChild(first);
+
+  const child = startChild(stateFile, log);
+  t.after(() => {
+    child.proc.kill('SIGKILL');
+  });
+  assert.ok(await waitFor(() => eaccesShown(child), 15_000));
+  await chmod(log, 0o644);
+  assert.ok(await waitFor(() => child.lines.length >= 1, 15_000), 'read once readable');
+  assert.ok(await waitFor(() => child.stats?.files[0]?.error === null, 5000), 'the error is cleared');
+
+  // Rotated to a file created unreadable (logrotate `create 0600 root`); the writer still writes the old one.
+  await rename(log, `${log}.1`);
+  await writeFile(log, 'b1\n', { mode: 0o000 });
+  await appendFile(`${log}.1`, 'a2\n');
+  assert.ok(await waitFor(() => child.lines.length >= 2 && eaccesShown(child), 15_000));
+  await chmod(log, 0o644);
+  await appendFile(log, 'b2\n');
+  assert.ok(await waitFor(() => child.lines.length >= 4, 15_000));
+  await stopChild(child);
+  assert.deepEqual(child.lines, ['a1', 'a2', 'b1', 'b2']);
+  assert.ok((child.stats?.errors ?? 0) >= 2);
+});

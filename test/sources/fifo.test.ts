@@ -20,7 +20,9 @@ test('a FIFO swapped in between stat and open is reported, not opened for ever; 
   let armed = false;
   const collector = new Collector();
   const follower = await startFollower({
-    patterns: [swapped, other], stateFile: path.join(dir, 'state.json'), onLines: collector.onLines,
+    patterns: [swapped, other],
+    stateFile: path.join(dir, 'state.json'),
+    onLines: collector.onLines,
     testHooks: {
       beforeOpen: async (file) => {
         if (!armed || file !== swapped) return;
@@ -35,8 +37,10 @@ test('a FIFO swapped in between stat and open is reported, not opened for ever; 
     await unlink(swapped);
     await writeFile(swapped, 'replaced\n'); // a new file: the follower stats it, then opens the path
     assert.ok(await waitFor(() => !armed, 10_000), 'the swap happened');
-    assert.ok(await waitFor(() => /not a regular file/.test(follower.stats().files.find((f) => f.path === swapped)?.error ?? ''), 10_000),
-      `the FIFO is reported: ${JSON.stringify(follower.stats().files)}`);
+    assert.ok(
+      await waitFor(() => /not a regular file/.test(follower.stats().files.find((f) => f.path === swapped)?.error ?? ''), 10_000),
+      `the FIFO is reported: ${JSON.stringify(follower.stats().files)}`,
+    );
     await appendFile(other, 'o2\n');
     assert.ok(await waitFor(() => collector.lines.some((l) => l.text === 'o2'), 10_000), 'the other file is still read');
     await follower.checkpoint();

@@ -10,7 +10,14 @@ import { Collector, exactness, expectedExact, NumberedWriter, sleep, startFollow
 
 function captureLogger(): { logger: ReturnType<typeof createLogger>; records: Array<Record<string, unknown>> } {
   const records: Array<Record<string, unknown>> = [];
-  const logger = createLogger({ level: 'debug', destination: { write: (line: string) => { records.push(JSON.parse(line) as Record<string, unknown>); } } });
+  const logger = createLogger({
+    level: 'debug',
+    destination: {
+      write: (line: string) => {
+        records.push(JSON.parse(line) as Record<string, unknown>);
+      },
+    },
+  });
   return { logger, records };
 }
 
@@ -47,7 +54,10 @@ test('invalid UTF-8 never crashes and is counted; NUL bytes are kept', async (t)
   const follower = await startFollower({ patterns: [log], stateFile: path.join(dir, 'state.json'), onLines: collector.onLines });
   try {
     assert.ok(await waitFor(() => collector.lines.length >= 4));
-    assert.deepEqual(collector.lines.map((l) => l.text), ['fo\ufffdo', '\u0000\u0001\u0000', '\ufffd\ufffd\ufffd', 'ok']);
+    assert.deepEqual(
+      collector.lines.map((l) => l.text),
+      ['fo\ufffdo', '\u0000\u0001\u0000', '\ufffd\ufffd\ufffd', 'ok'],
+    );
     assert.equal(follower.stats().invalidUtf8Lines, 2);
   } finally {
     await follower.stop();
@@ -65,16 +75,28 @@ test('a partial last line is held until its newline, not delivered on stop, and 
   await appendFile(log, 'tial-but-still');
   await sleep(200);
   await follower.stop();
-  assert.deepEqual(collector.lines.map((l) => l.text), ['first']);
+  assert.deepEqual(
+    collector.lines.map((l) => l.text),
+    ['first'],
+  );
   const saved = JSON.parse(await readFile(stateFile, 'utf8')) as { files: Array<{ offset: number; role: string }> };
-  assert.deepEqual(saved.files.map((f) => [f.role, f.offset]), [['current', 6]]);
+  assert.deepEqual(
+    saved.files.map((f) => [f.role, f.offset]),
+    [['current', 6]],
+  );
   await appendFile(log, '-unfinished\nthird\n');
   follower = await startFollower({ patterns: [log], stateFile, onLines: collector.onLines });
   try {
     assert.ok(await waitFor(() => collector.lines.length >= 3));
     await sleep(100);
-    assert.deepEqual(collector.lines.map((l) => [l.text, l.endOffset]),
-      [['first', 6], ['second-partial-but-still-unfinished', 42], ['third', 48]]);
+    assert.deepEqual(
+      collector.lines.map((l) => [l.text, l.endOffset]),
+      [
+        ['first', 6],
+        ['second-partial-but-still-unfinished', 42],
+        ['third', 48],
+      ],
+    );
   } finally {
     await follower.stop();
   }
@@ -93,14 +115,20 @@ test('backpressure: while onLines is pending nothing more is read, and offsets s
   let maxInFlight = 0;
   let maxBatchBytes = 0;
   let release: () => void = () => undefined;
-  const gate = new Promise<void>((resolve) => { release = resolve; });
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
   const follower = await startFollower({
-    patterns: [log], stateFile,
+    patterns: [log],
+    stateFile,
     onLines: async (lines) => {
       calls++;
       inFlight++;
       maxInFlight = Math.max(maxInFlight, inFlight);
-      maxBatchBytes = Math.max(maxBatchBytes, lines.reduce((n, l) => n + Buffer.byteLength(l.text) + 1, 0));
+      maxBatchBytes = Math.max(
+        maxBatchBytes,
+        lines.reduce((n, l) => n + Buffer.byteLength(l.text) + 1, 0),
+      );
       try {
         if (calls === 1) await gate;
         delivered.push(...lines);
@@ -137,7 +165,14 @@ test('stop() returns promptly while onLines hangs; the unacknowledged lines are 
   const stateFile = path.join(dir, 'state.json');
   await writeFile(log, 'one\ntwo\n');
   let hung = 0;
-  const first = await startFollower({ patterns: [log], stateFile, onLines: () => { hung++; return new Promise<void>(() => undefined); } });
+  const first = await startFollower({
+    patterns: [log],
+    stateFile,
+    onLines: () => {
+      hung++;
+      return new Promise<void>(() => undefined);
+    },
+  });
   assert.ok(await waitFor(() => hung === 1));
   const stopped = await Promise.race([first.stop().then(() => true), sleep(5000).then(() => false)]);
   assert.ok(stopped, 'stop() resolved');
@@ -145,7 +180,10 @@ test('stop() returns promptly while onLines hangs; the unacknowledged lines are 
   const second = await startFollower({ patterns: [log], stateFile, onLines: collector.onLines });
   try {
     assert.ok(await waitFor(() => collector.lines.length >= 2));
-    assert.deepEqual(collector.lines.map((l) => l.text), ['one', 'two']);
+    assert.deepEqual(
+      collector.lines.map((l) => l.text),
+      ['one', 'two'],
+    );
   } finally {
     await second.stop();
   }
@@ -160,7 +198,8 @@ test('a rejected onLines is retried with the same lines, none skipped', async (t
   const acknowledged: number[] = [];
   let failures = 0;
   const follower = await startFollower({
-    patterns: [log], stateFile: path.join(dir, 'state.json'),
+    patterns: [log],
+    stateFile: path.join(dir, 'state.json'),
     onLines: async (lines) => {
       if (failures < 2) {
         failures++;
@@ -187,7 +226,9 @@ test('globs pick up files and directories that appear after start; other files a
   const collector = new Collector();
   const follower = await startFollower({
     patterns: [path.join(dir, 'remotelogs', '*', 'access.log'), path.join(dir, 'mail', '*.log')],
-    stateFile: path.join(dir, 'state.json'), onLines: collector.onLines, pollIntervalMs: 2000,
+    stateFile: path.join(dir, 'state.json'),
+    onLines: collector.onLines,
+    pollIntervalMs: 2000,
   });
   try {
     assert.ok(await waitFor(() => collector.lines.length >= 1));
@@ -212,7 +253,10 @@ test('globs pick up files and directories that appear after start; other files a
   }
 });
 
-for (const [name, content] of [['not JSON', '{"format": "edgeban-log-of'], ['the wrong shape', '{"format":"edgeban-log-offsets","version":1,"files":[{"path":"/x","offset":-5}]}']] as const) {
+for (const [name, content] of [
+  ['not JSON', '{"format": "edgeban-log-of'],
+  ['the wrong shape', '{"format":"edgeban-log-offsets","version":1,"files":[{"path":"/x","offset":-5}]}'],
+] as const) {
   test(`a damaged offsets file (${name}) is reported with its path and every file is read from its beginning`, async (t) => {
     const dir = await tempDir(t);
     const log = path.join(dir, 'app.log');
@@ -225,7 +269,10 @@ for (const [name, content] of [['not JSON', '{"format": "edgeban-log-of'], ['the
     const follower = await startFollower({ patterns: [log], stateFile, onLines: collector.onLines, logger });
     try {
       assert.ok(await waitFor(() => collector.lines.length >= 2));
-      assert.deepEqual(collector.lines.map((l) => l.text), ['one', 'two']);
+      assert.deepEqual(
+        collector.lines.map((l) => l.text),
+        ['one', 'two'],
+      );
       const warning = records.find((r) => r.level === 40 && r.stateFile === stateFile);
       assert.ok(warning, 'a warning names the offsets file');
       assert.match(String(warning.msg), /damaged.*from its beginning/);
@@ -243,8 +290,20 @@ test('stats report each file, its offset, inode and last line time from the inje
   const log = path.join(dir, 'app.log');
   await writeFile(log, 'one\n');
   const collector = new Collector();
-  const clock = { now: () => 1_700_000_000_000, setTimer: (ms: number, fn: () => void) => { const h = setTimeout(fn, ms); return { cancel: () => clearTimeout(h) }; }, sleep: (ms: number) => sleep(ms) };
-  const follower = await startFollower({ patterns: [log, path.join(dir, 'missing.log')], stateFile: path.join(dir, 's.json'), onLines: collector.onLines, clock });
+  const clock = {
+    now: () => 1_700_000_000_000,
+    setTimer: (ms: number, fn: () => void) => {
+      const h = setTimeout(fn, ms);
+      return { cancel: () => clearTimeout(h) };
+    },
+    sleep: (ms: number) => sleep(ms),
+  };
+  const follower = await startFollower({
+    patterns: [log, path.join(dir, 'missing.log')],
+    stateFile: path.join(dir, 's.json'),
+    onLines: collector.onLines,
+    clock,
+  });
   try {
     assert.ok(await waitFor(() => collector.lines.length >= 1));
     const stats = follower.stats();
@@ -260,18 +319,49 @@ test('stats report each file, its offset, inode and last line time from the inje
 
 /** Rotations while the consumer is far behind (the follower has read only the first chunk). */
 const LAGGING: Array<[string, (log: string, writer: NumberedWriter) => Promise<void>]> = [
-  ['rename + create', async (log, writer) => { await rename(log, `${log}.1`); await writer.reopen(); }],
-  ['copytruncate', async (log) => { await copyFile(log, `${log}.1`); await truncate(log, 0); }],
-  ['copytruncate twice', async (log, writer) => {
-    await copyFile(log, `${log}.1`); await truncate(log, 0);
-    await writer.write(3000);
-    await rename(`${log}.1`, `${log}.2`); await copyFile(log, `${log}.1`); await truncate(log, 0);
-  }],
-  ['delete + recreate', async (log, writer) => { await unlink(log); await writer.reopen(); }],
-  ['two renames', async (log, writer) => {
-    await rename(log, `${log}.1`); await writer.reopen(); await writer.write(3000);
-    await rename(`${log}.1`, `${log}.2`); await rename(log, `${log}.1`); await writer.reopen();
-  }],
+  [
+    'rename + create',
+    async (log, writer) => {
+      await rename(log, `${log}.1`);
+      await writer.reopen();
+    },
+  ],
+  [
+    'copytruncate',
+    async (log) => {
+      await copyFile(log, `${log}.1`);
+      await truncate(log, 0);
+    },
+  ],
+  [
+    'copytruncate twice',
+    async (log, writer) => {
+      await copyFile(log, `${log}.1`);
+      await truncate(log, 0);
+      await writer.write(3000);
+      await rename(`${log}.1`, `${log}.2`);
+      await copyFile(log, `${log}.1`);
+      await truncate(log, 0);
+    },
+  ],
+  [
+    'delete + recreate',
+    async (log, writer) => {
+      await unlink(log);
+      await writer.reopen();
+    },
+  ],
+  [
+    'two renames',
+    async (log, writer) => {
+      await rename(log, `${log}.1`);
+      await writer.reopen();
+      await writer.write(3000);
+      await rename(`${log}.1`, `${log}.2`);
+      await rename(log, `${log}.1`);
+      await writer.reopen();
+    },
+  ],
 ];
 
 for (const [name, rotate] of LAGGING) {
@@ -283,9 +373,12 @@ for (const [name, rotate] of LAGGING) {
     await writer.write(30_000); // ~1.6 MiB
     const delivered: number[] = [];
     let release: () => void = () => undefined;
-    const gate = new Promise<void>((resolve) => { release = resolve; });
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
     const follower = await startFollower({
-      patterns: [log], stateFile: path.join(dir, 'state.json'),
+      patterns: [log],
+      stateFile: path.join(dir, 'state.json'),
       onLines: async (lines) => {
         await gate;
         delivered.push(...lines.map((l) => Number(/^line (\d+)/.exec(l.text)?.[1])));
@@ -314,8 +407,11 @@ test('copytruncate right after start, before the first read: what the file held 
   await writer.write(2000);
   const delivered: number[] = [];
   const follower = await startFollower({
-    patterns: [log], stateFile: path.join(dir, 'state.json'),
-    onLines: async (lines) => { delivered.push(...lines.map((l) => Number(/^line (\d+)/.exec(l.text)?.[1]))); },
+    patterns: [log],
+    stateFile: path.join(dir, 'state.json'),
+    onLines: async (lines) => {
+      delivered.push(...lines.map((l) => Number(/^line (\d+)/.exec(l.text)?.[1])));
+    },
   });
   try {
     // Synchronously, so it lands before the follower's first (asynchronous) read.

@@ -92,7 +92,10 @@ export class Collector {
 }
 
 /** Summary of how a delivered sequence differs from 1..total exactly once in order (empty lists when it does not). */
-export function exactness(numbers: readonly number[], total: number): { count: number; total: number; missing: number[]; duplicated: number[]; outOfOrder: number[] } {
+export function exactness(
+  numbers: readonly number[],
+  total: number,
+): { count: number; total: number; missing: number[]; duplicated: number[]; outOfOrder: number[] } {
   const seen = new Map<number, number>();
   const outOfOrder: number[] = [];
   let prev = 0;
@@ -103,12 +106,14 @@ export function exactness(numbers: readonly number[], total: number): { count: n
   }
   const missing: number[] = [];
   for (let i = 1; i <= total && missing.length < 10; i++) if (!seen.has(i)) missing.push(i);
-  const duplicated = [...seen].filter(([, c]) => c > 1).map(([n]) => n).slice(0, 10);
+  const duplicated = [...seen]
+    .filter(([, c]) => c > 1)
+    .map(([n]) => n)
+    .slice(0, 10);
   return { count: numbers.length, total, missing, duplicated, outOfOrder };
 }
 
-export const expectedExact = (total: number): ReturnType<typeof exactness> =>
-  ({ count: total, total, missing: [], duplicated: [], outOfOrder: [] });
+export const expectedExact = (total: number): ReturnType<typeof exactness> => ({ count: total, total, missing: [], duplicated: [], outOfOrder: [] });
 
 export function startFollower(options: Partial<LogFollowerOptions> & Pick<LogFollowerOptions, 'patterns' | 'stateFile' | 'onLines'>): Promise<LogFollower> {
   const level = process.env.SOURCES_TEST_LOG; // e.g. debug, to see what the follower did

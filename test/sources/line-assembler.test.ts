@@ -13,7 +13,16 @@ test('splits lines at every chunking, with exact end offsets, holding the unfini
   for (const piece of [1, 2, 3, 7, 64]) {
     const asm = new LineAssembler(1024);
     const lines = feed(asm, input, piece);
-    assert.deepEqual(lines.map((l) => [l.text, l.endOffset]), [['alpha', 6], ['beta', 12], ['', 13], ['gamma', 19]], `piece ${piece}`);
+    assert.deepEqual(
+      lines.map((l) => [l.text, l.endOffset]),
+      [
+        ['alpha', 6],
+        ['beta', 12],
+        ['', 13],
+        ['gamma', 19],
+      ],
+      `piece ${piece}`,
+    );
     assert.equal(asm.lineStart, 19);
     assert.equal(asm.partialBytes, 'delta-unfinished'.length);
     assert.equal(asm.anchor.toString(), 'alpha\nbeta\r\n\ngamma\n');
@@ -25,7 +34,14 @@ test('a line over the cap is cut to its first maxLineBytes bytes and flagged; th
   for (const piece of [1, 4, 100]) {
     asm.reset(0);
     const lines = feed(asm, Buffer.from('0123456789ABCDEF\nshort\n0123456789\n'), piece);
-    assert.deepEqual(lines.map((l) => [l.text, l.truncated]), [['0123456789', true], ['short', false], ['0123456789', false]]);
+    assert.deepEqual(
+      lines.map((l) => [l.text, l.truncated]),
+      [
+        ['0123456789', true],
+        ['short', false],
+        ['0123456789', false],
+      ],
+    );
   }
 });
 
@@ -42,7 +58,14 @@ test('a cut never leaves half a character behind', () => {
 test('invalid UTF-8 becomes U+FFFD and is flagged; NUL bytes are kept', () => {
   const asm = new LineAssembler(100);
   const lines = feed(asm, Buffer.from([0x61, 0xff, 0xfe, 0x62, 0x0a, 0x00, 0x78, 0x00, 0x0a, 0xc3, 0x0a]), 2);
-  assert.deepEqual(lines.map((l) => [l.text, l.invalidUtf8]), [['a\ufffd\ufffdb', true], ['\u0000x\u0000', false], ['\ufffd', true]]);
+  assert.deepEqual(
+    lines.map((l) => [l.text, l.invalidUtf8]),
+    [
+      ['a\ufffd\ufffdb', true],
+      ['\u0000x\u0000', false],
+      ['\ufffd', true],
+    ],
+  );
 });
 
 test('a 16 MiB line costs one held cap, not the whole line', () => {
@@ -87,7 +110,15 @@ test('lines count as ASCII only when every byte of theirs is, including an unfin
   asm.push(euro.subarray(0, 1), out);
   asm.push(euro.subarray(1), out);
   assert.equal(asm.linesAscii, false);
-  assert.deepEqual(out.map((l) => [l.text, l.invalidUtf8]), [
-    ['plain', false], ['half-line', false], ['caf\u00e9 is open', false], ['next', false], ['ascii again', false], ['\u20ac', false],
-  ]);
+  assert.deepEqual(
+    out.map((l) => [l.text, l.invalidUtf8]),
+    [
+      ['plain', false],
+      ['half-line', false],
+      ['caf\u00e9 is open', false],
+      ['next', false],
+      ['ascii again', false],
+      ['\u20ac', false],
+    ],
+  );
 });

@@ -16,16 +16,27 @@ const KEY = 'manyLogsKey0123456789abcdef';
 const SECRET = 'manyLogsSecret0123456789+/=';
 const FILES = 2000;
 
-interface JailStatus { jail: string; lines: number; follower: { files: unknown[] } | null }
+interface JailStatus {
+  jail: string;
+  lines: number;
+  follower: { files: unknown[] } | null;
+}
 
-test('2,000 log files under a 1,024-descriptor limit: control API alive, every file read, a late failure banned, offsets saved', { timeout: 240_000 }, async (t) => {
+test('2,000 log files under a 1,024-descriptor limit: control API alive, every file read, a late failure banned, offsets saved', {
+  timeout: 240_000,
+}, async (t) => {
   const sim = await startCliSimulator(t, ['--key', KEY, '--secret', SECRET, '--auth-fail-delay', '0']);
   const { root, configDir, logDir } = await mailSetup(t);
   const dataDir = path.join(root, 'data');
   await writeFile(path.join(configDir, 'jail.local'), `[dovecot]\nenabled = true\nlogpath = ${logDir}/*.log\nmaxretry = 3\n`);
   const env = {
-    OPNSENSE_URL: sim.url, OPNSENSE_KEY: KEY, OPNSENSE_SECRET: SECRET, EDGEBAN_DATA_DIR: dataDir, EDGEBAN_CONFIG_DIR: configDir,
-    EDGEBAN_RECONCILE_INTERVAL: '2', TZ: 'UTC',
+    OPNSENSE_URL: sim.url,
+    OPNSENSE_KEY: KEY,
+    OPNSENSE_SECRET: SECRET,
+    EDGEBAN_DATA_DIR: dataDir,
+    EDGEBAN_CONFIG_DIR: configDir,
+    EDGEBAN_RECONCILE_INTERVAL: '2',
+    TZ: 'UTC',
   };
   const daemon = await startCliDaemon(t, env, { readyTimeoutMs: 60_000 });
   execFileSync('prlimit', ['--pid', String(daemon.pid), '--nofile=1024:1024']);
@@ -44,10 +55,18 @@ test('2,000 log files under a 1,024-descriptor limit: control API alive, every f
   await until('the late failure banned', async () => (await alias()).includes('203.0.113.77'), 60_000);
 
   const offsets = path.join(dataDir, 'offsets', 'dovecot.json');
-  await until('the offsets of every file saved', async () => {
-    const saved = await readFile(offsets, 'utf8').then((text) => JSON.parse(text) as { files: unknown[] }, () => null);
-    return (saved?.files.length ?? 0) >= FILES + 1;
-  }, 60_000, 500);
+  await until(
+    'the offsets of every file saved',
+    async () => {
+      const saved = await readFile(offsets, 'utf8').then(
+        (text) => JSON.parse(text) as { files: unknown[] },
+        () => null,
+      );
+      return (saved?.files.length ?? 0) >= FILES + 1;
+    },
+    60_000,
+    500,
+  );
   assert.ok(!daemon.stderr.some((l) => l.includes('EMFILE')), 'no descriptor exhaustion');
   assert.equal(await daemon.stop(), 0);
 });

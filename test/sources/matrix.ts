@@ -175,8 +175,8 @@ async function runRow(t: TestContext, row: Row, restart: boolean, forcePolling: 
 export function defineMatrix(forcePolling: boolean): void {
   for (const row of ROWS) {
     for (const restart of [false, true]) {
-      test(`${forcePolling ? 'polling' : 'inotify'}: ${row.name}${restart ? ', restart in the middle' : ''}: exact delivery`,
-        (t) => runRow(t, row, restart, forcePolling));
+      test(`${forcePolling ? 'polling' : 'inotify'}: ${row.name}${restart ? ', restart in the middle' : ''}: exact delivery`, (t) =>
+        runRow(t, row, restart, forcePolling));
     }
   }
 }

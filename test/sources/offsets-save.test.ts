@@ -23,6 +23,8 @@ test('offsets: a file where the directory should be is named in the error', asyn
   const root = await mkdtemp(path.join(tmpdir(), 'edgeban-offsets-save-'));
   t.after(() => rm(root, { recursive: true, force: true }));
   await writeFile(path.join(root, 'offsets'), 'not a directory');
-  await assert.rejects(saveResumeRecords(path.join(root, 'offsets', 'dovecot.json'), []),
-    /cannot create the log offsets directory .*offsets: .*offsets exists and is not a directory/);
+  await assert.rejects(
+    saveResumeRecords(path.join(root, 'offsets', 'dovecot.json'), []),
+    /cannot create the log offsets directory .*offsets: .*offsets exists and is not a directory/,
+  );
 });

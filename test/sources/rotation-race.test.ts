@@ -30,9 +30,12 @@ test('a rotation made while the follower lists the directory loses no file (two 
   let armed = false;
   let struck = 0;
   const follower = await startFollower({
-    patterns: [logPath], stateFile: path.join(dir, 'state.json'), onLines: collector.onLines,
+    patterns: [logPath],
+    stateFile: path.join(dir, 'state.json'),
+    onLines: collector.onLines,
     // No inotify and a clock that moves only when told: the follower looks only when the test says so.
-    forcePolling: true, clock,
+    forcePolling: true,
+    clock,
     testHooks: {
       afterReaddir: async () => {
         if (!armed) return;
@@ -76,7 +79,10 @@ test('copytruncate of a file the follower opened but had not read yet (held by b
   let openGate = () => {};
   let held = false;
   const follower = await startFollower({
-    patterns: [logPath], stateFile: path.join(dir, 'state.json'), forcePolling: true, clock,
+    patterns: [logPath],
+    stateFile: path.join(dir, 'state.json'),
+    forcePolling: true,
+    clock,
     onLines: async (lines) => {
       if (gate) {
         held = true;
@@ -91,7 +97,9 @@ test('copytruncate of a file the follower opened but had not read yet (held by b
     await writer.write(5);
     await rotate(logPath, writer);
     await writer.write(10);
-    gate = new Promise<void>((resolve) => { openGate = resolve; });
+    gate = new Promise<void>((resolve) => {
+      openGate = resolve;
+    });
     // The follower opens the new file, then is held delivering the rotated file's rest.
     await clock.advance(2000);
     assert.ok(await waitFor(() => held, 10_000), 'held on the rotated file');

@@ -20,7 +20,10 @@ function sorted(values: Iterable<string>): string[] {
 }
 
 function writes(h: Harness, kind: 'add' | 'delete'): string[] {
-  return h.sim.calls().filter((c) => c.path.includes(`/alias_util/${kind}/`)).map((c) => String(JSON.parse(c.requestBody).address));
+  return h.sim
+    .calls()
+    .filter((c) => c.path.includes(`/alias_util/${kind}/`))
+    .map((c) => String(JSON.parse(c.requestBody).address));
 }
 
 function health(status: TargetStatus) {

@@ -104,7 +104,7 @@ test('an OPNsense reboot empties the alias; the next interval pass restores it',
   assert.equal(h.sim.tableEntries(ALIAS).length, 30);
 });
 
-test('an address banned by two jails survives the first one\'s expiry and leaves with the last', async (t) => {
+test("an address banned by two jails survives the first one's expiry and leaves with the last", async (t) => {
   const h = await startHarness(t);
   await h.reconciler.start();
   await h.ledger.ban(ban('192.0.2.66', 'dovecot', MINUTE));
@@ -142,7 +142,7 @@ test('foreign entries: kept by default, adopted or removed when configured', asy
       } else {
         await h.clock.advance(30 * MINUTE);
         await h.reconciler.idle();
-        assert.deepEqual(sorted(h.sim.tableEntries(ALIAS)), ['2001:db8:ff::/64', '203.0.113.200'], 'an admin\'s entries outlive every pass');
+        assert.deepEqual(sorted(h.sim.tableEntries(ALIAS)), ['2001:db8:ff::/64', '203.0.113.200'], "an admin's entries outlive every pass");
       }
     });
   }
@@ -173,7 +173,10 @@ test('a ban followed by its unban before either was sent sends nothing', async (
   await h.ledger.ban(ban('198.51.100.2'));
   await h.ledger.unban({ address: '198.51.100.2' });
   await h.reconciler.idle();
-  const touched = h.sim.calls().filter((c) => /\/(add|delete)\//.test(c.path)).map((c) => JSON.parse(c.requestBody).address);
+  const touched = h.sim
+    .calls()
+    .filter((c) => /\/(add|delete)\//.test(c.path))
+    .map((c) => JSON.parse(c.requestBody).address);
   assert.deepEqual(touched, ['198.51.100.1']);
 });
 

@@ -1,7 +1,10 @@
 import type { EdgeTarget } from '../../src/targets/edge-target.ts';
 
 /** Calls in flight through a target, now and at most (reset by setting `max = now`). */
-export interface InFlight { now: number; max: number }
+export interface InFlight {
+  now: number;
+  max: number;
+}
 
 /**
  * An EdgeTarget that counts its calls in flight at the seam, where the reconciler's concurrency
@@ -23,7 +26,9 @@ export function countedAtSeam(target: EdgeTarget, counter: InFlight, delay: () =
     }
   };
   return {
-    kind: target.kind, id: target.id, capabilities: target.capabilities,
+    kind: target.kind,
+    id: target.id,
+    capabilities: target.capabilities,
     canonical: (address) => target.canonical(address),
     check: () => track(() => target.check()),
     list: () => track(() => target.list()),

@@ -17,7 +17,9 @@ runTargetContract('feed', async (t) => {
   const logger = createLogger({ level: 'silent' });
   // Served from the board alone, not from a ledger: only the reconciler, through the seam, fills it.
   const server = await MetricsServer.start({
-    host: '127.0.0.1', port: 0, logger,
+    host: '127.0.0.1',
+    port: 0,
+    logger,
     scrape: async () => ({ contentType: 'text/plain', body: '' }),
     readiness: () => ({ ready: true, reason: null, phase: 'running', targets: [] }),
     feed: { token: () => TOKEN, isTarget: (id) => id === ledgerTarget, document: (id, family) => kind.board.get(id)?.document(family) ?? null },
@@ -38,13 +40,17 @@ runTargetContract('feed', async (t) => {
       const feed = kind.board.target(ledgerTarget);
       feed.dropCanonical((await feed.list()).map((e) => e.address));
     },
-    setLatency: async (ms) => { latencyMs = ms; },
+    setLatency: async (ms) => {
+      latencyMs = ms;
+    },
     flushes: async () => 0,
     maxInFlight: async () => counter.max,
-    resetMaxInFlight: async () => { counter.max = counter.now; },
+    resetMaxInFlight: async () => {
+      counter.max = counter.now;
+    },
     cannot: {
-      foreign: 'the feed is edgeban\'s own document: no one else writes to it',
-      outage: 'the feed is held in edgeban\'s process: no network or API between the reconciler and it',
+      foreign: "the feed is edgeban's own document: no one else writes to it",
+      outage: "the feed is held in edgeban's process: no network or API between the reconciler and it",
       dropAdds: 'an add to the feed is stored when it returns',
     },
   };

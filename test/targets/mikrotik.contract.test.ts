@@ -13,7 +13,7 @@ runTargetContract('mikrotik', async (t) => {
   const sim = await startCliSimulator(t, ['--kind', 'mikrotik', '--user', 'edgeban', '--password', PASSWORD, '--list', LIST]);
   type Row = { list: string; address: string };
   const rows = async () => {
-    const state = await sim.admin('state') as { ip: Row[]; ipv6: Row[] };
+    const state = (await sim.admin('state')) as { ip: Row[]; ipv6: Row[] };
     return [...state.ip, ...state.ipv6].filter((r) => r.list === LIST);
   };
   const options = mikrotikKind.parseOptions({ url: sim.url, user: 'edgeban', password: PASSWORD, list: LIST, api_timeout: '5' });
@@ -27,14 +27,24 @@ runTargetContract('mikrotik', async (t) => {
     seedForeign: async (addresses) => {
       for (const address of addresses) await sim.admin('entries', { menu: address.includes(':') ? 'ipv6' : 'ip', list: LIST, address });
     },
-    reboot: async () => { await sim.admin('reboot', {}); },
-    setDown: async (down) => { await sim.admin('faults', { errorRate: down ? 1 : 0 }); },
-    setLatency: async (ms) => { await sim.admin('faults', { latencyMs: ms }); },
+    reboot: async () => {
+      await sim.admin('reboot', {});
+    },
+    setDown: async (down) => {
+      await sim.admin('faults', { errorRate: down ? 1 : 0 });
+    },
+    setLatency: async (ms) => {
+      await sim.admin('faults', { latencyMs: ms });
+    },
     // RouterOS has no call that empties a list at once: there is nothing to count.
     flushes: async () => 0,
     cannot: { dropAdds: 'RouterOS answers a PUT with the stored entry (or "already have such entry"): it has no full table that accepts and drops' },
     maxInFlight: async () => counter.max,
-    resetMaxInFlight: async () => { counter.max = counter.now; },
-    advanceClock: async (ms) => { await sim.admin('clock', { advanceMs: ms }); },
+    resetMaxInFlight: async () => {
+      counter.max = counter.now;
+    },
+    advanceClock: async (ms) => {
+      await sim.admin('clock', { advanceMs: ms });
+    },
   };
 });

@@ -33,7 +33,10 @@ test('trap 1 and 5: addresses go out in pf spelling, so uppercase IPv6 and /32 s
   await client.addToAlias(ALIAS, '192.0.2.7/32');
   await client.addToAlias(ALIAS, '198.51.100.77/24');
   assert.deepEqual(sim.tableEntries(ALIAS), ['192.0.2.7', '198.51.100.0/24', '2001:db8::1']);
-  const sent = sim.calls().filter((c) => c.path.includes('/add/')).map((c) => JSON.parse(c.requestBody).address);
+  const sent = sim
+    .calls()
+    .filter((c) => c.path.includes('/add/'))
+    .map((c) => JSON.parse(c.requestBody).address);
   assert.deepEqual(sent, ['2001:db8::1', '192.0.2.7', '198.51.100.0/24']);
   await client.deleteFromAlias(ALIAS, '2001:0DB8::0001');
   await client.deleteFromAlias(ALIAS, '192.0.2.7/32');
@@ -75,7 +78,10 @@ test('trap 4: list pages through 25,000 entries with paging fields in the POST b
   assert.deepEqual(new Set(listed), new Set(entries));
   const lists = sim.calls().filter((c) => c.path.includes('/list/'));
   assert.equal(lists.length, 3, '9999 + 9999 + 5002');
-  assert.deepEqual(lists.map((c) => JSON.parse(c.requestBody)), [1, 2, 3].map((current) => ({ current, rowCount: 9999 })));
+  assert.deepEqual(
+    lists.map((c) => JSON.parse(c.requestBody)),
+    [1, 2, 3].map((current) => ({ current, rowCount: 9999 })),
+  );
 });
 
 test('short pages: a firewall or proxy answering fewer rows than asked is paged at its size until total', async (t) => {
@@ -88,13 +94,23 @@ test('short pages: a firewall or proxy answering fewer rows than asked is paged 
   const listed = await client.listAlias(ALIAS);
   assert.equal(listed.length, 2_500);
   assert.deepEqual(new Set(listed), new Set(entries));
-  const asked = sim.calls().filter((c) => c.path.includes('/list/')).map((c) => JSON.parse(c.requestBody));
-  assert.deepEqual(asked, [{ current: 1, rowCount: 9999 }, { current: 2, rowCount: 1000 }, { current: 3, rowCount: 1000 }]);
+  const asked = sim
+    .calls()
+    .filter((c) => c.path.includes('/list/'))
+    .map((c) => JSON.parse(c.requestBody));
+  assert.deepEqual(asked, [
+    { current: 1, rowCount: 9999 },
+    { current: 2, rowCount: 1000 },
+    { current: 3, rowCount: 1000 },
+  ]);
 });
 
 test('a list that cannot reach total (every page the same) fails with a clear error instead of stopping short', async (t) => {
   const sim = await startSimulator(t);
-  sim.seedTableEntries(ALIAS, Array.from({ length: 300 }, (_, i) => `2001:db8:2:${i.toString(16)}::1`));
+  sim.seedTableEntries(
+    ALIAS,
+    Array.from({ length: 300 }, (_, i) => `2001:db8:2:${i.toString(16)}::1`),
+  );
   sim.setFaults({ listPageCap: 100, listIgnoresPage: true });
   const client = clientFor(sim);
   t.after(() => client.close());
@@ -126,11 +142,16 @@ test('replies are read up to a size cap: an endless reply is abandoned with a cl
   const server = http.createServer((_req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.write('{"total":1,"rowCount":1,"current":1,"rows":[');
-    res.on('close', () => { closed = true; });
+    res.on('close', () => {
+      closed = true;
+    });
     const pump = (): void => {
       while (!closed && sent < 1024 * 1024 * 1024) {
         sent += chunk.length;
-        if (!res.write(chunk)) { res.once('drain', pump); return; }
+        if (!res.write(chunk)) {
+          res.once('drain', pump);
+          return;
+        }
       }
     };
     pump();
@@ -174,7 +195,10 @@ test('trap 9: a JSON content type always comes with a body, also for parameterle
   // Its own simulator: the shared one fails any test that flushes, and flushing is the point here.
   const sim = await OpnsenseSimulator.start({ keys: [{ key: KEY, secret: SECRET, privileges: LEAST_PRIVILEGES }], authFailDelayMs: 0 });
   const client = new FlushingOpnsenseClient({ endpoint: endpointFor(sim as never), logger: new CapturedLog().logger });
-  t.after(async () => { await client.close(); await sim.stop(); });
+  t.after(async () => {
+    await client.close();
+    await sim.stop();
+  });
   sim.seedTableEntries('scratch_table', ['192.0.2.1']);
   await client.flushAlias('scratch_table');
   await client.getTableSize();
@@ -213,7 +237,11 @@ test('401, 403 and read-only keys give errors that say what to fix, and are not 
   const wrong = clientFor(sim, new CapturedLog(), { secret: 'not-the-secret' });
   const unprivileged = clientFor(sim);
   const readOnly = clientFor(sim, new CapturedLog(), { key: 'readonlyKey0123456789', secret: 'readonlySecret0123456789' });
-  t.after(async () => { await wrong.close(); await unprivileged.close(); await readOnly.close(); });
+  t.after(async () => {
+    await wrong.close();
+    await unprivileged.close();
+    await readOnly.close();
+  });
   await assert.rejects(wrong.addToAlias(ALIAS, '192.0.2.1'), (error: unknown) => {
     assert.ok(isApiError('auth')(error));
     assert.match((error as Error).message, /OPNSENSE_KEY and OPNSENSE_SECRET/);
@@ -229,7 +257,10 @@ test('a 5xx is retryable, a refused connection is a network error, a hang times 
   const client = clientFor(sim);
   // Only the hang needs a short timeout; healthy calls get the default, so a loaded machine cannot fail them.
   const impatient = clientFor(sim, new CapturedLog(), { timeoutMs: 300 });
-  t.after(async () => { await client.close(); await impatient.close(); });
+  t.after(async () => {
+    await client.close();
+    await impatient.close();
+  });
   sim.setFaults({ errorRate: 1 });
   await assert.rejects(client.addToAlias(ALIAS, '192.0.2.1'), (error: unknown) => isApiError('server')(error) && (error as OpnsenseApiError).retryable);
   sim.setFaults({ errorRate: 0, hangRate: 1 });
@@ -245,15 +276,40 @@ test('TLS is verified by default: a self-signed firewall is refused unless its C
   const dir = await tempDir(t);
   const keyFile = path.join(dir, 'key.pem');
   const certFile = path.join(dir, 'cert.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
-    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', keyFile, '-out', certFile], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+    ],
+    { stdio: 'ignore' },
+  );
   const cert = await readFile(certFile, 'utf8');
   const sim = await startSimulator(t, { tls: { cert, key: await readFile(keyFile, 'utf8') } });
   assert.match(sim.url, /^https:/);
   const strict = clientFor(sim);
   const withCa = clientFor(sim, new CapturedLog(), { ca: cert });
   const insecure = clientFor(sim, new CapturedLog(), { tlsInsecure: true });
-  t.after(async () => { await strict.close(); await withCa.close(); await insecure.close(); });
+  t.after(async () => {
+    await strict.close();
+    await withCa.close();
+    await insecure.close();
+  });
   await assert.rejects(strict.listAlias(ALIAS), (error: unknown) => isApiError('tls')(error) && /OPNSENSE_CA_FILE/.test((error as Error).message));
   assert.deepEqual(await withCa.listAlias(ALIAS), []);
   assert.deepEqual(await insecure.listAlias(ALIAS), []);
@@ -264,10 +320,15 @@ test('the secret never appears in logs or error messages, whatever fails', async
   const log = new CapturedLog('trace');
   const client = clientFor(sim, log, { timeoutMs: 200 });
   const wrongSecret = clientFor(sim, log, { secret: `${SECRET}x` });
-  t.after(async () => { await client.close(); await wrongSecret.close(); });
+  t.after(async () => {
+    await client.close();
+    await wrongSecret.close();
+  });
   const messages: string[] = [];
   const attempt = async (fn: () => Promise<unknown>) => {
-    try { await fn(); } catch (error) {
+    try {
+      await fn();
+    } catch (error) {
       messages.push(String((error as Error).message));
       log.logger.error({ err: error, endpoint: endpointFor(sim) }, 'call failed');
     }

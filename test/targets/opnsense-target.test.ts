@@ -29,9 +29,13 @@ test('OpnsenseTarget: add, list (owned null), delete; errors classified retry / 
   assert.equal(target.canonical('not an address'), null);
   await target.add(entry('192.0.2.1'));
   await target.add(entry('2001:db8::1'));
-  assert.deepEqual((await target.list()).sort((a, b) => a.address.localeCompare(b.address)), [
-    { address: '192.0.2.1', owned: null }, { address: '2001:db8::1', owned: null },
-  ]);
+  assert.deepEqual(
+    (await target.list()).sort((a, b) => a.address.localeCompare(b.address)),
+    [
+      { address: '192.0.2.1', owned: null },
+      { address: '2001:db8::1', owned: null },
+    ],
+  );
   await target.delete('192.0.2.1');
   assert.deepEqual(sim.tableEntries(ALIAS), ['2001:db8::1']);
 
@@ -55,22 +59,41 @@ test('OpnsenseTarget: add, list (owned null), delete; errors classified retry / 
 });
 
 test('OpnsenseTarget.killConnections: one IPv4 host only, nothing sent otherwise; a missing privilege is an operator error naming it', async (t) => {
-  const sim = await startSimulator(t, { keys: [{ key: KEY, secret: SECRET, privileges: LEAST_PRIVILEGES.filter((p) => p !== 'page-diagnostics-showstates') }] });
+  const sim = await startSimulator(t, {
+    keys: [{ key: KEY, secret: SECRET, privileges: LEAST_PRIVILEGES.filter((p) => p !== 'page-diagnostics-showstates') }],
+  });
   const log = new CapturedLog();
   const target = new OpnsenseTarget(new OpnsenseClient({ endpoint: endpointFor(sim), logger: log.logger }), ALIAS);
   t.after(() => target.close());
   assert.equal(await target.killConnections('2001:db8::1'), 0);
   assert.equal(await target.killConnections('198.51.100.0/24'), 0);
   assert.equal(sim.calls().filter((c) => c.path.includes('kill_states')).length, 0, 'kill_states strips : and /, so nothing is sent');
-  await assert.rejects(target.killConnections('192.0.2.9'), (error: unknown) => isTargetError('operator', 'forbidden')(error) && /Diagnostics: Show States/.test((error as Error).message));
+  await assert.rejects(
+    target.killConnections('192.0.2.9'),
+    (error: unknown) => isTargetError('operator', 'forbidden')(error) && /Diagnostics: Show States/.test((error as Error).message),
+  );
 });
 
 test('OpnsenseTarget.check: a URL Table (IPs) alias (durable mode) is not warned about: alias_util adds to it as plain pfctl adds, no config.xml write', async (t) => {
   const admin = { key: 'admin-key', secret: 'admin-secret', privileges: ['page-all'], user: 'root' };
   const sim = await startSimulator(t, { aliases: [], keys: [{ key: KEY, secret: SECRET, privileges: LEAST_PRIVILEGES, user: 'edgeban' }, admin] });
-  const saved = await post(sim, '/api/firewall/alias/add_item', {
-    alias: { enabled: '1', name: ALIAS, type: 'urltable', content: 'http://127.0.0.1:9/blocklist/fw.txt', updatefreq: '0.5', authtype: 'Bearer', username: '', password: 'feed-token-0123456789' },
-  }, admin);
+  const saved = await post(
+    sim,
+    '/api/firewall/alias/add_item',
+    {
+      alias: {
+        enabled: '1',
+        name: ALIAS,
+        type: 'urltable',
+        content: 'http://127.0.0.1:9/blocklist/fw.txt',
+        updatefreq: '0.5',
+        authtype: 'Bearer',
+        username: '',
+        password: 'feed-token-0123456789',
+      },
+    },
+    admin,
+  );
   assert.equal((saved.json as { result: string }).result, 'saved');
   const target = new OpnsenseTarget(new OpnsenseClient({ endpoint: endpointFor(sim, { timeoutMs: 2000 }), logger: new CapturedLog().logger }), ALIAS);
   t.after(() => target.close());

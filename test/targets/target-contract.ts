@@ -79,7 +79,11 @@ interface Rig {
   restart(): Promise<void>;
 }
 
-async function rig(t: TestContext, makeBackend: (t: TestContext) => Promise<ContractBackend>, options: { foreignPolicy?: ForeignPolicy; concurrency?: number } = {}): Promise<Rig> {
+async function rig(
+  t: TestContext,
+  makeBackend: (t: TestContext) => Promise<ContractBackend>,
+  options: { foreignPolicy?: ForeignPolicy; concurrency?: number } = {},
+): Promise<Rig> {
   const backend = await makeBackend(t);
   const clock = new ManualClock();
   const log = new CapturedLog('warn');
@@ -89,9 +93,18 @@ async function rig(t: TestContext, makeBackend: (t: TestContext) => Promise<Cont
     const store = await FileLedgerStore.open({ dir, logger: log.logger });
     const ledger = await Ledger.open({ store, clock, logger: log.logger });
     const reconciler = new TargetReconciler({
-      ledgerTarget: 'contract', list: LIST, target, ledger, clock, logger: log.logger,
-      intervalMs: INTERVAL, concurrency: options.concurrency ?? 8, foreignPolicy: options.foreignPolicy ?? 'keep',
-      adoptBantimeMs: 10 * MINUTE, adoptionRefusal: () => null, killConnections: false,
+      ledgerTarget: 'contract',
+      list: LIST,
+      target,
+      ledger,
+      clock,
+      logger: log.logger,
+      intervalMs: INTERVAL,
+      concurrency: options.concurrency ?? 8,
+      foreignPolicy: options.foreignPolicy ?? 'keep',
+      adoptBantimeMs: 10 * MINUTE,
+      adoptionRefusal: () => null,
+      killConnections: false,
       retry: { retries: 2, minTimeoutMs: 5, maxTimeoutMs: 20 },
     });
     return { target, ledger, reconciler };
@@ -103,7 +116,10 @@ async function rig(t: TestContext, makeBackend: (t: TestContext) => Promise<Cont
     await current.ledger.close();
   };
   const r: Rig = {
-    backend, clock, ledger: current.ledger, reconciler: current.reconciler,
+    backend,
+    clock,
+    ledger: current.ledger,
+    reconciler: current.reconciler,
     spelled: (addresses) => sorted(new Set([...addresses].map((a) => current.target.canonical(a) ?? `unholdable ${a}`))),
     holds: (address) => current.target.canonical(address) !== null,
     async restart() {
@@ -118,7 +134,12 @@ async function rig(t: TestContext, makeBackend: (t: TestContext) => Promise<Cont
 }
 
 /** One guarantee: its body, then the check every test makes (nothing emptied the list), while the simulator still runs. */
-function contract(title: string, makeBackend: (t: TestContext) => Promise<ContractBackend>, options: Parameters<typeof rig>[2], body: (r: Rig) => Promise<void>): void {
+function contract(
+  title: string,
+  makeBackend: (t: TestContext) => Promise<ContractBackend>,
+  options: Parameters<typeof rig>[2],
+  body: (r: Rig) => Promise<void>,
+): void {
   test(title, async (t) => {
     const r = await rig(t, makeBackend, options);
     await body(r);
@@ -155,7 +176,7 @@ async function onlyOwnEntries(r: Rig): Promise<void> {
   assert.deepEqual(await r.backend.entries(), ['192.0.2.2']);
   const probe = r.backend.connect(r.clock);
   try {
-    assert.deepEqual(await probe.list(), [{ address: '192.0.2.2', owned: true }], 'every listed entry is marked edgeban\'s');
+    assert.deepEqual(await probe.list(), [{ address: '192.0.2.2', owned: true }], "every listed entry is marked edgeban's");
   } finally {
     await probe.close();
   }
@@ -180,28 +201,33 @@ export function runTargetContract(name: string, makeBackend: (t: TestContext) =>
     assert.equal(r.reconciler.status().state, 'in-sync');
   });
 
-  contract(`${name} contract: adds answered success but not stored are found by the verifying list: degraded until they are stored`, makeBackend, {}, async (r) => {
-    if (!r.backend.dropAdds) {
-      // An add that cannot be lost: it is stored when it answers.
-      assert.ok(r.backend.cannot?.dropAdds, 'a backend without dropAdds says why in cannot.dropAdds');
+  contract(
+    `${name} contract: adds answered success but not stored are found by the verifying list: degraded until they are stored`,
+    makeBackend,
+    {},
+    async (r) => {
+      if (!r.backend.dropAdds) {
+        // An add that cannot be lost: it is stored when it answers.
+        assert.ok(r.backend.cannot?.dropAdds, 'a backend without dropAdds says why in cannot.dropAdds');
+        await r.ledger.banMany(addresses(3, 400).map((a) => ban(a)));
+        const result = await r.reconciler.start();
+        assert.deepEqual(result.unconfirmed, []);
+        assert.deepEqual(sorted(await r.backend.entries()), sorted(addresses(3, 400)));
+        return;
+      }
+      await r.backend.dropAdds(true);
       await r.ledger.banMany(addresses(3, 400).map((a) => ban(a)));
       const result = await r.reconciler.start();
-      assert.deepEqual(result.unconfirmed, []);
+      assert.equal(result.ok, false);
+      assert.deepEqual(sorted(result.unconfirmed), sorted(addresses(3, 400)));
+      assert.equal(r.reconciler.status().state, 'degraded');
+      assert.equal(r.reconciler.status().lastError?.kind, 'not-stored');
+      await r.backend.dropAdds(false);
+      await nextPass(r);
       assert.deepEqual(sorted(await r.backend.entries()), sorted(addresses(3, 400)));
-      return;
-    }
-    await r.backend.dropAdds(true);
-    await r.ledger.banMany(addresses(3, 400).map((a) => ban(a)));
-    const result = await r.reconciler.start();
-    assert.equal(result.ok, false);
-    assert.deepEqual(sorted(result.unconfirmed), sorted(addresses(3, 400)));
-    assert.equal(r.reconciler.status().state, 'degraded');
-    assert.equal(r.reconciler.status().lastError?.kind, 'not-stored');
-    await r.backend.dropAdds(false);
-    await nextPass(r);
-    assert.deepEqual(sorted(await r.backend.entries()), sorted(addresses(3, 400)));
-    assert.equal(r.reconciler.status().state, 'in-sync');
-  });
+      assert.equal(r.reconciler.status().state, 'in-sync');
+    },
+  );
 
   contract(`${name} contract: bans and unbans between passes reach the list one by one; expiry removes; nothing is flushed`, makeBackend, {}, async (r) => {
     await r.reconciler.start();
@@ -217,16 +243,21 @@ export function runTargetContract(name: string, makeBackend: (t: TestContext) =>
     assert.deepEqual(await r.backend.entries(), []);
   });
 
-  contract(`${name} contract: keep leaves foreign entries alone, through passes and edgeban's own removals`, makeBackend, { foreignPolicy: 'keep' }, async (r) => {
-    if (!r.backend.seedForeign) return onlyOwnEntries(r);
-    await r.backend.seedForeign(['203.0.113.200', '2001:db8:ff::/64']);
-    await r.ledger.ban(ban('192.0.2.1', MINUTE));
-    const result = await r.reconciler.start();
-    assert.deepEqual(sorted(result.foreign), ['2001:db8:ff::/64', '203.0.113.200']);
-    await nextPass(r);
-    assert.deepEqual(sorted(await r.backend.entries()), ['2001:db8:ff::/64', '203.0.113.200']);
-    assert.equal(r.reconciler.holdsForeign('203.0.113.200'), true);
-  });
+  contract(
+    `${name} contract: keep leaves foreign entries alone, through passes and edgeban's own removals`,
+    makeBackend,
+    { foreignPolicy: 'keep' },
+    async (r) => {
+      if (!r.backend.seedForeign) return onlyOwnEntries(r);
+      await r.backend.seedForeign(['203.0.113.200', '2001:db8:ff::/64']);
+      await r.ledger.ban(ban('192.0.2.1', MINUTE));
+      const result = await r.reconciler.start();
+      assert.deepEqual(sorted(result.foreign), ['2001:db8:ff::/64', '203.0.113.200']);
+      await nextPass(r);
+      assert.deepEqual(sorted(await r.backend.entries()), ['2001:db8:ff::/64', '203.0.113.200']);
+      assert.equal(r.reconciler.holdsForeign('203.0.113.200'), true);
+    },
+  );
 
   contract(`${name} contract: adopt takes foreign entries on as bans that then expire`, makeBackend, { foreignPolicy: 'adopt' }, async (r) => {
     if (!r.backend.seedForeign) return onlyOwnEntries(r);
@@ -302,22 +333,31 @@ export function runTargetContract(name: string, makeBackend: (t: TestContext) =>
     assert.deepEqual(sorted(r.reconciler.status().lastSuccess?.add ?? []), sorted(wanted));
   });
 
-  contract(`${name} contract: native expiry: a longer re-ban or a permanent ban over a timed one reaches the backend, which then keeps the entry without edgeban`, makeBackend, {}, async (r) => {
-    if (!r.backend.advanceClock) return;
-    await r.reconciler.start();
-    await r.ledger.banMany([ban('192.0.2.30', 10 * MINUTE), ban('192.0.2.31', 10 * MINUTE), ban('2001:db8::31', 10 * MINUTE)]);
-    await r.reconciler.idle();
-    await r.ledger.ban(ban('192.0.2.30', 60 * MINUTE)); // bantime.increment, or a manual ban with a longer time
-    await r.ledger.ban(ban('192.0.2.31', null)); // a permanent ban over a timed one
-    await r.ledger.ban(ban('2001:db8::31', 60 * MINUTE, 'other-jail')); // a second jail's longer ban
-    await r.reconciler.idle();
-    // edgeban stops: only the backend's own expiry decides from here (no full pass re-adds anything).
-    await r.reconciler.stop();
-    await advanceBoth(r, 15 * MINUTE);
-    assert.deepEqual(sorted(await r.backend.entries()), ['192.0.2.30', '192.0.2.31', '2001:db8::31'], 'the backend dropped an extended ban at its old expiry');
-    await advanceBoth(r, 50 * MINUTE);
-    assert.deepEqual(await r.backend.entries(), ['192.0.2.31'], 'the extended bans end at their new expiry; the permanent one stays');
-  });
+  contract(
+    `${name} contract: native expiry: a longer re-ban or a permanent ban over a timed one reaches the backend, which then keeps the entry without edgeban`,
+    makeBackend,
+    {},
+    async (r) => {
+      if (!r.backend.advanceClock) return;
+      await r.reconciler.start();
+      await r.ledger.banMany([ban('192.0.2.30', 10 * MINUTE), ban('192.0.2.31', 10 * MINUTE), ban('2001:db8::31', 10 * MINUTE)]);
+      await r.reconciler.idle();
+      await r.ledger.ban(ban('192.0.2.30', 60 * MINUTE)); // bantime.increment, or a manual ban with a longer time
+      await r.ledger.ban(ban('192.0.2.31', null)); // a permanent ban over a timed one
+      await r.ledger.ban(ban('2001:db8::31', 60 * MINUTE, 'other-jail')); // a second jail's longer ban
+      await r.reconciler.idle();
+      // edgeban stops: only the backend's own expiry decides from here (no full pass re-adds anything).
+      await r.reconciler.stop();
+      await advanceBoth(r, 15 * MINUTE);
+      assert.deepEqual(
+        sorted(await r.backend.entries()),
+        ['192.0.2.30', '192.0.2.31', '2001:db8::31'],
+        'the backend dropped an extended ban at its old expiry',
+      );
+      await advanceBoth(r, 50 * MINUTE);
+      assert.deepEqual(await r.backend.entries(), ['192.0.2.31'], 'the extended bans end at their new expiry; the permanent one stays');
+    },
+  );
 
   contract(`${name} contract: native expiry: a full pass re-sends an entry whose ban grew while the reconciler was standing by`, makeBackend, {}, async (r) => {
     if (!r.backend.advanceClock) return;
@@ -335,20 +375,25 @@ export function runTargetContract(name: string, makeBackend: (t: TestContext) =>
     assert.deepEqual(await r.backend.entries(), ['192.0.2.40'], 'the backend dropped the ban at the expiry it was first sent with');
   });
 
-  contract(`${name} contract: native expiry: after a restart, an entry whose ban grew while edgeban was down (an offline \`edgeban ban\`) is sent again`, makeBackend, {}, async (r) => {
-    if (!r.backend.advanceClock) return;
-    await r.ledger.ban(ban('192.0.2.50', 10 * MINUTE));
-    await r.reconciler.start();
-    await r.reconciler.idle();
-    await r.restart();
-    await r.ledger.ban(ban('192.0.2.50', 60 * MINUTE)); // recorded while no reconciler runs
-    const result = await r.reconciler.start();
-    assert.equal(result.ok, true, result.error ?? '');
-    await r.reconciler.idle();
-    await r.reconciler.stop();
-    await advanceBoth(r, 15 * MINUTE);
-    assert.deepEqual(await r.backend.entries(), ['192.0.2.50'], 'the backend dropped the ban at the expiry the previous edgeban sent');
-  });
+  contract(
+    `${name} contract: native expiry: after a restart, an entry whose ban grew while edgeban was down (an offline \`edgeban ban\`) is sent again`,
+    makeBackend,
+    {},
+    async (r) => {
+      if (!r.backend.advanceClock) return;
+      await r.ledger.ban(ban('192.0.2.50', 10 * MINUTE));
+      await r.reconciler.start();
+      await r.reconciler.idle();
+      await r.restart();
+      await r.ledger.ban(ban('192.0.2.50', 60 * MINUTE)); // recorded while no reconciler runs
+      const result = await r.reconciler.start();
+      assert.equal(result.ok, true, result.error ?? '');
+      await r.reconciler.idle();
+      await r.reconciler.stop();
+      await advanceBoth(r, 15 * MINUTE);
+      assert.deepEqual(await r.backend.entries(), ['192.0.2.50'], 'the backend dropped the ban at the expiry the previous edgeban sent');
+    },
+  );
 
   contract(`${name} contract: at most 3 (the concurrency setting) calls in flight, whatever the burst`, makeBackend, { concurrency: 3 }, async (r) => {
     await r.reconciler.start();

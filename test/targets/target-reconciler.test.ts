@@ -21,8 +21,19 @@ async function setup(t: TestContext, options: { capabilities?: Partial<TargetCap
   const ledger = await Ledger.open({ store: await FileLedgerStore.open({ dir: await tempDir(t), logger: log.logger }), clock, logger: log.logger });
   const target = new MemoryTarget({ name: 'm', ...options });
   const reconciler = new TargetReconciler({
-    ledgerTarget: T, list: 'm', target, ledger, clock, logger: log.logger, intervalMs: 10 * MINUTE, concurrency: 4,
-    foreignPolicy: 'keep', adoptBantimeMs: MINUTE, adoptionRefusal: () => null, killConnections: false, retry: { retries: 1, minTimeoutMs: 1, maxTimeoutMs: 5 },
+    ledgerTarget: T,
+    list: 'm',
+    target,
+    ledger,
+    clock,
+    logger: log.logger,
+    intervalMs: 10 * MINUTE,
+    concurrency: 4,
+    foreignPolicy: 'keep',
+    adoptBantimeMs: MINUTE,
+    adoptionRefusal: () => null,
+    killConnections: false,
+    retry: { retries: 1, minTimeoutMs: 1, maxTimeoutMs: 5 },
   });
   t.after(async () => {
     await reconciler.stop();
@@ -51,7 +62,7 @@ test('a ban the backend cannot hold (canonical null) is reported in the pass, in
   assert.deepEqual(s.reconciler.status().rejected, ['2001:db8::1'], 'an ended ban is no longer reported');
 });
 
-test('backends with native expiry get the ban\'s end; others get null; both get a comment naming the jails', async (t) => {
+test("backends with native expiry get the ban's end; others get null; both get a comment naming the jails", async (t) => {
   for (const nativeExpiry of [true, false]) {
     const s = await setup(t, { capabilities: { nativeExpiry } });
     await s.reconciler.start();
@@ -65,7 +76,7 @@ test('backends with native expiry get the ban\'s end; others get null; both get 
   }
 });
 
-test('an entry the backend marks as edgeban\'s is removed though the ledger never knew it; unmarked ones it never banned stay', async (t) => {
+test("an entry the backend marks as edgeban's is removed though the ledger never knew it; unmarked ones it never banned stay", async (t) => {
   const s = await setup(t, { capabilities: { comments: true } });
   s.target.seed(['203.0.113.1'], true);
   s.target.seed(['203.0.113.2'], false);
@@ -106,12 +117,27 @@ test('a shared ledger that cannot catch up during a pass leaves the target unrea
   const store = await FileLedgerStore.open({ dir: await tempDir(t), logger: log.logger });
   let redisDown = true;
   // A shared store's catch-up, as Redis's fails while it does not answer.
-  Object.assign(store, { catchUp: async () => { if (redisDown) throw new Error('the shared ledger did not catch up with Redis within 10000 ms: connect ECONNREFUSED'); } });
+  Object.assign(store, {
+    catchUp: async () => {
+      if (redisDown) throw new Error('the shared ledger did not catch up with Redis within 10000 ms: connect ECONNREFUSED');
+    },
+  });
   const ledger = await Ledger.open({ store, clock, logger: log.logger });
   const target = new MemoryTarget({ name: 'm' });
   const reconciler = new TargetReconciler({
-    ledgerTarget: T, list: 'm', target, ledger, clock, logger: log.logger, intervalMs: 10 * MINUTE, concurrency: 4,
-    foreignPolicy: 'keep', adoptBantimeMs: MINUTE, adoptionRefusal: () => null, killConnections: false, retry: { retries: 1, minTimeoutMs: 1, maxTimeoutMs: 5 },
+    ledgerTarget: T,
+    list: 'm',
+    target,
+    ledger,
+    clock,
+    logger: log.logger,
+    intervalMs: 10 * MINUTE,
+    concurrency: 4,
+    foreignPolicy: 'keep',
+    adoptBantimeMs: MINUTE,
+    adoptionRefusal: () => null,
+    killConnections: false,
+    retry: { retries: 1, minTimeoutMs: 1, maxTimeoutMs: 5 },
   });
   t.after(async () => {
     await reconciler.stop();

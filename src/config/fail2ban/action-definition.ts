@@ -20,9 +20,20 @@ export type NativeAction = (typeof NATIVE_ACTIONS)[number];
 
 /** Parameters whose values must never appear in a message. */
 export const SECRET_PARAMS: ReadonlySet<string> = new Set([
-  'key', 'secret', 'ntfytoken', 'token',
+  'key',
+  'secret',
+  'ntfytoken',
+  'token',
   // Spellings of users' own OPNsense and ntfy actions.
-  'oskey', 'ossecret', 'apikey', 'api_key', 'apisecret', 'api_secret', 'ntfy_token', 'access_token', 'password',
+  'oskey',
+  'ossecret',
+  'apikey',
+  'api_key',
+  'apisecret',
+  'api_secret',
+  'ntfy_token',
+  'access_token',
+  'password',
 ]);
 
 export interface ActionRef {
@@ -153,14 +164,22 @@ export class ActionResolver {
     if (mappable) return this.resolveMapped(mappable, loaded, entry, jailName, jailOptions, source);
     if (isLocalFirewallAction(name)) return { kind: 'local' };
     if (loaded) return { kind: 'not-run', reason: `${name} (${loaded.file}) runs shell commands, which edgeban does not run` };
-    if (isKnownNotRunAction(name)) return { kind: 'not-run', reason: `${name} is a fail2ban ${name.endsWith('.py') ? 'Python ' : ''}action edgeban does not run (and there is no action.d/${name}.conf)` };
+    if (isKnownNotRunAction(name))
+      return {
+        kind: 'not-run',
+        reason: `${name} is a fail2ban ${name.endsWith('.py') ? 'Python ' : ''}action edgeban does not run (and there is no action.d/${name}.conf)`,
+      };
     return { kind: 'missing', reason: `no action.d/${name}.conf (looked in ${this.layers.join(', ')})` };
   }
 
   /** The user's OPNsense or ntfy action (a curl script, PR #2761, linuxserver's), run as the native one. */
   private async resolveMapped(
-    native: NativeTarget, loaded: LoadedAction | null, entry: { name: string; params: Record<string, string> },
-    jailName: string, jailOptions: Options, source: SourceRef,
+    native: NativeTarget,
+    loaded: LoadedAction | null,
+    entry: { name: string; params: Record<string, string> },
+    jailName: string,
+    jailOptions: Options,
+    source: SourceRef,
   ): Promise<ActionResolution> {
     const shipped = await this.load(this.shipped, this.loadedShipped, native);
     if (!shipped) return { kind: 'missing', reason: `edgeban's own action ${native}.conf is missing from ${this.layers[0]}` };
@@ -178,7 +197,14 @@ export class ActionResolver {
   }
 
   /** ActionReader.getOptions: [Init] defaults, the entry's params over them, tags substituted. */
-  private combine(loaded: LoadedAction, name: string, entryParams: Record<string, string>, jailName: string, jailOptions: Options, source: SourceRef): Record<string, string> {
+  private combine(
+    loaded: LoadedAction,
+    name: string,
+    entryParams: Record<string, string>,
+    jailName: string,
+    jailOptions: Options,
+    source: SourceRef,
+  ): Record<string, string> {
     // ActionReader: the jail name is always available as <name>; actname keeps names unique per jail.
     const params: Record<string, string> = { ...entryParams };
     if (params.name === undefined) params.name = jailName;

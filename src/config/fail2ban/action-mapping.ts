@@ -36,14 +36,16 @@ export function mappableNative(name: string): NativeTarget | null {
 }
 
 // fail2ban's local firewall actions (action.d of fail2ban 1.x and common third-party ones).
-const LOCAL_FIREWALL = /^(?:iptables|ip6tables|nftables|nft|firewallcmd|firewalld|shorewall|ufw|route|hostsdeny|pf|ipfw|bsd-ipfw|npf|apf|ipset|csf|symbiosis-blacklist|osx-afctl|osx-ipfw|iptables-ipset)(?:[-_.].*)?$/i;
+const LOCAL_FIREWALL =
+  /^(?:iptables|ip6tables|nftables|nft|firewallcmd|firewalld|shorewall|ufw|route|hostsdeny|pf|ipfw|bsd-ipfw|npf|apf|ipset|csf|symbiosis-blacklist|osx-afctl|osx-ipfw|iptables-ipset)(?:[-_.].*)?$/i;
 
 export function isLocalFirewallAction(name: string): boolean {
   return LOCAL_FIREWALL.test(name);
 }
 
 // fail2ban's notification and reporting actions: not run when their file is absent either.
-const KNOWN_NOTIFY = /^(?:sendmail|mail|smtp|abuseipdb|blocklist_de|cloudflare|xarf|badips|dshield|mynetwatchman|complain|apprise|pushover|gotify|telegram|discord|slack|matrix|dummy|helpers-common|nginx-block-map|haproxy|netscaler|mikrotik|ipthreat)(?:[-_.].*)?$/i;
+const KNOWN_NOTIFY =
+  /^(?:sendmail|mail|smtp|abuseipdb|blocklist_de|cloudflare|xarf|badips|dshield|mynetwatchman|complain|apprise|pushover|gotify|telegram|discord|slack|matrix|dummy|helpers-common|nginx-block-map|haproxy|netscaler|mikrotik|ipthreat)(?:[-_.].*)?$/i;
 
 export function isKnownNotRunAction(name: string): boolean {
   return KNOWN_NOTIFY.test(name) || name.endsWith('.py');
@@ -73,7 +75,11 @@ export function mapParams(native: NativeTarget, resolved: Readonly<Record<string
     const insecure = params.allow_insecure ?? '';
     // The value is a flag, never a secret: safe to show.
     if (!BOOL_TRUE.test(insecure) && !BOOL_FALSE.test(insecure)) {
-      throw new ConfigError(`allow_insecure: expected true or false${quotable(insecure) === null ? '' : `, not "${quotable(insecure)}"`}`, { file: source.file, line: source.line, key: 'allow_insecure' });
+      throw new ConfigError(`allow_insecure: expected true or false${quotable(insecure) === null ? '' : `, not "${quotable(insecure)}"`}`, {
+        file: source.file,
+        line: source.line,
+        key: 'allow_insecure',
+      });
     }
     params.allow_insecure = BOOL_TRUE.test(insecure) ? 'true' : 'false';
   }

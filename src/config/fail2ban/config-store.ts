@@ -187,7 +187,11 @@ export class ConfigStore {
     if (depth > MAX_DEPTH) fail('%(…)s references nested more than 10 deep (a reference cycle?)', 0);
     const text = textOf(value);
     const map = new Map(parentMap);
-    map.set('__name__', { value: [{ text: target.section, origin: originAt(value, 0) ?? { file: '<edgeban>', line: 0 } }], section: target.section, key: '__name__' });
+    map.set('__name__', {
+      value: [{ text: target.section, origin: originAt(value, 0) ?? { file: '<edgeban>', line: 0 } }],
+      section: target.section,
+      key: '__name__',
+    });
     this.mapSectionOptions(target.section, text, map);
     let pos = 0;
     while (pos < text.length) {

@@ -85,7 +85,11 @@ export function combineDefinition(input: CombineInput): Combined {
   }
   const cache = new Map<string, SourcedText | null>();
   const fromDefinition = (tag: string): SourcedText | null => {
-    if (!cache.has(tag)) cache.set(tag, optional(() => store.getEx('Definition', tag, vars)));
+    if (!cache.has(tag))
+      cache.set(
+        tag,
+        optional(() => store.getEx('Definition', tag, vars)),
+      );
     return cache.get(tag) ?? null;
   };
   try {

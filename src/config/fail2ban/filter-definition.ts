@@ -135,10 +135,17 @@ function single(value: SourcedText | undefined, key: string, fallback: string): 
 function checkMode(store: ConfigStore, options: ReadonlyMap<string, SourcedText>, filter: string, modeSource: SourceRef): void {
   const mode = optionText(options, 'mode')?.trim();
   if (mode === undefined || mode === '' || !store.hasSection('Definition')) return;
-  const modes = store.allOptions('Definition').filter((k) => k.startsWith('mdre-')).map((k) => k.slice('mdre-'.length));
+  const modes = store
+    .allOptions('Definition')
+    .filter((k) => k.startsWith('mdre-'))
+    .map((k) => k.slice('mdre-'.length));
   if (modes.length === 0 || modes.includes(mode.toLowerCase())) return;
   const shown = quotable(mode) ?? '(not shown)';
-  throw new ConfigError(`${filter} has no mode ${shown}; modes: ${modes.join(', ')}`, { file: modeSource.file, line: modeSource.line === 0 ? null : modeSource.line, key: 'mode' });
+  throw new ConfigError(`${filter} has no mode ${shown}; modes: ${modes.join(', ')}`, {
+    file: modeSource.file,
+    line: modeSource.line === 0 ? null : modeSource.line,
+    key: 'mode',
+  });
 }
 
 /**
@@ -240,13 +247,20 @@ export async function loadFilter(spec: string, dirs: ConfigDirs, opts: LoadFilte
 /** `jsonline = StartUTC ClientHost DownstreamStatus`: field paths separated by white space. */
 function jsonFields(value: SourcedText | undefined, fallback: string): FilterDefinition['jsonline'] {
   if (value === undefined) return null;
-  const fields = textOf(value).split(/\s+/).filter((f) => f !== '');
+  const fields = textOf(value)
+    .split(/\s+/)
+    .filter((f) => f !== '');
   if (fields.length === 0) return null;
   const source = toSourceRef(splitLines(value)[0]?.origin ?? null, 'jsonline', fallback);
   // Names separated by dots; a number indexes an array (request.headers.User-Agent.0).
   const bad = fields.find((f) => !/^[^\s.]+(?:\.[^\s.]+)*$/.test(f));
   if (bad !== undefined) {
-    throw new ConfigError(`jsonline: "${bad}" is not a field path (names separated by dots)`, { file: source.file, line: source.line === 0 ? null : source.line, section: 'Definition', key: 'jsonline' });
+    throw new ConfigError(`jsonline: "${bad}" is not a field path (names separated by dots)`, {
+      file: source.file,
+      line: source.line === 0 ? null : source.line,
+      section: 'Definition',
+      key: 'jsonline',
+    });
   }
   return { fields, source };
 }

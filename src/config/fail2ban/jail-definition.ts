@@ -88,13 +88,42 @@ const FAIL2BAN_COMPAT_VERSION = '1.0.2';
 
 // JailReader._configOpts (with FilterReader's): the keys fail2ban reads; errors in them are fatal.
 export const JAIL_OPTIONS = [
-  'enabled', 'backend', 'maxretry', 'maxmatches', 'findtime', 'bantime', 'bantime.increment', 'bantime.factor',
-  'bantime.formula', 'bantime.multipliers', 'bantime.maxtime', 'bantime.rndtime', 'bantime.overalljails',
-  'ignorecommand', 'ignoreself', 'ignoreip', 'ignorecache', 'filter', 'logtimezone', 'logencoding', 'logpath',
-  'action', 'usedns', 'prefregex', 'ignoreregex', 'failregex', 'maxlines', 'datepattern', 'journalmatch',
+  'enabled',
+  'backend',
+  'maxretry',
+  'maxmatches',
+  'findtime',
+  'bantime',
+  'bantime.increment',
+  'bantime.factor',
+  'bantime.formula',
+  'bantime.multipliers',
+  'bantime.maxtime',
+  'bantime.rndtime',
+  'bantime.overalljails',
+  'ignorecommand',
+  'ignoreself',
+  'ignoreip',
+  'ignorecache',
+  'filter',
+  'logtimezone',
+  'logencoding',
+  'logpath',
+  'action',
+  'usedns',
+  'prefregex',
+  'ignoreregex',
+  'failregex',
+  'maxlines',
+  'datepattern',
+  'journalmatch',
 ];
 
-const intText = z.string().trim().regex(/^[+-]?\d+$/).transform(Number);
+const intText = z
+  .string()
+  .trim()
+  .regex(/^[+-]?\d+$/)
+  .transform(Number);
 /** fail2ban's booleans, strictly: anything else is an error rather than false. */
 export const boolText = z
   .string()
@@ -154,7 +183,10 @@ function optionalGet(ctx: JailContext, key: string): SourcedText | null {
 
 /** fail2ban's splitwords: split on spaces, commas and new lines. */
 function splitWords(text: string): string[] {
-  return text.split(/[ ,\n]+/).map((w) => w.trim()).filter((w) => w !== '');
+  return text
+    .split(/[ ,\n]+/)
+    .map((w) => w.trim())
+    .filter((w) => w !== '');
 }
 
 async function resolveJail(ctx: JailContext, unsupported: UnsupportedAction[]): Promise<JailDefinition> {
@@ -234,7 +266,11 @@ async function resolveJail(ctx: JailContext, unsupported: UnsupportedAction[]): 
  * error (a typo must not leave a jail without its ban).
  */
 async function resolveActions(
-  ctx: JailContext, resolved: Map<string, SourcedText>, enabled: boolean, unsupported: UnsupportedAction[], notes: JailNote[],
+  ctx: JailContext,
+  resolved: Map<string, SourcedText>,
+  enabled: boolean,
+  unsupported: UnsupportedAction[],
+  notes: JailNote[],
 ): Promise<{ actions: ActionRef[]; skipReason: string | null }> {
   const { name } = ctx;
   const actions: ActionRef[] = [];
@@ -270,7 +306,10 @@ async function resolveActions(
         if (!enabled) break;
         unsupported.push({ jail: name, action: entry.name, reason: result.reason });
         notes.push({
-          kind: 'not-run', subject: entry.name, file: source.file, line: source.line,
+          kind: 'not-run',
+          subject: entry.name,
+          file: source.file,
+          line: source.line,
           message: `[${name}] action ${entry.name} (${at}) is not run: ${result.reason}; the jail still bans`,
           fix: `remove ${entry.name} from the jail's action, or use ntfy[…] or webhook[…] for notifications`,
         });
@@ -279,7 +318,11 @@ async function resolveActions(
         if (!enabled) break;
         const suggestion = closest(entry.name, [...NATIVE_ACTIONS, ...(await ctx.actions.knownNames())]);
         const hint = suggestion === null ? '' : `; did you mean ${suggestion}?`;
-        throw new ConfigError(`action "${entry.name}" of jail ${name} resolves to nothing: ${result.reason}${hint}`, { file: source.file, line: source.line, key: source.key });
+        throw new ConfigError(`action "${entry.name}" of jail ${name} resolves to nothing: ${result.reason}${hint}`, {
+          file: source.file,
+          line: source.line,
+          key: source.key,
+        });
       }
     }
   }
@@ -289,19 +332,36 @@ async function resolveActions(
   const at = `${first.source.file}:${first.source.line}`;
   const mode = localActionsMode(ctx);
   if (mode === 'error') {
-    throw new ConfigError(`jail ${name} uses the local firewall action ${names}, which edgeban cannot run (localactions = error); use banaction = opnsense`, { file: first.source.file, line: first.source.line, key: first.source.key });
+    throw new ConfigError(`jail ${name} uses the local firewall action ${names}, which edgeban cannot run (localactions = error); use banaction = opnsense`, {
+      file: first.source.file,
+      line: first.source.line,
+      key: first.source.key,
+    });
   }
   if (mode === 'skip') {
-    return { actions, skipReason: `local firewall action ${names} (${at}) and localactions = skip: set banaction = opnsense, or localactions = edge to ban at the edge instead` };
+    return {
+      actions,
+      skipReason: `local firewall action ${names} (${at}) and localactions = skip: set banaction = opnsense, or localactions = edge to ban at the edge instead`,
+    };
   }
   // edge: the user wanted the address blocked; edgeban blocks it at the edge, once per jail.
   const atEdge = actions.some((a) => a.native === 'opnsense' || a.native === 'target');
   if (!atEdge) {
     // No firewall and no alias: the environment's firewalls and alias (OPNSENSE_URL, OPNSENSE_ALIAS).
-    actions.push({ name: 'opnsense', params: {}, source: first.source, native: 'opnsense', file: await ctx.actions.shippedFile('opnsense'), substitutedFor: names });
+    actions.push({
+      name: 'opnsense',
+      params: {},
+      source: first.source,
+      native: 'opnsense',
+      file: await ctx.actions.shippedFile('opnsense'),
+      substitutedFor: names,
+    });
   }
   notes.push({
-    kind: 'substituted', subject: names, file: first.source.file, line: first.source.line,
+    kind: 'substituted',
+    subject: names,
+    file: first.source.file,
+    line: first.source.line,
     message: atEdge
       ? `[${name}] local firewall action ${names} (${at}) is not run; the jail's ${actions.find((a) => a.native === 'opnsense' || a.native === 'target')?.name ?? 'opnsense'} action bans at the edge`
       : `[${name}] local firewall action ${names} (${at}) replaced by an edge ban: edgeban's opnsense action with the environment's firewall and alias`,
@@ -314,9 +374,10 @@ async function resolveActions(
 function nothingRuns(actions: readonly ActionRef[], notes: readonly JailNote[], at: SourceRef): string | null {
   if (actions.length > 0) return null;
   const notRun = notes.filter((n) => n.kind === 'not-run').map((n) => n.subject);
-  const reason = notRun.length > 0
-    ? `none of its actions runs in edgeban (${notRun.join(', ')}): add banaction = opnsense (or ntfy/webhook to only notify)`
-    : 'it has no action: set action = %(action_)s with banaction = opnsense';
+  const reason =
+    notRun.length > 0
+      ? `none of its actions runs in edgeban (${notRun.join(', ')}): add banaction = opnsense (or ntfy/webhook to only notify)`
+      : 'it has no action: set action = %(action_)s with banaction = opnsense';
   return `${at.file}:${at.line}: ${reason}`;
 }
 
@@ -326,7 +387,10 @@ function localActionsMode(ctx: JailContext): LocalActionsMode {
   const text = textOf(value).trim().toLowerCase();
   const mode = LOCAL_ACTION_MODES.find((m) => m === text);
   if (mode === undefined) {
-    throw new ConfigError(`expected one of ${LOCAL_ACTION_MODES.join(', ')}${quotable(text) === null ? '' : `, not "${quotable(text)}"`}`, where(ctx, 'localactions'));
+    throw new ConfigError(
+      `expected one of ${LOCAL_ACTION_MODES.join(', ')}${quotable(text) === null ? '' : `, not "${quotable(text)}"`}`,
+      where(ctx, 'localactions'),
+    );
   }
   return mode;
 }

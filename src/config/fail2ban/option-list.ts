@@ -5,10 +5,8 @@
  */
 
 const OPTION_RE = /^([^[]+)(?:\[(.*)\])?\s*$/s;
-const OPTION_EXTRACT_RE =
-  /\s*([\w\-_.]+)=(?:"([^"]*)"|'([^']*)'|([^,\]]*))(?:,|\]\s*\[|$|(?<wrngA>.+))|,?\s*$|(?<wrngB>.+)/gs;
-const OPTION_SPLIT_RE =
-  /(?:[^[\s]+(?:\s*\[\s*(?:[\w\-_.]+=(?:"[^"]*"|'[^']*'|[^,\]]*)\s*(?:,|\]\s*\[)?\s*)*\])?\s*|\S+)(?=\n\s*|\s+|$)/gs;
+const OPTION_EXTRACT_RE = /\s*([\w\-_.]+)=(?:"([^"]*)"|'([^']*)'|([^,\]]*))(?:,|\]\s*\[|$|(?<wrngA>.+))|,?\s*$|(?<wrngB>.+)/gs;
+const OPTION_SPLIT_RE = /(?:[^[\s]+(?:\s*\[\s*(?:[\w\-_.]+=(?:"[^"]*"|'[^']*'|[^,\]]*)\s*(?:,|\]\s*\[)?\s*)*\])?\s*|\S+)(?=\n\s*|\s+|$)/gs;
 
 export interface ExtractedOptions {
   name: string;
@@ -39,7 +37,9 @@ export function extractOptions(spec: string): ExtractedOptions {
     let lastOption = '';
     for (const m of list.matchAll(OPTION_EXTRACT_RE)) {
       if (m.groups?.wrngA !== undefined) {
-        throw new OptionSyntaxError(`"${name}[…]": unexpected text after option "${m[1] ?? ''}" (a missing "]", or a value with commas or brackets that needs quotes)`);
+        throw new OptionSyntaxError(
+          `"${name}[…]": unexpected text after option "${m[1] ?? ''}" (a missing "]", or a value with commas or brackets that needs quotes)`,
+        );
       }
       if (m.groups?.wrngB !== undefined) {
         throw new OptionSyntaxError(

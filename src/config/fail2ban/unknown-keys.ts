@@ -14,10 +14,40 @@ import { textOf, type SourcedText } from './sourced-text.ts';
 // Keys edgeban's jails read beside fail2ban's, and jail.conf's usual helpers.
 const EDGEBAN_JAIL_KEYS = ['logformat', 'ipv6prefix', 'banprivate', 'maxtracked', 'localactions', 'mode'];
 const COMMON_JAIL_KEYS = [
-  'port', 'protocol', 'chain', 'banaction', 'banaction_allports', 'destemail', 'sender', 'mta', 'fail2ban_agent',
-  'action_', 'action_mw', 'action_mwl', 'action_xarf', 'action_cf_mwl', 'action_blocklist_de', 'action_abuseipdb', 'action_badips',
-  'action_badips_report', 'blocktype', 'returntype', 'lockingopt', 'name', 'before', 'after', 'allowipv6', 'cfemail', 'cfapikey',
-  'blocklist_de_apikey', 'abuseipdb_apikey', 'abuseipdb_category', 'knocking_url', 'logtype', 'fail2ban_version', 'fail2ban_confpath',
+  'port',
+  'protocol',
+  'chain',
+  'banaction',
+  'banaction_allports',
+  'destemail',
+  'sender',
+  'mta',
+  'fail2ban_agent',
+  'action_',
+  'action_mw',
+  'action_mwl',
+  'action_xarf',
+  'action_cf_mwl',
+  'action_blocklist_de',
+  'action_abuseipdb',
+  'action_badips',
+  'action_badips_report',
+  'blocktype',
+  'returntype',
+  'lockingopt',
+  'name',
+  'before',
+  'after',
+  'allowipv6',
+  'cfemail',
+  'cfapikey',
+  'blocklist_de_apikey',
+  'abuseipdb_apikey',
+  'abuseipdb_category',
+  'knocking_url',
+  'logtype',
+  'fail2ban_version',
+  'fail2ban_confpath',
   '__name__',
 ];
 
@@ -39,7 +69,10 @@ export function unknownKeys(store: ConfigStore, section: string, elsewhere: Know
     if (known.has(key) || elsewhere.referenced.has(key) || elsewhere.actionParams.includes(key)) continue;
     const suggestion = closest(key, known);
     notes.push({
-      kind: 'unknown-key', subject: key, file: raw.file, line: raw.line,
+      kind: 'unknown-key',
+      subject: key,
+      file: raw.file,
+      line: raw.line,
       message: `${raw.file}:${raw.line}: [${section}] ${key}: unknown key, ignored (as fail2ban ignores it)${suggestion === null ? '' : `; did you mean ${suggestion}?`}`,
       fix: suggestion === null ? `remove ${key}` : `rename ${key} to ${suggestion}, or remove it`,
     });

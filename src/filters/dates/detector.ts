@@ -7,8 +7,17 @@ import { zoneOffsetMinutes } from './timezone.ts';
 import { isAsciiText } from '../ascii.ts';
 import { groupsToEpoch, timeContext, type TimeContext } from './strptime.ts';
 import {
-  epochTemplate, LINE_BEGIN, LINE_END, patternTemplate, RE_EPOCH_PATTERN, tai64nTemplate, templateTime,
-  unboundPattern, dateSpan, checkTemplate, type DateTemplate,
+  epochTemplate,
+  LINE_BEGIN,
+  LINE_END,
+  patternTemplate,
+  RE_EPOCH_PATTERN,
+  tai64nTemplate,
+  templateTime,
+  unboundPattern,
+  dateSpan,
+  checkTemplate,
+  type DateTemplate,
 } from './templates.ts';
 
 /** fail2ban's DEFAULT_TEMPLATES, in its order. */
@@ -50,7 +59,10 @@ function keyTemplate(pattern: string, nowYear: number): DateTemplate {
   return patternTemplate(pattern, nowYear);
 }
 
-interface DefaultSet { bases: DateTemplate[]; all: DateTemplate[] }
+interface DefaultSet {
+  bases: DateTemplate[];
+  all: DateTemplate[];
+}
 const defaultSets = new Map<number, DefaultSet>();
 
 /** fail2ban's default list: anchored copies (weight 100) first, then the templates themselves. Memoised per year: templates are immutable. */
@@ -83,7 +95,10 @@ export function buildTemplates(datepattern: string | null, nowYear: number): Dat
     names.add(t.name);
     out.push(t);
   };
-  const lines = datepattern.split(/\n+/).map((s) => s.trim()).filter((s) => s !== '');
+  const lines = datepattern
+    .split(/\n+/)
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   for (const pattern of lines) {
     const key = pattern.includes('%') ? pattern : pattern.toUpperCase();
     const ignoreDup = out.length > 0;
@@ -92,7 +107,15 @@ export function buildTemplates(datepattern: string | null, nowYear: number): Dat
     } else if (key.includes('{DATE}')) {
       for (const [i, t] of defaults.bases.entries()) {
         const inner = unboundPattern(t.kind === 'pattern' ? (DEFAULT_PATTERNS[i] as string) : t.regex);
-        add(checkTemplate(patternTemplate(pattern.replace(/(?<!\\)\{DATE\}/gi, () => inner), nowYear)), ignoreDup);
+        add(
+          checkTemplate(
+            patternTemplate(
+              pattern.replace(/(?<!\\)\{DATE\}/gi, () => inner),
+              nowYear,
+            ),
+          ),
+          ignoreDup,
+        );
       }
     } else if (key === '{NONE}') {
       add(patternTemplate('{UNB}^', nowYear), ignoreDup);
@@ -110,7 +133,6 @@ export interface DateMatch {
   /** Epoch seconds; null when the text matched a template but is not a valid date. */
   time: number | null;
 }
-
 
 function codeAt(line: string, index: number): number {
   return index >= 0 && index < line.length ? line.charCodeAt(index) : -1;
@@ -205,9 +227,18 @@ export class DateDetector {
       const t = templates[i] as DateTemplate;
       const m = (ascii ? t.ascii : t.unicode).exec(line);
       if (!m) continue;
-      if (t.flags & (LINE_BEGIN | LINE_END)) { best = m; bestIndex = i; break; }
+      if (t.flags & (LINE_BEGIN | LINE_END)) {
+        best = m;
+        bestIndex = i;
+        break;
+      }
       const start = dateSpan(t, m)[0];
-      if (start < bestStart) { best = m; bestIndex = i; bestStart = start; if (start <= 1) break; }
+      if (start < bestStart) {
+        best = m;
+        bestIndex = i;
+        bestStart = start;
+        if (start <= 1) break;
+      }
     }
     if (!best) return false;
     const t = templates[bestIndex] as DateTemplate;

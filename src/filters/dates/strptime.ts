@@ -93,9 +93,20 @@ const MONTHS_FULL = ['january', 'february', 'march', 'april', 'may', 'june', 'ju
 
 /** The strptime fields a date match produced (undefined: not in the pattern or did not take part). */
 export interface DateGroups {
-  y?: string | undefined; Y?: string | undefined; m?: string | undefined; B?: string | undefined; b?: string | undefined;
-  d?: string | undefined; H?: string | undefined; I?: string | undefined; M?: string | undefined; S?: string | undefined;
-  j?: string | undefined; z?: string | undefined; Z?: string | undefined; p?: string | undefined;
+  y?: string | undefined;
+  Y?: string | undefined;
+  m?: string | undefined;
+  B?: string | undefined;
+  b?: string | undefined;
+  d?: string | undefined;
+  H?: string | undefined;
+  I?: string | undefined;
+  M?: string | undefined;
+  S?: string | undefined;
+  j?: string | undefined;
+  z?: string | undefined;
+  Z?: string | undefined;
+  p?: string | undefined;
 }
 
 /** The fields groupsToEpoch reads. */

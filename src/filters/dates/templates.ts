@@ -59,7 +59,12 @@ export const RE_EPOCH_PATTERN = /(?<!\\)\{L?EPOCH\}/i;
 
 type WordBound = boolean | 'start';
 
-interface BuiltRegex { regex: string; flags: number; lineBeginName: boolean; wrapped: boolean }
+interface BuiltRegex {
+  regex: string;
+  flags: number;
+  lineBeginName: boolean;
+  wrapped: boolean;
+}
 
 /** Port of DateTemplate.setRegex: adds boundaries and the date group. */
 function buildRegex(input: string, wordBegin: WordBound, wordEnd: boolean): BuiltRegex {
@@ -137,8 +142,12 @@ class LazyTemplate implements DateTemplate {
     return g;
   }
 
-  get ascii(): RegExp { return this.regexes.ascii; }
-  get unicode(): RegExp { return this.regexes.unicode; }
+  get ascii(): RegExp {
+    return this.regexes.ascii;
+  }
+  get unicode(): RegExp {
+    return this.regexes.unicode;
+  }
 
   get locator(): { ascii: RegExp; unicode: RegExp } | null {
     if (this.locatorCompiled === undefined) {
@@ -154,7 +163,15 @@ class LazyTemplate implements DateTemplate {
   }
 }
 
-function compile(name: string, built: BuiltRegex, kind: TemplateKind, longForm: boolean, pattern: string | null, valueGroup = 1, groupAtEnd = built.wrapped): DateTemplate {
+function compile(
+  name: string,
+  built: BuiltRegex,
+  kind: TemplateKind,
+  longForm: boolean,
+  pattern: string | null,
+  valueGroup = 1,
+  groupAtEnd = built.wrapped,
+): DateTemplate {
   return new LazyTemplate(name, built, kind, longForm, pattern, valueGroup, groupAtEnd);
 }
 
@@ -218,11 +235,7 @@ export function tai64nTemplate(lineBegin: boolean): DateTemplate {
 
 /** Removes the boundaries a template adds, for {DATE} substitution (DateTemplate.unboundPattern). */
 export function unboundPattern(pattern: string): string {
-  return pattern
-    .replace(RE_EXLINE_NO_BOUNDS, '')
-    .replace(RE_EXLINE_BOUND_BEG, '')
-    .replace(RE_EXSANC_BOUND_BEG, '')
-    .replace(RE_EXEANC_BOUND_BEG, '');
+  return pattern.replace(RE_EXLINE_NO_BOUNDS, '').replace(RE_EXLINE_BOUND_BEG, '').replace(RE_EXSANC_BOUND_BEG, '').replace(RE_EXEANC_BOUND_BEG, '');
 }
 
 /** Epoch seconds of a template's match (the match must come from this template's regex). */

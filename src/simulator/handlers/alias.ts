@@ -64,7 +64,8 @@ function searchItem(ctx: ActionContext): ApiReply {
   const params: PhpArray = { ...ctx.query, ...ctx.post };
   const types = listValues(params.type);
   const categories = listValues(params.category);
-  const records = ctx.state.aliases.all()
+  const records = ctx.state.aliases
+    .all()
     .filter((a) => types.length === 0 || types.includes(a.type))
     .filter(() => categories.length === 0)
     .map((a) => ({
@@ -72,9 +73,7 @@ function searchItem(ctx: ActionContext): ApiReply {
       enabled: a.enabled ? '1' : '0',
       name: a.name,
       // 25.7+: raw value in `type`, label in `%type`; before, the label in `type`.
-      ...(ctx.state.features().searchItemRawType
-        ? { type: a.type, '%type': ALIAS_TYPES[a.type] ?? a.type }
-        : { type: ALIAS_TYPES[a.type] ?? a.type }),
+      ...(ctx.state.features().searchItemRawType ? { type: a.type, '%type': ALIAS_TYPES[a.type] ?? a.type } : { type: ALIAS_TYPES[a.type] ?? a.type }),
       description: a.description,
       content: a.content.join(','),
       categories: '',
@@ -95,7 +94,12 @@ function urlFields(field: (name: string) => string | undefined): Pick<Configured
 }
 
 /** The model's validation of the fields add_item and set_item share; the messages are OPNsense's. */
-function validate(type: string, content: string[], fields: Pick<ConfiguredAlias, 'updatefreq' | 'authtype'>, isAlias: (n: string) => boolean): Record<string, string> {
+function validate(
+  type: string,
+  content: string[],
+  fields: Pick<ConfiguredAlias, 'updatefreq' | 'authtype'>,
+  isAlias: (n: string) => boolean,
+): Record<string, string> {
   const validations: Record<string, string> = {};
   if (!(type in ALIAS_TYPES) || type === 'internal') validations['alias.type'] = 'Option not in list.';
   if (type === 'host' || type === 'network') {
@@ -134,8 +138,13 @@ function addItem(ctx: ActionContext): ApiReply {
   if (nameProblem) validations['alias.name'] = nameProblem;
   if (Object.keys(validations).length > 0) return ok({ result: 'failed', validations });
   const alias = ctx.state.aliases.create({
-    name, type, content, enabled: (field('enabled') ?? '1') !== '0',
-    description: field('description') ?? '', counters: (field('counters') ?? '0') === '1', ...url,
+    name,
+    type,
+    content,
+    enabled: (field('enabled') ?? '1') !== '0',
+    description: field('description') ?? '',
+    counters: (field('counters') ?? '0') === '1',
+    ...url,
   });
   ctx.state.aliases.save();
   return ok({ result: 'saved', uuid: alias.uuid });

@@ -11,17 +11,32 @@ function killStates(ctx: ActionContext): ApiReply {
   if (filter === '' && ruleId === '') return ok({ result: 'failed' });
   // No read-only check here, not even on HEAD.
   // With a real edge, its conntrack flows of that address go too.
-  const dropped = ctx.state.states.kill(filter, ruleId) + (ruleId === '' ? ctx.state.edge?.killStates(filter) ?? 0 : 0);
+  const dropped = ctx.state.states.kill(filter, ruleId) + (ruleId === '' ? (ctx.state.edge?.killStates(filter) ?? 0) : 0);
   return ok({ result: 'ok', dropped_states: dropped });
 }
 
 function queryStates(ctx: ActionContext): ApiReply {
   if (!ctx.isPost) return ok({ rows: [], rowCount: 0, total: 0, current: 0 });
   const records = ctx.state.states.all().map((s) => ({
-    id: `${s.id}/${s.creator}`, iface: 'vtnet1', interface: 'wan', proto: s.proto, direction: 'in',
-    src_addr: s.src, src_port: String(s.srcPort), dst_addr: s.dst, dst_port: String(s.dstPort),
-    nat_addr: '', gateway: '', state: 'ESTABLISHED:ESTABLISHED', age: '00:00:10', expires: '23:59:50',
-    pkts: 10, bytes: 1000, label: s.label, descr: '', _line: stateRecordText(s),
+    id: `${s.id}/${s.creator}`,
+    iface: 'vtnet1',
+    interface: 'wan',
+    proto: s.proto,
+    direction: 'in',
+    src_addr: s.src,
+    src_port: String(s.srcPort),
+    dst_addr: s.dst,
+    dst_port: String(s.dstPort),
+    nat_addr: '',
+    gateway: '',
+    state: 'ESTABLISHED:ESTABLISHED',
+    age: '00:00:10',
+    expires: '23:59:50',
+    pkts: 10,
+    bytes: 1000,
+    label: s.label,
+    descr: '',
+    _line: stateRecordText(s),
   }));
   const result = searchRecords(records, pageRequest(ctx.post, 9999));
   return ok({ rows: result.rows.map(({ _line, ...row }) => row), rowCount: result.rowCount, total: result.total, current: result.current });

@@ -25,8 +25,12 @@ function validateRule(ctx: ActionContext, rule: Omit<FilterRule, 'uuid'>): Recor
   for (const field of ['source_net', 'destination_net'] as const) {
     const value = rule[field];
     const alias = ctx.state.aliases.byName(value);
-    const fine = value === 'any' || value === '(self)' || isValidAddress(value)
-      || (alias !== undefined && alias.type !== 'port') || value in (RULE_OPTIONS.interface ?? {});
+    const fine =
+      value === 'any' ||
+      value === '(self)' ||
+      isValidAddress(value) ||
+      (alias !== undefined && alias.type !== 'port') ||
+      value in (RULE_OPTIONS.interface ?? {});
     if (!fine) problems[`rule.${field}`] = `${value} is not a valid source IP address or alias.`;
   }
   for (const field of ['enabled', 'quick', 'log', 'source_not', 'destination_not'] as const) {

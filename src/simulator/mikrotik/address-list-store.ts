@@ -110,8 +110,13 @@ export class AddressListStore {
     const seconds = input.timeout === undefined || input.timeout === '' ? null : checkedTimeout(input.timeout);
     const id = `*${(this.nextId[menu]++).toString(16).toUpperCase()}`;
     const entry: StoredEntry = {
-      id, list: input.list, address, comment: input.comment === undefined || input.comment === '' ? null : input.comment,
-      disabled: input.disabled ?? false, expiresAt: seconds === null ? null : now + seconds * 1000, createdAt: now,
+      id,
+      list: input.list,
+      address,
+      comment: input.comment === undefined || input.comment === '' ? null : input.comment,
+      disabled: input.disabled ?? false,
+      expiresAt: seconds === null ? null : now + seconds * 1000,
+      createdAt: now,
     };
     this.entries[menu].set(id, entry);
     return entry;
@@ -145,9 +150,12 @@ export class AddressListStore {
   /** A row as the REST API prints it: every value a string. */
   print(entry: StoredEntry): Record<string, string> {
     const row: Record<string, string> = {
-      '.id': entry.id, list: entry.list, address: entry.address,
+      '.id': entry.id,
+      list: entry.list,
+      address: entry.address,
       'creation-time': new Date(entry.createdAt).toISOString().replace('T', ' ').slice(0, 19),
-      dynamic: String(entry.expiresAt !== null), disabled: String(entry.disabled),
+      dynamic: String(entry.expiresAt !== null),
+      disabled: String(entry.disabled),
     };
     if (entry.expiresAt !== null) row.timeout = formatRouterTime(Math.ceil((entry.expiresAt - this.now()) / 1000));
     if (entry.comment !== null) row.comment = entry.comment;

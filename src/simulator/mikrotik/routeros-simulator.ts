@@ -42,11 +42,12 @@ export interface RouterOsSimulatorOptions {
 }
 
 export const RULE_PATHS = ['ip/firewall/filter', 'ip/firewall/raw', 'ipv6/firewall/filter', 'ipv6/firewall/raw'] as const;
-export type RulePath = typeof RULE_PATHS[number];
+export type RulePath = (typeof RULE_PATHS)[number];
 
 /** The faults that mean something for a router: latency, 500s, hangs, down (refuse), flapping. */
 export type MikrotikFaults = Pick<SimulatorFaults, 'latencyMs' | 'errorRate' | 'hangRate' | 'refuse' | 'flapPeriodMs'>;
-const mikrotikFaultsSchema = faultsSchema.pick({ latencyMs: true, errorRate: true, hangRate: true, refuse: true, flapPeriodMs: true })
+const mikrotikFaultsSchema = faultsSchema
+  .pick({ latencyMs: true, errorRate: true, hangRate: true, refuse: true, flapPeriodMs: true })
   .extend({ refuseForMs: z.number().int().min(1).max(3_600_000).optional() });
 
 interface SimulatorCallRecord {
@@ -259,13 +260,21 @@ export class RouterOsSimulator {
   private addressList(menu: Menu, id: string | undefined, query: URLSearchParams, method: string, body: Record<string, unknown>): Reply {
     const store = this.store;
     if (id === undefined) {
-      if (method === 'GET') return { status: 200, body: filterRows(store.all(menu).map((e) => store.print(e)), query) };
+      if (method === 'GET')
+        return {
+          status: 200,
+          body: filterRows(
+            store.all(menu).map((e) => store.print(e)),
+            query,
+          ),
+        };
       if (method !== 'PUT') return failure(400, 'Bad Request', 'no such command');
       const fields = writableFields(body);
       if (fields.address === undefined) throw new RouterFailure('missing value(s) of argument(s) address');
       if (fields.list === undefined) throw new RouterFailure('missing value(s) of argument(s) list');
       const entry = store.add(menu, {
-        list: fields.list, address: fields.address,
+        list: fields.list,
+        address: fields.address,
         ...(fields.comment === undefined ? {} : { comment: fields.comment }),
         ...(fields.timeout === undefined ? {} : { timeout: fields.timeout }),
         ...(fields.disabled === undefined ? {} : { disabled: fields.disabled === 'true' || fields.disabled === 'yes' }),
@@ -296,7 +305,14 @@ export class RouterOsSimulator {
   private connection(menu: Menu, id: string | undefined, query: URLSearchParams, method: string): Reply {
     const table = this.connections;
     if (id === undefined) {
-      if (method === 'GET') return { status: 200, body: filterRows(table.all(menu).map((row) => table.print(menu, row)), query) };
+      if (method === 'GET')
+        return {
+          status: 200,
+          body: filterRows(
+            table.all(menu).map((row) => table.print(menu, row)),
+            query,
+          ),
+        };
       return failure(400, 'Bad Request', 'no such command');
     }
     const row = table.all(menu).find((r) => r.id === id);
@@ -350,12 +366,15 @@ export class RouterOsSimulator {
         return {
           status: 200,
           body: {
-            ip: this.store.all('ip').map((e) => this.store.print(e)), ipv6: this.store.all('ipv6').map((e) => this.store.print(e)),
+            ip: this.store.all('ip').map((e) => this.store.print(e)),
+            ipv6: this.store.all('ipv6').map((e) => this.store.print(e)),
             connections: {
               ip: this.connections.all('ip').map((r) => this.connections.print('ip', r)),
               ipv6: this.connections.all('ipv6').map((r) => this.connections.print('ipv6', r)),
             },
-            faults: this.faultPlan.settings(), now: this.now(), calls: this.callLog,
+            faults: this.faultPlan.settings(),
+            now: this.now(),
+            calls: this.callLog,
           },
         };
       case 'POST /__simulator/faults': {
@@ -372,7 +391,15 @@ export class RouterOsSimulator {
         return { status: 200, body: this.faultPlan.settings() };
       }
       case 'POST /__simulator/clock': {
-        const { advanceMs } = z.strictObject({ advanceMs: z.number().int().min(0).max(10 * 365 * 86_400_000) }).parse(body);
+        const { advanceMs } = z
+          .strictObject({
+            advanceMs: z
+              .number()
+              .int()
+              .min(0)
+              .max(10 * 365 * 86_400_000),
+          })
+          .parse(body);
         this.advanceClock(advanceMs);
         return { status: 200, body: { now: this.now() } };
       }
@@ -380,29 +407,50 @@ export class RouterOsSimulator {
         this.reboot();
         return { status: 200, body: { rebooted: true } };
       case 'POST /__simulator/entries': {
-        const entry = z.strictObject({
-          menu: z.enum(['ip', 'ipv6']), list: z.string(), address: z.string(),
-          comment: z.string().optional(), timeout: z.string().optional(), disabled: z.boolean().optional(), restored: z.boolean().optional(),
-        }).parse(body);
+        const entry = z
+          .strictObject({
+            menu: z.enum(['ip', 'ipv6']),
+            list: z.string(),
+            address: z.string(),
+            comment: z.string().optional(),
+            timeout: z.string().optional(),
+            disabled: z.boolean().optional(),
+            restored: z.boolean().optional(),
+          })
+          .parse(body);
         const { menu, ...input } = entry;
         return { status: 200, body: this.store.print(this.store.add(menu, input)) };
       }
       case 'POST /__simulator/connections': {
         const port = z.number().int().min(0).max(65_535).optional();
-        const { menu, ...input } = z.strictObject({
-          menu: z.enum(['ip', 'ipv6']), protocol: z.string().min(1), srcAddress: z.string(), srcPort: port, dstAddress: z.string(), dstPort: port,
-        }).parse(body);
+        const { menu, ...input } = z
+          .strictObject({
+            menu: z.enum(['ip', 'ipv6']),
+            protocol: z.string().min(1),
+            srcAddress: z.string(),
+            srcPort: port,
+            dstAddress: z.string(),
+            dstPort: port,
+          })
+          .parse(body);
         const row = this.connections.add(menu, {
-          protocol: input.protocol, srcAddress: input.srcAddress, dstAddress: input.dstAddress,
-          ...(input.srcPort === undefined ? {} : { srcPort: input.srcPort }), ...(input.dstPort === undefined ? {} : { dstPort: input.dstPort }),
+          protocol: input.protocol,
+          srcAddress: input.srcAddress,
+          dstAddress: input.dstAddress,
+          ...(input.srcPort === undefined ? {} : { srcPort: input.srcPort }),
+          ...(input.dstPort === undefined ? {} : { dstPort: input.dstPort }),
         });
         return { status: 200, body: this.connections.print(menu, row) };
       }
       case 'POST /__simulator/rules': {
-        const { path, rules } = z.strictObject({
-          path: z.enum(RULE_PATHS),
-          rules: z.array(z.strictObject({ chain: z.string(), action: z.string(), 'src-address-list': z.string().optional(), disabled: z.string().optional() })),
-        }).parse(body);
+        const { path, rules } = z
+          .strictObject({
+            path: z.enum(RULE_PATHS),
+            rules: z.array(
+              z.strictObject({ chain: z.string(), action: z.string(), 'src-address-list': z.string().optional(), disabled: z.string().optional() }),
+            ),
+          })
+          .parse(body);
         this.setRules(path, rules);
         return { status: 200, body: { ok: true } };
       }

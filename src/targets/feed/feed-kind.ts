@@ -24,7 +24,7 @@ export class FeedBoard {
   target(ledgerTarget: string): FeedTarget {
     let feed = this.feeds.get(ledgerTarget);
     // Named `feed pfsense` in status and metrics, not `feed feed:pfsense`.
-    if (!feed) this.feeds.set(ledgerTarget, feed = new FeedTarget(ledgerTarget.replace(/^feed:/, '')));
+    if (!feed) this.feeds.set(ledgerTarget, (feed = new FeedTarget(ledgerTarget.replace(/^feed:/, ''))));
     return feed;
   }
 
@@ -52,11 +52,15 @@ export function createFeedKind(board = new FeedBoard()): FeedKind {
     // The route reads the token from the env: one written in a jail file would pass this check and serve nothing.
     envOnlyParams: ['token'],
     parseOptions(params) {
-      for (const key of Object.keys(params)) if (key !== 'name' && key !== 'token') throw new TargetOptionError(key, `${key}: unknown parameter; feed takes name`);
-      const name = requiredParam(params, 'name', 'the feed\'s name, served at /blocklist/NAME.txt; or EDGEBAN_FEED_NAME');
+      for (const key of Object.keys(params))
+        if (key !== 'name' && key !== 'token') throw new TargetOptionError(key, `${key}: unknown parameter; feed takes name`);
+      const name = requiredParam(params, 'name', "the feed's name, served at /blocklist/NAME.txt; or EDGEBAN_FEED_NAME");
       // Bans into a feed nobody may fetch reach no firewall: refused at start, not found by a user later.
       if ((params.token ?? '').trim() === '') {
-        throw new TargetOptionError('token', 'EDGEBAN_FEED_TOKEN is not set: a feed is served only with EDGEBAN_FEED_TOKEN (or EDGEBAN_FEED_TOKEN_FILE) and EDGEBAN_METRICS_LISTEN; without them these bans reach no firewall');
+        throw new TargetOptionError(
+          'token',
+          'EDGEBAN_FEED_TOKEN is not set: a feed is served only with EDGEBAN_FEED_TOKEN (or EDGEBAN_FEED_TOKEN_FILE) and EDGEBAN_METRICS_LISTEN; without them these bans reach no firewall',
+        );
       }
       // Letters, digits, _ . -: a path segment that needs no encoding, in a firewall's URL field too.
       if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) throw new TargetOptionError('name', 'name: letters, digits, _, . or -, at most 64');

@@ -69,7 +69,7 @@ export class LedgerFeeds {
   private feedOf(target: string): FeedTarget {
     if (parseLedgerTarget(target)?.kind === 'feed') return this.board.target(target);
     let feed = this.own.get(target);
-    if (!feed) this.own.set(target, feed = new FeedTarget(target));
+    if (!feed) this.own.set(target, (feed = new FeedTarget(target)));
     return feed;
   }
 

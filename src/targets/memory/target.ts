@@ -1,5 +1,14 @@
 import { parsePfEntry } from '../../net/address.ts';
-import { TargetError, type DesiredEntry, type EdgeTarget, type ListedEntry, type TargetCapabilities, type TargetCheckResult, type TargetDeps, type TargetKind } from '../edge-target.ts';
+import {
+  TargetError,
+  type DesiredEntry,
+  type EdgeTarget,
+  type ListedEntry,
+  type TargetCapabilities,
+  type TargetCheckResult,
+  type TargetDeps,
+  type TargetKind,
+} from '../edge-target.ts';
 import { requiredParam, TargetOptionError } from '../target-options.ts';
 
 /** Faults a test (or the contract suite) switches on; every call checks them first. */
@@ -95,7 +104,11 @@ export class MemoryTarget implements EdgeTarget {
   async list(): Promise<ListedEntry[]> {
     await this.enter({ op: 'list', address: null });
     // With native expiry the list says when each entry ends, as a router prints its timeout (a seeded entry never ends).
-    return [...this.entries].map(([address, { entry, owned }]) => ({ address, owned, ...(this.capabilities.nativeExpiry ? { expiresAt: entry?.expiresAt ?? null } : {}) }));
+    return [...this.entries].map(([address, { entry, owned }]) => ({
+      address,
+      owned,
+      ...(this.capabilities.nativeExpiry ? { expiresAt: entry?.expiresAt ?? null } : {}),
+    }));
   }
 
   async add(entry: DesiredEntry): Promise<void> {
@@ -149,7 +162,14 @@ export class MemoryTarget implements EdgeTarget {
       }
     } finally {
       this.inFlight--;
-      this.deps?.onCall?.({ kind: this.kind, target: this.id, endpoint: call.op, outcome, ...(reason === undefined ? {} : { reason }), durationMs: performance.now() - started });
+      this.deps?.onCall?.({
+        kind: this.kind,
+        target: this.id,
+        endpoint: call.op,
+        outcome,
+        ...(reason === undefined ? {} : { reason }),
+        durationMs: performance.now() - started,
+      });
     }
   }
 }
@@ -160,7 +180,7 @@ export const memoryKind: TargetKind<{ name: string }> = {
   env: {},
   secretParams: [],
   parseOptions(params) {
-    const name = requiredParam(params, 'list', 'the in-memory list\'s name');
+    const name = requiredParam(params, 'list', "the in-memory list's name");
     if (!/^[\w.-]{1,64}$/.test(name)) throw new TargetOptionError('list', 'list: letters, digits, _, . or -, at most 64');
     return { name };
   },

@@ -55,19 +55,29 @@ const RowSchema = z.object({
   timeout: z.string().optional(),
 });
 const RowsSchema = z.array(RowSchema);
-const ConnectionRowsSchema = z.array(z.object({
-  '.id': z.string().regex(/^\*[0-9A-Fa-f]+$/),
-  'src-address': z.string().optional(),
-  'dst-address': z.string().optional(),
-}));
+const ConnectionRowsSchema = z.array(
+  z.object({
+    '.id': z.string().regex(/^\*[0-9A-Fa-f]+$/),
+    'src-address': z.string().optional(),
+    'dst-address': z.string().optional(),
+  }),
+);
 /** RouterOS's error body: `{"error":400,"message":"Bad Request","detail":"failure: already have such entry"}`. */
 const ErrorSchema = z.object({ error: z.number().optional(), message: z.string().optional(), detail: z.string().optional() });
 const ResourceSchema = z.object({ version: z.string(), 'board-name': z.string().optional() });
 
 const TLS_ERROR_CODES = new Set([
-  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'UNABLE_TO_GET_ISSUER_CERT', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID',
-  'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_SIGNATURE_FAILURE', 'CERT_UNTRUSTED', 'ERR_SSL_WRONG_VERSION_NUMBER',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_UNTRUSTED',
+  'ERR_SSL_WRONG_VERSION_NUMBER',
 ]);
 
 export interface MikrotikClientOptions {
@@ -151,7 +161,12 @@ export class MikrotikClient {
     const reply = await this.call('PUT', menu(family), { body: { ...entry }, handle: [400] });
     if (reply.status === 400) {
       if (/already have such entry/i.test(reply.detail)) return null;
-      throw new TargetError('rejected', 'invalid-entry', `PUT /rest/${menu(family)}`, `PUT /rest/${menu(family)}: RouterOS refused ${entry.address}: ${reply.detail || 'HTTP 400'}`);
+      throw new TargetError(
+        'rejected',
+        'invalid-entry',
+        `PUT /rest/${menu(family)}`,
+        `PUT /rest/${menu(family)}: RouterOS refused ${entry.address}: ${reply.detail || 'HTTP 400'}`,
+      );
     }
     const row = RowSchema.pick({ '.id': true }).safeParse(reply.json);
     if (!row.success) throw badReply(`PUT /rest/${menu(family)}`, row.error);
@@ -204,7 +219,11 @@ export class MikrotikClient {
     return rows.data;
   }
 
-  private async call(method: 'GET' | 'PUT' | 'PATCH' | 'DELETE', path: string, what: { query?: URLSearchParams; body?: Record<string, unknown>; handle?: number[] } = {}): Promise<Reply> {
+  private async call(
+    method: 'GET' | 'PUT' | 'PATCH' | 'DELETE',
+    path: string,
+    what: { query?: URLSearchParams; body?: Record<string, unknown>; handle?: number[] } = {},
+  ): Promise<Reply> {
     const started = performance.now();
     const endpoint = `${method} ${path.replace(/\/\*[0-9A-Fa-f]+$/, '')}`;
     try {
@@ -232,7 +251,11 @@ export class MikrotikClient {
     let text: string;
     try {
       const response = await request(`${this.url}/rest/${path}${query}`, {
-        method: method as Dispatcher.HttpMethod, headers, body: payload, dispatcher: this.dispatcher, signal: AbortSignal.timeout(this.timeoutMs),
+        method: method as Dispatcher.HttpMethod,
+        headers,
+        body: payload,
+        dispatcher: this.dispatcher,
+        signal: AbortSignal.timeout(this.timeoutMs),
       });
       status = response.statusCode;
       text = await readCapped(response.body, this.maxReplyBytes, call);
@@ -249,8 +272,12 @@ export class MikrotikClient {
         // A proxy's or the WebFig login page's HTML: not RouterOS's REST service answering. An
         // error status is judged by the status alone.
         if (status >= 200 && status < 300) {
-          throw new TargetError('operator', 'not-json', call,
-            `${call}: HTTP ${status} and the body is not JSON (${describe(text)}); is url the router's https address (the www-ssl service, RouterOS 7.1 or later)?`);
+          throw new TargetError(
+            'operator',
+            'not-json',
+            call,
+            `${call}: HTTP ${status} and the body is not JSON (${describe(text)}); is url the router's https address (the www-ssl service, RouterOS 7.1 or later)?`,
+          );
         }
       }
     }
@@ -268,8 +295,13 @@ export class MikrotikClient {
       return new TargetError('retry', 'timeout', call, `${call}: no answer within ${this.timeoutMs} ms`, { cause: error });
     }
     if (TLS_ERROR_CODES.has(code) || /certificate|self[- ]signed|SSL/i.test(err.message ?? '')) {
-      return new TargetError('operator', 'tls', call,
-        `${call}: TLS verification failed (${code || err.message}): give the router's CA with ca_file= (MIKROTIK_CA_FILE), or tls_insecure=1 to accept any certificate (not recommended)`, { cause: error });
+      return new TargetError(
+        'operator',
+        'tls',
+        call,
+        `${call}: TLS verification failed (${code || err.message}): give the router's CA with ca_file= (MIKROTIK_CA_FILE), or tls_insecure=1 to accept any certificate (not recommended)`,
+        { cause: error },
+      );
     }
     return new TargetError('retry', 'network', call, `${call}: cannot reach the router (${code || err.name || 'error'})`, { cause: error });
   }
@@ -297,14 +329,28 @@ function checkedId(id: string): string {
 function statusError(status: number, detail: string, call: string): TargetError {
   const suffix = detail ? ` (${detail})` : '';
   if (status === 401) {
-    return new TargetError('operator', 'unauthorized', call,
-      `${call}: HTTP 401${suffix}: user/password wrong or the user lacks the api/rest-api policy (see README "MikroTik RouterOS")`);
+    return new TargetError(
+      'operator',
+      'unauthorized',
+      call,
+      `${call}: HTTP 401${suffix}: user/password wrong or the user lacks the api/rest-api policy (see README "MikroTik RouterOS")`,
+    );
   }
   if (status === 403 || /not enough permissions/i.test(detail)) {
-    return new TargetError('operator', 'forbidden', call, `${call}: HTTP ${status}${suffix}: the user's group lacks the read or write policy (see README "MikroTik RouterOS")`);
+    return new TargetError(
+      'operator',
+      'forbidden',
+      call,
+      `${call}: HTTP ${status}${suffix}: the user's group lacks the read or write policy (see README "MikroTik RouterOS")`,
+    );
   }
   if (status === 404) {
-    return new TargetError('operator', 'not-found', call, `${call}: HTTP 404${suffix}: no REST API here; RouterOS 7.1 or later with the www-ssl service is needed`);
+    return new TargetError(
+      'operator',
+      'not-found',
+      call,
+      `${call}: HTTP 404${suffix}: no REST API here; RouterOS 7.1 or later with the www-ssl service is needed`,
+    );
   }
   if (status === 408 || status === 429 || status >= 500) return new TargetError('retry', `http-${status}`, call, `${call}: HTTP ${status}${suffix}`);
   return new TargetError('rejected', `http-${status}`, call, `${call}: HTTP ${status}${suffix}`);
@@ -312,7 +358,12 @@ function statusError(status: number, detail: string, call: string): TargetError 
 
 function badReply(call: string, error: z.ZodError): TargetError {
   const issue = error.issues[0];
-  return new TargetError('retry', 'bad-reply', call, `${call}: unexpected reply: ${issue ? `${issue.path.join('.') || '(root)'} ${issue.message}` : 'schema mismatch'}`);
+  return new TargetError(
+    'retry',
+    'bad-reply',
+    call,
+    `${call}: unexpected reply: ${issue ? `${issue.path.join('.') || '(root)'} ${issue.message}` : 'schema mismatch'}`,
+  );
 }
 
 /** The body as text, abandoned (connection destroyed) past the cap. */
@@ -323,8 +374,12 @@ async function readCapped(body: Dispatcher.ResponseData['body'], maxBytes: numbe
     length += chunk.length;
     if (length > maxBytes) {
       body.destroy();
-      throw new TargetError('operator', 'too-large', call,
-        `${call}: reply larger than ${maxBytes} bytes, abandoned: the router (or a proxy in front of it) answers far more than any address list; check url`);
+      throw new TargetError(
+        'operator',
+        'too-large',
+        call,
+        `${call}: reply larger than ${maxBytes} bytes, abandoned: the router (or a proxy in front of it) answers far more than any address list; check url`,
+      );
     }
     chunks.push(chunk);
   }

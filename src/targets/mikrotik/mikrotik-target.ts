@@ -1,6 +1,12 @@
 import { parsePfEntry } from '../../net/address.ts';
 import {
-  TargetError, type DesiredEntry, type EdgeTarget, type ListedEntry, type TargetCapabilities, type TargetCheckResult, type TargetDeps,
+  TargetError,
+  type DesiredEntry,
+  type EdgeTarget,
+  type ListedEntry,
+  type TargetCapabilities,
+  type TargetCheckResult,
+  type TargetDeps,
 } from '../edge-target.ts';
 import { MikrotikClient, type Family, type RouterEntry } from './client.ts';
 import { endpointWithin } from './connection-match.ts';
@@ -26,7 +32,13 @@ export function isOwnedComment(comment: string): boolean {
 export function routerTimeout(ms: number): string {
   let rest = Math.min(MAX_TIMEOUT_SECONDS, Math.max(1, Math.ceil(ms / 1000)));
   let text = '';
-  for (const [unit, size] of [['w', 604_800], ['d', 86_400], ['h', 3600], ['m', 60], ['s', 1]] as const) {
+  for (const [unit, size] of [
+    ['w', 604_800],
+    ['d', 86_400],
+    ['h', 3600],
+    ['m', 60],
+    ['s', 1],
+  ] as const) {
     const count = Math.floor(rest / size);
     rest -= count * size;
     if (count > 0) text += `${count}${unit}`;
@@ -113,8 +125,8 @@ export class MikrotikTarget implements EdgeTarget {
       for (const family of [4, 6] as const) {
         const prefix = family === 4 ? 'ip' : 'ipv6';
         const rules = [
-          ...await this.client.rules(`${prefix}/firewall/filter`, { 'src-address-list': this.list_ }),
-          ...await this.client.rules(`${prefix}/firewall/raw`, { 'src-address-list': this.list_ }),
+          ...(await this.client.rules(`${prefix}/firewall/filter`, { 'src-address-list': this.list_ })),
+          ...(await this.client.rules(`${prefix}/firewall/raw`, { 'src-address-list': this.list_ })),
         ].filter((r) => r.disabled !== 'true' && r.disabled !== 'yes' && ['drop', 'reject', 'tarpit'].includes(r.action ?? ''));
         facts[`rules_ipv${family}`] = String(rules.length);
         const missing = `no enabled drop rule in /${prefix}/firewall/filter or raw matches src-address-list=${this.list_}: add one (README "MikroTik RouterOS")`;
@@ -169,7 +181,7 @@ export class MikrotikTarget implements EdgeTarget {
     const cached = this.ids.get(address);
     this.ids.delete(address);
     // A cached id may be stale (the entry expired and was added again): then look it up by address.
-    if (cached !== undefined && await this.client.deleteEntry(family, cached)) return;
+    if (cached !== undefined && (await this.client.deleteEntry(family, cached))) return;
     for (const row of await this.client.listEntries(family, this.list_, text)) await this.client.deleteEntry(family, row.id);
   }
 
@@ -196,9 +208,13 @@ export class MikrotikTarget implements EdgeTarget {
       // Concurrent kills may each be refused; one message is enough.
       if (!this.capabilities.killConnections) return 0;
       this.capabilities.killConnections = false;
-      throw new TargetError('operator', error.reason, error.call,
+      throw new TargetError(
+        'operator',
+        error.reason,
+        error.call,
         `${error.message}; established connections of banned addresses are no longer cut on ${this.id} until edgeban restarts with the policy granted (README "MikroTik RouterOS")`,
-        { cause: error });
+        { cause: error },
+      );
     }
   }
 
@@ -222,8 +238,12 @@ export class MikrotikTarget implements EdgeTarget {
     }
     this.ids.set(address, row.id);
     if (row.disabled) {
-      throw new TargetError('rejected', 'entry-disabled', `PUT /rest/${family === 4 ? 'ip' : 'ipv6'}/firewall/address-list`,
-        `${address} is already on list ${this.list_} but the entry is disabled, so it blocks nothing: enable or remove it on the router`);
+      throw new TargetError(
+        'rejected',
+        'entry-disabled',
+        `PUT /rest/${family === 4 ? 'ip' : 'ipv6'}/firewall/address-list`,
+        `${address} is already on list ${this.list_} but the entry is disabled, so it blocks nothing: enable or remove it on the router`,
+      );
     }
     if (!isOwnedComment(row.comment)) return; // a foreign entry blocks the address as well; left as it is
     if (timeout !== undefined && row.dynamic) {

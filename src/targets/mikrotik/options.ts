@@ -56,8 +56,12 @@ const schema = z.object({
   list: z.string().regex(LIST_NAME, 'must be 1-64 characters of letters, digits, _ - . : (the address list name)').default(DEFAULT_LIST),
   ca_file: z.string().min(1, 'must be a file path').optional(),
   tls_insecure: z.enum(['0', '1', 'true', 'false', 'yes', 'no']).default('0'),
-  api_timeout: z.string().regex(/^\d{1,3}$/, 'must be whole seconds (1-600)').transform(Number)
-    .refine((s) => s >= 1 && s <= 600, 'must be whole seconds (1-600)').default(30),
+  api_timeout: z
+    .string()
+    .regex(/^\d{1,3}$/, 'must be whole seconds (1-600)')
+    .transform(Number)
+    .refine((s) => s >= 1 && s <= 600, 'must be whole seconds (1-600)')
+    .default(30),
 });
 
 /**
@@ -101,7 +105,8 @@ function checkRouterUrl(candidate: string): string {
   if (url.search || url.hash) throw new MikrotikOptionError('url', `${url.origin}: no query string or fragment expected`);
   const bare = url.hostname.replace(/^\[|\]$/g, '');
   const loopback = bare === 'localhost' || (ipaddr.isValid(bare) && ipaddr.process(bare).range() === 'loopback');
-  if (url.protocol === 'http:' && !loopback) throw new MikrotikOptionError('url', `${url.origin}: plain http sends the password in clear; use https (the www-ssl service)`);
+  if (url.protocol === 'http:' && !loopback)
+    throw new MikrotikOptionError('url', `${url.origin}: plain http sends the password in clear; use https (the www-ssl service)`);
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new MikrotikOptionError('url', `${url.origin}: expected https://`);
   const path = url.pathname.replace(/\/+$/, '').replace(/\/rest$/, '');
   return `${url.origin}${path}`;

@@ -2,7 +2,13 @@ import { z } from 'zod';
 import { OpnsenseApiError } from './api-error.ts';
 import { OpnsenseClient } from './client.ts';
 import {
-  AliasItemReplySchema, OptionFieldSchema, RuleItemReplySchema, SavedReplySchema, SavepointReplySchema, SearchRuleReplySchema, StatusReplySchema,
+  AliasItemReplySchema,
+  OptionFieldSchema,
+  RuleItemReplySchema,
+  SavedReplySchema,
+  SavepointReplySchema,
+  SearchRuleReplySchema,
+  StatusReplySchema,
 } from './replies.ts';
 
 /** A filter rule as edgeban reads it back: option fields as their selected keys joined by `,`. */
@@ -38,7 +44,8 @@ export class OpnsenseAdminClient extends OpnsenseClient {
     const reply = await this.call('POST', 'firewall/alias/add_item', SavedReplySchema, {
       alias: { enabled: '1', name: alias, type: 'external', description, counters: '0' },
     });
-    if (reply.result !== 'saved' || reply.uuid === undefined) throw new OpnsenseApiError('rejected', call, `not saved${describeValidations(reply.validations)}`);
+    if (reply.result !== 'saved' || reply.uuid === undefined)
+      throw new OpnsenseApiError('rejected', call, `not saved${describeValidations(reply.validations)}`);
     return reply.uuid;
   }
 
@@ -53,7 +60,8 @@ export class OpnsenseAdminClient extends OpnsenseClient {
     const reply = await this.call('POST', 'firewall/alias/add_item', SavedReplySchema, {
       alias: { enabled: '1', name: alias, type: 'urltable', description, counters: '0', ...urlTableFields(source) },
     });
-    if (reply.result !== 'saved' || reply.uuid === undefined) throw new OpnsenseApiError('rejected', call, `not saved${describeValidations(reply.validations)}`);
+    if (reply.result !== 'saved' || reply.uuid === undefined)
+      throw new OpnsenseApiError('rejected', call, `not saved${describeValidations(reply.validations)}`);
     return reply.uuid;
   }
 
@@ -73,9 +81,15 @@ export class OpnsenseAdminClient extends OpnsenseClient {
     if (!parsed.success) throw new OpnsenseApiError('server', `GET /api/${path}`, 'the alias item has no URL-table fields (content, updatefreq, authtype)');
     const { content, updatefreq, authtype, username, password } = parsed.data;
     const selected = (options: Record<string, { selected?: unknown }>) =>
-      Object.entries(options).filter(([, o]) => Number(o.selected) === 1 || o.selected === true).map(([key]) => key);
+      Object.entries(options)
+        .filter(([, o]) => Number(o.selected) === 1 || o.selected === true)
+        .map(([key]) => key);
     return {
-      url: selected(content).join('\n'), updatefreq: String(updatefreq), authtype: selected(authtype)[0] ?? '', username, password,
+      url: selected(content).join('\n'),
+      updatefreq: String(updatefreq),
+      authtype: selected(authtype)[0] ?? '',
+      username,
+      password,
     };
   }
 
@@ -121,7 +135,8 @@ export class OpnsenseAdminClient extends OpnsenseClient {
       if (options.success) {
         fields[name] = Object.entries(options.data)
           .filter(([, o]) => Number(o.selected) === 1 || o.selected === true)
-          .map(([key]) => key).join(',');
+          .map(([key]) => key)
+          .join(',');
       }
     }
     return fields;
@@ -130,7 +145,8 @@ export class OpnsenseAdminClient extends OpnsenseClient {
   async addRule(rule: BlockRuleSpec): Promise<string> {
     const call = 'POST /api/firewall/filter/add_rule';
     const reply = await this.call('POST', 'firewall/filter/add_rule', SavedReplySchema, { rule });
-    if (reply.result !== 'saved' || reply.uuid === undefined) throw new OpnsenseApiError('rejected', call, `not saved${describeValidations(reply.validations)}`);
+    if (reply.result !== 'saved' || reply.uuid === undefined)
+      throw new OpnsenseApiError('rejected', call, `not saved${describeValidations(reply.validations)}`);
     return reply.uuid;
   }
 
@@ -148,7 +164,8 @@ export class OpnsenseAdminClient extends OpnsenseClient {
     const path = revision === undefined ? 'firewall/filter/apply' : `firewall/filter/apply/${encodeURIComponent(revision)}`;
     const reply = await this.call('POST', path, StatusReplySchema, {});
     // The raw configd output: "OK\n\n" (any case, trailing whitespace).
-    if (reply.status.trim().toLowerCase() !== 'ok') throw new OpnsenseApiError('rejected', `POST /api/${path}`, `replied status ${JSON.stringify(reply.status)}`);
+    if (reply.status.trim().toLowerCase() !== 'ok')
+      throw new OpnsenseApiError('rejected', `POST /api/${path}`, `replied status ${JSON.stringify(reply.status)}`);
   }
 
   async cancelRollback(revision: string): Promise<void> {
@@ -169,13 +186,15 @@ export interface UrlTableSource {
   password: string;
 }
 
-const UrlTableItemSchema = z.object({
-  content: z.record(z.string(), z.object({ selected: z.unknown().optional() }).loose()),
-  updatefreq: z.union([z.string(), z.number()]),
-  authtype: z.record(z.string(), z.object({ selected: z.unknown().optional() }).loose()),
-  username: z.string(),
-  password: z.string(),
-}).loose();
+const UrlTableItemSchema = z
+  .object({
+    content: z.record(z.string(), z.object({ selected: z.unknown().optional() }).loose()),
+    updatefreq: z.union([z.string(), z.number()]),
+    authtype: z.record(z.string(), z.object({ selected: z.unknown().optional() }).loose()),
+    username: z.string(),
+    password: z.string(),
+  })
+  .loose();
 
 function urlTableFields(source: UrlTableSource): Record<string, string> {
   return { content: source.url, updatefreq: source.updatefreq, authtype: source.authtype, username: source.username, password: source.password };

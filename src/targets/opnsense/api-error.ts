@@ -3,18 +3,18 @@
  * Messages never carry credentials: they are built from the path and the reply only.
  */
 export type ApiErrorKind =
-  | 'auth'          // 401: bad key or secret
-  | 'forbidden'     // 403: the key lacks a privilege
-  | 'read-only'     // the user holds "Deny config write"
+  | 'auth' // 401: bad key or secret
+  | 'forbidden' // 403: the key lacks a privilege
+  | 'read-only' // the user holds "Deny config write"
   | 'alias-missing' // the alias is not configured on this firewall
-  | 'rejected'      // the firewall refused the input (not_an_address, failed)
-  | 'not-found'     // 404: endpoint unknown (OPNsense too old, or a wrong URL path)
-  | 'tls'           // certificate not trusted, expired or for another name
-  | 'server'        // 5xx, a body that is not the JSON expected
-  | 'too-large'     // a reply past the size cap (a proxy or firewall answering far more than asked)
-  | 'throttled'     // 408 / 429
-  | 'network'       // refused, reset, DNS
-  | 'timeout';      // no answer in time
+  | 'rejected' // the firewall refused the input (not_an_address, failed)
+  | 'not-found' // 404: endpoint unknown (OPNsense too old, or a wrong URL path)
+  | 'tls' // certificate not trusted, expired or for another name
+  | 'server' // 5xx, a body that is not the JSON expected
+  | 'too-large' // a reply past the size cap (a proxy or firewall answering far more than asked)
+  | 'throttled' // 408 / 429
+  | 'network' // refused, reset, DNS
+  | 'timeout'; // no answer in time
 
 const RETRYABLE: ReadonlySet<ApiErrorKind> = new Set(['server', 'throttled', 'network', 'timeout']);
 

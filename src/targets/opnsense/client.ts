@@ -6,8 +6,15 @@ import { canonicalEntry, parsePfAddress, parsePfEntry } from '../../net/address.
 import { isValidAliasName } from '../../config/env.ts';
 import { OpnsenseApiError, type ApiErrorKind } from './api-error.ts';
 import {
-  AliasItemReplySchema, AliasNamesReplySchema, AliasUuidReplySchema, ErrorReplySchema, FirmwareStatusReplySchema,
-  KillStatesReplySchema, ListReplySchema, StatusReplySchema, TableSizeReplySchema,
+  AliasItemReplySchema,
+  AliasNamesReplySchema,
+  AliasUuidReplySchema,
+  ErrorReplySchema,
+  FirmwareStatusReplySchema,
+  KillStatesReplySchema,
+  ListReplySchema,
+  StatusReplySchema,
+  TableSizeReplySchema,
 } from './replies.ts';
 
 export type AliasType = string; // 'external', 'host', 'network', … as OPNsense names them
@@ -58,13 +65,30 @@ const MAX_LIST_ROW_BYTES = 1024;
 const MAX_LIST_PAGES = 100_000;
 
 const TLS_ERROR_CODES = new Set([
-  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'UNABLE_TO_GET_ISSUER_CERT', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID',
-  'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_SIGNATURE_FAILURE', 'CERT_UNTRUSTED', 'ERR_SSL_WRONG_VERSION_NUMBER',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_UNTRUSTED',
+  'ERR_SSL_WRONG_VERSION_NUMBER',
 ]);
 const NETWORK_ERROR_CODES = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT',
-  'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_CONNECT_TIMEOUT',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ETIMEDOUT',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+  'UND_ERR_CONNECT_TIMEOUT',
 ]);
 
 /**
@@ -98,14 +122,16 @@ export class OpnsenseClient {
     this.logger = options.logger;
     this.onCall = options.onCall;
     this.ownsDispatcher = options.dispatcher === undefined;
-    this.dispatcher = options.dispatcher ?? new Agent({
-      connections: options.connections ?? 32,
-      keepAliveTimeout: 30_000,
-      connect: {
-        rejectUnauthorized: !endpoint.tlsInsecure,
-        ...(endpoint.ca ? { ca: endpoint.ca } : {}),
-      },
-    });
+    this.dispatcher =
+      options.dispatcher ??
+      new Agent({
+        connections: options.connections ?? 32,
+        keepAliveTimeout: 30_000,
+        connect: {
+          rejectUnauthorized: !endpoint.tlsInsecure,
+          ...(endpoint.ca ? { ca: endpoint.ca } : {}),
+        },
+      });
   }
 
   async close(): Promise<void> {
@@ -146,11 +172,18 @@ export class OpnsenseClient {
       const end = (current - 1) * size + reply.rows.length;
       if (end >= reply.total) break;
       if (entries.size === before) {
-        throw new OpnsenseApiError('server', `POST /api/${path}`,
-          `page ${current} (${size} rows asked) brought ${reply.rows.length} rows and no new entry, but total says ${reply.total} and only ${entries.size} were read: the list cannot be completed (a proxy or firewall that ignores paging?)`);
+        throw new OpnsenseApiError(
+          'server',
+          `POST /api/${path}`,
+          `page ${current} (${size} rows asked) brought ${reply.rows.length} rows and no new entry, but total says ${reply.total} and only ${entries.size} were read: the list cannot be completed (a proxy or firewall that ignores paging?)`,
+        );
       }
       if (pages >= MAX_LIST_PAGES) {
-        throw new OpnsenseApiError('server', `POST /api/${path}`, `still short of total (${reply.total}) after ${pages} pages of ${size} rows: the list cannot be completed`);
+        throw new OpnsenseApiError(
+          'server',
+          `POST /api/${path}`,
+          `still short of total (${reply.total}) after ${pages} pages of ${size} rows: the list cannot be completed`,
+        );
       }
       if (reply.rows.length < size) size = reply.rows.length;
       position = end;
@@ -212,7 +245,11 @@ export class OpnsenseClient {
   async killStates(address: string): Promise<number> {
     const filter = killStatesFilter(address);
     if (filter === null) {
-      throw new OpnsenseApiError('rejected', 'POST /api/diagnostics/firewall/kill_states', `kill_states takes a single IPv4 address, not ${parsePfAddress(address).text}`);
+      throw new OpnsenseApiError(
+        'rejected',
+        'POST /api/diagnostics/firewall/kill_states',
+        `kill_states takes a single IPv4 address, not ${parsePfAddress(address).text}`,
+      );
     }
     const reply = await this.call('POST', 'diagnostics/firewall/kill_states', KillStatesReplySchema, { filter });
     if (reply.result !== 'ok') {
@@ -242,10 +279,20 @@ export class OpnsenseClient {
       throw new OpnsenseApiError('alias-missing', call, `${reply.status_msg}: create it as type External (advanced) in Firewall ▸ Aliases`);
     }
     if (reply.status === 'not_an_address') throw new OpnsenseApiError('rejected', call, `OPNsense says not_an_address${what}`);
-    throw new OpnsenseApiError('rejected', call, `OPNsense replied status ${JSON.stringify(reply.status)}${reply.status_msg ? ` (${reply.status_msg})` : ''}${what}`);
+    throw new OpnsenseApiError(
+      'rejected',
+      call,
+      `OPNsense replied status ${JSON.stringify(reply.status)}${reply.status_msg ? ` (${reply.status_msg})` : ''}${what}`,
+    );
   }
 
-  protected async call<T>(method: 'GET' | 'POST', path: string, schema: z.ZodType<T>, body?: Record<string, unknown>, maxReplyBytes = DEFAULT_MAX_REPLY_BYTES): Promise<T> {
+  protected async call<T>(
+    method: 'GET' | 'POST',
+    path: string,
+    schema: z.ZodType<T>,
+    body?: Record<string, unknown>,
+    maxReplyBytes = DEFAULT_MAX_REPLY_BYTES,
+  ): Promise<T> {
     if (!this.onCall) return this.callOnce(method, path, schema, body, maxReplyBytes);
     const started = performance.now();
     const endpoint = `${method} ${routeOf(path)}`;
@@ -259,7 +306,13 @@ export class OpnsenseClient {
     }
   }
 
-  private async callOnce<T>(method: 'GET' | 'POST', path: string, schema: z.ZodType<T>, body: Record<string, unknown> | undefined, maxReplyBytes: number): Promise<T> {
+  private async callOnce<T>(
+    method: 'GET' | 'POST',
+    path: string,
+    schema: z.ZodType<T>,
+    body: Record<string, unknown> | undefined,
+    maxReplyBytes: number,
+  ): Promise<T> {
     const call = `${method} /api/${path}`;
     const headers: Record<string, string> = { authorization: this.authorization, accept: 'application/json' };
     let payload: string | undefined;
@@ -291,12 +344,22 @@ export class OpnsenseClient {
     try {
       json = JSON.parse(text);
     } catch {
-      throw new OpnsenseApiError('server', call, `HTTP 200 but the body is not JSON (${describeBody(text)}); is OPNSENSE_URL the API of an OPNsense firewall?`, 200);
+      throw new OpnsenseApiError(
+        'server',
+        call,
+        `HTTP 200 but the body is not JSON (${describeBody(text)}); is OPNSENSE_URL the API of an OPNsense firewall?`,
+        200,
+      );
     }
     const parsed = schema.safeParse(json);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      throw new OpnsenseApiError('server', call, `unexpected reply ${describeBody(text)}: ${issue ? `${issue.path.join('.') || '(root)'} ${issue.message}` : 'schema mismatch'}`, 200);
+      throw new OpnsenseApiError(
+        'server',
+        call,
+        `unexpected reply ${describeBody(text)}: ${issue ? `${issue.path.join('.') || '(root)'} ${issue.message}` : 'schema mismatch'}`,
+        200,
+      );
     }
     return parsed.data;
   }
@@ -313,8 +376,11 @@ async function readCapped(body: Dispatcher.ResponseData['body'], maxBytes: numbe
     length += chunk.length;
     if (length > maxBytes) {
       body.destroy();
-      throw new OpnsenseApiError('too-large', call,
-        `reply larger than ${formatBytes(maxBytes)}, abandoned: the firewall (or a proxy in front of it) answers far more than any OPNsense reply; check OPNSENSE_URL and what sits in between`);
+      throw new OpnsenseApiError(
+        'too-large',
+        call,
+        `reply larger than ${formatBytes(maxBytes)}, abandoned: the firewall (or a proxy in front of it) answers far more than any OPNsense reply; check OPNSENSE_URL and what sits in between`,
+      );
     }
     chunks.push(chunk);
   }
@@ -373,7 +439,11 @@ export function classifyTransportError(error: unknown, call: string, timeoutMs: 
     return new OpnsenseApiError('timeout', call, `no answer within ${timeoutMs} ms`);
   }
   if (TLS_ERROR_CODES.has(code) || /certificate|self[- ]signed|SSL/i.test(err.message ?? '')) {
-    return new OpnsenseApiError('tls', call, `TLS verification failed (${code || err.message}): set OPNSENSE_CA_FILE to the firewall's CA, or OPNSENSE_TLS_INSECURE=1 to accept any certificate (not recommended)`);
+    return new OpnsenseApiError(
+      'tls',
+      call,
+      `TLS verification failed (${code || err.message}): set OPNSENSE_CA_FILE to the firewall's CA, or OPNSENSE_TLS_INSECURE=1 to accept any certificate (not recommended)`,
+    );
   }
   if (NETWORK_ERROR_CODES.has(code)) return new OpnsenseApiError('network', call, `cannot reach the firewall (${code})`);
   return new OpnsenseApiError('network', call, `request failed (${code || err.name || 'error'}: ${err.message ?? 'unknown'})`);

@@ -33,8 +33,13 @@ export function normalisedFirewall(firewall: string): string | { problem: string
 export const opnsenseKind: TargetKind<OpnsenseOptions> = {
   kind: 'opnsense',
   env: {
-    OPNSENSE_URL: 'firewall', OPNSENSE_KEY: 'key', OPNSENSE_SECRET: 'secret', OPNSENSE_ALIAS: 'alias',
-    OPNSENSE_TLS_INSECURE: 'allow_insecure', OPNSENSE_TIMEOUT: 'timeout', EDGEBAN_LIST_PAGE_SIZE: 'list_page_size',
+    OPNSENSE_URL: 'firewall',
+    OPNSENSE_KEY: 'key',
+    OPNSENSE_SECRET: 'secret',
+    OPNSENSE_ALIAS: 'alias',
+    OPNSENSE_TLS_INSECURE: 'allow_insecure',
+    OPNSENSE_TIMEOUT: 'timeout',
+    EDGEBAN_LIST_PAGE_SIZE: 'list_page_size',
   },
   secretParams: ['key', 'secret'],
   parseOptions(params) {
@@ -42,12 +47,15 @@ export const opnsenseKind: TargetKind<OpnsenseOptions> = {
     if (typeof url !== 'string') throw new TargetOptionError('firewall', url.problem);
     const alias = (params.alias ?? '').trim() || DEFAULT_ALIAS;
     if (!isValidAliasName(alias)) {
-      throw new TargetOptionError('alias', `"${alias.slice(0, 40)}" is not a valid OPNsense alias name (a letter or _ first, then letters, digits or _, at most 31)`);
+      throw new TargetOptionError(
+        'alias',
+        `"${alias.slice(0, 40)}" is not a valid OPNsense alias name (a letter or _ first, then letters, digits or _, at most 31)`,
+      );
     }
     const endpoint: FirewallEndpoint = {
       url,
-      key: requiredParam(params, 'key', 'the firewall\'s API key, or OPNSENSE_KEY'),
-      secret: requiredParam(params, 'secret', 'the firewall\'s API secret, or OPNSENSE_SECRET'),
+      key: requiredParam(params, 'key', "the firewall's API key, or OPNSENSE_KEY"),
+      secret: requiredParam(params, 'secret', "the firewall's API secret, or OPNSENSE_SECRET"),
       ca: null,
       tlsInsecure: flagParam(params, 'allow_insecure', false),
       timeoutMs: intParam(params, 'timeout', 30, 600) * 1000,
@@ -59,8 +67,22 @@ export const opnsenseKind: TargetKind<OpnsenseOptions> = {
     const target = { id: backendId(options.endpoint.url, options.alias) };
     const onCall = deps.onCall;
     const client = new OpnsenseClient({
-      endpoint: options.endpoint, logger: deps.logger, connections: options.connections,
-      ...(onCall ? { onCall: (call: ApiCallRecord) => onCall({ kind: 'opnsense', target: target.id, endpoint: call.endpoint, outcome: call.outcome === 'ok' ? 'ok' : targetErrorKind(call.outcome), ...(call.outcome === 'ok' ? {} : { reason: call.outcome }), durationMs: call.ms }) } : {}),
+      endpoint: options.endpoint,
+      logger: deps.logger,
+      connections: options.connections,
+      ...(onCall
+        ? {
+            onCall: (call: ApiCallRecord) =>
+              onCall({
+                kind: 'opnsense',
+                target: target.id,
+                endpoint: call.endpoint,
+                outcome: call.outcome === 'ok' ? 'ok' : targetErrorKind(call.outcome),
+                ...(call.outcome === 'ok' ? {} : { reason: call.outcome }),
+                durationMs: call.ms,
+              }),
+          }
+        : {}),
     });
     return new OpnsenseTarget(client, options.alias, { listPageSize: options.listPageSize });
   },

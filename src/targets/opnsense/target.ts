@@ -1,5 +1,13 @@
 import { parsePfEntry } from '../../net/address.ts';
-import { TargetError, type DesiredEntry, type EdgeTarget, type ListedEntry, type TargetCapabilities, type TargetCheckResult, type TargetErrorKind } from '../edge-target.ts';
+import {
+  TargetError,
+  type DesiredEntry,
+  type EdgeTarget,
+  type ListedEntry,
+  type TargetCapabilities,
+  type TargetCheckResult,
+  type TargetErrorKind,
+} from '../edge-target.ts';
 import { isRetryableKind, OpnsenseApiError, type ApiErrorKind } from './api-error.ts';
 import { DEFAULT_LIST_PAGE_SIZE, killStatesFilter, type OpnsenseClient } from './client.ts';
 
@@ -70,14 +78,21 @@ export class OpnsenseTarget implements EdgeTarget {
       throw toTargetError(error);
     }
     if (info === null) {
-      throw new TargetError('operator', 'alias-missing', `GET /api/firewall/alias/get_alias_u_u_i_d/${this.alias}`,
-        `no alias named ${this.alias} on ${this.client.baseUrl}: create it as type External (advanced) in Firewall ▸ Aliases and block it in a WAN rule (edgeban setup-opnsense does both)`);
+      throw new TargetError(
+        'operator',
+        'alias-missing',
+        `GET /api/firewall/alias/get_alias_u_u_i_d/${this.alias}`,
+        `no alias named ${this.alias} on ${this.client.baseUrl}: create it as type External (advanced) in Firewall ▸ Aliases and block it in a WAN rule (edgeban setup-opnsense does both)`,
+      );
     }
     facts.aliasType = info.type;
     // External and URL Table (IPs, durable mode) aliases take alias_util adds as plain pfctl adds, no config.xml write (deploy/opnsense-durable.md).
-    const warnings = info.type === 'external' || info.type === 'urltable' ? [] : [
-      `alias ${this.alias} is of type ${info.type}, not External: every ban rewrites config.xml and adds a backup revision (slow, and it evicts real backups). Recreate it as External (advanced)`,
-    ];
+    const warnings =
+      info.type === 'external' || info.type === 'urltable'
+        ? []
+        : [
+            `alias ${this.alias} is of type ${info.type}, not External: every ban rewrites config.xml and adds a backup revision (slow, and it evicts real backups). Recreate it as External (advanced)`,
+          ];
     return { errors: [], warnings, facts };
   }
 
@@ -102,8 +117,13 @@ export class OpnsenseTarget implements EdgeTarget {
       return await this.client.killStates(filter);
     } catch (error) {
       if (error instanceof OpnsenseApiError && error.kind === 'forbidden') {
-        throw new TargetError('operator', 'forbidden', error.call,
-          'kill_states is forbidden for this API key (privilege "Diagnostics: Show States"); established connections of banned addresses are no longer cut. Grant it, or set EDGEBAN_KILL_STATES=0', { cause: error });
+        throw new TargetError(
+          'operator',
+          'forbidden',
+          error.call,
+          'kill_states is forbidden for this API key (privilege "Diagnostics: Show States"); established connections of banned addresses are no longer cut. Grant it, or set EDGEBAN_KILL_STATES=0',
+          { cause: error },
+        );
       }
       throw toTargetError(error);
     }
@@ -120,7 +140,8 @@ export class OpnsenseTarget implements EdgeTarget {
     if (table !== null && table.used >= table.size) {
       return `pf's table-entries limit is reached (${table.used} of ${table.size} entries used by all tables): raise Firewall ▸ Settings ▸ Advanced ▸ Firewall Maximum Table Entries`;
     }
-    if (table !== null) return `pf has room (${table.used} of ${table.size} table entries used), so pfctl refused them for another reason: see the firewall's system log`;
+    if (table !== null)
+      return `pf has room (${table.used} of ${table.size} table entries used), so pfctl refused them for another reason: see the firewall's system log`;
     return 'the table-entries use could not be read (get_table_size); if the limit is reached, raise Firewall ▸ Settings ▸ Advanced ▸ Firewall Maximum Table Entries';
   }
 

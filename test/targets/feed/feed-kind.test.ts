@@ -13,22 +13,30 @@ import { tempDir } from '../../helpers/temp-dir.ts';
 
 const TOKEN = 'feed-kind-token-0123456789';
 
-test('feed[name=…] and EDGEBAN_FEED_NAME give the ledger target feed:NAME; fail2ban\'s action parameters are ignored, others refused by key; no feed without EDGEBAN_FEED_TOKEN', () => {
+test("feed[name=…] and EDGEBAN_FEED_NAME give the ledger target feed:NAME; fail2ban's action parameters are ignored, others refused by key; no feed without EDGEBAN_FEED_TOKEN", () => {
   const env = { EDGEBAN_FEED_TOKEN: TOKEN };
   const spec = parseTargetAction('feed', { name: 'pfsense', port: 'ssh', protocol: 'tcp', chain: 'INPUT' }, env);
   assert.equal(spec.ledgerTarget, 'feed:pfsense');
   assert.deepEqual(spec.secrets, [TOKEN], 'the token is scrubbed from logs');
   assert.equal(parseTargetAction('feed', {}, { ...env, EDGEBAN_FEED_NAME: 'fortigate' }).ledgerTarget, 'feed:fortigate');
-  assert.equal(parseTargetAction('feed', { name: 'pfsense' }, { ...env, EDGEBAN_FEED_NAME: 'fortigate' }).ledgerTarget, 'feed:pfsense', 'the action wins over the env default');
+  assert.equal(
+    parseTargetAction('feed', { name: 'pfsense' }, { ...env, EDGEBAN_FEED_NAME: 'fortigate' }).ledgerTarget,
+    'feed:pfsense',
+    'the action wins over the env default',
+  );
   const refused = (params: Record<string, string>, key: string, withEnv: Record<string, string> = env) =>
-    assert.throws(() => parseTargetAction('feed', params, withEnv), (error: unknown) => (error as { key?: string }).key === key, key);
+    assert.throws(
+      () => parseTargetAction('feed', params, withEnv),
+      (error: unknown) => (error as { key?: string }).key === key,
+      key,
+    );
   refused({ name: 'pfsense' }, 'token', {});
   refused({}, 'name');
   refused({ name: 'has/slash' }, 'name');
   refused({ name: 'pfsense', nmae: 'x' }, 'nmae');
 });
 
-test('LedgerFeeds serves the feed kind\'s FeedTarget: made equal to the ledger when first asked, by ledger target or by name alone', async (t) => {
+test("LedgerFeeds serves the feed kind's FeedTarget: made equal to the ledger when first asked, by ledger target or by name alone", async (t) => {
   const log = new CapturedLog('warn');
   const clock = new ManualClock();
   const ledger = await Ledger.open({ store: await FileLedgerStore.open({ dir: await tempDir(t), logger: log.logger }), clock, logger: log.logger });
@@ -47,7 +55,7 @@ test('LedgerFeeds serves the feed kind\'s FeedTarget: made equal to the ledger w
   await ledger.ban({ target: 'feed:pfsense', address: '192.0.2.81', jail: 'a', origin: 'jail', durationMs: 60_000 });
   assert.equal(feeds.document('pfsense', null)?.body, '192.0.2.80\n192.0.2.81\n');
   await target.delete('192.0.2.80');
-  assert.equal(feeds.document('feed:pfsense', null)?.body, '192.0.2.81\n', 'the reconciler\'s delete is served');
+  assert.equal(feeds.document('feed:pfsense', null)?.body, '192.0.2.81\n', "the reconciler's delete is served");
   assert.equal(feeds.feed('nothing'), null);
   assert.notEqual(createFeedKind().board, feedKind.board, 'each kind its own board');
 });

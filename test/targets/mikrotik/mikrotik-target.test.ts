@@ -17,8 +17,19 @@ const PASSWORD = 'Rtr-pw-0123456789-secret';
 const LIST = 'edgeban';
 const HOUR = 3_600_000;
 
-interface Row { '.id': string; address: string; comment?: string; timeout?: string; dynamic: string; disabled: string }
-interface State { ip: Row[]; ipv6: Row[]; calls: Array<{ method: string; path: string; status: number }> }
+interface Row {
+  '.id': string;
+  address: string;
+  comment?: string;
+  timeout?: string;
+  dynamic: string;
+  disabled: string;
+}
+interface State {
+  ip: Row[];
+  ipv6: Row[];
+  calls: Array<{ method: string; path: string; status: number }>;
+}
 
 /** `edgeban simulate --kind mikrotik` as a process, and what its admin interface offers. */
 async function startRouter(t: TestContext, args: string[] = []) {
@@ -26,14 +37,21 @@ async function startRouter(t: TestContext, args: string[] = []) {
   return {
     url: sim.url,
     admin: sim.admin,
-    state: async () => await sim.admin('state') as State,
+    state: async () => (await sim.admin('state')) as State,
   };
 }
 
 function targetFor(t: TestContext, url: string, params: Record<string, string> = {}, now = Date.now()) {
   const lines: string[] = [];
   const calls: TargetCallRecord[] = [];
-  const logger = createLogger({ level: 'trace', destination: { write: (line: string) => { lines.push(line); } } });
+  const logger = createLogger({
+    level: 'trace',
+    destination: {
+      write: (line: string) => {
+        lines.push(line);
+      },
+    },
+  });
   const options = mikrotikKind.parseOptions({ url, user: 'edgeban', password: PASSWORD, list: LIST, api_timeout: '5', ...params });
   const target = mikrotikKind.create(options, { clock: { now: () => now }, logger, onCall: (c) => calls.push(c) }) as MikrotikTarget;
   t.after(() => target.close());
@@ -45,7 +63,8 @@ function isTargetError(kind: TargetErrorKind, pattern?: RegExp) {
 }
 
 /** Address and ownership, sorted (the entries' ends are checked on their own: the router prints whole seconds left). */
-const sorted = (entries: Array<{ address: string; owned: boolean | null }>) => entries.map(({ address, owned }) => ({ address, owned })).sort((a, b) => (a.address < b.address ? -1 : 1));
+const sorted = (entries: Array<{ address: string; owned: boolean | null }>) =>
+  entries.map(({ address, owned }) => ({ address, owned })).sort((a, b) => (a.address < b.address ? -1 : 1));
 
 test('add, list and delete IPv4 and IPv6 hosts and networks: each in its menu, read back in the spelling it was added in', async (t) => {
   const router = await startRouter(t);
@@ -55,26 +74,47 @@ test('add, list and delete IPv4 and IPv6 hosts and networks: each in its menu, r
   }
   const state = await router.state();
   // What RouterOS echoes: IPv4 hosts bare, IPv6 hosts with /128.
-  assert.deepEqual(state.ip.map((r) => r.address), ['192.0.2.1', '198.51.100.0/24']);
-  assert.deepEqual(state.ipv6.map((r) => r.address), ['2001:db8::1/128', '2001:db8:1::/64']);
+  assert.deepEqual(
+    state.ip.map((r) => r.address),
+    ['192.0.2.1', '198.51.100.0/24'],
+  );
+  assert.deepEqual(
+    state.ipv6.map((r) => r.address),
+    ['2001:db8::1/128', '2001:db8:1::/64'],
+  );
   const listed = await target.list();
   assert.deepEqual(sorted(listed), [
-    { address: '192.0.2.1', owned: true }, { address: '198.51.100.0/24', owned: true },
-    { address: '2001:db8:1::/64', owned: true }, { address: '2001:db8::1', owned: true },
+    { address: '192.0.2.1', owned: true },
+    { address: '198.51.100.0/24', owned: true },
+    { address: '2001:db8:1::/64', owned: true },
+    { address: '2001:db8::1', owned: true },
   ]);
   // Each entry's end, read back from the timeout the router prints (whole seconds left, counting down meanwhile).
-  for (const entry of listed) assert.ok(entry.expiresAt !== undefined && entry.expiresAt !== null && Math.abs(entry.expiresAt - (now + HOUR)) <= 5_000, `${entry.address} ends at ${entry.expiresAt}`);
+  for (const entry of listed)
+    assert.ok(
+      entry.expiresAt !== undefined && entry.expiresAt !== null && Math.abs(entry.expiresAt - (now + HOUR)) <= 5_000,
+      `${entry.address} ends at ${entry.expiresAt}`,
+    );
   assert.equal(target.canonical('2001:DB8:0::1/128'), '2001:db8::1');
   assert.equal(target.canonical('not an address'), null);
 
   await target.delete('2001:db8::1');
   await target.delete('192.0.2.1');
   const after = await router.state();
-  assert.deepEqual(after.ip.map((r) => r.address), ['198.51.100.0/24']);
-  assert.deepEqual(after.ipv6.map((r) => r.address), ['2001:db8:1::/64']);
+  assert.deepEqual(
+    after.ip.map((r) => r.address),
+    ['198.51.100.0/24'],
+  );
+  assert.deepEqual(
+    after.ipv6.map((r) => r.address),
+    ['2001:db8:1::/64'],
+  );
   // The ids came from the list and add replies: the deletes needed no lookup.
   assert.equal(after.calls.filter((c) => c.method === 'GET' && c.path.endsWith('/address-list')).length, 2, 'only the one list() read both menus');
-  assert.deepEqual(after.calls.filter((c) => c.method === 'DELETE').map((c) => c.status), [204, 204]);
+  assert.deepEqual(
+    after.calls.filter((c) => c.method === 'DELETE').map((c) => c.status),
+    [204, 204],
+  );
   // Deleting what is not there (expired, removed by hand) is done, not an error.
   await target.delete('2001:db8::1');
   await target.delete('203.0.113.9');
@@ -101,7 +141,11 @@ test('"already have such entry" is success; edgeban\'s own entry gets the new ti
   assert.equal(rows[0]!.comment, 'edgeban jail=recidive');
   await target.add({ address: '192.0.2.10', expiresAt: null, comment: 'jail=recidive' });
   rows = (await router.state()).ip;
-  assert.deepEqual(rows.map((r) => [r.address, r.dynamic, r.timeout ?? null]), [['192.0.2.10', 'false', null]], 'a ban made permanent becomes a static entry');
+  assert.deepEqual(
+    rows.map((r) => [r.address, r.dynamic, r.timeout ?? null]),
+    [['192.0.2.10', 'false', null]],
+    'a ban made permanent becomes a static entry',
+  );
 
   await router.admin('entries', { menu: 'ip', list: LIST, address: '192.0.2.11', comment: 'office block' });
   await target.add({ address: '192.0.2.11', expiresAt: now + HOUR, comment: 'jail=sshd' });
@@ -114,20 +158,33 @@ test('"already have such entry" is success; edgeban\'s own entry gets the new ti
   assert.ok(!(await target.list()).some((e) => e.address === '2001:db8::11'), 'a disabled entry blocks nothing, so it is not listed as present');
 });
 
-test('the router\'s timeout is the ban\'s remaining time: the entry is dynamic and gone when it runs out; permanent bans are static and survive a reboot', async (t) => {
+test("the router's timeout is the ban's remaining time: the entry is dynamic and gone when it runs out; permanent bans are static and survive a reboot", async (t) => {
   const router = await startRouter(t);
   const { target, now } = targetFor(t, router.url);
   await target.add({ address: '203.0.113.5', expiresAt: now + 90_500, comment: 'jail=sshd' });
   await target.add({ address: '203.0.113.6', expiresAt: null, comment: 'jail=recidive' });
   await target.add({ address: '2001:db8::5', expiresAt: now + 2 * HOUR, comment: 'jail=sshd' });
   const rows = (await router.state()).ip;
-  assert.deepEqual(rows.map((r) => [r.address, r.dynamic, r.timeout ?? null]), [['203.0.113.5', 'true', '1m31s'], ['203.0.113.6', 'false', null]]);
+  assert.deepEqual(
+    rows.map((r) => [r.address, r.dynamic, r.timeout ?? null]),
+    [
+      ['203.0.113.5', 'true', '1m31s'],
+      ['203.0.113.6', 'false', null],
+    ],
+  );
 
   await router.admin('clock', { advanceMs: 92_000 });
-  assert.deepEqual(sorted(await target.list()).map((e) => e.address), ['2001:db8::5', '203.0.113.6']);
+  assert.deepEqual(
+    sorted(await target.list()).map((e) => e.address),
+    ['2001:db8::5', '203.0.113.6'],
+  );
 
   await router.admin('reboot', {});
-  assert.deepEqual((await target.list()).map((e) => e.address), ['203.0.113.6'], 'a reboot keeps static entries and drops dynamic ones');
+  assert.deepEqual(
+    (await target.list()).map((e) => e.address),
+    ['203.0.113.6'],
+    'a reboot keeps static entries and drops dynamic ones',
+  );
 });
 
 test('routerTimeout: RouterOS notation, rounded up, at least 1s, capped at 35w3d13h13m56s', () => {
@@ -147,8 +204,10 @@ test('ownership is the comment tag: entries edgeban added are owned, others (no 
   await router.admin('entries', { menu: 'ipv6', list: LIST, address: '2001:db8::22', comment: 'edgeban jail=old' });
   await router.admin('entries', { menu: 'ip', list: 'other', address: '192.0.2.23', comment: 'edgeban jail=sshd' });
   assert.deepEqual(sorted(await target.list()), [
-    { address: '192.0.2.20', owned: true }, { address: '192.0.2.21', owned: false },
-    { address: '192.0.2.22', owned: false }, { address: '2001:db8::22', owned: true },
+    { address: '192.0.2.20', owned: true },
+    { address: '192.0.2.21', owned: false },
+    { address: '192.0.2.22', owned: false },
+    { address: '2001:db8::22', owned: true },
   ]);
   assert.equal((await router.state()).ip[0]!.comment, 'edgeban jail=sshd until=2026-12-08T10:00Z');
 });
@@ -176,10 +235,15 @@ test('down, 5xx and hanging routers are retry errors; calls are reported for met
   await assert.rejects(target.list(), isTargetError('retry', /no answer within 1000 ms/));
   await router.admin('faults', { hangRate: 0 });
   await target.add({ address: '192.0.2.1', expiresAt: now + HOUR, comment: '' });
-  assert.deepEqual(calls.map((c) => [c.endpoint, c.outcome]), [
-    ['PUT ip/firewall/address-list', 'retry'], ['GET ip/firewall/address-list', 'retry'], ['GET ipv6/firewall/address-list', 'retry'],
-    ['PUT ip/firewall/address-list', 'ok'],
-  ]);
+  assert.deepEqual(
+    calls.map((c) => [c.endpoint, c.outcome]),
+    [
+      ['PUT ip/firewall/address-list', 'retry'],
+      ['GET ip/firewall/address-list', 'retry'],
+      ['GET ipv6/firewall/address-list', 'retry'],
+      ['PUT ip/firewall/address-list', 'ok'],
+    ],
+  );
   assert.ok(calls.every((c) => c.kind === 'mikrotik' && c.target === `${router.url} ${LIST}`));
 });
 
@@ -187,8 +251,29 @@ test('TLS is verified by default: a self-signed router is refused unless its CA 
   const dir = await tempDir(t);
   const keyFile = path.join(dir, 'key.pem');
   const certFile = path.join(dir, 'cert.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
-    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', keyFile, '-out', certFile], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+    ],
+    { stdio: 'ignore' },
+  );
   const router = await startRouter(t, ['--tls-cert', certFile, '--tls-key', keyFile]);
   assert.match(router.url, /^https:/);
   await assert.rejects(targetFor(t, router.url).target.list(), isTargetError('operator', /TLS verification failed.*ca_file/));
@@ -202,10 +287,18 @@ test('the password never appears in error messages, logs or the target id', asyn
   const { target, lines } = targetFor(t, router.url, { password: `${PASSWORD}-wrong` });
   const messages: string[] = [target.id];
   for (const attempt of [() => target.list(), () => target.add({ address: '192.0.2.1', expiresAt: null, comment: '' }), () => target.check()]) {
-    try { messages.push(JSON.stringify(await attempt())); } catch (error) { messages.push(String((error as Error).message), String((error as Error).stack)); }
+    try {
+      messages.push(JSON.stringify(await attempt()));
+    } catch (error) {
+      messages.push(String((error as Error).message), String((error as Error).stack));
+    }
   }
   const down = targetFor(t, `http://127.0.0.1:${await freePort()}`);
-  try { await down.target.list(); } catch (error) { messages.push(String((error as Error).message)); }
+  try {
+    await down.target.list();
+  } catch (error) {
+    messages.push(String((error as Error).message));
+  }
   assert.ok(messages.length >= 5);
   for (const text of [...messages, ...lines, ...down.lines]) {
     assert.ok(!text.includes(PASSWORD), `password leaked: ${text}`);
@@ -245,7 +338,11 @@ test('parseOptions: errors name the key, secrets never quoted; identity is url a
   assert.equal(options.timeoutMs, 30_000);
   assert.equal(parse({ ...base, url: 'https://router.example:8443/rest/' }).url, 'https://router.example:8443');
   assert.equal(mikrotikKind.identity(options), 'https://192.0.2.1 edgeban');
-  const fails = (params: Record<string, string>, key: RegExp) => assert.throws(() => parse(params), (e: Error) => key.test(e.message) && !e.message.includes('hunter2'));
+  const fails = (params: Record<string, string>, key: RegExp) =>
+    assert.throws(
+      () => parse(params),
+      (e: Error) => key.test(e.message) && !e.message.includes('hunter2'),
+    );
   fails({ user: 'u', password: 'hunter2-long-secret' }, /^url: required/);
   fails({ ...base, url: 'http://192.0.2.1' }, /^url: .*plain http/);
   fails({ ...base, url: 'https://u:hunter2@192.0.2.1' }, /^url: put credentials/);
@@ -278,7 +375,10 @@ test('a reply past the size cap is abandoned as an operator error, not read into
   const logger = createLogger({ level: 'silent' });
   const small = new MikrotikClient({ options, logger, target: 'test', maxReplyBytes: 1000 });
   const usual = new MikrotikClient({ options, logger, target: 'test' });
-  t.after(async () => { await small.close(); await usual.close(); });
+  t.after(async () => {
+    await small.close();
+    await usual.close();
+  });
   await assert.rejects(small.listEntries(4, LIST), isTargetError('operator', /reply larger than 1000 bytes, abandoned/));
   assert.equal((await usual.listEntries(4, LIST)).length, 20);
 });
@@ -290,7 +390,11 @@ test('a router that goes down and comes back: retry errors meanwhile, then the s
   await router.admin('faults', { refuseForMs: 1500 });
   await assert.rejects(target.list(), isTargetError('retry'));
   await until('the router is back', async () => {
-    try { return (await target.list()).length === 1; } catch { return false; }
+    try {
+      return (await target.list()).length === 1;
+    } catch {
+      return false;
+    }
   });
 });
 
@@ -304,14 +408,25 @@ test('one address on the list twice (a restored export): listed once, and a dele
   assert.deepEqual((await router.state()).ipv6, []);
 });
 
-interface ConnectionRow { '.id': string; 'src-address': string; 'dst-address': string }
+interface ConnectionRow {
+  '.id': string;
+  'src-address': string;
+  'dst-address': string;
+}
 
-test('killConnections removes the tracked connections from and to a banned address, IPv4 and IPv6, and no neighbour\'s', async (t) => {
+test("killConnections removes the tracked connections from and to a banned address, IPv4 and IPv6, and no neighbour's", async (t) => {
   const router = await startRouter(t);
   const { target, now } = targetFor(t, router.url);
   assert.equal(target.capabilities.killConnections, true);
   const connect = (menu: 'ip' | 'ipv6', protocol: string, srcAddress: string, srcPort: number | undefined, dstAddress: string, dstPort: number | undefined) =>
-    router.admin('connections', { menu, protocol, srcAddress, dstAddress, ...(srcPort === undefined ? {} : { srcPort }), ...(dstPort === undefined ? {} : { dstPort }) });
+    router.admin('connections', {
+      menu,
+      protocol,
+      srcAddress,
+      dstAddress,
+      ...(srcPort === undefined ? {} : { srcPort }),
+      ...(dstPort === undefined ? {} : { dstPort }),
+    });
   // The attacker's IMAP session (one login connection, many guesses), a second one, a ping, and a
   // connection the mail server opened to it; beside them neighbours whose printed address starts
   // with the attacker's (`198.51.100.70:…` begins with `198.51.100.7`).
@@ -330,9 +445,15 @@ test('killConnections removes the tracked connections from and to a banned addre
   assert.equal(await target.killConnections('198.51.100.7'), 4);
   assert.equal(await target.killConnections('2001:db8::7'), 1);
   assert.equal(await target.killConnections('2001:db8:1::/64'), 2, 'a network ban cuts every host inside it');
-  const state = await router.state() as State & { connections: { ip: ConnectionRow[]; ipv6: ConnectionRow[] } };
-  assert.deepEqual(state.connections.ip.map((c) => `${c['src-address']} ${c['dst-address']}`), ['198.51.100.70:40002 192.0.2.25:993', '192.0.2.53:53 198.51.100.71:5353']);
-  assert.deepEqual(state.connections.ipv6.map((c) => c['src-address']), ['2001:db8::70']);
+  const state = (await router.state()) as State & { connections: { ip: ConnectionRow[]; ipv6: ConnectionRow[] } };
+  assert.deepEqual(
+    state.connections.ip.map((c) => `${c['src-address']} ${c['dst-address']}`),
+    ['198.51.100.70:40002 192.0.2.25:993', '192.0.2.53:53 198.51.100.71:5353'],
+  );
+  assert.deepEqual(
+    state.connections.ipv6.map((c) => c['src-address']),
+    ['2001:db8::70'],
+  );
   // One DELETE per connection cut, none for the neighbours.
   assert.equal(state.calls.filter((c) => c.method === 'DELETE' && c.path.includes('/firewall/connection/')).length, 7);
   assert.equal(await target.killConnections('198.51.100.7'), 0, 'nothing left to cut');
@@ -352,10 +473,10 @@ test('killConnections without the write policy: one operator error naming the fi
   const callsBefore = (await router.state()).calls.length;
   assert.equal(await target.killConnections('203.0.113.9'), 0);
   assert.equal((await router.state()).calls.length, callsBefore, 'a capability turned off makes no call');
-  assert.equal((await router.state() as State & { connections: { ip: ConnectionRow[] } }).connections.ip.length, 1);
+  assert.equal(((await router.state()) as State & { connections: { ip: ConnectionRow[] } }).connections.ip.length, 1);
 });
 
-test('routerTimeMs reads the timeouts RouterOS prints (the entry\'s end after a restart), and refuses anything else', () => {
+test("routerTimeMs reads the timeouts RouterOS prints (the entry's end after a restart), and refuses anything else", () => {
   assert.equal(routerTimeMs('59m57s'), (59 * 60 + 57) * 1000);
   assert.equal(routerTimeMs('1w2d3h4m5s'), ((7 + 2) * 86_400 + 3 * 3600 + 4 * 60 + 5) * 1000);
   assert.equal(routerTimeMs('1d02:03:04'), (86_400 + 2 * 3600 + 3 * 60 + 4) * 1000);

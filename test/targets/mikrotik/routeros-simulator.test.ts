@@ -12,8 +12,16 @@ test('the simulator stores addresses as RouterOS prints them', () => {
   assert.equal(printAddress('ip', 'example.org'), 'example.org');
   assert.equal(printAddress('ipv6', '2001:DB8:0::1'), '2001:db8::1/128');
   assert.equal(printAddress('ipv6', '2001:db8:1::5/64'), '2001:db8:1::/64');
-  for (const [menu, bad] of [['ip', '2001:db8::1'], ['ipv6', '192.0.2.1'], ['ip', '192.0.2.1/33'], ['ipv6', 'fe80::1%eth0']] as const) {
-    assert.throws(() => printAddress(menu, bad), (e: Error) => e instanceof RouterFailure && /invalid value for argument address/.test(e.message));
+  for (const [menu, bad] of [
+    ['ip', '2001:db8::1'],
+    ['ipv6', '192.0.2.1'],
+    ['ip', '192.0.2.1/33'],
+    ['ipv6', 'fe80::1%eth0'],
+  ] as const) {
+    assert.throws(
+      () => printAddress(menu, bad),
+      (e: Error) => e instanceof RouterFailure && /invalid value for argument address/.test(e.message),
+    );
   }
 });
 

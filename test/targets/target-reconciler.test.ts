@@ -15,10 +15,19 @@ import { tempDir } from '../helpers/temp-dir.ts';
 const MINUTE = 60_000;
 const T = 'memtarget';
 
-async function setup(t: TestContext, options: { capabilities?: Partial<TargetCapabilities>; canonical?: (a: string) => string | null } = {}) {
+interface SetupOptions {
+  capabilities?: Partial<TargetCapabilities>;
+  canonical?: (a: string) => string | null;
+  /** Stands in for a shared store's catch-up with the other replicas' writes. */
+  catchUp?: () => Promise<void>;
+}
+
+async function setup(t: TestContext, { catchUp, ...options }: SetupOptions = {}) {
   const log = new CapturedLog('warn');
   const clock = new ManualClock();
-  const ledger = await Ledger.open({ store: await FileLedgerStore.open({ dir: await tempDir(t), logger: log.logger }), clock, logger: log.logger });
+  const store = await FileLedgerStore.open({ dir: await tempDir(t), logger: log.logger });
+  if (catchUp) Object.assign(store, { catchUp });
+  const ledger = await Ledger.open({ store, clock, logger: log.logger });
   const target = new MemoryTarget({ name: 'm', ...options });
   const reconciler = new TargetReconciler({
     ledgerTarget: T,
@@ -112,37 +121,12 @@ test('a spelling that folds bans together (IPv6 to its /64) keeps the entry unti
 });
 
 test('a shared ledger that cannot catch up during a pass leaves the target unreachable (retried with backoff), not degraded until the next interval', async (t) => {
-  const log = new CapturedLog('warn');
-  const clock = new ManualClock();
-  const store = await FileLedgerStore.open({ dir: await tempDir(t), logger: log.logger });
   let redisDown = true;
   // A shared store's catch-up, as Redis's fails while it does not answer.
-  Object.assign(store, {
-    catchUp: async () => {
-      if (redisDown) throw new Error('the shared ledger did not catch up with Redis within 10000 ms: connect ECONNREFUSED');
-    },
-  });
-  const ledger = await Ledger.open({ store, clock, logger: log.logger });
-  const target = new MemoryTarget({ name: 'm' });
-  const reconciler = new TargetReconciler({
-    ledgerTarget: T,
-    list: 'm',
-    target,
-    ledger,
-    clock,
-    logger: log.logger,
-    intervalMs: 10 * MINUTE,
-    concurrency: 4,
-    foreignPolicy: 'keep',
-    adoptBantimeMs: MINUTE,
-    adoptionRefusal: () => null,
-    killConnections: false,
-    retry: { retries: 1, minTimeoutMs: 1, maxTimeoutMs: 5 },
-  });
-  t.after(async () => {
-    await reconciler.stop();
-    await ledger.close();
-  });
+  const catchUp = async () => {
+    if (redisDown) throw new Error('the shared ledger did not catch up with Redis within 10000 ms: connect ECONNREFUSED');
+  };
+  const { clock, ledger, target, reconciler } = await setup(t, { catchUp });
   await ledger.ban(ban('192.0.2.10'));
   const first = await reconciler.start();
   assert.equal(first.ok, false);

@@ -220,6 +220,9 @@ const PHASES: Phase[] = [
 const until = (what: string, condition: () => boolean | Promise<boolean>, limitMs: number): Promise<void> => pollUntil(what, condition, limitMs, 20);
 
 test('log rotation of every kind during a 100,000-line stream: every failure counted exactly once', { timeout: 240_000 }, async (t) => {
+  // Registered first, so it runs before the temp dir is removed (after hooks run in registration order).
+  let stopPipeline: () => Promise<void> = async () => undefined;
+  t.after(() => stopPipeline());
   const root = await tempDir(t, 'edgeban-rotation-');
   const logDir = path.join(root, 'logs');
   const logPath = path.join(logDir, 'mail.log');
@@ -255,11 +258,11 @@ test('log rotation of every kind during a 100,000-line stream: every failure cou
   });
   const pipeline = new JailPipeline(plan, systemClock);
   await pipeline.start({ engine, dataDir, logger: silentLogger(), clock: systemClock, pollIntervalMs: 100 });
-  t.after(async () => {
+  stopPipeline = async () => {
     engine.release();
     // Bounded: a stuck stop must fail this test, not hold the test process open.
     await Promise.race([pipeline.stop(), sleep(10_000)]);
-  });
+  };
 
   const source = new LineSource();
   const perPhase = Math.floor(TOTAL_LINES / PHASES.length);

@@ -1,4 +1,5 @@
 import TinyQueue from 'tinyqueue';
+import { errorMessage } from '../util/errors.ts';
 import type { Logger } from '../logging/logger.ts';
 import { parsePfAddress } from '../net/address.ts';
 import type { Clock, TimerHandle } from '../util/clock.ts';
@@ -133,6 +134,7 @@ export class Ledger {
   /** Ends matching active claims now; returns how many ended. */
   async unban(request: UnbanRequest): Promise<number> {
     const address = parsePfAddress(request.address).text;
+    await this.catchUpBeforeDeciding('unban');
     const now = this.clock.now();
     const targets = request.target === undefined ? this.index.targets() : [request.target];
     const mutations: LedgerMutation[] = [];
@@ -149,6 +151,7 @@ export class Ledger {
 
   /** Ends every active claim (of one target, or all). */
   async unbanAll(target?: string): Promise<number> {
+    await this.catchUpBeforeDeciding('unban');
     const now = this.clock.now();
     const mutations: LedgerMutation[] = [];
     for (const t of target === undefined ? this.index.targets() : [target]) {
@@ -222,6 +225,25 @@ export class Ledger {
   onChange(listener: (changes: readonly LedgerChange[]) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * An unban decides from the claims this replica knows: with a shared store, it first takes in
+   * what other replicas wrote, or a ban made on another replica a moment ago would not be ended.
+   * With the store unreachable it decides from what it knows (its writes are spooled) and says so.
+   */
+  private async catchUpBeforeDeciding(what: string): Promise<void> {
+    const unreachable = this.unreachable();
+    if (unreachable !== null) {
+      // Known down: no wait for a catch-up that cannot finish; the change is spooled at once.
+      this.logger.warn({ reason: unreachable }, `${what}: the shared ledger is unreachable; deciding from the bans this replica knows`);
+      return;
+    }
+    try {
+      await this.sync();
+    } catch (error) {
+      this.logger.warn({ err: errorMessage(error) }, `${what}: the shared ledger could not be read to its end; deciding from the bans this replica knows`);
+    }
   }
 
   /** Waits until other replicas' writes made so far are applied here (shared stores; immediate for the file store). */

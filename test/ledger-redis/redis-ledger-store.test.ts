@@ -239,3 +239,16 @@ test("a snapshot key lost from Redis is named and reported; the journal's bans a
   assert.equal(again.damage(), null, 'reported once, not at every start');
   await again.close();
 });
+
+test('an unban on one replica right after a ban on another ends that ban (it reads the shared ledger before deciding)', async (t) => {
+  const redis = await RedisServer.start(t);
+  const a = await openReplica(t, redis.url);
+  const b = await openReplica(t, redis.url);
+  for (let i = 0; i < 5; i++) {
+    const address = `198.51.100.${40 + i}`;
+    await b.ledger.ban({ target: T, address, jail: 'postfix', origin: 'jail', durationMs: 600_000 });
+    assert.equal(await a.ledger.unban({ address }), 1, `${address}: ended from the other replica`);
+  }
+  await b.ledger.sync();
+  assert.deepEqual([...b.ledger.activeAddresses(T)], []);
+});

@@ -1,4 +1,4 @@
-import { Agent } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 
 /** Node and undici codes of a certificate the client refused (or a TLS handshake with a plain-HTTP port). */
 const TLS_ERROR_CODES = new Set([
@@ -51,4 +51,22 @@ export function transportFailure(error: unknown): TransportFailure {
   }
   if (TLS_ERROR_CODES.has(code) || /certificate|self[- ]signed|SSL/i.test(err.message ?? '')) return { kind: 'tls', ...failure };
   return { kind: 'other', ...failure };
+}
+
+/**
+ * The body as text, read chunk by chunk and abandoned (the connection destroyed) past `maxBytes`,
+ * so an oversized reply costs at most the cap in memory; `tooLarge` is the error then thrown.
+ */
+export async function readCapped(body: Dispatcher.ResponseData['body'], maxBytes: number, tooLarge: () => Error): Promise<string> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    length += chunk.length;
+    if (length > maxBytes) {
+      body.destroy();
+      throw tooLarge();
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, length).toString('utf8');
 }

@@ -2,7 +2,7 @@ import { request, type Dispatcher } from 'undici';
 import { z } from 'zod';
 import type { Logger } from '../../logging/logger.ts';
 import { TargetError, type TargetCallRecord } from '../edge-target.ts';
-import { tlsAgent, transportFailure } from '../http-client.ts';
+import { readCapped, tlsAgent, transportFailure } from '../http-client.ts';
 import type { MikrotikOptions } from './options.ts';
 
 export type Family = 4 | 6;
@@ -241,7 +241,17 @@ export class MikrotikClient {
         signal: AbortSignal.timeout(this.timeoutMs),
       });
       status = response.statusCode;
-      text = await readCapped(response.body, this.maxReplyBytes, call);
+      text = await readCapped(
+        response.body,
+        this.maxReplyBytes,
+        () =>
+          new TargetError(
+            'operator',
+            'too-large',
+            call,
+            `${call}: reply larger than ${this.maxReplyBytes} bytes, abandoned: the router (or a proxy in front of it) answers far more than any address list; check url`,
+          ),
+      );
     } catch (error) {
       if (error instanceof TargetError) throw error;
       throw this.transportError(error, call);
@@ -347,26 +357,6 @@ function badReply(call: string, error: z.ZodError): TargetError {
     call,
     `${call}: unexpected reply: ${issue ? `${issue.path.join('.') || '(root)'} ${issue.message}` : 'schema mismatch'}`,
   );
-}
-
-/** The body as text, abandoned (connection destroyed) past the cap. */
-async function readCapped(body: Dispatcher.ResponseData['body'], maxBytes: number, call: string): Promise<string> {
-  const chunks: Buffer[] = [];
-  let length = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    length += chunk.length;
-    if (length > maxBytes) {
-      body.destroy();
-      throw new TargetError(
-        'operator',
-        'too-large',
-        call,
-        `${call}: reply larger than ${maxBytes} bytes, abandoned: the router (or a proxy in front of it) answers far more than any address list; check url`,
-      );
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, length).toString('utf8');
 }
 
 function describe(text: string): string {

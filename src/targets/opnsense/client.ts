@@ -4,7 +4,7 @@ import type { FirewallEndpoint } from '../../config/env.ts';
 import type { Logger } from '../../logging/logger.ts';
 import { canonicalEntry, parsePfAddress, parsePfEntry } from '../../net/address.ts';
 import { isValidAliasName } from '../../config/env.ts';
-import { tlsAgent, transportFailure } from '../http-client.ts';
+import { readCapped, tlsAgent, transportFailure } from '../http-client.ts';
 import { OpnsenseApiError, type ApiErrorKind } from './api-error.ts';
 import {
   AliasItemReplySchema,
@@ -312,7 +312,16 @@ export class OpnsenseClient {
         signal: AbortSignal.timeout(this.timeoutMs),
       });
       statusCode = response.statusCode;
-      text = await readCapped(response.body, maxReplyBytes, call);
+      text = await readCapped(
+        response.body,
+        maxReplyBytes,
+        () =>
+          new OpnsenseApiError(
+            'too-large',
+            call,
+            `reply larger than ${formatBytes(maxReplyBytes)}, abandoned: the firewall (or a proxy in front of it) answers far more than any OPNsense reply; check OPNSENSE_URL and what sits in between`,
+          ),
+      );
     } catch (error) {
       if (error instanceof OpnsenseApiError) throw error;
       throw classifyTransportError(error, call, this.timeoutMs);
@@ -342,28 +351,6 @@ export class OpnsenseClient {
     }
     return parsed.data;
   }
-}
-
-/**
- * The body as text, read chunk by chunk and abandoned (the connection destroyed) past `maxBytes`,
- * so an oversized reply costs at most the cap in memory.
- */
-async function readCapped(body: Dispatcher.ResponseData['body'], maxBytes: number, call: string): Promise<string> {
-  const chunks: Buffer[] = [];
-  let length = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    length += chunk.length;
-    if (length > maxBytes) {
-      body.destroy();
-      throw new OpnsenseApiError(
-        'too-large',
-        call,
-        `reply larger than ${formatBytes(maxBytes)}, abandoned: the firewall (or a proxy in front of it) answers far more than any OPNsense reply; check OPNSENSE_URL and what sits in between`,
-      );
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, length).toString('utf8');
 }
 
 function formatBytes(bytes: number): string {

@@ -2,8 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { CloudflareSimulator, type CloudflarePermission } from '../simulator/cloudflare/cloudflare-simulator.ts';
 import { isLoopbackHost } from '../simulator/http-util.ts';
-import { UserFacingError } from '../util/errors.ts';
-import { parseCommandFlags } from './parse-command-flags.ts';
+import { parseSimulateFlags, serveUntilSignal, startSimulator } from './simulate-flags.ts';
 
 const USAGE = `usage: edgeban simulate --kind cloudflare --port P [--host 127.0.0.1] [--account ID] [--list NAME]... [--zone ID]...
          [--token T] [--read-token T] [--setup-token T] [--operation-delay-ms 300] [--max-items 10000]
@@ -38,11 +37,9 @@ const Schema = z.object({
 });
 
 export async function runSimulateCloudflareCommand(argv: string[]): Promise<number> {
-  const values = parseCommandFlags(
+  const o = parseSimulateFlags(
     argv,
     {
-      port: { type: 'string' },
-      host: { type: 'string' },
       account: { type: 'string' },
       list: { type: 'string', multiple: true },
       zone: { type: 'string', multiple: true },
@@ -55,22 +52,17 @@ export async function runSimulateCloudflareCommand(argv: string[]): Promise<numb
       'max-per-page': { type: 'string' },
     },
     USAGE,
+    Schema,
   );
-  if (values === null) return 0;
-  const { help: _help, ...flags } = values;
-  if (flags.port === undefined) throw new UserFacingError(`--port is required (0 picks a free port)\n${USAGE}`);
-  const parsed = Schema.safeParse(flags);
-  if (!parsed.success) throw new UserFacingError(parsed.error.issues[0]?.message ?? 'invalid options');
-  const o = parsed.data;
+  if (o === null) return 0;
   const account = o.account ?? randomBytes(16).toString('hex');
   // Like Cloudflare's: 40 URL-safe characters.
   const token = o.token ?? randomBytes(30).toString('base64url');
   const tokens: Array<{ token: string; permissions: CloudflarePermission[] }> = [{ token, permissions: ['lists:edit'] }];
   if (o['read-token'] !== undefined) tokens.push({ token: o['read-token'], permissions: ['lists:read'] });
   if (o['setup-token'] !== undefined) tokens.push({ token: o['setup-token'], permissions: ['lists:edit', 'waf:edit'] });
-  let simulator: CloudflareSimulator;
-  try {
-    simulator = await CloudflareSimulator.start({
+  const simulator = await startSimulator(o.host, o.port, () =>
+    CloudflareSimulator.start({
       host: o.host,
       port: o.port,
       tokens,
@@ -79,18 +71,10 @@ export async function runSimulateCloudflareCommand(argv: string[]): Promise<numb
       ...(o['max-items'] === undefined ? {} : { maxItems: o['max-items'] }),
       ...(o['ipv6-finest-prefix'] === undefined ? {} : { ipv6FinestPrefix: o['ipv6-finest-prefix'] }),
       ...(o['max-per-page'] === undefined ? {} : { maxPerPage: o['max-per-page'] }),
-    });
-  } catch (error) {
-    throw new UserFacingError(`cannot listen on ${o.host}:${o.port}: ${(error as Error).message}`, 1);
-  }
+    }),
+  );
   // Printed once, so the user can put it in edgeban's config; never logged elsewhere.
   if (o.token === undefined) process.stdout.write(`edgeban simulate: generated API token (Account Filter Lists Edit): ${token}\n`);
   process.stdout.write(`edgeban simulate: account ${account}\nedgeban simulate: listening on ${simulator.url}\n`);
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGINT', () => resolve('SIGINT'));
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-  });
-  process.stderr.write(`edgeban simulate: ${signal}, stopping\n`);
-  await simulator.stop();
-  return 0;
+  return serveUntilSignal(simulator);
 }

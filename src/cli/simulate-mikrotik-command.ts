@@ -1,10 +1,18 @@
-import { parseArgs } from 'node:util';
-import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { UserFacingError } from '../util/errors.ts';
-import { isLoopbackHost } from '../simulator/http-util.ts';
 import { RouterOsSimulator, type RouterOsSimulatorOptions } from '../simulator/mikrotik/routeros-simulator.ts';
+import {
+  checkTlsPair,
+  ERROR_RATE_SCHEMA,
+  LISTEN_SCHEMAS,
+  parseSimulateFlags,
+  readTlsFlags,
+  serveUntilSignal,
+  startSimulator,
+  TLS_FLAGS,
+  TLS_SCHEMAS,
+  wholeNumber,
+} from './simulate-flags.ts';
 
 const USAGE =
   'usage: edgeban simulate --kind mikrotik --port P [--host 127.0.0.1] [--user U --password P] [--policies read,write,api,rest-api]\n' +
@@ -31,17 +39,9 @@ const POLICIES = [
   'romon',
 ];
 
-const intText = (name: string, min: number, max: number) =>
-  z
-    .string()
-    .regex(/^\d+$/, `--${name} must be a whole number`)
-    .transform(Number)
-    .refine((n) => n >= min && n <= max, `--${name} must be between ${min} and ${max}`);
-
 const optionsSchema = z
   .object({
-    port: intText('port', 0, 65535),
-    host: z.string().refine(isLoopbackHost, '--host must be a loopback address (127.0.0.1 or ::1)').default('127.0.0.1'),
+    ...LISTEN_SCHEMAS,
     user: z.string().min(1, '--user must not be empty').default('edgeban'),
     password: z.string().min(1, '--password must not be empty').optional(),
     policies: z
@@ -59,74 +59,37 @@ const optionsSchema = z
       .regex(/^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}$/, '--list must be an address list name')
       .default('edgeban'),
     'no-rules': z.boolean().default(false),
-    latency: intText('latency', 0, 3_600_000).optional(),
-    'error-rate': z
-      .string()
-      .regex(/^(?:0(?:\.\d+)?|1(?:\.0+)?|\.\d+)$/, '--error-rate must be a number from 0 to 1')
-      .transform(Number)
-      .optional(),
-    seed: intText('seed', 0, 2 ** 32 - 1).optional(),
-    'tls-cert': z.string().min(1).optional(),
-    'tls-key': z.string().min(1).optional(),
+    latency: wholeNumber('latency', 0, 3_600_000).optional(),
+    'error-rate': ERROR_RATE_SCHEMA,
+    seed: wholeNumber('seed', 0, 2 ** 32 - 1).optional(),
+    ...TLS_SCHEMAS,
     'routeros-version': z
       .string()
       .regex(/^7\.\d+(?:\.\d+)?$/, '--routeros-version must be a RouterOS 7 release such as 7.16.2')
       .optional(),
   })
-  .superRefine((o, ctx) => {
-    if ((o['tls-cert'] === undefined) !== (o['tls-key'] === undefined))
-      ctx.addIssue({ code: 'custom', path: ['tls-cert'], message: '--tls-cert and --tls-key go together' });
-  });
-
-function readPem(path: string, option: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (error) {
-    throw new UserFacingError(`${option}: cannot read ${path}: ${(error as Error).message}`);
-  }
-}
+  .superRefine(checkTlsPair);
 
 /** `edgeban simulate --kind mikrotik`: runs the RouterOS simulator until SIGINT/SIGTERM. */
 export async function runMikrotikSimulateCommand(argv: string[]): Promise<number> {
-  let values: Record<string, unknown>;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        port: { type: 'string' },
-        host: { type: 'string' },
-        user: { type: 'string' },
-        password: { type: 'string' },
-        policies: { type: 'string' },
-        list: { type: 'string' },
-        'no-rules': { type: 'boolean' },
-        latency: { type: 'string' },
-        'error-rate': { type: 'string' },
-        seed: { type: 'string' },
-        'tls-cert': { type: 'string' },
-        'tls-key': { type: 'string' },
-        'routeros-version': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (error) {
-    throw new UserFacingError(`${(error as Error).message}\n${USAGE}`);
-  }
-  if (values.help === true) {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
-  delete values.help;
-  if (values.port === undefined) throw new UserFacingError(`--port is required (0 picks a free port)\n${USAGE}`);
-  const parsed = optionsSchema.safeParse(values);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const message = issue?.message ?? 'invalid options';
-    throw new UserFacingError(message.startsWith('--') ? message : `--${String(issue?.path[0] ?? 'options')}: ${message}`);
-  }
-  const o = parsed.data;
+  const o = parseSimulateFlags(
+    argv,
+    {
+      user: { type: 'string' },
+      password: { type: 'string' },
+      policies: { type: 'string' },
+      list: { type: 'string' },
+      'no-rules': { type: 'boolean' },
+      latency: { type: 'string' },
+      'error-rate': { type: 'string' },
+      seed: { type: 'string' },
+      ...TLS_FLAGS,
+      'routeros-version': { type: 'string' },
+    },
+    USAGE,
+    optionsSchema,
+  );
+  if (o === null) return 0;
   const password = o.password ?? randomBytes(18).toString('base64url');
   const drop = [{ chain: 'prerouting', action: 'drop', 'src-address-list': o.list }];
   const options: RouterOsSimulatorOptions = {
@@ -138,23 +101,11 @@ export async function runMikrotikSimulateCommand(argv: string[]): Promise<number
   };
   if (o.seed !== undefined) options.seed = o.seed;
   if (o['routeros-version'] !== undefined) options.version = `${o['routeros-version']} (stable)`;
-  if (o['tls-cert'] !== undefined && o['tls-key'] !== undefined) {
-    options.tls = { cert: readPem(o['tls-cert'], '--tls-cert'), key: readPem(o['tls-key'], '--tls-key') };
-  }
-  let simulator: RouterOsSimulator;
-  try {
-    simulator = await RouterOsSimulator.start(options);
-  } catch (error) {
-    throw new UserFacingError(`cannot listen on ${o.host}:${o.port}: ${(error as Error).message}`, 1);
-  }
+  const tls = readTlsFlags(o);
+  if (tls !== undefined) options.tls = tls;
+  const simulator = await startSimulator(o.host, o.port, () => RouterOsSimulator.start(options));
   // Printed once so the user can configure edgeban with it; never logged elsewhere.
   if (o.password === undefined) process.stdout.write(`edgeban simulate: generated password for ${o.user}: ${password}\n`);
   process.stdout.write(`edgeban simulate: RouterOS REST API listening on ${simulator.url}\n`);
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGINT', () => resolve('SIGINT'));
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-  });
-  process.stderr.write(`edgeban simulate: ${signal}, stopping\n`);
-  await simulator.stop();
-  return 0;
+  return serveUntilSignal(simulator);
 }

@@ -108,33 +108,22 @@ const flag = (fallback: boolean) =>
       return z.NEVER;
     });
 
-const positiveInt = (fallback: number, max: number) =>
+/** A whole number from min to max; `fallback` when unset or empty. */
+const wholeNumberIn = (min: number, fallback: number, max: number) =>
   z
     .string()
     .trim()
     .optional()
     .transform((value, ctx) => {
       if (value === undefined || value === '') return fallback;
-      if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > max) {
-        ctx.addIssue({ code: 'custom', message: `expected a whole number from 1 to ${max}, got ${JSON.stringify(value)}` });
+      if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+        ctx.addIssue({ code: 'custom', message: `expected a whole number from ${min} to ${max}, got ${JSON.stringify(value)}` });
         return z.NEVER;
       }
       return Number(value);
     });
-
-const nonNegativeInt = (fallback: number, max: number) =>
-  z
-    .string()
-    .trim()
-    .optional()
-    .transform((value, ctx) => {
-      if (value === undefined || value === '') return fallback;
-      if (!/^\d+$/.test(value) || Number(value) > max) {
-        ctx.addIssue({ code: 'custom', message: `expected a whole number from 0 to ${max}, got ${JSON.stringify(value)}` });
-        return z.NEVER;
-      }
-      return Number(value);
-    });
+const positiveInt = (fallback: number, max: number) => wholeNumberIn(1, fallback, max);
+const nonNegativeInt = (fallback: number, max: number) => wholeNumberIn(0, fallback, max);
 
 /** HOST:PORT or [IPv6]:PORT. */
 function parseListen(value: string): { host: string; port: number } | null {

@@ -392,8 +392,7 @@ export class FileLedgerStore implements LedgerStore {
 
   private async writeFileDurably(file: string, lines: () => Generator<string>): Promise<void> {
     const temporary = `${file}.tmp`;
-    const handle = await open(temporary, 'w', 0o600);
-    try {
+    await writeTemporaryFile(temporary, async (handle) => {
       let position = 0;
       let chunk = '';
       const flush = async () => {
@@ -407,13 +406,7 @@ export class FileLedgerStore implements LedgerStore {
         if (chunk.length > 1 << 20) await flush();
       }
       await flush();
-      await handle.sync();
-    } catch (error) {
-      await handle.close();
-      await rm(temporary, { force: true });
-      throw new LedgerWriteError(temporary, error);
-    }
-    await handle.close();
+    });
     await rename(temporary, file);
   }
 
@@ -633,6 +626,23 @@ function range(from: number, to: number): string {
 
 function lineList(lines: readonly number[]): string {
   return lines.length <= 5 ? lines.join(', ') : `${lines.slice(0, 5).join(', ')} and ${lines.length - 5} more`;
+}
+
+/**
+ * Writes a new file beside the one it will replace and fsyncs it; on a failed write the partial
+ * file is removed and the error is a LedgerWriteError. The caller renames it into place.
+ */
+export async function writeTemporaryFile(temporary: string, write: (handle: FileHandle) => Promise<void>): Promise<void> {
+  const handle = await open(temporary, 'w', 0o600);
+  try {
+    await write(handle);
+    await handle.sync();
+  } catch (error) {
+    await handle.close();
+    await rm(temporary, { force: true });
+    throw new LedgerWriteError(temporary, error);
+  }
+  await handle.close();
 }
 
 export function encodeLine(json: string): string {

@@ -1,11 +1,11 @@
 import { constants as fsConstants } from 'node:fs';
-import { open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { open, rename, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import type { Logger } from '../logging/logger.ts';
 import { ensureDirectory, syncDirectory } from '../util/durable-files.ts';
 import { LedgerMutationSchema, type LedgerMutation } from './ban-claim.ts';
-import { decodeLine, encodeLine } from './file-ledger-store.ts';
+import { decodeLine, encodeLine, writeTemporaryFile } from './file-ledger-store.ts';
 import { LedgerWriteError } from './ledger-store.ts';
 
 export const SPOOL_FILE = 'spool.jsonl';
@@ -108,16 +108,7 @@ export class LedgerSpool {
   private async rewrite(batches: LedgerMutation[][]): Promise<void> {
     const temporary = `${this.file}.tmp`;
     const text = batches.map((batch) => encodeLine(JSON.stringify({ m: batch }))).join('');
-    const handle = await open(temporary, 'w', 0o600);
-    try {
-      await handle.writeFile(text);
-      await handle.sync();
-    } catch (error) {
-      await handle.close();
-      await rm(temporary, { force: true });
-      throw new LedgerWriteError(temporary, error);
-    }
-    await handle.close();
+    await writeTemporaryFile(temporary, (handle) => handle.writeFile(text));
     await this.handle?.close();
     this.handle = null;
     await rename(temporary, this.file);

@@ -48,6 +48,15 @@ export function parsePfEntry(input: string): PfAddress {
   return spell(address, prefix);
 }
 
+/** parsePfEntry's spelling, or null when the input is no address or CIDR. */
+export function pfEntryOrNull(input: string): string | null {
+  try {
+    return parsePfEntry(input).text;
+  } catch {
+    return null;
+  }
+}
+
 /** The canonical spelling of a list row, or the row itself (trimmed) when it is no address at all. */
 export function canonicalEntry(row: string): string {
   try {

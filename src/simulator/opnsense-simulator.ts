@@ -1,7 +1,5 @@
-import http from 'node:http';
-import https from 'node:https';
+import type http from 'node:http';
 import type { Socket } from 'node:net';
-import { once } from 'node:events';
 import { isAllowed, LEAST_PRIVILEGES } from './acl.ts';
 import { aliasNameProblem } from './alias-config.ts';
 import { handleAdmin, type AdminTarget } from './admin-api.ts';
@@ -15,6 +13,7 @@ import { phpJsonEncode } from './php-json.ts';
 import { parseBody, parseUrlEncoded } from './request-params.ts';
 import { createRng } from './rng.ts';
 import { resolveRoute } from './routing.ts';
+import { SimulatorListener } from './simulator-listener.ts';
 import { SimulatorState } from './simulator-state.ts';
 import { NftEdge, type NftEdgeOptions } from './nft-table-store.ts';
 
@@ -65,9 +64,7 @@ const UNAVAILABLE_HTML =
  * docs/opnsense-api.md for the behaviour reproduced.
  */
 export class OpnsenseSimulator {
-  private readonly host: string;
-  private boundPort = 0;
-  private readonly tls: { cert: string; key: string } | undefined;
+  private readonly listener: SimulatorListener;
   private readonly keys: SimulatorKey[];
   private readonly authFailDelayMs: number;
   private readonly now: () => number;
@@ -76,16 +73,28 @@ export class OpnsenseSimulator {
   private readonly state: SimulatorState;
   private readonly faultPlan: FaultPlan;
   private readonly callLog: CallLog;
-  private server: http.Server | null = null;
-  private readonly sockets = new Set<Socket>();
   private inFlightCount = 0;
   private maxInFlightCount = 0;
   private stopped = false;
 
   private constructor(options: SimulatorOptions) {
-    this.host = options.host ?? '127.0.0.1';
-    if (!isLoopbackHost(this.host)) throw new RangeError(`the simulator only listens on loopback, not ${JSON.stringify(this.host)}`);
-    this.tls = options.tls;
+    const host = options.host ?? '127.0.0.1';
+    if (!isLoopbackHost(host)) throw new RangeError(`the simulator only listens on loopback, not ${JSON.stringify(host)}`);
+    this.listener = new SimulatorListener({
+      name: 'OPNsense simulator',
+      host,
+      tls: options.tls,
+      handler: (req, res) => {
+        if ((req.url ?? '').startsWith('/__simulator/')) void handleAdmin(this.adminTarget(), req, res).catch(() => res.destroy());
+        else void this.handleApi(req, res).catch(() => res.destroy());
+      },
+      tune: (server) => {
+        server.headersTimeout = 35_000;
+        server.requestTimeout = 120_000;
+        server.maxRequestsPerSocket = 0;
+        server.on('connection', (socket: Socket) => socket.setNoDelay(true));
+      },
+    });
     this.keys = (options.keys ?? []).map((k) => ({ ...k, privileges: [...k.privileges] }));
     this.authFailDelayMs = options.authFailDelayMs ?? 2000;
     this.now = options.now ?? Date.now;
@@ -110,31 +119,25 @@ export class OpnsenseSimulator {
 
   static async start(options: SimulatorOptions = {}): Promise<OpnsenseSimulator> {
     const simulator = new OpnsenseSimulator(options);
-    const server = simulator.createServer();
-    server.listen({ port: options.port ?? 0, host: simulator.host });
-    await once(server, 'listening'); // rejects with the listen error (EADDRINUSE, …)
-    const address = server.address();
-    simulator.boundPort = typeof address === 'object' && address !== null ? address.port : 0;
-    simulator.server = server;
-    if (simulator.faultPlan.settings().refuse) simulator.closeListener();
+    await simulator.listener.start(options.port ?? 0);
+    if (simulator.faultPlan.settings().refuse) simulator.listener.refuse();
     return simulator;
   }
 
   get port(): number {
-    return this.boundPort;
+    return this.listener.port;
   }
 
   get url(): string {
-    const host = this.host.includes(':') ? `[${this.host}]` : this.host;
-    return `${this.tls ? 'https' : 'http'}://${host}:${this.boundPort}`;
+    return this.listener.url;
   }
 
   setFaults(faults: Partial<SimulatorFaults>): void {
     const previous = this.faultPlan.update(faults);
     const refuse = this.faultPlan.settings().refuse;
     if (refuse !== previous.refuse && !this.stopped) {
-      if (refuse) this.closeListener();
-      else this.openListener();
+      if (refuse) this.listener.refuse();
+      else this.listener.reopen();
     }
   }
 
@@ -255,10 +258,7 @@ export class OpnsenseSimulator {
     if (this.stopped) return;
     this.stopped = true;
     this.timers.cancelAll();
-    const server = this.server;
-    this.server = null;
-    for (const socket of this.sockets) socket.destroy();
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    await this.listener.stop();
   }
 
   private adminTarget(): AdminTarget {
@@ -293,46 +293,6 @@ export class OpnsenseSimulator {
         this.timers.after(ms, () => this.setFaults({ refuse: false }));
       },
     };
-  }
-
-  private createServer(): http.Server {
-    const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
-      if ((req.url ?? '').startsWith('/__simulator/')) void handleAdmin(this.adminTarget(), req, res).catch(() => res.destroy());
-      else void this.handleApi(req, res).catch(() => res.destroy());
-    };
-    const server: http.Server = this.tls ? https.createServer({ cert: this.tls.cert, key: this.tls.key }, handler) : http.createServer(handler);
-    // Long enough that clients' keep-alive pools (undici: 4 s) drop idle sockets before we do.
-    server.keepAliveTimeout = 30_000;
-    server.headersTimeout = 35_000;
-    server.requestTimeout = 120_000;
-    server.maxRequestsPerSocket = 0;
-    server.on('connection', (socket: Socket) => {
-      socket.setNoDelay(true);
-      this.sockets.add(socket);
-      socket.on('close', () => this.sockets.delete(socket));
-    });
-    server.on('clientError', (_error: Error, socket: Socket) => socket.destroy());
-    // After start-up (where start() reports it), a listener error must not crash the host process.
-    server.on('error', (error: Error) => {
-      if (this.boundPort !== 0) process.emitWarning(`OPNsense simulator on port ${this.boundPort}: ${error.message}`);
-    });
-    return server;
-  }
-
-  /** refuse: stop accepting (ECONNREFUSED) and cut every open connection. */
-  private closeListener(): void {
-    const server = this.server;
-    this.server = null;
-    server?.close();
-    for (const socket of this.sockets) socket.destroy();
-  }
-
-  /** Back from refusing: listen again on the same port (the bind is synchronous for an IP host). */
-  private openListener(): void {
-    if (this.server) return;
-    const server = this.createServer();
-    server.listen({ port: this.boundPort, host: this.host });
-    this.server = server;
   }
 
   private async handleApi(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

@@ -1,8 +1,7 @@
-import http from 'node:http';
-import type { Socket } from 'node:net';
-import { once } from 'node:events';
+import type http from 'node:http';
 import { systemClock, type Clock } from '../../util/clock.ts';
 import { BodyTooLargeError, isLoopbackHost, readBody } from '../http-util.ts';
+import { SimulatorListener } from '../simulator-listener.ts';
 import { ApiFailure, hexId, ListsState, UNDOCUMENTED, type SimList } from './lists-state.ts';
 
 /*
@@ -56,11 +55,8 @@ export class CloudflareSimulator {
   private readonly state: ListsState;
   private readonly tokens: Map<string, Set<CloudflarePermission>>;
   private readonly zones = new Map<string, Zone>();
-  private readonly host: string;
+  private readonly listener: SimulatorListener;
   private readonly maxPerPage: number;
-  private server: http.Server | null = null;
-  private readonly sockets = new Set<Socket>();
-  private boundPort = 0;
   /** Next API answers forced to a status (faults), consumed one per request. */
   private faults: Array<{ status: number; retryAfter: string | null }> = [];
   /** An outage switched on and off (the queue above is for counted faults): every API call answers 503. */
@@ -80,8 +76,9 @@ export class CloudflareSimulator {
       maxItems: options.maxItems ?? 10_000,
       ipv6FinestPrefix: options.ipv6FinestPrefix ?? 128,
     });
-    this.host = options.host ?? '127.0.0.1';
-    if (!isLoopbackHost(this.host)) throw new RangeError('the simulator listens on loopback only');
+    const host = options.host ?? '127.0.0.1';
+    if (!isLoopbackHost(host)) throw new RangeError('the simulator listens on loopback only');
+    this.listener = new SimulatorListener({ name: 'Cloudflare simulator', host, handler: (req, res) => void this.handle(req, res) });
     this.maxPerPage = options.maxPerPage ?? 500;
     this.tokens = new Map(options.tokens.map((t) => [t.token, new Set(t.permissions)]));
     for (const account of options.accounts) {
@@ -93,30 +90,17 @@ export class CloudflareSimulator {
 
   static async start(options: CloudflareSimulatorOptions): Promise<CloudflareSimulator> {
     const simulator = new CloudflareSimulator(options);
-    const server = http.createServer((req, res) => void simulator.handle(req, res));
-    server.on('connection', (socket) => {
-      simulator.sockets.add(socket);
-      socket.once('close', () => simulator.sockets.delete(socket));
-    });
-    server.listen(options.port ?? 0, simulator.host);
-    await once(server, 'listening');
-    simulator.server = server;
-    simulator.boundPort = (server.address() as { port: number }).port;
+    await simulator.listener.start(options.port ?? 0);
     return simulator;
   }
 
   /** The API base URL (what `api=` takes). */
   get url(): string {
-    const host = this.host.includes(':') ? `[${this.host}]` : this.host;
-    return `http://${host}:${this.boundPort}/client/v4`;
+    return `${this.listener.url}/client/v4`;
   }
 
   async stop(): Promise<void> {
-    const server = this.server;
-    if (server === null) return;
-    this.server = null;
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await this.listener.stop();
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

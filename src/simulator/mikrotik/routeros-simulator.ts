@@ -1,11 +1,9 @@
-import http from 'node:http';
-import https from 'node:https';
-import type { Socket } from 'node:net';
-import { once } from 'node:events';
+import type http from 'node:http';
 import { z } from 'zod';
 import { describeZodError, FaultPlan, faultsSchema, type SimulatorFaults } from '../faults.ts';
 import { BodyTooLargeError, isLoopbackHost, readBody, TimerSet } from '../http-util.ts';
 import { createRng } from '../rng.ts';
+import { SimulatorListener } from '../simulator-listener.ts';
 import { AddressListStore, RouterFailure, type Menu } from './address-list-store.ts';
 import { ConnectionTable } from './connection-table.ts';
 
@@ -80,9 +78,7 @@ export class RouterOsSimulator {
   readonly store: AddressListStore;
   /** The connection-tracking tables; tests fill them through `POST /__simulator/connections`. */
   readonly connections = new ConnectionTable();
-  private readonly host: string;
-  private boundPort = 0;
-  private readonly tls: { cert: string; key: string } | undefined;
+  private readonly listener: SimulatorListener;
   private readonly users: RouterUser[];
   private readonly rules: Record<RulePath, RouterRule[]>;
   private readonly version: string;
@@ -90,15 +86,21 @@ export class RouterOsSimulator {
   private offsetMs = 0;
   private readonly faultPlan: FaultPlan;
   private readonly timers = new TimerSet();
-  private readonly sockets = new Set<Socket>();
   private readonly callLog: SimulatorCallRecord[] = [];
-  private server: http.Server | null = null;
   private stopped = false;
 
   private constructor(options: RouterOsSimulatorOptions) {
-    this.host = options.host ?? '127.0.0.1';
-    if (!isLoopbackHost(this.host)) throw new RangeError(`the simulator only listens on loopback, not ${JSON.stringify(this.host)}`);
-    this.tls = options.tls;
+    const host = options.host ?? '127.0.0.1';
+    if (!isLoopbackHost(host)) throw new RangeError(`the simulator only listens on loopback, not ${JSON.stringify(host)}`);
+    this.listener = new SimulatorListener({
+      name: 'RouterOS simulator',
+      host,
+      tls: options.tls,
+      handler: (req, res) => {
+        const admin = (req.url ?? '').startsWith('/__simulator/');
+        void (admin ? this.handleAdmin(req, res) : this.handleRest(req, res)).catch(() => res.destroy());
+      },
+    });
     this.users = options.users.map((u) => ({ ...u, policies: [...u.policies] }));
     this.rules = { 'ip/firewall/filter': [], 'ip/firewall/raw': [], 'ipv6/firewall/filter': [], 'ipv6/firewall/raw': [] };
     for (const path of RULE_PATHS) this.rules[path] = [...(options.rules?.[path] ?? [])];
@@ -111,19 +113,13 @@ export class RouterOsSimulator {
 
   static async start(options: RouterOsSimulatorOptions): Promise<RouterOsSimulator> {
     const simulator = new RouterOsSimulator(options);
-    const server = simulator.createServer();
-    server.listen({ port: options.port ?? 0, host: simulator.host });
-    await once(server, 'listening');
-    const address = server.address();
-    simulator.boundPort = typeof address === 'object' && address !== null ? address.port : 0;
-    simulator.server = server;
-    if (simulator.faultPlan.settings().refuse) simulator.closeListener();
+    await simulator.listener.start(options.port ?? 0);
+    if (simulator.faultPlan.settings().refuse) simulator.listener.refuse();
     return simulator;
   }
 
   get url(): string {
-    const host = this.host.includes(':') ? `[${this.host}]` : this.host;
-    return `${this.tls ? 'https' : 'http'}://${host}:${this.boundPort}`;
+    return this.listener.url;
   }
 
   now(): number {
@@ -143,8 +139,8 @@ export class RouterOsSimulator {
     const previous = this.faultPlan.update(faults);
     const refuse = this.faultPlan.settings().refuse;
     if (refuse !== previous.refuse && !this.stopped) {
-      if (refuse) this.closeListener();
-      else this.openListener();
+      if (refuse) this.listener.refuse();
+      else this.listener.reopen();
     }
   }
 
@@ -156,42 +152,7 @@ export class RouterOsSimulator {
     if (this.stopped) return;
     this.stopped = true;
     this.timers.cancelAll();
-    const server = this.server;
-    this.server = null;
-    for (const socket of this.sockets) socket.destroy();
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-
-  private createServer(): http.Server {
-    const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
-      const admin = (req.url ?? '').startsWith('/__simulator/');
-      void (admin ? this.handleAdmin(req, res) : this.handleRest(req, res)).catch(() => res.destroy());
-    };
-    const server: http.Server = this.tls ? https.createServer({ cert: this.tls.cert, key: this.tls.key }, handler) : http.createServer(handler);
-    server.keepAliveTimeout = 30_000;
-    server.on('connection', (socket: Socket) => {
-      this.sockets.add(socket);
-      socket.on('close', () => this.sockets.delete(socket));
-    });
-    server.on('clientError', (_error: Error, socket: Socket) => socket.destroy());
-    server.on('error', (error: Error) => {
-      if (this.boundPort !== 0) process.emitWarning(`RouterOS simulator on port ${this.boundPort}: ${error.message}`);
-    });
-    return server;
-  }
-
-  private closeListener(): void {
-    const server = this.server;
-    this.server = null;
-    server?.close();
-    for (const socket of this.sockets) socket.destroy();
-  }
-
-  private openListener(): void {
-    if (this.server || this.stopped) return;
-    const server = this.createServer();
-    server.listen({ port: this.boundPort, host: this.host });
-    this.server = server;
+    await this.listener.stop();
   }
 
   private async handleRest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

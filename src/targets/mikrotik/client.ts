@@ -1,7 +1,8 @@
-import { Agent, request, type Dispatcher } from 'undici';
+import { request, type Dispatcher } from 'undici';
 import { z } from 'zod';
 import type { Logger } from '../../logging/logger.ts';
 import { TargetError, type TargetCallRecord } from '../edge-target.ts';
+import { readCapped, tlsAgent, transportFailure } from '../http-client.ts';
 import type { MikrotikOptions } from './options.ts';
 
 export type Family = 4 | 6;
@@ -66,20 +67,6 @@ const ConnectionRowsSchema = z.array(
 const ErrorSchema = z.object({ error: z.number().optional(), message: z.string().optional(), detail: z.string().optional() });
 const ResourceSchema = z.object({ version: z.string(), 'board-name': z.string().optional() });
 
-const TLS_ERROR_CODES = new Set([
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-  'CERT_SIGNATURE_FAILURE',
-  'CERT_UNTRUSTED',
-  'ERR_SSL_WRONG_VERSION_NUMBER',
-]);
-
 export interface MikrotikClientOptions {
   options: MikrotikOptions;
   logger: Logger;
@@ -123,12 +110,8 @@ export class MikrotikClient {
     this.target = options.target;
     this.onCall = options.onCall;
     this.maxReplyBytes = options.maxReplyBytes ?? MAX_REPLY_BYTES;
-    this.dispatcher = new Agent({
-      // RouterOS's web server handles few connections at once; edgeban's calls are short.
-      connections: 4,
-      keepAliveTimeout: 30_000,
-      connect: { rejectUnauthorized: !o.tlsInsecure, ...(o.ca ? { ca: o.ca } : {}) },
-    });
+    // RouterOS's web server handles few connections at once; edgeban's calls are short.
+    this.dispatcher = tlsAgent({ connections: 4, ca: o.ca, tlsInsecure: o.tlsInsecure });
   }
 
   async close(): Promise<void> {
@@ -258,7 +241,17 @@ export class MikrotikClient {
         signal: AbortSignal.timeout(this.timeoutMs),
       });
       status = response.statusCode;
-      text = await readCapped(response.body, this.maxReplyBytes, call);
+      text = await readCapped(
+        response.body,
+        this.maxReplyBytes,
+        () =>
+          new TargetError(
+            'operator',
+            'too-large',
+            call,
+            `${call}: reply larger than ${this.maxReplyBytes} bytes, abandoned: the router (or a proxy in front of it) answers far more than any address list; check url`,
+          ),
+      );
     } catch (error) {
       if (error instanceof TargetError) throw error;
       throw this.transportError(error, call);
@@ -289,21 +282,21 @@ export class MikrotikClient {
   }
 
   private transportError(error: unknown, call: string): TargetError {
-    const err = error as { name?: string; code?: string; message?: string; cause?: { code?: string; message?: string } };
-    const code = err.code ?? err.cause?.code ?? '';
-    if (err.name === 'TimeoutError' || err.name === 'AbortError' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+    const failure = transportFailure(error);
+    const code = failure.code;
+    if (failure.kind === 'timeout') {
       return new TargetError('retry', 'timeout', call, `${call}: no answer within ${this.timeoutMs} ms`, { cause: error });
     }
-    if (TLS_ERROR_CODES.has(code) || /certificate|self[- ]signed|SSL/i.test(err.message ?? '')) {
+    if (failure.kind === 'tls') {
       return new TargetError(
         'operator',
         'tls',
         call,
-        `${call}: TLS verification failed (${code || err.message}): give the router's CA with ca_file= (MIKROTIK_CA_FILE), or tls_insecure=1 to accept any certificate (not recommended)`,
+        `${call}: TLS verification failed (${code || failure.message}): give the router's CA with ca_file= (MIKROTIK_CA_FILE), or tls_insecure=1 to accept any certificate (not recommended)`,
         { cause: error },
       );
     }
-    return new TargetError('retry', 'network', call, `${call}: cannot reach the router (${code || err.name || 'error'})`, { cause: error });
+    return new TargetError('retry', 'network', call, `${call}: cannot reach the router (${code || failure.name || 'error'})`, { cause: error });
   }
 }
 
@@ -364,26 +357,6 @@ function badReply(call: string, error: z.ZodError): TargetError {
     call,
     `${call}: unexpected reply: ${issue ? `${issue.path.join('.') || '(root)'} ${issue.message}` : 'schema mismatch'}`,
   );
-}
-
-/** The body as text, abandoned (connection destroyed) past the cap. */
-async function readCapped(body: Dispatcher.ResponseData['body'], maxBytes: number, call: string): Promise<string> {
-  const chunks: Buffer[] = [];
-  let length = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    length += chunk.length;
-    if (length > maxBytes) {
-      body.destroy();
-      throw new TargetError(
-        'operator',
-        'too-large',
-        call,
-        `${call}: reply larger than ${maxBytes} bytes, abandoned: the router (or a proxy in front of it) answers far more than any address list; check url`,
-      );
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, length).toString('utf8');
 }
 
 function describe(text: string): string {

@@ -1,4 +1,4 @@
-import { parsePfEntry } from '../../net/address.ts';
+import { canonicalEntry, parsePfEntry, pfEntryOrNull } from '../../net/address.ts';
 import {
   TargetError,
   type DesiredEntry,
@@ -69,14 +69,6 @@ function laterEnd(a: number | null | undefined, b: number | null | undefined): n
   return Math.max(a, b);
 }
 
-function canonicalRow(address: string): string {
-  try {
-    return parsePfEntry(address).text;
-  } catch {
-    return address.trim(); // a DNS-name entry, or an IPv4 range that is no CIDR: foreign, kept as it is
-  }
-}
-
 /**
  * A RouterOS v7 address list (IPv4 and IPv6 menus under one name) as an EdgeTarget. Entries carry
  * the ban's remaining time as their native `timeout`, so RouterOS drops them on time even if
@@ -102,11 +94,7 @@ export class MikrotikTarget implements EdgeTarget {
   }
 
   canonical(address: string): string | null {
-    try {
-      return parsePfEntry(address).text;
-    } catch {
-      return null;
-    }
+    return pfEntryOrNull(address);
   }
 
   async check(): Promise<TargetCheckResult> {
@@ -148,7 +136,8 @@ export class MikrotikTarget implements EdgeTarget {
     for (const row of [...v4, ...v6]) {
       // A disabled entry blocks nothing: not listed, so the ban is added (and add() reports why it cannot be).
       if (row.disabled) continue;
-      const address = canonicalRow(row.address);
+      // A DNS-name entry, or an IPv4 range that is no CIDR, stays as it is: foreign.
+      const address = canonicalEntry(row.address);
       const owned = isOwnedComment(row.comment);
       const previous = listed.get(address);
       if (previous !== undefined) twice.add(address);

@@ -1,9 +1,10 @@
-import { Agent, request, type Dispatcher } from 'undici';
+import { request, type Dispatcher } from 'undici';
 import type { z } from 'zod';
 import type { FirewallEndpoint } from '../../config/env.ts';
 import type { Logger } from '../../logging/logger.ts';
 import { canonicalEntry, parsePfAddress, parsePfEntry } from '../../net/address.ts';
 import { isValidAliasName } from '../../config/env.ts';
+import { readCapped, tlsAgent, transportFailure } from '../http-client.ts';
 import { OpnsenseApiError, type ApiErrorKind } from './api-error.ts';
 import {
   AliasItemReplySchema,
@@ -64,19 +65,6 @@ const MAX_LIST_ROW_BYTES = 1024;
 /** A list that needs more pages than this is not converging (the table grows as fast as it is read). */
 const MAX_LIST_PAGES = 100_000;
 
-const TLS_ERROR_CODES = new Set([
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-  'CERT_SIGNATURE_FAILURE',
-  'CERT_UNTRUSTED',
-  'ERR_SSL_WRONG_VERSION_NUMBER',
-]);
 const NETWORK_ERROR_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -122,16 +110,7 @@ export class OpnsenseClient {
     this.logger = options.logger;
     this.onCall = options.onCall;
     this.ownsDispatcher = options.dispatcher === undefined;
-    this.dispatcher =
-      options.dispatcher ??
-      new Agent({
-        connections: options.connections ?? 32,
-        keepAliveTimeout: 30_000,
-        connect: {
-          rejectUnauthorized: !endpoint.tlsInsecure,
-          ...(endpoint.ca ? { ca: endpoint.ca } : {}),
-        },
-      });
+    this.dispatcher = options.dispatcher ?? tlsAgent({ connections: options.connections ?? 32, ca: endpoint.ca, tlsInsecure: endpoint.tlsInsecure });
   }
 
   async close(): Promise<void> {
@@ -333,7 +312,16 @@ export class OpnsenseClient {
         signal: AbortSignal.timeout(this.timeoutMs),
       });
       statusCode = response.statusCode;
-      text = await readCapped(response.body, maxReplyBytes, call);
+      text = await readCapped(
+        response.body,
+        maxReplyBytes,
+        () =>
+          new OpnsenseApiError(
+            'too-large',
+            call,
+            `reply larger than ${formatBytes(maxReplyBytes)}, abandoned: the firewall (or a proxy in front of it) answers far more than any OPNsense reply; check OPNSENSE_URL and what sits in between`,
+          ),
+      );
     } catch (error) {
       if (error instanceof OpnsenseApiError) throw error;
       throw classifyTransportError(error, call, this.timeoutMs);
@@ -363,28 +351,6 @@ export class OpnsenseClient {
     }
     return parsed.data;
   }
-}
-
-/**
- * The body as text, read chunk by chunk and abandoned (the connection destroyed) past `maxBytes`,
- * so an oversized reply costs at most the cap in memory.
- */
-async function readCapped(body: Dispatcher.ResponseData['body'], maxBytes: number, call: string): Promise<string> {
-  const chunks: Buffer[] = [];
-  let length = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    length += chunk.length;
-    if (length > maxBytes) {
-      body.destroy();
-      throw new OpnsenseApiError(
-        'too-large',
-        call,
-        `reply larger than ${formatBytes(maxBytes)}, abandoned: the firewall (or a proxy in front of it) answers far more than any OPNsense reply; check OPNSENSE_URL and what sits in between`,
-      );
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, length).toString('utf8');
 }
 
 function formatBytes(bytes: number): string {
@@ -433,20 +399,18 @@ function httpError(statusCode: number, text: string, call: string): OpnsenseApiE
 }
 
 export function classifyTransportError(error: unknown, call: string, timeoutMs: number): OpnsenseApiError {
-  const err = error as { name?: string; code?: string; message?: string; cause?: { code?: string; message?: string } };
-  const code = err.code ?? err.cause?.code ?? '';
-  if (err.name === 'TimeoutError' || err.name === 'AbortError' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
-    return new OpnsenseApiError('timeout', call, `no answer within ${timeoutMs} ms`);
-  }
-  if (TLS_ERROR_CODES.has(code) || /certificate|self[- ]signed|SSL/i.test(err.message ?? '')) {
+  const failure = transportFailure(error);
+  const code = failure.code;
+  if (failure.kind === 'timeout') return new OpnsenseApiError('timeout', call, `no answer within ${timeoutMs} ms`);
+  if (failure.kind === 'tls') {
     return new OpnsenseApiError(
       'tls',
       call,
-      `TLS verification failed (${code || err.message}): set OPNSENSE_CA_FILE to the firewall's CA, or OPNSENSE_TLS_INSECURE=1 to accept any certificate (not recommended)`,
+      `TLS verification failed (${code || failure.message}): set OPNSENSE_CA_FILE to the firewall's CA, or OPNSENSE_TLS_INSECURE=1 to accept any certificate (not recommended)`,
     );
   }
   if (NETWORK_ERROR_CODES.has(code)) return new OpnsenseApiError('network', call, `cannot reach the firewall (${code})`);
-  return new OpnsenseApiError('network', call, `request failed (${code || err.name || 'error'}: ${err.message ?? 'unknown'})`);
+  return new OpnsenseApiError('network', call, `request failed (${code || failure.name || 'error'}: ${failure.message ?? 'unknown'})`);
 }
 
 function describeBody(text: string): string {

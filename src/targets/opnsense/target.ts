@@ -1,4 +1,4 @@
-import { parsePfEntry } from '../../net/address.ts';
+import { pfEntryOrNull } from '../../net/address.ts';
 import {
   TargetError,
   type DesiredEntry,
@@ -52,11 +52,7 @@ export class OpnsenseTarget implements EdgeTarget {
 
   /** pf's spelling, family kept (src/net/address.ts); ledger addresses are already in it. */
   canonical(address: string): string | null {
-    try {
-      return parsePfEntry(address).text;
-    } catch {
-      return null;
-    }
+    return pfEntryOrNull(address);
   }
 
   /**

@@ -21,6 +21,7 @@ export interface RouterRule {
   chain: string;
   action: string;
   'src-address-list'?: string;
+  comment?: string;
   disabled?: string;
 }
 
@@ -58,6 +59,7 @@ const MAX_BODY = 1024 * 1024;
 const ADDRESS_LIST = /^\/rest\/(ip|ipv6)\/firewall\/address-list(?:\/(\*[0-9A-Fa-f]+))?$/;
 const CONNECTION = /^\/rest\/(ip|ipv6)\/firewall\/connection(?:\/(\*[0-9A-Fa-f]+))?$/;
 const WRITABLE = new Set(['list', 'address', 'comment', 'timeout', 'disabled']);
+const RULE_WRITABLE = new Set(['chain', 'action', 'src-address-list', 'comment', 'disabled']);
 
 interface Reply {
   status: number;
@@ -70,7 +72,7 @@ const failure = (status: number, message: string, detail?: string): Reply => ({ 
  * A RouterOS v7 REST API on loopback (help.mikrotik.com "REST API", "Address-lists", "User"):
  * HTTP basic auth against users and their group policies, the IPv4 and IPv6 address-list menus
  * (GET with property filters and `.proplist`, PUT to add, PATCH to set, DELETE by `.id`), the
- * `/system/resource` print, firewall filter/raw rules to read, and errors as RouterOS sends them:
+ * `/system/resource` print, firewall filter/raw rules to read and add (PUT), and errors as RouterOS sends them:
  * `{"error":400,"message":"Bad Request","detail":"failure: already have such entry"}`.
  * Time runs on an offset clock tests move forward; a reboot drops dynamic (timeout) entries.
  */
@@ -211,8 +213,17 @@ export class RouterOsSimulator {
     }
     const rulePath = path.replace(/^\/rest\//, '') as RulePath;
     if (RULE_PATHS.includes(rulePath) && method === 'GET') {
-      const rows = this.rules[rulePath].map((rule, index) => ({ '.id': `*${(index + 1).toString(16).toUpperCase()}`, disabled: 'false', ...rule }));
+      const rows = this.rules[rulePath].map((rule, index) => ruleRow(rule, index));
       return { status: 200, body: filterRows(rows, url.searchParams) };
+    }
+    if (RULE_PATHS.includes(rulePath) && method === 'PUT') {
+      // `add`: the rule goes last (RouterOS's default without place-before); rules are never removed here, so the index is the id.
+      const fields = writableFields(body, RULE_WRITABLE);
+      if (fields.chain === undefined) throw new RouterFailure('missing value(s) of argument(s) chain');
+      const { chain, action = 'accept', ...rest } = fields;
+      const rule: RouterRule = { chain, action, ...rest };
+      this.rules[rulePath].push(rule);
+      return { status: 201, body: ruleRow(rule, this.rules[rulePath].length - 1) };
     }
     if (!path.startsWith('/rest/')) return failure(404, 'Not Found');
     return failure(400, 'Bad Request', `no such command or directory (${path.split('/').pop() ?? ''})`);
@@ -428,10 +439,14 @@ export class RouterOsSimulator {
   }
 }
 
-function writableFields(body: Record<string, unknown>): Partial<Record<string, string>> {
+function ruleRow(rule: RouterRule, index: number): Record<string, string> {
+  return { '.id': `*${(index + 1).toString(16).toUpperCase()}`, disabled: 'false', ...rule };
+}
+
+function writableFields(body: Record<string, unknown>, writable: ReadonlySet<string> = WRITABLE): Partial<Record<string, string>> {
   const fields: Partial<Record<string, string>> = {};
   for (const [key, value] of Object.entries(body)) {
-    if (!WRITABLE.has(key)) throw new RouterFailure(`unknown parameter ${key}`);
+    if (!writable.has(key)) throw new RouterFailure(`unknown parameter ${key}`);
     if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') throw new RouterFailure(`invalid value for argument ${key}`);
     fields[key] = String(value);
   }

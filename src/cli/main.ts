@@ -78,6 +78,12 @@ const COMMANDS: Record<string, CommandEntry> = {
     load: async () => (await import('./setup-cloudflare-command.ts')).runSetupCloudflareCommand,
     ownHelp: true,
   },
+  'setup-mikrotik': {
+    args: '[--dry-run]',
+    summary: 'add the raw drop rules for the address list on a MikroTik router (idempotent; needs a user with write)',
+    load: async () => (await import('./setup-mikrotik-command.ts')).runSetupMikrotikCommand,
+    ownHelp: true,
+  },
   health: {
     args: '[--live] [--timeout SECONDS] [--socket PATH | --tcp]',
     summary: 'container health check: exit 0 when the daemon answers on its control socket and enforces',

@@ -202,6 +202,14 @@ export class MikrotikClient {
     return rows.data;
   }
 
+  /** Adds a firewall rule to a menu (`ip/firewall/raw`…) and answers its `.id`; `edgeban setup-mikrotik` only. */
+  async addRule(path: string, rule: Record<string, string>): Promise<string> {
+    const reply = await this.call('PUT', path, { body: { ...rule } });
+    const row = RowSchema.pick({ '.id': true }).safeParse(reply.json);
+    if (!row.success) throw badReply(`PUT /rest/${path}`, row.error);
+    return row.data['.id'];
+  }
+
   private async call(
     method: 'GET' | 'PUT' | 'PATCH' | 'DELETE',
     path: string,

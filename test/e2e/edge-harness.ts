@@ -1,7 +1,7 @@
 // The pieces every real-server scenario shares: the namespaces, the simulator driving the edge's
 // nftables set (as root, in this namespace, on loopback), and edgeban as uid 65534 without any
 // capability, reading the servers' real logs.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -10,6 +10,7 @@ import type { TestContext } from 'node:test';
 import { LEAST_PRIVILEGES, OpnsenseSimulator } from '../../src/simulator/opnsense-simulator.ts';
 import { buildBundle, stageImage, type StagedImage } from '../container/stage.ts';
 import { buildInternet, nftSetEntries, requireTools, tryInNs, type Internet } from './netns.ts';
+import { selfSignedCertificate } from '../helpers/self-signed-certificate.ts';
 
 export const ALIAS = 'fail2ban_blocklist';
 const KEY = 'e2eTestKey0123456789abcdefghij';
@@ -155,28 +156,5 @@ export async function saveSample(name: string, text: string): Promise<void> {
 
 /** A self-signed certificate for mail.example.org in `dir` (openssl, EC key; the servers read it as root). */
 export function mailCertificate(dir: string): { cert: string; key: string } {
-  const cert = path.join(dir, 'mail-cert.pem'),
-    key = path.join(dir, 'mail-key.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '2',
-      '-subj',
-      '/CN=mail.example.org',
-    ],
-    { stdio: 'ignore' },
-  );
-  return { cert, key };
+  return selfSignedCertificate(dir, 'mail.example.org', 'mail');
 }

@@ -10,7 +10,6 @@
  * authorization header's base64, the bearer header).
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { appendFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
@@ -20,6 +19,7 @@ import { LEAST_PRIVILEGES, OpnsenseSimulator } from '../../src/simulator/opnsens
 import { runCli, startCliDaemon, type CliResult } from '../helpers/cli.ts';
 import { until } from '../helpers/until.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
+import { selfSignedCertificate } from '../helpers/self-signed-certificate.ts';
 
 const KEY = 'SecretsSuiteKey+7Qv/u9WmZr2K';
 const SECRET = 'S3cr3t+EdgeBan/Plain=Qx9Lw2Zp7Rv4Tn8';
@@ -60,34 +60,9 @@ async function freePort(): Promise<number> {
   return address.port;
 }
 
-/** An https simulator with a fresh self-signed certificate (openssl), or null without openssl. */
-async function untrustedTlsSimulator(t: TestContext, dir: string): Promise<string | null> {
-  const key = path.join(dir, 'tls-key.pem');
-  const cert = path.join(dir, 'tls-cert.pem');
-  const made = spawnSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '2',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-    ],
-    { stdio: 'ignore' },
-  );
-  if (made.status !== 0) return null;
+/** An https simulator with a fresh self-signed certificate (openssl). */
+async function untrustedTlsSimulator(t: TestContext, dir: string): Promise<string> {
+  const { cert, key } = selfSignedCertificate(dir);
   const sim = await OpnsenseSimulator.start({
     keys: [{ key: KEY, secret: SECRET, privileges: LEAST_PRIVILEGES, user: 'edgeban' }],
     authFailDelayMs: 0,
@@ -156,7 +131,7 @@ test('secrets: no output of any edgeban process, and no state file, holds the AP
   const port = await freePort();
   // A second firewall over https with a self-signed certificate edgeban does not trust: every call
   // there fails certificate verification (without openssl: https to the plain-http port, a failed handshake).
-  const tlsUrl = (await untrustedTlsSimulator(t, root)) ?? sim.url.replace('http://', 'https://');
+  const tlsUrl = await untrustedTlsSimulator(t, root);
   const env: Record<string, string> = {
     TZ: 'UTC',
     OPNSENSE_URL: `${sim.url},${tlsUrl}`,

@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
-import path from 'node:path';
 import { test } from 'node:test';
 import { LEAST_PRIVILEGES, OpnsenseSimulator } from '../../src/simulator/opnsense-simulator.ts';
 import { OpnsenseApiError } from '../../src/targets/opnsense/api-error.ts';
@@ -12,6 +10,7 @@ import { toPfSpelling } from '../../src/net/address.ts';
 import { ALIAS, CapturedLog, KEY, SECRET, endpointFor, startSimulator } from '../helpers/enforcement-harness.ts';
 import { FlushingOpnsenseClient } from '../helpers/flushing-opnsense-client.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
+import { selfSignedCertificate } from '../helpers/self-signed-certificate.ts';
 
 function clientFor(sim: { url: string }, log = new CapturedLog(), overrides = {}) {
   return new OpnsenseClient({ endpoint: endpointFor(sim as never, overrides), logger: log.logger });
@@ -273,32 +272,7 @@ test('a 5xx is retryable, a refused connection is a network error, a hang times 
 });
 
 test('TLS is verified by default: a self-signed firewall is refused unless its CA is given', async (t) => {
-  const dir = await tempDir(t);
-  const keyFile = path.join(dir, 'key.pem');
-  const certFile = path.join(dir, 'cert.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '2',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-      '-keyout',
-      keyFile,
-      '-out',
-      certFile,
-    ],
-    { stdio: 'ignore' },
-  );
+  const { cert: certFile, key: keyFile } = selfSignedCertificate(await tempDir(t));
   const cert = await readFile(certFile, 'utf8');
   const sim = await startSimulator(t, { tls: { cert, key: await readFile(keyFile, 'utf8') } });
   assert.match(sim.url, /^https:/);

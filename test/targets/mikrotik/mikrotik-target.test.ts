@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { createLogger } from '../../../src/logging/logger.ts';
 import { TargetError, type TargetCallRecord, type TargetErrorKind } from '../../../src/targets/edge-target.ts';
@@ -12,6 +10,7 @@ import { freePort } from '../../helpers/free-port.ts';
 import { runCli, startCliSimulator } from '../../helpers/cli.ts';
 import { tempDir } from '../../helpers/temp-dir.ts';
 import { until } from '../../helpers/until.ts';
+import { selfSignedCertificate } from '../../helpers/self-signed-certificate.ts';
 
 const PASSWORD = 'Rtr-pw-0123456789-secret';
 const LIST = 'edgeban';
@@ -248,32 +247,7 @@ test('down, 5xx and hanging routers are retry errors; calls are reported for met
 });
 
 test('TLS is verified by default: a self-signed router is refused unless its CA is given (ca_file) or tls_insecure=1', async (t) => {
-  const dir = await tempDir(t);
-  const keyFile = path.join(dir, 'key.pem');
-  const certFile = path.join(dir, 'cert.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '2',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-      '-keyout',
-      keyFile,
-      '-out',
-      certFile,
-    ],
-    { stdio: 'ignore' },
-  );
+  const { cert: certFile, key: keyFile } = selfSignedCertificate(await tempDir(t));
   const router = await startRouter(t, ['--tls-cert', certFile, '--tls-key', keyFile]);
   assert.match(router.url, /^https:/);
   await assert.rejects(targetFor(t, router.url).target.list(), isTargetError('operator', /TLS verification failed.*ca_file/));

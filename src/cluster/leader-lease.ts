@@ -25,21 +25,24 @@ export interface LeaseStatus {
   holder: string;
 }
 
-// Takes the lease when nobody holds it (SET NX PX, under a fresh fencing token) or renews it when
-// this holder still does; otherwise answers minus the milliseconds the current lease has left.
+// Takes the lease when nobody holds it (SET NX PX, under a fresh fencing token above every token
+// the asking replica has seen) or renews it when this holder still does. Answers {1, token} to the
+// leader, {0, current token, milliseconds the current lease has left} to anyone else.
 const ACQUIRE_SCRIPT = `
 local current = redis.call('GET', KEYS[1])
 if current then
   local holder, token = string.match(current, '^(.*)|(%d+)$')
   if holder == ARGV[1] then
     redis.call('PEXPIRE', KEYS[1], ARGV[2])
-    return tonumber(token)
+    return {1, tonumber(token)}
   end
-  return -math.max(redis.call('PTTL', KEYS[1]), 1)
+  return {0, tonumber(token) or 0, math.max(redis.call('PTTL', KEYS[1]), 1)}
 end
+-- A Redis that lost the counter (FLUSHALL, an older snapshot) must not hand out a token again.
+if tonumber(ARGV[3]) > (tonumber(redis.call('GET', KEYS[2])) or 0) then redis.call('SET', KEYS[2], ARGV[3]) end
 local token = redis.call('INCR', KEYS[2])
 redis.call('SET', KEYS[1], ARGV[1] .. '|' .. token, 'PX', ARGV[2], 'NX')
-return token`;
+return {1, token}`;
 
 // Gives the lease up only if this holder still has it (a clean stop hands over at once).
 const RELEASE_SCRIPT = `
@@ -54,13 +57,16 @@ return 0`;
  * and another replica takes it: two replicas never both act as leader, whatever the network does
  * (as long as clocks run at about the same rate; offsets do not matter). A follower retries as
  * soon as the current lease would expire, so it takes over within one TTL of the leader's death.
- * Each acquisition gets a new fencing token (a counter in Redis), shown in status.
+ * Each acquisition gets a new fencing token (a counter in Redis), shown in status; every replica
+ * remembers the highest token it has seen, so a Redis that lost the counter never repeats one.
  */
 export class LeaderLease {
   private readonly options: LeaderLeaseOptions;
   private readonly log: Logger;
   private role: LeaseRole = 'follower';
   private token: number | null = null;
+  /** The highest token this replica has seen: the counter never goes below it, even after Redis lost it. */
+  private highestToken = 0;
   /** Local time until which this replica may act as leader. */
   private leaderUntil = 0;
   private tickTimer: TimerHandle | null = null;
@@ -119,16 +125,18 @@ export class LeaderLease {
     const sentAt = clock.now();
     let next = this.renewMs;
     try {
-      const answer = Number(await this.withTimeout(redis.eval(ACQUIRE_SCRIPT, 2, key, `${key}:fence`, holder, String(ttlMs))));
+      const answer = await this.withTimeout(redis.eval(ACQUIRE_SCRIPT, 2, key, `${key}:fence`, holder, String(ttlMs), String(this.highestToken)));
+      const [held, token, leftMs] = (answer as unknown[]).map(Number) as [number, number, number | undefined];
       if (this.stopped) return;
-      if (answer > 0) {
+      this.highestToken = Math.max(this.highestToken, token);
+      if (held === 1) {
         this.leaderUntil = sentAt + ttlMs - this.marginMs;
-        this.setRole('leader', answer);
+        this.setRole('leader', token);
         this.armExpiry();
       } else {
         this.setRole('follower', null);
         // Try again right after the current lease would expire.
-        next = Math.min(this.renewMs, -answer + 10);
+        next = Math.min(this.renewMs, (leftMs ?? this.renewMs) + 10);
       }
     } catch (error) {
       if (this.stopped) return;

@@ -24,16 +24,7 @@ import { ensureDirectory, moveAside } from '../util/durable-files.ts';
 import { errorMessage, UserFacingError } from '../util/errors.ts';
 import type { EnforcementTarget } from '../jails/targets.ts';
 import { adoptionRefusal } from '../jails/ban-guard.ts';
-import {
-  enforcedTargets,
-  whyNotRunning,
-  guardFacts,
-  loadDaemonConfig,
-  moveRenamedTargets,
-  requireRunnableJails,
-  settleLedger,
-  type DaemonConfig,
-} from './daemon-config.ts';
+import { enforcedTargets, whyNotRunning, guardFacts, loadDaemonConfig, requireRunnableJails, settleLedger, type DaemonConfig } from './daemon-config.ts';
 import { JailPipeline } from './jail-pipeline.ts';
 
 export interface DaemonOptions {
@@ -258,11 +249,14 @@ export class Daemon {
     const previousEnv = this.options.env;
     let env = previousEnv;
     let next: DaemonConfig;
+    let facts: NetworkFacts;
     try {
       if (this.options.readEnv) env = this.options.readEnv();
       this.learnSecrets(env.secrets);
       next = await loadDaemonConfig(env);
       requireRunnableJails(next, env);
+      // A firewall named for the first time, or a gateway that changed, is protected from the first ban after the reload.
+      facts = this.options.networkFacts ?? (await guardFacts(next, env, logger));
     } catch (error) {
       logger.error({ err: errorMessage(error) }, 'reload failed; the running configuration stays');
       return { ok: false, message: `reload failed, configuration unchanged: ${errorMessage(error)}` };
@@ -275,6 +269,7 @@ export class Daemon {
     try {
       this.options = { ...this.options, env };
       this.config = next;
+      this.facts = facts;
       this.learnSecrets(next.secrets);
       reportConfig(next, logger);
       await this.notifier?.reconfigure(next.notify);
@@ -291,7 +286,8 @@ export class Daemon {
         await Promise.all(this.backends.map((b) => b.close()));
       }
       // Once no reconciler serves an old target name: its claims end without their entries being deleted.
-      await moveRenamedTargets(this.ledger, next, env, this.options.clock, logger);
+      // Then, as at start, bans the new guard refuses (a firewall's own address, a jail's narrowed limits) end before any pass sends them.
+      await settleLedger(this.ledger, next, this.jailDirectory(), env, this.options.clock, logger);
     } finally {
       // Whatever failed above (a ledger write, a notifier), the daemon never stays without reconcilers or log readers.
       if (reconcilersStopped) {

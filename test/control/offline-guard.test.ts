@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { FileLedgerStore } from '../../src/ledger/file-ledger-store.ts';
@@ -8,14 +8,12 @@ import { silentLogger } from '../../src/logging/logger.ts';
 import { systemClock } from '../../src/util/clock.ts';
 import { runCli, startCliDaemon, startCliSimulator, type CliResult } from '../helpers/cli.ts';
 import { mailSetup } from '../helpers/mail-setup.ts';
+import { fakeProcNet } from '../helpers/proc-net.ts';
 import { until } from '../helpers/until.ts';
 
 const KEY = 'guardTestKey0123456789abcdef';
 const SECRET = 'guardTestSecret0123456789abcdef+/=';
 const ALIAS = 'fail2ban_blocklist';
-// /proc/net/route with a default route via 172.18.0.1 (a Docker bridge gateway; hex in host byte order).
-const ROUTE =
-  'Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\neth0\t00000000\t010012AC\t0003\t0\t0\t0\t00000000\t0\t0\t0\n';
 
 /** Each refused request and what must come of it, the same with the daemon stopped and running. */
 const REFUSED: Array<{ args: string[]; code: number; output: RegExp }> = [
@@ -38,10 +36,8 @@ function outputOf(result: CliResult): string {
 test("offline ban obeys the daemon's guard, jails and bantimes; refusals read the same with the daemon running", async (t) => {
   const sim = await startCliSimulator(t, ['--key', KEY, '--secret', SECRET, '--auth-fail-delay', '0']);
   const { root, configDir, mailLog } = await mailSetup(t);
-  const procNet = path.join(root, 'proc-net');
-  await mkdir(procNet);
-  await writeFile(path.join(procNet, 'route'), ROUTE);
-  await writeFile(path.join(procNet, 'ipv6_route'), '');
+  // A default route via 172.18.0.1, a Docker bridge gateway.
+  const procNet = await fakeProcNet(root, '172.18.0.1');
   // banprivate: the gateway (a private address) is refused as the gateway, not merely as private.
   await writeFile(
     path.join(configDir, 'jail.local'),

@@ -1,32 +1,20 @@
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { runCli, startCliDaemon, startCliSimulator } from '../helpers/cli.ts';
 import { mailSetup } from '../helpers/mail-setup.ts';
+import { fakeProcNet, routeVia } from '../helpers/proc-net.ts';
 import { until } from '../helpers/until.ts';
 
 const KEY = 'reloadGuardKey0123456789abcdef';
 const SECRET = 'reloadGuardSecret0123456789abcdef+/=';
 const ALIAS = 'fail2ban_blocklist';
 
-/** /proc/net/route with a default route via `gateway` (hex in host byte order, as the kernel writes it). */
-function routeVia(gateway: string): string {
-  const hex = gateway
-    .split('.')
-    .reverse()
-    .map((octet) => Number(octet).toString(16).padStart(2, '0').toUpperCase())
-    .join('');
-  return `Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\neth0\t00000000\t${hex}\t0003\t0\t0\t0\t00000000\t0\t0\t0\n`;
-}
-
 test('reload reads the network again: a new gateway is protected from the next ban, and its recorded ban ends and leaves the alias', async (t) => {
   const sim = await startCliSimulator(t, ['--key', KEY, '--secret', SECRET, '--auth-fail-delay', '0']);
   const { root, configDir, mailLog } = await mailSetup(t);
-  const procNet = path.join(root, 'proc-net');
-  await mkdir(procNet);
-  await writeFile(path.join(procNet, 'route'), routeVia('198.51.100.1'));
-  await writeFile(path.join(procNet, 'ipv6_route'), '');
+  const procNet = await fakeProcNet(root, '198.51.100.1');
   await writeFile(path.join(configDir, 'jail.local'), `[dovecot]\nenabled = true\nlogpath = ${mailLog}\nbantime = 1h\n`);
   const env = {
     OPNSENSE_URL: sim.url,

@@ -43,6 +43,11 @@ export interface Source {
   seenSize: number;
   /** Its first bytes (up to ANCHOR_BYTES) as first seen: what tells its copy, and a rewrite, when nothing was read yet. */
   head: Buffer;
+  /**
+   * While it was seen empty and has no head yet: the rotations beside it then. A copy made later
+   * holds lines it had before a copytruncate that no head can find (see Rotation.drainCopiesSinceEmpty).
+   */
+  rotationsWhenEmpty: ReadonlySet<number> | null;
 }
 
 /** Everything followed under one path: the file there now, and rotated ones whose rest comes first. */
@@ -122,6 +127,7 @@ export class FollowedFiles {
       closeAtEof,
       seenSize: opened.st.size,
       head: Buffer.alloc(0),
+      rotationsWhenEmpty: null,
     };
   }
 

@@ -319,6 +319,7 @@ export class LogFollower {
         size = (await handle.stat()).size;
       }
       cur.seenSize = Math.max(cur.seenSize, size);
+      if (cur.head.length === 0) await this.rotation.drainCopiesSinceEmpty(t, cur, size);
       // Before the rotated files are drained (backpressure may hold us there a long time): if this
       // file is copytruncated meanwhile, its head is what finds the copy of what we never read.
       if (cur.head.length < Math.min(ANCHOR_BYTES, size)) cur.head = await readAt(handle, 0, Math.min(ANCHOR_BYTES, size));

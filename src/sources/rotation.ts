@@ -6,7 +6,7 @@ import { type FollowedFiles, type FollowerCounters, heldInodes, openQuiet, type 
 import { ANCHOR_BYTES } from './line-assembler.ts';
 import { NotRegularFileError, type Opened, readAt } from './open-regular.ts';
 import { anchorHash, bytesBeforeResume, type ResumeRecord } from './resume-state.ts';
-import { findCopy, newerRotations, type Sibling } from './siblings.ts';
+import { findCopy, isRotationOf, newerRotations, olderFirst, type Sibling } from './siblings.ts';
 
 export interface RotationOptions {
   files: FollowedFiles;
@@ -156,6 +156,38 @@ export class Rotation {
     cur.committed = { offset: 0, anchor: Buffer.alloc(0) };
     cur.seenSize = 0;
     cur.head = Buffer.alloc(0);
+    cur.rotationsWhenEmpty = new Set(siblings.map((s) => s.ino));
+  }
+
+  /**
+   * `cur` was seen empty (just truncated, or new) and nothing of it is known. If it was written,
+   * copied and truncated again before it was looked at, the lines in between are only in that copy,
+   * and no head can find it: a rotation that appeared since it was seen empty is such a copy, to be
+   * drained (oldest first) before `cur`, unless `cur` still begins as it does (copied, not truncated yet).
+   * Once `cur` has a head, the head finds its copies and this ends.
+   */
+  async drainCopiesSinceEmpty(t: Track, cur: Source, size: number): Promise<void> {
+    const seen = cur.rotationsWhenEmpty;
+    if (seen === null) return;
+    const siblings = await this.files.siblingsOf(t);
+    const held = heldInodes(t, []);
+    const fresh = siblings.filter((s) => !seen.has(s.ino) && !held.has(s.ino) && isRotationOf(s.name, t.base) && s.size > 0);
+    const head = size > 0 && cur.handle ? await readAt(cur.handle, 0, Math.min(ANCHOR_BYTES, size)) : Buffer.alloc(0);
+    for (const s of olderFirst(fresh, t.base)) {
+      const opened = await openQuiet(s.path);
+      if (!opened || opened.st.ino !== s.ino) {
+        await opened?.handle.close();
+        continue;
+      }
+      if (head.length > 0 && (await readAt(opened.handle, 0, head.length)).equals(head)) {
+        await opened.handle.close();
+        continue;
+      }
+      this.counters.rotations++;
+      t.draining.push(this.files.makeSource(t.path, s.path, opened, 0, Buffer.alloc(0), true));
+      this.logger.info({ path: t.path, copy: s.path }, 'copied and truncated again before it was read: reading the copy first');
+    }
+    cur.rotationsWhenEmpty = head.length > 0 ? null : new Set([...seen, ...fresh.map((s) => s.ino)]);
   }
 
   /** Takes the file at the path as current, at the record's offset if its content there is intact. */
@@ -194,6 +226,7 @@ export class Rotation {
   private async startOfFile(t: Track, opened: Opened): Promise<Source> {
     const source = this.files.makeSource(t.path, t.path, opened, 0, Buffer.alloc(0), false);
     source.head = await readAt(opened.handle, 0, Math.min(ANCHOR_BYTES, opened.st.size));
+    if (source.head.length === 0) source.rotationsWhenEmpty = new Set((await this.files.siblingsOf(t)).map((s) => s.ino));
     return source;
   }
 

@@ -68,7 +68,7 @@ async function listOnce(dir: string, exceptName: string, afterReaddir?: (dir: st
 }
 
 /** Names logrotate gives a rotated `base`: base.1, base-20250101, base.old ... */
-function isRotationOf(name: string, base: string): boolean {
+export function isRotationOf(name: string, base: string): boolean {
   return name.length > base.length && name.startsWith(base) && '.-_'.includes(name[base.length] ?? '');
 }
 
@@ -90,7 +90,12 @@ export function newerRotations(siblings: readonly Sibling[], base: string, older
     if (olderNumber !== null && n !== null) return n < olderNumber;
     return s.mtimeMs > older.mtimeMs;
   });
-  return picked.sort((a, b) => {
+  return olderFirst(picked, base);
+}
+
+/** Rotations oldest first: the highest number first (.2 before .1), else by modification time. */
+export function olderFirst(rotations: readonly Sibling[], base: string): Sibling[] {
+  return [...rotations].sort((a, b) => {
     const na = rotationNumber(a.name, base);
     const nb = rotationNumber(b.name, base);
     if (na !== null && nb !== null) return nb - na;

@@ -37,6 +37,12 @@ interface Batch {
 }
 
 const NO_COUNTERS: PipelineCounters = { lines: () => {}, matches: () => {}, dropped: () => {} };
+/**
+ * A batch's fixed costs (the journal's fdatasync, the offsets save, the follower's reads) are paid
+ * per read chunk: a backlog is read in larger chunks than the follower's default. A live log
+ * grows by far less between reads, so this bounds only a catch-up's batches (a few MiB of lines).
+ */
+const READ_CHUNK_BYTES = 128 * 1024;
 /** How long stop() waits for a batch still being processed (a slow ban) before closing the journal. */
 const STOP_BATCH_WAIT_MS = 5000;
 
@@ -53,7 +59,8 @@ export class JailPipeline {
   private readonly unwrapper: ContainerLogUnwrapper | null;
   private readonly unwrapped: UnwrappedLine[] = [];
   private readonly counts = { lines: 0, matches: 0, unusable: 0, old: 0 };
-  private checkpointQueued = false;
+  private checkpointWanted = false;
+  private checkpointRunning = false;
   private persistence: FailurePersistence | null = null;
   /** The onLines call in progress, if any. */
   private batchInFlight: Promise<void> | null = null;
@@ -130,6 +137,7 @@ export class JailPipeline {
       clock: options.clock,
       // A Docker record holds up to 16 KiB escaped (up to 6 bytes each): never cut one in the follower.
       ...(this.unwrapper ? { maxLineBytes: CONTAINER_RECORD_BYTES } : {}),
+      readChunkBytes: READ_CHUNK_BYTES,
       ...(options.pollIntervalMs ? { pollIntervalMs: options.pollIntervalMs } : {}),
       ...(options.forcePolling ? { forcePolling: true } : {}),
       onLines: (lines) => this.trackBatch(this.onLines(lines, options.engine)),
@@ -243,15 +251,23 @@ export class JailPipeline {
 
   /**
    * Failures were counted: persist the offsets right after this batch is acknowledged instead
-   * of at the next poll, so a crash does not replay them. One checkpoint at a time.
+   * of at the next poll, so a crash does not replay them. One checkpoint at a time; batches
+   * acknowledged while one is being written share the next (a backlog is read faster than
+   * offsets are fsynced: one save per batch queued them up without bound).
    */
   private checkpointSoon(): void {
-    if (this.checkpointQueued) return;
-    this.checkpointQueued = true;
-    setImmediate(() => {
-      this.checkpointQueued = false;
-      this.follower?.checkpoint().catch(() => undefined);
-    });
+    this.checkpointWanted = true;
+    if (this.checkpointRunning) return;
+    this.checkpointRunning = true;
+    setImmediate(() => void this.runCheckpoints());
+  }
+
+  private async runCheckpoints(): Promise<void> {
+    while (this.checkpointWanted && this.follower) {
+      this.checkpointWanted = false;
+      await this.follower.checkpoint().catch(() => undefined);
+    }
+    this.checkpointRunning = false;
   }
 }
 

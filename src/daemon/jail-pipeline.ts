@@ -192,12 +192,24 @@ export class JailPipeline {
     const before = { ...this.counts };
     const batch: Batch = { now, findtime, engine, pending, persistence };
     const linesPerPath = new Map<string, number>();
+    // A batch comes from one file: its path's lookups are made once per run of lines, not per line.
+    let runPath: string | null = null;
+    let runLines = 0;
+    let startSize: number | undefined;
     for (const line of lines) {
       this.counts.lines++;
-      linesPerPath.set(line.path, (linesPerPath.get(line.path) ?? 0) + 1);
-      const startSize = this.catchUpSizes.get(line.path);
+      if (line.path !== runPath) {
+        if (runPath !== null) linesPerPath.set(runPath, (linesPerPath.get(runPath) ?? 0) + runLines);
+        runPath = line.path;
+        runLines = 0;
+        startSize = this.catchUpSizes.get(runPath);
+      }
+      runLines++;
       const catchingUp = startSize !== undefined && line.endOffset <= startSize;
-      if (startSize !== undefined && !catchingUp) this.catchUpSizes.delete(line.path);
+      if (startSize !== undefined && !catchingUp) {
+        this.catchUpSizes.delete(line.path);
+        startSize = undefined;
+      }
       if (this.unwrapper === null) {
         this.match(line, line.text, null, catchingUp, batch);
         continue;
@@ -208,6 +220,7 @@ export class JailPipeline {
       this.unwrapper.push(line.path, line.text, inner);
       for (const unwrapped of inner) this.match(line, unwrapped.text, unwrapped.time, catchingUp, batch);
     }
+    if (runPath !== null) linesPerPath.set(runPath, (linesPerPath.get(runPath) ?? 0) + runLines);
     // Counted per batch, not per line: one increment per file and kind.
     for (const [file, count] of linesPerPath) this.counters.lines(file, count);
     if (this.counts.matches > before.matches) this.counters.matches(this.counts.matches - before.matches);

@@ -43,6 +43,8 @@ const NO_COUNTERS: PipelineCounters = { lines: () => {}, matches: () => {}, drop
  * grows by far less between reads, so this bounds only a catch-up's batches (a few MiB of lines).
  */
 const READ_CHUNK_BYTES = 128 * 1024;
+/** Saves of the offsets that counted failures ask for are at least this far apart (a backlog asks after every batch). */
+const CHECKPOINT_SPACING_MS = 100;
 /** How long stop() waits for a batch still being processed (a slow ban) before closing the journal. */
 const STOP_BATCH_WAIT_MS = 5000;
 
@@ -263,10 +265,10 @@ export class JailPipeline {
   }
 
   /**
-   * Failures were counted: persist the offsets right after this batch is acknowledged instead
-   * of at the next poll, so a crash does not replay them. One checkpoint at a time; batches
-   * acknowledged while one is being written share the next (a backlog is read faster than
-   * offsets are fsynced: one save per batch queued them up without bound).
+   * Failures were counted: persist the offsets soon after this batch is acknowledged instead of
+   * at the next poll, so a crash replays little. One save at a time, at most one per
+   * CHECKPOINT_SPACING_MS: batches acknowledged meanwhile share the next. (Lines a crash does
+   * replay are known to the failure journal and not counted twice.)
    */
   private checkpointSoon(): void {
     this.checkpointWanted = true;
@@ -278,7 +280,11 @@ export class JailPipeline {
   private async runCheckpoints(): Promise<void> {
     while (this.checkpointWanted && this.follower) {
       this.checkpointWanted = false;
+      const started = performance.now();
       await this.follower.checkpoint().catch(() => undefined);
+      const rest = CHECKPOINT_SPACING_MS - (performance.now() - started);
+      // A wall-clock pause (not the injected clock): it only spaces the saves of a backlog.
+      if (this.checkpointWanted && rest > 0) await realDelay(rest, undefined, { ref: false });
     }
     this.checkpointRunning = false;
   }

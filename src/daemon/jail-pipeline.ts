@@ -40,7 +40,7 @@ const NO_COUNTERS: PipelineCounters = { lines: () => {}, matches: () => {}, drop
 /**
  * A batch's fixed costs (the journal's fdatasync, the offsets save, the follower's reads) are paid
  * per read chunk: a backlog is read in larger chunks than the follower's default. A live log
- * grows by far less between reads, so this bounds only a catch-up's batches (a few MiB of lines).
+ * grows by far less between reads: only a catch-up fills a whole chunk.
  */
 const READ_CHUNK_BYTES = 128 * 1024;
 /** Saves of the offsets that counted failures ask for are at least this far apart (a backlog asks after every batch). */

@@ -46,6 +46,10 @@ export interface DaemonThroughputOptions {
   /** Lines of each mail log and of the access log CrowdSec replays (0: no CrowdSec peer). */
   crowdsecMailLines: number;
   crowdsecAccessLines: number;
+  /** Run only this workload (mail or web); both when absent. */
+  only?: string;
+  /** Extra environment for the daemon (NODE_OPTIONS for a profile). */
+  daemonEnv?: Record<string, string>;
 }
 
 interface EdgebanRun {
@@ -60,7 +64,7 @@ interface EdgebanRun {
 const MAIL_JAILS = ['postfix', 'dovecot'];
 const WEB_JAILS = ['traefik', 'nginx', 'apache'];
 
-async function edgebanRun(jails: Fail2banJail[], linesPerLog: number): Promise<EdgebanRun> {
+async function edgebanRun(jails: Fail2banJail[], linesPerLog: number, env: Record<string, string> = {}): Promise<EdgebanRun> {
   const jailLines = jails.reduce((sum, j) => sum + j.logs.length * linesPerLog, 0);
   const jailLocal = [
     '[DEFAULT]',
@@ -73,7 +77,7 @@ async function edgebanRun(jails: Fail2banJail[], linesPerLog: number): Promise<E
   const sim = await startSimulatorProcess();
   try {
     const started = performance.now();
-    const daemon = await startDaemonProcess(root, sim, jailLocal);
+    const daemon = await startDaemonProcess(root, sim, jailLocal, env);
     try {
       const deadline = Date.now() + 15 * 60_000;
       for (;;) {
@@ -114,7 +118,7 @@ const ratio = (a: number, b: number): string => `${(a / b).toFixed(1)}x`;
 export async function runDaemonThroughputBenchmark(options: DaemonThroughputOptions): Promise<BenchResult> {
   const { lines, dataDir } = options;
   const mailKinds: LogKind[] = ['dovecot', 'postfix'];
-  const workloads = [
+  const all = [
     {
       name: 'mail',
       label: 'mail logs (postfix + dovecot jails)',
@@ -132,6 +136,7 @@ export async function runDaemonThroughputBenchmark(options: DaemonThroughputOpti
       crowdsecLines: options.crowdsecAccessLines,
     },
   ];
+  const workloads = all.filter((w) => options.only === undefined || w.name === options.only);
   const fail2banThere = options.peerLines > 0 && (await fail2banInstalled());
   const crowdsecThere = await crowdsecInstalled();
   const rows: BenchResult['rows'] = [];
@@ -152,7 +157,7 @@ export async function runDaemonThroughputBenchmark(options: DaemonThroughputOpti
     const logs = await logsOf(dataDir, w.kinds, lines);
     const jails = jailsOn(w.jails, logs);
     const distinct = logs.length * lines;
-    const edge = await edgebanRun(jails, lines);
+    const edge = await edgebanRun(jails, lines, options.daemonEnv);
     const edgeRate = distinct / edge.seconds;
     rows.push({
       workload: w.label,
@@ -237,4 +242,35 @@ export async function runDaemonThroughputBenchmark(options: DaemonThroughputOpti
     );
   }
   return { summary, name: 'Detection throughput of the daemon, beside fail2ban-server and CrowdSec', rows, notes };
+}
+
+if (import.meta.main) {
+  // One section alone, for measuring a change: `node bench/daemon-throughput.ts --lines 1000000 --peer-lines 0`.
+  // --only mail|web runs one workload; --node-options passes NODE_OPTIONS to the daemon (e.g.
+  // "--cpu-prof --cpu-prof-dir=/tmp/prof": the profile is written when it exits on SIGTERM).
+  const { parseArgs } = await import('node:util');
+  const { DEFAULT_DATA_DIR } = await import('./log-generators.ts');
+  const { values } = parseArgs({
+    options: {
+      lines: { type: 'string', default: '1000000' },
+      'peer-lines': { type: 'string', default: '200000' },
+      'crowdsec-mail-lines': { type: 'string', default: '0' },
+      'crowdsec-access-lines': { type: 'string', default: '0' },
+      only: { type: 'string' },
+      'node-options': { type: 'string' },
+      'data-dir': { type: 'string', default: DEFAULT_DATA_DIR },
+    },
+  });
+  const result = await runDaemonThroughputBenchmark({
+    lines: Number(values.lines),
+    dataDir: path.resolve(values['data-dir']),
+    peerLines: Number(values['peer-lines']),
+    crowdsecMailLines: Number(values['crowdsec-mail-lines']),
+    crowdsecAccessLines: Number(values['crowdsec-access-lines']),
+    ...(values.only ? { only: values.only } : {}),
+    ...(values['node-options'] ? { daemonEnv: { NODE_OPTIONS: values['node-options'] } } : {}),
+  });
+  console.log(result.name);
+  console.table(result.rows);
+  for (const note of result.notes) console.log(`- ${note}`);
 }

@@ -37,6 +37,14 @@ interface Batch {
 }
 
 const NO_COUNTERS: PipelineCounters = { lines: () => {}, matches: () => {}, dropped: () => {} };
+/**
+ * A batch's fixed costs (the journal's fdatasync, the offsets save, the follower's reads) are paid
+ * per read chunk: a backlog is read in larger chunks than the follower's default. A live log
+ * grows by far less between reads: only a catch-up fills a whole chunk.
+ */
+const READ_CHUNK_BYTES = 128 * 1024;
+/** Saves of the offsets that counted failures ask for are at least this far apart (a backlog asks after every batch). */
+const CHECKPOINT_SPACING_MS = 100;
 /** How long stop() waits for a batch still being processed (a slow ban) before closing the journal. */
 const STOP_BATCH_WAIT_MS = 5000;
 
@@ -53,7 +61,8 @@ export class JailPipeline {
   private readonly unwrapper: ContainerLogUnwrapper | null;
   private readonly unwrapped: UnwrappedLine[] = [];
   private readonly counts = { lines: 0, matches: 0, unusable: 0, old: 0 };
-  private checkpointQueued = false;
+  private checkpointWanted = false;
+  private checkpointRunning = false;
   private persistence: FailurePersistence | null = null;
   /** The onLines call in progress, if any. */
   private batchInFlight: Promise<void> | null = null;
@@ -130,6 +139,7 @@ export class JailPipeline {
       clock: options.clock,
       // A Docker record holds up to 16 KiB escaped (up to 6 bytes each): never cut one in the follower.
       ...(this.unwrapper ? { maxLineBytes: CONTAINER_RECORD_BYTES } : {}),
+      readChunkBytes: READ_CHUNK_BYTES,
       ...(options.pollIntervalMs ? { pollIntervalMs: options.pollIntervalMs } : {}),
       ...(options.forcePolling ? { forcePolling: true } : {}),
       onLines: (lines) => this.trackBatch(this.onLines(lines, options.engine)),
@@ -184,12 +194,24 @@ export class JailPipeline {
     const before = { ...this.counts };
     const batch: Batch = { now, findtime, engine, pending, persistence };
     const linesPerPath = new Map<string, number>();
+    // A batch comes from one file: its path's lookups are made once per run of lines, not per line.
+    let runPath: string | null = null;
+    let runLines = 0;
+    let startSize: number | undefined;
     for (const line of lines) {
       this.counts.lines++;
-      linesPerPath.set(line.path, (linesPerPath.get(line.path) ?? 0) + 1);
-      const startSize = this.catchUpSizes.get(line.path);
+      if (line.path !== runPath) {
+        if (runPath !== null) linesPerPath.set(runPath, (linesPerPath.get(runPath) ?? 0) + runLines);
+        runPath = line.path;
+        runLines = 0;
+        startSize = this.catchUpSizes.get(runPath);
+      }
+      runLines++;
       const catchingUp = startSize !== undefined && line.endOffset <= startSize;
-      if (startSize !== undefined && !catchingUp) this.catchUpSizes.delete(line.path);
+      if (startSize !== undefined && !catchingUp) {
+        this.catchUpSizes.delete(line.path);
+        startSize = undefined;
+      }
       if (this.unwrapper === null) {
         this.match(line, line.text, null, catchingUp, batch);
         continue;
@@ -200,6 +222,7 @@ export class JailPipeline {
       this.unwrapper.push(line.path, line.text, inner);
       for (const unwrapped of inner) this.match(line, unwrapped.text, unwrapped.time, catchingUp, batch);
     }
+    if (runPath !== null) linesPerPath.set(runPath, (linesPerPath.get(runPath) ?? 0) + runLines);
     // Counted per batch, not per line: one increment per file and kind.
     for (const [file, count] of linesPerPath) this.counters.lines(file, count);
     if (this.counts.matches > before.matches) this.counters.matches(this.counts.matches - before.matches);
@@ -242,16 +265,28 @@ export class JailPipeline {
   }
 
   /**
-   * Failures were counted: persist the offsets right after this batch is acknowledged instead
-   * of at the next poll, so a crash does not replay them. One checkpoint at a time.
+   * Failures were counted: persist the offsets soon after this batch is acknowledged instead of
+   * at the next poll, so a crash replays little. One save at a time, at most one per
+   * CHECKPOINT_SPACING_MS: batches acknowledged meanwhile share the next. (Lines a crash does
+   * replay are known to the failure journal and not counted twice.)
    */
   private checkpointSoon(): void {
-    if (this.checkpointQueued) return;
-    this.checkpointQueued = true;
-    setImmediate(() => {
-      this.checkpointQueued = false;
-      this.follower?.checkpoint().catch(() => undefined);
-    });
+    this.checkpointWanted = true;
+    if (this.checkpointRunning) return;
+    this.checkpointRunning = true;
+    setImmediate(() => void this.runCheckpoints());
+  }
+
+  private async runCheckpoints(): Promise<void> {
+    while (this.checkpointWanted && this.follower) {
+      this.checkpointWanted = false;
+      const started = performance.now();
+      await this.follower.checkpoint().catch(() => undefined);
+      const rest = CHECKPOINT_SPACING_MS - (performance.now() - started);
+      // A wall-clock pause (not the injected clock): it only spaces the saves of a backlog.
+      if (this.checkpointWanted && rest > 0) await realDelay(rest, undefined, { ref: false });
+    }
+    this.checkpointRunning = false;
   }
 }
 

@@ -244,7 +244,7 @@ export class FilterMatcher {
           return;
         }
       }
-      if (preGroups) fail = mergeGroups(preGroups, fail);
+      if (preGroups) fail = mergeGroups(preGroups, fail, regex);
       this.finishFailure(result, index, fail);
       return;
     }
@@ -374,9 +374,24 @@ const ADDRESS_GROUPS = ['ip4', 'ip6', 'dns', 'cidr'];
  * it cannot erase an address the prefregex captured. An address the failregex did capture
  * replaces the prefregex's whole, so an IPv4 from one is never paired with an IPv6 from the other.
  */
-function mergeGroups(pre: Groups, fail: Groups): Groups {
-  if (ADDRESS_GROUPS.some((k) => fail[k] !== undefined)) for (const k of ADDRESS_GROUPS) delete pre[k];
-  for (const key in fail) if (fail[key] !== undefined) pre[key] = fail[key];
+function mergeGroups(pre: Groups, fail: Groups, regex: CompiledRegex): Groups {
+  // Cleared by undefined, never delete (which turns the object into a slow dictionary): every
+  // reader of groups treats undefined as absent.
+  if (fail.ip4 !== undefined || fail.ip6 !== undefined || fail.dns !== undefined || fail.cidr !== undefined) {
+    for (let i = 0; i < ADDRESS_GROUPS.length; i++) pre[ADDRESS_GROUPS[i] as string] = undefined;
+  }
+  // The failregex's groups and the ALT_ bases groupDict filled: every key `fail` can hold.
+  const names = regex.groupNames;
+  for (let i = 0; i < names.length; i++) {
+    const value = fail[names[i] as string];
+    if (value !== undefined) pre[names[i] as string] = value;
+  }
+  const alts = regex.altGroups;
+  for (let i = 0; i < alts.length; i++) {
+    const base = (alts[i] as readonly [string, string])[1];
+    const value = fail[base];
+    if (value !== undefined) pre[base] = value;
+  }
   return pre;
 }
 

@@ -210,19 +210,28 @@ export class JailEngine {
     for (const o of this.observers.get(jailName) ?? []) o.failure(network, Math.min(match.time, nowMs / 1000), match.line);
     const time = Math.min(match.time, nowMs / 1000);
     if (result.kind === 'counted') {
-      this.logger.debug({ jail: settings.name, address: network.text, retry: result.retry }, `[${settings.name}] Found ${network.text}`);
-      const total = await this.sharedCount(jail, network.text, time, nowMs);
-      if (total < settings.maxretry) return { kind: 'counted', address: network.text, retry: result.retry };
-      // Other replicas' failures complete the count: banned here, the local ticket goes as on a local ban.
-      jail.tracker.delete(network);
-      this.logger.info(
-        { jail: settings.name, address: network.text, failures: total },
-        `[${settings.name}] ${network.text} reached maxretry counting every replica's failures`,
-      );
-      return this.ban(jail, network.text, time, nowMs);
+      if (this.logger.isLevelEnabled('debug')) {
+        this.logger.debug({ jail: settings.name, address: network.text, retry: result.retry }, `[${settings.name}] Found ${network.text}`);
+      }
+      if (!this.shared) return { kind: 'counted', address: network.text, retry: result.retry };
+      return await this.countShared(jail, network, result.retry, time, nowMs);
     }
     if (this.shared) void this.shared.reset(settings.name, network.text).catch(() => {});
     return this.ban(jail, network.text, result.lastTime, nowMs);
+  }
+
+  /** A failure counted here and in the cluster: banned when every replica's failures reach maxretry. */
+  private async countShared(jail: Jail, network: Cidr, retry: number, time: number, nowMs: number): Promise<MatchOutcome> {
+    const { settings } = jail;
+    const total = await this.sharedCount(jail, network.text, time, nowMs);
+    if (total < settings.maxretry) return { kind: 'counted', address: network.text, retry };
+    // Other replicas' failures complete the count: banned here, the local ticket goes as on a local ban.
+    jail.tracker.delete(network);
+    this.logger.info(
+      { jail: settings.name, address: network.text, failures: total },
+      `[${settings.name}] ${network.text} reached maxretry counting every replica's failures`,
+    );
+    return this.ban(jail, network.text, time, nowMs);
   }
 
   /** This failure counted by every replica, or 0 (local count only) without a cluster or while Redis does not answer. */

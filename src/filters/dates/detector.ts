@@ -194,21 +194,34 @@ export class DateDetector {
     if (this.last >= 0) {
       const t = templates[this.last] as DateTemplate;
       const locator = this.lastLocator;
-      const m = locator !== null ? (ascii ? locator.ascii : locator.unicode).exec(line) : (ascii ? t.ascii : t.unicode).exec(line);
-      if (m) {
-        let start: number;
-        let end: number;
-        if (t.groupAtEnd) {
-          end = m.index + m[0].length;
-          start = end - (m[1] ?? '').length;
+      let m = locator !== null ? (ascii ? locator.ascii : locator.unicode).exec(line) : (ascii ? t.ascii : t.unicode).exec(line);
+      let located = locator !== null;
+      let start = 0;
+      let end = 0;
+      if (m && t.groupAtEnd) {
+        end = m.index + m[0].length;
+        start = end - (m[1] ?? '').length;
+      } else if (m && located) {
+        // No indices: the date's place in the match is where its text is, if it occurs there once.
+        const text = m[1] ?? '';
+        const at = text === '' ? -1 : m[0].indexOf(text);
+        if (at !== -1 && m[0].indexOf(text, at + 1) === -1) {
+          start = m.index + at;
+          end = start + text.length;
         } else {
-          [start, end] = dateSpan(t, m);
+          m = (ascii ? t.ascii : t.unicode).exec(line);
+          located = false;
+          if (m) [start, end] = dateSpan(t, m);
         }
+      } else if (m) {
+        [start, end] = dateSpan(t, m);
+      }
+      if (m) {
         // Same surroundings as last time: the same format in the same place (fail2ban's shortcut,
         // without its fixed-column restriction, which access logs with varying hosts defeat).
         if (t.flags & (LINE_BEGIN | LINE_END) || (codeAt(line, start - 1) === this.lastBefore && codeAt(line, end) === this.lastAfter)) {
           const text = m[1] ?? '';
-          if (locator !== null && end > start && (t !== this.lastTemplate || text !== this.lastText)) {
+          if (located && end > start && (t !== this.lastTemplate || text !== this.lastText)) {
             const sameMinute = this.secondOfMinute(t, text);
             if (sameMinute >= 0) return this.finishAt(t, text, (this.minuteBase as number) + sameMinute, start, end, line);
             // A new stamp: run the full regex for its fields (same match, captures included).

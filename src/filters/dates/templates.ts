@@ -31,7 +31,8 @@ export interface DateTemplate {
   /**
    * The same regex without the field captures (only group 1 and backreferenced groups stay):
    * finding where the date is costs no groups object; the fields are read only when the text
-   * differs from the last line's. Null when group 1 is not the date wrapper (user groups).
+   * differs from the last line's; without the `d` flag, so where the date is in the match is found
+   * from its text when that occurs once in it. Null when it would be the full regex again.
    */
   readonly locator: { ascii: RegExp; unicode: RegExp } | null;
   /** The Python regex, for messages and for {DATE} wrapping. */
@@ -151,16 +152,38 @@ class LazyTemplate implements DateTemplate {
 
   get locator(): { ascii: RegExp; unicode: RegExp } | null {
     if (this.locatorCompiled === undefined) {
-      if (!this.groupAtEnd || !this.regex.includes('(?P<')) {
+      if (this.groupAtEnd && !this.regex.includes('(?P<')) {
         this.locatorCompiled = null;
       } else {
-        const stripped = this.regex.replace(/\(\?P<(\w+)>/g, (whole, name: string) => (this.regex.includes(`(?P=${name})`) ? whole : '(?:'));
-        const t = translatePythonRegex(stripped);
+        // Named groups become plain ones where that leaves group 1 where it was: always when
+        // edgeban wrapped the date (groupAtEnd), else when the date's own group comes first.
+        const strip = this.groupAtEnd || firstGroupIsPlain(this.regex);
+        const source = strip ? this.regex.replace(/\(\?P<(\w+)>/g, (whole, name: string) => (this.regex.includes(`(?P=${name})`) ? whole : '(?:')) : this.regex;
+        const t = translatePythonRegex(source);
         this.locatorCompiled = { ascii: t.ascii, unicode: t.unicode };
       }
     }
     return this.locatorCompiled;
   }
+}
+
+/** Whether the first capturing group of a Python regex is an unnamed one (escapes and classes skipped). */
+function firstGroupIsPlain(regex: string): boolean {
+  let inClass = false;
+  for (let i = 0; i < regex.length; i++) {
+    const c = regex[i];
+    if (c === '\\') i++;
+    else if (inClass) inClass = c !== ']';
+    else if (c === '[') {
+      inClass = true;
+      if (regex[i + 1] === '^') i++;
+      if (regex[i + 1] === ']') i++;
+    } else if (c === '(') {
+      if (regex[i + 1] !== '?') return true;
+      if (regex.startsWith('(?P<', i)) return false;
+    }
+  }
+  return false;
 }
 
 function compile(

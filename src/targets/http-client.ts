@@ -80,5 +80,7 @@ export async function readCapped(body: Dispatcher.ResponseData['body'], maxBytes
 export function callDeadline(ms: number): { signal: AbortSignal; done: () => void } {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')), ms);
+  // As AbortSignal.timeout's: the call's own socket keeps the process alive, not its deadline.
+  timer.unref();
   return { signal: controller.signal, done: () => clearTimeout(timer) };
 }

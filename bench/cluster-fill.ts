@@ -11,7 +11,7 @@ import { systemClock } from '../src/util/clock.ts';
 import { parseArgs } from 'node:util';
 import { grouped, type BenchResult } from './bench-result.ts';
 import { envArguments, takeHeapSnapshot, withHeapSnapshotSignal } from './memory.ts';
-import { mib, procMemory, sleep, startDaemonProcess, startSimulatorProcess, stopChild, waitForLine, type DaemonProcess } from './processes.ts';
+import { cpuSeconds, mib, procMemory, sleep, startDaemonProcess, startSimulatorProcess, stopChild, waitForLine, type DaemonProcess } from './processes.ts';
 
 const ALIAS = 'fail2ban_blocklist';
 
@@ -154,7 +154,11 @@ async function timeFill(url: string, prefix: string, replicas: number, options: 
   }
 }
 
-async function replicaMemory(url: string, prefix: string, options: ClusterFillOptions): Promise<{ rss: number; hwm: number; startMs: number }> {
+async function replicaMemory(
+  url: string,
+  prefix: string,
+  options: ClusterFillOptions,
+): Promise<{ rss: number; hwm: number; startMs: number; cpuSeconds: number }> {
   await fillLedger(url, prefix, options.rssBans);
   const sim = await startSimulatorProcess({ tableEntries: Math.max(1_000_000, options.rssBans * 2) });
   let started: { daemons: DaemonProcess[]; roots: string[] } | null = null;
@@ -166,8 +170,9 @@ async function replicaMemory(url: string, prefix: string, options: ClusterFillOp
     await sleep(5_000);
     const memory = await procMemory(started.daemons[0]!.child.pid);
     if (memory === null) throw new Error('the replica exited');
+    const cpu = await cpuSeconds(started.daemons[0]!.child.pid);
     if (heapSnapshotDir !== undefined) await takeHeapSnapshot(started.daemons[0]!.child, heapSnapshotDir);
-    return { rss: mib(memory.rss), hwm: mib(memory.hwm), startMs: started.daemons[0]!.startMs };
+    return { rss: mib(memory.rss), hwm: mib(memory.hwm), startMs: started.daemons[0]!.startMs, cpuSeconds: cpu };
   } finally {
     await stopAll(started);
     await sim.stop();

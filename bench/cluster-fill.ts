@@ -263,7 +263,14 @@ if (import.meta.main) {
     const options = { bans: 0, rssBans: Number(values.bans), latencyMs: 0, lockMs: 0, daemonEnv, heapSnapshotDir: values['heap-snapshot'] };
     const memory = await replicaMemory(redis.url, 'bench-rss:', options);
     console.log(
-      JSON.stringify({ bans: options.rssBans, 'RSS MiB': memory.rss, 'peak RSS MiB': memory.hwm, 'start ms': Math.round(memory.startMs), env: daemonEnv }),
+      JSON.stringify({
+        bans: options.rssBans,
+        'RSS MiB': memory.rss,
+        'peak RSS MiB': memory.hwm,
+        'start ms': Math.round(memory.startMs),
+        'CPU s': memory.cpuSeconds,
+        env: daemonEnv,
+      }),
     );
   } finally {
     await redis.stop();

@@ -8,8 +8,10 @@ import { RedisLedgerStore } from '../src/ledger/redis-ledger-store.ts';
 import { silentLogger } from '../src/logging/logger.ts';
 import { toPfSpelling } from '../src/net/address.ts';
 import { systemClock } from '../src/util/clock.ts';
+import { parseArgs } from 'node:util';
 import { grouped, type BenchResult } from './bench-result.ts';
-import { mib, procMemory, sleep, startDaemonProcess, startSimulatorProcess, stopChild, waitForLine, type DaemonProcess } from './processes.ts';
+import { envArguments, takeHeapSnapshot, withHeapSnapshotSignal } from './memory.ts';
+import { cpuSeconds, mib, procMemory, sleep, startDaemonProcess, startSimulatorProcess, stopChild, waitForLine, type DaemonProcess } from './processes.ts';
 
 const ALIAS = 'fail2ban_blocklist';
 
@@ -20,6 +22,10 @@ export interface ClusterFillOptions {
   rssBans: number;
   latencyMs: number;
   lockMs: number;
+  /** Extra environment of the replica whose memory is measured (NODE_OPTIONS, MALLOC_ARENA_MAX…), to try settings. */
+  daemonEnv?: Record<string, string>;
+  /** Where that replica writes a heap snapshot once its RSS is read (none when unset). */
+  heapSnapshotDir?: string;
 }
 
 /**
@@ -100,6 +106,7 @@ async function startReplicas(
   prefix: string,
   count: number,
   sim: Awaited<ReturnType<typeof startSimulatorProcess>>,
+  daemonEnv: Record<string, string> = {},
 ): Promise<{ daemons: DaemonProcess[]; roots: string[] }> {
   const roots: string[] = [];
   for (let i = 0; i < count; i++) roots.push(await mkdtemp(path.join(tmpdir(), 'edgeban-bench-cluster-')));
@@ -112,6 +119,7 @@ async function startReplicas(
         EDGEBAN_REDIS_URL: url,
         EDGEBAN_REDIS_PREFIX: prefix,
         EDGEBAN_RECONCILE_INTERVAL: '3600',
+        ...daemonEnv,
       });
     }),
   );
@@ -146,18 +154,25 @@ async function timeFill(url: string, prefix: string, replicas: number, options: 
   }
 }
 
-async function replicaMemory(url: string, prefix: string, options: ClusterFillOptions): Promise<{ rss: number; hwm: number }> {
+async function replicaMemory(
+  url: string,
+  prefix: string,
+  options: ClusterFillOptions,
+): Promise<{ rss: number; hwm: number; startMs: number; cpuSeconds: number }> {
   await fillLedger(url, prefix, options.rssBans);
   const sim = await startSimulatorProcess({ tableEntries: Math.max(1_000_000, options.rssBans * 2) });
   let started: { daemons: DaemonProcess[]; roots: string[] } | null = null;
   try {
-    started = await startReplicas(url, prefix, 1, sim);
+    const { daemonEnv = {}, heapSnapshotDir } = options;
+    started = await startReplicas(url, prefix, 1, sim, heapSnapshotDir === undefined ? daemonEnv : withHeapSnapshotSignal(daemonEnv, heapSnapshotDir));
     // Enforcing them all (the alias listed and filled) is the steady state whose memory counts.
     await untilAliasHolds(sim, options.rssBans);
     await sleep(5_000);
     const memory = await procMemory(started.daemons[0]!.child.pid);
     if (memory === null) throw new Error('the replica exited');
-    return { rss: mib(memory.rss), hwm: mib(memory.hwm) };
+    const cpu = await cpuSeconds(started.daemons[0]!.child.pid);
+    if (heapSnapshotDir !== undefined) await takeHeapSnapshot(started.daemons[0]!.child, heapSnapshotDir);
+    return { rss: mib(memory.rss), hwm: mib(memory.hwm), startMs: started.daemons[0]!.startMs, cpuSeconds: cpu };
   } finally {
     await stopAll(started);
     await sim.stop();
@@ -230,4 +245,34 @@ function freePort(): Promise<number> {
 
 function round(n: number): number {
   return Math.round(n * 10) / 10;
+}
+
+if (import.meta.main) {
+  // Only the memory of a replica holding --bans active bans (Redis ledger), to try changes and settings quickly;
+  // --env NAME=VALUE (repeatable) goes to that replica; --heap-snapshot DIR writes one from it.
+  const { values } = parseArgs({
+    options: {
+      bans: { type: 'string', default: '100000' },
+      env: { type: 'string', multiple: true, default: [] },
+      'heap-snapshot': { type: 'string' },
+    },
+  });
+  const daemonEnv = envArguments(values.env);
+  const redis = await startRedis();
+  try {
+    const options = { bans: 0, rssBans: Number(values.bans), latencyMs: 0, lockMs: 0, daemonEnv, heapSnapshotDir: values['heap-snapshot'] };
+    const memory = await replicaMemory(redis.url, 'bench-rss:', options);
+    console.log(
+      JSON.stringify({
+        bans: options.rssBans,
+        'RSS MiB': memory.rss,
+        'peak RSS MiB': memory.hwm,
+        'start ms': Math.round(memory.startMs),
+        'CPU s': memory.cpuSeconds,
+        env: daemonEnv,
+      }),
+    );
+  } finally {
+    await redis.stop();
+  }
 }

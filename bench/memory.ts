@@ -5,7 +5,7 @@
  * fail2ban-server with the same jails and Node alone (the floor); (3) RSS of `edgeban run` holding
  * `bans` active bans (ledger filled before start, the simulator's table already holding them).
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { fail2banInstalled } from './detection-throughput.ts';
 import { fail2banIdleRss } from './fail2ban-server-peer.ts';
 import { FileLedgerStore } from '../src/ledger/file-ledger-store.ts';
@@ -13,7 +13,7 @@ import { Ledger } from '../src/ledger/ledger.ts';
 import { silentLogger } from '../src/logging/logger.ts';
 import { toPfSpelling } from '../src/net/address.ts';
 import { systemClock } from '../src/util/clock.ts';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -26,6 +26,10 @@ export interface MemoryOptions {
   bans: number;
   /** How long the idle daemon runs before its RSS is read. */
   settleMs: number;
+  /** Extra environment of the measured `edgeban run` processes (NODE_OPTIONS, MALLOC_ARENA_MAX…), to try settings. */
+  daemonEnv?: Record<string, string>;
+  /** Where the held-bans daemon writes a heap snapshot once its RSS is read (none when unset). */
+  heapSnapshotDir?: string;
 }
 
 interface TrackerFigures {
@@ -76,7 +80,12 @@ async function emptyLogJails(root: string): Promise<Array<{ name: string; logs: 
  * its ledger holds that many active bans (and the simulator's table the same addresses, so the
  * reconciler finds nothing to add), read once the status counts them all.
  */
-async function idleDaemon(settleMs: number, bans = 0): Promise<{ rss: number; hwm: number; startMs: number; activeBans: number }> {
+export async function idleDaemon(
+  settleMs: number,
+  bans = 0,
+  daemonEnv: Record<string, string> = {},
+  heapSnapshotDir?: string,
+): Promise<{ rss: number; hwm: number; startMs: number; activeBans: number }> {
   const root = await mkdtemp(path.join(tmpdir(), 'edgeban-bench-idle-'));
   const sim = await startSimulatorProcess({ tableEntries: Math.max(200_000, bans * 2) });
   try {
@@ -92,7 +101,8 @@ async function idleDaemon(settleMs: number, bans = 0): Promise<{ rss: number; hw
       await ledger.banMany(list.map((address) => ({ target: ALIAS, address, jail: 'dovecot', origin: 'jail' as const, durationMs: 86_400_000 })));
       await ledger.close();
     }
-    const daemon = await startDaemonProcess(root, sim, jailLocal);
+    const env = heapSnapshotDir === undefined ? daemonEnv : withHeapSnapshotSignal(daemonEnv, heapSnapshotDir);
+    const daemon = await startDaemonProcess(root, sim, jailLocal, env);
     try {
       let activeBans = 0;
       const deadline = Date.now() + 120_000;
@@ -103,6 +113,7 @@ async function idleDaemon(settleMs: number, bans = 0): Promise<{ rss: number; hw
       }
       await sleep(settleMs);
       const memory = await procMemory(daemon.child.pid);
+      if (heapSnapshotDir !== undefined) await takeHeapSnapshot(daemon.child, heapSnapshotDir);
       return { rss: memory?.rss ?? NaN, hwm: memory?.hwm ?? NaN, startMs: daemon.startMs, activeBans };
     } finally {
       await daemon.stop();
@@ -110,6 +121,31 @@ async function idleDaemon(settleMs: number, bans = 0): Promise<{ rss: number; hw
   } finally {
     await sim.stop();
     await rm(root, { recursive: true, force: true });
+  }
+}
+
+/** `env` with NODE_OPTIONS extended so that SIGUSR2 makes the process write a heap snapshot into `dir`. */
+export function withHeapSnapshotSignal(env: Record<string, string>, dir: string): Record<string, string> {
+  const options = `${env.NODE_OPTIONS ?? ''} --heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${dir}`.trim();
+  return { ...env, NODE_OPTIONS: options };
+}
+
+/** Signals a process started with withHeapSnapshotSignal and waits until its snapshot is written; returns its path. */
+export async function takeHeapSnapshot(child: ChildProcess, dir: string): Promise<string> {
+  const before = new Set(await readdir(dir));
+  child.kill('SIGUSR2');
+  const deadline = Date.now() + 120_000;
+  let size = -1;
+  for (;;) {
+    await sleep(500);
+    const written = (await readdir(dir)).find((f) => f.endsWith('.heapsnapshot') && !before.has(f));
+    if (written !== undefined) {
+      // V8 writes it in one go with the process paused: a size that stopped changing is the whole file.
+      const now = (await stat(path.join(dir, written))).size;
+      if (now > 0 && now === size) return path.join(dir, written);
+      size = now;
+    }
+    if (Date.now() > deadline) throw new Error(`no heap snapshot in ${dir} 120 s after SIGUSR2`);
   }
 }
 
@@ -136,10 +172,10 @@ async function fail2banIdle(settleMs: number): Promise<{ rss: number } | null> {
 
 export async function runMemoryBenchmark(options: MemoryOptions): Promise<BenchResult> {
   const tracker = await trackerChild(options.addresses);
-  const idle = await idleDaemon(options.settleMs);
+  const idle = await idleDaemon(options.settleMs, 0, options.daemonEnv);
   const node = await nodeAlone(options.settleMs);
   const f2b = await fail2banIdle(options.settleMs);
-  const held = await idleDaemon(options.settleMs, options.bans);
+  const held = await idleDaemon(options.settleMs, options.bans, options.daemonEnv, options.heapSnapshotDir);
   const perBan = (held.rss - idle.rss) / options.bans;
   const delta = tracker.rssAfter - tracker.rssBefore;
   return {
@@ -195,7 +231,39 @@ export async function runMemoryBenchmark(options: MemoryOptions): Promise<BenchR
   };
 }
 
+/** `K=V` arguments as an environment. */
+export function envArguments(pairs: readonly string[]): Record<string, string> {
+  return Object.fromEntries(
+    pairs.map((pair) => {
+      const at = pair.indexOf('=');
+      if (at <= 0) throw new Error(`--env takes NAME=VALUE, not ${JSON.stringify(pair)}`);
+      return [pair.slice(0, at), pair.slice(at + 1)];
+    }),
+  );
+}
+
 if (import.meta.main) {
-  const { values } = parseArgs({ options: { addresses: { type: 'string', default: '1000000' }, bans: { type: 'string', default: '100000' } } });
-  console.log(JSON.stringify(await runMemoryBenchmark({ addresses: Number(values.addresses), bans: Number(values.bans), settleMs: 10_000 }), null, 2));
+  // --held-only: just the held-bans daemon (its RSS and peak), to try changes and settings quickly;
+  // --env NAME=VALUE (repeatable) goes to the measured daemons; --heap-snapshot DIR writes one from the held-bans daemon.
+  const { values } = parseArgs({
+    options: {
+      addresses: { type: 'string', default: '1000000' },
+      bans: { type: 'string', default: '100000' },
+      'held-only': { type: 'boolean', default: false },
+      env: { type: 'string', multiple: true, default: [] },
+      'heap-snapshot': { type: 'string' },
+      settle: { type: 'string', default: '10000' },
+    },
+  });
+  const daemonEnv = envArguments(values.env);
+  const settleMs = Number(values.settle);
+  if (values['held-only']) {
+    const held = await idleDaemon(settleMs, Number(values.bans), daemonEnv, values['heap-snapshot']);
+    console.log(
+      JSON.stringify({ bans: held.activeBans, 'RSS MiB': mib(held.rss), 'peak RSS MiB': mib(held.hwm), 'start ms': Math.round(held.startMs), env: daemonEnv }),
+    );
+  } else {
+    const options = { addresses: Number(values.addresses), bans: Number(values.bans), settleMs, daemonEnv, heapSnapshotDir: values['heap-snapshot'] };
+    console.log(JSON.stringify(await runMemoryBenchmark(options), null, 2));
+  }
 }

@@ -33,13 +33,13 @@ export class ClaimIndex {
         const ended = (claim: BanClaim): boolean => (mutation.jail === null || claim.jail === mutation.jail) && claim.endedAt === null;
         if (!(held instanceof Map)) {
           if (!ended(held)) return false;
-          addresses.set(mutation.address, { ...held, endedAt: mutation.at });
+          addresses.set(mutation.address, heldCopy(held, held.target, held.jail, held.origin, mutation.at));
           return true;
         }
         let touched = false;
         for (const [jail, claim] of held) {
           if (!ended(claim)) continue;
-          held.set(jail, { ...claim, endedAt: mutation.at });
+          held.set(jail, heldCopy(claim, claim.target, claim.jail, claim.origin, mutation.at));
           touched = true;
         }
         return touched;
@@ -148,10 +148,28 @@ export class ClaimIndex {
   }
 
   private interned(claim: BanClaim): BanClaim {
-    return { ...claim, target: this.intern(claim.target), jail: this.intern(claim.jail), origin: this.intern(claim.origin) as BanClaim['origin'] };
+    return heldCopy(claim, this.intern(claim.target), this.intern(claim.jail), this.intern(claim.origin) as BanClaim['origin'], claim.endedAt);
   }
 
   private held(target: string, address: string): Claims | undefined {
     return this.byTarget.get(target)?.get(address);
   }
+}
+
+/**
+ * The copy the index holds: every field named in one literal, so V8 keeps them all inside the
+ * object. A spread or a parsed object gets a separate property array for the fields past its
+ * first four (about 60 bytes more per claim at 100,000 bans).
+ */
+function heldCopy(claim: BanClaim, target: string, jail: string, origin: BanClaim['origin'], endedAt: number | null): BanClaim {
+  return {
+    target,
+    address: claim.address,
+    jail,
+    origin,
+    bannedAt: claim.bannedAt,
+    expiresAt: claim.expiresAt,
+    endedAt,
+    banCount: claim.banCount,
+  };
 }

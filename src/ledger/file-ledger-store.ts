@@ -98,10 +98,17 @@ interface SnapshotRead {
   header: SnapshotHeader | null;
   problems: string[];
 }
+/** A journal record: legacy (version 1) records have no sequence number; mutation null: a type this version does not know. */
+interface JournalRecord {
+  seq: number | null;
+  mutation: LedgerMutation | null;
+}
 interface JournalRead {
   header: JournalHeader | null;
-  /** Records in order; legacy (version 1) records have no sequence number; null: a type this version does not know. */
-  records: Array<{ seq: number | null; mutation: LedgerMutation | null }>;
+  /** Records read (handed over one by one as they were read). */
+  recordCount: number;
+  /** Whether a record without a sequence number (version 1) was read. */
+  legacyRecords: boolean;
   goodLength: number;
   tornBytes: number;
   problems: string[];
@@ -175,23 +182,30 @@ export class FileLedgerStore implements LedgerStore {
   async load(): Promise<BanClaim[]> {
     const index = new ClaimIndex();
     const snapshot = await this.readSnapshot((claim) => index.apply({ op: 'ban', claim }));
-    const journal = await this.readJournal();
+    const snapshotSeq = snapshot?.header?.lastSeq ?? 0;
+    let lastSeq = snapshotSeq;
+    // Journal records are applied as they are read (none is held until the end); the gaps they show
+    // are reported after the problems of the files themselves.
+    const gaps: string[] = [];
+    let expected: number | null = null;
+    const journal = await this.readJournal((header, { seq, mutation }) => {
+      if (seq !== null) {
+        expected ??= Math.max(header?.after ?? 0, snapshotSeq) + 1;
+        // Covered by the snapshot (a crash between installing a snapshot and its new journal).
+        if (seq <= snapshotSeq) return;
+        if (seq > expected) gaps.push(`journal ${this.journalPath}: records ${range(expected, seq - 1)} are missing`);
+        expected = seq + 1;
+        lastSeq = seq;
+      }
+      if (mutation !== null) index.apply(mutation);
+    });
     const problems = [...(snapshot?.problems ?? []), ...(journal?.problems ?? [])];
     // Version 1 created an empty journal at every start and a snapshot only on compaction: a ledger
     // that never recorded a ban is an empty journal alone, to be upgraded, not damage.
     const neverUsedV1 =
-      snapshot === null &&
-      journal !== null &&
-      journal.header === null &&
-      journal.records.length === 0 &&
-      journal.tornBytes === 0 &&
-      journal.problems.length === 0;
+      snapshot === null && journal !== null && journal.header === null && journal.recordCount === 0 && journal.tornBytes === 0 && journal.problems.length === 0;
     const legacy =
-      neverUsedV1 ||
-      (snapshot !== null && snapshot.header?.version === 1) ||
-      (journal !== null && journal.header === null && journal.records.some((r) => r.seq === null));
-    const snapshotSeq = snapshot?.header?.lastSeq ?? 0;
-    let lastSeq = snapshotSeq;
+      neverUsedV1 || (snapshot !== null && snapshot.header?.version === 1) || (journal !== null && journal.header === null && journal.legacyRecords);
 
     if (!legacy && snapshot !== null && journal === null) {
       problems.push(`journal ${this.journalPath} is missing: every ban recorded after record ${snapshotSeq} is lost`);
@@ -213,17 +227,7 @@ export class FileLedgerStore implements LedgerStore {
         problems.push(`records ${snapshotSeq + 1}–${journal.header.after} are missing: snapshot ${this.snapshotPath} is older than the journal`);
     }
     if (journal) {
-      let expected = Math.max(journal.header?.after ?? 0, snapshotSeq) + 1;
-      for (const { seq, mutation } of journal.records) {
-        if (seq !== null) {
-          // Covered by the snapshot (a crash between installing a snapshot and its new journal).
-          if (seq <= snapshotSeq) continue;
-          if (seq > expected) problems.push(`journal ${this.journalPath}: records ${range(expected, seq - 1)} are missing`);
-          expected = seq + 1;
-          lastSeq = seq;
-        }
-        if (mutation !== null) index.apply(mutation);
-      }
+      problems.push(...gaps);
       const committed = journal.header?.committed ?? 0;
       if (committed > lastSeq) {
         problems.push(`journal ${this.journalPath} was cut short: records ${range(lastSeq + 1, committed)} were saved and are gone`);
@@ -234,7 +238,7 @@ export class FileLedgerStore implements LedgerStore {
           'ledger journal ends with a torn record (a crash during a write); skipped it',
         );
       }
-      this.journalRecords = journal.records.length;
+      this.journalRecords = journal.recordCount;
       this.journalLength = journal.goodLength;
       this.tailDirty = journal.tornBytes > 0;
     }
@@ -494,26 +498,21 @@ export class FileLedgerStore implements LedgerStore {
    * write, or the file system exposed unwritten blocks as NULs). A bad record with a good one
    * after it cannot come from a crash: it is named as damage, and the good records are kept.
    */
-  private async readJournal(): Promise<JournalRead | null> {
-    const text = await readIfExists(this.journalPath);
-    if (text === null) return null;
-    const records: JournalRead['records'] = [];
+  private async readJournal(onRecord: (header: JournalHeader | null, record: JournalRecord) => void): Promise<JournalRead | null> {
     const problems: string[] = [];
     let header: JournalHeader | null = null;
-    let offset = 0;
+    let recordCount = 0;
+    let legacyRecords = false;
     // Byte positions, counted line by line (the text is UTF-8 decoded).
     let bytes = 0;
     let goodLength = 0;
     let bad: number[] = [];
     let lineNumber = 0;
-    while (offset < text.length) {
+    // Read line by line, as the snapshot is: the journal of a large ledger is never held whole.
+    const found = await forEachLine(this.journalPath, (line, complete) => {
       lineNumber++;
-      const newline = text.indexOf('\n', offset);
-      const complete = newline !== -1;
-      const line = text.slice(offset, complete ? newline : text.length);
-      offset = complete ? newline + 1 : text.length;
       bytes += Buffer.byteLength(line) + (complete ? 1 : 0);
-      if (line.replace(/\0/g, '').trim() === '') continue;
+      if (line.replace(/\0/g, '').trim() === '') return;
       const decoded = complete ? decodeLine(line) : { ok: false as const, reason: 'incomplete record' };
       if (lineNumber === 1 && decoded.ok && (decoded.value as Partial<JournalHeader>).format === JOURNAL_FORMAT) {
         const value = decoded.value as JournalHeader;
@@ -521,7 +520,7 @@ export class FileLedgerStore implements LedgerStore {
           throw new LedgerCorruptError(this.journalPath, 1, `journal format version ${value.version} is not one this edgeban reads`);
         header = value;
         goodLength = bytes;
-        continue;
+        return;
       }
       if (lineNumber === 1 && !decoded.ok) problems.push(`journal ${this.journalPath}: its header (line 1) is unreadable (${decoded.reason})`);
       const record = decoded.ok ? parseRecord(decoded.value) : null;
@@ -531,17 +530,20 @@ export class FileLedgerStore implements LedgerStore {
           problems.push(`journal ${this.journalPath}: unreadable record(s) at line ${lineList(bad)}`);
           bad = [];
         }
-        records.push(record);
+        recordCount++;
+        if (record.seq === null) legacyRecords = true;
+        onRecord(header, record);
         goodLength = bytes;
       } else if (lineNumber > 1 || decoded.ok) {
         bad.push(lineNumber);
       }
-    }
-    if (header === null && records.some((r) => r.seq === null) && problems.length > 0) {
+    });
+    if (!found) return null;
+    if (header === null && legacyRecords && problems.length > 0) {
       // A version-1 journal has no sequence numbers to tell what was lost: refuse, as it always did.
       throw new LedgerCorruptError(this.journalPath, 1, problems[0]!);
     }
-    return { header, records, goodLength, tornBytes: bytes - goodLength, problems };
+    return { header, recordCount, legacyRecords, goodLength, tornBytes: bytes - goodLength, problems };
   }
 
   /**
@@ -662,10 +664,11 @@ export function decodeLine(line: string): { ok: true; value: unknown } | { ok: f
 }
 
 /**
- * Calls `onLine` with each line of `file` (without its newline; a final empty line is not one),
- * reading it in chunks; false when the file does not exist.
+ * Calls `onLine` with each line of `file` (without its newline; a final empty line is not one;
+ * `complete` false for a last line without a newline), reading it in chunks; false when the file
+ * does not exist.
  */
-async function forEachLine(file: string, onLine: (line: string) => void): Promise<boolean> {
+async function forEachLine(file: string, onLine: (line: string, complete: boolean) => void): Promise<boolean> {
   let handle: FileHandle;
   try {
     handle = await open(file, 'r');
@@ -675,20 +678,22 @@ async function forEachLine(file: string, onLine: (line: string) => void): Promis
   }
   try {
     const decoder = new StringDecoder('utf8');
-    const chunk = Buffer.allocUnsafe(1 << 20);
+    // 64 KiB: each chunk's text is a fresh string, and strings past V8's regular object size (128 KiB)
+    // go to its large-object space, freed only by a full collection an idle daemon may never run.
+    const chunk = Buffer.allocUnsafe(1 << 16);
     let rest = '';
     for (;;) {
       const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
       const text = bytesRead === 0 ? rest + decoder.end() : rest + decoder.write(chunk.subarray(0, bytesRead));
       let start = 0;
       for (let newline = text.indexOf('\n'); newline !== -1; newline = text.indexOf('\n', start)) {
-        onLine(text.slice(start, newline));
+        onLine(text.slice(start, newline), true);
         start = newline + 1;
       }
       rest = text.slice(start);
       if (bytesRead === 0) break;
     }
-    if (rest !== '') onLine(rest);
+    if (rest !== '') onLine(rest, false);
     return true;
   } finally {
     await handle.close();

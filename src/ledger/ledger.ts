@@ -43,11 +43,12 @@ const DEFAULT_HISTORY_RETENTION_MS = 7 * 24 * 3600 * 1000;
 // setTimeout cannot wait longer than 2^31-1 ms; far expiries are re-armed.
 const MAX_TIMER_MS = 6 * 3600 * 1000;
 
-interface ExpiryEntry {
-  at: number;
-  target: string;
-  address: string;
-}
+/**
+ * A claim whose expiry is awaited: the claim itself (claims are never changed in place, so its
+ * `expiresAt` stays what it was when queued), not an object per ban made for the queue (an object
+ * and a boxed number each, 64 bytes per ban at 100,000 bans).
+ */
+type ExpiryEntry = BanClaim & { expiresAt: number };
 
 /**
  * The single source of truth for what must be banned. Mutations are written durably, and only
@@ -65,7 +66,7 @@ export class Ledger {
   /** Bans being written: a repeat ban made meanwhile counts them (memory holds only what is durable). */
   private readonly staged = new Map<string, BanClaim>();
   private readonly listeners = new Set<(changes: readonly LedgerChange[]) => void>();
-  private readonly expiries = new TinyQueue<ExpiryEntry>([], (a, b) => a.at - b.at);
+  private expiries = new TinyQueue<ExpiryEntry>([], byExpiry);
   private expiryTimer: TimerHandle | null = null;
   private expiryTimerAt = Infinity;
   private unsubscribeRemote: () => void = () => {};
@@ -83,10 +84,14 @@ export class Ledger {
 
   static async open(options: LedgerOptions): Promise<Ledger> {
     const ledger = new Ledger(options);
+    const now = options.clock.now();
+    const awaited: ExpiryEntry[] = [];
     for (const claim of await options.store.load()) {
       ledger.index.adopt(claim);
-      ledger.trackExpiry(claim);
+      if (awaitsExpiry(claim, now)) awaited.push(claim);
     }
+    // Ordered in one go: pushing 100,000 claims one by one grows (and copies) the queue's array step by step.
+    ledger.expiries = new TinyQueue(awaited, byExpiry);
     ledger.unsubscribeRemote = options.store.onRemoteMutations((mutations) => ledger.applyRemote(mutations));
     ledger.armExpiryTimer();
     return ledger;
@@ -327,19 +332,19 @@ export class Ledger {
       });
   }
 
+  /** Queues the expiry of the claim as the index holds it (one object per ban, not a second copy of the one handed in). */
   private trackExpiry(claim: BanClaim): void {
-    if (claim.expiresAt !== null && claim.endedAt === null && claim.expiresAt > this.clock.now()) {
-      this.expiries.push({ at: claim.expiresAt, target: claim.target, address: claim.address });
-    }
+    const held = this.index.get(claim.target, claim.address, claim.jail);
+    if (held !== undefined && awaitsExpiry(held, this.clock.now())) this.expiries.push(held);
   }
 
   private armExpiryTimer(): void {
     if (this.closed) return;
     const next = this.expiries.peek();
     if (!next) return;
-    if (this.expiryTimer && this.expiryTimerAt <= next.at) return;
+    if (this.expiryTimer && this.expiryTimerAt <= next.expiresAt) return;
     this.expiryTimer?.cancel();
-    const delay = Math.min(Math.max(0, next.at - this.clock.now()), MAX_TIMER_MS);
+    const delay = Math.min(Math.max(0, next.expiresAt - this.clock.now()), MAX_TIMER_MS);
     this.expiryTimerAt = this.clock.now() + delay;
     this.expiryTimer = this.clock.setTimer(delay, () => this.fireExpiries());
   }
@@ -349,7 +354,7 @@ export class Ledger {
     this.expiryTimerAt = Infinity;
     const now = this.clock.now();
     const changes = new Map<string, LedgerChange>();
-    for (let next = this.expiries.peek(); next && next.at <= now; next = this.expiries.peek()) {
+    for (let next = this.expiries.peek(); next && next.expiresAt <= now; next = this.expiries.peek()) {
       this.expiries.pop();
       // A later ban may have extended it: announce only what really stopped.
       if (!this.index.isActive(next.target, next.address, now))
@@ -358,6 +363,14 @@ export class Ledger {
     this.emit([...changes.values()]);
     this.armExpiryTimer();
   }
+}
+
+function awaitsExpiry(claim: BanClaim, now: number): claim is ExpiryEntry {
+  return claim.expiresAt !== null && claim.endedAt === null && claim.expiresAt > now;
+}
+
+function byExpiry(a: ExpiryEntry, b: ExpiryEntry): number {
+  return a.expiresAt - b.expiresAt;
 }
 
 function changeOf(mutation: LedgerMutation): LedgerChange {

@@ -648,19 +648,19 @@ export class RedisLedgerStore implements LedgerStore {
   private async readState(strict: boolean): Promise<LoadedState> {
     for (let attempt = 1; attempt <= LOAD_ATTEMPTS; attempt++) {
       const meta = await this.ensureMeta();
-      const index = new ClaimIndex();
-      let claims = await this.readSnapshot(meta);
+      let index = new ClaimIndex();
+      let complete = await this.readSnapshot(meta, index);
       let snapshotLost = false;
-      if (claims === null && (await this.snapshotLost(meta))) {
+      if (!complete && (await this.snapshotLost(meta))) {
         this.recordDamage(
           `snapshot key ${meta.snapshotKey} is missing: the ${meta.claims} claims it held (every ban recorded up to journal entry ${meta.snapshotId}) are lost`,
         );
-        claims = [];
+        index = new ClaimIndex();
+        complete = true;
         snapshotLost = true;
       }
       // The snapshot was replaced and expired under us: start over from the new one.
-      if (claims === null) continue;
-      for (const claim of claims) index.apply({ op: 'ban', claim });
+      if (!complete) continue;
       const applied = new Map<string, number>();
       const tombstones = new Map<string, number>();
       let lastId = meta.snapshotId;
@@ -735,10 +735,13 @@ export class RedisLedgerStore implements LedgerStore {
     this.damageReport.problems.push(problem);
   }
 
-  /** The snapshot's claims; null when it vanished or was replaced meanwhile (read again). */
-  private async readSnapshot(meta: Meta): Promise<BanClaim[] | null> {
-    if (meta.snapshotKey === '' || meta.claims === 0) return [];
-    const claims: BanClaim[] = [];
+  /**
+   * Applies the snapshot's claims to `index` page by page, as read (no array of them all); false
+   * when it vanished or was replaced meanwhile (read again, into a fresh index).
+   */
+  private async readSnapshot(meta: Meta, index: ClaimIndex): Promise<boolean> {
+    if (meta.snapshotKey === '' || meta.claims === 0) return true;
+    let claims = 0;
     let cursor = '0';
     do {
       const [next, flat] = await this.redis.hscan(meta.snapshotKey, cursor, 'COUNT', PAGE);
@@ -746,10 +749,11 @@ export class RedisLedgerStore implements LedgerStore {
       for (let i = 0; i + 1 < flat.length; i += 2) {
         const parsed = BanClaimSchema.safeParse(parseJson(flat[i + 1]!));
         if (!parsed.success) throw new RedisLedgerCorruptError(meta.snapshotKey, `field ${flat[i]}`, 'not a ban record');
-        claims.push(parsed.data);
+        index.apply({ op: 'ban', claim: parsed.data });
+        claims++;
       }
     } while (cursor !== '0');
-    return claims.length === meta.claims ? claims : null;
+    return claims === meta.claims;
   }
 
   private decodeEntry(id: string, fields: readonly string[], strict: boolean): Entry | null {

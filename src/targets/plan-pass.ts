@@ -25,29 +25,41 @@ export interface PassPlan {
 
 /**
  * @param desired canonical spellings the ledger wants on the backend now
- * @param listed what the backend holds, canonical, with its ownership mark
+ * @param listed what the backend holds, canonical, with its ownership mark: entries, or a map of
+ *   them (address → mark; its keys are unique, so it serves as the set of listed addresses)
  * @param ownedByLedger whether the ledger ever banned this canonical address here (history kept
  *   for its retention): decides ownership of entries without the backend's mark (`owned` not true)
  */
 export function planPass(
   desired: Iterable<string>,
-  listed: Iterable<ListedEntry>,
+  listed: Iterable<ListedEntry> | ReadonlyMap<string, boolean | null>,
   ownedByLedger: (address: string) => boolean,
   foreignPolicy: ForeignPolicy,
 ): PassPlan {
-  // A full pass hands over its Set of every active ban (100,000 addresses): read, not copied.
+  // A full pass hands over its Set of every active ban and its Map of the list (100,000 addresses
+  // each): read, not copied.
   const wanted: ReadonlySet<string> = desired instanceof Set ? desired : new Set(desired);
-  const present = new Set<string>();
   const remove: string[] = [];
   const foreign: string[] = [];
-  for (const entry of listed) {
-    if (present.has(entry.address)) continue;
-    present.add(entry.address);
-    if (wanted.has(entry.address)) continue;
+  const judge = (address: string, owned: boolean | null): void => {
+    if (wanted.has(address)) return;
     // A backend's tag makes an entry edgeban's however old its ledger history; an untagged one is
     // judged by the ledger (an adopted entry, or a ban edgeban made before the backend had tags).
-    const ours = entry.owned === true || ownedByLedger(entry.address);
-    (ours ? remove : foreign).push(entry.address);
+    const ours = owned === true || ownedByLedger(address);
+    (ours ? remove : foreign).push(address);
+  };
+  let present: ReadonlySet<string> | ReadonlyMap<string, boolean | null>;
+  if (listed instanceof Map) {
+    present = listed;
+    for (const [address, owned] of listed) judge(address, owned);
+  } else {
+    const seen = new Set<string>();
+    for (const entry of listed as Iterable<ListedEntry>) {
+      if (seen.has(entry.address)) continue;
+      seen.add(entry.address);
+      judge(entry.address, entry.owned);
+    }
+    present = seen;
   }
   const add: string[] = [];
   for (const address of wanted) if (!present.has(address)) add.push(address);

@@ -71,6 +71,37 @@ test('a torn last record is skipped with a warning, and the ledger still opens',
   await third.close();
 });
 
+test('a journal many read chunks long, its UTF-8 names split across chunks, loads whole; a torn record after it is cut at the right byte', async (t) => {
+  const dir = await tempDir(t);
+  const clock = new ManualClock();
+  // Mostly multibyte (2- and 3-byte characters), so that chunk boundaries fall inside characters.
+  const jail = 'é€'.repeat(30);
+  const count = 3000;
+  const first = await openLedger(dir, clock);
+  const addresses = Array.from({ length: count }, (_, i) => `2001:db8::${(i + 1).toString(16)}`);
+  await first.banMany(addresses.map((address) => ({ target: T, address, jail, origin: 'jail' as const, durationMs: 3_600_000 })));
+  await first.close();
+  const journal = path.join(dir, JOURNAL_FILE);
+  const bytes = await readFile(journal);
+  const chunk = 64 * 1024;
+  assert.ok(bytes.length > 4 * chunk, `the journal spans several read chunks (${bytes.length} bytes)`);
+  const splitInside = Array.from({ length: Math.floor(bytes.length / chunk) }, (_, k) => bytes[(k + 1) * chunk]!).filter((b) => (b & 0xc0) === 0x80);
+  assert.ok(splitInside.length > 0, 'some chunk boundary falls inside a character');
+  const lastLine = bytes.toString('utf8').trimEnd().split('\n').at(-1)!;
+  await appendFile(journal, lastLine.slice(0, 100));
+
+  const second = await openLedger(dir, clock);
+  assert.equal(second.activeAddresses(T).size, count);
+  assert.equal(second.claimsOf(T, addresses.at(-1)!)[0]?.jail, jail);
+  assert.equal(second.damage(), null);
+  await second.ban({ target: T, address: '192.0.2.1', jail, origin: 'jail', durationMs: 3_600_000 });
+  await second.close();
+  const third = await openLedger(dir, clock);
+  assert.equal(third.activeAddresses(T).size, count + 1, 'the record written after the cut is read back');
+  assert.equal(third.damage(), null);
+  await third.close();
+});
+
 test('compaction keeps every active ban and the journal stays small', async (t) => {
   const dir = await tempDir(t);
   const clock = new ManualClock();

@@ -4,7 +4,7 @@ import type { FirewallEndpoint } from '../../config/env.ts';
 import type { Logger } from '../../logging/logger.ts';
 import { canonicalEntry, parsePfAddress, parsePfEntry } from '../../net/address.ts';
 import { isValidAliasName } from '../../config/env.ts';
-import { readCapped, tlsAgent, transportFailure } from '../http-client.ts';
+import { callDeadline, readCapped, tlsAgent, transportFailure } from '../http-client.ts';
 import { OpnsenseApiError, type ApiErrorKind } from './api-error.ts';
 import {
   AliasItemReplySchema,
@@ -303,13 +303,14 @@ export class OpnsenseClient {
     const started = performance.now();
     let statusCode: number;
     let text: string;
+    const deadline = callDeadline(this.timeoutMs);
     try {
       const response = await request(`${this.baseUrl}/api/${path}`, {
         method,
         headers,
         body: payload,
         dispatcher: this.dispatcher,
-        signal: AbortSignal.timeout(this.timeoutMs),
+        signal: deadline.signal,
       });
       statusCode = response.statusCode;
       text = await readCapped(
@@ -325,6 +326,8 @@ export class OpnsenseClient {
     } catch (error) {
       if (error instanceof OpnsenseApiError) throw error;
       throw classifyTransportError(error, call, this.timeoutMs);
+    } finally {
+      deadline.done();
     }
     this.logger.debug({ call, status: statusCode, ms: Math.round(performance.now() - started) }, 'opnsense call');
     if (statusCode !== 200) throw httpError(statusCode, text, call);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { TargetError, type TargetCallRecord } from '../edge-target.ts';
+import { callDeadline } from '../http-client.ts';
 
 /*
  * Cloudflare API v4 as edgeban uses it (verified 2026-12-07 against developers.cloudflare.com):
@@ -89,15 +90,17 @@ export class CloudflareApi {
 
   private async once<T>(method: string, path: string, name: CallName, schema: z.ZodType<T>, body: unknown): Promise<CloudflareReply<T>> {
     let response: Response;
+    const deadline = callDeadline(this.options.timeoutMs);
     try {
       response = await fetch(`${this.options.baseUrl}${path}`, {
         method,
         headers: { authorization: `Bearer ${this.options.token}`, 'content-type': 'application/json', accept: 'application/json' },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        signal: AbortSignal.timeout(this.options.timeoutMs),
+        signal: deadline.signal,
         redirect: 'error',
       });
     } catch (error) {
+      deadline.done();
       const timeout = (error as Error).name === 'TimeoutError';
       throw new TargetError(
         'retry',
@@ -107,7 +110,7 @@ export class CloudflareApi {
         { cause: error },
       );
     }
-    const text = await response.text();
+    const text = await response.text().finally(deadline.done);
     let envelope: z.infer<typeof EnvelopeSchema> | null = null;
     try {
       const parsed = EnvelopeSchema.safeParse(JSON.parse(text));

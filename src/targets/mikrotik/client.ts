@@ -2,7 +2,7 @@ import { request, type Dispatcher } from 'undici';
 import { z } from 'zod';
 import type { Logger } from '../../logging/logger.ts';
 import { TargetError, type TargetCallRecord } from '../edge-target.ts';
-import { readCapped, tlsAgent, transportFailure } from '../http-client.ts';
+import { callDeadline, readCapped, tlsAgent, transportFailure } from '../http-client.ts';
 import type { MikrotikOptions } from './options.ts';
 
 export type Family = 4 | 6;
@@ -240,13 +240,14 @@ export class MikrotikClient {
     const started = performance.now();
     let status: number;
     let text: string;
+    const deadline = callDeadline(this.timeoutMs);
     try {
       const response = await request(`${this.url}/rest/${path}${query}`, {
         method: method as Dispatcher.HttpMethod,
         headers,
         body: payload,
         dispatcher: this.dispatcher,
-        signal: AbortSignal.timeout(this.timeoutMs),
+        signal: deadline.signal,
       });
       status = response.statusCode;
       text = await readCapped(
@@ -263,6 +264,8 @@ export class MikrotikClient {
     } catch (error) {
       if (error instanceof TargetError) throw error;
       throw this.transportError(error, call);
+    } finally {
+      deadline.done();
     }
     this.logger.debug({ call, status, ms: Math.round(performance.now() - started) }, 'mikrotik call');
     let json: unknown = null;

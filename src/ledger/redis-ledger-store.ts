@@ -56,6 +56,23 @@ const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 // if it lands after all, readers drop the replayed copy (same writer and sequence number).
 const WRITE_DEADLINE_MS = 2_000;
 const PAGE = 1000;
+/** About this many bytes of journal per read: an entry holds 1 to PAGE mutations, so PAGE entries could be tens of MiB. */
+const READ_BYTES = 1024 * 1024;
+
+/** Journal entries per XRANGE/XREAD: PAGE for small entries, fewer when entries are large, so one read stays near READ_BYTES. */
+class EntriesPerRead {
+  count = PAGE;
+
+  /** Adapts to the page just read; returns whether it was full (more may follow). */
+  after(page: ReadonlyArray<[id: string, fields: string[]]>): boolean {
+    const full = page.length >= this.count;
+    let bytes = 0;
+    for (const [, fields] of page) for (const field of fields) bytes += field.length;
+    if (bytes > READ_BYTES) this.count = Math.max(1, Math.floor((this.count * READ_BYTES) / bytes));
+    else if (full) this.count = Math.min(PAGE, this.count * 2);
+    return full;
+  }
+}
 const LOAD_ATTEMPTS = 5;
 // A replaced snapshot lingers this long, so a replica loading it meanwhile can finish.
 const OLD_SNAPSHOT_TTL_MS = 10 * 60_000;
@@ -186,6 +203,7 @@ export class RedisLedgerStore implements LedgerStore {
   private readonly blockMs: number;
   private readonly writerId = randomUUID();
   private readonly listeners = new Set<(mutations: readonly LedgerMutation[]) => void>();
+  private readonly entriesPerRead = new EntriesPerRead();
   private mirror = new ClaimIndex();
   private view = new ClaimIndex();
   /** Highest sequence applied per writer: a command resent after a reconnect is applied once. */
@@ -531,13 +549,14 @@ export class RedisLedgerStore implements LedgerStore {
       return;
     }
     for (;;) {
-      const page = await this.redis.xrange(this.journalKey, `(${this.lastId}`, '+', 'COUNT', PAGE);
+      const page = await this.redis.xrange(this.journalKey, `(${this.lastId}`, '+', 'COUNT', this.entriesPerRead.count);
+      const full = this.entriesPerRead.after(page);
       this.process(page);
       if (this.rolledBack) {
         await this.resync(await this.readMeta(), true);
         return;
       }
-      if (page.length < PAGE) return;
+      if (!full) return;
     }
   }
 
@@ -667,7 +686,8 @@ export class RedisLedgerStore implements LedgerStore {
       let records = 0;
       let entries = meta.entries;
       for (;;) {
-        const page = await this.redis.xrange(this.journalKey, `(${lastId}`, '+', 'COUNT', PAGE);
+        const page = await this.redis.xrange(this.journalKey, `(${lastId}`, '+', 'COUNT', this.entriesPerRead.count);
+        const full = this.entriesPerRead.after(page);
         for (const [id, fields] of page) {
           lastId = id;
           const entry = this.decodeEntry(id, fields, strict);
@@ -676,7 +696,7 @@ export class RedisLedgerStore implements LedgerStore {
           records += entry.mutations.length;
           entries = Math.max(entries, entry.ordinal ?? 0);
         }
-        if (page.length < PAGE) break;
+        if (!full) break;
       }
       const after = await this.readMeta();
       // Trimmed past our snapshot while we read: entries may be missing.
@@ -803,8 +823,9 @@ export class RedisLedgerStore implements LedgerStore {
       try {
         const from = this.lastId;
         const reply = await this.untilClosed(
-          this.reader.xread('COUNT', PAGE, 'BLOCK', this.blockMs, 'STREAMS', this.journalKey, from) as Promise<StreamReply | null>,
+          this.reader.xread('COUNT', this.entriesPerRead.count, 'BLOCK', this.blockMs, 'STREAMS', this.journalKey, from) as Promise<StreamReply | null>,
         );
+        if (reply?.[0]) this.entriesPerRead.after(reply[0][1]);
         if (this.closed) break;
         // Checked after the read: trimming and the epoch only move forward, so a meta that is
         // fine now was fine when the read ran.

@@ -2,7 +2,7 @@
  * undici's Agent, Client and request() without its index. The index also loads fetch, WebSocket,
  * EventSource, the cache stores and the mock agents, which edgeban never uses: 5 MiB of an idle
  * daemon's RSS (bench/memory.ts, the bundle: 95 -> 90 MiB). These are undici's own modules, wired
- * as its index wires them; an upgrade that moves them fails the type check, the build and every HTTP test.
+ * as its index wires them; an upgrade that moves them fails the build and every HTTP test.
  */
 import type * as Undici from 'undici';
 import api from 'undici/lib/api/index.js';

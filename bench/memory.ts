@@ -2,8 +2,10 @@
  * Memory: (1) RSS of a process whose FailureTracker counts N distinct addresses below maxretry
  * (one million by default), measured in a child process so the figure is clean; (2) idle RSS of
  * `edgeban run` with every shipped jail enabled on empty logs, after it settled, beside
- * fail2ban-server with the same jails and Node alone (the floor); (3) RSS of `edgeban run` holding
- * `bans` active bans (ledger filled before start, the simulator's table already holding them).
+ * fail2ban-server with the same jails and Node alone (the floor) — twice: from the sources as a
+ * checkout runs it (bin/edgeban.js) and from the esbuild bundle as the image runs it (its ENTRYPOINT's
+ * node flags, read from the Dockerfile); (3) RSS of `edgeban run` holding `bans` active bans (ledger
+ * filled before start, the simulator's table already holding them). `--idle-only` measures (2) alone.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fail2banInstalled } from './detection-throughput.ts';
@@ -13,12 +15,13 @@ import { Ledger } from '../src/ledger/ledger.ts';
 import { silentLogger } from '../src/logging/logger.ts';
 import { toPfSpelling } from '../src/net/address.ts';
 import { systemClock } from '../src/util/clock.ts';
-import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { grouped, type BenchResult } from './bench-result.ts';
-import { mib, procMemory, sleep, startDaemonProcess, startSimulatorProcess, stopChild } from './processes.ts';
+import { grouped, type BenchResult, type SummaryRow } from './bench-result.ts';
+import { buildBundle } from '../deploy/docker/build.ts';
+import { type DaemonLaunch, mib, procMemory, type ProcMemory, REPO, sleep, startDaemonProcess, startSimulatorProcess, stopChild } from './processes.ts';
 
 export interface MemoryOptions {
   addresses: number;
@@ -30,6 +33,8 @@ export interface MemoryOptions {
   daemonEnv?: Record<string, string>;
   /** Where the held-bans daemon writes a heap snapshot once its RSS is read (none when unset). */
   heapSnapshotDir?: string;
+  /** Only the idle figures (sources, bundle, Node alone, fail2ban-server). */
+  idleOnly?: boolean;
 }
 
 interface TrackerFigures {
@@ -83,9 +88,8 @@ async function emptyLogJails(root: string): Promise<Array<{ name: string; logs: 
 export async function idleDaemon(
   settleMs: number,
   bans = 0,
-  daemonEnv: Record<string, string> = {},
-  heapSnapshotDir?: string,
-): Promise<{ rss: number; hwm: number; startMs: number; activeBans: number }> {
+  options: { launch?: DaemonLaunch; env?: Record<string, string>; heapSnapshotDir?: string } = {},
+): Promise<ProcMemory & { startMs: number; activeBans: number }> {
   const root = await mkdtemp(path.join(tmpdir(), 'edgeban-bench-idle-'));
   const sim = await startSimulatorProcess({ tableEntries: Math.max(200_000, bans * 2) });
   try {
@@ -101,8 +105,9 @@ export async function idleDaemon(
       await ledger.banMany(list.map((address) => ({ target: ALIAS, address, jail: 'dovecot', origin: 'jail' as const, durationMs: 86_400_000 })));
       await ledger.close();
     }
-    const env = heapSnapshotDir === undefined ? daemonEnv : withHeapSnapshotSignal(daemonEnv, heapSnapshotDir);
-    const daemon = await startDaemonProcess(root, sim, jailLocal, env);
+    const daemonEnv = options.env ?? {};
+    const env = options.heapSnapshotDir === undefined ? daemonEnv : withHeapSnapshotSignal(daemonEnv, options.heapSnapshotDir);
+    const daemon = await startDaemonProcess(root, sim, jailLocal, env, options.launch);
     try {
       let activeBans = 0;
       const deadline = Date.now() + 120_000;
@@ -113,8 +118,9 @@ export async function idleDaemon(
       }
       await sleep(settleMs);
       const memory = await procMemory(daemon.child.pid);
-      if (heapSnapshotDir !== undefined) await takeHeapSnapshot(daemon.child, heapSnapshotDir);
-      return { rss: memory?.rss ?? NaN, hwm: memory?.hwm ?? NaN, startMs: daemon.startMs, activeBans };
+      if (memory === null) throw new Error('edgeban run exited while idle');
+      if (options.heapSnapshotDir !== undefined) await takeHeapSnapshot(daemon.child, options.heapSnapshotDir);
+      return { ...memory, startMs: daemon.startMs, activeBans };
     } finally {
       await daemon.stop();
     }
@@ -149,15 +155,77 @@ export async function takeHeapSnapshot(child: ChildProcess, dir: string): Promis
   }
 }
 
-/** RSS of a Node process doing nothing (the same binary, no code loaded), `settleMs` after start. */
-async function nodeAlone(settleMs: number): Promise<number> {
+/** Memory of a Node process doing nothing (the same binary, no code loaded), `settleMs` after start. */
+async function nodeAlone(settleMs: number): Promise<ProcMemory> {
   const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
   try {
     await sleep(settleMs);
-    return (await procMemory(child.pid))?.rss ?? NaN;
+    const memory = await procMemory(child.pid);
+    if (memory === null) throw new Error('node -e exited');
+    return memory;
   } finally {
     await stopChild(child);
   }
+}
+
+/** The node flags of the image's ENTRYPOINT (between node and the bundle), read from the Dockerfile. */
+async function entrypointNodeArgs(): Promise<string[]> {
+  const line = /^ENTRYPOINT (\[.*\])$/m.exec(await readFile(path.join(REPO, 'Dockerfile'), 'utf8'))?.[1];
+  if (line === undefined) throw new Error('no ENTRYPOINT in the Dockerfile');
+  const words = JSON.parse(line) as string[];
+  return words.slice(1, -1);
+}
+
+/** `idleDaemon` run from the bundle `npm run build` makes, built into a temporary directory beside links to filters/ and actions/. */
+async function idleBundledDaemon(settleMs: number): Promise<ProcMemory & { startMs: number }> {
+  const root = await mkdtemp(path.join(tmpdir(), 'edgeban-bench-bundle-'));
+  try {
+    await symlink(path.join(REPO, 'filters'), path.join(root, 'filters'));
+    await symlink(path.join(REPO, 'actions'), path.join(root, 'actions'));
+    const { entry } = await buildBundle(path.join(root, 'dist'));
+    return await idleDaemon(settleMs, 0, { launch: { nodeArgs: await entrypointNodeArgs(), script: entry } });
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+/** The idle figures: the daemon from the sources and from the bundle, Node alone, fail2ban-server. */
+async function idleFigures(settleMs: number, env: Record<string, string> = {}): Promise<{ idle: ProcMemory; summary: SummaryRow; rows: BenchResult['rows'] }> {
+  const idle = await idleDaemon(settleMs, 0, { env });
+  const bundled = await idleBundledDaemon(settleMs);
+  const node = await nodeAlone(settleMs);
+  const f2b = await fail2banIdle(settleMs);
+  const summary = {
+    figure: 'Memory: idle RSS of the daemon, 5 shipped jails (MiB)',
+    edgeban: `${mib(idle.rss)} from the sources, ${mib(bundled.rss)} from the image's bundle (Node alone ${mib(node.rss)})`,
+    peer: f2b === null ? 'fail2ban-server not installed' : `fail2ban-server ${mib(f2b.rss)} (edgeban ${(idle.rss / f2b.rss).toFixed(1)}x)`,
+  };
+  const split = (m: ProcMemory) => ({ 'anon MiB': mib(m.anon), 'file-backed MiB': mib(m.file) });
+  const jails = '5 shipped jails (postfix, dovecot, traefik, nginx, apache) on empty logs';
+  const rows: BenchResult['rows'] = [
+    {
+      what: `edgeban run idle from the sources (bin/edgeban.js): ${jails}, ${settleMs / 1000} s after start`,
+      'RSS MiB': mib(idle.rss),
+      'peak RSS MiB': mib(idle.hwm),
+      ...split(idle),
+    },
+    {
+      what: `edgeban run idle from the image's bundle (\`npm run build\`, the Dockerfile's ENTRYPOINT flags): ${jails}, ${settleMs / 1000} s after start`,
+      'RSS MiB': mib(bundled.rss),
+      'peak RSS MiB': mib(bundled.hwm),
+      ...split(bundled),
+    },
+    {
+      what: `Node ${process.version} alone (\`node -e 'setInterval(() => {}, 1000)'\`), ${settleMs / 1000} s after start`,
+      'RSS MiB': mib(node.rss),
+      'peak RSS MiB': mib(node.hwm),
+      ...split(node),
+    },
+    f2b === null
+      ? { what: 'fail2ban-server: not installed' }
+      : { what: 'fail2ban-server 1.0.2, the same 5 jails and filter files on empty logs, no-op action', 'RSS MiB': mib(f2b.rss) },
+  ];
+  return { idle, summary, rows };
 }
 
 async function fail2banIdle(settleMs: number): Promise<{ rss: number } | null> {
@@ -171,12 +239,19 @@ async function fail2banIdle(settleMs: number): Promise<{ rss: number } | null> {
 }
 
 export async function runMemoryBenchmark(options: MemoryOptions): Promise<BenchResult> {
+  const idleNote =
+    'Idle daemon: /proc/PID/status of `edgeban run` (VmRSS; RssAnon: heap, malloc, stacks; RssFile: pages of the node binary and libraries it touched), with the simulator as its firewall (first full pass done).';
+  if (options.idleOnly) {
+    const idle = await idleFigures(options.settleMs, options.daemonEnv);
+    return { summary: [idle.summary], name: 'Memory (idle only)', rows: idle.rows, notes: [idleNote] };
+  }
   const tracker = await trackerChild(options.addresses);
-  const idle = await idleDaemon(options.settleMs, 0, options.daemonEnv);
-  const node = await nodeAlone(options.settleMs);
-  const f2b = await fail2banIdle(options.settleMs);
-  const held = await idleDaemon(options.settleMs, options.bans, options.daemonEnv, options.heapSnapshotDir);
-  const perBan = (held.rss - idle.rss) / options.bans;
+  const idle = await idleFigures(options.settleMs, options.daemonEnv);
+  const held = await idleDaemon(options.settleMs, options.bans, {
+    ...(options.daemonEnv ? { env: options.daemonEnv } : {}),
+    ...(options.heapSnapshotDir ? { heapSnapshotDir: options.heapSnapshotDir } : {}),
+  });
+  const perBan = (held.rss - idle.idle.rss) / options.bans;
   const delta = tracker.rssAfter - tracker.rssBefore;
   return {
     summary: [
@@ -185,11 +260,7 @@ export async function runMemoryBenchmark(options: MemoryOptions): Promise<BenchR
         edgeban: `${mib(tracker.rssAfter)} (${mib(delta)} for the addresses, ${Math.round(delta / tracker.count)} B each)`,
         peer: 'no peer',
       },
-      {
-        figure: 'Memory: idle RSS of the daemon, 5 shipped jails (MiB)',
-        edgeban: `${mib(idle.rss)} (Node alone ${mib(node)})`,
-        peer: f2b === null ? 'fail2ban-server not installed' : `fail2ban-server ${mib(f2b.rss)} (edgeban ${(idle.rss / f2b.rss).toFixed(1)}x)`,
-      },
+      idle.summary,
       {
         figure: `Memory: RSS of the daemon holding ${grouped(options.bans)} active bans (MiB)`,
         edgeban: `${mib(held.rss)} (${Math.round(perBan)} B per ban over idle)`,
@@ -207,26 +278,18 @@ export async function runMemoryBenchmark(options: MemoryOptions): Promise<BenchR
         'bytes/address': Math.round(delta / tracker.count),
         'typed arrays MiB': mib(tracker.allocatedBytes),
       },
+      ...idle.rows,
       {
-        what: `edgeban run idle: 5 shipped jails (postfix, dovecot, traefik, nginx, apache) on empty logs, ${options.settleMs / 1000} s after start`,
-        'RSS MiB': mib(idle.rss),
-        'peak RSS MiB': mib(idle.hwm),
-      },
-      { what: `Node ${process.version} alone (\`node -e 'setInterval(() => {}, 1000)'\`), ${options.settleMs / 1000} s after start`, 'RSS MiB': mib(node) },
-      f2b === null
-        ? { what: 'fail2ban-server: not installed' }
-        : { what: 'fail2ban-server 1.0.2, the same 5 jails and filter files on empty logs, no-op action', 'RSS MiB': mib(f2b.rss) },
-      {
-        what: `edgeban run, 5 shipped jails, ledger holding ${held.activeBans} active bans (alias already holding them), ${options.settleMs / 1000} s after they were all counted`,
+        what: `edgeban run from the sources, 5 shipped jails, ledger holding ${held.activeBans} active bans (alias already holding them), ${options.settleMs / 1000} s after they were all counted`,
         'RSS MiB': mib(held.rss),
         'peak RSS MiB': mib(held.hwm),
-        'added MiB': mib(held.rss - idle.rss),
+        'added MiB': mib(held.rss - idle.idle.rss),
         'bytes/ban': Math.round(perBan),
       },
     ],
     notes: [
       `Tracker: ${tracker.count} IPv6 addresses (2001:db8::/32), one failure each at maxretry 5, findtime 10 min, in a Node process started with --expose-gc; RSS read from /proc/self/status before and after (after a full GC); ${tracker.seconds.toFixed(2)} s to add them.`,
-      'Idle daemon: VmRSS of `edgeban run` from /proc/PID/status, with the simulator as its firewall (first full pass done).',
+      idleNote,
     ],
   };
 }
@@ -243,13 +306,14 @@ export function envArguments(pairs: readonly string[]): Record<string, string> {
 }
 
 if (import.meta.main) {
-  // --held-only: just the held-bans daemon (its RSS and peak), to try changes and settings quickly;
-  // --env NAME=VALUE (repeatable) goes to the measured daemons; --heap-snapshot DIR writes one from the held-bans daemon.
+  // --held-only: just the held-bans daemon (its RSS and peak), to try changes and settings quickly; --idle-only: just
+  // the idle figures; --env NAME=VALUE (repeatable) goes to the measured daemons; --heap-snapshot DIR writes one from the held-bans daemon.
   const { values } = parseArgs({
     options: {
       addresses: { type: 'string', default: '1000000' },
       bans: { type: 'string', default: '100000' },
       'held-only': { type: 'boolean', default: false },
+      'idle-only': { type: 'boolean', default: false },
       env: { type: 'string', multiple: true, default: [] },
       'heap-snapshot': { type: 'string' },
       settle: { type: 'string', default: '10000' },
@@ -258,12 +322,20 @@ if (import.meta.main) {
   const daemonEnv = envArguments(values.env);
   const settleMs = Number(values.settle);
   if (values['held-only']) {
-    const held = await idleDaemon(settleMs, Number(values.bans), daemonEnv, values['heap-snapshot']);
+    const heapSnapshotDir = values['heap-snapshot'];
+    const held = await idleDaemon(settleMs, Number(values.bans), { env: daemonEnv, ...(heapSnapshotDir ? { heapSnapshotDir } : {}) });
     console.log(
       JSON.stringify({ bans: held.activeBans, 'RSS MiB': mib(held.rss), 'peak RSS MiB': mib(held.hwm), 'start ms': Math.round(held.startMs), env: daemonEnv }),
     );
   } else {
-    const options = { addresses: Number(values.addresses), bans: Number(values.bans), settleMs, daemonEnv, heapSnapshotDir: values['heap-snapshot'] };
+    const options = {
+      addresses: Number(values.addresses),
+      bans: Number(values.bans),
+      settleMs,
+      daemonEnv,
+      idleOnly: values['idle-only'],
+      ...(values['heap-snapshot'] ? { heapSnapshotDir: values['heap-snapshot'] } : {}),
+    };
     console.log(JSON.stringify(await runMemoryBenchmark(options), null, 2));
   }
 }

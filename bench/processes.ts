@@ -68,6 +68,12 @@ export async function startSimulatorProcess(options: SimulatorProcessOptions = {
   return { child, url, key, secret, admin, stop: () => stopChild(child) };
 }
 
+/** How `edgeban run` is started: `node [nodeArgs] script run` (bin/edgeban.js by default, as from a checkout). */
+export interface DaemonLaunch {
+  nodeArgs: string[];
+  script: string;
+}
+
 export interface DaemonProcess {
   child: ChildProcess;
   root: string;
@@ -86,6 +92,7 @@ export async function startDaemonProcess(
   sim: SimulatorProcess,
   jailLocal: string,
   extraEnv: Record<string, string> = {},
+  launch: DaemonLaunch = { nodeArgs: [], script: EDGEBAN },
 ): Promise<DaemonProcess> {
   const configDir = path.join(root, 'config');
   const dataDir = path.join(root, 'data');
@@ -93,7 +100,7 @@ export async function startDaemonProcess(
   await mkdir(dataDir, { recursive: true });
   await writeFile(path.join(configDir, 'jail.local'), jailLocal);
   const started = performance.now();
-  const child = spawn(process.execPath, [EDGEBAN, 'run'], {
+  const child = spawn(process.execPath, [...launch.nodeArgs, launch.script, 'run'], {
     env: {
       PATH: process.env.PATH ?? '',
       TZ: 'UTC',
@@ -146,9 +153,12 @@ export interface ProcMemory {
   rss: number;
   /** Peak resident set (VmHWM), bytes. */
   hwm: number;
+  /** Of rss: anonymous memory (heap, malloc, stacks) and file-backed pages (mostly the node binary's code and data). */
+  anon: number;
+  file: number;
 }
 
-/** VmRSS and VmHWM of a process from /proc/PID/status; null when it has exited. */
+/** VmRSS, VmHWM, RssAnon and RssFile of a process from /proc/PID/status; null when it has exited. */
 export async function procMemory(pid: number | undefined): Promise<ProcMemory | null> {
   if (pid === undefined) return null;
   let text: string;
@@ -158,7 +168,7 @@ export async function procMemory(pid: number | undefined): Promise<ProcMemory | 
     return null;
   }
   const kib = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN) * 1024;
-  return { rss: kib('VmRSS'), hwm: kib('VmHWM') };
+  return { rss: kib('VmRSS'), hwm: kib('VmHWM'), anon: kib('RssAnon'), file: kib('RssFile') };
 }
 
 const CLOCK_TICK = 100; // USER_HZ on Linux

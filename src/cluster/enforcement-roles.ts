@@ -1,14 +1,9 @@
-import { randomUUID } from 'node:crypto';
-import { hostname } from 'node:os';
-import { Redis } from 'ioredis';
 import type { LedgerSettings } from '../config/env.ts';
 import type { SharedFailureCounter } from '../jails/jail-engine.ts';
 import type { Logger } from '../logging/logger.ts';
 import type { TargetReconciler } from '../targets/target-reconciler.ts';
 import type { Clock } from '../util/clock.ts';
-import { LeaderLease, type LeaderLeaseOptions } from './leader-lease.ts';
-import { ServerClock, type ClockStatus } from './server-clock.ts';
-import { RedisFailureCounter } from './shared-failure-counter.ts';
+import type { ClockStatus } from './server-clock.ts';
 
 /**
  * Who enforces: with the file ledger this replica is alone and always enforces. With the Redis
@@ -45,84 +40,9 @@ export async function createEnforcementRoles(ledger: LedgerSettings, clock: Cloc
       close: async () => {},
     };
   }
+  // Loaded only for the Redis ledger: ioredis and what it pulls in (tls, dns) cost a file-ledger daemon ~2 MiB of heap.
+  const { LeasedRoles } = await import('./leased-roles.ts');
   const roles = new LeasedRoles(ledger, clock, logger);
   await roles.serverClock.start();
   return roles;
-}
-
-class LeasedRoles implements EnforcementRoles {
-  private readonly redis: Redis;
-  private readonly holder = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-  private readonly leases: LeaderLease[] = [];
-  private readonly notifications: LeaderLease;
-  private readonly settings: Extract<LedgerSettings, { kind: 'redis' }>;
-  /** The leases measure their TTL as durations: the local clock serves. */
-  private readonly localClock: Clock;
-  private readonly logger: Logger;
-  readonly sharedFailures: SharedFailureCounter;
-  readonly serverClock: ServerClock;
-
-  constructor(settings: Extract<LedgerSettings, { kind: 'redis' }>, clock: Clock, logger: Logger) {
-    this.settings = settings;
-    this.localClock = clock;
-    this.logger = logger;
-    // Its own connection: a lease renewal must not queue behind the ledger's writes and reads.
-    this.redis = new Redis(settings.url, {
-      protocol: 2,
-      connectionName: 'edgeban-lease',
-      ...(settings.password ? { password: settings.password } : {}),
-    });
-    this.redis.on('error', () => {}); // the leases and the counter report what they could not do
-    this.sharedFailures = new RedisFailureCounter(this.redis, settings.prefix);
-    this.serverClock = new ServerClock({ redis: this.redis, base: clock, logger });
-    this.notifications = this.lease('notifications', () => {});
-    void this.notifications.start();
-  }
-
-  private lease(name: string, onRole: LeaderLeaseOptions['onRole']): LeaderLease {
-    return new LeaderLease({
-      redis: this.redis,
-      clock: this.localClock,
-      logger: this.logger,
-      holder: this.holder,
-      key: `${this.settings.prefix}lease:${name}`,
-      ttlMs: this.settings.leaseTtlMs,
-      onRole,
-    });
-  }
-
-  enforce(reconciler: TargetReconciler): void {
-    // Standing by until the lease answers: nothing is sent before this replica knows it leads.
-    reconciler.standBy();
-    const lease = this.lease(`target:${reconciler.status().id}`, (role) => {
-      if (role === 'leader') void reconciler.start();
-      else reconciler.standBy();
-    });
-    this.leases.push(lease);
-    void lease.start();
-  }
-
-  async release(): Promise<void> {
-    const leases = this.leases.splice(0);
-    await Promise.all(leases.map((l) => l.stop()));
-  }
-
-  announces(): boolean {
-    return this.notifications.status().role === 'leader';
-  }
-
-  get clock(): Clock {
-    return this.serverClock;
-  }
-
-  clockStatus(): ClockStatus {
-    return this.serverClock.status();
-  }
-
-  async close(): Promise<void> {
-    await this.release();
-    await this.notifications.stop();
-    this.serverClock.stop();
-    this.redis.disconnect();
-  }
 }

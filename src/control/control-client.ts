@@ -1,4 +1,4 @@
-import { Client } from 'undici';
+import { Client } from '../net/undici.ts';
 import { UserFacingError } from '../util/errors.ts';
 
 export type ControlEndpoint = { socketPath: string } | { url: string; token: string };

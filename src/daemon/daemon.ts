@@ -25,6 +25,7 @@ import { errorMessage, UserFacingError } from '../util/errors.ts';
 import type { EnforcementTarget } from '../jails/targets.ts';
 import { adoptionRefusal } from '../jails/ban-guard.ts';
 import { enforcedTargets, whyNotRunning, guardFacts, loadDaemonConfig, requireRunnableJails, settleLedger, type DaemonConfig } from './daemon-config.ts';
+import { HeapTrimmer } from './heap-trimmer.ts';
 import { JailPipeline } from './jail-pipeline.ts';
 
 export interface DaemonOptions {
@@ -61,6 +62,7 @@ export class Daemon {
   private pipelines: JailPipeline[] = [];
   private control: ControlServer | null = null;
   private sweepTimer: TimerHandle | null = null;
+  private heapTrimmer: HeapTrimmer | null = null;
   private stopping: Promise<void> | null = null;
   private phase: DaemonPhase = 'starting';
   /** Kept across reloads, so counters never go back. Null when metrics are not served. */
@@ -171,6 +173,7 @@ export class Daemon {
     // Reconcilers, pipelines and the ledger all exist from here: observers of the running daemon hook in at this point.
     this.phase = 'running';
     this.enforceNewTargets(); // a manual ban made during start-up
+    this.heapTrimmer = HeapTrimmer.start({ clock, logger });
     logger.info(
       {
         jails: this.config.jails.map((j) => j.definition.name),
@@ -198,6 +201,7 @@ export class Daemon {
     this.stopping ??= (async () => {
       this.phase = 'stopping';
       this.sweepTimer?.cancel();
+      this.heapTrimmer?.stop();
       await this.notifier?.stop();
       // A reload in progress finishes first (it checks `stopping` and starts nothing new).
       await this.reloadRunning;

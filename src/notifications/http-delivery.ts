@@ -1,5 +1,6 @@
 import pRetry from 'p-retry';
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { request } from '../net/undici.ts';
 import type { Clock } from '../util/clock.ts';
 
 /** One HTTP POST a channel wants made. */

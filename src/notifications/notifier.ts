@@ -1,4 +1,5 @@
-import { Agent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { Agent } from '../net/undici.ts';
 import type { EdgebanEnv } from '../config/env.ts';
 import type { PipelineStats } from '../jails/pipeline-stats.ts';
 import type { LedgerChange } from '../ledger/ledger.ts';

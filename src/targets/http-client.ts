@@ -1,4 +1,5 @@
-import { Agent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { Agent } from '../net/undici.ts';
 
 /** Node and undici codes of a certificate the client refused (or a TLS handshake with a plain-HTTP port). */
 const TLS_ERROR_CODES = new Set([

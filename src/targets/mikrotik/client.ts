@@ -1,4 +1,5 @@
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { request } from '../../net/undici.ts';
 import { z } from 'zod';
 import type { Logger } from '../../logging/logger.ts';
 import { TargetError, type TargetCallRecord } from '../edge-target.ts';

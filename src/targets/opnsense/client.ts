@@ -1,4 +1,5 @@
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { request } from '../../net/undici.ts';
 import type { z } from 'zod';
 import type { FirewallEndpoint } from '../../config/env.ts';
 import type { Logger } from '../../logging/logger.ts';

@@ -167,7 +167,8 @@ async function replicaMemory(
     started = await startReplicas(url, prefix, 1, sim, heapSnapshotDir === undefined ? daemonEnv : withHeapSnapshotSignal(daemonEnv, heapSnapshotDir));
     // Enforcing them all (the alias listed and filled) is the steady state whose memory counts.
     await untilAliasHolds(sim, options.rssBans);
-    await sleep(5_000);
+    // Settled as the file-ledger daemon in bench/memory.ts is: past the daemon's first quiet check (5 s) after the fill.
+    await sleep(12_000);
     const memory = await procMemory(started.daemons[0]!.child.pid);
     if (memory === null) throw new Error('the replica exited');
     const cpu = await cpuSeconds(started.daemons[0]!.child.pid);

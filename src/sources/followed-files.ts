@@ -47,7 +47,16 @@ export interface Source {
    * While it was seen empty and has no head yet: the rotations beside it then. A copy made later
    * holds lines it had before a copytruncate that no head can find (see Rotation.drainCopiesSinceEmpty).
    */
-  rotationsWhenEmpty: ReadonlySet<number> | null;
+  rotationsWhenEmpty: RotationsSeen | null;
+}
+
+/** The rotations beside a path at one listing, and the directory's modification time just before it. */
+export interface RotationsSeen {
+  inodes: ReadonlySet<number>;
+  /** The directory's mtime read before the listing (NaN when it could not be read). */
+  dirMtimeMs: number;
+  /** When the look began, before the directory's mtime was read (wall clock, as file times are). */
+  listedAtMs: number;
 }
 
 /** Everything followed under one path: the file there now, and rotated ones whose rest comes first. */

@@ -141,6 +141,8 @@ export class Rotation {
     this.counters.rotations++;
     const offset = cur.asm.lineStart;
     const anchor = cur.asm.anchor;
+    const listedAtMs = Date.now();
+    const dirMtimeMs = await directoryMtime(t);
     const siblings = await this.files.siblingsOf(t);
     // The copy holds the bytes before our offset; with nothing read yet, it begins with our head.
     const [idOffset, id] = offset > 0 && anchor.length > 0 ? [offset, anchor] : [cur.head.length, cur.head];
@@ -156,7 +158,7 @@ export class Rotation {
     cur.committed = { offset: 0, anchor: Buffer.alloc(0) };
     cur.seenSize = 0;
     cur.head = Buffer.alloc(0);
-    cur.rotationsWhenEmpty = new Set(siblings.map((s) => s.ino));
+    cur.rotationsWhenEmpty = { inodes: new Set(siblings.map((s) => s.ino)), dirMtimeMs, listedAtMs };
   }
 
   /**
@@ -169,9 +171,18 @@ export class Rotation {
   async drainCopiesSinceEmpty(t: Track, cur: Source, size: number): Promise<void> {
     const seen = cur.rotationsWhenEmpty;
     if (seen === null) return;
+    // A copy or a rename beside the file changes the directory's mtime: while it stays as it was well
+    // after it last changed (so a coarse file-time clock cannot hide a later change), nothing new
+    // is there, and the directory is not listed again on every poll.
+    const listedAtMs = Date.now();
+    const dirMtimeMs = await directoryMtime(t);
+    if (dirMtimeMs === seen.dirMtimeMs && seen.listedAtMs - dirMtimeMs > COARSE_FILE_TIME_MS) {
+      if (size > 0) cur.rotationsWhenEmpty = null;
+      return;
+    }
     const siblings = await this.files.siblingsOf(t);
     const held = heldInodes(t, []);
-    const fresh = siblings.filter((s) => !seen.has(s.ino) && !held.has(s.ino) && isRotationOf(s.name, t.base) && s.size > 0);
+    const fresh = siblings.filter((s) => !seen.inodes.has(s.ino) && !held.has(s.ino) && isRotationOf(s.name, t.base) && s.size > 0);
     const head = size > 0 && cur.handle ? await readAt(cur.handle, 0, Math.min(ANCHOR_BYTES, size)) : Buffer.alloc(0);
     for (const s of olderFirst(fresh, t.base)) {
       const opened = await openQuiet(s.path);
@@ -187,7 +198,7 @@ export class Rotation {
       t.draining.push(this.files.makeSource(t.path, s.path, opened, 0, Buffer.alloc(0), true));
       this.logger.info({ path: t.path, copy: s.path }, 'copied and truncated again before it was read: reading the copy first');
     }
-    cur.rotationsWhenEmpty = head.length > 0 ? null : new Set([...seen, ...fresh.map((s) => s.ino)]);
+    cur.rotationsWhenEmpty = head.length > 0 ? null : { inodes: new Set([...seen.inodes, ...fresh.map((s) => s.ino)]), dirMtimeMs, listedAtMs };
   }
 
   /** Takes the file at the path as current, at the record's offset if its content there is intact. */
@@ -226,7 +237,11 @@ export class Rotation {
   private async startOfFile(t: Track, opened: Opened): Promise<Source> {
     const source = this.files.makeSource(t.path, t.path, opened, 0, Buffer.alloc(0), false);
     source.head = await readAt(opened.handle, 0, Math.min(ANCHOR_BYTES, opened.st.size));
-    if (source.head.length === 0) source.rotationsWhenEmpty = new Set((await this.files.siblingsOf(t)).map((s) => s.ino));
+    if (source.head.length === 0) {
+      const listedAtMs = Date.now();
+      const dirMtimeMs = await directoryMtime(t);
+      source.rotationsWhenEmpty = { inodes: new Set((await this.files.siblingsOf(t)).map((s) => s.ino)), dirMtimeMs, listedAtMs };
+    }
     return source;
   }
 
@@ -252,4 +267,11 @@ export class Rotation {
       this.logger.info({ path: t.path, rotated: s.path }, 'reading a rotation made before the previous one was seen');
     }
   }
+}
+
+/** File times may be whole seconds (or 2 s): a directory changed within this of a listing may change again unseen. */
+const COARSE_FILE_TIME_MS = 2_000;
+
+async function directoryMtime(t: Track): Promise<number> {
+  return (await stat(t.dir).catch(() => null))?.mtimeMs ?? Number.NaN;
 }
